@@ -1,0 +1,13 @@
+// POST /nonprofits: handler --> nonprofit repository (DynamoDB)
+import { apiHandler, json, parseJsonBody } from '../core/http';
+import { newNonprofit } from '../core/nonprofits/nonprofit';
+import { type NonprofitDependencies, nonprofitDependenciesFromEnv } from './nonprofits-dependencies';
+
+export const makeCreateNonprofit = ({ nonprofits }: NonprofitDependencies) =>
+  apiHandler(async (event) => {
+    const input = parseJsonBody(event, newNonprofit);
+    const created = await nonprofits.create(input);
+    return json(201, created, { location: `/nonprofits/${encodeURIComponent(created.email)}` });
+  });
+
+export const handler = makeCreateNonprofit(nonprofitDependenciesFromEnv());

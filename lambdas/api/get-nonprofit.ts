@@ -1,0 +1,15 @@
+// GET /nonprofits/{email}: handler --> nonprofit repository (DynamoDB)
+import { NotFoundError } from '../core/errors';
+import { apiHandler, json, parsePathParameter } from '../core/http';
+import { emailAddress } from '../core/nonprofits/nonprofit';
+import { type NonprofitDependencies, nonprofitDependenciesFromEnv } from './nonprofits-dependencies';
+
+export const makeGetNonprofit = ({ nonprofits }: NonprofitDependencies) =>
+  apiHandler(async (event) => {
+    const email = parsePathParameter(event, 'email', emailAddress);
+    const nonprofit = await nonprofits.get(email);
+    if (!nonprofit) throw new NotFoundError(`Nonprofit with email ${email} not found.`);
+    return json(200, nonprofit);
+  });
+
+export const handler = makeGetNonprofit(nonprofitDependenciesFromEnv());

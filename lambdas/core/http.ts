@@ -1,0 +1,117 @@
+import middy from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { z } from 'zod';
+import { AppError, type FieldProblem, ValidationError } from './errors';
+
+export type ApiEvent = APIGatewayProxyEvent;
+export type ApiResult = APIGatewayProxyResult;
+export type ApiRoute = (event: ApiEvent, context: Context) => Promise<ApiResult>;
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): ApiResult {
+  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
+}
+
+export function noContent(): ApiResult {
+  return { statusCode: 204, headers: {}, body: '' };
+}
+
+/**
+ * The one place errors become HTTP answers. Bodies share API Gateway's own `message` field, so a
+ * client reads gateway and application errors alike, plus a stable `code` and, for validation,
+ * `details` naming each bad field. Anything unexpected is logged in full and answered generically.
+ */
+export function errorResponse(error: unknown): ApiResult {
+  if (error instanceof AppError) {
+    const details = error instanceof ValidationError && error.details.length > 0 ? error.details : undefined;
+    return json(error.status, { message: error.message, code: error.code, details });
+  }
+  const { name, message, stack } = error instanceof Error ? error : new Error(String(error));
+  console.error(
+    JSON.stringify({ level: 'ERROR', message: 'Unhandled error', error: { name, message, stack } }),
+  );
+  return json(500, { message: 'Internal server error', code: 'INTERNAL_ERROR' });
+}
+
+const mapErrors = (): middy.MiddlewareObj<ApiEvent, ApiResult> => ({
+  onError: async (request) => {
+    request.response = errorResponse(request.error);
+  },
+});
+
+/** Wraps a route so every error, typed or not, leaves as a JSON answer and never as a Lambda failure. */
+export function apiHandler(route: ApiRoute) {
+  return middy<ApiEvent, ApiResult>().use(mapErrors()).handler(route);
+}
+
+function toFieldProblems(issues: z.core.$ZodIssue[], prefix: string): FieldProblem[] {
+  return issues.flatMap((issue) => {
+    const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({
+        field: [path, key].filter(Boolean).join('.'),
+        message: 'Unrecognized field',
+      }));
+    }
+    return [{ field: path || '(body)', message: issue.message }];
+  });
+}
+
+function validate<S extends z.ZodType>(schema: S, input: unknown, what: string, prefix: string): z.output<S> {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    throw new ValidationError(`Invalid ${what}`, toFieldProblems(result.error.issues, prefix));
+  }
+  return result.data;
+}
+
+/** Parses the JSON body against a schema; every way a body can be wrong is a 400 naming the problem. */
+export function parseJsonBody<S extends z.ZodType>(event: ApiEvent, schema: S): z.output<S> {
+  if (event.body === null || event.body === undefined || event.body.trim() === '') {
+    throw new ValidationError('Request body is required');
+  }
+  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ValidationError('Request body is not valid JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ValidationError('Request body must be a JSON object');
+  }
+  return validate(schema, parsed, 'request body', '');
+}
+
+export function parseQuery<S extends z.ZodType>(event: ApiEvent, schema: S): z.output<S> {
+  return validate(schema, event.queryStringParameters ?? {}, 'query parameters', 'query');
+}
+
+/**
+ * REST APIs hand path parameters to the function still percent-encoded (`%40` for `@`), so the
+ * function decodes them itself; a malformed escape is the client's mistake, not a 500.
+ */
+export function pathParameter(event: ApiEvent, name: string): string {
+  const raw = event.pathParameters?.[name];
+  if (raw === undefined || raw === null || raw === '') {
+    throw new ValidationError(`Missing path parameter ${name}`, [
+      { field: `path.${name}`, message: 'Required' },
+    ]);
+  }
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new ValidationError(`Malformed path parameter ${name}`, [
+      { field: `path.${name}`, message: 'Invalid percent-encoding' },
+    ]);
+  }
+}
+
+export function parsePathParameter<S extends z.ZodType>(
+  event: ApiEvent,
+  name: string,
+  schema: S,
+): z.output<S> {
+  return validate(schema, pathParameter(event, name), `path parameter ${name}`, `path.${name}`);
+}

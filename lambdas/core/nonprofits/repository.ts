@@ -1,0 +1,174 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { decodeCursor, encodeCursor, type Page } from '../cursor';
+import { ConflictError, NotFoundError } from '../errors';
+import {
+  domainOf,
+  emailAddress,
+  type NewNonprofit,
+  type Nonprofit,
+  type NonprofitDetails,
+} from './nonprofit';
+
+export interface NonprofitQuery {
+  /** Only nonprofits whose email is at this domain (lower-case). */
+  domain?: string | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+/** The port the API handlers use; the DynamoDB adapter below is the one production implementation. */
+export interface NonprofitRepository {
+  create(input: NewNonprofit): Promise<Nonprofit>;
+  get(email: string): Promise<Nonprofit | undefined>;
+  update(email: string, details: NonprofitDetails): Promise<Nonprofit>;
+  delete(email: string): Promise<void>;
+  list(query: NonprofitQuery): Promise<Page<Nonprofit>>;
+}
+
+export interface DynamoNonprofitRepositoryOptions {
+  client: DynamoDBDocumentClient;
+  tableName: string;
+  /** The GSI keyed by `domain` (sorted by `email`) that serves the domain filter. */
+  domainIndexName: string;
+  now?: () => Date;
+}
+
+const tableKey = z.strictObject({ email: emailAddress });
+/** A key of the domain index, valid only for the domain being queried. */
+const domainIndexKey = (domain: string) =>
+  z.strictObject({
+    email: emailAddress.refine((email) => domainOf(email) === domain),
+    domain: z.literal(domain),
+  });
+
+const notFound = (email: string) => new NotFoundError(`Nonprofit with email ${email} not found.`);
+
+export class DynamoNonprofitRepository implements NonprofitRepository {
+  private readonly client: DynamoDBDocumentClient;
+  private readonly tableName: string;
+  private readonly domainIndexName: string;
+  private readonly now: () => Date;
+
+  constructor(options: DynamoNonprofitRepositoryOptions) {
+    this.client = options.client;
+    this.tableName = options.tableName;
+    this.domainIndexName = options.domainIndexName;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  async create(input: NewNonprofit): Promise<Nonprofit> {
+    const timestamp = this.now().toISOString();
+    const nonprofit: Nonprofit = {
+      email: input.email,
+      domain: domainOf(input.email),
+      name: input.name,
+      address: input.address,
+      created_at: timestamp,
+      updated_at: timestamp,
+    };
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: nonprofit,
+          ConditionExpression: 'attribute_not_exists(email)',
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        throw new ConflictError(`Nonprofit with email ${input.email} already exists.`);
+      }
+      throw error;
+    }
+    return nonprofit;
+  }
+
+  async get(email: string): Promise<Nonprofit | undefined> {
+    const { Item } = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: { email }, ConsistentRead: true }),
+    );
+    return Item as Nonprofit | undefined;
+  }
+
+  async update(email: string, details: NonprofitDetails): Promise<Nonprofit> {
+    try {
+      const { Attributes } = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { email },
+          UpdateExpression: 'SET #name = :name, address = :address, updated_at = :updated_at',
+          ConditionExpression: 'attribute_exists(email)',
+          ExpressionAttributeNames: { '#name': 'name' },
+          ExpressionAttributeValues: {
+            ':name': details.name,
+            ':address': details.address,
+            ':updated_at': this.now().toISOString(),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Attributes as Nonprofit;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) throw notFound(email);
+      throw error;
+    }
+  }
+
+  async delete(email: string): Promise<void> {
+    try {
+      await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { email },
+          ConditionExpression: 'attribute_exists(email)',
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) throw notFound(email);
+      throw error;
+    }
+  }
+
+  /**
+   * Reads one item more than asked so the last page says so (`nextCursor: null`) instead of
+   * handing out a cursor to an empty page. A domain filter is a Query on the domain index; the
+   * unfiltered listing has no better key than a Scan.
+   */
+  async list({ domain, limit, cursor }: NonprofitQuery): Promise<Page<Nonprofit>> {
+    const scope = domain === undefined ? 'nonprofits' : `nonprofits@${domain}`;
+    const startKey =
+      cursor === undefined
+        ? undefined
+        : decodeCursor(cursor, scope, domain === undefined ? tableKey : domainIndexKey(domain));
+    const page = await this.client.send(
+      domain === undefined
+        ? new ScanCommand({ TableName: this.tableName, Limit: limit + 1, ExclusiveStartKey: startKey })
+        : new QueryCommand({
+            TableName: this.tableName,
+            IndexName: this.domainIndexName,
+            KeyConditionExpression: '#domain = :domain',
+            ExpressionAttributeNames: { '#domain': 'domain' },
+            ExpressionAttributeValues: { ':domain': domain },
+            Limit: limit + 1,
+            ExclusiveStartKey: startKey,
+          }),
+    );
+    const found = (page.Items ?? []) as Nonprofit[];
+    const items = found.slice(0, limit);
+    const last = items.at(-1);
+    const more = found.length > limit || page.LastEvaluatedKey !== undefined;
+    const resumeKey = (item: Nonprofit) =>
+      domain === undefined ? { email: item.email } : { email: item.email, domain: item.domain };
+    return { items, nextCursor: more && last ? encodeCursor(resumeKey(last), scope) : null };
+  }
+}

@@ -1,0 +1,124 @@
+import { CfnOutput, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import {
+  AccessLogFormat,
+  EndpointType,
+  type IApiKey,
+  type IResource,
+  LambdaIntegration,
+  LogGroupLogDestination,
+  MethodLoggingLevel,
+  Period,
+  RestApi,
+  type UsagePlan,
+} from 'aws-cdk-lib/aws-apigateway';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import type { MailerConfig } from '../config';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+export interface MailerApiProps {
+  config: MailerConfig;
+}
+
+/**
+ * The REST API: every route requires an API key, and one usage plan (rate, burst and daily quota
+ * from configuration) holds the first key. Routes are added by the constructs that own them.
+ */
+export class MailerApi extends Construct {
+  static readonly STAGE_NAME = 'v1';
+
+  readonly restApi: RestApi;
+  readonly usagePlan: UsagePlan;
+  readonly apiKey: IApiKey;
+
+  constructor(scope: Construct, id: string, { config }: MailerApiProps) {
+    super(scope, id);
+    const accessLogs = new LogGroup(this, 'AccessLogs', {
+      retention: RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.restApi = new RestApi(this, 'RestApi', {
+      restApiName: 'nonprofit-mailer',
+      description: 'Registry of nonprofits and bulk templated email jobs',
+      endpointTypes: [EndpointType.REGIONAL],
+      // Access logs need the account-level CloudWatch role; the stack creates it.
+      cloudWatchRole: true,
+      cloudWatchRoleRemovalPolicy: RemovalPolicy.DESTROY,
+      defaultMethodOptions: { apiKeyRequired: true },
+      deployOptions: {
+        stageName: MailerApi.STAGE_NAME,
+        tracingEnabled: true,
+        loggingLevel: MethodLoggingLevel.ERROR,
+        accessLogDestination: new LogGroupLogDestination(accessLogs),
+        accessLogFormat: AccessLogFormat.jsonWithStandardFields(),
+        throttlingRateLimit: config.stageRateLimit,
+        throttlingBurstLimit: config.stageBurstLimit,
+      },
+    });
+
+    this.usagePlan = this.restApi.addUsagePlan('UsagePlan', {
+      name: 'nonprofit-mailer-default',
+      description: 'Default plan for API clients',
+      throttle: { rateLimit: config.usagePlanRateLimit, burstLimit: config.usagePlanBurstLimit },
+      quota: { limit: config.usagePlanQuotaPerDay, period: Period.DAY },
+      apiStages: [{ api: this.restApi, stage: this.restApi.deploymentStage }],
+    });
+    this.apiKey = this.restApi.addApiKey('FirstApiKey', {
+      description: 'The first API key, created with the stack',
+    });
+    this.usagePlan.addApiKey(this.apiKey);
+
+    this.acknowledgeApiFindings();
+
+    new CfnOutput(scope, 'ApiUrl', { value: this.restApi.url, description: 'Base URL of the API' });
+    new CfnOutput(scope, 'ApiKeyId', {
+      value: this.apiKey.keyId,
+      description: 'Id of the first API key; read its value with: aws apigateway get-api-key --include-value',
+    });
+  }
+
+  /** Routes `method path` (for example `GET /nonprofits/{email}`) to a function. */
+  addRoute(method: HttpMethod, path: string, handler: IFunction): void {
+    const resource = path
+      .split('/')
+      .filter(Boolean)
+      .reduce<IResource>(
+        (parent, part) => parent.getResource(part) ?? parent.addResource(part),
+        this.restApi.root,
+      );
+    const created = resource.addMethod(method, new LambdaIntegration(handler));
+    Validations.of(created).acknowledge(
+      {
+        id: 'AwsSolutions::AwsSolutions-APIG4',
+        reason: 'Clients are applications identified by API keys under usage plans, as the design specifies.',
+      },
+      {
+        id: 'AwsSolutions::AwsSolutions-COG4',
+        reason: 'No end users sign in: clients are server applications holding API keys.',
+      },
+    );
+  }
+
+  private acknowledgeApiFindings(): void {
+    Validations.of(this.restApi).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-APIG2',
+      reason:
+        'Each handler validates its input to answer a 400 naming every bad field; a gateway model would answer less precisely.',
+    });
+    Validations.of(this.restApi.deploymentStage).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-APIG3',
+      reason:
+        'A WAF web ACL is an account-level choice with its own cost; attach one to the stage where needed.',
+    });
+    const cloudWatchRole = this.restApi.node.tryFindChild('CloudWatchRole');
+    if (cloudWatchRole) {
+      Validations.of(cloudWatchRole).acknowledge({
+        id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        reason:
+          "API Gateway's account-level logging role; AWS maintains this policy for exactly this purpose.",
+      });
+    }
+  }
+}

@@ -1,0 +1,52 @@
+import { Construct } from 'constructs';
+import type { MailerApi } from './api';
+import { type MailerData, NONPROFITS_DOMAIN_INDEX } from './data';
+import { type DynamoDbAction, ProjectFunction } from './project-function';
+
+export interface NonprofitsRoutesProps {
+  api: MailerApi;
+  data: MailerData;
+}
+
+/**
+ * The nonprofits registry: one function per route, so each holds only the table actions it calls.
+ */
+export class NonprofitsRoutes extends Construct {
+  readonly functions: ProjectFunction[] = [];
+
+  constructor(scope: Construct, id: string, { api, data }: NonprofitsRoutesProps) {
+    super(scope, id);
+    const route = (
+      method: Parameters<MailerApi['addRoute']>[0],
+      path: string,
+      name: string,
+      entry: string,
+      actions: readonly DynamoDbAction[],
+      indexes: readonly string[] = [],
+    ) => {
+      const fn = new ProjectFunction(this, name, { entry, description: `${method} ${path}` })
+        .useTable(data.nonprofits, 'NONPROFITS_TABLE', actions, { indexes })
+        .acknowledgeSynchronousInvocation();
+      fn.addEnvironment('NONPROFITS_DOMAIN_INDEX', NONPROFITS_DOMAIN_INDEX);
+      api.addRoute(method, path, fn);
+      this.functions.push(fn);
+    };
+
+    route('POST', '/nonprofits', 'CreateNonprofit', 'api/create-nonprofit.ts', ['dynamodb:PutItem']);
+    route(
+      'GET',
+      '/nonprofits',
+      'ListNonprofits',
+      'api/list-nonprofits.ts',
+      ['dynamodb:Query', 'dynamodb:Scan'],
+      [NONPROFITS_DOMAIN_INDEX],
+    );
+    route('GET', '/nonprofits/{email}', 'GetNonprofit', 'api/get-nonprofit.ts', ['dynamodb:GetItem']);
+    route('PUT', '/nonprofits/{email}', 'UpdateNonprofit', 'api/update-nonprofit.ts', [
+      'dynamodb:UpdateItem',
+    ]);
+    route('DELETE', '/nonprofits/{email}', 'DeleteNonprofit', 'api/delete-nonprofit.ts', [
+      'dynamodb:DeleteItem',
+    ]);
+  }
+}

@@ -1,0 +1,98 @@
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+
+const LAMBDAS_DIR = fileURLToPath(new URL('../../lambdas/', import.meta.url));
+
+export type DynamoDbAction = `dynamodb:${string}`;
+
+export interface ProjectFunctionProps {
+  /** The handler module, relative to `lambdas/` (for example `api/create-nonprofit.ts`); it exports `handler`. */
+  entry: string;
+  description: string;
+  timeout?: Duration;
+  memorySize?: number;
+}
+
+/**
+ * Every function of the project, with its defaults fixed once: Node 24 on arm64, X-Ray tracing,
+ * JSON logs into its own log group with a retention, and an ESM bundle with source maps in which
+ * the AWS SDK stays external (the runtime provides it). Its role starts empty but for writing its
+ * own logs and traces; each use adds exactly the actions the code calls.
+ */
+export class ProjectFunction extends NodejsFunction {
+  constructor(scope: Construct, id: string, props: ProjectFunctionProps) {
+    const logGroup = new LogGroup(scope, `${id}Logs`, {
+      retention: RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // An own role instead of the managed AWSLambdaBasicExecutionRole, which may write to any log group.
+    const role = new Role(scope, `${id}Role`, {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `Runs ${props.description}`,
+    });
+    logGroup.grantWrite(role);
+    super(scope, id, {
+      entry: `${LAMBDAS_DIR}${props.entry}`,
+      handler: 'handler',
+      description: props.description,
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySize ?? 512,
+      timeout: props.timeout ?? Duration.seconds(10),
+      tracing: Tracing.ACTIVE,
+      role,
+      logGroup,
+      loggingFormat: LoggingFormat.JSON,
+      environment: { NODE_OPTIONS: '--enable-source-maps' },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node24',
+        minify: true,
+        sourceMap: true,
+        mainFields: ['module', 'main'],
+        externalModules: ['@aws-sdk/*'],
+        // Bundled CommonJS dependencies may still call require() for Node built-ins.
+        banner:
+          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+      },
+    });
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
+      reason: 'X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions.',
+    });
+  }
+
+  /**
+   * Names the table in an environment variable and grants exactly the actions the code calls, on the
+   * table and on the named indexes only (never `index/*`).
+   */
+  useTable(
+    table: ITable,
+    variable: string,
+    actions: readonly DynamoDbAction[],
+    options: { indexes?: readonly string[] } = {},
+  ): this {
+    this.addEnvironment(variable, table.tableName);
+    const indexArns = (options.indexes ?? []).map((index) => `${table.tableArn}/index/${index}`);
+    this.addToRolePolicy(
+      new PolicyStatement({ actions: [...actions], resources: [table.tableArn, ...indexArns] }),
+    );
+    return this;
+  }
+
+  /** API functions are invoked synchronously: failures go back to the caller, so a DLQ would stay empty. */
+  acknowledgeSynchronousInvocation(): this {
+    Validations.of(this).acknowledge({
+      id: 'Serverless::Serverless-LambdaDLQ',
+      reason:
+        'Invoked synchronously by API Gateway; errors return to the client, a dead-letter queue applies only to asynchronous invocations.',
+    });
+    return this;
+  }
+}
