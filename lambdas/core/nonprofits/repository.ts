@@ -51,6 +51,12 @@ const domainIndexKey = (domain: string) =>
     domain: z.literal(domain),
   });
 
+/** Items come back from DynamoDB in no particular field order; answers keep one. */
+function toNonprofit(item: Record<string, unknown>): Nonprofit {
+  const { email, domain, name, address, created_at, updated_at } = item as unknown as Nonprofit;
+  return { email, domain, name, address, created_at, updated_at };
+}
+
 const notFound = (email: string) => new NotFoundError(`Nonprofit with email ${email} not found.`);
 
 export class DynamoNonprofitRepository implements NonprofitRepository {
@@ -97,7 +103,7 @@ export class DynamoNonprofitRepository implements NonprofitRepository {
     const { Item } = await this.client.send(
       new GetCommand({ TableName: this.tableName, Key: { email }, ConsistentRead: true }),
     );
-    return Item as Nonprofit | undefined;
+    return Item ? toNonprofit(Item) : undefined;
   }
 
   async update(email: string, details: NonprofitDetails): Promise<Nonprofit> {
@@ -117,7 +123,7 @@ export class DynamoNonprofitRepository implements NonprofitRepository {
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return Attributes as Nonprofit;
+      return toNonprofit(Attributes ?? {});
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) throw notFound(email);
       throw error;
@@ -163,7 +169,7 @@ export class DynamoNonprofitRepository implements NonprofitRepository {
             ExclusiveStartKey: startKey,
           }),
     );
-    const found = (page.Items ?? []) as Nonprofit[];
+    const found = (page.Items ?? []).map(toNonprofit);
     const items = found.slice(0, limit);
     const last = items.at(-1);
     const more = found.length > limit || page.LastEvaluatedKey !== undefined;

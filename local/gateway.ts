@@ -1,0 +1,393 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { ApiKeyModel, ApiModel, Route, Throttle, UsagePlanModel } from './api-model';
+import type { InvokeResult } from './functions';
+import { Quota, TokenBucket } from './token-bucket';
+
+/** API Gateway's limits and its own answers, as clients meet them in AWS. */
+const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
+const INTEGRATION_TIMEOUT_MS = 29_000;
+const ANSWERS = {
+  missingToken: { status: 403, message: 'Missing Authentication Token' },
+  forbidden: { status: 403, message: 'Forbidden' },
+  throttled: { status: 429, message: 'Too Many Requests' },
+  quotaExceeded: { status: 429, message: 'Limit Exceeded' },
+  tooLarge: { status: 413, message: 'Request Too Long' },
+  integrationFailed: { status: 502, message: 'Internal server error' },
+  timedOut: { status: 504, message: 'Endpoint request timed out' },
+} as const;
+
+export interface GatewayRequest {
+  method: string;
+  /** The path and query string as received, percent-encoded. */
+  url: string;
+  /** Header names as the client sent them, in order. */
+  rawHeaders: string[];
+  body: Buffer;
+  sourceIp: string;
+}
+
+export interface GatewayResponse {
+  statusCode: number;
+  headers: Record<string, string | string[]>;
+  body: Buffer;
+}
+
+export interface GatewayOptions {
+  model: ApiModel;
+  /** The value of each API key, by key id (API Gateway generates values; locally they are kept on disk). */
+  keyValues: Map<string, string>;
+  invoke: (functionLogicalId: string, event: unknown) => Promise<InvokeResult>;
+  onError?: (message: string, detail: unknown) => void;
+  now?: () => number;
+  integrationTimeoutMs?: number;
+}
+
+interface Match {
+  route: Route;
+  pathParameters: Record<string, string> | null;
+}
+
+/**
+ * A local stand-in for API Gateway's REST API: routes from the template, API keys and usage plans
+ * with API Gateway's token-bucket throttling and daily quotas, Lambda proxy events, and API
+ * Gateway's own answers (403, 429, 502, 504) where it would give them.
+ */
+export class LocalGateway {
+  private readonly keysByValue = new Map<string, ApiKeyModel>();
+  private readonly buckets = new Map<string, TokenBucket>();
+  private readonly quotas = new Map<string, Quota>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: GatewayOptions) {
+    this.now = options.now ?? Date.now;
+    for (const key of options.model.apiKeys) {
+      const value = options.keyValues.get(key.id);
+      if (value) this.keysByValue.set(value, key);
+    }
+  }
+
+  async handle(request: GatewayRequest): Promise<GatewayResponse> {
+    const requestId = randomUUID();
+    const { model } = this.options;
+    const url = new URL(request.url, 'http://localhost');
+    const stagePrefix = `/${model.stageName}`;
+    const inStage = url.pathname === stagePrefix || url.pathname.startsWith(`${stagePrefix}/`);
+    const path = inStage ? url.pathname.slice(stagePrefix.length) || '/' : url.pathname;
+    const match = inStage ? this.match(request.method, path) : undefined;
+    if (!match) return answer(ANSWERS.missingToken, requestId);
+
+    const { route } = match;
+    const headers = headerMaps(request.rawHeaders);
+    const apiKeyValue = headers.lowerCase.get('x-api-key');
+    const apiKey = apiKeyValue === undefined ? undefined : this.keysByValue.get(apiKeyValue);
+    let plan: UsagePlanModel | undefined;
+    if (route.apiKeyRequired) {
+      plan = apiKey?.enabled
+        ? model.usagePlans.find((candidate) => candidate.keyIds.has(apiKey.id))
+        : undefined;
+      if (!apiKey || !plan) return answer(ANSWERS.forbidden, requestId);
+    }
+    const throttled = this.admit(route, plan, apiKey);
+    if (throttled) return answer(throttled, requestId);
+    if (request.body.length > MAX_PAYLOAD_BYTES) return answer(ANSWERS.tooLarge, requestId);
+
+    const event = this.proxyEvent(request, url, path, match, headers, apiKey, requestId);
+    const result = await this.invokeWithTimeout(route.functionLogicalId, event);
+    if (result === 'timeout') return answer(ANSWERS.timedOut, requestId);
+    return this.toResponse(route, result, requestId);
+  }
+
+  listen(port: number, host = '127.0.0.1'): Promise<Server> {
+    const server = createServer((incoming, outgoing) => {
+      readBody(incoming)
+        .then((body) =>
+          this.handle({
+            method: incoming.method ?? 'GET',
+            url: incoming.url ?? '/',
+            rawHeaders: incoming.rawHeaders,
+            body,
+            sourceIp: incoming.socket.remoteAddress ?? '127.0.0.1',
+          }),
+        )
+        .then(
+          (response) => {
+            outgoing.writeHead(response.statusCode, response.headers);
+            outgoing.end(response.body);
+          },
+          (error: unknown) => {
+            this.options.onError?.('Gateway failure', error);
+            const failed = answer(ANSWERS.integrationFailed, randomUUID());
+            outgoing.writeHead(failed.statusCode, failed.headers);
+            outgoing.end(failed.body);
+          },
+        );
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve(server));
+    });
+  }
+
+  /** Most specific route first, as API Gateway matches: literal segments beat `{parameters}`. */
+  private match(method: string, path: string): Match | undefined {
+    const segments = path.split('/').filter(Boolean);
+    let best: (Match & { score: number }) | undefined;
+    for (const route of this.options.model.routes) {
+      if (route.method !== method && route.method !== 'ANY') continue;
+      const matched = matchPath(route.resourcePath.split('/').filter(Boolean), segments);
+      if (!matched) continue;
+      const score = matched.score * 2 + (route.method === method ? 1 : 0);
+      if (!best || score > best.score) {
+        const hasParameters = Object.keys(matched.parameters).length > 0;
+        best = { route, pathParameters: hasParameters ? matched.parameters : null, score };
+      }
+    }
+    return best && { route: best.route, pathParameters: best.pathParameters };
+  }
+
+  /**
+   * Quota first (a request past it answers `Limit Exceeded`), then the key's bucket for this method
+   * or its plan, then the stage's buckets shared by all clients. Only admitted requests are counted.
+   */
+  private admit(
+    route: Route,
+    plan: UsagePlanModel | undefined,
+    apiKey: ApiKeyModel | undefined,
+  ): (typeof ANSWERS)['throttled' | 'quotaExceeded'] | undefined {
+    const methodKey = `${route.resourcePath}/${route.method}`;
+    const quota =
+      plan?.quota && apiKey
+        ? this.quota(`${plan.id}:${apiKey.id}`, plan.quota.limit, plan.quota.period)
+        : undefined;
+    if (quota && !quota.hasRoom()) return ANSWERS.quotaExceeded;
+    const limits: [string, Throttle | undefined][] = [];
+    if (plan && apiKey) {
+      const methodThrottle = plan.methodThrottles.get(methodKey);
+      limits.push(
+        methodThrottle
+          ? [`plan:${plan.id}:${apiKey.id}:${methodKey}`, methodThrottle]
+          : [`plan:${plan.id}:${apiKey.id}`, plan.throttle],
+      );
+    }
+    const stage = this.options.model.stageThrottles;
+    limits.push([`stage:${methodKey}`, stage.get(methodKey)], ['stage:*', stage.get('*')]);
+    for (const [id, throttle] of limits) {
+      if (throttle && !this.bucket(id, throttle).tryTake()) return ANSWERS.throttled;
+    }
+    quota?.take();
+    return undefined;
+  }
+
+  private bucket(id: string, throttle: Throttle): TokenBucket {
+    let bucket = this.buckets.get(id);
+    if (!bucket) {
+      bucket = new TokenBucket(throttle.rateLimit, throttle.burstLimit, this.now);
+      this.buckets.set(id, bucket);
+    }
+    return bucket;
+  }
+
+  private quota(id: string, limit: number, period: 'DAY' | 'WEEK' | 'MONTH'): Quota {
+    let quota = this.quotas.get(id);
+    if (!quota) {
+      quota = new Quota(limit, period, this.now);
+      this.quotas.set(id, quota);
+    }
+    return quota;
+  }
+
+  private proxyEvent(
+    request: GatewayRequest,
+    url: URL,
+    path: string,
+    { route, pathParameters }: Match,
+    headers: ReturnType<typeof headerMaps>,
+    apiKey: ApiKeyModel | undefined,
+    requestId: string,
+  ) {
+    const { model } = this.options;
+    const query: Record<string, string> = {};
+    const multiQuery: Record<string, string[]> = {};
+    for (const [name, value] of url.searchParams) {
+      query[name] = value;
+      multiQuery[name] = [...(multiQuery[name] ?? []), value];
+    }
+    const hasQuery = Object.keys(query).length > 0;
+    const now = this.now();
+    return {
+      resource: route.resourcePath,
+      path,
+      httpMethod: request.method,
+      headers: headers.single,
+      multiValueHeaders: headers.multi,
+      queryStringParameters: hasQuery ? query : null,
+      multiValueQueryStringParameters: hasQuery ? multiQuery : null,
+      pathParameters,
+      stageVariables: null,
+      requestContext: {
+        accountId: '000000000000',
+        apiId: model.restApiId,
+        resourceId: route.resourceId,
+        resourcePath: route.resourcePath,
+        httpMethod: request.method,
+        path: `/${model.stageName}${path}`,
+        stage: model.stageName,
+        protocol: 'HTTP/1.1',
+        requestId,
+        extendedRequestId: requestId,
+        requestTime: new Date(now).toUTCString(),
+        requestTimeEpoch: now,
+        domainName: headers.lowerCase.get('host') ?? 'localhost',
+        identity: {
+          apiKey: apiKey ? (headers.lowerCase.get('x-api-key') ?? null) : null,
+          apiKeyId: apiKey?.id ?? null,
+          sourceIp: request.sourceIp,
+          userAgent: headers.lowerCase.get('user-agent') ?? null,
+          accessKey: null,
+          accountId: null,
+          caller: null,
+          cognitoAuthenticationProvider: null,
+          cognitoAuthenticationType: null,
+          cognitoIdentityId: null,
+          cognitoIdentityPoolId: null,
+          principalOrgId: null,
+          user: null,
+          userArn: null,
+          clientCert: null,
+        },
+        authorizer: null,
+      },
+      body: request.body.length > 0 ? request.body.toString('utf8') : null,
+      isBase64Encoded: false,
+    };
+  }
+
+  private async invokeWithTimeout(
+    functionLogicalId: string,
+    event: unknown,
+  ): Promise<InvokeResult | 'timeout'> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(
+        () => resolve('timeout'),
+        this.options.integrationTimeoutMs ?? INTEGRATION_TIMEOUT_MS,
+      );
+    });
+    try {
+      return await Promise.race([this.options.invoke(functionLogicalId, event), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A proxy integration's result must be `{ statusCode, headers?, body? }`; anything else is a 502. */
+  private toResponse(route: Route, result: InvokeResult, requestId: string): GatewayResponse {
+    const value = result.ok ? result.value : undefined;
+    const valid =
+      typeof value === 'object' &&
+      value !== null &&
+      'statusCode' in value &&
+      Number.isInteger(Number(value.statusCode));
+    if (!result.ok || !valid) {
+      this.options.onError?.(
+        `${route.method} ${route.resourcePath}: integration failed`,
+        result.ok ? 'Malformed Lambda proxy response' : result.error,
+      );
+      return answer(ANSWERS.integrationFailed, requestId);
+    }
+    const proxy = value as {
+      statusCode: number | string;
+      headers?: Record<string, unknown>;
+      multiValueHeaders?: Record<string, unknown[]>;
+      body?: unknown;
+      isBase64Encoded?: boolean;
+    };
+    const headers: Record<string, string | string[]> = { 'content-type': 'application/json' };
+    for (const [name, values] of Object.entries(proxy.multiValueHeaders ?? {}))
+      headers[name.toLowerCase()] = values.map(String);
+    for (const [name, headerValue] of Object.entries(proxy.headers ?? {}))
+      headers[name.toLowerCase()] = String(headerValue);
+    headers['x-amzn-requestid'] = requestId;
+    const text = typeof proxy.body === 'string' ? proxy.body : '';
+    return {
+      statusCode: Number(proxy.statusCode),
+      headers,
+      body: proxy.isBase64Encoded ? Buffer.from(text, 'base64') : Buffer.from(text, 'utf8'),
+    };
+  }
+}
+
+/** Matches path segments against a resource path; the score counts literal segments. */
+function matchPath(
+  pattern: string[],
+  segments: string[],
+): { parameters: Record<string, string>; score: number } | undefined {
+  const parameters: Record<string, string> = {};
+  let score = 0;
+  for (const [index, part] of pattern.entries()) {
+    const greedy = /^\{(.+)\+\}$/.exec(part)?.[1];
+    if (greedy) {
+      if (segments.length <= index) return undefined;
+      parameters[greedy] = segments.slice(index).join('/');
+      return { parameters, score };
+    }
+    const segment = segments[index];
+    if (segment === undefined) return undefined;
+    const parameter = /^\{(.+)\}$/.exec(part)?.[1];
+    if (parameter) parameters[parameter] = segment;
+    else if (part === segment) score += 1;
+    else return undefined;
+  }
+  return segments.length === pattern.length ? { parameters, score } : undefined;
+}
+
+function answer(
+  { status, message }: { status: number; message: string },
+  requestId: string,
+): GatewayResponse {
+  return {
+    statusCode: status,
+    headers: {
+      'content-type': 'application/json',
+      'x-amzn-requestid': requestId,
+      'x-amzn-errortype': errorType(status),
+    },
+    body: Buffer.from(JSON.stringify({ message })),
+  };
+}
+
+function errorType(status: number): string {
+  if (status === 403) return 'ForbiddenException';
+  if (status === 429) return 'TooManyRequestsException';
+  if (status === 504) return 'IntegrationTimeout';
+  return 'InternalServerErrorException';
+}
+
+function headerMaps(rawHeaders: string[]) {
+  const single: Record<string, string> = {};
+  const multi: Record<string, string[]> = {};
+  const lowerCase = new Map<string, string>();
+  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
+    const name = rawHeaders[index] as string;
+    const value = rawHeaders[index + 1] as string;
+    single[name] = value;
+    multi[name] = [...(multi[name] ?? []), value];
+    lowerCase.set(name.toLowerCase(), value);
+  }
+  return { single, multi, lowerCase };
+}
+
+/** Reads the body, but stops buffering past API Gateway's payload limit (the request is refused anyway). */
+function readBody(incoming: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    incoming.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_PAYLOAD_BYTES + 1) chunks.push(chunk);
+    });
+    incoming.on('end', () => resolve(Buffer.concat(chunks)));
+    incoming.on('error', reject);
+  });
+}

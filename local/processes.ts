@@ -1,0 +1,110 @@
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Asks the kernel for a free port on the loopback interface. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('No port')),
+      );
+    });
+  });
+}
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * A helper process in a process group of its own. Java outlives a plain kill of its parent, so
+ * stopping signals the whole group; a pid file lets the next start stop one a crash left behind.
+ */
+export class ManagedProcess {
+  private constructor(
+    readonly child: ChildProcess,
+    private readonly pidFile: string | undefined,
+  ) {}
+
+  /** Takes charge of a child spawned with `detached: true` (so it leads its own process group). */
+  static adopt(
+    child: ChildProcess,
+    options: { pidFile?: string; marker: string; onOutput?: (line: string) => void },
+  ): ManagedProcess {
+    if (child.pid === undefined) throw new Error(`Could not start ${options.marker}`);
+    if (options.pidFile)
+      writeFileSync(options.pidFile, JSON.stringify({ pid: child.pid, marker: options.marker }));
+    for (const stream of [child.stdout, child.stderr]) {
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => {
+        for (const line of chunk.split('\n')) if (line.trim()) options.onOutput?.(line);
+      });
+    }
+    return new ManagedProcess(child, options.pidFile);
+  }
+
+  /**
+   * Stops a process group a crashed run left behind, named in its pid file. It is stopped only if
+   * that pid still runs the command we started (its command line holds the marker), never by name.
+   */
+  static async stopStale(pidFile: string): Promise<void> {
+    if (!existsSync(pidFile)) return;
+    try {
+      const { pid, marker } = JSON.parse(readFileSync(pidFile, 'utf8')) as { pid: number; marker: string };
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmdline.includes(marker)) await ManagedProcess.killGroup(pid);
+    } catch {
+      // No such process any more, or no /proc: nothing left to stop.
+    }
+    rmSync(pidFile, { force: true });
+  }
+
+  private static async killGroup(pid: number): Promise<void> {
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-pid, signal);
+      } catch {
+        // Already gone.
+      }
+    };
+    signalGroup('SIGTERM');
+    for (let waited = 0; waited < 5_000 && isAlive(pid); waited += 50) await sleep(50);
+    if (isAlive(pid)) signalGroup('SIGKILL');
+    for (let waited = 0; waited < 2_000 && isAlive(pid); waited += 50) await sleep(50);
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  async stop(): Promise<void> {
+    const exited = this.child.exitCode !== null || this.child.signalCode !== null;
+    if (!exited) {
+      const done = new Promise((resolve) => this.child.once('exit', resolve));
+      await ManagedProcess.killGroup(this.pid);
+      await Promise.race([done, sleep(2_000)]);
+    }
+    if (this.pidFile) rmSync(this.pidFile, { force: true });
+  }
+
+  /** Kills the group at once, synchronously: for process exit handlers, where nothing can be awaited. */
+  killNow(): void {
+    try {
+      process.kill(-this.pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+    if (this.pidFile) rmSync(this.pidFile, { force: true });
+  }
+}
