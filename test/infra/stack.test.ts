@@ -1,0 +1,217 @@
+import { Validations } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { describe, expect, it } from 'vitest';
+import { createApp } from '../../lib/app';
+import { readApiModel } from '../../local/api-model';
+import { IntrinsicResolver, resourcesOfType } from '../../local/template';
+import { synthesizeForTests } from '../support/synth';
+
+const { assertions, template, stack } = synthesizeForTests();
+
+/** The routes the README documents: the contract the template and the local gateway must both keep. */
+const DOCUMENTED_ROUTES = [
+  'DELETE /nonprofits/{email}',
+  'GET /nonprofits',
+  'GET /nonprofits/{email}',
+  'POST /nonprofits',
+  'PUT /nonprofits/{email}',
+];
+
+function functionByDescription(description: string): [string, Record<string, unknown>] {
+  const found = Object.entries(
+    assertions.findResources('AWS::Lambda::Function', { Properties: { Description: description } }),
+  );
+  expect(found).toHaveLength(1);
+  return found[0] as [string, Record<string, unknown>];
+}
+
+function actionsOf(functionDescription: string): string[] {
+  const [, fn] = functionByDescription(functionDescription);
+  const roleId = (fn as { Properties: { Role: { 'Fn::GetAtt': [string, string] } } }).Properties.Role[
+    'Fn::GetAtt'
+  ][0];
+  const policies = Object.values(
+    assertions.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
+  ) as { Properties: { PolicyDocument: { Statement: { Action: string | string[] }[] } } }[];
+  return policies
+    .flatMap((policy) => policy.Properties.PolicyDocument.Statement)
+    .flatMap((statement) => [statement.Action].flat())
+    .filter((action) => action.startsWith('dynamodb:'))
+    .sort();
+}
+
+describe('data', () => {
+  it('keys nonprofits by email, with a domain index sorted by email, on demand, with PITR', () => {
+    assertions.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'email', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'by-domain',
+          KeySchema: [
+            { AttributeName: 'domain', KeyType: 'HASH' },
+            { AttributeName: 'email', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
+    });
+  });
+
+  it('keeps the registry when the stack is deleted', () => {
+    assertions.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+  });
+});
+
+describe('functions', () => {
+  it('run Node 24 on arm64 with tracing, JSON logs and source maps', () => {
+    const functions = assertions.findResources('AWS::Lambda::Function');
+    expect(Object.keys(functions).length).toBe(DOCUMENTED_ROUTES.length);
+    for (const fn of Object.values(functions)) {
+      expect(fn.Properties).toMatchObject({
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        TracingConfig: { Mode: 'Active' },
+        LoggingConfig: { LogFormat: 'JSON', LogGroup: { Ref: expect.any(String) } },
+        Environment: { Variables: { NODE_OPTIONS: '--enable-source-maps' } },
+      });
+    }
+  });
+
+  it('write to log groups with a retention', () => {
+    const groups = Object.values(assertions.findResources('AWS::Logs::LogGroup'));
+    expect(groups.length).toBeGreaterThan(DOCUMENTED_ROUTES.length);
+    for (const group of groups) expect(group.Properties?.RetentionInDays).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['POST /nonprofits', ['dynamodb:PutItem']],
+    ['GET /nonprofits', ['dynamodb:Query', 'dynamodb:Scan']],
+    ['GET /nonprofits/{email}', ['dynamodb:GetItem']],
+    ['PUT /nonprofits/{email}', ['dynamodb:UpdateItem']],
+    ['DELETE /nonprofits/{email}', ['dynamodb:DeleteItem']],
+  ])('%s may call only %j on the table', (route, actions) => {
+    expect(actionsOf(route)).toEqual(actions);
+  });
+
+  it('grants the domain index only to the function that queries it', () => {
+    const indexResource = {
+      'Fn::Join': ['', [{ 'Fn::GetAtt': [Match.anyValue(), 'Arn'] }, '/index/by-domain']],
+    };
+    const withIndex = assertions.findResources('AWS::IAM::Policy', {
+      Properties: {
+        PolicyDocument: {
+          Statement: Match.arrayWith([Match.objectLike({ Resource: Match.arrayWith([indexResource]) })]),
+        },
+      },
+    });
+    expect(Object.keys(withIndex)).toHaveLength(1);
+    expect(JSON.stringify(template)).not.toContain('/index/*');
+  });
+
+  it('use no managed policy', () => {
+    const roles = Object.values(
+      assertions.findResources('AWS::IAM::Role', {
+        Properties: {
+          AssumeRolePolicyDocument: { Statement: [{ Principal: { Service: 'lambda.amazonaws.com' } }] },
+        },
+      }),
+    );
+    expect(roles.length).toBe(DOCUMENTED_ROUTES.length);
+    for (const role of roles) expect(role.Properties?.ManagedPolicyArns).toBeUndefined();
+  });
+});
+
+describe('API', () => {
+  it('requires an API key on every method', () => {
+    const methods = Object.values(assertions.findResources('AWS::ApiGateway::Method'));
+    expect(methods.length).toBe(DOCUMENTED_ROUTES.length);
+    for (const method of methods) expect(method.Properties?.ApiKeyRequired).toBe(true);
+  });
+
+  it("sets the usage plan's rate, burst and daily quota from cdk.json", () => {
+    assertions.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
+      Throttle: { RateLimit: 50, BurstLimit: 100 },
+      Quota: { Limit: 100000, Period: 'DAY' },
+    });
+  });
+
+  it('takes the limits from context, so they are configuration', () => {
+    const custom = synthesizeForTests({
+      usagePlanRateLimit: '7',
+      usagePlanBurstLimit: 9,
+      usagePlanQuotaPerDay: 11,
+    });
+    custom.assertions.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
+      Throttle: { RateLimit: 7, BurstLimit: 9 },
+      Quota: { Limit: 11, Period: 'DAY' },
+    });
+  });
+
+  it('rejects invalid limits with the name of the setting', () => {
+    expect(() => synthesizeForTests({ usagePlanBurstLimit: 'many' })).toThrow(/usagePlanBurstLimit/);
+  });
+
+  it('attaches the first API key to the plan and outputs its id and the URL', () => {
+    assertions.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
+    assertions.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 1);
+    const outputs = assertions.toJSON().Outputs as Record<string, unknown>;
+    expect(Object.keys(outputs)).toEqual(expect.arrayContaining(['ApiUrl', 'ApiKeyId']));
+  });
+
+  it('caps the whole stage with its own throttle, logs access and traces', () => {
+    assertions.hasResourceProperties('AWS::ApiGateway::Stage', {
+      StageName: 'v1',
+      TracingEnabled: true,
+      AccessLogSetting: Match.objectLike({ DestinationArn: Match.anyValue() }),
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({
+          ResourcePath: '/*',
+          HttpMethod: '*',
+          ThrottlingRateLimit: 500,
+          ThrottlingBurstLimit: 1000,
+        }),
+      ]),
+    });
+  });
+
+  it('serves locally exactly the documented routes, each integrated with its own function', () => {
+    const model = readApiModel(template, new IntrinsicResolver(template));
+    const served = model.routes.map((route) => `${route.method} ${route.resourcePath}`).sort();
+    expect(served).toEqual(DOCUMENTED_ROUTES);
+    expect(new Set(model.routes.map((route) => route.functionLogicalId)).size).toBe(DOCUMENTED_ROUTES.length);
+    expect(resourcesOfType(template, 'AWS::ApiGateway::Method')).toHaveLength(DOCUMENTED_ROUTES.length);
+  });
+});
+
+describe('cdk-nag', () => {
+  it('passes the AwsSolutions and Serverless packs, every acknowledgement with a reason', () => {
+    // Synthesis above would have thrown on an unacknowledged finding; acknowledgements stay in construct metadata.
+    const acknowledgements = stack.node
+      .findAll()
+      .flatMap((construct) => construct.node.metadata)
+      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((entry) => Object.entries(entry.data as Record<string, string>))
+      .map(([id, reason]) => ({ id, reason }));
+    expect(acknowledgements.length).toBeGreaterThan(0);
+    for (const { id, reason } of acknowledgements) {
+      expect(id).toMatch(/^(AwsSolutions|Serverless)::/);
+      expect(reason.length).toBeGreaterThan(30);
+    }
+  });
+
+  it('fails synthesis on a finding nobody acknowledged', () => {
+    const { stack } = createApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    new Queue(stack, 'UnreviewedQueue');
+    expect(() => synthesizeAppOf(stack)).toThrow(/AwsSolutions-SQS4/);
+  });
+});
+
+function synthesizeAppOf(stack: { node: { root: unknown } }) {
+  return (stack.node.root as { synth: () => unknown }).synth();
+}

@@ -1,0 +1,31 @@
+import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
+
+/** A REST API proxy event as API Gateway sends it, with only what a test cares about to fill in. */
+export function apiEvent(overrides: Partial<APIGatewayProxyEvent> = {}): APIGatewayProxyEvent {
+  return {
+    resource: '/',
+    path: '/',
+    httpMethod: 'GET',
+    headers: {},
+    multiValueHeaders: {},
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    pathParameters: null,
+    stageVariables: null,
+    body: null,
+    isBase64Encoded: false,
+    requestContext: {
+      identity: { apiKeyId: 'key-1', apiKey: 'value-1', sourceIp: '127.0.0.1' },
+    } as APIGatewayProxyEvent['requestContext'],
+    ...overrides,
+  };
+}
+
+export const lambdaContext = {
+  awsRequestId: 'request-1',
+  getRemainingTimeInMillis: () => 10_000,
+} as unknown as Context;
+
+export function jsonBody(result: { body: string }): Record<string, unknown> {
+  return JSON.parse(result.body) as Record<string, unknown>;
+}

@@ -1,0 +1,246 @@
+import { describe, expect, it, vi } from 'vitest';
+import type { ApiModel } from '../../../local/api-model';
+import type { InvokeResult } from '../../../local/functions';
+import { type GatewayRequest, LocalGateway } from '../../../local/gateway';
+
+const KEY = 'a'.repeat(40);
+const OTHER_KEY = 'b'.repeat(40);
+
+function model(overrides: Partial<ApiModel> = {}): ApiModel {
+  return {
+    restApiId: 'api',
+    stageName: 'v1',
+    routes: [
+      {
+        method: 'GET',
+        resourcePath: '/items',
+        resourceId: 'r1',
+        functionLogicalId: 'List',
+        apiKeyRequired: true,
+      },
+      {
+        method: 'GET',
+        resourcePath: '/items/{id}',
+        resourceId: 'r2',
+        functionLogicalId: 'Get',
+        apiKeyRequired: true,
+      },
+      {
+        method: 'GET',
+        resourcePath: '/items/special',
+        resourceId: 'r3',
+        functionLogicalId: 'Special',
+        apiKeyRequired: true,
+      },
+      {
+        method: 'GET',
+        resourcePath: '/health',
+        resourceId: 'r4',
+        functionLogicalId: 'Health',
+        apiKeyRequired: false,
+      },
+    ],
+    stageThrottles: new Map(),
+    apiKeys: [
+      { logicalId: 'Key', id: 'key', enabled: true },
+      { logicalId: 'Other', id: 'other', enabled: true },
+    ],
+    usagePlans: [
+      {
+        id: 'plan',
+        throttle: { rateLimit: 1, burstLimit: 2 },
+        quota: { limit: 100, period: 'DAY' },
+        methodThrottles: new Map(),
+        keyIds: new Set(['key', 'other']),
+      },
+    ],
+    ...overrides,
+  };
+}
+
+const ok = (body: unknown = { ok: true }): InvokeResult => ({
+  ok: true,
+  value: { statusCode: 200, body: JSON.stringify(body) },
+});
+
+function gateway(
+  options: {
+    model?: ApiModel;
+    invoke?: (id: string, event: unknown) => Promise<InvokeResult>;
+    now?: () => number;
+  } = {},
+) {
+  const invoke = vi.fn(options.invoke ?? (async () => ok()));
+  const instance = new LocalGateway({
+    model: options.model ?? model(),
+    keyValues: new Map([
+      ['key', KEY],
+      ['other', OTHER_KEY],
+    ]),
+    invoke,
+    now: options.now ?? (() => 0),
+    integrationTimeoutMs: 50,
+  });
+  return { instance, invoke };
+}
+
+function request(
+  path: string,
+  options: { method?: string; key?: string; body?: string } = {},
+): GatewayRequest {
+  const headers = options.key ? ['X-Api-Key', options.key, 'User-Agent', 'test'] : ['User-Agent', 'test'];
+  return {
+    method: options.method ?? 'GET',
+    url: path,
+    rawHeaders: headers,
+    body: Buffer.from(options.body ?? ''),
+    sourceIp: '127.0.0.1',
+  };
+}
+
+const parse = (response: { body: Buffer }) => JSON.parse(response.body.toString()) as unknown;
+
+describe('LocalGateway', () => {
+  it('answers 403 Missing Authentication Token for unknown routes, methods and stages', async () => {
+    const { instance, invoke } = gateway();
+    for (const [path, method] of [
+      ['/v1/nope', 'GET'],
+      ['/v1/items', 'DELETE'],
+      ['/v2/items', 'GET'],
+      ['/items', 'GET'],
+      ['/v1/items/1/2', 'GET'],
+    ] as const) {
+      const response = await instance.handle(request(path, { method, key: KEY }));
+      expect(response.statusCode).toBe(403);
+      expect(parse(response)).toEqual({ message: 'Missing Authentication Token' });
+    }
+    expect(invoke).not.toHaveBeenCalled();
+  });
+
+  it('answers 403 Forbidden without a key, with an unknown key, or with a key in no plan', async () => {
+    const noPlan = model();
+    noPlan.usagePlans[0]?.keyIds.delete('other');
+    const { instance, invoke } = gateway({ model: noPlan });
+    for (const key of [undefined, 'wrong', OTHER_KEY]) {
+      const response = await instance.handle(request('/v1/items', { key }));
+      expect(response.statusCode).toBe(403);
+      expect(parse(response)).toEqual({ message: 'Forbidden' });
+    }
+    expect(invoke).not.toHaveBeenCalled();
+  });
+
+  it('lets keyless routes through without a key', async () => {
+    const { instance } = gateway();
+    expect((await instance.handle(request('/v1/health'))).statusCode).toBe(200);
+  });
+
+  it('prefers literal segments over parameters and passes path parameters still encoded', async () => {
+    const { instance, invoke } = gateway();
+    await instance.handle(request('/v1/items/special', { key: KEY }));
+    await instance.handle(request('/v1/items/a%40b.org?x=1&x=2&y=%20z', { key: KEY }));
+
+    expect(invoke.mock.calls.map(([id]) => id)).toEqual(['Special', 'Get']);
+    expect(invoke.mock.calls[1]?.[1]).toMatchObject({
+      resource: '/items/{id}',
+      path: '/items/a%40b.org',
+      httpMethod: 'GET',
+      pathParameters: { id: 'a%40b.org' },
+      queryStringParameters: { x: '2', y: ' z' },
+      multiValueQueryStringParameters: { x: ['1', '2'], y: [' z'] },
+      headers: { 'X-Api-Key': KEY, 'User-Agent': 'test' },
+      requestContext: {
+        stage: 'v1',
+        resourcePath: '/items/{id}',
+        identity: { apiKey: KEY, apiKeyId: 'key' },
+      },
+    });
+  });
+
+  it("throttles each key with its plan's token bucket", async () => {
+    let now = 0;
+    const { instance } = gateway({ now: () => now });
+    const statuses = async (key: string, count: number) => {
+      const codes: number[] = [];
+      for (let n = 0; n < count; n++)
+        codes.push((await instance.handle(request('/v1/items', { key }))).statusCode);
+      return codes;
+    };
+
+    expect(await statuses(KEY, 3)).toEqual([200, 200, 429]);
+    expect(parse(await instance.handle(request('/v1/items', { key: KEY })))).toEqual({
+      message: 'Too Many Requests',
+    });
+    expect(await statuses(OTHER_KEY, 2)).toEqual([200, 200]);
+    now = 1_000;
+    expect(await statuses(KEY, 2)).toEqual([200, 429]);
+  });
+
+  it('uses a method throttle of the plan instead of its default for that method', async () => {
+    const strict = model();
+    strict.usagePlans[0]?.methodThrottles.set('/items/{id}/GET', { rateLimit: 1, burstLimit: 1 });
+    const { instance } = gateway({ model: strict });
+
+    expect((await instance.handle(request('/v1/items/1', { key: KEY }))).statusCode).toBe(200);
+    expect((await instance.handle(request('/v1/items/1', { key: KEY }))).statusCode).toBe(429);
+    expect((await instance.handle(request('/v1/items', { key: KEY }))).statusCode).toBe(200);
+  });
+
+  it('applies the stage throttle to all clients together', async () => {
+    const { instance } = gateway({
+      model: model({ stageThrottles: new Map([['*', { rateLimit: 1, burstLimit: 1 }]]) }),
+    });
+
+    expect((await instance.handle(request('/v1/items', { key: KEY }))).statusCode).toBe(200);
+    expect((await instance.handle(request('/v1/items', { key: OTHER_KEY }))).statusCode).toBe(429);
+  });
+
+  it('answers 429 Limit Exceeded past the quota, counting only admitted requests', async () => {
+    let now = 0;
+    const small = model();
+    const plan = small.usagePlans[0];
+    if (plan) plan.quota = { limit: 3, period: 'DAY' };
+    const { instance, invoke } = gateway({ model: small, now: () => now });
+    const answers: unknown[] = [];
+    for (let n = 0; n < 6; n++) {
+      now += 400;
+      answers.push(parse(await instance.handle(request('/v1/items', { key: KEY }))));
+    }
+
+    expect(invoke).toHaveBeenCalledTimes(3);
+    expect(answers.at(-1)).toEqual({ message: 'Limit Exceeded' });
+    expect(answers).toContainEqual({ message: 'Too Many Requests' });
+  });
+
+  it('answers 502 when the function fails or returns no proxy response', async () => {
+    for (const result of [
+      { ok: false, error: { errorType: 'Error', errorMessage: 'boom' } },
+      { ok: true, value: 'not a response' },
+      { ok: true, value: { body: '{}' } },
+    ] as InvokeResult[]) {
+      const { instance } = gateway({ invoke: async () => result });
+      const response = await instance.handle(request('/v1/items', { key: KEY }));
+      expect(response.statusCode).toBe(502);
+      expect(parse(response)).toEqual({ message: 'Internal server error' });
+    }
+  });
+
+  it('answers 504 when the integration takes longer than its timeout', async () => {
+    const { instance } = gateway({ invoke: () => new Promise(() => undefined) });
+    const response = await instance.handle(request('/v1/items', { key: KEY }));
+    expect(response.statusCode).toBe(504);
+    expect(parse(response)).toEqual({ message: 'Endpoint request timed out' });
+  });
+
+  it("returns the function's status, headers and body", async () => {
+    const { instance } = gateway({
+      invoke: async () => ({
+        ok: true,
+        value: { statusCode: 201, headers: { Location: '/items/1' }, body: '{"id":1}' },
+      }),
+    });
+    const response = await instance.handle(request('/v1/items', { key: KEY }));
+    expect(response.statusCode).toBe(201);
+    expect(response.headers.location).toBe('/items/1');
+    expect(parse(response)).toEqual({ id: 1 });
+  });
+});
