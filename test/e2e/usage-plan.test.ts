@@ -1,0 +1,47 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiClient, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
+
+/** A small plan, set the way a user sets it: CDK context, read through the synthesized template. */
+const PLAN = { usagePlanRateLimit: 1, usagePlanBurstLimit: 3, usagePlanQuotaPerDay: 8 };
+
+const stateDir = mkdtempSync(join(tmpdir(), 'mailer-plan-'));
+let runtime: RuntimeProcess;
+
+beforeAll(async () => {
+  runtime = await startRuntimeProcess({ stateDir, context: PLAN });
+});
+
+afterAll(async () => {
+  await runtime?.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe('the usage plan on the local runtime', () => {
+  it('throttles a burst above the plan, then stops the key at its daily quota', async () => {
+    const api = apiClient(runtime.url, runtime.apiKey);
+    const answers: { status: number; message: unknown }[] = [];
+    const call = async () => {
+      const { status, body } = await api('GET', '/nonprofits?limit=1');
+      answers.push({ status, message: body.message });
+      return { status, message: body.message };
+    };
+
+    const burst = await Promise.all(Array.from({ length: 10 }, call));
+    expect(burst.filter((answer) => answer.status === 200).length).toBeGreaterThanOrEqual(PLAN.usagePlanBurstLimit);
+    expect(burst).toContainEqual({ status: 429, message: 'Too Many Requests' });
+
+    // Throttled requests do not count against the quota: keep going, slower than the rate, until it ends.
+    let last = { status: 200, message: undefined as unknown };
+    for (let attempt = 0; attempt < 20 && last.message !== 'Limit Exceeded'; attempt++) {
+      await sleep(1_100);
+      last = await call();
+    }
+    expect(last).toEqual({ status: 429, message: 'Limit Exceeded' });
+    expect(answers.filter((answer) => answer.status === 200)).toHaveLength(PLAN.usagePlanQuotaPerDay);
+    expect(await call()).toEqual({ status: 429, message: 'Limit Exceeded' });
+  });
+});

@@ -1,0 +1,94 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { PROJECT_ROOT } from '../../local/synth';
+
+export interface RuntimeProcess {
+  url: string;
+  apiKey: string;
+  child: ChildProcess;
+  output: string[];
+  /** The DynamoDB Local (Java) process the runtime started, from the pid file it keeps. */
+  javaPid(): number;
+  /** Sends the signal and resolves once the runtime has exited. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export const isRunning = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Starts the local runtime exactly as `npm start` does (`node --import tsx bin/local.ts`), on a free
+ * port, with its own state folder and optional CDK context, and reads the URL and key it prints.
+ */
+export async function startRuntimeProcess(options: { stateDir: string; context?: Record<string, unknown> }): Promise<RuntimeProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/local.ts'], {
+    cwd: PROJECT_ROOT,
+    env: {
+      ...process.env,
+      PORT: '0',
+      LOCAL_STATE_DIR: options.stateDir,
+      CDK_CONTEXT_JSON: JSON.stringify(options.context ?? {}),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const ready = new Promise<{ url: string; apiKey: string }>((resolve, reject) => {
+    let url: string | undefined;
+    const timer = setTimeout(() => reject(new Error(`The runtime did not start:\n${output.join('\n')}`)), 150_000);
+    const onLine = (line: string) => {
+      output.push(line);
+      url ??= /^\s+API:\s+(\S+)/.exec(line)?.[1];
+      const apiKey = /^\s+API key:\s+(\S+)/.exec(line)?.[1];
+      if (url && apiKey) {
+        clearTimeout(timer);
+        resolve({ url, apiKey });
+      }
+    };
+    for (const stream of [child.stdout, child.stderr]) {
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => {
+        for (const line of chunk.split('\n')) onLine(line);
+      });
+    }
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`The runtime exited before it was ready:\n${output.join('\n')}`));
+    });
+  });
+  const { url, apiKey } = await ready;
+  return {
+    url,
+    apiKey,
+    child,
+    output,
+    javaPid: () => {
+      const pidFile = `${options.stateDir}/dynamodb-local.pid`;
+      if (!existsSync(pidFile)) throw new Error('No DynamoDB Local pid file');
+      return (JSON.parse(readFileSync(pidFile, 'utf8')) as { pid: number }).pid;
+    },
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+/** A small HTTP client for the tests: JSON in, status and parsed JSON out. */
+export function apiClient(baseUrl: string, apiKey?: string) {
+  return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: { ...(apiKey ? { 'x-api-key': apiKey } : {}), 'content-type': 'application/json', ...headers },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  };
+}
