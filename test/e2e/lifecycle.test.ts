@@ -65,7 +65,9 @@ describe('the local runtime as a process', () => {
 
     const next = await start();
     expect(await waitUntilGone(orphan)).toBe(true);
-    expect((await apiClient(next.url, next.apiKey)('GET', '/nonprofits/kept@restart.example.org')).status).toBe(200);
+    expect(
+      (await apiClient(next.url, next.apiKey)('GET', '/nonprofits/kept@restart.example.org')).status,
+    ).toBe(200);
 
     const java = next.javaPid();
     await next.stop('SIGTERM');

@@ -31,7 +31,9 @@ describe('the usage plan on the local runtime', () => {
     };
 
     const burst = await Promise.all(Array.from({ length: 10 }, call));
-    expect(burst.filter((answer) => answer.status === 200).length).toBeGreaterThanOrEqual(PLAN.usagePlanBurstLimit);
+    expect(burst.filter((answer) => answer.status === 200).length).toBeGreaterThanOrEqual(
+      PLAN.usagePlanBurstLimit,
+    );
     expect(burst).toContainEqual({ status: 429, message: 'Too Many Requests' });
 
     // Throttled requests do not count against the quota: keep going, slower than the rate, until it ends.

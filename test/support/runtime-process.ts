@@ -26,7 +26,10 @@ export const isRunning = (pid: number) => {
  * Starts the local runtime exactly as `npm start` does (`node --import tsx bin/local.ts`), on a free
  * port, with its own state folder and optional CDK context, and reads the URL and key it prints.
  */
-export async function startRuntimeProcess(options: { stateDir: string; context?: Record<string, unknown> }): Promise<RuntimeProcess> {
+export async function startRuntimeProcess(options: {
+  stateDir: string;
+  context?: Record<string, unknown>;
+}): Promise<RuntimeProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'bin/local.ts'], {
     cwd: PROJECT_ROOT,
     env: {
@@ -41,7 +44,10 @@ export async function startRuntimeProcess(options: { stateDir: string; context?:
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const ready = new Promise<{ url: string; apiKey: string }>((resolve, reject) => {
     let url: string | undefined;
-    const timer = setTimeout(() => reject(new Error(`The runtime did not start:\n${output.join('\n')}`)), 150_000);
+    const timer = setTimeout(
+      () => reject(new Error(`The runtime did not start:\n${output.join('\n')}`)),
+      150_000,
+    );
     const onLine = (line: string) => {
       output.push(line);
       url ??= /^\s+API:\s+(\S+)/.exec(line)?.[1];
@@ -89,6 +95,10 @@ export function apiClient(baseUrl: string, apiKey?: string) {
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
     const text = await response.text();
-    return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+    return {
+      status: response.status,
+      headers: response.headers,
+      body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+    };
   };
 }
