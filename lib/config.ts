@@ -17,6 +17,24 @@ const configSchema = z.object({
   stageRateLimit: z.coerce.number().positive().default(500),
   /** Burst the whole stage takes, all keys together. */
   stageBurstLimit: z.coerce.number().int().nonnegative().default(1000),
+  /** `POST /send-email` requests each API key may make per minute (the original API allowed 5). */
+  sendEmailRequestsPerMinute: z.coerce.number().positive().default(5),
+  /** `POST /send-email` requests each API key may make at once. */
+  sendEmailBurstLimit: z.coerce.number().int().nonnegative().default(5),
+  /** Messages the consumer takes per invocation. */
+  consumerBatchSize: z.coerce.number().int().min(1).max(10_000).default(10),
+  /** Seconds the event source waits to fill a batch. */
+  consumerBatchingWindowSeconds: z.coerce.number().int().min(0).max(300).default(1),
+  /** Consumer invocations at once (2 to 1,000, as Lambda allows). */
+  consumerMaxConcurrency: z.coerce.number().int().min(2).max(1000).default(10),
+  /** Seconds a consumer invocation may take; the queue's visibility timeout is six times this. */
+  consumerTimeoutSeconds: z.coerce.number().int().min(1).max(900).default(30),
+  /** Receives of one message before it moves to the dead-letter queue (at least 5, as AWS advises). */
+  maxReceiveCount: z.coerce.number().int().min(5).max(1000).default(5),
+  /** Minutes between sweeper runs. */
+  sweeperRateMinutes: z.coerce.number().int().min(1).max(1440).default(5),
+  /** Seconds without progress after which the sweeper re-enqueues a job's unsent recipients. */
+  sweeperStaleAfterSeconds: z.coerce.number().int().min(1).default(900),
 });
 
 export type MailerConfig = z.output<typeof configSchema>;

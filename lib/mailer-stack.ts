@@ -1,23 +1,37 @@
-import { Stack, type StackProps } from 'aws-cdk-lib';
+import { Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { MailerConfig } from './config';
 import { MailerApi } from './constructs/api';
 import { MailerData } from './constructs/data';
+import { EmailJobs } from './constructs/email-jobs';
 import { NonprofitsRoutes } from './constructs/nonprofits-routes';
+import { EmailQueue } from './constructs/queue';
 
 export interface MailerStackProps extends StackProps {
   config: MailerConfig;
 }
 
-/** The whole system: its data, then the API and the routes that serve it. */
+/** The whole system: its data and queue, then the API, the routes that serve it, and the email pipeline. */
 export class MailerStack extends Stack {
   readonly data: MailerData;
   readonly api: MailerApi;
+  readonly queue: EmailQueue;
+  readonly emailJobs: EmailJobs;
 
   constructor(scope: Construct, id: string, props: MailerStackProps) {
     super(scope, id, props);
     this.data = new MailerData(this, 'Data');
+    this.queue = new EmailQueue(this, 'Queue', {
+      consumerTimeout: Duration.seconds(props.config.consumerTimeoutSeconds),
+      maxReceiveCount: props.config.maxReceiveCount,
+    });
     this.api = new MailerApi(this, 'Api', { config: props.config });
     new NonprofitsRoutes(this, 'Nonprofits', { api: this.api, data: this.data });
+    this.emailJobs = new EmailJobs(this, 'EmailJobs', {
+      api: this.api,
+      data: this.data,
+      queue: this.queue,
+      config: props.config,
+    });
   }
 }

@@ -1,13 +1,14 @@
 // POST /nonprofits: handler --> nonprofit repository (DynamoDB)
 import { apiHandler, json, parseJsonBody } from '../core/http';
 import { newNonprofit } from '../core/nonprofits/nonprofit';
-import { type NonprofitDependencies, nonprofitDependenciesFromEnv } from './nonprofits-dependencies';
+import { nonprofitsFromEnv } from '../core/adapters';
+import type { NonprofitRepository } from '../core/nonprofits/repository';
 
-export const makeCreateNonprofit = ({ nonprofits }: NonprofitDependencies) =>
+export const makeCreateNonprofit = ({ nonprofits }: { nonprofits: NonprofitRepository }) =>
   apiHandler(async (event) => {
     const input = parseJsonBody(event, newNonprofit);
     const created = await nonprofits.create(input);
     return json(201, created, { location: `/nonprofits/${encodeURIComponent(created.email)}` });
   });
 
-export const handler = makeCreateNonprofit(nonprofitDependenciesFromEnv());
+export const handler = makeCreateNonprofit({ nonprofits: nonprofitsFromEnv() });

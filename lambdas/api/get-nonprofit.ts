@@ -2,9 +2,10 @@
 import { NotFoundError } from '../core/errors';
 import { apiHandler, json, parsePathParameter } from '../core/http';
 import { emailAddress } from '../core/nonprofits/nonprofit';
-import { type NonprofitDependencies, nonprofitDependenciesFromEnv } from './nonprofits-dependencies';
+import { nonprofitsFromEnv } from '../core/adapters';
+import type { NonprofitRepository } from '../core/nonprofits/repository';
 
-export const makeGetNonprofit = ({ nonprofits }: NonprofitDependencies) =>
+export const makeGetNonprofit = ({ nonprofits }: { nonprofits: NonprofitRepository }) =>
   apiHandler(async (event) => {
     const email = parsePathParameter(event, 'email', emailAddress);
     const nonprofit = await nonprofits.get(email);
@@ -12,4 +13,4 @@ export const makeGetNonprofit = ({ nonprofits }: NonprofitDependencies) =>
     return json(200, nonprofit);
   });
 
-export const handler = makeGetNonprofit(nonprofitDependenciesFromEnv());
+export const handler = makeGetNonprofit({ nonprofits: nonprofitsFromEnv() });

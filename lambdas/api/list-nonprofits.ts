@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { pageLimit } from '../core/cursor';
 import { apiHandler, json, parseQuery } from '../core/http';
 import { emailDomain } from '../core/nonprofits/nonprofit';
-import { type NonprofitDependencies, nonprofitDependenciesFromEnv } from './nonprofits-dependencies';
+import { nonprofitsFromEnv } from '../core/adapters';
+import type { NonprofitRepository } from '../core/nonprofits/repository';
 
 const listQuery = z.strictObject({
   domain: emailDomain.optional(),
@@ -11,11 +12,11 @@ const listQuery = z.strictObject({
   cursor: z.string().min(1, 'Must not be empty').optional(),
 });
 
-export const makeListNonprofits = ({ nonprofits }: NonprofitDependencies) =>
+export const makeListNonprofits = ({ nonprofits }: { nonprofits: NonprofitRepository }) =>
   apiHandler(async (event) => {
     const query = parseQuery(event, listQuery);
     const page = await nonprofits.list(query);
     return json(200, { nonprofits: page.items, next_cursor: page.nextCursor });
   });
 
-export const handler = makeListNonprofits(nonprofitDependenciesFromEnv());
+export const handler = makeListNonprofits({ nonprofits: nonprofitsFromEnv() });

@@ -1,13 +1,14 @@
 // PUT /nonprofits/{email}: handler --> nonprofit repository (DynamoDB)
 import { apiHandler, json, parseJsonBody, parsePathParameter } from '../core/http';
 import { emailAddress, nonprofitDetails } from '../core/nonprofits/nonprofit';
-import { type NonprofitDependencies, nonprofitDependenciesFromEnv } from './nonprofits-dependencies';
+import { nonprofitsFromEnv } from '../core/adapters';
+import type { NonprofitRepository } from '../core/nonprofits/repository';
 
-export const makeUpdateNonprofit = ({ nonprofits }: NonprofitDependencies) =>
+export const makeUpdateNonprofit = ({ nonprofits }: { nonprofits: NonprofitRepository }) =>
   apiHandler(async (event) => {
     const email = parsePathParameter(event, 'email', emailAddress);
     const details = parseJsonBody(event, nonprofitDetails);
     return json(200, await nonprofits.update(email, details));
   });
 
-export const handler = makeUpdateNonprofit(nonprofitDependenciesFromEnv());
+export const handler = makeUpdateNonprofit({ nonprofits: nonprofitsFromEnv() });

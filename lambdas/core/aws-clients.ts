@@ -1,11 +1,14 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
 
 /**
  * AWS clients are created once per execution environment, at module scope, so warm invocations
- * reuse their connections. Endpoints come from the standard SDK settings (`AWS_ENDPOINT_URL_DYNAMODB`
- * locally), so no handler knows whether it runs in AWS or on a laptop.
+ * reuse their connections. Endpoints come from the standard SDK settings (`AWS_ENDPOINT_URL_DYNAMODB` and
+ * `AWS_ENDPOINT_URL_SQS` locally), so no handler knows whether it runs in AWS or on a laptop.
  */
 export const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
   marshallOptions: { removeUndefinedValues: true },
 });
+
+export const sqsClient = new SQSClient({});

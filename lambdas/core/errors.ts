@@ -4,7 +4,7 @@
  */
 
 export interface FieldProblem {
-  /** Where the problem is: a body field (`email`), a query parameter (`query.limit`) or a path parameter. */
+  /** Where the problem is: a body field (`emails[3]`), a query parameter (`query.limit`), a path parameter. */
   field: string;
   message: string;
 }
@@ -12,34 +12,33 @@ export interface FieldProblem {
 export abstract class AppError extends Error {
   abstract readonly status: number;
   abstract readonly code: string;
-}
 
-export class ValidationError extends AppError {
-  readonly status = 400;
-  readonly code = 'VALIDATION_ERROR';
   constructor(
     message: string,
     readonly details: FieldProblem[] = [],
   ) {
     super(message);
-    this.name = 'ValidationError';
+    this.name = new.target.name;
   }
+}
+
+export class ValidationError extends AppError {
+  readonly status = 400;
+  readonly code = 'VALIDATION_ERROR';
+}
+
+/** The request carries no identity this operation needs (API Gateway normally guarantees one). */
+export class ForbiddenError extends AppError {
+  readonly status = 403;
+  readonly code = 'FORBIDDEN';
 }
 
 export class NotFoundError extends AppError {
   readonly status = 404;
   readonly code = 'NOT_FOUND';
-  constructor(message: string) {
-    super(message);
-    this.name = 'NotFoundError';
-  }
 }
 
 export class ConflictError extends AppError {
   readonly status = 409;
   readonly code = 'CONFLICT';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConflictError';
-  }
 }

@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { z } from 'zod';
-import { AppError, type FieldProblem, ValidationError } from './errors';
+import { AppError, type FieldProblem, ForbiddenError, ValidationError } from './errors';
 
 export type ApiEvent = APIGatewayProxyEvent;
 export type ApiResult = APIGatewayProxyResult;
@@ -24,7 +24,7 @@ export function noContent(): ApiResult {
  */
 export function errorResponse(error: unknown): ApiResult {
   if (error instanceof AppError) {
-    const details = error instanceof ValidationError && error.details.length > 0 ? error.details : undefined;
+    const details = error.details.length > 0 ? error.details : undefined;
     return json(error.status, { message: error.message, code: error.code, details });
   }
   const { name, message, stack } = error instanceof Error ? error : new Error(String(error));
@@ -114,4 +114,18 @@ export function parsePathParameter<S extends z.ZodType>(
   schema: S,
 ): z.output<S> {
   return validate(schema, pathParameter(event, name), `path parameter ${name}`, `path.${name}`);
+}
+
+/** The id of the API key API Gateway checked for this request: the owner of what it creates. */
+export function callerApiKeyId(event: ApiEvent): string {
+  const id = event.requestContext?.identity?.apiKeyId;
+  if (!id) throw new ForbiddenError('The request was not made with an API key.');
+  return id;
+}
+
+/** A header by name, whatever its letter case (HTTP header names are case-insensitive). */
+export function header(event: ApiEvent, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  const entry = Object.entries(event.headers ?? {}).find(([key]) => key.toLowerCase() === wanted);
+  return entry?.[1] ?? undefined;
 }

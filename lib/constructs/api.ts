@@ -9,6 +9,8 @@ import {
   MethodLoggingLevel,
   Period,
   RestApi,
+  type ThrottleSettings,
+  type ThrottlingPerMethod,
   type UsagePlan,
 } from 'aws-cdk-lib/aws-apigateway';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -32,6 +34,7 @@ export class MailerApi extends Construct {
   readonly restApi: RestApi;
   readonly usagePlan: UsagePlan;
   readonly apiKey: IApiKey;
+  private readonly methodThrottles: ThrottlingPerMethod[] = [];
 
   constructor(scope: Construct, id: string, { config }: MailerApiProps) {
     super(scope, id);
@@ -63,7 +66,8 @@ export class MailerApi extends Construct {
       description: 'Default plan for API clients',
       throttle: { rateLimit: config.usagePlanRateLimit, burstLimit: config.usagePlanBurstLimit },
       quota: { limit: config.usagePlanQuotaPerDay, period: Period.DAY },
-      apiStages: [{ api: this.restApi, stage: this.restApi.deploymentStage }],
+      // Method throttles are added with their routes; the plan renders this list at synthesis.
+      apiStages: [{ api: this.restApi, stage: this.restApi.deploymentStage, throttle: this.methodThrottles }],
     });
     this.apiKey = this.restApi.addApiKey('FirstApiKey', {
       description: 'The first API key, created with the stack',
@@ -79,8 +83,11 @@ export class MailerApi extends Construct {
     });
   }
 
-  /** Routes `method path` (for example `GET /nonprofits/{email}`) to a function. */
-  addRoute(method: HttpMethod, path: string, handler: IFunction): void {
+  /**
+   * Routes `method path` (for example `GET /nonprofits/{email}`) to a function; a throttle, when
+   * given, replaces the plan's default rate and burst for this method, per API key.
+   */
+  addRoute(method: HttpMethod, path: string, handler: IFunction, options: { throttle?: ThrottleSettings } = {}): void {
     const resource = path
       .split('/')
       .filter(Boolean)
@@ -89,6 +96,7 @@ export class MailerApi extends Construct {
         this.restApi.root,
       );
     const created = resource.addMethod(method, new LambdaIntegration(handler));
+    if (options.throttle) this.methodThrottles.push({ method: created, throttle: options.throttle });
     Validations.of(created).acknowledge(
       {
         id: 'AwsSolutions::AwsSolutions-APIG4',

@@ -5,6 +5,7 @@ import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 
 const LAMBDAS_DIR = fileURLToPath(new URL('../../lambdas/', import.meta.url));
@@ -84,6 +85,31 @@ export class ProjectFunction extends NodejsFunction {
     this.addToRolePolicy(
       new PolicyStatement({ actions: [...actions], resources: [table.tableArn, ...indexArns] }),
     );
+    return this;
+  }
+
+  /** Names the queue's URL in an environment variable and grants sending to it, nothing more. */
+  useQueue(queue: IQueue, variable: string): this {
+    this.addEnvironment(variable, queue.queueUrl);
+    queue.grantSendMessages(this);
+    return this;
+  }
+
+  /** Queue consumers fail back to their queue, whose redrive policy holds the dead letters. */
+  acknowledgeQueueInvocation(): this {
+    Validations.of(this).acknowledge({
+      id: 'Serverless::Serverless-LambdaDLQ',
+      reason: 'Invoked by an SQS event source mapping: failed messages return to the queue and reach its dead-letter queue.',
+    });
+    return this;
+  }
+
+  /** A scheduled run that fails is simply run again at the next tick: there is nothing to dead-letter. */
+  acknowledgeScheduledInvocation(): this {
+    Validations.of(this).acknowledge({
+      id: 'Serverless::Serverless-LambdaDLQ',
+      reason: 'Invoked on a schedule; each run does all outstanding work, so a failed run is covered by the next one.',
+    });
     return this;
   }
 

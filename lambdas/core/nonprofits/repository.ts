@@ -1,5 +1,6 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
@@ -9,6 +10,8 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
+import { backoff, chunks, mapConcurrently } from '../concurrency';
+import { requireSetting } from '../env';
 import { decodeCursor, encodeCursor, type Page } from '../cursor';
 import { ConflictError, NotFoundError } from '../errors';
 import {
@@ -33,13 +36,15 @@ export interface NonprofitRepository {
   update(email: string, details: NonprofitDetails): Promise<Nonprofit>;
   delete(email: string): Promise<void>;
   list(query: NonprofitQuery): Promise<Page<Nonprofit>>;
+  /** The nonprofits among these (lower-case) emails that exist, by email. */
+  getMany(emails: readonly string[]): Promise<Map<string, Nonprofit>>;
 }
 
 export interface DynamoNonprofitRepositoryOptions {
   client: DynamoDBDocumentClient;
   tableName: string;
-  /** The GSI keyed by `domain` (sorted by `email`) that serves the domain filter. */
-  domainIndexName: string;
+  /** The GSI keyed by `domain` (sorted by `email`) that serves the domain filter; only `list` needs it. */
+  domainIndexName?: string | undefined;
   now?: () => Date;
 }
 
@@ -57,12 +62,17 @@ function toNonprofit(item: Record<string, unknown>): Nonprofit {
   return { email, domain, name, address, created_at, updated_at };
 }
 
+/** BatchGetItem takes at most 100 keys a call. */
+const BATCH_GET_SIZE = 100;
+const BATCH_GET_CONCURRENCY = 8;
+const MAX_UNPROCESSED_RETRIES = 8;
+
 const notFound = (email: string) => new NotFoundError(`Nonprofit with email ${email} not found.`);
 
 export class DynamoNonprofitRepository implements NonprofitRepository {
   private readonly client: DynamoDBDocumentClient;
   private readonly tableName: string;
-  private readonly domainIndexName: string;
+  private readonly domainIndexName: string | undefined;
   private readonly now: () => Date;
 
   constructor(options: DynamoNonprofitRepositoryOptions) {
@@ -161,7 +171,7 @@ export class DynamoNonprofitRepository implements NonprofitRepository {
         ? new ScanCommand({ TableName: this.tableName, Limit: limit + 1, ExclusiveStartKey: startKey })
         : new QueryCommand({
             TableName: this.tableName,
-            IndexName: this.domainIndexName,
+            IndexName: requireSetting('domainIndexName', this.domainIndexName),
             KeyConditionExpression: '#domain = :domain',
             ExpressionAttributeNames: { '#domain': 'domain' },
             ExpressionAttributeValues: { ':domain': domain },
@@ -176,5 +186,29 @@ export class DynamoNonprofitRepository implements NonprofitRepository {
     const resumeKey = (item: Nonprofit) =>
       domain === undefined ? { email: item.email } : { email: item.email, domain: item.domain };
     return { items, nextCursor: more && last ? encodeCursor(resumeKey(last), scope) : null };
+  }
+
+  /**
+   * Batched reads, a few calls at once. DynamoDB may leave keys unprocessed under load; those are
+   * asked for again with backoff, never silently dropped (a dropped key would read as "not found").
+   */
+  async getMany(emails: readonly string[]): Promise<Map<string, Nonprofit>> {
+    const found = new Map<string, Nonprofit>();
+    await mapConcurrently(chunks([...new Set(emails)], BATCH_GET_SIZE), BATCH_GET_CONCURRENCY, async (batch) => {
+      let keys: Record<string, unknown>[] = batch.map((email) => ({ email }));
+      for (let attempt = 0; keys.length > 0; attempt++) {
+        if (attempt > MAX_UNPROCESSED_RETRIES) throw new Error('DynamoDB left keys unprocessed after retries');
+        if (attempt > 0) await backoff(attempt);
+        const result = await this.client.send(
+          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+        );
+        for (const item of result.Responses?.[this.tableName] ?? []) {
+          const nonprofit = toNonprofit(item);
+          found.set(nonprofit.email, nonprofit);
+        }
+        keys = (result.UnprocessedKeys?.[this.tableName]?.Keys ?? []) as Record<string, unknown>[];
+      }
+    });
+    return found;
   }
 }

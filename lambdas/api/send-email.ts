@@ -1,0 +1,57 @@
+// POST /send-email: handler --> accept job (nonprofits, job store, email queue)
+import { z } from 'zod';
+import { emailQueueFromEnv, jobsFromEnv, nonprofitsFromEnv } from '../core/adapters';
+import { type AcceptJobDependencies, acceptJob } from '../core/jobs/accept-job';
+import { sendEmailRequest } from '../core/jobs/job';
+import { apiHandler, callerApiKeyId, header, json, parseJsonBody } from '../core/http';
+import { ValidationError } from '../core/errors';
+
+const idempotencyKey = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[\x21-\x7e]+$/, 'Must be printable ASCII without spaces');
+
+export const makeSendEmail = (deps: AcceptJobDependencies) =>
+  apiHandler(async (event) => {
+    const request = parseJsonBody(event, sendEmailRequest);
+    const rawKey = header(event, 'idempotency-key');
+    const key = rawKey === undefined ? undefined : idempotencyKey.safeParse(rawKey);
+    if (key && !key.success) {
+      throw new ValidationError('Invalid Idempotency-Key header', [
+        { field: 'header.Idempotency-Key', message: key.error.issues[0]?.message ?? 'Invalid' },
+      ]);
+    }
+    const { job, replayed } = await acceptJob(deps, {
+      apiKeyId: callerApiKeyId(event),
+      request,
+      idempotencyKey: key?.data,
+    });
+    return json(
+      202,
+      {
+        job_id: job.job_id,
+        status: job.status,
+        total_emails: job.total_emails,
+        message: replayed
+          ? 'This Idempotency-Key already submitted this job; its current status is shown.'
+          : `Job accepted: ${job.total_emails} emails queued.`,
+      },
+      { location: `/jobs/${job.job_id}`, ...(replayed ? { 'idempotent-replayed': 'true' } : {}) },
+    );
+  });
+
+export const handler = makeSendEmail({
+  jobs: jobsFromEnv(),
+  nonprofits: nonprofitsFromEnv(),
+  queue: emailQueueFromEnv(),
+  onEnqueueFailure: (job, error) =>
+    console.error(
+      JSON.stringify({
+        level: 'ERROR',
+        message: 'Job recorded but not enqueued; the sweeper will enqueue it',
+        job_id: job.job_id,
+        error: String(error),
+      }),
+    ),
+});

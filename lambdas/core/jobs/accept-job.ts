@@ -1,0 +1,100 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { ConflictError, NotFoundError } from '../errors';
+import type { NonprofitRepository } from '../nonprofits/repository';
+import type { EmailQueue } from '../queue/email-queue';
+import type { JobRecord, SendEmailRequest } from './job';
+import type { JobStore } from './job-store';
+
+export interface AcceptJobDependencies {
+  jobs: JobStore;
+  nonprofits: Pick<NonprofitRepository, 'getMany'>;
+  queue: EmailQueue;
+  now?: () => Date;
+  /** Told when enqueueing fails after the job was recorded; the sweeper will enqueue it later. */
+  onEnqueueFailure?: (job: JobRecord, error: unknown) => void;
+}
+
+export interface AcceptJobInput {
+  apiKeyId: string;
+  request: SendEmailRequest;
+  idempotencyKey?: string | undefined;
+}
+
+export interface AcceptedJob {
+  job: JobRecord;
+  /** True when an earlier request with the same Idempotency-Key made this job. */
+  replayed: boolean;
+}
+
+/** A digest of what the job will do: recipients as a set, and the exact template, subject and cc. */
+function requestHash({ emails, template, subject, cc }: SendEmailRequest): string {
+  const canonical = JSON.stringify([[...emails].sort(), template, subject ?? null, cc ?? []]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+/** The same API key and Idempotency-Key always name the same job id, so a replay finds its job. */
+function idempotentJobId(apiKeyId: string, idempotencyKey: string): string {
+  const hex = createHash('sha256').update(`${apiKeyId}\n${idempotencyKey}`).digest('hex');
+  // Shaped as a version 8 (custom) UUID, so every job id has one format.
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((Number.parseInt(hex.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${hex.slice(18, 20)}-${hex.slice(20, 32)}`;
+}
+
+function replayOrConflict(existing: JobRecord, hash: string, apiKeyId: string): AcceptedJob {
+  if (existing.api_key_id !== apiKeyId || existing.request_hash !== hash) {
+    throw new ConflictError('The Idempotency-Key was used for a different request.');
+  }
+  return { job: existing, replayed: true };
+}
+
+/**
+ * POST /send-email: checks every recipient is a registered nonprofit, records the recipients and
+ * the job (durably, before anything is answered), then enqueues one message per recipient. If
+ * enqueueing fails the job stays accepted: it is recorded, and the sweeper enqueues what is unsent.
+ */
+export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInput): Promise<AcceptedJob> {
+  const { apiKeyId, request, idempotencyKey } = input;
+  const hash = requestHash(request);
+  const jobId = idempotencyKey ? idempotentJobId(apiKeyId, idempotencyKey) : randomUUID();
+  if (idempotencyKey) {
+    const existing = await deps.jobs.get(jobId);
+    if (existing) return replayOrConflict(existing, hash, apiKeyId);
+  }
+
+  const registered = await deps.nonprofits.getMany(request.emails);
+  const unknown = request.emails
+    .map((email, index) => ({ email, index }))
+    .filter(({ email }) => !registered.has(email));
+  if (unknown.length > 0) {
+    const [first] = unknown;
+    throw new NotFoundError(
+      unknown.length === 1 && first
+        ? `Nonprofit with email ${first.email} not found.`
+        : `${unknown.length} recipients are not registered nonprofits: ${unknown
+            .slice(0, 10)
+            .map(({ email }) => email)
+            .join(', ')}${unknown.length > 10 ? ', …' : ''} (all are listed in details)`,
+      unknown.map(({ email, index }) => ({ field: `emails[${index}]`, message: `Nonprofit with email ${email} not found.` })),
+    );
+  }
+
+  const recipients = [...request.emails].sort();
+  const { job, created } = await deps.jobs.create({
+    job_id: jobId,
+    api_key_id: apiKeyId,
+    template: request.template,
+    subject: request.subject ?? null,
+    cc: request.cc ?? [],
+    recipients,
+    request_hash: hash,
+    created_at: (deps.now?.() ?? new Date()).toISOString(),
+    ...(idempotencyKey ? { idempotency_key: idempotencyKey } : {}),
+  });
+  if (!created) return replayOrConflict(job, hash, apiKeyId);
+
+  try {
+    await deps.queue.enqueue(recipients.map((recipient) => ({ job_id: job.job_id, recipient })));
+  } catch (error) {
+    deps.onEnqueueFailure?.(job, error);
+  }
+  return { job, replayed: false };
+}

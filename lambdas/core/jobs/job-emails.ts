@@ -1,0 +1,70 @@
+import type { DeliveryReader } from './deliveries';
+import type { JobRecord } from './job';
+import type { JobStore } from './job-store';
+
+export const EMAIL_STATUSES = ['pending', 'sent', 'failed'] as const;
+export type EmailStatus = (typeof EMAIL_STATUSES)[number];
+
+/** One recipient of a job as `GET /jobs/{job_id}/emails` shows it. */
+export interface JobEmail {
+  to: string;
+  cc: string[];
+  subject: string | null;
+  body: string | null;
+  status: EmailStatus;
+  attempts: number;
+  error: string | null;
+  sent_at: string | null;
+}
+
+/** Recipients examined at most per request while a status filter skips others. */
+const MAX_SCANNED_PER_REQUEST = 1_000;
+
+export interface ListJobEmailsDependencies {
+  jobs: Pick<JobStore, 'recipients'>;
+  deliveries: Pick<DeliveryReader, 'getMany'>;
+}
+
+/**
+ * Every recipient of a job in its stored (sorted) order, each with its outcome, or `pending` while it
+ * has none. Pages are windows of the recipient list, so the cursor is a position in it; with a status
+ * filter, a page may hold fewer than `limit` entries (at most 1,000 recipients are read per request)
+ * and `nextOffset` continues the scan.
+ */
+export async function listJobEmails(
+  deps: ListJobEmailsDependencies,
+  job: JobRecord,
+  query: { status?: EmailStatus | undefined; limit: number; offset: number },
+): Promise<{ items: JobEmail[]; nextOffset: number | null }> {
+  const emails: JobEmail[] = [];
+  let offset = query.offset;
+  const scanLimit = query.status ? MAX_SCANNED_PER_REQUEST : query.limit;
+  let scanned = 0;
+  while (offset < job.total_emails && emails.length < query.limit && scanned < scanLimit) {
+    const window = Math.min(query.status ? 100 : query.limit - emails.length, scanLimit - scanned);
+    const recipients = await deps.jobs.recipients(job.job_id, offset, window);
+    if (recipients.length === 0) break;
+    const outcomes = await deps.deliveries.getMany(job.job_id, recipients);
+    for (const recipient of recipients) {
+      offset++;
+      scanned++;
+      const outcome = outcomes.get(recipient);
+      const email: JobEmail = outcome
+        ? {
+            to: recipient,
+            cc: outcome.cc,
+            subject: outcome.subject,
+            body: outcome.body,
+            status: outcome.status,
+            attempts: outcome.attempts,
+            error: outcome.error ?? null,
+            sent_at: outcome.status === 'sent' ? outcome.processed_at : null,
+          }
+        : { to: recipient, cc: job.cc, subject: null, body: null, status: 'pending', attempts: 0, error: null, sent_at: null };
+      if (!query.status || email.status === query.status) emails.push(email);
+      if (emails.length === query.limit) break;
+    }
+  }
+  const nextOffset = offset < job.total_emails ? offset : null;
+  return { items: emails, nextOffset };
+}

@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { emailAddress } from '../nonprofits/nonprofit';
+import { parseTemplate } from '../templates/template';
+
+export const MAX_RECIPIENTS = 10_000;
+export const MAX_CC = 50;
+export const MAX_TEMPLATE_BYTES = 100 * 1024;
+/** RFC 5322 allows 998 characters on a line, which bounds a subject. */
+export const MAX_SUBJECT_LENGTH = 998;
+
+export const JOB_STATUSES = ['queued', 'processing', 'completed', 'failed'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** A job as stored. `remaining` counts recipients not yet sent or failed; 0 ends the job. */
+export interface JobRecord {
+  job_id: string;
+  api_key_id: string;
+  status: JobStatus;
+  total_emails: number;
+  sent: number;
+  failed: number;
+  remaining: number;
+  template: string;
+  subject: string | null;
+  cc: string[];
+  created_at: string;
+  updated_at: string;
+  started_at?: string;
+  completed_at?: string;
+  error?: string;
+  /** A digest of the request, to tell a replay under an `Idempotency-Key` from a different request. */
+  request_hash: string;
+  idempotency_key?: string;
+  /** Present while the job runs, so the sweeper's sparse index holds only running jobs. */
+  active?: string;
+}
+
+/** Checks a template field, reporting every bad placeholder with its position. */
+const templateText = (what: string, maxBytes: number) =>
+  z
+    .string({ message: 'Must be a string' })
+    .refine((value) => Buffer.byteLength(value, 'utf8') <= maxBytes, `Must be at most ${maxBytes} bytes`)
+    .superRefine((value, context) => {
+      const parsed = parseTemplate(value);
+      if (!parsed.ok) {
+        for (const problem of parsed.problems) context.addIssue({ code: 'custom', message: `Invalid ${what}: ${problem.message}` });
+      }
+    });
+
+export const sendEmailRequest = z
+  .strictObject({
+    emails: z
+      .array(emailAddress, { message: 'Must be an array of email addresses' })
+      .min(1, 'Must name at least one recipient')
+      .max(MAX_RECIPIENTS, `Must name at most ${MAX_RECIPIENTS} recipients`),
+    template: templateText('template', MAX_TEMPLATE_BYTES).pipe(z.string().min(1, 'Must not be empty')),
+    subject: templateText('subject', MAX_SUBJECT_LENGTH * 4)
+      .pipe(z.string().max(MAX_SUBJECT_LENGTH, `Must be at most ${MAX_SUBJECT_LENGTH} characters`))
+      .optional(),
+    cc: z
+      .array(emailAddress, { message: 'Must be an array of email addresses' })
+      .max(MAX_CC, `Must name at most ${MAX_CC} addresses`)
+      .optional(),
+  })
+  .superRefine(({ emails }, context) => {
+    const seen = new Map<string, number>();
+    emails.forEach((email, index) => {
+      const first = seen.get(email);
+      if (first === undefined) seen.set(email, index);
+      else context.addIssue({ code: 'custom', path: ['emails', index], message: `Duplicate of emails[${first}] (${email})` });
+    });
+  });
+export type SendEmailRequest = z.output<typeof sendEmailRequest>;
+
+/** What clients see of a job: its progress, never its owner's key or internal bookkeeping. */
+export function jobView(job: JobRecord, options: { withTemplate?: boolean } = {}) {
+  return {
+    job_id: job.job_id,
+    status: job.status,
+    total_emails: job.total_emails,
+    sent: job.sent,
+    failed: job.failed,
+    created_at: job.created_at,
+    started_at: job.started_at ?? null,
+    completed_at: job.completed_at ?? null,
+    subject: job.subject,
+    cc: job.cc,
+    ...(options.withTemplate ? { template: job.template } : {}),
+    ...(job.error ? { error: job.error } : {}),
+  };
+}
+
+export const jobId = z.uuid({ message: 'Must be a job id' });

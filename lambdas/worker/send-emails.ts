@@ -1,0 +1,20 @@
+// SQS event source: consumer --> render + transport --> progress recorder (DynamoDB transactions)
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { deliveriesFromEnv, jobsFromEnv, nonprofitsFromEnv, transportFromEnv } from '../core/adapters';
+import { type ProcessEmailsDependencies, processEmailBatch } from '../core/jobs/process-emails';
+import { logLine, receivedMessages } from './sqs';
+
+export const makeSendEmails =
+  (deps: ProcessEmailsDependencies) =>
+  async (event: SQSEvent): Promise<SQSBatchResponse> => {
+    const result = await processEmailBatch(deps, receivedMessages(event));
+    return { batchItemFailures: result.retry.map((itemIdentifier) => ({ itemIdentifier })) };
+  };
+
+export const handler = makeSendEmails({
+  jobs: jobsFromEnv(),
+  nonprofits: nonprofitsFromEnv(),
+  transport: transportFromEnv(),
+  progress: deliveriesFromEnv(),
+  log: logLine,
+});

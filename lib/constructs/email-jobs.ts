@@ -1,0 +1,138 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { Construct } from 'constructs';
+import type { MailerConfig } from '../config';
+import type { MailerApi } from './api';
+import { ACTIVE_JOBS_INDEX, JOBS_BY_API_KEY_INDEX, type MailerData } from './data';
+import { ProjectFunction } from './project-function';
+import type { EmailQueue } from './queue';
+
+export interface EmailJobsProps {
+  api: MailerApi;
+  data: MailerData;
+  queue: EmailQueue;
+  config: MailerConfig;
+}
+
+/**
+ * Email jobs: the routes that accept and report them, the consumer that renders and records each
+ * email, the consumer of the dead-letter queue that records what could not be sent, and the
+ * scheduled sweeper that re-enqueues recipients of stalled jobs. Each function is granted exactly
+ * the table and queue actions its code calls.
+ */
+export class EmailJobs extends Construct {
+  readonly consumer: ProjectFunction;
+  readonly deadLetterConsumer: ProjectFunction;
+  readonly sweeper: ProjectFunction;
+
+  constructor(scope: Construct, id: string, { api, data, queue, config }: EmailJobsProps) {
+    super(scope, id);
+
+    const sendEmail = new ProjectFunction(this, 'SendEmail', {
+      entry: 'api/send-email.ts',
+      description: 'POST /send-email',
+      // As long as API Gateway waits: a 10,000-recipient job is checked, recorded and enqueued in one request.
+      timeout: Duration.seconds(29),
+      memorySize: 1024,
+    })
+      .useTable(data.nonprofits, 'NONPROFITS_TABLE', ['dynamodb:BatchGetItem'])
+      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem', 'dynamodb:PutItem'])
+      .useTable(data.jobRecipients, 'JOB_RECIPIENTS_TABLE', ['dynamodb:PutItem'])
+      .useQueue(queue.queue, 'EMAIL_QUEUE_URL')
+      .acknowledgeSynchronousInvocation();
+    api.addRoute('POST', '/send-email', sendEmail, {
+      throttle: { rateLimit: config.sendEmailRequestsPerMinute / 60, burstLimit: config.sendEmailBurstLimit },
+    });
+
+    const listJobs = new ProjectFunction(this, 'ListJobs', { entry: 'api/list-jobs.ts', description: 'GET /jobs' })
+      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:Query'], { indexes: [JOBS_BY_API_KEY_INDEX] })
+      .acknowledgeSynchronousInvocation();
+    listJobs.addEnvironment('JOBS_BY_API_KEY_INDEX', JOBS_BY_API_KEY_INDEX);
+    api.addRoute('GET', '/jobs', listJobs);
+
+    const getJob = new ProjectFunction(this, 'GetJob', { entry: 'api/get-job.ts', description: 'GET /jobs/{job_id}' })
+      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem'])
+      .acknowledgeSynchronousInvocation();
+    api.addRoute('GET', '/jobs/{job_id}', getJob);
+    api.addRoute('GET', '/jobs/{job_id}/status', getJob);
+
+    const listEmails = new ProjectFunction(this, 'ListJobEmails', {
+      entry: 'api/list-job-emails.ts',
+      description: 'GET /jobs/{job_id}/emails',
+    })
+      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem'])
+      .useTable(data.jobRecipients, 'JOB_RECIPIENTS_TABLE', ['dynamodb:Query'])
+      .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:BatchGetItem'])
+      .acknowledgeSynchronousInvocation();
+    api.addRoute('GET', '/jobs/{job_id}/emails', listEmails);
+
+    const consumerTimeout = Duration.seconds(config.consumerTimeoutSeconds);
+    this.consumer = new ProjectFunction(this, 'SendEmails', {
+      entry: 'worker/send-emails.ts',
+      description: 'Renders, sends and records the emails of a batch',
+      timeout: consumerTimeout,
+      memorySize: 1024,
+    })
+      .useTable(data.nonprofits, 'NONPROFITS_TABLE', ['dynamodb:BatchGetItem'])
+      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:PutItem'])
+      .acknowledgeQueueInvocation();
+    this.consumer.addEnvironment('EMAIL_TRANSPORT', 'record');
+    consumeQueue(
+      this.consumer,
+      new SqsEventSource(queue.queue, {
+        batchSize: config.consumerBatchSize,
+        maxBatchingWindow: Duration.seconds(config.consumerBatchingWindowSeconds),
+        maxConcurrency: config.consumerMaxConcurrency,
+        reportBatchItemFailures: true,
+      }),
+    );
+
+    this.deadLetterConsumer = new ProjectFunction(this, 'RecordDeadLetters', {
+      entry: 'worker/record-dead-letters.ts',
+      description: 'Records emails that reached the dead-letter queue as failed',
+      timeout: consumerTimeout,
+    })
+      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:PutItem'])
+      .acknowledgeQueueInvocation();
+    consumeQueue(
+      this.deadLetterConsumer,
+      new SqsEventSource(queue.deadLetterQueue, { batchSize: 10, maxConcurrency: 2, reportBatchItemFailures: true }),
+    );
+
+    this.sweeper = new ProjectFunction(this, 'SweepStaleJobs', {
+      entry: 'worker/sweep-stale-jobs.ts',
+      description: 'Re-enqueues the unsent recipients of stalled jobs',
+      timeout: Duration.minutes(5),
+      memorySize: 1024,
+    })
+      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:Query', 'dynamodb:UpdateItem'], { indexes: [ACTIVE_JOBS_INDEX] })
+      .useTable(data.jobRecipients, 'JOB_RECIPIENTS_TABLE', ['dynamodb:Query'])
+      .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:Query'])
+      .useQueue(queue.queue, 'EMAIL_QUEUE_URL')
+      .acknowledgeScheduledInvocation();
+    this.sweeper.addEnvironment('ACTIVE_JOBS_INDEX', ACTIVE_JOBS_INDEX);
+    this.sweeper.addEnvironment('SWEEPER_STALE_AFTER_SECONDS', String(config.sweeperStaleAfterSeconds));
+    const schedule = new Rule(this, 'SweepSchedule', {
+      description: 'Runs the sweeper of stalled email jobs',
+      schedule: Schedule.rate(Duration.minutes(config.sweeperRateMinutes)),
+      targets: [new LambdaFunction(this.sweeper, { retryAttempts: 0 })],
+    });
+    Validations.of(schedule).acknowledge({
+      id: 'Serverless::Serverless-EventBusDLQ',
+      reason: 'A scheduled tick that is not delivered is followed by the next one, which does all outstanding work.',
+    });
+  }
+}
+
+/** Attaches an SQS event source; failed messages go back to the queue and, at last, to its dead-letter queue. */
+function consumeQueue(fn: ProjectFunction, source: SqsEventSource): void {
+  fn.addEventSource(source);
+  Validations.of(fn).acknowledge({
+    id: 'Serverless::Serverless-LambdaEventSourceMappingDestination',
+    reason: "SQS event sources take no on-failure destination: the queue's redrive policy moves failed messages to the dead-letter queue.",
+  });
+}
