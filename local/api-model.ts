@@ -1,4 +1,4 @@
-import { type CfnTemplate, type IntrinsicResolver, resourcesOfType } from './template';
+import { type CfnTemplate, type IntrinsicResolver, referencedLogicalId, resourcesOfType } from './template';
 import type { QuotaPeriod } from './token-bucket';
 
 /**
@@ -58,14 +58,6 @@ const toThrottle = (value: unknown): Throttle | undefined => {
   };
 };
 
-/** The logical id a `{ Ref: X }` or `{ Fn::GetAtt: [X, ...] }` points at. */
-function referencedId(value: unknown): string | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  if ('Ref' in value) return String(value.Ref);
-  if ('Fn::GetAtt' in value && Array.isArray(value['Fn::GetAtt'])) return String(value['Fn::GetAtt'][0]);
-  return undefined;
-}
-
 /** The function a proxy integration's URI names, wherever in its `Fn::Join` the `Fn::GetAtt` sits. */
 function integratedFunction(uri: unknown, template: CfnTemplate): string | undefined {
   if (Array.isArray(uri)) {
@@ -76,7 +68,7 @@ function integratedFunction(uri: unknown, template: CfnTemplate): string | undef
     return undefined;
   }
   if (typeof uri !== 'object' || uri === null) return undefined;
-  const target = referencedId(uri);
+  const target = referencedLogicalId(uri);
   if (target && template.Resources[target]?.Type === 'AWS::Lambda::Function') return target;
   return integratedFunction(Object.values(uri), template);
 }
@@ -102,7 +94,9 @@ export function readApiModel(template: CfnTemplate, resolver: IntrinsicResolver)
     if (!resource) throw new Error(`Unknown API Gateway resource ${resourceId}`);
     const parent = props(resource).ParentId;
     const parentId =
-      referencedId(parent) === restApiLogicalId ? `${restApiLogicalId}Root` : referencedId(parent);
+      referencedLogicalId(parent) === restApiLogicalId
+        ? `${restApiLogicalId}Root`
+        : referencedLogicalId(parent);
     const path = `${pathOf(String(parentId))}/${String(props(resource).PathPart)}`;
     paths.set(resourceId, path);
     return path;
@@ -113,7 +107,9 @@ export function readApiModel(template: CfnTemplate, resolver: IntrinsicResolver)
     const properties = props(method);
     const resourceRef = properties.ResourceId;
     const resourceId =
-      referencedId(resourceRef) === restApiLogicalId ? `${restApiLogicalId}Root` : referencedId(resourceRef);
+      referencedLogicalId(resourceRef) === restApiLogicalId
+        ? `${restApiLogicalId}Root`
+        : referencedLogicalId(resourceRef);
     const integration = properties.Integration as { Type?: string; Uri?: unknown } | undefined;
     const functionLogicalId = integratedFunction(integration?.Uri, template);
     if (!resourceId || integration?.Type !== 'AWS_PROXY' || !functionLogicalId) {

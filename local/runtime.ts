@@ -10,10 +10,13 @@ import {
   LOCAL_CREDENTIALS,
   startDynamoDbLocal,
 } from './dynamodb';
-import { functionsFromTemplate, type LocalFunction } from './functions';
+import { QueueEventSource } from './event-sources';
+import { functionsFromTemplate, type InvokeResult, type LocalFunction } from './functions';
 import { LocalGateway } from './gateway';
+import { createQueues, type LocalSqs, sqsClient, startLocalSqs } from './sqs';
 import { PROJECT_ROOT, synthesizeStack } from './synth';
 import { IntrinsicResolver, LOCAL_REGION } from './template';
+import { readEventSourceMappings, readSchedules, Scheduler } from './triggers';
 
 export interface LocalRuntimeOptions {
   /** Where data, API key values and the synthesized app live (git-ignored `.local/` by default). */
@@ -27,15 +30,27 @@ export interface LocalRuntime {
   url: string;
   apiKeys: { id: string; value: string }[];
   dynamoDbEndpoint: string;
+  sqsEndpoint: string;
   stop(): Promise<void>;
   /** Synchronous last resort for process exit: kills the engines' process groups. */
   killNow(): void;
 }
 
+/** What has been started, so that stopping (in reverse order) stops exactly that. */
+interface Started {
+  dynamoDb?: DynamoDbLocal;
+  sqs?: LocalSqs;
+  functions?: Map<string, LocalFunction>;
+  server?: Server;
+  eventSources?: QueueEventSource[];
+  scheduler?: Scheduler;
+}
+
 /**
- * Brings the synthesized stack up on this machine: DynamoDB Local with the template's tables, each
- * function in worker threads, and the API Gateway routes, keys and usage plans. Everything comes
- * from the template; nothing here knows this app's routes or tables.
+ * Brings the synthesized stack up on this machine: DynamoDB Local with the template's tables,
+ * local SQS with its queues, each function in worker threads, the API Gateway routes, keys and usage
+ * plans, the SQS event source mappings and the scheduled rules. Everything comes from the template;
+ * nothing here knows this app's routes, tables or queues.
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -44,15 +59,18 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   linkNodeModules(outdir);
   const resolver = new IntrinsicResolver(template);
 
-  const started: { dynamoDb?: DynamoDbLocal; functions?: Map<string, LocalFunction>; server?: Server } = {};
+  const started: Started = {};
   const stop = async () => {
-    const { server, functions, dynamoDb } = started;
+    await started.scheduler?.stop();
+    await Promise.all((started.eventSources ?? []).map((source) => source.stop()));
+    const { server } = started;
     if (server) {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
-    await Promise.all([...(functions?.values() ?? [])].map((fn) => fn.close()));
-    await dynamoDb?.stop();
+    await Promise.all([...(started.functions?.values() ?? [])].map((fn) => fn.close()));
+    await started.sqs?.stop();
+    await started.dynamoDb?.stop();
   };
   try {
     started.dynamoDb = await startDynamoDbLocal({
@@ -63,9 +81,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         if (started.dynamoDb) log(`[dynamodb-local] ${line}`);
       },
     });
-    const client = dynamoDbClient(started.dynamoDb.endpoint);
-    await createTables(client, template, resolver);
-    client.destroy();
+    const dynamo = dynamoDbClient(started.dynamoDb.endpoint);
+    await createTables(dynamo, template, resolver);
+    dynamo.destroy();
+
+    started.sqs = await startLocalSqs();
+    const sqs = sqsClient(started.sqs.endpoint);
+    const queues = await createQueues(sqs, template, resolver);
 
     started.functions = functionsFromTemplate(template, resolver, {
       assemblyDir: outdir,
@@ -75,31 +97,51 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
         AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
         AWS_ENDPOINT_URL_DYNAMODB: started.dynamoDb.endpoint,
+        AWS_ENDPOINT_URL_SQS: started.sqs.endpoint,
         TZ: 'UTC',
       },
       onLog: (name, line) => log(`[${name}] ${line}`),
     });
     const functions = started.functions;
+    const invoke = async (logicalId: string, event: unknown): Promise<InvokeResult> => {
+      const fn = functions.get(logicalId);
+      if (!fn) throw new Error(`No local function for ${logicalId}`);
+      return fn.invoke(event);
+    };
 
     const model = readApiModel(template, resolver);
     const keyValues = loadKeyValues(model.apiKeys, join(options.stateDir, 'api-keys.json'));
     const gateway = new LocalGateway({
       model,
       keyValues,
-      invoke: async (logicalId, event) => {
-        const fn = functions.get(logicalId);
-        if (!fn) throw new Error(`No local function for ${logicalId}`);
-        return fn.invoke(event);
-      },
+      invoke,
       onError: (message, detail) => log(`[gateway] ${message}: ${JSON.stringify(detail)}`),
     });
     started.server = await gateway.listen(options.port);
     const address = started.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
+
+    started.eventSources = readEventSourceMappings(template, resolver).map((mapping) => {
+      const queue = queues.find((candidate) => candidate.arn === mapping.eventSourceArn);
+      if (!queue) throw new Error(`Event source ${mapping.eventSourceArn} is not a queue of the template`);
+      return new QueueEventSource({
+        ...mapping,
+        client: sqs,
+        queueUrl: queue.url,
+        queueArn: queue.arn,
+        invoke: (event) => invoke(mapping.functionLogicalId, event),
+        log: (line) => log(`[event-source] ${line}`),
+      });
+    });
+    for (const source of started.eventSources) source.start();
+    started.scheduler = new Scheduler(readSchedules(template, resolver, log), invoke, log);
+    started.scheduler.start();
+
     return {
       url: `http://127.0.0.1:${port}/${model.stageName}`,
       apiKeys: model.apiKeys.map((key) => ({ id: key.id, value: keyValues.get(key.id) ?? '' })),
       dynamoDbEndpoint: started.dynamoDb.endpoint,
+      sqsEndpoint: started.sqs.endpoint,
       stop,
       killNow: () => started.dynamoDb?.killNow(),
     };

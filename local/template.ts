@@ -29,6 +29,14 @@ export function resourcesOfType(template: CfnTemplate, type: string): [string, C
   return Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
 }
 
+/** The logical id a `{ Ref: X }` or `{ Fn::GetAtt: [X, ...] }` points at. */
+export function referencedLogicalId(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  if ('Ref' in value) return String(value.Ref);
+  if ('Fn::GetAtt' in value && Array.isArray(value['Fn::GetAtt'])) return String(value['Fn::GetAtt'][0]);
+  return undefined;
+}
+
 /** The last path segment of a CloudFormation type, as it appears in an ARN: `AWS::SQS::Queue` → `sqs`. */
 const serviceOf = (type: string) => (type.split('::')[1] ?? 'local').toLowerCase();
 

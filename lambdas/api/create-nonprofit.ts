@@ -1,7 +1,8 @@
 // POST /nonprofits: handler --> nonprofit repository (DynamoDB)
+
+import { nonprofitsFromEnv } from '../core/adapters';
 import { apiHandler, json, parseJsonBody } from '../core/http';
 import { newNonprofit } from '../core/nonprofits/nonprofit';
-import { nonprofitsFromEnv } from '../core/adapters';
 import type { NonprofitRepository } from '../core/nonprofits/repository';
 
 export const makeCreateNonprofit = ({ nonprofits }: { nonprofits: NonprofitRepository }) =>

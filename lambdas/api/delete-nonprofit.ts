@@ -1,7 +1,8 @@
 // DELETE /nonprofits/{email}: handler --> nonprofit repository (DynamoDB)
+
+import { nonprofitsFromEnv } from '../core/adapters';
 import { apiHandler, noContent, parsePathParameter } from '../core/http';
 import { emailAddress } from '../core/nonprofits/nonprofit';
-import { nonprofitsFromEnv } from '../core/adapters';
 import type { NonprofitRepository } from '../core/nonprofits/repository';
 
 export const makeDeleteNonprofit = ({ nonprofits }: { nonprofits: NonprofitRepository }) =>

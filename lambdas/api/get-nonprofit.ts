@@ -1,8 +1,9 @@
 // GET /nonprofits/{email}: handler --> nonprofit repository (DynamoDB)
+
+import { nonprofitsFromEnv } from '../core/adapters';
 import { NotFoundError } from '../core/errors';
 import { apiHandler, json, parsePathParameter } from '../core/http';
 import { emailAddress } from '../core/nonprofits/nonprofit';
-import { nonprofitsFromEnv } from '../core/adapters';
 import type { NonprofitRepository } from '../core/nonprofits/repository';
 
 export const makeGetNonprofit = ({ nonprofits }: { nonprofits: NonprofitRepository }) =>

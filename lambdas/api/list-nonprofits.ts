@@ -1,9 +1,9 @@
 // GET /nonprofits?domain=&limit=&cursor=: handler --> nonprofit repository (DynamoDB)
 import { z } from 'zod';
+import { nonprofitsFromEnv } from '../core/adapters';
 import { pageLimit } from '../core/cursor';
 import { apiHandler, json, parseQuery } from '../core/http';
 import { emailDomain } from '../core/nonprofits/nonprofit';
-import { nonprofitsFromEnv } from '../core/adapters';
 import type { NonprofitRepository } from '../core/nonprofits/repository';
 
 const listQuery = z.strictObject({

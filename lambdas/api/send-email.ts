@@ -1,10 +1,10 @@
 // POST /send-email: handler --> accept job (nonprofits, job store, email queue)
 import { z } from 'zod';
 import { emailQueueFromEnv, jobsFromEnv, nonprofitsFromEnv } from '../core/adapters';
+import { ValidationError } from '../core/errors';
+import { apiHandler, callerApiKeyId, header, json, parseJsonBody } from '../core/http';
 import { type AcceptJobDependencies, acceptJob } from '../core/jobs/accept-job';
 import { sendEmailRequest } from '../core/jobs/job';
-import { apiHandler, callerApiKeyId, header, json, parseJsonBody } from '../core/http';
-import { ValidationError } from '../core/errors';
 
 const idempotencyKey = z
   .string()

@@ -1,7 +1,8 @@
 // PUT /nonprofits/{email}: handler --> nonprofit repository (DynamoDB)
+
+import { nonprofitsFromEnv } from '../core/adapters';
 import { apiHandler, json, parseJsonBody, parsePathParameter } from '../core/http';
 import { emailAddress, nonprofitDetails } from '../core/nonprofits/nonprofit';
-import { nonprofitsFromEnv } from '../core/adapters';
 import type { NonprofitRepository } from '../core/nonprofits/repository';
 
 export const makeUpdateNonprofit = ({ nonprofits }: { nonprofits: NonprofitRepository }) =>

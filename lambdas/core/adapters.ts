@@ -42,7 +42,11 @@ export function jobsFromEnv() {
 
 export function deliveriesFromEnv() {
   const env = readEnv({ JOBS_TABLE: tableName, DELIVERIES_TABLE: tableName });
-  return new DynamoDeliveries({ client: documentClient, jobsTable: env.JOBS_TABLE, deliveriesTable: env.DELIVERIES_TABLE });
+  return new DynamoDeliveries({
+    client: documentClient,
+    jobsTable: env.JOBS_TABLE,
+    deliveriesTable: env.DELIVERIES_TABLE,
+  });
 }
 
 export function emailQueueFromEnv() {

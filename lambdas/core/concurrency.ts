@@ -7,7 +7,11 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
 }
 
 /** Runs `task` over the items with at most `limit` at once, keeping the results in order. */
-export async function mapConcurrently<T, R>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapConcurrently<T, R>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {

@@ -11,4 +11,8 @@ export const makeRecordDeadLetters =
     return { batchItemFailures: result.retry.map((itemIdentifier) => ({ itemIdentifier })) };
   };
 
-export const handler = makeRecordDeadLetters({ jobs: jobsFromEnv(), progress: deliveriesFromEnv(), log: logLine });
+export const handler = makeRecordDeadLetters({
+  jobs: jobsFromEnv(),
+  progress: deliveriesFromEnv(),
+  log: logLine,
+});

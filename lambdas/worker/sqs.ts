@@ -10,7 +10,11 @@ export function receivedMessages(event: SQSEvent): ReceivedMessage[] {
 }
 
 /** One JSON line per event, as the functions' JSON log format expects. */
-export function logLine(level: 'INFO' | 'WARN' | 'ERROR', message: string, detail: Record<string, unknown> = {}): void {
+export function logLine(
+  level: 'INFO' | 'WARN' | 'ERROR',
+  message: string,
+  detail: Record<string, unknown> = {},
+): void {
   const line = JSON.stringify({ level, message, ...detail });
   if (level === 'ERROR') console.error(line);
   else console.log(line);

@@ -87,7 +87,12 @@ export class MailerApi extends Construct {
    * Routes `method path` (for example `GET /nonprofits/{email}`) to a function; a throttle, when
    * given, replaces the plan's default rate and burst for this method, per API key.
    */
-  addRoute(method: HttpMethod, path: string, handler: IFunction, options: { throttle?: ThrottleSettings } = {}): void {
+  addRoute(
+    method: HttpMethod,
+    path: string,
+    handler: IFunction,
+    options: { throttle?: ThrottleSettings } = {},
+  ): void {
     const resource = path
       .split('/')
       .filter(Boolean)

@@ -49,7 +49,10 @@ export class MailerData extends Construct {
       sortKey: { name: 'chunk', type: AttributeType.NUMBER },
     });
 
-    this.deliveries = this.table('Deliveries', { partitionKey: string('job_id'), sortKey: string('recipient') });
+    this.deliveries = this.table('Deliveries', {
+      partitionKey: string('job_id'),
+      sortKey: string('recipient'),
+    });
     this.deliveries.addGlobalSecondaryIndex({
       indexName: DELIVERIES_BY_RECIPIENT_INDEX,
       partitionKey: string('recipient'),

@@ -46,13 +46,19 @@ export class EmailJobs extends Construct {
       throttle: { rateLimit: config.sendEmailRequestsPerMinute / 60, burstLimit: config.sendEmailBurstLimit },
     });
 
-    const listJobs = new ProjectFunction(this, 'ListJobs', { entry: 'api/list-jobs.ts', description: 'GET /jobs' })
+    const listJobs = new ProjectFunction(this, 'ListJobs', {
+      entry: 'api/list-jobs.ts',
+      description: 'GET /jobs',
+    })
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:Query'], { indexes: [JOBS_BY_API_KEY_INDEX] })
       .acknowledgeSynchronousInvocation();
     listJobs.addEnvironment('JOBS_BY_API_KEY_INDEX', JOBS_BY_API_KEY_INDEX);
     api.addRoute('GET', '/jobs', listJobs);
 
-    const getJob = new ProjectFunction(this, 'GetJob', { entry: 'api/get-job.ts', description: 'GET /jobs/{job_id}' })
+    const getJob = new ProjectFunction(this, 'GetJob', {
+      entry: 'api/get-job.ts',
+      description: 'GET /jobs/{job_id}',
+    })
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem'])
       .acknowledgeSynchronousInvocation();
     api.addRoute('GET', '/jobs/{job_id}', getJob);
@@ -100,7 +106,11 @@ export class EmailJobs extends Construct {
       .acknowledgeQueueInvocation();
     consumeQueue(
       this.deadLetterConsumer,
-      new SqsEventSource(queue.deadLetterQueue, { batchSize: 10, maxConcurrency: 2, reportBatchItemFailures: true }),
+      new SqsEventSource(queue.deadLetterQueue, {
+        batchSize: 10,
+        maxConcurrency: 2,
+        reportBatchItemFailures: true,
+      }),
     );
 
     this.sweeper = new ProjectFunction(this, 'SweepStaleJobs', {
@@ -109,7 +119,9 @@ export class EmailJobs extends Construct {
       timeout: Duration.minutes(5),
       memorySize: 1024,
     })
-      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:Query', 'dynamodb:UpdateItem'], { indexes: [ACTIVE_JOBS_INDEX] })
+      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:Query', 'dynamodb:UpdateItem'], {
+        indexes: [ACTIVE_JOBS_INDEX],
+      })
       .useTable(data.jobRecipients, 'JOB_RECIPIENTS_TABLE', ['dynamodb:Query'])
       .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:Query'])
       .useQueue(queue.queue, 'EMAIL_QUEUE_URL')
@@ -123,7 +135,8 @@ export class EmailJobs extends Construct {
     });
     Validations.of(schedule).acknowledge({
       id: 'Serverless::Serverless-EventBusDLQ',
-      reason: 'A scheduled tick that is not delivered is followed by the next one, which does all outstanding work.',
+      reason:
+        'A scheduled tick that is not delivered is followed by the next one, which does all outstanding work.',
     });
   }
 }
@@ -133,6 +146,7 @@ function consumeQueue(fn: ProjectFunction, source: SqsEventSource): void {
   fn.addEventSource(source);
   Validations.of(fn).acknowledge({
     id: 'Serverless::Serverless-LambdaEventSourceMappingDestination',
-    reason: "SQS event sources take no on-failure destination: the queue's redrive policy moves failed messages to the dead-letter queue.",
+    reason:
+      "SQS event sources take no on-failure destination: the queue's redrive policy moves failed messages to the dead-letter queue.",
   });
 }

@@ -99,7 +99,8 @@ export class ProjectFunction extends NodejsFunction {
   acknowledgeQueueInvocation(): this {
     Validations.of(this).acknowledge({
       id: 'Serverless::Serverless-LambdaDLQ',
-      reason: 'Invoked by an SQS event source mapping: failed messages return to the queue and reach its dead-letter queue.',
+      reason:
+        'Invoked by an SQS event source mapping: failed messages return to the queue and reach its dead-letter queue.',
     });
     return this;
   }
@@ -108,7 +109,8 @@ export class ProjectFunction extends NodejsFunction {
   acknowledgeScheduledInvocation(): this {
     Validations.of(this).acknowledge({
       id: 'Serverless::Serverless-LambdaDLQ',
-      reason: 'Invoked on a schedule; each run does all outstanding work, so a failed run is covered by the next one.',
+      reason:
+        'Invoked on a schedule; each run does all outstanding work, so a failed run is covered by the next one.',
     });
     return this;
   }

@@ -12,11 +12,18 @@ const { assertions, template, stack } = synthesizeForTests();
 /** The routes the README documents: the contract the template and the local gateway must both keep. */
 const DOCUMENTED_ROUTES = [
   'DELETE /nonprofits/{email}',
+  'GET /jobs',
+  'GET /jobs/{job_id}',
+  'GET /jobs/{job_id}/emails',
+  'GET /jobs/{job_id}/status',
   'GET /nonprofits',
   'GET /nonprofits/{email}',
   'POST /nonprofits',
+  'POST /send-email',
   'PUT /nonprofits/{email}',
 ];
+/** One function per route (both job reads share one), plus the consumer, the dead-letter consumer and the sweeper. */
+const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 1 + 3;
 
 function functionByDescription(description: string): [string, Record<string, unknown>] {
   const found = Object.entries(
@@ -26,7 +33,7 @@ function functionByDescription(description: string): [string, Record<string, unk
   return found[0] as [string, Record<string, unknown>];
 }
 
-function actionsOf(functionDescription: string): string[] {
+function actionsOf(functionDescription: string, prefix = 'dynamodb:'): string[] {
   const [, fn] = functionByDescription(functionDescription);
   const roleId = (fn as { Properties: { Role: { 'Fn::GetAtt': [string, string] } } }).Properties.Role[
     'Fn::GetAtt'
@@ -37,7 +44,7 @@ function actionsOf(functionDescription: string): string[] {
   return policies
     .flatMap((policy) => policy.Properties.PolicyDocument.Statement)
     .flatMap((statement) => [statement.Action].flat())
-    .filter((action) => action.startsWith('dynamodb:'))
+    .filter((action) => action.startsWith(prefix))
     .sort();
 }
 
@@ -71,7 +78,7 @@ describe('data', () => {
 describe('functions', () => {
   it('run Node 24 on arm64 with tracing, JSON logs and source maps', () => {
     const functions = assertions.findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions).length).toBe(DOCUMENTED_ROUTES.length);
+    expect(Object.keys(functions).length).toBe(FUNCTION_COUNT);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -85,7 +92,7 @@ describe('functions', () => {
 
   it('write to log groups with a retention', () => {
     const groups = Object.values(assertions.findResources('AWS::Logs::LogGroup'));
-    expect(groups.length).toBeGreaterThan(DOCUMENTED_ROUTES.length);
+    expect(groups.length).toBeGreaterThan(FUNCTION_COUNT);
     for (const group of groups) expect(group.Properties?.RetentionInDays).toBeGreaterThan(0);
   });
 
@@ -95,8 +102,24 @@ describe('functions', () => {
     ['GET /nonprofits/{email}', ['dynamodb:GetItem']],
     ['PUT /nonprofits/{email}', ['dynamodb:UpdateItem']],
     ['DELETE /nonprofits/{email}', ['dynamodb:DeleteItem']],
-  ])('%s may call only %j on the table', (route, actions) => {
-    expect(actionsOf(route)).toEqual(actions);
+    ['POST /send-email', ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:PutItem']],
+    ['GET /jobs', ['dynamodb:Query']],
+    ['GET /jobs/{job_id}', ['dynamodb:GetItem']],
+    ['GET /jobs/{job_id}/emails', ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query']],
+    ['Renders, sends and records the emails of a batch', ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']],
+    ['Records emails that reached the dead-letter queue as failed', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']],
+    ['Re-enqueues the unsent recipients of stalled jobs', ['dynamodb:Query', 'dynamodb:Query', 'dynamodb:UpdateItem']],
+  ])('%s may call only %j on its tables', (description, actions) => {
+    expect(actionsOf(description)).toEqual(actions);
+  });
+
+  it.each([
+    ['POST /send-email', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
+    ['Re-enqueues the unsent recipients of stalled jobs', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
+    ['Renders, sends and records the emails of a batch', ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage']],
+    ['GET /jobs', []],
+  ])('%s may call only %j on queues', (description, actions) => {
+    expect(actionsOf(description, 'sqs:')).toEqual(actions);
   });
 
   it('grants the domain index only to the function that queries it', () => {
@@ -111,6 +134,7 @@ describe('functions', () => {
       },
     });
     expect(Object.keys(withIndex)).toHaveLength(1);
+    expect(actionsOf('GET /nonprofits')).toEqual(['dynamodb:Query', 'dynamodb:Scan']);
     expect(JSON.stringify(template)).not.toContain('/index/*');
   });
 
@@ -122,7 +146,7 @@ describe('functions', () => {
         },
       }),
     );
-    expect(roles.length).toBe(DOCUMENTED_ROUTES.length);
+    expect(roles.length).toBe(FUNCTION_COUNT);
     for (const role of roles) expect(role.Properties?.ManagedPolicyArns).toBeUndefined();
   });
 });
@@ -184,8 +208,83 @@ describe('API', () => {
     const model = readApiModel(template, new IntrinsicResolver(template));
     const served = model.routes.map((route) => `${route.method} ${route.resourcePath}`).sort();
     expect(served).toEqual(DOCUMENTED_ROUTES);
-    expect(new Set(model.routes.map((route) => route.functionLogicalId)).size).toBe(DOCUMENTED_ROUTES.length);
+    expect(new Set(model.routes.map((route) => route.functionLogicalId)).size).toBe(DOCUMENTED_ROUTES.length - 1);
     expect(resourcesOfType(template, 'AWS::ApiGateway::Method')).toHaveLength(DOCUMENTED_ROUTES.length);
+  });
+});
+
+describe('email pipeline', () => {
+  const keysOf = (table: string) =>
+    Object.values(assertions.findResources('AWS::DynamoDB::Table')).find((resource) =>
+      JSON.stringify(resource.Properties?.KeySchema).includes(table),
+    )?.Properties;
+
+  it('keeps jobs by id with indexes by API key (newest first) and of running jobs', () => {
+    expect(keysOf('job_id')).toBeDefined();
+    assertions.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'job_id', KeyType: 'HASH' }],
+      GlobalSecondaryIndexes: [
+        Match.objectLike({ IndexName: 'by-api-key', KeySchema: [{ AttributeName: 'api_key_id', KeyType: 'HASH' }, { AttributeName: 'created_at', KeyType: 'RANGE' }] }),
+        Match.objectLike({ IndexName: 'active', KeySchema: [{ AttributeName: 'active', KeyType: 'HASH' }, { AttributeName: 'created_at', KeyType: 'RANGE' }] }),
+      ],
+    });
+  });
+
+  it('keeps deliveries by job and recipient, with an index by recipient, and recipient lists by job and chunk', () => {
+    assertions.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'job_id', KeyType: 'HASH' }, { AttributeName: 'recipient', KeyType: 'RANGE' }],
+      GlobalSecondaryIndexes: [Match.objectLike({ IndexName: 'by-recipient' })],
+    });
+    assertions.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'job_id', KeyType: 'HASH' }, { AttributeName: 'chunk', KeyType: 'RANGE' }],
+    });
+    for (const table of Object.values(assertions.findResources('AWS::DynamoDB::Table'))) {
+      expect(table.Properties?.BillingMode).toBe('PAY_PER_REQUEST');
+      expect(table.Properties?.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    }
+  });
+
+  it("sets the queue's visibility timeout to six times the consumer's timeout, and redrives after 5 receives", () => {
+    const [, consumer] = functionByDescription('Renders, sends and records the emails of a batch') as [string, { Properties: { Timeout: number } }];
+    assertions.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: consumer.Properties.Timeout * 6,
+      RedrivePolicy: { maxReceiveCount: 5, deadLetterTargetArn: Match.anyValue() },
+      SqsManagedSseEnabled: true,
+    });
+  });
+
+  it('refuses plain-HTTP access to both queues', () => {
+    const policies = Object.values(assertions.findResources('AWS::SQS::QueuePolicy'));
+    expect(policies).toHaveLength(2);
+    for (const policy of policies) {
+      expect(JSON.stringify(policy)).toContain('"aws:SecureTransport":"false"');
+    }
+  });
+
+  it('feeds the consumer in batches with a window, a maximum concurrency and partial batch responses', () => {
+    assertions.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 10,
+      MaximumBatchingWindowInSeconds: 1,
+      ScalingConfig: { MaximumConcurrency: 10 },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    assertions.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+  });
+
+  it('throttles POST /send-email per key more strictly than the plan: 5 a minute, burst 5', () => {
+    assertions.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
+      ApiStages: [Match.objectLike({ Throttle: { '/send-email/POST': { RateLimit: 5 / 60, BurstLimit: 5 } } })],
+    });
+  });
+
+  it('runs the sweeper on its configured rate', () => {
+    assertions.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)', State: 'ENABLED' });
+    const custom = synthesizeForTests({ sweeperRateMinutes: 1, consumerBatchSize: 50, sendEmailRequestsPerMinute: 60 });
+    custom.assertions.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(1 minute)' });
+    custom.assertions.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 50 });
+    custom.assertions.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
+      ApiStages: [Match.objectLike({ Throttle: { '/send-email/POST': { RateLimit: 1, BurstLimit: 5 } } })],
+    });
   });
 });
 

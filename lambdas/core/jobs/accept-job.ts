@@ -73,7 +73,10 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
             .slice(0, 10)
             .map(({ email }) => email)
             .join(', ')}${unknown.length > 10 ? ', …' : ''} (all are listed in details)`,
-      unknown.map(({ email, index }) => ({ field: `emails[${index}]`, message: `Nonprofit with email ${email} not found.` })),
+      unknown.map(({ email, index }) => ({
+        field: `emails[${index}]`,
+        message: `Nonprofit with email ${email} not found.`,
+      })),
     );
   }
 

@@ -82,7 +82,12 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryReader {
 
   async record(jobId: string, outcomes: readonly DeliveryOutcome[]): Promise<RecordResult> {
     const unique = [...new Map(outcomes.map((outcome) => [outcome.recipient, outcome])).values()];
-    const result: RecordResult = { sent: 0, failed: 0, duplicates: outcomes.length - unique.length, completed: false };
+    const result: RecordResult = {
+      sent: 0,
+      failed: 0,
+      duplicates: outcomes.length - unique.length,
+      completed: false,
+    };
     for (const part of chunks(unique, DELIVERIES_PER_TRANSACTION)) {
       const partResult = await this.recordPart(jobId, part);
       result.sent += partResult.sent;
@@ -113,7 +118,9 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryReader {
         if (!(error instanceof TransactionCanceledException)) throw error;
         const reasons = error.CancellationReasons ?? [];
         const recorded = new Set(
-          pending.filter((_, index) => reasons[index]?.Code === 'ConditionalCheckFailed').map((outcome) => outcome.recipient),
+          pending
+            .filter((_, index) => reasons[index]?.Code === 'ConditionalCheckFailed')
+            .map((outcome) => outcome.recipient),
         );
         const jobReason = reasons[pending.length];
         if (recorded.size > 0) {
@@ -131,7 +138,9 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryReader {
             last = remaining === pending.length;
             continue;
           }
-          throw new Error(`Job ${jobId} has ${remaining} recipients left, fewer than the ${pending.length} being recorded`);
+          throw new Error(
+            `Job ${jobId} has ${remaining} recipients left, fewer than the ${pending.length} being recorded`,
+          );
         }
         // TransactionConflict (another consumer is updating the job) or a throttle: wait and retry.
         await backoff(attempt);
@@ -195,8 +204,11 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryReader {
       for (let attempt = 0; keys.length > 0; attempt++) {
         if (attempt > 8) throw new Error('DynamoDB left keys unprocessed after retries');
         if (attempt > 0) await backoff(attempt);
-        const result = await this.options.client.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: keys } } }));
-        for (const item of result.Responses?.[table] ?? []) found.set(String(item.recipient), item as DeliveryRecord);
+        const result = await this.options.client.send(
+          new BatchGetCommand({ RequestItems: { [table]: { Keys: keys } } }),
+        );
+        for (const item of result.Responses?.[table] ?? [])
+          found.set(String(item.recipient), item as DeliveryRecord);
         keys = (result.UnprocessedKeys?.[table]?.Keys ?? []) as Record<string, unknown>[];
       }
     });

@@ -60,7 +60,16 @@ export async function listJobEmails(
             error: outcome.error ?? null,
             sent_at: outcome.status === 'sent' ? outcome.processed_at : null,
           }
-        : { to: recipient, cc: job.cc, subject: null, body: null, status: 'pending', attempts: 0, error: null, sent_at: null };
+        : {
+            to: recipient,
+            cc: job.cc,
+            subject: null,
+            body: null,
+            status: 'pending',
+            attempts: 0,
+            error: null,
+            sent_at: null,
+          };
       if (!query.status || email.status === query.status) emails.push(email);
       if (emails.length === query.limit) break;
     }

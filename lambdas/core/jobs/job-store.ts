@@ -101,7 +101,13 @@ export class DynamoJobStore implements JobStore {
       active: ACTIVE,
     };
     try {
-      await client.send(new PutCommand({ TableName: jobsTable, Item: job, ConditionExpression: 'attribute_not_exists(job_id)' }));
+      await client.send(
+        new PutCommand({
+          TableName: jobsTable,
+          Item: job,
+          ConditionExpression: 'attribute_not_exists(job_id)',
+        }),
+      );
       return { job, created: true };
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
@@ -124,8 +130,14 @@ export class DynamoJobStore implements JobStore {
    */
   async listForKey(apiKeyId: string, { status, limit, cursor }: JobQuery): Promise<Page<JobRecord>> {
     const scope = `jobs:${apiKeyId}:${status ?? '*'}`;
-    const keySchema = z.strictObject({ job_id: z.uuid(), api_key_id: z.literal(apiKeyId), created_at: z.iso.datetime() });
-    let startKey: Record<string, unknown> | undefined = cursor ? decodeCursor(cursor, scope, keySchema) : undefined;
+    const keySchema = z.strictObject({
+      job_id: z.uuid(),
+      api_key_id: z.literal(apiKeyId),
+      created_at: z.iso.datetime(),
+    });
+    let startKey: Record<string, unknown> | undefined = cursor
+      ? decodeCursor(cursor, scope, keySchema)
+      : undefined;
     const items: JobRecord[] = [];
     let lastEvaluated: Record<string, unknown> | undefined;
     for (let page = 0; page < MAX_PAGES_PER_LISTING && items.length <= limit; page++) {
@@ -134,7 +146,9 @@ export class DynamoJobStore implements JobStore {
         IndexName: requireSetting('byApiKeyIndex', this.options.byApiKeyIndex),
         KeyConditionExpression: 'api_key_id = :key',
         ExpressionAttributeValues: { ':key': apiKeyId, ...(status ? { ':status': status } : {}) },
-        ...(status ? { FilterExpression: '#status = :status', ExpressionAttributeNames: { '#status': 'status' } } : {}),
+        ...(status
+          ? { FilterExpression: '#status = :status', ExpressionAttributeNames: { '#status': 'status' } }
+          : {}),
         ScanIndexForward: false,
         Limit: limit + 1 - items.length,
         ExclusiveStartKey: startKey,
@@ -147,7 +161,11 @@ export class DynamoJobStore implements JobStore {
     }
     const pageItems = items.slice(0, limit);
     const last = pageItems.at(-1);
-    const keyOf = (job: JobRecord) => ({ job_id: job.job_id, api_key_id: job.api_key_id, created_at: job.created_at });
+    const keyOf = (job: JobRecord) => ({
+      job_id: job.job_id,
+      api_key_id: job.api_key_id,
+      created_at: job.created_at,
+    });
     let nextCursor: string | null = null;
     if (items.length > limit && last) nextCursor = encodeCursor(keyOf(last), scope);
     else if (lastEvaluated) nextCursor = encodeCursor(lastEvaluated, scope);
@@ -209,8 +227,13 @@ export class DynamoJobStore implements JobStore {
       const result = await this.options.client.send(
         new QueryCommand({
           TableName: requireSetting('recipientsTable', this.options.recipientsTable),
-          KeyConditionExpression: range ? 'job_id = :job AND chunk BETWEEN :first AND :last' : 'job_id = :job',
-          ExpressionAttributeValues: { ':job': jobId, ...(range ? { ':first': range.first, ':last': range.last } : {}) },
+          KeyConditionExpression: range
+            ? 'job_id = :job AND chunk BETWEEN :first AND :last'
+            : 'job_id = :job',
+          ExpressionAttributeValues: {
+            ':job': jobId,
+            ...(range ? { ':first': range.first, ':last': range.last } : {}),
+          },
           ProjectionExpression: 'recipients',
           ConsistentRead: true,
           ExclusiveStartKey: startKey,
@@ -224,7 +247,11 @@ export class DynamoJobStore implements JobStore {
 }
 
 /** A job as its owner sees it: another API key's job answers exactly as an absent one. */
-export async function findOwnedJob(jobs: Pick<JobStore, 'get'>, jobId: string, apiKeyId: string): Promise<JobRecord> {
+export async function findOwnedJob(
+  jobs: Pick<JobStore, 'get'>,
+  jobId: string,
+  apiKeyId: string,
+): Promise<JobRecord> {
   const job = await jobs.get(jobId);
   if (!job || job.api_key_id !== apiKeyId) throw new NotFoundError(`Job ${jobId} not found.`);
   return job;

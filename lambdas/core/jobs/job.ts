@@ -43,7 +43,8 @@ const templateText = (what: string, maxBytes: number) =>
     .superRefine((value, context) => {
       const parsed = parseTemplate(value);
       if (!parsed.ok) {
-        for (const problem of parsed.problems) context.addIssue({ code: 'custom', message: `Invalid ${what}: ${problem.message}` });
+        for (const problem of parsed.problems)
+          context.addIssue({ code: 'custom', message: `Invalid ${what}: ${problem.message}` });
       }
     });
 
@@ -67,7 +68,12 @@ export const sendEmailRequest = z
     emails.forEach((email, index) => {
       const first = seen.get(email);
       if (first === undefined) seen.set(email, index);
-      else context.addIssue({ code: 'custom', path: ['emails', index], message: `Duplicate of emails[${first}] (${email})` });
+      else
+        context.addIssue({
+          code: 'custom',
+          path: ['emails', index],
+          message: `Duplicate of emails[${first}] (${email})`,
+        });
     });
   });
 export type SendEmailRequest = z.output<typeof sendEmailRequest>;

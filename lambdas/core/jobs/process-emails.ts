@@ -46,7 +46,11 @@ async function compiledJob(jobs: Pick<JobStore, 'get'>, jobId: string): Promise<
   if (cached) return cached;
   const job = await jobs.get(jobId);
   if (!job) return undefined;
-  const compiled = { job, body: compileTemplate(job.template), subject: job.subject === null ? null : compileTemplate(job.subject) };
+  const compiled = {
+    job,
+    body: compileTemplate(job.template),
+    subject: job.subject === null ? null : compileTemplate(job.subject),
+  };
   if (compiledJobs.size >= MAX_CACHED_JOBS) compiledJobs.delete(compiledJobs.keys().next().value as string);
   compiledJobs.set(jobId, compiled);
   return compiled;
@@ -89,7 +93,10 @@ function addRecorded(result: BatchResult, recorded: RecordResult): void {
  * transient error, or a failure to record, sends the message back to the queue. A message that can
  * never be processed (not ours, or its job is gone) is logged and dropped rather than retried.
  */
-export async function processEmailBatch(deps: ProcessEmailsDependencies, messages: readonly ReceivedMessage[]): Promise<BatchResult> {
+export async function processEmailBatch(
+  deps: ProcessEmailsDependencies,
+  messages: readonly ReceivedMessage[],
+): Promise<BatchResult> {
   const log = deps.log ?? (() => undefined);
   const result: BatchResult = { retry: [], sent: 0, failed: 0, duplicates: 0 };
   const byJob = groupByJob(messages, log);
@@ -100,13 +107,22 @@ export async function processEmailBatch(deps: ProcessEmailsDependencies, message
   for (const [jobId, items] of byJob) {
     const compiled = await compiledJob(deps.jobs, jobId);
     if (!compiled) {
-      log('ERROR', 'Dropping messages of a job that does not exist', { job_id: jobId, messages: items.length });
+      log('ERROR', 'Dropping messages of a job that does not exist', {
+        job_id: jobId,
+        messages: items.length,
+      });
       continue;
     }
     const outcomes: DeliveryOutcome[] = [];
     const recordedMessages: string[] = [];
     for (const { message, email } of items) {
-      const outcome = await deliver(deps.transport, compiled, email.recipient, nonprofits.get(email.recipient), message);
+      const outcome = await deliver(
+        deps.transport,
+        compiled,
+        email.recipient,
+        nonprofits.get(email.recipient),
+        message,
+      );
       if (outcome === 'retry') result.retry.push(message.messageId);
       else {
         outcomes.push(outcome);
@@ -135,16 +151,34 @@ async function deliver(
 ): Promise<DeliveryOutcome | 'retry'> {
   const base = { recipient, cc: job.cc, attempts: message.receiveCount };
   if (!nonprofit) {
-    return { ...base, status: 'failed', subject: null, body: null, error: 'The nonprofit was deleted after the job was accepted.' };
+    return {
+      ...base,
+      status: 'failed',
+      subject: null,
+      body: null,
+      error: 'The nonprofit was deleted after the job was accepted.',
+    };
   }
   const values = { name: nonprofit.name, address: nonprofit.address, email: nonprofit.email };
-  const rendered = { to: recipient, cc: job.cc, subject: subject ? renderTemplate(subject, values) : null, body: renderTemplate(body, values), jobId: job.job_id };
+  const rendered = {
+    to: recipient,
+    cc: job.cc,
+    subject: subject ? renderTemplate(subject, values) : null,
+    body: renderTemplate(body, values),
+    jobId: job.job_id,
+  };
   try {
     await transport.send(rendered);
     return { ...base, status: 'sent', subject: rendered.subject, body: rendered.body };
   } catch (error) {
     if (error instanceof PermanentDeliveryError) {
-      return { ...base, status: 'failed', subject: rendered.subject, body: rendered.body, error: error.message };
+      return {
+        ...base,
+        status: 'failed',
+        subject: rendered.subject,
+        body: rendered.body,
+        error: error.message,
+      };
     }
     return 'retry';
   }
@@ -176,7 +210,10 @@ export async function recordDeadLetters(
     try {
       addRecorded(result, await deps.progress.record(jobId, outcomes));
     } catch (error) {
-      log('ERROR', 'Could not record dead letters; they will be retried', { job_id: jobId, error: String(error) });
+      log('ERROR', 'Could not record dead letters; they will be retried', {
+        job_id: jobId,
+        error: String(error),
+      });
       result.retry.push(...items.map(({ message }) => message.messageId));
     }
   }

@@ -11,8 +11,8 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { backoff, chunks, mapConcurrently } from '../concurrency';
-import { requireSetting } from '../env';
 import { decodeCursor, encodeCursor, type Page } from '../cursor';
+import { requireSetting } from '../env';
 import { ConflictError, NotFoundError } from '../errors';
 import {
   domainOf,
@@ -194,21 +194,26 @@ export class DynamoNonprofitRepository implements NonprofitRepository {
    */
   async getMany(emails: readonly string[]): Promise<Map<string, Nonprofit>> {
     const found = new Map<string, Nonprofit>();
-    await mapConcurrently(chunks([...new Set(emails)], BATCH_GET_SIZE), BATCH_GET_CONCURRENCY, async (batch) => {
-      let keys: Record<string, unknown>[] = batch.map((email) => ({ email }));
-      for (let attempt = 0; keys.length > 0; attempt++) {
-        if (attempt > MAX_UNPROCESSED_RETRIES) throw new Error('DynamoDB left keys unprocessed after retries');
-        if (attempt > 0) await backoff(attempt);
-        const result = await this.client.send(
-          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
-        );
-        for (const item of result.Responses?.[this.tableName] ?? []) {
-          const nonprofit = toNonprofit(item);
-          found.set(nonprofit.email, nonprofit);
+    await mapConcurrently(
+      chunks([...new Set(emails)], BATCH_GET_SIZE),
+      BATCH_GET_CONCURRENCY,
+      async (batch) => {
+        let keys: Record<string, unknown>[] = batch.map((email) => ({ email }));
+        for (let attempt = 0; keys.length > 0; attempt++) {
+          if (attempt > MAX_UNPROCESSED_RETRIES)
+            throw new Error('DynamoDB left keys unprocessed after retries');
+          if (attempt > 0) await backoff(attempt);
+          const result = await this.client.send(
+            new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+          );
+          for (const item of result.Responses?.[this.tableName] ?? []) {
+            const nonprofit = toNonprofit(item);
+            found.set(nonprofit.email, nonprofit);
+          }
+          keys = (result.UnprocessedKeys?.[this.tableName]?.Keys ?? []) as Record<string, unknown>[];
         }
-        keys = (result.UnprocessedKeys?.[this.tableName]?.Keys ?? []) as Record<string, unknown>[];
-      }
-    });
+      },
+    );
     return found;
   }
 }

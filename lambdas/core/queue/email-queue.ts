@@ -24,10 +24,15 @@ export class SqsEmailQueue implements EmailQueue {
 
   async enqueue(messages: readonly EmailMessage[]): Promise<void> {
     await mapConcurrently(chunks(messages, BATCH_SIZE), CONCURRENT_BATCHES, async (batch) => {
-      let entries = batch.map((message, index) => ({ Id: String(index), MessageBody: JSON.stringify(message) }));
+      let entries = batch.map((message, index) => ({
+        Id: String(index),
+        MessageBody: JSON.stringify(message),
+      }));
       for (let attempt = 0; entries.length > 0; attempt++) {
         if (attempt > 0) await backoff(attempt, 50);
-        const result = await this.client.send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }));
+        const result = await this.client.send(
+          new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }),
+        );
         const failed = new Set((result.Failed ?? []).map((failure) => failure.Id));
         entries = entries.filter((entry) => failed.has(entry.Id));
         if (entries.length > 0 && attempt + 1 >= MAX_ATTEMPTS) {

@@ -22,7 +22,8 @@ export type ParseResult = { ok: true; parts: TemplatePart[] } | { ok: false; pro
 
 const ALLOWED = `only ${PLACEHOLDERS.map((name) => `{${name}}`).join(', ')} are allowed; write {{ and }} for literal braces`;
 
-const isPlaceholder = (field: string): field is Placeholder => (PLACEHOLDERS as readonly string[]).includes(field);
+const isPlaceholder = (field: string): field is Placeholder =>
+  (PLACEHOLDERS as readonly string[]).includes(field);
 
 function describeField(field: string): string {
   if (field === '') return 'empty placeholder {} (positional fields are not supported)';
@@ -68,7 +69,10 @@ export function parseTemplate(source: string): ParseResult {
         text = '';
         parts.push({ placeholder: field });
       } else {
-        problems.push({ position: index, message: `${describeField(field)} at position ${index}: ${ALLOWED}` });
+        problems.push({
+          position: index,
+          message: `${describeField(field)} at position ${index}: ${ALLOWED}`,
+        });
       }
       index = close + 1;
     } else {
