@@ -23,6 +23,7 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/support/dynamodb-global-setup.ts'],
+          setupFiles: ['test/support/lambda-env.ts'],
           testTimeout: 30_000,
           hookTimeout: 90_000,
         },

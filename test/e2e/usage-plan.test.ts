@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 
 /** A small plan, set the way a user sets it: CDK context, read through the synthesized template. */
-const PLAN = { usagePlanRateLimit: 1, usagePlanBurstLimit: 3, usagePlanQuotaPerDay: 8 };
+const PLAN = {
+  usagePlanRateLimit: 1,
+  usagePlanBurstLimit: 3,
+  usagePlanQuotaPerDay: 8,
+  sendEmailRequestsPerMinute: 1,
+  sendEmailBurstLimit: 2,
+};
 
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-plan-'));
 let runtime: RuntimeProcess;
@@ -21,14 +27,27 @@ afterAll(async () => {
 });
 
 describe('the usage plan on the local runtime', () => {
-  it('throttles a burst above the plan, then stops the key at its daily quota', async () => {
+  it('throttles POST /send-email by its own method throttle, a burst above the plan, then stops the key at its quota', async () => {
     const api = apiClient(runtime.url, runtime.apiKey);
     const answers: { status: number; message: unknown }[] = [];
-    const call = async () => {
-      const { status, body } = await api('GET', '/nonprofits?limit=1');
+    const record = (status: number, body: Record<string, unknown>) => {
       answers.push({ status, message: body.message });
       return { status, message: body.message };
     };
+    const call = async () => {
+      const { status, body } = await api('GET', '/nonprofits?limit=1');
+      return record(status, body);
+    };
+
+    // The method throttle (burst 2, 1 a minute) answers before the plan's (burst 3) would.
+    const sends: { status: number; message: unknown }[] = [];
+    for (let n = 0; n < 3; n++) {
+      const { status, body } = await api('POST', '/send-email', { emails: [], template: 'Hi' });
+      sends.push(record(status, body));
+    }
+    expect(sends.map((answer) => answer.status)).toEqual([400, 400, 429]);
+    expect(sends[2]?.message).toBe('Too Many Requests');
+    await sleep(3_100);
 
     const burst = await Promise.all(Array.from({ length: 10 }, call));
     expect(burst.filter((answer) => answer.status === 200).length).toBeGreaterThanOrEqual(
@@ -43,7 +62,8 @@ describe('the usage plan on the local runtime', () => {
       last = await call();
     }
     expect(last).toEqual({ status: 429, message: 'Limit Exceeded' });
-    expect(answers.filter((answer) => answer.status === 200)).toHaveLength(PLAN.usagePlanQuotaPerDay);
+    // Every admitted request counts against the quota, whatever the function answered.
+    expect(answers.filter((answer) => answer.status !== 429)).toHaveLength(PLAN.usagePlanQuotaPerDay);
     expect(await call()).toEqual({ status: 429, message: 'Limit Exceeded' });
   });
 });

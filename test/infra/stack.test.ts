@@ -102,21 +102,45 @@ describe('functions', () => {
     ['GET /nonprofits/{email}', ['dynamodb:GetItem']],
     ['PUT /nonprofits/{email}', ['dynamodb:UpdateItem']],
     ['DELETE /nonprofits/{email}', ['dynamodb:DeleteItem']],
-    ['POST /send-email', ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:PutItem']],
+    [
+      'POST /send-email',
+      ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:PutItem'],
+    ],
     ['GET /jobs', ['dynamodb:Query']],
     ['GET /jobs/{job_id}', ['dynamodb:GetItem']],
     ['GET /jobs/{job_id}/emails', ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query']],
-    ['Renders, sends and records the emails of a batch', ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']],
-    ['Records emails that reached the dead-letter queue as failed', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']],
-    ['Re-enqueues the unsent recipients of stalled jobs', ['dynamodb:Query', 'dynamodb:Query', 'dynamodb:UpdateItem']],
+    [
+      'Renders, sends and records the emails of a batch',
+      ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+    ],
+    [
+      'Records emails that reached the dead-letter queue as failed',
+      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+    ],
+    [
+      'Re-enqueues the unsent recipients of stalled jobs',
+      ['dynamodb:Query', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+    ],
   ])('%s may call only %j on its tables', (description, actions) => {
     expect(actionsOf(description)).toEqual(actions);
   });
 
   it.each([
     ['POST /send-email', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
-    ['Re-enqueues the unsent recipients of stalled jobs', ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']],
-    ['Renders, sends and records the emails of a batch', ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage']],
+    [
+      'Re-enqueues the unsent recipients of stalled jobs',
+      ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
+    ],
+    [
+      'Renders, sends and records the emails of a batch',
+      [
+        'sqs:ChangeMessageVisibility',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:GetQueueUrl',
+        'sqs:ReceiveMessage',
+      ],
+    ],
     ['GET /jobs', []],
   ])('%s may call only %j on queues', (description, actions) => {
     expect(actionsOf(description, 'sqs:')).toEqual(actions);
@@ -208,7 +232,9 @@ describe('API', () => {
     const model = readApiModel(template, new IntrinsicResolver(template));
     const served = model.routes.map((route) => `${route.method} ${route.resourcePath}`).sort();
     expect(served).toEqual(DOCUMENTED_ROUTES);
-    expect(new Set(model.routes.map((route) => route.functionLogicalId)).size).toBe(DOCUMENTED_ROUTES.length - 1);
+    expect(new Set(model.routes.map((route) => route.functionLogicalId)).size).toBe(
+      DOCUMENTED_ROUTES.length - 1,
+    );
     expect(resourcesOfType(template, 'AWS::ApiGateway::Method')).toHaveLength(DOCUMENTED_ROUTES.length);
   });
 });
@@ -224,28 +250,51 @@ describe('email pipeline', () => {
     assertions.hasResourceProperties('AWS::DynamoDB::Table', {
       KeySchema: [{ AttributeName: 'job_id', KeyType: 'HASH' }],
       GlobalSecondaryIndexes: [
-        Match.objectLike({ IndexName: 'by-api-key', KeySchema: [{ AttributeName: 'api_key_id', KeyType: 'HASH' }, { AttributeName: 'created_at', KeyType: 'RANGE' }] }),
-        Match.objectLike({ IndexName: 'active', KeySchema: [{ AttributeName: 'active', KeyType: 'HASH' }, { AttributeName: 'created_at', KeyType: 'RANGE' }] }),
+        Match.objectLike({
+          IndexName: 'by-api-key',
+          KeySchema: [
+            { AttributeName: 'api_key_id', KeyType: 'HASH' },
+            { AttributeName: 'created_at', KeyType: 'RANGE' },
+          ],
+        }),
+        Match.objectLike({
+          IndexName: 'active',
+          KeySchema: [
+            { AttributeName: 'active', KeyType: 'HASH' },
+            { AttributeName: 'created_at', KeyType: 'RANGE' },
+          ],
+        }),
       ],
     });
   });
 
   it('keeps deliveries by job and recipient, with an index by recipient, and recipient lists by job and chunk', () => {
     assertions.hasResourceProperties('AWS::DynamoDB::Table', {
-      KeySchema: [{ AttributeName: 'job_id', KeyType: 'HASH' }, { AttributeName: 'recipient', KeyType: 'RANGE' }],
+      KeySchema: [
+        { AttributeName: 'job_id', KeyType: 'HASH' },
+        { AttributeName: 'recipient', KeyType: 'RANGE' },
+      ],
       GlobalSecondaryIndexes: [Match.objectLike({ IndexName: 'by-recipient' })],
     });
     assertions.hasResourceProperties('AWS::DynamoDB::Table', {
-      KeySchema: [{ AttributeName: 'job_id', KeyType: 'HASH' }, { AttributeName: 'chunk', KeyType: 'RANGE' }],
+      KeySchema: [
+        { AttributeName: 'job_id', KeyType: 'HASH' },
+        { AttributeName: 'chunk', KeyType: 'RANGE' },
+      ],
     });
     for (const table of Object.values(assertions.findResources('AWS::DynamoDB::Table'))) {
       expect(table.Properties?.BillingMode).toBe('PAY_PER_REQUEST');
-      expect(table.Properties?.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+      expect(table.Properties?.PointInTimeRecoverySpecification).toEqual({
+        PointInTimeRecoveryEnabled: true,
+      });
     }
   });
 
   it("sets the queue's visibility timeout to six times the consumer's timeout, and redrives after 5 receives", () => {
-    const [, consumer] = functionByDescription('Renders, sends and records the emails of a batch') as [string, { Properties: { Timeout: number } }];
+    const [, consumer] = functionByDescription('Renders, sends and records the emails of a batch') as [
+      string,
+      { Properties: { Timeout: number } },
+    ];
     assertions.hasResourceProperties('AWS::SQS::Queue', {
       VisibilityTimeout: consumer.Properties.Timeout * 6,
       RedrivePolicy: { maxReceiveCount: 5, deadLetterTargetArn: Match.anyValue() },
@@ -273,13 +322,22 @@ describe('email pipeline', () => {
 
   it('throttles POST /send-email per key more strictly than the plan: 5 a minute, burst 5', () => {
     assertions.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
-      ApiStages: [Match.objectLike({ Throttle: { '/send-email/POST': { RateLimit: 5 / 60, BurstLimit: 5 } } })],
+      ApiStages: [
+        Match.objectLike({ Throttle: { '/send-email/POST': { RateLimit: 5 / 60, BurstLimit: 5 } } }),
+      ],
     });
   });
 
   it('runs the sweeper on its configured rate', () => {
-    assertions.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)', State: 'ENABLED' });
-    const custom = synthesizeForTests({ sweeperRateMinutes: 1, consumerBatchSize: 50, sendEmailRequestsPerMinute: 60 });
+    assertions.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      State: 'ENABLED',
+    });
+    const custom = synthesizeForTests({
+      sweeperRateMinutes: 1,
+      consumerBatchSize: 50,
+      sendEmailRequestsPerMinute: 60,
+    });
     custom.assertions.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(1 minute)' });
     custom.assertions.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 50 });
     custom.assertions.hasResourceProperties('AWS::ApiGateway::UsagePlan', {

@@ -13,21 +13,41 @@ const registered = new Set(['a@example.org', 'b@example.org', 'c@example.org']);
 beforeEach(() => {
   dynamo.reset();
   sqs.reset();
-  dynamo.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, { Keys: { email: string }[] }> }) => {
-    const [table, { Keys }] = Object.entries(input.RequestItems)[0] as [string, { Keys: { email: string }[] }];
-    return { Responses: { [table]: Keys.filter((key) => registered.has(key.email)).map((key) => ({ ...key, name: 'N', address: 'A' })) } };
-  });
+  dynamo
+    .on(BatchGetCommand)
+    .callsFake((input: { RequestItems: Record<string, { Keys: { email: string }[] }> }) => {
+      const [table, { Keys }] = Object.entries(input.RequestItems)[0] as [
+        string,
+        { Keys: { email: string }[] },
+      ];
+      return {
+        Responses: {
+          [table]: Keys.filter((key) => registered.has(key.email)).map((key) => ({
+            ...key,
+            name: 'N',
+            address: 'A',
+          })),
+        },
+      };
+    });
   dynamo.on(GetCommand).resolves({});
   dynamo.on(PutCommand).resolves({});
   sqs.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
 });
 
 const post = (body: unknown, headers: Record<string, string> = {}) =>
-  handler(apiEvent({ httpMethod: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers }), lambdaContext);
+  handler(
+    apiEvent({ httpMethod: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers }),
+    lambdaContext,
+  );
 
 describe('POST /send-email', () => {
   it('records the recipients and then the job, enqueues one message per recipient, and answers 202', async () => {
-    const result = await post({ emails: ['B@example.org', 'a@example.org'], template: 'Hi {name}', cc: ['boss@example.org'] });
+    const result = await post({
+      emails: ['B@example.org', 'a@example.org'],
+      template: 'Hi {name}',
+      cc: ['boss@example.org'],
+    });
 
     expect(result.statusCode).toBe(202);
     const body = jsonBody(result);
@@ -36,8 +56,17 @@ describe('POST /send-email', () => {
     const puts = dynamo.commandCalls(PutCommand).map((call) => call.args[0].input);
     expect(puts.map((put) => put.TableName)).toEqual(['test-job-recipients', 'test-jobs']);
     expect(puts[0]?.Item).toMatchObject({ chunk: 0, recipients: ['a@example.org', 'b@example.org'] });
-    expect(puts[1]?.Item).toMatchObject({ api_key_id: 'key-1', status: 'queued', remaining: 2, sent: 0, failed: 0, cc: ['boss@example.org'] });
-    const messages = sqs.commandCalls(SendMessageBatchCommand).flatMap((call) => call.args[0].input.Entries ?? []);
+    expect(puts[1]?.Item).toMatchObject({
+      api_key_id: 'key-1',
+      status: 'queued',
+      remaining: 2,
+      sent: 0,
+      failed: 0,
+      cc: ['boss@example.org'],
+    });
+    const messages = sqs
+      .commandCalls(SendMessageBatchCommand)
+      .flatMap((call) => call.args[0].input.Entries ?? []);
     expect(messages.map((entry) => JSON.parse(entry.MessageBody ?? '{}'))).toEqual([
       { job_id: body.job_id, recipient: 'a@example.org' },
       { job_id: body.job_id, recipient: 'b@example.org' },
@@ -45,7 +74,10 @@ describe('POST /send-email', () => {
   });
 
   it('answers 404 naming every unknown recipient, and records nothing', async () => {
-    const result = await post({ emails: ['a@example.org', 'x@example.org', 'y@example.org'], template: 'Hi' });
+    const result = await post({
+      emails: ['a@example.org', 'x@example.org', 'y@example.org'],
+      template: 'Hi',
+    });
 
     expect(result.statusCode).toBe(404);
     expect(jsonBody(result)).toMatchObject({
@@ -71,36 +103,58 @@ describe('POST /send-email', () => {
     [{ emails: ['a@example.org'], template: 'x'.repeat(100 * 1024 + 1) }, 'template'],
     [{ emails: ['a@example.org'], template: 'Hi {name.__class__}' }, 'template'],
     [{ emails: ['a@example.org'], template: 'Hi', subject: 'About {0}' }, 'subject'],
-    [{ emails: ['a@example.org'], template: 'Hi', cc: Array.from({ length: 51 }, (_, n) => `c${n}@example.org`) }, 'cc'],
+    [
+      {
+        emails: ['a@example.org'],
+        template: 'Hi',
+        cc: Array.from({ length: 51 }, (_, n) => `c${n}@example.org`),
+      },
+      'cc',
+    ],
     [{ emails: ['a@example.org'], template: 'Hi', cc: ['nope'] }, 'cc.0'],
     [{ emails: ['a@example.org'], template: 'Hi', priority: 'high' }, 'priority'],
   ])('answers 400 for %#, naming %s, and records nothing', async (body, field) => {
     const result = await post(body);
 
     expect(result.statusCode).toBe(400);
-    expect(jsonBody(result)).toMatchObject({ code: 'VALIDATION_ERROR', details: expect.arrayContaining([expect.objectContaining({ field })]) });
+    expect(jsonBody(result)).toMatchObject({
+      code: 'VALIDATION_ERROR',
+      details: expect.arrayContaining([expect.objectContaining({ field })]),
+    });
     expect(dynamo).not.toHaveReceivedAnyCommand();
     expect(sqs).not.toHaveReceivedAnyCommand();
   });
 
   it('answers 400 for a malformed Idempotency-Key', async () => {
-    const result = await post({ emails: ['a@example.org'], template: 'Hi' }, { 'Idempotency-Key': 'has spaces' });
+    const result = await post(
+      { emails: ['a@example.org'], template: 'Hi' },
+      { 'Idempotency-Key': 'has spaces' },
+    );
     expect(result.statusCode).toBe(400);
     expect(dynamo).not.toHaveReceivedAnyCommand();
   });
 
   it('returns the existing job for a replayed Idempotency-Key, and 409 for another body under it', async () => {
-    const first = await post({ emails: ['a@example.org'], template: 'Hi {name}' }, { 'Idempotency-Key': 'order-1' });
+    const first = await post(
+      { emails: ['a@example.org'], template: 'Hi {name}' },
+      { 'Idempotency-Key': 'order-1' },
+    );
     const stored = dynamo.commandCalls(PutCommand).at(-1)?.args[0].input.Item;
     dynamo.on(GetCommand).resolves({ Item: stored });
 
-    const replay = await post({ emails: ['A@example.org'], template: 'Hi {name}' }, { 'idempotency-key': 'order-1' });
+    const replay = await post(
+      { emails: ['A@example.org'], template: 'Hi {name}' },
+      { 'idempotency-key': 'order-1' },
+    );
     expect(replay.statusCode).toBe(202);
     expect(jsonBody(replay).job_id).toBe(jsonBody(first).job_id);
     expect(replay.headers?.['idempotent-replayed']).toBe('true');
     expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 2);
 
-    const conflict = await post({ emails: ['b@example.org'], template: 'Hi {name}' }, { 'Idempotency-Key': 'order-1' });
+    const conflict = await post(
+      { emails: ['b@example.org'], template: 'Hi {name}' },
+      { 'Idempotency-Key': 'order-1' },
+    );
     expect(conflict.statusCode).toBe(409);
     expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 2);
   });

@@ -11,7 +11,9 @@ function render(source: string): string {
 
 describe('templates', () => {
   it('substitutes the documented placeholders', () => {
-    expect(render('Dear {name}, of {address} ({email}).')).toBe('Dear Helping Hands, of 1 Main St (info@helping.org).');
+    expect(render('Dear {name}, of {address} ({email}).')).toBe(
+      'Dear Helping Hands, of 1 Main St (info@helping.org).',
+    );
   });
 
   it("keeps the original API's doubled braces as literal braces", () => {
@@ -27,7 +29,9 @@ describe('templates', () => {
   it('inserts values as text, never parsing them again', () => {
     const parsed = parseTemplate('Hi {name}');
     if (!parsed.ok) throw new Error('should parse');
-    expect(renderTemplate(parsed.parts, { ...values, name: '{address} {{x}} ${process.env}' })).toBe('Hi {address} {{x}} ${process.env}');
+    expect(renderTemplate(parsed.parts, { ...values, name: '{address} {{x}} ${process.env}' })).toBe(
+      'Hi {address} {{x}} ${process.env}',
+    );
   });
 
   // Everything Python's str.format would have interpreted, and then some.

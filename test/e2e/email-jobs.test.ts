@@ -1,0 +1,181 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mapConcurrently } from '../../lambdas/core/concurrency';
+import { apiClient, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
+
+/**
+ * Limits raised so the test's own traffic is never throttled (throttling has its own test), the
+ * consumer slowed to two at a time so a restart lands mid-job, and the sweeper quick to act.
+ */
+const CONTEXT = {
+  usagePlanRateLimit: 2000,
+  usagePlanBurstLimit: 2000,
+  sendEmailRequestsPerMinute: 600,
+  sendEmailBurstLimit: 100,
+  consumerMaxConcurrency: 2,
+  sweeperStaleAfterSeconds: 2,
+};
+const DOMAIN = 'jobs-e2e.example.org';
+
+const stateDir = mkdtempSync(join(tmpdir(), 'mailer-jobs-'));
+let runtime: RuntimeProcess;
+let api: ReturnType<typeof apiClient>;
+const registered: string[] = [];
+
+async function start() {
+  runtime = await startRuntimeProcess({ stateDir, context: CONTEXT });
+  api = apiClient(runtime.url, runtime.apiKey);
+}
+
+async function waitForEnd(jobId: string, timeoutMs = 90_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { body } = await api('GET', `/jobs/${jobId}/status`);
+    if (body.status === 'completed' || body.status === 'failed') return body;
+    if (Date.now() > deadline) throw new Error(`Job did not end: ${JSON.stringify(body)}`);
+    await sleep(200);
+  }
+}
+
+beforeAll(async () => {
+  await start();
+  const emails = Array.from({ length: 2000 }, (_, n) => `member${String(n).padStart(4, '0')}@${DOMAIN}`);
+  await mapConcurrently(emails, 16, async (email, n) => {
+    const { status } = await api('POST', '/nonprofits', {
+      email,
+      name: `Member ${n}`,
+      address: `${n} Main St`,
+    });
+    expect(status).toBe(201);
+  });
+  registered.push(...emails);
+});
+
+afterAll(async () => {
+  await runtime?.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe('email jobs over HTTP on the local runtime', () => {
+  it('takes a 1,000-recipient job to completed with every email rendered and listed', async () => {
+    const recipients = registered.slice(0, 1000);
+    const accepted = await api('POST', '/send-email', {
+      emails: recipients,
+      template: 'Dear {name}, {{thank you}} for your work at {address}.',
+      subject: 'Hello {name}',
+      cc: ['board@example.org'],
+    });
+    expect(accepted.status).toBe(202);
+    expect(accepted.body).toMatchObject({ status: 'queued', total_emails: 1000, job_id: expect.any(String) });
+    const jobId = String(accepted.body.job_id);
+    expect(accepted.headers.get('location')).toBe(`/jobs/${jobId}`);
+
+    const done = await waitForEnd(jobId);
+    expect(done).toMatchObject({ status: 'completed', total_emails: 1000, sent: 1000, failed: 0 });
+    expect(done.completed_at).toEqual(expect.any(String));
+
+    const seen: { to: string; status: string }[] = [];
+    let path = `/jobs/${jobId}/emails?limit=100`;
+    for (let page = 0; page < 20; page++) {
+      const { status, body } = await api('GET', path);
+      expect(status).toBe(200);
+      seen.push(...(body.emails as { to: string; status: string }[]));
+      if (body.next_cursor === null) break;
+      path = `/jobs/${jobId}/emails?limit=100&cursor=${encodeURIComponent(String(body.next_cursor))}`;
+    }
+    expect(seen).toHaveLength(1000);
+    expect(new Set(seen.map((email) => email.to)).size).toBe(1000);
+    expect(seen.every((email) => email.status === 'sent')).toBe(true);
+    const first = await api('GET', `/jobs/${jobId}/emails?limit=1`);
+    expect((first.body.emails as unknown[])[0]).toEqual({
+      to: registered[0],
+      cc: ['board@example.org'],
+      subject: 'Hello Member 0',
+      body: 'Dear Member 0, {thank you} for your work at 0 Main St.',
+      status: 'sent',
+      attempts: 1,
+      error: null,
+      sent_at: expect.any(String),
+    });
+
+    const listed = await api('GET', '/jobs?status=completed');
+    expect((listed.body.jobs as { job_id: string }[]).map((job) => job.job_id)).toContain(jobId);
+  });
+
+  it('answers 404 listing every unknown recipient, and creates no job', async () => {
+    const before = await api('GET', '/jobs?limit=100');
+    const response = await api('POST', '/send-email', {
+      emails: [registered[0], `ghost1@${DOMAIN}`, `ghost2@${DOMAIN}`],
+      template: 'Hi {name}',
+    });
+    expect(response.status).toBe(404);
+    expect(response.body.details).toEqual([
+      { field: 'emails[1]', message: `Nonprofit with email ghost1@${DOMAIN} not found.` },
+      { field: 'emails[2]', message: `Nonprofit with email ghost2@${DOMAIN} not found.` },
+    ]);
+    expect((await api('GET', '/jobs?limit=100')).body.jobs).toEqual(before.body.jobs);
+  });
+
+  it('answers 400 for templates that are code, naming the placeholder and its position', async () => {
+    for (const template of [
+      '{name.__class__}',
+      'Hi {0}',
+      '{name!r}',
+      '{address:>30}',
+      'Hi {name',
+      '{nope}',
+    ]) {
+      const response = await api('POST', '/send-email', { emails: [registered[0]], template });
+      expect(response.status, template).toBe(400);
+      expect(JSON.stringify(response.body.details)).toContain('position');
+    }
+  });
+
+  it('returns the same job for a resubmission with the same Idempotency-Key, and 409 for another body', async () => {
+    const body = { emails: registered.slice(0, 3), template: 'Hi {name}' };
+    const first = await api('POST', '/send-email', body, { 'Idempotency-Key': 'e2e-order-42' });
+    const again = await api('POST', '/send-email', body, { 'Idempotency-Key': 'e2e-order-42' });
+    expect(first.status).toBe(202);
+    expect(again.status).toBe(202);
+    expect(again.body.job_id).toBe(first.body.job_id);
+
+    const other = await api(
+      'POST',
+      '/send-email',
+      { ...body, template: 'Bye {name}' },
+      { 'Idempotency-Key': 'e2e-order-42' },
+    );
+    expect(other.status).toBe(409);
+    expect((await waitForEnd(String(first.body.job_id))).sent).toBe(3);
+  });
+
+  it('answers 404 for an unknown job and 400 for a malformed job id', async () => {
+    expect((await api('GET', '/jobs/00000000-0000-4000-8000-000000000000')).status).toBe(404);
+    expect((await api('GET', '/jobs/not-a-job/emails')).status).toBe(400);
+  });
+
+  it('completes a job with exact counts when the runtime is killed and restarted in the middle of it', async () => {
+    const accepted = await api('POST', '/send-email', { emails: registered, template: 'Hello {name}' });
+    expect(accepted.status).toBe(202);
+    const jobId = String(accepted.body.job_id);
+    for (let polls = 0; polls < 300; polls++) {
+      const { body } = await api('GET', `/jobs/${jobId}/status`);
+      if (Number(body.sent) > 0) break;
+      await sleep(20);
+    }
+    const midway = (await api('GET', `/jobs/${jobId}/status`)).body;
+    expect(Number(midway.sent)).toBeLessThan(registered.length);
+
+    // SIGKILL: no clean-up at all; the queue's messages (in memory) are lost with the process.
+    await runtime.stop('SIGKILL');
+    await start();
+
+    const done = await waitForEnd(jobId, 120_000);
+    expect(done).toMatchObject({ status: 'completed', total_emails: 2000, sent: 2000, failed: 0 });
+    const pending = await api('GET', `/jobs/${jobId}/emails?status=pending&limit=100`);
+    expect(pending.body.emails).toEqual([]);
+  });
+});

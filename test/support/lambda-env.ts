@@ -1,0 +1,12 @@
+// Handler modules build their production adapters at import (cold start) from the environment the
+// stack declares; tests that import them give them one. Tests inject their own adapters anyway.
+process.env.NONPROFITS_TABLE = 'test-nonprofits';
+process.env.NONPROFITS_DOMAIN_INDEX = 'by-domain';
+process.env.JOBS_TABLE = 'test-jobs';
+process.env.JOB_RECIPIENTS_TABLE = 'test-job-recipients';
+process.env.DELIVERIES_TABLE = 'test-deliveries';
+process.env.JOBS_BY_API_KEY_INDEX = 'by-api-key';
+process.env.ACTIVE_JOBS_INDEX = 'active';
+process.env.EMAIL_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/emails';
+process.env.SWEEPER_STALE_AFTER_SECONDS = '900';
+process.env.AWS_REGION = 'us-east-1';

@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import { SetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { inject } from 'vitest';
+import { type AcceptJobDependencies, acceptJob } from '../../lambdas/core/jobs/accept-job';
+import {
+  type DeliveryRecord,
+  DynamoDeliveries,
+  type ProgressRecorder,
+} from '../../lambdas/core/jobs/deliveries';
+import type { JobRecord } from '../../lambdas/core/jobs/job';
+import { DynamoJobStore } from '../../lambdas/core/jobs/job-store';
+import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/repository';
+import { type EmailQueue, SqsEmailQueue } from '../../lambdas/core/queue/email-queue';
+import { type EmailTransport, RecordTransport } from '../../lambdas/core/transport/transport';
+import { makeRecordDeadLetters } from '../../lambdas/worker/record-dead-letters';
+import { makeSendEmails } from '../../lambdas/worker/send-emails';
+import { ACTIVE_JOBS_INDEX, JOBS_BY_API_KEY_INDEX, NONPROFITS_DOMAIN_INDEX } from '../../lib/constructs/data';
+import { dynamoDbClient } from '../../local/dynamodb';
+import { QueueEventSource } from '../../local/event-sources';
+import type { InvokeResult } from '../../local/functions';
+import { createQueues, sqsClient, startLocalSqs } from '../../local/sqs';
+import { IntrinsicResolver } from '../../local/template';
+import { synthesizeForTests } from './synth';
+
+export interface PipelineOptions {
+  transport?: EmailTransport;
+  /** Wraps the recorder, to inject faults where outcomes are written. */
+  progress?: (real: ProgressRecorder) => ProgressRecorder;
+  /** Wraps the queue the API enqueues to, to inject faults where messages are sent. */
+  queue?: (real: EmailQueue) => EmailQueue;
+  /** Wraps the consumer invocation, to make it fail after (or instead of) its work. */
+  consumer?: (
+    real: (event: SQSEvent) => Promise<SQSBatchResponse>,
+  ) => (event: SQSEvent) => Promise<SQSBatchResponse>;
+  concurrency?: number;
+}
+
+const tableNamed = (prefix: string) => {
+  const found = Object.entries(inject('tableNames')).find(([logicalId]) => logicalId.startsWith(prefix));
+  if (!found) throw new Error(`No table ${prefix} in the synthesized template`);
+  return found[1];
+};
+
+async function asInvocation(run: () => Promise<unknown>): Promise<InvokeResult> {
+  try {
+    return { ok: true, value: await run() };
+  } catch (error) {
+    const failure = error instanceof Error ? error : new Error(String(error));
+    return { ok: false, error: { errorType: failure.name, errorMessage: failure.message } };
+  }
+}
+
+/**
+ * The email pipeline in-process against the real engines: DynamoDB Local (from the global set-up),
+ * a local SQS of its own with the template's queues and redrive policy, and the event source
+ * emulation feeding the real consumer handlers. Faults are injected by wrapping one part.
+ */
+export async function startPipeline(options: PipelineOptions = {}) {
+  const dynamo = dynamoDbClient(inject('dynamoDbEndpoint'));
+  const client = DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } });
+  const nonprofits = new DynamoNonprofitRepository({
+    client,
+    tableName: tableNamed('DataNonprofits'),
+    domainIndexName: NONPROFITS_DOMAIN_INDEX,
+  });
+  const jobs = new DynamoJobStore({
+    client,
+    jobsTable: tableNamed('DataJobs'),
+    recipientsTable: tableNamed('DataJobRecipients'),
+    byApiKeyIndex: JOBS_BY_API_KEY_INDEX,
+    activeIndex: ACTIVE_JOBS_INDEX,
+  });
+  const deliveries = new DynamoDeliveries({
+    client,
+    jobsTable: tableNamed('DataJobs'),
+    deliveriesTable: tableNamed('DataDeliveries'),
+  });
+
+  const sqsServer = await startLocalSqs();
+  const sqs = sqsClient(sqsServer.endpoint);
+  const { template } = synthesizeForTests();
+  const queues = await createQueues(sqs, template, new IntrinsicResolver(template));
+  const main = queues.find((queue) => queue.logicalId.startsWith('QueueEmails'));
+  const deadLetters = queues.find((queue) => queue.logicalId.startsWith('QueueDeadLetters'));
+  if (!main || !deadLetters) throw new Error('The template lacks the email queue or its dead-letter queue');
+  // The template's redrive policy is kept; only the visibility timeout is cut so retries take seconds.
+  await sqs.send(
+    new SetQueueAttributesCommand({ QueueUrl: main.url, Attributes: { VisibilityTimeout: '1' } }),
+  );
+
+  const realQueue = new SqsEmailQueue(sqs, main.url);
+  const queue = options.queue ? options.queue(realQueue) : realQueue;
+  const progress = options.progress ? options.progress(deliveries) : deliveries;
+  const realConsumer = makeSendEmails({
+    jobs,
+    nonprofits,
+    transport: options.transport ?? new RecordTransport(),
+    progress,
+  });
+  const consumer = options.consumer ? options.consumer(realConsumer) : realConsumer;
+  const deadLetterConsumer = makeRecordDeadLetters({ jobs, progress: deliveries });
+  const log = () => undefined;
+  const sources = [
+    new QueueEventSource({
+      client: sqs,
+      queueUrl: main.url,
+      queueArn: main.arn,
+      batchSize: 10,
+      batchingWindowMs: 100,
+      maxConcurrency: options.concurrency ?? 4,
+      reportBatchItemFailures: true,
+      invoke: (event) => asInvocation(() => consumer(event as SQSEvent)),
+      log,
+    }),
+    new QueueEventSource({
+      client: sqs,
+      queueUrl: deadLetters.url,
+      queueArn: deadLetters.arn,
+      batchSize: 10,
+      batchingWindowMs: 0,
+      maxConcurrency: 2,
+      reportBatchItemFailures: true,
+      invoke: (event) => asInvocation(() => deadLetterConsumer(event as SQSEvent)),
+      log,
+    }),
+  ];
+
+  const acceptDeps: AcceptJobDependencies = { jobs, nonprofits, queue, onEnqueueFailure: () => undefined };
+  return {
+    jobs,
+    deliveries,
+    nonprofits,
+    queue: realQueue,
+    start: () => {
+      for (const source of sources) source.start();
+    },
+    /** Registers `count` nonprofits in a domain of their own and returns their emails. */
+    async registerNonprofits(count: number): Promise<string[]> {
+      const domain = `${randomUUID().slice(0, 8)}.example.org`;
+      const emails = Array.from({ length: count }, (_, n) => `member${String(n).padStart(4, '0')}@${domain}`);
+      for (let start = 0; start < emails.length; start += 25) {
+        await Promise.all(
+          emails
+            .slice(start, start + 25)
+            .map((email, n) =>
+              nonprofits.create({ email, name: `Member ${start + n}`, address: `${start + n} Main St` }),
+            ),
+        );
+      }
+      return emails;
+    },
+    submit: (emails: string[], template = 'Dear {name} of {address}', apiKeyId = 'key-1') =>
+      acceptJob(acceptDeps, { apiKeyId, request: { emails, template, subject: 'For {name}', cc: [] } }),
+    async waitForEnd(jobId: string, timeoutMs = 60_000): Promise<JobRecord> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const job = await jobs.get(jobId);
+        if (job && (job.status === 'completed' || job.status === 'failed')) return job;
+        if (Date.now() > deadline) throw new Error(`Job ${jobId} did not end: ${JSON.stringify(job)}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+    async recorded(jobId: string, recipients: string[]): Promise<Map<string, DeliveryRecord>> {
+      return deliveries.getMany(jobId, recipients);
+    },
+    async stop() {
+      await Promise.all(sources.map((source) => source.stop()));
+      await sqsServer.stop();
+      sqs.destroy();
+      dynamo.destroy();
+    },
+  };
+}
