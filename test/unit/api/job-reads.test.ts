@@ -1,0 +1,178 @@
+import { describe, expect, it } from 'vitest';
+import { makeGetJob } from '../../../lambdas/api/get-job';
+import { makeListJobEmails } from '../../../lambdas/api/list-job-emails';
+import { makeListJobs } from '../../../lambdas/api/list-jobs';
+import type { DeliveryRecord } from '../../../lambdas/core/jobs/deliveries';
+import type { JobRecord } from '../../../lambdas/core/jobs/job';
+import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
+
+const JOB_ID = '0b5c2f44-9a55-4f4e-8a1e-6a1f1d3c2b10';
+const job: JobRecord = {
+  job_id: JOB_ID,
+  api_key_id: 'key-1',
+  status: 'processing',
+  total_emails: 3,
+  sent: 1,
+  failed: 1,
+  remaining: 1,
+  template: 'Hi {name}',
+  subject: null,
+  cc: ['cc@example.org'],
+  created_at: '2026-11-27T10:00:00.000Z',
+  updated_at: '2026-11-27T10:00:01.000Z',
+  started_at: '2026-11-27T10:00:01.000Z',
+  request_hash: 'hash',
+  active: 'yes',
+};
+const recipients = ['a@example.org', 'b@example.org', 'c@example.org'];
+const outcomes = new Map<string, DeliveryRecord>([
+  [
+    'a@example.org',
+    {
+      job_id: JOB_ID,
+      recipient: 'a@example.org',
+      status: 'sent',
+      subject: null,
+      body: 'Hi A',
+      cc: job.cc,
+      attempts: 1,
+      processed_at: '2026-11-27T10:00:01.000Z',
+    },
+  ],
+  [
+    'b@example.org',
+    {
+      job_id: JOB_ID,
+      recipient: 'b@example.org',
+      status: 'failed',
+      subject: null,
+      body: null,
+      cc: job.cc,
+      attempts: 5,
+      error: 'gone',
+      processed_at: '2026-11-27T10:00:02.000Z',
+    },
+  ],
+]);
+const jobs = {
+  get: async (id: string) => (id === JOB_ID ? job : undefined),
+  recipients: async (_: string, offset: number, count: number) => recipients.slice(offset, offset + count),
+  listForKey: async (apiKeyId: string) => ({ items: apiKeyId === 'key-1' ? [job] : [], nextCursor: null }),
+};
+const deliveries = {
+  getMany: async (_: string, wanted: readonly string[]) =>
+    new Map([...outcomes].filter(([recipient]) => wanted.includes(recipient))),
+};
+
+const asKey = (apiKeyId: string, overrides: Parameters<typeof apiEvent>[0] = {}) =>
+  apiEvent({ ...overrides, requestContext: { identity: { apiKeyId } } as never });
+
+describe('GET /jobs/{job_id}', () => {
+  const get = makeGetJob({ jobs });
+
+  it("answers the owner with the job's progress", async () => {
+    const result = await get(
+      asKey('key-1', { resource: '/jobs/{job_id}', pathParameters: { job_id: JOB_ID } }),
+      lambdaContext,
+    );
+    expect(result.statusCode).toBe(200);
+    expect(jsonBody(result)).toEqual({
+      job_id: JOB_ID,
+      status: 'processing',
+      total_emails: 3,
+      sent: 1,
+      failed: 1,
+      created_at: job.created_at,
+      started_at: job.started_at,
+      completed_at: null,
+      subject: null,
+      cc: job.cc,
+      template: 'Hi {name}',
+    });
+  });
+
+  it("answers another API key's job as absent", async () => {
+    const result = await get(
+      asKey('key-2', { resource: '/jobs/{job_id}/status', pathParameters: { job_id: JOB_ID } }),
+      lambdaContext,
+    );
+    expect(result.statusCode).toBe(404);
+  });
+
+  it('answers 403 when no API key identified the request', async () => {
+    const result = await get(
+      apiEvent({ pathParameters: { job_id: JOB_ID }, requestContext: { identity: {} } as never }),
+      lambdaContext,
+    );
+    expect(result.statusCode).toBe(403);
+  });
+});
+
+describe('GET /jobs', () => {
+  const list = makeListJobs({ jobs });
+
+  it("lists only the caller's jobs, without templates", async () => {
+    const mine = jsonBody(await list(asKey('key-1'), lambdaContext));
+    expect((mine.jobs as { job_id: string }[]).map((listed) => listed.job_id)).toEqual([JOB_ID]);
+    expect(JSON.stringify(mine)).not.toContain('template');
+    expect(jsonBody(await list(asKey('key-2'), lambdaContext))).toEqual({ jobs: [], next_cursor: null });
+  });
+
+  it('answers 400 for an unknown status', async () => {
+    expect(
+      (await list(asKey('key-1', { queryStringParameters: { status: 'done' } }), lambdaContext)).statusCode,
+    ).toBe(400);
+  });
+});
+
+describe('GET /jobs/{job_id}/emails', () => {
+  const list = makeListJobEmails({ jobs, deliveries });
+  const query = (parameters: Record<string, string>, apiKeyId = 'key-1') =>
+    list(
+      asKey(apiKeyId, { pathParameters: { job_id: JOB_ID }, queryStringParameters: parameters }),
+      lambdaContext,
+    );
+
+  it('lists every recipient with its outcome, pending where it has none, page by page', async () => {
+    const first = jsonBody(await query({ limit: '2' }));
+    expect(first.emails).toEqual([
+      {
+        to: 'a@example.org',
+        cc: job.cc,
+        subject: null,
+        body: 'Hi A',
+        status: 'sent',
+        attempts: 1,
+        error: null,
+        sent_at: '2026-11-27T10:00:01.000Z',
+      },
+      {
+        to: 'b@example.org',
+        cc: job.cc,
+        subject: null,
+        body: null,
+        status: 'failed',
+        attempts: 5,
+        error: 'gone',
+        sent_at: null,
+      },
+    ]);
+    const second = jsonBody(await query({ limit: '2', cursor: String(first.next_cursor) }));
+    expect(second).toMatchObject({
+      emails: [{ to: 'c@example.org', status: 'pending', attempts: 0 }],
+      next_cursor: null,
+    });
+  });
+
+  it('filters by status', async () => {
+    expect(jsonBody(await query({ status: 'pending' })).emails).toEqual([
+      expect.objectContaining({ to: 'c@example.org' }),
+    ]);
+  });
+
+  it("answers 404 for another key's job and 400 for a cursor of another listing", async () => {
+    expect((await query({}, 'key-2')).statusCode).toBe(404);
+    const { next_cursor } = jsonBody(await query({ limit: '1' }));
+    expect((await query({ status: 'sent', cursor: String(next_cursor) })).statusCode).toBe(400);
+  });
+});
