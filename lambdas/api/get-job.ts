@@ -4,13 +4,13 @@ import { apiHandler, callerApiKeyId, json, parsePathParameter } from '../core/ht
 import { jobId, jobView } from '../core/jobs/job';
 import { findOwnedJob, type JobStore } from '../core/jobs/job-store';
 
-export const makeGetJob = ({ jobs }: { jobs: Pick<JobStore, 'get'> }) =>
+export const makeGetJob = ({ jobs }: { jobs: Pick<JobStore, 'get' | 'content'> }) =>
   apiHandler(async (event) => {
     const id = parsePathParameter(event, 'job_id', jobId);
     const job = await findOwnedJob(jobs, id, callerApiKeyId(event));
-    // `/status` answers the progress alone, as the original API's status route did.
-    const withTemplate = !event.resource.endsWith('/status');
-    return json(200, jobView(job, { withTemplate }));
+    // `/status` answers the progress alone, as the original API's status route did; the job itself adds what it sends.
+    if (event.resource.endsWith('/status')) return json(200, jobView(job));
+    return json(200, jobView(job, await jobs.content(id)));
   });
 
 export const handler = makeGetJob({ jobs: jobsFromEnv() });

@@ -27,14 +27,14 @@ export function nonprofitsFromEnv() {
 export function jobsFromEnv() {
   const env = readEnv({
     JOBS_TABLE: tableName,
-    JOB_RECIPIENTS_TABLE: tableName.optional(),
+    JOB_CONTENTS_TABLE: tableName.optional(),
     JOBS_BY_API_KEY_INDEX: indexName.optional(),
     ACTIVE_JOBS_INDEX: indexName.optional(),
   });
   return new DynamoJobStore({
     client: documentClient,
     jobsTable: env.JOBS_TABLE,
-    recipientsTable: env.JOB_RECIPIENTS_TABLE,
+    contentsTable: env.JOB_CONTENTS_TABLE,
     byApiKeyIndex: env.JOBS_BY_API_KEY_INDEX,
     activeIndex: env.ACTIVE_JOBS_INDEX,
   });

@@ -18,8 +18,8 @@ export class MailerData extends Construct {
   readonly nonprofits: Table;
   /** One item per job: its template, owner, status and counters. */
   readonly jobs: Table;
-  /** A job's recipients, sorted, in chunks: recorded before the job is accepted. */
-  readonly jobRecipients: Table;
+  /** What a job sends (part 0) and its recipients, sorted, in chunks (parts 1…): recorded before the job. */
+  readonly jobContents: Table;
   /** One item per recipient processed: the rendered email and its outcome. */
   readonly deliveries: Table;
 
@@ -44,9 +44,9 @@ export class MailerData extends Construct {
       sortKey: string('created_at'),
     });
 
-    this.jobRecipients = this.table('JobRecipients', {
+    this.jobContents = this.table('JobContents', {
       partitionKey: string('job_id'),
-      sortKey: { name: 'chunk', type: AttributeType.NUMBER },
+      sortKey: { name: 'part', type: AttributeType.NUMBER },
     });
 
     this.deliveries = this.table('Deliveries', {

@@ -39,7 +39,7 @@ export class EmailJobs extends Construct {
     })
       .useTable(data.nonprofits, 'NONPROFITS_TABLE', ['dynamodb:BatchGetItem'])
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem', 'dynamodb:PutItem'])
-      .useTable(data.jobRecipients, 'JOB_RECIPIENTS_TABLE', ['dynamodb:PutItem'])
+      .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:PutItem'])
       .useQueue(queue.queue, 'EMAIL_QUEUE_URL')
       .acknowledgeSynchronousInvocation();
     api.addRoute('POST', '/send-email', sendEmail, {
@@ -69,7 +69,7 @@ export class EmailJobs extends Construct {
       description: 'GET /jobs/{job_id}/emails',
     })
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem'])
-      .useTable(data.jobRecipients, 'JOB_RECIPIENTS_TABLE', ['dynamodb:Query'])
+      .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:GetItem', 'dynamodb:Query'])
       .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:BatchGetItem'])
       .acknowledgeSynchronousInvocation();
     api.addRoute('GET', '/jobs/{job_id}/emails', listEmails);
@@ -83,6 +83,7 @@ export class EmailJobs extends Construct {
     })
       .useTable(data.nonprofits, 'NONPROFITS_TABLE', ['dynamodb:BatchGetItem'])
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:GetItem'])
       .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:PutItem'])
       .acknowledgeQueueInvocation();
     this.consumer.addEnvironment('EMAIL_TRANSPORT', 'record');
@@ -102,6 +103,7 @@ export class EmailJobs extends Construct {
       timeout: consumerTimeout,
     })
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:GetItem'])
       .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:PutItem'])
       .acknowledgeQueueInvocation();
     consumeQueue(
@@ -122,7 +124,7 @@ export class EmailJobs extends Construct {
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:Query', 'dynamodb:UpdateItem'], {
         indexes: [ACTIVE_JOBS_INDEX],
       })
-      .useTable(data.jobRecipients, 'JOB_RECIPIENTS_TABLE', ['dynamodb:Query'])
+      .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:Query'])
       .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:Query'])
       .useQueue(queue.queue, 'EMAIL_QUEUE_URL')
       .acknowledgeScheduledInvocation();

@@ -3,7 +3,7 @@
 process.env.NONPROFITS_TABLE = 'test-nonprofits';
 process.env.NONPROFITS_DOMAIN_INDEX = 'by-domain';
 process.env.JOBS_TABLE = 'test-jobs';
-process.env.JOB_RECIPIENTS_TABLE = 'test-job-recipients';
+process.env.JOB_CONTENTS_TABLE = 'test-job-contents';
 process.env.DELIVERIES_TABLE = 'test-deliveries';
 process.env.JOBS_BY_API_KEY_INDEX = 'by-api-key';
 process.env.ACTIVE_JOBS_INDEX = 'active';

@@ -68,7 +68,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
   const jobs = new DynamoJobStore({
     client,
     jobsTable: tableNamed('DataJobs'),
-    recipientsTable: tableNamed('DataJobRecipients'),
+    contentsTable: tableNamed('DataJobContents'),
     byApiKeyIndex: JOBS_BY_API_KEY_INDEX,
     activeIndex: ACTIVE_JOBS_INDEX,
   });

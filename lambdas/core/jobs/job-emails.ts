@@ -21,7 +21,7 @@ export interface JobEmail {
 const MAX_SCANNED_PER_REQUEST = 1_000;
 
 export interface ListJobEmailsDependencies {
-  jobs: Pick<JobStore, 'recipients'>;
+  jobs: Pick<JobStore, 'recipients' | 'content'>;
   deliveries: Pick<DeliveryReader, 'getMany'>;
 }
 
@@ -37,6 +37,7 @@ export async function listJobEmails(
   query: { status?: EmailStatus | undefined; limit: number; offset: number },
 ): Promise<{ items: JobEmail[]; nextOffset: number | null }> {
   const emails: JobEmail[] = [];
+  const cc = (await deps.jobs.content(job.job_id))?.cc ?? [];
   let offset = query.offset;
   const scanLimit = query.status ? MAX_SCANNED_PER_REQUEST : query.limit;
   let scanned = 0;
@@ -62,7 +63,7 @@ export async function listJobEmails(
           }
         : {
             to: recipient,
-            cc: job.cc,
+            cc,
             subject: null,
             body: null,
             status: 'pending',

@@ -12,10 +12,16 @@ import { chunks, mapConcurrently } from '../concurrency';
 import { decodeCursor, encodeCursor, type Page } from '../cursor';
 import { requireSetting } from '../env';
 import { ConflictError, NotFoundError } from '../errors';
-import type { JobRecord, JobStatus } from './job';
+import type { JobContent, JobRecord, JobStatus } from './job';
 
 /** Recipients per chunk item: 1,000 addresses of at most 254 characters stay under DynamoDB's 400 KB item limit. */
 export const RECIPIENTS_PER_CHUNK = 1_000;
+/**
+ * The parts of a job in the contents table: part 0 is the content (template, subject, cc), part
+ * n + 1 the n-th chunk of recipients.
+ */
+const CONTENT_PART = 0;
+const chunkPart = (chunk: number) => chunk + 1;
 /** How many index pages one listing request reads at most while a status filter skips items. */
 const MAX_PAGES_PER_LISTING = 10;
 const ACTIVE = 'yes';
@@ -39,11 +45,12 @@ export interface JobQuery {
   cursor?: string | undefined;
 }
 
-/** The port for jobs and their recipient lists. */
+/** The port for jobs, their content and their recipient lists. */
 export interface JobStore {
-  /** Records the recipients, then the job: a job that exists always has all its recipients. */
+  /** Records the content and the recipients, then the job: a job that exists always has all of them. */
   create(job: NewJob): Promise<{ job: JobRecord; created: boolean }>;
   get(jobId: string): Promise<JobRecord | undefined>;
+  content(jobId: string): Promise<JobContent | undefined>;
   listForKey(apiKeyId: string, query: JobQuery): Promise<Page<JobRecord>>;
   /** `count` recipients from `offset`, in the job's (sorted) order. */
   recipients(jobId: string, offset: number, count: number): Promise<string[]>;
@@ -56,8 +63,8 @@ export interface JobStore {
 export interface DynamoJobStoreOptions {
   client: DynamoDBDocumentClient;
   jobsTable: string;
-  /** Needed by the operations on recipients only. */
-  recipientsTable?: string | undefined;
+  /** Needed by the operations on content and recipients only. */
+  contentsTable?: string | undefined;
   /** Needed by `listForKey` only. */
   byApiKeyIndex?: string | undefined;
   /** Needed by `activeJobs` only. */
@@ -69,16 +76,23 @@ export class DynamoJobStore implements JobStore {
 
   async create(input: NewJob): Promise<{ job: JobRecord; created: boolean }> {
     const { client, jobsTable } = this.options;
-    const recipientsTable = requireSetting('recipientsTable', this.options.recipientsTable);
-    const { recipients, ...fields } = input;
-    // A chunk of another request under the same job id (an Idempotency-Key reused with another body
-    // at the same moment) is never overwritten: the condition ties each chunk to its request.
-    await mapConcurrently(chunks(recipients, RECIPIENTS_PER_CHUNK), 4, async (part, index) => {
+    const contentsTable = requireSetting('contentsTable', this.options.contentsTable);
+    const { recipients, template, subject, cc, ...fields } = input;
+    const parts = [
+      { part: CONTENT_PART, template, subject, cc },
+      ...chunks(recipients, RECIPIENTS_PER_CHUNK).map((chunk, index) => ({
+        part: chunkPart(index),
+        recipients: chunk,
+      })),
+    ];
+    // A part of another request under the same job id (an Idempotency-Key reused with another body
+    // at the same moment) is never overwritten: the condition ties each part to its request.
+    await mapConcurrently(parts, 4, async (part) => {
       try {
         await client.send(
           new PutCommand({
-            TableName: recipientsTable,
-            Item: { job_id: input.job_id, chunk: index, recipients: part, request_hash: input.request_hash },
+            TableName: contentsTable,
+            Item: { job_id: input.job_id, ...part, request_hash: input.request_hash },
             ConditionExpression: 'attribute_not_exists(job_id) OR request_hash = :hash',
             ExpressionAttributeValues: { ':hash': input.request_hash },
           }),
@@ -115,6 +129,23 @@ export class DynamoJobStore implements JobStore {
       if (!existing) throw error;
       return { job: existing, created: false };
     }
+  }
+
+  async content(jobId: string): Promise<JobContent | undefined> {
+    const { Item } = await this.options.client.send(
+      new GetCommand({
+        TableName: requireSetting('contentsTable', this.options.contentsTable),
+        Key: { job_id: jobId, part: CONTENT_PART },
+        ProjectionExpression: 'template, subject, cc',
+        ConsistentRead: true,
+      }),
+    );
+    if (!Item) return undefined;
+    return {
+      template: String(Item.template),
+      subject: (Item.subject as string | null) ?? null,
+      cc: (Item.cc as string[]) ?? [],
+    };
   }
 
   async get(jobId: string): Promise<JobRecord | undefined> {
@@ -176,12 +207,12 @@ export class DynamoJobStore implements JobStore {
     if (count <= 0) return [];
     const first = Math.floor(offset / RECIPIENTS_PER_CHUNK);
     const last = Math.floor((offset + count - 1) / RECIPIENTS_PER_CHUNK);
-    const all = await this.readChunks(jobId, { first, last });
+    const all = await this.readChunks(jobId, { first: chunkPart(first), last: chunkPart(last) });
     return all.slice(offset - first * RECIPIENTS_PER_CHUNK, offset - first * RECIPIENTS_PER_CHUNK + count);
   }
 
   allRecipients(jobId: string): Promise<string[]> {
-    return this.readChunks(jobId);
+    return this.readChunks(jobId, { first: chunkPart(0), last: Number.MAX_SAFE_INTEGER });
   }
 
   async activeJobs(): Promise<JobRecord[]> {
@@ -220,20 +251,16 @@ export class DynamoJobStore implements JobStore {
     }
   }
 
-  private async readChunks(jobId: string, range?: { first: number; last: number }): Promise<string[]> {
+  /** Recipients of the chunk parts in a range, in order. */
+  private async readChunks(jobId: string, range: { first: number; last: number }): Promise<string[]> {
     const recipients: string[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
       const result = await this.options.client.send(
         new QueryCommand({
-          TableName: requireSetting('recipientsTable', this.options.recipientsTable),
-          KeyConditionExpression: range
-            ? 'job_id = :job AND chunk BETWEEN :first AND :last'
-            : 'job_id = :job',
-          ExpressionAttributeValues: {
-            ':job': jobId,
-            ...(range ? { ':first': range.first, ':last': range.last } : {}),
-          },
+          TableName: requireSetting('contentsTable', this.options.contentsTable),
+          KeyConditionExpression: 'job_id = :job AND part BETWEEN :first AND :last',
+          ExpressionAttributeValues: { ':job': jobId, ':first': range.first, ':last': range.last },
           ProjectionExpression: 'recipients',
           ConsistentRead: true,
           ExclusiveStartKey: startKey,

@@ -11,7 +11,11 @@ export const MAX_SUBJECT_LENGTH = 998;
 export const JOB_STATUSES = ['queued', 'processing', 'completed', 'failed'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
-/** A job as stored. `remaining` counts recipients not yet sent or failed; 0 ends the job. */
+/**
+ * A job's progress item, as stored. `remaining` counts recipients not yet sent or failed; 0 ends the
+ * job. It holds no template: every batch updates this item, and DynamoDB bills a write by the
+ * item's size, so the content lives in its own item (`JobContent`).
+ */
 export interface JobRecord {
   job_id: string;
   api_key_id: string;
@@ -20,9 +24,6 @@ export interface JobRecord {
   sent: number;
   failed: number;
   remaining: number;
-  template: string;
-  subject: string | null;
-  cc: string[];
   created_at: string;
   updated_at: string;
   started_at?: string;
@@ -78,8 +79,15 @@ export const sendEmailRequest = z
   });
 export type SendEmailRequest = z.output<typeof sendEmailRequest>;
 
-/** What clients see of a job: its progress, never its owner's key or internal bookkeeping. */
-export function jobView(job: JobRecord, options: { withTemplate?: boolean } = {}) {
+/** What a job sends: the same for every recipient, written once, read by consumers once per job. */
+export interface JobContent {
+  template: string;
+  subject: string | null;
+  cc: string[];
+}
+
+/** What clients see of a job: its progress (and its content where given), never its owner's key or bookkeeping. */
+export function jobView(job: JobRecord, content?: JobContent) {
   return {
     job_id: job.job_id,
     status: job.status,
@@ -89,10 +97,8 @@ export function jobView(job: JobRecord, options: { withTemplate?: boolean } = {}
     created_at: job.created_at,
     started_at: job.started_at ?? null,
     completed_at: job.completed_at ?? null,
-    subject: job.subject,
-    cc: job.cc,
-    ...(options.withTemplate ? { template: job.template } : {}),
     ...(job.error ? { error: job.error } : {}),
+    ...(content ? { subject: content.subject, cc: content.cc, template: content.template } : {}),
   };
 }
 

@@ -4,7 +4,7 @@ import { type EmailMessage, emailMessage } from '../queue/email-queue';
 import { compileTemplate, renderTemplate, type TemplatePart } from '../templates/template';
 import { type EmailTransport, PermanentDeliveryError } from '../transport/transport';
 import type { DeliveryOutcome, ProgressRecorder, RecordResult } from './deliveries';
-import type { JobRecord } from './job';
+import type { JobContent } from './job';
 import type { JobStore } from './job-store';
 
 /** A message as the event source hands it over. */
@@ -16,7 +16,7 @@ export interface ReceivedMessage {
 }
 
 export interface ProcessEmailsDependencies {
-  jobs: Pick<JobStore, 'get'>;
+  jobs: Pick<JobStore, 'content'>;
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
   transport: EmailTransport;
   progress: ProgressRecorder;
@@ -33,7 +33,8 @@ export interface BatchResult {
 
 /** What a consumer needs of a job, compiled once per execution environment (it never changes). */
 interface CompiledJob {
-  job: JobRecord;
+  jobId: string;
+  content: JobContent;
   body: TemplatePart[];
   subject: TemplatePart[] | null;
 }
@@ -41,15 +42,16 @@ interface CompiledJob {
 const compiledJobs = new Map<string, CompiledJob>();
 const MAX_CACHED_JOBS = 200;
 
-async function compiledJob(jobs: Pick<JobStore, 'get'>, jobId: string): Promise<CompiledJob | undefined> {
+async function compiledJob(jobs: Pick<JobStore, 'content'>, jobId: string): Promise<CompiledJob | undefined> {
   const cached = compiledJobs.get(jobId);
   if (cached) return cached;
-  const job = await jobs.get(jobId);
-  if (!job) return undefined;
+  const content = await jobs.content(jobId);
+  if (!content) return undefined;
   const compiled = {
-    job,
-    body: compileTemplate(job.template),
-    subject: job.subject === null ? null : compileTemplate(job.subject),
+    jobId,
+    content,
+    body: compileTemplate(content.template),
+    subject: content.subject === null ? null : compileTemplate(content.subject),
   };
   if (compiledJobs.size >= MAX_CACHED_JOBS) compiledJobs.delete(compiledJobs.keys().next().value as string);
   compiledJobs.set(jobId, compiled);
@@ -144,12 +146,12 @@ export async function processEmailBatch(
 
 async function deliver(
   transport: EmailTransport,
-  { job, body, subject }: CompiledJob,
+  { jobId, content, body, subject }: CompiledJob,
   recipient: string,
   nonprofit: Nonprofit | undefined,
   message: ReceivedMessage,
 ): Promise<DeliveryOutcome | 'retry'> {
-  const base = { recipient, cc: job.cc, attempts: message.receiveCount };
+  const base = { recipient, cc: content.cc, attempts: message.receiveCount };
   if (!nonprofit) {
     return {
       ...base,
@@ -162,10 +164,10 @@ async function deliver(
   const values = { name: nonprofit.name, address: nonprofit.address, email: nonprofit.email };
   const rendered = {
     to: recipient,
-    cc: job.cc,
+    cc: content.cc,
     subject: subject ? renderTemplate(subject, values) : null,
     body: renderTemplate(body, values),
-    jobId: job.job_id,
+    jobId,
   };
   try {
     await transport.send(rendered);
@@ -203,7 +205,7 @@ export async function recordDeadLetters(
       status: 'failed',
       subject: null,
       body: null,
-      cc: compiled.job.cc,
+      cc: compiled.content.cc,
       attempts: message.receiveCount,
       error: 'Not delivered: every attempt failed and the message reached the dead-letter queue.',
     }));

@@ -15,15 +15,13 @@ const job: JobRecord = {
   sent: 1,
   failed: 1,
   remaining: 1,
-  template: 'Hi {name}',
-  subject: null,
-  cc: ['cc@example.org'],
   created_at: '2026-11-27T10:00:00.000Z',
   updated_at: '2026-11-27T10:00:01.000Z',
   started_at: '2026-11-27T10:00:01.000Z',
   request_hash: 'hash',
   active: 'yes',
 };
+const content = { template: 'Hi {name}', subject: null, cc: ['cc@example.org'] };
 const recipients = ['a@example.org', 'b@example.org', 'c@example.org'];
 const outcomes = new Map<string, DeliveryRecord>([
   [
@@ -34,7 +32,7 @@ const outcomes = new Map<string, DeliveryRecord>([
       status: 'sent',
       subject: null,
       body: 'Hi A',
-      cc: job.cc,
+      cc: content.cc,
       attempts: 1,
       processed_at: '2026-11-27T10:00:01.000Z',
     },
@@ -47,7 +45,7 @@ const outcomes = new Map<string, DeliveryRecord>([
       status: 'failed',
       subject: null,
       body: null,
-      cc: job.cc,
+      cc: content.cc,
       attempts: 5,
       error: 'gone',
       processed_at: '2026-11-27T10:00:02.000Z',
@@ -56,6 +54,7 @@ const outcomes = new Map<string, DeliveryRecord>([
 ]);
 const jobs = {
   get: async (id: string) => (id === JOB_ID ? job : undefined),
+  content: async (id: string) => (id === JOB_ID ? content : undefined),
   recipients: async (_: string, offset: number, count: number) => recipients.slice(offset, offset + count),
   listForKey: async (apiKeyId: string) => ({ items: apiKeyId === 'key-1' ? [job] : [], nextCursor: null }),
 };
@@ -86,7 +85,7 @@ describe('GET /jobs/{job_id}', () => {
       started_at: job.started_at,
       completed_at: null,
       subject: null,
-      cc: job.cc,
+      cc: content.cc,
       template: 'Hi {name}',
     });
   });
@@ -138,7 +137,7 @@ describe('GET /jobs/{job_id}/emails', () => {
     expect(first.emails).toEqual([
       {
         to: 'a@example.org',
-        cc: job.cc,
+        cc: content.cc,
         subject: null,
         body: 'Hi A',
         status: 'sent',
@@ -148,7 +147,7 @@ describe('GET /jobs/{job_id}/emails', () => {
       },
       {
         to: 'b@example.org',
-        cc: job.cc,
+        cc: content.cc,
         subject: null,
         body: null,
         status: 'failed',

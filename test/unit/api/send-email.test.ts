@@ -54,16 +54,23 @@ describe('POST /send-email', () => {
     expect(body).toMatchObject({ status: 'queued', total_emails: 2, job_id: expect.any(String) });
     expect(result.headers?.location).toBe(`/jobs/${body.job_id}`);
     const puts = dynamo.commandCalls(PutCommand).map((call) => call.args[0].input);
-    expect(puts.map((put) => put.TableName)).toEqual(['test-job-recipients', 'test-jobs']);
-    expect(puts[0]?.Item).toMatchObject({ chunk: 0, recipients: ['a@example.org', 'b@example.org'] });
-    expect(puts[1]?.Item).toMatchObject({
+    expect(puts.map((put) => put.TableName)).toEqual(['test-job-contents', 'test-job-contents', 'test-jobs']);
+    expect(puts[0]?.Item).toMatchObject({
+      part: 0,
+      template: 'Hi {name}',
+      subject: null,
+      cc: ['boss@example.org'],
+    });
+    expect(puts[1]?.Item).toMatchObject({ part: 1, recipients: ['a@example.org', 'b@example.org'] });
+    // The job item, rewritten by every batch, stays small: no template in it.
+    expect(puts[2]?.Item).toMatchObject({
       api_key_id: 'key-1',
       status: 'queued',
       remaining: 2,
       sent: 0,
       failed: 0,
-      cc: ['boss@example.org'],
     });
+    expect(puts[2]?.Item).not.toHaveProperty('template');
     const messages = sqs
       .commandCalls(SendMessageBatchCommand)
       .flatMap((call) => call.args[0].input.Entries ?? []);
@@ -149,14 +156,14 @@ describe('POST /send-email', () => {
     expect(replay.statusCode).toBe(202);
     expect(jsonBody(replay).job_id).toBe(jsonBody(first).job_id);
     expect(replay.headers?.['idempotent-replayed']).toBe('true');
-    expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 2);
+    expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 3);
 
     const conflict = await post(
       { emails: ['b@example.org'], template: 'Hi {name}' },
       { 'Idempotency-Key': 'order-1' },
     );
     expect(conflict.statusCode).toBe(409);
-    expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 2);
+    expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 3);
   });
 
   it('still answers 202 when enqueueing fails after the job was recorded: the sweeper enqueues it', async () => {
@@ -166,7 +173,7 @@ describe('POST /send-email', () => {
     const result = await post({ emails: ['a@example.org'], template: 'Hi' });
 
     expect(result.statusCode).toBe(202);
-    expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 2);
+    expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 3);
     expect(log).toHaveBeenCalledWith(expect.stringContaining('sweeper'));
     log.mockRestore();
   });

@@ -1,6 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { DeliveryOutcome, ProgressRecorder } from '../../../lambdas/core/jobs/deliveries';
-import type { JobRecord } from '../../../lambdas/core/jobs/job';
 import {
   processEmailBatch,
   type ReceivedMessage,
@@ -10,7 +9,7 @@ import type { Nonprofit } from '../../../lambdas/core/nonprofits/nonprofit';
 import { RecordTransport } from '../../../lambdas/core/transport/transport';
 
 const JOB_ID = '5d1c2a44-9a55-4f4e-8a1e-6a1f1d3c2b10';
-const job = { job_id: JOB_ID, template: 'Hi {name}', subject: 'To {email}', cc: [] } as unknown as JobRecord;
+const content = { template: 'Hi {name}', subject: 'To {email}', cc: [] };
 const nonprofit = (email: string): Nonprofit => ({
   email,
   domain: 'example.org',
@@ -37,7 +36,7 @@ function deps(overrides: { record?: ProgressRecorder['record']; registered?: str
   return {
     recorded,
     deps: {
-      jobs: { get: async (id: string) => (id === JOB_ID ? job : undefined) },
+      jobs: { content: async (id: string) => (id === JOB_ID ? content : undefined) },
       nonprofits: {
         getMany: async (emails: readonly string[]) =>
           new Map(emails.filter((email) => registered.has(email)).map((email) => [email, nonprofit(email)])),
