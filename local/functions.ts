@@ -39,6 +39,8 @@ export class LocalFunction {
   private readonly environments: Environment[] = [];
   private readonly waiting: ((environment: Environment) => void)[] = [];
   private nextId = 0;
+  private invocations = 0;
+  private totalMs = 0;
 
   constructor(readonly options: LocalFunctionOptions) {}
 
@@ -46,8 +48,14 @@ export class LocalFunction {
     return this.options.functionName;
   }
 
+  /** Invocations so far and the time they took, waiting for an environment excluded. */
+  stats(): { invocations: number; totalMs: number; memorySize: number } {
+    return { invocations: this.invocations, totalMs: this.totalMs, memorySize: this.options.memorySize };
+  }
+
   async invoke(event: unknown): Promise<InvokeResult> {
     const environment = await this.acquire();
+    const started = performance.now();
     const id = this.nextId++;
     const timeoutMs = this.options.timeoutSeconds * 1000;
     try {
@@ -87,6 +95,8 @@ export class LocalFunction {
         environment.worker.postMessage({ id, event, requestId: randomUUID() });
       });
     } finally {
+      this.invocations++;
+      this.totalMs += performance.now() - started;
       this.release(environment);
     }
   }

@@ -24,6 +24,11 @@ export interface LocalRuntimeOptions {
   /** The gateway's port; 0 picks a free one. */
   port: number;
   log?: (line: string) => void;
+  /**
+   * Lets a caller put something between the AWS side (functions, event source pollers) and an engine,
+   * such as the benchmark's request counter; returns the endpoint to use instead.
+   */
+  wrapEndpoint?: (service: 'dynamodb' | 'sqs', endpoint: string) => Promise<string>;
 }
 
 export interface LocalRuntime {
@@ -31,6 +36,8 @@ export interface LocalRuntime {
   apiKeys: { id: string; value: string }[];
   dynamoDbEndpoint: string;
   sqsEndpoint: string;
+  /** Invocations and time spent per function, by function name. */
+  functionStats(): Map<string, { invocations: number; totalMs: number; memorySize: number }>;
   stop(): Promise<void>;
   /** Synchronous last resort for process exit: kills the engines' process groups. */
   killNow(): void;
@@ -86,8 +93,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     dynamo.destroy();
 
     started.sqs = await startLocalSqs();
-    const sqs = sqsClient(started.sqs.endpoint);
-    const queues = await createQueues(sqs, template, resolver);
+    const wrap = options.wrapEndpoint ?? (async (_: string, endpoint: string) => endpoint);
+    const dynamoEndpoint = await wrap('dynamodb', started.dynamoDb.endpoint);
+    const sqsEndpoint = await wrap('sqs', started.sqs.endpoint);
+    const sqs = sqsClient(sqsEndpoint);
+    const queues = await createQueues(sqs, template, resolver, sqsEndpoint);
 
     started.functions = functionsFromTemplate(template, resolver, {
       assemblyDir: outdir,
@@ -96,8 +106,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         AWS_DEFAULT_REGION: LOCAL_REGION,
         AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
         AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-        AWS_ENDPOINT_URL_DYNAMODB: started.dynamoDb.endpoint,
-        AWS_ENDPOINT_URL_SQS: started.sqs.endpoint,
+        AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
+        AWS_ENDPOINT_URL_SQS: sqsEndpoint,
         TZ: 'UTC',
       },
       onLog: (name, line) => log(`[${name}] ${line}`),
@@ -142,6 +152,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       apiKeys: model.apiKeys.map((key) => ({ id: key.id, value: keyValues.get(key.id) ?? '' })),
       dynamoDbEndpoint: started.dynamoDb.endpoint,
       sqsEndpoint: started.sqs.endpoint,
+      functionStats: () => new Map([...functions.values()].map((fn) => [fn.name, fn.stats()])),
       stop,
       killNow: () => started.dynamoDb?.killNow(),
     };

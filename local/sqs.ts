@@ -65,6 +65,8 @@ export async function createQueues(
   client: SQSClient,
   template: CfnTemplate,
   resolver: IntrinsicResolver,
+  /** The endpoint the AWS side reaches SQS at, when it is not the server's own (a proxy in between). */
+  publicEndpoint?: string,
 ): Promise<LocalQueue[]> {
   const queues: (LocalQueue & { properties: Record<string, unknown> })[] = [];
   for (const [logicalId, resource] of resourcesOfType(template, 'AWS::SQS::Queue')) {
@@ -80,9 +82,11 @@ export async function createQueues(
       new CreateQueueCommand({ QueueName: name, Attributes: attributes }),
     );
     if (!QueueUrl) throw new Error(`Local SQS did not create ${name}`);
+    // The SDK sends SQS calls to the host of the queue URL, so the URL must name the public endpoint.
+    const url = publicEndpoint ? `${publicEndpoint}${new URL(QueueUrl).pathname}` : QueueUrl;
     const arn = `arn:aws:sqs:${LOCAL_REGION}:${LOCAL_ACCOUNT}:${name}`;
-    resolver.register(logicalId, { ref: QueueUrl, attributes: { Arn: arn, QueueName: name, QueueUrl } });
-    queues.push({ logicalId, name, url: QueueUrl, arn, properties });
+    resolver.register(logicalId, { ref: url, attributes: { Arn: arn, QueueName: name, QueueUrl: url } });
+    queues.push({ logicalId, name, url, arn, properties });
   }
   for (const queue of queues) {
     const redrive = queue.properties.RedrivePolicy;

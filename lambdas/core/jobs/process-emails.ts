@@ -104,7 +104,8 @@ export async function processEmailBatch(
   const byJob = groupByJob(messages, log);
 
   const recipients = [...byJob.values()].flat().map(({ email }) => email.recipient);
-  const nonprofits = await deps.nonprofits.getMany(recipients);
+  // Eventually consistent: a nonprofit renamed a second ago may render with its former name, at half the read cost.
+  const nonprofits = await deps.nonprofits.getMany(recipients, { consistent: false });
 
   for (const [jobId, items] of byJob) {
     const compiled = await compiledJob(deps.jobs, jobId);

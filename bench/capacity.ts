@@ -1,0 +1,111 @@
+/**
+ * DynamoDB's billing arithmetic, from the requests and answers themselves: an item's size is the
+ * sum of its attribute names and values; a write unit covers 1 KB, a read unit 4 KB (half for an
+ * eventually consistent read); transactions cost double.
+ */
+
+type AttributeValue = Record<string, unknown>;
+
+function valueSize(value: AttributeValue): number {
+  const [type, content] = Object.entries(value)[0] ?? ['NULL', true];
+  switch (type) {
+    case 'S':
+      return Buffer.byteLength(String(content));
+    case 'N':
+      return Math.ceil(String(content).replace(/[-.]/g, '').replace(/^0+/, '').length / 2) + 1;
+    case 'B':
+      return Buffer.from(String(content), 'base64').length;
+    case 'BOOL':
+    case 'NULL':
+      return 1;
+    case 'SS':
+    case 'NS':
+      return (content as string[]).reduce((sum, item) => sum + Buffer.byteLength(item), 0);
+    case 'L':
+      return 3 + (content as AttributeValue[]).reduce((sum, item) => sum + 1 + valueSize(item), 0);
+    case 'M':
+      return 3 + itemSize(content as Record<string, AttributeValue>);
+    default:
+      return 0;
+  }
+}
+
+export function itemSize(item: Record<string, AttributeValue> | undefined): number {
+  if (!item) return 0;
+  return Object.entries(item).reduce(
+    (sum, [name, value]) => sum + Buffer.byteLength(name) + valueSize(value),
+    0,
+  );
+}
+
+const writeUnits = (bytes: number) => Math.max(1, Math.ceil(bytes / 1024));
+const readUnits = (bytes: number, consistent: boolean) =>
+  Math.max(1, Math.ceil(bytes / 4096)) * (consistent ? 1 : 0.5);
+
+type Json = Record<string, unknown>;
+
+/** Write and read request units one DynamoDB call consumed, as on-demand billing counts them. */
+export function consumedUnits(
+  operation: string,
+  request: Json,
+  response: Json,
+): { write: number; read: number } {
+  const consistent = request.ConsistentRead === true;
+  switch (operation) {
+    case 'PutItem':
+      return { write: writeUnits(itemSize(request.Item as Json as Record<string, AttributeValue>)), read: 0 };
+    case 'UpdateItem':
+    case 'DeleteItem':
+      return { write: 1, read: 0 };
+    case 'BatchWriteItem': {
+      const requests = Object.values(
+        request.RequestItems as Record<string, { PutRequest?: { Item: Json } }[]>,
+      ).flat();
+      return {
+        write: requests.reduce(
+          (sum, entry) =>
+            sum + writeUnits(itemSize(entry.PutRequest?.Item as Record<string, AttributeValue>)),
+          0,
+        ),
+        read: 0,
+      };
+    }
+    case 'TransactWriteItems': {
+      const items = request.TransactItems as { Put?: { Item: Json } }[];
+      // Updates here touch the job's small counter item: one unit each, before doubling.
+      const units = items.reduce(
+        (sum, item) =>
+          sum + (item.Put ? writeUnits(itemSize(item.Put.Item as Record<string, AttributeValue>)) : 1),
+        0,
+      );
+      return { write: 2 * units, read: 0 };
+    }
+    case 'GetItem':
+      return {
+        write: 0,
+        read: readUnits(itemSize(response.Item as Record<string, AttributeValue>), consistent),
+      };
+    case 'BatchGetItem': {
+      const tables = request.RequestItems as Record<string, { ConsistentRead?: boolean }>;
+      const responses = (response.Responses ?? {}) as Record<string, Record<string, AttributeValue>[]>;
+      let read = 0;
+      for (const [table, items] of Object.entries(responses)) {
+        for (const item of items) read += readUnits(itemSize(item), tables[table]?.ConsistentRead === true);
+      }
+      return { write: 0, read };
+    }
+    case 'Query':
+    case 'Scan': {
+      const items = (response.Items ?? []) as Record<string, AttributeValue>[];
+      return {
+        write: 0,
+        read: readUnits(
+          items.reduce((sum, item) => sum + itemSize(item), 0),
+          consistent,
+        ),
+      };
+    }
+    default:
+      return { write: 0, read: 0 };
+  }
+}

@@ -1,0 +1,102 @@
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import { consumedUnits } from './capacity';
+
+export interface OperationCount {
+  calls: number;
+  /** Calls whose answer carried nothing (an empty ReceiveMessage): AWS long polling makes those rare. */
+  empty: number;
+  writeUnits: number;
+  readUnits: number;
+}
+
+/**
+ * Stands between the AWS side of the local runtime and one engine, forwarding every request and
+ * counting it by operation (the `X-Amz-Target` of the JSON protocol), with the capacity DynamoDB
+ * would bill for it. Counting on the wire sees every call the SDKs make, retries included.
+ */
+export class CountingProxy {
+  readonly counts = new Map<string, OperationCount>();
+  private server?: Server;
+
+  constructor(
+    private readonly service: 'dynamodb' | 'sqs',
+    private readonly target: string,
+  ) {}
+
+  async start(): Promise<string> {
+    const target = new URL(this.target);
+    this.server = createServer((incoming, outgoing) => {
+      const chunks: Buffer[] = [];
+      incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+      incoming.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const operation =
+          String(incoming.headers['x-amz-target'] ?? 'unknown')
+            .split('.')
+            .pop() ?? 'unknown';
+        const forward = httpRequest(
+          {
+            host: target.hostname,
+            port: target.port,
+            method: incoming.method,
+            path: incoming.url,
+            headers: incoming.headers,
+          },
+          (answer) => {
+            const answerChunks: Buffer[] = [];
+            answer.on('data', (chunk: Buffer) => answerChunks.push(chunk));
+            answer.on('end', () => {
+              const answerBody = Buffer.concat(answerChunks);
+              this.count(operation, body, answerBody, answer.statusCode ?? 0);
+              outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+              outgoing.end(answerBody);
+            });
+          },
+        );
+        forward.on('error', () => {
+          outgoing.writeHead(502);
+          outgoing.end();
+        });
+        forward.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
+    const address = this.server.address();
+    return `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise((resolve) => this.server?.close(resolve));
+  }
+
+  reset(): void {
+    this.counts.clear();
+  }
+
+  private count(operation: string, requestBody: Buffer, responseBody: Buffer, status: number): void {
+    const entry = this.counts.get(operation) ?? { calls: 0, empty: 0, writeUnits: 0, readUnits: 0 };
+    entry.calls++;
+    const parse = (buffer: Buffer) => {
+      try {
+        return JSON.parse(buffer.toString('utf8') || '{}') as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    };
+    const response = parse(responseBody);
+    if (
+      this.service === 'sqs' &&
+      operation === 'ReceiveMessage' &&
+      !((response.Messages as unknown[] | undefined)?.length ?? 0)
+    ) {
+      entry.empty++;
+    }
+    if (this.service === 'dynamodb' && status < 500) {
+      const units = consumedUnits(operation, parse(requestBody), response);
+      entry.writeUnits += units.write;
+      entry.readUnits += units.read;
+    }
+    this.counts.set(operation, entry);
+  }
+}

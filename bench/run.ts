@@ -1,0 +1,265 @@
+// npm run bench [-- --recipients 10000]: the email pipeline on the local runtime, measured.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { chunks, mapConcurrently } from '../lambdas/core/concurrency';
+import { type DeliveryOutcome, DynamoDeliveries } from '../lambdas/core/jobs/deliveries';
+import { dynamoDbClient } from '../local/dynamodb';
+import { startLocalRuntime } from '../local/runtime';
+import { PROJECT_ROOT } from '../local/synth';
+import { CountingProxy } from './counting-proxy';
+import { PRICES } from './prices';
+
+const MAX_RECIPIENTS_PER_JOB = 10_000;
+const { values } = parseArgs({
+  options: {
+    recipients: { type: 'string', default: '10000' },
+    'no-count': { type: 'boolean', default: false },
+  },
+});
+const total = Number(values.recipients);
+if (!Number.isInteger(total) || total < 1 || total > 50_000)
+  throw new Error('--recipients must be 1 to 50,000');
+
+// Limits raised so the benchmark measures the pipeline, not the usage plan; the consumer keeps cdk.json's settings.
+const projectContext = (
+  JSON.parse(readFileSync(`${PROJECT_ROOT}cdk.json`, 'utf8')) as { context: Record<string, number> }
+).context;
+const overrides = JSON.parse(process.env.CDK_CONTEXT_JSON ?? '{}') as Record<string, number>;
+const context = {
+  usagePlanRateLimit: 10_000,
+  usagePlanBurstLimit: 10_000,
+  sendEmailRequestsPerMinute: 6_000,
+  sendEmailBurstLimit: 100,
+  ...overrides,
+};
+process.env.CDK_CONTEXT_JSON = JSON.stringify(context);
+const setting = (key: string) => Number(context[key as keyof typeof context] ?? projectContext[key]);
+const batchSize = setting('consumerBatchSize');
+const concurrency = setting('consumerMaxConcurrency');
+
+const stateDir = mkdtempSync(join(tmpdir(), 'mailer-bench-'));
+const proxies: CountingProxy[] = [];
+const errors: string[] = [];
+console.log(`Starting the local runtime (consumer: batches of ${batchSize}, ${concurrency} at once)…`);
+const runtime = await startLocalRuntime({
+  stateDir,
+  port: 0,
+  log: (line) => {
+    if (/ERROR|failed/i.test(line)) errors.push(line);
+  },
+  // Counting costs the runtime's one main thread some time; --no-count measures speed alone.
+  ...(values['no-count']
+    ? {}
+    : {
+        wrapEndpoint: async (service: 'dynamodb' | 'sqs', endpoint: string) => {
+          const proxy = new CountingProxy(service, endpoint);
+          proxies.push(proxy);
+          return proxy.start();
+        },
+      }),
+});
+const [dynamoProxy = new CountingProxy('dynamodb', ''), sqsProxy = new CountingProxy('sqs', '')] = proxies;
+const baseline: Record<string, { invocations: number; totalMs: number }> = {};
+const apiKey = runtime.apiKeys[0]?.value ?? '';
+const http = async (method: string, path: string, body?: unknown) => {
+  const response = await fetch(`${runtime.url}${path}`, {
+    method,
+    headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+};
+
+try {
+  const raw = dynamoDbClient(runtime.dynamoDbEndpoint);
+  const documents = DynamoDBDocumentClient.from(raw);
+  const tables = await raw.send(new (await import('@aws-sdk/client-dynamodb')).ListTablesCommand({}));
+  const table = (prefix: string) => tables.TableNames?.find((name) => name.startsWith(prefix)) ?? '';
+  const emails = Array.from(
+    { length: total },
+    (_, n) => `member${String(n).padStart(5, '0')}@bench.example.org`,
+  );
+  console.log(`Registering ${total} nonprofits…`);
+  await mapConcurrently(chunks(emails, 25), 8, async (batch) => {
+    await documents.send(
+      new BatchWriteCommand({
+        RequestItems: {
+          [table('DataNonprofits')]: batch.map((email, n) => ({
+            PutRequest: {
+              Item: {
+                email,
+                domain: 'bench.example.org',
+                name: `Member ${n}`,
+                address: `${n} Benchmark Avenue, Springfield`,
+                created_at: '',
+                updated_at: '',
+              },
+            },
+          })),
+        },
+      }),
+    );
+  });
+  for (const proxy of proxies) proxy.reset();
+  for (const [name, stats] of runtime.functionStats()) Object.assign(baseline, { [name]: { ...stats } });
+
+  console.log(`Submitting ${total} recipients in ${Math.ceil(total / MAX_RECIPIENTS_PER_JOB)} job(s)…`);
+  const template =
+    'Dear {name},\n\nThank you for the work you do at {address}. We would like to invite {email} to our annual gathering.\n\nWarm regards,\nThe Foundation';
+  const started = performance.now();
+  const submitted = await Promise.all(
+    chunks(emails, MAX_RECIPIENTS_PER_JOB).map(async (part) => {
+      const begin = performance.now();
+      const response = await http('POST', '/send-email', {
+        emails: part,
+        template,
+        subject: 'An invitation for {name}',
+      });
+      if (response.status !== 202)
+        throw new Error(`POST /send-email answered ${response.status}: ${JSON.stringify(response.body)}`);
+      return { jobId: String(response.body.job_id), acceptSeconds: (performance.now() - begin) / 1000 };
+    }),
+  );
+  const accepted = performance.now();
+  for (const { jobId } of submitted) {
+    for (;;) {
+      const { body } = await http('GET', `/jobs/${jobId}/status`);
+      if (body.status === 'completed' || body.status === 'failed') {
+        if (body.sent !== body.total_emails)
+          throw new Error(`Job ${jobId} ended with ${JSON.stringify(body)}`);
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  const finished = performance.now();
+  const pipelineRate = total / ((finished - started) / 1000);
+
+  // The same writes, straight to the same DynamoDB Local: transactions of a batch of deliveries and
+  // the job's counters, as many at once as the consumer runs, on a job of the same size.
+  const rawJobId = '00000000-0000-4000-8000-0000000bench';
+  await documents.send(
+    new PutCommand({
+      TableName: table('DataJobs'),
+      Item: {
+        job_id: rawJobId,
+        api_key_id: 'bench',
+        status: 'queued',
+        total_emails: total,
+        sent: 0,
+        failed: 0,
+        remaining: total,
+        created_at: new Date().toISOString(),
+        updated_at: new Date().toISOString(),
+      },
+    }),
+  );
+  const recorder = new DynamoDeliveries({
+    client: documents,
+    jobsTable: table('DataJobs'),
+    deliveriesTable: table('DataDeliveries'),
+  });
+  const outcomes: DeliveryOutcome[] = emails.map((email, n) => ({
+    recipient: email,
+    status: 'sent',
+    subject: `An invitation for Member ${n}`,
+    body: template
+      .replace('{name}', `Member ${n}`)
+      .replace('{address}', `${n} Benchmark Avenue, Springfield`)
+      .replace('{email}', email),
+    cc: [],
+    attempts: 1,
+  }));
+  const rawStarted = performance.now();
+  await mapConcurrently(chunks(outcomes, batchSize), concurrency, (batch) =>
+    recorder.record(rawJobId, batch),
+  );
+  const rawRate = total / ((performance.now() - rawStarted) / 1000);
+  raw.destroy();
+
+  const perEmail = (count: number) => count / total;
+  const dynamo = [...dynamoProxy.counts.entries()].sort();
+  const sqs = [...sqsProxy.counts.entries()].sort();
+  const writeUnits = dynamo.reduce((sum, [, count]) => sum + count.writeUnits, 0);
+  const readUnits = dynamo.reduce((sum, [, count]) => sum + count.readUnits, 0);
+  const sqsBilled = sqs.reduce((sum, [, count]) => sum + count.calls - count.empty, 0);
+  const functions = [...runtime.functionStats()].map(([name, stats]) => {
+    const before = baseline[name] ?? { invocations: 0, totalMs: 0 };
+    return {
+      name,
+      invocations: stats.invocations - before.invocations,
+      seconds: (stats.totalMs - before.totalMs) / 1000,
+      memoryGb: stats.memorySize / 1024,
+    };
+  });
+  const invocations = functions.reduce((sum, fn) => sum + fn.invocations, 0);
+  const gbSeconds = functions.reduce((sum, fn) => sum + fn.seconds * fn.memoryGb, 0);
+  const cost = {
+    dynamodb: writeUnits * PRICES.dynamoDbWriteUnit + readUnits * PRICES.dynamoDbReadUnit,
+    sqs: sqsBilled * PRICES.sqsRequest,
+    lambda: invocations * PRICES.lambdaRequest + gbSeconds * PRICES.lambdaGbSecond,
+    apiGateway: (submitted.length + submitted.length) * PRICES.apiGatewayRequest,
+  };
+  const perMillion = (dollars: number) => (dollars / total) * 1e6;
+  const costPerMillion = perMillion(cost.dynamodb + cost.sqs + cost.lambda + cost.apiGateway);
+
+  const results = {
+    date: new Date().toISOString(),
+    recipients: total,
+    jobs: submitted.length,
+    consumer: { batchSize, concurrency },
+    acceptSeconds: Math.max(...submitted.map((job) => job.acceptSeconds)),
+    endToEndSeconds: (finished - started) / 1000,
+    afterAcceptSeconds: (finished - accepted) / 1000,
+    pipelineEmailsPerSecond: Math.round(pipelineRate),
+    rawWriteEmailsPerSecond: Math.round(rawRate),
+    ratio: Number((pipelineRate / rawRate).toFixed(2)),
+    callsPerEmail: {
+      dynamodb: Object.fromEntries(
+        dynamo.map(([operation, count]) => [operation, Number(perEmail(count.calls).toFixed(3))]),
+      ),
+      sqs: Object.fromEntries(
+        sqs.map(([operation, count]) => [operation, Number(perEmail(count.calls - count.empty).toFixed(3))]),
+      ),
+      sqsEmptyReceives: sqs.reduce((sum, [, count]) => sum + count.empty, 0),
+      lambdaInvocations: Number(perEmail(invocations).toFixed(3)),
+    },
+    unitsPerEmail: {
+      write: Number(perEmail(writeUnits).toFixed(3)),
+      read: Number(perEmail(readUnits).toFixed(3)),
+    },
+    costPerMillionEmails: {
+      dynamodb: Number(perMillion(cost.dynamodb).toFixed(3)),
+      sqs: Number(perMillion(cost.sqs).toFixed(3)),
+      lambda: Number(perMillion(cost.lambda).toFixed(3)),
+      apiGateway: Number(perMillion(cost.apiGateway).toFixed(3)),
+      total: Number(costPerMillion.toFixed(2)),
+    },
+    errors: errors.length,
+  };
+
+  console.log(`
+Recipients            ${total} in ${submitted.length} job(s); consumer batches of ${batchSize}, ${concurrency} at once
+Accepted in           ${results.acceptSeconds.toFixed(2)} s (the slowest POST /send-email)            target ≤ 3 s for 10,000
+End to end            ${results.endToEndSeconds.toFixed(1)} s → ${results.pipelineEmailsPerSecond} emails/s
+Raw DynamoDB writes   ${results.rawWriteEmailsPerSecond} emails/s (the same transactions, straight to DynamoDB Local)
+Pipeline / raw        ${Math.round(results.ratio * 100)} %                                            target ≥ 60 %
+AWS calls per email   DynamoDB ${JSON.stringify(results.callsPerEmail.dynamodb)}
+                      SQS ${JSON.stringify(results.callsPerEmail.sqs)} (+${results.callsPerEmail.sqsEmptyReceives} empty short polls, not counted: Lambda long-polls in AWS)
+                      Lambda invocations ${results.callsPerEmail.lambdaInvocations}
+DynamoDB units/email  ${results.unitsPerEmail.write} write, ${results.unitsPerEmail.read} read
+Cost per 1M emails    $${results.costPerMillionEmails.total} (DynamoDB $${results.costPerMillionEmails.dynamodb}, SQS $${results.costPerMillionEmails.sqs}, Lambda $${results.costPerMillionEmails.lambda}, API Gateway $${results.costPerMillionEmails.apiGateway}) before SES   target < $1.50
+Errors logged         ${errors.length}${errors.length ? `: ${errors.slice(0, 3).join(' | ')}` : ''}`);
+  mkdirSync(join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(
+    join(PROJECT_ROOT, 'bench', 'results', `latest-${total}.json`),
+    `${JSON.stringify(results, null, 2)}\n`,
+  );
+} finally {
+  await runtime.stop();
+  await Promise.all(proxies.map((proxy) => proxy.stop()));
+  rmSync(stateDir, { recursive: true, force: true });
+}
