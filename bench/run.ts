@@ -206,6 +206,7 @@ try {
   const perMillion = (dollars: number) => (dollars / total) * 1e6;
   const costPerMillion = perMillion(cost.dynamodb + cost.sqs + cost.lambda + cost.apiGateway);
 
+  const counted = !values['no-count'];
   const results = {
     date: new Date().toISOString(),
     recipients: total,
@@ -217,7 +218,7 @@ try {
     pipelineEmailsPerSecond: Math.round(pipelineRate),
     rawWriteEmailsPerSecond: Math.round(rawRate),
     ratio: Number((pipelineRate / rawRate).toFixed(2)),
-    callsPerEmail: {
+    callsPerEmail: counted && {
       dynamodb: Object.fromEntries(
         dynamo.map(([operation, count]) => [operation, Number(perEmail(count.calls).toFixed(3))]),
       ),
@@ -231,7 +232,7 @@ try {
       write: Number(perEmail(writeUnits).toFixed(3)),
       read: Number(perEmail(readUnits).toFixed(3)),
     },
-    costPerMillionEmails: {
+    costPerMillionEmails: counted && {
       dynamodb: Number(perMillion(cost.dynamodb).toFixed(3)),
       sqs: Number(perMillion(cost.sqs).toFixed(3)),
       lambda: Number(perMillion(cost.lambda).toFixed(3)),
@@ -241,21 +242,31 @@ try {
     errors: errors.length,
   };
 
+  const { callsPerEmail, unitsPerEmail, costPerMillionEmails } = results;
+  const counts =
+    callsPerEmail && unitsPerEmail && costPerMillionEmails
+      ? `AWS calls per email   DynamoDB ${JSON.stringify(callsPerEmail.dynamodb)}
+                      SQS ${JSON.stringify(callsPerEmail.sqs)} (+${callsPerEmail.sqsEmptyReceives} empty short polls, not counted: Lambda long-polls in AWS)
+                      Lambda invocations ${callsPerEmail.lambdaInvocations}
+DynamoDB units/email  ${unitsPerEmail.write} write, ${unitsPerEmail.read} read
+Cost per 1M emails    $${costPerMillionEmails.total} (DynamoDB $${costPerMillionEmails.dynamodb}, SQS $${costPerMillionEmails.sqs}, Lambda $${costPerMillionEmails.lambda}, API Gateway $${costPerMillionEmails.apiGateway}) before SES   target < $1.50`
+      : 'AWS calls and cost    not counted (--no-count)';
   console.log(`
 Recipients            ${total} in ${submitted.length} job(s); consumer batches of ${batchSize}, ${concurrency} at once
 Accepted in           ${results.acceptSeconds.toFixed(2)} s (the slowest POST /send-email)            target ≤ 3 s for 10,000
 End to end            ${results.endToEndSeconds.toFixed(1)} s → ${results.pipelineEmailsPerSecond} emails/s
 Raw DynamoDB writes   ${results.rawWriteEmailsPerSecond} emails/s (the same transactions, straight to DynamoDB Local)
 Pipeline / raw        ${Math.round(results.ratio * 100)} %                                            target ≥ 60 %
-AWS calls per email   DynamoDB ${JSON.stringify(results.callsPerEmail.dynamodb)}
-                      SQS ${JSON.stringify(results.callsPerEmail.sqs)} (+${results.callsPerEmail.sqsEmptyReceives} empty short polls, not counted: Lambda long-polls in AWS)
-                      Lambda invocations ${results.callsPerEmail.lambdaInvocations}
-DynamoDB units/email  ${results.unitsPerEmail.write} write, ${results.unitsPerEmail.read} read
-Cost per 1M emails    $${results.costPerMillionEmails.total} (DynamoDB $${results.costPerMillionEmails.dynamodb}, SQS $${results.costPerMillionEmails.sqs}, Lambda $${results.costPerMillionEmails.lambda}, API Gateway $${results.costPerMillionEmails.apiGateway}) before SES   target < $1.50
+${counts}
 Errors logged         ${errors.length}${errors.length ? `: ${errors.slice(0, 3).join(' | ')}` : ''}`);
   mkdirSync(join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(
-    join(PROJECT_ROOT, 'bench', 'results', `latest-${total}.json`),
+    join(
+      PROJECT_ROOT,
+      'bench',
+      'results',
+      `${total}-recipients-batch-${batchSize}-concurrency-${concurrency}${counted ? '' : '-no-count'}.json`,
+    ),
     `${JSON.stringify(results, null, 2)}\n`,
   );
 } finally {
