@@ -35,6 +35,12 @@ const configSchema = z.object({
   sweeperRateMinutes: z.coerce.number().int().min(1).max(1440).default(5),
   /** Seconds without progress after which the sweeper re-enqueues a job's unsent recipients. */
   sweeperStaleAfterSeconds: z.coerce.number().int().min(1).default(900),
+  /** Where alarms are emailed; unset, subscribe to the alarm topic some other way. */
+  alarmEmail: z.email().optional(),
+  /** Alarm when the oldest email waiting in the queue is older than this. */
+  alarmOldestMessageSeconds: z.coerce.number().int().min(60).default(900),
+  /** Alarm when more than this percentage of API requests fail with a 5xx over 5 minutes. */
+  alarmApi5xxPercent: z.coerce.number().positive().max(100).default(1),
 });
 
 export type MailerConfig = z.output<typeof configSchema>;

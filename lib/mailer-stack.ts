@@ -4,6 +4,7 @@ import type { MailerConfig } from './config';
 import { MailerApi } from './constructs/api';
 import { MailerData } from './constructs/data';
 import { EmailJobs } from './constructs/email-jobs';
+import { MailerMonitoring } from './constructs/monitoring';
 import { NonprofitsRoutes } from './constructs/nonprofits-routes';
 import { EmailQueue } from './constructs/queue';
 
@@ -11,12 +12,13 @@ export interface MailerStackProps extends StackProps {
   config: MailerConfig;
 }
 
-/** The whole system: its data and queue, then the API, the routes that serve it, and the email pipeline. */
+/** The whole system: data and queue, the API and its routes, the email pipeline, and what watches it all. */
 export class MailerStack extends Stack {
   readonly data: MailerData;
   readonly api: MailerApi;
   readonly queue: EmailQueue;
   readonly emailJobs: EmailJobs;
+  readonly monitoring: MailerMonitoring;
 
   constructor(scope: Construct, id: string, props: MailerStackProps) {
     super(scope, id, props);
@@ -31,6 +33,14 @@ export class MailerStack extends Stack {
       api: this.api,
       data: this.data,
       queue: this.queue,
+      config: props.config,
+    });
+    // Last: it watches every function the stack has.
+    this.monitoring = new MailerMonitoring(this, 'Monitoring', {
+      api: this.api,
+      data: this.data,
+      queue: this.queue,
+      consumer: this.emailJobs.consumer,
       config: props.config,
     });
   }

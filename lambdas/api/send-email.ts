@@ -1,10 +1,14 @@
 // POST /send-email: handler --> accept job (nonprofits, job store, email queue)
+
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import { emailQueueFromEnv, jobsFromEnv, nonprofitsFromEnv } from '../core/adapters';
 import { ValidationError } from '../core/errors';
 import { apiHandler, callerApiKeyId, header, json, parseJsonBody } from '../core/http';
 import { type AcceptJobDependencies, acceptJob } from '../core/jobs/accept-job';
 import { sendEmailRequest } from '../core/jobs/job';
+import { METRIC } from '../core/observability/metric-names';
+import { logger, metrics } from '../core/observability/telemetry';
 
 const idempotencyKey = z
   .string()
@@ -27,6 +31,12 @@ export const makeSendEmail = (deps: AcceptJobDependencies) =>
       request,
       idempotencyKey: key?.data,
     });
+    logger.appendKeys({ job_id: job.job_id });
+    if (!replayed) {
+      metrics.addMetric(METRIC.jobsAccepted, MetricUnit.Count, 1);
+      metrics.addMetric(METRIC.recipientsAccepted, MetricUnit.Count, job.total_emails);
+      logger.info('Job accepted', { total_emails: job.total_emails });
+    }
     return json(
       202,
       {
@@ -46,12 +56,8 @@ export const handler = makeSendEmail({
   nonprofits: nonprofitsFromEnv(),
   queue: emailQueueFromEnv(),
   onEnqueueFailure: (job, error) =>
-    console.error(
-      JSON.stringify({
-        level: 'ERROR',
-        message: 'Job recorded but not enqueued; the sweeper will enqueue it',
-        job_id: job.job_id,
-        error: String(error),
-      }),
-    ),
+    logger.error('Job recorded but not enqueued; the sweeper will enqueue it', {
+      job_id: job.job_id,
+      error: error instanceof Error ? error : String(error),
+    }),
 });

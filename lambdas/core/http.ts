@@ -2,6 +2,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { AppError, type FieldProblem, ForbiddenError, ValidationError } from './errors';
+import { logger, telemetry } from './observability/telemetry';
 
 export type ApiEvent = APIGatewayProxyEvent;
 export type ApiResult = APIGatewayProxyResult;
@@ -27,10 +28,7 @@ export function errorResponse(error: unknown): ApiResult {
     const details = error.details.length > 0 ? error.details : undefined;
     return json(error.status, { message: error.message, code: error.code, details });
   }
-  const { name, message, stack } = error instanceof Error ? error : new Error(String(error));
-  console.error(
-    JSON.stringify({ level: 'ERROR', message: 'Unhandled error', error: { name, message, stack } }),
-  );
+  logger.error('Unhandled error', error instanceof Error ? error : new Error(String(error)));
   return json(500, { message: 'Internal server error', code: 'INTERNAL_ERROR' });
 }
 
@@ -40,9 +38,24 @@ const mapErrors = (): middy.MiddlewareObj<ApiEvent, ApiResult> => ({
   },
 });
 
-/** Wraps a route so every error, typed or not, leaves as a JSON answer and never as a Lambda failure. */
+/** Logs which API key made the request: its id, never its value. */
+const logCaller = (): middy.MiddlewareObj<ApiEvent, ApiResult> => ({
+  before: async (request) => {
+    const apiKeyId = request.event.requestContext?.identity?.apiKeyId;
+    if (apiKeyId) logger.appendKeys({ api_key_id: apiKeyId });
+  },
+});
+
+/**
+ * Wraps a route: logs and metrics with the request's context, and every error, typed or not,
+ * leaves as a JSON answer and never as a Lambda failure.
+ */
 export function apiHandler(route: ApiRoute) {
-  return middy<ApiEvent, ApiResult>().use(mapErrors()).handler(route);
+  return middy<ApiEvent, ApiResult>()
+    .use(telemetry<ApiEvent, ApiResult>())
+    .use(logCaller())
+    .use(mapErrors())
+    .handler(route);
 }
 
 function toFieldProblems(issues: z.core.$ZodIssue[], prefix: string): FieldProblem[] {

@@ -1,15 +1,20 @@
 // SQS event source on the dead-letter queue: consumer --> progress recorder, each message as failed
+
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { deliveriesFromEnv, jobsFromEnv } from '../core/adapters';
 import { type ProcessEmailsDependencies, recordDeadLetters } from '../core/jobs/process-emails';
-import { logLine, receivedMessages } from './sqs';
+import { METRIC } from '../core/observability/metric-names';
+import { metrics } from '../core/observability/telemetry';
+import { emitBatchMetrics, logLine, receivedMessages, workerHandler } from './support';
 
-export const makeRecordDeadLetters =
-  (deps: Pick<ProcessEmailsDependencies, 'jobs' | 'progress' | 'log'>) =>
-  async (event: SQSEvent): Promise<SQSBatchResponse> => {
+export const makeRecordDeadLetters = (deps: Pick<ProcessEmailsDependencies, 'jobs' | 'progress' | 'log'>) =>
+  workerHandler(async (event: SQSEvent): Promise<SQSBatchResponse> => {
+    metrics.addMetric(METRIC.deadLetters, MetricUnit.Count, event.Records.length);
     const result = await recordDeadLetters(deps, receivedMessages(event));
+    emitBatchMetrics(result);
     return { batchItemFailures: result.retry.map((itemIdentifier) => ({ itemIdentifier })) };
-  };
+  });
 
 export const handler = makeRecordDeadLetters({
   jobs: jobsFromEnv(),

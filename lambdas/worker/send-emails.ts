@@ -2,14 +2,14 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { deliveriesFromEnv, jobsFromEnv, nonprofitsFromEnv, transportFromEnv } from '../core/adapters';
 import { type ProcessEmailsDependencies, processEmailBatch } from '../core/jobs/process-emails';
-import { logLine, receivedMessages } from './sqs';
+import { emitBatchMetrics, logLine, receivedMessages, workerHandler } from './support';
 
-export const makeSendEmails =
-  (deps: ProcessEmailsDependencies) =>
-  async (event: SQSEvent): Promise<SQSBatchResponse> => {
+export const makeSendEmails = (deps: ProcessEmailsDependencies) =>
+  workerHandler(async (event: SQSEvent): Promise<SQSBatchResponse> => {
     const result = await processEmailBatch(deps, receivedMessages(event));
+    emitBatchMetrics(result);
     return { batchItemFailures: result.retry.map((itemIdentifier) => ({ itemIdentifier })) };
-  };
+  });
 
 export const handler = makeSendEmails({
   jobs: jobsFromEnv(),

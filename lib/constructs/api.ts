@@ -53,6 +53,8 @@ export class MailerApi extends Construct {
       deployOptions: {
         stageName: MailerApi.STAGE_NAME,
         tracingEnabled: true,
+        // Per-method metrics (Count, 4XXError, 5XXError, Latency by route) for the dashboard.
+        metricsEnabled: true,
         loggingLevel: MethodLoggingLevel.ERROR,
         accessLogDestination: new LogGroupLogDestination(accessLogs),
         accessLogFormat: AccessLogFormat.jsonWithStandardFields(),
@@ -83,16 +85,21 @@ export class MailerApi extends Construct {
     });
   }
 
+  /** Every route added, for per-route monitoring. */
+  readonly routes: { method: HttpMethod; path: string }[] = [];
+
   /**
    * Routes `method path` (for example `GET /nonprofits/{email}`) to a function; a throttle, when
-   * given, replaces the plan's default rate and burst for this method, per API key.
+   * given, replaces the plan's default rate and burst for this method, per API key. Every route
+   * requires an API key unless `apiKeyRequired: false` (for monitors, which hold none).
    */
   addRoute(
     method: HttpMethod,
     path: string,
     handler: IFunction,
-    options: { throttle?: ThrottleSettings } = {},
+    options: { throttle?: ThrottleSettings; apiKeyRequired?: boolean } = {},
   ): void {
+    this.routes.push({ method, path });
     const resource = path
       .split('/')
       .filter(Boolean)
@@ -100,7 +107,9 @@ export class MailerApi extends Construct {
         (parent, part) => parent.getResource(part) ?? parent.addResource(part),
         this.restApi.root,
       );
-    const created = resource.addMethod(method, new LambdaIntegration(handler));
+    const created = resource.addMethod(method, new LambdaIntegration(handler), {
+      apiKeyRequired: options.apiKeyRequired ?? true,
+    });
     if (options.throttle) this.methodThrottles.push({ method: created, throttle: options.throttle });
     Validations.of(created).acknowledge(
       {

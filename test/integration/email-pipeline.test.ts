@@ -1,4 +1,4 @@
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProgressRecorder } from '../../lambdas/core/jobs/deliveries';
 import { sweepStaleJobs } from '../../lambdas/core/jobs/sweep';
@@ -87,8 +87,9 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     let invocations = 0;
     // Every fourth invocation does all its work, then throws: Lambda returns every message to the queue.
     const throwAfterWork =
-      (real: (event: SQSEvent) => Promise<SQSBatchResponse>) => async (event: SQSEvent) => {
-        const result = await real(event);
+      (real: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>) =>
+      async (event: SQSEvent, context: Context) => {
+        const result = await real(event, context);
         if (++invocations % 4 === 0) throw new Error('injected: invocation failed after its work');
         return result;
       };

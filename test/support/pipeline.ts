@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { inject } from 'vitest';
 import { type AcceptJobDependencies, acceptJob } from '../../lambdas/core/jobs/accept-job';
 import {
@@ -22,7 +22,10 @@ import { QueueEventSource } from '../../local/event-sources';
 import type { InvokeResult } from '../../local/functions';
 import { createQueues, sqsClient, startLocalSqs } from '../../local/sqs';
 import { IntrinsicResolver } from '../../local/template';
+import { lambdaContext } from './api-events';
 import { synthesizeForTests } from './synth';
+
+type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
 export interface PipelineOptions {
   transport?: EmailTransport;
@@ -31,9 +34,7 @@ export interface PipelineOptions {
   /** Wraps the queue the API enqueues to, to inject faults where messages are sent. */
   queue?: (real: EmailQueue) => EmailQueue;
   /** Wraps the consumer invocation, to make it fail after (or instead of) its work. */
-  consumer?: (
-    real: (event: SQSEvent) => Promise<SQSBatchResponse>,
-  ) => (event: SQSEvent) => Promise<SQSBatchResponse>;
+  consumer?: (real: SqsHandler) => SqsHandler;
   concurrency?: number;
 }
 
@@ -93,7 +94,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
   const realQueue = new SqsEmailQueue(sqs, main.url);
   const queue = options.queue ? options.queue(realQueue) : realQueue;
   const progress = options.progress ? options.progress(deliveries) : deliveries;
-  const realConsumer = makeSendEmails({
+  const realConsumer: SqsHandler = makeSendEmails({
     jobs,
     nonprofits,
     transport: options.transport ?? new RecordTransport(),
@@ -111,7 +112,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
       batchingWindowMs: 100,
       maxConcurrency: options.concurrency ?? 4,
       reportBatchItemFailures: true,
-      invoke: (event) => asInvocation(() => consumer(event as SQSEvent)),
+      invoke: (event) => asInvocation(() => consumer(event as SQSEvent, lambdaContext)),
       log,
     }),
     new QueueEventSource({
@@ -122,7 +123,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
       batchingWindowMs: 0,
       maxConcurrency: 2,
       reportBatchItemFailures: true,
-      invoke: (event) => asInvocation(() => deadLetterConsumer(event as SQSEvent)),
+      invoke: (event) => asInvocation(() => deadLetterConsumer(event as SQSEvent, lambdaContext)),
       log,
     }),
   ];

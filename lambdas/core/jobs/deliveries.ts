@@ -29,9 +29,8 @@ export interface DeliveryRecord extends DeliveryOutcome {
 }
 
 export interface RecordResult {
-  /** Outcomes newly recorded, by status. */
-  sent: number;
-  failed: number;
+  /** The outcomes this call recorded (the others were recorded before). */
+  recorded: DeliveryOutcome[];
   /** Outcomes for recipients already recorded (a redelivered message): they change nothing. */
   duplicates: number;
   /** Whether this call recorded the job's last recipient, and so ended it. */
@@ -83,15 +82,13 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryReader {
   async record(jobId: string, outcomes: readonly DeliveryOutcome[]): Promise<RecordResult> {
     const unique = [...new Map(outcomes.map((outcome) => [outcome.recipient, outcome])).values()];
     const result: RecordResult = {
-      sent: 0,
-      failed: 0,
+      recorded: [],
       duplicates: outcomes.length - unique.length,
       completed: false,
     };
     for (const part of chunks(unique, DELIVERIES_PER_TRANSACTION)) {
       const partResult = await this.recordPart(jobId, part);
-      result.sent += partResult.sent;
-      result.failed += partResult.failed;
+      result.recorded.push(...partResult.recorded);
       result.duplicates += partResult.duplicates;
       result.completed ||= partResult.completed;
     }
@@ -109,11 +106,10 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryReader {
     let duplicates = 0;
     let last = false;
     for (let attempt = 0; attempt < MAX_TRANSACTION_ATTEMPTS; attempt++) {
-      if (pending.length === 0) return { sent: 0, failed: 0, duplicates, completed: false };
+      if (pending.length === 0) return { recorded: [], duplicates, completed: false };
       try {
         await this.options.client.send(new TransactWriteCommand(this.transaction(jobId, pending, last)));
-        const sent = pending.filter((outcome) => outcome.status === 'sent').length;
-        return { sent, failed: pending.length - sent, duplicates, completed: last };
+        return { recorded: pending, duplicates, completed: last };
       } catch (error) {
         if (!(error instanceof TransactionCanceledException)) throw error;
         const reasons = error.CancellationReasons ?? [];

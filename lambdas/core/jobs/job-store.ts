@@ -79,7 +79,7 @@ export class DynamoJobStore implements JobStore {
     const contentsTable = requireSetting('contentsTable', this.options.contentsTable);
     const { recipients, template, subject, cc, ...fields } = input;
     const parts = [
-      { part: CONTENT_PART, template, subject, cc },
+      { part: CONTENT_PART, template, subject, cc, accepted_at: input.created_at },
       ...chunks(recipients, RECIPIENTS_PER_CHUNK).map((chunk, index) => ({
         part: chunkPart(index),
         recipients: chunk,
@@ -136,7 +136,7 @@ export class DynamoJobStore implements JobStore {
       new GetCommand({
         TableName: requireSetting('contentsTable', this.options.contentsTable),
         Key: { job_id: jobId, part: CONTENT_PART },
-        ProjectionExpression: 'template, subject, cc',
+        ProjectionExpression: 'template, subject, cc, accepted_at',
         ConsistentRead: true,
       }),
     );
@@ -145,6 +145,7 @@ export class DynamoJobStore implements JobStore {
       template: String(Item.template),
       subject: (Item.subject as string | null) ?? null,
       cc: (Item.cc as string[]) ?? [],
+      accepted_at: String(Item.accepted_at),
     };
   }
 

@@ -84,6 +84,8 @@ export interface JobContent {
   template: string;
   subject: string | null;
   cc: string[];
+  /** When the job was accepted (its `created_at`), for the consumers' latency metrics. */
+  accepted_at: string;
 }
 
 /** What clients see of a job: its progress (and its content where given), never its owner's key or bookkeeping. */

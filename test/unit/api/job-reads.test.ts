@@ -21,7 +21,12 @@ const job: JobRecord = {
   request_hash: 'hash',
   active: 'yes',
 };
-const content = { template: 'Hi {name}', subject: null, cc: ['cc@example.org'] };
+const content = {
+  template: 'Hi {name}',
+  subject: null,
+  cc: ['cc@example.org'],
+  accepted_at: '2026-11-27T10:00:00.000Z',
+};
 const recipients = ['a@example.org', 'b@example.org', 'c@example.org'];
 const outcomes = new Map<string, DeliveryRecord>([
   [

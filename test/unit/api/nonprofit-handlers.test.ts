@@ -17,6 +17,7 @@ import { makeListNonprofits } from '../../../lambdas/api/list-nonprofits';
 import { makeUpdateNonprofit } from '../../../lambdas/api/update-nonprofit';
 import { documentClient } from '../../../lambdas/core/aws-clients';
 import { DynamoNonprofitRepository } from '../../../lambdas/core/nonprofits/repository';
+import { logger } from '../../../lambdas/core/observability/telemetry';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
 
 const dynamo = mockClient(DynamoDBDocumentClient);
@@ -116,13 +117,16 @@ describe('POST /nonprofits', () => {
 
   it('answers 500 with a generic body when DynamoDB fails, and logs the cause', async () => {
     dynamo.on(PutCommand).rejects(new Error('connection reset'));
-    const log = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const log = vi.spyOn(logger, 'error').mockImplementation(() => undefined);
 
     const result = await post({ email: 'a@example.org', name: 'A', address: 'B' });
 
     expect(result.statusCode).toBe(500);
     expect(jsonBody(result)).toEqual({ message: 'Internal server error', code: 'INTERNAL_ERROR' });
-    expect(log).toHaveBeenCalledWith(expect.stringContaining('connection reset'));
+    expect(log).toHaveBeenCalledWith(
+      'Unhandled error',
+      expect.objectContaining({ message: 'connection reset' }),
+    );
     log.mockRestore();
   });
 });

@@ -3,6 +3,7 @@ import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from 
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../../lambdas/api/send-email';
+import { logger } from '../../../lambdas/core/observability/telemetry';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
 
 const dynamo = mockClient(DynamoDBDocumentClient);
@@ -168,13 +169,16 @@ describe('POST /send-email', () => {
 
   it('still answers 202 when enqueueing fails after the job was recorded: the sweeper enqueues it', async () => {
     sqs.on(SendMessageBatchCommand).rejects(new Error('SQS unavailable'));
-    const log = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const log = vi.spyOn(logger, 'error').mockImplementation(() => undefined);
 
     const result = await post({ emails: ['a@example.org'], template: 'Hi' });
 
     expect(result.statusCode).toBe(202);
     expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 3);
-    expect(log).toHaveBeenCalledWith(expect.stringContaining('sweeper'));
+    expect(log).toHaveBeenCalledWith(
+      expect.stringContaining('sweeper'),
+      expect.objectContaining({ job_id: expect.any(String) }),
+    );
     log.mockRestore();
   });
 });

@@ -9,7 +9,13 @@ import type { Nonprofit } from '../../../lambdas/core/nonprofits/nonprofit';
 import { RecordTransport } from '../../../lambdas/core/transport/transport';
 
 const JOB_ID = '5d1c2a44-9a55-4f4e-8a1e-6a1f1d3c2b10';
-const content = { template: 'Hi {name}', subject: 'To {email}', cc: [] };
+const content = {
+  template: 'Hi {name}',
+  subject: 'To {email}',
+  cc: [],
+  accepted_at: '2026-11-27T10:00:00.000Z',
+};
+const now = () => new Date('2026-11-27T10:00:02.500Z');
 const nonprofit = (email: string): Nonprofit => ({
   email,
   domain: 'example.org',
@@ -29,8 +35,7 @@ function deps(overrides: { record?: ProgressRecorder['record']; registered?: str
     overrides.record ??
     (async (_: string, outcomes: readonly DeliveryOutcome[]) => {
       recorded.push(...outcomes);
-      const sent = outcomes.filter((outcome) => outcome.status === 'sent').length;
-      return { sent, failed: outcomes.length - sent, duplicates: 0, completed: false };
+      return { recorded: [...outcomes], duplicates: 0, completed: true };
     });
   const registered = new Set(overrides.registered ?? ['a@example.org', 'b@example.org']);
   return {
@@ -44,6 +49,7 @@ function deps(overrides: { record?: ProgressRecorder['record']; registered?: str
       transport: new RecordTransport(),
       progress: { record },
       log: vi.fn(),
+      now,
     },
   };
 }
@@ -54,7 +60,14 @@ describe('processEmailBatch', () => {
     const result = await processEmailBatch(d, [
       message('1', { job_id: JOB_ID, recipient: 'a@example.org' }, 2),
     ]);
-    expect(result).toEqual({ retry: [], sent: 1, failed: 0, duplicates: 0 });
+    expect(result).toEqual({
+      retry: [],
+      sent: 1,
+      failed: { nonprofitDeleted: 0, rejected: 0, deadLetter: 0 },
+      duplicates: 0,
+      latenciesMs: [2500],
+      completedJobs: [{ jobId: JOB_ID, durationSeconds: 2.5 }],
+    });
     expect(recorded).toEqual([
       {
         recipient: 'a@example.org',
@@ -116,7 +129,7 @@ describe('recordDeadLetters', () => {
     const result = await recordDeadLetters(d, [
       message('1', { job_id: JOB_ID, recipient: 'a@example.org' }, 5),
     ]);
-    expect(result.failed).toBe(1);
+    expect(result.failed).toEqual({ nonprofitDeleted: 0, rejected: 0, deadLetter: 1 });
     expect(recorded[0]).toMatchObject({
       recipient: 'a@example.org',
       status: 'failed',

@@ -1,0 +1,126 @@
+/**
+ * GET /health: whether the system works, from real calls to what it depends on, each with a short
+ * timeout. DynamoDB or the queue failing makes it `unhealthy` (503): nothing can be accepted or
+ * sent. A non-empty dead-letter queue or a firing alarm makes it `degraded` (200): it works, but
+ * someone should look. Alarms that cannot be read (no CloudWatch locally) are `unknown` and do not
+ * change the verdict.
+ */
+
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
+
+export interface QueueDepth {
+  visible: number;
+  inFlight: number;
+}
+
+export interface HealthProbes {
+  /** A real read of the registry table. */
+  readDatabase(): Promise<void>;
+  queueDepth(which: 'emails' | 'deadLetters'): Promise<QueueDepth>;
+  /** Names of this system's alarms now in ALARM. */
+  firingAlarms(): Promise<string[]>;
+}
+
+export interface HealthReport {
+  status: HealthStatus;
+  checks: {
+    dynamodb: { status: 'ok' | 'error'; latency_ms: number; error?: string };
+    queue: { status: 'ok' | 'error'; latency_ms: number; depth?: number; in_flight?: number; error?: string };
+    dead_letter_queue: { status: 'ok' | 'warn' | 'error'; depth?: number; error?: string };
+    alarms: { status: 'ok' | 'warn' | 'unknown'; firing?: string[]; error?: string };
+  };
+  version: string;
+  checked_at: string;
+}
+
+const PROBE_TIMEOUT_MS = 2_000;
+
+async function timed<T>(probe: () => Promise<T>): Promise<{ value?: T; error?: string; latencyMs: number }> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`No answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
+  });
+  try {
+    const value = await Promise.race([probe(), timeout]);
+    return { value, latencyMs: Math.round(performance.now() - started) };
+  } catch (error) {
+    return {
+      error: error instanceof Error ? error.message : String(error),
+      latencyMs: Math.round(performance.now() - started),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function checkHealth(
+  probes: HealthProbes,
+  version: string,
+  now = new Date(),
+): Promise<HealthReport> {
+  const [database, queue, deadLetters, alarms] = await Promise.all([
+    timed(() => probes.readDatabase()),
+    timed(() => probes.queueDepth('emails')),
+    timed(() => probes.queueDepth('deadLetters')),
+    timed(() => probes.firingAlarms()),
+  ]);
+  const checks: HealthReport['checks'] = {
+    dynamodb: database.error
+      ? { status: 'error', latency_ms: database.latencyMs, error: database.error }
+      : { status: 'ok', latency_ms: database.latencyMs },
+    queue:
+      queue.error || !queue.value
+        ? { status: 'error', latency_ms: queue.latencyMs, error: queue.error ?? 'No answer' }
+        : {
+            status: 'ok',
+            latency_ms: queue.latencyMs,
+            depth: queue.value.visible,
+            in_flight: queue.value.inFlight,
+          },
+    dead_letter_queue:
+      deadLetters.error || !deadLetters.value
+        ? { status: 'error', error: deadLetters.error ?? 'No answer' }
+        : { status: deadLetters.value.visible > 0 ? 'warn' : 'ok', depth: deadLetters.value.visible },
+    alarms:
+      alarms.error || !alarms.value
+        ? { status: 'unknown', error: alarms.error ?? 'No answer' }
+        : { status: alarms.value.length > 0 ? 'warn' : 'ok', firing: alarms.value },
+  };
+  const broken =
+    checks.dynamodb.status === 'error' ||
+    checks.queue.status === 'error' ||
+    checks.dead_letter_queue.status === 'error';
+  const warned = checks.dead_letter_queue.status === 'warn' || checks.alarms.status === 'warn';
+  return {
+    status: broken ? 'unhealthy' : warned ? 'degraded' : 'healthy',
+    checks,
+    version,
+    checked_at: now.toISOString(),
+  };
+}
+
+/**
+ * Keeps a report for a few seconds, and shares one check among concurrent callers, so that calling
+ * /health often (or maliciously) cannot load DynamoDB, SQS or CloudWatch.
+ */
+export class CachedHealth {
+  private last?: { at: number; report: HealthReport };
+  private running?: Promise<HealthReport>;
+
+  constructor(
+    private readonly check: () => Promise<HealthReport>,
+    private readonly ttlMs: number,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  async get(): Promise<HealthReport> {
+    if (this.last && this.clock() - this.last.at < this.ttlMs) return this.last.report;
+    this.running ??= this.check().finally(() => {
+      this.running = undefined;
+    });
+    const report = await this.running;
+    this.last = { at: this.clock(), report };
+    return report;
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * The custom metrics the functions emit, in one namespace with `service` as their only dimension
+ * (never a job id, an email or a key: each would be a new metric, billed and unbounded). The
+ * dashboard and alarms in `lib/` read these same names, so a renamed metric cannot leave a widget
+ * watching nothing.
+ */
+export const METRICS_NAMESPACE = 'NonprofitMailer';
+export const SERVICE_NAME = 'nonprofit-mailer';
+
+export const METRIC = {
+  jobsAccepted: 'JobsAccepted',
+  recipientsAccepted: 'RecipientsAccepted',
+  emailsSent: 'EmailsSent',
+  /** Failed because the nonprofit was deleted after the job was accepted. */
+  emailsFailedNonprofitDeleted: 'EmailsFailedNonprofitDeleted',
+  /** Failed because the transport refused the email for good. */
+  emailsFailedRejected: 'EmailsFailedRejected',
+  /** Failed because every attempt failed and the message reached the dead-letter queue. */
+  emailsFailedDeadLetter: 'EmailsFailedDeadLetter',
+  /** Messages returned to the queue for another attempt (transient failures). */
+  emailsRetried: 'EmailsRetried',
+  /** Outcomes that were already recorded (a message delivered again): they changed nothing. */
+  duplicateDeliveries: 'DuplicateDeliveries',
+  /** Milliseconds from the job's acceptance to an email's outcome being recorded. */
+  emailLatency: 'EmailLatency',
+  /** Seconds from a job's acceptance to its completion. */
+  jobDuration: 'JobDuration',
+  sweeperReenqueued: 'SweeperReenqueued',
+  deadLetters: 'DeadLetters',
+} as const;

@@ -1,0 +1,47 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import middy from '@middy/core';
+import type { SQSEvent } from 'aws-lambda';
+import type { BatchResult, Log, ReceivedMessage } from '../core/jobs/process-emails';
+import { METRIC } from '../core/observability/metric-names';
+import { logger, metrics, telemetry } from '../core/observability/telemetry';
+
+/** What the domain needs of an SQS record. */
+export function receivedMessages(event: SQSEvent): ReceivedMessage[] {
+  return event.Records.map((record) => ({
+    messageId: record.messageId,
+    body: record.body,
+    receiveCount: Number(record.attributes?.ApproximateReceiveCount ?? 1),
+  }));
+}
+
+/** The domain's log port, written through the Powertools logger (JSON lines with the invocation's context). */
+export const logLine: Log = (level, message, detail = {}) => {
+  if (level === 'ERROR') logger.error(message, detail);
+  else if (level === 'WARN') logger.warn(message, detail);
+  else logger.info(message, detail);
+};
+
+/** Counts what a batch did: outcomes by class, their latency, and the jobs it ended. */
+export function emitBatchMetrics(result: BatchResult): void {
+  if (result.sent > 0) metrics.addMetric(METRIC.emailsSent, MetricUnit.Count, result.sent);
+  const failures = [
+    [METRIC.emailsFailedNonprofitDeleted, result.failed.nonprofitDeleted],
+    [METRIC.emailsFailedRejected, result.failed.rejected],
+    [METRIC.emailsFailedDeadLetter, result.failed.deadLetter],
+  ] as const;
+  for (const [name, count] of failures) if (count > 0) metrics.addMetric(name, MetricUnit.Count, count);
+  if (result.retry.length > 0) metrics.addMetric(METRIC.emailsRetried, MetricUnit.Count, result.retry.length);
+  if (result.duplicates > 0)
+    metrics.addMetric(METRIC.duplicateDeliveries, MetricUnit.Count, result.duplicates);
+  for (const latency of result.latenciesMs)
+    metrics.addMetric(METRIC.emailLatency, MetricUnit.Milliseconds, latency);
+  for (const job of result.completedJobs) {
+    metrics.addMetric(METRIC.jobDuration, MetricUnit.Seconds, job.durationSeconds);
+    logger.info('Job completed', { job_id: job.jobId, duration_seconds: job.durationSeconds });
+  }
+}
+
+/** Wraps a worker handler with the invocation's logging context and the metrics flush. */
+export function workerHandler<E, R>(handler: (event: E) => Promise<R>) {
+  return middy<E, R>().use(telemetry<E, R>()).handler(handler);
+}

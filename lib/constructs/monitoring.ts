@@ -1,0 +1,237 @@
+import { readFileSync } from 'node:fs';
+import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
+import {
+  Alarm,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type IMetric,
+  MathExpression,
+  Metric,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Alias } from 'aws-cdk-lib/aws-kms';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+import { METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../lambdas/core/observability/metric-names';
+import type { MailerConfig } from '../config';
+import type { MailerApi } from './api';
+import type { MailerData } from './data';
+import { ProjectFunction } from './project-function';
+import type { EmailQueue } from './queue';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
+
+export interface MonitoringProps {
+  api: MailerApi;
+  data: MailerData;
+  queue: EmailQueue;
+  consumer: ProjectFunction;
+  config: MailerConfig;
+}
+
+const FIVE_MINUTES = Duration.minutes(5);
+
+/** One of the functions' own metrics (namespace NonprofitMailer, dimension service only). */
+function appMetric(metricName: string, statistic = 'Sum', period = Duration.minutes(1), label?: string): Metric {
+  return new Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { service: SERVICE_NAME },
+    statistic,
+    period,
+    ...(label ? { label } : {}),
+  });
+}
+
+function graph(title: string, left: IMetric[], width = 8): GraphWidget {
+  return new GraphWidget({ title, left, width, height: 6 });
+}
+
+/**
+ * What operators watch: GET /health (no API key: monitors call it), one dashboard, and alarms to
+ * an SNS topic. Missing data never pages: a quiet system is not a broken one.
+ */
+export class MailerMonitoring extends Construct {
+  readonly topic: Topic;
+  readonly dashboard: Dashboard;
+  readonly alarms: Alarm[] = [];
+  readonly alarmNamePrefix: string;
+  readonly health: ProjectFunction;
+
+  constructor(scope: Construct, id: string, { api, data, queue, consumer, config }: MonitoringProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    this.alarmNamePrefix = `${stack.stackName}-`;
+
+    this.health = new ProjectFunction(this, 'Health', { entry: 'api/health.ts', description: 'GET /health' })
+      .useTable(data.nonprofits, 'NONPROFITS_TABLE', ['dynamodb:GetItem'])
+      .acknowledgeSynchronousInvocation();
+    this.health.addEnvironment('EMAIL_QUEUE_URL', queue.queue.queueUrl);
+    this.health.addEnvironment('DEAD_LETTER_QUEUE_URL', queue.deadLetterQueue.queueUrl);
+    queue.queue.grant(this.health, 'sqs:GetQueueAttributes');
+    queue.deadLetterQueue.grant(this.health, 'sqs:GetQueueAttributes');
+    this.health.addEnvironment('ALARM_NAME_PREFIX', this.alarmNamePrefix);
+    this.health.addEnvironment('SERVICE_VERSION', VERSION);
+    this.health.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['cloudwatch:DescribeAlarms'],
+        resources: [stack.formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: `${this.alarmNamePrefix}*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
+      }),
+    );
+    api.addRoute('GET', '/health', this.health, { apiKeyRequired: false });
+
+    this.topic = new Topic(this, 'Alarms', {
+      displayName: 'nonprofit-mailer alarms',
+      masterKey: Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+      enforceSSL: true,
+    });
+    if (config.alarmEmail) this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
+
+    const functions = stack.node.findAll().filter((construct): construct is ProjectFunction => construct instanceof ProjectFunction);
+    this.dashboard = this.buildDashboard(api, queue, functions);
+    this.buildAlarms(api, queue, consumer, functions, config);
+  }
+
+  private apiMetric(api: MailerApi, metricName: string, statistic: string, route?: { method: string; path: string }): Metric {
+    return new Metric({
+      namespace: 'AWS/ApiGateway',
+      metricName,
+      statistic,
+      period: FIVE_MINUTES,
+      dimensionsMap: {
+        ApiName: api.restApi.restApiName,
+        ...(route ? { Method: route.method, Resource: route.path, Stage: api.restApi.deploymentStage.stageName } : {}),
+      },
+      ...(route ? { label: `${route.method} ${route.path}` } : {}),
+    });
+  }
+
+  private buildDashboard(api: MailerApi, queue: EmailQueue, functions: ProjectFunction[]): Dashboard {
+    const routes = api.routes;
+    const perRoute = (metricName: string, statistic: string) =>
+      routes.map((route) => this.apiMetric(api, metricName, statistic, route));
+    const perFunction = (metric: (fn: ProjectFunction) => IMetric) => functions.map(metric);
+    const dashboard = new Dashboard(this, 'Dashboard', { dashboardName: `${Stack.of(this).stackName}-operations` });
+    dashboard.addWidgets(
+      new TextWidget({
+        markdown: '# nonprofit-mailer\nAPI, email flow, queues and functions. Alarms go to the SNS topic in this stack.',
+        width: 24,
+        height: 2,
+      }),
+    );
+    dashboard.addWidgets(
+      graph('API requests per route (5 min)', perRoute('Count', 'Sum')),
+      graph('API 4xx rate per route', perRoute('4XXError', 'Average')),
+      graph('API 5xx rate per route', perRoute('5XXError', 'Average')),
+    );
+    dashboard.addWidgets(
+      graph('API p99 latency per route (ms)', perRoute('Latency', 'p99')),
+      graph('Jobs and recipients accepted per minute', [
+        appMetric(METRIC.jobsAccepted),
+        appMetric(METRIC.recipientsAccepted),
+      ]),
+      graph('Emails sent and failed per minute', [
+        appMetric(METRIC.emailsSent),
+        appMetric(METRIC.emailsFailedNonprofitDeleted),
+        appMetric(METRIC.emailsFailedRejected),
+        appMetric(METRIC.emailsFailedDeadLetter),
+      ]),
+    );
+    dashboard.addWidgets(
+      graph('Queue depth and in flight', [
+        queue.queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        queue.queue.metricApproximateNumberOfMessagesNotVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      ]),
+      graph('Age of the oldest email waiting (s)', [
+        queue.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      ]),
+      graph('Dead-letter queue depth', [
+        queue.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        appMetric(METRIC.deadLetters),
+      ]),
+    );
+    dashboard.addWidgets(
+      graph('Email latency, acceptance to record (ms)', [
+        appMetric(METRIC.emailLatency, 'p50', Duration.minutes(1), 'p50'),
+        appMetric(METRIC.emailLatency, 'p99', Duration.minutes(1), 'p99'),
+      ]),
+      graph('Job duration (s)', [
+        appMetric(METRIC.jobDuration, 'p50', FIVE_MINUTES, 'p50'),
+        appMetric(METRIC.jobDuration, 'Maximum', FIVE_MINUTES, 'max'),
+      ]),
+      graph('Retries, duplicates, sweeper re-enqueues per minute', [
+        appMetric(METRIC.emailsRetried),
+        appMetric(METRIC.duplicateDeliveries),
+        appMetric(METRIC.sweeperReenqueued),
+      ]),
+    );
+    dashboard.addWidgets(
+      graph('Function errors', perFunction((fn) => fn.metricErrors({ period: FIVE_MINUTES, label: fn.node.id }))),
+      graph('Function throttles', perFunction((fn) => fn.metricThrottles({ period: FIVE_MINUTES, label: fn.node.id }))),
+      graph('Function duration p99 (ms)', perFunction((fn) => fn.metricDuration({ period: FIVE_MINUTES, statistic: 'p99', label: fn.node.id }))),
+    );
+    return dashboard;
+  }
+
+  private alarm(id: string, description: string, props: { metric: IMetric; threshold: number; comparisonOperator?: ComparisonOperator }): Alarm {
+    const alarm = new Alarm(this, id, {
+      alarmName: `${this.alarmNamePrefix}${id}`,
+      alarmDescription: description,
+      metric: props.metric,
+      threshold: props.threshold,
+      evaluationPeriods: 1,
+      comparisonOperator: props.comparisonOperator ?? ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      // No data means nothing happened (no traffic, empty queues): never a reason to page anyone.
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    alarm.addAlarmAction(new SnsAction(this.topic));
+    alarm.addOkAction(new SnsAction(this.topic));
+    this.alarms.push(alarm);
+    return alarm;
+  }
+
+  private buildAlarms(api: MailerApi, queue: EmailQueue, consumer: ProjectFunction, functions: ProjectFunction[], config: MailerConfig): void {
+    this.alarm('DeadLettersWaiting', 'Emails failed every attempt and wait in the dead-letter queue', {
+      metric: queue.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: FIVE_MINUTES, statistic: 'Maximum' }),
+      threshold: 1,
+    });
+    this.alarm('OldestEmailTooOld', `An email has waited in the queue more than ${config.alarmOldestMessageSeconds} s`, {
+      metric: queue.queue.metricApproximateAgeOfOldestMessage({ period: FIVE_MINUTES, statistic: 'Maximum' }),
+      threshold: config.alarmOldestMessageSeconds,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    this.alarm('Api5xxRate', `More than ${config.alarmApi5xxPercent} % of API requests failed with a 5xx over 5 minutes`, {
+      metric: new MathExpression({
+        expression: 'IF(requests > 0, 100 * errors / requests, 0)',
+        usingMetrics: { errors: this.apiMetric(api, '5XXError', 'Sum'), requests: this.apiMetric(api, 'Count', 'Sum') },
+        period: FIVE_MINUTES,
+        label: 'API 5xx %',
+      }),
+      threshold: config.alarmApi5xxPercent,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    this.alarm('ConsumerErrors', 'The email consumer failed invocations', {
+      metric: consumer.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }),
+      threshold: 1,
+    });
+    // A metric math alarm takes at most 10 metrics: one alarm per group of ten functions.
+    for (let start = 0; start < functions.length; start += 10) {
+      const group = functions.slice(start, start + 10);
+      const usingMetrics = Object.fromEntries(group.map((fn, index) => [`t${index}`, fn.metricThrottles({ period: FIVE_MINUTES, statistic: 'Sum' })]));
+      this.alarm(`FunctionThrottles${start / 10 + 1}`, `Lambda throttled invocations of: ${group.map((fn) => fn.node.id).join(', ')}`, {
+        metric: new MathExpression({ expression: Object.keys(usingMetrics).join(' + '), usingMetrics, period: FIVE_MINUTES, label: 'throttles' }),
+        threshold: 1,
+      });
+    }
+    Validations.of(this.health.role ?? this.health).acknowledge({
+      id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:${this.alarmNamePrefix}*]`,
+      reason: "DescribeAlarms is limited to this stack's alarms by their name prefix; the names are not known before deployment.",
+    });
+  }
+}
