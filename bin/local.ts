@@ -35,9 +35,11 @@ try {
 nonprofit-mailer is running locally.
   API:      ${runtime.url}
   API key:  ${key?.value ?? '(none)'}
+  Metrics:  ${runtime.metricsUrl}
   DynamoDB: ${runtime.dynamoDbEndpoint} (data in ${stateDir}/dynamodb)
 
 Try:
+  curl ${runtime.url}/health
   curl -H "x-api-key: ${key?.value}" ${runtime.url}/nonprofits
 
 Ctrl-C stops everything.`);

@@ -41,7 +41,12 @@ export interface GatewayOptions {
   onError?: (message: string, detail: unknown) => void;
   now?: () => number;
   integrationTimeoutMs?: number;
+  /** Paths the runtime itself answers (under `/_local/`), outside the API and its keys. */
+  localRoutes?: Map<string, () => GatewayResponse>;
 }
+
+/** Where the functions' SDKs go for AWS services with no local stand-in: an answer, never the internet. */
+export const UNSUPPORTED_SERVICE_PATH = '/_local/unsupported-service';
 
 interface Match {
   route: Route;
@@ -71,6 +76,20 @@ export class LocalGateway {
     const requestId = randomUUID();
     const { model } = this.options;
     const url = new URL(request.url, 'http://localhost');
+    const local = this.options.localRoutes?.get(url.pathname);
+    if (local) return local();
+    if (url.pathname.startsWith(UNSUPPORTED_SERVICE_PATH)) {
+      return {
+        statusCode: 501,
+        headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-errortype': 'UnsupportedOperation' },
+        body: Buffer.from(
+          JSON.stringify({
+            __type: 'UnsupportedOperation',
+            message: 'This AWS service has no local stand-in',
+          }),
+        ),
+      };
+    }
     const stagePrefix = `/${model.stageName}`;
     const inStage = url.pathname === stagePrefix || url.pathname.startsWith(`${stagePrefix}/`);
     const path = inStage ? url.pathname.slice(stagePrefix.length) || '/' : url.pathname;

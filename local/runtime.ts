@@ -12,7 +12,8 @@ import {
 } from './dynamodb';
 import { QueueEventSource } from './event-sources';
 import { functionsFromTemplate, type InvokeResult, type LocalFunction } from './functions';
-import { LocalGateway } from './gateway';
+import { LocalGateway, UNSUPPORTED_SERVICE_PATH } from './gateway';
+import { LocalMetrics, readableLogLine } from './metrics';
 import { createQueues, type LocalSqs, sqsClient, startLocalSqs } from './sqs';
 import { PROJECT_ROOT, synthesizeStack } from './synth';
 import { IntrinsicResolver, LOCAL_REGION } from './template';
@@ -32,7 +33,10 @@ export interface LocalRuntimeOptions {
 }
 
 export interface LocalRuntime {
+  /** The API's base URL, stage included, as `cdk deploy`'s ApiUrl output. */
   url: string;
+  /** The metrics the functions printed, in Prometheus text format. */
+  metricsUrl: string;
   apiKeys: { id: string; value: string }[];
   dynamoDbEndpoint: string;
   sqsEndpoint: string;
@@ -99,37 +103,55 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const sqs = sqsClient(sqsEndpoint);
     const queues = await createQueues(sqs, template, resolver, sqsEndpoint);
 
-    started.functions = functionsFromTemplate(template, resolver, {
+    const model = readApiModel(template, resolver);
+    const keyValues = loadKeyValues(model.apiKeys, join(options.stateDir, 'api-keys.json'));
+    let functions = new Map<string, LocalFunction>();
+    const invoke = async (logicalId: string, event: unknown): Promise<InvokeResult> => {
+      const fn = functions.get(logicalId);
+      if (!fn) throw new Error(`No local function for ${logicalId}`);
+      return fn.invoke(event);
+    };
+    const metrics = new LocalMetrics();
+    const gateway = new LocalGateway({
+      model,
+      keyValues,
+      invoke,
+      onError: (message, detail) => log(`[gateway] ${message}: ${JSON.stringify(detail)}`),
+      localRoutes: new Map([
+        [
+          '/_local/metrics',
+          () => ({
+            statusCode: 200,
+            headers: { 'content-type': 'text/plain; version=0.0.4' },
+            body: Buffer.from(metrics.prometheus()),
+          }),
+        ],
+      ]),
+    });
+    // The gateway listens first: its address is where functions' SDKs go for services with no local stand-in.
+    started.server = await gateway.listen(options.port);
+    const address = started.server.address();
+    const port = typeof address === 'object' && address ? address.port : options.port;
+
+    functions = functionsFromTemplate(template, resolver, {
       assemblyDir: outdir,
       baseEnvironment: {
         AWS_REGION: LOCAL_REGION,
         AWS_DEFAULT_REGION: LOCAL_REGION,
         AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
         AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+        // Every other AWS service (CloudWatch, say) answers "unsupported" locally instead of reaching AWS.
+        AWS_ENDPOINT_URL: `http://127.0.0.1:${port}${UNSUPPORTED_SERVICE_PATH}`,
         AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
         AWS_ENDPOINT_URL_SQS: sqsEndpoint,
         TZ: 'UTC',
       },
-      onLog: (name, line) => log(`[${name}] ${line}`),
+      // Metric lines are gathered for /_local/metrics; log lines are shown readably.
+      onLog: (name, line) => {
+        if (!metrics.record(line)) log(`[${name}] ${readableLogLine(line)}`);
+      },
     });
-    const functions = started.functions;
-    const invoke = async (logicalId: string, event: unknown): Promise<InvokeResult> => {
-      const fn = functions.get(logicalId);
-      if (!fn) throw new Error(`No local function for ${logicalId}`);
-      return fn.invoke(event);
-    };
-
-    const model = readApiModel(template, resolver);
-    const keyValues = loadKeyValues(model.apiKeys, join(options.stateDir, 'api-keys.json'));
-    const gateway = new LocalGateway({
-      model,
-      keyValues,
-      invoke,
-      onError: (message, detail) => log(`[gateway] ${message}: ${JSON.stringify(detail)}`),
-    });
-    started.server = await gateway.listen(options.port);
-    const address = started.server.address();
-    const port = typeof address === 'object' && address ? address.port : options.port;
+    started.functions = functions;
 
     started.eventSources = readEventSourceMappings(template, resolver).map((mapping) => {
       const queue = queues.find((candidate) => candidate.arn === mapping.eventSourceArn);
@@ -149,6 +171,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
 
     return {
       url: `http://127.0.0.1:${port}/${model.stageName}`,
+      metricsUrl: `http://127.0.0.1:${port}/_local/metrics`,
       apiKeys: model.apiKeys.map((key) => ({ id: key.id, value: keyValues.get(key.id) ?? '' })),
       dynamoDbEndpoint: started.dynamoDb.endpoint,
       sqsEndpoint: started.sqs.endpoint,

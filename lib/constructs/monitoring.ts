@@ -24,8 +24,9 @@ import type { MailerData } from './data';
 import { ProjectFunction } from './project-function';
 import type { EmailQueue } from './queue';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
-  .version;
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 export interface MonitoringProps {
   api: MailerApi;
@@ -38,7 +39,12 @@ export interface MonitoringProps {
 const FIVE_MINUTES = Duration.minutes(5);
 
 /** One of the functions' own metrics (namespace NonprofitMailer, dimension service only). */
-function appMetric(metricName: string, statistic = 'Sum', period = Duration.minutes(1), label?: string): Metric {
+function appMetric(
+  metricName: string,
+  statistic = 'Sum',
+  period = Duration.minutes(1),
+  label?: string,
+): Metric {
   return new Metric({
     namespace: METRICS_NAMESPACE,
     metricName,
@@ -81,7 +87,14 @@ export class MailerMonitoring extends Construct {
     this.health.addToRolePolicy(
       new PolicyStatement({
         actions: ['cloudwatch:DescribeAlarms'],
-        resources: [stack.formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: `${this.alarmNamePrefix}*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
+        resources: [
+          stack.formatArn({
+            service: 'cloudwatch',
+            resource: 'alarm',
+            resourceName: `${this.alarmNamePrefix}*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
       }),
     );
     api.addRoute('GET', '/health', this.health, { apiKeyRequired: false });
@@ -91,14 +104,28 @@ export class MailerMonitoring extends Construct {
       masterKey: Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
       enforceSSL: true,
     });
-    if (config.alarmEmail) this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
+    if (config.alarmEmail) {
+      const subscription = this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
+      Validations.of(subscription).acknowledge({
+        id: 'Serverless::Serverless-SNSRedrivePolicy',
+        reason:
+          'An email subscription to alarms: an undeliverable alarm email has nobody to be redriven to; the alarm state stays in CloudWatch.',
+      });
+    }
 
-    const functions = stack.node.findAll().filter((construct): construct is ProjectFunction => construct instanceof ProjectFunction);
+    const functions = stack.node
+      .findAll()
+      .filter((construct): construct is ProjectFunction => construct instanceof ProjectFunction);
     this.dashboard = this.buildDashboard(api, queue, functions);
     this.buildAlarms(api, queue, consumer, functions, config);
   }
 
-  private apiMetric(api: MailerApi, metricName: string, statistic: string, route?: { method: string; path: string }): Metric {
+  private apiMetric(
+    api: MailerApi,
+    metricName: string,
+    statistic: string,
+    route?: { method: string; path: string },
+  ): Metric {
     return new Metric({
       namespace: 'AWS/ApiGateway',
       metricName,
@@ -106,7 +133,9 @@ export class MailerMonitoring extends Construct {
       period: FIVE_MINUTES,
       dimensionsMap: {
         ApiName: api.restApi.restApiName,
-        ...(route ? { Method: route.method, Resource: route.path, Stage: api.restApi.deploymentStage.stageName } : {}),
+        ...(route
+          ? { Method: route.method, Resource: route.path, Stage: api.restApi.deploymentStage.stageName }
+          : {}),
       },
       ...(route ? { label: `${route.method} ${route.path}` } : {}),
     });
@@ -117,10 +146,13 @@ export class MailerMonitoring extends Construct {
     const perRoute = (metricName: string, statistic: string) =>
       routes.map((route) => this.apiMetric(api, metricName, statistic, route));
     const perFunction = (metric: (fn: ProjectFunction) => IMetric) => functions.map(metric);
-    const dashboard = new Dashboard(this, 'Dashboard', { dashboardName: `${Stack.of(this).stackName}-operations` });
+    const dashboard = new Dashboard(this, 'Dashboard', {
+      dashboardName: `${Stack.of(this).stackName}-operations`,
+    });
     dashboard.addWidgets(
       new TextWidget({
-        markdown: '# nonprofit-mailer\nAPI, email flow, queues and functions. Alarms go to the SNS topic in this stack.',
+        markdown:
+          '# nonprofit-mailer\nAPI, email flow, queues and functions. Alarms go to the SNS topic in this stack.',
         width: 24,
         height: 2,
       }),
@@ -145,14 +177,26 @@ export class MailerMonitoring extends Construct {
     );
     dashboard.addWidgets(
       graph('Queue depth and in flight', [
-        queue.queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
-        queue.queue.metricApproximateNumberOfMessagesNotVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        queue.queue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(1),
+          statistic: 'Maximum',
+        }),
+        queue.queue.metricApproximateNumberOfMessagesNotVisible({
+          period: Duration.minutes(1),
+          statistic: 'Maximum',
+        }),
       ]),
       graph('Age of the oldest email waiting (s)', [
-        queue.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        queue.queue.metricApproximateAgeOfOldestMessage({
+          period: Duration.minutes(1),
+          statistic: 'Maximum',
+        }),
       ]),
       graph('Dead-letter queue depth', [
-        queue.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        queue.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(1),
+          statistic: 'Maximum',
+        }),
         appMetric(METRIC.deadLetters),
       ]),
     );
@@ -172,14 +216,27 @@ export class MailerMonitoring extends Construct {
       ]),
     );
     dashboard.addWidgets(
-      graph('Function errors', perFunction((fn) => fn.metricErrors({ period: FIVE_MINUTES, label: fn.node.id }))),
-      graph('Function throttles', perFunction((fn) => fn.metricThrottles({ period: FIVE_MINUTES, label: fn.node.id }))),
-      graph('Function duration p99 (ms)', perFunction((fn) => fn.metricDuration({ period: FIVE_MINUTES, statistic: 'p99', label: fn.node.id }))),
+      graph(
+        'Function errors',
+        perFunction((fn) => fn.metricErrors({ period: FIVE_MINUTES, label: fn.node.id })),
+      ),
+      graph(
+        'Function throttles',
+        perFunction((fn) => fn.metricThrottles({ period: FIVE_MINUTES, label: fn.node.id })),
+      ),
+      graph(
+        'Function duration p99 (ms)',
+        perFunction((fn) => fn.metricDuration({ period: FIVE_MINUTES, statistic: 'p99', label: fn.node.id })),
+      ),
     );
     return dashboard;
   }
 
-  private alarm(id: string, description: string, props: { metric: IMetric; threshold: number; comparisonOperator?: ComparisonOperator }): Alarm {
+  private alarm(
+    id: string,
+    description: string,
+    props: { metric: IMetric; threshold: number; comparisonOperator?: ComparisonOperator },
+  ): Alarm {
     const alarm = new Alarm(this, id, {
       alarmName: `${this.alarmNamePrefix}${id}`,
       alarmDescription: description,
@@ -196,26 +253,49 @@ export class MailerMonitoring extends Construct {
     return alarm;
   }
 
-  private buildAlarms(api: MailerApi, queue: EmailQueue, consumer: ProjectFunction, functions: ProjectFunction[], config: MailerConfig): void {
+  private buildAlarms(
+    api: MailerApi,
+    queue: EmailQueue,
+    consumer: ProjectFunction,
+    functions: ProjectFunction[],
+    config: MailerConfig,
+  ): void {
     this.alarm('DeadLettersWaiting', 'Emails failed every attempt and wait in the dead-letter queue', {
-      metric: queue.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: FIVE_MINUTES, statistic: 'Maximum' }),
+      metric: queue.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: FIVE_MINUTES,
+        statistic: 'Maximum',
+      }),
       threshold: 1,
     });
-    this.alarm('OldestEmailTooOld', `An email has waited in the queue more than ${config.alarmOldestMessageSeconds} s`, {
-      metric: queue.queue.metricApproximateAgeOfOldestMessage({ period: FIVE_MINUTES, statistic: 'Maximum' }),
-      threshold: config.alarmOldestMessageSeconds,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-    });
-    this.alarm('Api5xxRate', `More than ${config.alarmApi5xxPercent} % of API requests failed with a 5xx over 5 minutes`, {
-      metric: new MathExpression({
-        expression: 'IF(requests > 0, 100 * errors / requests, 0)',
-        usingMetrics: { errors: this.apiMetric(api, '5XXError', 'Sum'), requests: this.apiMetric(api, 'Count', 'Sum') },
-        period: FIVE_MINUTES,
-        label: 'API 5xx %',
-      }),
-      threshold: config.alarmApi5xxPercent,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-    });
+    this.alarm(
+      'OldestEmailTooOld',
+      `An email has waited in the queue more than ${config.alarmOldestMessageSeconds} s`,
+      {
+        metric: queue.queue.metricApproximateAgeOfOldestMessage({
+          period: FIVE_MINUTES,
+          statistic: 'Maximum',
+        }),
+        threshold: config.alarmOldestMessageSeconds,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      },
+    );
+    this.alarm(
+      'Api5xxRate',
+      `More than ${config.alarmApi5xxPercent} % of API requests failed with a 5xx over 5 minutes`,
+      {
+        metric: new MathExpression({
+          expression: 'IF(requests > 0, 100 * errors / requests, 0)',
+          usingMetrics: {
+            errors: this.apiMetric(api, '5XXError', 'Sum'),
+            requests: this.apiMetric(api, 'Count', 'Sum'),
+          },
+          period: FIVE_MINUTES,
+          label: 'API 5xx %',
+        }),
+        threshold: config.alarmApi5xxPercent,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      },
+    );
     this.alarm('ConsumerErrors', 'The email consumer failed invocations', {
       metric: consumer.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }),
       threshold: 1,
@@ -223,15 +303,30 @@ export class MailerMonitoring extends Construct {
     // A metric math alarm takes at most 10 metrics: one alarm per group of ten functions.
     for (let start = 0; start < functions.length; start += 10) {
       const group = functions.slice(start, start + 10);
-      const usingMetrics = Object.fromEntries(group.map((fn, index) => [`t${index}`, fn.metricThrottles({ period: FIVE_MINUTES, statistic: 'Sum' })]));
-      this.alarm(`FunctionThrottles${start / 10 + 1}`, `Lambda throttled invocations of: ${group.map((fn) => fn.node.id).join(', ')}`, {
-        metric: new MathExpression({ expression: Object.keys(usingMetrics).join(' + '), usingMetrics, period: FIVE_MINUTES, label: 'throttles' }),
-        threshold: 1,
-      });
+      const usingMetrics = Object.fromEntries(
+        group.map((fn, index) => [
+          `t${index}`,
+          fn.metricThrottles({ period: FIVE_MINUTES, statistic: 'Sum' }),
+        ]),
+      );
+      this.alarm(
+        `FunctionThrottles${start / 10 + 1}`,
+        `Lambda throttled invocations of: ${group.map((fn) => fn.node.id).join(', ')}`,
+        {
+          metric: new MathExpression({
+            expression: Object.keys(usingMetrics).join(' + '),
+            usingMetrics,
+            period: FIVE_MINUTES,
+            label: 'throttles',
+          }),
+          threshold: 1,
+        },
+      );
     }
     Validations.of(this.health.role ?? this.health).acknowledge({
       id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:${this.alarmNamePrefix}*]`,
-      reason: "DescribeAlarms is limited to this stack's alarms by their name prefix; the names are not known before deployment.",
+      reason:
+        "DescribeAlarms is limited to this stack's alarms by their name prefix; the names are not known before deployment.",
     });
   }
 }

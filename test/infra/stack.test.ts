@@ -2,6 +2,7 @@ import { Validations } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { describe, expect, it } from 'vitest';
+import { METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../lambdas/core/observability/metric-names';
 import { createApp } from '../../lib/app';
 import { readApiModel } from '../../local/api-model';
 import { IntrinsicResolver, resourcesOfType } from '../../local/template';
@@ -12,6 +13,7 @@ const { assertions, template, stack } = synthesizeForTests();
 /** The routes the README documents: the contract the template and the local gateway must both keep. */
 const DOCUMENTED_ROUTES = [
   'DELETE /nonprofits/{email}',
+  'GET /health',
   'GET /jobs',
   'GET /jobs/{job_id}',
   'GET /jobs/{job_id}/emails',
@@ -170,10 +172,13 @@ describe('functions', () => {
 });
 
 describe('API', () => {
-  it('requires an API key on every method', () => {
-    const methods = Object.values(assertions.findResources('AWS::ApiGateway::Method'));
-    expect(methods.length).toBe(DOCUMENTED_ROUTES.length);
-    for (const method of methods) expect(method.Properties?.ApiKeyRequired).toBe(true);
+  it('requires an API key on every method but GET /health, which monitors call without one', () => {
+    const model = readApiModel(template, new IntrinsicResolver(template));
+    const keyless = model.routes
+      .filter((route) => !route.apiKeyRequired)
+      .map((route) => `${route.method} ${route.resourcePath}`);
+    expect(keyless).toEqual(['GET /health']);
+    expect(model.routes.filter((route) => route.apiKeyRequired)).toHaveLength(DOCUMENTED_ROUTES.length - 1);
   });
 
   it("sets the usage plan's rate, burst and daily quota from cdk.json", () => {
@@ -337,6 +342,125 @@ describe('email pipeline', () => {
     custom.assertions.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
       ApiStages: [Match.objectLike({ Throttle: { '/send-email/POST': { RateLimit: 1, BurstLimit: 5 } } })],
     });
+  });
+});
+
+describe('monitoring', () => {
+  const dashboardBody = () => {
+    const [dashboard] = Object.values(assertions.findResources('AWS::CloudWatch::Dashboard'));
+    const body = dashboard?.Properties?.DashboardBody as { 'Fn::Join': [string, unknown[]] };
+    // The body is a Fn::Join of JSON text and references; the references become placeholders.
+    return body['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'REF')).join('');
+  };
+  const widgetMetrics = (): string[][] =>
+    (JSON.parse(dashboardBody()) as { widgets: { properties: { metrics?: unknown[][] } }[] }).widgets.flatMap(
+      (widget) =>
+        (widget.properties.metrics ?? []).map(
+          (metric) => metric.filter((part) => typeof part === 'string') as string[],
+        ),
+    );
+
+  it('has one dashboard whose own-namespace widgets watch metrics the functions emit, by service only', () => {
+    assertions.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    const own = widgetMetrics().filter(([namespace]) => namespace === METRICS_NAMESPACE);
+    const emitted = new Set<string>(Object.values(METRIC));
+    expect(own.length).toBeGreaterThan(8);
+    for (const [, name, ...dimensions] of own) {
+      expect(emitted).toContain(name);
+      expect(dimensions).toEqual(['service', SERVICE_NAME]);
+    }
+  });
+
+  it('watches every route, the queues and every function', () => {
+    const metrics = widgetMetrics();
+    const routeMetrics = metrics.filter(
+      ([namespace, name]) => namespace === 'AWS/ApiGateway' && name === 'Latency',
+    );
+    expect(routeMetrics).toHaveLength(DOCUMENTED_ROUTES.length);
+    const queueMetrics = new Set(
+      metrics.filter(([namespace]) => namespace === 'AWS/SQS').map(([, name]) => name),
+    );
+    expect(queueMetrics).toEqual(
+      new Set([
+        'ApproximateNumberOfMessagesVisible',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateAgeOfOldestMessage',
+      ]),
+    );
+    for (const name of ['Errors', 'Throttles', 'Duration']) {
+      expect(
+        metrics.filter(([namespace, metric]) => namespace === 'AWS/Lambda' && metric === name),
+      ).toHaveLength(FUNCTION_COUNT);
+    }
+  });
+
+  it('turns on per-method API metrics', () => {
+    assertions.hasResourceProperties('AWS::ApiGateway::Stage', {
+      MethodSettings: Match.arrayWith([Match.objectLike({ MetricsEnabled: true })]),
+    });
+  });
+
+  it.each([
+    ['DeadLettersWaiting', 'ApproximateNumberOfMessagesVisible', 1, 'GreaterThanOrEqualToThreshold'],
+    ['OldestEmailTooOld', 'ApproximateAgeOfOldestMessage', 900, 'GreaterThanThreshold'],
+    ['ConsumerErrors', 'Errors', 1, 'GreaterThanOrEqualToThreshold'],
+  ])('alarms %s on %s at %d', (name, metricName, threshold, comparison) => {
+    assertions.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: `NonprofitMailer-${name}`,
+      MetricName: metricName,
+      Threshold: threshold,
+      ComparisonOperator: comparison,
+      TreatMissingData: 'notBreaching',
+    });
+  });
+
+  it('alarms on an API 5xx rate above 1 % over 5 minutes, and on throttles of any function', () => {
+    assertions.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'NonprofitMailer-Api5xxRate',
+      Threshold: 1,
+      Metrics: Match.arrayWith([
+        Match.objectLike({ Expression: 'IF(requests > 0, 100 * errors / requests, 0)' }),
+      ]),
+    });
+    const throttleAlarms = Object.values(assertions.findResources('AWS::CloudWatch::Alarm')).filter((alarm) =>
+      String(alarm.Properties?.AlarmName).includes('FunctionThrottles'),
+    );
+    const watched = throttleAlarms.flatMap((alarm) =>
+      (alarm.Properties?.Metrics as { MetricStat?: unknown }[]).filter((metric) => metric.MetricStat),
+    );
+    expect(watched).toHaveLength(FUNCTION_COUNT);
+  });
+
+  it('never pages on missing data, and sends every alarm and recovery to one encrypted topic', () => {
+    const alarms = Object.values(assertions.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.length).toBeGreaterThanOrEqual(5);
+    for (const alarm of alarms) {
+      expect(alarm.Properties?.TreatMissingData).toBe('notBreaching');
+      expect(alarm.Properties?.AlarmActions).toHaveLength(1);
+      expect(alarm.Properties?.OKActions).toEqual(alarm.Properties?.AlarmActions);
+    }
+    assertions.resourceCountIs('AWS::SNS::Topic', 1);
+    assertions.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    assertions.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+
+  it('subscribes the configured email to the alarm topic, and takes the thresholds from configuration', () => {
+    const custom = synthesizeForTests({ alarmEmail: 'ops@example.org', alarmOldestMessageSeconds: 120 });
+    custom.assertions.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.org',
+    });
+    custom.assertions.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'NonprofitMailer-OldestEmailTooOld',
+      Threshold: 120,
+    });
+  });
+
+  it("lets /health read one table, the two queues and only this stack's alarms", () => {
+    expect(actionsOf('GET /health')).toEqual(['dynamodb:GetItem']);
+    expect(actionsOf('GET /health', 'sqs:')).toEqual(['sqs:GetQueueAttributes']);
+    expect(actionsOf('GET /health', 'cloudwatch:')).toEqual(['cloudwatch:DescribeAlarms']);
+    expect(JSON.stringify(template)).toContain(':alarm:NonprofitMailer-*');
   });
 });
 

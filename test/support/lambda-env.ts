@@ -10,3 +10,6 @@ process.env.ACTIVE_JOBS_INDEX = 'active';
 process.env.EMAIL_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/emails';
 process.env.SWEEPER_STALE_AFTER_SECONDS = '900';
 process.env.AWS_REGION = 'us-east-1';
+process.env.DEAD_LETTER_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/dead-letters';
+process.env.ALARM_NAME_PREFIX = 'NonprofitMailer-';
+process.env.SERVICE_VERSION = '0.0.0-test';

@@ -1,7 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type middy from '@middy/core';
 import { METRICS_NAMESPACE, SERVICE_NAME } from './metric-names';
 
@@ -14,10 +13,21 @@ import { METRICS_NAMESPACE, SERVICE_NAME } from './metric-names';
 export const logger = new Logger({ serviceName: SERVICE_NAME });
 export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
 
+/**
+ * Flushes what the invocation counted, on success and on error alike. Unlike Powertools' own
+ * middleware it stays silent when there is nothing to flush (most API routes count nothing).
+ */
+const flushMetrics = <E, R>(): middy.MiddlewareObj<E, R> => {
+  const flush = async () => {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+  };
+  return { after: flush, onError: flush };
+};
+
 /** The middlewares every handler runs with: context in each log line, metrics flushed at the end. */
 export function telemetry<E, R>(): middy.MiddlewareObj<E, R>[] {
   return [
     injectLambdaContext(logger, { resetKeys: true }) as middy.MiddlewareObj<E, R>,
-    logMetrics(metrics, { captureColdStartMetric: true }) as middy.MiddlewareObj<E, R>,
+    flushMetrics<E, R>(),
   ];
 }
