@@ -103,6 +103,14 @@ describe('email jobs over HTTP on the local runtime', () => {
 
     const listed = await api('GET', '/jobs?status=completed');
     expect((listed.body.jobs as { job_id: string }[]).map((job) => job.job_id)).toContain(jobId);
+
+    // The functions' embedded metric lines, gathered by the runtime, count exactly what was sent.
+    const metrics = await (await fetch(runtime.url.replace(/\/v1$/, '/_local/metrics'))).text();
+    expect(metrics).toContain('nonprofit_mailer_emails_sent_total{service="nonprofit-mailer"} 1000\n');
+    expect(metrics).toContain('nonprofit_mailer_jobs_accepted_total{service="nonprofit-mailer"} 1\n');
+    expect(metrics).toMatch(
+      /nonprofit_mailer_email_latency_milliseconds_count\{service="nonprofit-mailer"\} 1000\n/,
+    );
   });
 
   it('answers 404 listing every unknown recipient, and creates no job', async () => {
@@ -177,5 +185,43 @@ describe('email jobs over HTTP on the local runtime', () => {
     expect(done).toMatchObject({ status: 'completed', total_emails: 2000, sent: 2000, failed: 0 });
     const pending = await api('GET', `/jobs/${jobId}/emails?status=pending&limit=100`);
     expect(pending.body.emails).toEqual([]);
+  });
+});
+
+describe('GET /health on the local runtime', () => {
+  const health = async () => {
+    const response = await fetch(`${runtime.url}/health`);
+    return {
+      status: response.status,
+      body: (await response.json()) as { status: string; checks: Record<string, { status: string }> },
+    };
+  };
+  /** The report is cached for 5 seconds: wait until a fresh one says what we expect. */
+  const until = async (expected: number) => {
+    for (let attempt = 0; attempt < 30; attempt++) {
+      const answer = await health();
+      if (answer.status === expected) return answer;
+      await sleep(1_000);
+    }
+    return health();
+  };
+
+  it('answers without an API key, 503 while DynamoDB Local does not answer, and 200 again once it does', async () => {
+    const before = await health();
+    expect(before.status).toBe(200);
+    expect(before.body.checks.dynamodb?.status).toBe('ok');
+
+    const java = runtime.javaPid();
+    process.kill(java, 'SIGSTOP');
+    try {
+      const down = await until(503);
+      expect(down.status).toBe(503);
+      expect(down.body).toMatchObject({ status: 'unhealthy', checks: { dynamodb: { status: 'error' } } });
+    } finally {
+      process.kill(java, 'SIGCONT');
+    }
+    const back = await until(200);
+    expect(back.status).toBe(200);
+    expect(back.body.checks.dynamodb?.status).toBe('ok');
   });
 });
