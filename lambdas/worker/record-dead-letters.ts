@@ -6,14 +6,13 @@ import { deliveriesFromEnv, jobsFromEnv } from '../core/adapters';
 import { type ProcessEmailsDependencies, recordDeadLetters } from '../core/jobs/process-emails';
 import { METRIC } from '../core/observability/metric-names';
 import { metrics } from '../core/observability/telemetry';
-import { emitBatchMetrics, logLine, receivedMessages, workerHandler } from './support';
+import { batchResponse, logLine, receivedMessages, workerHandler } from './support';
 
 export const makeRecordDeadLetters = (deps: Pick<ProcessEmailsDependencies, 'jobs' | 'progress' | 'log'>) =>
   workerHandler(async (event: SQSEvent): Promise<SQSBatchResponse> => {
     metrics.addMetric(METRIC.deadLetters, MetricUnit.Count, event.Records.length);
     const result = await recordDeadLetters(deps, receivedMessages(event));
-    emitBatchMetrics(result);
-    return { batchItemFailures: result.retry.map((itemIdentifier) => ({ itemIdentifier })) };
+    return batchResponse(result);
   });
 
 export const handler = makeRecordDeadLetters({

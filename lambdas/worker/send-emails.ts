@@ -2,13 +2,12 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { deliveriesFromEnv, jobsFromEnv, nonprofitsFromEnv, transportFromEnv } from '../core/adapters';
 import { type ProcessEmailsDependencies, processEmailBatch } from '../core/jobs/process-emails';
-import { emitBatchMetrics, logLine, receivedMessages, workerHandler } from './support';
+import { batchResponse, logLine, receivedMessages, workerHandler } from './support';
 
 export const makeSendEmails = (deps: ProcessEmailsDependencies) =>
   workerHandler(async (event: SQSEvent): Promise<SQSBatchResponse> => {
     const result = await processEmailBatch(deps, receivedMessages(event));
-    emitBatchMetrics(result);
-    return { batchItemFailures: result.retry.map((itemIdentifier) => ({ itemIdentifier })) };
+    return batchResponse(result);
   });
 
 export const handler = makeSendEmails({

@@ -1,6 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
-import type { SQSEvent } from 'aws-lambda';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { BatchResult, Log, ReceivedMessage } from '../core/jobs/process-emails';
 import { METRIC } from '../core/observability/metric-names';
 import { logger, metrics, telemetry } from '../core/observability/telemetry';
@@ -21,8 +21,14 @@ export const logLine: Log = (level, message, detail = {}) => {
   else logger.info(message, detail);
 };
 
+/** Counts what a batch did, and answers the event source: only the messages to retry go back. */
+export function batchResponse(result: BatchResult): SQSBatchResponse {
+  emitBatchMetrics(result);
+  return { batchItemFailures: result.retry.map((itemIdentifier) => ({ itemIdentifier })) };
+}
+
 /** Counts what a batch did: outcomes by class, their latency, and the jobs it ended. */
-export function emitBatchMetrics(result: BatchResult): void {
+function emitBatchMetrics(result: BatchResult): void {
   if (result.sent > 0) metrics.addMetric(METRIC.emailsSent, MetricUnit.Count, result.sent);
   const failures = [
     [METRIC.emailsFailedNonprofitDeleted, result.failed.nonprofitDeleted],

@@ -41,7 +41,7 @@ export class EmailJobs extends Construct {
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem', 'dynamodb:PutItem'])
       .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:PutItem'])
       .useQueue(queue.queue, 'EMAIL_QUEUE_URL')
-      .acknowledgeSynchronousInvocation();
+      .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('POST', '/send-email', sendEmail, {
       throttle: { rateLimit: config.sendEmailRequestsPerMinute / 60, burstLimit: config.sendEmailBurstLimit },
     });
@@ -51,7 +51,7 @@ export class EmailJobs extends Construct {
       description: 'GET /jobs',
     })
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:Query'], { indexes: [JOBS_BY_API_KEY_INDEX] })
-      .acknowledgeSynchronousInvocation();
+      .acknowledgeNoDeadLetterTarget('api');
     listJobs.addEnvironment('JOBS_BY_API_KEY_INDEX', JOBS_BY_API_KEY_INDEX);
     api.addRoute('GET', '/jobs', listJobs);
 
@@ -60,7 +60,7 @@ export class EmailJobs extends Construct {
       description: 'GET /jobs/{job_id}',
     })
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem'])
-      .acknowledgeSynchronousInvocation();
+      .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('GET', '/jobs/{job_id}', getJob);
     api.addRoute('GET', '/jobs/{job_id}/status', getJob);
 
@@ -71,7 +71,7 @@ export class EmailJobs extends Construct {
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem'])
       .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:GetItem', 'dynamodb:Query'])
       .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:BatchGetItem'])
-      .acknowledgeSynchronousInvocation();
+      .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('GET', '/jobs/{job_id}/emails', listEmails);
 
     const consumerTimeout = Duration.seconds(config.consumerTimeoutSeconds);
@@ -85,7 +85,7 @@ export class EmailJobs extends Construct {
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
       .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:GetItem'])
       .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:PutItem'])
-      .acknowledgeQueueInvocation();
+      .acknowledgeNoDeadLetterTarget('queue');
     this.consumer.addEnvironment('EMAIL_TRANSPORT', 'record');
     consumeQueue(
       this.consumer,
@@ -105,7 +105,7 @@ export class EmailJobs extends Construct {
       .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
       .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:GetItem'])
       .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:PutItem'])
-      .acknowledgeQueueInvocation();
+      .acknowledgeNoDeadLetterTarget('queue');
     consumeQueue(
       this.deadLetterConsumer,
       new SqsEventSource(queue.deadLetterQueue, {
@@ -127,7 +127,7 @@ export class EmailJobs extends Construct {
       .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:Query'])
       .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:Query'])
       .useQueue(queue.queue, 'EMAIL_QUEUE_URL')
-      .acknowledgeScheduledInvocation();
+      .acknowledgeNoDeadLetterTarget('schedule');
     this.sweeper.addEnvironment('ACTIVE_JOBS_INDEX', ACTIVE_JOBS_INDEX);
     this.sweeper.addEnvironment('SWEEPER_STALE_AFTER_SECONDS', String(config.sweeperStaleAfterSeconds));
     const schedule = new Rule(this, 'SweepSchedule', {

@@ -77,7 +77,7 @@ export class MailerMonitoring extends Construct {
 
     this.health = new ProjectFunction(this, 'Health', { entry: 'api/health.ts', description: 'GET /health' })
       .useTable(data.nonprofits, 'NONPROFITS_TABLE', ['dynamodb:GetItem'])
-      .acknowledgeSynchronousInvocation();
+      .acknowledgeNoDeadLetterTarget('api');
     this.health.addEnvironment('EMAIL_QUEUE_URL', queue.queue.queueUrl);
     this.health.addEnvironment('DEAD_LETTER_QUEUE_URL', queue.deadLetterQueue.queueUrl);
     queue.queue.grant(this.health, 'sqs:GetQueueAttributes');

@@ -26,7 +26,7 @@ export class NonprofitsRoutes extends Construct {
     ) => {
       const fn = new ProjectFunction(this, name, { entry, description: `${method} ${path}` })
         .useTable(data.nonprofits, 'NONPROFITS_TABLE', actions, { indexes })
-        .acknowledgeSynchronousInvocation();
+        .acknowledgeNoDeadLetterTarget('api');
       fn.addEnvironment('NONPROFITS_DOMAIN_INDEX', NONPROFITS_DOMAIN_INDEX);
       api.addRoute(method, path, fn);
       this.functions.push(fn);

@@ -12,6 +12,14 @@ const LAMBDAS_DIR = fileURLToPath(new URL('../../lambdas/', import.meta.url));
 
 export type DynamoDbAction = `dynamodb:${string}`;
 
+const NO_DLQ_REASONS = {
+  api: 'Invoked synchronously by API Gateway; errors return to the client, a dead-letter queue applies only to asynchronous invocations.',
+  queue:
+    'Invoked by an SQS event source mapping: failed messages return to the queue and reach its dead-letter queue.',
+  schedule:
+    'Invoked on a schedule; each run does all outstanding work, so a failed run is covered by the next one.',
+} as const;
+
 export interface ProjectFunctionProps {
   /** The handler module, relative to `lambdas/` (for example `api/create-nonprofit.ts`); it exports `handler`. */
   entry: string;
@@ -95,32 +103,14 @@ export class ProjectFunction extends NodejsFunction {
     return this;
   }
 
-  /** Queue consumers fail back to their queue, whose redrive policy holds the dead letters. */
-  acknowledgeQueueInvocation(): this {
+  /**
+   * Acknowledges cdk-nag's "no dead-letter target" for how this function is invoked: a DLQ on a
+   * function catches failed asynchronous invocations only, and none of these is one that needs it.
+   */
+  acknowledgeNoDeadLetterTarget(invokedBy: 'api' | 'queue' | 'schedule'): this {
     Validations.of(this).acknowledge({
       id: 'Serverless::Serverless-LambdaDLQ',
-      reason:
-        'Invoked by an SQS event source mapping: failed messages return to the queue and reach its dead-letter queue.',
-    });
-    return this;
-  }
-
-  /** A scheduled run that fails is simply run again at the next tick: there is nothing to dead-letter. */
-  acknowledgeScheduledInvocation(): this {
-    Validations.of(this).acknowledge({
-      id: 'Serverless::Serverless-LambdaDLQ',
-      reason:
-        'Invoked on a schedule; each run does all outstanding work, so a failed run is covered by the next one.',
-    });
-    return this;
-  }
-
-  /** API functions are invoked synchronously: failures go back to the caller, so a DLQ would stay empty. */
-  acknowledgeSynchronousInvocation(): this {
-    Validations.of(this).acknowledge({
-      id: 'Serverless::Serverless-LambdaDLQ',
-      reason:
-        'Invoked synchronously by API Gateway; errors return to the client, a dead-letter queue applies only to asynchronous invocations.',
+      reason: NO_DLQ_REASONS[invokedBy],
     });
     return this;
   }
