@@ -230,6 +230,8 @@ export function functionsFromTemplate(
           AWS_LAMBDA_FUNCTION_NAME: functionName,
           AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySize),
           AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+          // As Lambda sets it: Powertools reads it to tell cold starts.
+          AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
           AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${functionName}`,
         },
         ...(options.onLog ? { onLog: options.onLog } : {}),
