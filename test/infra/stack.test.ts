@@ -426,7 +426,7 @@ describe('monitoring', () => {
       String(alarm.Properties?.AlarmName).includes('FunctionThrottles'),
     );
     const watched = throttleAlarms.flatMap((alarm) =>
-      (alarm.Properties?.Metrics as { MetricStat?: unknown }[]).filter((metric) => metric.MetricStat),
+      ((alarm.Properties?.Metrics ?? []) as { MetricStat?: unknown }[]).filter((metric) => metric.MetricStat),
     );
     expect(watched).toHaveLength(FUNCTION_COUNT);
   });
