@@ -20,7 +20,8 @@ export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local
 
 export interface DynamoDbLocal {
   endpoint: string;
-  pid: number;
+  /** The Java process now serving (it changes when a supervised one is restarted). */
+  readonly pid: number;
   stop(): Promise<void>;
   /** Kills it at once, for exit paths that cannot wait. */
   killNow(): void;
@@ -32,6 +33,11 @@ export interface DynamoDbLocalOptions {
   /** Where the pid file goes, so the next start can stop one a crash left behind. */
   stateDir?: string;
   onOutput?: (line: string) => void;
+  /**
+   * Starts it again, on the same port and data, whenever it exits unasked (a crash, an OOM kill, a
+   * developer's kill): the runtime then recovers as a managed service would.
+   */
+  restartOnExit?: { onRestart: (message: string) => void };
 }
 
 export function dynamoDbClient(endpoint: string): DynamoDBClient {
@@ -47,26 +53,67 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   if (pidFile) await ManagedProcess.stopStale(pidFile);
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
   const port = await freePort();
-  const child = spawnDynamoDbLocal({
-    port,
-    sharedDb: true,
-    detached: true,
-    stdio: 'pipe',
-    ...(options.dataDir ? { path: options.dataDir } : {}),
-  });
-  const managed = ManagedProcess.adopt(child, {
-    marker: 'DynamoDBLocal.jar',
-    ...(pidFile ? { pidFile } : {}),
-    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
-  });
   const endpoint = `http://127.0.0.1:${port}`;
-  try {
-    await waitUntilReady(endpoint, child);
-  } catch (error) {
-    await managed.stop();
-    throw error;
-  }
-  return { endpoint, pid: managed.pid, stop: () => managed.stop(), killNow: () => managed.killNow() };
+  let stopping = false;
+
+  const launch = async (): Promise<ManagedProcess> => {
+    const child = spawnDynamoDbLocal({
+      port,
+      sharedDb: true,
+      detached: true,
+      stdio: 'pipe',
+      ...(options.dataDir ? { path: options.dataDir } : {}),
+    });
+    const managed = ManagedProcess.adopt(child, {
+      marker: 'DynamoDBLocal.jar',
+      ...(pidFile ? { pidFile } : {}),
+      ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+    });
+    try {
+      await waitUntilReady(endpoint, child);
+    } catch (error) {
+      await managed.stop();
+      throw error;
+    }
+    const { restartOnExit } = options;
+    if (restartOnExit) {
+      child.once('exit', (code, signal) => {
+        if (stopping) return;
+        restartOnExit.onRestart(
+          `DynamoDB Local exited (${signal ?? `code ${code}`}); starting it again on ${endpoint}`,
+        );
+        setTimeout(() => {
+          if (stopping) return;
+          launch().then(
+            (next) => {
+              current = next;
+              // Stopped while it was starting: it must not outlive the runtime.
+              if (stopping) void next.stop();
+            },
+            (error: unknown) =>
+              restartOnExit.onRestart(`DynamoDB Local could not be started again: ${String(error)}`),
+          );
+        }, 500);
+      });
+    }
+    return managed;
+  };
+
+  let current = await launch();
+  return {
+    endpoint,
+    get pid() {
+      return current.pid;
+    },
+    stop: () => {
+      stopping = true;
+      return current.stop();
+    },
+    killNow: () => {
+      stopping = true;
+      current.killNow();
+    },
+  };
 }
 
 async function waitUntilReady(endpoint: string, child: { exitCode: number | null }): Promise<void> {

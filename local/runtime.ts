@@ -87,6 +87,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     started.dynamoDb = await startDynamoDbLocal({
       dataDir: join(options.stateDir, 'dynamodb'),
       stateDir: options.stateDir,
+      restartOnExit: { onRestart: (message) => log(`[dynamodb-local] ${message}`) },
       // Its start-up banner is noise; what it prints once running is worth seeing.
       onOutput: (line) => {
         if (started.dynamoDb) log(`[dynamodb-local] ${line}`);

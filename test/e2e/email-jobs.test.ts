@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mapConcurrently } from '../../lambdas/core/concurrency';
-import { apiClient, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
+import { apiClient, isRunning, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 
 /**
  * Limits raised so the test's own traffic is never throttled (throttling has its own test), the
@@ -223,5 +223,24 @@ describe('GET /health on the local runtime', () => {
     const back = await until(200);
     expect(back.status).toBe(200);
     expect(back.body.checks.dynamodb?.status).toBe('ok');
+  });
+
+  it('starts a crashed DynamoDB Local again, with its data, and is healthy once it answers', async () => {
+    const java = runtime.javaPid();
+    process.kill(java, 'SIGKILL');
+    // The restart takes a few seconds, often less than /health's cache: wait for the new process.
+    for (
+      let attempt = 0;
+      attempt < 60 && (runtime.javaPid() === java || !isRunning(runtime.javaPid()));
+      attempt++
+    )
+      await sleep(500);
+    expect(runtime.javaPid()).not.toBe(java);
+
+    await sleep(6_000); // past the report cached before the crash
+    const back = await until(200);
+    expect(back.body.checks.dynamodb?.status).toBe('ok');
+    expect((await api('GET', `/nonprofits/${registered[0]}`)).status).toBe(200);
+    expect(runtime.output.join('\n')).toContain('DynamoDB Local exited');
   });
 });

@@ -13,3 +13,6 @@ process.env.AWS_REGION = 'us-east-1';
 process.env.DEAD_LETTER_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/dead-letters';
 process.env.ALARM_NAME_PREFIX = 'NonprofitMailer-';
 process.env.SERVICE_VERSION = '0.0.0-test';
+// Handlers imported in-process would print their metric and log lines into the test output.
+process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
