@@ -54,7 +54,11 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
+  // Every process started and not yet known to be gone, a restart under way included, so that
+  // stopping (or dying) at any moment leaves none behind.
+  const live = new Set<ManagedProcess>();
   let stopping = false;
+  let restart: { timer?: NodeJS.Timeout; launching?: Promise<unknown> } = {};
 
   const launch = async (): Promise<ManagedProcess> => {
     const child = spawnDynamoDbLocal({
@@ -69,6 +73,8 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
       ...(pidFile ? { pidFile } : {}),
       ...(options.onOutput ? { onOutput: options.onOutput } : {}),
     });
+    live.add(managed);
+    child.once('exit', () => live.delete(managed));
     try {
       await waitUntilReady(endpoint, child);
     } catch (error) {
@@ -82,13 +88,10 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
         restartOnExit.onRestart(
           `DynamoDB Local exited (${signal ?? `code ${code}`}); starting it again on ${endpoint}`,
         );
-        setTimeout(() => {
-          if (stopping) return;
-          launch().then(
+        restart.timer = setTimeout(() => {
+          restart.launching = launch().then(
             (next) => {
               current = next;
-              // Stopped while it was starting: it must not outlive the runtime.
-              if (stopping) void next.stop();
             },
             (error: unknown) =>
               restartOnExit.onRestart(`DynamoDB Local could not be started again: ${String(error)}`),
@@ -105,13 +108,17 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
     get pid() {
       return current.pid;
     },
-    stop: () => {
+    stop: async () => {
       stopping = true;
-      return current.stop();
+      clearTimeout(restart.timer);
+      await restart.launching;
+      restart = {};
+      await Promise.all([...live].map((managed) => managed.stop()));
     },
     killNow: () => {
       stopping = true;
-      current.killNow();
+      clearTimeout(restart.timer);
+      for (const managed of live) managed.killNow();
     },
   };
 }
