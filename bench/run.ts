@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { chunks, mapConcurrently } from '../lambdas/core/concurrency';
 import { type DeliveryOutcome, DynamoDeliveries } from '../lambdas/core/jobs/deliveries';
@@ -76,7 +77,7 @@ const http = async (method: string, path: string, body?: unknown) => {
 try {
   const raw = dynamoDbClient(runtime.dynamoDbEndpoint);
   const documents = DynamoDBDocumentClient.from(raw);
-  const tables = await raw.send(new (await import('@aws-sdk/client-dynamodb')).ListTablesCommand({}));
+  const tables = await raw.send(new ListTablesCommand({}));
   const table = (prefix: string) => tables.TableNames?.find((name) => name.startsWith(prefix)) ?? '';
   const emails = Array.from(
     { length: total },

@@ -1,5 +1,6 @@
 import type { Node } from 'constructs';
 import { z } from 'zod';
+import { describeIssues } from '../lambdas/core/env';
 
 /**
  * Deployment settings, read from CDK context (`cdk.json`, or `-c key=value` on the command line,
@@ -50,8 +51,7 @@ export function readConfig(node: Node): MailerConfig {
   const raw = Object.fromEntries(CONFIG_KEYS.map((key) => [key, node.tryGetContext(key)]));
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
-    throw new Error(`Invalid CDK context: ${problems.join('; ')}`);
+    throw new Error(`Invalid CDK context: ${describeIssues(result.error)}`);
   }
   return result.data;
 }

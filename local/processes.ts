@@ -18,7 +18,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-const isAlive = (pid: number) => {
+/** Whether a process with this id exists (signal 0 tests without sending anything). */
+export const isRunning = (pid: number) => {
   try {
     process.kill(pid, 0);
     return true;
@@ -79,9 +80,9 @@ export class ManagedProcess {
       }
     };
     signalGroup('SIGTERM');
-    for (let waited = 0; waited < 5_000 && isAlive(pid); waited += 50) await sleep(50);
-    if (isAlive(pid)) signalGroup('SIGKILL');
-    for (let waited = 0; waited < 2_000 && isAlive(pid); waited += 50) await sleep(50);
+    for (let waited = 0; waited < 5_000 && isRunning(pid); waited += 50) await sleep(50);
+    if (isRunning(pid)) signalGroup('SIGKILL');
+    for (let waited = 0; waited < 2_000 && isRunning(pid); waited += 50) await sleep(50);
   }
 
   get pid(): number {

@@ -39,7 +39,6 @@ export interface LocalRuntime {
   metricsUrl: string;
   apiKeys: { id: string; value: string }[];
   dynamoDbEndpoint: string;
-  sqsEndpoint: string;
   /** Invocations and time spent per function, by function name. */
   functionStats(): Map<string, { invocations: number; totalMs: number; memorySize: number }>;
   stop(): Promise<void>;
@@ -175,7 +174,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       metricsUrl: `http://127.0.0.1:${port}/_local/metrics`,
       apiKeys: model.apiKeys.map((key) => ({ id: key.id, value: keyValues.get(key.id) ?? '' })),
       dynamoDbEndpoint: started.dynamoDb.endpoint,
-      sqsEndpoint: started.sqs.endpoint,
       functionStats: () => new Map([...functions.values()].map((fn) => [fn.name, fn.stats()])),
       stop,
       killNow: () => started.dynamoDb?.killNow(),

@@ -7,8 +7,7 @@ import { z } from 'zod';
 export function readEnv<T extends z.ZodRawShape>(shape: T, source: NodeJS.ProcessEnv = process.env) {
   const result = z.object(shape).safeParse(source);
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
-    throw new Error(`Invalid environment: ${problems.join('; ')}`);
+    throw new Error(`Invalid environment: ${describeIssues(result.error)}`);
   }
   return result.data;
 }
@@ -20,4 +19,9 @@ export const tableName = z.string().min(3).max(255);
 export function requireSetting(name: string, value: string | undefined): string {
   if (!value) throw new Error(`${name} is not configured for this function`);
   return value;
+}
+
+/** A zod error as one line naming each setting and its problem, for errors raised at start-up. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
 }

@@ -1,7 +1,6 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProgressRecorder } from '../../lambdas/core/jobs/deliveries';
-import { sweepStaleJobs } from '../../lambdas/core/jobs/sweep';
 import type { EmailQueue } from '../../lambdas/core/queue/email-queue';
 import { type EmailTransport, PermanentDeliveryError } from '../../lambdas/core/transport/transport';
 import { type PipelineOptions, startPipeline } from '../support/pipeline';
@@ -174,22 +173,12 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     const { job } = await p.submit(recipients);
     expect((await p.jobs.get(job.job_id))?.status).toBe('queued');
 
-    const swept = await sweepStaleJobs({
-      jobs: p.jobs,
-      deliveries: p.deliveries,
-      queue: p.queue,
-      staleAfterMs: 0,
-    });
+    const swept = await p.sweep(0);
 
     expect(swept.reenqueued).toBeGreaterThanOrEqual(30);
     await expectExactlyOnce(p, job.job_id, recipients, { sent: 30, failed: 0 });
     // A finished job is not active any more: the next sweep leaves it alone.
-    const again = await sweepStaleJobs({
-      jobs: p.jobs,
-      deliveries: p.deliveries,
-      queue: p.queue,
-      staleAfterMs: 0,
-    });
+    const again = await p.sweep(0);
     expect((await p.jobs.activeJobs()).map((active) => active.job_id)).not.toContain(job.job_id);
     expect(again.reenqueued).toBe(0);
   });
@@ -199,12 +188,7 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     const recipients = await p.registerNonprofits(2);
     const { job } = await p.submit(recipients);
 
-    const swept = await sweepStaleJobs({
-      jobs: p.jobs,
-      deliveries: p.deliveries,
-      queue: p.queue,
-      staleAfterMs: 60_000,
-    });
+    const swept = await p.sweep(60_000);
 
     expect(swept.jobsSwept).toBe(0);
     expect((await p.jobs.get(job.job_id))?.status).toBe('queued');

@@ -11,6 +11,7 @@ import {
 } from '../../lambdas/core/jobs/deliveries';
 import type { JobRecord } from '../../lambdas/core/jobs/job';
 import { DynamoJobStore } from '../../lambdas/core/jobs/job-store';
+import { sweepStaleJobs } from '../../lambdas/core/jobs/sweep';
 import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/repository';
 import { type EmailQueue, SqsEmailQueue } from '../../lambdas/core/queue/email-queue';
 import { type EmailTransport, RecordTransport } from '../../lambdas/core/transport/transport';
@@ -163,6 +164,8 @@ export async function startPipeline(options: PipelineOptions = {}) {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     },
+    /** One sweeper run over the real stores and queue. */
+    sweep: (staleAfterMs: number) => sweepStaleJobs({ jobs, deliveries, queue: realQueue, staleAfterMs }),
     async recorded(jobId: string, recipients: string[]): Promise<Map<string, DeliveryRecord>> {
       return deliveries.getMany(jobId, recipients);
     },

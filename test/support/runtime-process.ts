@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { isRunning } from '../../local/processes';
 import { PROJECT_ROOT } from '../../local/synth';
+
+export { isRunning };
 
 export interface RuntimeProcess {
   url: string;
@@ -12,15 +15,6 @@ export interface RuntimeProcess {
   /** Sends the signal and resolves once the runtime has exited. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
-
-export const isRunning = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /**
  * Starts the local runtime exactly as `npm start` does (`node --import tsx bin/local.ts`), on a free

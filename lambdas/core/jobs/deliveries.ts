@@ -1,13 +1,12 @@
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
-  BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
-  QueryCommand,
   TransactWriteCommand,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { backoff, chunks, mapConcurrently } from '../concurrency';
+import { backoff, chunks } from '../concurrency';
+import { batchGetAll, queryAll } from '../dynamo-paging';
 
 export type DeliveryStatus = 'sent' | 'failed';
 
@@ -193,41 +192,19 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryReader {
   }
 
   async getMany(jobId: string, recipients: readonly string[]): Promise<Map<string, DeliveryRecord>> {
-    const found = new Map<string, DeliveryRecord>();
-    const table = this.options.deliveriesTable;
-    await mapConcurrently(chunks([...new Set(recipients)], 100), 4, async (batch) => {
-      let keys: Record<string, unknown>[] = batch.map((recipient) => ({ job_id: jobId, recipient }));
-      for (let attempt = 0; keys.length > 0; attempt++) {
-        if (attempt > 8) throw new Error('DynamoDB left keys unprocessed after retries');
-        if (attempt > 0) await backoff(attempt);
-        const result = await this.options.client.send(
-          new BatchGetCommand({ RequestItems: { [table]: { Keys: keys } } }),
-        );
-        for (const item of result.Responses?.[table] ?? [])
-          found.set(String(item.recipient), item as DeliveryRecord);
-        keys = (result.UnprocessedKeys?.[table]?.Keys ?? []) as Record<string, unknown>[];
-      }
-    });
-    return found;
+    const keys = [...new Set(recipients)].map((recipient) => ({ job_id: jobId, recipient }));
+    const items = await batchGetAll(this.options.client, this.options.deliveriesTable, keys);
+    return new Map(items.map((item) => [String(item.recipient), item as unknown as DeliveryRecord]));
   }
 
   async processedRecipients(jobId: string): Promise<Set<string>> {
-    const processed = new Set<string>();
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const result = await this.options.client.send(
-        new QueryCommand({
-          TableName: this.options.deliveriesTable,
-          KeyConditionExpression: 'job_id = :job',
-          ExpressionAttributeValues: { ':job': jobId },
-          ProjectionExpression: 'recipient',
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of result.Items ?? []) processed.add(String(item.recipient));
-      startKey = result.LastEvaluatedKey;
-    } while (startKey);
-    return processed;
+    const items = await queryAll(this.options.client, {
+      TableName: this.options.deliveriesTable,
+      KeyConditionExpression: 'job_id = :job',
+      ExpressionAttributeValues: { ':job': jobId },
+      ProjectionExpression: 'recipient',
+      ConsistentRead: true,
+    });
+    return new Set(items.map((item) => String(item.recipient)));
   }
 }

@@ -10,6 +10,7 @@ import {
 import { z } from 'zod';
 import { chunks, mapConcurrently } from '../concurrency';
 import { decodeCursor, encodeCursor, type Page } from '../cursor';
+import { queryAll } from '../dynamo-paging';
 import { requireSetting } from '../env';
 import { ConflictError, NotFoundError } from '../errors';
 import type { JobContent, JobRecord, JobStatus } from './job';
@@ -217,22 +218,13 @@ export class DynamoJobStore implements JobStore {
   }
 
   async activeJobs(): Promise<JobRecord[]> {
-    const jobs: JobRecord[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const result = await this.options.client.send(
-        new QueryCommand({
-          TableName: this.options.jobsTable,
-          IndexName: requireSetting('activeIndex', this.options.activeIndex),
-          KeyConditionExpression: 'active = :active',
-          ExpressionAttributeValues: { ':active': ACTIVE },
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      jobs.push(...((result.Items ?? []) as JobRecord[]));
-      startKey = result.LastEvaluatedKey;
-    } while (startKey);
-    return jobs;
+    const items = await queryAll(this.options.client, {
+      TableName: this.options.jobsTable,
+      IndexName: requireSetting('activeIndex', this.options.activeIndex),
+      KeyConditionExpression: 'active = :active',
+      ExpressionAttributeValues: { ':active': ACTIVE },
+    });
+    return items as unknown as JobRecord[];
   }
 
   async touch(jobId: string, at: Date): Promise<void> {
@@ -254,23 +246,14 @@ export class DynamoJobStore implements JobStore {
 
   /** Recipients of the chunk parts in a range, in order. */
   private async readChunks(jobId: string, range: { first: number; last: number }): Promise<string[]> {
-    const recipients: string[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const result = await this.options.client.send(
-        new QueryCommand({
-          TableName: requireSetting('contentsTable', this.options.contentsTable),
-          KeyConditionExpression: 'job_id = :job AND part BETWEEN :first AND :last',
-          ExpressionAttributeValues: { ':job': jobId, ':first': range.first, ':last': range.last },
-          ProjectionExpression: 'recipients',
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of result.Items ?? []) recipients.push(...(item.recipients as string[]));
-      startKey = result.LastEvaluatedKey;
-    } while (startKey);
-    return recipients;
+    const parts = await queryAll(this.options.client, {
+      TableName: requireSetting('contentsTable', this.options.contentsTable),
+      KeyConditionExpression: 'job_id = :job AND part BETWEEN :first AND :last',
+      ExpressionAttributeValues: { ':job': jobId, ':first': range.first, ':last': range.last },
+      ProjectionExpression: 'recipients',
+      ConsistentRead: true,
+    });
+    return parts.flatMap((part) => part.recipients as string[]);
   }
 }
 

@@ -109,7 +109,9 @@ async function groupByJob(
       log('ERROR', 'Dropping a message that is not an email message', { messageId: message.messageId });
       continue;
     }
-    byJob.set(email.job_id, [...(byJob.get(email.job_id) ?? []), { message, email }]);
+    const items = byJob.get(email.job_id);
+    if (items) items.push({ message, email });
+    else byJob.set(email.job_id, [{ message, email }]);
   }
   const groups: { job: CompiledJob; items: Item[] }[] = [];
   for (const [jobId, items] of byJob) {

@@ -1,6 +1,5 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
-  BatchGetCommand,
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
@@ -10,8 +9,8 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { backoff, chunks, mapConcurrently } from '../concurrency';
 import { decodeCursor, encodeCursor, type Page } from '../cursor';
+import { batchGetAll } from '../dynamo-paging';
 import { requireSetting } from '../env';
 import { ConflictError, NotFoundError } from '../errors';
 import {
@@ -64,11 +63,6 @@ function toNonprofit(item: Record<string, unknown>): Nonprofit {
   const { email, domain, name, address, created_at, updated_at } = item as unknown as Nonprofit;
   return { email, domain, name, address, created_at, updated_at };
 }
-
-/** BatchGetItem takes at most 100 keys a call. */
-const BATCH_GET_SIZE = 100;
-const BATCH_GET_CONCURRENCY = 8;
-const MAX_UNPROCESSED_RETRIES = 8;
 
 const notFound = (email: string) => new NotFoundError(`Nonprofit with email ${email} not found.`);
 
@@ -191,37 +185,13 @@ export class DynamoNonprofitRepository implements NonprofitRepository {
     return { items, nextCursor: more && last ? encodeCursor(resumeKey(last), scope) : null };
   }
 
-  /**
-   * Batched reads, a few calls at once. DynamoDB may leave keys unprocessed under load; those are
-   * asked for again with backoff, never silently dropped (a dropped key would read as "not found").
-   */
+  /** Batched reads, eight calls at once, unprocessed keys retried (see batchGetAll). */
   async getMany(
     emails: readonly string[],
     { consistent = true }: { consistent?: boolean } = {},
   ): Promise<Map<string, Nonprofit>> {
-    const found = new Map<string, Nonprofit>();
-    await mapConcurrently(
-      chunks([...new Set(emails)], BATCH_GET_SIZE),
-      BATCH_GET_CONCURRENCY,
-      async (batch) => {
-        let keys: Record<string, unknown>[] = batch.map((email) => ({ email }));
-        for (let attempt = 0; keys.length > 0; attempt++) {
-          if (attempt > MAX_UNPROCESSED_RETRIES)
-            throw new Error('DynamoDB left keys unprocessed after retries');
-          if (attempt > 0) await backoff(attempt);
-          const result = await this.client.send(
-            new BatchGetCommand({
-              RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: consistent } },
-            }),
-          );
-          for (const item of result.Responses?.[this.tableName] ?? []) {
-            const nonprofit = toNonprofit(item);
-            found.set(nonprofit.email, nonprofit);
-          }
-          keys = (result.UnprocessedKeys?.[this.tableName]?.Keys ?? []) as Record<string, unknown>[];
-        }
-      },
-    );
-    return found;
+    const keys = [...new Set(emails)].map((email) => ({ email }));
+    const items = await batchGetAll(this.client, this.tableName, keys, { consistent, concurrency: 8 });
+    return new Map(items.map((item) => [String(item.email), toNonprofit(item)]));
   }
 }

@@ -1,0 +1,54 @@
+import {
+  BatchGetCommand,
+  type DynamoDBDocumentClient,
+  QueryCommand,
+  type QueryCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import { backoff, chunks, mapConcurrently } from './concurrency';
+
+type Item = Record<string, unknown>;
+
+/** BatchGetItem takes at most 100 keys a call. */
+const BATCH_GET_SIZE = 100;
+const MAX_UNPROCESSED_RETRIES = 8;
+
+/**
+ * Reads items by key in batches, a few calls at once. DynamoDB may leave keys unprocessed under
+ * load; those are asked for again with backoff, never silently dropped (a dropped key would read
+ * as "not found").
+ */
+export async function batchGetAll(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  keys: readonly Item[],
+  options: { consistent?: boolean; concurrency?: number } = {},
+): Promise<Item[]> {
+  const found: Item[] = [];
+  await mapConcurrently(chunks(keys, BATCH_GET_SIZE), options.concurrency ?? 4, async (batch) => {
+    let pending: Item[] = batch;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > MAX_UNPROCESSED_RETRIES) throw new Error('DynamoDB left keys unprocessed after retries');
+      if (attempt > 0) await backoff(attempt);
+      const result = await client.send(
+        new BatchGetCommand({
+          RequestItems: { [tableName]: { Keys: pending, ConsistentRead: options.consistent ?? false } },
+        }),
+      );
+      found.push(...(result.Responses?.[tableName] ?? []));
+      pending = (result.UnprocessedKeys?.[tableName]?.Keys ?? []) as Item[];
+    }
+  });
+  return found;
+}
+
+/** Every item a query matches, following LastEvaluatedKey to the end. */
+export async function queryAll(client: DynamoDBDocumentClient, input: QueryCommandInput): Promise<Item[]> {
+  const items: Item[] = [];
+  let startKey: Item | undefined;
+  do {
+    const result = await client.send(new QueryCommand({ ...input, ExclusiveStartKey: startKey }));
+    items.push(...(result.Items ?? []));
+    startKey = result.LastEvaluatedKey;
+  } while (startKey);
+  return items;
+}
