@@ -32,10 +32,14 @@ const configSchema = z.object({
   consumerTimeoutSeconds: z.coerce.number().int().min(1).max(900).default(30),
   /** Receives of one message before it moves to the dead-letter queue (at least 5, as AWS advises). */
   maxReceiveCount: z.coerce.number().int().min(5).max(1000).default(5),
-  /** Minutes between sweeper runs. */
-  sweeperRateMinutes: z.coerce.number().int().min(1).max(1440).default(5),
-  /** Seconds without progress after which the sweeper re-enqueues a job's unsent recipients. */
-  sweeperStaleAfterSeconds: z.coerce.number().int().min(1).default(900),
+  /** Minutes between sweeper runs (each costs two queue reads and one index query when jobs run). */
+  sweeperRateMinutes: z.coerce.number().int().min(1).max(1440).default(1),
+  /**
+   * Seconds after a job's last enqueue before the queues' approximate counts are trusted to include
+   * its messages (AWS: they settle about a minute after sends stop). The sweeper re-enqueues a job's
+   * unsent recipients only when both queues are empty and this long has passed.
+   */
+  sweeperQueueSettleSeconds: z.coerce.number().int().min(0).max(3600).default(60),
   /** Where alarms are emailed; unset, subscribe to the alarm topic some other way. */
   alarmEmail: z.email().optional(),
   /** Alarm when the oldest email waiting in the queue is older than this. */

@@ -1,10 +1,11 @@
 // GET /health (no API key): handler --> health probes (DynamoDB, SQS, CloudWatch), cached a few seconds
 import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
-import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { documentClient, sqsClient } from '../core/aws-clients';
-import { readEnv, tableName } from '../core/env';
+import { queueGaugesFromEnv } from '../core/adapters';
+import { documentClient } from '../core/aws-clients';
+import { bound, TABLE } from '../core/bindings';
+import { readEnv } from '../core/env';
 import { CachedHealth, checkHealth, type HealthProbes } from '../core/health/health';
 import { apiHandler, json } from '../core/http';
 
@@ -14,10 +15,9 @@ export const makeHealth = (health: Pick<CachedHealth, 'get'>) =>
     return json(report.status === 'unhealthy' ? 503 : 200, report, { 'cache-control': 'no-store' });
   });
 
+const nonprofitsTable = bound(TABLE.nonprofits);
+const gauges = queueGaugesFromEnv();
 const env = readEnv({
-  NONPROFITS_TABLE: tableName,
-  EMAIL_QUEUE_URL: z.url(),
-  DEAD_LETTER_QUEUE_URL: z.url(),
   ALARM_NAME_PREFIX: z.string().min(1),
   SERVICE_VERSION: z.string().min(1),
   HEALTH_CACHE_SECONDS: z.coerce.number().int().min(0).default(5),
@@ -28,21 +28,10 @@ const probes: HealthProbes = {
   readDatabase: async () => {
     // A real read (of a key that never exists) measures what requests meet, unlike DescribeTable.
     await documentClient.send(
-      new GetCommand({ TableName: env.NONPROFITS_TABLE, Key: { email: 'health-check@invalid' } }),
+      new GetCommand({ TableName: nonprofitsTable, Key: { email: 'health-check@invalid' } }),
     );
   },
-  queueDepth: async (which) => {
-    const { Attributes = {} } = await sqsClient.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: which === 'emails' ? env.EMAIL_QUEUE_URL : env.DEAD_LETTER_QUEUE_URL,
-        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-      }),
-    );
-    return {
-      visible: Number(Attributes.ApproximateNumberOfMessages ?? 0),
-      inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0),
-    };
-  },
+  queueDepth: (which) => gauges[which].depth(),
   firingAlarms: async () => {
     const { MetricAlarms = [], CompositeAlarms = [] } = await cloudWatch.send(
       new DescribeAlarmsCommand({ AlarmNamePrefix: env.ALARM_NAME_PREFIX, StateValue: 'ALARM' }),

@@ -1,6 +1,6 @@
 // GET /jobs/{job_id}/emails?status=&limit=&cursor=: handler --> job store + deliveries (DynamoDB)
 import { z } from 'zod';
-import { deliveriesFromEnv, jobsFromEnv } from '../core/adapters';
+import { deliveriesFromEnv, jobContentsFromEnv, jobsFromEnv } from '../core/adapters';
 import { decodeCursor, encodeCursor, pageLimit } from '../core/cursor';
 import { apiHandler, callerApiKeyId, json, parsePathParameter, parseQuery } from '../core/http';
 import { jobId } from '../core/jobs/job';
@@ -29,4 +29,8 @@ export const makeListJobEmails = (deps: ListJobEmailsDependencies & { jobs: Pick
     });
   });
 
-export const handler = makeListJobEmails({ jobs: jobsFromEnv(), deliveries: deliveriesFromEnv() });
+export const handler = makeListJobEmails({
+  jobs: jobsFromEnv(),
+  contents: jobContentsFromEnv(),
+  deliveries: deliveriesFromEnv(),
+});

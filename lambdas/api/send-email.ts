@@ -2,7 +2,7 @@
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
-import { emailQueueFromEnv, jobsFromEnv, nonprofitsFromEnv } from '../core/adapters';
+import { emailQueueFromEnv, jobContentsFromEnv, jobsFromEnv, nonprofitsFromEnv } from '../core/adapters';
 import { ValidationError } from '../core/errors';
 import { apiHandler, callerApiKeyId, header, json, parseJsonBody } from '../core/http';
 import { type AcceptJobDependencies, acceptJob } from '../core/jobs/accept-job';
@@ -17,7 +17,7 @@ const idempotencyKey = z
   .regex(/^[\x21-\x7e]+$/, 'Must be printable ASCII without spaces');
 
 export const makeSendEmail = (deps: AcceptJobDependencies) =>
-  apiHandler(async (event) => {
+  apiHandler(async (event, context) => {
     const request = parseJsonBody(event, sendEmailRequest);
     const rawKey = header(event, 'idempotency-key');
     const key = rawKey === undefined ? undefined : idempotencyKey.safeParse(rawKey);
@@ -30,6 +30,7 @@ export const makeSendEmail = (deps: AcceptJobDependencies) =>
       apiKeyId: callerApiKeyId(event),
       request,
       idempotencyKey: key?.data,
+      enqueueDeadline: new Date(Date.now() + context.getRemainingTimeInMillis()),
     });
     logger.appendKeys({ job_id: job.job_id });
     if (!replayed) {
@@ -53,6 +54,7 @@ export const makeSendEmail = (deps: AcceptJobDependencies) =>
 
 export const handler = makeSendEmail({
   jobs: jobsFromEnv(),
+  contents: jobContentsFromEnv(),
   nonprofits: nonprofitsFromEnv(),
   queue: emailQueueFromEnv(),
   onEnqueueFailure: (job, error) =>

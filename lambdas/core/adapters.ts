@@ -1,58 +1,43 @@
 import { z } from 'zod';
 import { documentClient, sqsClient } from './aws-clients';
-import { readEnv, tableName } from './env';
+import { bound, QUEUE, TABLE } from './bindings';
+import { readEnv } from './env';
 import { DynamoDeliveries } from './jobs/deliveries';
-import { DynamoJobStore } from './jobs/job-store';
+import { DynamoJobContents } from './jobs/dynamodb/dynamo-job-contents';
+import { DynamoJobStore } from './jobs/dynamodb/dynamo-job-store';
 import { DynamoNonprofitRepository } from './nonprofits/repository';
 import { SqsEmailQueue } from './queue/email-queue';
+import { SqsQueueGauge } from './queue/queue-depth';
 import { TRANSPORTS, type TransportName } from './transport/transport';
 
 /**
- * The production adapters, each built from the environment variables the stack gives a function
- * that uses it. A handler builds only what it uses, at cold start, so a missing variable fails
- * there, named.
+ * The production adapters, each built from the bindings the stack gives a function (see
+ * bindings.ts). A handler builds only what it uses, at cold start, and every binding an adapter
+ * needs is required: a function the stack did not bind fails there, naming the variable.
  */
 
-const indexName = z.string().min(3);
+export const nonprofitsFromEnv = () =>
+  new DynamoNonprofitRepository({ client: documentClient, tableName: bound(TABLE.nonprofits) });
 
-export function nonprofitsFromEnv() {
-  const env = readEnv({ NONPROFITS_TABLE: tableName, NONPROFITS_DOMAIN_INDEX: indexName.optional() });
-  return new DynamoNonprofitRepository({
+export const jobsFromEnv = () => new DynamoJobStore({ client: documentClient, tableName: bound(TABLE.jobs) });
+
+export const jobContentsFromEnv = () =>
+  new DynamoJobContents({ client: documentClient, tableName: bound(TABLE.jobContents) });
+
+export const deliveriesFromEnv = () =>
+  new DynamoDeliveries({
     client: documentClient,
-    tableName: env.NONPROFITS_TABLE,
-    domainIndexName: env.NONPROFITS_DOMAIN_INDEX,
+    jobsTable: bound(TABLE.jobs),
+    deliveriesTable: bound(TABLE.deliveries),
   });
-}
 
-export function jobsFromEnv() {
-  const env = readEnv({
-    JOBS_TABLE: tableName,
-    JOB_CONTENTS_TABLE: tableName.optional(),
-    JOBS_BY_API_KEY_INDEX: indexName.optional(),
-    ACTIVE_JOBS_INDEX: indexName.optional(),
-  });
-  return new DynamoJobStore({
-    client: documentClient,
-    jobsTable: env.JOBS_TABLE,
-    contentsTable: env.JOB_CONTENTS_TABLE,
-    byApiKeyIndex: env.JOBS_BY_API_KEY_INDEX,
-    activeIndex: env.ACTIVE_JOBS_INDEX,
-  });
-}
+export const emailQueueFromEnv = () => new SqsEmailQueue(sqsClient, bound(QUEUE.emails));
 
-export function deliveriesFromEnv() {
-  const env = readEnv({ JOBS_TABLE: tableName, DELIVERIES_TABLE: tableName });
-  return new DynamoDeliveries({
-    client: documentClient,
-    jobsTable: env.JOBS_TABLE,
-    deliveriesTable: env.DELIVERIES_TABLE,
-  });
-}
-
-export function emailQueueFromEnv() {
-  const env = readEnv({ EMAIL_QUEUE_URL: z.url() });
-  return new SqsEmailQueue(sqsClient, env.EMAIL_QUEUE_URL);
-}
+/** The depth of the email queue and of its dead-letter queue. */
+export const queueGaugesFromEnv = () => ({
+  emails: new SqsQueueGauge(sqsClient, bound(QUEUE.emails)),
+  deadLetters: new SqsQueueGauge(sqsClient, bound(QUEUE.deadLetters)),
+});
 
 export function transportFromEnv() {
   const names = Object.keys(TRANSPORTS) as [TransportName, ...TransportName[]];

@@ -15,12 +15,6 @@ export function readEnv<T extends z.ZodRawShape>(shape: T, source: NodeJS.Proces
 /** A DynamoDB table name as CloudFormation hands it to a function. */
 export const tableName = z.string().min(3).max(255);
 
-/** A setting only some operations of an adapter need, checked where it is needed. */
-export function requireSetting(name: string, value: string | undefined): string {
-  if (!value) throw new Error(`${name} is not configured for this function`);
-  return value;
-}
-
 /** A zod error as one line naming each setting and its problem, for errors raised at start-up. */
 export function describeIssues(error: z.ZodError): string {
   return error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');

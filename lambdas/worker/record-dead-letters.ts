@@ -2,13 +2,15 @@
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { deliveriesFromEnv, jobsFromEnv } from '../core/adapters';
+import { deliveriesFromEnv, jobContentsFromEnv } from '../core/adapters';
 import { type ProcessEmailsDependencies, recordDeadLetters } from '../core/jobs/process-emails';
 import { METRIC } from '../core/observability/metric-names';
 import { metrics } from '../core/observability/telemetry';
 import { batchResponse, logLine, receivedMessages, workerHandler } from './support';
 
-export const makeRecordDeadLetters = (deps: Pick<ProcessEmailsDependencies, 'jobs' | 'progress' | 'log'>) =>
+export const makeRecordDeadLetters = (
+  deps: Pick<ProcessEmailsDependencies, 'contents' | 'progress' | 'log'>,
+) =>
   workerHandler(async (event: SQSEvent): Promise<SQSBatchResponse> => {
     metrics.addMetric(METRIC.deadLetters, MetricUnit.Count, event.Records.length);
     const result = await recordDeadLetters(deps, receivedMessages(event));
@@ -16,7 +18,7 @@ export const makeRecordDeadLetters = (deps: Pick<ProcessEmailsDependencies, 'job
   });
 
 export const handler = makeRecordDeadLetters({
-  jobs: jobsFromEnv(),
+  contents: jobContentsFromEnv(),
   progress: deliveriesFromEnv(),
   log: logLine,
 });

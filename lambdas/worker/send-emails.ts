@@ -1,6 +1,6 @@
 // SQS event source: consumer --> render + transport --> progress recorder (DynamoDB transactions)
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { deliveriesFromEnv, jobsFromEnv, nonprofitsFromEnv, transportFromEnv } from '../core/adapters';
+import { deliveriesFromEnv, jobContentsFromEnv, nonprofitsFromEnv, transportFromEnv } from '../core/adapters';
 import { type ProcessEmailsDependencies, processEmailBatch } from '../core/jobs/process-emails';
 import { batchResponse, logLine, receivedMessages, workerHandler } from './support';
 
@@ -11,7 +11,7 @@ export const makeSendEmails = (deps: ProcessEmailsDependencies) =>
   });
 
 export const handler = makeSendEmails({
-  jobs: jobsFromEnv(),
+  contents: jobContentsFromEnv(),
   nonprofits: nonprofitsFromEnv(),
   transport: transportFromEnv(),
   progress: deliveriesFromEnv(),

@@ -1,6 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { BatchResult, Log, ReceivedMessage } from '../core/jobs/process-emails';
 import { METRIC } from '../core/observability/metric-names';
 import { logger, metrics, telemetry } from '../core/observability/telemetry';
@@ -48,6 +48,6 @@ function emitBatchMetrics(result: BatchResult): void {
 }
 
 /** Wraps a worker handler with the invocation's logging context and the metrics flush. */
-export function workerHandler<E, R>(handler: (event: E) => Promise<R>) {
+export function workerHandler<E, R>(handler: (event: E, context: Context) => Promise<R>) {
   return middy<E, R>().use(telemetry<E, R>()).handler(handler);
 }

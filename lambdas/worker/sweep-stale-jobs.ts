@@ -1,27 +1,36 @@
-// EventBridge schedule: sweeper --> active jobs --> re-enqueue recipients without an outcome
-
+// EventBridge schedule: sweeper --> queue depths + running jobs --> re-enqueue recipients whose messages were lost
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context } from 'aws-lambda';
 import { z } from 'zod';
-import { deliveriesFromEnv, emailQueueFromEnv, jobsFromEnv } from '../core/adapters';
+import {
+  deliveriesFromEnv,
+  emailQueueFromEnv,
+  jobContentsFromEnv,
+  jobsFromEnv,
+  queueGaugesFromEnv,
+} from '../core/adapters';
 import { readEnv } from '../core/env';
 import { type SweepDependencies, type SweepResult, sweepStaleJobs } from '../core/jobs/sweep';
 import { METRIC } from '../core/observability/metric-names';
 import { logger, metrics } from '../core/observability/telemetry';
 import { workerHandler } from './support';
 
-export const makeSweepStaleJobs = (deps: SweepDependencies) =>
-  workerHandler(async (): Promise<SweepResult> => {
-    const result = await sweepStaleJobs(deps);
+export const makeSweepStaleJobs = (deps: Omit<SweepDependencies, 'deadline'>) =>
+  workerHandler(async (_event: unknown, context: Context): Promise<SweepResult> => {
+    const deadline = new Date(Date.now() + context.getRemainingTimeInMillis());
+    const result = await sweepStaleJobs({ ...deps, deadline });
     metrics.addMetric(METRIC.sweeperReenqueued, MetricUnit.Count, result.reenqueued);
     logger.info('Sweep finished', { ...result });
     return result;
   });
 
-const env = readEnv({ SWEEPER_STALE_AFTER_SECONDS: z.coerce.number().int().positive() });
+const env = readEnv({ SWEEPER_QUEUE_SETTLE_SECONDS: z.coerce.number().int().min(0) });
 
 export const handler = makeSweepStaleJobs({
   jobs: jobsFromEnv(),
+  contents: jobContentsFromEnv(),
   deliveries: deliveriesFromEnv(),
   queue: emailQueueFromEnv(),
-  staleAfterMs: env.SWEEPER_STALE_AFTER_SECONDS * 1000,
+  gauges: queueGaugesFromEnv(),
+  settleMs: env.SWEEPER_QUEUE_SETTLE_SECONDS * 1000,
 });

@@ -1,15 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, Table, type TableProps } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-
-/** The index of nonprofits by email domain, which serves `GET /nonprofits?domain=`. */
-export const NONPROFITS_DOMAIN_INDEX = 'by-domain';
-/** A client's jobs, newest first: `GET /jobs`. */
-export const JOBS_BY_API_KEY_INDEX = 'by-api-key';
-/** Sparse: only jobs still running carry `active`; the sweeper reads this index alone. */
-export const ACTIVE_JOBS_INDEX = 'active';
-/** What was sent to one nonprofit, across jobs. */
-export const DELIVERIES_BY_RECIPIENT_INDEX = 'by-recipient';
+import { INDEX } from '../../lambdas/core/bindings';
 
 const string = (name: string) => ({ name, type: AttributeType.STRING });
 
@@ -20,26 +12,26 @@ export class MailerData extends Construct {
   readonly jobs: Table;
   /** What a job sends (part 0) and its recipients, sorted, in chunks (parts 1…): recorded before the job. */
   readonly jobContents: Table;
-  /** One item per recipient processed: the rendered email and its outcome. */
+  /** One item per recipient processed: the rendered email and its outcome. No index: nothing reads deliveries but by job. */
   readonly deliveries: Table;
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
     this.nonprofits = this.table('Nonprofits', { partitionKey: string('email') });
     this.nonprofits.addGlobalSecondaryIndex({
-      indexName: NONPROFITS_DOMAIN_INDEX,
+      indexName: INDEX.nonprofitsByDomain,
       partitionKey: string('domain'),
       sortKey: string('email'),
     });
 
     this.jobs = this.table('Jobs', { partitionKey: string('job_id') });
     this.jobs.addGlobalSecondaryIndex({
-      indexName: JOBS_BY_API_KEY_INDEX,
+      indexName: INDEX.jobsByApiKey,
       partitionKey: string('api_key_id'),
       sortKey: string('created_at'),
     });
     this.jobs.addGlobalSecondaryIndex({
-      indexName: ACTIVE_JOBS_INDEX,
+      indexName: INDEX.activeJobs,
       partitionKey: string('active'),
       sortKey: string('created_at'),
     });
@@ -52,11 +44,6 @@ export class MailerData extends Construct {
     this.deliveries = this.table('Deliveries', {
       partitionKey: string('job_id'),
       sortKey: string('recipient'),
-    });
-    this.deliveries.addGlobalSecondaryIndex({
-      indexName: DELIVERIES_BY_RECIPIENT_INDEX,
-      partitionKey: string('recipient'),
-      sortKey: string('job_id'),
     });
   }
 

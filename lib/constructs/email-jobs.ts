@@ -3,9 +3,10 @@ import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Construct } from 'constructs';
+import { INDEX, QUEUE, TABLE } from '../../lambdas/core/bindings';
 import type { MailerConfig } from '../config';
 import type { MailerApi } from './api';
-import { ACTIVE_JOBS_INDEX, JOBS_BY_API_KEY_INDEX, type MailerData } from './data';
+import type { MailerData } from './data';
 import { ProjectFunction } from './project-function';
 import type { EmailQueue } from './queue';
 
@@ -37,10 +38,10 @@ export class EmailJobs extends Construct {
       timeout: Duration.seconds(29),
       memorySize: 1024,
     })
-      .useTable(data.nonprofits, 'NONPROFITS_TABLE', ['dynamodb:BatchGetItem'])
-      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem', 'dynamodb:PutItem'])
-      .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:PutItem'])
-      .useQueue(queue.queue, 'EMAIL_QUEUE_URL')
+      .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:BatchGetItem'])
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:PutItem'])
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:PutItem'])
+      .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage'])
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('POST', '/send-email', sendEmail, {
       throttle: { rateLimit: config.sendEmailRequestsPerMinute / 60, burstLimit: config.sendEmailBurstLimit },
@@ -50,16 +51,16 @@ export class EmailJobs extends Construct {
       entry: 'api/list-jobs.ts',
       description: 'GET /jobs',
     })
-      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:Query'], { indexes: [JOBS_BY_API_KEY_INDEX] })
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:Query'], { indexes: [INDEX.jobsByApiKey] })
       .acknowledgeNoDeadLetterTarget('api');
-    listJobs.addEnvironment('JOBS_BY_API_KEY_INDEX', JOBS_BY_API_KEY_INDEX);
     api.addRoute('GET', '/jobs', listJobs);
 
     const getJob = new ProjectFunction(this, 'GetJob', {
       entry: 'api/get-job.ts',
       description: 'GET /jobs/{job_id}',
     })
-      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem'])
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('GET', '/jobs/{job_id}', getJob);
     api.addRoute('GET', '/jobs/{job_id}/status', getJob);
@@ -68,9 +69,9 @@ export class EmailJobs extends Construct {
       entry: 'api/list-job-emails.ts',
       description: 'GET /jobs/{job_id}/emails',
     })
-      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem'])
-      .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:GetItem', 'dynamodb:Query'])
-      .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:BatchGetItem'])
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem', 'dynamodb:Query'])
+      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:BatchGetItem'])
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('GET', '/jobs/{job_id}/emails', listEmails);
 
@@ -81,12 +82,12 @@ export class EmailJobs extends Construct {
       timeout: consumerTimeout,
       memorySize: 1024,
     })
-      .useTable(data.nonprofits, 'NONPROFITS_TABLE', ['dynamodb:BatchGetItem'])
-      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
-      .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:GetItem'])
-      .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:PutItem'])
+      .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:BatchGetItem'])
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
+      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:PutItem'])
+      .setting('EMAIL_TRANSPORT', 'record')
       .acknowledgeNoDeadLetterTarget('queue');
-    this.consumer.addEnvironment('EMAIL_TRANSPORT', 'record');
     consumeQueue(
       this.consumer,
       new SqsEventSource(queue.queue, {
@@ -102,9 +103,9 @@ export class EmailJobs extends Construct {
       description: 'Records emails that reached the dead-letter queue as failed',
       timeout: consumerTimeout,
     })
-      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
-      .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:GetItem'])
-      .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:PutItem'])
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
+      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:PutItem'])
       .acknowledgeNoDeadLetterTarget('queue');
     consumeQueue(
       this.deadLetterConsumer,
@@ -117,19 +118,19 @@ export class EmailJobs extends Construct {
 
     this.sweeper = new ProjectFunction(this, 'SweepStaleJobs', {
       entry: 'worker/sweep-stale-jobs.ts',
-      description: 'Re-enqueues the unsent recipients of stalled jobs',
+      description: 'Re-enqueues the recipients of running jobs whose messages can no longer be queued',
       timeout: Duration.minutes(5),
       memorySize: 1024,
     })
-      .useTable(data.jobs, 'JOBS_TABLE', ['dynamodb:Query', 'dynamodb:UpdateItem'], {
-        indexes: [ACTIVE_JOBS_INDEX],
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:Query', 'dynamodb:UpdateItem'], {
+        indexes: [INDEX.activeJobs],
       })
-      .useTable(data.jobContents, 'JOB_CONTENTS_TABLE', ['dynamodb:Query'])
-      .useTable(data.deliveries, 'DELIVERIES_TABLE', ['dynamodb:Query'])
-      .useQueue(queue.queue, 'EMAIL_QUEUE_URL')
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:Query'])
+      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:Query'])
+      .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage', 'sqs:GetQueueAttributes'])
+      .bindQueue(QUEUE.deadLetters, queue.deadLetterQueue, ['sqs:GetQueueAttributes'])
+      .setting('SWEEPER_QUEUE_SETTLE_SECONDS', String(config.sweeperQueueSettleSeconds))
       .acknowledgeNoDeadLetterTarget('schedule');
-    this.sweeper.addEnvironment('ACTIVE_JOBS_INDEX', ACTIVE_JOBS_INDEX);
-    this.sweeper.addEnvironment('SWEEPER_STALE_AFTER_SECONDS', String(config.sweeperStaleAfterSeconds));
     const schedule = new Rule(this, 'SweepSchedule', {
       description: 'Runs the sweeper of stalled email jobs',
       schedule: Schedule.rate(Duration.minutes(config.sweeperRateMinutes)),

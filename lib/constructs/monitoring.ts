@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import {
   Alarm,
   ComparisonOperator,
@@ -12,11 +12,12 @@ import {
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { Alias } from 'aws-cdk-lib/aws-kms';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { QUEUE, TABLE } from '../../lambdas/core/bindings';
 import { METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../lambdas/core/observability/metric-names';
 import type { MailerConfig } from '../config';
 import type { MailerApi } from './api';
@@ -76,14 +77,12 @@ export class MailerMonitoring extends Construct {
     this.alarmNamePrefix = `${stack.stackName}-`;
 
     this.health = new ProjectFunction(this, 'Health', { entry: 'api/health.ts', description: 'GET /health' })
-      .useTable(data.nonprofits, 'NONPROFITS_TABLE', ['dynamodb:GetItem'])
+      .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:GetItem'])
+      .bindQueue(QUEUE.emails, queue.queue, ['sqs:GetQueueAttributes'])
+      .bindQueue(QUEUE.deadLetters, queue.deadLetterQueue, ['sqs:GetQueueAttributes'])
+      .setting('ALARM_NAME_PREFIX', this.alarmNamePrefix)
+      .setting('SERVICE_VERSION', VERSION)
       .acknowledgeNoDeadLetterTarget('api');
-    this.health.addEnvironment('EMAIL_QUEUE_URL', queue.queue.queueUrl);
-    this.health.addEnvironment('DEAD_LETTER_QUEUE_URL', queue.deadLetterQueue.queueUrl);
-    queue.queue.grant(this.health, 'sqs:GetQueueAttributes');
-    queue.deadLetterQueue.grant(this.health, 'sqs:GetQueueAttributes');
-    this.health.addEnvironment('ALARM_NAME_PREFIX', this.alarmNamePrefix);
-    this.health.addEnvironment('SERVICE_VERSION', VERSION);
     this.health.addToRolePolicy(
       new PolicyStatement({
         actions: ['cloudwatch:DescribeAlarms'],
@@ -101,7 +100,7 @@ export class MailerMonitoring extends Construct {
 
     this.topic = new Topic(this, 'Alarms', {
       displayName: 'nonprofit-mailer alarms',
-      masterKey: Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+      masterKey: this.alarmTopicKey(stack),
       enforceSSL: true,
     });
     if (config.alarmEmail) {
@@ -139,6 +138,31 @@ export class MailerMonitoring extends Construct {
       },
       ...(route ? { label: `${route.method} ${route.path}` } : {}),
     });
+  }
+
+  /**
+   * The alarm topic's key. CloudWatch encrypts what it publishes with the topic's key, so the key's
+   * policy must let CloudWatch use it; the AWS-managed `alias/aws/sns` key cannot grant that, and a
+   * topic encrypted with it silently receives no alarm at all. Limited to this account's alarms.
+   */
+  private alarmTopicKey(stack: Stack): Key {
+    const key = new Key(this, 'AlarmTopicKey', {
+      description: 'Encrypts the nonprofit-mailer alarm topic; CloudWatch alarms may publish to it',
+      enableKeyRotation: true,
+      // It protects alarm notifications in transit, not data at rest: nothing needs it after the stack.
+      removalPolicy: RemovalPolicy.DESTROY,
+      pendingWindow: Duration.days(7),
+    });
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+      }),
+    );
+    return key;
   }
 
   private buildDashboard(api: MailerApi, queue: EmailQueue, functions: ProjectFunction[]): Dashboard {

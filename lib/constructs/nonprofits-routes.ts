@@ -1,6 +1,7 @@
 import { Construct } from 'constructs';
+import { INDEX, TABLE } from '../../lambdas/core/bindings';
 import type { MailerApi } from './api';
-import { type MailerData, NONPROFITS_DOMAIN_INDEX } from './data';
+import type { MailerData } from './data';
 import { type DynamoDbAction, ProjectFunction } from './project-function';
 
 export interface NonprofitsRoutesProps {
@@ -25,9 +26,8 @@ export class NonprofitsRoutes extends Construct {
       indexes: readonly string[] = [],
     ) => {
       const fn = new ProjectFunction(this, name, { entry, description: `${method} ${path}` })
-        .useTable(data.nonprofits, 'NONPROFITS_TABLE', actions, { indexes })
+        .bindTable(TABLE.nonprofits, data.nonprofits, actions, { indexes })
         .acknowledgeNoDeadLetterTarget('api');
-      fn.addEnvironment('NONPROFITS_DOMAIN_INDEX', NONPROFITS_DOMAIN_INDEX);
       api.addRoute(method, path, fn);
       this.functions.push(fn);
     };
@@ -39,7 +39,7 @@ export class NonprofitsRoutes extends Construct {
       'ListNonprofits',
       'api/list-nonprofits.ts',
       ['dynamodb:Query', 'dynamodb:Scan'],
-      [NONPROFITS_DOMAIN_INDEX],
+      [INDEX.nonprofitsByDomain],
     );
     route('GET', '/nonprofits/{email}', 'GetNonprofit', 'api/get-nonprofit.ts', ['dynamodb:GetItem']);
     route('PUT', '/nonprofits/{email}', 'UpdateNonprofit', 'api/update-nonprofit.ts', [

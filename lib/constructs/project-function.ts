@@ -7,10 +7,12 @@ import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-n
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import type { QueueBinding, TableBinding } from '../../lambdas/core/bindings';
 
 const LAMBDAS_DIR = fileURLToPath(new URL('../../lambdas/', import.meta.url));
 
 export type DynamoDbAction = `dynamodb:${string}`;
+export type SqsAction = 'sqs:SendMessage' | 'sqs:GetQueueAttributes';
 
 const NO_DLQ_REASONS = {
   api: 'Invoked synchronously by API Gateway; errors return to the client, a dead-letter queue applies only to asynchronous invocations.',
@@ -79,12 +81,13 @@ export class ProjectFunction extends NodejsFunction {
   }
 
   /**
-   * Names the table in an environment variable and grants exactly the actions the code calls, on the
-   * table and on the named indexes only (never `index/*`).
+   * Binds a table: sets the variable its adapter reads (see `lambdas/core/bindings.ts`) and grants
+   * exactly the actions the code calls, on the table and on the named indexes only (never `index/*`).
+   * Variable and grant are set together, so a function never holds one without the other.
    */
-  useTable(
+  bindTable(
+    variable: TableBinding,
     table: ITable,
-    variable: string,
     actions: readonly DynamoDbAction[],
     options: { indexes?: readonly string[] } = {},
   ): this {
@@ -96,10 +99,16 @@ export class ProjectFunction extends NodejsFunction {
     return this;
   }
 
-  /** Names the queue's URL in an environment variable and grants sending to it, nothing more. */
-  useQueue(queue: IQueue, variable: string): this {
+  /** Binds a queue: sets the variable holding its URL and grants exactly the actions the code calls. */
+  bindQueue(variable: QueueBinding, queue: IQueue, actions: readonly SqsAction[]): this {
     this.addEnvironment(variable, queue.queueUrl);
-    queue.grantSendMessages(this);
+    queue.grant(this, ...actions);
+    return this;
+  }
+
+  /** Sets a plain setting (not a resource): a value the handler validates at cold start. */
+  setting(variable: string, value: string): this {
+    this.addEnvironment(variable, value);
     return this;
   }
 

@@ -16,7 +16,7 @@ const CONTEXT = {
   sendEmailRequestsPerMinute: 600,
   sendEmailBurstLimit: 100,
   consumerMaxConcurrency: 2,
-  sweeperStaleAfterSeconds: 2,
+  sweeperQueueSettleSeconds: 2,
 };
 const DOMAIN = 'jobs-e2e.example.org';
 

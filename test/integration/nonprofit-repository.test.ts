@@ -3,7 +3,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ConflictError, NotFoundError, ValidationError } from '../../lambdas/core/errors';
 import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/repository';
-import { NONPROFITS_DOMAIN_INDEX } from '../../lib/constructs/data';
+
 import { dynamoDbClient } from '../../local/dynamodb';
 
 const client = dynamoDbClient(inject('dynamoDbEndpoint'));
@@ -14,7 +14,6 @@ if (!tableName) throw new Error('No nonprofits table in the synthesized template
 const repository = new DynamoNonprofitRepository({
   client: DynamoDBDocumentClient.from(client),
   tableName,
-  domainIndexName: NONPROFITS_DOMAIN_INDEX,
 });
 
 afterAll(() => client.destroy());

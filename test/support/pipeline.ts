@@ -9,15 +9,16 @@ import {
   DynamoDeliveries,
   type ProgressRecorder,
 } from '../../lambdas/core/jobs/deliveries';
+import { DynamoJobContents } from '../../lambdas/core/jobs/dynamodb/dynamo-job-contents';
+import { DynamoJobStore } from '../../lambdas/core/jobs/dynamodb/dynamo-job-store';
 import type { JobRecord } from '../../lambdas/core/jobs/job';
-import { DynamoJobStore } from '../../lambdas/core/jobs/job-store';
 import { sweepStaleJobs } from '../../lambdas/core/jobs/sweep';
 import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/repository';
 import { type EmailQueue, SqsEmailQueue } from '../../lambdas/core/queue/email-queue';
+import { SqsQueueGauge } from '../../lambdas/core/queue/queue-depth';
 import { type EmailTransport, RecordTransport } from '../../lambdas/core/transport/transport';
 import { makeRecordDeadLetters } from '../../lambdas/worker/record-dead-letters';
 import { makeSendEmails } from '../../lambdas/worker/send-emails';
-import { ACTIVE_JOBS_INDEX, JOBS_BY_API_KEY_INDEX, NONPROFITS_DOMAIN_INDEX } from '../../lib/constructs/data';
 import { dynamoDbClient } from '../../local/dynamodb';
 import { QueueEventSource } from '../../local/event-sources';
 import type { InvokeResult } from '../../local/functions';
@@ -65,15 +66,9 @@ export async function startPipeline(options: PipelineOptions = {}) {
   const nonprofits = new DynamoNonprofitRepository({
     client,
     tableName: tableNamed('DataNonprofits'),
-    domainIndexName: NONPROFITS_DOMAIN_INDEX,
   });
-  const jobs = new DynamoJobStore({
-    client,
-    jobsTable: tableNamed('DataJobs'),
-    contentsTable: tableNamed('DataJobContents'),
-    byApiKeyIndex: JOBS_BY_API_KEY_INDEX,
-    activeIndex: ACTIVE_JOBS_INDEX,
-  });
+  const jobs = new DynamoJobStore({ client, tableName: tableNamed('DataJobs') });
+  const contents = new DynamoJobContents({ client, tableName: tableNamed('DataJobContents') });
   const deliveries = new DynamoDeliveries({
     client,
     jobsTable: tableNamed('DataJobs'),
@@ -96,13 +91,13 @@ export async function startPipeline(options: PipelineOptions = {}) {
   const queue = options.queue ? options.queue(realQueue) : realQueue;
   const progress = options.progress ? options.progress(deliveries) : deliveries;
   const realConsumer: SqsHandler = makeSendEmails({
-    jobs,
+    contents,
     nonprofits,
     transport: options.transport ?? new RecordTransport(),
     progress,
   });
   const consumer = options.consumer ? options.consumer(realConsumer) : realConsumer;
-  const deadLetterConsumer = makeRecordDeadLetters({ jobs, progress: deliveries });
+  const deadLetterConsumer = makeRecordDeadLetters({ contents, progress: deliveries });
   const log = () => undefined;
   const sources = [
     new QueueEventSource({
@@ -129,12 +124,24 @@ export async function startPipeline(options: PipelineOptions = {}) {
     }),
   ];
 
-  const acceptDeps: AcceptJobDependencies = { jobs, nonprofits, queue, onEnqueueFailure: () => undefined };
+  const acceptDeps: AcceptJobDependencies = {
+    jobs,
+    contents,
+    nonprofits,
+    queue,
+    onEnqueueFailure: () => undefined,
+  };
+  const gauges = {
+    emails: new SqsQueueGauge(sqs, main.url),
+    deadLetters: new SqsQueueGauge(sqs, deadLetters.url),
+  };
   return {
     jobs,
+    contents,
     deliveries,
     nonprofits,
     queue: realQueue,
+    gauges,
     start: () => {
       for (const source of sources) source.start();
     },
@@ -153,8 +160,13 @@ export async function startPipeline(options: PipelineOptions = {}) {
       }
       return emails;
     },
+    /** Accepts a job as the API does. Its enqueue deadline is "now": sweep only after the call returns. */
     submit: (emails: string[], template = 'Dear {name} of {address}', apiKeyId = 'key-1') =>
-      acceptJob(acceptDeps, { apiKeyId, request: { emails, template, subject: 'For {name}', cc: [] } }),
+      acceptJob(acceptDeps, {
+        apiKeyId,
+        request: { emails, template, subject: 'For {name}', cc: [] },
+        enqueueDeadline: new Date(),
+      }),
     async waitForEnd(jobId: string, timeoutMs = 60_000): Promise<JobRecord> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
@@ -165,7 +177,16 @@ export async function startPipeline(options: PipelineOptions = {}) {
       }
     },
     /** One sweeper run over the real stores and queue. */
-    sweep: (staleAfterMs: number) => sweepStaleJobs({ jobs, deliveries, queue: realQueue, staleAfterMs }),
+    sweep: (settleMs: number) =>
+      sweepStaleJobs({
+        jobs,
+        contents,
+        deliveries,
+        queue: realQueue,
+        gauges,
+        settleMs,
+        deadline: new Date(Date.now() + 60_000),
+      }),
     async recorded(jobId: string, recipients: string[]): Promise<Map<string, DeliveryRecord>> {
       return deliveries.getMany(jobId, recipients);
     },

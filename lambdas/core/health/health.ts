@@ -1,3 +1,5 @@
+import type { QueueDepth } from '../queue/queue-depth';
+
 /**
  * GET /health: whether the system works, from real calls to what it depends on, each with a short
  * timeout. DynamoDB or the queue failing makes it `unhealthy` (503): nothing can be accepted or
@@ -7,11 +9,6 @@
  */
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
-
-export interface QueueDepth {
-  visible: number;
-  inFlight: number;
-}
 
 export interface HealthProbes {
   /** A real read of the registry table. */

@@ -3,10 +3,12 @@ import { ConflictError, NotFoundError } from '../errors';
 import type { NonprofitRepository } from '../nonprofits/repository';
 import type { EmailQueue } from '../queue/email-queue';
 import type { JobRecord, SendEmailRequest } from './job';
-import type { JobStore } from './job-store';
+import { acceptedJob } from './job-status';
+import type { JobContentStore, JobStore } from './job-store';
 
 export interface AcceptJobDependencies {
-  jobs: JobStore;
+  jobs: Pick<JobStore, 'get' | 'create'>;
+  contents: Pick<JobContentStore, 'put'>;
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
   queue: EmailQueue;
   now?: () => Date;
@@ -18,6 +20,11 @@ export interface AcceptJobInput {
   apiKeyId: string;
   request: SendEmailRequest;
   idempotencyKey?: string | undefined;
+  /**
+   * When the caller's own time runs out (the function's deadline): its enqueue ends by then, one way
+   * or another, which is what the sweeper needs to know before it may enqueue the job again.
+   */
+  enqueueDeadline: Date;
 }
 
 export interface AcceptedJob {
@@ -52,7 +59,7 @@ function replayOrConflict(existing: JobRecord, hash: string, apiKeyId: string): 
  * enqueueing fails the job stays accepted: it is recorded, and the sweeper enqueues what is unsent.
  */
 export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInput): Promise<AcceptedJob> {
-  const { apiKeyId, request, idempotencyKey } = input;
+  const { apiKeyId, request, idempotencyKey, enqueueDeadline } = input;
   const hash = requestHash(request);
   const jobId = idempotencyKey ? idempotentJobId(apiKeyId, idempotencyKey) : randomUUID();
   if (idempotencyKey) {
@@ -81,17 +88,30 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
   }
 
   const recipients = [...request.emails].sort();
-  const { job, created } = await deps.jobs.create({
+  const createdAt = (deps.now?.() ?? new Date()).toISOString();
+  // Content and recipients first: a job item that exists always has both.
+  await deps.contents.put({
     job_id: jobId,
-    api_key_id: apiKeyId,
     template: request.template,
     subject: request.subject ?? null,
     cc: request.cc ?? [],
+    accepted_at: createdAt,
     recipients,
     request_hash: hash,
-    created_at: (deps.now?.() ?? new Date()).toISOString(),
-    ...(idempotencyKey ? { idempotency_key: idempotencyKey } : {}),
   });
+  const { job, created } = await deps.jobs.create(
+    acceptedJob(
+      {
+        job_id: jobId,
+        api_key_id: apiKeyId,
+        request_hash: hash,
+        created_at: createdAt,
+        enqueue_deadline: enqueueDeadline.toISOString(),
+        ...(idempotencyKey ? { idempotency_key: idempotencyKey } : {}),
+      },
+      recipients.length,
+    ),
+  );
   if (!created) return replayOrConflict(job, hash, apiKeyId);
 
   try {

@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { backoff, chunks } from '../concurrency';
 import { batchGetAll, queryAll } from '../dynamo-paging';
+import { outcomesRecorded } from './job-status';
 
 export type DeliveryStatus = 'sent' | 'failed';
 
@@ -160,7 +161,6 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryReader {
     const now = this.now().toISOString();
     const sent = outcomes.filter((outcome) => outcome.status === 'sent').length;
     const failed = outcomes.length - sent;
-    const count = outcomes.length;
     const deliveries = outcomes.map((outcome) => ({
       Put: {
         TableName: this.options.deliveriesTable,
@@ -172,19 +172,7 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryReader {
       Update: {
         TableName: this.options.jobsTable,
         Key: { job_id: jobId },
-        ConditionExpression: last ? 'remaining = :count' : 'remaining > :count',
-        UpdateExpression: last
-          ? 'ADD sent :sent, failed :failed, remaining :minus SET updated_at = :now, started_at = if_not_exists(started_at, :now), completed_at = :now, #status = :completed REMOVE active'
-          : 'ADD sent :sent, failed :failed, remaining :minus SET updated_at = :now, started_at = if_not_exists(started_at, :now), #status = :processing',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: {
-          ':count': count,
-          ':sent': sent,
-          ':failed': failed,
-          ':minus': -count,
-          ':now': now,
-          ...(last ? { ':completed': 'completed' } : { ':processing': 'processing' }),
-        },
+        ...outcomesRecorded({ sent, failed, now, last }),
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
       },
     };

@@ -1,6 +1,6 @@
 import type { DeliveryReader } from './deliveries';
 import type { JobRecord } from './job';
-import type { JobStore } from './job-store';
+import type { JobContentStore } from './job-store';
 
 export const EMAIL_STATUSES = ['pending', 'sent', 'failed'] as const;
 export type EmailStatus = (typeof EMAIL_STATUSES)[number];
@@ -21,7 +21,7 @@ export interface JobEmail {
 const MAX_SCANNED_PER_REQUEST = 1_000;
 
 export interface ListJobEmailsDependencies {
-  jobs: Pick<JobStore, 'recipients' | 'content'>;
+  contents: Pick<JobContentStore, 'recipients' | 'content'>;
   deliveries: Pick<DeliveryReader, 'getMany'>;
 }
 
@@ -37,13 +37,13 @@ export async function listJobEmails(
   query: { status?: EmailStatus | undefined; limit: number; offset: number },
 ): Promise<{ items: JobEmail[]; nextOffset: number | null }> {
   const emails: JobEmail[] = [];
-  const cc = (await deps.jobs.content(job.job_id))?.cc ?? [];
+  const cc = (await deps.contents.content(job.job_id))?.cc ?? [];
   let offset = query.offset;
   const scanLimit = query.status ? MAX_SCANNED_PER_REQUEST : query.limit;
   let scanned = 0;
   while (offset < job.total_emails && emails.length < query.limit && scanned < scanLimit) {
     const window = Math.min(query.status ? 100 : query.limit - emails.length, scanLimit - scanned);
-    const recipients = await deps.jobs.recipients(job.job_id, offset, window);
+    const recipients = await deps.contents.recipients(job.job_id, offset, window);
     if (recipients.length === 0) break;
     const outcomes = await deps.deliveries.getMany(job.job_id, recipients);
     for (const recipient of recipients) {

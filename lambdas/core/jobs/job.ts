@@ -32,8 +32,13 @@ export interface JobRecord {
   /** A digest of the request, to tell a replay under an `Idempotency-Key` from a different request. */
   request_hash: string;
   idempotency_key?: string;
-  /** Present while the job runs, so the sweeper's sparse index holds only running jobs. */
+  /** Present while the job runs, so the sweeper's sparse index holds only running jobs (see job-status.ts). */
   active?: string;
+  /**
+   * When the last enqueue of the job's messages has ended at the latest (the enqueuing function's own
+   * deadline). Absent on jobs recorded before it existed, whose enqueue ended long ago.
+   */
+  enqueue_deadline?: string;
 }
 
 /** Checks a template field, reporting every bad placeholder with its position. */

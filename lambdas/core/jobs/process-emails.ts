@@ -5,7 +5,7 @@ import { compileTemplate, renderTemplate, type TemplatePart } from '../templates
 import { type EmailTransport, PermanentDeliveryError } from '../transport/transport';
 import type { DeliveryOutcome, ProgressRecorder } from './deliveries';
 import type { JobContent } from './job';
-import type { JobStore } from './job-store';
+import type { JobContentStore } from './job-store';
 
 /** A message as the event source hands it over. */
 export interface ReceivedMessage {
@@ -22,7 +22,7 @@ export type Log = (
 ) => void;
 
 export interface ProcessEmailsDependencies {
-  jobs: Pick<JobStore, 'content'>;
+  contents: Pick<JobContentStore, 'content'>;
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
   transport: EmailTransport;
   progress: ProgressRecorder;
@@ -66,10 +66,13 @@ interface CompiledJob {
 const compiledJobs = new Map<string, CompiledJob>();
 const MAX_CACHED_JOBS = 200;
 
-async function compiledJob(jobs: Pick<JobStore, 'content'>, jobId: string): Promise<CompiledJob | undefined> {
+async function compiledJob(
+  contents: Pick<JobContentStore, 'content'>,
+  jobId: string,
+): Promise<CompiledJob | undefined> {
   const cached = compiledJobs.get(jobId);
   if (cached) return cached;
-  const content = await jobs.content(jobId);
+  const content = await contents.content(jobId);
   if (!content) return undefined;
   const compiled = {
     jobId,
@@ -98,7 +101,7 @@ type Item = { message: ReceivedMessage; email: EmailMessage };
  * ours, or of a job that does not exist) is logged and left out rather than retried.
  */
 async function groupByJob(
-  deps: Pick<ProcessEmailsDependencies, 'jobs'>,
+  deps: Pick<ProcessEmailsDependencies, 'contents'>,
   messages: readonly ReceivedMessage[],
   log: Log,
 ) {
@@ -115,7 +118,7 @@ async function groupByJob(
   }
   const groups: { job: CompiledJob; items: Item[] }[] = [];
   for (const [jobId, items] of byJob) {
-    const job = await compiledJob(deps.jobs, jobId);
+    const job = await compiledJob(deps.contents, jobId);
     if (job) groups.push({ job, items });
     else
       log('ERROR', 'Dropping messages of a job that does not exist', {
@@ -240,7 +243,7 @@ async function deliver(
 
 /** Records messages that exhausted their receives as failed, so their jobs still end. */
 export async function recordDeadLetters(
-  deps: Pick<ProcessEmailsDependencies, 'jobs' | 'progress' | 'log' | 'now'>,
+  deps: Pick<ProcessEmailsDependencies, 'contents' | 'progress' | 'log' | 'now'>,
   messages: readonly ReceivedMessage[],
 ): Promise<BatchResult> {
   const result = emptyResult();

@@ -1,44 +1,84 @@
 import type { EmailQueue } from '../queue/email-queue';
+import { isEmpty, type QueueGauge } from '../queue/queue-depth';
 import type { DeliveryReader } from './deliveries';
-import type { JobStore } from './job-store';
+import type { JobRecord } from './job';
+import type { JobContentStore, JobStore } from './job-store';
 
 export interface SweepDependencies {
-  jobs: Pick<JobStore, 'activeJobs' | 'allRecipients' | 'touch'>;
+  jobs: Pick<JobStore, 'activeJobs' | 'claimReenqueue'>;
+  contents: Pick<JobContentStore, 'allRecipients'>;
   deliveries: Pick<DeliveryReader, 'processedRecipients'>;
   queue: EmailQueue;
-  /** A running job that made no progress for this long has lost messages (or never had them). */
-  staleAfterMs: number;
+  /** The email queue and its dead-letter queue: a message in either is still on its way to an outcome. */
+  gauges: { emails: QueueGauge; deadLetters: QueueGauge };
+  /**
+   * How long after a job's last enqueue the queues' counts can be trusted to include its messages
+   * (SQS's approximate counts settle about a minute after sends stop).
+   */
+  settleMs: number;
+  /** When this run's own enqueue ends at the latest (the sweeper function's deadline). */
+  deadline: Date;
   now?: () => Date;
 }
 
 export interface SweepResult {
   jobsChecked: number;
+  /** Running jobs left alone because their messages may still be queued. */
+  jobsWaiting: number;
   jobsSwept: number;
   reenqueued: number;
+  /** Whether both queues were empty when looked at (nothing can be on its way). */
+  queuesEmpty: boolean;
 }
 
+/** When a job's messages were last sent at the latest. Jobs recorded before the deadline existed fall back to their creation. */
+const lastEnqueueEnd = (job: JobRecord) => Date.parse(job.enqueue_deadline ?? job.created_at);
+
 /**
- * Finds running jobs without progress for `staleAfterMs` and enqueues again every recipient that
- * has no outcome yet: a crash between recording a job and enqueueing it, or messages lost by a
- * queue, still end in sent or failed. A recipient enqueued twice is harmless: the second outcome
- * is a duplicate and changes nothing.
+ * Recovery that reads the queue, not the clock. A running job's recipients without an outcome are
+ * enqueued again only when none of their messages can still be in a queue: both the email queue and
+ * its dead-letter queue were empty (nothing visible, in flight or delayed) when looked at, and the
+ * job's last enqueue had ended, plus the settling time, before that look. A message still queued
+ * behind a backlog is therefore never copied, however long the backlog; what was lost (an enqueue
+ * cut short by a crash, a queue that lost its messages) is enqueued once the queues drain.
+ *
+ * The order matters: the queues are looked at before the outcomes are read, so a message consumed in
+ * between is seen as an outcome, never as lost. Each re-enqueue is claimed on the job first, so two
+ * runs at once never enqueue the same job twice.
  */
 export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResult> {
-  const now = deps.now?.() ?? new Date();
-  const result: SweepResult = { jobsChecked: 0, jobsSwept: 0, reenqueued: 0 };
-  for (const job of await deps.jobs.activeJobs()) {
+  const clock = deps.now ?? (() => new Date());
+  const result: SweepResult = {
+    jobsChecked: 0,
+    jobsWaiting: 0,
+    jobsSwept: 0,
+    reenqueued: 0,
+    queuesEmpty: false,
+  };
+  const active = await deps.jobs.activeJobs();
+  if (active.length === 0) return result;
+
+  const lookedAt = clock().getTime();
+  const [emails, deadLetters] = await Promise.all([
+    deps.gauges.emails.depth(),
+    deps.gauges.deadLetters.depth(),
+  ]);
+  result.queuesEmpty = isEmpty(emails) && isEmpty(deadLetters);
+  for (const job of active) {
     result.jobsChecked++;
-    if (now.getTime() - Date.parse(job.updated_at) < deps.staleAfterMs) continue;
+    if (!result.queuesEmpty || lastEnqueueEnd(job) + deps.settleMs > lookedAt) {
+      result.jobsWaiting++;
+      continue;
+    }
     const [recipients, processed] = await Promise.all([
-      deps.jobs.allRecipients(job.job_id),
+      deps.contents.allRecipients(job.job_id),
       deps.deliveries.processedRecipients(job.job_id),
     ]);
     const unsent = recipients.filter((recipient) => !processed.has(recipient));
-    if (unsent.length > 0) {
-      await deps.queue.enqueue(unsent.map((recipient) => ({ job_id: job.job_id, recipient })));
-      result.reenqueued += unsent.length;
-    }
-    await deps.jobs.touch(job.job_id, now);
+    if (unsent.length === 0) continue;
+    if (!(await deps.jobs.claimReenqueue(job, deps.deadline, clock()))) continue;
+    await deps.queue.enqueue(unsent.map((recipient) => ({ job_id: job.job_id, recipient })));
+    result.reenqueued += unsent.length;
     result.jobsSwept++;
   }
   return result;

@@ -9,9 +9,9 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
+import { INDEX } from '../bindings';
 import { decodeCursor, encodeCursor, type Page } from '../cursor';
 import { batchGetAll } from '../dynamo-paging';
-import { requireSetting } from '../env';
 import { ConflictError, NotFoundError } from '../errors';
 import {
   domainOf,
@@ -45,8 +45,6 @@ export interface NonprofitRepository {
 export interface DynamoNonprofitRepositoryOptions {
   client: DynamoDBDocumentClient;
   tableName: string;
-  /** The GSI keyed by `domain` (sorted by `email`) that serves the domain filter; only `list` needs it. */
-  domainIndexName?: string | undefined;
   now?: () => Date;
 }
 
@@ -69,13 +67,11 @@ const notFound = (email: string) => new NotFoundError(`Nonprofit with email ${em
 export class DynamoNonprofitRepository implements NonprofitRepository {
   private readonly client: DynamoDBDocumentClient;
   private readonly tableName: string;
-  private readonly domainIndexName: string | undefined;
   private readonly now: () => Date;
 
   constructor(options: DynamoNonprofitRepositoryOptions) {
     this.client = options.client;
     this.tableName = options.tableName;
-    this.domainIndexName = options.domainIndexName;
     this.now = options.now ?? (() => new Date());
   }
 
@@ -168,7 +164,7 @@ export class DynamoNonprofitRepository implements NonprofitRepository {
         ? new ScanCommand({ TableName: this.tableName, Limit: limit + 1, ExclusiveStartKey: startKey })
         : new QueryCommand({
             TableName: this.tableName,
-            IndexName: requireSetting('domainIndexName', this.domainIndexName),
+            IndexName: INDEX.nonprofitsByDomain,
             KeyConditionExpression: '#domain = :domain',
             ExpressionAttributeNames: { '#domain': 'domain' },
             ExpressionAttributeValues: { ':domain': domain },

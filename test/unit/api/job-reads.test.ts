@@ -59,9 +59,11 @@ const outcomes = new Map<string, DeliveryRecord>([
 ]);
 const jobs = {
   get: async (id: string) => (id === JOB_ID ? job : undefined),
+  listForKey: async (apiKeyId: string) => ({ items: apiKeyId === 'key-1' ? [job] : [], nextCursor: null }),
+};
+const contents = {
   content: async (id: string) => (id === JOB_ID ? content : undefined),
   recipients: async (_: string, offset: number, count: number) => recipients.slice(offset, offset + count),
-  listForKey: async (apiKeyId: string) => ({ items: apiKeyId === 'key-1' ? [job] : [], nextCursor: null }),
 };
 const deliveries = {
   getMany: async (_: string, wanted: readonly string[]) =>
@@ -72,7 +74,7 @@ const asKey = (apiKeyId: string, overrides: Parameters<typeof apiEvent>[0] = {})
   apiEvent({ ...overrides, requestContext: { identity: { apiKeyId } } as never });
 
 describe('GET /jobs/{job_id}', () => {
-  const get = makeGetJob({ jobs });
+  const get = makeGetJob({ jobs, contents });
 
   it("answers the owner with the job's progress", async () => {
     const result = await get(
@@ -130,7 +132,7 @@ describe('GET /jobs', () => {
 });
 
 describe('GET /jobs/{job_id}/emails', () => {
-  const list = makeListJobEmails({ jobs, deliveries });
+  const list = makeListJobEmails({ jobs, contents, deliveries });
   const query = (parameters: Record<string, string>, apiKeyId = 'key-1') =>
     list(
       asKey(apiKeyId, { pathParameters: { job_id: JOB_ID }, queryStringParameters: parameters }),

@@ -25,7 +25,6 @@ const NOW = new Date('2026-11-27T10:00:00.000Z');
 const nonprofits = new DynamoNonprofitRepository({
   client: documentClient,
   tableName: 'nonprofits',
-  domainIndexName: 'by-domain',
   now: () => NOW,
 });
 const deps = { nonprofits };

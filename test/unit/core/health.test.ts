@@ -7,7 +7,7 @@ function probes(overrides: Partial<HealthProbes> = {}): HealthProbes {
   return {
     readDatabase: async () => undefined,
     queueDepth: async (which) =>
-      which === 'emails' ? { visible: 12, inFlight: 3 } : { visible: 0, inFlight: 0 },
+      which === 'emails' ? { visible: 12, inFlight: 3, delayed: 0 } : { visible: 0, inFlight: 0, delayed: 0 },
     firingAlarms: async () => [],
     ...overrides,
   };
@@ -37,7 +37,13 @@ describe('GET /health', () => {
   it('is degraded (still 200) with messages in the dead-letter queue or a firing alarm', async () => {
     const deadLetters = await answer(
       checkHealth(
-        probes({ queueDepth: async (which) => ({ visible: which === 'deadLetters' ? 4 : 0, inFlight: 0 }) }),
+        probes({
+          queueDepth: async (which) => ({
+            visible: which === 'deadLetters' ? 4 : 0,
+            inFlight: 0,
+            delayed: 0,
+          }),
+        }),
         'v',
       ),
     );

@@ -19,7 +19,7 @@ describe('logs', () => {
       });
     }
     const handler = makeSendEmails({
-      jobs: {
+      contents: {
         content: async () => ({
           template: TEMPLATE,
           subject: 'Offer',

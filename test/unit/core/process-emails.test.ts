@@ -41,7 +41,7 @@ function deps(overrides: { record?: ProgressRecorder['record']; registered?: str
   return {
     recorded,
     deps: {
-      jobs: { content: async (id: string) => (id === JOB_ID ? content : undefined) },
+      contents: { content: async (id: string) => (id === JOB_ID ? content : undefined) },
       nonprofits: {
         getMany: async (emails: readonly string[]) =>
           new Map(emails.filter((email) => registered.has(email)).map((email) => [email, nonprofit(email)])),

@@ -1,0 +1,132 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { INDEX } from '../../bindings';
+import { decodeCursor, encodeCursor, type Page } from '../../cursor';
+import { queryAll } from '../../dynamo-paging';
+import type { JobRecord } from '../job';
+import { ACTIVE_MARKER, reenqueueClaimed } from '../job-status';
+import type { JobQuery, JobStore } from '../job-store';
+
+/** How many index pages one listing request reads at most while a status filter skips items. */
+const MAX_PAGES_PER_LISTING = 10;
+
+/** The jobs table: one item per job with its status and counters (the content is elsewhere). */
+export class DynamoJobStore implements JobStore {
+  constructor(private readonly options: { client: DynamoDBDocumentClient; tableName: string }) {}
+
+  async create(job: JobRecord): Promise<{ job: JobRecord; created: boolean }> {
+    try {
+      await this.options.client.send(
+        new PutCommand({
+          TableName: this.options.tableName,
+          Item: job,
+          ConditionExpression: 'attribute_not_exists(job_id)',
+        }),
+      );
+      return { job, created: true };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const existing = await this.get(job.job_id);
+      if (!existing) throw error;
+      return { job: existing, created: false };
+    }
+  }
+
+  async get(jobId: string): Promise<JobRecord | undefined> {
+    const { Item } = await this.options.client.send(
+      new GetCommand({ TableName: this.options.tableName, Key: { job_id: jobId }, ConsistentRead: true }),
+    );
+    return Item as JobRecord | undefined;
+  }
+
+  /**
+   * Newest first from the index by API key. A status filter is applied while reading, so reading
+   * goes on across index pages (a bounded number) until the page is full.
+   */
+  async listForKey(apiKeyId: string, { status, limit, cursor }: JobQuery): Promise<Page<JobRecord>> {
+    const scope = `jobs:${apiKeyId}:${status ?? '*'}`;
+    const keySchema = z.strictObject({
+      job_id: z.uuid(),
+      api_key_id: z.literal(apiKeyId),
+      created_at: z.iso.datetime(),
+    });
+    let startKey: Record<string, unknown> | undefined = cursor
+      ? decodeCursor(cursor, scope, keySchema)
+      : undefined;
+    const items: JobRecord[] = [];
+    let lastEvaluated: Record<string, unknown> | undefined;
+    for (let page = 0; page < MAX_PAGES_PER_LISTING && items.length <= limit; page++) {
+      const input: QueryCommandInput = {
+        TableName: this.options.tableName,
+        IndexName: INDEX.jobsByApiKey,
+        KeyConditionExpression: 'api_key_id = :key',
+        ExpressionAttributeValues: { ':key': apiKeyId, ...(status ? { ':status': status } : {}) },
+        ...(status
+          ? { FilterExpression: '#status = :status', ExpressionAttributeNames: { '#status': 'status' } }
+          : {}),
+        ScanIndexForward: false,
+        Limit: limit + 1 - items.length,
+        ExclusiveStartKey: startKey,
+      };
+      const result = await this.options.client.send(new QueryCommand(input));
+      items.push(...((result.Items ?? []) as JobRecord[]));
+      lastEvaluated = result.LastEvaluatedKey;
+      if (!lastEvaluated) break;
+      startKey = lastEvaluated;
+    }
+    const pageItems = items.slice(0, limit);
+    const last = pageItems.at(-1);
+    const keyOf = (job: JobRecord) => ({
+      job_id: job.job_id,
+      api_key_id: job.api_key_id,
+      created_at: job.created_at,
+    });
+    let nextCursor: string | null = null;
+    if (items.length > limit && last) nextCursor = encodeCursor(keyOf(last), scope);
+    else if (lastEvaluated) nextCursor = encodeCursor(lastEvaluated, scope);
+    return { items: pageItems, nextCursor };
+  }
+
+  async activeJobs(): Promise<JobRecord[]> {
+    const items = await queryAll(this.options.client, {
+      TableName: this.options.tableName,
+      IndexName: INDEX.activeJobs,
+      KeyConditionExpression: 'active = :active',
+      ExpressionAttributeValues: { ':active': ACTIVE_MARKER },
+    });
+    return items as unknown as JobRecord[];
+  }
+
+  async claimReenqueue(
+    job: Pick<JobRecord, 'job_id' | 'enqueue_deadline'>,
+    deadline: Date,
+    now: Date,
+  ): Promise<boolean> {
+    try {
+      await this.options.client.send(
+        new UpdateCommand({
+          TableName: this.options.tableName,
+          Key: { job_id: job.job_id },
+          ...reenqueueClaimed({
+            previousDeadline: job.enqueue_deadline,
+            deadline: deadline.toISOString(),
+            now: now.toISOString(),
+          }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      // The job ended meanwhile, or another sweeper run took it first: nothing to do.
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,156 @@
+import type { JobRecord } from './job';
+
+/**
+ * The one owner of a job's status and its bookkeeping. A job is `queued` when accepted, `processing`
+ * from its first recorded outcome, and `completed` by the write that records its last one (the
+ * write whose outcomes bring `remaining` to 0). While it runs it carries the `active` marker, so the
+ * sweeper's sparse index holds running jobs only, and `enqueue_deadline`: the moment by which the
+ * last enqueue of its messages has ended, one way or another, which the sweeper compares with what
+ * the queue can still hold. Every write of these attributes is built here, from named parts.
+ */
+
+/** The value of `active` on a running job (the index key; any constant would do). */
+export const ACTIVE_MARKER = 'yes';
+
+/** The expressions of one conditional DynamoDB update, ready to spread into an Update input. */
+export interface JobUpdate {
+  UpdateExpression: string;
+  ConditionExpression: string;
+  ExpressionAttributeNames: Record<string, string>;
+  ExpressionAttributeValues: Record<string, unknown>;
+}
+
+/** Builds an update from named parts; every attribute and value gets a placeholder, so no name can clash with a reserved word. */
+class UpdateBuilder {
+  private readonly names = new Map<string, string>();
+  private readonly values: Record<string, unknown> = {};
+  private readonly sets: string[] = [];
+  private readonly adds: string[] = [];
+  private readonly removes: string[] = [];
+  private readonly conditions: string[] = [];
+
+  private name(attribute: string): string {
+    let placeholder = this.names.get(attribute);
+    if (!placeholder) {
+      placeholder = `#a${this.names.size}`;
+      this.names.set(attribute, placeholder);
+    }
+    return placeholder;
+  }
+
+  private value(value: unknown): string {
+    const placeholder = `:v${Object.keys(this.values).length}`;
+    this.values[placeholder] = value;
+    return placeholder;
+  }
+
+  set(attribute: keyof JobRecord, value: unknown): this {
+    this.sets.push(`${this.name(attribute)} = ${this.value(value)}`);
+    return this;
+  }
+
+  setOnce(attribute: keyof JobRecord, value: unknown): this {
+    const name = this.name(attribute);
+    this.sets.push(`${name} = if_not_exists(${name}, ${this.value(value)})`);
+    return this;
+  }
+
+  add(attribute: keyof JobRecord, amount: number): this {
+    this.adds.push(`${this.name(attribute)} ${this.value(amount)}`);
+    return this;
+  }
+
+  remove(attribute: keyof JobRecord): this {
+    this.removes.push(this.name(attribute));
+    return this;
+  }
+
+  when(attribute: keyof JobRecord, operator: '=' | '>', value: unknown): this {
+    this.conditions.push(`${this.name(attribute)} ${operator} ${this.value(value)}`);
+    return this;
+  }
+
+  whenPresent(attribute: keyof JobRecord): this {
+    this.conditions.push(`attribute_exists(${this.name(attribute)})`);
+    return this;
+  }
+
+  whenAbsent(attribute: keyof JobRecord): this {
+    this.conditions.push(`attribute_not_exists(${this.name(attribute)})`);
+    return this;
+  }
+
+  build(): JobUpdate {
+    const clauses = [
+      this.sets.length > 0 ? `SET ${this.sets.join(', ')}` : '',
+      this.adds.length > 0 ? `ADD ${this.adds.join(', ')}` : '',
+      this.removes.length > 0 ? `REMOVE ${this.removes.join(', ')}` : '',
+    ].filter(Boolean);
+    return {
+      UpdateExpression: clauses.join(' '),
+      ConditionExpression: this.conditions.join(' AND '),
+      ExpressionAttributeNames: Object.fromEntries(
+        [...this.names].map(([attribute, name]) => [name, attribute]),
+      ),
+      ExpressionAttributeValues: this.values,
+    };
+  }
+}
+
+/** A job as accepted: `queued`, running (so the sweeper sees it), every recipient remaining. */
+export function acceptedJob(
+  fields: Pick<JobRecord, 'job_id' | 'api_key_id' | 'request_hash' | 'created_at' | 'enqueue_deadline'> &
+    Partial<Pick<JobRecord, 'idempotency_key'>>,
+  totalEmails: number,
+): JobRecord {
+  return {
+    ...fields,
+    status: 'queued',
+    total_emails: totalEmails,
+    sent: 0,
+    failed: 0,
+    remaining: totalEmails,
+    updated_at: fields.created_at,
+    active: ACTIVE_MARKER,
+  };
+}
+
+/**
+ * Counts outcomes into the job. As a middle write it requires more than `count` recipients to
+ * remain, and marks the job `processing`; as the last write it requires exactly `count` to remain,
+ * and completes the job in the same update. A count that does not fit fails the condition, so the
+ * caller learns how many remain and picks the right one: `completed` can never be skipped.
+ */
+export function outcomesRecorded(outcome: {
+  sent: number;
+  failed: number;
+  now: string;
+  last: boolean;
+}): JobUpdate {
+  const count = outcome.sent + outcome.failed;
+  const update = new UpdateBuilder()
+    .when('remaining', outcome.last ? '=' : '>', count)
+    .add('sent', outcome.sent)
+    .add('failed', outcome.failed)
+    .add('remaining', -count)
+    .set('updated_at', outcome.now)
+    .setOnce('started_at', outcome.now);
+  if (!outcome.last) return update.set('status', 'processing').build();
+  return update.set('status', 'completed').set('completed_at', outcome.now).remove('active').build();
+}
+
+/**
+ * The sweeper takes charge of enqueueing a running job again, until `deadline`. The condition makes
+ * it exclusive: it holds only while the job runs and nobody moved the deadline since it was read,
+ * so two sweeper runs at once never enqueue the same recipients twice.
+ */
+export function reenqueueClaimed(claim: {
+  previousDeadline: string | undefined;
+  deadline: string;
+  now: string;
+}): JobUpdate {
+  const update = new UpdateBuilder().whenPresent('active');
+  if (claim.previousDeadline === undefined) update.whenAbsent('enqueue_deadline');
+  else update.when('enqueue_deadline', '=', claim.previousDeadline);
+  return update.set('enqueue_deadline', claim.deadline).set('updated_at', claim.now).build();
+}
