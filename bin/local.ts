@@ -6,32 +6,62 @@ import { PROJECT_ROOT } from '../local/synth';
 
 const port = Number(process.env.PORT ?? 3000);
 const stateDir = resolve(process.env.LOCAL_STATE_DIR ?? `${PROJECT_ROOT}.local`);
+/** How long a clean stop may take before the engines are killed outright. */
+const STOP_DEADLINE_MS = 15_000;
 
 let runtime: LocalRuntime | undefined;
+let starting: Promise<LocalRuntime> | undefined;
 let stopping = false;
+/** Set once stdout or stderr fails (a closed terminal, a dead reader of the pipe): nothing is written after. */
+let outputGone = false;
+
+function say(line: string, stream: NodeJS.WriteStream = process.stdout): void {
+  if (outputGone) return;
+  try {
+    stream.write(`${line}\n`);
+  } catch {
+    outputGone = true;
+  }
+}
 
 async function shutdown(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  console.log('Stopping the local runtime…');
-  await runtime?.stop();
-  process.exit(code);
+  say('Stopping the local runtime…');
+  // A stop that hangs must not leave the engines behind: past the deadline they are killed.
+  setTimeout(() => process.exit(code), STOP_DEADLINE_MS).unref();
+  try {
+    // A signal during start-up waits for the engines being started, so none is left behind.
+    runtime ??= await starting?.catch(() => undefined);
+    await runtime?.stop();
+  } finally {
+    process.exit(code);
+  }
 }
 
-process.on('SIGINT', () => void shutdown(0));
-process.on('SIGTERM', () => void shutdown(0));
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(0));
+// Without a reader, every write would fail again: stop instead of spinning on errors.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', () => {
+    outputGone = true;
+    void shutdown(0);
+  });
+}
 process.on('uncaughtException', (error) => {
-  console.error(error);
+  say(String(error.stack ?? error), process.stderr);
   void shutdown(1);
 });
 // Whatever happens, the Java process group does not outlive this one.
 process.on('exit', () => runtime?.killNow());
 
 try {
-  console.log('Synthesizing the CDK app and starting the local runtime…');
-  runtime = await startLocalRuntime({ port, stateDir });
+  say('Synthesizing the CDK app and starting the local runtime…');
+  starting = startLocalRuntime({ port, stateDir, log: (line) => say(line) });
+  runtime = await starting;
   const [key] = runtime.apiKeys;
-  console.log(`
+  // Stopped during start-up: shutdown() has the runtime now; no banner for a system going away.
+  if (!stopping)
+    say(`
 nonprofit-mailer is running locally.
   API:      ${runtime.url}
   API key:  ${key?.value ?? '(none)'}
@@ -44,6 +74,9 @@ Try:
 
 Ctrl-C stops everything.`);
 } catch (error) {
-  console.error('The local runtime could not start:', error);
+  say(
+    `The local runtime could not start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    process.stderr,
+  );
   await shutdown(1);
 }

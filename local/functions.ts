@@ -24,16 +24,34 @@ export interface LocalFunctionOptions {
   onLog?: (functionName: string, line: string) => void;
 }
 
+type InitOutcome =
+  | { ok: true; ms: number }
+  | { ok: false; ms: number; error: { errorType: string; errorMessage: string; stack?: string } };
+
 interface Environment {
   worker: Worker;
   busy: boolean;
+  /** Settles once the module has loaded (Lambda's init phase), with how long that took. */
+  ready: Promise<InitOutcome>;
+  initializing: boolean;
+  /** Whether an invocation has already run here (so its init was already paid for). */
+  warm: boolean;
 }
+
+/** Lambda's limit on the init phase; past it, Lambda retries init inside the invocation, under its timeout. */
+const INIT_LIMIT_MS = 10_000;
+/**
+ * Execution environments of one function that load their module at once. On a laptop's few cores,
+ * ten bundles loading together each take ten times as long; a few at a time serve a burst sooner.
+ */
+const PARALLEL_INITS = 2;
 
 /**
  * One Lambda function, run from its bundled asset in worker threads: each worker is an execution
  * environment with the environment variables the template gives the function, handling one event at
- * a time; more are started while all are busy. An invocation past the function's timeout ends its
- * worker, as Lambda ends the sandbox.
+ * a time; more are started while all are busy. Loading the module is the init phase, timed apart as
+ * Lambda times it: an invocation's timeout starts when its handler is called. An invocation past
+ * its timeout ends its worker, as Lambda ends the sandbox.
  */
 export class LocalFunction {
   private readonly environments: Environment[] = [];
@@ -56,44 +74,17 @@ export class LocalFunction {
   async invoke(event: unknown): Promise<InvokeResult> {
     const environment = await this.acquire();
     const started = performance.now();
-    const id = this.nextId++;
-    const timeoutMs = this.options.timeoutSeconds * 1000;
     try {
-      return await new Promise<InvokeResult>((resolve) => {
-        const timer = setTimeout(() => {
-          cleanup();
-          this.discard(environment);
-          resolve({
-            ok: false,
-            error: {
-              errorType: 'Sandbox.Timedout',
-              errorMessage: `Task timed out after ${this.options.timeoutSeconds} seconds`,
-            },
-          });
-        }, timeoutMs);
-        const onMessage = (message: { id: number } & InvokeResult) => {
-          if (message.id !== id) return;
-          cleanup();
-          const { id: _, ...result } = message;
-          resolve(result as InvokeResult);
-        };
-        const onExit = (code: number) => {
-          cleanup();
-          this.discard(environment);
-          resolve({
-            ok: false,
-            error: { errorType: 'Runtime.ExitError', errorMessage: `Runtime exited with code ${code}` },
-          });
-        };
-        const cleanup = () => {
-          clearTimeout(timer);
-          environment.worker.off('message', onMessage);
-          environment.worker.off('exit', onExit);
-        };
-        environment.worker.on('message', onMessage);
-        environment.worker.on('exit', onExit);
-        environment.worker.postMessage({ id, event, requestId: randomUUID() });
-      });
+      const timeoutMs = this.options.timeoutSeconds * 1000;
+      const init = await this.initialized(environment, timeoutMs);
+      if (!init.ok) {
+        this.discard(environment);
+        return { ok: false, error: init.error };
+      }
+      // As in Lambda, an init past its own limit is finished inside the first invocation, on its clock.
+      const handlerMs = environment.warm ? timeoutMs : timeoutMs - Math.max(0, init.ms - INIT_LIMIT_MS);
+      environment.warm = true;
+      return await this.run(environment, event, handlerMs);
     } finally {
       this.invocations++;
       this.totalMs += performance.now() - started;
@@ -106,32 +97,105 @@ export class LocalFunction {
     await Promise.all(workers);
   }
 
+  /** Waits for the environment's module to load: Lambda's init limit, then the function's timeout. */
+  private async initialized(environment: Environment, timeoutMs: number): Promise<InitOutcome> {
+    let timer: NodeJS.Timeout | undefined;
+    const limitMs = INIT_LIMIT_MS + timeoutMs;
+    const tooLong = new Promise<InitOutcome>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve({
+            ok: false,
+            ms: limitMs,
+            error: {
+              errorType: 'Sandbox.Timedout',
+              errorMessage: `Initialization did not end within ${INIT_LIMIT_MS / 1000} seconds and the ${this.options.timeoutSeconds}-second timeout`,
+            },
+          }),
+        limitMs,
+      );
+    });
+    try {
+      return await Promise.race([environment.ready, tooLong]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private run(environment: Environment, event: unknown, timeoutMs: number): Promise<InvokeResult> {
+    const id = this.nextId++;
+    return new Promise<InvokeResult>((resolve) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        this.discard(environment);
+        resolve({
+          ok: false,
+          error: {
+            errorType: 'Sandbox.Timedout',
+            errorMessage: `Task timed out after ${this.options.timeoutSeconds} seconds`,
+          },
+        });
+      }, timeoutMs);
+      const onMessage = (message: { id?: number } & InvokeResult) => {
+        if (message.id !== id) return;
+        cleanup();
+        const { id: _, ...result } = message;
+        resolve(result as InvokeResult);
+      };
+      const onExit = (code: number) => {
+        cleanup();
+        this.discard(environment);
+        resolve({
+          ok: false,
+          error: { errorType: 'Runtime.ExitError', errorMessage: `Runtime exited with code ${code}` },
+        });
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        environment.worker.off('message', onMessage);
+        environment.worker.off('exit', onExit);
+      };
+      environment.worker.on('message', onMessage);
+      environment.worker.on('exit', onExit);
+      environment.worker.postMessage({ id, event, requestId: randomUUID(), timeoutMs });
+    });
+  }
+
+  private initializingCount(): number {
+    return this.environments.filter((environment) => environment.initializing).length;
+  }
+
+  private canStartEnvironment(): boolean {
+    return (
+      this.environments.length < (this.options.maxConcurrency ?? 10) &&
+      this.initializingCount() < PARALLEL_INITS
+    );
+  }
+
   private async acquire(): Promise<Environment> {
     const idle = this.environments.find((environment) => !environment.busy);
     if (idle) {
       idle.busy = true;
       return idle;
     }
-    if (this.environments.length < (this.options.maxConcurrency ?? 10)) {
-      const environment = { worker: this.startWorker(), busy: true };
-      this.environments.push(environment);
-      return environment;
-    }
+    if (this.canStartEnvironment()) return this.startEnvironment();
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
+  /** A finished init frees a slot: invocations still waiting may get an environment of their own. */
+  private grow(): void {
+    while (this.waiting.length > 0 && this.canStartEnvironment()) {
+      this.waiting.shift()?.(this.startEnvironment());
+    }
+  }
+
   private release(environment: Environment): void {
+    const next = this.waiting.shift();
     if (!this.environments.includes(environment)) {
       // Its worker was discarded: a waiting invocation gets a fresh environment instead.
-      const next = this.waiting.shift();
-      if (next) {
-        const fresh = { worker: this.startWorker(), busy: true };
-        this.environments.push(fresh);
-        next(fresh);
-      }
+      if (next) next(this.startEnvironment());
       return;
     }
-    const next = this.waiting.shift();
     if (next) next(environment);
     else environment.busy = false;
   }
@@ -142,8 +206,50 @@ export class LocalFunction {
     void environment.worker.terminate();
   }
 
+  private startEnvironment(): Environment {
+    const worker = this.startWorker();
+    const started = performance.now();
+    const environment: Environment = {
+      worker,
+      busy: true,
+      initializing: true,
+      warm: false,
+      ready: new Promise<InitOutcome>((resolve) => {
+        const settle = (outcome: InitOutcome) => {
+          worker.off('message', onMessage);
+          worker.off('exit', onExit);
+          environment.initializing = false;
+          resolve(outcome);
+          this.grow();
+        };
+        const onMessage = (message: {
+          type?: string;
+          error?: { errorType: string; errorMessage: string };
+        }) => {
+          const ms = performance.now() - started;
+          if (message.type === 'ready') settle({ ok: true, ms });
+          else if (message.type === 'initError' && message.error)
+            settle({ ok: false, ms, error: { ...message.error, errorType: 'Runtime.ImportModuleError' } });
+        };
+        const onExit = (code: number) =>
+          settle({
+            ok: false,
+            ms: performance.now() - started,
+            error: {
+              errorType: 'Runtime.ExitError',
+              errorMessage: `Runtime exited with code ${code} during init`,
+            },
+          });
+        worker.on('message', onMessage);
+        worker.on('exit', onExit);
+      }),
+    };
+    this.environments.push(environment);
+    return environment;
+  }
+
   private startWorker(): Worker {
-    const { assetDir, handler, functionName, environment, timeoutSeconds, memorySize } = this.options;
+    const { assetDir, handler, functionName, environment, memorySize } = this.options;
     const [moduleName, exportName = 'handler'] = handler.split('.');
     const modulePath = ['.mjs', '.js', '.cjs']
       .map((extension) => join(assetDir, `${moduleName}${extension}`))
@@ -158,7 +264,6 @@ export class LocalFunction {
         exportName,
         functionName,
         memorySize,
-        timeoutMs: timeoutSeconds * 1000,
         enableSourceMaps: (environment.NODE_OPTIONS ?? '').includes('--enable-source-maps'),
       },
     });

@@ -38,7 +38,8 @@ export interface GatewayOptions {
   /** The value of each API key, by key id (API Gateway generates values; locally they are kept on disk). */
   keyValues: Map<string, string>;
   invoke: (functionLogicalId: string, event: unknown) => Promise<InvokeResult>;
-  onError?: (message: string, detail: unknown) => void;
+  /** One readable line for each 5xx the gateway itself answers: the route, the function and why. */
+  onError?: (line: string) => void;
   now?: () => number;
   integrationTimeoutMs?: number;
   /** Paths the runtime itself answers (under `/_local/`), outside the API and its keys. */
@@ -113,7 +114,12 @@ export class LocalGateway {
 
     const event = this.proxyEvent(request, url, path, match, headers, apiKey, requestId);
     const result = await this.invokeWithTimeout(route.functionLogicalId, event);
-    if (result === 'timeout') return answer(ANSWERS.timedOut, requestId);
+    if (result === 'timeout') {
+      this.options.onError?.(
+        `504 ${route.method} ${route.resourcePath} → ${route.functionLogicalId}: no answer within API Gateway's ${(this.options.integrationTimeoutMs ?? INTEGRATION_TIMEOUT_MS) / 1000} s`,
+      );
+      return answer(ANSWERS.timedOut, requestId);
+    }
     return this.toResponse(route, result, requestId);
   }
 
@@ -135,13 +141,19 @@ export class LocalGateway {
             outgoing.end(response.body);
           },
           (error: unknown) => {
-            this.options.onError?.('Gateway failure', error);
+            this.options.onError?.(
+              `502 ${incoming.method} ${incoming.url}: gateway failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+            );
             const failed = answer(ANSWERS.integrationFailed, randomUUID());
             outgoing.writeHead(failed.statusCode, failed.headers);
             outgoing.end(failed.body);
           },
         );
     });
+    // Idle connections stay open longer than clients keep them (undici: 4 s), so the client always
+    // closes first; a server closing at the same moment makes a reused socket fail ("other side closed").
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve(server));
@@ -309,9 +321,11 @@ export class LocalGateway {
       'statusCode' in value &&
       Number.isInteger(Number(value.statusCode));
     if (!result.ok || !valid) {
+      const reason = result.ok
+        ? 'the function answered no { statusCode, body } (a malformed Lambda proxy response)'
+        : `${result.error.errorType}: ${result.error.errorMessage}`;
       this.options.onError?.(
-        `${route.method} ${route.resourcePath}: integration failed`,
-        result.ok ? 'Malformed Lambda proxy response' : result.error,
+        `502 ${route.method} ${route.resourcePath} → ${route.functionLogicalId}: ${reason}`,
       );
       return answer(ANSWERS.integrationFailed, requestId);
     }

@@ -9,7 +9,6 @@ interface WorkerInput {
   exportName: string;
   functionName: string;
   memorySize: number;
-  timeoutMs: number;
   enableSourceMaps: boolean;
 }
 
@@ -17,6 +16,8 @@ interface Invocation {
   id: number;
   event: unknown;
   requestId: string;
+  /** What is left of the function's timeout for this invocation. */
+  timeoutMs: number;
 }
 
 type Handler = (event: unknown, context: Record<string, unknown>) => Promise<unknown>;
@@ -38,10 +39,17 @@ const handlerReady: Promise<Handler> = import(pathToFileURL(input.modulePath).hr
   }
   return handler as Handler;
 });
-// An init error is reported with the first invocation, as Lambda reports Runtime.ImportModuleError.
-handlerReady.catch(() => undefined);
+// The parent times initialization apart from invocations (Lambda's init phase has its own limit),
+// so it is told when the module has loaded, or why it could not.
+handlerReady.then(
+  () => port.postMessage({ type: 'ready' }),
+  (error: unknown) => port.postMessage({ type: 'initError', error: describeError(error) }),
+);
 
-port.on('message', async ({ id, event, requestId }: Invocation) => {
+/** Lambda's limit on a synchronous invocation's response; past it the caller gets an error instead. */
+const MAX_RESPONSE_BYTES = 6_291_556;
+
+port.on('message', async ({ id, event, requestId, timeoutMs }: Invocation) => {
   const started = Date.now();
   const context = {
     functionName: input.functionName,
@@ -52,11 +60,23 @@ port.on('message', async ({ id, event, requestId }: Invocation) => {
     logGroupName: `/aws/lambda/${input.functionName}`,
     logStreamName: 'local',
     callbackWaitsForEmptyEventLoop: true,
-    getRemainingTimeInMillis: () => Math.max(0, input.timeoutMs - (Date.now() - started)),
+    getRemainingTimeInMillis: () => Math.max(0, timeoutMs - (Date.now() - started)),
   };
   try {
     const handler = await handlerReady;
     const value = await handler(event, context);
+    const size = Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
+    if (size > MAX_RESPONSE_BYTES) {
+      port.postMessage({
+        id,
+        ok: false,
+        error: {
+          errorType: 'Function.ResponseSizeTooLarge',
+          errorMessage: `Response payload size (${size} bytes) exceeded maximum allowed payload size (${MAX_RESPONSE_BYTES} bytes).`,
+        },
+      });
+      return;
+    }
     port.postMessage({ id, ok: true, value });
   } catch (error) {
     port.postMessage({ id, ok: false, error: describeError(error) });

@@ -116,7 +116,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       model,
       keyValues,
       invoke,
-      onError: (message, detail) => log(`[gateway] ${message}: ${JSON.stringify(detail)}`),
+      onError: (line) => log(`[gateway] ${line}`),
       localRoutes: new Map([
         [
           '/_local/metrics',

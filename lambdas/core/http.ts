@@ -9,6 +9,8 @@ export type ApiResult = APIGatewayProxyResult;
 export type ApiRoute = (event: ApiEvent, context: Context) => Promise<ApiResult>;
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
+/** Problems listed at most in an error's `details`; `details_total` says how many there were. */
+export const MAX_DETAILS = 20;
 
 export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): ApiResult {
   return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
@@ -25,8 +27,14 @@ export function noContent(): ApiResult {
  */
 export function errorResponse(error: unknown): ApiResult {
   if (error instanceof AppError) {
-    const details = error.details.length > 0 ? error.details : undefined;
-    return json(error.status, { message: error.message, code: error.code, details });
+    if (error.details.length === 0) return json(error.status, { message: error.message, code: error.code });
+    // Bounded: a body with 300,000 bad fields must not answer megabytes (past 6 MB Lambda fails it).
+    return json(error.status, {
+      message: error.message,
+      code: error.code,
+      details: error.details.slice(0, MAX_DETAILS),
+      details_total: error.details.length,
+    });
   }
   logger.error('Unhandled error', error instanceof Error ? error : new Error(String(error)));
   return json(500, { message: 'Internal server error', code: 'INTERNAL_ERROR' });

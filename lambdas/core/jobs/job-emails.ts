@@ -17,6 +17,14 @@ export interface JobEmail {
   sent_at: string | null;
 }
 
+/**
+ * Bytes of emails one page holds at most, measured as they leave the function: the page is JSON
+ * inside the Lambda proxy response's JSON string, so escaping can nearly double it, and Lambda
+ * fails any response over 6 MB. One email alone always fits (a delivery item is at most 400 KB).
+ */
+export const MAX_PAGE_BYTES = 2_500_000;
+const answerBytes = (email: JobEmail) => Buffer.byteLength(JSON.stringify(JSON.stringify(email)), 'utf8');
+
 /** Recipients examined at most per request while a status filter skips others. */
 const MAX_SCANNED_PER_REQUEST = 1_000;
 
@@ -29,7 +37,7 @@ export interface ListJobEmailsDependencies {
  * Every recipient of a job in its stored (sorted) order, each with its outcome, or `pending` while it
  * has none. Pages are windows of the recipient list, so the cursor is a position in it; with a status
  * filter, a page may hold fewer than `limit` entries (at most 1,000 recipients are read per request)
- * and `nextOffset` continues the scan.
+ * and `nextOffset` continues the scan. A page also ends early at `MAX_PAGE_BYTES`.
  */
 export async function listJobEmails(
   deps: ListJobEmailsDependencies,
@@ -41,14 +49,14 @@ export async function listJobEmails(
   let offset = query.offset;
   const scanLimit = query.status ? MAX_SCANNED_PER_REQUEST : query.limit;
   let scanned = 0;
-  while (offset < job.total_emails && emails.length < query.limit && scanned < scanLimit) {
+  let bytes = 0;
+  let full = false;
+  while (!full && offset < job.total_emails && emails.length < query.limit && scanned < scanLimit) {
     const window = Math.min(query.status ? 100 : query.limit - emails.length, scanLimit - scanned);
     const recipients = await deps.contents.recipients(job.job_id, offset, window);
     if (recipients.length === 0) break;
     const outcomes = await deps.deliveries.getMany(job.job_id, recipients);
     for (const recipient of recipients) {
-      offset++;
-      scanned++;
       const outcome = outcomes.get(recipient);
       const email: JobEmail = outcome
         ? {
@@ -71,7 +79,18 @@ export async function listJobEmails(
             error: null,
             sent_at: null,
           };
-      if (!query.status || email.status === query.status) emails.push(email);
+      if (!query.status || email.status === query.status) {
+        const size = answerBytes(email);
+        // The page ends before the email that would overflow it; the cursor starts there next time.
+        if (emails.length > 0 && bytes + size > MAX_PAGE_BYTES) {
+          full = true;
+          break;
+        }
+        emails.push(email);
+        bytes += size;
+      }
+      offset++;
+      scanned++;
       if (emails.length === query.limit) break;
     }
   }

@@ -25,7 +25,11 @@ const ALLOWED = `only ${PLACEHOLDERS.map((name) => `{${name}}`).join(', ')} are 
 const isPlaceholder = (field: string): field is Placeholder =>
   (PLACEHOLDERS as readonly string[]).includes(field);
 
-function describeField(field: string): string {
+/** Placeholders are quoted in errors, but never at length: a 100 KB "name" would make a 100 KB answer. */
+const MAX_QUOTED_FIELD = 40;
+
+function describeField(rawField: string): string {
+  const field = rawField.length > MAX_QUOTED_FIELD ? `${rawField.slice(0, MAX_QUOTED_FIELD)}…` : rawField;
   if (field === '') return 'empty placeholder {} (positional fields are not supported)';
   if (/^\d+$/.test(field)) return `positional placeholder {${field}} is not supported`;
   if (/[.[]/.test(field)) return `attribute or index access in {${field}} is not allowed`;
