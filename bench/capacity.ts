@@ -109,3 +109,77 @@ export function consumedUnits(
       return { write: 0, read: 0 };
   }
 }
+
+/** A global secondary index as billing sees it: the attributes of its key and what it projects. */
+export interface IndexShape {
+  keys: string[];
+  projection: 'ALL' | 'KEYS_ONLY' | 'INCLUDE';
+}
+
+/** The writes a call makes to each table, with the written item where the request carries it. */
+function tableWrites(
+  operation: string,
+  request: Json,
+): { table: string; item?: Record<string, AttributeValue> }[] {
+  const table = String(request.TableName ?? '');
+  switch (operation) {
+    case 'PutItem':
+      return [{ table, item: request.Item as Record<string, AttributeValue> }];
+    case 'UpdateItem':
+    case 'DeleteItem':
+      return [{ table }];
+    case 'BatchWriteItem':
+      return Object.entries(
+        request.RequestItems as Record<string, { PutRequest?: { Item: Json } }[]>,
+      ).flatMap(([name, entries]) =>
+        entries.map((entry) => ({
+          table: name,
+          ...(entry.PutRequest ? { item: entry.PutRequest.Item as Record<string, AttributeValue> } : {}),
+        })),
+      );
+    case 'TransactWriteItems':
+      return (request.TransactItems as Record<string, { TableName: string; Item?: Json }>[]).flatMap(
+        (action) => {
+          const [kind, body] = Object.entries(action)[0] ?? [];
+          if (!body || kind === 'ConditionCheck') return [];
+          return [
+            {
+              table: body.TableName,
+              ...(body.Item ? { item: body.Item as Record<string, AttributeValue> } : {}),
+            },
+          ];
+        },
+      );
+    default:
+      return [];
+  }
+}
+
+/**
+ * The write units a call's index updates cost: DynamoDB writes every global secondary index whose key
+ * the item carries, billed by the projected size (not doubled in a transaction). A put's item is in
+ * the request; an update or delete does not show the item, so it counts one unit per index, as an
+ * item under 1 KB that carries the index's key would (this project's job items do while they run).
+ */
+export function indexWriteUnits(
+  operation: string,
+  request: Json,
+  indexesOf: (table: string) => IndexShape[],
+): number {
+  let units = 0;
+  for (const { table, item } of tableWrites(operation, request)) {
+    for (const index of indexesOf(table)) {
+      if (!item) {
+        units += 1;
+        continue;
+      }
+      if (!index.keys.every((key) => key in item)) continue;
+      const projected =
+        index.projection === 'KEYS_ONLY'
+          ? Object.fromEntries(Object.entries(item).filter(([name]) => index.keys.includes(name)))
+          : item;
+      units += writeUnits(itemSize(projected));
+    }
+  }
+  return units;
+}

@@ -1,11 +1,14 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import { consumedUnits } from './capacity';
+import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { consumedUnits, type IndexShape, indexWriteUnits } from './capacity';
 
 export interface OperationCount {
   calls: number;
   /** Calls whose answer carried nothing (an empty ReceiveMessage): AWS long polling makes those rare. */
   empty: number;
   writeUnits: number;
+  /** Of `writeUnits`, what the writes to global secondary indexes cost. */
+  indexWriteUnits: number;
   readUnits: number;
 }
 
@@ -17,6 +20,8 @@ export interface OperationCount {
 export class CountingProxy {
   readonly counts = new Map<string, OperationCount>();
   private server?: Server;
+  /** Each table's global secondary indexes, read once from the engine (DescribeTable). */
+  private readonly indexes = new Map<string, IndexShape[]>();
 
   constructor(
     private readonly service: 'dynamodb' | 'sqs',
@@ -74,8 +79,37 @@ export class CountingProxy {
     this.counts.clear();
   }
 
+  /** Learns the tables' indexes, so index writes are counted; call once the tables exist. */
+  async learnIndexes(tableNames: readonly string[]): Promise<void> {
+    const client = new DynamoDBClient({
+      endpoint: this.target,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    try {
+      for (const name of tableNames) {
+        const { Table } = await client.send(new DescribeTableCommand({ TableName: name }));
+        this.indexes.set(
+          name,
+          (Table?.GlobalSecondaryIndexes ?? []).map((index) => ({
+            keys: (index.KeySchema ?? []).map((key) => String(key.AttributeName)),
+            projection: (index.Projection?.ProjectionType ?? 'ALL') as IndexShape['projection'],
+          })),
+        );
+      }
+    } finally {
+      client.destroy();
+    }
+  }
+
   private count(operation: string, requestBody: Buffer, responseBody: Buffer, status: number): void {
-    const entry = this.counts.get(operation) ?? { calls: 0, empty: 0, writeUnits: 0, readUnits: 0 };
+    const entry = this.counts.get(operation) ?? {
+      calls: 0,
+      empty: 0,
+      writeUnits: 0,
+      indexWriteUnits: 0,
+      readUnits: 0,
+    };
     entry.calls++;
     const parse = (buffer: Buffer) => {
       try {
@@ -93,8 +127,11 @@ export class CountingProxy {
       entry.empty++;
     }
     if (this.service === 'dynamodb' && status < 500) {
-      const units = consumedUnits(operation, parse(requestBody), response);
-      entry.writeUnits += units.write;
+      const request = parse(requestBody);
+      const units = consumedUnits(operation, request, response);
+      const indexUnits = indexWriteUnits(operation, request, (table) => this.indexes.get(table) ?? []);
+      entry.writeUnits += units.write + indexUnits;
+      entry.indexWriteUnits += indexUnits;
       entry.readUnits += units.read;
     }
     this.counts.set(operation, entry);

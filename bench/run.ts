@@ -104,6 +104,7 @@ try {
       }),
     );
   });
+  await dynamoProxy.learnIndexes(tables.TableNames ?? []);
   for (const proxy of proxies) proxy.reset();
   for (const [name, stats] of runtime.functionStats()) Object.assign(baseline, { [name]: { ...stats } });
 
@@ -186,6 +187,7 @@ try {
   const sqs = [...sqsProxy.counts.entries()].sort();
   const writeUnits = dynamo.reduce((sum, [, count]) => sum + count.writeUnits, 0);
   const readUnits = dynamo.reduce((sum, [, count]) => sum + count.readUnits, 0);
+  const indexUnits = dynamo.reduce((sum, [, count]) => sum + count.indexWriteUnits, 0);
   const sqsBilled = sqs.reduce((sum, [, count]) => sum + count.calls - count.empty, 0);
   const functions = [...runtime.functionStats()].map(([name, stats]) => {
     const before = baseline[name] ?? { invocations: 0, totalMs: 0 };
@@ -231,6 +233,8 @@ try {
     },
     unitsPerEmail: {
       write: Number(perEmail(writeUnits).toFixed(3)),
+      /** Of `write`, the writes to global secondary indexes. */
+      indexWrite: Number(perEmail(indexUnits).toFixed(3)),
       read: Number(perEmail(readUnits).toFixed(3)),
     },
     costPerMillionEmails: counted && {
@@ -249,7 +253,7 @@ try {
       ? `AWS calls per email   DynamoDB ${JSON.stringify(callsPerEmail.dynamodb)}
                       SQS ${JSON.stringify(callsPerEmail.sqs)} (+${callsPerEmail.sqsEmptyReceives} empty short polls, not counted: Lambda long-polls in AWS)
                       Lambda invocations ${callsPerEmail.lambdaInvocations}
-DynamoDB units/email  ${unitsPerEmail.write} write, ${unitsPerEmail.read} read
+DynamoDB units/email  ${unitsPerEmail.write} write (${unitsPerEmail.indexWrite} of them to indexes), ${unitsPerEmail.read} read
 Cost per 1M emails    $${costPerMillionEmails.total} (DynamoDB $${costPerMillionEmails.dynamodb}, SQS $${costPerMillionEmails.sqs}, Lambda $${costPerMillionEmails.lambda}, API Gateway $${costPerMillionEmails.apiGateway}) before SES   target < $1.50`
       : 'AWS calls and cost    not counted (--no-count)';
   console.log(`
