@@ -57,6 +57,7 @@ export class LocalFunction {
   private readonly environments: Environment[] = [];
   private readonly waiting: ((environment: Environment) => void)[] = [];
   private nextId = 0;
+  private closed = false;
   private invocations = 0;
   private totalMs = 0;
 
@@ -93,6 +94,7 @@ export class LocalFunction {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const workers = this.environments.splice(0).map((environment) => environment.worker.terminate());
     await Promise.all(workers);
   }
@@ -184,12 +186,13 @@ export class LocalFunction {
 
   /** A finished init frees a slot: invocations still waiting may get an environment of their own. */
   private grow(): void {
-    while (this.waiting.length > 0 && this.canStartEnvironment()) {
+    while (!this.closed && this.waiting.length > 0 && this.canStartEnvironment()) {
       this.waiting.shift()?.(this.startEnvironment());
     }
   }
 
   private release(environment: Environment): void {
+    if (this.closed) return;
     const next = this.waiting.shift();
     if (!this.environments.includes(environment)) {
       // Its worker was discarded: a waiting invocation gets a fresh environment instead.
@@ -244,6 +247,10 @@ export class LocalFunction {
         worker.on('exit', onExit);
       }),
     };
+    // A worker that dies while idle leaves the pool, so no invocation waits on it.
+    worker.once('exit', () => {
+      if (!environment.busy) this.discard(environment);
+    });
     this.environments.push(environment);
     return environment;
   }
@@ -276,7 +283,7 @@ export class LocalFunction {
         for (const line of lines) if (line.trim()) this.options.onLog?.(functionName, line);
       });
     }
-    // A crashed worker is replaced on the next invocation; an unhandled error must not end the runtime.
+    // A crashed worker leaves the pool (see startEnvironment); an unhandled error must not end the runtime.
     worker.on('error', (error) => this.options.onLog?.(functionName, `worker error: ${error.message}`));
     return worker;
   }

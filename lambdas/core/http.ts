@@ -71,7 +71,8 @@ function toFieldProblems(issues: z.core.$ZodIssue[], prefix: string): FieldProbl
     const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({
-        field: [path, key].filter(Boolean).join('.'),
+        // A field name is the client's text: quoted, but never at length.
+        field: [path, key.length > 100 ? `${key.slice(0, 100)}…` : key].filter(Boolean).join('.'),
         message: 'Unrecognized field',
       }));
     }

@@ -103,6 +103,16 @@ export class MailerMonitoring extends Construct {
       masterKey: this.alarmTopicKey(stack),
       enforceSSL: true,
     });
+    // The topic's own policy (it has one: TLS is enforced) must let CloudWatch publish this stack's alarms.
+    this.topic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+      }),
+    );
     if (config.alarmEmail) {
       const subscription = this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
       Validations.of(subscription).acknowledge({

@@ -29,10 +29,18 @@ export interface SweepResult {
   reenqueued: number;
   /** Whether both queues were empty when looked at (nothing can be on its way). */
   queuesEmpty: boolean;
+  /** Jobs whose recovery failed this run (retried by the next one). */
+  jobsFailed: { jobId: string; error: string }[];
 }
 
-/** When a job's messages were last sent at the latest. Jobs recorded before the deadline existed fall back to their creation. */
-const lastEnqueueEnd = (job: JobRecord) => Date.parse(job.enqueue_deadline ?? job.created_at);
+/**
+ * When a job's messages were last sent at the latest. Jobs recorded before the deadline existed fall
+ * back to their last update (the former sweeper's re-enqueue moved only `updated_at`).
+ */
+const lastEnqueueEnd = (job: JobRecord) =>
+  job.enqueue_deadline
+    ? Date.parse(job.enqueue_deadline)
+    : Math.max(Date.parse(job.created_at), Date.parse(job.updated_at));
 
 /**
  * Recovery that reads the queue, not the clock. A running job's recipients without an outcome are
@@ -54,6 +62,7 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
     jobsSwept: 0,
     reenqueued: 0,
     queuesEmpty: false,
+    jobsFailed: [],
   };
   const active = await deps.jobs.activeJobs();
   if (active.length === 0) return result;
@@ -70,16 +79,24 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
       result.jobsWaiting++;
       continue;
     }
-    const [recipients, processed] = await Promise.all([
-      deps.contents.allRecipients(job.job_id),
-      deps.deliveries.processedRecipients(job.job_id),
-    ]);
-    const unsent = recipients.filter((recipient) => !processed.has(recipient));
-    if (unsent.length === 0) continue;
-    if (!(await deps.jobs.claimReenqueue(job, deps.deadline, clock()))) continue;
-    await deps.queue.enqueue(unsent.map((recipient) => ({ job_id: job.job_id, recipient })));
-    result.reenqueued += unsent.length;
-    result.jobsSwept++;
+    try {
+      const [recipients, processed] = await Promise.all([
+        deps.contents.allRecipients(job.job_id),
+        deps.deliveries.processedRecipients(job.job_id),
+      ]);
+      const unsent = recipients.filter((recipient) => !processed.has(recipient));
+      if (unsent.length === 0) continue;
+      if (!(await deps.jobs.claimReenqueue(job, deps.deadline, clock()))) continue;
+      await deps.queue.enqueue(unsent.map((recipient) => ({ job_id: job.job_id, recipient })));
+      result.reenqueued += unsent.length;
+      result.jobsSwept++;
+    } catch (error) {
+      // One job's failure must not keep the others from recovering; the next run tries it again.
+      result.jobsFailed.push({
+        jobId: job.job_id,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
   }
   return result;
 }
