@@ -15,6 +15,7 @@ import { functionsFromTemplate, type InvokeResult, type LocalFunction } from './
 import { LocalGateway, UNSUPPORTED_SERVICE_PATH } from './gateway';
 import { LocalMetrics, readableLogLine } from './metrics';
 import { createQueues, type LocalSqs, sqsClient, startLocalSqs } from './sqs';
+import { type SqsJournal, startSqsJournal } from './sqs-journal';
 import { PROJECT_ROOT, synthesizeStack } from './synth';
 import { IntrinsicResolver, LOCAL_REGION } from './template';
 import { readEventSourceMappings, readSchedules, Scheduler } from './triggers';
@@ -50,6 +51,7 @@ export interface LocalRuntime {
 interface Started {
   dynamoDb?: DynamoDbLocal;
   sqs?: LocalSqs;
+  sqsJournal?: SqsJournal;
   functions?: Map<string, LocalFunction>;
   server?: Server;
   eventSources?: QueueEventSource[];
@@ -79,6 +81,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       await new Promise((resolve) => server.close(resolve));
     }
     await Promise.all([...(started.functions?.values() ?? [])].map((fn) => fn.close()));
+    await started.sqsJournal?.stop();
     await started.sqs?.stop();
     await started.dynamoDb?.stop();
   };
@@ -97,11 +100,21 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     dynamo.destroy();
 
     started.sqs = await startLocalSqs();
+    // Local SQS forgets on restart; the journal in front of it keeps what was sent and not deleted.
+    started.sqsJournal = await startSqsJournal({
+      target: started.sqs.endpoint,
+      file: join(options.stateDir, 'sqs-journal.jsonl'),
+    });
     const wrap = options.wrapEndpoint ?? (async (_: string, endpoint: string) => endpoint);
     const dynamoEndpoint = await wrap('dynamodb', started.dynamoDb.endpoint);
-    const sqsEndpoint = await wrap('sqs', started.sqs.endpoint);
+    const sqsEndpoint = await wrap('sqs', started.sqsJournal.endpoint);
     const sqs = sqsClient(sqsEndpoint);
     const queues = await createQueues(sqs, template, resolver, sqsEndpoint);
+    const replayed = await started.sqsJournal.replay(
+      sqs,
+      queues.map((queue) => queue.url),
+    );
+    if (replayed > 0) log(`[sqs] ${replayed} messages the previous run left in its queues were sent again`);
 
     const model = readApiModel(template, resolver);
     const keyValues = loadKeyValues(model.apiKeys, join(options.stateDir, 'api-keys.json'));

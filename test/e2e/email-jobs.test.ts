@@ -7,8 +7,8 @@ import { mapConcurrently } from '../../lambdas/core/concurrency';
 import { apiClient, isRunning, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 
 /**
- * Limits raised so the test's own traffic is never throttled (throttling has its own test), the
- * consumer slowed to two at a time so a restart lands mid-job, and the sweeper quick to act.
+ * Limits raised so the test's own traffic is never throttled (throttling has its own test), and the
+ * consumer slowed to two at a time so a restart lands mid-job. Recovery keeps its defaults.
  */
 const CONTEXT = {
   usagePlanRateLimit: 2000,
@@ -16,7 +16,6 @@ const CONTEXT = {
   sendEmailRequestsPerMinute: 600,
   sendEmailBurstLimit: 100,
   consumerMaxConcurrency: 2,
-  sweeperQueueSettleSeconds: 2,
 };
 const DOMAIN = 'jobs-e2e.example.org';
 
@@ -177,9 +176,13 @@ describe('email jobs over HTTP on the local runtime', () => {
     const midway = (await api('GET', `/jobs/${jobId}/status`)).body;
     expect(Number(midway.sent)).toBeLessThan(registered.length);
 
-    // SIGKILL: no clean-up at all; the queue's messages (in memory) are lost with the process.
+    // SIGKILL: no clean-up at all. Local SQS (in memory) dies with the process; its journal on disk
+    // brings back what was sent and not yet deleted, so the job resumes at once.
     await runtime.stop('SIGKILL');
     await start();
+    expect(runtime.output.join('\n')).toMatch(
+      /\[sqs\] \d+ messages the previous run left in its queues were sent again/,
+    );
 
     const done = await waitForEnd(jobId, 120_000);
     expect(done).toMatchObject({ status: 'completed', total_emails: 2000, sent: 2000, failed: 0 });

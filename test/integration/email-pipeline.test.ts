@@ -173,9 +173,11 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     const { job } = await p.submit(recipients);
     expect((await p.jobs.get(job.job_id))?.status).toBe('queued');
 
-    const swept = await p.sweep(0);
+    // The first sweep only notes the job; of two at once after that, exactly one enqueues it.
+    expect(await p.sweep(0)).toMatchObject({ jobsNoticed: 1, reenqueued: 0 });
+    const [one, other] = await Promise.all([p.sweep(0), p.sweep(0)]);
 
-    expect(swept.reenqueued).toBeGreaterThanOrEqual(30);
+    expect((one?.reenqueued ?? 0) + (other?.reenqueued ?? 0)).toBe(30);
     await expectExactlyOnce(p, job.job_id, recipients, { sent: 30, failed: 0 });
     // A finished job is not active any more: the next sweep leaves it alone.
     const again = await p.sweep(0);

@@ -139,6 +139,11 @@ export function outcomesRecorded(outcome: {
   return update.set('status', 'completed').set('completed_at', outcome.now).remove('active').build();
 }
 
+/** The sweeper saw the queues empty with this running job's enqueue settled; it acts on a later run. */
+export function recoveryNoticed(seenAt: string): JobUpdate {
+  return new UpdateBuilder().whenPresent('active').set('recovery_seen_at', seenAt).build();
+}
+
 /**
  * The sweeper takes charge of enqueueing a running job again, until `deadline`. The condition makes
  * it exclusive: it holds only while the job runs and nobody moved the deadline since it was read,
@@ -152,5 +157,9 @@ export function reenqueueClaimed(claim: {
   const update = new UpdateBuilder().whenPresent('active');
   if (claim.previousDeadline === undefined) update.whenAbsent('enqueue_deadline');
   else update.when('enqueue_deadline', '=', claim.previousDeadline);
-  return update.set('enqueue_deadline', claim.deadline).set('updated_at', claim.now).build();
+  return update
+    .set('enqueue_deadline', claim.deadline)
+    .set('updated_at', claim.now)
+    .remove('recovery_seen_at')
+    .build();
 }

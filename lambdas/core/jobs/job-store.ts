@@ -30,6 +30,8 @@ export interface JobStore {
     deadline: Date,
     now: Date,
   ): Promise<boolean>;
+  /** Notes when the sweeper first saw a running job recoverable (see `recovery_seen_at`). */
+  noticeRecovery(jobId: string, seenAt: Date): Promise<void>;
 }
 
 /** What a job sends, and to whom, written before its job item so that a job that exists has both. */

@@ -39,6 +39,12 @@ export interface JobRecord {
    * deadline). Absent on jobs recorded before it existed, whose enqueue ended long ago.
    */
   enqueue_deadline?: string;
+  /**
+   * When the sweeper first found the queues empty and the job's enqueue settled: it acts on a later
+   * run, at least the settling time after, so that a message still on its way (to the dead-letter
+   * queue, say) has shown in the counts by then.
+   */
+  recovery_seen_at?: string;
 }
 
 /** Checks a template field, reporting every bad placeholder with its position. */

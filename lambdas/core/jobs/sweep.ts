@@ -5,7 +5,7 @@ import type { JobRecord } from './job';
 import type { JobContentStore, JobStore } from './job-store';
 
 export interface SweepDependencies {
-  jobs: Pick<JobStore, 'activeJobs' | 'claimReenqueue'>;
+  jobs: Pick<JobStore, 'activeJobs' | 'claimReenqueue' | 'noticeRecovery'>;
   contents: Pick<JobContentStore, 'allRecipients'>;
   deliveries: Pick<DeliveryReader, 'processedRecipients'>;
   queue: EmailQueue;
@@ -25,6 +25,8 @@ export interface SweepResult {
   jobsChecked: number;
   /** Running jobs left alone because their messages may still be queued. */
   jobsWaiting: number;
+  /** Jobs first seen recoverable this run: they are recovered on a later run, once settled. */
+  jobsNoticed: number;
   jobsSwept: number;
   reenqueued: number;
   /** Whether both queues were empty when looked at (nothing can be on its way). */
@@ -45,8 +47,8 @@ const lastEnqueueEnd = (job: JobRecord) =>
 /**
  * Recovery that reads the queue, not the clock. A running job's recipients without an outcome are
  * enqueued again only when none of their messages can still be in a queue: both the email queue and
- * its dead-letter queue were empty (nothing visible, in flight or delayed) when looked at, and the
- * job's last enqueue had ended, plus the settling time, before that look. A message still queued
+ * its dead-letter queue were empty (nothing visible, in flight or delayed) on two looks at least the
+ * settling time apart, the first of them after the job's last enqueue had ended and settled. A message still queued
  * behind a backlog is therefore never copied, however long the backlog; what was lost (an enqueue
  * cut short by a crash, a queue that lost its messages) is enqueued once the queues drain.
  *
@@ -59,6 +61,7 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
   const result: SweepResult = {
     jobsChecked: 0,
     jobsWaiting: 0,
+    jobsNoticed: 0,
     jobsSwept: 0,
     reenqueued: 0,
     queuesEmpty: false,
@@ -75,11 +78,26 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
   result.queuesEmpty = isEmpty(emails) && isEmpty(deadLetters);
   for (const job of active) {
     result.jobsChecked++;
-    if (!result.queuesEmpty || lastEnqueueEnd(job) + deps.settleMs > lookedAt) {
+    const settledAt = lastEnqueueEnd(job) + deps.settleMs;
+    if (!result.queuesEmpty || settledAt > lookedAt) {
       result.jobsWaiting++;
       continue;
     }
     try {
+      // A first sighting only notes the time: SQS's counts can lag a message that just moved (to
+      // the dead-letter queue, say) by up to the settling time, so a second empty look, that long
+      // later, is what shows nothing of the job is on its way. A sighting from before the job's
+      // last enqueue settled does not count.
+      const seen = job.recovery_seen_at ? Date.parse(job.recovery_seen_at) : Number.NaN;
+      if (!(seen >= settledAt)) {
+        await deps.jobs.noticeRecovery(job.job_id, new Date(lookedAt));
+        result.jobsNoticed++;
+        continue;
+      }
+      if (seen + deps.settleMs > lookedAt) {
+        result.jobsWaiting++;
+        continue;
+      }
       const [recipients, processed] = await Promise.all([
         deps.contents.allRecipients(job.job_id),
         deps.deliveries.processedRecipients(job.job_id),

@@ -5,8 +5,14 @@ import type { EmailMessage } from '../../../lambdas/core/queue/email-queue';
 import type { QueueDepth } from '../../../lambdas/core/queue/queue-depth';
 
 const NOW = new Date('2026-11-27T12:00:00.000Z');
+const RUN_DEADLINE = new Date(NOW.getTime() + 300_000);
 const EMPTY: QueueDepth = { visible: 0, inFlight: 0, delayed: 0 };
-const job = (id: string, enqueueDeadline: string): JobRecord => ({
+const LONG_AGO = '2026-11-27T11:50:00.000Z';
+const JUST_NOW = '2026-11-27T11:59:30.000Z';
+/** Seen recoverable on an earlier run, long enough ago. */
+const SEEN_BEFORE = '2026-11-27T11:58:00.000Z';
+
+const job = (id: string, fields: Partial<JobRecord> = {}): JobRecord => ({
   job_id: id,
   api_key_id: 'key-1',
   status: 'processing',
@@ -18,7 +24,9 @@ const job = (id: string, enqueueDeadline: string): JobRecord => ({
   updated_at: '2026-11-27T11:00:00.000Z',
   request_hash: 'h',
   active: 'yes',
-  enqueue_deadline: enqueueDeadline,
+  enqueue_deadline: LONG_AGO,
+  recovery_seen_at: SEEN_BEFORE,
+  ...fields,
 });
 
 function sweeper(options: {
@@ -27,43 +35,82 @@ function sweeper(options: {
   deadLetters?: QueueDepth;
   claim?: boolean;
 }) {
+  const calls: string[] = [];
   const enqueued: EmailMessage[] = [];
-  const claims: string[] = [];
+  const claims: { jobId: string; previous: string | undefined; deadline: Date }[] = [];
+  const noticed: { jobId: string; at: Date }[] = [];
   const deps: SweepDependencies = {
     jobs: {
       activeJobs: async () => options.jobs,
-      claimReenqueue: async ({ job_id }) => {
-        claims.push(job_id);
+      claimReenqueue: async (claimed, deadline) => {
+        claims.push({ jobId: claimed.job_id, previous: claimed.enqueue_deadline, deadline });
         return options.claim ?? true;
       },
+      noticeRecovery: async (jobId, at) => void noticed.push({ jobId, at }),
     },
     contents: { allRecipients: async () => ['a@example.org', 'b@example.org', 'c@example.org'] },
-    deliveries: { processedRecipients: async () => new Set(['a@example.org']) },
+    deliveries: {
+      processedRecipients: async () => {
+        calls.push('outcomes');
+        return new Set(['a@example.org']);
+      },
+    },
     queue: { enqueue: async (messages) => void enqueued.push(...messages) },
     gauges: {
-      emails: { depth: async () => options.emails ?? EMPTY },
+      emails: {
+        depth: async () => {
+          calls.push('queue');
+          return options.emails ?? EMPTY;
+        },
+      },
       deadLetters: { depth: async () => options.deadLetters ?? EMPTY },
     },
     settleMs: 60_000,
-    deadline: new Date(NOW.getTime() + 300_000),
+    deadline: RUN_DEADLINE,
     now: () => NOW,
   };
-  return { run: () => sweepStaleJobs(deps), enqueued, claims };
+  return { run: () => sweepStaleJobs(deps), enqueued, claims, noticed, calls };
 }
 
-const LONG_AGO = '2026-11-27T11:50:00.000Z';
-const JUST_NOW = '2026-11-27T11:59:30.000Z';
-
 describe('the sweeper reads the queues, not the clock', () => {
-  it('enqueues the unsent recipients of a job once both queues are empty and its last enqueue has settled', async () => {
-    const { run, enqueued, claims } = sweeper({ jobs: [job('j1', LONG_AGO)] });
+  it('enqueues the unsent recipients once the queues were empty on two looks a settling time apart', async () => {
+    const { run, enqueued, claims, calls } = sweeper({ jobs: [job('j1')] });
     const result = await run();
     expect(result).toMatchObject({ jobsSwept: 1, reenqueued: 2, queuesEmpty: true });
-    expect(claims).toEqual(['j1']);
+    // It claims the job from the deadline it read, until its own run's deadline.
+    expect(claims).toEqual([{ jobId: 'j1', previous: LONG_AGO, deadline: RUN_DEADLINE }]);
     expect(enqueued).toEqual([
       { job_id: 'j1', recipient: 'b@example.org' },
       { job_id: 'j1', recipient: 'c@example.org' },
     ]);
+    // The queues are looked at before the outcomes are read.
+    expect(calls).toEqual(['queue', 'outcomes']);
+  });
+
+  it('only notes the first sighting of a recoverable job, and acts on a later run', async () => {
+    const { run, enqueued, noticed } = sweeper({ jobs: [job('j1', { recovery_seen_at: undefined })] });
+    expect(await run()).toMatchObject({ jobsNoticed: 1, jobsSwept: 0 });
+    expect(noticed).toEqual([{ jobId: 'j1', at: NOW }]);
+    expect(enqueued).toEqual([]);
+  });
+
+  it('waits when the first sighting is more recent than the settling time', async () => {
+    const { run, enqueued } = sweeper({ jobs: [job('j1', { recovery_seen_at: JUST_NOW })] });
+    expect(await run()).toMatchObject({ jobsWaiting: 1, jobsSwept: 0 });
+    expect(enqueued).toEqual([]);
+  });
+
+  it('does not count a sighting made before the job was last enqueued', async () => {
+    const { run, noticed } = sweeper({
+      jobs: [
+        job('j1', {
+          enqueue_deadline: '2026-11-27T11:57:00.000Z',
+          recovery_seen_at: '2026-11-27T11:56:00.000Z',
+        }),
+      ],
+    });
+    expect(await run()).toMatchObject({ jobsNoticed: 1, jobsSwept: 0 });
+    expect(noticed).toHaveLength(1);
   });
 
   it.each<[string, Partial<QueueDepth>, Partial<QueueDepth>]>([
@@ -72,24 +119,33 @@ describe('the sweeper reads the queues, not the clock', () => {
     ['messages are delayed', { delayed: 1 }, {}],
     ['the dead-letter queue still holds messages to record', {}, { visible: 1 }],
   ])('leaves every job alone while %s, however old the job', async (_, emails, deadLetters) => {
-    const { run, enqueued, claims } = sweeper({
-      jobs: [job('j1', LONG_AGO)],
+    const { run, enqueued, claims, noticed } = sweeper({
+      jobs: [job('j1')],
       emails: { ...EMPTY, ...emails },
       deadLetters: { ...EMPTY, ...deadLetters },
     });
     expect(await run()).toMatchObject({ jobsWaiting: 1, jobsSwept: 0, queuesEmpty: false });
     expect(claims).toEqual([]);
+    expect(noticed).toEqual([]);
     expect(enqueued).toEqual([]);
   });
 
   it('waits for a job whose last enqueue is too recent for the queue counts to include it', async () => {
-    const { run, enqueued } = sweeper({ jobs: [job('recent', JUST_NOW), job('old', LONG_AGO)] });
+    const { run, enqueued } = sweeper({ jobs: [job('recent', { enqueue_deadline: JUST_NOW }), job('old')] });
     expect(await run()).toMatchObject({ jobsWaiting: 1, jobsSwept: 1 });
     expect(new Set(enqueued.map((message) => message.job_id))).toEqual(new Set(['old']));
   });
 
+  it('takes a job recorded before enqueue deadlines existed as last enqueued at its last update', async () => {
+    const { run, enqueued } = sweeper({
+      jobs: [job('legacy', { enqueue_deadline: undefined, updated_at: JUST_NOW })],
+    });
+    expect(await run()).toMatchObject({ jobsWaiting: 1 });
+    expect(enqueued).toEqual([]);
+  });
+
   it('enqueues nothing when another run claimed the job first', async () => {
-    const { run, enqueued } = sweeper({ jobs: [job('j1', LONG_AGO)], claim: false });
+    const { run, enqueued } = sweeper({ jobs: [job('j1')], claim: false });
     expect(await run()).toMatchObject({ jobsSwept: 0, reenqueued: 0 });
     expect(enqueued).toEqual([]);
   });

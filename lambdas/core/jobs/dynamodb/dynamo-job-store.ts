@@ -12,7 +12,7 @@ import { INDEX } from '../../bindings';
 import { decodeCursor, encodeCursor, type Page } from '../../cursor';
 import { queryAll } from '../../dynamo-paging';
 import type { JobRecord } from '../job';
-import { ACTIVE_MARKER, reenqueueClaimed } from '../job-status';
+import { ACTIVE_MARKER, recoveryNoticed, reenqueueClaimed } from '../job-status';
 import type { JobQuery, JobStore } from '../job-store';
 
 /** How many index pages one listing request reads at most while a status filter skips items. */
@@ -103,6 +103,21 @@ export class DynamoJobStore implements JobStore {
       ExpressionAttributeValues: { ':active': ACTIVE_MARKER },
     });
     return items as unknown as JobRecord[];
+  }
+
+  async noticeRecovery(jobId: string, seenAt: Date): Promise<void> {
+    try {
+      await this.options.client.send(
+        new UpdateCommand({
+          TableName: this.options.tableName,
+          Key: { job_id: jobId },
+          ...recoveryNoticed(seenAt.toISOString()),
+        }),
+      );
+    } catch (error) {
+      // The job ended meanwhile: nothing to recover.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
   }
 
   async claimReenqueue(
