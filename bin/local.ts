@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm start`: the whole system on this machine, from the synthesized CDK template.
 import { resolve } from 'node:path';
+import { killStartedProcessesNow } from '../local/processes';
 import { type LocalRuntime, startLocalRuntime } from '../local/runtime';
 import { PROJECT_ROOT } from '../local/synth';
 
@@ -25,7 +26,8 @@ function say(line: string, stream: NodeJS.WriteStream = process.stdout): void {
 }
 
 async function shutdown(code: number): Promise<void> {
-  if (stopping) return;
+  // A second Ctrl-C does not wait: the exit handler kills the engines at once.
+  if (stopping) process.exit(code);
   stopping = true;
   say('Stopping the local runtime…');
   // A stop that hangs must not leave the engines behind: past the deadline they are killed.
@@ -43,6 +45,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal
 // Without a reader, every write would fail again: stop instead of spinning on errors.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', () => {
+    if (outputGone) return;
     outputGone = true;
     void shutdown(0);
   });
@@ -51,8 +54,8 @@ process.on('uncaughtException', (error) => {
   say(String(error.stack ?? error), process.stderr);
   void shutdown(1);
 });
-// Whatever happens, the Java process group does not outlive this one.
-process.on('exit', () => runtime?.killNow());
+// Whatever happens, even an exit during start-up, the Java process group does not outlive this one.
+process.on('exit', () => killStartedProcessesNow());
 
 try {
   say('Synthesizing the CDK app and starting the local runtime…');

@@ -28,6 +28,17 @@ export const isRunning = (pid: number) => {
   }
 };
 
+/** Every helper process this one started and that has not exited, for the last-resort kill at exit. */
+const started = new Set<ManagedProcess>();
+
+/**
+ * Kills, at once and synchronously, every helper process group this process started: for exit
+ * handlers, including an exit during start-up, before anything else knows of them.
+ */
+export function killStartedProcessesNow(): void {
+  for (const managed of started) managed.killNow();
+}
+
 /**
  * A helper process in a process group of its own. Java outlives a plain kill of its parent, so
  * stopping signals the whole group; a pid file lets the next start stop one a crash left behind.
@@ -52,7 +63,10 @@ export class ManagedProcess {
         for (const line of chunk.split('\n')) if (line.trim()) options.onOutput?.(line);
       });
     }
-    return new ManagedProcess(child, options.pidFile);
+    const managed = new ManagedProcess(child, options.pidFile);
+    started.add(managed);
+    child.once('exit', () => started.delete(managed));
+    return managed;
   }
 
   /**

@@ -43,8 +43,6 @@ export interface LocalRuntime {
   /** Invocations and time spent per function, by function name. */
   functionStats(): Map<string, { invocations: number; totalMs: number; memorySize: number }>;
   stop(): Promise<void>;
-  /** Synchronous last resort for process exit: kills the engines' process groups. */
-  killNow(): void;
 }
 
 /** What has been started, so that stopping (in reverse order) stops exactly that. */
@@ -189,7 +187,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       dynamoDbEndpoint: started.dynamoDb.endpoint,
       functionStats: () => new Map([...functions.values()].map((fn) => [fn.name, fn.stats()])),
       stop,
-      killNow: () => started.dynamoDb?.killNow(),
     };
   } catch (error) {
     await stop();

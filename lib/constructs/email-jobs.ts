@@ -51,7 +51,7 @@ export class EmailJobs extends Construct {
       entry: 'api/list-jobs.ts',
       description: 'GET /jobs',
     })
-      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:Query'], { indexes: [INDEX.jobsByApiKey] })
+      .bindTable(TABLE.jobs, data.jobs, [], { names: [INDEX.jobsByApiKey], actions: ['dynamodb:Query'] })
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('GET', '/jobs', listJobs);
 
@@ -122,8 +122,9 @@ export class EmailJobs extends Construct {
       timeout: Duration.minutes(5),
       memorySize: 1024,
     })
-      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:Query', 'dynamodb:UpdateItem'], {
-        indexes: [INDEX.activeJobs],
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:UpdateItem'], {
+        names: [INDEX.activeJobs],
+        actions: ['dynamodb:Query'],
       })
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:Query'])
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:Query'])

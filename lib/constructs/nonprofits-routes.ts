@@ -23,10 +23,10 @@ export class NonprofitsRoutes extends Construct {
       name: string,
       entry: string,
       actions: readonly DynamoDbAction[],
-      indexes: readonly string[] = [],
+      indexes?: Parameters<ProjectFunction['bindTable']>[3],
     ) => {
       const fn = new ProjectFunction(this, name, { entry, description: `${method} ${path}` })
-        .bindTable(TABLE.nonprofits, data.nonprofits, actions, { indexes })
+        .bindTable(TABLE.nonprofits, data.nonprofits, actions, indexes)
         .acknowledgeNoDeadLetterTarget('api');
       api.addRoute(method, path, fn);
       this.functions.push(fn);
@@ -38,8 +38,9 @@ export class NonprofitsRoutes extends Construct {
       '/nonprofits',
       'ListNonprofits',
       'api/list-nonprofits.ts',
-      ['dynamodb:Query', 'dynamodb:Scan'],
-      [INDEX.nonprofitsByDomain],
+      // The whole registry is scanned; a domain is queried on its index.
+      ['dynamodb:Scan'],
+      { names: [INDEX.nonprofitsByDomain], actions: ['dynamodb:Query'] },
     );
     route('GET', '/nonprofits/{email}', 'GetNonprofit', 'api/get-nonprofit.ts', ['dynamodb:GetItem']);
     route('PUT', '/nonprofits/{email}', 'UpdateNonprofit', 'api/update-nonprofit.ts', [

@@ -37,6 +37,9 @@ export interface ProjectFunctionProps {
  * own logs and traces; each use adds exactly the actions the code calls.
  */
 export class ProjectFunction extends NodejsFunction {
+  /** The handler module, relative to `lambdas/`. */
+  readonly entry: string;
+
   constructor(scope: Construct, id: string, props: ProjectFunctionProps) {
     const logGroup = new LogGroup(scope, `${id}Logs`, {
       retention: RetentionDays.ONE_MONTH,
@@ -74,6 +77,7 @@ export class ProjectFunction extends NodejsFunction {
           "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
       },
     });
+    this.entry = props.entry;
     Validations.of(role).acknowledge({
       id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
       reason: 'X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions.',
@@ -82,20 +86,28 @@ export class ProjectFunction extends NodejsFunction {
 
   /**
    * Binds a table: sets the variable its adapter reads (see `lambdas/core/bindings.ts`) and grants
-   * exactly the actions the code calls, on the table and on the named indexes only (never `index/*`).
+   * exactly the actions the code calls: `actions` on the table, `indexes.actions` on the named
+   * indexes only (never `index/*`); what the code does to an index it is not granted on the table.
    * Variable and grant are set together, so a function never holds one without the other.
    */
   bindTable(
     variable: TableBinding,
     table: ITable,
     actions: readonly DynamoDbAction[],
-    options: { indexes?: readonly string[] } = {},
+    indexes?: { names: readonly string[]; actions: readonly DynamoDbAction[] },
   ): this {
     this.addEnvironment(variable, table.tableName);
-    const indexArns = (options.indexes ?? []).map((index) => `${table.tableArn}/index/${index}`);
-    this.addToRolePolicy(
-      new PolicyStatement({ actions: [...actions], resources: [table.tableArn, ...indexArns] }),
-    );
+    if (actions.length > 0) {
+      this.addToRolePolicy(new PolicyStatement({ actions: [...actions], resources: [table.tableArn] }));
+    }
+    if (indexes) {
+      this.addToRolePolicy(
+        new PolicyStatement({
+          actions: [...indexes.actions],
+          resources: indexes.names.map((index) => `${table.tableArn}/index/${index}`),
+        }),
+      );
+    }
     return this;
   }
 

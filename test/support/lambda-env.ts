@@ -1,12 +1,9 @@
 // Handler modules build their production adapters at import (cold start) from the environment the
 // stack declares; tests that import them give them one. Tests inject their own adapters anyway.
 process.env.NONPROFITS_TABLE = 'test-nonprofits';
-process.env.NONPROFITS_DOMAIN_INDEX = 'by-domain';
 process.env.JOBS_TABLE = 'test-jobs';
 process.env.JOB_CONTENTS_TABLE = 'test-job-contents';
 process.env.DELIVERIES_TABLE = 'test-deliveries';
-process.env.JOBS_BY_API_KEY_INDEX = 'by-api-key';
-process.env.ACTIVE_JOBS_INDEX = 'active';
 process.env.EMAIL_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/emails';
 process.env.SWEEPER_QUEUE_SETTLE_SECONDS = '60';
 process.env.AWS_REGION = 'us-east-1';
