@@ -1,5 +1,5 @@
-import { createServer, request as httpRequest, type Server } from 'node:http';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type ObservingProxy, startObservingProxy } from '../local/observing-proxy';
 import { consumedUnits, type IndexShape, indexWriteUnits } from './capacity';
 
 export interface OperationCount {
@@ -19,7 +19,7 @@ export interface OperationCount {
  */
 export class CountingProxy {
   readonly counts = new Map<string, OperationCount>();
-  private server?: Server;
+  private proxy?: ObservingProxy;
   /** Each table's global secondary indexes, read once from the engine (DescribeTable). */
   private readonly indexes = new Map<string, IndexShape[]>();
 
@@ -29,50 +29,14 @@ export class CountingProxy {
   ) {}
 
   async start(): Promise<string> {
-    const target = new URL(this.target);
-    this.server = createServer((incoming, outgoing) => {
-      const chunks: Buffer[] = [];
-      incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-      incoming.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const operation =
-          String(incoming.headers['x-amz-target'] ?? 'unknown')
-            .split('.')
-            .pop() ?? 'unknown';
-        const forward = httpRequest(
-          {
-            host: target.hostname,
-            port: target.port,
-            method: incoming.method,
-            path: incoming.url,
-            headers: incoming.headers,
-          },
-          (answer) => {
-            const answerChunks: Buffer[] = [];
-            answer.on('data', (chunk: Buffer) => answerChunks.push(chunk));
-            answer.on('end', () => {
-              const answerBody = Buffer.concat(answerChunks);
-              this.count(operation, body, answerBody, answer.statusCode ?? 0);
-              outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-              outgoing.end(answerBody);
-            });
-          },
-        );
-        forward.on('error', () => {
-          outgoing.writeHead(502);
-          outgoing.end();
-        });
-        forward.end(body);
-      });
-    });
-    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
-    const address = this.server.address();
-    return `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    this.proxy = await startObservingProxy(this.target, ({ operation, request, answer, status }) =>
+      this.count(operation, request, answer, status),
+    );
+    return this.proxy.endpoint;
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((resolve) => this.server?.close(resolve));
+    await this.proxy?.stop();
   }
 
   reset(): void {

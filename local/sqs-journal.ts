@@ -1,6 +1,6 @@
 import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createServer, request as httpRequest, type Server } from 'node:http';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { startObservingProxy } from './observing-proxy';
 
 /**
  * SQS keeps what it accepted; local-aws-sqs keeps it in memory, so a restart of `npm start` would
@@ -78,59 +78,13 @@ export async function startSqsJournal(options: { target: string; file: string })
   };
   /** Receipt handles of received messages → message ids, so a delete names the message it ends. */
   const received = new Map<string, string>();
-  const target = new URL(options.target);
-
-  const server: Server = createServer((incoming, outgoing) => {
-    const chunks: Buffer[] = [];
-    incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-    incoming.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const operation =
-        String(incoming.headers['x-amz-target'] ?? '')
-          .split('.')
-          .pop() ?? '';
-      const forward = httpRequest(
-        {
-          host: target.hostname,
-          port: target.port,
-          method: incoming.method,
-          path: incoming.url,
-          headers: incoming.headers,
-        },
-        (answer) => {
-          const answerChunks: Buffer[] = [];
-          answer.on('data', (chunk: Buffer) => answerChunks.push(chunk));
-          answer.on('end', () => {
-            const answerBody = Buffer.concat(answerChunks);
-            if ((answer.statusCode ?? 500) < 300) {
-              try {
-                note(journalEntries(operation, body, answerBody, received));
-              } catch {
-                // A request the journal cannot read is forwarded all the same; it is only not kept.
-              }
-            }
-            outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-            outgoing.end(answerBody);
-          });
-        },
-      );
-      forward.on('error', () => {
-        outgoing.writeHead(502);
-        outgoing.end();
-      });
-      forward.end(body);
-    });
+  const proxy = await startObservingProxy(options.target, ({ operation, request, answer, status }) => {
+    if (status < 300) note(journalEntries(operation, request, answer, received));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
   return {
-    endpoint: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`,
+    endpoint: proxy.endpoint,
     replay: (client, queueUrls) => replay(options.file, client, queueUrls),
-    stop: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    stop: () => proxy.stop(),
   };
 }
 

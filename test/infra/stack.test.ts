@@ -35,16 +35,25 @@ function functionByDescription(description: string): [string, Record<string, unk
   return found[0] as [string, Record<string, unknown>];
 }
 
-function actionsOf(functionDescription: string, prefix = 'dynamodb:'): string[] {
+interface Statement {
+  Action: string | string[];
+  Resource: unknown;
+}
+
+/** Every statement of the policies attached to a function's role. */
+function statementsOf(functionDescription: string): Statement[] {
   const [, fn] = functionByDescription(functionDescription);
   const roleId = (fn as { Properties: { Role: { 'Fn::GetAtt': [string, string] } } }).Properties.Role[
     'Fn::GetAtt'
   ][0];
   const policies = Object.values(
     assertions.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
-  ) as { Properties: { PolicyDocument: { Statement: { Action: string | string[] }[] } } }[];
-  return policies
-    .flatMap((policy) => policy.Properties.PolicyDocument.Statement)
+  ) as { Properties: { PolicyDocument: { Statement: Statement[] } } }[];
+  return policies.flatMap((policy) => policy.Properties.PolicyDocument.Statement);
+}
+
+function actionsOf(functionDescription: string, prefix = 'dynamodb:'): string[] {
+  return statementsOf(functionDescription)
     .flatMap((statement) => [statement.Action].flat())
     .filter((action, index, all) => action.startsWith(prefix) && all.indexOf(action) === index)
     .sort();
@@ -69,17 +78,8 @@ function resourceName(resource: unknown): string {
  * queue, never merged across them, so an action granted on the wrong table shows.
  */
 function dataGrantsOf(functionDescription: string): Record<string, string[]> {
-  const [, fn] = functionByDescription(functionDescription);
-  const roleId = (fn as { Properties: { Role: { 'Fn::GetAtt': [string, string] } } }).Properties.Role[
-    'Fn::GetAtt'
-  ][0];
-  const policies = Object.values(
-    assertions.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
-  ) as {
-    Properties: { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } };
-  }[];
   const grants: Record<string, Set<string>> = {};
-  for (const statement of policies.flatMap((policy) => policy.Properties.PolicyDocument.Statement)) {
+  for (const statement of statementsOf(functionDescription)) {
     const actions = [statement.Action].flat().filter((action) => /^(dynamodb|sqs):/.test(action));
     if (actions.length === 0) continue;
     for (const resource of [statement.Resource].flat()) {

@@ -1,0 +1,76 @@
+import { createServer, request as httpRequest } from 'node:http';
+
+/** One call through the proxy: the AWS JSON protocol's operation (`X-Amz-Target`), both bodies and the status. */
+export interface Exchange {
+  operation: string;
+  request: Buffer;
+  answer: Buffer;
+  status: number;
+}
+
+export interface ObservingProxy {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Forwards every request to `target` unchanged and shows each completed exchange to `observe`
+ * before the caller gets the answer, so an observer that writes something down (the SQS journal)
+ * has done so by the time the caller goes on. Used between the AWS side of the local runtime and an
+ * engine: by the SQS journal, and by the benchmark's request counter.
+ */
+export async function startObservingProxy(
+  target: string,
+  observe: (exchange: Exchange) => void,
+): Promise<ObservingProxy> {
+  const to = new URL(target);
+  const server = createServer((incoming, outgoing) => {
+    const chunks: Buffer[] = [];
+    incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+    incoming.on('end', () => {
+      const request = Buffer.concat(chunks);
+      const operation =
+        String(incoming.headers['x-amz-target'] ?? 'unknown')
+          .split('.')
+          .pop() ?? 'unknown';
+      const forward = httpRequest(
+        {
+          host: to.hostname,
+          port: to.port,
+          method: incoming.method,
+          path: incoming.url,
+          headers: incoming.headers,
+        },
+        (response) => {
+          const answerChunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => answerChunks.push(chunk));
+          response.on('end', () => {
+            const answer = Buffer.concat(answerChunks);
+            try {
+              observe({ operation, request, answer, status: response.statusCode ?? 0 });
+            } catch {
+              // What an observer cannot read is forwarded all the same.
+            }
+            outgoing.writeHead(response.statusCode ?? 502, response.headers);
+            outgoing.end(answer);
+          });
+        },
+      );
+      forward.on('error', () => {
+        outgoing.writeHead(502);
+        outgoing.end();
+      });
+      forward.end(request);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return {
+    endpoint: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`,
+    stop: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
