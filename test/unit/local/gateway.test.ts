@@ -224,6 +224,43 @@ describe('LocalGateway', () => {
     }
   });
 
+  it('prints one readable line naming the route, the function and the reason for each 502 and 504', async () => {
+    const lines: string[] = [];
+    const failing = new LocalGateway({
+      model: model(),
+      keyValues: new Map([['key', KEY]]),
+      invoke: async () => ({
+        ok: false,
+        error: { errorType: 'Function.ResponseSizeTooLarge', errorMessage: 'Response payload size exceeded' },
+      }),
+      integrationTimeoutMs: 50,
+      onError: (line) => lines.push(line),
+    });
+    expect((await failing.handle(request('/v1/items', { key: KEY }))).statusCode).toBe(502);
+    const hanging = new LocalGateway({
+      model: model(),
+      keyValues: new Map([['key', KEY]]),
+      invoke: () => new Promise(() => undefined),
+      integrationTimeoutMs: 50,
+      onError: (line) => lines.push(line),
+    });
+    expect((await hanging.handle(request('/v1/items/7', { key: KEY }))).statusCode).toBe(504);
+    expect(lines).toEqual([
+      '502 GET /items → List: Function.ResponseSizeTooLarge: Response payload size exceeded',
+      "504 GET /items/{id} → Get: no answer within API Gateway's 0.05 s",
+    ]);
+  });
+
+  it('refuses a request body over API Gateway’s 10 MB with 413, without calling the function', async () => {
+    const { instance, invoke } = gateway();
+    const response = await instance.handle(
+      request('/v1/items', { key: KEY, method: 'GET', body: 'x'.repeat(10 * 1024 * 1024 + 1) }),
+    );
+    expect(response.statusCode).toBe(413);
+    expect(parse(response)).toEqual({ message: 'Request Too Long' });
+    expect(invoke).not.toHaveBeenCalled();
+  });
+
   it('answers 504 when the integration takes longer than its timeout', async () => {
     const { instance } = gateway({ invoke: () => new Promise(() => undefined) });
     const response = await instance.handle(request('/v1/items', { key: KEY }));
