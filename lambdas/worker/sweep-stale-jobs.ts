@@ -20,7 +20,7 @@ export const makeSweepStaleJobs = (deps: Omit<SweepDependencies, 'deadline'>) =>
     const deadline = new Date(Date.now() + context.getRemainingTimeInMillis());
     const result = await sweepStaleJobs({ ...deps, deadline });
     metrics.addMetric(METRIC.sweeperReenqueued, MetricUnit.Count, result.reenqueued);
-    for (const failure of result.jobsFailed)
+    for (const failure of result.unrecovered)
       logger.error('Could not recover a job; the next sweep tries again', failure);
     logger.info('Sweep finished', { ...result });
     return result;

@@ -31,8 +31,8 @@ export interface SweepResult {
   reenqueued: number;
   /** Whether both queues were empty when looked at (nothing can be on its way). */
   queuesEmpty: boolean;
-  /** Jobs whose recovery failed this run (retried by the next one). */
-  jobsFailed: { jobId: string; error: string }[];
+  /** Jobs whose recovery could not be done this run (the next run tries again), with why. */
+  unrecovered: { jobId: string; reason: string }[];
 }
 
 /**
@@ -65,7 +65,7 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
     jobsSwept: 0,
     reenqueued: 0,
     queuesEmpty: false,
-    jobsFailed: [],
+    unrecovered: [],
   };
   const active = await deps.jobs.activeJobs();
   if (active.length === 0) return result;
@@ -110,9 +110,9 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
       result.jobsSwept++;
     } catch (error) {
       // One job's failure must not keep the others from recovering; the next run tries it again.
-      result.jobsFailed.push({
+      result.unrecovered.push({
         jobId: job.job_id,
-        error: error instanceof Error ? error.message : String(error),
+        reason: error instanceof Error ? error.message : String(error),
       });
     }
   }
