@@ -34,6 +34,8 @@ function sweeper(options: {
   emails?: QueueDepth;
   deadLetters?: QueueDepth;
   claim?: boolean;
+  /** A job whose recipient list cannot be read. */
+  unreadable?: string;
 }) {
   const calls: string[] = [];
   const enqueued: EmailMessage[] = [];
@@ -48,7 +50,12 @@ function sweeper(options: {
       },
       noticeRecovery: async (jobId, at) => void noticed.push({ jobId, at }),
     },
-    contents: { allRecipients: async () => ['a@example.org', 'b@example.org', 'c@example.org'] },
+    contents: {
+      allRecipients: async (jobId) => {
+        if (jobId === options.unreadable) throw new Error('injected: throttled');
+        return ['a@example.org', 'b@example.org', 'c@example.org'];
+      },
+    },
     deliveries: {
       processedRecipients: async () => {
         calls.push('outcomes');
@@ -142,6 +149,15 @@ describe('the sweeper reads the queues, not the clock', () => {
     });
     expect(await run()).toMatchObject({ jobsWaiting: 1 });
     expect(enqueued).toEqual([]);
+  });
+
+  it('recovers the other jobs when one cannot be, and says which and why', async () => {
+    const { run, enqueued } = sweeper({ jobs: [job('bad'), job('good')], unreadable: 'bad' });
+    expect(await run()).toMatchObject({
+      jobsSwept: 1,
+      unrecovered: [{ jobId: 'bad', reason: 'injected: throttled' }],
+    });
+    expect(new Set(enqueued.map((message) => message.job_id))).toEqual(new Set(['good']));
   });
 
   it('enqueues nothing when another run claimed the job first', async () => {
