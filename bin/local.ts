@@ -26,8 +26,7 @@ function say(line: string, stream: NodeJS.WriteStream = process.stdout): void {
 }
 
 async function shutdown(code: number): Promise<void> {
-  // A second Ctrl-C does not wait: the exit handler kills the engines at once.
-  if (stopping) process.exit(code);
+  if (stopping) return;
   stopping = true;
   say('Stopping the local runtime…');
   // A stop that hangs must not leave the engines behind: past the deadline they are killed.
@@ -41,7 +40,10 @@ async function shutdown(code: number): Promise<void> {
   }
 }
 
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(0));
+// A second signal does not wait for the clean stop: the exit handler kills the engines at once.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => (stopping ? process.exit(0) : void shutdown(0)));
+}
 // Without a reader, every write would fail again: stop instead of spinning on errors.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', () => {

@@ -55,7 +55,8 @@ const PARALLEL_INITS = 2;
  */
 export class LocalFunction {
   private readonly environments: Environment[] = [];
-  private readonly waiting: ((environment: Environment) => void)[] = [];
+  /** Invocations waiting for an environment; `undefined` tells them the function was closed. */
+  private readonly waiting: ((environment: Environment | undefined) => void)[] = [];
   private nextId = 0;
   private closed = false;
   private invocations = 0;
@@ -74,6 +75,12 @@ export class LocalFunction {
 
   async invoke(event: unknown): Promise<InvokeResult> {
     const environment = await this.acquire();
+    if (!environment) {
+      return {
+        ok: false,
+        error: { errorType: 'Runtime.Closed', errorMessage: 'The local runtime is stopping' },
+      };
+    }
     const started = performance.now();
     try {
       const timeoutMs = this.options.timeoutSeconds * 1000;
@@ -95,6 +102,7 @@ export class LocalFunction {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const waiter of this.waiting.splice(0)) waiter(undefined);
     const workers = this.environments.splice(0).map((environment) => environment.worker.terminate());
     await Promise.all(workers);
   }
@@ -174,7 +182,8 @@ export class LocalFunction {
     );
   }
 
-  private async acquire(): Promise<Environment> {
+  private async acquire(): Promise<Environment | undefined> {
+    if (this.closed) return undefined;
     const idle = this.environments.find((environment) => !environment.busy);
     if (idle) {
       idle.busy = true;
@@ -193,12 +202,13 @@ export class LocalFunction {
 
   private release(environment: Environment): void {
     if (this.closed) return;
-    const next = this.waiting.shift();
     if (!this.environments.includes(environment)) {
-      // Its worker was discarded: a waiting invocation gets a fresh environment instead.
-      if (next) next(this.startEnvironment());
+      // Its worker was discarded: a waiting invocation gets a fresh environment, within the limit
+      // on environments loading at once (else a finished init hands it one).
+      this.grow();
       return;
     }
+    const next = this.waiting.shift();
     if (next) next(environment);
     else environment.busy = false;
   }

@@ -43,6 +43,16 @@ export async function startObservingProxy(
         },
         (response) => {
           const answerChunks: Buffer[] = [];
+          // An engine that drops the connection mid-answer gets the caller a 502, never silence.
+          const failed = () => {
+            if (outgoing.headersSent) outgoing.destroy();
+            else {
+              outgoing.writeHead(502);
+              outgoing.end();
+            }
+          };
+          response.on('error', failed);
+          response.on('aborted', failed);
           response.on('data', (chunk: Buffer) => answerChunks.push(chunk));
           response.on('end', () => {
             const answer = Buffer.concat(answerChunks);

@@ -102,16 +102,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     started.sqsJournal = await startSqsJournal({
       target: started.sqs.endpoint,
       file: join(options.stateDir, 'sqs-journal.jsonl'),
+      log,
     });
     const wrap = options.wrapEndpoint ?? (async (_: string, endpoint: string) => endpoint);
     const dynamoEndpoint = await wrap('dynamodb', started.dynamoDb.endpoint);
     const sqsEndpoint = await wrap('sqs', started.sqsJournal.endpoint);
     const sqs = sqsClient(sqsEndpoint);
     const queues = await createQueues(sqs, template, resolver, sqsEndpoint);
+    const direct = sqsClient(started.sqs.endpoint);
     const replayed = await started.sqsJournal.replay(
-      sqs,
+      direct,
       queues.map((queue) => queue.url),
+      started.sqs.endpoint,
     );
+    direct.destroy();
     if (replayed > 0) log(`[sqs] ${replayed} messages the previous run left in its queues were sent again`);
 
     const model = readApiModel(template, resolver);

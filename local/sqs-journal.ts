@@ -1,4 +1,5 @@
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, createReadStream, existsSync, renameSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { startObservingProxy } from './observing-proxy';
 
@@ -14,21 +15,22 @@ import { startObservingProxy } from './observing-proxy';
  * moved to a dead-letter queue is sent again to its own queue after a restart (one more try).
  */
 
-type JournalEntry =
-  | { op: 'send'; queue: string; id: string; body: string; attributes?: unknown }
-  | { op: 'delete'; id: string };
-
-interface SendEntry {
-  Id?: string;
-  MessageBody?: string;
-  MessageAttributes?: unknown;
+interface PendingMessage {
+  queue: string;
+  body: string;
+  attributes?: unknown;
 }
+
+type JournalEntry = ({ op: 'send'; id: string } & PendingMessage) | { op: 'delete'; id: string };
 
 export interface SqsJournal {
   /** The endpoint to use instead of local SQS's own. */
   endpoint: string;
-  /** Sends again what the previous run left pending; answers how many messages that was. */
-  replay(client: SQSClient, queueUrls: readonly string[]): Promise<number>;
+  /**
+   * Sends again what the previous run left pending, through a client that reaches local SQS itself
+   * (not this journal) at `directEndpoint`; answers how many messages that was.
+   */
+  replay(client: SQSClient, queueUrls: readonly string[], directEndpoint: string): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -38,54 +40,157 @@ const queueName = (queueUrl: unknown) =>
     .split('/')
     .pop() ?? '';
 
-/** Messages sent and not deleted, by queue name, from a journal file. */
-export function pendingMessages(file: string): Map<string, { body: string; attributes?: unknown }[]> {
-  const sent = new Map<string, { queue: string; body: string; attributes?: unknown }>();
-  if (existsSync(file)) {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      if (!line.trim()) continue;
-      let entry: JournalEntry;
-      try {
-        entry = JSON.parse(line) as JournalEntry;
-      } catch {
-        continue; // A line cut short by a crash: the message it named was never answered as sent.
-      }
-      if (entry.op === 'send') sent.set(entry.id, entry);
-      else sent.delete(entry.id);
-    }
-  }
-  const byQueue = new Map<string, { body: string; attributes?: unknown }[]>();
-  for (const { queue, body, attributes } of sent.values()) {
-    const list = byQueue.get(queue) ?? [];
-    list.push(attributes === undefined ? { body } : { body, attributes });
-    byQueue.set(queue, list);
-  }
-  return byQueue;
-}
-
 /** Receipt handles remembered at most: a redelivered message's earlier handle is never deleted. */
 const MAX_RECEIPTS = 100_000;
+/** Lines appended before the file is rewritten from what is pending, so a long run's file stays small. */
+const COMPACT_EVERY = 20_000;
+
+const isEntry = (value: unknown): value is JournalEntry => {
+  const entry = value as Partial<{ op: string; id: string; queue: string; body: string }> | null;
+  if (typeof entry !== 'object' || entry === null || typeof entry.id !== 'string') return false;
+  if (entry.op === 'delete') return true;
+  return entry.op === 'send' && typeof entry.queue === 'string' && typeof entry.body === 'string';
+};
+
+/** Messages sent and not deleted, by message id, read line by line from a journal file. */
+export async function pendingMessages(file: string): Promise<Map<string, PendingMessage>> {
+  const pending = new Map<string, PendingMessage>();
+  if (!existsSync(file)) return pending;
+  const lines = createInterface({
+    input: createReadStream(file, 'utf8'),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  });
+  for await (const line of lines) {
+    let entry: unknown;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue; // A line cut short by a crash: the message it named was never answered as sent.
+    }
+    if (!isEntry(entry)) continue;
+    if (entry.op === 'send') {
+      const { op: _, id, ...message } = entry;
+      pending.set(id, message);
+    } else pending.delete(entry.id);
+  }
+  return pending;
+}
+
+function writeJournal(file: string, pending: Map<string, PendingMessage>): void {
+  const compacted = `${file}.tmp`;
+  writeFileSync(
+    compacted,
+    [...pending].map(([id, message]) => `${JSON.stringify({ op: 'send', id, ...message })}\n`).join(''),
+  );
+  renameSync(compacted, file);
+}
 
 /**
  * Starts the journal in front of `target` (local SQS). Once the queues exist, `replay` sends again
- * what the previous run left, through a client that talks to local SQS directly, to the queues of
- * the same name, and rewrites the journal with only what is pending.
+ * what the previous run left, to the queues of the same name, and rewrites the journal with only
+ * what is pending. `log` hears of a journal that can no longer be written (it warns once).
  */
-export async function startSqsJournal(options: { target: string; file: string }): Promise<SqsJournal> {
+export async function startSqsJournal(options: {
+  target: string;
+  file: string;
+  log?: (line: string) => void;
+}): Promise<SqsJournal> {
+  /** What the file holds, in memory too, so it can be rewritten without reading it back. */
+  let pending = new Map<string, PendingMessage>();
+  let appended = 0;
+  let warned = false;
   const note = (entries: JournalEntry[]) => {
-    if (entries.length > 0)
-      appendFileSync(options.file, entries.map((entry) => `${JSON.stringify(entry)}\n`).join(''));
+    if (entries.length === 0) return;
+    for (const entry of entries) {
+      if (entry.op === 'send') {
+        const { op: _, id, ...message } = entry;
+        pending.set(id, message);
+      } else pending.delete(entry.id);
+    }
+    try {
+      appended += entries.length;
+      if (appended >= COMPACT_EVERY) {
+        writeJournal(options.file, pending);
+        appended = 0;
+      } else appendFileSync(options.file, entries.map((entry) => `${JSON.stringify(entry)}\n`).join(''));
+    } catch (error) {
+      if (!warned)
+        options.log?.(
+          `[sqs] the queue journal cannot be written (${String(error)}); a restart will lose queued messages`,
+        );
+      warned = true;
+    }
   };
   /** Receipt handles of received messages → message ids, so a delete names the message it ends. */
   const received = new Map<string, string>();
   const proxy = await startObservingProxy(options.target, ({ operation, request, answer, status }) => {
     if (status < 300) note(journalEntries(operation, request, answer, received));
   });
+
   return {
     endpoint: proxy.endpoint,
-    replay: (client, queueUrls) => replay(options.file, client, queueUrls),
+    replay: async (client, queueUrls, directEndpoint) => {
+      const left = await pendingMessages(options.file);
+      pending = await replay(left, client, queueUrls, directEndpoint, options.log);
+      writeJournal(options.file, pending);
+      return pending.size;
+    },
     stop: () => proxy.stop(),
   };
+}
+
+/**
+ * Sends the messages left again and answers what is pending now: those sent, under the ids local
+ * SQS gave them, and those it could not take this time, kept for the next start.
+ */
+async function replay(
+  left: Map<string, PendingMessage>,
+  client: SQSClient,
+  queueUrls: readonly string[],
+  directEndpoint: string,
+  log?: (line: string) => void,
+): Promise<Map<string, PendingMessage>> {
+  const now = new Map<string, PendingMessage>();
+  const messages = [...left.entries()];
+  for (let start = 0; start < messages.length; start += 10) {
+    const batch = messages.slice(start, start + 10);
+    const byQueue = new Map<string, [string, PendingMessage][]>();
+    for (const item of batch) byQueue.set(item[1].queue, [...(byQueue.get(item[1].queue) ?? []), item]);
+    for (const [queue, items] of byQueue) {
+      const url = queueUrls.find((candidate) => queueName(candidate) === queue);
+      if (!url) continue; // The queue is gone from the template: its messages with it.
+      const keep = () => {
+        for (const [id, message] of items) now.set(id, message);
+      };
+      try {
+        const result = await client.send(
+          new SendMessageBatchCommand({
+            // Straight to local SQS: the journal in front would note these sends a second time.
+            QueueUrl: `${directEndpoint}${new URL(url).pathname}`,
+            Entries: items.map(([, message], index) => ({
+              Id: String(index),
+              MessageBody: message.body,
+              ...(message.attributes ? { MessageAttributes: message.attributes as never } : {}),
+            })),
+          }),
+        );
+        for (const success of result.Successful ?? []) {
+          const item = items[Number(success.Id)];
+          if (item && success.MessageId) now.set(success.MessageId, item[1]);
+        }
+        for (const failure of result.Failed ?? []) {
+          const item = items[Number(failure.Id)];
+          if (item) now.set(item[0], item[1]);
+        }
+      } catch (error) {
+        log?.(
+          `[sqs] could not send ${items.length} journaled messages again (${String(error)}); kept for the next start`,
+        );
+        keep();
+      }
+    }
+  }
+  return now;
 }
 
 /** What one successful SQS call changes in the journal. */
@@ -98,13 +203,26 @@ function journalEntries(
   const request = JSON.parse(requestBody.toString('utf8') || '{}') as Record<string, unknown>;
   const answer = JSON.parse(answerBody.toString('utf8') || '{}') as Record<string, unknown>;
   const queue = queueName(request.QueueUrl);
+  const withAttributes = (attributes: unknown) => (attributes ? { attributes } : {});
   switch (operation) {
     case 'SendMessage':
       return typeof answer.MessageId === 'string'
-        ? [{ op: 'send', queue, id: answer.MessageId, body: String(request.MessageBody ?? '') }]
+        ? [
+            {
+              op: 'send',
+              queue,
+              id: answer.MessageId,
+              body: String(request.MessageBody ?? ''),
+              ...withAttributes(request.MessageAttributes),
+            },
+          ]
         : [];
     case 'SendMessageBatch': {
-      const entries = (request.Entries ?? []) as SendEntry[];
+      const entries = (request.Entries ?? []) as {
+        Id?: string;
+        MessageBody?: string;
+        MessageAttributes?: unknown;
+      }[];
       const byId = new Map(entries.map((entry) => [entry.Id, entry]));
       return ((answer.Successful ?? []) as { Id?: string; MessageId?: string }[]).flatMap((success) => {
         const entry = byId.get(success.Id);
@@ -115,7 +233,7 @@ function journalEntries(
             queue,
             id: success.MessageId,
             body: String(entry.MessageBody ?? ''),
-            ...(entry.MessageAttributes ? { attributes: entry.MessageAttributes } : {}),
+            ...withAttributes(entry.MessageAttributes),
           },
         ];
       });
@@ -151,35 +269,4 @@ function deletions(handles: unknown[], received: Map<string, string>): JournalEn
     received.delete(String(handle));
     return [{ op: 'delete' as const, id }];
   });
-}
-
-async function replay(file: string, client: SQSClient, queueUrls: readonly string[]): Promise<number> {
-  const fresh: JournalEntry[] = [];
-  for (const [queue, messages] of pendingMessages(file)) {
-    const url = queueUrls.find((candidate) => queueName(candidate) === queue);
-    if (!url) continue; // The queue is gone from the template: its messages with it.
-    for (let start = 0; start < messages.length; start += 10) {
-      const batch = messages.slice(start, start + 10);
-      const result = await client.send(
-        new SendMessageBatchCommand({
-          QueueUrl: url,
-          Entries: batch.map((message, index) => ({
-            Id: String(index),
-            MessageBody: message.body,
-            ...(message.attributes ? { MessageAttributes: message.attributes as never } : {}),
-          })),
-        }),
-      );
-      for (const success of result.Successful ?? []) {
-        const message = batch[Number(success.Id)];
-        if (message && success.MessageId)
-          fresh.push({ op: 'send', queue, id: success.MessageId, body: message.body });
-      }
-    }
-  }
-  // Compacted: only what is still pending, under the ids local SQS gave it this time.
-  const compacted = `${file}.tmp`;
-  writeFileSync(compacted, fresh.map((entry) => `${JSON.stringify(entry)}\n`).join(''));
-  renameSync(compacted, file);
-  return fresh.length;
 }

@@ -1,6 +1,6 @@
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { QUEUE, TABLE } from '../../lambdas/core/bindings';
+import { TABLE } from '../../lambdas/core/bindings';
 import { ProjectFunction } from '../../lib/constructs/project-function';
 import { synthesizeForTests } from '../support/synth';
 
@@ -8,7 +8,8 @@ const { stack, template } = synthesizeForTests();
 const functions = stack.node
   .findAll()
   .filter((construct): construct is ProjectFunction => construct instanceof ProjectFunction);
-const BOUND = [...Object.values(TABLE), ...Object.values(QUEUE)];
+/** What the test process itself needs of its environment; everything else is taken away. */
+const KEPT = /^(PATH|HOME|TMPDIR|TZ|NODE_.*|VITEST.*|FORCE_COLOR|NO_COLOR|CI)$/;
 const saved = { ...process.env };
 
 afterEach(() => {
@@ -31,7 +32,8 @@ function templateEnvironment(fn: ProjectFunction): Record<string, string> {
 
 /** Loads a handler module as Lambda's init phase does, with exactly this environment. */
 async function coldStart(entry: string, environment: Record<string, string>) {
-  for (const name of BOUND) delete process.env[name];
+  // Nothing of this shell's environment may stand in for a setting the template forgot.
+  for (const name of Object.keys(process.env)) if (!KEPT.test(name)) delete process.env[name];
   Object.assign(process.env, environment, { AWS_REGION: 'us-east-1', POWERTOOLS_LOG_LEVEL: 'SILENT' });
   vi.resetModules();
   return (await import(`../../lambdas/${entry}`)) as { handler?: unknown };

@@ -196,6 +196,8 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     expect((await p.jobs.get(job.job_id))?.status).toBe('queued');
   });
 
+  // Long enough a backlog for many sweeps to meet it, small enough for a busy 2-core machine.
+  const RECIPIENTS = 600;
   it('copies no message still queued behind a backlog, and enqueues what was lost once the queues drain', async () => {
     // Each (job, recipient) with the ids of the distinct messages that carried it: a copy made while
     // the original was still queued would be a second id.
@@ -217,13 +219,13 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
       },
     });
     pipeline = p;
-    const recipients = await p.registerNonprofits(1000);
+    const recipients = await p.registerNonprofits(RECIPIENTS);
     const lost = (await p.submit(recipients)).job;
     loseMessages = false;
     const queued = [(await p.submit(recipients)).job, (await p.submit(recipients)).job];
     p.start();
 
-    // Sweep every 100 ms, settling time 0, while one consumer works through 2,000 messages.
+    // Sweep every 100 ms, settling time 0, while one consumer works through the backlog.
     const sweeps: Awaited<ReturnType<Pipeline['sweep']>>[] = [];
     const deadline = Date.now() + 120_000;
     while ((await p.jobs.activeJobs()).length > 0 && Date.now() < deadline) {
@@ -236,9 +238,9 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     expect(duringBacklog.every((sweep) => sweep.reenqueued === 0)).toBe(true);
     // The lost job was enqueued again once the queues drained (a loaded machine may lose a few more
     // of the API's own sends, which the same sweep recovers).
-    expect(sweeps.reduce((total, sweep) => total + sweep.reenqueued, 0)).toBeGreaterThanOrEqual(1000);
+    expect(sweeps.reduce((total, sweep) => total + sweep.reenqueued, 0)).toBeGreaterThanOrEqual(RECIPIENTS);
     for (const job of [lost, ...queued]) {
-      await expectExactlyOnce(p, job.job_id, recipients, { sent: 1000, failed: 0 });
+      await expectExactlyOnce(p, job.job_id, recipients, { sent: RECIPIENTS, failed: 0 });
     }
     for (const job of [lost, ...queued]) {
       for (const recipient of recipients) {
@@ -246,5 +248,5 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
       }
     }
     expect([...carriers.entries()].filter(([, ids]) => ids.size > 1)).toEqual([]);
-  });
+  }, 240_000);
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -22,7 +22,9 @@ async function startQueues(file: string) {
   const client = sqsClient(journal.endpoint);
   const { QueueUrl } = await client.send(new CreateQueueCommand({ QueueName: 'emails' }));
   const url = `${journal.endpoint}${new URL(String(QueueUrl)).pathname}`;
-  const replayed = await journal.replay(client, [url]);
+  const direct = sqsClient(sqs.endpoint);
+  const replayed = await journal.replay(direct, [url], sqs.endpoint);
+  direct.destroy();
   return {
     client,
     url,
@@ -82,7 +84,9 @@ describe('the local SQS journal', () => {
     expect(again).toEqual(['m10', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9']);
     await second.stop();
 
-    // Still pending (received, never deleted): a third start sends them once more, no more.
+    // Still pending (received, never deleted): a third start sends them once more, no more, and lines
+    // a crash cut short or that are not entries at all are passed over.
+    appendFileSync(file, 'null\n1\n{"op":"send"}\n{"op":"send","id":"x","queue":"emails","bo');
     const third = await startQueues(file);
     expect(third.replayed).toBe(8);
     await third.stop();

@@ -144,6 +144,11 @@ export function recoveryNoticed(seenAt: string): JobUpdate {
   return new UpdateBuilder().whenPresent('active').set('recovery_seen_at', seenAt).build();
 }
 
+/** The queues were seen holding messages again: an earlier sighting no longer counts as the first look. */
+export function recoveryForgotten(): JobUpdate {
+  return new UpdateBuilder().whenPresent('recovery_seen_at').remove('recovery_seen_at').build();
+}
+
 /**
  * The sweeper takes charge of enqueueing a running job again, until `deadline`. The condition makes
  * it exclusive: it holds only while the job runs and nobody moved the deadline since it was read,

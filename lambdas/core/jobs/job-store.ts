@@ -32,6 +32,8 @@ export interface JobStore {
   ): Promise<boolean>;
   /** Notes when the sweeper first saw a running job recoverable (see `recovery_seen_at`). */
   noticeRecovery(jobId: string, seenAt: Date): Promise<void>;
+  /** Forgets that sighting: the queues held messages again since. */
+  forgetRecovery(jobId: string): Promise<void>;
 }
 
 /** What a job sends, and to whom, written before its job item so that a job that exists has both. */

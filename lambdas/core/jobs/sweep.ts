@@ -5,7 +5,7 @@ import type { JobRecord } from './job';
 import type { JobContentStore, JobStore } from './job-store';
 
 export interface SweepDependencies {
-  jobs: Pick<JobStore, 'activeJobs' | 'claimReenqueue' | 'noticeRecovery'>;
+  jobs: Pick<JobStore, 'activeJobs' | 'claimReenqueue' | 'noticeRecovery' | 'forgetRecovery'>;
   contents: Pick<JobContentStore, 'allRecipients'>;
   deliveries: Pick<DeliveryReader, 'processedRecipients'>;
   queue: EmailQueue;
@@ -81,6 +81,8 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
     const settledAt = lastEnqueueEnd(job) + deps.settleMs;
     if (!result.queuesEmpty || settledAt > lookedAt) {
       result.jobsWaiting++;
+      // Messages are back in the queues: a sighting before this no longer counts as a first look.
+      if (!result.queuesEmpty && job.recovery_seen_at) await forget(deps, job, result);
       continue;
     }
     try {
@@ -103,7 +105,14 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
         deps.deliveries.processedRecipients(job.job_id),
       ]);
       const unsent = recipients.filter((recipient) => !processed.has(recipient));
-      if (unsent.length === 0) continue;
+      if (unsent.length === 0) {
+        // Every recipient has an outcome, so the write that recorded the last one should have ended it.
+        result.unrecovered.push({
+          jobId: job.job_id,
+          reason: 'every recipient has an outcome, yet the job is still running',
+        });
+        continue;
+      }
       if (!(await deps.jobs.claimReenqueue(job, deps.deadline, clock()))) continue;
       await deps.queue.enqueue(unsent.map((recipient) => ({ job_id: job.job_id, recipient })));
       result.reenqueued += unsent.length;
@@ -117,4 +126,15 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
     }
   }
   return result;
+}
+
+async function forget(deps: SweepDependencies, job: JobRecord, result: SweepResult): Promise<void> {
+  try {
+    await deps.jobs.forgetRecovery(job.job_id);
+  } catch (error) {
+    result.unrecovered.push({
+      jobId: job.job_id,
+      reason: `could not forget its sighting: ${error instanceof Error ? error.message : String(error)}`,
+    });
+  }
 }

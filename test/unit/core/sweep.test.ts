@@ -36,11 +36,14 @@ function sweeper(options: {
   claim?: boolean;
   /** A job whose recipient list cannot be read. */
   unreadable?: string;
+  /** Every recipient already has an outcome. */
+  allProcessed?: boolean;
 }) {
   const calls: string[] = [];
   const enqueued: EmailMessage[] = [];
   const claims: { jobId: string; previous: string | undefined; deadline: Date }[] = [];
   const noticed: { jobId: string; at: Date }[] = [];
+  const forgotten: string[] = [];
   const deps: SweepDependencies = {
     jobs: {
       activeJobs: async () => options.jobs,
@@ -49,6 +52,7 @@ function sweeper(options: {
         return options.claim ?? true;
       },
       noticeRecovery: async (jobId, at) => void noticed.push({ jobId, at }),
+      forgetRecovery: async (jobId) => void forgotten.push(jobId),
     },
     contents: {
       allRecipients: async (jobId) => {
@@ -59,7 +63,9 @@ function sweeper(options: {
     deliveries: {
       processedRecipients: async () => {
         calls.push('outcomes');
-        return new Set(['a@example.org']);
+        return new Set(
+          options.allProcessed ? ['a@example.org', 'b@example.org', 'c@example.org'] : ['a@example.org'],
+        );
       },
     },
     queue: { enqueue: async (messages) => void enqueued.push(...messages) },
@@ -76,7 +82,7 @@ function sweeper(options: {
     deadline: RUN_DEADLINE,
     now: () => NOW,
   };
-  return { run: () => sweepStaleJobs(deps), enqueued, claims, noticed, calls };
+  return { run: () => sweepStaleJobs(deps), enqueued, claims, noticed, forgotten, calls };
 }
 
 describe('the sweeper reads the queues, not the clock', () => {
@@ -158,6 +164,25 @@ describe('the sweeper reads the queues, not the clock', () => {
       unrecovered: [{ jobId: 'bad', reason: 'injected: throttled' }],
     });
     expect(new Set(enqueued.map((message) => message.job_id))).toEqual(new Set(['good']));
+  });
+
+  it('forgets a first sighting when the queues hold messages again, so the next empty look starts over', async () => {
+    const { run, forgotten, enqueued } = sweeper({
+      jobs: [job('seen'), job('unseen', { recovery_seen_at: undefined })],
+      deadLetters: { ...EMPTY, visible: 1 },
+    });
+    expect(await run()).toMatchObject({ jobsWaiting: 2, queuesEmpty: false });
+    expect(forgotten).toEqual(['seen']);
+    expect(enqueued).toEqual([]);
+  });
+
+  it('reports a running job whose every recipient has an outcome instead of passing it in silence', async () => {
+    const { run, enqueued } = sweeper({ jobs: [job('drifted')], allProcessed: true });
+    expect(await run()).toMatchObject({
+      jobsSwept: 0,
+      unrecovered: [{ jobId: 'drifted', reason: expect.stringContaining('every recipient has an outcome') }],
+    });
+    expect(enqueued).toEqual([]);
   });
 
   it('enqueues nothing when another run claimed the job first', async () => {

@@ -12,7 +12,13 @@ import { INDEX } from '../../bindings';
 import { decodeCursor, encodeCursor, type Page } from '../../cursor';
 import { queryAll } from '../../dynamo-paging';
 import type { JobRecord } from '../job';
-import { ACTIVE_MARKER, recoveryNoticed, reenqueueClaimed } from '../job-status';
+import {
+  ACTIVE_MARKER,
+  type JobUpdate,
+  recoveryForgotten,
+  recoveryNoticed,
+  reenqueueClaimed,
+} from '../job-status';
 import type { JobQuery, JobStore } from '../job-store';
 
 /** How many index pages one listing request reads at most while a status filter skips items. */
@@ -105,17 +111,22 @@ export class DynamoJobStore implements JobStore {
     return items as unknown as JobRecord[];
   }
 
-  async noticeRecovery(jobId: string, seenAt: Date): Promise<void> {
+  noticeRecovery(jobId: string, seenAt: Date): Promise<void> {
+    // A job that ended meanwhile has nothing to recover.
+    return this.updateIfStill(jobId, recoveryNoticed(seenAt.toISOString()));
+  }
+
+  forgetRecovery(jobId: string): Promise<void> {
+    return this.updateIfStill(jobId, recoveryForgotten());
+  }
+
+  /** An update whose condition failing means there is nothing left to do. */
+  private async updateIfStill(jobId: string, update: JobUpdate): Promise<void> {
     try {
       await this.options.client.send(
-        new UpdateCommand({
-          TableName: this.options.tableName,
-          Key: { job_id: jobId },
-          ...recoveryNoticed(seenAt.toISOString()),
-        }),
+        new UpdateCommand({ TableName: this.options.tableName, Key: { job_id: jobId }, ...update }),
       );
     } catch (error) {
-      // The job ended meanwhile: nothing to recover.
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }
   }
