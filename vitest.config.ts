@@ -33,8 +33,10 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          testTimeout: 120_000,
-          hookTimeout: 180_000,
+          // A test may start the runtime twice (synthesis with bundling, then Java): on a loaded
+          // 2-core machine each start can take over a minute. Bounds on a hang, not speed targets.
+          testTimeout: 360_000,
+          hookTimeout: 300_000,
         },
       },
     ],

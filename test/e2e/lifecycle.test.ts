@@ -73,4 +73,29 @@ describe('the local runtime as a process', () => {
     await next.stop('SIGTERM');
     expect(await waitUntilGone(java)).toBe(true);
   });
+
+  it('stops everything on SIGHUP, as when its terminal is closed', async () => {
+    const runtime = await start();
+    const java = runtime.javaPid();
+    await runtime.stop('SIGHUP');
+    expect(runtime.child.exitCode).toBe(0);
+    expect(await waitUntilGone(java)).toBe(true);
+  });
+
+  it('stops everything, without spinning, once the reader of its output is gone', async () => {
+    const runtime = await start();
+    const java = runtime.javaPid();
+    const exited = new Promise<void>((resolve) => runtime.child.once('exit', () => resolve()));
+    // The reading end of its pipes goes away, as when the program that started it is killed.
+    runtime.child.stdout?.destroy();
+    runtime.child.stderr?.destroy();
+    // Its next line of output finds no reader: accepting a job logs one.
+    await apiClient(runtime.url, runtime.apiKey)('POST', '/send-email', {
+      emails: ['kept@restart.example.org'],
+      template: 'Hi {name}',
+    }).catch(() => undefined);
+    const stopped = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]);
+    expect(stopped).toBe(true);
+    expect(await waitUntilGone(java)).toBe(true);
+  });
 });
