@@ -10,7 +10,6 @@ const stateDir = resolve(process.env.LOCAL_STATE_DIR ?? `${PROJECT_ROOT}.local`)
 /** How long a clean stop may take before the engines are killed outright. */
 const STOP_DEADLINE_MS = 15_000;
 
-let runtime: LocalRuntime | undefined;
 let starting: Promise<LocalRuntime> | undefined;
 let stopping = false;
 /** Set once stdout or stderr fails (a closed terminal, a dead reader of the pipe): nothing is written after. */
@@ -33,7 +32,7 @@ async function shutdown(code: number): Promise<void> {
   setTimeout(() => process.exit(code), STOP_DEADLINE_MS).unref();
   try {
     // A signal during start-up waits for the engines being started, so none is left behind.
-    runtime ??= await starting?.catch(() => undefined);
+    const runtime = await starting?.catch(() => undefined);
     await runtime?.stop();
   } finally {
     process.exit(code);
@@ -62,7 +61,7 @@ process.on('exit', () => killStartedProcessesNow());
 try {
   say('Synthesizing the CDK app and starting the local runtime…');
   starting = startLocalRuntime({ port, stateDir, log: (line) => say(line) });
-  runtime = await starting;
+  const runtime = await starting;
   const [key] = runtime.apiKeys;
   // Stopped during start-up: shutdown() has the runtime now; no banner for a system going away.
   if (!stopping)

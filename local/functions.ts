@@ -26,7 +26,7 @@ export interface LocalFunctionOptions {
 
 type InitOutcome =
   | { ok: true; ms: number }
-  | { ok: false; ms: number; error: { errorType: string; errorMessage: string; stack?: string } };
+  | { ok: false; ms: number; error: Extract<InvokeResult, { ok: false }>['error'] };
 
 interface Environment {
   worker: Worker;

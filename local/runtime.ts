@@ -109,13 +109,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const sqsEndpoint = await wrap('sqs', started.sqsJournal.endpoint);
     const sqs = sqsClient(sqsEndpoint);
     const queues = await createQueues(sqs, template, resolver, sqsEndpoint);
-    const direct = sqsClient(started.sqs.endpoint);
-    const replayed = await started.sqsJournal.replay(
-      direct,
-      queues.map((queue) => queue.url),
-      started.sqs.endpoint,
-    );
-    direct.destroy();
+    const replayed = await started.sqsJournal.replay(queues.map((queue) => queue.url));
     if (replayed > 0) log(`[sqs] ${replayed} messages the previous run left in its queues were sent again`);
 
     const model = readApiModel(template, resolver);

@@ -2,6 +2,7 @@ import { appendFileSync, createReadStream, existsSync, renameSync, writeFileSync
 import { createInterface } from 'node:readline';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { startObservingProxy } from './observing-proxy';
+import { sqsClient } from './sqs';
 
 /**
  * SQS keeps what it accepted; local-aws-sqs keeps it in memory, so a restart of `npm start` would
@@ -27,10 +28,10 @@ export interface SqsJournal {
   /** The endpoint to use instead of local SQS's own. */
   endpoint: string;
   /**
-   * Sends again what the previous run left pending, through a client that reaches local SQS itself
-   * (not this journal) at `directEndpoint`; answers how many messages that was.
+   * Sends again what the previous run left pending to the queues of the same name, straight to
+   * local SQS (this journal would note them a second time); answers how many messages that was.
    */
-  replay(client: SQSClient, queueUrls: readonly string[], directEndpoint: string): Promise<number>;
+  replay(queueUrls: readonly string[]): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -129,9 +130,19 @@ export async function startSqsJournal(options: {
 
   return {
     endpoint: proxy.endpoint,
-    replay: async (client, queueUrls, directEndpoint) => {
-      const left = await pendingMessages(options.file);
-      pending = await replay(left, client, queueUrls, directEndpoint, options.log);
+    replay: async (queueUrls) => {
+      const direct = sqsClient(options.target);
+      try {
+        pending = await replay(
+          await pendingMessages(options.file),
+          direct,
+          queueUrls,
+          options.target,
+          options.log,
+        );
+      } finally {
+        direct.destroy();
+      }
       writeJournal(options.file, pending);
       return pending.size;
     },

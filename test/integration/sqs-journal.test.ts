@@ -22,9 +22,7 @@ async function startQueues(file: string) {
   const client = sqsClient(journal.endpoint);
   const { QueueUrl } = await client.send(new CreateQueueCommand({ QueueName: 'emails' }));
   const url = `${journal.endpoint}${new URL(String(QueueUrl)).pathname}`;
-  const direct = sqsClient(sqs.endpoint);
-  const replayed = await journal.replay(direct, [url], sqs.endpoint);
-  direct.destroy();
+  const replayed = await journal.replay([url]);
   return {
     client,
     url,

@@ -111,46 +111,39 @@ export class DynamoJobStore implements JobStore {
     return items as unknown as JobRecord[];
   }
 
-  noticeRecovery(jobId: string, seenAt: Date): Promise<void> {
+  async noticeRecovery(jobId: string, seenAt: Date): Promise<void> {
     // A job that ended meanwhile has nothing to recover.
-    return this.updateIfStill(jobId, recoveryNoticed(seenAt.toISOString()));
+    await this.updateIfStill(jobId, recoveryNoticed(seenAt.toISOString()));
   }
 
-  forgetRecovery(jobId: string): Promise<void> {
-    return this.updateIfStill(jobId, recoveryForgotten());
+  async forgetRecovery(jobId: string): Promise<void> {
+    await this.updateIfStill(jobId, recoveryForgotten());
   }
 
-  /** An update whose condition failing means there is nothing left to do. */
-  private async updateIfStill(jobId: string, update: JobUpdate): Promise<void> {
-    try {
-      await this.options.client.send(
-        new UpdateCommand({ TableName: this.options.tableName, Key: { job_id: jobId }, ...update }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
-  }
-
-  async claimReenqueue(
+  claimReenqueue(
     job: Pick<JobRecord, 'job_id' | 'enqueue_deadline'>,
     deadline: Date,
     now: Date,
   ): Promise<boolean> {
+    // False when the job ended meanwhile, or another sweeper run took it first.
+    return this.updateIfStill(
+      job.job_id,
+      reenqueueClaimed({
+        previousDeadline: job.enqueue_deadline,
+        deadline: deadline.toISOString(),
+        now: now.toISOString(),
+      }),
+    );
+  }
+
+  /** A conditional update of a job; false when its condition failed (there is nothing left to do). */
+  private async updateIfStill(jobId: string, update: JobUpdate): Promise<boolean> {
     try {
       await this.options.client.send(
-        new UpdateCommand({
-          TableName: this.options.tableName,
-          Key: { job_id: job.job_id },
-          ...reenqueueClaimed({
-            previousDeadline: job.enqueue_deadline,
-            deadline: deadline.toISOString(),
-            now: now.toISOString(),
-          }),
-        }),
+        new UpdateCommand({ TableName: this.options.tableName, Key: { job_id: jobId }, ...update }),
       );
       return true;
     } catch (error) {
-      // The job ended meanwhile, or another sweeper run took it first: nothing to do.
       if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
