@@ -46,6 +46,41 @@ const configSchema = z.object({
   alarmOldestMessageSeconds: z.coerce.number().int().min(60).default(900),
   /** Alarm when more than this percentage of API requests fail with a 5xx over 5 minutes. */
   alarmApi5xxPercent: z.coerce.number().positive().max(100).default(1),
+  /** `ses` delivers through Amazon SES; `record` only keeps the rendered emails in the ledger. */
+  transport: z.enum(['ses', 'record']).default('ses'),
+  /** The verified SES identity emails are sent from (required with the `ses` transport). */
+  fromAddress: z.email({ message: 'Must be an email address' }).optional(),
+  /** Where replies go, if not to `fromAddress`. */
+  replyTo: z.email({ message: 'Must be an email address' }).optional(),
+  /** An SES configuration set to send with (event publishing, dedicated IPs). */
+  sesConfigurationSet: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'Must be an SES configuration set name')
+    .optional(),
+  /**
+   * Recipients per second SES allows this account (its sending quota's maximum send rate; 1 in the
+   * sandbox, 14 at first in production). The consumers together never exceed it: cc copies count.
+   */
+  sesMaxSendRate: z.coerce.number().positive().max(10_000).default(14),
+  /** Subject of the emails of a job submitted without one (SES requires a subject). */
+  defaultSubject: z.string().min(1).max(998).default('(no subject)'),
+  /** The largest rendered email (subject and body, UTF-8 bytes) a job may produce, in the worst case. */
+  maxRenderedEmailBytes: z.coerce.number().int().min(1024).max(10_000_000).default(256 * 1024),
+  /** Whether each rendered subject and body is kept for `GET /jobs/{id}/emails` (personal data, most of the cost). */
+  storeRenderedEmails: z
+    .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])
+    .default(true),
+  /** Days a stored rendered email is kept before DynamoDB's TTL removes it. */
+  renderedEmailRetentionDays: z.coerce.number().int().min(1).max(3650).default(30),
+}).superRefine((config, context) => {
+  if (config.transport === 'ses' && !config.fromAddress) {
+    context.addIssue({
+      code: 'custom',
+      path: ['fromAddress'],
+      message:
+        'Required with the ses transport: pass -c fromAddress=you@your-verified-domain (an SES verified identity), or -c transport=record to only record emails',
+    });
+  }
 });
 
 export type MailerConfig = z.output<typeof configSchema>;

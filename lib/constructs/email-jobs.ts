@@ -42,6 +42,7 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:PutItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:PutItem'])
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage'])
+      .setting('MAX_RENDERED_EMAIL_BYTES', String(config.maxRenderedEmailBytes))
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('POST', '/send-email', sendEmail, {
       throttle: { rateLimit: config.sendEmailRequestsPerMinute / 60, burstLimit: config.sendEmailBurstLimit },
