@@ -70,6 +70,7 @@ nonprofit-mailer is running locally.
   API:      ${runtime.url}
   API key:  ${key?.value ?? '(none)'}
   Metrics:  ${runtime.metricsUrl}
+  Inbox:    ${runtime.inboxUrl} (emails sent through the local SES)
   DynamoDB: ${runtime.dynamoDbEndpoint} (data in ${stateDir}/dynamodb)
 
 Try:

@@ -2,86 +2,116 @@ import type { Node } from 'constructs';
 import { z } from 'zod';
 import { describeIssues } from '../lambdas/core/env';
 
+/** A stored rendered email is one DynamoDB item (400 KB at most, keys and attribute names included). */
+const MAX_STORED_EMAIL_BYTES = 380_000;
+
 /**
  * Deployment settings, read from CDK context (`cdk.json`, or `-c key=value` on the command line,
  * which arrives as a string and is coerced). The local runtime reads the synthesized template, so
  * these values reach it through the template and are never repeated there.
  */
-const configSchema = z.object({
-  /** Steady requests per second each API key may make. */
-  usagePlanRateLimit: z.coerce.number().positive().default(50),
-  /** Requests each API key may make at once, above the steady rate (the token bucket's size). */
-  usagePlanBurstLimit: z.coerce.number().int().nonnegative().default(100),
-  /** Requests each API key may make per day. */
-  usagePlanQuotaPerDay: z.coerce.number().int().positive().default(100_000),
-  /** Steady requests per second the whole stage takes, all keys together: a ceiling that keeps one API from using the account's shared limit. */
-  stageRateLimit: z.coerce.number().positive().default(500),
-  /** Burst the whole stage takes, all keys together. */
-  stageBurstLimit: z.coerce.number().int().nonnegative().default(1000),
-  /** `POST /send-email` requests each API key may make per minute (the original API allowed 5). */
-  sendEmailRequestsPerMinute: z.coerce.number().positive().default(5),
-  /** `POST /send-email` requests each API key may make at once. */
-  sendEmailBurstLimit: z.coerce.number().int().nonnegative().default(5),
-  /** Messages the consumer takes per invocation. */
-  consumerBatchSize: z.coerce.number().int().min(1).max(10_000).default(10),
-  /** Seconds the event source waits to fill a batch. */
-  consumerBatchingWindowSeconds: z.coerce.number().int().min(0).max(300).default(1),
-  /** Consumer invocations at once (2 to 1,000, as Lambda allows). */
-  consumerMaxConcurrency: z.coerce.number().int().min(2).max(1000).default(10),
-  /** Seconds a consumer invocation may take; the queue's visibility timeout is six times this. */
-  consumerTimeoutSeconds: z.coerce.number().int().min(1).max(900).default(30),
-  /** Receives of one message before it moves to the dead-letter queue (at least 5, as AWS advises). */
-  maxReceiveCount: z.coerce.number().int().min(5).max(1000).default(5),
-  /** Minutes between sweeper runs (each costs two queue reads and one index query when jobs run). */
-  sweeperRateMinutes: z.coerce.number().int().min(1).max(1440).default(1),
-  /**
-   * Seconds after a job's last enqueue before the queues' approximate counts are trusted to include
-   * its messages (AWS: they settle about a minute after sends stop). The sweeper re-enqueues a job's
-   * unsent recipients only when both queues are empty and this long has passed.
-   */
-  sweeperQueueSettleSeconds: z.coerce.number().int().min(0).max(3600).default(60),
-  /** Where alarms are emailed; unset, subscribe to the alarm topic some other way. */
-  alarmEmail: z.email().optional(),
-  /** Alarm when the oldest email waiting in the queue is older than this. */
-  alarmOldestMessageSeconds: z.coerce.number().int().min(60).default(900),
-  /** Alarm when more than this percentage of API requests fail with a 5xx over 5 minutes. */
-  alarmApi5xxPercent: z.coerce.number().positive().max(100).default(1),
-  /** `ses` delivers through Amazon SES; `record` only keeps the rendered emails in the ledger. */
-  transport: z.enum(['ses', 'record']).default('ses'),
-  /** The verified SES identity emails are sent from (required with the `ses` transport). */
-  fromAddress: z.email({ message: 'Must be an email address' }).optional(),
-  /** Where replies go, if not to `fromAddress`. */
-  replyTo: z.email({ message: 'Must be an email address' }).optional(),
-  /** An SES configuration set to send with (event publishing, dedicated IPs). */
-  sesConfigurationSet: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'Must be an SES configuration set name')
-    .optional(),
-  /**
-   * Recipients per second SES allows this account (its sending quota's maximum send rate; 1 in the
-   * sandbox, 14 at first in production). The consumers together never exceed it: cc copies count.
-   */
-  sesMaxSendRate: z.coerce.number().positive().max(10_000).default(14),
-  /** Subject of the emails of a job submitted without one (SES requires a subject). */
-  defaultSubject: z.string().min(1).max(998).default('(no subject)'),
-  /** The largest rendered email (subject and body, UTF-8 bytes) a job may produce, in the worst case. */
-  maxRenderedEmailBytes: z.coerce.number().int().min(1024).max(10_000_000).default(256 * 1024),
-  /** Whether each rendered subject and body is kept for `GET /jobs/{id}/emails` (personal data, most of the cost). */
-  storeRenderedEmails: z
-    .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])
-    .default(true),
-  /** Days a stored rendered email is kept before DynamoDB's TTL removes it. */
-  renderedEmailRetentionDays: z.coerce.number().int().min(1).max(3650).default(30),
-}).superRefine((config, context) => {
-  if (config.transport === 'ses' && !config.fromAddress) {
-    context.addIssue({
-      code: 'custom',
-      path: ['fromAddress'],
-      message:
-        'Required with the ses transport: pass -c fromAddress=you@your-verified-domain (an SES verified identity), or -c transport=record to only record emails',
-    });
-  }
-});
+const configSchema = z
+  .object({
+    /** Steady requests per second each API key may make. */
+    usagePlanRateLimit: z.coerce.number().positive().default(50),
+    /** Requests each API key may make at once, above the steady rate (the token bucket's size). */
+    usagePlanBurstLimit: z.coerce.number().int().nonnegative().default(100),
+    /** Requests each API key may make per day. */
+    usagePlanQuotaPerDay: z.coerce.number().int().positive().default(100_000),
+    /** Steady requests per second the whole stage takes, all keys together: a ceiling that keeps one API from using the account's shared limit. */
+    stageRateLimit: z.coerce.number().positive().default(500),
+    /** Burst the whole stage takes, all keys together. */
+    stageBurstLimit: z.coerce.number().int().nonnegative().default(1000),
+    /** `POST /send-email` requests each API key may make per minute (the original API allowed 5). */
+    sendEmailRequestsPerMinute: z.coerce.number().positive().default(5),
+    /** `POST /send-email` requests each API key may make at once. */
+    sendEmailBurstLimit: z.coerce.number().int().nonnegative().default(5),
+    /** Messages the consumer takes per invocation. */
+    consumerBatchSize: z.coerce.number().int().min(1).max(10_000).default(10),
+    /** Seconds the event source waits to fill a batch. */
+    consumerBatchingWindowSeconds: z.coerce.number().int().min(0).max(300).default(1),
+    /** Consumer invocations at once (2 to 1,000, as Lambda allows). */
+    consumerMaxConcurrency: z.coerce.number().int().min(2).max(1000).default(10),
+    /** Seconds a consumer invocation may take; the queue's visibility timeout is six times this. */
+    consumerTimeoutSeconds: z.coerce.number().int().min(1).max(900).default(30),
+    /** Receives of one message before it moves to the dead-letter queue (at least 5, as AWS advises). */
+    maxReceiveCount: z.coerce.number().int().min(5).max(1000).default(5),
+    /** Minutes between sweeper runs (each costs two queue reads and one index query when jobs run). */
+    sweeperRateMinutes: z.coerce.number().int().min(1).max(1440).default(1),
+    /**
+     * Seconds after a job's last enqueue before the queues' approximate counts are trusted to include
+     * its messages (AWS: they settle about a minute after sends stop). The sweeper re-enqueues a job's
+     * unsent recipients only when both queues are empty and this long has passed.
+     */
+    sweeperQueueSettleSeconds: z.coerce.number().int().min(0).max(3600).default(60),
+    /** Where alarms are emailed; unset, subscribe to the alarm topic some other way. */
+    alarmEmail: z.email().optional(),
+    /** Alarm when the oldest email waiting in the queue is older than this. */
+    alarmOldestMessageSeconds: z.coerce.number().int().min(60).default(900),
+    /** Alarm when more than this percentage of API requests fail with a 5xx over 5 minutes. */
+    alarmApi5xxPercent: z.coerce.number().positive().max(100).default(1),
+    /** `ses` delivers through Amazon SES; `record` only keeps the rendered emails in the ledger. */
+    transport: z.enum(['ses', 'record']).default('ses'),
+    /** The verified SES identity emails are sent from (required with the `ses` transport). */
+    fromAddress: z.email({ message: 'Must be an email address' }).optional(),
+    /** Where replies go, if not to `fromAddress`. */
+    replyTo: z.email({ message: 'Must be an email address' }).optional(),
+    /** An SES configuration set to send with (event publishing, dedicated IPs). */
+    sesConfigurationSet: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'Must be an SES configuration set name')
+      .optional(),
+    /**
+     * Recipients per second SES allows this account (its sending quota's maximum send rate; 1 in the
+     * sandbox, 14 at first in production). The consumers together never exceed it: cc copies count.
+     */
+    sesMaxSendRate: z.coerce.number().positive().max(10_000).default(14),
+    /**
+     * While the account is in the SES sandbox, SES also authorizes each send against the recipient's
+     * verified identity: list those addresses here (comma-separated) so the consumer may send to them.
+     */
+    sesSandboxRecipients: z
+      .union([z.string(), z.array(z.string())])
+      .transform((value) =>
+        (Array.isArray(value) ? value : value.split(','))
+          .map((address) => address.trim())
+          .filter((address) => address.length > 0),
+      )
+      .pipe(z.array(z.email({ message: 'Must be email addresses, comma-separated' })))
+      .default([]),
+    /** Subject of the emails of a job submitted without one (SES requires a subject). */
+    defaultSubject: z.string().min(1).max(998).default('(no subject)'),
+    /** The largest rendered email (subject and body, UTF-8 bytes) a job may produce, in the worst case. */
+    maxRenderedEmailBytes: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(10_000_000)
+      .default(256 * 1024),
+    /** Whether each rendered subject and body is kept for `GET /jobs/{id}/emails` (personal data, most of the cost). */
+    storeRenderedEmails: z
+      .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])
+      .default(true),
+    /** Days a stored rendered email is kept before DynamoDB's TTL removes it. */
+    renderedEmailRetentionDays: z.coerce.number().int().min(1).max(3650).default(30),
+  })
+  .superRefine((config, context) => {
+    if (config.storeRenderedEmails && config.maxRenderedEmailBytes > MAX_STORED_EMAIL_BYTES) {
+      context.addIssue({
+        code: 'custom',
+        path: ['maxRenderedEmailBytes'],
+        message: `At most ${MAX_STORED_EMAIL_BYTES} while storeRenderedEmails is on (a DynamoDB item holds 400 KB)`,
+      });
+    }
+    if (config.transport === 'ses' && !config.fromAddress) {
+      context.addIssue({
+        code: 'custom',
+        path: ['fromAddress'],
+        message:
+          'Required with the ses transport: pass -c fromAddress=you@your-verified-domain (an SES verified identity), or -c transport=record to only record emails',
+      });
+    }
+  });
 
 export type MailerConfig = z.output<typeof configSchema>;
 export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof MailerConfig)[];

@@ -22,7 +22,7 @@ export class MailerStack extends Stack {
 
   constructor(scope: Construct, id: string, props: MailerStackProps) {
     super(scope, id, props);
-    this.data = new MailerData(this, 'Data');
+    this.data = new MailerData(this, 'Data', { storeRenderedEmails: props.config.storeRenderedEmails });
     this.queue = new EmailQueue(this, 'Queue', {
       consumerTimeout: Duration.seconds(props.config.consumerTimeoutSeconds),
       maxReceiveCount: props.config.maxReceiveCount,

@@ -14,6 +14,7 @@ import { QueueEventSource } from './event-sources';
 import { functionsFromTemplate, type InvokeResult, type LocalFunction } from './functions';
 import { LocalGateway, UNSUPPORTED_SERVICE_PATH } from './gateway';
 import { LocalMetrics, readableLogLine } from './metrics';
+import { type LocalSes, startLocalSes } from './ses';
 import { createQueues, type LocalSqs, sqsClient, startLocalSqs } from './sqs';
 import { type SqsJournal, startSqsJournal } from './sqs-journal';
 import { PROJECT_ROOT, synthesizeStack } from './synth';
@@ -30,8 +31,11 @@ export interface LocalRuntimeOptions {
    * Lets a caller put something between the AWS side (functions, event source pollers) and an engine,
    * such as the benchmark's request counter; returns the endpoint to use instead.
    */
-  wrapEndpoint?: (service: 'dynamodb' | 'sqs', endpoint: string) => Promise<string>;
+  wrapEndpoint?: (service: LocalService, endpoint: string) => Promise<string>;
 }
+
+/** The engines standing in for AWS services, as `wrapEndpoint` names them. */
+export type LocalService = 'dynamodb' | 'sqs' | 'ses';
 
 export interface LocalRuntime {
   /** The API's base URL, stage included, as `cdk deploy`'s ApiUrl output. */
@@ -40,6 +44,11 @@ export interface LocalRuntime {
   metricsUrl: string;
   apiKeys: { id: string; value: string }[];
   dynamoDbEndpoint: string;
+  /**
+   * The local SES's viewer of the emails the functions sent (a web page; JSON at `/store`, read by
+   * `readInbox`). Nothing is delivered; the emails live in memory and are lost when the runtime stops.
+   */
+  inboxUrl: string;
   /** Invocations and time spent per function, by function name. */
   functionStats(): Map<string, { invocations: number; totalMs: number; memorySize: number }>;
   stop(): Promise<void>;
@@ -50,6 +59,7 @@ interface Started {
   dynamoDb?: DynamoDbLocal;
   sqs?: LocalSqs;
   sqsJournal?: SqsJournal;
+  ses?: LocalSes;
   functions?: Map<string, LocalFunction>;
   server?: Server;
   eventSources?: QueueEventSource[];
@@ -58,9 +68,10 @@ interface Started {
 
 /**
  * Brings the synthesized stack up on this machine: DynamoDB Local with the template's tables,
- * local SQS with its queues, each function in worker threads, the API Gateway routes, keys and usage
- * plans, the SQS event source mappings and the scheduled rules. Everything comes from the template;
- * nothing here knows this app's routes, tables or queues.
+ * local SQS with its queues, a local SES that keeps what the functions send, each function in
+ * worker threads, the API Gateway routes, keys and usage plans, the SQS event source mappings and
+ * the scheduled rules. Everything comes from the template; nothing here knows this app's routes,
+ * tables or queues.
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -79,6 +90,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       await new Promise((resolve) => server.close(resolve));
     }
     await Promise.all([...(started.functions?.values() ?? [])].map((fn) => fn.close()));
+    await started.ses?.stop();
     await started.sqsJournal?.stop();
     await started.sqs?.stop();
     await started.dynamoDb?.stop();
@@ -111,6 +123,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const queues = await createQueues(sqs, template, resolver, sqsEndpoint);
     const replayed = await started.sqsJournal.replay(queues.map((queue) => queue.url));
     if (replayed > 0) log(`[sqs] ${replayed} messages the previous run left in its queues were sent again`);
+
+    started.ses = await startLocalSes();
+    const sesEndpoint = await wrap('ses', started.ses.endpoint);
 
     const model = readApiModel(template, resolver);
     const keyValues = loadKeyValues(model.apiKeys, join(options.stateDir, 'api-keys.json'));
@@ -153,6 +168,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         AWS_ENDPOINT_URL: `http://127.0.0.1:${port}${UNSUPPORTED_SERVICE_PATH}`,
         AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
         AWS_ENDPOINT_URL_SQS: sqsEndpoint,
+        AWS_ENDPOINT_URL_SESV2: sesEndpoint,
         TZ: 'UTC',
       },
       // Metric lines are gathered for /_local/metrics; log lines are shown readably.
@@ -183,6 +199,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       metricsUrl: `http://127.0.0.1:${port}/_local/metrics`,
       apiKeys: model.apiKeys.map((key) => ({ id: key.id, value: keyValues.get(key.id) ?? '' })),
       dynamoDbEndpoint: started.dynamoDb.endpoint,
+      inboxUrl: started.ses.inboxUrl,
       functionStats: () => new Map([...functions.values()].map((fn) => [fn.name, fn.stats()])),
       stop,
     };

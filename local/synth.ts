@@ -12,9 +12,16 @@ export interface SynthesizedStack {
 }
 
 /**
+ * The sender of the emails when running locally, where no SES identity has to be verified: the
+ * stack requires a `fromAddress` with the `ses` transport. `.localhost` names can never be delivered.
+ */
+export const LOCAL_FROM_ADDRESS = 'mailer@nonprofit-mailer.localhost';
+
+/**
  * Synthesizes the CDK app in-process, as `cdk synth` would: cdk.json's context first, then
  * `CDK_CONTEXT_JSON` over it (the variable the CDK CLI itself uses to hand context to an app), and
- * asset metadata on, so each function's bundled asset can be found in the output folder.
+ * asset metadata on, so each function's bundled asset can be found in the output folder. Local
+ * defaults (the sender) sit under both, so either overrides them.
  */
 export function synthesizeStack(outdir: string): SynthesizedStack {
   const cdkJson = JSON.parse(readFileSync(`${PROJECT_ROOT}cdk.json`, 'utf8')) as {
@@ -22,7 +29,7 @@ export function synthesizeStack(outdir: string): SynthesizedStack {
   };
   const { app } = createApp({
     outdir,
-    context: cdkJson.context ?? {},
+    context: { fromAddress: LOCAL_FROM_ADDRESS, ...cdkJson.context },
     postCliContext: { 'aws:cdk:enable-asset-metadata': true },
   });
   const assembly = app.synth();

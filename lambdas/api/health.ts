@@ -1,12 +1,13 @@
-// GET /health (no API key): handler --> health probes (DynamoDB, SQS, CloudWatch), cached a few seconds
+// GET /health (no API key): handler --> health probes (DynamoDB, SQS, CloudWatch, SES), cached a few seconds
 import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
+import { GetAccountCommand, GetConfigurationSetCommand } from '@aws-sdk/client-sesv2';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { queueGaugesFromEnv } from '../core/adapters';
-import { documentClient } from '../core/aws-clients';
+import { documentClient, sesClient } from '../core/aws-clients';
 import { bound, TABLE } from '../core/bindings';
 import { readEnv } from '../core/env';
-import { CachedHealth, checkHealth, type HealthProbes } from '../core/health/health';
+import { CachedHealth, checkHealth, type HealthProbes, type SendingState } from '../core/health/health';
 import { apiHandler, json } from '../core/http';
 
 export const makeHealth = (health: Pick<CachedHealth, 'get'>) =>
@@ -21,6 +22,8 @@ const env = readEnv({
   ALARM_NAME_PREFIX: z.string().min(1),
   SERVICE_VERSION: z.string().min(1),
   HEALTH_CACHE_SECONDS: z.coerce.number().int().min(0).default(5),
+  EMAIL_TRANSPORT: z.enum(['ses', 'record']),
+  SES_CONFIGURATION_SET: z.string().min(1).optional(),
 });
 const cloudWatch = new CloudWatchClient({});
 
@@ -38,7 +41,33 @@ const probes: HealthProbes = {
     );
     return [...MetricAlarms, ...CompositeAlarms].map((alarm) => alarm.AlarmName ?? '');
   },
+  ...(env.EMAIL_TRANSPORT === 'ses' ? { sending: () => sesSending(env.SES_CONFIGURATION_SET) } : {}),
 };
+
+/** What SES says of the account (and of the configuration set the consumer sends with). */
+async function sesSending(configurationSet: string | undefined): Promise<SendingState> {
+  const [account, set] = await Promise.all([
+    sesClient.send(new GetAccountCommand({})),
+    configurationSet
+      ? sesClient.send(new GetConfigurationSetCommand({ ConfigurationSetName: configurationSet }))
+      : undefined,
+  ]);
+  const accountEnabled = account.SendingEnabled !== false;
+  const setEnabled = set?.SendingOptions?.SendingEnabled !== false;
+  const reason = !accountEnabled
+    ? `Sending is disabled for the account (enforcement status ${account.EnforcementStatus ?? 'unknown'})`
+    : !setEnabled
+      ? `Sending is paused for the configuration set ${configurationSet}`
+      : undefined;
+  return {
+    enabled: accountEnabled && setEnabled,
+    ...(reason ? { reason } : {}),
+    productionAccess: account.ProductionAccessEnabled === true,
+    maxSendRate: account.SendQuota?.MaxSendRate ?? 0,
+    max24HourSend: account.SendQuota?.Max24HourSend ?? 0,
+    sentLast24Hours: account.SendQuota?.SentLast24Hours ?? 0,
+  };
+}
 
 export const handler = makeHealth(
   new CachedHealth(() => checkHealth(probes, env.SERVICE_VERSION), env.HEALTH_CACHE_SECONDS * 1000),

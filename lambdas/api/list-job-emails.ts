@@ -1,6 +1,6 @@
-// GET /jobs/{job_id}/emails?status=&limit=&cursor=: handler --> job store + deliveries (DynamoDB)
+// GET /jobs/{job_id}/emails?status=&limit=&cursor=: handler --> job store + deliveries + rendered emails (DynamoDB)
 import { z } from 'zod';
-import { deliveriesFromEnv, jobContentsFromEnv, jobsFromEnv } from '../core/adapters';
+import { deliveriesFromEnv, jobContentsFromEnv, jobsFromEnv, renderedEmailsFromEnv } from '../core/adapters';
 import { decodeCursor, encodeCursor, pageLimit } from '../core/cursor';
 import { apiHandler, callerApiKeyId, json, parsePathParameter, parseQuery } from '../core/http';
 import { jobId } from '../core/jobs/job';
@@ -33,4 +33,5 @@ export const handler = makeListJobEmails({
   jobs: jobsFromEnv(),
   contents: jobContentsFromEnv(),
   deliveries: deliveriesFromEnv(),
+  rendered: renderedEmailsFromEnv(),
 });

@@ -3,10 +3,11 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import { emailQueueFromEnv, jobContentsFromEnv, jobsFromEnv, nonprofitsFromEnv } from '../core/adapters';
+import { readEnv } from '../core/env';
 import { ValidationError } from '../core/errors';
 import { apiHandler, callerApiKeyId, header, json, parseJsonBody } from '../core/http';
 import { type AcceptJobDependencies, acceptJob } from '../core/jobs/accept-job';
-import { sendEmailRequest } from '../core/jobs/job';
+import { checkRenderedSize, jobVolume, sendEmailRequest } from '../core/jobs/job';
 import { METRIC } from '../core/observability/metric-names';
 import { logger, metrics } from '../core/observability/telemetry';
 
@@ -16,9 +17,15 @@ const idempotencyKey = z
   .max(255)
   .regex(/^[\x21-\x7e]+$/, 'Must be printable ASCII without spaces');
 
-export const makeSendEmail = (deps: AcceptJobDependencies) =>
+export interface SendEmailDependencies extends AcceptJobDependencies {
+  /** The largest email (subject and body, UTF-8 bytes) a job may render to, at worst. */
+  maxRenderedEmailBytes: number;
+}
+
+export const makeSendEmail = ({ maxRenderedEmailBytes, ...deps }: SendEmailDependencies) =>
   apiHandler(async (event, context) => {
     const request = parseJsonBody(event, sendEmailRequest);
+    checkRenderedSize(request, maxRenderedEmailBytes);
     const rawKey = header(event, 'idempotency-key');
     const key = rawKey === undefined ? undefined : idempotencyKey.safeParse(rawKey);
     if (key && !key.success) {
@@ -35,7 +42,8 @@ export const makeSendEmail = (deps: AcceptJobDependencies) =>
     logger.appendKeys({ job_id: job.job_id });
     if (!replayed) {
       metrics.addMetric(METRIC.jobsAccepted, MetricUnit.Count, 1);
-      metrics.addMetric(METRIC.recipientsAccepted, MetricUnit.Count, job.total_emails);
+      // Every copy is a recipient to SES: cc addresses count once per email.
+      metrics.addMetric(METRIC.recipientsAccepted, MetricUnit.Count, jobVolume(request));
       logger.info('Job accepted', { total_emails: job.total_emails });
     }
     return json(
@@ -52,7 +60,10 @@ export const makeSendEmail = (deps: AcceptJobDependencies) =>
     );
   });
 
+const env = readEnv({ MAX_RENDERED_EMAIL_BYTES: z.coerce.number().int().positive() });
+
 export const handler = makeSendEmail({
+  maxRenderedEmailBytes: env.MAX_RENDERED_EMAIL_BYTES,
   jobs: jobsFromEnv(),
   contents: jobContentsFromEnv(),
   nonprofits: nonprofitsFromEnv(),

@@ -1,14 +1,17 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SESv2Client } from '@aws-sdk/client-sesv2';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
 /**
  * AWS clients are created once per execution environment, at module scope, so warm invocations
  * reuse their connections. Endpoints come from the standard SDK settings (`AWS_ENDPOINT_URL_DYNAMODB` and
- * `AWS_ENDPOINT_URL_SQS` locally), so no handler knows whether it runs in AWS or on a laptop.
+ * `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_SESV2` locally), so no handler knows whether it runs in AWS or on a laptop.
  */
 export const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
   marshallOptions: { removeUndefinedValues: true },
 });
 
 export const sqsClient = new SQSClient({});
+
+export const sesClient = new SESv2Client({});

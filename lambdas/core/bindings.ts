@@ -11,6 +11,7 @@ export const TABLE = {
   jobs: 'JOBS_TABLE',
   jobContents: 'JOB_CONTENTS_TABLE',
   deliveries: 'DELIVERIES_TABLE',
+  renderedEmails: 'RENDERED_EMAILS_TABLE',
 } as const;
 export type TableBinding = (typeof TABLE)[keyof typeof TABLE];
 

@@ -1,5 +1,6 @@
 import {
   BatchGetCommand,
+  BatchWriteCommand,
   type DynamoDBDocumentClient,
   QueryCommand,
   type QueryCommandInput,
@@ -39,6 +40,26 @@ export async function batchGetAll(
     }
   });
   return found;
+}
+
+/** BatchWriteItem takes at most 25 items a call. */
+const BATCH_WRITE_SIZE = 25;
+
+/** Puts items in batches; items DynamoDB leaves unprocessed are put again with backoff, never dropped. */
+export async function batchPutAll(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  items: readonly Item[],
+): Promise<void> {
+  await mapConcurrently(chunks(items, BATCH_WRITE_SIZE), 4, async (batch) => {
+    let pending = batch.map((item) => ({ PutRequest: { Item: item } }));
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > MAX_UNPROCESSED_RETRIES) throw new Error('DynamoDB left items unprocessed after retries');
+      if (attempt > 0) await backoff(attempt);
+      const result = await client.send(new BatchWriteCommand({ RequestItems: { [tableName]: pending } }));
+      pending = (result.UnprocessedItems?.[tableName] ?? []) as typeof pending;
+    }
+  });
 }
 
 /** Every item a query matches, following LastEvaluatedKey to the end. */

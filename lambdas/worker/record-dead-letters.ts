@@ -1,4 +1,4 @@
-// SQS event source on the dead-letter queue: consumer --> progress recorder, each message as failed
+// SQS event source on the dead-letter queue: consumer --> claims + progress recorder, each message as failed (or sent, if handed over)
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -9,7 +9,7 @@ import { metrics } from '../core/observability/telemetry';
 import { batchResponse, logLine, receivedMessages, workerHandler } from './support';
 
 export const makeRecordDeadLetters = (
-  deps: Pick<ProcessEmailsDependencies, 'contents' | 'progress' | 'log'>,
+  deps: Pick<ProcessEmailsDependencies, 'contents' | 'deliveries' | 'log'>,
 ) =>
   workerHandler(async (event: SQSEvent): Promise<SQSBatchResponse> => {
     metrics.addMetric(METRIC.deadLetters, MetricUnit.Count, event.Records.length);
@@ -19,6 +19,6 @@ export const makeRecordDeadLetters = (
 
 export const handler = makeRecordDeadLetters({
   contents: jobContentsFromEnv(),
-  progress: deliveriesFromEnv(),
+  deliveries: deliveriesFromEnv(),
   log: logLine,
 });

@@ -1,12 +1,22 @@
-// SQS event source: consumer --> render + transport --> progress recorder (DynamoDB transactions)
+// SQS event source: consumer --> claim, render, pace, transport (SES) --> progress recorder (DynamoDB transactions)
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { deliveriesFromEnv, jobContentsFromEnv, nonprofitsFromEnv, transportFromEnv } from '../core/adapters';
+import {
+  deliveriesFromEnv,
+  emailQueueFromEnv,
+  jobContentsFromEnv,
+  nonprofitsFromEnv,
+  renderedEmailsFromEnv,
+  sendSettingsFromEnv,
+  transportFromEnv,
+} from '../core/adapters';
 import { type ProcessEmailsDependencies, processEmailBatch } from '../core/jobs/process-emails';
 import { batchResponse, logLine, receivedMessages, workerHandler } from './support';
 
 export const makeSendEmails = (deps: ProcessEmailsDependencies) =>
-  workerHandler(async (event: SQSEvent): Promise<SQSBatchResponse> => {
-    const result = await processEmailBatch(deps, receivedMessages(event));
+  workerHandler(async (event: SQSEvent, context): Promise<SQSBatchResponse> => {
+    const result = await processEmailBatch(deps, receivedMessages(event), () =>
+      context.getRemainingTimeInMillis(),
+    );
     return batchResponse(result);
   });
 
@@ -14,6 +24,9 @@ export const handler = makeSendEmails({
   contents: jobContentsFromEnv(),
   nonprofits: nonprofitsFromEnv(),
   transport: transportFromEnv(),
-  progress: deliveriesFromEnv(),
+  deliveries: deliveriesFromEnv(),
+  queue: emailQueueFromEnv(),
+  rendered: renderedEmailsFromEnv(),
+  ...sendSettingsFromEnv(),
   log: logLine,
 });

@@ -33,10 +33,13 @@ function emitBatchMetrics(result: BatchResult): void {
   const failures = [
     [METRIC.emailsFailedNonprofitDeleted, result.failed.nonprofitDeleted],
     [METRIC.emailsFailedRejected, result.failed.rejected],
+    [METRIC.emailsFailedTooLarge, result.failed.tooLarge],
     [METRIC.emailsFailedDeadLetter, result.failed.deadLetter],
   ] as const;
   for (const [name, count] of failures) if (count > 0) metrics.addMetric(name, MetricUnit.Count, count);
   if (result.retry.length > 0) metrics.addMetric(METRIC.emailsRetried, MetricUnit.Count, result.retry.length);
+  if (result.deferred > 0) metrics.addMetric(METRIC.emailsDeferred, MetricUnit.Count, result.deferred);
+  if (result.paused) metrics.addMetric(METRIC.sendingPaused, MetricUnit.Count, 1);
   if (result.duplicates > 0)
     metrics.addMetric(METRIC.duplicateDeliveries, MetricUnit.Count, result.duplicates);
   for (const latency of result.latenciesMs)

@@ -12,10 +12,15 @@ export class MailerData extends Construct {
   readonly jobs: Table;
   /** What a job sends (part 0) and its recipients, sorted, in chunks (parts 1…): recorded before the job. */
   readonly jobContents: Table;
-  /** One item per recipient processed: the rendered email and its outcome. No index: nothing reads deliveries but by job. */
+  /** One item per recipient: its claim while it is sent, then its outcome and SES's message id. No index: nothing reads deliveries but by job. */
   readonly deliveries: Table;
+  /**
+   * The rendered subject and body per recipient, when the deployment keeps them: personal data and
+   * most of what a job stores, so apart from the ledger, removed by DynamoDB's TTL after the retention time.
+   */
+  readonly renderedEmails: Table | undefined;
 
-  constructor(scope: Construct, id: string) {
+  constructor(scope: Construct, id: string, { storeRenderedEmails }: { storeRenderedEmails: boolean }) {
     super(scope, id);
     this.nonprofits = this.table('Nonprofits', { partitionKey: string('email') });
     this.nonprofits.addGlobalSecondaryIndex({
@@ -45,9 +50,20 @@ export class MailerData extends Construct {
       partitionKey: string('job_id'),
       sortKey: string('recipient'),
     });
+
+    this.renderedEmails = storeRenderedEmails
+      ? this.table('RenderedEmails', {
+          partitionKey: string('job_id'),
+          sortKey: string('recipient'),
+          timeToLiveAttribute: 'expires_at',
+        })
+      : undefined;
   }
 
-  private table(id: string, keys: Pick<TableProps, 'partitionKey' | 'sortKey'>): Table {
+  private table(
+    id: string,
+    keys: Pick<TableProps, 'partitionKey' | 'sortKey' | 'timeToLiveAttribute'>,
+  ): Table {
     return new Table(this, id, {
       ...keys,
       billingMode: BillingMode.PAY_PER_REQUEST,

@@ -1,10 +1,12 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Construct } from 'constructs';
 import { INDEX, QUEUE, TABLE } from '../../lambdas/core/bindings';
 import type { MailerConfig } from '../config';
+import { consumerScaling } from '../send-rate';
 import type { MailerApi } from './api';
 import type { MailerData } from './data';
 import { ProjectFunction } from './project-function';
@@ -73,28 +75,48 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem', 'dynamodb:Query'])
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:BatchGetItem'])
+      .setting('STORE_RENDERED_EMAILS', String(data.renderedEmails !== undefined))
       .acknowledgeNoDeadLetterTarget('api');
+    if (data.renderedEmails)
+      listEmails.bindTable(TABLE.renderedEmails, data.renderedEmails, ['dynamodb:BatchGetItem']);
     api.addRoute('GET', '/jobs/{job_id}/emails', listEmails);
 
     const consumerTimeout = Duration.seconds(config.consumerTimeoutSeconds);
+    const scaling = consumerScaling(config);
     this.consumer = new ProjectFunction(this, 'SendEmails', {
       entry: 'worker/send-emails.ts',
-      description: 'Renders, sends and records the emails of a batch',
+      description: 'Claims, renders, sends and records the emails of a batch',
       timeout: consumerTimeout,
       memorySize: 1024,
     })
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:BatchGetItem'])
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
-      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:PutItem'])
-      .setting('EMAIL_TRANSPORT', 'record')
+      // Claims are conditional updates, given back by a conditional delete; outcomes are updates in transactions.
+      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem', 'dynamodb:DeleteItem'])
+      // Emails that must wait (throttled, paused, out of time) go back to the queue as new, delayed messages.
+      .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage'])
+      .setting('CLAIM_LEASE_SECONDS', String(claimLeaseSeconds(config)))
+      .setting('EMAIL_TRANSPORT', config.transport)
+      .setting('MAX_RENDERED_EMAIL_BYTES', String(config.maxRenderedEmailBytes))
+      .setting('DEFAULT_SUBJECT', config.defaultSubject)
+      .setting('STORE_RENDERED_EMAILS', String(data.renderedEmails !== undefined))
       .acknowledgeNoDeadLetterTarget('queue');
+    if (data.renderedEmails) {
+      this.consumer
+        .bindTable(TABLE.renderedEmails, data.renderedEmails, ['dynamodb:BatchWriteItem'])
+        .setting('RENDERED_EMAIL_RETENTION_DAYS', String(config.renderedEmailRetentionDays));
+    }
+    if (scaling.ratePerEnvironment !== undefined) {
+      this.consumer.setting('SEND_RATE_PER_ENVIRONMENT', String(scaling.ratePerEnvironment));
+    }
+    if (config.transport === 'ses') grantSesSend(this.consumer, config);
     consumeQueue(
       this.consumer,
       new SqsEventSource(queue.queue, {
-        batchSize: config.consumerBatchSize,
+        batchSize: scaling.batchSize,
         maxBatchingWindow: Duration.seconds(config.consumerBatchingWindowSeconds),
-        maxConcurrency: config.consumerMaxConcurrency,
+        maxConcurrency: scaling.maxConcurrency,
         reportBatchItemFailures: true,
       }),
     );
@@ -106,7 +128,8 @@ export class EmailJobs extends Construct {
     })
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
-      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:PutItem'])
+      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem'])
+      .setting('CLAIM_LEASE_SECONDS', String(claimLeaseSeconds(config)))
       .acknowledgeNoDeadLetterTarget('queue');
     consumeQueue(
       this.deadLetterConsumer,
@@ -144,6 +167,55 @@ export class EmailJobs extends Construct {
         'A scheduled tick that is not delivered is followed by the next one, which does all outstanding work.',
     });
   }
+}
+
+/**
+ * How long a consumer's claim on a recipient holds: past the consumer's timeout (Lambda has ended it
+ * by then), and well within the queue's visibility timeout (six times the timeout), so the retry of a
+ * message whose consumer died finds the claim lapsed rather than held.
+ */
+function claimLeaseSeconds(config: MailerConfig): number {
+  return config.consumerTimeoutSeconds + 60;
+}
+
+/**
+ * The consumer may send only as `fromAddress`: `ses:SendEmail` on that address's identity and its
+ * domain's (SES authorizes against whichever of the two is verified), only with that From address,
+ * and on the configuration set if one is used. In the SES sandbox, SES also authorizes against each
+ * recipient's verified identity: those are added with `sesSandboxRecipients`.
+ */
+function grantSesSend(fn: ProjectFunction, config: MailerConfig): void {
+  const stack = Stack.of(fn);
+  const fromAddress = config.fromAddress as string;
+  const identity = (name: string) =>
+    stack.formatArn({
+      service: 'ses',
+      resource: 'identity',
+      resourceName: name,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
+  const domain = fromAddress.slice(fromAddress.lastIndexOf('@') + 1);
+  const resources = [identity(fromAddress), identity(domain), ...config.sesSandboxRecipients.map(identity)];
+  if (config.sesConfigurationSet) {
+    resources.push(
+      stack.formatArn({
+        service: 'ses',
+        resource: 'configuration-set',
+        resourceName: config.sesConfigurationSet,
+        arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+      }),
+    );
+  }
+  fn.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['ses:SendEmail'],
+      resources,
+      conditions: { StringEquals: { 'ses:FromAddress': fromAddress } },
+    }),
+  );
+  fn.setting('SES_FROM_ADDRESS', fromAddress);
+  if (config.replyTo) fn.setting('SES_REPLY_TO', config.replyTo);
+  if (config.sesConfigurationSet) fn.setting('SES_CONFIGURATION_SET', config.sesConfigurationSet);
 }
 
 /** Attaches an SQS event source; failed messages go back to the queue and, at last, to its dead-letter queue. */

@@ -96,6 +96,8 @@ export class MailerMonitoring extends Construct {
         ],
       }),
     );
+    this.health.setting('EMAIL_TRANSPORT', config.transport);
+    if (config.transport === 'ses') this.grantSendingChecks(stack, config);
     api.addRoute('GET', '/health', this.health, { apiKeyRequired: false });
 
     this.topic = new Topic(this, 'Alarms', {
@@ -206,6 +208,7 @@ export class MailerMonitoring extends Construct {
         appMetric(METRIC.emailsSent),
         appMetric(METRIC.emailsFailedNonprofitDeleted),
         appMetric(METRIC.emailsFailedRejected),
+        appMetric(METRIC.emailsFailedTooLarge),
         appMetric(METRIC.emailsFailedDeadLetter),
       ]),
     );
@@ -245,6 +248,8 @@ export class MailerMonitoring extends Construct {
       ]),
       graph('Retries, duplicates, sweeper re-enqueues per minute', [
         appMetric(METRIC.emailsRetried),
+        appMetric(METRIC.emailsDeferred),
+        appMetric(METRIC.sendingPaused),
         appMetric(METRIC.duplicateDeliveries),
         appMetric(METRIC.sweeperReenqueued),
       ]),
@@ -264,6 +269,32 @@ export class MailerMonitoring extends Construct {
       ),
     );
     return dashboard;
+  }
+
+  /** /health asks SES whether it will send: the account (GetAccount has no resource to scope to) and the configuration set. */
+  private grantSendingChecks(stack: Stack, config: MailerConfig): void {
+    this.health.addToRolePolicy(new PolicyStatement({ actions: ['ses:GetAccount'], resources: ['*'] }));
+    Validations.of(this.health.role ?? this.health).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'ses:GetAccount (read-only: sending enabled, quota) supports no resource-level permission; it is the only action granted on *.',
+    });
+    if (config.sesConfigurationSet) {
+      this.health.setting('SES_CONFIGURATION_SET', config.sesConfigurationSet);
+      this.health.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['ses:GetConfigurationSet'],
+          resources: [
+            stack.formatArn({
+              service: 'ses',
+              resource: 'configuration-set',
+              resourceName: config.sesConfigurationSet,
+              arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+            }),
+          ],
+        }),
+      );
+    }
   }
 
   private alarm(
@@ -329,6 +360,11 @@ export class MailerMonitoring extends Construct {
         threshold: config.alarmApi5xxPercent,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       },
+    );
+    this.alarm(
+      'SendingPaused',
+      'SES refuses to send (sending paused or account suspended, identity not verified or not permitted): emails wait in the queue',
+      { metric: appMetric(METRIC.sendingPaused, 'Sum', FIVE_MINUTES), threshold: 1 },
     );
     this.alarm('ConsumerErrors', 'The email consumer failed invocations', {
       metric: consumer.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }),

@@ -6,6 +6,11 @@ process.env.JOB_CONTENTS_TABLE = 'test-job-contents';
 process.env.DELIVERIES_TABLE = 'test-deliveries';
 process.env.EMAIL_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/emails';
 process.env.SWEEPER_QUEUE_SETTLE_SECONDS = '60';
+// The stack's default (lib/config.ts), so tests that fill a template to the limit fill this one.
+process.env.MAX_RENDERED_EMAIL_BYTES = String(256 * 1024);
+process.env.EMAIL_TRANSPORT = 'record';
+process.env.DEFAULT_SUBJECT = '(no subject)';
+process.env.STORE_RENDERED_EMAILS = 'false';
 process.env.AWS_REGION = 'us-east-1';
 process.env.DEAD_LETTER_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/dead-letters';
 process.env.ALARM_NAME_PREFIX = 'NonprofitMailer-';

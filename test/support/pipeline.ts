@@ -4,24 +4,24 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { inject } from 'vitest';
 import { type AcceptJobDependencies, acceptJob } from '../../lambdas/core/jobs/accept-job';
-import {
-  type DeliveryRecord,
-  DynamoDeliveries,
-  type ProgressRecorder,
-} from '../../lambdas/core/jobs/deliveries';
+import { type DeliveryRecord, DynamoDeliveries } from '../../lambdas/core/jobs/deliveries';
 import { DynamoJobContents } from '../../lambdas/core/jobs/dynamodb/dynamo-job-contents';
 import { DynamoJobStore } from '../../lambdas/core/jobs/dynamodb/dynamo-job-store';
 import type { JobRecord } from '../../lambdas/core/jobs/job';
+import type { ProcessEmailsDependencies } from '../../lambdas/core/jobs/process-emails';
+import { DynamoRenderedEmails } from '../../lambdas/core/jobs/rendered-emails';
 import { sweepStaleJobs } from '../../lambdas/core/jobs/sweep';
 import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/repository';
 import { type EmailQueue, SqsEmailQueue } from '../../lambdas/core/queue/email-queue';
 import { SqsQueueGauge } from '../../lambdas/core/queue/queue-depth';
-import { type EmailTransport, RecordTransport } from '../../lambdas/core/transport/transport';
+import { SesTransport } from '../../lambdas/core/transport/ses-transport';
+import type { EmailTransport } from '../../lambdas/core/transport/transport';
 import { makeRecordDeadLetters } from '../../lambdas/worker/record-dead-letters';
 import { makeSendEmails } from '../../lambdas/worker/send-emails';
 import { dynamoDbClient } from '../../local/dynamodb';
 import { QueueEventSource } from '../../local/event-sources';
 import type { InvokeResult } from '../../local/functions';
+import { readInbox, sesClient, startLocalSes } from '../../local/ses';
 import { createQueues, sqsClient, startLocalSqs } from '../../local/sqs';
 import { IntrinsicResolver } from '../../local/template';
 import { lambdaContext } from './api-events';
@@ -29,10 +29,18 @@ import { synthesizeForTests } from './synth';
 
 type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
+type Deliveries = ProcessEmailsDependencies['deliveries'];
+
+/** Where the pipeline sends from, as the stack's `fromAddress`. */
+export const PIPELINE_FROM = 'news@pipeline.example.org';
+
 export interface PipelineOptions {
-  transport?: EmailTransport;
-  /** Wraps the recorder, to inject faults where outcomes are written. */
-  progress?: (real: ProgressRecorder) => ProgressRecorder;
+  /** Wraps the SES transport (to the local SES), or replaces it, to inject faults where emails are sent. */
+  transport?: (ses: EmailTransport) => EmailTransport;
+  /** Wraps the deliveries (claims and recorder), to inject faults where claims and outcomes are written. */
+  deliveries?: (real: Deliveries) => Deliveries;
+  /** How long a claim holds; the queue's visibility timeout here is 1 s. */
+  leaseMs?: number;
   /** Wraps the queue the API enqueues to, to inject faults where messages are sent. */
   queue?: (real: EmailQueue) => EmailQueue;
   /** Wraps the consumer invocation, to make it fail after (or instead of) its work. */
@@ -73,7 +81,16 @@ export async function startPipeline(options: PipelineOptions = {}) {
     client,
     jobsTable: tableNamed('DataJobs'),
     deliveriesTable: tableNamed('DataDeliveries'),
+    leaseMs: options.leaseMs ?? 5_000,
   });
+  const rendered = new DynamoRenderedEmails({
+    client,
+    tableName: tableNamed('DataRenderedEmails'),
+    retentionDays: 30,
+  });
+  const ses = await startLocalSes();
+  const ses2 = sesClient(ses.endpoint);
+  const sesTransport = new SesTransport({ client: ses2, fromAddress: PIPELINE_FROM });
 
   const sqsServer = await startLocalSqs();
   const sqs = sqsClient(sqsServer.endpoint);
@@ -89,15 +106,20 @@ export async function startPipeline(options: PipelineOptions = {}) {
 
   const realQueue = new SqsEmailQueue(sqs, main.url);
   const queue = options.queue ? options.queue(realQueue) : realQueue;
-  const progress = options.progress ? options.progress(deliveries) : deliveries;
+  const consumerDeliveries = options.deliveries ? options.deliveries(deliveries) : deliveries;
   const realConsumer: SqsHandler = makeSendEmails({
     contents,
     nonprofits,
-    transport: options.transport ?? new RecordTransport(),
-    progress,
+    transport: options.transport ? options.transport(sesTransport) : sesTransport,
+    deliveries: consumerDeliveries,
+    queue: realQueue,
+    rendered,
+    settings: { maxRenderedBytes: 256 * 1024, defaultSubject: '(no subject)' },
+    // Throttled and paused emails wait a second here, not the stack's quarter minute.
+    waits: { throttledSeconds: 1, pausedSeconds: 1 },
   });
   const consumer = options.consumer ? options.consumer(realConsumer) : realConsumer;
-  const deadLetterConsumer = makeRecordDeadLetters({ contents, progress: deliveries });
+  const deadLetterConsumer = makeRecordDeadLetters({ contents, deliveries });
   const log = () => undefined;
   const sources = [
     new QueueEventSource({
@@ -190,8 +212,23 @@ export async function startPipeline(options: PipelineOptions = {}) {
     async recorded(jobId: string, recipients: string[]): Promise<Map<string, DeliveryRecord>> {
       return deliveries.getMany(jobId, recipients);
     },
+    rendered,
+    /** How many emails the local SES received for each of these recipients. */
+    async emailsReceived(recipients: readonly string[]): Promise<Map<string, number>> {
+      const counts = new Map(recipients.map((recipient) => [recipient, 0]));
+      for (const email of await readInbox(ses.inboxUrl)) {
+        for (const to of email.destination.to) {
+          const count = counts.get(to);
+          if (count !== undefined) counts.set(to, count + 1);
+        }
+      }
+      return counts;
+    },
+    inbox: () => readInbox(ses.inboxUrl),
     async stop() {
       await Promise.all(sources.map((source) => source.stop()));
+      await ses.stop();
+      ses2.destroy();
       await sqsServer.stop();
       sqs.destroy();
       dynamo.destroy();

@@ -8,6 +8,8 @@ export { isRunning };
 export interface RuntimeProcess {
   url: string;
   apiKey: string;
+  /** The local SES's inbox (`readInbox` in local/ses.ts reads what the functions sent). */
+  inboxUrl: string;
   child: ChildProcess;
   output: string[];
   /** The DynamoDB Local (Java) process the runtime started, from the pid file it keeps. */
@@ -18,7 +20,7 @@ export interface RuntimeProcess {
 
 /**
  * Starts the local runtime exactly as `npm start` does (`node --import tsx bin/local.ts`), on a free
- * port, with its own state folder and optional CDK context, and reads the URL and key it prints.
+ * port, with its own state folder and optional CDK context, and reads the URLs and key it prints.
  */
 export async function startRuntimeProcess(options: {
   stateDir: string;
@@ -36,8 +38,9 @@ export async function startRuntimeProcess(options: {
   });
   const output: string[] = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const ready = new Promise<{ url: string; apiKey: string }>((resolve, reject) => {
+  const ready = new Promise<{ url: string; apiKey: string; inboxUrl: string }>((resolve, reject) => {
     let url: string | undefined;
+    let apiKey: string | undefined;
     const timer = setTimeout(
       () => reject(new Error(`The runtime did not start:\n${output.join('\n')}`)),
       150_000,
@@ -45,10 +48,12 @@ export async function startRuntimeProcess(options: {
     const onLine = (line: string) => {
       output.push(line);
       url ??= /^\s+API:\s+(\S+)/.exec(line)?.[1];
-      const apiKey = /^\s+API key:\s+(\S+)/.exec(line)?.[1];
-      if (url && apiKey) {
+      apiKey ??= /^\s+API key:\s+(\S+)/.exec(line)?.[1];
+      // The banner prints Inbox after API and API key: once it is read, so have they been.
+      const inboxUrl = /^\s+Inbox:\s+(\S+)/.exec(line)?.[1];
+      if (url && apiKey && inboxUrl) {
         clearTimeout(timer);
-        resolve({ url, apiKey });
+        resolve({ url, apiKey, inboxUrl });
       }
     };
     for (const stream of [child.stdout, child.stderr]) {
@@ -62,10 +67,11 @@ export async function startRuntimeProcess(options: {
       reject(new Error(`The runtime exited before it was ready:\n${output.join('\n')}`));
     });
   });
-  const { url, apiKey } = await ready;
+  const { url, apiKey, inboxUrl } = await ready;
   return {
     url,
     apiKey,
+    inboxUrl,
     child,
     output,
     javaPid: () => {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Template } from 'aws-cdk-lib/assertions';
 import { createApp } from '../../lib/app';
 import type { MailerStack } from '../../lib/mailer-stack';
-import { PROJECT_ROOT } from '../../local/synth';
+import { LOCAL_FROM_ADDRESS, PROJECT_ROOT } from '../../local/synth';
 import type { CfnTemplate } from '../../local/template';
 
 const projectContext = (): Record<string, unknown> =>
@@ -10,7 +10,8 @@ const projectContext = (): Record<string, unknown> =>
     .context;
 
 /**
- * The stack as the CLI would build it (cdk.json's context, plus any override), without bundling
+ * The stack as the CLI would build it (cdk.json's context, plus any override; the local runtime's
+ * From address unless the test gives one, as cdk.json has none), without bundling
  * the functions: assets keep stable hashes and synthesis takes about a second.
  */
 export function synthesizeForTests(context: Record<string, unknown> = {}): {
@@ -19,7 +20,12 @@ export function synthesizeForTests(context: Record<string, unknown> = {}): {
   assertions: Template;
 } {
   const { stack } = createApp({
-    context: { ...projectContext(), ...context, 'aws:cdk:bundling-stacks': [] },
+    context: {
+      fromAddress: LOCAL_FROM_ADDRESS,
+      ...projectContext(),
+      ...context,
+      'aws:cdk:bundling-stacks': [],
+    },
   });
   const assertions = Template.fromStack(stack);
   return { stack, assertions, template: assertions.toJSON() as CfnTemplate };

@@ -3,7 +3,7 @@ import type { QueueDepth } from '../queue/queue-depth';
 /**
  * GET /health: whether the system works, from real calls to what it depends on, each with a short
  * timeout. DynamoDB or the queue failing makes it `unhealthy` (503): nothing can be accepted or
- * sent. A non-empty dead-letter queue or a firing alarm makes it `degraded` (200): it works, but
+ * sent, and so does SES refusing to send (paused, suspended). A non-empty dead-letter queue or a firing alarm makes it `degraded` (200): it works, but
  * someone should look. Alarms that cannot be read (no CloudWatch locally) are `unknown` and do not
  * change the verdict.
  */
@@ -16,6 +16,18 @@ export interface HealthProbes {
   queueDepth(which: 'emails' | 'deadLetters'): Promise<QueueDepth>;
   /** Names of this system's alarms now in ALARM. */
   firingAlarms(): Promise<string[]>;
+  /** Whether SES will send for this account (and configuration set); absent with the `record` transport. */
+  sending?(): Promise<SendingState>;
+}
+
+export interface SendingState {
+  enabled: boolean;
+  /** Why not, when not: the account's enforcement status, or the configuration set paused. */
+  reason?: string;
+  productionAccess: boolean;
+  maxSendRate: number;
+  max24HourSend: number;
+  sentLast24Hours: number;
 }
 
 export interface HealthReport {
@@ -25,6 +37,16 @@ export interface HealthReport {
     queue: { status: 'ok' | 'error'; latency_ms: number; depth?: number; in_flight?: number; error?: string };
     dead_letter_queue: { status: 'ok' | 'warn' | 'error'; depth?: number; error?: string };
     alarms: { status: 'ok' | 'warn' | 'unknown'; firing?: string[]; error?: string };
+    /** SES: `paused` means nothing can be sent (emails wait in the queue) and makes the system unhealthy. */
+    sending?: {
+      status: 'ok' | 'paused' | 'unknown';
+      reason?: string;
+      production_access?: boolean;
+      max_send_rate?: number;
+      max_24_hour_send?: number;
+      sent_last_24_hours?: number;
+      error?: string;
+    };
   };
   version: string;
   checked_at: string;
@@ -56,11 +78,13 @@ export async function checkHealth(
   version: string,
   now = new Date(),
 ): Promise<HealthReport> {
-  const [database, queue, deadLetters, alarms] = await Promise.all([
+  const { sending: sendingProbe } = probes;
+  const [database, queue, deadLetters, alarms, sending] = await Promise.all([
     timed(() => probes.readDatabase()),
     timed(() => probes.queueDepth('emails')),
     timed(() => probes.queueDepth('deadLetters')),
     timed(() => probes.firingAlarms()),
+    sendingProbe ? timed(() => sendingProbe()) : undefined,
   ]);
   const checks: HealthReport['checks'] = {
     dynamodb: database.error
@@ -84,16 +108,37 @@ export async function checkHealth(
         ? { status: 'unknown', error: alarms.error ?? 'No answer' }
         : { status: alarms.value.length > 0 ? 'warn' : 'ok', firing: alarms.value },
   };
+  if (sending) checks.sending = sendingCheck(sending);
   const broken =
     checks.dynamodb.status === 'error' ||
     checks.queue.status === 'error' ||
-    checks.dead_letter_queue.status === 'error';
+    checks.dead_letter_queue.status === 'error' ||
+    checks.sending?.status === 'paused';
   const warned = checks.dead_letter_queue.status === 'warn' || checks.alarms.status === 'warn';
   return {
     status: broken ? 'unhealthy' : warned ? 'degraded' : 'healthy',
     checks,
     version,
     checked_at: now.toISOString(),
+  };
+}
+
+/** SES that cannot be asked (a permission, a network) is `unknown` and leaves the verdict alone, as alarms do. */
+function sendingCheck({
+  value,
+  error,
+}: {
+  value?: SendingState;
+  error?: string;
+}): NonNullable<HealthReport['checks']['sending']> {
+  if (error || !value) return { status: 'unknown', error: error ?? 'No answer' };
+  return {
+    status: value.enabled ? 'ok' : 'paused',
+    ...(value.reason ? { reason: value.reason } : {}),
+    production_access: value.productionAccess,
+    max_send_rate: value.maxSendRate,
+    max_24_hour_send: value.max24HourSend,
+    sent_last_24_hours: value.sentLast24Hours,
   };
 }
 

@@ -1,37 +1,54 @@
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   TransactWriteCommand,
   type TransactWriteCommandInput,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { backoff, chunks } from '../concurrency';
+import { backoff, chunks, mapConcurrently } from '../concurrency';
 import { batchGetAll, queryAll } from '../dynamo-paging';
 import { outcomesRecorded } from './job-status';
 
-export type DeliveryStatus = 'sent' | 'failed';
+/**
+ * A delivery item goes through `sending` (claimed by one consumer, under a lease) to `sent` or
+ * `failed` (its outcome, counted on the job in the same transaction). See `DeliveryClaims`.
+ */
+export type DeliveryStatus = 'sending' | 'sent' | 'failed';
+export type OutcomeStatus = Exclude<DeliveryStatus, 'sending'>;
 
-/** What became of one recipient of a job. */
+/** What became of one recipient of a job, recorded under the claim that decided it. */
 export interface DeliveryOutcome {
   recipient: string;
-  status: DeliveryStatus;
-  subject: string | null;
-  body: string | null;
+  status: OutcomeStatus;
   cc: string[];
   error?: string;
+  /** The transport's id of the sent message (SES's MessageId), when it gives one. */
+  messageId?: string | null;
   /** How many times the message was received, this time included. */
   attempts: number;
+  /** The claim this outcome is recorded under: only its holder records the recipient. */
+  claimToken: string;
 }
 
-export interface DeliveryRecord extends DeliveryOutcome {
+/** A delivery item as stored. */
+export interface DeliveryRecord {
   job_id: string;
-  processed_at: string;
+  recipient: string;
+  status: DeliveryStatus;
+  cc?: string[];
+  error?: string;
+  message_id?: string;
+  attempts?: number;
+  processed_at?: string;
 }
 
 export interface RecordResult {
-  /** The outcomes this call recorded (the others were recorded before). */
+  /** The outcomes this call recorded (the others were recorded before, or under another claim). */
   recorded: DeliveryOutcome[];
-  /** Outcomes for recipients already recorded (a redelivered message): they change nothing. */
+  /** Outcomes for recipients recorded already (a redelivered message): they change nothing. */
   duplicates: number;
   /** Whether this call recorded the job's last recipient, and so ended it. */
   completed: boolean;
@@ -40,15 +57,49 @@ export interface RecordResult {
 /**
  * Records outcomes and the job's counters together, so each recipient is counted exactly once
  * whatever SQS redelivers: one transaction per job (at most 99 deliveries and the job's counters) in
- * which each delivery is written only if absent, and the job's `remaining` can only go down by what
- * was written. The transaction that writes the last recipients also ends the job.
+ * which each delivery is written only under the claim that decided it, and the job's `remaining`
+ * can only go down by what was written. The transaction that writes the last recipients ends the job.
  */
 export interface ProgressRecorder {
   record(jobId: string, outcomes: readonly DeliveryOutcome[]): Promise<RecordResult>;
 }
 
+/**
+ * What a claim found:
+ * - `claimed`: this consumer holds the recipient until the lease ends; it may send.
+ * - `handedOver`: an earlier attempt's email was taken by the transport (its message id is kept);
+ *   this consumer now holds the claim, and records the recipient sent without sending again.
+ * - `held`: another consumer holds a live lease (until `leaseUntil`, ms since the epoch); try after it.
+ * - `done`: the recipient has its outcome.
+ */
+export type Claim =
+  | { state: 'claimed'; token: string }
+  | { state: 'handedOver'; token: string; messageId: string }
+  | { state: 'held'; leaseUntil: number }
+  | { state: 'done' };
+
+/**
+ * Each recipient of a job is sent at most once, whatever SQS does: a consumer claims a recipient
+ * (a conditional write with a lease longer than the consumer's timeout) before sending, writes the
+ * transport's message id on the claim as soon as the email is taken, and records the outcome under
+ * the claim. A duplicate message finds the claim held or done; a consumer that dies after the hand-over
+ * leaves a claim the next attempt records as sent without sending. Only a consumer that dies
+ * between the transport taking the email and the hand-over being written leaves a claim that, once
+ * its lease ends, is claimed and sent again.
+ */
+export interface DeliveryClaims {
+  claim(
+    jobId: string,
+    recipients: readonly { recipient: string; attempts: number }[],
+  ): Promise<Map<string, Claim>>;
+  /** Writes the transport's message id on the claim, so no later attempt sends the email again. */
+  handOver(jobId: string, recipient: string, token: string, messageId: string): Promise<void>;
+  /** Gives a claim back when the transport certainly did not take the email (throttled, paused). */
+  release(jobId: string, recipient: string, token: string): Promise<void>;
+}
+
 export interface DeliveryReader {
-  /** The recorded deliveries among these recipients of a job. */
+  /** The delivery items among these recipients of a job (claims under way included). */
   getMany(jobId: string, recipients: readonly string[]): Promise<Map<string, DeliveryRecord>>;
   /** Every recipient of a job that has an outcome. */
   processedRecipients(jobId: string): Promise<Set<string>>;
@@ -69,14 +120,126 @@ export interface DynamoDeliveriesOptions {
   client: DynamoDBDocumentClient;
   jobsTable: string;
   deliveriesTable: string;
+  /**
+   * How long a claim is held: longer than a consumer can run (its timeout), so a live consumer's
+   * claim is never taken over. Only consumers claim; readers need not set it.
+   */
+  leaseMs?: number;
   now?: () => Date;
 }
 
-export class DynamoDeliveries implements ProgressRecorder, DeliveryReader {
+/** Claims written at once per batch: each is a single small conditional write. */
+const CONCURRENT_CLAIMS = 10;
+
+/** A delivery item as `ReturnValuesOnConditionCheckFailure` hands it back: the document client leaves it marshalled. */
+type RawItem = Record<string, unknown>;
+const attribute = (item: RawItem, name: string, type: 'S' | 'N'): string | undefined => {
+  const value = item[name];
+  if (typeof value === 'string' || typeof value === 'number') return String(value);
+  const marshalled = (value as Record<string, unknown> | undefined)?.[type];
+  return typeof marshalled === 'string' ? marshalled : undefined;
+};
+const stringAttribute = (item: RawItem, name: string) => attribute(item, name, 'S');
+const numberAttribute = (item: RawItem, name: string) => attribute(item, name, 'N');
+
+export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, DeliveryReader {
   private readonly now: () => Date;
 
   constructor(private readonly options: DynamoDeliveriesOptions) {
     this.now = options.now ?? (() => new Date());
+  }
+
+  private key(jobId: string, recipient: string) {
+    return { TableName: this.options.deliveriesTable, Key: { job_id: jobId, recipient } };
+  }
+
+  async claim(
+    jobId: string,
+    recipients: readonly { recipient: string; attempts: number }[],
+  ): Promise<Map<string, Claim>> {
+    const { leaseMs } = this.options;
+    if (leaseMs === undefined) throw new Error('DynamoDeliveries needs leaseMs to claim');
+    const claims = await mapConcurrently(recipients, CONCURRENT_CLAIMS, async ({ recipient, attempts }) => {
+      const token = randomUUID();
+      const now = this.now().getTime();
+      try {
+        await this.options.client.send(
+          new UpdateCommand({
+            ...this.key(jobId, recipient),
+            UpdateExpression:
+              'SET #status = :sending, claim_token = :token, lease_until = :lease, attempts = :attempts',
+            // Free, or claimed by a consumer whose lease ended before the transport took the email.
+            ConditionExpression:
+              'attribute_not_exists(recipient) OR (#status = :sending AND lease_until < :now AND attribute_not_exists(message_id))',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':sending': 'sending',
+              ':token': token,
+              ':lease': now + leaseMs,
+              ':now': now,
+              ':attempts': attempts,
+            },
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          }),
+        );
+        return [recipient, { state: 'claimed', token }] as const;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        const claim = await this.claimTaken(jobId, recipient, (error.Item ?? {}) as RawItem, token);
+        return [recipient, claim] as const;
+      }
+    });
+    return new Map(claims);
+  }
+
+  /** Reads what a refused claim found; a handed-over email is taken over, to be recorded as sent. */
+  private async claimTaken(jobId: string, recipient: string, item: RawItem, token: string): Promise<Claim> {
+    if (stringAttribute(item, 'status') !== 'sending') return { state: 'done' };
+    const messageId = stringAttribute(item, 'message_id');
+    if (messageId === undefined)
+      return { state: 'held', leaseUntil: Number(numberAttribute(item, 'lease_until') ?? 0) };
+    try {
+      await this.options.client.send(
+        new UpdateCommand({
+          ...this.key(jobId, recipient),
+          UpdateExpression: 'SET claim_token = :token',
+          ConditionExpression: '#status = :sending AND message_id = :messageId',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':sending': 'sending', ':token': token, ':messageId': messageId },
+        }),
+      );
+      return { state: 'handedOver', token, messageId };
+    } catch (error) {
+      // Recorded in between by the consumer that sent it.
+      if (error instanceof ConditionalCheckFailedException) return { state: 'done' };
+      throw error;
+    }
+  }
+
+  async handOver(jobId: string, recipient: string, token: string, messageId: string): Promise<void> {
+    await this.options.client.send(
+      new UpdateCommand({
+        ...this.key(jobId, recipient),
+        UpdateExpression: 'SET message_id = :messageId',
+        ConditionExpression: 'claim_token = :token',
+        ExpressionAttributeValues: { ':token': token, ':messageId': messageId },
+      }),
+    );
+  }
+
+  async release(jobId: string, recipient: string, token: string): Promise<void> {
+    try {
+      await this.options.client.send(
+        new DeleteCommand({
+          ...this.key(jobId, recipient),
+          ConditionExpression: 'claim_token = :token AND attribute_not_exists(message_id)',
+          ExpressionAttributeValues: { ':token': token },
+        }),
+      );
+    } catch (error) {
+      // Taken over or recorded since: nothing of ours to give back.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
   }
 
   async record(jobId: string, outcomes: readonly DeliveryOutcome[]): Promise<RecordResult> {
@@ -162,10 +325,24 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryReader {
     const sent = outcomes.filter((outcome) => outcome.status === 'sent').length;
     const failed = outcomes.length - sent;
     const deliveries = outcomes.map((outcome) => ({
-      Put: {
-        TableName: this.options.deliveriesTable,
-        Item: { ...outcome, job_id: jobId, processed_at: now },
-        ConditionExpression: 'attribute_not_exists(recipient)',
+      Update: {
+        ...this.key(jobId, outcome.recipient),
+        UpdateExpression: `SET #status = :status, processed_at = :now, cc = :cc, attempts = :attempts${outcome.error === undefined ? '' : ', #error = :error'}${outcome.messageId ? ', message_id = :messageId' : ''} REMOVE claim_token, lease_until`,
+        // Only under the claim that decided it: a claim taken over or recorded since makes this a duplicate.
+        ConditionExpression: 'claim_token = :token',
+        ExpressionAttributeNames: {
+          '#status': 'status',
+          ...(outcome.error === undefined ? {} : { '#error': 'error' }),
+        },
+        ExpressionAttributeValues: {
+          ':status': outcome.status,
+          ':now': now,
+          ':cc': outcome.cc,
+          ':attempts': outcome.attempts,
+          ':token': outcome.claimToken,
+          ...(outcome.error === undefined ? {} : { ':error': outcome.error }),
+          ...(outcome.messageId ? { ':messageId': outcome.messageId } : {}),
+        },
       },
     }));
     const progress = {
@@ -189,7 +366,10 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryReader {
     const items = await queryAll(this.options.client, {
       TableName: this.options.deliveriesTable,
       KeyConditionExpression: 'job_id = :job',
-      ExpressionAttributeValues: { ':job': jobId },
+      // A claim under way is no outcome: if its message was lost, the recipient is enqueued again.
+      FilterExpression: '#status <> :sending',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: { ':job': jobId, ':sending': 'sending' },
       ProjectionExpression: 'recipient',
       ConsistentRead: true,
     });

@@ -1,6 +1,7 @@
 import type { DeliveryReader } from './deliveries';
 import type { JobRecord } from './job';
 import type { JobContentStore } from './job-store';
+import type { RenderedEmailStore } from './rendered-emails';
 
 export const EMAIL_STATUSES = ['pending', 'sent', 'failed'] as const;
 export type EmailStatus = (typeof EMAIL_STATUSES)[number];
@@ -9,9 +10,12 @@ export type EmailStatus = (typeof EMAIL_STATUSES)[number];
 export interface JobEmail {
   to: string;
   cc: string[];
+  /** As rendered, while the deployment keeps rendered emails and this one's retention lasts; otherwise null. */
   subject: string | null;
   body: string | null;
   status: EmailStatus;
+  /** The transport's id of the sent message (SES's MessageId), to find it in SES's events. */
+  message_id: string | null;
   attempts: number;
   error: string | null;
   sent_at: string | null;
@@ -31,6 +35,8 @@ const MAX_SCANNED_PER_REQUEST = 1_000;
 export interface ListJobEmailsDependencies {
   contents: Pick<JobContentStore, 'recipients' | 'content'>;
   deliveries: Pick<DeliveryReader, 'getMany'>;
+  /** Absent when the deployment does not keep rendered emails. */
+  rendered?: Pick<RenderedEmailStore, 'getMany'> | undefined;
 }
 
 /**
@@ -55,30 +61,38 @@ export async function listJobEmails(
     const window = Math.min(query.status ? 100 : query.limit - emails.length, scanLimit - scanned);
     const recipients = await deps.contents.recipients(job.job_id, offset, window);
     if (recipients.length === 0) break;
-    const outcomes = await deps.deliveries.getMany(job.job_id, recipients);
+    const [outcomes, copies] = await Promise.all([
+      deps.deliveries.getMany(job.job_id, recipients),
+      deps.rendered?.getMany(job.job_id, recipients),
+    ]);
     for (const recipient of recipients) {
       const outcome = outcomes.get(recipient);
-      const email: JobEmail = outcome
-        ? {
-            to: recipient,
-            cc: outcome.cc,
-            subject: outcome.subject,
-            body: outcome.body,
-            status: outcome.status,
-            attempts: outcome.attempts,
-            error: outcome.error ?? null,
-            sent_at: outcome.status === 'sent' ? outcome.processed_at : null,
-          }
-        : {
-            to: recipient,
-            cc,
-            subject: null,
-            body: null,
-            status: 'pending',
-            attempts: 0,
-            error: null,
-            sent_at: null,
-          };
+      const copy = copies?.get(recipient);
+      // A claim under way (`sending`) has no outcome yet: the email is still pending.
+      const email: JobEmail =
+        outcome && outcome.status !== 'sending'
+          ? {
+              to: recipient,
+              cc: outcome.cc ?? cc,
+              subject: copy?.subject ?? null,
+              body: copy?.body ?? null,
+              status: outcome.status,
+              message_id: outcome.message_id ?? null,
+              attempts: outcome.attempts ?? 0,
+              error: outcome.error ?? null,
+              sent_at: outcome.status === 'sent' ? (outcome.processed_at ?? null) : null,
+            }
+          : {
+              to: recipient,
+              cc,
+              subject: null,
+              body: null,
+              status: 'pending',
+              message_id: null,
+              attempts: outcome?.attempts ?? 0,
+              error: null,
+              sent_at: null,
+            };
       if (!query.status || email.status === query.status) {
         const size = answerBytes(email);
         // The page ends before the email that would overflow it; the cursor starts there next time.

@@ -1,6 +1,13 @@
 import { z } from 'zod';
-import { emailAddress } from '../nonprofits/nonprofit';
-import { parseTemplate } from '../templates/template';
+import { ValidationError } from '../errors';
+import {
+  controlCharacter,
+  controlCharacterMessage,
+  emailAddress,
+  type FoundControlCharacter,
+  PLACEHOLDER_MAX_LENGTH,
+} from '../nonprofits/nonprofit';
+import { compileTemplate, parseTemplate, worstCaseBytes } from '../templates/template';
 
 export const MAX_RECIPIENTS = 10_000;
 export const MAX_CC = 50;
@@ -47,12 +54,42 @@ export interface JobRecord {
   recovery_seen_at?: string;
 }
 
+/** Which control characters a template may hold, and how a refusal names the one it found. */
+interface ControlRule {
+  allowed: string;
+  message: (found: FoundControlCharacter) => string;
+}
+
+/** A subject becomes a header: a line break in it would start a header of the client's choosing. */
+const ONE_LINE: ControlRule = { allowed: '', message: controlCharacterMessage };
+/** A body keeps its layout (tabs and line breaks); NUL and the like are never text. */
+const BODY: ControlRule = {
+  allowed: '\t\n\r',
+  message: ({ codePoint, position }) =>
+    `Must not contain control characters other than tab, line feed and carriage return (found ${codePoint} at position ${position})`,
+};
+
+const count = (n: number): string => n.toLocaleString('en-US');
+
+/** The emails a job sends: one per recipient, and one more per recipient for each cc address. */
+export function jobVolume({
+  emails,
+  cc,
+}: {
+  emails: readonly unknown[];
+  cc?: readonly unknown[] | undefined;
+}): number {
+  return emails.length * (1 + (cc?.length ?? 0));
+}
+
 /** Checks a template field, reporting every bad placeholder with its position. */
-const templateText = (what: string, maxBytes: number) =>
+const templateText = (what: string, maxBytes: number, controls: ControlRule) =>
   z
     .string({ message: 'Must be a string' })
     .refine((value) => Buffer.byteLength(value, 'utf8') <= maxBytes, `Must be at most ${maxBytes} bytes`)
     .superRefine((value, context) => {
+      const found = controlCharacter(value, controls.allowed);
+      if (found) context.addIssue({ code: 'custom', message: controls.message(found) });
       const parsed = parseTemplate(value);
       if (!parsed.ok) {
         for (const problem of parsed.problems)
@@ -66,8 +103,8 @@ export const sendEmailRequest = z
       .array(emailAddress, { message: 'Must be an array of email addresses' })
       .min(1, 'Must name at least one recipient')
       .max(MAX_RECIPIENTS, `Must name at most ${MAX_RECIPIENTS} recipients`),
-    template: templateText('template', MAX_TEMPLATE_BYTES).pipe(z.string().min(1, 'Must not be empty')),
-    subject: templateText('subject', MAX_SUBJECT_LENGTH * 4)
+    template: templateText('template', MAX_TEMPLATE_BYTES, BODY).pipe(z.string().min(1, 'Must not be empty')),
+    subject: templateText('subject', MAX_SUBJECT_LENGTH * 4, ONE_LINE)
       .pipe(z.string().max(MAX_SUBJECT_LENGTH, `Must be at most ${MAX_SUBJECT_LENGTH} characters`))
       .optional(),
     cc: z
@@ -75,7 +112,19 @@ export const sendEmailRequest = z
       .max(MAX_CC, `Must name at most ${MAX_CC} addresses`)
       .optional(),
   })
-  .superRefine(({ emails }, context) => {
+  .superRefine((request, context) => {
+    const { emails, cc = [] } = request;
+    // Each cc address receives a copy of every email, so copies are sent, and count, as recipients.
+    if (cc.length > 0 && jobVolume(request) > MAX_RECIPIENTS) {
+      context.addIssue({
+        code: 'custom',
+        path: ['cc'],
+        message:
+          `Each email is copied to ${count(cc.length)} cc ${cc.length === 1 ? 'address' : 'addresses'}: ` +
+          `${count(emails.length)} recipients × ${count(1 + cc.length)} copies = ${count(jobVolume(request))}, ` +
+          `over the limit of ${count(MAX_RECIPIENTS)} per job`,
+      });
+    }
     const seen = new Map<string, number>();
     emails.forEach((email, index) => {
       const first = seen.get(email);
@@ -89,6 +138,29 @@ export const sendEmailRequest = z
     });
   });
 export type SendEmailRequest = z.output<typeof sendEmailRequest>;
+
+/**
+ * Refuses a job whose emails could render larger than `limitBytes` (UTF-8, subject and body), with
+ * each placeholder at its field's longest: the consumer never meets an email too large to send, and
+ * the refusal comes before anything is stored. The request is one `sendEmailRequest` accepted.
+ */
+export function checkRenderedSize(
+  request: Pick<SendEmailRequest, 'template' | 'subject'>,
+  limitBytes: number,
+): void {
+  const worst = (source: string) => worstCaseBytes(compileTemplate(source), PLACEHOLDER_MAX_LENGTH);
+  const bytes = worst(request.template) + (request.subject === undefined ? 0 : worst(request.subject));
+  if (bytes > limitBytes) {
+    throw new ValidationError('Invalid request body', [
+      {
+        field: 'template',
+        message:
+          `Rendered emails could reach ${count(bytes)} bytes (subject and body with each placeholder at ` +
+          `its field's longest), over the limit of ${count(limitBytes)} bytes`,
+      },
+    ]);
+  }
+}
 
 /** What a job sends: the same for every recipient, written once, read by consumers once per job. */
 export interface JobContent {

@@ -1,11 +1,14 @@
+import { mapConcurrently } from '../concurrency';
 import type { Nonprofit } from '../nonprofits/nonprofit';
 import type { NonprofitRepository } from '../nonprofits/repository';
-import { type EmailMessage, emailMessage } from '../queue/email-queue';
-import { compileTemplate, renderTemplate, type TemplatePart } from '../templates/template';
-import { type EmailTransport, PermanentDeliveryError } from '../transport/transport';
-import type { DeliveryOutcome, ProgressRecorder } from './deliveries';
+import { type EmailMessage, type EmailQueue, emailMessage, MAX_DELAY_SECONDS } from '../queue/email-queue';
+import { compileTemplate, renderTemplate, singleLine, type TemplatePart } from '../templates/template';
+import type { SendPacer } from '../transport/send-pacer';
+import { DeliveryError, type EmailTransport, type RenderedEmail } from '../transport/transport';
+import type { Claim, DeliveryClaims, DeliveryOutcome, ProgressRecorder } from './deliveries';
 import type { JobContent } from './job';
 import type { JobContentStore } from './job-store';
+import type { RenderedEmailStore } from './rendered-emails';
 
 /** A message as the event source hands it over. */
 export interface ReceivedMessage {
@@ -25,13 +28,29 @@ export interface ProcessEmailsDependencies {
   contents: Pick<JobContentStore, 'content'>;
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
   transport: EmailTransport;
-  progress: ProgressRecorder;
+  deliveries: ProgressRecorder & DeliveryClaims;
+  /** Where an email waits when the transport asks to wait, or the invocation's time runs out. */
+  queue: Pick<EmailQueue, 'defer'>;
+  /** Keeps each rendered email, when the deployment stores them. */
+  rendered?: Pick<RenderedEmailStore, 'put'> | undefined;
+  /** Holds this environment's share of the transport's send rate. */
+  pacer?: SendPacer | undefined;
+  settings: RenderSettings;
+  /** Base waits, in seconds, before a throttled or paused email is tried again (tests shorten them). */
+  waits?: { throttledSeconds: number; pausedSeconds: number };
   log?: Log;
   now?: () => Date;
 }
 
+export interface RenderSettings {
+  /** The largest rendered email, subject and body in UTF-8 bytes; a larger one fails its recipient. */
+  maxRenderedBytes: number;
+  /** The subject of a job submitted without one. */
+  defaultSubject: string;
+}
+
 /** Why a recipient failed, in classes few enough to count. */
-export type FailureReason = 'nonprofitDeleted' | 'rejected' | 'deadLetter';
+export type FailureReason = 'nonprofitDeleted' | 'rejected' | 'tooLarge' | 'deadLetter';
 
 /** What a batch did: enough for the event source's answer and for the handler's metrics. */
 export interface BatchResult {
@@ -40,6 +59,10 @@ export interface BatchResult {
   sent: number;
   failed: Record<FailureReason, number>;
   duplicates: number;
+  /** Emails put back in the queue to wait (throttled, paused, out of time), not failed. */
+  deferred: number;
+  /** Whether the transport said sending is paused for the account or configuration set. */
+  paused: boolean;
   /** Milliseconds from each newly recorded email's job acceptance to now. */
   latenciesMs: number[];
   /** Jobs this batch ended, with their duration from acceptance. */
@@ -49,8 +72,10 @@ export interface BatchResult {
 const emptyResult = (): BatchResult => ({
   retry: [],
   sent: 0,
-  failed: { nonprofitDeleted: 0, rejected: 0, deadLetter: 0 },
+  failed: { nonprofitDeleted: 0, rejected: 0, tooLarge: 0, deadLetter: 0 },
   duplicates: 0,
+  deferred: 0,
+  paused: false,
   latenciesMs: [],
   completedJobs: [],
 });
@@ -129,24 +154,28 @@ async function groupByJob(
   return groups;
 }
 
+type Decided = { outcome: DeliveryOutcome; reason?: FailureReason; messageId: string };
+
 /**
  * Records a job's outcomes and notes what that did in the batch's result; if recording fails, the
- * messages go back to the queue (their outcomes will be recomputed and, if already recorded, ignored).
+ * messages go back to the queue: their claims stay, so the next attempt records a handed-over email
+ * as sent without sending it again.
  */
 async function record(
-  deps: Pick<ProcessEmailsDependencies, 'progress' | 'log' | 'now'>,
+  deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log' | 'now'>,
   result: BatchResult,
   job: CompiledJob,
-  outcomes: { outcome: DeliveryOutcome; reason?: FailureReason; messageId: string }[],
+  decided: Decided[],
 ): Promise<void> {
+  if (decided.length === 0) return;
   try {
-    const recorded = await deps.progress.record(
+    const recorded = await deps.deliveries.record(
       job.jobId,
-      outcomes.map(({ outcome }) => outcome),
+      decided.map(({ outcome }) => outcome),
     );
     const now = (deps.now?.() ?? new Date()).getTime();
     const accepted = Date.parse(job.content.accepted_at);
-    const reasons = new Map(outcomes.map(({ outcome, reason }) => [outcome.recipient, reason]));
+    const reasons = new Map(decided.map(({ outcome, reason }) => [outcome.recipient, reason]));
     for (const outcome of recorded.recorded) {
       const reason = reasons.get(outcome.recipient);
       if (outcome.status === 'sent') result.sent++;
@@ -160,20 +189,103 @@ async function record(
   } catch (error) {
     deps.log?.('ERROR', 'Could not record outcomes; the messages will be retried', {
       job_id: job.jobId,
-      error: error instanceof Error ? error.message : String(error),
+      error: errorText(error),
     });
-    result.retry.push(...outcomes.map(({ messageId }) => messageId));
+    result.retry.push(...decided.map(({ messageId }) => messageId));
   }
 }
 
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
 /**
- * Renders and hands over each email of a batch, then records the outcomes, one transaction per job.
- * A recipient whose nonprofit was deleted since the job was accepted fails at once; a transport's
- * transient error, or a failure to record, sends the message back to the queue.
+ * Claims each message's recipient. Recipients already done are duplicates; those another consumer
+ * holds are handed to `onHeld`; the rest come back with their claims. A failure to claim sends the
+ * job's messages back (a claim that was written stays until its lease ends).
+ */
+async function claimAll(
+  deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log'>,
+  result: BatchResult,
+  job: CompiledJob,
+  items: Item[],
+  onHeld: (item: Item, leaseUntil: number) => Promise<void>,
+): Promise<{ item: Item; claim: Extract<Claim, { token: string }> }[]> {
+  let claims: Map<string, Claim>;
+  try {
+    claims = await deps.deliveries.claim(
+      job.jobId,
+      items.map(({ email, message }) => ({ recipient: email.recipient, attempts: message.receiveCount })),
+    );
+  } catch (error) {
+    deps.log?.('ERROR', 'Could not claim recipients; the messages will be retried', {
+      job_id: job.jobId,
+      error: errorText(error),
+    });
+    result.retry.push(...items.map(({ message }) => message.messageId));
+    return [];
+  }
+  const held: { item: Item; claim: Extract<Claim, { token: string }> }[] = [];
+  const seen = new Set<string>();
+  for (const item of items) {
+    const claim = claims.get(item.email.recipient);
+    // The same recipient twice in one batch: the first message carries it.
+    if (seen.has(item.email.recipient) || claim?.state === 'done') result.duplicates++;
+    else if (!claim) result.retry.push(item.message.messageId);
+    else if (claim.state === 'held') await onHeld(item, claim.leaseUntil);
+    else held.push({ item, claim });
+    seen.add(item.email.recipient);
+  }
+  return held;
+}
+
+/** Stored values may predate the check on control characters: in a subject (a header) they become spaces. */
+function render(
+  job: CompiledJob,
+  nonprofit: Nonprofit,
+  settings: RenderSettings,
+): { subject: string; body: string } | { tooLarge: string } {
+  const values = { name: nonprofit.name, address: nonprofit.address, email: nonprofit.email };
+  const subject = job.subject
+    ? renderTemplate(job.subject, {
+        name: singleLine(values.name),
+        address: singleLine(values.address),
+        email: singleLine(values.email),
+      })
+    : settings.defaultSubject;
+  const body = renderTemplate(job.body, values);
+  const bytes = Buffer.byteLength(subject, 'utf8') + Buffer.byteLength(body, 'utf8');
+  if (bytes > settings.maxRenderedBytes) {
+    return {
+      tooLarge: `The rendered email is ${bytes} bytes, over the limit of ${settings.maxRenderedBytes} bytes.`,
+    };
+  }
+  return { subject, body };
+}
+
+/** Emails sent at once by one environment (each waits its turn at the pacer). */
+const SEND_CONCURRENCY = 4;
+/**
+ * An email is started only with this much of the invocation left, so that its hand-over and the
+ * batch's recording finish before the timeout. What is left waits in the queue for the next invocation.
+ */
+const SEND_MARGIN_MS = 5_000;
+/** Waits before trying a throttled or paused email again; each further wait doubles, up to SQS's 15 minutes. */
+const DEFAULT_WAITS = { throttledSeconds: 15, pausedSeconds: 60 };
+
+/** Doubles with each time the email was put back, within SQS's limit, jittered so waiting emails spread out. */
+const growingDelay = (base: number, item: Item) =>
+  Math.min(MAX_DELAY_SECONDS, base * 2 ** (item.email.deferrals ?? 0)) * (0.8 + Math.random() * 0.2);
+
+/**
+ * Renders, sends and records each email of a batch, one recording transaction per job. Each
+ * recipient is claimed before it is sent (see `DeliveryClaims`), so a duplicate message, a retry
+ * after a failed recording, a consumer that throws or times out, never sends an email twice. A
+ * recipient whose nonprofit was deleted since the job was accepted, or whose email renders too
+ * large, fails at once; a throttled or paused transport makes the email wait in the queue, uncounted.
  */
 export async function processEmailBatch(
   deps: ProcessEmailsDependencies,
   messages: readonly ReceivedMessage[],
+  remainingMs: () => number = () => Number.POSITIVE_INFINITY,
 ): Promise<BatchResult> {
   const log = deps.log ?? (() => undefined);
   const result = emptyResult();
@@ -181,87 +293,179 @@ export async function processEmailBatch(
   const recipients = groups.flatMap(({ items }) => items.map(({ email }) => email.recipient));
   // Eventually consistent: a nonprofit renamed a second ago may render with its former name, at half the read cost.
   const nonprofits = await deps.nonprofits.getMany(recipients, { consistent: false });
+  const waits = deps.waits ?? DEFAULT_WAITS;
+  const throttledDelay = (item: Item) => growingDelay(waits.throttledSeconds, item);
+  const pausedDelay = (item: Item) => growingDelay(waits.pausedSeconds, item);
+  /** Set when sending must stop for this invocation: the transport is paused, or time is short. */
+  let stop: 'paused' | 'deadline' | undefined;
+
+  /** Gives the claim back and puts the email back in the queue to wait; failing that, it is retried. */
+  const wait = async (job: CompiledJob, item: Item, token: string | undefined, delaySeconds: number) => {
+    if (token) {
+      try {
+        await deps.deliveries.release(job.jobId, item.email.recipient, token);
+      } catch (error) {
+        log('WARN', 'Could not release a claim; it lapses with its lease', {
+          job_id: job.jobId,
+          error: errorText(error),
+        });
+      }
+    }
+    try {
+      await deps.queue.defer({ ...item.email, deferrals: (item.email.deferrals ?? 0) + 1 }, delaySeconds);
+      result.deferred++;
+    } catch (error) {
+      log('WARN', 'Could not put an email back to wait; the message will be retried', {
+        error: errorText(error),
+      });
+      result.retry.push(item.message.messageId);
+    }
+  };
 
   for (const { job, items } of groups) {
-    const outcomes: { outcome: DeliveryOutcome; reason?: FailureReason; messageId: string }[] = [];
-    for (const { message, email } of items) {
-      const delivered = await deliver(
-        deps.transport,
-        job,
-        email.recipient,
-        nonprofits.get(email.recipient),
-        message,
-      );
-      if (delivered === 'retry') result.retry.push(message.messageId);
-      else outcomes.push({ ...delivered, messageId: message.messageId });
+    const decided: Decided[] = [];
+    const toSend: { item: Item; token: string; email: RenderedEmail }[] = [];
+    // A claim another consumer holds: that consumer is sending now, or died and its lease will lapse; look again after it.
+    const afterLease = (item: Item, leaseUntil: number) =>
+      wait(job, item, undefined, Math.ceil((leaseUntil - (deps.now?.() ?? new Date()).getTime()) / 1000) + 1);
+    for (const { item, claim } of await claimAll(deps, result, job, items, afterLease)) {
+      const base = {
+        recipient: item.email.recipient,
+        cc: job.content.cc,
+        attempts: item.message.receiveCount,
+        claimToken: claim.token,
+      };
+      const messageId = item.message.messageId;
+      if (claim.state === 'handedOver') {
+        decided.push({ outcome: { ...base, status: 'sent', messageId: claim.messageId }, messageId });
+        continue;
+      }
+      const nonprofit = nonprofits.get(item.email.recipient);
+      if (!nonprofit) {
+        const error = 'The nonprofit was deleted after the job was accepted.';
+        decided.push({
+          outcome: { ...base, status: 'failed', error },
+          reason: 'nonprofitDeleted',
+          messageId,
+        });
+        continue;
+      }
+      const rendered = render(job, nonprofit, deps.settings);
+      if ('tooLarge' in rendered) {
+        decided.push({
+          outcome: { ...base, status: 'failed', error: rendered.tooLarge },
+          reason: 'tooLarge',
+          messageId,
+        });
+        continue;
+      }
+      toSend.push({
+        item,
+        token: claim.token,
+        email: { to: item.email.recipient, cc: job.content.cc, jobId: job.jobId, ...rendered },
+      });
     }
-    await record(deps, result, job, outcomes);
+
+    let sendable = toSend;
+    if (deps.rendered && toSend.length > 0) {
+      try {
+        await deps.rendered.put(
+          job.jobId,
+          toSend.map(({ email }) => ({ recipient: email.to, subject: email.subject, body: email.body })),
+        );
+      } catch (error) {
+        log('ERROR', 'Could not store rendered emails; the messages will be retried', {
+          job_id: job.jobId,
+          error: errorText(error),
+        });
+        for (const { item, token } of toSend) await wait(job, item, token, throttledDelay(item));
+        sendable = [];
+      }
+    }
+
+    await mapConcurrently(sendable, SEND_CONCURRENCY, async ({ item, token, email }) => {
+      const base = {
+        recipient: email.to,
+        cc: email.cc,
+        attempts: item.message.receiveCount,
+        claimToken: token,
+      };
+      if (!stop && remainingMs() - (deps.pacer?.waitMs() ?? 0) < SEND_MARGIN_MS) stop = 'deadline';
+      if (stop) return wait(job, item, token, stop === 'paused' ? pausedDelay(item) : 0);
+      await deps.pacer?.take(1 + email.cc.length);
+      try {
+        const { messageId } = await deps.transport.send(email);
+        if (messageId) {
+          try {
+            await deps.deliveries.handOver(job.jobId, email.to, token, messageId);
+          } catch (error) {
+            // The recording below confirms the claim too; only if both fail can the email go twice.
+            log('WARN', 'Could not write the message id on the claim', {
+              job_id: job.jobId,
+              error: errorText(error),
+            });
+          }
+        }
+        decided.push({ outcome: { ...base, status: 'sent', messageId }, messageId: item.message.messageId });
+      } catch (error) {
+        if (error instanceof DeliveryError && error.kind === 'rejected') {
+          decided.push({
+            outcome: { ...base, status: 'failed', error: error.message },
+            reason: 'rejected',
+            messageId: item.message.messageId,
+          });
+        } else if (error instanceof DeliveryError && error.kind === 'throttled') {
+          await wait(job, item, token, throttledDelay(item));
+        } else if (error instanceof DeliveryError && error.kind === 'paused') {
+          if (!stop) log('ERROR', 'Sending is paused; emails wait in the queue', { error: error.message });
+          stop = 'paused';
+          result.paused = true;
+          await wait(job, item, token, pausedDelay(item));
+        } else {
+          // The transport failed or did not answer: whether the email left is unknown, so the claim
+          // stays until its lease ends, and the retry after it decides.
+          log('WARN', 'The transport failed; the message will be retried', {
+            job_id: job.jobId,
+            error: errorText(error),
+          });
+          result.retry.push(item.message.messageId);
+        }
+      }
+    });
+    await record(deps, result, job, decided);
   }
   return result;
 }
 
-async function deliver(
-  transport: EmailTransport,
-  { jobId, content, body, subject }: CompiledJob,
-  recipient: string,
-  nonprofit: Nonprofit | undefined,
-  message: ReceivedMessage,
-): Promise<{ outcome: DeliveryOutcome; reason?: FailureReason } | 'retry'> {
-  const base = { recipient, cc: content.cc, attempts: message.receiveCount };
-  if (!nonprofit) {
-    const error = 'The nonprofit was deleted after the job was accepted.';
-    return {
-      outcome: { ...base, status: 'failed', subject: null, body: null, error },
-      reason: 'nonprofitDeleted',
-    };
-  }
-  const values = { name: nonprofit.name, address: nonprofit.address, email: nonprofit.email };
-  const rendered = {
-    to: recipient,
-    cc: content.cc,
-    subject: subject ? renderTemplate(subject, values) : null,
-    body: renderTemplate(body, values),
-    jobId,
-  };
-  try {
-    await transport.send(rendered);
-    return { outcome: { ...base, status: 'sent', subject: rendered.subject, body: rendered.body } };
-  } catch (error) {
-    if (error instanceof PermanentDeliveryError) {
-      const outcome: DeliveryOutcome = {
-        ...base,
-        status: 'failed',
-        subject: rendered.subject,
-        body: rendered.body,
-        error: error.message,
-      };
-      return { outcome, reason: 'rejected' };
-    }
-    return 'retry';
-  }
-}
-
-/** Records messages that exhausted their receives as failed, so their jobs still end. */
+/**
+ * Records messages that exhausted their receives as failed, so their jobs still end; an email an
+ * earlier attempt handed to the transport is recorded as sent. Claims keep this from racing a consumer.
+ */
 export async function recordDeadLetters(
-  deps: Pick<ProcessEmailsDependencies, 'contents' | 'progress' | 'log' | 'now'>,
+  deps: Pick<ProcessEmailsDependencies, 'contents' | 'deliveries' | 'log' | 'now'>,
   messages: readonly ReceivedMessage[],
 ): Promise<BatchResult> {
   const result = emptyResult();
   for (const { job, items } of await groupByJob(deps, messages, deps.log ?? (() => undefined))) {
-    const outcomes = items.map(({ email, message }) => ({
-      outcome: {
-        recipient: email.recipient,
-        status: 'failed' as const,
-        subject: null,
-        body: null,
-        cc: job.content.cc,
-        attempts: message.receiveCount,
-        error: 'Not delivered: every attempt failed and the message reached the dead-letter queue.',
+    const retryLater = async (item: Item) => {
+      result.retry.push(item.message.messageId);
+    };
+    const decided: Decided[] = (await claimAll(deps, result, job, items, retryLater)).map(
+      ({ item, claim }) => {
+        const base = {
+          recipient: item.email.recipient,
+          cc: job.content.cc,
+          attempts: item.message.receiveCount,
+          claimToken: claim.token,
+        };
+        const messageId = item.message.messageId;
+        if (claim.state === 'handedOver')
+          return { outcome: { ...base, status: 'sent', messageId: claim.messageId }, messageId };
+        const error = 'Not delivered: every attempt failed and the message reached the dead-letter queue.';
+        return { outcome: { ...base, status: 'failed', error }, reason: 'deadLetter', messageId };
       },
-      reason: 'deadLetter' as const,
-      messageId: message.messageId,
-    }));
-    await record(deps, result, job, outcomes);
+    );
+    await record(deps, result, job, decided);
   }
   return result;
 }

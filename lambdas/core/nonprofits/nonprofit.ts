@@ -15,6 +15,47 @@ export const ADDRESS_MAX_LENGTH = 500;
 /** RFC 5321's limit on a forward path. */
 export const EMAIL_MAX_LENGTH = 254;
 
+/**
+ * The longest value each template placeholder can insert: a nonprofit's field, as validated here.
+ * Keyed like the template placeholders (`templates/template.ts`), which do not import this module.
+ */
+export const PLACEHOLDER_MAX_LENGTH = {
+  name: NAME_MAX_LENGTH,
+  address: ADDRESS_MAX_LENGTH,
+  email: EMAIL_MAX_LENGTH,
+} as const;
+
+/**
+ * Control characters (Unicode category Cc) and the Unicode line and paragraph separators. A name
+ * or address is inserted into email subjects, which are headers: a CR or LF there would start a
+ * header of the sender's choosing (`Bcc:`), and the others have no business in a name or address.
+ */
+const CONTROL_CHARACTER = /[\p{Cc}\u2028\u2029]/gu;
+
+export interface FoundControlCharacter {
+  /** As Unicode writes it, `U+000D`. */
+  codePoint: string;
+  /** Zero-based index in the string. */
+  position: number;
+}
+
+/**
+ * The first control character in the value, skipping those in `allowed` (a body may keep its
+ * tabs and line breaks), or undefined when there is none.
+ */
+export function controlCharacter(value: string, allowed = ''): FoundControlCharacter | undefined {
+  for (const match of value.matchAll(CONTROL_CHARACTER)) {
+    if (allowed.includes(match[0])) continue;
+    const hex = (match[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');
+    return { codePoint: `U+${hex}`, position: match.index };
+  }
+  return undefined;
+}
+
+/** The message for a field that must stay on one line, naming what was found and where. */
+export const controlCharacterMessage = ({ codePoint, position }: FoundControlCharacter) =>
+  `Must not contain line breaks or other control characters (found ${codePoint} at position ${position})`;
+
 /** Emails are compared case-insensitively, so they are stored lower-cased. */
 export const emailAddress = z
   .string({ message: 'Must be a string' })
@@ -34,6 +75,19 @@ export const emailDomain = z
 const text = (max: number) =>
   z
     .string({ message: 'Must be a string' })
+    // Before trimming, so the position is in the text the client sent; a line break at either end
+    // is trimmed away, as any whitespace there always was, so only those inside are refused.
+    .superRefine((value, context) => {
+      const inner = value.trim();
+      const found = controlCharacter(inner);
+      if (found) {
+        const leading = value.length - value.trimStart().length;
+        context.addIssue({
+          code: 'custom',
+          message: controlCharacterMessage({ ...found, position: found.position + leading }),
+        });
+      }
+    })
     .trim()
     .min(1, 'Must not be empty')
     .max(max, `Must be at most ${max} characters`);

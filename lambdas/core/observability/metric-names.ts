@@ -15,10 +15,16 @@ export const METRIC = {
   emailsFailedNonprofitDeleted: 'EmailsFailedNonprofitDeleted',
   /** Failed because the transport refused the email for good. */
   emailsFailedRejected: 'EmailsFailedRejected',
+  /** Failed because the rendered email was over the size limit (stored values longer than checked at submit). */
+  emailsFailedTooLarge: 'EmailsFailedTooLarge',
   /** Failed because every attempt failed and the message reached the dead-letter queue. */
   emailsFailedDeadLetter: 'EmailsFailedDeadLetter',
   /** Messages returned to the queue for another attempt (transient failures). */
   emailsRetried: 'EmailsRetried',
+  /** Emails put back in the queue to wait: the transport was throttled or paused, or the invocation's time ran short. */
+  emailsDeferred: 'EmailsDeferred',
+  /** Batches that found sending paused for the account or configuration set (nothing can be sent). */
+  sendingPaused: 'SendingPaused',
   /** Outcomes that were already recorded (a message delivered again): they changed nothing. */
   duplicateDeliveries: 'DuplicateDeliveries',
   /** Milliseconds from the job's acceptance to an email's outcome being recorded. */

@@ -1,14 +1,28 @@
-import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
 import { backoff, chunks, mapConcurrently } from '../concurrency';
 
 /** One message per recipient: the job holds everything else. */
-export const emailMessage = z.strictObject({ job_id: z.uuid(), recipient: z.string().min(3) });
+export const emailMessage = z.strictObject({
+  job_id: z.uuid(),
+  recipient: z.string().min(3),
+  /** How many times the consumer put this email back to wait (throttled, paused): its next wait grows with it. */
+  deferrals: z.number().int().min(0).optional(),
+});
 export type EmailMessage = z.output<typeof emailMessage>;
+
+/** SQS delays a message by at most 15 minutes. */
+export const MAX_DELAY_SECONDS = 900;
 
 export interface EmailQueue {
   /** Sends every message or throws; a message it could not send is named in the error. */
   enqueue(messages: readonly EmailMessage[]): Promise<void>;
+  /**
+   * Sends a message again, visible after a delay: a consumer that must wait (the transport is
+   * throttled or paused) puts the email back as a new message rather than failing the received
+   * one, whose receive count would carry it to the dead-letter queue while nothing is wrong with it.
+   */
+  defer(message: EmailMessage, delaySeconds: number): Promise<void>;
 }
 
 /** SendMessageBatch takes at most 10 entries. */
@@ -21,6 +35,16 @@ export class SqsEmailQueue implements EmailQueue {
     private readonly client: SQSClient,
     private readonly queueUrl: string,
   ) {}
+
+  async defer(message: EmailMessage, delaySeconds: number): Promise<void> {
+    await this.client.send(
+      new SendMessageCommand({
+        QueueUrl: this.queueUrl,
+        MessageBody: JSON.stringify(message),
+        DelaySeconds: Math.max(0, Math.min(MAX_DELAY_SECONDS, Math.round(delaySeconds))),
+      }),
+    );
+  }
 
   async enqueue(messages: readonly EmailMessage[]): Promise<void> {
     await mapConcurrently(chunks(messages, BATCH_SIZE), CONCURRENT_BATCHES, async (batch) => {

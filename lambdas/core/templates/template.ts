@@ -93,6 +93,31 @@ export function renderTemplate(parts: readonly TemplatePart[], values: TemplateV
   return parts.map((part) => ('text' in part ? part.text : values[part.placeholder])).join('');
 }
 
+/**
+ * The most UTF-8 bytes a template can render to, given the longest value of each placeholder's
+ * field (in UTF-16 code units, as string lengths count): a code unit takes at most 3 UTF-8 bytes
+ * (a surrogate pair, 2 units, takes 4), so each placeholder adds at most 3 bytes per unit.
+ */
+export function worstCaseBytes(
+  parts: readonly TemplatePart[],
+  maxLength: Readonly<Record<Placeholder, number>>,
+): number {
+  return parts.reduce(
+    (total, part) =>
+      total + ('text' in part ? Buffer.byteLength(part.text, 'utf8') : maxLength[part.placeholder] * 3),
+    0,
+  );
+}
+
+/**
+ * Makes a value safe for a one-line context (a subject is a header): each control character,
+ * Unicode line or paragraph separator becomes a space. For values stored before names and
+ * addresses were checked for them; the same set as `controlCharacter` in nonprofits/nonprofit.ts.
+ */
+export function singleLine(value: string): string {
+  return value.replace(/[\p{Cc}\u2028\u2029]/gu, ' ');
+}
+
 /** Parses a template that was validated at submission; a failure here means stored data was changed. */
 export function compileTemplate(source: string): TemplatePart[] {
   const parsed = parseTemplate(source);

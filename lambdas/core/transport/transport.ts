@@ -2,36 +2,53 @@
 export interface RenderedEmail {
   to: string;
   cc: string[];
-  subject: string | null;
+  subject: string;
   body: string;
   jobId: string;
 }
 
+/** What a transport says of an email it accepted. */
+export interface Handover {
+  /** The transport's id of the message (SES's MessageId), when it gives one. */
+  messageId: string | null;
+}
+
 /**
- * Hands rendered emails to the world. Throwing `PermanentDeliveryError` records the recipient as
- * failed at once; any other error is treated as transient and the message is retried through SQS.
+ * Hands rendered emails to the world. A transport that did not take the email throws a
+ * `DeliveryError` saying what to do next; any other error is treated as transient, and whether the
+ * email left is unknown.
  */
 export interface EmailTransport {
   readonly name: string;
-  send(email: RenderedEmail): Promise<void>;
+  send(email: RenderedEmail): Promise<Handover>;
 }
 
-export class PermanentDeliveryError extends Error {
-  constructor(message: string) {
+/**
+ * What a refusal means for the email:
+ * - `rejected`: this email or address will not be taken; the recipient fails with the reason.
+ * - `throttled`: the transport is over its rate; try again after a growing delay, not counted failed.
+ * - `paused`: sending is paused for the account or configuration set; nothing is failed, wait.
+ * - `unavailable`: the transport answered with a server error and did not take the email; retry.
+ */
+export type DeliveryErrorKind = 'rejected' | 'throttled' | 'paused' | 'unavailable';
+
+export class DeliveryError extends Error {
+  constructor(
+    readonly kind: DeliveryErrorKind,
+    message: string,
+  ) {
     super(message);
-    this.name = 'PermanentDeliveryError';
+    this.name = 'DeliveryError';
   }
 }
 
 /**
- * The default transport: sends nothing. The rendered subject, body and cc are stored with each
- * delivery by the progress recorder, which is the record this transport keeps. A real transport
- * (SES, say) implements the same port.
+ * Sends nothing: the outcome recorded in the ledger (and the rendered email, when stored) is the
+ * whole record. For deployments that want the ledger and do their own delivery, and for tests.
  */
 export class RecordTransport implements EmailTransport {
   readonly name = 'record';
-  async send(): Promise<void> {}
+  async send(): Promise<Handover> {
+    return { messageId: null };
+  }
 }
-
-export const TRANSPORTS = { record: () => new RecordTransport() } as const;
-export type TransportName = keyof typeof TRANSPORTS;

@@ -114,6 +114,38 @@ describe('POST /nonprofits', () => {
     expect(dynamo).not.toHaveReceivedAnyCommand();
   });
 
+  // A name or address is inserted into subjects, which are headers: a line break would add one.
+  it.each([
+    ['name', { name: 'X\r\nBcc: a@evil.example', address: 'B' }, 'U+000D at position 1'],
+    ['name', { name: 'X\u2028Y', address: 'B' }, 'U+2028 at position 1'],
+    ['address', { name: 'A', address: '1 Main St\tSuite 2' }, 'U+0009 at position 9'],
+    // Positions count in the text as sent, leading spaces (trimmed away) included.
+    ['address', { name: 'A', address: '  1 Main St\u0000' }, 'U+0000 at position 11'],
+  ])('answers 400 for a control character in the %s, storing nothing', async (field, details, found) => {
+    const result = await post({ email: 'a@example.org', ...details });
+
+    expect(result.statusCode).toBe(400);
+    expect(jsonBody(result)).toMatchObject({
+      code: 'VALIDATION_ERROR',
+      details: [
+        {
+          field,
+          message: `Must not contain line breaks or other control characters (found ${found})`,
+        },
+      ],
+    });
+    expect(dynamo).not.toHaveReceivedAnyCommand();
+  });
+
+  it('still trims line breaks at either end, as it trims any whitespace there', async () => {
+    dynamo.on(PutCommand).resolves({});
+
+    const result = await post({ email: 'info@example.org', name: '\r\nExample\n', address: '1 Main St\r\n' });
+
+    expect(result.statusCode).toBe(201);
+    expect(jsonBody(result)).toEqual(stored);
+  });
+
   it('answers 500 with a generic body when DynamoDB fails, and logs the cause', async () => {
     dynamo.on(PutCommand).rejects(new Error('connection reset'));
     const log = vi.spyOn(logger, 'error').mockImplementation(() => undefined);
@@ -192,6 +224,16 @@ describe('PUT /nonprofits/{email}', () => {
     dynamo.on(UpdateCommand).rejects(conditionFailed());
 
     expect((await put({ name: 'A', address: 'B' })).statusCode).toBe(404);
+  });
+
+  it('answers 400 for an address with a line break, updating nothing', async () => {
+    const result = await put({ name: 'A', address: '1 Main St\nBcc: a@evil.example' });
+
+    expect(result.statusCode).toBe(400);
+    expect(jsonBody(result)).toMatchObject({
+      details: [{ field: 'address', message: expect.stringContaining('found U+000A at position 9') }],
+    });
+    expect(dynamo).not.toHaveReceivedAnyCommand();
   });
 
   it('answers 400 for an email in the body: the key cannot change', async () => {

@@ -3,6 +3,7 @@ import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from 
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../../lambdas/api/send-email';
+import { PLACEHOLDER_MAX_LENGTH } from '../../../lambdas/core/nonprofits/nonprofit';
 import { logger } from '../../../lambdas/core/observability/telemetry';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
 
@@ -131,6 +132,86 @@ describe('POST /send-email', () => {
     });
     expect(dynamo).not.toHaveReceivedAnyCommand();
     expect(sqs).not.toHaveReceivedAnyCommand();
+  });
+
+  describe('refuses content that would break or bloat an email, recording nothing', () => {
+    const refused = async (body: unknown, field: string, message: string) => {
+      const result = await post(body);
+
+      expect(result.statusCode).toBe(400);
+      expect(jsonBody(result)).toMatchObject({
+        code: 'VALIDATION_ERROR',
+        details: expect.arrayContaining([{ field, message }]),
+      });
+      expect(dynamo).not.toHaveReceivedAnyCommand();
+      expect(sqs).not.toHaveReceivedAnyCommand();
+    };
+
+    it('a subject with a line break, which would add a header', () =>
+      refused(
+        { emails: ['a@example.org'], template: 'Hi', subject: 'Hi {name}\r\nX-Injected: 1' },
+        'subject',
+        'Must not contain line breaks or other control characters (found U+000D at position 9)',
+      ));
+
+    it('a body with a NUL', () =>
+      refused(
+        { emails: ['a@example.org'], template: 'Hi\u0000 {name}' },
+        'template',
+        'Must not contain control characters other than tab, line feed and carriage return (found U+0000 at position 2)',
+      ));
+
+    it('cc copies that take the job over the recipient limit', () =>
+      refused(
+        {
+          emails: Array.from({ length: 2_600 }, (_, n) => `n${n}@example.org`),
+          template: 'Hi',
+          cc: ['c1@example.org', 'c2@example.org', 'c3@example.org'],
+        },
+        'cc',
+        'Each email is copied to 3 cc addresses: 2,600 recipients × 4 copies = 10,400, over the limit of 10,000 per job',
+      ));
+
+    it('a template whose emails could render over the size limit', () =>
+      refused(
+        // As many placeholders as the 100 KB template limit allows: each could insert 1,500 bytes.
+        { emails: ['a@example.org'], template: '{address}'.repeat(11_377) },
+        'template',
+        "Rendered emails could reach 17,065,500 bytes (subject and body with each placeholder at its field's longest), over the limit of 262,144 bytes",
+      ));
+  });
+
+  it('accepts a body with tabs and line breaks', async () => {
+    const result = await post({ emails: ['a@example.org'], template: 'Hi {name},\r\n\n\tThanks.\n' });
+
+    expect(result.statusCode).toBe(202);
+  });
+
+  it('accepts emails that render to exactly the size limit at worst, and refuses one byte more', async () => {
+    const limit = Number(process.env.MAX_RENDERED_EMAIL_BYTES);
+    const subject = 'Hi {name}';
+    // Worst case: literal UTF-8 bytes, plus 3 bytes per UTF-16 unit of each field at its longest.
+    const subjectBytes = 'Hi '.length + PLACEHOLDER_MAX_LENGTH.name * 3;
+    const perAddress = PLACEHOLDER_MAX_LENGTH.address * 3;
+    const addresses = Math.floor((limit - subjectBytes) / perAddress);
+    const filler = limit - subjectBytes - addresses * perAddress;
+    const template = '{address}'.repeat(addresses) + 'x'.repeat(filler);
+
+    const atLimit = await post({ emails: ['a@example.org'], template, subject });
+    expect(atLimit.statusCode).toBe(202);
+
+    dynamo.resetHistory();
+    const over = await post({ emails: ['a@example.org'], template: `${template}x`, subject });
+    expect(over.statusCode).toBe(400);
+    expect(jsonBody(over)).toMatchObject({
+      details: [
+        {
+          field: 'template',
+          message: expect.stringContaining(`${(limit + 1).toLocaleString('en-US')} bytes`),
+        },
+      ],
+    });
+    expect(dynamo).not.toHaveReceivedCommand(PutCommand);
   });
 
   it('answers 400 for a malformed Idempotency-Key', async () => {

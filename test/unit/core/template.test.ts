@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { parseTemplate, renderTemplate } from '../../../lambdas/core/templates/template';
+import {
+  compileTemplate,
+  parseTemplate,
+  renderTemplate,
+  singleLine,
+  worstCaseBytes,
+} from '../../../lambdas/core/templates/template';
 
 const values = { name: 'Helping Hands', address: '1 Main St', email: 'info@helping.org' };
 
@@ -66,5 +72,40 @@ describe('templates', () => {
     const parsed = parseTemplate('{name.x} and {0} and {nope}');
     expect(parsed.ok).toBe(false);
     if (!parsed.ok) expect(parsed.problems.map((problem) => problem.position)).toEqual([0, 13, 21]);
+  });
+});
+
+describe('worst-case rendered size', () => {
+  const maxLength = { name: 200, address: 500, email: 254 };
+
+  it('counts literal text in UTF-8 bytes, doubled braces as the one brace they render', () => {
+    // 'é' is 2 bytes, '€' 3, '😀' 4; '{{' renders '{'.
+    expect(worstCaseBytes(compileTemplate('é€😀 {{x}}'), maxLength)).toBe(2 + 3 + 4 + ' {x}'.length);
+  });
+
+  it('counts each placeholder occurrence at 3 bytes per unit of its field at its longest', () => {
+    expect(worstCaseBytes(compileTemplate('{name}{name}, {address} <{email}>'), maxLength)).toBe(
+      (2 * 200 + 500 + 254) * 3 + ', '.length + ' <>'.length,
+    );
+  });
+
+  it('is never below what a rendering with the longest values weighs', () => {
+    const parts = compileTemplate('Dear {name} of {address} ({email})');
+    const widest = { name: '€'.repeat(200), address: '😀'.repeat(250), email: 'a'.repeat(254) };
+    expect(Buffer.byteLength(renderTemplate(parts, widest))).toBeLessThanOrEqual(
+      worstCaseBytes(parts, maxLength),
+    );
+  });
+});
+
+describe('singleLine', () => {
+  it('replaces each line break and other control character with a space', () => {
+    expect(singleLine('Acme\r\nBcc: a@evil.example')).toBe('Acme  Bcc: a@evil.example');
+    expect(singleLine('a\tb\u0000c\u007fd\u0085e\u2028f\u2029g')).toBe('a b c d e f g');
+  });
+
+  it('keeps every other character, and the length, as it was', () => {
+    const text = 'Ünïcode — “quotes”, non\u00a0breaking, 😀, {name}';
+    expect(singleLine(text)).toBe(text);
   });
 });

@@ -1,0 +1,81 @@
+import { type SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
+import {
+  DeliveryError,
+  type DeliveryErrorKind,
+  type EmailTransport,
+  type Handover,
+  type RenderedEmail,
+} from './transport';
+
+export interface SesTransportOptions {
+  client: SESv2Client;
+  /** The verified identity emails are sent from. */
+  fromAddress: string;
+  replyTo?: string | undefined;
+  configurationSet?: string | undefined;
+}
+
+/**
+ * SES's answers, by what they mean for the email (SES v2 `SendEmail` errors). Anything not listed,
+ * and any error without an answer from SES (a timeout, a reset connection), is left as it is: SES
+ * may or may not have taken the email, and the consumer treats it so.
+ */
+const KIND_BY_ERROR: Record<string, DeliveryErrorKind> = {
+  // This message or recipient: a sandbox recipient not verified, an address SES will not take.
+  MessageRejected: 'rejected',
+  BadRequestException: 'rejected',
+  // The account's sending rate or daily quota.
+  TooManyRequestsException: 'throttled',
+  LimitExceededException: 'throttled',
+  ThrottlingException: 'throttled',
+  // Nothing can be sent until an operator acts: every email would fail the same way, so none is failed.
+  SendingPausedException: 'paused',
+  AccountSuspendedException: 'paused',
+  MailFromDomainNotVerifiedException: 'paused',
+  NotFoundException: 'paused',
+  AccessDeniedException: 'paused',
+  InternalServiceErrorException: 'unavailable',
+  ServiceUnavailable: 'unavailable',
+  InternalFailure: 'unavailable',
+};
+
+/** Amazon SES v2, simple content: SES builds the MIME message and encodes the subject and body itself. */
+export class SesTransport implements EmailTransport {
+  readonly name = 'ses';
+
+  constructor(private readonly options: SesTransportOptions) {}
+
+  async send(email: RenderedEmail): Promise<Handover> {
+    const { client, fromAddress, replyTo, configurationSet } = this.options;
+    try {
+      const answer = await client.send(
+        new SendEmailCommand({
+          FromEmailAddress: fromAddress,
+          Destination: { ToAddresses: [email.to], CcAddresses: email.cc },
+          ...(replyTo ? { ReplyToAddresses: [replyTo] } : {}),
+          ...(configurationSet ? { ConfigurationSetName: configurationSet } : {}),
+          Content: {
+            Simple: {
+              Subject: { Data: email.subject, Charset: 'UTF-8' },
+              Body: { Text: { Data: email.body, Charset: 'UTF-8' } },
+            },
+          },
+          EmailTags: [{ Name: 'job_id', Value: email.jobId }],
+        }),
+      );
+      return { messageId: answer.MessageId ?? null };
+    } catch (error) {
+      throw classify(error);
+    }
+  }
+}
+
+/** SES's error as a `DeliveryError` when SES answered; otherwise the error itself (outcome unknown). */
+export function classify(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const kind =
+    KIND_BY_ERROR[error.name] ?? (status !== undefined && status >= 500 ? 'unavailable' : undefined);
+  if (!kind) return error;
+  return new DeliveryError(kind, `SES ${error.name}: ${error.message}`);
+}

@@ -1,0 +1,45 @@
+import type { MailerConfig } from './config';
+
+/** Sends one execution environment is asked to keep up at most, per second (SES answers in tens of ms). */
+const RATE_PER_ENVIRONMENT = 10;
+/** Lambda's SQS event source runs at least two consumers at once. */
+const MIN_CONCURRENCY = 2;
+/** Share of the consumer's timeout a full batch may take at its environment's pace; the rest is margin. */
+const SEND_TIME_SHARE = 0.5;
+
+export interface ConsumerScaling {
+  /** The event source's maximum concurrency. */
+  maxConcurrency: number;
+  /** Messages per batch. */
+  batchSize: number;
+  /** Recipients per second each environment sends at most (unset: no pacing, the `record` transport). */
+  ratePerEnvironment: number | undefined;
+}
+
+/**
+ * The consumer's concurrency and batch follow from SES's maximum send rate: at most
+ * `maxConcurrency` environments run at once, each paced to an equal share of the rate, so together
+ * they never exceed it. Concurrency grows with the rate (about ten sends a second each), within
+ * `consumerMaxConcurrency`; a batch is what an environment sends in half its timeout, within
+ * `consumerBatchSize`. An email with cc copies counts each copy, so it takes its share longer; a
+ * batch that runs short of time puts the rest back in the queue.
+ */
+export function consumerScaling(config: MailerConfig): ConsumerScaling {
+  if (config.transport !== 'ses') {
+    return {
+      maxConcurrency: config.consumerMaxConcurrency,
+      batchSize: config.consumerBatchSize,
+      ratePerEnvironment: undefined,
+    };
+  }
+  const maxConcurrency = Math.min(
+    config.consumerMaxConcurrency,
+    Math.max(MIN_CONCURRENCY, Math.ceil(config.sesMaxSendRate / RATE_PER_ENVIRONMENT)),
+  );
+  const ratePerEnvironment = config.sesMaxSendRate / maxConcurrency;
+  const batchSize = Math.min(
+    config.consumerBatchSize,
+    Math.max(1, Math.floor(ratePerEnvironment * config.consumerTimeoutSeconds * SEND_TIME_SHARE)),
+  );
+  return { maxConcurrency, batchSize, ratePerEnvironment };
+}

@@ -1,0 +1,107 @@
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
+import { SESv2Client } from '@aws-sdk/client-sesv2';
+import type { Email } from 'aws-ses-v2-local/dist/store';
+import { LOCAL_CREDENTIALS } from './dynamodb';
+import { freePort } from './processes';
+import { LOCAL_REGION } from './template';
+
+/**
+ * aws-ses-v2-local is CommonJS with `exports.default`. Imported from ESM its default import is the
+ * whole `module.exports` under tsx (Node's own interop) but the function under vitest (which unwraps
+ * `__esModule`); `require` gives `module.exports` everywhere, so `.default` is always the server.
+ */
+const { default: createSesServer } = createRequire(import.meta.url)(
+  'aws-ses-v2-local',
+) as typeof import('aws-ses-v2-local');
+
+export interface LocalSes {
+  /** Where SDK clients send SES v1 and v2 calls. */
+  endpoint: string;
+  /** The web viewer of the emails received (`GET /`); `readInbox` reads its JSON store. */
+  inboxUrl: string;
+  stop(): Promise<void>;
+}
+
+export interface LocalSesOptions {
+  /** The sending quota's maximum send rate GetAccount reports; 14 by default. */
+  maxSendRate?: number;
+}
+
+/** The send rate SES gives an account when it first leaves the sandbox. */
+const NEW_PRODUCTION_SEND_RATE = 14;
+
+/** An email as the local SES stored it: addresses, subject, bodies and custom headers as sent. */
+export type InboxEmail = Email;
+
+/** The AWS_SES_ACCOUNT value this module set, so a later start may replace it but never a caller's own. */
+let accountSetHere: string | undefined;
+
+/**
+ * aws-ses-v2-local: an in-process SES (v1 and v2 SendEmail, SendRawEmail, templates, GetAccount)
+ * with a web viewer of what it received. Nothing is delivered (unless SMTP_TRANSPORT configures an
+ * SMTP server for the package to forward to). Its inbox lives in memory, in one store per process
+ * (the package's own singleton): every server started in this process shows the same emails, and
+ * they are lost when the process, as with `npm start`, stops.
+ */
+export async function startLocalSes(options: LocalSesOptions = {}): Promise<LocalSes> {
+  // The health check asks SES for the account, and the package answers GetAccount only from this
+  // variable (400 when it is unset or fails its schema): a production account in good standing.
+  const current = process.env.AWS_SES_ACCOUNT;
+  if (current === undefined || current === accountSetHere) {
+    accountSetHere = JSON.stringify(localAccount(options.maxSendRate ?? NEW_PRODUCTION_SEND_RATE));
+    process.env.AWS_SES_ACCOUNT = accountSetHere;
+  }
+  const port = await freePort();
+  const server: Server = await createSesServer({ host: '127.0.0.1', port });
+  // Express 5 hands a listen error to the callback, which the package resolves with all the same.
+  if (!server.listening) throw new Error(`Local SES could not listen on 127.0.0.1:${port}`);
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint,
+    inboxUrl: endpoint,
+    stop: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export function sesClient(endpoint: string): SESv2Client {
+  return new SESv2Client({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+}
+
+/** Every email the local SES has received, oldest first. */
+export async function readInbox(inboxUrl: string): Promise<InboxEmail[]> {
+  const response = await fetch(`${inboxUrl}/store`);
+  if (!response.ok) throw new Error(`Local SES store answered ${response.status}`);
+  const { emails } = (await response.json()) as { emails: InboxEmail[] };
+  return emails;
+}
+
+/** Empties the inbox (and the stored templates) of the local SES. */
+export async function clearInbox(inboxUrl: string): Promise<void> {
+  const response = await fetch(`${inboxUrl}/clear-store`, { method: 'POST' });
+  if (!response.ok) throw new Error(`Local SES clear-store answered ${response.status}`);
+}
+
+/** GetAccount's answer, in the shape the package validates (dist/v2/getAccount.js). */
+function localAccount(maxSendRate: number) {
+  return {
+    DedicatedIpAutoWarmupEnabled: false,
+    Details: {
+      AdditionalContactEmailAddresses: [],
+      ContactLanguage: 'EN',
+      MailType: 'MARKETING',
+      ReviewDetails: { CaseId: 'local', Status: 'GRANTED' },
+      UseCaseDescription: 'nonprofit-mailer running locally: nothing is delivered',
+      WebsiteURL: 'http://nonprofit-mailer.localhost',
+    },
+    EnforcementStatus: 'HEALTHY',
+    ProductionAccessEnabled: true,
+    SendingEnabled: true,
+    SendQuota: { Max24HourSend: 1_000_000, MaxSendRate: maxSendRate, SentLast24Hours: 0 },
+    SuppressionAttributes: { SuppressedReasons: ['BOUNCE', 'COMPLAINT'] },
+  };
+}

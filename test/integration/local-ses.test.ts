@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import { GetAccountCommand, SendEmailCommand } from '@aws-sdk/client-sesv2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clearInbox, type LocalSes, readInbox, sesClient, startLocalSes } from '../../local/ses';
+
+/** The addresses listening on a TCP port, from the kernel's socket tables (Linux). */
+function listeningAddresses(port: number): string[] {
+  const addresses: string[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const row of readFileSync(table, 'utf8').trim().split('\n').slice(1)) {
+      const [, local = '', , state] = row.trim().split(/\s+/);
+      const [hexAddress = '', hexPort = ''] = local.split(':');
+      // 0A is LISTEN; an IPv4 address is written as a little-endian hex number.
+      if (state !== '0A' || Number.parseInt(hexPort, 16) !== port) continue;
+      addresses.push(
+        hexAddress.length === 8
+          ? (hexAddress.match(/../g) ?? [])
+              .reverse()
+              .map((byte) => Number.parseInt(byte, 16))
+              .join('.')
+          : `ipv6:${hexAddress}`,
+      );
+    }
+  }
+  return addresses;
+}
+
+describe('the local SES', () => {
+  let ses: LocalSes;
+  let port: number;
+  let client: ReturnType<typeof sesClient>;
+
+  beforeAll(async () => {
+    // The account GetAccount reports is the one startLocalSes writes, not one from the shell.
+    delete process.env.AWS_SES_ACCOUNT;
+    ses = await startLocalSes({ maxSendRate: 3 });
+    port = Number(new URL(ses.endpoint).port);
+    client = sesClient(ses.endpoint);
+  });
+  afterAll(async () => {
+    client.destroy();
+    await ses.stop();
+  });
+
+  it('keeps an email sent with SendEmail, addresses, content and custom headers as sent', async () => {
+    const { MessageId } = await client.send(
+      new SendEmailCommand({
+        FromEmailAddress: 'mailer@nonprofit-mailer.localhost',
+        Destination: { ToAddresses: ['member@to.example.org'], CcAddresses: ['board@cc.example.org'] },
+        ReplyToAddresses: ['office@reply.example.org'],
+        Content: {
+          Simple: {
+            Subject: { Data: 'Spring newsletter' },
+            Body: { Text: { Data: 'Hello, member' }, Html: { Data: '<p>Hello, member</p>' } },
+            Headers: [{ Name: 'List-Unsubscribe', Value: '<https://unsubscribe.example.org/abc>' }],
+          },
+        },
+      }),
+    );
+
+    const sent = (await readInbox(ses.inboxUrl)).find((email) => email.messageId === MessageId);
+
+    expect(sent).toMatchObject({
+      from: 'mailer@nonprofit-mailer.localhost',
+      replyTo: ['office@reply.example.org'],
+      destination: { to: ['member@to.example.org'], cc: ['board@cc.example.org'], bcc: [] },
+      subject: 'Spring newsletter',
+      body: { text: 'Hello, member', html: '<p>Hello, member</p>' },
+      headers: [{ name: 'List-Unsubscribe', value: '<https://unsubscribe.example.org/abc>' }],
+    });
+  });
+
+  it('empties the inbox on clearInbox', async () => {
+    await client.send(
+      new SendEmailCommand({
+        FromEmailAddress: 'mailer@nonprofit-mailer.localhost',
+        Destination: { ToAddresses: ['member@to.example.org'] },
+        Content: { Simple: { Subject: { Data: 'Hi' }, Body: { Text: { Data: 'Hi' } } } },
+      }),
+    );
+    expect((await readInbox(ses.inboxUrl)).length).toBeGreaterThan(0);
+
+    await clearInbox(ses.inboxUrl);
+
+    expect(await readInbox(ses.inboxUrl)).toEqual([]);
+  });
+
+  it('shows the inbox as a web page', async () => {
+    const response = await fetch(ses.inboxUrl);
+
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+  });
+
+  it('answers GetAccount with a production account allowed to send at the rate asked for', async () => {
+    const account = await client.send(new GetAccountCommand({}));
+
+    expect(account).toMatchObject({
+      SendingEnabled: true,
+      ProductionAccessEnabled: true,
+      EnforcementStatus: 'HEALTHY',
+      SendQuota: { MaxSendRate: 3 },
+    });
+  });
+
+  it('listens on 127.0.0.1 only', () => {
+    expect(listeningAddresses(port)).toEqual(['127.0.0.1']);
+  });
+
+  it('leaves nothing listening once stopped, even with a client holding a connection open', async () => {
+    const other = await startLocalSes();
+    const otherPort = Number(new URL(other.endpoint).port);
+    const otherClient = sesClient(other.endpoint);
+    // The SDK keeps its connection open after this call; stop closes it along with the server.
+    await otherClient.send(new GetAccountCommand({}));
+
+    await other.stop();
+
+    expect(listeningAddresses(otherPort)).toEqual([]);
+    await expect(fetch(`${other.inboxUrl}/store`)).rejects.toThrow();
+    otherClient.destroy();
+  });
+});
