@@ -7,6 +7,8 @@ import { createApp } from '../../lib/app';
 import { readApiModel } from '../../local/api-model';
 import { IntrinsicResolver, resourcesOfType } from '../../local/template';
 import { synthesizeForTests } from '../support/synth';
+import * as queries from './template-queries';
+import { cdkJsonContext, FUNCTION } from './template-queries';
 
 const { assertions, template, stack } = synthesizeForTests();
 
@@ -27,69 +29,9 @@ const DOCUMENTED_ROUTES = [
 /** One function per route (both job reads share one), plus the consumer, the dead-letter consumer and the sweeper. */
 const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 1 + 3;
 
-function functionByDescription(description: string): [string, Record<string, unknown>] {
-  const found = Object.entries(
-    assertions.findResources('AWS::Lambda::Function', { Properties: { Description: description } }),
-  );
-  expect(found).toHaveLength(1);
-  return found[0] as [string, Record<string, unknown>];
-}
-
-interface Statement {
-  Action: string | string[];
-  Resource: unknown;
-}
-
-/** Every statement of the policies attached to a function's role. */
-function statementsOf(functionDescription: string): Statement[] {
-  const [, fn] = functionByDescription(functionDescription);
-  const roleId = (fn as { Properties: { Role: { 'Fn::GetAtt': [string, string] } } }).Properties.Role[
-    'Fn::GetAtt'
-  ][0];
-  const policies = Object.values(
-    assertions.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
-  ) as { Properties: { PolicyDocument: { Statement: Statement[] } } }[];
-  return policies.flatMap((policy) => policy.Properties.PolicyDocument.Statement);
-}
-
-function actionsOf(functionDescription: string, prefix = 'dynamodb:'): string[] {
-  return statementsOf(functionDescription)
-    .flatMap((statement) => [statement.Action].flat())
-    .filter((action, index, all) => action.startsWith(prefix) && all.indexOf(action) === index)
-    .sort();
-}
-
-/** A logical id without the hash CDK appends (`DataJobs1A2B3C4D` → `DataJobs`). */
-const baseId = (logicalId: string) => logicalId.replace(/[0-9A-F]{8}$/, '');
-
-/** Names a statement's resource by its table or queue (and index), from `Fn::GetAtt` or `Fn::Join`. */
-function resourceName(resource: unknown): string {
-  const getAtt = (value: unknown) => (value as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt']?.[0];
-  const direct = getAtt(resource);
-  if (direct) return baseId(direct);
-  const parts = (resource as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join']?.[1] ?? [];
-  const [first, ...rest] = parts;
-  const joined = getAtt(first);
-  return joined ? `${baseId(joined)}${rest.join('')}` : JSON.stringify(resource);
-}
-
-/**
- * What a function may do to data, resource by resource: DynamoDB and SQS actions by table, index and
- * queue, never merged across them, so an action granted on the wrong table shows.
- */
-function dataGrantsOf(functionDescription: string): Record<string, string[]> {
-  const grants: Record<string, Set<string>> = {};
-  for (const statement of statementsOf(functionDescription)) {
-    const actions = [statement.Action].flat().filter((action) => /^(dynamodb|sqs):/.test(action));
-    if (actions.length === 0) continue;
-    for (const resource of [statement.Resource].flat()) {
-      const name = resourceName(resource);
-      grants[name] ??= new Set();
-      for (const action of actions) grants[name].add(action);
-    }
-  }
-  return Object.fromEntries(Object.entries(grants).map(([name, actions]) => [name, [...actions].sort()]));
-}
+const functionByDescription = (description: string) => queries.functionByDescription(assertions, description);
+const actionsOf = (description: string, prefix?: string) => queries.actionsOf(assertions, description, prefix);
+const dataGrantsOf = (description: string) => queries.dataGrantsOf(assertions, description);
 
 describe('data', () => {
   it('keys nonprofits by email, with a domain index sorted by email, on demand, with PITR', () => {
@@ -143,6 +85,7 @@ describe('functions', () => {
   const JOBS = 'DataJobs';
   const CONTENTS = 'DataJobContents';
   const DELIVERIES = 'DataDeliveries';
+  const RENDERED = 'DataRenderedEmails';
   const EMAILS = 'QueueEmails';
   const DEAD_LETTERS = 'QueueDeadLetters';
   const EVENT_SOURCE = [
@@ -181,24 +124,29 @@ describe('functions', () => {
         [JOBS]: ['dynamodb:GetItem'],
         [CONTENTS]: ['dynamodb:GetItem', 'dynamodb:Query'],
         [DELIVERIES]: ['dynamodb:BatchGetItem'],
+        [RENDERED]: ['dynamodb:BatchGetItem'],
       },
     ],
     [
-      'Renders, sends and records the emails of a batch',
+      FUNCTION.consumer,
       {
         [NONPROFITS]: ['dynamodb:BatchGetItem'],
         [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         [CONTENTS]: ['dynamodb:GetItem'],
-        [DELIVERIES]: ['dynamodb:PutItem'],
-        [EMAILS]: EVENT_SOURCE,
+        // Claims are conditional updates, given back by a conditional delete; outcomes update them.
+        [DELIVERIES]: ['dynamodb:DeleteItem', 'dynamodb:UpdateItem'],
+        [RENDERED]: ['dynamodb:BatchWriteItem'],
+        // Emails that must wait go back to the queue as new, delayed messages.
+        [EMAILS]: [...EVENT_SOURCE, 'sqs:SendMessage'],
       },
     ],
     [
-      'Records emails that reached the dead-letter queue as failed',
+      FUNCTION.deadLetterConsumer,
       {
         [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         [CONTENTS]: ['dynamodb:GetItem'],
-        [DELIVERIES]: ['dynamodb:PutItem'],
+        // A claim, then the outcome under it: both updates.
+        [DELIVERIES]: ['dynamodb:UpdateItem'],
         [DEAD_LETTERS]: EVENT_SOURCE,
       },
     ],
@@ -372,10 +320,7 @@ describe('email pipeline', () => {
   });
 
   it("sets the queue's visibility timeout to six times the consumer's timeout, and redrives after 5 receives", () => {
-    const [, consumer] = functionByDescription('Renders, sends and records the emails of a batch') as [
-      string,
-      { Properties: { Timeout: number } },
-    ];
+    const [, consumer] = functionByDescription(FUNCTION.consumer);
     assertions.hasResourceProperties('AWS::SQS::Queue', {
       VisibilityTimeout: consumer.Properties.Timeout * 6,
       RedrivePolicy: { maxReceiveCount: 5, deadLetterTargetArn: Match.anyValue() },
@@ -392,10 +337,13 @@ describe('email pipeline', () => {
   });
 
   it('feeds the consumer in batches with a window, a maximum concurrency and partial batch responses', () => {
+    const [consumerId] = functionByDescription(FUNCTION.consumer);
     assertions.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: consumerId },
       BatchSize: 10,
       MaximumBatchingWindowInSeconds: 1,
-      ScalingConfig: { MaximumConcurrency: 10 },
+      // cdk.json's SES send rate, 14 a second, at about ten a second per environment (lib/send-rate.ts).
+      ScalingConfig: { MaximumConcurrency: 2 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
     assertions.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
@@ -486,6 +434,7 @@ describe('monitoring', () => {
     ['DeadLettersWaiting', 'ApproximateNumberOfMessagesVisible', 1, 'GreaterThanOrEqualToThreshold'],
     ['OldestEmailTooOld', 'ApproximateAgeOfOldestMessage', 900, 'GreaterThanThreshold'],
     ['ConsumerErrors', 'Errors', 1, 'GreaterThanOrEqualToThreshold'],
+    ['SendingPaused', METRIC.sendingPaused, 1, 'GreaterThanOrEqualToThreshold'],
   ])('alarms %s on %s at %d', (name, metricName, threshold, comparison) => {
     assertions.hasResourceProperties('AWS::CloudWatch::Alarm', {
       AlarmName: `NonprofitMailer-${name}`,
@@ -493,6 +442,27 @@ describe('monitoring', () => {
       Threshold: threshold,
       ComparisonOperator: comparison,
       TreatMissingData: 'notBreaching',
+    });
+  });
+
+  it("alarms when SES refuses to send: the consumers' SendingPaused metric, in the app's namespace, to the alarm topic", () => {
+    const [topicId] = Object.keys(assertions.findResources('AWS::SNS::Topic'));
+    const alarms = Object.values(
+      assertions.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { AlarmName: 'NonprofitMailer-SendingPaused' },
+      }),
+    );
+    expect(alarms).toHaveLength(1);
+    expect(alarms[0]?.Properties).toMatchObject({
+      Namespace: METRICS_NAMESPACE,
+      MetricName: METRIC.sendingPaused,
+      Dimensions: [{ Name: 'service', Value: SERVICE_NAME }],
+      Statistic: 'Sum',
+      Period: 300,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      AlarmActions: [{ Ref: topicId }],
+      OKActions: [{ Ref: topicId }],
     });
   });
 
@@ -581,8 +551,43 @@ describe('cdk-nag', () => {
     }
   });
 
+  it('passes with every SES setting (configuration set, sandbox recipients, reply-to) and with the record transport', () => {
+    for (const context of [
+      {
+        fromAddress: 'news@example.org',
+        replyTo: 'replies@example.org',
+        sesConfigurationSet: 'marketing',
+        sesSandboxRecipients: 'a@x.org,b@y.org',
+      },
+      { transport: 'record', storeRenderedEmails: false },
+    ]) {
+      const { app } = createApp({
+        context: { ...cdkJsonContext(), ...context, 'aws:cdk:bundling-stacks': [] },
+      });
+      expect(() => app.synth()).not.toThrow();
+    }
+  });
+
+  it("acknowledges ses:GetAccount on * for /health's role only, with its reason", () => {
+    const { stack } = synthesizeForTests({ sesConfigurationSet: 'marketing' });
+    const acknowledged = stack.node
+      .findAll()
+      .filter((construct) =>
+        construct.node.metadata.some(
+          (entry) =>
+            entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY &&
+            Object.values(entry.data as Record<string, string>).some((reason) =>
+              reason.includes('ses:GetAccount'),
+            ),
+        ),
+      );
+    expect(acknowledged).toEqual([stack.monitoring.health.role]);
+  });
+
   it('fails synthesis on a finding nobody acknowledged', () => {
-    const { stack } = createApp({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const { stack } = createApp({
+      context: { transport: 'record', 'aws:cdk:bundling-stacks': [] },
+    });
     new Queue(stack, 'UnreviewedQueue');
     expect(() => synthesizeAppOf(stack)).toThrow(/AwsSolutions-SQS4/);
   });

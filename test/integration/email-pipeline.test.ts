@@ -1,11 +1,11 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ProgressRecorder } from '../../lambdas/core/jobs/deliveries';
 import type { EmailQueue } from '../../lambdas/core/queue/email-queue';
-import { type EmailTransport, PermanentDeliveryError } from '../../lambdas/core/transport/transport';
-import { type PipelineOptions, startPipeline } from '../support/pipeline';
+import { DeliveryError, type EmailTransport, RecordTransport } from '../../lambdas/core/transport/transport';
+import { PIPELINE_FROM, type PipelineOptions, startPipeline } from '../support/pipeline';
 
 type Pipeline = Awaited<ReturnType<typeof startPipeline>>;
+type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 let pipeline: Pipeline | undefined;
 
 afterEach(async () => {
@@ -42,6 +42,13 @@ async function expectExactlyOnce(
   return recorded;
 }
 
+/** What the local SES received: exactly one email per recipient recorded sent, none for the others. */
+async function expectMailedOnce(p: Pipeline, recipients: string[], sent: Set<string> = new Set(recipients)) {
+  const received = await p.emailsReceived(recipients);
+  const wrong = [...received].filter(([recipient, count]) => count !== (sent.has(recipient) ? 1 : 0));
+  expect(wrong).toEqual([]);
+}
+
 describe('the email pipeline on DynamoDB Local and local SQS', () => {
   it('renders every email with the nonprofit at send time and completes with exact counts', async () => {
     const p = await run();
@@ -49,16 +56,29 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     const { job } = await p.submit(recipients);
 
     const recorded = await expectExactlyOnce(p, job.job_id, recipients, { sent: 25, failed: 0 });
-    expect(recorded.get(recipients[3] as string)).toMatchObject({
+    const third = recipients[3] as string;
+    expect(recorded.get(third)).toMatchObject({
       status: 'sent',
+      attempts: 1,
+      message_id: expect.any(String),
+    });
+    expect((await p.rendered.getMany(job.job_id, [third])).get(third)).toMatchObject({
       subject: 'For Member 3',
       body: 'Dear Member 3 of 3 Main St',
-      attempts: 1,
+    });
+    await expectMailedOnce(p, recipients);
+    const email = (await p.inbox()).find((received) => received.destination.to.includes(third));
+    expect(email).toMatchObject({
+      messageId: recorded.get(third)?.message_id,
+      from: PIPELINE_FROM,
+      subject: 'For Member 3',
+      body: { text: 'Dear Member 3 of 3 Main St' },
+      destination: { to: [third], cc: [] },
     });
   });
 
   it('counts each recipient once when every message is delivered three times', async () => {
-    const tripled = (real: EmailQueue): EmailQueue => ({
+    const tripled = (real: EmailQueue): Pick<EmailQueue, 'enqueue'> => ({
       enqueue: async (messages) => {
         await real.enqueue([...messages, ...messages, ...messages]);
       },
@@ -68,12 +88,16 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     const { job } = await p.submit(recipients);
 
     await expectExactlyOnce(p, job.job_id, recipients, { sent: 120, failed: 0 });
+    await expectMailedOnce(p, recipients);
   });
 
   it('counts each recipient once when the consumer fails in the middle of batches', async () => {
     let calls = 0;
     // Records the first half of a batch's outcomes, then fails: the whole batch comes back.
-    const halfThenFail = (real: ProgressRecorder): ProgressRecorder => ({
+    const halfThenFail: PipelineOptions['deliveries'] = (real) => ({
+      claim: (jobId, recipients) => real.claim(jobId, recipients),
+      handOver: (jobId, recipient, token, messageId) => real.handOver(jobId, recipient, token, messageId),
+      release: (jobId, recipient, token) => real.release(jobId, recipient, token),
       record: async (jobId, outcomes) => {
         calls++;
         if (calls % 3 === 1 && outcomes.length > 1) {
@@ -92,22 +116,24 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
         if (++invocations % 4 === 0) throw new Error('injected: invocation failed after its work');
         return result;
       };
-    const p = await run({ progress: halfThenFail, consumer: throwAfterWork });
+    const p = await run({ deliveries: halfThenFail, consumer: throwAfterWork });
     const recipients = await p.registerNonprofits(60);
     const { job } = await p.submit(recipients);
 
     const recorded = await expectExactlyOnce(p, job.job_id, recipients, { sent: 60, failed: 0 });
-    expect([...recorded.values()].some((delivery) => delivery.attempts > 1)).toBe(true);
-  });
+    expect([...recorded.values()].some((delivery) => (delivery.attempts ?? 0) > 1)).toBe(true);
+    await expectMailedOnce(p, recipients);
+  }, 120_000);
 
   it('records a poison message failed once it reaches the dead-letter queue, and the job still ends', async () => {
     let poison = '';
-    const transport: EmailTransport = {
+    const transport = (ses: EmailTransport): EmailTransport => ({
       name: 'flaky',
       send: async (email) => {
         if (email.to === poison) throw new Error('injected: the mail server keeps timing out');
+        return ses.send(email);
       },
-    };
+    });
     const p = await run({ transport });
     const recipients = await p.registerNonprofits(8);
     poison = recipients[5] as string;
@@ -120,15 +146,18 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
       attempts: expect.any(Number),
     });
     expect(recorded.get(poison)?.attempts).toBeGreaterThanOrEqual(1);
-  }, 60_000);
+    await expectMailedOnce(p, recipients, new Set(recipients.filter((recipient) => recipient !== poison)));
+  }, 120_000);
 
   it('fails a recipient at once when the transport refuses it for good', async () => {
-    const transport: EmailTransport = {
+    const transport = (ses: EmailTransport): EmailTransport => ({
       name: 'refusing',
       send: async (email) => {
-        if (email.to.startsWith('member0001@')) throw new PermanentDeliveryError('Mailbox does not exist');
+        if (email.to.startsWith('member0001@'))
+          throw new DeliveryError('rejected', 'SES MessageRejected: Mailbox does not exist');
+        return ses.send(email);
       },
-    };
+    });
     const p = await run({ transport });
     const recipients = await p.registerNonprofits(3);
     const { job } = await p.submit(recipients);
@@ -136,14 +165,14 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     const recorded = await expectExactlyOnce(p, job.job_id, recipients, { sent: 2, failed: 1 });
     expect(recorded.get(recipients[1] as string)).toMatchObject({
       status: 'failed',
-      error: 'Mailbox does not exist',
+      error: 'SES MessageRejected: Mailbox does not exist',
       attempts: 1,
     });
   });
 
   it('fails a recipient whose nonprofit was deleted after the job was accepted, without retrying it', async () => {
     let enqueued: Parameters<EmailQueue['enqueue']>[0] = [];
-    const holdBack = (): EmailQueue => ({
+    const holdBack = (): Pick<EmailQueue, 'enqueue'> => ({
       enqueue: async (messages) => {
         enqueued = messages;
       },
@@ -163,7 +192,7 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
   });
 
   it('finishes a job that was recorded but never enqueued: the sweeper enqueues its recipients', async () => {
-    const broken = (): EmailQueue => ({
+    const broken = (): Pick<EmailQueue, 'enqueue'> => ({
       enqueue: async () => {
         throw new Error('injected: crashed between recording the job and enqueueing it');
       },
@@ -205,6 +234,8 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     let loseMessages = true;
     const p = await startPipeline({
       concurrency: 1,
+      // This is about the sweeper and the queue: the ledger-only transport keeps the backlog quick.
+      transport: () => new RecordTransport(),
       queue: (real) => ({
         enqueue: async (messages) => {
           if (loseMessages) throw new Error('injected: the enqueue was cut short');
@@ -249,4 +280,152 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     }
     expect([...carriers.entries()].filter(([, ids]) => ids.size > 1)).toEqual([]);
   }, 240_000);
+});
+
+describe('each recipient mailed at most once through the local SES, whatever SQS and the consumer do', () => {
+  it('sends the documented email with its cc to each recipient, once', async () => {
+    const p = await run();
+    const recipients = await p.registerNonprofits(3);
+    const { job } = await p.submit(recipients, 'Dear {name},\nyour address: {address}', 'key-1', {
+      subject: 'News for {name}',
+      cc: ['board@pipeline.example.org'],
+    });
+
+    await expectExactlyOnce(p, job.job_id, recipients, { sent: 3, failed: 0 });
+    await expectMailedOnce(p, recipients);
+    const inbox = await p.inbox();
+    for (const [n, recipient] of recipients.entries()) {
+      expect(inbox.find((email) => email.destination.to.includes(recipient))).toMatchObject({
+        from: PIPELINE_FROM,
+        subject: `News for Member ${n}`,
+        body: { text: `Dear Member ${n},\nyour address: ${n} Main St` },
+        destination: { to: [recipient], cc: ['board@pipeline.example.org'] },
+      });
+    }
+  });
+
+  it('sends no second email when recording fails after SES took it', async () => {
+    const failedOnce = new Set<string>();
+    const recordFailsFirst: PipelineOptions['deliveries'] = (real) => ({
+      claim: (jobId, recipients) => real.claim(jobId, recipients),
+      handOver: (jobId, recipient, token, messageId) => real.handOver(jobId, recipient, token, messageId),
+      release: (jobId, recipient, token) => real.release(jobId, recipient, token),
+      record: async (jobId, outcomes) => {
+        const fresh = outcomes.filter((outcome) => !failedOnce.has(outcome.recipient));
+        if (fresh.length > 0) {
+          for (const outcome of fresh) failedOnce.add(outcome.recipient);
+          throw new Error('injected: DynamoDB failed the recording');
+        }
+        return real.record(jobId, outcomes);
+      },
+    });
+    const p = await run({ deliveries: recordFailsFirst });
+    const recipients = await p.registerNonprofits(20);
+    const { job } = await p.submit(recipients);
+
+    const recorded = await expectExactlyOnce(p, job.job_id, recipients, { sent: 20, failed: 0 });
+    // Every recipient was recorded on a later attempt, from the message id its claim kept.
+    expect([...recorded.values()].every((delivery) => (delivery.attempts ?? 0) > 1)).toBe(true);
+    await expectMailedOnce(p, recipients);
+  }, 120_000);
+
+  it('sends no second email when the consumer times out mid-batch', async () => {
+    let sends = 0;
+    let release: () => void = () => undefined;
+    const hung = new Promise<never>((_, reject) => {
+      release = () => reject(new Error('test over'));
+    });
+    hung.catch(() => undefined);
+    // The fourth send of the run never returns, as a consumer whose time ran out in the middle of a batch.
+    const hangs = (ses: EmailTransport): EmailTransport => ({
+      name: 'hangs',
+      send: async (email) => {
+        if (++sends === 4) return hung;
+        return ses.send(email);
+      },
+    });
+    let timedOut = 0;
+    // Lambda ends an invocation at its timeout: the event source sees a failure; the handler's work stops there.
+    const timeout = (real: SqsHandler) => async (event: SQSEvent, context: Context) => {
+      const invocation = real(event, context);
+      invocation.catch(() => undefined);
+      return Promise.race([
+        invocation,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => {
+            timedOut++;
+            reject(new Error('injected: Task timed out'));
+          }, 1_500),
+        ),
+      ]);
+    };
+    try {
+      const p = await run({ transport: hangs, consumer: timeout, concurrency: 1 });
+      const recipients = await p.registerNonprofits(10);
+      const { job } = await p.submit(recipients);
+
+      await expectExactlyOnce(p, job.job_id, recipients, { sent: 10, failed: 0 });
+      expect(timedOut).toBeGreaterThanOrEqual(1);
+      await expectMailedOnce(p, recipients);
+    } finally {
+      release();
+    }
+  }, 120_000);
+
+  it('makes throttled emails wait in the queue, never counting them failed', async () => {
+    const throttledOnce = new Set<string>();
+    const throttles = (ses: EmailTransport): EmailTransport => ({
+      name: 'throttles',
+      send: async (email) => {
+        if (!throttledOnce.has(email.to) && throttledOnce.size < 6) {
+          throttledOnce.add(email.to);
+          throw new DeliveryError(
+            'throttled',
+            'SES TooManyRequestsException: Maximum sending rate exceeded.',
+          );
+        }
+        return ses.send(email);
+      },
+    });
+    const p = await run({ transport: throttles });
+    const recipients = await p.registerNonprofits(12);
+    const { job } = await p.submit(recipients);
+
+    const recorded = await expectExactlyOnce(p, job.job_id, recipients, { sent: 12, failed: 0 });
+    expect(throttledOnce.size).toBe(6);
+    expect([...recorded.values()].every((delivery) => delivery.error === undefined)).toBe(true);
+    await expectMailedOnce(p, recipients);
+  }, 120_000);
+
+  it('sends nothing and fails nothing while sending is paused, then sends each email once', async () => {
+    let paused = true;
+    let refusals = 0;
+    const pausable = (ses: EmailTransport): EmailTransport => ({
+      name: 'pausable',
+      send: async (email) => {
+        if (paused) {
+          refusals++;
+          throw new DeliveryError(
+            'paused',
+            'SES SendingPausedException: Sending is paused for this account.',
+          );
+        }
+        return ses.send(email);
+      },
+    });
+    const p = await run({ transport: pausable });
+    const recipients = await p.registerNonprofits(15);
+    const { job } = await p.submit(recipients);
+
+    const deadline = Date.now() + 60_000;
+    while (refusals < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(refusals).toBeGreaterThanOrEqual(3);
+    expect(await p.jobs.get(job.job_id)).toMatchObject({ sent: 0, failed: 0 });
+    expect([...(await p.emailsReceived(recipients)).values()].every((count) => count === 0)).toBe(true);
+    paused = false;
+
+    await expectExactlyOnce(p, job.job_id, recipients, { sent: 15, failed: 0 });
+    await expectMailedOnce(p, recipients);
+  }, 120_000);
 });

@@ -39,10 +39,10 @@ export interface PipelineOptions {
   transport?: (ses: EmailTransport) => EmailTransport;
   /** Wraps the deliveries (claims and recorder), to inject faults where claims and outcomes are written. */
   deliveries?: (real: Deliveries) => Deliveries;
-  /** How long a claim holds; the queue's visibility timeout here is 1 s. */
+  /** How long a claim holds: as in the stack, past a consumer's run and within the visibility timeout (4 s here). */
   leaseMs?: number;
   /** Wraps the queue the API enqueues to, to inject faults where messages are sent. */
-  queue?: (real: EmailQueue) => EmailQueue;
+  queue?: (real: EmailQueue) => Pick<EmailQueue, 'enqueue'>;
   /** Wraps the consumer invocation, to make it fail after (or instead of) its work. */
   consumer?: (real: SqsHandler) => SqsHandler;
   concurrency?: number;
@@ -81,7 +81,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
     client,
     jobsTable: tableNamed('DataJobs'),
     deliveriesTable: tableNamed('DataDeliveries'),
-    leaseMs: options.leaseMs ?? 5_000,
+    leaseMs: options.leaseMs ?? 3_000,
   });
   const rendered = new DynamoRenderedEmails({
     client,
@@ -100,8 +100,9 @@ export async function startPipeline(options: PipelineOptions = {}) {
   const deadLetters = queues.find((queue) => queue.logicalId.startsWith('QueueDeadLetters'));
   if (!main || !deadLetters) throw new Error('The template lacks the email queue or its dead-letter queue');
   // The template's redrive policy is kept; only the visibility timeout is cut so retries take seconds.
+  // It stays longer than a claim's lease, as in the stack: a retried message finds its claim lapsed.
   await sqs.send(
-    new SetQueueAttributesCommand({ QueueUrl: main.url, Attributes: { VisibilityTimeout: '1' } }),
+    new SetQueueAttributesCommand({ QueueUrl: main.url, Attributes: { VisibilityTimeout: '4' } }),
   );
 
   const realQueue = new SqsEmailQueue(sqs, main.url);
@@ -183,10 +184,15 @@ export async function startPipeline(options: PipelineOptions = {}) {
       return emails;
     },
     /** Accepts a job as the API does. Its enqueue deadline is "now": sweep only after the call returns. */
-    submit: (emails: string[], template = 'Dear {name} of {address}', apiKeyId = 'key-1') =>
+    submit: (
+      emails: string[],
+      template = 'Dear {name} of {address}',
+      apiKeyId = 'key-1',
+      { subject = 'For {name}', cc = [] as string[] } = {},
+    ) =>
       acceptJob(acceptDeps, {
         apiKeyId,
-        request: { emails, template, subject: 'For {name}', cc: [] },
+        request: { emails, template, subject, cc },
         enqueueDeadline: new Date(),
       }),
     async waitForEnd(jobId: string, timeoutMs = 60_000): Promise<JobRecord> {

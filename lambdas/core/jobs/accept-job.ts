@@ -10,7 +10,7 @@ export interface AcceptJobDependencies {
   jobs: Pick<JobStore, 'get' | 'create'>;
   contents: Pick<JobContentStore, 'put'>;
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
-  queue: EmailQueue;
+  queue: Pick<EmailQueue, 'enqueue'>;
   now?: () => Date;
   /** Told when enqueueing fails after the job was recorded; the sweeper will enqueue it later. */
   onEnqueueFailure?: (job: JobRecord, error: unknown) => void;

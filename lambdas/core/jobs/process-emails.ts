@@ -199,7 +199,8 @@ const errorText = (error: unknown) => (error instanceof Error ? error.message : 
 
 /**
  * Claims each message's recipient. Recipients already done are duplicates; those another consumer
- * holds are handed to `onHeld`; the rest come back with their claims. A failure to claim sends the
+ * holds go back to the queue (the lease is shorter than the queue's visibility timeout); the rest
+ * come back with their claims. A failure to claim sends the
  * job's messages back (a claim that was written stays until its lease ends).
  */
 async function claimAll(
@@ -207,7 +208,6 @@ async function claimAll(
   result: BatchResult,
   job: CompiledJob,
   items: Item[],
-  onHeld: (item: Item, leaseUntil: number) => Promise<void>,
 ): Promise<{ item: Item; claim: Extract<Claim, { token: string }> }[]> {
   let claims: Map<string, Claim>;
   try {
@@ -229,8 +229,8 @@ async function claimAll(
     const claim = claims.get(item.email.recipient);
     // The same recipient twice in one batch: the first message carries it.
     if (seen.has(item.email.recipient) || claim?.state === 'done') result.duplicates++;
-    else if (!claim) result.retry.push(item.message.messageId);
-    else if (claim.state === 'held') await onHeld(item, claim.leaseUntil);
+    // Held by another consumer: it is sending now, or died and its lease lapses before the message is seen again.
+    else if (!claim || claim.state === 'held') result.retry.push(item.message.messageId);
     else held.push({ item, claim });
     seen.add(item.email.recipient);
   }
@@ -300,16 +300,14 @@ export async function processEmailBatch(
   let stop: 'paused' | 'deadline' | undefined;
 
   /** Gives the claim back and puts the email back in the queue to wait; failing that, it is retried. */
-  const wait = async (job: CompiledJob, item: Item, token: string | undefined, delaySeconds: number) => {
-    if (token) {
-      try {
-        await deps.deliveries.release(job.jobId, item.email.recipient, token);
-      } catch (error) {
-        log('WARN', 'Could not release a claim; it lapses with its lease', {
-          job_id: job.jobId,
-          error: errorText(error),
-        });
-      }
+  const wait = async (job: CompiledJob, item: Item, token: string, delaySeconds: number) => {
+    try {
+      await deps.deliveries.release(job.jobId, item.email.recipient, token);
+    } catch (error) {
+      log('WARN', 'Could not release a claim; it lapses with its lease', {
+        job_id: job.jobId,
+        error: errorText(error),
+      });
     }
     try {
       await deps.queue.defer({ ...item.email, deferrals: (item.email.deferrals ?? 0) + 1 }, delaySeconds);
@@ -325,10 +323,7 @@ export async function processEmailBatch(
   for (const { job, items } of groups) {
     const decided: Decided[] = [];
     const toSend: { item: Item; token: string; email: RenderedEmail }[] = [];
-    // A claim another consumer holds: that consumer is sending now, or died and its lease will lapse; look again after it.
-    const afterLease = (item: Item, leaseUntil: number) =>
-      wait(job, item, undefined, Math.ceil((leaseUntil - (deps.now?.() ?? new Date()).getTime()) / 1000) + 1);
-    for (const { item, claim } of await claimAll(deps, result, job, items, afterLease)) {
+    for (const { item, claim } of await claimAll(deps, result, job, items)) {
       const base = {
         recipient: item.email.recipient,
         cc: job.content.cc,
@@ -447,24 +442,19 @@ export async function recordDeadLetters(
 ): Promise<BatchResult> {
   const result = emptyResult();
   for (const { job, items } of await groupByJob(deps, messages, deps.log ?? (() => undefined))) {
-    const retryLater = async (item: Item) => {
-      result.retry.push(item.message.messageId);
-    };
-    const decided: Decided[] = (await claimAll(deps, result, job, items, retryLater)).map(
-      ({ item, claim }) => {
-        const base = {
-          recipient: item.email.recipient,
-          cc: job.content.cc,
-          attempts: item.message.receiveCount,
-          claimToken: claim.token,
-        };
-        const messageId = item.message.messageId;
-        if (claim.state === 'handedOver')
-          return { outcome: { ...base, status: 'sent', messageId: claim.messageId }, messageId };
-        const error = 'Not delivered: every attempt failed and the message reached the dead-letter queue.';
-        return { outcome: { ...base, status: 'failed', error }, reason: 'deadLetter', messageId };
-      },
-    );
+    const decided: Decided[] = (await claimAll(deps, result, job, items)).map(({ item, claim }) => {
+      const base = {
+        recipient: item.email.recipient,
+        cc: job.content.cc,
+        attempts: item.message.receiveCount,
+        claimToken: claim.token,
+      };
+      const messageId = item.message.messageId;
+      if (claim.state === 'handedOver')
+        return { outcome: { ...base, status: 'sent', messageId: claim.messageId }, messageId };
+      const error = 'Not delivered: every attempt failed and the message reached the dead-letter queue.';
+      return { outcome: { ...base, status: 'failed', error }, reason: 'deadLetter', messageId };
+    });
     await record(deps, result, job, decided);
   }
   return result;

@@ -8,7 +8,7 @@ export interface SweepDependencies {
   jobs: Pick<JobStore, 'activeJobs' | 'claimReenqueue' | 'noticeRecovery' | 'forgetRecovery'>;
   contents: Pick<JobContentStore, 'allRecipients'>;
   deliveries: Pick<DeliveryReader, 'processedRecipients'>;
-  queue: EmailQueue;
+  queue: Pick<EmailQueue, 'enqueue'>;
   /** The email queue and its dead-letter queue: a message in either is still on its way to an outcome. */
   gauges: { emails: QueueGauge; deadLetters: QueueGauge };
   /**

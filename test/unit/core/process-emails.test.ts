@@ -1,140 +1,542 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
-import type { DeliveryOutcome, ProgressRecorder } from '../../../lambdas/core/jobs/deliveries';
+import type { JobContent } from '../../../lambdas/core/jobs/job';
 import {
+  type ProcessEmailsDependencies,
   processEmailBatch,
   type ReceivedMessage,
   recordDeadLetters,
 } from '../../../lambdas/core/jobs/process-emails';
+import type { RenderedCopy } from '../../../lambdas/core/jobs/rendered-emails';
 import type { Nonprofit } from '../../../lambdas/core/nonprofits/nonprofit';
-import { RecordTransport } from '../../../lambdas/core/transport/transport';
+import type { EmailMessage } from '../../../lambdas/core/queue/email-queue';
+import { SendPacer } from '../../../lambdas/core/transport/send-pacer';
+import {
+  DeliveryError,
+  type EmailTransport,
+  RecordTransport,
+  type RenderedEmail,
+} from '../../../lambdas/core/transport/transport';
+import { FakeDeliveries } from './fake-deliveries';
 
-const JOB_ID = '5d1c2a44-9a55-4f4e-8a1e-6a1f1d3c2b10';
-const content = {
-  template: 'Hi {name}',
-  subject: 'To {email}',
-  cc: [],
-  accepted_at: '2026-11-27T10:00:00.000Z',
-};
-const now = () => new Date('2026-11-27T10:00:02.500Z');
-const nonprofit = (email: string): Nonprofit => ({
+const ACCEPTED_AT = '2026-11-27T10:00:00.000Z';
+const NOW = Date.parse('2026-11-27T10:00:02.500Z');
+const LEASE_MS = 60_000;
+const WAITS = { throttledSeconds: 10, pausedSeconds: 60 };
+const SETTINGS = { maxRenderedBytes: 256 * 1024, defaultSubject: '(no subject)' };
+
+const nonprofit = (email: string, fields: Partial<Nonprofit> = {}): Nonprofit => ({
   email,
   domain: 'example.org',
   name: email.split('@')[0] ?? '',
   address: 'A',
   created_at: '',
   updated_at: '',
+  ...fields,
 });
 
-function message(id: string, body: unknown, receiveCount = 1): ReceivedMessage {
-  return { messageId: id, body: typeof body === 'string' ? body : JSON.stringify(body), receiveCount };
-}
+/** A transport that takes every email, answering with an id of its own. */
+const accepting = (): EmailTransport & { send: ReturnType<typeof vi.fn> } => ({
+  name: 'fake',
+  send: vi.fn(async (email: RenderedEmail) => ({ messageId: `ses-${email.to}` })),
+});
 
-function deps(overrides: { record?: ProgressRecorder['record']; registered?: string[] } = {}) {
-  const recorded: DeliveryOutcome[] = [];
-  const record =
-    overrides.record ??
-    (async (_: string, outcomes: readonly DeliveryOutcome[]) => {
-      recorded.push(...outcomes);
-      return { recorded: [...outcomes], duplicates: 0, completed: true };
-    });
-  const registered = new Set(overrides.registered ?? ['a@example.org', 'b@example.org']);
+/**
+ * A consumer over in-memory ports. Each call makes a job of its own: the consumer keeps compiled jobs
+ * per execution environment, by id.
+ */
+function consumer(
+  options: {
+    content?: Partial<JobContent>;
+    nonprofits?: Nonprofit[];
+    total?: number;
+    transport?: EmailTransport;
+    overrides?: Partial<ProcessEmailsDependencies>;
+  } = {},
+) {
+  const jobId = randomUUID();
+  const content: JobContent = {
+    template: 'Hi {name}',
+    subject: 'To {email}',
+    cc: [],
+    accepted_at: ACCEPTED_AT,
+    ...options.content,
+  };
+  const registered = new Map(
+    (options.nonprofits ?? [nonprofit('a@example.org'), nonprofit('b@example.org')]).map((found) => [
+      found.email,
+      found,
+    ]),
+  );
+  let clock = NOW;
+  const deliveries = new FakeDeliveries({
+    jobs: { [jobId]: options.total ?? 2 },
+    leaseMs: LEASE_MS,
+    now: () => clock,
+  });
+  const deferred: { message: EmailMessage; delaySeconds: number }[] = [];
+  const transport = options.transport ?? accepting();
+  const deps: ProcessEmailsDependencies = {
+    contents: { content: async (id: string) => (id === jobId ? content : undefined) },
+    nonprofits: {
+      getMany: async (emails: readonly string[]) =>
+        new Map(
+          emails.flatMap((email) => {
+            const found = registered.get(email);
+            return found ? [[email, found] as const] : [];
+          }),
+        ),
+    },
+    transport,
+    deliveries,
+    queue: {
+      defer: vi.fn(async (message: EmailMessage, delaySeconds: number) => {
+        deferred.push({ message, delaySeconds });
+      }),
+    },
+    settings: SETTINGS,
+    waits: WAITS,
+    log: vi.fn(),
+    now: () => new Date(clock),
+    ...options.overrides,
+  };
+  const message = (id: string, recipient: string, fields: { receiveCount?: number; deferrals?: number } = {}) =>
+    ({
+      messageId: id,
+      body: JSON.stringify({
+        job_id: jobId,
+        recipient,
+        ...(fields.deferrals === undefined ? {} : { deferrals: fields.deferrals }),
+      }),
+      receiveCount: fields.receiveCount ?? 1,
+    }) satisfies ReceivedMessage;
   return {
-    recorded,
-    deps: {
-      contents: { content: async (id: string) => (id === JOB_ID ? content : undefined) },
-      nonprofits: {
-        getMany: async (emails: readonly string[]) =>
-          new Map(emails.filter((email) => registered.has(email)).map((email) => [email, nonprofit(email)])),
-      },
-      transport: new RecordTransport(),
-      progress: { record },
-      log: vi.fn(),
-      now,
+    jobId,
+    deps,
+    deliveries,
+    deferred,
+    transport,
+    message,
+    advance: (ms: number) => {
+      clock += ms;
     },
   };
 }
 
+/** A transport that refuses every email the same way. */
+const refusing = (error: () => Error): EmailTransport & { send: ReturnType<typeof vi.fn> } => ({
+  name: 'refusing',
+  send: vi.fn(async () => {
+    throw error();
+  }),
+});
+
 describe('processEmailBatch', () => {
-  it('renders each email and records it with the receive count as attempts', async () => {
-    const { deps: d, recorded } = deps();
-    const result = await processEmailBatch(d, [
-      message('1', { job_id: JOB_ID, recipient: 'a@example.org' }, 2),
-    ]);
+  it('renders, sends and records each email under its claim, with the receive count as attempts', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer({ total: 1 });
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org', { receiveCount: 2 })]);
+
     expect(result).toEqual({
       retry: [],
       sent: 1,
-      failed: { nonprofitDeleted: 0, rejected: 0, deadLetter: 0 },
+      failed: { nonprofitDeleted: 0, rejected: 0, tooLarge: 0, deadLetter: 0 },
       duplicates: 0,
+      deferred: 0,
+      paused: false,
       latenciesMs: [2500],
-      completedJobs: [{ jobId: JOB_ID, durationSeconds: 2.5 }],
+      completedJobs: [{ jobId, durationSeconds: 2.5 }],
     });
-    expect(recorded).toEqual([
-      {
-        recipient: 'a@example.org',
-        status: 'sent',
-        subject: 'To a@example.org',
-        body: 'Hi a',
-        cc: [],
-        attempts: 2,
-      },
-    ]);
+    expect(transport.send).toHaveBeenCalledWith({
+      to: 'a@example.org',
+      cc: [],
+      subject: 'To a@example.org',
+      body: 'Hi a',
+      jobId,
+    });
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sent',
+      attempts: 2,
+      message_id: 'ses-a@example.org',
+    });
+  });
+
+  it('records an email the record transport took as sent, without a message id', async () => {
+    const { deps, deliveries, jobId, message } = consumer({ transport: new RecordTransport() });
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(result.sent).toBe(1);
+    const stored = deliveries.get(jobId, 'a@example.org');
+    expect(stored?.status).toBe('sent');
+    expect(stored).not.toHaveProperty('message_id');
   });
 
   it('drops messages that can never succeed (not ours, or of a job that does not exist), logging them', async () => {
-    const { deps: d, recorded } = deps();
-    const result = await processEmailBatch(d, [
-      message('1', 'not json'),
-      message('2', { job_id: 'nope', recipient: 'a@example.org' }),
-      message('3', { job_id: '00000000-0000-4000-8000-000000000000', recipient: 'a@example.org' }),
+    const { deps, transport } = consumer();
+    const result = await processEmailBatch(deps, [
+      { messageId: '1', body: 'not json', receiveCount: 1 },
+      { messageId: '2', body: JSON.stringify({ job_id: 'nope', recipient: 'a@example.org' }), receiveCount: 1 },
+      {
+        messageId: '3',
+        body: JSON.stringify({ job_id: '00000000-0000-4000-8000-000000000000', recipient: 'a@example.org' }),
+        receiveCount: 1,
+      },
     ]);
     expect(result.retry).toEqual([]);
-    expect(recorded).toEqual([]);
-    expect(d.log).toHaveBeenCalledTimes(3);
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(deps.log).toHaveBeenCalledTimes(3);
+  });
+
+  it('fails a recipient whose nonprofit was deleted since the job was accepted, without sending', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer({ nonprofits: [] });
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+    expect(result.failed.nonprofitDeleted).toBe(1);
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({ status: 'failed' });
   });
 
   it('returns the messages of a job whose outcomes could not be recorded, and only those', async () => {
-    const { deps: d } = deps({
-      record: async () => {
-        throw new Error('throttled');
-      },
-    });
-    const result = await processEmailBatch(d, [
-      message('1', { job_id: JOB_ID, recipient: 'a@example.org' }),
-      message('2', { job_id: JOB_ID, recipient: 'b@example.org' }),
-      message('3', 'garbage'),
+    const { deps, deliveries, message } = consumer();
+    vi.spyOn(deliveries, 'record').mockRejectedValueOnce(new Error('throttled'));
+    const result = await processEmailBatch(deps, [
+      message('1', 'a@example.org'),
+      message('2', 'b@example.org'),
+      { messageId: '3', body: 'garbage', receiveCount: 1 },
     ]);
     expect(result.retry).toEqual(['1', '2']);
+    expect(result.sent).toBe(0);
   });
 
   it('returns a message whose transport failed transiently, recording the others', async () => {
-    const { deps: d, recorded } = deps();
-    const flaky = {
+    const transport: EmailTransport = {
       name: 'flaky',
-      send: async (email: { to: string }) => {
+      send: async (email) => {
         if (email.to === 'b@example.org') throw new Error('timeout');
+        return { messageId: 'ses-1' };
       },
     };
-    const result = await processEmailBatch({ ...d, transport: flaky }, [
-      message('1', { job_id: JOB_ID, recipient: 'a@example.org' }),
-      message('2', { job_id: JOB_ID, recipient: 'b@example.org' }),
+    const { deps, deliveries, jobId, message } = consumer({ transport });
+    const result = await processEmailBatch(deps, [
+      message('1', 'a@example.org'),
+      message('2', 'b@example.org'),
     ]);
     expect(result.retry).toEqual(['2']);
-    expect(recorded.map((outcome) => outcome.recipient)).toEqual(['a@example.org']);
+    expect(result.sent).toBe(1);
+    expect(deliveries.get(jobId, 'a@example.org')?.status).toBe('sent');
+    expect(deliveries.get(jobId, 'b@example.org')?.status).toBe('sending');
+  });
+});
+
+describe('each recipient is sent at most once', () => {
+  it('sends nothing for a duplicate message of a recipient already done', async () => {
+    const { deps, message, transport } = consumer();
+    await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    const again = await processEmailBatch(deps, [message('1-again', 'a@example.org', { receiveCount: 2 })]);
+
+    expect(transport.send).toHaveBeenCalledTimes(1);
+    expect(again).toMatchObject({ sent: 0, duplicates: 1, retry: [], deferred: 0 });
+  });
+
+  it('puts back, without sending, an email whose claim another consumer holds, until after its lease', async () => {
+    const { deps, deliveries, deferred, jobId, message, transport } = consumer();
+    const other = await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 1 }]);
+    expect(other.get('a@example.org')?.state).toBe('claimed');
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+    console.log(JSON.stringify((deps.log as ReturnType<typeof vi.fn>).mock.calls), JSON.stringify(deferred), JSON.stringify([...(await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 1 }]))]));
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result).toMatchObject({ sent: 0, deferred: 1, retry: [] });
+    expect(deferred).toHaveLength(1);
+    expect(deferred[0]?.message).toMatchObject({ job_id: jobId, recipient: 'a@example.org', deferrals: 1 });
+    // The message comes back after the lease has lapsed, not while the other consumer may still send.
+    expect((deferred[0]?.delaySeconds ?? 0) * 1000).toBeGreaterThan(LEASE_MS);
+    // The other consumer's claim is left alone.
+    expect(deliveries.get(jobId, 'a@example.org')?.status).toBe('sending');
+  });
+
+  it('records a handed-over email as sent with its message id, without calling the transport', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer();
+    const earlier = (await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 1 }])).get(
+      'a@example.org',
+    );
+    if (earlier?.state !== 'claimed') throw new Error('the earlier attempt should have claimed');
+    await deliveries.handOver(jobId, 'a@example.org', earlier.token, 'ses-earlier');
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org', { receiveCount: 2 })]);
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result).toMatchObject({ sent: 1, retry: [], deferred: 0 });
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sent',
+      message_id: 'ses-earlier',
+      attempts: 2,
+    });
+  });
+
+  it('retries a message whose outcome could not be recorded after the send, and then records it without sending again', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer();
+    vi.spyOn(deliveries, 'record').mockRejectedValueOnce(new Error('TransactionConflict'));
+
+    const first = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(first.retry).toEqual(['1']);
+    expect(transport.send).toHaveBeenCalledTimes(1);
+    // The message id was written on the claim as soon as the transport took the email.
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sending',
+      message_id: 'ses-a@example.org',
+    });
+
+    const second = await processEmailBatch(deps, [message('1', 'a@example.org', { receiveCount: 2 })]);
+
+    expect(transport.send).toHaveBeenCalledTimes(1);
+    expect(second).toMatchObject({ sent: 1, retry: [] });
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sent',
+      message_id: 'ses-a@example.org',
+    });
+  });
+
+  it('keeps the claim and retries the message when the transport fails without saying whether it took the email', async () => {
+    const transport = refusing(() => new Error('socket hang up'));
+    const { deps, deliveries, jobId, message } = consumer({ transport });
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(result).toMatchObject({ retry: ['1'], deferred: 0, sent: 0 });
+    expect(deps.queue.defer).not.toHaveBeenCalled();
+    // Until the lease lapses, no other attempt may send it.
+    const now = await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 2 }]);
+    expect(now.get('a@example.org')?.state).toBe('held');
+  });
+});
+
+describe('what the transport says decides what becomes of the email', () => {
+  it('fails the recipient with the reason when the email is rejected', async () => {
+    const transport = refusing(
+      () => new DeliveryError('rejected', 'SES MessageRejected: Email address is not verified.'),
+    );
+    const { deps, deliveries, jobId, message } = consumer({ transport });
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(result).toMatchObject({ sent: 0, retry: [], deferred: 0 });
+    expect(result.failed.rejected).toBe(1);
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'failed',
+      error: 'SES MessageRejected: Email address is not verified.',
+    });
+  });
+
+  it('gives a throttled claim back and puts the email back to wait, longer each time', async () => {
+    const transport = refusing(() => new DeliveryError('throttled', 'SES TooManyRequestsException: slow down'));
+    const { deps, deliveries, deferred, jobId, message } = consumer({ transport });
+
+    const first = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(first).toMatchObject({ sent: 0, deferred: 1, retry: [] });
+    expect(deferred[0]?.message).toEqual({ job_id: jobId, recipient: 'a@example.org', deferrals: 1 });
+    // The claim was given back: the email was certainly not taken.
+    expect(deliveries.get(jobId, 'a@example.org')).toBeUndefined();
+
+    await processEmailBatch(deps, [message('2', 'a@example.org', { deferrals: 1 })]);
+
+    expect(deferred[1]?.message).toEqual({ job_id: jobId, recipient: 'a@example.org', deferrals: 2 });
+    const [firstDelay, secondDelay] = deferred.map(({ delaySeconds }) => delaySeconds);
+    expect(firstDelay).toBeGreaterThan(0);
+    expect(secondDelay).toBeGreaterThan(firstDelay ?? Number.POSITIVE_INFINITY);
+  });
+
+  it('stops sending the rest of the batch when sending is paused, and puts every email back to wait', async () => {
+    const transport = refusing(() => new DeliveryError('paused', 'SES SendingPausedException: paused'));
+    const recipients = Array.from({ length: 10 }, (_, n) => `r${n}@example.org`);
+    const { deps, deliveries, deferred, jobId, message } = consumer({
+      transport,
+      nonprofits: recipients.map((email) => nonprofit(email)),
+      total: recipients.length,
+    });
+
+    const result = await processEmailBatch(
+      deps,
+      recipients.map((recipient, n) => message(String(n), recipient)),
+    );
+
+    expect(result).toMatchObject({ paused: true, sent: 0, deferred: recipients.length, retry: [] });
+    // Only the sends already under way when the pause was answered reached the transport.
+    expect(transport.send.mock.calls.length).toBeLessThan(recipients.length);
+    expect(new Set(deferred.map(({ message: waiting }) => waiting.recipient))).toEqual(new Set(recipients));
+    for (const { delaySeconds } of deferred) expect(delaySeconds).toBeGreaterThanOrEqual(WAITS.pausedSeconds * 0.8);
+    for (const recipient of recipients) expect(deliveries.get(jobId, recipient)).toBeUndefined();
+  });
+
+  it('puts emails back instead of sending them when the invocation is about to time out', async () => {
+    const { deps, deliveries, deferred, jobId, message, transport } = consumer();
+
+    const result = await processEmailBatch(
+      deps,
+      [message('1', 'a@example.org'), message('2', 'b@example.org')],
+      () => 4_000,
+    );
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result).toMatchObject({ deferred: 2, sent: 0, retry: [], paused: false });
+    expect(deferred.map(({ message: waiting }) => waiting.recipient).sort()).toEqual([
+      'a@example.org',
+      'b@example.org',
+    ]);
+    // Their claims were given back, so the next invocation sends them at once.
+    expect(deliveries.get(jobId, 'a@example.org')).toBeUndefined();
+  });
+
+  it('sends while enough of the invocation is left', async () => {
+    const { deps, message, transport } = consumer();
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')], () => 20_000);
+    expect(transport.send).toHaveBeenCalledTimes(1);
+    expect(result.deferred).toBe(0);
+  });
+});
+
+describe('rendering', () => {
+  it('fails a recipient whose email renders too large, without sending it', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer({
+      content: { template: `${'x'.repeat(100)} {name}` },
+      overrides: { settings: { ...SETTINGS, maxRenderedBytes: 100 } },
+    });
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result.failed.tooLarge).toBe(1);
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'failed',
+      error: expect.stringContaining('over the limit of 100 bytes'),
+    });
+  });
+
+  it('turns line breaks of a stored name into spaces in the subject, and keeps them in the body', async () => {
+    const name = 'Acme\r\nBcc: victim@example.net';
+    const { deps, message, transport } = consumer({
+      content: { subject: 'Hello {name}', template: 'Dear {name}' },
+      nonprofits: [nonprofit('a@example.org', { name })],
+    });
+
+    await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(transport.send).toHaveBeenCalledWith(
+      expect.objectContaining({ subject: 'Hello Acme  Bcc: victim@example.net', body: `Dear ${name}` }),
+    );
+  });
+
+  it('gives an email of a job without a subject the default subject', async () => {
+    const { deps, message, transport } = consumer({
+      content: { subject: null },
+      overrides: { settings: { ...SETTINGS, defaultSubject: 'News from us' } },
+    });
+    await processEmailBatch(deps, [message('1', 'a@example.org')]);
+    expect(transport.send).toHaveBeenCalledWith(expect.objectContaining({ subject: 'News from us' }));
+  });
+
+  it('stores the rendered copies before the transport is called', async () => {
+    const order: string[] = [];
+    const stored: RenderedCopy[] = [];
+    const transport: EmailTransport = {
+      name: 'ordered',
+      send: async (email) => {
+        order.push(`send ${email.to}`);
+        return { messageId: 'id' };
+      },
+    };
+    const { deps, jobId, message } = consumer({
+      transport,
+      overrides: {
+        rendered: {
+          put: async (id, copies) => {
+            expect(id).toBe(jobId);
+            order.push('put');
+            stored.push(...copies);
+          },
+        },
+      },
+    });
+
+    await processEmailBatch(deps, [message('1', 'a@example.org'), message('2', 'b@example.org')]);
+
+    expect(order[0]).toBe('put');
+    expect(order.slice(1).sort()).toEqual(['send a@example.org', 'send b@example.org']);
+    expect(stored).toEqual([
+      { recipient: 'a@example.org', subject: 'To a@example.org', body: 'Hi a' },
+      { recipient: 'b@example.org', subject: 'To b@example.org', body: 'Hi b' },
+    ]);
+  });
+
+  it('sends nothing and puts the emails back when the rendered copies cannot be stored', async () => {
+    const { deps, message, transport } = consumer({
+      overrides: {
+        rendered: {
+          put: async () => {
+            throw new Error('ProvisionedThroughputExceeded');
+          },
+        },
+      },
+    });
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result).toMatchObject({ sent: 0, deferred: 1 });
+  });
+});
+
+describe('pacing', () => {
+  it('takes a turn at the pacer for the recipient and each cc copy', async () => {
+    const pacer = new SendPacer(1_000, { now: () => 0, sleep: async () => undefined });
+    const take = vi.spyOn(pacer, 'take');
+    const { deps, message, transport } = consumer({
+      content: { cc: ['boss@example.org', 'board@example.org'] },
+      overrides: { pacer },
+    });
+
+    await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(take).toHaveBeenCalledWith(3);
+    expect(transport.send).toHaveBeenCalledWith(
+      expect.objectContaining({ cc: ['boss@example.org', 'board@example.org'] }),
+    );
   });
 });
 
 describe('recordDeadLetters', () => {
   it('records each dead letter as failed with the number of receives', async () => {
-    const { deps: d, recorded } = deps();
-    const result = await recordDeadLetters(d, [
-      message('1', { job_id: JOB_ID, recipient: 'a@example.org' }, 5),
-    ]);
-    expect(result.failed).toEqual({ nonprofitDeleted: 0, rejected: 0, deadLetter: 1 });
-    expect(recorded[0]).toMatchObject({
-      recipient: 'a@example.org',
+    const { deps, deliveries, jobId, message } = consumer();
+    const result = await recordDeadLetters(deps, [message('1', 'a@example.org', { receiveCount: 5 })]);
+    expect(result.failed).toEqual({ nonprofitDeleted: 0, rejected: 0, tooLarge: 0, deadLetter: 1 });
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
       status: 'failed',
       attempts: 5,
       error: expect.stringContaining('dead-letter'),
     });
+  });
+
+  it('records a dead letter whose email was handed over as sent', async () => {
+    const { deps, deliveries, jobId, message } = consumer();
+    const earlier = (await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 4 }])).get(
+      'a@example.org',
+    );
+    if (earlier?.state !== 'claimed') throw new Error('the earlier attempt should have claimed');
+    await deliveries.handOver(jobId, 'a@example.org', earlier.token, 'ses-earlier');
+
+    const result = await recordDeadLetters(deps, [message('1', 'a@example.org', { receiveCount: 5 })]);
+
+    expect(result).toMatchObject({ sent: 1, failed: { deadLetter: 0 } });
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({ status: 'sent', message_id: 'ses-earlier' });
+  });
+
+  it('leaves a dead letter whose claim a consumer still holds to be retried, not failed', async () => {
+    const { deps, deliveries, jobId, message } = consumer();
+    await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 4 }]);
+    const result = await recordDeadLetters(deps, [message('1', 'a@example.org', { receiveCount: 5 })]);
+    expect(result).toMatchObject({ retry: ['1'], failed: { deadLetter: 0 } });
+    expect(deliveries.get(jobId, 'a@example.org')?.status).toBe('sending');
   });
 });

@@ -1,0 +1,164 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type Claim,
+  type DeliveryClaims,
+  type DeliveryOutcome,
+  type DeliveryReader,
+  type DeliveryRecord,
+  type DeliveryStatus,
+  JobGoneError,
+  type ProgressRecorder,
+  type RecordResult,
+} from '../../../lambdas/core/jobs/deliveries';
+
+interface StoredDelivery {
+  status: DeliveryStatus;
+  claimToken?: string | undefined;
+  leaseUntil?: number | undefined;
+  messageId?: string | undefined;
+  attempts: number;
+  cc?: string[];
+  error?: string;
+  processedAt?: string;
+}
+
+export interface FakeDeliveriesOptions {
+  /** Recipients each job has: recording the last ends the job; recording for a job not listed fails as DynamoDB's would. */
+  jobs: Record<string, number>;
+  leaseMs?: number;
+  /** Milliseconds since the epoch: the clock that leases are written and compared with. */
+  now?: () => number;
+}
+
+/**
+ * DynamoDeliveries in memory, with the same conditions: a claim is written when the recipient is
+ * free, or claimed under a lapsed lease with no message id; a claim with a message id is taken over
+ * (`handedOver`); a live one is `held`; one with an outcome is `done`. An outcome is written only
+ * under its claim's token, once; anything else counts as a duplicate. Recipients are claimed one
+ * after another, so the same recipient twice in one call finds its own first claim, as concurrent
+ * conditional writes would.
+ */
+export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, DeliveryReader {
+  private readonly items = new Map<string, StoredDelivery>();
+  private readonly remaining = new Map<string, number>();
+  private readonly leaseMs: number;
+  private readonly now: () => number;
+
+  constructor(options: FakeDeliveriesOptions) {
+    for (const [jobId, total] of Object.entries(options.jobs)) this.remaining.set(jobId, total);
+    this.leaseMs = options.leaseMs ?? 60_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  private key(jobId: string, recipient: string) {
+    return `${jobId}\n${recipient}`;
+  }
+
+  async claim(
+    jobId: string,
+    recipients: readonly { recipient: string; attempts: number }[],
+  ): Promise<Map<string, Claim>> {
+    const claims: [string, Claim][] = [];
+    for (const { recipient, attempts } of recipients) {
+      const key = this.key(jobId, recipient);
+      const item = this.items.get(key);
+      const token = randomUUID();
+      const now = this.now();
+      const free =
+        !item ||
+        (item.status === 'sending' &&
+          (item.leaseUntil ?? 0) < now &&
+          item.messageId === undefined);
+      if (free) {
+        this.items.set(key, { status: 'sending', claimToken: token, leaseUntil: now + this.leaseMs, attempts });
+        claims.push([recipient, { state: 'claimed', token }]);
+      } else if (item.status !== 'sending') {
+        claims.push([recipient, { state: 'done' }]);
+      } else if (item.messageId !== undefined) {
+        item.claimToken = token;
+        claims.push([recipient, { state: 'handedOver', token, messageId: item.messageId }]);
+      } else {
+        claims.push([recipient, { state: 'held', leaseUntil: item.leaseUntil ?? 0 }]);
+      }
+    }
+    return new Map(claims);
+  }
+
+  async handOver(jobId: string, recipient: string, token: string, messageId: string): Promise<void> {
+    const item = this.items.get(this.key(jobId, recipient));
+    if (item?.claimToken !== token) throw new Error('ConditionalCheckFailed: the claim is not ours');
+    item.messageId = messageId;
+  }
+
+  async release(jobId: string, recipient: string, token: string): Promise<void> {
+    const key = this.key(jobId, recipient);
+    const item = this.items.get(key);
+    if (item?.claimToken === token && item.messageId === undefined) this.items.delete(key);
+  }
+
+  async record(jobId: string, outcomes: readonly DeliveryOutcome[]): Promise<RecordResult> {
+    const remaining = this.remaining.get(jobId);
+    if (remaining === undefined) throw new JobGoneError(jobId);
+    const unique = [...new Map(outcomes.map((outcome) => [outcome.recipient, outcome])).values()];
+    // One transaction: every outcome is checked against its claim before any is written.
+    const recorded = unique.filter(
+      (outcome) => this.items.get(this.key(jobId, outcome.recipient))?.claimToken === outcome.claimToken,
+    );
+    if (recorded.length > remaining) throw new Error(`Job ${jobId} has fewer recipients left than recorded`);
+    for (const outcome of recorded) {
+      this.items.set(this.key(jobId, outcome.recipient), {
+        status: outcome.status,
+        attempts: outcome.attempts,
+        cc: outcome.cc,
+        processedAt: new Date(this.now()).toISOString(),
+        ...(outcome.error === undefined ? {} : { error: outcome.error }),
+        ...(outcome.messageId ? { messageId: outcome.messageId } : {}),
+      });
+    }
+    this.remaining.set(jobId, remaining - recorded.length);
+    return {
+      recorded,
+      duplicates: outcomes.length - recorded.length,
+      completed: recorded.length > 0 && remaining === recorded.length,
+    };
+  }
+
+  async getMany(jobId: string, recipients: readonly string[]): Promise<Map<string, DeliveryRecord>> {
+    const found = new Map<string, DeliveryRecord>();
+    for (const recipient of recipients) {
+      const record = this.get(jobId, recipient);
+      if (record) found.set(recipient, record);
+    }
+    return found;
+  }
+
+  async processedRecipients(jobId: string): Promise<Set<string>> {
+    const prefix = this.key(jobId, '');
+    return new Set(
+      [...this.items]
+        .filter(([key, item]) => key.startsWith(prefix) && item.status !== 'sending')
+        .map(([key]) => key.slice(prefix.length)),
+    );
+  }
+
+  /** The delivery item as DynamoDeliveries would store it (claim fields aside), or undefined. */
+  get(jobId: string, recipient: string): DeliveryRecord | undefined {
+    const item = this.items.get(this.key(jobId, recipient));
+    if (!item) return undefined;
+    return {
+      job_id: jobId,
+      recipient,
+      status: item.status,
+      attempts: item.attempts,
+      ...(item.cc ? { cc: item.cc } : {}),
+      ...(item.error === undefined ? {} : { error: item.error }),
+      ...(item.messageId === undefined ? {} : { message_id: item.messageId }),
+      ...(item.processedAt ? { processed_at: item.processedAt } : {}),
+    };
+  }
+
+  /** Recipients of a job not yet recorded. */
+  left(jobId: string): number | undefined {
+    return this.remaining.get(jobId);
+  }
+}
