@@ -1,5 +1,6 @@
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type ObservingProxy, startObservingProxy } from '../local/observing-proxy';
+import type { LocalService } from '../local/runtime';
 import { consumedUnits, type IndexShape, indexWriteUnits } from './capacity';
 
 export interface OperationCount {
@@ -19,12 +20,14 @@ export interface OperationCount {
  */
 export class CountingProxy {
   readonly counts = new Map<string, OperationCount>();
+  /** When each successful call was answered (ms, performance clock): SES's send rate is read from them. */
+  readonly answeredAt: number[] = [];
   private proxy?: ObservingProxy;
   /** Each table's global secondary indexes, read once from the engine (DescribeTable). */
   private readonly indexes = new Map<string, IndexShape[]>();
 
   constructor(
-    private readonly service: 'dynamodb' | 'sqs',
+    private readonly service: LocalService,
     private readonly target: string,
   ) {}
 
@@ -41,6 +44,7 @@ export class CountingProxy {
 
   reset(): void {
     this.counts.clear();
+    this.answeredAt.length = 0;
   }
 
   /** Learns the tables' indexes, so index writes are counted; call once the tables exist. */
@@ -75,6 +79,7 @@ export class CountingProxy {
       readUnits: 0,
     };
     entry.calls++;
+    if (status < 300) this.answeredAt.push(performance.now());
     const parse = (buffer: Buffer) => {
       try {
         return JSON.parse(buffer.toString('utf8') || '{}') as Record<string, unknown>;

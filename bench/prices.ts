@@ -13,4 +13,6 @@ export const PRICES = {
   lambdaGbSecond: 0.0000133334,
   /** API Gateway REST API, per request (first 333 million a month). */
   apiGatewayRequest: 3.5 / 1e6,
+  /** Amazon SES outbound email, per recipient (each To and Cc address of a message counts). */
+  sesRecipient: 0.1 / 1e3,
 } as const;

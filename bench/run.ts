@@ -5,11 +5,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { App } from 'aws-cdk-lib';
 import { chunks, mapConcurrently } from '../lambdas/core/concurrency';
 import { type DeliveryOutcome, DynamoDeliveries } from '../lambdas/core/jobs/deliveries';
+import { readConfig } from '../lib/config';
+import { consumerScaling } from '../lib/send-rate';
 import { dynamoDbClient } from '../local/dynamodb';
-import { startLocalRuntime } from '../local/runtime';
-import { PROJECT_ROOT } from '../local/synth';
+import { type LocalService, startLocalRuntime } from '../local/runtime';
+import { LOCAL_FROM_ADDRESS, PROJECT_ROOT } from '../local/synth';
 import { CountingProxy } from './counting-proxy';
 import { PRICES } from './prices';
 
@@ -17,6 +20,8 @@ const MAX_RECIPIENTS_PER_JOB = 10_000;
 const { values } = parseArgs({
   options: {
     recipients: { type: 'string', default: '10000' },
+    // High by default, so the run measures the pipeline; set it low to see the rate held.
+    'ses-max-send-rate': { type: 'string', default: '10000' },
     'no-count': { type: 'boolean', default: false },
   },
 });
@@ -34,12 +39,15 @@ const context = {
   usagePlanBurstLimit: 10_000,
   sendEmailRequestsPerMinute: 6_000,
   sendEmailBurstLimit: 100,
+  sesMaxSendRate: Number(values['ses-max-send-rate']),
   ...overrides,
 };
 process.env.CDK_CONTEXT_JSON = JSON.stringify(context);
-const setting = (key: string) => Number(context[key as keyof typeof context] ?? projectContext[key]);
-const batchSize = setting('consumerBatchSize');
-const concurrency = setting('consumerMaxConcurrency');
+// The consumer's batch and concurrency follow from the send rate, as the stack derives them.
+const config = readConfig(
+  new App({ context: { fromAddress: LOCAL_FROM_ADDRESS, ...projectContext, ...context } }).node,
+);
+const { batchSize, maxConcurrency: concurrency } = consumerScaling(config);
 
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-bench-'));
 const proxies: CountingProxy[] = [];
@@ -55,14 +63,18 @@ const runtime = await startLocalRuntime({
   ...(values['no-count']
     ? {}
     : {
-        wrapEndpoint: async (service: 'dynamodb' | 'sqs', endpoint: string) => {
+        wrapEndpoint: async (service: LocalService, endpoint: string) => {
           const proxy = new CountingProxy(service, endpoint);
           proxies.push(proxy);
           return proxy.start();
         },
       }),
 });
-const [dynamoProxy = new CountingProxy('dynamodb', ''), sqsProxy = new CountingProxy('sqs', '')] = proxies;
+const [
+  dynamoProxy = new CountingProxy('dynamodb', ''),
+  sqsProxy = new CountingProxy('sqs', ''),
+  sesProxy = new CountingProxy('ses', ''),
+] = proxies;
 const baseline: Record<string, { invocations: number; totalMs: number }> = {};
 const apiKey = runtime.apiKeys[0]?.value ?? '';
 const http = async (method: string, path: string, body?: unknown) => {
@@ -140,8 +152,8 @@ try {
   const finished = performance.now();
   const pipelineRate = total / ((finished - started) / 1000);
 
-  // The same writes, straight to the same DynamoDB Local: transactions of a batch of deliveries and
-  // the job's counters, as many at once as the consumer runs, on a job of the same size.
+  // The same writes, straight to the same DynamoDB Local: a claim per recipient, then transactions of
+  // a batch of deliveries and the job's counters, as many at once as the consumer runs, on a job of the same size.
   const rawJobId = '00000000-0000-4000-8000-0000000bench';
   await documents.send(
     new PutCommand({
@@ -163,22 +175,21 @@ try {
     client: documents,
     jobsTable: table('DataJobs'),
     deliveriesTable: table('DataDeliveries'),
+    leaseMs: 60_000,
   });
-  const outcomes: DeliveryOutcome[] = emails.map((email, n) => ({
-    recipient: email,
-    status: 'sent',
-    subject: `An invitation for Member ${n}`,
-    body: template
-      .replace('{name}', `Member ${n}`)
-      .replace('{address}', `${n} Benchmark Avenue, Springfield`)
-      .replace('{email}', email),
-    cc: [],
-    attempts: 1,
-  }));
   const rawStarted = performance.now();
-  await mapConcurrently(chunks(outcomes, batchSize), concurrency, (batch) =>
-    recorder.record(rawJobId, batch),
-  );
+  await mapConcurrently(chunks(emails, batchSize), concurrency, async (batch) => {
+    const claims = await recorder.claim(
+      rawJobId,
+      batch.map((recipient) => ({ recipient, attempts: 1 })),
+    );
+    const outcomes: DeliveryOutcome[] = batch.map((recipient) => {
+      const claim = claims.get(recipient);
+      if (claim?.state !== 'claimed') throw new Error(`Could not claim ${recipient}`);
+      return { recipient, status: 'sent', cc: [], attempts: 1, claimToken: claim.token, messageId: null };
+    });
+    await recorder.record(rawJobId, outcomes);
+  });
   const rawRate = total / ((performance.now() - rawStarted) / 1000);
   raw.destroy();
 
@@ -208,6 +219,15 @@ try {
   };
   const perMillion = (dollars: number) => (dollars / total) * 1e6;
   const costPerMillion = perMillion(cost.dynamodb + cost.sqs + cost.lambda + cost.apiGateway);
+  // The jobs have no cc: one SES recipient per email.
+  const sesPerMillion = PRICES.sesRecipient * 1e6;
+  // SES's rate, as SES would see it: the most sends answered in any one-second window.
+  const sends = sesProxy.answeredAt;
+  let busiestSecond = 0;
+  for (let first = 0, last = 0; last < sends.length; last++) {
+    while ((sends[last] as number) - (sends[first] as number) >= 1000) first++;
+    busiestSecond = Math.max(busiestSecond, last - first + 1);
+  }
 
   const counted = !values['no-count'];
   const results = {
@@ -215,6 +235,9 @@ try {
     recipients: total,
     jobs: submitted.length,
     consumer: { batchSize, concurrency },
+    sesMaxSendRate: config.sesMaxSendRate,
+    sesSends: counted ? sends.length : null,
+    sesBusiestSecond: counted ? busiestSecond : null,
     acceptSeconds: Math.max(...submitted.map((job) => job.acceptSeconds)),
     endToEndSeconds: (finished - started) / 1000,
     afterAcceptSeconds: (finished - accepted) / 1000,
@@ -243,6 +266,8 @@ try {
       lambda: Number(perMillion(cost.lambda).toFixed(3)),
       apiGateway: Number(perMillion(cost.apiGateway).toFixed(3)),
       total: Number(costPerMillion.toFixed(2)),
+      ses: sesPerMillion,
+      totalWithSes: Number((costPerMillion + sesPerMillion).toFixed(2)),
     },
     errors: errors.length,
   };
@@ -254,7 +279,9 @@ try {
                       SQS ${JSON.stringify(callsPerEmail.sqs)} (+${callsPerEmail.sqsEmptyReceives} empty short polls, not counted: Lambda long-polls in AWS)
                       Lambda invocations ${callsPerEmail.lambdaInvocations}
 DynamoDB units/email  ${unitsPerEmail.write} write (${unitsPerEmail.indexWrite} of them to indexes), ${unitsPerEmail.read} read
-Cost per 1M emails    $${costPerMillionEmails.total} (DynamoDB $${costPerMillionEmails.dynamodb}, SQS $${costPerMillionEmails.sqs}, Lambda $${costPerMillionEmails.lambda}, API Gateway $${costPerMillionEmails.apiGateway}) before SES   target < $1.50`
+Cost per 1M emails    $${costPerMillionEmails.total} (DynamoDB $${costPerMillionEmails.dynamodb}, SQS $${costPerMillionEmails.sqs}, Lambda $${costPerMillionEmails.lambda}, API Gateway $${costPerMillionEmails.apiGateway}) before SES
+                      SES $${costPerMillionEmails.ses.toFixed(2)} beside it: $${costPerMillionEmails.totalWithSes} in all
+SES send rate         ${results.sesSends} sends, at most ${results.sesBusiestSecond} in any second; sesMaxSendRate ${config.sesMaxSendRate}/s`
       : 'AWS calls and cost    not counted (--no-count)';
   console.log(`
 Recipients            ${total} in ${submitted.length} job(s); consumer batches of ${batchSize}, ${concurrency} at once
@@ -270,7 +297,7 @@ Errors logged         ${errors.length}${errors.length ? `: ${errors.slice(0, 3).
       PROJECT_ROOT,
       'bench',
       'results',
-      `${total}-recipients-batch-${batchSize}-concurrency-${concurrency}${counted ? '' : '-no-count'}.json`,
+      `${total}-recipients-batch-${batchSize}-concurrency-${concurrency}-rate-${config.sesMaxSendRate}${counted ? '' : '-no-count'}.json`,
     ),
     `${JSON.stringify(results, null, 2)}\n`,
   );

@@ -11,6 +11,7 @@ export function receivedMessages(event: SQSEvent): ReceivedMessage[] {
     messageId: record.messageId,
     body: record.body,
     receiveCount: Number(record.attributes?.ApproximateReceiveCount ?? 1),
+    receiptHandle: record.receiptHandle,
   }));
 }
 

@@ -94,8 +94,9 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
       // Claims are conditional updates, given back by a conditional delete; outcomes are updates in transactions.
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem', 'dynamodb:DeleteItem'])
-      // Emails that must wait (throttled, paused, out of time) go back to the queue as new, delayed messages.
-      .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage'])
+      // Emails that must wait (throttled, paused, out of time) go back to the queue as new, delayed
+      // messages; one another consumer holds is hidden until that claim's lease ends.
+      .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage', 'sqs:ChangeMessageVisibility'])
       .setting('CLAIM_LEASE_SECONDS', String(claimLeaseSeconds(config)))
       .setting('EMAIL_TRANSPORT', config.transport)
       .setting('MAX_RENDERED_EMAIL_BYTES', String(config.maxRenderedEmailBytes))
@@ -171,11 +172,11 @@ export class EmailJobs extends Construct {
 
 /**
  * How long a consumer's claim on a recipient holds: past the consumer's timeout (Lambda has ended it
- * by then), and well within the queue's visibility timeout (six times the timeout), so the retry of a
- * message whose consumer died finds the claim lapsed rather than held.
+ * by then; the margin covers clocks), and within the queue's visibility timeout (six times the
+ * timeout), so a retried message finds the claim of a consumer that died lapsed rather than held.
  */
 function claimLeaseSeconds(config: MailerConfig): number {
-  return config.consumerTimeoutSeconds + 60;
+  return config.consumerTimeoutSeconds + Math.min(10, 2 * config.consumerTimeoutSeconds);
 }
 
 /**

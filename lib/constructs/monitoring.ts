@@ -277,7 +277,7 @@ export class MailerMonitoring extends Construct {
     Validations.of(this.health.role ?? this.health).acknowledge({
       id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
       reason:
-        'ses:GetAccount (read-only: sending enabled, quota) supports no resource-level permission; it is the only action granted on *.',
+        'ses:GetAccount (read-only: sending enabled, quota) supports no resource-level permission, as X-Ray tracing actions on the same role do not.',
     });
     if (config.sesConfigurationSet) {
       this.health.setting('SES_CONFIGURATION_SET', config.sesConfigurationSet);

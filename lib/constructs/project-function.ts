@@ -12,7 +12,7 @@ import type { QueueBinding, TableBinding } from '../../lambdas/core/bindings';
 const LAMBDAS_DIR = fileURLToPath(new URL('../../lambdas/', import.meta.url));
 
 export type DynamoDbAction = `dynamodb:${string}`;
-export type SqsAction = 'sqs:SendMessage' | 'sqs:GetQueueAttributes';
+export type SqsAction = 'sqs:SendMessage' | 'sqs:GetQueueAttributes' | 'sqs:ChangeMessageVisibility';
 
 const NO_DLQ_REASONS = {
   api: 'Invoked synchronously by API Gateway; errors return to the client, a dead-letter queue applies only to asynchronous invocations.',

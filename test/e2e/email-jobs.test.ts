@@ -4,11 +4,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mapConcurrently } from '../../lambdas/core/concurrency';
+import { LOCAL_FROM_ADDRESS } from '../../local/synth';
+import { readInbox } from '../../local/ses';
 import { apiClient, isRunning, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 
 /**
- * Limits raised so the test's own traffic is never throttled (throttling has its own test), and the
- * consumer slowed to two at a time so a restart lands mid-job. Recovery keeps its defaults.
+ * Limits raised so the test's own traffic is never throttled (throttling has its own test), the
+ * send rate raised so thousands of emails go through the local SES in seconds, and the consumer
+ * slowed to two at a time so a restart lands mid-job. Recovery keeps its defaults.
  */
 const CONTEXT = {
   usagePlanRateLimit: 2000,
@@ -16,6 +19,7 @@ const CONTEXT = {
   sendEmailRequestsPerMinute: 600,
   sendEmailBurstLimit: 100,
   consumerMaxConcurrency: 2,
+  sesMaxSendRate: 2000,
 };
 const DOMAIN = 'jobs-e2e.example.org';
 
@@ -95,9 +99,24 @@ describe('email jobs over HTTP on the local runtime', () => {
       subject: 'Hello Member 0',
       body: 'Dear Member 0, {thank you} for your work at 0 Main St.',
       status: 'sent',
+      message_id: expect.any(String),
       attempts: 1,
       error: null,
       sent_at: expect.any(String),
+    });
+
+    // The local SES received each email once, as documented, and under the id the ledger keeps.
+    const inbox = await readInbox(runtime.inboxUrl);
+    const byRecipient = new Map<string, typeof inbox>();
+    for (const email of inbox)
+      for (const to of email.destination.to) byRecipient.set(to, [...(byRecipient.get(to) ?? []), email]);
+    expect(recipients.filter((recipient) => byRecipient.get(recipient)?.length !== 1)).toEqual([]);
+    expect(byRecipient.get(registered[0] as string)?.[0]).toMatchObject({
+      messageId: ((first.body.emails as { message_id: string }[])[0] as { message_id: string }).message_id,
+      from: LOCAL_FROM_ADDRESS,
+      subject: 'Hello Member 0',
+      body: { text: 'Dear Member 0, {thank you} for your work at 0 Main St.' },
+      destination: { to: [registered[0]], cc: ['board@example.org'] },
     });
 
     const listed = await api('GET', '/jobs?status=completed');
@@ -139,6 +158,39 @@ describe('email jobs over HTTP on the local runtime', () => {
       expect(response.status, template).toBe(400);
       expect(JSON.stringify(response.body.details)).toContain('position');
     }
+  });
+
+  it('answers 400 for header injection and for emails that could render too large, storing nothing', async () => {
+    const before = await api('GET', '/jobs?limit=100');
+    const injected = await api('POST', '/nonprofits', {
+      email: `injected@${DOMAIN}`,
+      name: 'X\r\nBcc: a@evil.example',
+      address: '1 Main St',
+    });
+    expect(injected.status).toBe(400);
+    expect(JSON.stringify(injected.body.details)).toContain('control characters');
+    expect((await api('GET', `/nonprofits/injected@${DOMAIN}`)).status).toBe(404);
+    const renamed = await api('PUT', `/nonprofits/${registered[0]}`, {
+      name: 'Member 0',
+      address: '0 Main St\nBcc: a@evil.example',
+    });
+    expect(renamed.status).toBe(400);
+    expect((await api('GET', `/nonprofits/${registered[0]}`)).body).toMatchObject({ address: '0 Main St' });
+
+    const subject = await api('POST', '/send-email', {
+      emails: [registered[0]],
+      template: 'Hi',
+      subject: 'Hi {name}\r\nX-Injected: 1',
+    });
+    expect(subject.status).toBe(400);
+    expect(JSON.stringify(subject.body.details)).toContain('subject');
+    const huge = await api('POST', '/send-email', {
+      emails: [registered[0]],
+      template: '{address}'.repeat(11_377),
+    });
+    expect(huge.status).toBe(400);
+    expect(JSON.stringify(huge.body.details)).toContain('262,144 bytes');
+    expect((await api('GET', '/jobs?limit=100')).body.jobs).toEqual(before.body.jobs);
   });
 
   it('returns the same job for a resubmission with the same Idempotency-Key, and 409 for another body', async () => {
@@ -186,6 +238,10 @@ describe('email jobs over HTTP on the local runtime', () => {
 
     const done = await waitForEnd(jobId, 120_000);
     expect(done).toMatchObject({ status: 'completed', total_emails: 2000, sent: 2000, failed: 0 });
+    // The local inbox lives in memory and restarted empty: it holds what was sent after the restart, none twice.
+    const resent = (await readInbox(runtime.inboxUrl)).flatMap((email) => email.destination.to);
+    expect(resent.length).toBeLessThanOrEqual(registered.length - Number(midway.sent));
+    expect(new Set(resent).size).toBe(resent.length);
     const pending = await api('GET', `/jobs/${jobId}/emails?status=pending&limit=100`);
     expect(pending.body.emails).toEqual([]);
   });

@@ -30,7 +30,8 @@ const DOCUMENTED_ROUTES = [
 const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 1 + 3;
 
 const functionByDescription = (description: string) => queries.functionByDescription(assertions, description);
-const actionsOf = (description: string, prefix?: string) => queries.actionsOf(assertions, description, prefix);
+const actionsOf = (description: string, prefix?: string) =>
+  queries.actionsOf(assertions, description, prefix);
 const dataGrantsOf = (description: string) => queries.dataGrantsOf(assertions, description);
 
 describe('data', () => {

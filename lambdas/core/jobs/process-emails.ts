@@ -16,6 +16,8 @@ export interface ReceivedMessage {
   body: string;
   /** ApproximateReceiveCount: 1 on the first receive. */
   receiveCount: number;
+  /** What SQS needs to change the message's visibility. */
+  receiptHandle?: string;
 }
 
 export type Log = (
@@ -29,8 +31,8 @@ export interface ProcessEmailsDependencies {
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
   transport: EmailTransport;
   deliveries: ProgressRecorder & DeliveryClaims;
-  /** Where an email waits when the transport asks to wait, or the invocation's time runs out. */
-  queue: Pick<EmailQueue, 'defer'>;
+  /** Where an email waits when the transport asks to wait, the invocation's time runs out, or another consumer holds it. */
+  queue: Pick<EmailQueue, 'defer' | 'returnAfter'>;
   /** Keeps each rendered email, when the deployment stores them. */
   rendered?: Pick<RenderedEmailStore, 'put'> | undefined;
   /** Holds this environment's share of the transport's send rate. */
@@ -199,8 +201,7 @@ const errorText = (error: unknown) => (error instanceof Error ? error.message : 
 
 /**
  * Claims each message's recipient. Recipients already done are duplicates; those another consumer
- * holds go back to the queue (the lease is shorter than the queue's visibility timeout); the rest
- * come back with their claims. A failure to claim sends the
+ * holds go back to the queue (told to `onHeld`); the rest come back with their claims. A failure to claim sends the
  * job's messages back (a claim that was written stays until its lease ends).
  */
 async function claimAll(
@@ -208,6 +209,7 @@ async function claimAll(
   result: BatchResult,
   job: CompiledJob,
   items: Item[],
+  onHeld: (item: Item, leaseUntil: number) => Promise<void> = async () => undefined,
 ): Promise<{ item: Item; claim: Extract<Claim, { token: string }> }[]> {
   let claims: Map<string, Claim>;
   try {
@@ -229,9 +231,11 @@ async function claimAll(
     const claim = claims.get(item.email.recipient);
     // The same recipient twice in one batch: the first message carries it.
     if (seen.has(item.email.recipient) || claim?.state === 'done') result.duplicates++;
-    // Held by another consumer: it is sending now, or died and its lease lapses before the message is seen again.
-    else if (!claim || claim.state === 'held') result.retry.push(item.message.messageId);
-    else held.push({ item, claim });
+    else if (!claim) result.retry.push(item.message.messageId);
+    else if (claim.state === 'held') {
+      result.retry.push(item.message.messageId);
+      await onHeld(item, claim.leaseUntil);
+    } else held.push({ item, claim });
     seen.add(item.email.recipient);
   }
   return held;
@@ -296,6 +300,8 @@ export async function processEmailBatch(
   const waits = deps.waits ?? DEFAULT_WAITS;
   const throttledDelay = (item: Item) => growingDelay(waits.throttledSeconds, item);
   const pausedDelay = (item: Item) => growingDelay(waits.pausedSeconds, item);
+  // A short timeout keeps a quarter of itself for the recording, never less.
+  const marginMs = Math.min(SEND_MARGIN_MS, remainingMs() / 4);
   /** Set when sending must stop for this invocation: the transport is paused, or time is short. */
   let stop: 'paused' | 'deadline' | undefined;
 
@@ -323,7 +329,18 @@ export async function processEmailBatch(
   for (const { job, items } of groups) {
     const decided: Decided[] = [];
     const toSend: { item: Item; token: string; email: RenderedEmail }[] = [];
-    for (const { item, claim } of await claimAll(deps, result, job, items)) {
+    // Held by another consumer: it is sending now, or died (a crash, a timeout) and its claim lapses
+    // with the lease; the message is seen again just after that rather than after the visibility timeout.
+    const afterLease = async ({ message }: Item, leaseUntil: number) => {
+      if (!message.receiptHandle) return;
+      const seconds = (leaseUntil - (deps.now?.() ?? new Date()).getTime()) / 1000 + 1;
+      try {
+        await deps.queue.returnAfter(message.receiptHandle, seconds);
+      } catch (error) {
+        log('WARN', 'Could not time the return of a held message', { error: errorText(error) });
+      }
+    };
+    for (const { item, claim } of await claimAll(deps, result, job, items, afterLease)) {
       const base = {
         recipient: item.email.recipient,
         cc: job.content.cc,
@@ -385,7 +402,7 @@ export async function processEmailBatch(
         attempts: item.message.receiveCount,
         claimToken: token,
       };
-      if (!stop && remainingMs() - (deps.pacer?.waitMs() ?? 0) < SEND_MARGIN_MS) stop = 'deadline';
+      if (!stop && remainingMs() - (deps.pacer?.waitMs() ?? 0) < marginMs) stop = 'deadline';
       if (stop) return wait(job, item, token, stop === 'paused' ? pausedDelay(item) : 0);
       await deps.pacer?.take(1 + email.cc.length);
       try {

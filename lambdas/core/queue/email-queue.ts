@@ -1,4 +1,9 @@
-import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import { z } from 'zod';
 import { backoff, chunks, mapConcurrently } from '../concurrency';
 
@@ -23,7 +28,15 @@ export interface EmailQueue {
    * one, whose receive count would carry it to the dead-letter queue while nothing is wrong with it.
    */
   defer(message: EmailMessage, delaySeconds: number): Promise<void>;
+  /**
+   * Keeps a received message out of sight for this long (its visibility timeout) once it goes back
+   * to the queue, so it is seen again when it can succeed rather than after the queue's default.
+   */
+  returnAfter(receiptHandle: string, seconds: number): Promise<void>;
 }
+
+/** SQS hides a message for at most 12 hours. */
+const MAX_VISIBILITY_SECONDS = 12 * 60 * 60;
 
 /** SendMessageBatch takes at most 10 entries. */
 const BATCH_SIZE = 10;
@@ -42,6 +55,16 @@ export class SqsEmailQueue implements EmailQueue {
         QueueUrl: this.queueUrl,
         MessageBody: JSON.stringify(message),
         DelaySeconds: Math.max(0, Math.min(MAX_DELAY_SECONDS, Math.round(delaySeconds))),
+      }),
+    );
+  }
+
+  async returnAfter(receiptHandle: string, seconds: number): Promise<void> {
+    await this.client.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: this.queueUrl,
+        ReceiptHandle: receiptHandle,
+        VisibilityTimeout: Math.max(0, Math.min(MAX_VISIBILITY_SECONDS, Math.ceil(seconds))),
       }),
     );
   }

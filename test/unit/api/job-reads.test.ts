@@ -4,6 +4,7 @@ import { makeListJobEmails } from '../../../lambdas/api/list-job-emails';
 import { makeListJobs } from '../../../lambdas/api/list-jobs';
 import type { DeliveryRecord } from '../../../lambdas/core/jobs/deliveries';
 import type { JobRecord } from '../../../lambdas/core/jobs/job';
+import type { RenderedCopy } from '../../../lambdas/core/jobs/rendered-emails';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
 
 const JOB_ID = '0b5c2f44-9a55-4f4e-8a1e-6a1f1d3c2b10';
@@ -35,9 +36,8 @@ const outcomes = new Map<string, DeliveryRecord>([
       job_id: JOB_ID,
       recipient: 'a@example.org',
       status: 'sent',
-      subject: null,
-      body: 'Hi A',
       cc: content.cc,
+      message_id: 'ses-a',
       attempts: 1,
       processed_at: '2026-11-27T10:00:01.000Z',
     },
@@ -48,14 +48,19 @@ const outcomes = new Map<string, DeliveryRecord>([
       job_id: JOB_ID,
       recipient: 'b@example.org',
       status: 'failed',
-      subject: null,
-      body: null,
       cc: content.cc,
       attempts: 5,
       error: 'gone',
       processed_at: '2026-11-27T10:00:02.000Z',
     },
   ],
+  // Claimed by a consumer that is sending it now: no outcome yet.
+  ['c@example.org', { job_id: JOB_ID, recipient: 'c@example.org', status: 'sending', attempts: 1 }],
+]);
+/** Rendered copies, kept apart from the outcomes: c's was stored before it was sent. */
+const copies = new Map<string, RenderedCopy>([
+  ['a@example.org', { recipient: 'a@example.org', subject: '(no subject)', body: 'Hi A' }],
+  ['c@example.org', { recipient: 'c@example.org', subject: '(no subject)', body: 'Hi C' }],
 ]);
 const jobs = {
   get: async (id: string) => (id === JOB_ID ? job : undefined),
@@ -68,6 +73,10 @@ const contents = {
 const deliveries = {
   getMany: async (_: string, wanted: readonly string[]) =>
     new Map([...outcomes].filter(([recipient]) => wanted.includes(recipient))),
+};
+const rendered = {
+  getMany: async (_: string, wanted: readonly string[]) =>
+    new Map([...copies].filter(([recipient]) => wanted.includes(recipient))),
 };
 
 const asKey = (apiKeyId: string, overrides: Parameters<typeof apiEvent>[0] = {}) =>
@@ -132,22 +141,23 @@ describe('GET /jobs', () => {
 });
 
 describe('GET /jobs/{job_id}/emails', () => {
-  const list = makeListJobEmails({ jobs, contents, deliveries });
+  const list = makeListJobEmails({ jobs, contents, deliveries, rendered });
   const query = (parameters: Record<string, string>, apiKeyId = 'key-1') =>
     list(
       asKey(apiKeyId, { pathParameters: { job_id: JOB_ID }, queryStringParameters: parameters }),
       lambdaContext,
     );
 
-  it('lists every recipient with its outcome, pending where it has none, page by page', async () => {
+  it('lists every recipient with its outcome and rendered copy, pending where it has none, page by page', async () => {
     const first = jsonBody(await query({ limit: '2' }));
     expect(first.emails).toEqual([
       {
         to: 'a@example.org',
         cc: content.cc,
-        subject: null,
+        subject: '(no subject)',
         body: 'Hi A',
         status: 'sent',
+        message_id: 'ses-a',
         attempts: 1,
         error: null,
         sent_at: '2026-11-27T10:00:01.000Z',
@@ -158,16 +168,42 @@ describe('GET /jobs/{job_id}/emails', () => {
         subject: null,
         body: null,
         status: 'failed',
+        message_id: null,
         attempts: 5,
         error: 'gone',
         sent_at: null,
       },
     ]);
     const second = jsonBody(await query({ limit: '2', cursor: String(first.next_cursor) }));
-    expect(second).toMatchObject({
-      emails: [{ to: 'c@example.org', status: 'pending', attempts: 0 }],
+    // A claim under way is still pending, with no message id nor copy until it has an outcome.
+    expect(second).toEqual({
+      job_id: JOB_ID,
+      emails: [
+        {
+          to: 'c@example.org',
+          cc: content.cc,
+          subject: null,
+          body: null,
+          status: 'pending',
+          message_id: null,
+          attempts: 1,
+          error: null,
+          sent_at: null,
+        },
+      ],
       next_cursor: null,
     });
+  });
+
+  it('shows no subject nor body when the deployment does not keep rendered emails', async () => {
+    const withoutCopies = makeListJobEmails({ jobs, contents, deliveries });
+    const result = await withoutCopies(
+      asKey('key-1', { pathParameters: { job_id: JOB_ID }, queryStringParameters: { limit: '1' } }),
+      lambdaContext,
+    );
+    expect(jsonBody(result).emails).toEqual([
+      expect.objectContaining({ to: 'a@example.org', status: 'sent', subject: null, body: null }),
+    ]);
   });
 
   it('filters by status', async () => {

@@ -62,14 +62,17 @@ describe('answers stay far below Lambda’s 6 MB response limit', () => {
                 job_id: JOB_ID,
                 recipient,
                 status: 'sent',
-                subject: 's',
-                body,
                 cc: [],
+                message_id: `ses-${recipient}`,
                 attempts: 1,
                 processed_at: '2026-11-27T10:00:00.000Z',
               } satisfies DeliveryRecord,
             ]),
           ),
+      },
+      rendered: {
+        getMany: async (_, wanted) =>
+          new Map(wanted.map((recipient) => [recipient, { recipient, subject: 's', body }])),
       },
     });
     const seen: string[] = [];

@@ -65,12 +65,14 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
       const token = randomUUID();
       const now = this.now();
       const free =
-        !item ||
-        (item.status === 'sending' &&
-          (item.leaseUntil ?? 0) < now &&
-          item.messageId === undefined);
+        !item || (item.status === 'sending' && (item.leaseUntil ?? 0) < now && item.messageId === undefined);
       if (free) {
-        this.items.set(key, { status: 'sending', claimToken: token, leaseUntil: now + this.leaseMs, attempts });
+        this.items.set(key, {
+          status: 'sending',
+          claimToken: token,
+          leaseUntil: now + this.leaseMs,
+          attempts,
+        });
         claims.push([recipient, { state: 'claimed', token }]);
       } else if (item.status !== 'sending') {
         claims.push([recipient, { state: 'done' }]);

@@ -106,3 +106,56 @@ describe('GET /health', () => {
     expect(check).toHaveBeenCalledTimes(2);
   });
 });
+
+describe('GET /health with SES', () => {
+  const quota = {
+    productionAccess: true,
+    maxSendRate: 14,
+    max24HourSend: 50_000,
+    sentLast24Hours: 1_234,
+  };
+
+  it('reports sending ok, with the quota, when SES will send', async () => {
+    const report = await checkHealth(probes({ sending: async () => ({ enabled: true, ...quota }) }), 'v');
+    expect(report.status).toBe('healthy');
+    expect(report.checks.sending).toEqual({
+      status: 'ok',
+      production_access: true,
+      max_send_rate: 14,
+      max_24_hour_send: 50_000,
+      sent_last_24_hours: 1_234,
+    });
+  });
+
+  it('is unhealthy (503) when SES will not send, saying why', async () => {
+    const reason = 'Sending is disabled for the account (enforcement status SHUTDOWN)';
+    const { status, body } = await answer(
+      checkHealth(probes({ sending: async () => ({ enabled: false, reason, ...quota }) }), 'v'),
+    );
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ status: 'unhealthy', checks: { sending: { status: 'paused', reason } } });
+  });
+
+  it('leaves the verdict alone when SES cannot be asked, reporting sending unknown', async () => {
+    const healthy = await checkHealth(
+      probes({ sending: async () => Promise.reject(new Error('AccessDenied: ses:GetAccount')) }),
+      'v',
+    );
+    expect(healthy.status).toBe('healthy');
+    expect(healthy.checks.sending).toEqual({ status: 'unknown', error: 'AccessDenied: ses:GetAccount' });
+
+    const degraded = await checkHealth(
+      probes({
+        firingAlarms: async () => ['NonprofitMailer-ConsumerErrors'],
+        sending: async () => Promise.reject(new Error('timeout')),
+      }),
+      'v',
+    );
+    expect(degraded.status).toBe('degraded');
+  });
+
+  it('has no sending check without an SES probe (the record transport)', async () => {
+    const report = await checkHealth(probes(), 'v');
+    expect(report.checks).not.toHaveProperty('sending');
+  });
+});

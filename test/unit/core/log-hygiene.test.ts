@@ -1,9 +1,9 @@
 import type { SQSEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { DeliveryOutcome } from '../../../lambdas/core/jobs/deliveries';
 import { logger } from '../../../lambdas/core/observability/telemetry';
 import { makeSendEmails } from '../../../lambdas/worker/send-emails';
 import { lambdaContext } from '../../support/api-events';
+import { FakeDeliveries } from './fake-deliveries';
 
 const JOB_ID = '7d1c2a44-9a55-4f4e-8a1e-6a1f1d3c2b10';
 const TEMPLATE = 'Confidential offer for {name}: code 12345';
@@ -12,6 +12,10 @@ afterEach(() => vi.restoreAllMocks());
 
 describe('logs', () => {
   it('never carry a template or a rendered body, even when recording fails', async () => {
+    const deliveries = new FakeDeliveries({ jobs: { [JOB_ID]: 1 } });
+    vi.spyOn(deliveries, 'record').mockImplementation(async (_, outcomes) => {
+      throw new Error(`DynamoDB refused ${outcomes.length} items`);
+    });
     const lines: string[] = [];
     for (const level of ['info', 'warn', 'error', 'debug'] as const) {
       vi.spyOn(logger, level).mockImplementation((...args: unknown[]) => {
@@ -43,12 +47,10 @@ describe('logs', () => {
             ]),
           ),
       },
-      transport: { name: 'record', send: async () => undefined },
-      progress: {
-        record: async (_: string, outcomes: readonly DeliveryOutcome[]) => {
-          throw new Error(`DynamoDB refused ${outcomes.length} items`);
-        },
-      },
+      transport: { name: 'record', send: async () => ({ messageId: null }) },
+      deliveries,
+      queue: { defer: async () => undefined },
+      settings: { maxRenderedBytes: 256 * 1024, defaultSubject: '(no subject)' },
       log: (level, message, detail) => logger[level === 'ERROR' ? 'error' : 'info'](message, detail ?? {}),
     });
     const event = {

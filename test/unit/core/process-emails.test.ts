@@ -100,7 +100,11 @@ function consumer(
     now: () => new Date(clock),
     ...options.overrides,
   };
-  const message = (id: string, recipient: string, fields: { receiveCount?: number; deferrals?: number } = {}) =>
+  const message = (
+    id: string,
+    recipient: string,
+    fields: { receiveCount?: number; deferrals?: number } = {},
+  ) =>
     ({
       messageId: id,
       body: JSON.stringify({
@@ -176,7 +180,11 @@ describe('processEmailBatch', () => {
     const { deps, transport } = consumer();
     const result = await processEmailBatch(deps, [
       { messageId: '1', body: 'not json', receiveCount: 1 },
-      { messageId: '2', body: JSON.stringify({ job_id: 'nope', recipient: 'a@example.org' }), receiveCount: 1 },
+      {
+        messageId: '2',
+        body: JSON.stringify({ job_id: 'nope', recipient: 'a@example.org' }),
+        receiveCount: 1,
+      },
       {
         messageId: '3',
         body: JSON.stringify({ job_id: '00000000-0000-4000-8000-000000000000', recipient: 'a@example.org' }),
@@ -239,22 +247,32 @@ describe('each recipient is sent at most once', () => {
     expect(again).toMatchObject({ sent: 0, duplicates: 1, retry: [], deferred: 0 });
   });
 
-  it('puts back, without sending, an email whose claim another consumer holds, until after its lease', async () => {
-    const { deps, deliveries, deferred, jobId, message, transport } = consumer();
+  it('leaves an email whose claim another consumer holds to come back after the lease, without sending it', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer();
     const other = await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 1 }]);
     expect(other.get('a@example.org')?.state).toBe('claimed');
 
     const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
-    console.log(JSON.stringify((deps.log as ReturnType<typeof vi.fn>).mock.calls), JSON.stringify(deferred), JSON.stringify([...(await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 1 }]))]));
 
     expect(transport.send).not.toHaveBeenCalled();
-    expect(result).toMatchObject({ sent: 0, deferred: 1, retry: [] });
-    expect(deferred).toHaveLength(1);
-    expect(deferred[0]?.message).toMatchObject({ job_id: jobId, recipient: 'a@example.org', deferrals: 1 });
-    // The message comes back after the lease has lapsed, not while the other consumer may still send.
-    expect((deferred[0]?.delaySeconds ?? 0) * 1000).toBeGreaterThan(LEASE_MS);
-    // The other consumer's claim is left alone.
+    // Back to the queue as it is: it is seen again after the visibility timeout, longer than the lease.
+    expect(result).toMatchObject({ sent: 0, retry: ['1'], deferred: 0, duplicates: 0 });
+    expect(deps.queue.defer).not.toHaveBeenCalled();
+    // The other consumer's claim is left alone: it may still record its outcome.
     expect(deliveries.get(jobId, 'a@example.org')?.status).toBe('sending');
+  });
+
+  it('sends a recipient the queue delivered twice in one batch at most once, and keeps one of the messages', async () => {
+    const transport = accepting();
+    const { deps, message } = consumer({ transport });
+    const result = await processEmailBatch(deps, [
+      message('1', 'a@example.org'),
+      message('2', 'a@example.org'),
+    ]);
+    expect(transport.send.mock.calls.length).toBeLessThanOrEqual(1);
+    expect(result.duplicates).toBe(1);
+    // Sent now, or back to the queue: never dropped with the duplicate.
+    expect(result.sent + result.retry.length).toBe(1);
   });
 
   it('records a handed-over email as sent with its message id, without calling the transport', async () => {
@@ -332,7 +350,9 @@ describe('what the transport says decides what becomes of the email', () => {
   });
 
   it('gives a throttled claim back and puts the email back to wait, longer each time', async () => {
-    const transport = refusing(() => new DeliveryError('throttled', 'SES TooManyRequestsException: slow down'));
+    const transport = refusing(
+      () => new DeliveryError('throttled', 'SES TooManyRequestsException: slow down'),
+    );
     const { deps, deliveries, deferred, jobId, message } = consumer({ transport });
 
     const first = await processEmailBatch(deps, [message('1', 'a@example.org')]);
@@ -346,7 +366,10 @@ describe('what the transport says decides what becomes of the email', () => {
 
     expect(deferred[1]?.message).toEqual({ job_id: jobId, recipient: 'a@example.org', deferrals: 2 });
     const [firstDelay, secondDelay] = deferred.map(({ delaySeconds }) => delaySeconds);
+    // The first wait is about the base wait; the next one, about double (each jittered down by at most a fifth).
     expect(firstDelay).toBeGreaterThan(0);
+    expect(firstDelay).toBeLessThanOrEqual(WAITS.throttledSeconds);
+    expect(secondDelay).toBeGreaterThan(WAITS.throttledSeconds);
     expect(secondDelay).toBeGreaterThan(firstDelay ?? Number.POSITIVE_INFINITY);
   });
 
@@ -368,7 +391,8 @@ describe('what the transport says decides what becomes of the email', () => {
     // Only the sends already under way when the pause was answered reached the transport.
     expect(transport.send.mock.calls.length).toBeLessThan(recipients.length);
     expect(new Set(deferred.map(({ message: waiting }) => waiting.recipient))).toEqual(new Set(recipients));
-    for (const { delaySeconds } of deferred) expect(delaySeconds).toBeGreaterThanOrEqual(WAITS.pausedSeconds * 0.8);
+    for (const { delaySeconds } of deferred)
+      expect(delaySeconds).toBeGreaterThanOrEqual(WAITS.pausedSeconds * 0.8);
     for (const recipient of recipients) expect(deliveries.get(jobId, recipient)).toBeUndefined();
   });
 
@@ -529,7 +553,10 @@ describe('recordDeadLetters', () => {
     const result = await recordDeadLetters(deps, [message('1', 'a@example.org', { receiveCount: 5 })]);
 
     expect(result).toMatchObject({ sent: 1, failed: { deadLetter: 0 } });
-    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({ status: 'sent', message_id: 'ses-earlier' });
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sent',
+      message_id: 'ses-earlier',
+    });
   });
 
   it('leaves a dead letter whose claim a consumer still holds to be retried, not failed', async () => {
