@@ -21,8 +21,9 @@ export interface ConsumerScaling {
  * `maxConcurrency` environments run at once, each paced to an equal share of the rate, so together
  * they never exceed it. Concurrency grows with the rate (about ten sends a second each), within
  * `consumerMaxConcurrency`; a batch is what an environment sends in half its timeout, within
- * `consumerBatchSize`. An email with cc copies counts each copy, so it takes its share longer; a
- * batch that runs short of time puts the rest back in the queue.
+ * `consumerBatchSize` and at least one. That sizing counts one recipient per email: cc copies, or a
+ * rate too low for even one email in half the timeout, make a batch take longer, and a consumer
+ * that runs short of time puts the rest of its batch back in the queue, uncounted.
  */
 export function consumerScaling(config: MailerConfig): ConsumerScaling {
   if (config.transport !== 'ses') {

@@ -159,7 +159,9 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
   ): Promise<Map<string, Claim>> {
     const { leaseMs } = this.options;
     if (leaseMs === undefined) throw new Error('DynamoDeliveries needs leaseMs to claim');
-    const claims = await mapConcurrently(recipients, CONCURRENT_CLAIMS, async ({ recipient, attempts }) => {
+    // One claim per recipient, whatever the batch repeats: a second claim would find the first held.
+    const unique = [...new Map(recipients.map((entry) => [entry.recipient, entry])).values()];
+    const claims = await mapConcurrently(unique, CONCURRENT_CLAIMS, async ({ recipient, attempts }) => {
       const token = randomUUID();
       const now = this.now().getTime();
       try {

@@ -306,7 +306,8 @@ export async function processEmailBatch(
   let stop: 'paused' | 'deadline' | undefined;
 
   /** Gives the claim back and puts the email back in the queue to wait; failing that, it is retried. */
-  const wait = async (job: CompiledJob, item: Item, token: string, delaySeconds: number) => {
+  /** `grows`: the transport asked to wait, so the next wait is longer; running out of time is no reason to. */
+  const wait = async (job: CompiledJob, item: Item, token: string, delaySeconds: number, grows = true) => {
     try {
       await deps.deliveries.release(job.jobId, item.email.recipient, token);
     } catch (error) {
@@ -316,7 +317,8 @@ export async function processEmailBatch(
       });
     }
     try {
-      await deps.queue.defer({ ...item.email, deferrals: (item.email.deferrals ?? 0) + 1 }, delaySeconds);
+      const deferrals = (item.email.deferrals ?? 0) + (grows ? 1 : 0);
+      await deps.queue.defer({ ...item.email, ...(deferrals > 0 ? { deferrals } : {}) }, delaySeconds);
       result.deferred++;
     } catch (error) {
       log('WARN', 'Could not put an email back to wait; the message will be retried', {
@@ -386,7 +388,7 @@ export async function processEmailBatch(
           toSend.map(({ email }) => ({ recipient: email.to, subject: email.subject, body: email.body })),
         );
       } catch (error) {
-        log('ERROR', 'Could not store rendered emails; the messages will be retried', {
+        log('ERROR', 'Could not store rendered emails; the emails wait in the queue and are tried again', {
           job_id: job.jobId,
           error: errorText(error),
         });
@@ -403,7 +405,8 @@ export async function processEmailBatch(
         claimToken: token,
       };
       if (!stop && remainingMs() - (deps.pacer?.waitMs() ?? 0) < marginMs) stop = 'deadline';
-      if (stop) return wait(job, item, token, stop === 'paused' ? pausedDelay(item) : 0);
+      if (stop === 'paused') return wait(job, item, token, pausedDelay(item));
+      if (stop === 'deadline') return wait(job, item, token, 0, false);
       await deps.pacer?.take(1 + email.cc.length);
       try {
         const { messageId } = await deps.transport.send(email);

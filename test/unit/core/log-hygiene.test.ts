@@ -49,7 +49,7 @@ describe('logs', () => {
       },
       transport: { name: 'record', send: async () => ({ messageId: null }) },
       deliveries,
-      queue: { defer: async () => undefined },
+      queue: { defer: async () => undefined, returnAfter: async () => undefined },
       settings: { maxRenderedBytes: 256 * 1024, defaultSubject: '(no subject)' },
       log: (level, message, detail) => logger[level === 'ERROR' ? 'error' : 'info'](message, detail ?? {}),
     });

@@ -93,6 +93,7 @@ function consumer(
       defer: vi.fn(async (message: EmailMessage, delaySeconds: number) => {
         deferred.push({ message, delaySeconds });
       }),
+      returnAfter: vi.fn(async (_receiptHandle: string, _seconds: number) => undefined),
     },
     settings: SETTINGS,
     waits: WAITS,
@@ -113,6 +114,7 @@ function consumer(
         ...(fields.deferrals === undefined ? {} : { deferrals: fields.deferrals }),
       }),
       receiveCount: fields.receiveCount ?? 1,
+      receiptHandle: `handle-${id}`,
     }) satisfies ReceivedMessage;
   return {
     jobId,
@@ -124,6 +126,8 @@ function consumer(
     advance: (ms: number) => {
       clock += ms;
     },
+    /** What the invocation has left, from a timeout that started at NOW. */
+    remainingOf: (timeoutMs: number) => () => timeoutMs - (clock - NOW),
   };
 }
 
@@ -247,19 +251,37 @@ describe('each recipient is sent at most once', () => {
     expect(again).toMatchObject({ sent: 0, duplicates: 1, retry: [], deferred: 0 });
   });
 
-  it('leaves an email whose claim another consumer holds to come back after the lease, without sending it', async () => {
+  it('leaves an email whose claim another consumer holds to come back just after the lease, without sending it', async () => {
     const { deps, deliveries, jobId, message, transport } = consumer();
-    const other = await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 1 }]);
-    expect(other.get('a@example.org')?.state).toBe('claimed');
+    const other = (await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 1 }])).get(
+      'a@example.org',
+    );
+    if (other?.state !== 'claimed') throw new Error('the other consumer should have claimed');
 
     const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
 
     expect(transport.send).not.toHaveBeenCalled();
-    // Back to the queue as it is: it is seen again after the visibility timeout, longer than the lease.
+    // The received message goes back to the queue, hidden until the lease has lapsed.
     expect(result).toMatchObject({ sent: 0, retry: ['1'], deferred: 0, duplicates: 0 });
     expect(deps.queue.defer).not.toHaveBeenCalled();
+    expect(deps.queue.returnAfter).toHaveBeenCalledTimes(1);
+    expect(deps.queue.returnAfter).toHaveBeenCalledWith('handle-1', expect.any(Number));
+    const [, seconds] = vi.mocked(deps.queue.returnAfter).mock.calls[0] ?? [];
+    expect((seconds ?? 0) * 1000).toBeGreaterThan(LEASE_MS);
+    expect((seconds ?? 0) * 1000).toBeLessThanOrEqual(LEASE_MS + 5_000);
     // The other consumer's claim is left alone: it may still record its outcome.
     expect(deliveries.get(jobId, 'a@example.org')?.status).toBe('sending');
+  });
+
+  it('still retries a held message when its return cannot be timed', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer();
+    await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 1 }]);
+    vi.mocked(deps.queue.returnAfter).mockRejectedValueOnce(new Error('ReceiptHandleIsInvalid'));
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result.retry).toEqual(['1']);
   });
 
   it('sends a recipient the queue delivered twice in one batch at most once, and keeps one of the messages', async () => {
@@ -397,12 +419,18 @@ describe('what the transport says decides what becomes of the email', () => {
   });
 
   it('puts emails back instead of sending them when the invocation is about to time out', async () => {
-    const { deps, deliveries, deferred, jobId, message, transport } = consumer();
+    const { deps, deliveries, deferred, jobId, message, transport, advance, remainingOf } = consumer();
+    // A slow claim leaves 4 s of a 30 s invocation: less than the margin kept for the recording.
+    const claim = deliveries.claim.bind(deliveries);
+    vi.spyOn(deliveries, 'claim').mockImplementation(async (...args) => {
+      advance(26_000);
+      return claim(...args);
+    });
 
     const result = await processEmailBatch(
       deps,
       [message('1', 'a@example.org'), message('2', 'b@example.org')],
-      () => 4_000,
+      remainingOf(30_000),
     );
 
     expect(transport.send).not.toHaveBeenCalled();
@@ -413,6 +441,45 @@ describe('what the transport says decides what becomes of the email', () => {
     ]);
     // Their claims were given back, so the next invocation sends them at once.
     expect(deliveries.get(jobId, 'a@example.org')).toBeUndefined();
+    expect(deliveries.get(jobId, 'b@example.org')).toBeUndefined();
+  });
+
+  it('does not start an email whose turn at the pacer would come too late, and puts it back', async () => {
+    const recipients = ['a', 'b', 'c', 'd'].map((name) => `${name}@example.org`);
+    const { deps, deferred, message, transport } = consumer({
+      // One recipient per 10 s: the emails' turns are at 0, 10, 20 and 30 s of a 30 s invocation.
+      overrides: { pacer: new SendPacer(0.1, { now: () => NOW, sleep: async () => undefined }) },
+      nonprofits: recipients.map((email) => nonprofit(email)),
+      total: recipients.length,
+    });
+
+    const result = await processEmailBatch(
+      deps,
+      recipients.map((recipient, n) => message(String(n), recipient)),
+      () => 30_000,
+    );
+
+    // The fourth would start with no time left for the recording.
+    expect(transport.send).toHaveBeenCalledTimes(3);
+    expect(result).toMatchObject({ sent: 3, deferred: 1, retry: [] });
+    expect(deferred.map(({ message: waiting }) => waiting.recipient)).toEqual(['d@example.org']);
+  });
+
+  it('sends in a short invocation, keeping a quarter of it for the recording', async () => {
+    const { deps, message, transport, advance, remainingOf, deliveries } = consumer();
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')], remainingOf(4_000));
+    expect(transport.send).toHaveBeenCalledTimes(1);
+    expect(result).toMatchObject({ sent: 1, deferred: 0 });
+
+    // The same short invocation, with less than its quarter left when it comes to send: it waits.
+    const claim = deliveries.claim.bind(deliveries);
+    vi.spyOn(deliveries, 'claim').mockImplementation(async (...args) => {
+      advance(3_500);
+      return claim(...args);
+    });
+    const late = await processEmailBatch(deps, [message('2', 'b@example.org')], remainingOf(4_000));
+    expect(transport.send).toHaveBeenCalledTimes(1);
+    expect(late).toMatchObject({ sent: 0, deferred: 1 });
   });
 
   it('sends while enough of the invocation is left', async () => {
