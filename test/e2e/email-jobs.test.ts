@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mapConcurrently } from '../../lambdas/core/concurrency';
-import { LOCAL_FROM_ADDRESS } from '../../local/synth';
 import { readInbox } from '../../local/ses';
+import { LOCAL_FROM_ADDRESS } from '../../local/synth';
 import { apiClient, isRunning, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 
 /**
