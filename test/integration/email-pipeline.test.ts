@@ -6,6 +6,7 @@ import { PIPELINE_FROM, type PipelineOptions, startPipeline } from '../support/p
 
 type Pipeline = Awaited<ReturnType<typeof startPipeline>>;
 type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+type Deliveries = Parameters<NonNullable<PipelineOptions['deliveries']>>[0];
 let pipeline: Pipeline | undefined;
 
 afterEach(async () => {
@@ -41,6 +42,16 @@ async function expectExactlyOnce(
   expect([...recorded.values()].filter((delivery) => delivery.status === 'sent')).toHaveLength(expected.sent);
   return recorded;
 }
+
+/** The real claims, with recording replaced: to inject faults where outcomes are written. */
+const recordingWith =
+  (record: (real: Deliveries) => Deliveries['record']): NonNullable<PipelineOptions['deliveries']> =>
+  (real) => ({
+    claim: (jobId, recipients) => real.claim(jobId, recipients),
+    handOver: (jobId, recipient, token, messageId) => real.handOver(jobId, recipient, token, messageId),
+    release: (jobId, recipient, token) => real.release(jobId, recipient, token),
+    record: record(real),
+  });
 
 /** What the local SES received: exactly one email per recipient recorded sent, none for the others. */
 async function expectMailedOnce(p: Pipeline, recipients: string[], sent: Set<string> = new Set(recipients)) {
@@ -94,18 +105,13 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
   it('counts each recipient once when the consumer fails in the middle of batches', async () => {
     let calls = 0;
     // Records the first half of a batch's outcomes, then fails: the whole batch comes back.
-    const halfThenFail: PipelineOptions['deliveries'] = (real) => ({
-      claim: (jobId, recipients) => real.claim(jobId, recipients),
-      handOver: (jobId, recipient, token, messageId) => real.handOver(jobId, recipient, token, messageId),
-      release: (jobId, recipient, token) => real.release(jobId, recipient, token),
-      record: async (jobId, outcomes) => {
-        calls++;
-        if (calls % 3 === 1 && outcomes.length > 1) {
-          await real.record(jobId, outcomes.slice(0, Math.ceil(outcomes.length / 2)));
-          throw new Error('injected: crashed after recording part of the batch');
-        }
-        return real.record(jobId, outcomes);
-      },
+    const halfThenFail = recordingWith((real) => async (jobId, outcomes) => {
+      calls++;
+      if (calls % 3 === 1 && outcomes.length > 1) {
+        await real.record(jobId, outcomes.slice(0, Math.ceil(outcomes.length / 2)));
+        throw new Error('injected: crashed after recording part of the batch');
+      }
+      return real.record(jobId, outcomes);
     });
     let invocations = 0;
     // Every fourth invocation does all its work, then throws: Lambda returns every message to the queue.
@@ -306,18 +312,13 @@ describe('each recipient mailed at most once through the local SES, whatever SQS
 
   it('sends no second email when recording fails after SES took it', async () => {
     const failedOnce = new Set<string>();
-    const recordFailsFirst: PipelineOptions['deliveries'] = (real) => ({
-      claim: (jobId, recipients) => real.claim(jobId, recipients),
-      handOver: (jobId, recipient, token, messageId) => real.handOver(jobId, recipient, token, messageId),
-      release: (jobId, recipient, token) => real.release(jobId, recipient, token),
-      record: async (jobId, outcomes) => {
-        const fresh = outcomes.filter((outcome) => !failedOnce.has(outcome.recipient));
-        if (fresh.length > 0) {
-          for (const outcome of fresh) failedOnce.add(outcome.recipient);
-          throw new Error('injected: DynamoDB failed the recording');
-        }
-        return real.record(jobId, outcomes);
-      },
+    const recordFailsFirst = recordingWith((real) => async (jobId, outcomes) => {
+      const fresh = outcomes.filter((outcome) => !failedOnce.has(outcome.recipient));
+      if (fresh.length > 0) {
+        for (const outcome of fresh) failedOnce.add(outcome.recipient);
+        throw new Error('injected: DynamoDB failed the recording');
+      }
+      return real.record(jobId, outcomes);
     });
     const p = await run({ deliveries: recordFailsFirst });
     const recipients = await p.registerNonprofits(20);

@@ -210,7 +210,7 @@ async function claimAll(
   job: CompiledJob,
   items: Item[],
   onHeld: (item: Item, leaseUntil: number) => Promise<void> = async () => undefined,
-): Promise<{ item: Item; claim: Extract<Claim, { token: string }> }[]> {
+): Promise<{ item: Item; claim: HeldClaim }[]> {
   let claims: Map<string, Claim>;
   try {
     claims = await deps.deliveries.claim(
@@ -225,7 +225,7 @@ async function claimAll(
     result.retry.push(...items.map(({ message }) => message.messageId));
     return [];
   }
-  const held: { item: Item; claim: Extract<Claim, { token: string }> }[] = [];
+  const held: { item: Item; claim: HeldClaim }[] = [];
   const seen = new Set<string>();
   for (const item of items) {
     const claim = claims.get(item.email.recipient);
@@ -240,6 +240,26 @@ async function claimAll(
   }
   return held;
 }
+
+type HeldClaim = Extract<Claim, { token: string }>;
+
+/** What every outcome of a claimed recipient carries. */
+const outcomeBase = (job: CompiledJob, item: Item, claim: HeldClaim) => ({
+  recipient: item.email.recipient,
+  cc: job.content.cc,
+  attempts: item.message.receiveCount,
+  claimToken: claim.token,
+});
+
+/** An earlier attempt's email the transport took: recorded sent under its message id, never sent again. */
+const handedOver = (
+  base: ReturnType<typeof outcomeBase>,
+  claim: Extract<Claim, { state: 'handedOver' }>,
+  item: Item,
+): Decided => ({
+  outcome: { ...base, status: 'sent', messageId: claim.messageId },
+  messageId: item.message.messageId,
+});
 
 /** Stored values may predate the check on control characters: in a subject (a header) they become spaces. */
 function render(
@@ -343,15 +363,10 @@ export async function processEmailBatch(
       }
     };
     for (const { item, claim } of await claimAll(deps, result, job, items, afterLease)) {
-      const base = {
-        recipient: item.email.recipient,
-        cc: job.content.cc,
-        attempts: item.message.receiveCount,
-        claimToken: claim.token,
-      };
+      const base = outcomeBase(job, item, claim);
       const messageId = item.message.messageId;
       if (claim.state === 'handedOver') {
-        decided.push({ outcome: { ...base, status: 'sent', messageId: claim.messageId }, messageId });
+        decided.push(handedOver(base, claim, item));
         continue;
       }
       const nonprofit = nonprofits.get(item.email.recipient);
@@ -463,15 +478,9 @@ export async function recordDeadLetters(
   const result = emptyResult();
   for (const { job, items } of await groupByJob(deps, messages, deps.log ?? (() => undefined))) {
     const decided: Decided[] = (await claimAll(deps, result, job, items)).map(({ item, claim }) => {
-      const base = {
-        recipient: item.email.recipient,
-        cc: job.content.cc,
-        attempts: item.message.receiveCount,
-        claimToken: claim.token,
-      };
+      const base = outcomeBase(job, item, claim);
       const messageId = item.message.messageId;
-      if (claim.state === 'handedOver')
-        return { outcome: { ...base, status: 'sent', messageId: claim.messageId }, messageId };
+      if (claim.state === 'handedOver') return handedOver(base, claim, item);
       const error = 'Not delivered: every attempt failed and the message reached the dead-letter queue.';
       return { outcome: { ...base, status: 'failed', error }, reason: 'deadLetter', messageId };
     });
