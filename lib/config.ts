@@ -5,6 +5,9 @@ import { describeIssues } from '../lambdas/core/env';
 /** A stored rendered email is one DynamoDB item (400 KB at most, keys and attribute names included). */
 const MAX_STORED_EMAIL_BYTES = 380_000;
 
+/** A yes/no setting: JSON's boolean from cdk.json, or the string `-c key=true` gives. */
+const flag = z.union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')]);
+
 /**
  * Deployment settings, read from CDK context (`cdk.json`, or `-c key=value` on the command line,
  * which arrives as a string and is coerced). The local runtime reads the synthesized template, so
@@ -67,20 +70,20 @@ const configSchema = z
      */
     sesMaxSendRate: z.coerce.number().positive().max(10_000).default(14),
     /**
-     * While the account is in the SES sandbox, SES also authorizes each send against the recipient's
-     * verified identity: list those addresses here (comma-separated) so the consumer may send to them.
+     * Whether the account is still in the SES sandbox, where SES also authorizes each send against
+     * the recipient's identity: the consumer may then send (still only as `fromAddress`) to any
+     * identity, so an unverified recipient is refused by SES for itself (MessageRejected) rather
+     * than by IAM for the whole batch.
      */
-    sesSandboxRecipients: z
-      .union([z.string(), z.array(z.string())])
-      .transform((value) =>
-        (Array.isArray(value) ? value : value.split(','))
-          .map((address) => address.trim())
-          .filter((address) => address.length > 0),
-      )
-      .pipe(z.array(z.email({ message: 'Must be email addresses, comma-separated' })))
-      .default([]),
+    sesSandbox: flag.default(false),
     /** Subject of the emails of a job submitted without one (SES requires a subject). */
-    defaultSubject: z.string().min(1).max(998).default('(no subject)'),
+    defaultSubject: z
+      .string()
+      .min(1)
+      .max(998)
+      // It becomes an email header: one line.
+      .regex(/^[^\p{Cc}\u2028\u2029]+$/u, 'Must be one line without control characters')
+      .default('(no subject)'),
     /** The largest rendered email (subject and body, UTF-8 bytes) a job may produce, in the worst case. */
     maxRenderedEmailBytes: z.coerce
       .number()
@@ -89,9 +92,7 @@ const configSchema = z
       .max(10_000_000)
       .default(256 * 1024),
     /** Whether each rendered subject and body is kept for `GET /jobs/{id}/emails` (personal data, most of the cost). */
-    storeRenderedEmails: z
-      .union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')])
-      .default(true),
+    storeRenderedEmails: flag.default(true),
     /** Days a stored rendered email is kept before DynamoDB's TTL removes it. */
     renderedEmailRetentionDays: z.coerce.number().int().min(1).max(3650).default(30),
   })

@@ -59,14 +59,7 @@ async function sesSending(configurationSet: string | undefined): Promise<Sending
     : !setEnabled
       ? `Sending is paused for the configuration set ${configurationSet}`
       : undefined;
-  return {
-    enabled: accountEnabled && setEnabled,
-    ...(reason ? { reason } : {}),
-    productionAccess: account.ProductionAccessEnabled === true,
-    maxSendRate: account.SendQuota?.MaxSendRate ?? 0,
-    max24HourSend: account.SendQuota?.Max24HourSend ?? 0,
-    sentLast24Hours: account.SendQuota?.SentLast24Hours ?? 0,
-  };
+  return { enabled: accountEnabled && setEnabled, ...(reason ? { reason } : {}) };
 }
 
 export const handler = makeHealth(

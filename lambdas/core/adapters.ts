@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { documentClient, sesClient, sqsClient } from './aws-clients';
+import { documentClient, sesSendClient, sqsClient } from './aws-clients';
 import { bound, QUEUE, TABLE } from './bindings';
 import { readEnv } from './env';
 import { DynamoDeliveries } from './jobs/deliveries';
@@ -74,7 +74,7 @@ export function transportFromEnv(): EmailTransport {
   if (!env.SES_FROM_ADDRESS)
     throw new Error('Invalid environment: SES_FROM_ADDRESS is required with EMAIL_TRANSPORT=ses');
   return new SesTransport({
-    client: sesClient,
+    client: sesSendClient,
     fromAddress: env.SES_FROM_ADDRESS,
     replyTo: env.SES_REPLY_TO,
     configurationSet: env.SES_CONFIGURATION_SET,

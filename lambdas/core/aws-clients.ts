@@ -14,4 +14,16 @@ export const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient({})
 
 export const sqsClient = new SQSClient({});
 
+/** For reading SES's state (health): the SDK's usual retries are harmless there. */
 export const sesClient = new SESv2Client({});
+
+/**
+ * For sending: one attempt per call. SendEmail has no idempotency token, so an SDK retry after SES
+ * took an email (a reset connection, a timeout) would send it twice, and retries would not wait
+ * for the pacer; the consumer decides what a failure means. Timeouts keep a hung call from using
+ * up the invocation.
+ */
+export const sesSendClient = new SESv2Client({
+  maxAttempts: 1,
+  requestHandler: { connectionTimeout: 2_000, requestTimeout: 10_000 },
+});

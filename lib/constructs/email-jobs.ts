@@ -182,8 +182,8 @@ function claimLeaseSeconds(config: MailerConfig): number {
 /**
  * The consumer may send only as `fromAddress`: `ses:SendEmail` on that address's identity and its
  * domain's (SES authorizes against whichever of the two is verified), only with that From address,
- * and on the configuration set if one is used. In the SES sandbox, SES also authorizes against each
- * recipient's verified identity: those are added with `sesSandboxRecipients`.
+ * and on the configuration set if one is used. In the SES sandbox (`sesSandbox`), SES also authorizes
+ * against each recipient's identity, so any identity is allowed there, still only from `fromAddress`.
  */
 function grantSesSend(fn: ProjectFunction, config: MailerConfig): void {
   const stack = Stack.of(fn);
@@ -196,7 +196,7 @@ function grantSesSend(fn: ProjectFunction, config: MailerConfig): void {
       arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
     });
   const domain = fromAddress.slice(fromAddress.lastIndexOf('@') + 1);
-  const resources = [identity(fromAddress), identity(domain), ...config.sesSandboxRecipients.map(identity)];
+  const resources = config.sesSandbox ? [identity('*')] : [identity(fromAddress), identity(domain)];
   if (config.sesConfigurationSet) {
     resources.push(
       stack.formatArn({
@@ -214,6 +214,13 @@ function grantSesSend(fn: ProjectFunction, config: MailerConfig): void {
       conditions: { StringEquals: { 'ses:FromAddress': fromAddress } },
     }),
   );
+  if (config.sesSandbox) {
+    Validations.of(fn.role ?? fn).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>:identity/*]',
+      reason:
+        'In the SES sandbox SES authorizes each send against the recipient identity too; the statement still allows only ses:SendEmail from fromAddress (ses:FromAddress condition).',
+    });
+  }
   fn.setting('SES_FROM_ADDRESS', fromAddress);
   if (config.replyTo) fn.setting('SES_REPLY_TO', config.replyTo);
   if (config.sesConfigurationSet) fn.setting('SES_CONFIGURATION_SET', config.sesConfigurationSet);

@@ -94,7 +94,7 @@ describe.each<[string, Record<string, unknown>, Record<string, string>]>([
       fromAddress: 'news@example.org',
       replyTo: 'replies@example.org',
       sesConfigurationSet: 'marketing',
-      sesSandboxRecipients: 'a@x.org,b@y.org',
+      sesSandbox: true,
       sesMaxSendRate: 1,
     },
     {

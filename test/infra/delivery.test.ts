@@ -57,7 +57,7 @@ describe('the transport setting', () => {
     [{ fromAddress: 'news' }, /fromAddress: Must be an email address/],
     [{ fromAddress: 'news@example.org', replyTo: 'replies' }, /replyTo: Must be an email address/],
     [{ fromAddress: 'news@example.org', sesConfigurationSet: 'my set' }, /sesConfigurationSet/],
-    [{ fromAddress: 'news@example.org', sesSandboxRecipients: 'a@x.org,b' }, /sesSandboxRecipients/],
+    [{ fromAddress: 'news@example.org', sesSandbox: 'yes' }, /sesSandbox/],
     [{ fromAddress: 'news@example.org', sesMaxSendRate: 0 }, /sesMaxSendRate/],
   ])('rejects %j, naming the setting', (context, message) => {
     expect(() => appFromCdkJson(context)).toThrow(message);
@@ -178,11 +178,14 @@ describe('SES permissions', () => {
     expect(environmentOf(assertions, FUNCTION.health)).toMatchObject({ SES_CONFIGURATION_SET: 'marketing' });
   });
 
-  it("adds the sandbox recipients' identities, as SES authorizes against them in the sandbox", () => {
-    const { assertions } = synthesizeForTests({ fromAddress: FROM, sesSandboxRecipients: 'a@x.org,b@y.org' });
-    expect(sortedResources(sendStatement(assertions).Resource)).toEqual(
-      sortedResources(identities(FROM, 'example.org', 'a@x.org', 'b@y.org')),
-    );
+  it('allows any identity in the SES sandbox, where SES authorizes against recipients too, still only from fromAddress', () => {
+    const { assertions } = synthesizeForTests({ fromAddress: FROM, sesSandbox: 'true' });
+    const statement = sendStatement(assertions);
+    expect(sortedResources(statement.Resource)).toEqual(sortedResources(identities('*')));
+    expect(statement).toMatchObject({
+      Action: 'ses:SendEmail',
+      Condition: { StringEquals: { 'ses:FromAddress': FROM } },
+    });
   });
 });
 

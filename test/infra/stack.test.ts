@@ -558,7 +558,7 @@ describe('cdk-nag', () => {
         fromAddress: 'news@example.org',
         replyTo: 'replies@example.org',
         sesConfigurationSet: 'marketing',
-        sesSandboxRecipients: 'a@x.org,b@y.org',
+        sesSandbox: true,
       },
       { transport: 'record', storeRenderedEmails: false },
     ]) {

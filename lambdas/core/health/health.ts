@@ -20,14 +20,11 @@ export interface HealthProbes {
   sending?(): Promise<SendingState>;
 }
 
+/** Whether SES sends, and why not. The quota is left out: /health answers anyone, without a key. */
 export interface SendingState {
   enabled: boolean;
   /** Why not, when not: the account's enforcement status, or the configuration set paused. */
   reason?: string;
-  productionAccess: boolean;
-  maxSendRate: number;
-  max24HourSend: number;
-  sentLast24Hours: number;
 }
 
 export interface HealthReport {
@@ -38,15 +35,7 @@ export interface HealthReport {
     dead_letter_queue: { status: 'ok' | 'warn' | 'error'; depth?: number; error?: string };
     alarms: { status: 'ok' | 'warn' | 'unknown'; firing?: string[]; error?: string };
     /** SES: `paused` means nothing can be sent (emails wait in the queue) and makes the system unhealthy. */
-    sending?: {
-      status: 'ok' | 'paused' | 'unknown';
-      reason?: string;
-      production_access?: boolean;
-      max_send_rate?: number;
-      max_24_hour_send?: number;
-      sent_last_24_hours?: number;
-      error?: string;
-    };
+    sending?: { status: 'ok' | 'paused' | 'unknown'; reason?: string; error?: string };
   };
   version: string;
   checked_at: string;
@@ -132,14 +121,7 @@ function sendingCheck({
   error?: string;
 }): NonNullable<HealthReport['checks']['sending']> {
   if (error || !value) return { status: 'unknown', error: error ?? 'No answer' };
-  return {
-    status: value.enabled ? 'ok' : 'paused',
-    ...(value.reason ? { reason: value.reason } : {}),
-    production_access: value.productionAccess,
-    max_send_rate: value.maxSendRate,
-    max_24_hour_send: value.max24HourSend,
-    sent_last_24_hours: value.sentLast24Hours,
-  };
+  return { status: value.enabled ? 'ok' : 'paused', ...(value.reason ? { reason: value.reason } : {}) };
 }
 
 /**

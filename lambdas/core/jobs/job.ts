@@ -10,7 +10,8 @@ import {
 import { compileTemplate, parseTemplate, worstCaseBytes } from '../templates/template';
 
 export const MAX_RECIPIENTS = 10_000;
-export const MAX_CC = 50;
+/** SES takes at most 50 recipients a message: the nonprofit and 49 copies. */
+export const MAX_CC = 49;
 export const MAX_TEMPLATE_BYTES = 100 * 1024;
 /** RFC 5322 allows 998 characters on a line, which bounds a subject. */
 export const MAX_SUBJECT_LENGTH = 998;
@@ -105,7 +106,13 @@ export const sendEmailRequest = z
       .max(MAX_RECIPIENTS, `Must name at most ${MAX_RECIPIENTS} recipients`),
     template: templateText('template', MAX_TEMPLATE_BYTES, BODY).pipe(z.string().min(1, 'Must not be empty')),
     subject: templateText('subject', MAX_SUBJECT_LENGTH * 4, ONE_LINE)
-      .pipe(z.string().max(MAX_SUBJECT_LENGTH, `Must be at most ${MAX_SUBJECT_LENGTH} characters`))
+      .pipe(
+        z
+          .string()
+          .trim()
+          .min(1, 'Must not be empty: leave subject out to send the default subject')
+          .max(MAX_SUBJECT_LENGTH, `Must be at most ${MAX_SUBJECT_LENGTH} characters`),
+      )
       .optional(),
     cc: z
       .array(emailAddress, { message: 'Must be an array of email addresses' })

@@ -1,4 +1,4 @@
-import { mapConcurrently } from '../concurrency';
+import { backoff, mapConcurrently } from '../concurrency';
 import type { Nonprofit } from '../nonprofits/nonprofit';
 import type { NonprofitRepository } from '../nonprofits/repository';
 import { type EmailMessage, type EmailQueue, emailMessage, MAX_DELAY_SECONDS } from '../queue/email-queue';
@@ -156,7 +156,8 @@ async function groupByJob(
   return groups;
 }
 
-type Decided = { outcome: DeliveryOutcome; reason?: FailureReason; messageId: string };
+/** An outcome decided for the recipient of one SQS message (`sqsMessageId`, which goes back to the queue if recording fails). */
+type Decided = { outcome: DeliveryOutcome; reason?: FailureReason; sqsMessageId: string };
 
 /**
  * Records a job's outcomes and notes what that did in the batch's result; if recording fails, the
@@ -193,7 +194,7 @@ async function record(
       job_id: job.jobId,
       error: errorText(error),
     });
-    result.retry.push(...decided.map(({ messageId }) => messageId));
+    result.retry.push(...decided.map(({ sqsMessageId }) => sqsMessageId));
   }
 }
 
@@ -244,6 +245,7 @@ async function claimAll(
 type HeldClaim = Extract<Claim, { token: string }>;
 
 /** What every outcome of a claimed recipient carries. */
+type OutcomeBase = ReturnType<typeof outcomeBase>;
 const outcomeBase = (job: CompiledJob, item: Item, claim: HeldClaim) => ({
   recipient: item.email.recipient,
   cc: job.content.cc,
@@ -253,12 +255,12 @@ const outcomeBase = (job: CompiledJob, item: Item, claim: HeldClaim) => ({
 
 /** An earlier attempt's email the transport took: recorded sent under its message id, never sent again. */
 const handedOver = (
-  base: ReturnType<typeof outcomeBase>,
+  base: OutcomeBase,
   claim: Extract<Claim, { state: 'handedOver' }>,
   item: Item,
 ): Decided => ({
   outcome: { ...base, status: 'sent', messageId: claim.messageId },
-  messageId: item.message.messageId,
+  sqsMessageId: item.message.messageId,
 });
 
 /** Stored values may predate the check on control characters: in a subject (a header) they become spaces. */
@@ -268,13 +270,15 @@ function render(
   settings: RenderSettings,
 ): { subject: string; body: string } | { tooLarge: string } {
   const values = { name: nonprofit.name, address: nonprofit.address, email: nonprofit.email };
-  const subject = job.subject
+  const rendered = job.subject
     ? renderTemplate(job.subject, {
         name: singleLine(values.name),
         address: singleLine(values.address),
         email: singleLine(values.email),
       })
-    : settings.defaultSubject;
+    : '';
+  // SES refuses an empty subject; a job accepted before blank subjects were refused gets the default.
+  const subject = rendered.trim() === '' ? settings.defaultSubject : rendered;
   const body = renderTemplate(job.body, values);
   const bytes = Buffer.byteLength(subject, 'utf8') + Buffer.byteLength(body, 'utf8');
   if (bytes > settings.maxRenderedBytes) {
@@ -299,12 +303,26 @@ const DEFAULT_WAITS = { throttledSeconds: 15, pausedSeconds: 60 };
 const growingDelay = (base: number, item: Item) =>
   Math.min(MAX_DELAY_SECONDS, base * 2 ** (item.email.deferrals ?? 0)) * (0.8 + Math.random() * 0.2);
 
+/** What one invocation shares while it works through its batch. */
+interface BatchRun {
+  deps: ProcessEmailsDependencies;
+  log: Log;
+  result: BatchResult;
+  remainingMs: () => number;
+  /** Time kept for recording: no email is started with less left. */
+  marginMs: number;
+  waits: NonNullable<ProcessEmailsDependencies['waits']>;
+  /** Set when sending must stop for this invocation: the transport is paused, or time is short. */
+  stop?: 'paused' | 'deadline';
+}
+
 /**
  * Renders, sends and records each email of a batch, one recording transaction per job. Each
  * recipient is claimed before it is sent (see `DeliveryClaims`), so a duplicate message, a retry
  * after a failed recording, a consumer that throws or times out, never sends an email twice. A
  * recipient whose nonprofit was deleted since the job was accepted, or whose email renders too
- * large, fails at once; a throttled or paused transport makes the email wait in the queue, uncounted.
+ * large, fails at once; a throttled, unavailable or paused transport makes the email wait in the
+ * queue, uncounted.
  */
 export async function processEmailBatch(
   deps: ProcessEmailsDependencies,
@@ -317,154 +335,214 @@ export async function processEmailBatch(
   const recipients = groups.flatMap(({ items }) => items.map(({ email }) => email.recipient));
   // Eventually consistent: a nonprofit renamed a second ago may render with its former name, at half the read cost.
   const nonprofits = await deps.nonprofits.getMany(recipients, { consistent: false });
-  const waits = deps.waits ?? DEFAULT_WAITS;
-  const throttledDelay = (item: Item) => growingDelay(waits.throttledSeconds, item);
-  const pausedDelay = (item: Item) => growingDelay(waits.pausedSeconds, item);
-  // A short timeout keeps a quarter of itself for the recording, never less.
-  const marginMs = Math.min(SEND_MARGIN_MS, remainingMs() / 4);
-  /** Set when sending must stop for this invocation: the transport is paused, or time is short. */
-  let stop: 'paused' | 'deadline' | undefined;
+  const run: BatchRun = {
+    deps,
+    log,
+    result,
+    remainingMs,
+    // A short timeout keeps a quarter of itself for the recording, never less.
+    marginMs: Math.min(SEND_MARGIN_MS, remainingMs() / 4),
+    waits: deps.waits ?? DEFAULT_WAITS,
+  };
+  for (const { job, items } of groups) await processJob(run, job, items, nonprofits);
+  return result;
+}
 
-  /** Gives the claim back and puts the email back in the queue to wait; failing that, it is retried. */
-  /** `grows`: the transport asked to wait, so the next wait is longer; running out of time is no reason to. */
-  const wait = async (job: CompiledJob, item: Item, token: string, delaySeconds: number, grows = true) => {
+type ToSend = { item: Item; token: string; base: OutcomeBase; email: RenderedEmail };
+
+async function processJob(
+  run: BatchRun,
+  job: CompiledJob,
+  items: Item[],
+  nonprofits: Map<string, Nonprofit>,
+): Promise<void> {
+  const { deps, log } = run;
+  const decided: Decided[] = [];
+  const toSend: ToSend[] = [];
+  for (const { item, claim } of await claimAll(deps, run.result, job, items, (held, leaseUntil) =>
+    returnAfterLease(run, held, leaseUntil),
+  )) {
+    const base = outcomeBase(job, item, claim);
+    const sqsMessageId = item.message.messageId;
+    if (claim.state === 'handedOver') {
+      decided.push(handedOver(base, claim, item));
+      continue;
+    }
+    const nonprofit = nonprofits.get(item.email.recipient);
+    if (!nonprofit) {
+      const error = 'The nonprofit was deleted after the job was accepted.';
+      decided.push({
+        outcome: { ...base, status: 'failed', error },
+        reason: 'nonprofitDeleted',
+        sqsMessageId,
+      });
+      continue;
+    }
+    const rendered = render(job, nonprofit, deps.settings);
+    if ('tooLarge' in rendered) {
+      const error = rendered.tooLarge;
+      decided.push({ outcome: { ...base, status: 'failed', error }, reason: 'tooLarge', sqsMessageId });
+      continue;
+    }
+    toSend.push({
+      item,
+      token: claim.token,
+      base,
+      email: { to: item.email.recipient, cc: job.content.cc, jobId: job.jobId, ...rendered },
+    });
+  }
+
+  let sendable = toSend;
+  if (deps.rendered && toSend.length > 0) {
     try {
-      await deps.deliveries.release(job.jobId, item.email.recipient, token);
+      await deps.rendered.put(
+        job.jobId,
+        toSend.map(({ email }) => ({ recipient: email.to, subject: email.subject, body: email.body })),
+      );
     } catch (error) {
-      log('WARN', 'Could not release a claim; it lapses with its lease', {
+      log('ERROR', 'Could not store rendered emails; the emails wait in the queue and are tried again', {
         job_id: job.jobId,
         error: errorText(error),
       });
+      for (const { item, token } of toSend)
+        await waitInQueue(run, job, item, token, run.waits.throttledSeconds);
+      sendable = [];
     }
-    try {
-      const deferrals = (item.email.deferrals ?? 0) + (grows ? 1 : 0);
-      await deps.queue.defer({ ...item.email, ...(deferrals > 0 ? { deferrals } : {}) }, delaySeconds);
-      result.deferred++;
-    } catch (error) {
-      log('WARN', 'Could not put an email back to wait; the message will be retried', {
+  }
+  await mapConcurrently(sendable, SEND_CONCURRENCY, async (entry) => {
+    const outcome = await sendOne(run, job, entry);
+    if (outcome) decided.push(outcome);
+  });
+  await record(deps, run.result, job, decided);
+}
+
+/** Sends one claimed email; answers its outcome, or nothing when it went back to the queue. */
+async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, email }: ToSend) {
+  const { deps, log } = run;
+  const pacerWaitMs = deps.pacer?.waitMs() ?? 0;
+  if (!run.stop && run.remainingMs() - pacerWaitMs < run.marginMs) run.stop = 'deadline';
+  if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
+  // Out of time: back in the queue, visible once this environment's pace would have reached it.
+  if (run.stop === 'deadline') return waitInQueue(run, job, item, token, pacerWaitMs / 1000, false);
+  await deps.pacer?.take(1 + email.cc.length);
+  const sqsMessageId = item.message.messageId;
+  try {
+    const { messageId } = await deps.transport.send(email);
+    if (messageId) await handOver(run, job, email.to, token, messageId);
+    return { outcome: { ...base, status: 'sent', messageId }, sqsMessageId } satisfies Decided;
+  } catch (error) {
+    if (!(error instanceof DeliveryError)) {
+      // No answer: whether the email left is unknown, so the claim stays until its lease ends,
+      // and the retry after it decides.
+      log('WARN', 'The transport did not answer; the message will be retried', {
+        job_id: job.jobId,
         error: errorText(error),
       });
-      result.retry.push(item.message.messageId);
+      run.result.retry.push(sqsMessageId);
+      return undefined;
     }
-  };
-
-  for (const { job, items } of groups) {
-    const decided: Decided[] = [];
-    const toSend: { item: Item; token: string; email: RenderedEmail }[] = [];
-    // Held by another consumer: it is sending now, or died (a crash, a timeout) and its claim lapses
-    // with the lease; the message is seen again just after that rather than after the visibility timeout.
-    const afterLease = async ({ message }: Item, leaseUntil: number) => {
-      if (!message.receiptHandle) return;
-      const seconds = (leaseUntil - (deps.now?.() ?? new Date()).getTime()) / 1000 + 1;
-      try {
-        await deps.queue.returnAfter(message.receiptHandle, seconds);
-      } catch (error) {
-        log('WARN', 'Could not time the return of a held message', { error: errorText(error) });
-      }
-    };
-    for (const { item, claim } of await claimAll(deps, result, job, items, afterLease)) {
-      const base = outcomeBase(job, item, claim);
-      const messageId = item.message.messageId;
-      if (claim.state === 'handedOver') {
-        decided.push(handedOver(base, claim, item));
-        continue;
-      }
-      const nonprofit = nonprofits.get(item.email.recipient);
-      if (!nonprofit) {
-        const error = 'The nonprofit was deleted after the job was accepted.';
-        decided.push({
-          outcome: { ...base, status: 'failed', error },
-          reason: 'nonprofitDeleted',
-          messageId,
-        });
-        continue;
-      }
-      const rendered = render(job, nonprofit, deps.settings);
-      if ('tooLarge' in rendered) {
-        decided.push({
-          outcome: { ...base, status: 'failed', error: rendered.tooLarge },
-          reason: 'tooLarge',
-          messageId,
-        });
-        continue;
-      }
-      toSend.push({
-        item,
-        token: claim.token,
-        email: { to: item.email.recipient, cc: job.content.cc, jobId: job.jobId, ...rendered },
-      });
+    switch (error.kind) {
+      case 'rejected':
+        return {
+          outcome: { ...base, status: 'failed', error: error.message },
+          reason: 'rejected',
+          sqsMessageId,
+        } satisfies Decided;
+      case 'paused':
+        if (!run.stop) log('ERROR', 'Sending is paused; emails wait in the queue', { error: error.message });
+        run.stop = 'paused';
+        run.result.paused = true;
+        return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
+      case 'throttled':
+      case 'unavailable':
+        // The transport answered that it did not take the email: it waits, longer each time.
+        return waitInQueue(run, job, item, token, run.waits.throttledSeconds);
     }
+  }
+}
 
-    let sendable = toSend;
-    if (deps.rendered && toSend.length > 0) {
-      try {
-        await deps.rendered.put(
-          job.jobId,
-          toSend.map(({ email }) => ({ recipient: email.to, subject: email.subject, body: email.body })),
-        );
-      } catch (error) {
-        log('ERROR', 'Could not store rendered emails; the emails wait in the queue and are tried again', {
+/** Attempts at writing the message id on a claim before giving up on it. */
+const HAND_OVER_ATTEMPTS = 4;
+
+/**
+ * Writes SES's message id on the claim, retrying: if it is never written and the recording fails
+ * too, the claim lapses without it and the email is sent again once its lease ends.
+ */
+async function handOver(
+  run: BatchRun,
+  job: CompiledJob,
+  recipient: string,
+  token: string,
+  messageId: string,
+) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await run.deps.deliveries.handOver(job.jobId, recipient, token, messageId);
+    } catch (error) {
+      if (attempt + 1 >= HAND_OVER_ATTEMPTS) {
+        // The recording below writes the message id too; only if it also fails can the email go twice.
+        run.log('ERROR', 'Could not write the message id on the claim', {
           job_id: job.jobId,
+          ses_message_id: messageId,
           error: errorText(error),
         });
-        for (const { item, token } of toSend) await wait(job, item, token, throttledDelay(item));
-        sendable = [];
+        return;
       }
+      await backoff(attempt, 50);
     }
-
-    await mapConcurrently(sendable, SEND_CONCURRENCY, async ({ item, token, email }) => {
-      const base = {
-        recipient: email.to,
-        cc: email.cc,
-        attempts: item.message.receiveCount,
-        claimToken: token,
-      };
-      if (!stop && remainingMs() - (deps.pacer?.waitMs() ?? 0) < marginMs) stop = 'deadline';
-      if (stop === 'paused') return wait(job, item, token, pausedDelay(item));
-      if (stop === 'deadline') return wait(job, item, token, 0, false);
-      await deps.pacer?.take(1 + email.cc.length);
-      try {
-        const { messageId } = await deps.transport.send(email);
-        if (messageId) {
-          try {
-            await deps.deliveries.handOver(job.jobId, email.to, token, messageId);
-          } catch (error) {
-            // The recording below confirms the claim too; only if both fail can the email go twice.
-            log('WARN', 'Could not write the message id on the claim', {
-              job_id: job.jobId,
-              error: errorText(error),
-            });
-          }
-        }
-        decided.push({ outcome: { ...base, status: 'sent', messageId }, messageId: item.message.messageId });
-      } catch (error) {
-        if (error instanceof DeliveryError && error.kind === 'rejected') {
-          decided.push({
-            outcome: { ...base, status: 'failed', error: error.message },
-            reason: 'rejected',
-            messageId: item.message.messageId,
-          });
-        } else if (error instanceof DeliveryError && error.kind === 'throttled') {
-          await wait(job, item, token, throttledDelay(item));
-        } else if (error instanceof DeliveryError && error.kind === 'paused') {
-          if (!stop) log('ERROR', 'Sending is paused; emails wait in the queue', { error: error.message });
-          stop = 'paused';
-          result.paused = true;
-          await wait(job, item, token, pausedDelay(item));
-        } else {
-          // The transport failed or did not answer: whether the email left is unknown, so the claim
-          // stays until its lease ends, and the retry after it decides.
-          log('WARN', 'The transport failed; the message will be retried', {
-            job_id: job.jobId,
-            error: errorText(error),
-          });
-          result.retry.push(item.message.messageId);
-        }
-      }
-    });
-    await record(deps, result, job, decided);
   }
-  return result;
+}
+
+/**
+ * Gives the claim back and puts the email back in the queue after about `baseSeconds`; failing
+ * that, the received message is retried. When `grows` (the transport asked to wait), the wait
+ * doubles with each time the email was put back; running out of time is no reason to.
+ */
+async function waitInQueue(
+  run: BatchRun,
+  job: CompiledJob,
+  item: Item,
+  token: string,
+  baseSeconds: number,
+  grows = true,
+): Promise<undefined> {
+  const { deps, log } = run;
+  try {
+    await deps.deliveries.release(job.jobId, item.email.recipient, token);
+  } catch (error) {
+    log('WARN', 'Could not release a claim; it lapses with its lease', {
+      job_id: job.jobId,
+      error: errorText(error),
+    });
+  }
+  try {
+    const deferrals = item.email.deferrals ?? 0;
+    await deps.queue.defer(
+      { ...item.email, ...(grows || deferrals > 0 ? { deferrals: deferrals + (grows ? 1 : 0) } : {}) },
+      grows ? growingDelay(baseSeconds, item) : Math.ceil(baseSeconds),
+    );
+    run.result.deferred++;
+  } catch (error) {
+    log('WARN', 'Could not put an email back to wait; the message will be retried', {
+      error: errorText(error),
+    });
+    run.result.retry.push(item.message.messageId);
+  }
+  return undefined;
+}
+
+/**
+ * Held by another consumer: it is sending now, or died (a crash, a timeout) and its claim lapses
+ * with the lease. The message is seen again just after that, not after the visibility timeout.
+ */
+async function returnAfterLease({ deps, log }: BatchRun, { message }: Item, leaseUntil: number) {
+  if (!message.receiptHandle) return;
+  const seconds = (leaseUntil - (deps.now?.() ?? new Date()).getTime()) / 1000 + 1;
+  try {
+    await deps.queue.returnAfter(message.receiptHandle, seconds);
+  } catch (error) {
+    log('WARN', 'Could not time the return of a held message', { error: errorText(error) });
+  }
 }
 
 /**
@@ -479,10 +557,13 @@ export async function recordDeadLetters(
   for (const { job, items } of await groupByJob(deps, messages, deps.log ?? (() => undefined))) {
     const decided: Decided[] = (await claimAll(deps, result, job, items)).map(({ item, claim }) => {
       const base = outcomeBase(job, item, claim);
-      const messageId = item.message.messageId;
       if (claim.state === 'handedOver') return handedOver(base, claim, item);
       const error = 'Not delivered: every attempt failed and the message reached the dead-letter queue.';
-      return { outcome: { ...base, status: 'failed', error }, reason: 'deadLetter', messageId };
+      return {
+        outcome: { ...base, status: 'failed', error },
+        reason: 'deadLetter',
+        sqsMessageId: item.message.messageId,
+      };
     });
     await record(deps, result, job, decided);
   }

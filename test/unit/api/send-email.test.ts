@@ -112,11 +112,13 @@ describe('POST /send-email', () => {
     [{ emails: ['a@example.org'], template: 'x'.repeat(100 * 1024 + 1) }, 'template'],
     [{ emails: ['a@example.org'], template: 'Hi {name.__class__}' }, 'template'],
     [{ emails: ['a@example.org'], template: 'Hi', subject: 'About {0}' }, 'subject'],
+    [{ emails: ['a@example.org'], template: 'Hi', subject: '' }, 'subject'],
     [
       {
         emails: ['a@example.org'],
         template: 'Hi',
-        cc: Array.from({ length: 51 }, (_, n) => `c${n}@example.org`),
+        // SES takes 50 recipients a message: the nonprofit and 49 copies.
+        cc: Array.from({ length: 50 }, (_, n) => `c${n}@example.org`),
       },
       'cc',
     ],
