@@ -1,6 +1,7 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EmailQueue } from '../../lambdas/core/queue/email-queue';
+import { SendPacer } from '../../lambdas/core/transport/send-pacer';
 import { DeliveryError, type EmailTransport, RecordTransport } from '../../lambdas/core/transport/transport';
 import { PIPELINE_FROM, type PipelineOptions, startPipeline } from '../support/pipeline';
 
@@ -371,6 +372,27 @@ describe('each recipient mailed at most once through the local SES, whatever SQS
     } finally {
       release();
     }
+  }, 120_000);
+
+  it("holds the consumer to its share of SES's send rate, cc copies counted", async () => {
+    const startedAt: number[] = [];
+    const timed = (ses: EmailTransport): EmailTransport => ({
+      name: 'timed',
+      send: async (email) => {
+        startedAt.push(performance.now());
+        return ses.send(email);
+      },
+    });
+    // 10 recipients a second; each email has one cc, so 5 emails a second.
+    const p = await run({ transport: timed, pacer: new SendPacer(10), concurrency: 1 });
+    const recipients = await p.registerNonprofits(12);
+    const { job } = await p.submit(recipients, 'Hi {name}', 'key-1', { cc: ['board@pipeline.example.org'] });
+
+    await expectExactlyOnce(p, job.job_id, recipients, { sent: 12, failed: 0 });
+    await expectMailedOnce(p, recipients);
+    // A lower bound only: a busy machine makes it slower, never faster.
+    const spanSeconds = ((startedAt.at(-1) as number) - (startedAt[0] as number)) / 1000;
+    expect(spanSeconds).toBeGreaterThanOrEqual((12 - 1) / 5 - 0.05);
   }, 120_000);
 
   it('makes throttled emails wait in the queue, never counting them failed', async () => {

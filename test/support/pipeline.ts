@@ -14,6 +14,7 @@ import { sweepStaleJobs } from '../../lambdas/core/jobs/sweep';
 import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/repository';
 import { type EmailQueue, SqsEmailQueue } from '../../lambdas/core/queue/email-queue';
 import { SqsQueueGauge } from '../../lambdas/core/queue/queue-depth';
+import type { SendPacer } from '../../lambdas/core/transport/send-pacer';
 import { SesTransport } from '../../lambdas/core/transport/ses-transport';
 import type { EmailTransport } from '../../lambdas/core/transport/transport';
 import { makeRecordDeadLetters } from '../../lambdas/worker/record-dead-letters';
@@ -39,6 +40,8 @@ export interface PipelineOptions {
   transport?: (ses: EmailTransport) => EmailTransport;
   /** Wraps the deliveries (claims and recorder), to inject faults where claims and outcomes are written. */
   deliveries?: (real: Deliveries) => Deliveries;
+  /** Paces the consumer's sends, as the stack's SEND_RATE_PER_ENVIRONMENT does. */
+  pacer?: SendPacer;
   /** How long a claim holds: as in the stack, past a consumer's run and within the visibility timeout (4 s here). */
   leaseMs?: number;
   /** Wraps the queue the API enqueues to, to inject faults where messages are sent. */
@@ -116,6 +119,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
     queue: realQueue,
     rendered,
     settings: { maxRenderedBytes: 256 * 1024, defaultSubject: '(no subject)' },
+    pacer: options.pacer,
     // Throttled and paused emails wait a second here, not the stack's quarter minute.
     waits: { throttledSeconds: 1, pausedSeconds: 1 },
   });

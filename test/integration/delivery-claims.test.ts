@@ -1,0 +1,151 @@
+import { randomUUID } from 'node:crypto';
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { type Claim, type DeliveryOutcome, DynamoDeliveries } from '../../lambdas/core/jobs/deliveries';
+import { dynamoDbClient } from '../../local/dynamodb';
+
+const raw = dynamoDbClient(inject('dynamoDbEndpoint'));
+const client = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
+afterAll(() => raw.destroy());
+
+const tableNamed = (prefix: string) => {
+  const found = Object.entries(inject('tableNames')).find(([logicalId]) => logicalId.startsWith(prefix));
+  if (!found) throw new Error(`No table ${prefix} in the synthesized template`);
+  return found[1];
+};
+const jobsTable = tableNamed('DataJobs');
+const deliveriesTable = tableNamed('DataDeliveries');
+const LEASE_MS = 30_000;
+
+/** Two consumers on one clock the test moves: the claims' leases are judged by it. */
+function consumers() {
+  let now = Date.now();
+  const clock = () => new Date(now);
+  const consumer = () =>
+    new DynamoDeliveries({ client, jobsTable, deliveriesTable, leaseMs: LEASE_MS, now: clock });
+  return { one: consumer(), other: consumer(), advance: (ms: number) => (now += ms) };
+}
+
+async function newJob(recipients: number): Promise<string> {
+  const jobId = randomUUID();
+  const at = new Date().toISOString();
+  await client.send(
+    new PutCommand({
+      TableName: jobsTable,
+      Item: {
+        job_id: jobId,
+        api_key_id: 'claims-test',
+        status: 'queued',
+        total_emails: recipients,
+        sent: 0,
+        failed: 0,
+        remaining: recipients,
+        created_at: at,
+        updated_at: at,
+        request_hash: 'x',
+      },
+    }),
+  );
+  return jobId;
+}
+
+const claimOne = async (deliveries: DynamoDeliveries, jobId: string, recipient: string): Promise<Claim> =>
+  (await deliveries.claim(jobId, [{ recipient, attempts: 1 }])).get(recipient) as Claim;
+
+const tokenOf = (claim: Claim) => {
+  if (claim.state !== 'claimed' && claim.state !== 'handedOver') throw new Error(`Not held: ${claim.state}`);
+  return claim.token;
+};
+
+const sent = (recipient: string, claimToken: string, messageId: string | null = null): DeliveryOutcome => ({
+  recipient,
+  status: 'sent',
+  cc: [],
+  attempts: 1,
+  claimToken,
+  messageId,
+});
+
+describe('claims on recipients, on DynamoDB Local', () => {
+  it('gives a recipient to one consumer at a time, until its lease lapses', async () => {
+    const { one, other, advance } = consumers();
+    const jobId = await newJob(1);
+    const first = await claimOne(one, jobId, 'a@example.org');
+    expect(first.state).toBe('claimed');
+
+    const meanwhile = await claimOne(other, jobId, 'a@example.org');
+    expect(meanwhile).toMatchObject({ state: 'held', leaseUntil: expect.any(Number) });
+    if (meanwhile.state === 'held')
+      expect(meanwhile.leaseUntil).toBeGreaterThan(Date.now() + LEASE_MS - 5_000);
+
+    advance(LEASE_MS + 1);
+    const later = await claimOne(other, jobId, 'a@example.org');
+    expect(later.state).toBe('claimed');
+    // The first holder's recording now changes nothing: its claim was taken over.
+    expect(await one.record(jobId, [sent('a@example.org', tokenOf(first))])).toMatchObject({
+      recorded: [],
+      duplicates: 1,
+      completed: false,
+    });
+    expect(await other.record(jobId, [sent('a@example.org', tokenOf(later))])).toMatchObject({
+      recorded: [expect.objectContaining({ recipient: 'a@example.org' })],
+      duplicates: 0,
+      completed: true,
+    });
+    expect(await claimOne(one, jobId, 'a@example.org')).toEqual({ state: 'done' });
+  });
+
+  it('never gives out a claim whose email was handed over: the next holder records it sent, with its id', async () => {
+    const { one, other, advance } = consumers();
+    const jobId = await newJob(2);
+    const claim = await claimOne(one, jobId, 'b@example.org');
+    await one.handOver(jobId, 'b@example.org', tokenOf(claim), 'ses-id-1');
+    // A release after the hand-over gives nothing back: the email left.
+    await one.release(jobId, 'b@example.org', tokenOf(claim));
+
+    advance(LEASE_MS + 1);
+    const next = await claimOne(other, jobId, 'b@example.org');
+    expect(next).toMatchObject({ state: 'handedOver', messageId: 'ses-id-1' });
+    expect(await other.record(jobId, [sent('b@example.org', tokenOf(next), 'ses-id-1')])).toMatchObject({
+      recorded: [expect.objectContaining({ recipient: 'b@example.org' })],
+    });
+    expect((await other.getMany(jobId, ['b@example.org'])).get('b@example.org')).toMatchObject({
+      status: 'sent',
+      message_id: 'ses-id-1',
+    });
+    expect(await other.processedRecipients(jobId)).toEqual(new Set(['b@example.org']));
+  });
+
+  it('frees a released claim at once, and counts no claim under way as an outcome', async () => {
+    const { one, other } = consumers();
+    const jobId = await newJob(2);
+    const released = await claimOne(one, jobId, 'c@example.org');
+    await one.release(jobId, 'c@example.org', tokenOf(released));
+    await claimOne(one, jobId, 'd@example.org');
+
+    expect((await claimOne(other, jobId, 'c@example.org')).state).toBe('claimed');
+    // Both are claimed, neither has an outcome: the sweeper would enqueue both again if their messages were lost.
+    expect(await other.processedRecipients(jobId)).toEqual(new Set());
+  });
+
+  it('claims a recipient once however often a batch names it, and records each recipient once', async () => {
+    const { one } = consumers();
+    const jobId = await newJob(3);
+    const recipients = ['e@example.org', 'f@example.org', 'g@example.org'];
+    const claims = await one.claim(
+      jobId,
+      [...recipients, 'e@example.org'].map((recipient) => ({ recipient, attempts: 1 })),
+    );
+    expect([...claims.values()].map((claim) => claim.state)).toEqual(['claimed', 'claimed', 'claimed']);
+    const outcomes = recipients.map((recipient) => sent(recipient, tokenOf(claims.get(recipient) as Claim)));
+
+    const result = await one.record(jobId, [...outcomes, outcomes[0] as DeliveryOutcome]);
+    expect(result).toMatchObject({ duplicates: 1, completed: true });
+    expect(result.recorded).toHaveLength(3);
+    expect(await one.record(jobId, outcomes)).toMatchObject({
+      recorded: [],
+      duplicates: 3,
+      completed: false,
+    });
+  });
+});
