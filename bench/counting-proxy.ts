@@ -27,7 +27,7 @@ export class CountingProxy {
   private readonly indexes = new Map<string, IndexShape[]>();
 
   constructor(
-    private readonly service: LocalService,
+    readonly service: LocalService,
     private readonly target: string,
   ) {}
 

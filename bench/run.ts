@@ -70,11 +70,9 @@ const runtime = await startLocalRuntime({
         },
       }),
 });
-const [
-  dynamoProxy = new CountingProxy('dynamodb', ''),
-  sqsProxy = new CountingProxy('sqs', ''),
-  sesProxy = new CountingProxy('ses', ''),
-] = proxies;
+const proxyOf = (service: LocalService) =>
+  proxies.find((proxy) => proxy.service === service) ?? new CountingProxy(service, '');
+const [dynamoProxy, sqsProxy, sesProxy] = [proxyOf('dynamodb'), proxyOf('sqs'), proxyOf('ses')];
 const baseline: Record<string, { invocations: number; totalMs: number }> = {};
 const apiKey = runtime.apiKeys[0]?.value ?? '';
 const http = async (method: string, path: string, body?: unknown) => {

@@ -126,6 +126,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
 
     started.ses = await startLocalSes();
     const sesEndpoint = await wrap('ses', started.ses.endpoint);
+    // The emulator forwards what it receives when this is set: say so, as emails then leave the machine.
+    if (process.env.SMTP_TRANSPORT)
+      log('[ses] SMTP_TRANSPORT is set: the local SES forwards every email it receives to that SMTP server');
 
     const model = readApiModel(template, resolver);
     const keyValues = loadKeyValues(model.apiKeys, join(options.stateDir, 'api-keys.json'));
