@@ -21,9 +21,11 @@ export const sesClient = new SESv2Client({});
  * For sending: one attempt per call. SendEmail has no idempotency token, so an SDK retry after SES
  * took an email (a reset connection, a timeout) would send it twice, and retries would not wait
  * for the pacer; the consumer decides what a failure means. Timeouts keep a hung call from using
- * up the invocation.
+ * up the invocation: the request timeout is shorter than the time the consumer keeps for recording
+ * (process-emails.ts), and only throws when asked to (otherwise the handler merely warns).
  */
-export const sesSendClient = new SESv2Client({
+export const SES_SEND_CLIENT_CONFIG = {
   maxAttempts: 1,
-  requestHandler: { connectionTimeout: 2_000, requestTimeout: 10_000 },
-});
+  requestHandler: { connectionTimeout: 2_000, requestTimeout: 3_000, throwOnRequestTimeout: true },
+} as const;
+export const sesSendClient = new SESv2Client(SES_SEND_CLIENT_CONFIG);

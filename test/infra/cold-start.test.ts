@@ -89,7 +89,7 @@ describe.each<[string, Record<string, unknown>, Record<string, string>]>([
     { EMAIL_TRANSPORT: 'ses', STORE_RENDERED_EMAILS: 'true' },
   ],
   [
-    'SES with a reply-to address, a configuration set and sandbox recipients',
+    'SES with a reply-to address, a configuration set, in the sandbox',
     {
       fromAddress: 'news@example.org',
       replyTo: 'replies@example.org',

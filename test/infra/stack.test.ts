@@ -552,7 +552,7 @@ describe('cdk-nag', () => {
     }
   });
 
-  it('passes with every SES setting (configuration set, sandbox recipients, reply-to) and with the record transport', () => {
+  it('passes with every SES setting (configuration set, the sandbox, reply-to) and with the record transport', () => {
     for (const context of [
       {
         fromAddress: 'news@example.org',

@@ -187,27 +187,19 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
         return [recipient, { state: 'claimed', token }] as const;
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        // DynamoDB returns the item that failed the condition; should it not, read it.
-        const item = (error.Item as RawItem | undefined) ?? (await this.current(jobId, recipient));
-        const claim = await this.claimTaken(jobId, recipient, item, token);
+        const claim = await this.claimTaken(jobId, recipient, (error.Item ?? {}) as RawItem, token);
         return [recipient, claim] as const;
       }
     });
     return new Map(claims);
   }
 
-  private async current(jobId: string, recipient: string): Promise<RawItem> {
-    const { Item } = await this.options.client.send(
-      new GetCommand({ ...this.key(jobId, recipient), ConsistentRead: true }),
-    );
-    return Item ?? {};
-  }
-
   /** Reads what a refused claim found; a handed-over email is taken over, to be recorded as sent. */
   private async claimTaken(jobId: string, recipient: string, item: RawItem, token: string): Promise<Claim> {
     const status = stringAttribute(item, 'status');
-    // Released between the claim and the read: free again, so try again soon rather than drop it.
-    if (status === undefined) return { state: 'held', leaseUntil: 0 };
+    // No item came back (DynamoDB returns the one that failed the condition; a release may have
+    // removed it since): never read that as done, look again in a second.
+    if (status === undefined) return { state: 'held', leaseUntil: this.now().getTime() };
     if (status !== 'sending') return { state: 'done' };
     const messageId = stringAttribute(item, 'message_id');
     if (messageId === undefined)

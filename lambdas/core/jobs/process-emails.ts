@@ -422,9 +422,12 @@ async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, ema
   const pacerWaitMs = deps.pacer?.waitMs() ?? 0;
   if (!run.stop && run.remainingMs() - pacerWaitMs < run.marginMs) run.stop = 'deadline';
   if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
-  // Out of time: back in the queue, visible once this environment's pace would have reached it.
-  if (run.stop === 'deadline') return waitInQueue(run, job, item, token, pacerWaitMs / 1000, false);
+  // Out of time: back in the queue, visible once this environment's pace allows its next send.
+  if (run.stop === 'deadline')
+    return waitInQueue(run, job, item, token, pacerWaitMs / 1000, { grows: false });
   await deps.pacer?.take(1 + email.cc.length);
+  // Another sender may have found sending paused while this one waited its turn.
+  if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
   const sqsMessageId = item.message.messageId;
   try {
     const { messageId } = await deps.transport.send(email);
@@ -454,9 +457,16 @@ async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, ema
         run.result.paused = true;
         return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
       case 'throttled':
-      case 'unavailable':
-        // The transport answered that it did not take the email: it waits, longer each time.
+        // SES said it did not take the email: it waits, longer each time.
         return waitInQueue(run, job, item, token, run.waits.throttledSeconds);
+      case 'unavailable':
+        // A server error may come after SES took the email: the claim stays (the new message
+        // finds it held until the lease ends), so only a claim without a message id lapses.
+        return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { release: false });
+      default:
+        // A kind this code does not know: the message comes back, the claim lapses with its lease.
+        run.result.retry.push(sqsMessageId);
+        return undefined;
     }
   }
 }
@@ -494,9 +504,10 @@ async function handOver(
 }
 
 /**
- * Gives the claim back and puts the email back in the queue after about `baseSeconds`; failing
- * that, the received message is retried. When `grows` (the transport asked to wait), the wait
- * doubles with each time the email was put back; running out of time is no reason to.
+ * Gives the claim back (unless `release` is false) and puts the email back in the queue after
+ * about `baseSeconds`; failing that, the received message is retried. When `grows` (the transport
+ * asked to wait), the wait doubles with each time the email was put back; running out of time is
+ * no reason to.
  */
 async function waitInQueue(
   run: BatchRun,
@@ -504,16 +515,18 @@ async function waitInQueue(
   item: Item,
   token: string,
   baseSeconds: number,
-  grows = true,
+  { grows = true, release = true } = {},
 ): Promise<undefined> {
   const { deps, log } = run;
-  try {
-    await deps.deliveries.release(job.jobId, item.email.recipient, token);
-  } catch (error) {
-    log('WARN', 'Could not release a claim; it lapses with its lease', {
-      job_id: job.jobId,
-      error: errorText(error),
-    });
+  if (release) {
+    try {
+      await deps.deliveries.release(job.jobId, item.email.recipient, token);
+    } catch (error) {
+      log('WARN', 'Could not release a claim; it lapses with its lease', {
+        job_id: job.jobId,
+        error: errorText(error),
+      });
+    }
   }
   try {
     const deferrals = item.email.deferrals ?? 0;

@@ -189,6 +189,15 @@ describe('POST /send-email', () => {
     expect(result.statusCode).toBe(202);
   });
 
+  it('accepts 49 cc addresses, the most SES takes with the recipient, and refuses a blank subject', async () => {
+    const cc = Array.from({ length: 49 }, (_, n) => `c${n}@example.org`);
+    expect((await post({ emails: ['a@example.org'], template: 'Hi', cc })).statusCode).toBe(202);
+
+    const blank = await post({ emails: ['a@example.org'], template: 'Hi', subject: '   ' });
+    expect(blank.statusCode).toBe(400);
+    expect(JSON.stringify(jsonBody(blank).details)).toContain('leave subject out');
+  });
+
   it('accepts emails that render to exactly the size limit at worst, and refuses one byte more', async () => {
     const limit = Number(process.env.MAX_RENDERED_EMAIL_BYTES);
     const subject = 'Hi {name}';

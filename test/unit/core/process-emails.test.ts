@@ -395,6 +395,18 @@ describe('what the transport says decides what becomes of the email', () => {
     expect(secondDelay).toBeGreaterThan(firstDelay ?? Number.POSITIVE_INFINITY);
   });
 
+  it('keeps the claim of an email SES answered with a server error, and puts the email back to wait', async () => {
+    const transport = refusing(() => new DeliveryError('unavailable', 'SES InternalFailure: try again'));
+    const { deps, deliveries, deferred, jobId, message } = consumer({ transport });
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(result).toMatchObject({ sent: 0, deferred: 1, retry: [], failed: { rejected: 0 } });
+    expect(deferred[0]?.message).toEqual({ job_id: jobId, recipient: 'a@example.org', deferrals: 1 });
+    // SES may have taken it after all: the claim stays until its lease lapses.
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({ status: 'sending' });
+  });
+
   it('stops sending the rest of the batch when sending is paused, and puts every email back to wait', async () => {
     const transport = refusing(() => new DeliveryError('paused', 'SES SendingPausedException: paused'));
     const recipients = Array.from({ length: 10 }, (_, n) => `r${n}@example.org`);
@@ -463,6 +475,9 @@ describe('what the transport says decides what becomes of the email', () => {
     expect(transport.send).toHaveBeenCalledTimes(3);
     expect(result).toMatchObject({ sent: 3, deferred: 1, retry: [] });
     expect(deferred.map(({ message: waiting }) => waiting.recipient)).toEqual(['d@example.org']);
+    // Visible when the pace allows the next send (30 s on), and running out of time is no reason to wait longer next time.
+    expect(deferred[0]?.delaySeconds).toBe(30);
+    expect(deferred[0]?.message).not.toHaveProperty('deferrals');
   });
 
   it('sends in a short invocation, keeping a quarter of it for the recording', async () => {
