@@ -1,4 +1,5 @@
 import { createServer, request as httpRequest } from 'node:http';
+import { closeServer } from './processes';
 
 /** One call through the proxy: the AWS JSON protocol's operation (`X-Amz-Target`), both bodies and the status. */
 export interface Exchange {
@@ -77,10 +78,6 @@ export async function startObservingProxy(
   const address = server.address();
   return {
     endpoint: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`,
-    stop: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    stop: () => closeServer(server),
   };
 }

@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -16,6 +17,12 @@ export async function freePort(): Promise<number> {
       );
     });
   });
+}
+
+/** Closes an HTTP server now: open keep-alive connections would hold `close` until they time out. */
+export function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
 }
 
 /** Whether a process with this id exists (signal 0 tests without sending anything). */

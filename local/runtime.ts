@@ -14,6 +14,7 @@ import { QueueEventSource } from './event-sources';
 import { functionsFromTemplate, type InvokeResult, type LocalFunction } from './functions';
 import { LocalGateway, UNSUPPORTED_SERVICE_PATH } from './gateway';
 import { LocalMetrics, readableLogLine } from './metrics';
+import { closeServer } from './processes';
 import { type LocalSes, startLocalSes } from './ses';
 import { createQueues, type LocalSqs, sqsClient, startLocalSqs } from './sqs';
 import { type SqsJournal, startSqsJournal } from './sqs-journal';
@@ -85,10 +86,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     await started.scheduler?.stop();
     await Promise.all((started.eventSources ?? []).map((source) => source.stop()));
     const { server } = started;
-    if (server) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
+    if (server) await closeServer(server);
     await Promise.all([...(started.functions?.values() ?? [])].map((fn) => fn.close()));
     await started.ses?.stop();
     await started.sqsJournal?.stop();

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { SESv2Client } from '@aws-sdk/client-sesv2';
 import type { Email } from 'aws-ses-v2-local/dist/store';
 import { LOCAL_CREDENTIALS } from './dynamodb';
-import { freePort } from './processes';
+import { closeServer, freePort } from './processes';
 import { LOCAL_REGION } from './template';
 
 /**
@@ -60,11 +60,7 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
   return {
     endpoint,
     inboxUrl: endpoint,
-    stop: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    stop: () => closeServer(server),
   };
 }
 

@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { CreateQueueCommand, SetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { createSqsServer } from 'local-aws-sqs';
 import { LOCAL_CREDENTIALS } from './dynamodb';
-import { freePort } from './processes';
+import { closeServer, freePort } from './processes';
 import {
   type CfnTemplate,
   type IntrinsicResolver,
@@ -36,11 +36,7 @@ export async function startLocalSqs(): Promise<LocalSqs> {
   });
   return {
     endpoint: `http://127.0.0.1:${port}`,
-    stop: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    stop: () => closeServer(server),
   };
 }
 
