@@ -6,6 +6,14 @@ import { Quota, TokenBucket } from './token-bucket';
 
 /** API Gateway's limits and its own answers, as clients meet them in AWS. */
 const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
+/** API Gateway's quotas: a URL of at most 8,192 characters, and 10,240 bytes of request line and header values. */
+const MAX_URL_LENGTH = 8_192;
+const MAX_REQUEST_LINE_AND_HEADERS_BYTES = 10_240;
+/**
+ * Node refuses headers past 16 KB before a handler sees them, with a bare 431. Above API Gateway's
+ * limits anyway, but read so the gateway answers as API Gateway does, in JSON.
+ */
+const NODE_MAX_HEADER_BYTES = 64 * 1024;
 const INTEGRATION_TIMEOUT_MS = 29_000;
 const ANSWERS = {
   missingToken: { status: 403, message: 'Missing Authentication Token' },
@@ -13,6 +21,9 @@ const ANSWERS = {
   throttled: { status: 429, message: 'Too Many Requests' },
   quotaExceeded: { status: 429, message: 'Limit Exceeded' },
   tooLarge: { status: 413, message: 'Request Too Long' },
+  urlTooLong: { status: 414, message: 'Request-URI Too Long' },
+  headersTooLarge: { status: 431, message: 'Request Header Fields Too Large' },
+  badRequest: { status: 400, message: 'Bad Request' },
   integrationFailed: { status: 502, message: 'Internal server error' },
   timedOut: { status: 504, message: 'Endpoint request timed out' },
 } as const;
@@ -76,6 +87,10 @@ export class LocalGateway {
   async handle(request: GatewayRequest): Promise<GatewayResponse> {
     const requestId = randomUUID();
     const { model } = this.options;
+    if (request.url.length > MAX_URL_LENGTH) return answer(ANSWERS.urlTooLong, requestId);
+    const headerBytes = request.rawHeaders.reduce((sum, part) => sum + Buffer.byteLength(part, 'latin1'), 0);
+    if (request.method.length + request.url.length + headerBytes > MAX_REQUEST_LINE_AND_HEADERS_BYTES)
+      return answer(ANSWERS.headersTooLarge, requestId);
     const url = new URL(request.url, 'http://localhost');
     const local = this.options.localRoutes?.get(url.pathname);
     if (local) return local();
@@ -124,7 +139,7 @@ export class LocalGateway {
   }
 
   listen(port: number, host = '127.0.0.1'): Promise<Server> {
-    const server = createServer((incoming, outgoing) => {
+    const server = createServer({ maxHeaderSize: NODE_MAX_HEADER_BYTES }, (incoming, outgoing) => {
       readBody(incoming)
         .then((body) =>
           this.handle({
@@ -154,6 +169,16 @@ export class LocalGateway {
     // closes first; a server closing at the same moment makes a reused socket fail ("other side closed").
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 66_000;
+    // A request Node cannot parse (or headers past even its raised limit) gets a JSON answer too.
+    server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const { status, message } =
+        error.code === 'HPE_HEADER_OVERFLOW' ? ANSWERS.headersTooLarge : ANSWERS.badRequest;
+      const body = JSON.stringify({ message });
+      socket.end(
+        `HTTP/1.1 ${status} ${message}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve(server));
@@ -238,12 +263,7 @@ export class LocalGateway {
     requestId: string,
   ) {
     const { model } = this.options;
-    const query: Record<string, string> = {};
-    const multiQuery: Record<string, string[]> = {};
-    for (const [name, value] of url.searchParams) {
-      query[name] = value;
-      multiQuery[name] = [...(multiQuery[name] ?? []), value];
-    }
+    const { single: query, multi: multiQuery } = groupValues([...url.searchParams]);
     const hasQuery = Object.keys(query).length > 0;
     const now = this.now();
     return {
@@ -397,18 +417,30 @@ function errorType(status: number): string {
   return 'InternalServerErrorException';
 }
 
+/**
+ * Names with their last value and with all of them, as the proxy event's single- and multi-value
+ * maps. Grouped in Maps: a client's name such as `toString` or `__proto__` must be data, never an
+ * object's own machinery.
+ */
+function groupValues(pairs: readonly (readonly [string, string])[]) {
+  const values = new Map<string, string[]>();
+  for (const [name, value] of pairs) values.set(name, [...(values.get(name) ?? []), value]);
+  return {
+    single: Object.fromEntries([...values].map(([name, all]) => [name, all.at(-1) as string])),
+    multi: Object.fromEntries(values),
+  };
+}
+
 function headerMaps(rawHeaders: string[]) {
-  const single: Record<string, string> = {};
-  const multi: Record<string, string[]> = {};
+  const pairs: [string, string][] = [];
   const lowerCase = new Map<string, string>();
   for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
     const name = rawHeaders[index] as string;
     const value = rawHeaders[index + 1] as string;
-    single[name] = value;
-    multi[name] = [...(multi[name] ?? []), value];
+    pairs.push([name, value]);
     lowerCase.set(name.toLowerCase(), value);
   }
-  return { single, multi, lowerCase };
+  return { ...groupValues(pairs), lowerCase };
 }
 
 /** Reads the body, but stops buffering past API Gateway's payload limit (the request is refused anyway). */

@@ -10,6 +10,8 @@ export interface RuntimeProcess {
   apiKey: string;
   /** The local SES's inbox (`readInbox` in local/ses.ts reads what the functions sent). */
   inboxUrl: string;
+  /** DynamoDB Local's endpoint, to read what is stored. */
+  dynamoDbEndpoint: string;
   child: ChildProcess;
   output: string[];
   /** The DynamoDB Local (Java) process the runtime started, from the pid file it keeps. */
@@ -38,40 +40,45 @@ export async function startRuntimeProcess(options: {
   });
   const output: string[] = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const ready = new Promise<{ url: string; apiKey: string; inboxUrl: string }>((resolve, reject) => {
-    let url: string | undefined;
-    let apiKey: string | undefined;
-    const timer = setTimeout(
-      () => reject(new Error(`The runtime did not start:\n${output.join('\n')}`)),
-      150_000,
-    );
-    const onLine = (line: string) => {
-      output.push(line);
-      url ??= /^\s+API:\s+(\S+)/.exec(line)?.[1];
-      apiKey ??= /^\s+API key:\s+(\S+)/.exec(line)?.[1];
-      // The banner prints Inbox after API and API key: once it is read, so have they been.
-      const inboxUrl = /^\s+Inbox:\s+(\S+)/.exec(line)?.[1];
-      if (url && apiKey && inboxUrl) {
-        clearTimeout(timer);
-        resolve({ url, apiKey, inboxUrl });
+  const ready = new Promise<{ url: string; apiKey: string; inboxUrl: string; dynamoDbEndpoint: string }>(
+    (resolve, reject) => {
+      let url: string | undefined;
+      let apiKey: string | undefined;
+      let inboxUrl: string | undefined;
+      const timer = setTimeout(
+        () => reject(new Error(`The runtime did not start:\n${output.join('\n')}`)),
+        150_000,
+      );
+      const onLine = (line: string) => {
+        output.push(line);
+        url ??= /^\s+API:\s+(\S+)/.exec(line)?.[1];
+        apiKey ??= /^\s+API key:\s+(\S+)/.exec(line)?.[1];
+        inboxUrl ??= /^\s+Inbox:\s+(\S+)/.exec(line)?.[1];
+        // The banner prints DynamoDB last: once it is read, so have the others been.
+        const dynamoDbEndpoint = /^\s+DynamoDB:\s+(\S+)/.exec(line)?.[1];
+        if (url && apiKey && inboxUrl && dynamoDbEndpoint) {
+          clearTimeout(timer);
+          resolve({ url, apiKey, inboxUrl, dynamoDbEndpoint });
+        }
+      };
+      for (const stream of [child.stdout, child.stderr]) {
+        stream?.setEncoding('utf8');
+        stream?.on('data', (chunk: string) => {
+          for (const line of chunk.split('\n')) onLine(line);
+        });
       }
-    };
-    for (const stream of [child.stdout, child.stderr]) {
-      stream?.setEncoding('utf8');
-      stream?.on('data', (chunk: string) => {
-        for (const line of chunk.split('\n')) onLine(line);
+      void exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`The runtime exited before it was ready:\n${output.join('\n')}`));
       });
-    }
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`The runtime exited before it was ready:\n${output.join('\n')}`));
-    });
-  });
-  const { url, apiKey, inboxUrl } = await ready;
+    },
+  );
+  const { url, apiKey, inboxUrl, dynamoDbEndpoint } = await ready;
   return {
     url,
     apiKey,
     inboxUrl,
+    dynamoDbEndpoint,
     child,
     output,
     javaPid: () => {

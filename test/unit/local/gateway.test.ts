@@ -156,6 +156,43 @@ describe('LocalGateway', () => {
     });
   });
 
+  // Found by the fuzzer: `toString` made the gateway fail (502) building the query maps.
+  it('passes query and header names that are also object members as plain data', async () => {
+    const { instance, invoke } = gateway();
+    const response = await instance.handle({
+      ...request('/v1/items?toString=1&__proto__=2&constructor=3&constructor=4', { key: KEY }),
+      rawHeaders: ['X-Api-Key', KEY, 'toString', 'a', '__proto__', 'b'],
+    });
+
+    expect(response.statusCode).toBe(200);
+    const event = invoke.mock.calls[0]?.[1] as Record<string, Record<string, unknown>>;
+    expect(Object.entries(event.queryStringParameters ?? {})).toEqual([
+      ['toString', '1'],
+      ['__proto__', '2'],
+      ['constructor', '4'],
+    ]);
+    expect(Object.entries(event.multiValueQueryStringParameters ?? {})).toContainEqual([
+      'constructor',
+      ['3', '4'],
+    ]);
+    expect(Object.entries(event.headers ?? {})).toContainEqual(['__proto__', 'b']);
+    expect(Object.getPrototypeOf(event.queryStringParameters)).toBe(Object.prototype);
+  });
+
+  it('answers as API Gateway past its URL and header limits, in JSON', async () => {
+    const { instance, invoke } = gateway();
+    const longUrl = await instance.handle(request(`/v1/items?q=${'x'.repeat(8_200)}`, { key: KEY }));
+    expect(longUrl.statusCode).toBe(414);
+    expect(parse(longUrl)).toEqual({ message: 'Request-URI Too Long' });
+    const bigHeaders = await instance.handle({
+      ...request('/v1/items', { key: KEY }),
+      rawHeaders: ['X-Api-Key', KEY, 'X-Big', 'y'.repeat(10_300)],
+    });
+    expect(bigHeaders.statusCode).toBe(431);
+    expect(parse(bigHeaders)).toEqual({ message: 'Request Header Fields Too Large' });
+    expect(invoke).not.toHaveBeenCalled();
+  });
+
   it("throttles each key with its plan's token bucket", async () => {
     let now = 0;
     const { instance } = gateway({ now: () => now });

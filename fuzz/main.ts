@@ -1,0 +1,62 @@
+// npm run fuzz [-- --requests 10000 --seed N]: every route of the template, fuzzed over HTTP on the local runtime.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { STACK_NAME } from '../lib/app';
+import { readApiModel } from '../local/api-model';
+import { startLocalRuntime } from '../local/runtime';
+import { type CfnTemplate, IntrinsicResolver } from '../local/template';
+import { describeCounts, fuzz } from './run';
+import { createFixtures, FUZZ_CONTEXT, storeSnapshot } from './setup';
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '10000' },
+    seed: { type: 'string', default: String(Date.now() % 2 ** 31) },
+  },
+});
+const numRuns = Number(values.requests);
+const seed = Number(values.seed);
+if (!Number.isInteger(numRuns) || numRuns < 1) throw new Error('--requests must be a positive integer');
+
+process.env.CDK_CONTEXT_JSON = JSON.stringify({
+  ...FUZZ_CONTEXT,
+  ...(JSON.parse(process.env.CDK_CONTEXT_JSON ?? '{}') as Record<string, unknown>),
+});
+const stateDir = mkdtempSync(join(tmpdir(), 'mailer-fuzz-'));
+console.log('Starting the local runtime…');
+const runtime = await startLocalRuntime({ stateDir, port: 0, log: () => undefined });
+const store = await storeSnapshot(runtime.dynamoDbEndpoint);
+let failed = true;
+try {
+  // The template the runtime synthesized and serves: its routes are what is fuzzed.
+  const template = JSON.parse(
+    readFileSync(join(stateDir, 'cdk.out', `${STACK_NAME}.template.json`), 'utf8'),
+  ) as CfnTemplate;
+  const routes = readApiModel(template, new IntrinsicResolver(template)).routes;
+  const apiKey = runtime.apiKeys[0]?.value ?? '';
+  const fixtures = await createFixtures(runtime.url, apiKey);
+  console.log(`Fuzzing ${routes.length} routes with ${numRuns} requests, seed ${seed}…`);
+  const started = performance.now();
+  const report = await fuzz({
+    url: runtime.url,
+    apiKey,
+    routes,
+    fixtures,
+    numRuns,
+    seed,
+    snapshot: store.snapshot,
+  });
+  console.log(`\n${describeCounts(report)}\n`);
+  console.log(`${report.requests} requests in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  if (report.failure)
+    console.log(`\nFAILED — replay with: npm run fuzz -- --seed ${seed}\n${report.failure}`);
+  else console.log('No 5xx, every 4xx JSON with a message, no stored change from a refused request.');
+  failed = report.failure !== undefined;
+} finally {
+  store.close();
+  await runtime.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

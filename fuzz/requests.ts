@@ -1,0 +1,232 @@
+import fc from 'fast-check';
+import type { Route } from '../local/api-model';
+
+/** One request the fuzzer sends: everything a client controls. */
+export interface FuzzRequest {
+  route: string;
+  method: string;
+  /** Path below the stage, parameters filled in and percent-encoded. */
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+/** Values the fuzzer knows to be valid, so near-valid requests reach past the first check. */
+export interface Fixtures {
+  email: string;
+  jobId: string;
+}
+
+/**
+ * Percent-encodes every byte of the UTF-8 form. Unlike `encodeURIComponent` it never throws: a
+ * lone surrogate becomes U+FFFD's bytes, as a client's encoder would send it.
+ */
+const percentEncode = (value: string) =>
+  [...Buffer.from(value, 'utf8')]
+    .map((byte) =>
+      /[A-Za-z0-9_.~-]/.test(String.fromCharCode(byte))
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`,
+    )
+    .join('');
+
+/** Text that breaks naive code: NUL and control characters, lone surrogates, RTL marks, combining marks, emoji. */
+const nastyText = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  fc.constantFrom(
+    '\u0000',
+    'a\r\nBcc: x@evil.example',
+    '\u202eevil',
+    'e\u0301\u0301\u0301',
+    '👩‍👩‍👧‍👦',
+    '\ud800',
+    '\udfff',
+    ' ',
+    '',
+    '{name.__class__}',
+    '{{}}',
+    '%00',
+    '../..',
+    '<script>',
+  ),
+  fc.string({ unit: 'grapheme', maxLength: 20 }),
+);
+
+/** Past every field's limit; now and then past API Gateway's URL limit too. */
+const hugeText = fc
+  .oneof(
+    { weight: 5, arbitrary: fc.integer({ min: 255, max: 3_000 }) },
+    { weight: 1, arbitrary: fc.integer({ min: 3_001, max: 12_000 }) },
+  )
+  .map((length) => 'x'.repeat(length));
+
+/** Addresses valid, near-valid and not: mixed case, IDN, over-long, two @, quoted. */
+const addresses = (fixtures: Fixtures) =>
+  fc.oneof(
+    fc.constant(fixtures.email),
+    fc.constant(fixtures.email.toUpperCase()),
+    fc.emailAddress(),
+    fc.constantFrom(
+      'a@b',
+      '@example.org',
+      'a@@example.org',
+      '"a b"@example.org',
+      'a@bücher.example',
+      'a@xn--bcher-kva.example',
+    ),
+    hugeText.map((text) => `${text}@example.org`),
+    nastyText,
+  );
+
+/** Numbers at the edges, and things that only look like numbers. */
+const edgyNumber = fc.oneof(
+  fc.constantFrom(0, -1, 1, 100, 101, 2 ** 31, Number.MAX_SAFE_INTEGER, 1e308, -0, 0.5),
+  fc.double(),
+  fc.integer(),
+);
+
+const anyJson = fc.jsonValue({ maxDepth: 4 });
+const deeplyNested = fc
+  .integer({ min: 50, max: 3_000 })
+  .map((depth) => '['.repeat(depth) + ']'.repeat(depth));
+
+/** The API's field names with values of every kind: wrong types, missing and extra fields. */
+const nearValidBody = (fixtures: Fixtures) =>
+  fc.record(
+    {
+      email: fc.oneof(addresses(fixtures), anyJson),
+      name: fc.oneof(nastyText, hugeText, anyJson, fc.constant('Example Aid')),
+      address: fc.oneof(nastyText, hugeText, anyJson, fc.constant('1 Main St')),
+      emails: fc.oneof(
+        fc.array(addresses(fixtures), { maxLength: 5 }),
+        anyJson,
+        fc.constant([fixtures.email]),
+      ),
+      template: fc.oneof(nastyText, hugeText, anyJson, fc.constant('Dear {name}')),
+      subject: fc.oneof(nastyText, anyJson, fc.constant('Hi {name}')),
+      cc: fc.oneof(fc.array(addresses(fixtures), { maxLength: 60 }), anyJson),
+      extra: anyJson,
+    },
+    { requiredKeys: [] },
+  );
+
+/** Plain addresses every validator takes (fast-check's own are valid by RFC 5322, not by the API's stricter rule). */
+const plainAddress = fc.stringMatching(/^[a-z0-9]{1,12}$/).map((local) => `${local}@fuzz.example.org`);
+
+/** Bodies the API accepts, so the fuzzer also walks the paths past validation (and stores things). */
+const validBody = (fixtures: Fixtures) =>
+  fc.oneof(
+    fc.record({ email: plainAddress, name: fc.constant('Fuzz Aid'), address: fc.constant('2 Fuzz St') }),
+    fc.record({
+      name: fc
+        .string({ minLength: 1, maxLength: 50 })
+        .filter((name) => /^[^\p{Cc}\u2028\u2029]*\S[^\p{Cc}\u2028\u2029]*$/u.test(name)),
+      address: fc.constant('3 Fuzz St'),
+    }),
+    fc.record({
+      emails: fc.constant([fixtures.email]),
+      template: fc.constantFrom('Dear {name}', 'Hi {email} at {address}', '{{literal}}'),
+      subject: fc.constantFrom('News for {name}', 'Hello'),
+      cc: fc.array(plainAddress, { maxLength: 3 }),
+    }),
+  );
+
+/** A valid body with one field replaced by something that is not. */
+const oneFieldOff = (fixtures: Fixtures) =>
+  fc
+    .tuple(
+      validBody(fixtures),
+      fc.constantFrom('email', 'name', 'address', 'emails', 'template', 'subject', 'cc', 'extra'),
+      fc.oneof(nastyText, hugeText, anyJson),
+    )
+    .map(([body, field, value]) => ({ ...body, [field]: value }));
+
+const bodies = (fixtures: Fixtures) =>
+  fc.oneof(
+    { weight: 2, arbitrary: validBody(fixtures).map((body) => JSON.stringify(body)) },
+    { weight: 3, arbitrary: oneFieldOff(fixtures).map((body) => JSON.stringify(body)) },
+    { weight: 3, arbitrary: nearValidBody(fixtures).map((body) => JSON.stringify(body)) },
+    { weight: 2, arbitrary: anyJson.map((value) => JSON.stringify(value)) },
+    { weight: 1, arbitrary: deeplyNested },
+    { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
+    { weight: 1, arbitrary: fc.constantFrom('', '{', 'null', '{"email":', '\u0000', '[]', '""') },
+  );
+
+/** A path parameter: the fixture it names, or something forged. */
+const parameter = (name: string, fixtures: Fixtures) =>
+  fc.oneof(
+    fc.constant(name === 'job_id' ? fixtures.jobId : fixtures.email),
+    fc.uuid(),
+    addresses(fixtures),
+    nastyText,
+    hugeText,
+  );
+
+const queryPairs = fc.array(
+  fc.tuple(
+    fc.oneof(fc.constantFrom('limit', 'cursor', 'status', 'domain', 'on_conflict'), nastyText),
+    fc.oneof(
+      edgyNumber.map(String),
+      nastyText,
+      hugeText,
+      fc.constantFrom('sent', 'failed', 'pending', 'queued', 'completed', 'example.org', 'eyJ2IjoxfQ'),
+      fc.base64String({ maxLength: 200 }),
+    ),
+  ),
+  { maxLength: 4 },
+);
+
+/** Header values a client can send (HTTP carries bytes, so no character above U+00FF). */
+const headerValue = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.constantFrom('', ' ', 'x'.repeat(300), 'key\tvalue', 'ÿ'),
+);
+
+const headers = fc.record(
+  {
+    'content-type': fc.constantFrom(
+      'application/json',
+      'application/json; charset=utf-8',
+      'text/plain',
+      'text/csv',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+    ),
+    'content-encoding': fc.constantFrom('gzip', 'identity', 'br'),
+    'idempotency-key': headerValue,
+  },
+  { requiredKeys: [] },
+);
+
+/** Requests for one route of the template: its method, its path with forged parameters, and everything else arbitrary. */
+export function requestsFor(route: Route, fixtures: Fixtures): fc.Arbitrary<FuzzRequest> {
+  const names = [...route.resourcePath.matchAll(/\{([^}]+)\}/g)].map((match) => match[1] as string);
+  const hasBody = route.method !== 'GET' && route.method !== 'DELETE';
+  return fc
+    .record({
+      values: fc.tuple(...names.map((name) => parameter(name, fixtures))),
+      // Half the requests are clean but for one part, so some get past validation and store things.
+      query: fc.oneof(fc.constant([] as [string, string][]), queryPairs),
+      headers: fc.oneof(fc.constant({ 'content-type': 'application/json' }), headers),
+      body: hasBody ? fc.option(bodies(fixtures), { nil: undefined, freq: 8 }) : fc.constant(undefined),
+      // Mostly with the key, sometimes without: the gateway's own 403 is JSON too.
+      withKey: fc.oneof(
+        { weight: 9, arbitrary: fc.constant(true) },
+        { weight: 1, arbitrary: fc.constant(false) },
+      ),
+    })
+    .map(({ values, query, headers: extra, body, withKey }) => {
+      let path = route.resourcePath;
+      names.forEach((name, index) => {
+        path = path.replace(`{${name}}`, percentEncode(String(values[index])));
+      });
+      const search = query.map(([key, value]) => `${percentEncode(key)}=${percentEncode(value)}`).join('&');
+      return {
+        route: `${route.method} ${route.resourcePath}`,
+        method: route.method,
+        path: search ? `${path}?${search}` : path,
+        headers: { ...extra, ...(withKey ? {} : { 'x-api-key': '' }) },
+        ...(body === undefined ? {} : { body }),
+      };
+    });
+}

@@ -1,0 +1,92 @@
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { dynamoDbClient } from '../local/dynamodb';
+import type { Fixtures } from './requests';
+import type { Snapshot } from './run';
+
+/**
+ * Limits raised so the fuzzer's own pace is not throttled into a wall of 429s: it is after the
+ * answers of every route, not the usage plan's (the plan has its own tests).
+ */
+export const FUZZ_CONTEXT = {
+  usagePlanRateLimit: 10_000,
+  usagePlanBurstLimit: 10_000,
+  usagePlanQuotaPerDay: 10_000_000,
+  stageRateLimit: 10_000,
+  stageBurstLimit: 10_000,
+  sendEmailRequestsPerMinute: 100_000,
+  sendEmailBurstLimit: 10_000,
+  sesMaxSendRate: 2_000,
+};
+
+/**
+ * What a refused request must leave as it was: the registry, item for item, and which jobs exist
+ * with their contents. Job items themselves change as consumers work, and deliveries with them, so
+ * only their keys are compared.
+ */
+export async function storeSnapshot(
+  dynamoDbEndpoint: string,
+): Promise<{ snapshot: Snapshot; close(): void }> {
+  const raw = dynamoDbClient(dynamoDbEndpoint);
+  const client = DynamoDBDocumentClient.from(raw);
+  const { TableNames = [] } = await raw.send(new ListTablesCommand({}));
+  const table = (prefix: string) => {
+    const name = TableNames.find((candidate) => candidate.startsWith(prefix));
+    if (!name) throw new Error(`No table ${prefix} in DynamoDB Local`);
+    return name;
+  };
+  /** Every item of a table (or the projected attributes), each as canonical JSON. */
+  const scan = async (tableName: string, projection?: string) => {
+    const items: string[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await client.send(
+        new ScanCommand({
+          TableName: tableName,
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+          ...(projection ? { ProjectionExpression: projection } : {}),
+        }),
+      );
+      for (const item of page.Items ?? []) items.push(JSON.stringify(item, Object.keys(item).sort()));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return items;
+  };
+  const nonprofits = table('DataNonprofits');
+  const jobs = table('DataJobs');
+  const contents = table('DataJobContents');
+  return {
+    snapshot: async () => {
+      const [registry, jobKeys, contentKeys] = await Promise.all([
+        scan(nonprofits),
+        scan(jobs, 'job_id'),
+        scan(contents, 'job_id, part'),
+      ]);
+      return JSON.stringify([registry.sort(), jobKeys.sort(), contentKeys.sort()]);
+    },
+    close: () => raw.destroy(),
+  };
+}
+
+/** A registered nonprofit and a job of it, so near-valid requests can name real ones. */
+export async function createFixtures(url: string, apiKey: string): Promise<Fixtures> {
+  const email = 'fuzz-fixture@example.org';
+  const call = (method: string, path: string, body: unknown) =>
+    fetch(`${url}${path}`, {
+      method,
+      headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  const created = await call('POST', '/nonprofits', { email, name: 'Fuzz Fixture', address: '1 Fuzz St' });
+  if (created.status !== 201 && created.status !== 409)
+    throw new Error(`Could not register the fixture: ${created.status}`);
+  const job = await call('POST', '/send-email', {
+    emails: [email],
+    template: 'Dear {name}',
+    subject: 'Hi {name}',
+  });
+  if (job.status !== 202) throw new Error(`Could not submit the fixture job: ${job.status}`);
+  const { job_id: jobId } = (await job.json()) as { job_id: string };
+  return { email, jobId };
+}

@@ -1,0 +1,56 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeCounts, fuzz } from '../../fuzz/run';
+import { createFixtures, FUZZ_CONTEXT, storeSnapshot } from '../../fuzz/setup';
+import { STACK_NAME } from '../../lib/app';
+import { readApiModel } from '../../local/api-model';
+import { type CfnTemplate, IntrinsicResolver } from '../../local/template';
+import { type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
+
+/** Fixed, so a failure here replays with `npm run fuzz -- --seed 20261128 --requests 300`. */
+const SEED = 20261128;
+const REQUESTS = 300;
+
+const stateDir = mkdtempSync(join(tmpdir(), 'mailer-fuzz-e2e-'));
+let runtime: RuntimeProcess;
+
+beforeAll(async () => {
+  runtime = await startRuntimeProcess({ stateDir, context: FUZZ_CONTEXT });
+});
+
+afterAll(async () => {
+  await runtime?.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe('every route of the template, fuzzed over HTTP', () => {
+  it(`answers ${REQUESTS} arbitrary and near-valid requests with no 5xx, JSON 4xx with a message, and no change from a refusal`, async () => {
+    // The routes of the template this runtime serves: a new route is fuzzed without being listed.
+    const template = JSON.parse(
+      readFileSync(join(stateDir, 'cdk.out', `${STACK_NAME}.template.json`), 'utf8'),
+    ) as CfnTemplate;
+    const routes = readApiModel(template, new IntrinsicResolver(template)).routes;
+    const store = await storeSnapshot(runtime.dynamoDbEndpoint);
+    try {
+      const fixtures = await createFixtures(runtime.url, runtime.apiKey);
+      const report = await fuzz({
+        url: runtime.url,
+        apiKey: runtime.apiKey,
+        routes,
+        fixtures,
+        numRuns: REQUESTS,
+        seed: SEED,
+        snapshot: store.snapshot,
+      });
+      expect(report.failure, describeCounts(report)).toBeUndefined();
+      expect(report.requests).toBeGreaterThanOrEqual(REQUESTS);
+      expect([...report.byRoute.keys()].sort()).toEqual(
+        routes.map((route) => `${route.method} ${route.resourcePath}`).sort(),
+      );
+    } finally {
+      store.close();
+    }
+  });
+});
