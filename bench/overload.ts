@@ -1,15 +1,16 @@
 // npm run overload [-- --seconds 30 --factor 5]: the local gateway driven past a key's plan rate, on
 // a read route and on POST /send-email; only 2xx and 429 may come back, and every accepted job ends exactly.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { mapConcurrently } from '../lambdas/core/concurrency';
-import { STACK_NAME } from '../lib/app';
 import { readApiModel } from '../local/api-model';
 import { startLocalRuntime } from '../local/runtime';
-import { type CfnTemplate, IntrinsicResolver } from '../local/template';
+import { contextDefaults, servedTemplate } from '../local/synth';
+import { IntrinsicResolver } from '../local/template';
 
 const { values } = parseArgs({
   options: {
@@ -21,11 +22,7 @@ const seconds = Number(values.seconds);
 const factor = Number(values.factor);
 
 // The plan's limits as deployed; only the daily quota is raised, so every 429 is the rate's.
-process.env.CDK_CONTEXT_JSON = JSON.stringify({
-  usagePlanQuotaPerDay: 10_000_000,
-  sesMaxSendRate: 2_000,
-  ...(JSON.parse(process.env.CDK_CONTEXT_JSON ?? '{}') as Record<string, unknown>),
-});
+contextDefaults({ usagePlanQuotaPerDay: 10_000_000, sesMaxSendRate: 2_000 });
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-overload-'));
 console.log('Starting the local runtime…');
 const runtime = await startLocalRuntime({ stateDir, port: 0, log: () => undefined });
@@ -70,9 +67,7 @@ async function drive(name: string, rate: number, request: autocannon.Request): P
 
 let failed = false;
 try {
-  const template = JSON.parse(
-    readFileSync(join(stateDir, 'cdk.out', `${STACK_NAME}.template.json`), 'utf8'),
-  ) as CfnTemplate;
+  const template = servedTemplate(stateDir);
   const plan = readApiModel(template, new IntrinsicResolver(template)).usagePlans[0];
   const planRate = plan?.throttle?.rateLimit;
   if (!planRate) throw new Error('The template has no usage plan rate');

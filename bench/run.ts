@@ -12,7 +12,7 @@ import { readConfig } from '../lib/config';
 import { consumerScaling } from '../lib/send-rate';
 import { dynamoDbClient } from '../local/dynamodb';
 import { type LocalService, startLocalRuntime } from '../local/runtime';
-import { LOCAL_FROM_ADDRESS, PROJECT_ROOT } from '../local/synth';
+import { contextDefaults, LOCAL_FROM_ADDRESS, PROJECT_ROOT } from '../local/synth';
 import { CountingProxy } from './counting-proxy';
 import { PRICES } from './prices';
 
@@ -33,16 +33,13 @@ if (!Number.isInteger(total) || total < 1 || total > 50_000)
 const projectContext = (
   JSON.parse(readFileSync(`${PROJECT_ROOT}cdk.json`, 'utf8')) as { context: Record<string, number> }
 ).context;
-const overrides = JSON.parse(process.env.CDK_CONTEXT_JSON ?? '{}') as Record<string, number>;
-const context = {
+const context = contextDefaults({
   usagePlanRateLimit: 10_000,
   usagePlanBurstLimit: 10_000,
   sendEmailRequestsPerMinute: 6_000,
   sendEmailBurstLimit: 100,
   sesMaxSendRate: Number(values['ses-max-send-rate']),
-  ...overrides,
-};
-process.env.CDK_CONTEXT_JSON = JSON.stringify(context);
+});
 // The consumer's batch and concurrency follow from the send rate, as the stack derives them.
 const config = readConfig(
   new App({ context: { fromAddress: LOCAL_FROM_ADDRESS, ...projectContext, ...context } }).node,

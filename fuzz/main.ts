@@ -1,12 +1,13 @@
 // npm run fuzz [-- --requests 10000 --seed N]: every route of the template, fuzzed over HTTP on the local runtime.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { STACK_NAME } from '../lib/app';
 import { readApiModel } from '../local/api-model';
 import { startLocalRuntime } from '../local/runtime';
-import { type CfnTemplate, IntrinsicResolver } from '../local/template';
+import { contextDefaults, servedTemplate } from '../local/synth';
+import { IntrinsicResolver } from '../local/template';
 import { describeCounts, fuzz } from './run';
 import { createFixtures, FUZZ_CONTEXT, storeSnapshot } from './setup';
 
@@ -20,10 +21,7 @@ const numRuns = Number(values.requests);
 const seed = Number(values.seed);
 if (!Number.isInteger(numRuns) || numRuns < 1) throw new Error('--requests must be a positive integer');
 
-process.env.CDK_CONTEXT_JSON = JSON.stringify({
-  ...FUZZ_CONTEXT,
-  ...(JSON.parse(process.env.CDK_CONTEXT_JSON ?? '{}') as Record<string, unknown>),
-});
+contextDefaults(FUZZ_CONTEXT);
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-fuzz-'));
 console.log('Starting the local runtime…');
 const runtime = await startLocalRuntime({ stateDir, port: 0, log: () => undefined });
@@ -31,9 +29,7 @@ const store = await storeSnapshot(runtime.dynamoDbEndpoint);
 let failed = true;
 try {
   // The template the runtime synthesized and serves: its routes are what is fuzzed.
-  const template = JSON.parse(
-    readFileSync(join(stateDir, 'cdk.out', `${STACK_NAME}.template.json`), 'utf8'),
-  ) as CfnTemplate;
+  const template = servedTemplate(stateDir);
   const routes = readApiModel(template, new IntrinsicResolver(template)).routes;
   const apiKey = runtime.apiKeys[0]?.value ?? '';
   const fixtures = await createFixtures(runtime.url, apiKey);

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createApp, STACK_NAME } from '../lib/app';
 import type { CfnTemplate } from './template';
@@ -35,4 +36,25 @@ export function synthesizeStack(outdir: string): SynthesizedStack {
   const assembly = app.synth();
   const stack = assembly.getStackByName(STACK_NAME);
   return { template: stack.template as CfnTemplate, outdir: assembly.directory };
+}
+
+/** The template a runtime started on `stateDir` synthesized and serves (as `startLocalRuntime` writes it). */
+export function servedTemplate(stateDir: string): CfnTemplate {
+  return JSON.parse(
+    readFileSync(join(stateDir, 'cdk.out', `${STACK_NAME}.template.json`), 'utf8'),
+  ) as CfnTemplate;
+}
+
+/**
+ * Gives the next in-process synthesis these context values, under any the caller's
+ * `CDK_CONTEXT_JSON` already holds (the variable the CDK CLI itself hands context through).
+ * Returns the context now in force.
+ */
+export function contextDefaults(defaults: Record<string, unknown>): Record<string, unknown> {
+  const context = {
+    ...defaults,
+    ...(JSON.parse(process.env.CDK_CONTEXT_JSON ?? '{}') as Record<string, unknown>),
+  };
+  process.env.CDK_CONTEXT_JSON = JSON.stringify(context);
+  return context;
 }

@@ -1,12 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeCounts, fuzz } from '../../fuzz/run';
 import { createFixtures, FUZZ_CONTEXT, storeSnapshot } from '../../fuzz/setup';
-import { STACK_NAME } from '../../lib/app';
 import { readApiModel } from '../../local/api-model';
-import { type CfnTemplate, IntrinsicResolver } from '../../local/template';
+import { servedTemplate } from '../../local/synth';
+import { IntrinsicResolver } from '../../local/template';
 import { type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 
 /** Fixed, so a failure here replays with `npm run fuzz -- --seed 20261128 --requests 300`. */
@@ -28,9 +28,7 @@ afterAll(async () => {
 describe('every route of the template, fuzzed over HTTP', () => {
   it(`answers ${REQUESTS} arbitrary and near-valid requests with no 5xx, JSON 4xx with a message, and no change from a refusal`, async () => {
     // The routes of the template this runtime serves: a new route is fuzzed without being listed.
-    const template = JSON.parse(
-      readFileSync(join(stateDir, 'cdk.out', `${STACK_NAME}.template.json`), 'utf8'),
-    ) as CfnTemplate;
+    const template = servedTemplate(stateDir);
     const routes = readApiModel(template, new IntrinsicResolver(template)).routes;
     const store = await storeSnapshot(runtime.dynamoDbEndpoint);
     try {
