@@ -420,6 +420,30 @@ describe('each recipient mailed at most once through the local SES, whatever SQS
     await expectMailedOnce(p, recipients);
   }, 120_000);
 
+  it('retries an email SES answered with a server error after its lease, once, never counting it failed', async () => {
+    const refused = new Set<string>();
+    const unavailable = (ses: EmailTransport): EmailTransport => ({
+      name: 'unavailable',
+      send: async (email) => {
+        // SES's 5xx before it took the email: the claim is kept (SES might have taken it), so the
+        // retry waits out the lease, then sends.
+        if (!refused.has(email.to) && refused.size < 5) {
+          refused.add(email.to);
+          throw new DeliveryError('unavailable', 'SES InternalFailure: 500');
+        }
+        return ses.send(email);
+      },
+    });
+    const p = await run({ transport: unavailable });
+    const recipients = await p.registerNonprofits(10);
+    const { job } = await p.submit(recipients);
+
+    const recorded = await expectExactlyOnce(p, job.job_id, recipients, { sent: 10, failed: 0 });
+    expect(refused.size).toBe(5);
+    expect([...recorded.values()].every((delivery) => delivery.error === undefined)).toBe(true);
+    await expectMailedOnce(p, recipients);
+  }, 120_000);
+
   it('sends nothing and fails nothing while sending is paused, then sends each email once', async () => {
     let paused = true;
     let refusals = 0;

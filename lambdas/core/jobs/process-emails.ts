@@ -312,8 +312,12 @@ interface BatchRun {
   /** Time kept for recording: no email is started with less left. */
   marginMs: number;
   waits: NonNullable<ProcessEmailsDependencies['waits']>;
-  /** Set when sending must stop for this invocation: the transport is paused, or time is short. */
-  stop?: 'paused' | 'deadline';
+  /**
+   * Set when sending must stop for this invocation: the transport is paused, time is short, or a
+   * message id could not be written (DynamoDB is failing: each further email sent would be one
+   * whose claim lapses without its id, and so one sent twice).
+   */
+  stop?: 'paused' | 'deadline' | 'unrecorded';
 }
 
 /**
@@ -425,9 +429,11 @@ async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, ema
   // Out of time: back in the queue, visible once this environment's pace allows its next send.
   if (run.stop === 'deadline')
     return waitInQueue(run, job, item, token, pacerWaitMs / 1000, { grows: false });
+  if (run.stop === 'unrecorded') return waitInQueue(run, job, item, token, run.waits.throttledSeconds);
   await deps.pacer?.take(1 + email.cc.length);
-  // Another sender may have found sending paused while this one waited its turn.
+  // Another sender may have found sending paused, or the store failing, while this one waited its turn.
   if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
+  if (run.stop === 'unrecorded') return waitInQueue(run, job, item, token, run.waits.throttledSeconds);
   const sqsMessageId = item.message.messageId;
   try {
     const { messageId } = await deps.transport.send(email);
@@ -490,12 +496,14 @@ async function handOver(
       return await run.deps.deliveries.handOver(job.jobId, recipient, token, messageId);
     } catch (error) {
       if (attempt + 1 >= HAND_OVER_ATTEMPTS) {
-        // The recording below writes the message id too; only if it also fails can the email go twice.
-        run.log('ERROR', 'Could not write the message id on the claim', {
+        // The recording below writes the message id too; only if it also fails can the email go
+        // twice. No further email of this invocation is sent: it could only widen that window.
+        run.log('ERROR', 'Could not write the message id on the claim; sending stops for this batch', {
           job_id: job.jobId,
           ses_message_id: messageId,
           error: errorText(error),
         });
+        if (!run.stop) run.stop = 'unrecorded';
         return;
       }
       await backoff(attempt, 50);

@@ -430,6 +430,30 @@ describe('what the transport says decides what becomes of the email', () => {
     for (const recipient of recipients) expect(deliveries.get(jobId, recipient)).toBeUndefined();
   });
 
+  it('stops sending the rest of the batch when a message id cannot be written, and puts the rest back to wait', async () => {
+    const recipients = Array.from({ length: 10 }, (_, n) => `r${n}@example.org`);
+    const { deps, deliveries, deferred, jobId, message, transport } = consumer({
+      nonprofits: recipients.map((email) => nonprofit(email)),
+      total: recipients.length,
+    });
+    // DynamoDB fails the hand-over: each further email sent could lose its id and go twice.
+    vi.spyOn(deliveries, 'handOver').mockRejectedValue(new Error('ProvisionedThroughputExceededException'));
+
+    const result = await processEmailBatch(
+      deps,
+      recipients.map((recipient, n) => message(String(n), recipient)),
+    );
+
+    // Only the sends already under way when the first hand-over gave up reached the transport.
+    const sent = vi.mocked(transport.send).mock.calls.length;
+    expect(sent).toBeLessThan(recipients.length);
+    expect(result).toMatchObject({ sent, deferred: recipients.length - sent, paused: false, retry: [] });
+    // The sent ones are recorded with their ids by the recording, which writes them too.
+    const recorded = recipients.filter((recipient) => deliveries.get(jobId, recipient)?.status === 'sent');
+    expect(recorded).toHaveLength(sent);
+    expect(deferred).toHaveLength(recipients.length - sent);
+  });
+
   it('puts emails back instead of sending them when the invocation is about to time out', async () => {
     const { deps, deliveries, deferred, jobId, message, transport, advance, remainingOf } = consumer();
     // A slow claim leaves 4 s of a 30 s invocation: less than the margin kept for the recording.
