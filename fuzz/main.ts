@@ -9,7 +9,7 @@ import { startLocalRuntime } from '../local/runtime';
 import { contextDefaults, servedTemplate } from '../local/synth';
 import { IntrinsicResolver } from '../local/template';
 import { describeCounts, fuzz } from './run';
-import { createFixtures, FUZZ_CONTEXT, storeSnapshot } from './setup';
+import { createFixtures, storeSnapshot, UNTHROTTLED_CONTEXT } from './setup';
 
 const { values } = parseArgs({
   options: {
@@ -21,7 +21,7 @@ const numRuns = Number(values.requests);
 const seed = Number(values.seed);
 if (!Number.isInteger(numRuns) || numRuns < 1) throw new Error('--requests must be a positive integer');
 
-contextDefaults(FUZZ_CONTEXT);
+contextDefaults(UNTHROTTLED_CONTEXT);
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-fuzz-'));
 console.log('Starting the local runtime…');
 const runtime = await startLocalRuntime({ stateDir, port: 0, log: () => undefined });

@@ -5,10 +5,10 @@ import type { Fixtures } from './requests';
 import type { Snapshot } from './run';
 
 /**
- * Limits raised so the fuzzer's own pace is not throttled into a wall of 429s: it is after the
- * answers of every route, not the usage plan's (the plan has its own tests).
+ * Limits raised so a driver's own pace (the fuzzer's, the soak's) is not throttled into a wall of
+ * 429s: they are after the answers of every route, not the usage plan's (the plan has its own tests).
  */
-export const FUZZ_CONTEXT = {
+export const UNTHROTTLED_CONTEXT = {
   usagePlanRateLimit: 10_000,
   usagePlanBurstLimit: 10_000,
   usagePlanQuotaPerDay: 10_000_000,

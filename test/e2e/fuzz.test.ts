@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeCounts, fuzz } from '../../fuzz/run';
-import { createFixtures, FUZZ_CONTEXT, storeSnapshot } from '../../fuzz/setup';
+import { createFixtures, storeSnapshot, UNTHROTTLED_CONTEXT } from '../../fuzz/setup';
 import { readApiModel } from '../../local/api-model';
 import { servedTemplate } from '../../local/synth';
 import { IntrinsicResolver } from '../../local/template';
@@ -17,7 +17,7 @@ const stateDir = mkdtempSync(join(tmpdir(), 'mailer-fuzz-e2e-'));
 let runtime: RuntimeProcess;
 
 beforeAll(async () => {
-  runtime = await startRuntimeProcess({ stateDir, context: FUZZ_CONTEXT });
+  runtime = await startRuntimeProcess({ stateDir, context: UNTHROTTLED_CONTEXT });
 });
 
 afterAll(async () => {
