@@ -9,7 +9,7 @@ import { startLocalRuntime } from '../local/runtime';
 import { contextDefaults, servedTemplate } from '../local/synth';
 import { IntrinsicResolver } from '../local/template';
 import { describeCounts, fuzz } from './run';
-import { createFixtures, storeSnapshot, UNTHROTTLED_CONTEXT } from './setup';
+import { createFixtures, registerFixture, storeSnapshot, UNTHROTTLED_CONTEXT } from './setup';
 
 const { values } = parseArgs({
   options: {
@@ -43,8 +43,14 @@ try {
     numRuns,
     seed,
     snapshot: store.snapshot,
+    restoreFixtures: () => registerFixture(runtime.url, apiKey),
   });
   console.log(`\n${describeCounts(report)}\n`);
+  const neverAccepted = [...report.byRoute]
+    .filter(([, counts]) => ![...counts.keys()].some((status) => status < 300))
+    .map(([route]) => route);
+  // Not a failure, but a sign the valid bodies of a route need attention: only refusals were fuzzed there.
+  if (neverAccepted.length > 0) console.log(`Never accepted: ${neverAccepted.join(', ')}\n`);
   console.log(`${report.requests} requests in ${((performance.now() - started) / 1000).toFixed(0)} s`);
   if (report.failure)
     console.log(`\nFAILED — replay with: npm run fuzz -- --seed ${seed}\n${report.failure}`);

@@ -15,6 +15,8 @@ export interface FuzzOptions {
   seed: number;
   /** Read before and after each refused write: equal, or the request changed stored data. */
   snapshot: Snapshot;
+  /** Called after a delete succeeded: puts back what the fixtures name (it may have been deleted). */
+  restoreFixtures?: () => Promise<void>;
 }
 
 export interface FuzzReport {
@@ -69,6 +71,7 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
     report.byRoute.set(request.route, counts);
     const broken = brokenPromise(status, text);
     if (broken) throw new Error(`${request.method} ${request.path}: ${broken}`);
+    if (request.method === 'DELETE' && status < 300) await options.restoreFixtures?.();
     if (write && status >= 400 && (await options.snapshot()) !== before) {
       throw new Error(`${request.method} ${request.path}: answered ${status} but changed stored data`);
     }

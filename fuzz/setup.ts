@@ -69,24 +69,38 @@ export async function storeSnapshot(
   };
 }
 
-/** A registered nonprofit and a job of it, so near-valid requests can name real ones. */
-export async function createFixtures(url: string, apiKey: string): Promise<Fixtures> {
-  const email = 'fuzz-fixture@example.org';
-  const call = (method: string, path: string, body: unknown) =>
-    fetch(`${url}${path}`, {
-      method,
-      headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-  const created = await call('POST', '/nonprofits', { email, name: 'Fuzz Fixture', address: '1 Fuzz St' });
+const FIXTURE_EMAIL = 'fuzz-fixture@example.org';
+
+const caller = (url: string, apiKey: string) => (method: string, path: string, body: unknown) =>
+  fetch(`${url}${path}`, {
+    method,
+    headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+
+/**
+ * Registers the fixture nonprofit, or finds it registered. Run again after the fuzzer deleted it, so
+ * later near-valid requests (a job to it, an update) still reach past the lookup.
+ */
+export async function registerFixture(url: string, apiKey: string): Promise<void> {
+  const created = await caller(url, apiKey)('POST', '/nonprofits', {
+    email: FIXTURE_EMAIL,
+    name: 'Fuzz Fixture',
+    address: '1 Fuzz St',
+  });
   if (created.status !== 201 && created.status !== 409)
     throw new Error(`Could not register the fixture: ${created.status}`);
-  const job = await call('POST', '/send-email', {
-    emails: [email],
+}
+
+/** A registered nonprofit and a job of it, so near-valid requests can name real ones. */
+export async function createFixtures(url: string, apiKey: string): Promise<Fixtures> {
+  await registerFixture(url, apiKey);
+  const job = await caller(url, apiKey)('POST', '/send-email', {
+    emails: [FIXTURE_EMAIL],
     template: 'Dear {name}',
     subject: 'Hi {name}',
   });
   if (job.status !== 202) throw new Error(`Could not submit the fixture job: ${job.status}`);
   const { job_id: jobId } = (await job.json()) as { job_id: string };
-  return { email, jobId };
+  return { email: FIXTURE_EMAIL, jobId };
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeCounts, fuzz } from '../../fuzz/run';
-import { createFixtures, storeSnapshot, UNTHROTTLED_CONTEXT } from '../../fuzz/setup';
+import { createFixtures, registerFixture, storeSnapshot, UNTHROTTLED_CONTEXT } from '../../fuzz/setup';
 import { readApiModel } from '../../local/api-model';
 import { servedTemplate } from '../../local/synth';
 import { IntrinsicResolver } from '../../local/template';
@@ -41,6 +41,7 @@ describe('every route of the template, fuzzed over HTTP', () => {
         numRuns: REQUESTS,
         seed: SEED,
         snapshot: store.snapshot,
+        restoreFixtures: () => registerFixture(runtime.url, runtime.apiKey),
       });
       expect(report.failure, describeCounts(report)).toBeUndefined();
       expect(report.requests).toBeGreaterThanOrEqual(REQUESTS);
