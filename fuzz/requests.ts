@@ -127,6 +127,8 @@ const VALID_BODIES: Record<string, (fixtures: Fixtures) => fc.Arbitrary<Record<s
         .filter((name) => /^[^\p{Cc}\u2028\u2029]*\S[^\p{Cc}\u2028\u2029]*$/u.test(name)),
       address: fc.constant('3 Fuzz St'),
     }),
+  'PUT /suppressions/{email}': () =>
+    fc.record({ note: fc.constantFrom('asked by phone', 'returned mail', '') }, { requiredKeys: [] }),
   'POST /send-email': (fixtures) =>
     fc.record({
       emails: fc.constant([fixtures.email]),

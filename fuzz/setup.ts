@@ -20,9 +20,9 @@ export const UNTHROTTLED_CONTEXT = {
 };
 
 /**
- * What a refused request must leave as it was: the registry, item for item, and which jobs exist
- * with their contents. Job items themselves change as consumers work, and deliveries with them, so
- * only their keys are compared.
+ * What a refused request must leave as it was: the registry and the suppression list, item for
+ * item, and which jobs exist with their contents. Job items themselves change as consumers work,
+ * and deliveries with them, so only their keys are compared.
  */
 export async function storeSnapshot(
   dynamoDbEndpoint: string,
@@ -56,14 +56,16 @@ export async function storeSnapshot(
   const nonprofits = table('DataNonprofits');
   const jobs = table('DataJobs');
   const contents = table('DataJobContents');
+  const suppressions = table('DataSuppressions');
   return {
     snapshot: async () => {
-      const [registry, jobKeys, contentKeys] = await Promise.all([
+      const [registry, suppressed, jobKeys, contentKeys] = await Promise.all([
         scan(nonprofits),
+        scan(suppressions),
         scan(jobs, 'job_id'),
         scan(contents, 'job_id, part'),
       ]);
-      return JSON.stringify([registry.sort(), jobKeys.sort(), contentKeys.sort()]);
+      return JSON.stringify([registry.sort(), suppressed.sort(), jobKeys.sort(), contentKeys.sort()]);
     },
     close: () => raw.destroy(),
   };

@@ -7,6 +7,7 @@ import { EmailJobs } from './constructs/email-jobs';
 import { MailerMonitoring } from './constructs/monitoring';
 import { NonprofitsRoutes } from './constructs/nonprofits-routes';
 import { EmailQueue } from './constructs/queue';
+import { SuppressionsRoutes } from './constructs/suppressions-routes';
 
 export interface MailerStackProps extends StackProps {
   config: MailerConfig;
@@ -29,6 +30,7 @@ export class MailerStack extends Stack {
     });
     this.api = new MailerApi(this, 'Api', { config: props.config });
     new NonprofitsRoutes(this, 'Nonprofits', { api: this.api, data: this.data });
+    new SuppressionsRoutes(this, 'Suppressions', { api: this.api, data: this.data });
     this.emailJobs = new EmailJobs(this, 'EmailJobs', {
       api: this.api,
       data: this.data,

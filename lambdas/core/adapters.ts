@@ -9,6 +9,7 @@ import { DynamoRenderedEmails } from './jobs/rendered-emails';
 import { DynamoNonprofitRepository } from './nonprofits/repository';
 import { SqsEmailQueue } from './queue/email-queue';
 import { SqsQueueGauge } from './queue/queue-depth';
+import { DynamoSuppressionList } from './suppressions/repository';
 import { SendPacer } from './transport/send-pacer';
 import { SesTransport } from './transport/ses-transport';
 import { type EmailTransport, RecordTransport } from './transport/transport';
@@ -21,6 +22,9 @@ import { type EmailTransport, RecordTransport } from './transport/transport';
 
 export const nonprofitsFromEnv = () =>
   new DynamoNonprofitRepository({ client: documentClient, tableName: bound(TABLE.nonprofits) });
+
+export const suppressionsFromEnv = () =>
+  new DynamoSuppressionList({ client: documentClient, tableName: bound(TABLE.suppressions) });
 
 export const jobsFromEnv = () => new DynamoJobStore({ client: documentClient, tableName: bound(TABLE.jobs) });
 

@@ -12,6 +12,7 @@ export const TABLE = {
   jobContents: 'JOB_CONTENTS_TABLE',
   deliveries: 'DELIVERIES_TABLE',
   renderedEmails: 'RENDERED_EMAILS_TABLE',
+  suppressions: 'SUPPRESSIONS_TABLE',
 } as const;
 export type TableBinding = (typeof TABLE)[keyof typeof TABLE];
 
@@ -28,6 +29,8 @@ export const INDEX = {
   jobsByApiKey: 'by-api-key',
   /** Sparse: only running jobs carry `active`; the sweeper reads this index alone. */
   activeJobs: 'active',
+  /** Suppressed addresses by why: `GET /suppressions?reason=`. */
+  suppressionsByReason: 'by-reason',
 } as const;
 
 /**

@@ -7,6 +7,7 @@ import {
   nonprofitsFromEnv,
   renderedEmailsFromEnv,
   sendSettingsFromEnv,
+  suppressionsFromEnv,
   transportFromEnv,
 } from '../core/adapters';
 import { type ProcessEmailsDependencies, processEmailBatch } from '../core/jobs/process-emails';
@@ -25,6 +26,7 @@ export const handler = makeSendEmails({
   nonprofits: nonprofitsFromEnv(),
   transport: transportFromEnv(),
   deliveries: deliveriesFromEnv(),
+  suppressions: suppressionsFromEnv(),
   queue: emailQueueFromEnv(),
   rendered: renderedEmailsFromEnv(),
   ...sendSettingsFromEnv(),

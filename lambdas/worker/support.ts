@@ -31,6 +31,7 @@ export function batchResponse(result: BatchResult): SQSBatchResponse {
 /** Counts what a batch did: outcomes by class, their latency, and the jobs it ended. */
 function emitBatchMetrics(result: BatchResult): void {
   if (result.sent > 0) metrics.addMetric(METRIC.emailsSent, MetricUnit.Count, result.sent);
+  if (result.suppressed > 0) metrics.addMetric(METRIC.emailsSuppressed, MetricUnit.Count, result.suppressed);
   const failures = [
     [METRIC.emailsFailedNonprofitDeleted, result.failed.nonprofitDeleted],
     [METRIC.emailsFailedRejected, result.failed.rejected],

@@ -19,6 +19,8 @@ export class MailerData extends Construct {
    * most of what a job stores, so apart from the ledger, removed by DynamoDB's TTL after the retention time.
    */
   readonly renderedEmails: Table | undefined;
+  /** Addresses no job sends to (unsubscribed, bounced, complained, added by an operator), by lower-case address. */
+  readonly suppressions: Table;
 
   constructor(scope: Construct, id: string, { storeRenderedEmails }: { storeRenderedEmails: boolean }) {
     super(scope, id);
@@ -49,6 +51,13 @@ export class MailerData extends Construct {
     this.deliveries = this.table('Deliveries', {
       partitionKey: string('job_id'),
       sortKey: string('recipient'),
+    });
+
+    this.suppressions = this.table('Suppressions', { partitionKey: string('email') });
+    this.suppressions.addGlobalSecondaryIndex({
+      indexName: INDEX.suppressionsByReason,
+      partitionKey: string('reason'),
+      sortKey: string('email'),
     });
 
     this.renderedEmails = storeRenderedEmails

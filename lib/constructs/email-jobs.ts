@@ -94,6 +94,7 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
       // Claims are conditional updates, given back by a conditional delete; outcomes are updates in transactions.
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem', 'dynamodb:DeleteItem'])
+      .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:BatchGetItem'])
       // Emails that must wait (throttled, paused, out of time) go back to the queue as new, delayed
       // messages; one another consumer holds is hidden until that claim's lease ends.
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage', 'sqs:ChangeMessageVisibility'])

@@ -131,6 +131,54 @@ describe('email jobs over HTTP on the local runtime', () => {
     );
   });
 
+  it('records a suppressed recipient suppressed and mails it nothing, until the suppression is lifted', async () => {
+    const recipients = registered.slice(1000, 1010);
+    const [quiet, other] = recipients as [string, string];
+    const put = await api('PUT', `/suppressions/${quiet.toUpperCase()}`, { note: 'asked by phone' });
+    expect(put.status).toBe(201);
+    expect(put.body).toMatchObject({ email: quiet, reason: 'manual', note: 'asked by phone' });
+    expect((await api('PUT', `/suppressions/${quiet}`)).status).toBe(200);
+    const listed = await api('GET', '/suppressions?reason=manual&limit=100');
+    expect((listed.body.suppressions as { email: string }[]).map((entry) => entry.email)).toContain(quiet);
+
+    const accepted = await api('POST', '/send-email', { emails: recipients, template: 'Hello {name}' });
+    const jobId = String(accepted.body.job_id);
+    const done = await waitForEnd(jobId);
+    expect(done).toMatchObject({ status: 'completed', total_emails: 10, sent: 9, failed: 0, suppressed: 1 });
+    const suppressed = await api('GET', `/jobs/${jobId}/emails?status=suppressed`);
+    expect(suppressed.body.emails).toEqual([
+      expect.objectContaining({
+        to: quiet,
+        status: 'suppressed',
+        error: 'The address is suppressed (manual).',
+      }),
+    ]);
+    const mailed = (await readInbox(runtime.inboxUrl)).flatMap((email) => email.destination.to);
+    expect(mailed).not.toContain(quiet);
+    expect(mailed.filter((to) => to === other)).toHaveLength(1);
+
+    // Lifted: the next job mails it.
+    expect((await api('DELETE', `/suppressions/${quiet}`)).status).toBe(204);
+    expect((await api('GET', `/suppressions/${quiet}`)).status).toBe(404);
+    expect((await api('DELETE', `/suppressions/${quiet}`)).status).toBe(404);
+    const again = await api('POST', '/send-email', { emails: [quiet], template: 'Hello again {name}' });
+    expect(await waitForEnd(String(again.body.job_id))).toMatchObject({ sent: 1, suppressed: 0 });
+  });
+
+  it('answers 400 naming the problem for bad suppression requests, storing nothing', async () => {
+    const email = registered[1500] as string;
+    const bad = [
+      await api('PUT', '/suppressions/not-an-address', {}),
+      await api('PUT', `/suppressions/${email}`, { note: 'a\r\nBcc: x@evil.example' }),
+      await api('PUT', `/suppressions/${email}`, { reason: 'complained' }),
+      await api('GET', '/suppressions?reason=spam'),
+      await api('DELETE', `/suppressions/${email}?force=true`),
+    ];
+    expect(bad.map(({ status }) => status)).toEqual([400, 400, 400, 400, 400]);
+    for (const { body } of bad) expect(body.message).toEqual(expect.any(String));
+    expect((await api('GET', `/suppressions/${email}`)).status).toBe(404);
+  });
+
   it('answers 404 listing every unknown recipient, and creates no job', async () => {
     const before = await api('GET', '/jobs?limit=100');
     const response = await api('POST', '/send-email', {

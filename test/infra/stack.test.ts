@@ -15,6 +15,7 @@ const { assertions, template, stack } = synthesizeForTests();
 /** The routes the README documents: the contract the template and the local gateway must both keep. */
 const DOCUMENTED_ROUTES = [
   'DELETE /nonprofits/{email}',
+  'DELETE /suppressions/{email}',
   'GET /health',
   'GET /jobs',
   'GET /jobs/{job_id}',
@@ -22,9 +23,12 @@ const DOCUMENTED_ROUTES = [
   'GET /jobs/{job_id}/status',
   'GET /nonprofits',
   'GET /nonprofits/{email}',
+  'GET /suppressions',
+  'GET /suppressions/{email}',
   'POST /nonprofits',
   'POST /send-email',
   'PUT /nonprofits/{email}',
+  'PUT /suppressions/{email}',
 ];
 /** One function per route (both job reads share one), plus the consumer, the dead-letter consumer and the sweeper. */
 const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 1 + 3;
@@ -87,6 +91,7 @@ describe('functions', () => {
   const CONTENTS = 'DataJobContents';
   const DELIVERIES = 'DataDeliveries';
   const RENDERED = 'DataRenderedEmails';
+  const SUPPRESSIONS = 'DataSuppressions';
   const EMAILS = 'QueueEmails';
   const DEAD_LETTERS = 'QueueDeadLetters';
   const EVENT_SOURCE = [
@@ -108,6 +113,13 @@ describe('functions', () => {
     ['GET /nonprofits/{email}', { [NONPROFITS]: ['dynamodb:GetItem'] }],
     ['PUT /nonprofits/{email}', { [NONPROFITS]: ['dynamodb:UpdateItem'] }],
     ['DELETE /nonprofits/{email}', { [NONPROFITS]: ['dynamodb:DeleteItem'] }],
+    [
+      'GET /suppressions',
+      { [SUPPRESSIONS]: ['dynamodb:Scan'], [`${SUPPRESSIONS}/index/by-reason`]: ['dynamodb:Query'] },
+    ],
+    ['GET /suppressions/{email}', { [SUPPRESSIONS]: ['dynamodb:GetItem'] }],
+    ['PUT /suppressions/{email}', { [SUPPRESSIONS]: ['dynamodb:GetItem', 'dynamodb:PutItem'] }],
+    ['DELETE /suppressions/{email}', { [SUPPRESSIONS]: ['dynamodb:DeleteItem', 'dynamodb:GetItem'] }],
     [
       'POST /send-email',
       {
@@ -137,6 +149,8 @@ describe('functions', () => {
         // Claims are conditional updates, given back by a conditional delete; outcomes update them.
         [DELIVERIES]: ['dynamodb:DeleteItem', 'dynamodb:UpdateItem'],
         [RENDERED]: ['dynamodb:BatchWriteItem'],
+        // Read for every batch: no email to a suppressed address.
+        [SUPPRESSIONS]: ['dynamodb:BatchGetItem'],
         // Emails that must wait go back to the queue as new, delayed messages.
         [EMAILS]: [...EVENT_SOURCE, 'sqs:SendMessage'],
       },

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EmailQueue } from '../../lambdas/core/queue/email-queue';
@@ -26,7 +27,7 @@ async function expectExactlyOnce(
   p: Pipeline,
   jobId: string,
   recipients: string[],
-  expected: { sent: number; failed: number },
+  expected: { sent: number; failed: number; suppressed?: number },
 ) {
   const job = await p.waitForEnd(jobId);
   expect(job).toMatchObject({
@@ -287,6 +288,39 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     }
     expect([...carriers.entries()].filter(([, ids]) => ids.size > 1)).toEqual([]);
   }, 240_000);
+});
+
+describe('suppressed addresses in the pipeline', () => {
+  it('records suppressed recipients without mailing them, drops suppressed cc copies, and ends the job exactly', async () => {
+    const p = await run();
+    const recipients = await p.registerNonprofits(12);
+    const suppressed = new Set([recipients[2], recipients[7]] as string[]);
+    for (const email of suppressed) await p.suppressions.add({ email, reason: 'unsubscribed' });
+    const cc = [
+      `board@${randomUUID().slice(0, 8)}.example.org`,
+      `gone@${randomUUID().slice(0, 8)}.example.org`,
+    ];
+    await p.suppressions.add({ email: cc[1] as string, reason: 'bounced' });
+    const { job } = await p.submit(recipients, 'Hi {name}', 'key-1', { cc });
+
+    const recorded = await expectExactlyOnce(p, job.job_id, recipients, {
+      sent: 10,
+      failed: 0,
+      suppressed: 2,
+    });
+    for (const email of suppressed)
+      expect(recorded.get(email)).toMatchObject({
+        status: 'suppressed',
+        error: 'The address is suppressed (unsubscribed).',
+      });
+    await expectMailedOnce(p, recipients, new Set(recipients.filter((email) => !suppressed.has(email))));
+    const copies = (await p.inbox()).filter((email) =>
+      recipients.includes(email.destination.to[0] as string),
+    );
+    expect(copies.every((email) => JSON.stringify(email.destination.cc) === JSON.stringify([cc[0]]))).toBe(
+      true,
+    );
+  }, 120_000);
 });
 
 describe('each recipient mailed at most once through the local SES, whatever SQS and the consumer do', () => {

@@ -4,6 +4,7 @@ process.env.NONPROFITS_TABLE = 'test-nonprofits';
 process.env.JOBS_TABLE = 'test-jobs';
 process.env.JOB_CONTENTS_TABLE = 'test-job-contents';
 process.env.DELIVERIES_TABLE = 'test-deliveries';
+process.env.SUPPRESSIONS_TABLE = 'test-suppressions';
 process.env.EMAIL_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/emails';
 process.env.SWEEPER_QUEUE_SETTLE_SECONDS = '60';
 // The stack's default (lib/config.ts), so tests that fill a template to the limit fill this one.

@@ -14,6 +14,7 @@ import { sweepStaleJobs } from '../../lambdas/core/jobs/sweep';
 import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/repository';
 import { type EmailQueue, SqsEmailQueue } from '../../lambdas/core/queue/email-queue';
 import { SqsQueueGauge } from '../../lambdas/core/queue/queue-depth';
+import { DynamoSuppressionList } from '../../lambdas/core/suppressions/repository';
 import type { SendPacer } from '../../lambdas/core/transport/send-pacer';
 import { SesTransport } from '../../lambdas/core/transport/ses-transport';
 import type { EmailTransport } from '../../lambdas/core/transport/transport';
@@ -86,6 +87,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
     deliveriesTable: tableNamed('DataDeliveries'),
     leaseMs: options.leaseMs ?? 3_000,
   });
+  const suppressions = new DynamoSuppressionList({ client, tableName: tableNamed('DataSuppressions') });
   const rendered = new DynamoRenderedEmails({
     client,
     tableName: tableNamed('DataRenderedEmails'),
@@ -116,6 +118,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
     nonprofits,
     transport: options.transport ? options.transport(sesTransport) : sesTransport,
     deliveries: consumerDeliveries,
+    suppressions,
     queue: realQueue,
     rendered,
     settings: { maxRenderedBytes: 256 * 1024, defaultSubject: '(no subject)' },
@@ -167,6 +170,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
     contents,
     deliveries,
     nonprofits,
+    suppressions,
     queue: realQueue,
     gauges,
     start: () => {

@@ -13,10 +13,11 @@ import { batchGetAll, queryAll } from '../dynamo-paging';
 import { outcomesRecorded } from './job-status';
 
 /**
- * A delivery item goes through `sending` (claimed by one consumer, under a lease) to `sent` or
- * `failed` (its outcome, counted on the job in the same transaction). See `DeliveryClaims`.
+ * A delivery item goes through `sending` (claimed by one consumer, under a lease) to `sent`,
+ * `failed` or `suppressed` (not sent: the address is on the suppression list), its outcome, counted
+ * on the job in the same transaction. See `DeliveryClaims`.
  */
-export type DeliveryStatus = 'sending' | 'sent' | 'failed';
+export type DeliveryStatus = 'sending' | 'sent' | 'failed' | 'suppressed';
 export type OutcomeStatus = Exclude<DeliveryStatus, 'sending'>;
 
 /** What became of one recipient of a job, recorded under the claim that decided it. */
@@ -328,8 +329,7 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
 
   private transaction(jobId: string, outcomes: DeliveryOutcome[], last: boolean): TransactWriteCommandInput {
     const now = this.now().toISOString();
-    const sent = outcomes.filter((outcome) => outcome.status === 'sent').length;
-    const failed = outcomes.length - sent;
+    const counted = (status: OutcomeStatus) => outcomes.filter((outcome) => outcome.status === status).length;
     const deliveries = outcomes.map((outcome) => ({
       Update: {
         ...this.key(jobId, outcome.recipient),
@@ -355,7 +355,13 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
       Update: {
         TableName: this.options.jobsTable,
         Key: { job_id: jobId },
-        ...outcomesRecorded({ sent, failed, now, last }),
+        ...outcomesRecorded({
+          sent: counted('sent'),
+          failed: counted('failed'),
+          suppressed: counted('suppressed'),
+          now,
+          last,
+        }),
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
       },
     };

@@ -3,7 +3,7 @@ import type { JobRecord } from './job';
 import type { JobContentStore } from './job-store';
 import type { RenderedEmailStore } from './rendered-emails';
 
-export const EMAIL_STATUSES = ['pending', 'sent', 'failed'] as const;
+export const EMAIL_STATUSES = ['pending', 'sent', 'failed', 'suppressed'] as const;
 export type EmailStatus = (typeof EMAIL_STATUSES)[number];
 
 /** One recipient of a job as `GET /jobs/{job_id}/emails` shows it. */

@@ -109,6 +109,7 @@ export function acceptedJob(
     total_emails: totalEmails,
     sent: 0,
     failed: 0,
+    suppressed: 0,
     remaining: totalEmails,
     updated_at: fields.created_at,
     active: ACTIVE_MARKER,
@@ -124,14 +125,17 @@ export function acceptedJob(
 export function outcomesRecorded(outcome: {
   sent: number;
   failed: number;
+  suppressed: number;
   now: string;
   last: boolean;
 }): JobUpdate {
-  const count = outcome.sent + outcome.failed;
+  const count = outcome.sent + outcome.failed + outcome.suppressed;
   const update = new UpdateBuilder()
     .when('remaining', outcome.last ? '=' : '>', count)
     .add('sent', outcome.sent)
     .add('failed', outcome.failed)
+    // ADD on an attribute a job recorded before suppression existed starts it from 0.
+    .add('suppressed', outcome.suppressed)
     .add('remaining', -count)
     .set('updated_at', outcome.now)
     .setOnce('started_at', outcome.now);

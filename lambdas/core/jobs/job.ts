@@ -20,8 +20,8 @@ export const JOB_STATUSES = ['queued', 'processing', 'completed', 'failed'] as c
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /**
- * A job's progress item, as stored. `remaining` counts recipients not yet sent or failed; 0 ends the
- * job. It holds no template: every batch updates this item, and DynamoDB bills a write by the
+ * A job's progress item, as stored. `remaining` counts recipients without an outcome (sent, failed
+ * or suppressed); 0 ends the job. It holds no template: every batch updates this item, and DynamoDB bills a write by the
  * item's size, so the content lives in its own item (`JobContent`).
  */
 export interface JobRecord {
@@ -31,6 +31,8 @@ export interface JobRecord {
   total_emails: number;
   sent: number;
   failed: number;
+  /** Recipients not sent because their address is suppressed (absent on jobs from before suppression). */
+  suppressed?: number;
   remaining: number;
   created_at: string;
   updated_at: string;
@@ -186,6 +188,7 @@ export function jobView(job: JobRecord, content?: JobContent) {
     total_emails: job.total_emails,
     sent: job.sent,
     failed: job.failed,
+    suppressed: job.suppressed ?? 0,
     created_at: job.created_at,
     started_at: job.started_at ?? null,
     completed_at: job.completed_at ?? null,

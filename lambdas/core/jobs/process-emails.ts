@@ -2,6 +2,8 @@ import { backoff, mapConcurrently } from '../concurrency';
 import type { Nonprofit } from '../nonprofits/nonprofit';
 import type { NonprofitRepository } from '../nonprofits/repository';
 import { type EmailMessage, type EmailQueue, emailMessage, MAX_DELAY_SECONDS } from '../queue/email-queue';
+import type { SuppressionList } from '../suppressions/repository';
+import { type Suppression, suppressedBecause } from '../suppressions/suppression';
 import { compileTemplate, renderTemplate, singleLine, type TemplatePart } from '../templates/template';
 import type { SendPacer } from '../transport/send-pacer';
 import { DeliveryError, type EmailTransport, type RenderedEmail } from '../transport/transport';
@@ -31,6 +33,8 @@ export interface ProcessEmailsDependencies {
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
   transport: EmailTransport;
   deliveries: ProgressRecorder & DeliveryClaims;
+  /** Addresses that get no email: read for every batch, so an unsubscribe counts from the next one. */
+  suppressions: Pick<SuppressionList, 'getMany'>;
   /** Where an email waits when the transport asks to wait, the invocation's time runs out, or another consumer holds it. */
   queue: Pick<EmailQueue, 'defer' | 'returnAfter'>;
   /** Keeps each rendered email, when the deployment stores them. */
@@ -60,6 +64,8 @@ export interface BatchResult {
   retry: string[];
   sent: number;
   failed: Record<FailureReason, number>;
+  /** Recipients recorded `suppressed`, not sent. */
+  suppressed: number;
   duplicates: number;
   /** Emails put back in the queue to wait (throttled, paused, out of time), not failed. */
   deferred: number;
@@ -75,6 +81,7 @@ const emptyResult = (): BatchResult => ({
   retry: [],
   sent: 0,
   failed: { nonprofitDeleted: 0, rejected: 0, tooLarge: 0, deadLetter: 0 },
+  suppressed: 0,
   duplicates: 0,
   deferred: 0,
   paused: false,
@@ -182,6 +189,7 @@ async function record(
     for (const outcome of recorded.recorded) {
       const reason = reasons.get(outcome.recipient);
       if (outcome.status === 'sent') result.sent++;
+      else if (outcome.status === 'suppressed') result.suppressed++;
       else if (reason) result.failed[reason]++;
       if (Number.isFinite(accepted)) result.latenciesMs.push(now - accepted);
     }
@@ -363,13 +371,26 @@ async function processJob(
   const { deps, log } = run;
   const decided: Decided[] = [];
   const toSend: ToSend[] = [];
-  for (const { item, claim } of await claimAll(deps, run.result, job, items, (held, leaseUntil) =>
+  const claimed = await claimAll(deps, run.result, job, items, (held, leaseUntil) =>
     returnAfterLease(run, held, leaseUntil),
-  )) {
-    const base = outcomeBase(job, item, claim);
+  );
+  const suppressed = await suppressedAmong(run, job, claimed);
+  if (!suppressed) return;
+  // A suppressed cc address gets no copy; the recipient still gets the email.
+  const cc = job.content.cc.filter((address) => !suppressed.has(address));
+  for (const { item, claim } of claimed) {
+    const base = { ...outcomeBase(job, item, claim), cc };
     const sqsMessageId = item.message.messageId;
     if (claim.state === 'handedOver') {
-      decided.push(handedOver(base, claim, item));
+      decided.push(handedOver({ ...base, cc: job.content.cc }, claim, item));
+      continue;
+    }
+    const suppression = suppressed.get(item.email.recipient);
+    if (suppression) {
+      decided.push({
+        outcome: { ...base, status: 'suppressed', error: suppressedBecause(suppression) },
+        sqsMessageId,
+      });
       continue;
     }
     const nonprofit = nonprofits.get(item.email.recipient);
@@ -392,7 +413,7 @@ async function processJob(
       item,
       token: claim.token,
       base,
-      email: { to: item.email.recipient, cc: job.content.cc, jobId: job.jobId, ...rendered },
+      email: { to: item.email.recipient, cc, jobId: job.jobId, ...rendered },
     });
   }
 
@@ -418,6 +439,36 @@ async function processJob(
     if (outcome) decided.push(outcome);
   });
   await record(deps, run.result, job, decided);
+}
+
+/**
+ * The suppressed addresses among the claimed recipients (an earlier attempt's handed-over email is
+ * sent already) and the job's cc. If the list cannot be read, nothing is sent: the emails wait in
+ * the queue and `undefined` says so.
+ */
+async function suppressedAmong(
+  run: BatchRun,
+  job: CompiledJob,
+  claimed: { item: Item; claim: HeldClaim }[],
+): Promise<Map<string, Suppression> | undefined> {
+  const toCheck = claimed
+    .filter(({ claim }) => claim.state === 'claimed')
+    .map(({ item }) => item.email.recipient);
+  if (toCheck.length === 0) return new Map();
+  try {
+    return await run.deps.suppressions.getMany([...toCheck, ...job.content.cc]);
+  } catch (error) {
+    run.log('ERROR', 'Could not read the suppression list; the emails wait in the queue', {
+      job_id: job.jobId,
+      error: errorText(error),
+    });
+    for (const { item, claim } of claimed) {
+      if (claim.state === 'claimed')
+        await waitInQueue(run, job, item, claim.token, run.waits.throttledSeconds);
+      else run.result.retry.push(item.message.messageId);
+    }
+    return undefined;
+  }
 }
 
 /** Sends one claimed email; answers its outcome, or nothing when it went back to the queue. */

@@ -11,6 +11,8 @@ export const METRIC = {
   jobsAccepted: 'JobsAccepted',
   recipientsAccepted: 'RecipientsAccepted',
   emailsSent: 'EmailsSent',
+  /** Not sent: the address is on the suppression list (unsubscribed, bounced, complained, manual). */
+  emailsSuppressed: 'EmailsSuppressed',
   /** Failed because the nonprofit was deleted after the job was accepted. */
   emailsFailedNonprofitDeleted: 'EmailsFailedNonprofitDeleted',
   /** Failed because the transport refused the email for good. */

@@ -97,6 +97,8 @@ describe('GET /jobs/{job_id}', () => {
       total_emails: 3,
       sent: 1,
       failed: 1,
+      // A job recorded before suppression existed has no count of it: 0.
+      suppressed: 0,
       created_at: job.created_at,
       started_at: job.started_at,
       completed_at: null,

@@ -23,6 +23,7 @@ describe('logs', () => {
       });
     }
     const handler = makeSendEmails({
+      suppressions: { getMany: async () => new Map() },
       contents: {
         content: async () => ({
           template: TEMPLATE,

@@ -51,6 +51,8 @@ function consumer(
     nonprofits?: Nonprofit[];
     total?: number;
     transport?: EmailTransport;
+    /** Addresses on the suppression list (as unsubscribed). */
+    suppressed?: string[];
     overrides?: Partial<ProcessEmailsDependencies>;
   } = {},
 ) {
@@ -69,6 +71,12 @@ function consumer(
     ]),
   );
   let clock = NOW;
+  const suppressed = new Map(
+    (options.suppressed ?? []).map((email) => [
+      email,
+      { email, reason: 'unsubscribed' as const, suppressed_at: ACCEPTED_AT },
+    ]),
+  );
   const deliveries = new FakeDeliveries({
     jobs: { [jobId]: options.total ?? 2 },
     leaseMs: LEASE_MS,
@@ -89,6 +97,17 @@ function consumer(
     },
     transport,
     deliveries,
+    suppressions: {
+      getMany: vi.fn(
+        async (emails: readonly string[]) =>
+          new Map(
+            emails.flatMap((email) => {
+              const found = suppressed.get(email);
+              return found ? [[email, found] as const] : [];
+            }),
+          ),
+      ),
+    },
     queue: {
       defer: vi.fn(async (message: EmailMessage, delaySeconds: number) => {
         deferred.push({ message, delaySeconds });
@@ -149,6 +168,7 @@ describe('processEmailBatch', () => {
       retry: [],
       sent: 1,
       failed: { nonprofitDeleted: 0, rejected: 0, tooLarge: 0, deadLetter: 0 },
+      suppressed: 0,
       duplicates: 0,
       deferred: 0,
       paused: false,
@@ -428,6 +448,54 @@ describe('what the transport says decides what becomes of the email', () => {
     for (const { delaySeconds } of deferred)
       expect(delaySeconds).toBeGreaterThanOrEqual(WAITS.pausedSeconds * 0.8);
     for (const recipient of recipients) expect(deliveries.get(jobId, recipient)).toBeUndefined();
+  });
+
+  it('records a suppressed recipient suppressed without sending, and sends the others', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer({ suppressed: ['b@example.org'] });
+
+    const result = await processEmailBatch(deps, [
+      message('1', 'a@example.org'),
+      message('2', 'b@example.org'),
+    ]);
+
+    expect(result).toMatchObject({ sent: 1, suppressed: 1, retry: [] });
+    expect(vi.mocked(transport.send).mock.calls.map(([email]) => email.to)).toEqual(['a@example.org']);
+    expect(deliveries.get(jobId, 'b@example.org')).toMatchObject({
+      status: 'suppressed',
+      error: 'The address is suppressed (unsubscribed).',
+    });
+  });
+
+  it('sends no copy to a suppressed cc address, and records the copies that went', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer({
+      content: { cc: ['board@example.org', 'gone@example.org'] },
+      suppressed: ['gone@example.org'],
+    });
+
+    await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(vi.mocked(transport.send).mock.calls[0]?.[0].cc).toEqual(['board@example.org']);
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sent',
+      cc: ['board@example.org'],
+    });
+  });
+
+  it('sends nothing and puts the emails back when the suppression list cannot be read', async () => {
+    const { deps, deliveries, deferred, jobId, message, transport } = consumer();
+    vi.mocked(deps.suppressions.getMany).mockRejectedValueOnce(
+      new Error('ProvisionedThroughputExceededException'),
+    );
+
+    const result = await processEmailBatch(deps, [
+      message('1', 'a@example.org'),
+      message('2', 'b@example.org'),
+    ]);
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result).toMatchObject({ sent: 0, suppressed: 0, deferred: 2, retry: [] });
+    expect(deferred).toHaveLength(2);
+    expect(deliveries.get(jobId, 'a@example.org')).toBeUndefined();
   });
 
   it('stops sending the rest of the batch when a message id cannot be written, and puts the rest back to wait', async () => {
