@@ -19,6 +19,14 @@ export const UNTHROTTLED_CONTEXT = {
   sesMaxSendRate: 2_000,
 };
 
+/** JSON with every object's keys sorted, at every depth, so equal items always print alike. */
+const canonical = (value: unknown): string =>
+  JSON.stringify(value, (_, nested: unknown) =>
+    nested && typeof nested === 'object' && !Array.isArray(nested)
+      ? Object.fromEntries(Object.entries(nested).sort(([a], [b]) => a.localeCompare(b)))
+      : nested,
+  );
+
 /**
  * What a refused request must leave as it was: the registry and the suppression list, item for
  * item, and which jobs exist with their contents. Job items themselves change as consumers work,
@@ -48,7 +56,7 @@ export async function storeSnapshot(
           ...(projection ? { ProjectionExpression: projection } : {}),
         }),
       );
-      for (const item of page.Items ?? []) items.push(JSON.stringify(item, Object.keys(item).sort()));
+      for (const item of page.Items ?? []) items.push(canonical(item));
       startKey = page.LastEvaluatedKey;
     } while (startKey);
     return items;

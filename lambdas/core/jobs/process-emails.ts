@@ -480,11 +480,13 @@ async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, ema
   // Out of time: back in the queue, visible once this environment's pace allows its next send.
   if (run.stop === 'deadline')
     return waitInQueue(run, job, item, token, pacerWaitMs / 1000, { grows: false });
-  if (run.stop === 'unrecorded') return waitInQueue(run, job, item, token, run.waits.throttledSeconds);
+  if (run.stop === 'unrecorded')
+    return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
   await deps.pacer?.take(1 + email.cc.length);
   // Another sender may have found sending paused, or the store failing, while this one waited its turn.
   if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
-  if (run.stop === 'unrecorded') return waitInQueue(run, job, item, token, run.waits.throttledSeconds);
+  if (run.stop === 'unrecorded')
+    return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
   const sqsMessageId = item.message.messageId;
   try {
     const { messageId } = await deps.transport.send(email);
@@ -546,6 +548,15 @@ async function handOver(
     try {
       return await run.deps.deliveries.handOver(job.jobId, recipient, token, messageId);
     } catch (error) {
+      // The claim is no longer ours (its lease lapsed and another consumer took it): no retry helps,
+      // and the store is working, so sending goes on.
+      if (error instanceof Error && error.name === 'ConditionalCheckFailedException') {
+        run.log('WARN', 'The claim was taken over before the message id was written', {
+          job_id: job.jobId,
+          ses_message_id: messageId,
+        });
+        return;
+      }
       if (attempt + 1 >= HAND_OVER_ATTEMPTS) {
         // The recording below writes the message id too; only if it also fails can the email go
         // twice. No further email of this invocation is sent: it could only widen that window.

@@ -514,7 +514,9 @@ describe('what the transport says decides what becomes of the email', () => {
 
     // Only the sends already under way when the first hand-over gave up reached the transport.
     const sent = vi.mocked(transport.send).mock.calls.length;
-    expect(sent).toBeLessThan(recipients.length);
+    // At most the sends under way together (SEND_CONCURRENCY) when the first hand-over gave up.
+    expect(sent).toBeGreaterThan(0);
+    expect(sent).toBeLessThanOrEqual(4);
     expect(result).toMatchObject({ sent, deferred: recipients.length - sent, paused: false, retry: [] });
     // The sent ones are recorded with their ids by the recording, which writes them too.
     const recorded = recipients.filter((recipient) => deliveries.get(jobId, recipient)?.status === 'sent');
