@@ -59,6 +59,24 @@ const configSchema = z
     fromAddress: z.email({ message: 'Must be an email address' }).optional(),
     /** Where replies go, if not to `fromAddress`. */
     replyTo: z.email({ message: 'Must be an email address' }).optional(),
+    /**
+     * The API's public base URL, stage included (`https://mail-api.example.org/v1`), when it is served
+     * under a custom domain: unsubscribe links point there. Unset, they point at the stage's own URL.
+     */
+    publicApiUrl: z
+      .url({ protocol: /^https$/, message: 'Must be an https:// URL' })
+      // SES takes at most 870 characters in a header: this URL, a token and the mailto must fit.
+      .max(100, 'Must be at most 100 characters (it goes in a header SES limits)')
+      .transform((url) => url.replace(/\/+$/, ''))
+      .optional(),
+    /** A mailbox that takes unsubscribe requests too: emails then offer it beside the one-click link. */
+    unsubscribeMailto: z
+      .email({ message: 'Must be an email address' })
+      .max(100, 'Must be at most 100 characters (it goes in a header SES limits)')
+      .optional(),
+    /** Requests per second, and burst, the public unsubscribe routes take from everyone together. */
+    unsubscribeRateLimit: z.coerce.number().positive().default(20),
+    unsubscribeBurstLimit: z.coerce.number().int().positive().default(40),
     /** An SES configuration set to send with (event publishing, dedicated IPs). */
     sesConfigurationSet: z
       .string()

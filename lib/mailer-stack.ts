@@ -8,6 +8,7 @@ import { MailerMonitoring } from './constructs/monitoring';
 import { NonprofitsRoutes } from './constructs/nonprofits-routes';
 import { EmailQueue } from './constructs/queue';
 import { SuppressionsRoutes } from './constructs/suppressions-routes';
+import { Unsubscribe } from './constructs/unsubscribe';
 
 export interface MailerStackProps extends StackProps {
   config: MailerConfig;
@@ -37,6 +38,11 @@ export class MailerStack extends Stack {
       queue: this.queue,
       config: props.config,
     });
+    new Unsubscribe(this, 'Unsubscribe', {
+      api: this.api,
+      data: this.data,
+      config: props.config,
+    }).enableLinks(this.emailJobs.consumer, props.config.unsubscribeMailto);
     // Last: it watches every function the stack has.
     this.monitoring = new MailerMonitoring(this, 'Monitoring', {
       api: this.api,

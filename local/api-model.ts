@@ -136,7 +136,9 @@ export function readApiModel(template: CfnTemplate, resolver: IntrinsicResolver)
       BurstLimit: setting.ThrottlingBurstLimit,
     });
     if (!throttle) continue;
-    const resourcePath = String(setting.ResourcePath ?? '/*').replaceAll('~1', '/');
+    // `/*` for every method; otherwise `/` and the resource path with each `/` as `~1` (`/~1unsubscribe`).
+    const raw = String(setting.ResourcePath ?? '/*');
+    const resourcePath = raw === '/*' ? raw : raw.slice(1).replaceAll('~1', '/');
     const key = resourcePath === '/*' ? '*' : `${resourcePath}/${String(setting.HttpMethod)}`;
     stageThrottles.set(key, throttle);
   }

@@ -317,6 +317,8 @@ export function functionsFromTemplate(
   options: {
     assemblyDir: string;
     baseEnvironment: Record<string, string>;
+    /** Applied to each value of a function's template environment (the API's deployed URL becomes the local one). */
+    rewrite?: (value: string) => string;
     onLog?: LocalFunctionOptions['onLog'];
   },
 ): Map<string, LocalFunction> {
@@ -348,7 +350,12 @@ export function functionsFromTemplate(
         memorySize,
         environment: {
           ...options.baseEnvironment,
-          ...properties.Environment?.Variables,
+          ...Object.fromEntries(
+            Object.entries(properties.Environment?.Variables ?? {}).map(([name, value]) => [
+              name,
+              options.rewrite ? options.rewrite(String(value)) : String(value),
+            ]),
+          ),
           AWS_LAMBDA_FUNCTION_NAME: functionName,
           AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySize),
           AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',

@@ -15,6 +15,7 @@ import { functionsFromTemplate, type InvokeResult, type LocalFunction } from './
 import { LocalGateway, UNSUPPORTED_SERVICE_PATH } from './gateway';
 import { LocalMetrics, readableLogLine } from './metrics';
 import { closeServer } from './processes';
+import { type LocalSecrets, startLocalSecrets } from './secrets';
 import { type LocalSes, startLocalSes } from './ses';
 import { createQueues, type LocalSqs, sqsClient, startLocalSqs } from './sqs';
 import { type SqsJournal, startSqsJournal } from './sqs-journal';
@@ -61,6 +62,7 @@ interface Started {
   sqs?: LocalSqs;
   sqsJournal?: SqsJournal;
   ses?: LocalSes;
+  secrets?: LocalSecrets;
   functions?: Map<string, LocalFunction>;
   server?: Server;
   eventSources?: QueueEventSource[];
@@ -89,6 +91,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     if (server) await closeServer(server);
     await Promise.all([...(started.functions?.values() ?? [])].map((fn) => fn.close()));
     await started.ses?.stop();
+    await started.secrets?.stop();
     await started.sqsJournal?.stop();
     await started.sqs?.stop();
     await started.dynamoDb?.stop();
@@ -127,6 +130,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     // The emulator forwards what it receives when this is set: say so, as emails then leave the machine.
     if (process.env.SMTP_TRANSPORT)
       log('[ses] SMTP_TRANSPORT is set: the local SES forwards every email it receives to that SMTP server');
+
+    // Before the functions: their environments name the secrets' ARNs.
+    started.secrets = await startLocalSecrets({
+      template,
+      resolver,
+      file: join(options.stateDir, 'secrets.json'),
+    });
 
     const model = readApiModel(template, resolver);
     const keyValues = loadKeyValues(model.apiKeys, join(options.stateDir, 'api-keys.json'));
@@ -170,8 +180,15 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
         AWS_ENDPOINT_URL_SQS: sqsEndpoint,
         AWS_ENDPOINT_URL_SESV2: sesEndpoint,
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: started.secrets.endpoint,
         TZ: 'UTC',
       },
+      // A function that links to the API (an unsubscribe link) links to this gateway.
+      rewrite: (value) =>
+        value.replaceAll(
+          `https://${model.restApiId}.execute-api.${LOCAL_REGION}.amazonaws.com/`,
+          `http://127.0.0.1:${port}/`,
+        ),
       // Metric lines are gathered for /_local/metrics; log lines are shown readably.
       onLog: (name, line) => {
         if (!metrics.record(line)) log(`[${name}] ${readableLogLine(line)}`);

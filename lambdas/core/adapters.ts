@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { documentClient, sesSendClient, sqsClient } from './aws-clients';
+import { documentClient, secretsManagerClient, sesSendClient, sqsClient } from './aws-clients';
 import { bound, QUEUE, TABLE } from './bindings';
 import { readEnv } from './env';
 import { DynamoDeliveries } from './jobs/deliveries';
@@ -10,6 +10,7 @@ import { DynamoNonprofitRepository } from './nonprofits/repository';
 import { SqsEmailQueue } from './queue/email-queue';
 import { SqsQueueGauge } from './queue/queue-depth';
 import { DynamoSuppressionList } from './suppressions/repository';
+import { SecretsManagerSigningSecret } from './suppressions/signing-secret';
 import { SendPacer } from './transport/send-pacer';
 import { SesTransport } from './transport/ses-transport';
 import { type EmailTransport, RecordTransport } from './transport/transport';
@@ -25,6 +26,22 @@ export const nonprofitsFromEnv = () =>
 
 export const suppressionsFromEnv = () =>
   new DynamoSuppressionList({ client: documentClient, tableName: bound(TABLE.suppressions) });
+
+/** The secret that signs and checks unsubscribe links. */
+export const signingSecretFromEnv = () =>
+  new SecretsManagerSigningSecret(
+    readEnv({ UNSUBSCRIBE_SECRET_ARN: z.string().min(1) }).UNSUBSCRIBE_SECRET_ARN,
+    secretsManagerClient,
+  );
+
+/** What the consumer needs to give each email its unsubscribe link. */
+export function unsubscribeLinksFromEnv() {
+  const env = readEnv({
+    UNSUBSCRIBE_URL: z.url({ protocol: /^https?$/ }),
+    UNSUBSCRIBE_MAILTO: z.email().optional(),
+  });
+  return { secret: signingSecretFromEnv(), url: env.UNSUBSCRIBE_URL, mailto: env.UNSUBSCRIBE_MAILTO };
+}
 
 export const jobsFromEnv = () => new DynamoJobStore({ client: documentClient, tableName: bound(TABLE.jobs) });
 

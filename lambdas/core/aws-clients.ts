@@ -1,4 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SESv2Client } from '@aws-sdk/client-sesv2';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -13,6 +14,8 @@ export const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient({})
 });
 
 export const sqsClient = new SQSClient({});
+
+export const secretsManagerClient = new SecretsManagerClient({});
 
 /** For reading SES's state (health): the SDK's usual retries are harmless there. */
 export const sesClient = new SESv2Client({});

@@ -37,6 +37,26 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
+/**
+ * The page of one DynamoDB read that asked for `limit + 1` items: the extra item, or DynamoDB's own
+ * `LastEvaluatedKey`, says another page follows, so the last page says so (`nextCursor: null`)
+ * instead of handing out a cursor to an empty one.
+ */
+export function pageFrom<T>(
+  found: readonly T[],
+  limit: number,
+  lastEvaluatedKey: unknown,
+  resume: { key: (item: T) => Record<string, unknown>; scope: string },
+): Page<T> {
+  const items = found.slice(0, limit);
+  const last = items.at(-1);
+  const more = found.length > limit || lastEvaluatedKey !== undefined;
+  return {
+    items,
+    nextCursor: more && last !== undefined ? encodeCursor(resume.key(last), resume.scope) : null,
+  };
+}
+
 export const pageLimit = (defaultLimit: number, max: number) =>
   z.coerce
     .number({ message: 'Must be a number' })

@@ -9,6 +9,7 @@ import {
   sendSettingsFromEnv,
   suppressionsFromEnv,
   transportFromEnv,
+  unsubscribeLinksFromEnv,
 } from '../core/adapters';
 import { type ProcessEmailsDependencies, processEmailBatch } from '../core/jobs/process-emails';
 import { batchResponse, logLine, receivedMessages, workerHandler } from './support';
@@ -27,6 +28,7 @@ export const handler = makeSendEmails({
   transport: transportFromEnv(),
   deliveries: deliveriesFromEnv(),
   suppressions: suppressionsFromEnv(),
+  unsubscribe: unsubscribeLinksFromEnv(),
   queue: emailQueueFromEnv(),
   rendered: renderedEmailsFromEnv(),
   ...sendSettingsFromEnv(),

@@ -91,13 +91,14 @@ export class MailerApi extends Construct {
   /**
    * Routes `method path` (for example `GET /nonprofits/{email}`) to a function; a throttle, when
    * given, replaces the plan's default rate and burst for this method, per API key. Every route
-   * requires an API key unless `apiKeyRequired: false` (for monitors, which hold none).
+   * requires an API key unless it is `public`, with the reason it needs none (monitors and email
+   * recipients hold no key).
    */
   addRoute(
     method: HttpMethod,
     path: string,
     handler: IFunction,
-    options: { throttle?: ThrottleSettings; apiKeyRequired?: boolean } = {},
+    options: { throttle?: ThrottleSettings; public?: string } = {},
   ): void {
     this.routes.push({ method, path });
     const resource = path
@@ -108,17 +109,19 @@ export class MailerApi extends Construct {
         this.restApi.root,
       );
     const created = resource.addMethod(method, new LambdaIntegration(handler), {
-      apiKeyRequired: options.apiKeyRequired ?? true,
+      apiKeyRequired: options.public === undefined,
     });
     if (options.throttle) this.methodThrottles.push({ method: created, throttle: options.throttle });
     Validations.of(created).acknowledge(
       {
         id: 'AwsSolutions::AwsSolutions-APIG4',
-        reason: 'Clients are applications identified by API keys under usage plans, as the design specifies.',
+        reason:
+          options.public ??
+          'Clients are applications identified by API keys under usage plans, as the design specifies.',
       },
       {
         id: 'AwsSolutions::AwsSolutions-COG4',
-        reason: 'No end users sign in: clients are server applications holding API keys.',
+        reason: options.public ?? 'No end users sign in: clients are server applications holding API keys.',
       },
     );
   }

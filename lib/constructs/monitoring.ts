@@ -98,7 +98,9 @@ export class MailerMonitoring extends Construct {
     );
     this.health.setting('EMAIL_TRANSPORT', config.transport);
     if (config.transport === 'ses') this.grantSendingChecks(stack, config);
-    api.addRoute('GET', '/health', this.health, { apiKeyRequired: false });
+    api.addRoute('GET', '/health', this.health, {
+      public: 'Monitors call /health without a key; it answers only whether each dependency works.',
+    });
 
     this.topic = new Topic(this, 'Alarms', {
       displayName: 'nonprofit-mailer alarms',

@@ -1,8 +1,8 @@
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { INDEX, TABLE } from '../../lambdas/core/bindings';
 import type { MailerApi } from './api';
 import type { MailerData } from './data';
-import { type DynamoDbAction, ProjectFunction } from './project-function';
+import { TableRoutes } from './table-routes';
 
 export interface NonprofitsRoutesProps {
   api: MailerApi;
@@ -12,28 +12,11 @@ export interface NonprofitsRoutesProps {
 /**
  * The nonprofits registry: one function per route, so each holds only the table actions it calls.
  */
-export class NonprofitsRoutes extends Construct {
-  readonly functions: ProjectFunction[] = [];
-
+export class NonprofitsRoutes extends TableRoutes {
   constructor(scope: Construct, id: string, { api, data }: NonprofitsRoutesProps) {
-    super(scope, id);
-    const route = (
-      method: Parameters<MailerApi['addRoute']>[0],
-      path: string,
-      name: string,
-      entry: string,
-      actions: readonly DynamoDbAction[],
-      indexes?: Parameters<ProjectFunction['bindTable']>[3],
-    ) => {
-      const fn = new ProjectFunction(this, name, { entry, description: `${method} ${path}` })
-        .bindTable(TABLE.nonprofits, data.nonprofits, actions, indexes)
-        .acknowledgeNoDeadLetterTarget('api');
-      api.addRoute(method, path, fn);
-      this.functions.push(fn);
-    };
-
-    route('POST', '/nonprofits', 'CreateNonprofit', 'api/create-nonprofit.ts', ['dynamodb:PutItem']);
-    route(
+    super(scope, id, { api, binding: TABLE.nonprofits, table: data.nonprofits });
+    this.route('POST', '/nonprofits', 'CreateNonprofit', 'api/create-nonprofit.ts', ['dynamodb:PutItem']);
+    this.route(
       'GET',
       '/nonprofits',
       'ListNonprofits',
@@ -42,11 +25,11 @@ export class NonprofitsRoutes extends Construct {
       ['dynamodb:Scan'],
       { names: [INDEX.nonprofitsByDomain], actions: ['dynamodb:Query'] },
     );
-    route('GET', '/nonprofits/{email}', 'GetNonprofit', 'api/get-nonprofit.ts', ['dynamodb:GetItem']);
-    route('PUT', '/nonprofits/{email}', 'UpdateNonprofit', 'api/update-nonprofit.ts', [
+    this.route('GET', '/nonprofits/{email}', 'GetNonprofit', 'api/get-nonprofit.ts', ['dynamodb:GetItem']);
+    this.route('PUT', '/nonprofits/{email}', 'UpdateNonprofit', 'api/update-nonprofit.ts', [
       'dynamodb:UpdateItem',
     ]);
-    route('DELETE', '/nonprofits/{email}', 'DeleteNonprofit', 'api/delete-nonprofit.ts', [
+    this.route('DELETE', '/nonprofits/{email}', 'DeleteNonprofit', 'api/delete-nonprofit.ts', [
       'dynamodb:DeleteItem',
     ]);
   }

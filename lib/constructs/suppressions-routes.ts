@@ -1,8 +1,8 @@
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { INDEX, TABLE } from '../../lambdas/core/bindings';
 import type { MailerApi } from './api';
 import type { MailerData } from './data';
-import { type DynamoDbAction, ProjectFunction } from './project-function';
+import { TableRoutes } from './table-routes';
 
 export interface SuppressionsRoutesProps {
   api: MailerApi;
@@ -10,38 +10,23 @@ export interface SuppressionsRoutesProps {
 }
 
 /** Operators' routes on the suppression list (API key): one function per route, each with only its table actions. */
-export class SuppressionsRoutes extends Construct {
-  readonly functions: ProjectFunction[] = [];
-
+export class SuppressionsRoutes extends TableRoutes {
   constructor(scope: Construct, id: string, { api, data }: SuppressionsRoutesProps) {
-    super(scope, id);
-    const route = (
-      method: Parameters<MailerApi['addRoute']>[0],
-      path: string,
-      name: string,
-      entry: string,
-      actions: readonly DynamoDbAction[],
-      indexes?: Parameters<ProjectFunction['bindTable']>[3],
-    ) => {
-      const fn = new ProjectFunction(this, name, { entry, description: `${method} ${path}` })
-        .bindTable(TABLE.suppressions, data.suppressions, actions, indexes)
-        .acknowledgeNoDeadLetterTarget('api');
-      api.addRoute(method, path, fn);
-      this.functions.push(fn);
-    };
-
-    route('GET', '/suppressions', 'ListSuppressions', 'api/list-suppressions.ts', ['dynamodb:Scan'], {
+    super(scope, id, { api, binding: TABLE.suppressions, table: data.suppressions });
+    this.route('GET', '/suppressions', 'ListSuppressions', 'api/list-suppressions.ts', ['dynamodb:Scan'], {
       names: [INDEX.suppressionsByReason],
       actions: ['dynamodb:Query'],
     });
-    route('GET', '/suppressions/{email}', 'GetSuppression', 'api/get-suppression.ts', ['dynamodb:GetItem']);
+    this.route('GET', '/suppressions/{email}', 'GetSuppression', 'api/get-suppression.ts', [
+      'dynamodb:GetItem',
+    ]);
     // A manual add that finds the address suppressed reads the record it kept.
-    route('PUT', '/suppressions/{email}', 'PutSuppression', 'api/put-suppression.ts', [
+    this.route('PUT', '/suppressions/{email}', 'PutSuppression', 'api/put-suppression.ts', [
       'dynamodb:PutItem',
       'dynamodb:GetItem',
     ]);
     // A refused lift reads the record to say why (not suppressed, or a complaint).
-    route('DELETE', '/suppressions/{email}', 'DeleteSuppression', 'api/delete-suppression.ts', [
+    this.route('DELETE', '/suppressions/{email}', 'DeleteSuppression', 'api/delete-suppression.ts', [
       'dynamodb:DeleteItem',
       'dynamodb:GetItem',
     ]);

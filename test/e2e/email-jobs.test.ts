@@ -179,6 +179,63 @@ describe('email jobs over HTTP on the local runtime', () => {
     expect((await api('GET', `/suppressions/${email}`)).status).toBe(404);
   });
 
+  it('unsubscribes a recipient from the one-click link in its email, and mails it nothing after', async () => {
+    const recipients = registered.slice(1100, 1105);
+    const [leaving] = recipients as [string];
+    const first = await api('POST', '/send-email', { emails: recipients, template: 'Hello {name}' });
+    const firstJob = String(first.body.job_id);
+    await waitForEnd(firstJob);
+    const mailedTo = async (address: string) =>
+      (await readInbox(runtime.inboxUrl)).filter((email) => email.destination.to.includes(address));
+    const [email] = await mailedTo(leaving);
+    const header = (name: string) => email?.headers?.find((found) => found.name === name)?.value;
+    expect(header('List-Unsubscribe-Post')).toBe('List-Unsubscribe=One-Click');
+    const link = /^<([^>]+)>$/.exec(header('List-Unsubscribe') ?? '')?.[1] ?? '';
+    // The link the runtime's functions make points at this gateway, as in AWS it points at the stage.
+    expect(link.startsWith(`${runtime.url}/unsubscribe?token=`)).toBe(true);
+
+    // GET (what a mail scanner or a click does) shows a page with one button and changes nothing.
+    const page = await fetch(link);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(await page.text()).toContain(leaving);
+    expect((await api('GET', `/suppressions/${leaving}`)).status).toBe(404);
+
+    // An altered or cut token suppresses nothing.
+    const token = new URL(link).searchParams.get('token') ?? '';
+    const tampered = `${token.slice(0, 10)}${token[10] === 'A' ? 'B' : 'A'}${token.slice(11)}`;
+    for (const bad of [tampered, token.slice(0, -3)]) {
+      const refused = await fetch(`${runtime.url}/unsubscribe?token=${encodeURIComponent(bad)}`, {
+        method: 'POST',
+      });
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as { message: string }).message).toBe('Invalid unsubscribe link');
+    }
+    expect((await api('GET', `/suppressions/${leaving}`)).status).toBe(404);
+
+    // The one-click POST a mailbox provider sends (RFC 8058), without an API key.
+    const oneClick = await fetch(link, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+    });
+    expect(oneClick.status).toBe(200);
+    expect((await api('GET', `/suppressions/${leaving}`)).body).toMatchObject({
+      email: leaving,
+      reason: 'unsubscribed',
+      job_id: firstJob,
+    });
+    const listed = await api('GET', '/suppressions?reason=unsubscribed');
+    expect((listed.body.suppressions as { email: string }[]).map((entry) => entry.email)).toContain(leaving);
+
+    const second = await api('POST', '/send-email', { emails: recipients, template: 'Hello again {name}' });
+    expect(await waitForEnd(String(second.body.job_id))).toMatchObject({ sent: 4, suppressed: 1, failed: 0 });
+    expect(await mailedTo(leaving)).toHaveLength(1);
+    expect(await mailedTo(recipients[1] as string)).toHaveLength(2);
+    // Lifted again, so the later tests of this file mail every registered nonprofit.
+    expect((await api('DELETE', `/suppressions/${leaving}`)).status).toBe(204);
+  });
+
   it('answers 404 listing every unknown recipient, and creates no job', async () => {
     const before = await api('GET', '/jobs?limit=100');
     const response = await api('POST', '/send-email', {

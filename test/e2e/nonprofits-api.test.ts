@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readApiModel } from '../../local/api-model';
+import { readInbox } from '../../local/ses';
 import { IntrinsicResolver } from '../../local/template';
 import { apiClient, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 import { synthesizeForTests } from '../support/synth';
@@ -146,7 +148,22 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       .routes.map((route) => `${route.method} ${route.resourcePath}`)
       .sort();
     const email = `every-route@${uniqueDomain()}`;
-    const ids: { job?: string } = {};
+    // Suppressed by hand on its own: `email` unsubscribes through its link.
+    const quiet = `every-route-quiet@${uniqueDomain()}`;
+    const ids: { job?: string; link?: string } = {};
+    /** The one-click link of the email the job sent this address, once the local SES has it. */
+    const unsubscribeLink = async (address: string) => {
+      for (let attempt = 0; attempt < 200; attempt++) {
+        const email = (await readInbox(runtime.inboxUrl)).find((found) =>
+          found.destination.to.includes(address),
+        );
+        const header = email?.headers?.find((found) => found.name === 'List-Unsubscribe')?.value;
+        const link = /^<([^>]+)>/.exec(header ?? '')?.[1];
+        if (link) return link;
+        await sleep(100);
+      }
+      throw new Error(`No email with an unsubscribe link reached ${address}`);
+    };
     const jobPath = () => `/jobs/${ids.job}`;
     /**
      * One valid call per route, in an order that makes each possible (create before read, delete
@@ -228,8 +245,28 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
         ['job_id', 'emails', 'next_cursor'],
       ],
       [
+        'GET /unsubscribe',
+        async () => {
+          ids.link = await unsubscribeLink(email);
+          const page = await fetch(ids.link);
+          // An HTML page, not JSON: its status is what this table checks.
+          return { status: page.status, headers: page.headers, body: {} };
+        },
+        200,
+        [],
+      ],
+      [
+        'POST /unsubscribe',
+        async () => {
+          const done = await fetch(ids.link ?? '', { method: 'POST', body: 'List-Unsubscribe=One-Click' });
+          return { status: done.status, headers: done.headers, body: {} };
+        },
+        200,
+        [],
+      ],
+      [
         'PUT /suppressions/{email}',
-        () => api('PUT', `/suppressions/${email}`, { note: 'asked by phone' }),
+        () => api('PUT', `/suppressions/${quiet}`, { note: 'asked by phone' }),
         201,
         ['email', 'reason', 'suppressed_at', 'api_key_id', 'note'],
       ],
@@ -241,11 +278,11 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       ],
       [
         'GET /suppressions/{email}',
-        () => api('GET', `/suppressions/${email}`),
+        () => api('GET', `/suppressions/${quiet}`),
         200,
         ['email', 'reason', 'suppressed_at'],
       ],
-      ['DELETE /suppressions/{email}', () => api('DELETE', `/suppressions/${email}`), 204, []],
+      ['DELETE /suppressions/{email}', () => api('DELETE', `/suppressions/${quiet}`), 204, []],
       ['GET /health', () => apiClient(runtime.url)('GET', '/health'), 200, ['status', 'checks', 'version']],
       ['DELETE /nonprofits/{email}', () => api('DELETE', `/nonprofits/${email}`), 204, []],
     ];

@@ -25,13 +25,15 @@ const DOCUMENTED_ROUTES = [
   'GET /nonprofits/{email}',
   'GET /suppressions',
   'GET /suppressions/{email}',
+  'GET /unsubscribe',
   'POST /nonprofits',
   'POST /send-email',
+  'POST /unsubscribe',
   'PUT /nonprofits/{email}',
   'PUT /suppressions/{email}',
 ];
-/** One function per route (both job reads share one), plus the consumer, the dead-letter consumer and the sweeper. */
-const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 1 + 3;
+/** One function per route (both job reads share one, as do both unsubscribe methods), plus the consumer, the dead-letter consumer and the sweeper. */
+const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 3;
 
 const functionByDescription = (description: string) => queries.functionByDescription(assertions, description);
 const actionsOf = (description: string, prefix?: string) =>
@@ -217,13 +219,14 @@ describe('functions', () => {
 });
 
 describe('API', () => {
-  it('requires an API key on every method but GET /health, which monitors call without one', () => {
+  it('requires an API key on every method but GET /health and the unsubscribe link, whose callers hold none', () => {
     const model = readApiModel(template, new IntrinsicResolver(template));
     const keyless = model.routes
       .filter((route) => !route.apiKeyRequired)
-      .map((route) => `${route.method} ${route.resourcePath}`);
-    expect(keyless).toEqual(['GET /health']);
-    expect(model.routes.filter((route) => route.apiKeyRequired)).toHaveLength(DOCUMENTED_ROUTES.length - 1);
+      .map((route) => `${route.method} ${route.resourcePath}`)
+      .sort();
+    expect(keyless).toEqual(['GET /health', 'GET /unsubscribe', 'POST /unsubscribe']);
+    expect(model.routes.filter((route) => route.apiKeyRequired)).toHaveLength(DOCUMENTED_ROUTES.length - 3);
   });
 
   it("sets the usage plan's rate, burst and daily quota from cdk.json", () => {
@@ -272,12 +275,49 @@ describe('API', () => {
     });
   });
 
+  it('throttles the public unsubscribe routes on the stage, for every caller together', () => {
+    const model = readApiModel(template, new IntrinsicResolver(template));
+    for (const method of ['GET', 'POST'])
+      expect(model.stageThrottles.get(`/unsubscribe/${method}`)).toEqual({ rateLimit: 20, burstLimit: 40 });
+    // In CloudFormation's own form, not only as the local reader understands it.
+    assertions.hasResourceProperties('AWS::ApiGateway::Stage', {
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({ ResourcePath: '/~1unsubscribe', HttpMethod: 'POST', ThrottlingRateLimit: 20 }),
+      ]),
+    });
+  });
+
+  it('lets only the consumer and the unsubscribe function read the link-signing secret', () => {
+    const [secretId] = Object.keys(assertions.findResources('AWS::SecretsManager::Secret'));
+    expect(secretId).toBeDefined();
+    const readers = Object.entries(assertions.findResources('AWS::IAM::Policy'))
+      .filter(([, policy]) => JSON.stringify(policy.Properties).includes(`"Ref":"${secretId}"`))
+      .map(([, policy]) => (policy.Properties.Roles as { Ref: string }[]).map((role) => role.Ref).join());
+    expect(readers).toHaveLength(2);
+    for (const description of ['GET|POST /unsubscribe', FUNCTION.consumer]) {
+      const actions = actionsOf(description, 'secretsmanager:');
+      expect(actions).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+    }
+    // Kept when the stack goes, as the tables are: a new secret would break every link already sent.
+    expect(assertions.findResources('AWS::SecretsManager::Secret')[secretId as string]).toMatchObject({
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+    // Its value is generated at deploy: never in the template.
+    expect(
+      assertions.findResources('AWS::SecretsManager::Secret')[secretId as string]?.Properties,
+    ).toMatchObject({
+      GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true },
+    });
+    expect(JSON.stringify(template)).not.toMatch(/"SecretString"\s*:/);
+  });
+
   it('serves locally exactly the documented routes, each integrated with its own function', () => {
     const model = readApiModel(template, new IntrinsicResolver(template));
     const served = model.routes.map((route) => `${route.method} ${route.resourcePath}`).sort();
     expect(served).toEqual(DOCUMENTED_ROUTES);
     expect(new Set(model.routes.map((route) => route.functionLogicalId)).size).toBe(
-      DOCUMENTED_ROUTES.length - 1,
+      DOCUMENTED_ROUTES.length - 2,
     );
     expect(resourcesOfType(template, 'AWS::ApiGateway::Method')).toHaveLength(DOCUMENTED_ROUTES.length);
   });

@@ -2,9 +2,16 @@ import { randomUUID } from 'node:crypto';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EmailQueue } from '../../lambdas/core/queue/email-queue';
+import { verifyUnsubscribeToken } from '../../lambdas/core/suppressions/unsubscribe-token';
 import { SendPacer } from '../../lambdas/core/transport/send-pacer';
 import { DeliveryError, type EmailTransport, RecordTransport } from '../../lambdas/core/transport/transport';
-import { PIPELINE_FROM, type PipelineOptions, startPipeline } from '../support/pipeline';
+import {
+  PIPELINE_FROM,
+  PIPELINE_LINK_SECRET,
+  PIPELINE_UNSUBSCRIBE_URL,
+  type PipelineOptions,
+  startPipeline,
+} from '../support/pipeline';
 
 type Pipeline = Awaited<ReturnType<typeof startPipeline>>;
 type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
@@ -80,7 +87,22 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
       body: 'Dear Member 3 of 3 Main St',
     });
     await expectMailedOnce(p, recipients);
-    const email = (await p.inbox()).find((received) => received.destination.to.includes(third));
+    const inbox = await p.inbox();
+    // Each email carries its recipient's own one-click unsubscribe link (RFC 8058), signed for it.
+    for (const recipient of recipients) {
+      const email = inbox.find((received) => received.destination.to.includes(recipient));
+      const header = (name: string) => email?.headers?.find((found) => found.name === name)?.value;
+      expect(header('List-Unsubscribe-Post')).toBe('List-Unsubscribe=One-Click');
+      const link = /^<([^>]+)>$/.exec(header('List-Unsubscribe') ?? '')?.[1] ?? '';
+      expect(link.startsWith(`${PIPELINE_UNSUBSCRIBE_URL}?token=`)).toBe(true);
+      const token = new URL(link).searchParams.get('token') ?? '';
+      expect(verifyUnsubscribeToken(PIPELINE_LINK_SECRET, token)).toEqual({
+        email: recipient,
+        jobId: job.job_id,
+        apiKeyId: undefined,
+      });
+    }
+    const email = inbox.find((received) => received.destination.to.includes(third));
     expect(email).toMatchObject({
       messageId: recorded.get(third)?.message_id,
       from: PIPELINE_FROM,
@@ -343,6 +365,12 @@ describe('each recipient mailed at most once through the local SES, whatever SQS
         destination: { to: [recipient], cc: ['board@pipeline.example.org'] },
       });
     }
+    // One message reaches the nonprofit and its copies: a link in it would unsubscribe the nonprofit.
+    const ours = inbox.filter((email) => recipients.includes(email.destination.to[0] as string));
+    expect(ours).toHaveLength(3);
+    expect(ours.some((email) => email.headers?.some((found) => found.name === 'List-Unsubscribe'))).toBe(
+      false,
+    );
   });
 
   it('sends no second email when recording fails after SES took it', async () => {

@@ -46,6 +46,21 @@ describe('DynamoSuppressionList against DynamoDB Local', () => {
     expect(await list.get(email)).toBeUndefined();
   });
 
+  it("keeps the strongest reason: an unsubscribe replaces an operator's add, a manual add never replaces an unsubscribe", async () => {
+    const email = address();
+    await list.add({ email, reason: 'manual', note: 'asked by phone' });
+    const unsubscribed = await list.add({ email, reason: 'unsubscribed', job_id: randomUUID() });
+    expect(unsubscribed).toMatchObject({ created: true, suppression: { reason: 'unsubscribed' } });
+    expect(await list.add({ email, reason: 'manual' })).toMatchObject({
+      created: false,
+      suppression: { reason: 'unsubscribed' },
+    });
+    expect(await list.add({ email, reason: 'bounced' })).toMatchObject({
+      created: false,
+      suppression: { reason: 'unsubscribed' },
+    });
+  });
+
   it('answers 404 for lifting an address that is not suppressed', async () => {
     await expect(list.remove(address(), { force: false })).rejects.toBeInstanceOf(NotFoundError);
     await expect(list.remove(address(), { force: true })).rejects.toBeInstanceOf(NotFoundError);

@@ -5,6 +5,8 @@ process.env.JOBS_TABLE = 'test-jobs';
 process.env.JOB_CONTENTS_TABLE = 'test-job-contents';
 process.env.DELIVERIES_TABLE = 'test-deliveries';
 process.env.SUPPRESSIONS_TABLE = 'test-suppressions';
+process.env.UNSUBSCRIBE_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:000000000000:secret:test-signing';
+process.env.UNSUBSCRIBE_URL = 'https://api.example.org/v1/unsubscribe';
 process.env.EMAIL_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/emails';
 process.env.SWEEPER_QUEUE_SETTLE_SECONDS = '60';
 // The stack's default (lib/config.ts), so tests that fill a template to the limit fill this one.

@@ -33,6 +33,10 @@ type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchRespons
 
 type Deliveries = ProcessEmailsDependencies['deliveries'];
 
+/** The pipeline's unsubscribe links, as the stack's secret and API URL give the consumer. */
+export const PIPELINE_LINK_SECRET = 'pipeline-link-secret-'.padEnd(64, 'x');
+export const PIPELINE_UNSUBSCRIBE_URL = 'https://mail.example.org/v1/unsubscribe';
+
 /** Where the pipeline sends from, as the stack's `fromAddress`. */
 export const PIPELINE_FROM = 'news@pipeline.example.org';
 
@@ -119,6 +123,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
     transport: options.transport ? options.transport(sesTransport) : sesTransport,
     deliveries: consumerDeliveries,
     suppressions,
+    unsubscribe: { secret: { get: async () => PIPELINE_LINK_SECRET }, url: PIPELINE_UNSUBSCRIBE_URL },
     queue: realQueue,
     rendered,
     settings: { maxRenderedBytes: 256 * 1024, defaultSubject: '(no subject)' },

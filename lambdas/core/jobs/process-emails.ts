@@ -4,6 +4,7 @@ import type { NonprofitRepository } from '../nonprofits/repository';
 import { type EmailMessage, type EmailQueue, emailMessage, MAX_DELAY_SECONDS } from '../queue/email-queue';
 import type { SuppressionList } from '../suppressions/repository';
 import { type Suppression, suppressedBecause } from '../suppressions/suppression';
+import { type SigningSecret, signUnsubscribeToken } from '../suppressions/unsubscribe-token';
 import { compileTemplate, renderTemplate, singleLine, type TemplatePart } from '../templates/template';
 import type { SendPacer } from '../transport/send-pacer';
 import { DeliveryError, type EmailTransport, type RenderedEmail } from '../transport/transport';
@@ -35,6 +36,8 @@ export interface ProcessEmailsDependencies {
   deliveries: ProgressRecorder & DeliveryClaims;
   /** Addresses that get no email: read for every batch, so an unsubscribe counts from the next one. */
   suppressions: Pick<SuppressionList, 'getMany'>;
+  /** Gives each email its one-click unsubscribe link, signed with the deployment's secret. */
+  unsubscribe?: UnsubscribeLinks | undefined;
   /** Where an email waits when the transport asks to wait, the invocation's time runs out, or another consumer holds it. */
   queue: Pick<EmailQueue, 'defer' | 'returnAfter'>;
   /** Keeps each rendered email, when the deployment stores them. */
@@ -46,6 +49,13 @@ export interface ProcessEmailsDependencies {
   waits?: { throttledSeconds: number; pausedSeconds: number };
   log?: Log;
   now?: () => Date;
+}
+
+export interface UnsubscribeLinks {
+  secret: SigningSecret;
+  /** The public `/unsubscribe` URL the token is appended to. */
+  url: string;
+  mailto?: string | undefined;
 }
 
 export interface RenderSettings {
@@ -374,8 +384,9 @@ async function processJob(
   const claimed = await claimAll(deps, run.result, job, items, (held, leaseUntil) =>
     returnAfterLease(run, held, leaseUntil),
   );
-  const suppressed = await suppressedAmong(run, job, claimed);
-  if (!suppressed) return;
+  const prepared = await prepareSending(run, job, claimed);
+  if (!prepared) return;
+  const { suppressed, linkSecret } = prepared;
   // A suppressed cc address gets no copy; the recipient still gets the email.
   const cc = job.content.cc.filter((address) => !suppressed.has(address));
   for (const { item, claim } of claimed) {
@@ -413,7 +424,17 @@ async function processJob(
       item,
       token: claim.token,
       base,
-      email: { to: item.email.recipient, cc, jobId: job.jobId, ...rendered },
+      email: {
+        to: item.email.recipient,
+        cc,
+        jobId: job.jobId,
+        ...rendered,
+        // One message goes to the nonprofit and its cc copies alike: a link in it would let a copied
+        // reader unsubscribe the nonprofit, so only emails without copies carry one.
+        ...(linkSecret === undefined || cc.length > 0
+          ? {}
+          : { unsubscribe: unsubscribeLink(deps, linkSecret, job, item) }),
+      },
     });
   }
 
@@ -442,23 +463,28 @@ async function processJob(
 }
 
 /**
- * The suppressed addresses among the claimed recipients (an earlier attempt's handed-over email is
- * sent already) and the job's cc. If the list cannot be read, nothing is sent: the emails wait in
- * the queue and `undefined` says so.
+ * What sending needs beyond the claims: the suppressed addresses among the claimed recipients (an
+ * earlier attempt's handed-over email is sent already) and the job's cc, and the secret that signs
+ * unsubscribe links. If either cannot be read, nothing is sent: the emails wait in the queue and
+ * `undefined` says so.
  */
-async function suppressedAmong(
+async function prepareSending(
   run: BatchRun,
   job: CompiledJob,
   claimed: { item: Item; claim: HeldClaim }[],
-): Promise<Map<string, Suppression> | undefined> {
+): Promise<{ suppressed: Map<string, Suppression>; linkSecret: string | undefined } | undefined> {
   const toCheck = claimed
     .filter(({ claim }) => claim.state === 'claimed')
     .map(({ item }) => item.email.recipient);
-  if (toCheck.length === 0) return new Map();
+  if (toCheck.length === 0) return { suppressed: new Map(), linkSecret: undefined };
   try {
-    return await run.deps.suppressions.getMany([...toCheck, ...job.content.cc]);
+    const [suppressed, linkSecret] = await Promise.all([
+      run.deps.suppressions.getMany([...toCheck, ...job.content.cc]),
+      run.deps.unsubscribe?.secret.get(),
+    ]);
+    return { suppressed, linkSecret };
   } catch (error) {
-    run.log('ERROR', 'Could not read the suppression list; the emails wait in the queue', {
+    run.log('ERROR', 'Could not read the suppression list or the link secret; the emails wait in the queue', {
       job_id: job.jobId,
       error: errorText(error),
     });
@@ -469,6 +495,18 @@ async function suppressedAmong(
     }
     return undefined;
   }
+}
+
+/** The recipient's own link: it unsubscribes the nonprofit the email is addressed to. */
+function unsubscribeLink(
+  deps: ProcessEmailsDependencies,
+  secret: string,
+  job: CompiledJob,
+  item: Item,
+): RenderedEmail['unsubscribe'] {
+  const links = deps.unsubscribe as UnsubscribeLinks;
+  const token = signUnsubscribeToken(secret, { email: item.email.recipient, jobId: job.jobId });
+  return { url: `${links.url}?token=${token}`, mailto: links.mailto };
 }
 
 /** Sends one claimed email; answers its outcome, or nothing when it went back to the queue. */

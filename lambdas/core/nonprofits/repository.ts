@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { INDEX } from '../bindings';
-import { decodeCursor, encodeCursor, type Page } from '../cursor';
+import { decodeCursor, type Page, pageFrom } from '../cursor';
 import { batchGetAll } from '../dynamo-paging';
 import { ConflictError, NotFoundError } from '../errors';
 import {
@@ -172,13 +172,11 @@ export class DynamoNonprofitRepository implements NonprofitRepository {
             ExclusiveStartKey: startKey,
           }),
     );
-    const found = (page.Items ?? []).map(toNonprofit);
-    const items = found.slice(0, limit);
-    const last = items.at(-1);
-    const more = found.length > limit || page.LastEvaluatedKey !== undefined;
-    const resumeKey = (item: Nonprofit) =>
-      domain === undefined ? { email: item.email } : { email: item.email, domain: item.domain };
-    return { items, nextCursor: more && last ? encodeCursor(resumeKey(last), scope) : null };
+    return pageFrom((page.Items ?? []).map(toNonprofit), limit, page.LastEvaluatedKey, {
+      key: (item) =>
+        domain === undefined ? { email: item.email } : { email: item.email, domain: item.domain },
+      scope,
+    });
   }
 
   /** Batched reads, eight calls at once, unprocessed keys retried (see batchGetAll). */

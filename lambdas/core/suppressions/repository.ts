@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { INDEX } from '../bindings';
-import { decodeCursor, encodeCursor, type Page } from '../cursor';
+import { decodeCursor, type Page, pageFrom } from '../cursor';
 import { batchGetAll } from '../dynamo-paging';
 import { ConflictError, NotFoundError } from '../errors';
 import { emailAddress } from '../nonprofits/nonprofit';
@@ -22,9 +22,9 @@ export interface SuppressionQuery {
 }
 
 /**
- * Who gets no more email. An address is suppressed once: a later unsubscribe, bounce or manual add
- * keeps the first record (and its history), except a complaint, which replaces any other because it
- * is the one that takes `force` to lift.
+ * Who gets no more email. An address has one record: suppressing it again keeps it, unless the new
+ * reason is stronger (`REASON_STRENGTH`), so the record always says the most a recipient asked for:
+ * a complaint (which takes `force` to lift) over an unsubscribe over a bounce over an operator's add.
  */
 export interface SuppressionList {
   /** Suppresses the address; `created` is false when it already was (the record kept is returned). */
@@ -60,6 +60,20 @@ function toSuppression(item: Record<string, unknown>): Suppression {
   };
 }
 
+/** Weakest first: a reason replaces a record of any reason before it. */
+const REASON_STRENGTH: readonly SuppressionReason[] = ['manual', 'bounced', 'unsubscribed', 'complained'];
+
+/** The condition under which a suppression for `reason` is written: no record, or a weaker one. */
+function replaceableBy(reason: SuppressionReason) {
+  const weaker = REASON_STRENGTH.slice(0, REASON_STRENGTH.indexOf(reason));
+  if (weaker.length === 0) return { ConditionExpression: 'attribute_not_exists(email)' };
+  return {
+    ConditionExpression: `attribute_not_exists(email) OR #reason IN (${weaker.map((_, n) => `:weaker${n}`).join(', ')})`,
+    ExpressionAttributeNames: { '#reason': 'reason' },
+    ExpressionAttributeValues: Object.fromEntries(weaker.map((weak, n) => [`:weaker${n}`, weak])),
+  };
+}
+
 const notSuppressed = (email: string) => new NotFoundError(`The address ${email} is not suppressed.`);
 
 export class DynamoSuppressionList implements SuppressionList {
@@ -78,10 +92,7 @@ export class DynamoSuppressionList implements SuppressionList {
         new PutCommand({
           TableName: this.options.tableName,
           Item: suppression,
-          ConditionExpression:
-            'attribute_not_exists(email) OR (:reason = :complained AND #reason <> :complained)',
-          ExpressionAttributeNames: { '#reason': 'reason' },
-          ExpressionAttributeValues: { ':reason': entry.reason, ':complained': 'complained' },
+          ...replaceableBy(entry.reason),
         }),
       );
       return { suppression, created: true };
@@ -159,12 +170,10 @@ export class DynamoSuppressionList implements SuppressionList {
             ExclusiveStartKey: startKey,
           }),
     );
-    const found = (page.Items ?? []).map(toSuppression);
-    const items = found.slice(0, limit);
-    const last = items.at(-1);
-    const more = found.length > limit || page.LastEvaluatedKey !== undefined;
-    const resumeKey = (item: Suppression) =>
-      wanted === undefined ? { email: item.email } : { email: item.email, reason: item.reason };
-    return { items, nextCursor: more && last ? encodeCursor(resumeKey(last), scope) : null };
+    return pageFrom((page.Items ?? []).map(toSuppression), limit, page.LastEvaluatedKey, {
+      key: (item) =>
+        wanted === undefined ? { email: item.email } : { email: item.email, reason: item.reason },
+      scope,
+    });
   }
 }

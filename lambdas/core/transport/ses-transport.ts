@@ -5,6 +5,7 @@ import {
   type EmailTransport,
   type Handover,
   type RenderedEmail,
+  unsubscribeHeaders,
 } from './transport';
 
 export interface SesTransportOptions {
@@ -58,6 +59,14 @@ export class SesTransport implements EmailTransport {
             Simple: {
               Subject: { Data: email.subject, Charset: 'UTF-8' },
               Body: { Text: { Data: email.body, Charset: 'UTF-8' } },
+              ...(email.unsubscribe
+                ? {
+                    Headers: unsubscribeHeaders(email).map(({ name, value }) => ({
+                      Name: name,
+                      Value: value,
+                    })),
+                  }
+                : {}),
             },
           },
           EmailTags: [{ Name: 'job_id', Value: email.jobId }],

@@ -5,6 +5,24 @@ export interface RenderedEmail {
   subject: string;
   body: string;
   jobId: string;
+  /**
+   * Where the recipient unsubscribes (RFC 8058): a signed HTTPS link that works with one POST, and a
+   * mailbox when the deployment names one. A transport puts them in the email's headers.
+   */
+  unsubscribe?: { url: string; mailto?: string | undefined } | undefined;
+}
+
+/** The `List-Unsubscribe` and `List-Unsubscribe-Post` headers (RFC 2369, RFC 8058) of an email, if it has a link. */
+export function unsubscribeHeaders(
+  email: Pick<RenderedEmail, 'unsubscribe'>,
+): { name: string; value: string }[] {
+  if (!email.unsubscribe) return [];
+  const { url, mailto } = email.unsubscribe;
+  const targets = [`<${url}>`, ...(mailto ? [`<mailto:${mailto}?subject=unsubscribe>`] : [])];
+  return [
+    { name: 'List-Unsubscribe', value: targets.join(', ') },
+    { name: 'List-Unsubscribe-Post', value: 'List-Unsubscribe=One-Click' },
+  ];
 }
 
 /** What a transport says of an email it accepted. */

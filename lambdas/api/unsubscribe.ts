@@ -1,0 +1,81 @@
+// GET|POST /unsubscribe?token=: handler --> signing secret (Secrets Manager), suppression list (DynamoDB)
+import { z } from 'zod';
+import { signingSecretFromEnv, suppressionsFromEnv } from '../core/adapters';
+import { ValidationError } from '../core/errors';
+import { type ApiResult, apiHandler, parseQuery } from '../core/http';
+import type { SuppressionList } from '../core/suppressions/repository';
+import {
+  MAX_TOKEN_LENGTH,
+  type SigningSecret,
+  verifyUnsubscribeToken,
+} from '../core/suppressions/unsubscribe-token';
+
+// Not strict: a link rewriter or tracker may append parameters, and the recipient must still get out.
+const unsubscribeQuery = z.object({
+  token: z.string().min(1, 'Must not be empty').max(MAX_TOKEN_LENGTH, 'Not an unsubscribe token'),
+});
+
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
+
+/** A small page of its own: no script, no external resource, a form that posts only here. */
+function page(title: string, content: string): ApiResult {
+  return {
+    statusCode: 200,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'content-security-policy':
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+    },
+    body: `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${title}</title><style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}button{font-size:1rem;padding:.5rem 1rem}</style></head><body>${content}</body></html>`,
+  };
+}
+
+export interface UnsubscribeDependencies {
+  suppressions: Pick<SuppressionList, 'add'>;
+  secret: SigningSecret;
+}
+
+/**
+ * The link in every email (RFC 8058). `GET` shows the address and one button (mail scanners follow
+ * links, so a GET changes nothing); `POST`, from that button or from the mailbox provider's
+ * one-click request, suppresses the address and answers 200 whatever the body. A token this
+ * deployment did not sign, whole, is a 400 and changes nothing.
+ */
+export const makeUnsubscribe = ({ suppressions, secret }: UnsubscribeDependencies) =>
+  apiHandler(async (event) => {
+    const { token } = parseQuery(event, unsubscribeQuery);
+    const claim = verifyUnsubscribeToken(await secret.get(), token);
+    if (!claim) {
+      throw new ValidationError('Invalid unsubscribe link', [
+        {
+          field: 'query.token',
+          message: 'Not a link this service sent, or not all of it: copy the whole link',
+        },
+      ]);
+    }
+    const address = escapeHtml(claim.email);
+    if (event.httpMethod === 'GET') {
+      return page(
+        'Unsubscribe',
+        `<h1>Unsubscribe</h1><p>Stop emails to <strong>${address}</strong>?</p><form method="post" action="?token=${encodeURIComponent(token)}"><button type="submit">Unsubscribe</button></form>`,
+      );
+    }
+    await suppressions.add({
+      email: claim.email,
+      reason: 'unsubscribed',
+      ...(claim.jobId ? { job_id: claim.jobId } : {}),
+      ...(claim.apiKeyId ? { api_key_id: claim.apiKeyId } : {}),
+    });
+    return page(
+      'Unsubscribed',
+      `<h1>Unsubscribed</h1><p>No more emails will be sent to <strong>${address}</strong>.</p>`,
+    );
+  });
+
+export const handler = makeUnsubscribe({
+  suppressions: suppressionsFromEnv(),
+  secret: signingSecretFromEnv(),
+});

@@ -1,0 +1,55 @@
+import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { describe, expect, it, vi } from 'vitest';
+import { makeUnsubscribe } from '../../../lambdas/api/unsubscribe';
+import { signUnsubscribeToken } from '../../../lambdas/core/suppressions/unsubscribe-token';
+import { apiEvent, lambdaContext } from '../../support/api-events';
+
+const SECRET = 's'.repeat(64);
+const JOB_ID = '7b0bfb6c-7e0e-4a8b-9d4e-1c7a4d3f2e10';
+
+function handler() {
+  const add = vi.fn(async (entry) => ({ suppression: { ...entry, suppressed_at: 'now' }, created: true }));
+  return { add, handle: makeUnsubscribe({ suppressions: { add }, secret: { get: async () => SECRET } }) };
+}
+
+const invoke = (handle: ReturnType<typeof makeUnsubscribe>, event: APIGatewayProxyEvent) =>
+  handle(event, lambdaContext);
+
+const token = signUnsubscribeToken(SECRET, { email: 'info@example.org', jobId: JOB_ID });
+
+describe('GET|POST /unsubscribe', () => {
+  it('shows a page with one button on GET, escaping the address, and suppresses nothing', async () => {
+    const { add, handle } = handler();
+    const result = await invoke(handle, apiEvent({ httpMethod: 'GET', queryStringParameters: { token } }));
+    expect(result.statusCode).toBe(200);
+    expect(result.headers?.['content-type']).toBe('text/html; charset=utf-8');
+    expect(result.headers?.['content-security-policy']).toContain("default-src 'none'");
+    expect(result.body).toContain('info@example.org');
+    expect(result.body).toContain('<form method="post"');
+    expect(add).not.toHaveBeenCalled();
+  });
+
+  it('suppresses the address named in the token on POST, with its job', async () => {
+    const { add, handle } = handler();
+    const result = await invoke(
+      handle,
+      apiEvent({ httpMethod: 'POST', queryStringParameters: { token }, body: 'List-Unsubscribe=One-Click' }),
+    );
+    expect(result.statusCode).toBe(200);
+    expect(add).toHaveBeenCalledWith({ email: 'info@example.org', reason: 'unsubscribed', job_id: JOB_ID });
+  });
+
+  it('answers 400 in JSON for a missing, forged or cut token, suppressing nothing', async () => {
+    const { add, handle } = handler();
+    const forged = signUnsubscribeToken('f'.repeat(64), { email: 'victim@example.org' });
+    for (const parameters of [null, { token: '' }, { token: forged }, { token: token.slice(0, -1) }]) {
+      const result = await invoke(
+        handle,
+        apiEvent({ httpMethod: 'POST', queryStringParameters: parameters }),
+      );
+      expect(result.statusCode).toBe(400);
+      expect(JSON.parse(result.body)).toMatchObject({ code: 'VALIDATION_ERROR' });
+    }
+    expect(add).not.toHaveBeenCalled();
+  });
+});
