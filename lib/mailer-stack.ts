@@ -7,6 +7,7 @@ import { EmailJobs } from './constructs/email-jobs';
 import { MailerMonitoring } from './constructs/monitoring';
 import { NonprofitsRoutes } from './constructs/nonprofits-routes';
 import { EmailQueue } from './constructs/queue';
+import { SesFeedback } from './constructs/ses-feedback';
 import { SuppressionsRoutes } from './constructs/suppressions-routes';
 import { Unsubscribe } from './constructs/unsubscribe';
 
@@ -21,6 +22,8 @@ export class MailerStack extends Stack {
   readonly queue: EmailQueue;
   readonly emailJobs: EmailJobs;
   readonly monitoring: MailerMonitoring;
+  /** Bounces and complaints from SES: only when emails go through SES. */
+  readonly sesFeedback: SesFeedback | undefined;
 
   constructor(scope: Construct, id: string, props: MailerStackProps) {
     super(scope, id, props);
@@ -32,11 +35,16 @@ export class MailerStack extends Stack {
     this.api = new MailerApi(this, 'Api', { config: props.config });
     new NonprofitsRoutes(this, 'Nonprofits', { api: this.api, data: this.data });
     new SuppressionsRoutes(this, 'Suppressions', { api: this.api, data: this.data });
+    this.sesFeedback =
+      props.config.transport === 'ses'
+        ? new SesFeedback(this, 'SesFeedback', { data: this.data, config: props.config })
+        : undefined;
     this.emailJobs = new EmailJobs(this, 'EmailJobs', {
       api: this.api,
       data: this.data,
       queue: this.queue,
       config: props.config,
+      configurationSetName: this.sesFeedback?.configurationSetName,
     });
     new Unsubscribe(this, 'Unsubscribe', {
       api: this.api,
@@ -49,6 +57,7 @@ export class MailerStack extends Stack {
       data: this.data,
       queue: this.queue,
       consumer: this.emailJobs.consumer,
+      sesFeedback: this.sesFeedback,
       config: props.config,
     });
   }

@@ -17,6 +17,8 @@ export interface EmailJobsProps {
   data: MailerData;
   queue: EmailQueue;
   config: MailerConfig;
+  /** The SES configuration set every email is sent with (its events feed the suppression list); with the `ses` transport. */
+  configurationSetName?: string | undefined;
 }
 
 /**
@@ -30,7 +32,11 @@ export class EmailJobs extends Construct {
   readonly deadLetterConsumer: ProjectFunction;
   readonly sweeper: ProjectFunction;
 
-  constructor(scope: Construct, id: string, { api, data, queue, config }: EmailJobsProps) {
+  constructor(
+    scope: Construct,
+    id: string,
+    { api, data, queue, config, configurationSetName }: EmailJobsProps,
+  ) {
     super(scope, id);
 
     const sendEmail = new ProjectFunction(this, 'SendEmail', {
@@ -112,7 +118,7 @@ export class EmailJobs extends Construct {
     if (scaling.ratePerEnvironment !== undefined) {
       this.consumer.setting('SEND_RATE_PER_ENVIRONMENT', String(scaling.ratePerEnvironment));
     }
-    if (config.transport === 'ses') grantSesSend(this.consumer, config);
+    if (config.transport === 'ses') grantSesSend(this.consumer, config, configurationSetName);
     consumeQueue(
       this.consumer,
       new SqsEventSource(queue.queue, {
@@ -183,10 +189,10 @@ function claimLeaseSeconds(config: MailerConfig): number {
 /**
  * The consumer may send only as `fromAddress`: `ses:SendEmail` on that address's identity and its
  * domain's (SES authorizes against whichever of the two is verified), only with that From address,
- * and on the configuration set if one is used. In the SES sandbox (`sesSandbox`), SES also authorizes
+ * and with its configuration set. In the SES sandbox (`sesSandbox`), SES also authorizes
  * against each recipient's identity, so any identity is allowed there, still only from `fromAddress`.
  */
-function grantSesSend(fn: ProjectFunction, config: MailerConfig): void {
+function grantSesSend(fn: ProjectFunction, config: MailerConfig, configurationSet: string | undefined): void {
   const stack = Stack.of(fn);
   const fromAddress = config.fromAddress as string;
   const identity = (name: string) =>
@@ -198,12 +204,12 @@ function grantSesSend(fn: ProjectFunction, config: MailerConfig): void {
     });
   const domain = fromAddress.slice(fromAddress.lastIndexOf('@') + 1);
   const resources = config.sesSandbox ? [identity('*')] : [identity(fromAddress), identity(domain)];
-  if (config.sesConfigurationSet) {
+  if (configurationSet) {
     resources.push(
       stack.formatArn({
         service: 'ses',
         resource: 'configuration-set',
-        resourceName: config.sesConfigurationSet,
+        resourceName: configurationSet,
         arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
       }),
     );
@@ -224,11 +230,11 @@ function grantSesSend(fn: ProjectFunction, config: MailerConfig): void {
   }
   fn.setting('SES_FROM_ADDRESS', fromAddress);
   if (config.replyTo) fn.setting('SES_REPLY_TO', config.replyTo);
-  if (config.sesConfigurationSet) fn.setting('SES_CONFIGURATION_SET', config.sesConfigurationSet);
+  if (configurationSet) fn.setting('SES_CONFIGURATION_SET', configurationSet);
 }
 
 /** Attaches an SQS event source; failed messages go back to the queue and, at last, to its dead-letter queue. */
-function consumeQueue(fn: ProjectFunction, source: SqsEventSource): void {
+export function consumeQueue(fn: ProjectFunction, source: SqsEventSource): void {
   fn.addEventSource(source);
   Validations.of(fn).acknowledge({
     id: 'Serverless::Serverless-LambdaEventSourceMappingDestination',

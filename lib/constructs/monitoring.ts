@@ -24,6 +24,7 @@ import type { MailerApi } from './api';
 import type { MailerData } from './data';
 import { ProjectFunction } from './project-function';
 import type { EmailQueue } from './queue';
+import type { SesFeedback } from './ses-feedback';
 
 const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -34,6 +35,8 @@ export interface MonitoringProps {
   data: MailerData;
   queue: EmailQueue;
   consumer: ProjectFunction;
+  /** SES's bounces and complaints, when emails go through SES. */
+  sesFeedback?: SesFeedback | undefined;
   config: MailerConfig;
 }
 
@@ -71,7 +74,11 @@ export class MailerMonitoring extends Construct {
   readonly alarmNamePrefix: string;
   readonly health: ProjectFunction;
 
-  constructor(scope: Construct, id: string, { api, data, queue, consumer, config }: MonitoringProps) {
+  constructor(
+    scope: Construct,
+    id: string,
+    { api, data, queue, consumer, sesFeedback, config }: MonitoringProps,
+  ) {
     super(scope, id);
     const stack = Stack.of(this);
     this.alarmNamePrefix = `${stack.stackName}-`;
@@ -97,7 +104,7 @@ export class MailerMonitoring extends Construct {
       }),
     );
     this.health.setting('EMAIL_TRANSPORT', config.transport);
-    if (config.transport === 'ses') this.grantSendingChecks(stack, config);
+    if (config.transport === 'ses') this.grantSendingChecks(stack, sesFeedback?.configurationSetName);
     api.addRoute('GET', '/health', this.health, {
       public: 'Monitors call /health without a key; it answers only whether each dependency works.',
     });
@@ -131,6 +138,7 @@ export class MailerMonitoring extends Construct {
       .filter((construct): construct is ProjectFunction => construct instanceof ProjectFunction);
     this.dashboard = this.buildDashboard(api, queue, functions);
     this.buildAlarms(api, queue, consumer, functions, config);
+    if (sesFeedback) this.watchSesFeedback(sesFeedback);
   }
 
   private apiMetric(
@@ -275,15 +283,15 @@ export class MailerMonitoring extends Construct {
   }
 
   /** /health asks SES whether it will send: the account (GetAccount has no resource to scope to) and the configuration set. */
-  private grantSendingChecks(stack: Stack, config: MailerConfig): void {
+  private grantSendingChecks(stack: Stack, configurationSet: string | undefined): void {
     this.health.addToRolePolicy(new PolicyStatement({ actions: ['ses:GetAccount'], resources: ['*'] }));
     Validations.of(this.health.role ?? this.health).acknowledge({
       id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
       reason:
         'ses:GetAccount (read-only: sending enabled, quota) supports no resource-level permission, as X-Ray tracing actions on the same role do not.',
     });
-    if (config.sesConfigurationSet) {
-      this.health.setting('SES_CONFIGURATION_SET', config.sesConfigurationSet);
+    if (configurationSet) {
+      this.health.setting('SES_CONFIGURATION_SET', configurationSet);
       this.health.addToRolePolicy(
         new PolicyStatement({
           actions: ['ses:GetConfigurationSet'],
@@ -291,13 +299,62 @@ export class MailerMonitoring extends Construct {
             stack.formatArn({
               service: 'ses',
               resource: 'configuration-set',
-              resourceName: config.sesConfigurationSet,
+              resourceName: configurationSet,
               arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
             }),
           ],
         }),
       );
     }
+  }
+
+  /**
+   * Bounces and complaints: what SES reported, the feedback that could not be recorded, and SES's
+   * own reputation rates for the account, which SES acts on (review at a 5 % bounce or 0.1 %
+   * complaint rate, sending paused at 10 % or 0.5 %): the alarms ring at the first line.
+   */
+  private watchSesFeedback(feedback: SesFeedback): void {
+    const reputation = (metricName: string, label: string) =>
+      new Metric({ namespace: 'AWS/SES', metricName, statistic: 'Maximum', period: FIVE_MINUTES, label });
+    const bounceRate = reputation('Reputation.BounceRate', 'bounce rate');
+    const complaintRate = reputation('Reputation.ComplaintRate', 'complaint rate');
+    const feedbackDeadLetters = feedback.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+      period: FIVE_MINUTES,
+      statistic: 'Maximum',
+    });
+    this.dashboard.addWidgets(
+      graph('SES bounces and complaints per minute', [
+        appMetric(METRIC.emailsBounced),
+        appMetric(METRIC.emailsBouncedTransient),
+        appMetric(METRIC.emailsComplained),
+      ]),
+      graph('SES reputation (account): bounce and complaint rates', [bounceRate, complaintRate]),
+      graph('SES feedback not recorded (dead-letter queue)', [feedbackDeadLetters]),
+    );
+    this.alarm(
+      'FeedbackDeadLetters',
+      'SES bounce or complaint events could not be recorded and wait in the feedback dead-letter queue',
+      {
+        metric: feedbackDeadLetters,
+        threshold: 1,
+      },
+    );
+    this.alarm(
+      'SesBounceRate',
+      "The account's SES bounce rate reached 5 % (SES reviews the account there, pauses it at 10 %)",
+      {
+        metric: bounceRate,
+        threshold: 0.05,
+      },
+    );
+    this.alarm(
+      'SesComplaintRate',
+      "The account's SES complaint rate reached 0.1 % (SES reviews the account there, pauses it at 0.5 %)",
+      {
+        metric: complaintRate,
+        threshold: 0.001,
+      },
+    );
   }
 
   private alarm(

@@ -1,9 +1,10 @@
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { TABLE } from '../../lambdas/core/bindings';
 import { createApp } from '../../lib/app';
 import { readConfig } from '../../lib/config';
 import { consumerScaling } from '../../lib/send-rate';
+import { resourcesOfType } from '../../local/template';
 import { synthesizeForTests } from '../support/synth';
 import {
   actionsOfStatement,
@@ -98,6 +99,18 @@ describe('the transport setting', () => {
   });
 });
 
+/** The configuration set the stack creates: its `Ref` (its name) and its ARN as the policies write it. */
+function ownConfigurationSet(assertions: Template) {
+  const [id] = Object.keys(assertions.findResources('AWS::SES::ConfigurationSet'));
+  expect(id).toBeDefined();
+  const arn = sesArn('configuration-set/') as { 'Fn::Join': [string, unknown[]] };
+  const parts = arn['Fn::Join'][1];
+  return {
+    ref: { Ref: id },
+    arn: { 'Fn::Join': ['', [...parts.slice(0, -1), ':configuration-set/', { Ref: id }]] },
+  };
+}
+
 describe('SES permissions', () => {
   const FROM = 'news@example.org';
   const identities = (...names: string[]) => names.map((name) => sesArn(`identity/${name}`));
@@ -115,29 +128,38 @@ describe('SES permissions', () => {
 
   describe(`with fromAddress ${FROM}`, () => {
     const { assertions } = synthesizeForTests({ fromAddress: FROM });
+    const ownSet = ownConfigurationSet(assertions);
 
-    it("lets the consumer send only as that address, on its identity and its domain's", () => {
+    it("lets the consumer send only as that address, on its identity and its domain's, with the stack's configuration set", () => {
       expect(sortedResources(sendStatement(assertions).Resource)).toEqual(
-        sortedResources(identities(FROM, 'example.org')),
+        sortedResources([...identities(FROM, 'example.org'), ownSet.arn]),
       );
     });
 
-    it('gives the consumer the sender and the transport, and no configuration set', () => {
+    it("gives the consumer the sender, the transport and the stack's configuration set", () => {
       const environment = environmentOf(assertions, FUNCTION.consumer);
-      expect(environment).toMatchObject({ EMAIL_TRANSPORT: 'ses', SES_FROM_ADDRESS: FROM });
+      expect(environment).toMatchObject({
+        EMAIL_TRANSPORT: 'ses',
+        SES_FROM_ADDRESS: FROM,
+        SES_CONFIGURATION_SET: ownSet.ref,
+      });
       expect(environment).not.toHaveProperty('SES_REPLY_TO');
-      expect(environment).not.toHaveProperty('SES_CONFIGURATION_SET');
     });
 
-    it('grants no other function an ses: action, but /health ses:GetAccount (which has no resource to scope to)', () => {
+    it('grants no other function an ses: action, but /health ses:GetAccount (which has no resource to scope to) and GetConfigurationSet on that set', () => {
       expect(sesActionsByFunction(assertions)).toEqual({
         [FUNCTION.consumer]: ['ses:SendEmail'],
-        [FUNCTION.health]: ['ses:GetAccount'],
+        [FUNCTION.health]: ['ses:GetAccount', 'ses:GetConfigurationSet'],
       });
-      const [getAccount] = sesStatements(assertions, FUNCTION.health) as [Statement];
-      expect(getAccount.Resource).toBe('*');
-      expect(environmentOf(assertions, FUNCTION.health)).toMatchObject({ EMAIL_TRANSPORT: 'ses' });
-      expect(environmentOf(assertions, FUNCTION.health)).not.toHaveProperty('SES_CONFIGURATION_SET');
+      const statements = sesStatements(assertions, FUNCTION.health);
+      const statementOf = (action: string) =>
+        statements.find((statement) => actionsOfStatement(statement).includes(action));
+      expect(statementOf('ses:GetAccount')?.Resource).toBe('*');
+      expect(statementOf('ses:GetConfigurationSet')?.Resource).toEqual(ownSet.arn);
+      expect(environmentOf(assertions, FUNCTION.health)).toMatchObject({
+        EMAIL_TRANSPORT: 'ses',
+        SES_CONFIGURATION_SET: ownSet.ref,
+      });
     });
 
     it('grants ses: actions to no role but those two functions', () => {
@@ -181,7 +203,9 @@ describe('SES permissions', () => {
   it('allows any identity in the SES sandbox, where SES authorizes against recipients too, still only from fromAddress', () => {
     const { assertions } = synthesizeForTests({ fromAddress: FROM, sesSandbox: 'true' });
     const statement = sendStatement(assertions);
-    expect(sortedResources(statement.Resource)).toEqual(sortedResources(identities('*')));
+    expect(sortedResources(statement.Resource)).toEqual(
+      sortedResources([...identities('*'), ownConfigurationSet(assertions).arn]),
+    );
     expect(statement).toMatchObject({
       Action: 'ses:SendEmail',
       Condition: { StringEquals: { 'ses:FromAddress': FROM } },
@@ -290,4 +314,108 @@ describe("a consumer's claim on a recipient", () => {
       }
     },
   );
+});
+
+describe('SES bounces and complaints', () => {
+  const FROM = 'news@example.org';
+  const { assertions, template } = synthesizeForTests({ fromAddress: FROM });
+  const only = (type: string) => {
+    const found = resourcesOfType(template, type);
+    expect(found).toHaveLength(1);
+    return found[0] as [string, { Properties: Record<string, unknown> }];
+  };
+  const [feedbackTopicId] = resourcesOfType(template, 'AWS::SNS::Topic').find(([id]) =>
+    id.startsWith('SesFeedback'),
+  ) ?? [''];
+
+  it('sends every email with a configuration set of its own that publishes bounces and complaints to the feedback topic', () => {
+    const [setId, set] = only('AWS::SES::ConfigurationSet');
+    expect(set.Properties).toMatchObject({ ReputationOptions: { ReputationMetricsEnabled: true } });
+    const [, destination] = only('AWS::SES::ConfigurationSetEventDestination');
+    expect(destination.Properties).toMatchObject({
+      ConfigurationSetName: { Ref: setId },
+      EventDestination: {
+        Enabled: true,
+        MatchingEventTypes: ['bounce', 'complaint'],
+        SnsDestination: { TopicARN: { Ref: feedbackTopicId } },
+      },
+    });
+  });
+
+  it('lets SES, for this account and configuration set only, publish to the topic and use its key', () => {
+    const topic = template.Resources[feedbackTopicId];
+    const keyId = (topic?.Properties?.KmsMasterKeyId as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+    assertions.hasResourceProperties('AWS::KMS::Key', {
+      EnableKeyRotation: true,
+      KeyPolicy: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Principal: { Service: 'ses.amazonaws.com' },
+            Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+            Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+          }),
+        ]),
+      },
+    });
+    expect(template.Resources[keyId]?.Type).toBe('AWS::KMS::Key');
+    assertions.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [{ Ref: feedbackTopicId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: 'sns:Publish',
+            Principal: { Service: 'ses.amazonaws.com' },
+            Condition: { StringEquals: Match.objectLike({ 'AWS:SourceArn': Match.anyValue() }) },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('delivers the events raw to a queue with a dead-letter queue, consumed in partial batches', () => {
+    assertions.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'sqs',
+      TopicArn: { Ref: feedbackTopicId },
+      RawMessageDelivery: true,
+      RedrivePolicy: Match.objectLike({ deadLetterTargetArn: Match.anyValue() }),
+    });
+    assertions.hasResourceProperties('AWS::SQS::Queue', {
+      RedrivePolicy: { maxReceiveCount: 5, deadLetterTargetArn: Match.anyValue() },
+      MessageRetentionPeriod: 14 * 24 * 3600,
+    });
+    const [consumerId] = functionByDescription(assertions, FUNCTION.feedbackConsumer);
+    assertions.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: consumerId },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+
+  it("alarms on feedback left unrecorded and on SES's bounce and complaint rates", () => {
+    for (const [name, threshold] of [
+      ['FeedbackDeadLetters', 1],
+      ['SesBounceRate', 0.05],
+      ['SesComplaintRate', 0.001],
+    ] as const) {
+      assertions.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: `NonprofitMailer-${name}`,
+        Threshold: threshold,
+      });
+    }
+  });
+
+  it("adds its destination to the user's configuration set instead of creating one", () => {
+    const custom = synthesizeForTests({ fromAddress: FROM, sesConfigurationSet: 'marketing' });
+    custom.assertions.resourceCountIs('AWS::SES::ConfigurationSet', 0);
+    custom.assertions.hasResourceProperties('AWS::SES::ConfigurationSetEventDestination', {
+      ConfigurationSetName: 'marketing',
+    });
+  });
+
+  it('is not built with the record transport, which sends nothing', () => {
+    const record = synthesizeForTests({ transport: 'record' });
+    for (const type of ['AWS::SES::ConfigurationSet', 'AWS::SES::ConfigurationSetEventDestination']) {
+      record.assertions.resourceCountIs(type, 0);
+    }
+    expect(() => functionByDescription(record.assertions, FUNCTION.feedbackConsumer)).toThrow();
+  });
 });

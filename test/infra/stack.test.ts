@@ -32,13 +32,23 @@ const DOCUMENTED_ROUTES = [
   'PUT /nonprofits/{email}',
   'PUT /suppressions/{email}',
 ];
-/** One function per route (both job reads share one, as do both unsubscribe methods), plus the consumer, the dead-letter consumer and the sweeper. */
-const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 3;
+/**
+ * One function per route (both job reads share one, as do both unsubscribe methods), plus the
+ * consumer, the dead-letter consumer, the sweeper and the consumer of SES feedback.
+ */
+const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 4;
 
 const functionByDescription = (description: string) => queries.functionByDescription(assertions, description);
 const actionsOf = (description: string, prefix?: string) =>
   queries.actionsOf(assertions, description, prefix);
 const dataGrantsOf = (description: string) => queries.dataGrantsOf(assertions, description);
+/** The alarm topic (the stack's other topic carries SES feedback). */
+const alarmTopicId = () => {
+  const [id] = resourcesOfType(template, 'AWS::SNS::Topic').find(([logicalId]) =>
+    logicalId.startsWith('MonitoringAlarms'),
+  ) ?? [''];
+  return id;
+};
 
 describe('data', () => {
   it('keys nonprofits by email, with a domain index sorted by email, on demand, with PITR', () => {
@@ -96,6 +106,7 @@ describe('functions', () => {
   const SUPPRESSIONS = 'DataSuppressions';
   const EMAILS = 'QueueEmails';
   const DEAD_LETTERS = 'QueueDeadLetters';
+  const FEEDBACK = 'SesFeedbackEvents';
   const EVENT_SOURCE = [
     'sqs:ChangeMessageVisibility',
     'sqs:DeleteMessage',
@@ -165,6 +176,17 @@ describe('functions', () => {
         // A claim, then the outcome under it: both updates.
         [DELIVERIES]: ['dynamodb:UpdateItem'],
         [DEAD_LETTERS]: EVENT_SOURCE,
+      },
+    ],
+    [
+      FUNCTION.feedbackConsumer,
+      {
+        // A suppression is a conditional put; a refused one reads the record kept.
+        [SUPPRESSIONS]: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+        // The job's owner for the suppression, then its counter.
+        [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        [DELIVERIES]: ['dynamodb:UpdateItem'],
+        [FEEDBACK]: EVENT_SOURCE,
       },
     ],
     [
@@ -383,9 +405,9 @@ describe('email pipeline', () => {
     });
   });
 
-  it('refuses plain-HTTP access to both queues', () => {
+  it('refuses plain-HTTP access to every queue (emails and SES feedback, each with its dead-letter queue)', () => {
     const policies = Object.values(assertions.findResources('AWS::SQS::QueuePolicy'));
-    expect(policies).toHaveLength(2);
+    expect(policies).toHaveLength(4);
     for (const policy of policies) {
       expect(JSON.stringify(policy)).toContain('"aws:SecureTransport":"false"');
     }
@@ -401,7 +423,8 @@ describe('email pipeline', () => {
       ScalingConfig: { MaximumConcurrency: 2 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
-    assertions.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+    // The consumer, the dead-letter consumer and the SES feedback consumer.
+    assertions.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
   });
 
   it('throttles POST /send-email per key more strictly than the plan: 5 a minute, burst 5', () => {
@@ -501,7 +524,7 @@ describe('monitoring', () => {
   });
 
   it("alarms when SES refuses to send: the consumers' SendingPaused metric, in the app's namespace, to the alarm topic", () => {
-    const [topicId] = Object.keys(assertions.findResources('AWS::SNS::Topic'));
+    const topicId = alarmTopicId();
     const alarms = Object.values(
       assertions.findResources('AWS::CloudWatch::Alarm', {
         Properties: { AlarmName: 'NonprofitMailer-SendingPaused' },
@@ -543,19 +566,19 @@ describe('monitoring', () => {
     expect(alarms.length).toBeGreaterThanOrEqual(5);
     for (const alarm of alarms) {
       expect(alarm.Properties?.TreatMissingData).toBe('notBreaching');
-      expect(alarm.Properties?.AlarmActions).toHaveLength(1);
+      expect(alarm.Properties?.AlarmActions).toEqual([{ Ref: alarmTopicId() }]);
       expect(alarm.Properties?.OKActions).toEqual(alarm.Properties?.AlarmActions);
     }
-    assertions.resourceCountIs('AWS::SNS::Topic', 1);
-    const [keyId] = Object.keys(assertions.findResources('AWS::KMS::Key'));
-    assertions.hasResourceProperties('AWS::SNS::Topic', {
-      KmsMasterKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] },
-    });
-    assertions.resourceCountIs('AWS::SNS::Subscription', 0);
+    const topic = template.Resources[alarmTopicId()];
+    const keyId = (topic?.Properties?.KmsMasterKeyId as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    expect(template.Resources[keyId]?.Type).toBe('AWS::KMS::Key');
+    // Without alarmEmail nobody is subscribed to alarms (the SES feedback queue is the only subscription).
+    expect(
+      Object.values(assertions.findResources('AWS::SNS::Subscription')).map((sub) => sub.Properties?.Protocol),
+    ).toEqual(['sqs']);
   });
 
   it('encrypts the alarm topic with a rotated customer-managed key whose policy lets CloudWatch publish', () => {
-    assertions.resourceCountIs('AWS::KMS::Key', 1);
     assertions.hasResourceProperties('AWS::KMS::Key', {
       EnableKeyRotation: true,
       KeyPolicy: {

@@ -10,7 +10,8 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { backoff, chunks, mapConcurrently } from '../concurrency';
 import { batchGetAll, queryAll } from '../dynamo-paging';
-import { outcomesRecorded } from './job-status';
+import type { FeedbackKind } from '../suppressions/ses-feedback';
+import { feedbackRecorded, outcomesRecorded } from './job-status';
 
 /**
  * A delivery item goes through `sending` (claimed by one consumer, under a lease) to `sent`,
@@ -44,6 +45,15 @@ export interface DeliveryRecord {
   message_id?: string;
   attempts?: number;
   processed_at?: string;
+  /** What SES reported of the sent email afterwards (bounces, complaints), oldest first. */
+  feedback?: DeliveryFeedback[];
+}
+
+/** One SES report on a sent email, as its delivery record keeps it. */
+export interface DeliveryFeedback {
+  type: FeedbackKind;
+  at: string;
+  detail: string;
 }
 
 export interface RecordResult {
@@ -106,6 +116,20 @@ export interface DeliveryReader {
   processedRecipients(jobId: string): Promise<Set<string>>;
 }
 
+/**
+ * SES's reports on emails it took. Each report is noted on the recipient's delivery record and
+ * counted on its job in one transaction, at most once per report (SES's feedback id), and only on
+ * the delivery whose email SES names (its message id): a report about another email, or a cc copy,
+ * matches no delivery.
+ */
+export interface FeedbackLedger {
+  recordFeedback(
+    jobId: string,
+    recipient: string,
+    report: { kind: FeedbackKind; feedbackId: string; messageId: string; detail: string; at: string },
+  ): Promise<'recorded' | 'duplicate' | 'unmatched'>;
+}
+
 export class JobGoneError extends Error {
   constructor(jobId: string) {
     super(`Job ${jobId} does not exist`);
@@ -143,7 +167,7 @@ const attribute = (item: RawItem, name: string, type: 'S' | 'N'): string | undef
 const stringAttribute = (item: RawItem, name: string) => attribute(item, name, 'S');
 const numberAttribute = (item: RawItem, name: string) => attribute(item, name, 'N');
 
-export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, DeliveryReader {
+export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, DeliveryReader, FeedbackLedger {
   private readonly now: () => Date;
 
   constructor(private readonly options: DynamoDeliveriesOptions) {
@@ -366,6 +390,61 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
       },
     };
     return { TransactItems: [...deliveries, progress] };
+  }
+
+  async recordFeedback(
+    jobId: string,
+    recipient: string,
+    report: { kind: FeedbackKind; feedbackId: string; messageId: string; detail: string; at: string },
+  ): Promise<'recorded' | 'duplicate' | 'unmatched'> {
+    const entry: DeliveryFeedback = { type: report.kind, at: report.at, detail: report.detail };
+    for (let attempt = 0; attempt < MAX_TRANSACTION_ATTEMPTS; attempt++) {
+      try {
+        await this.options.client.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Update: {
+                  ...this.key(jobId, recipient),
+                  UpdateExpression:
+                    'SET feedback = list_append(if_not_exists(feedback, :none), :entry) ADD feedback_ids :ids',
+                  ConditionExpression: 'message_id = :messageId AND NOT contains(feedback_ids, :feedbackId)',
+                  ExpressionAttributeValues: {
+                    ':none': [],
+                    ':entry': [entry],
+                    ':ids': new Set([report.feedbackId]),
+                    ':messageId': report.messageId,
+                    ':feedbackId': report.feedbackId,
+                  },
+                  ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+                },
+              },
+              {
+                Update: {
+                  TableName: this.options.jobsTable,
+                  Key: { job_id: jobId },
+                  ...feedbackRecorded(report.kind),
+                },
+              },
+            ],
+          }),
+        );
+        return 'recorded';
+      } catch (error) {
+        if (!(error instanceof TransactionCanceledException)) throw error;
+        const [delivery, job] = error.CancellationReasons ?? [];
+        if (delivery?.Code === 'ConditionalCheckFailed') {
+          const ids = (delivery.Item as { feedback_ids?: { SS?: string[] } } | undefined)?.feedback_ids?.SS;
+          return ids?.includes(report.feedbackId) ? 'duplicate' : 'unmatched';
+        }
+        if (job?.Code === 'ConditionalCheckFailed') return 'unmatched';
+        // TransactionConflict (a consumer is counting outcomes on the job) or a throttle: wait and retry.
+        await backoff(attempt);
+      }
+    }
+    throw new Error(
+      `Could not record SES feedback on job ${jobId} after ${MAX_TRANSACTION_ATTEMPTS} attempts`,
+    );
   }
 
   async getMany(jobId: string, recipients: readonly string[]): Promise<Map<string, DeliveryRecord>> {

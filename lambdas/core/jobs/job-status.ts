@@ -1,3 +1,4 @@
+import type { FeedbackKind } from '../suppressions/ses-feedback';
 import type { JobRecord } from './job';
 
 /**
@@ -141,6 +142,18 @@ export function outcomesRecorded(outcome: {
     .setOnce('started_at', outcome.now);
   if (!outcome.last) return update.set('status', 'processing').build();
   return update.set('status', 'completed').set('completed_at', outcome.now).remove('active').build();
+}
+
+/** Which job counter each kind of SES report adds to: a subset of `sent`, never part of the sum that ends a job. */
+const FEEDBACK_COUNTERS = {
+  bounce: 'bounced',
+  transient_bounce: 'transient_bounces',
+  complaint: 'complained',
+} as const satisfies Record<FeedbackKind, keyof JobRecord>;
+
+/** SES reported a bounce or complaint on one of the job's sent emails: counted once (the delivery's write decides). */
+export function feedbackRecorded(kind: FeedbackKind): JobUpdate {
+  return new UpdateBuilder().whenPresent('job_id').add(FEEDBACK_COUNTERS[kind], 1).build();
 }
 
 /** The sweeper saw the queues empty with this running job's enqueue settled; it acts on a later run. */

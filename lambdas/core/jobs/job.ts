@@ -33,6 +33,13 @@ export interface JobRecord {
   failed: number;
   /** Recipients not sent because their address is suppressed (absent on jobs from before suppression). */
   suppressed?: number;
+  /**
+   * Sent emails SES later reported: bounced for good, bounced for now (a full mailbox), marked as
+   * spam. Subsets of `sent`, counted once per report; absent until the first.
+   */
+  bounced?: number;
+  transient_bounces?: number;
+  complained?: number;
   remaining: number;
   created_at: string;
   updated_at: string;
@@ -189,6 +196,9 @@ export function jobView(job: JobRecord, content?: JobContent) {
     sent: job.sent,
     failed: job.failed,
     suppressed: job.suppressed ?? 0,
+    bounced: job.bounced ?? 0,
+    transient_bounces: job.transient_bounces ?? 0,
+    complained: job.complained ?? 0,
     created_at: job.created_at,
     started_at: job.started_at ?? null,
     completed_at: job.completed_at ?? null,

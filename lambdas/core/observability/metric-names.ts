@@ -33,6 +33,12 @@ export const METRIC = {
   emailLatency: 'EmailLatency',
   /** Seconds from a job's acceptance to its completion. */
   jobDuration: 'JobDuration',
+  /** Addresses SES reported bounced for good (each is suppressed). */
+  emailsBounced: 'EmailsBounced',
+  /** Addresses SES reported bounced for now (a full mailbox): counted, not suppressed. */
+  emailsBouncedTransient: 'EmailsBouncedTransient',
+  /** Addresses whose owner marked an email as spam (each is suppressed). */
+  emailsComplained: 'EmailsComplained',
   sweeperReenqueued: 'SweeperReenqueued',
   deadLetters: 'DeadLetters',
 } as const;

@@ -1,0 +1,129 @@
+import { mapConcurrently } from '../concurrency';
+import type { FeedbackLedger } from '../jobs/deliveries';
+import type { JobStore } from '../jobs/job-store';
+import type { Log, ReceivedMessage } from '../jobs/process-emails';
+import type { SuppressionList } from './repository';
+import { type Feedback, MalformedFeedbackError, parseFeedback, suppresses } from './ses-feedback';
+import type { SuppressionReason } from './suppression';
+
+export interface RecordFeedbackDependencies {
+  suppressions: Pick<SuppressionList, 'add'>;
+  ledger: FeedbackLedger;
+  jobs: Pick<JobStore, 'get'>;
+  log: Log;
+  now?: () => Date;
+}
+
+/** What a batch of SES reports did, for the handler's answer and metrics. */
+export interface FeedbackBatchResult {
+  /** Messages to receive again (a store failed, or the message is not an SES event and goes on to the dead-letter queue). */
+  retry: string[];
+  /** Reported addresses, by kind of report (a report may name several). */
+  bounced: number;
+  transientBounces: number;
+  complained: number;
+  /** Addresses this batch put on the suppression list (or made a stronger reason on it). */
+  suppressed: number;
+  /** Reports counted on a job's delivery for the first time. */
+  recorded: number;
+}
+
+/** Messages of a batch handled at once: each makes a few small DynamoDB writes. */
+const CONCURRENT_MESSAGES = 5;
+
+/**
+ * Acts on SES's bounce and complaint reports. A permanent bounce or a complaint suppresses each
+ * reported address (whichever sender's email it was about: an address that bounced for good takes
+ * no mail, and one that complained wants none from this account); a transient bounce suppresses
+ * nothing. A report on this system's email (its `job_id` tag) is also noted on the recipient's
+ * delivery and counted on the job, once per report. Both writes are idempotent, so a redelivered
+ * message changes nothing; a failed write sends the message back to the queue.
+ */
+export async function recordFeedback(
+  deps: RecordFeedbackDependencies,
+  messages: readonly ReceivedMessage[],
+): Promise<FeedbackBatchResult> {
+  const result: FeedbackBatchResult = {
+    retry: [],
+    bounced: 0,
+    transientBounces: 0,
+    complained: 0,
+    suppressed: 0,
+    recorded: 0,
+  };
+  await mapConcurrently(messages, CONCURRENT_MESSAGES, async (message) => {
+    let feedback: Feedback | undefined;
+    try {
+      feedback = parseFeedback(message.body, deps.now);
+    } catch (error) {
+      if (!(error instanceof MalformedFeedbackError)) throw error;
+      // Never an SES event: retried until the dead-letter queue keeps it for an operator (it alarms).
+      deps.log('ERROR', 'Feedback message is not an SES event', {
+        message_id: message.messageId,
+        problem: error.message,
+      });
+      result.retry.push(message.messageId);
+      return;
+    }
+    // An event type this system does not act on (the configuration set may publish more).
+    if (!feedback) return;
+    try {
+      const outcome = await act(deps, feedback);
+      result.suppressed += outcome.suppressed;
+      result.recorded += outcome.recorded;
+      const count = feedback.recipients.length;
+      if (feedback.kind === 'bounce') result.bounced += count;
+      else if (feedback.kind === 'transient_bounce') result.transientBounces += count;
+      else result.complained += count;
+    } catch (error) {
+      deps.log('ERROR', 'Could not record SES feedback; the message is retried', {
+        message_id: message.messageId,
+        feedback_id: feedback.feedbackId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      result.retry.push(message.messageId);
+    }
+  });
+  return result;
+}
+
+async function act(
+  deps: RecordFeedbackDependencies,
+  feedback: Feedback,
+): Promise<{ suppressed: number; recorded: number }> {
+  const job = feedback.jobId === undefined ? undefined : await deps.jobs.get(feedback.jobId);
+  let suppressed = 0;
+  let recorded = 0;
+  for (const email of feedback.recipients) {
+    if (suppresses(feedback)) {
+      const reason: SuppressionReason = feedback.kind === 'complaint' ? 'complained' : 'bounced';
+      const { created } = await deps.suppressions.add({
+        email,
+        reason,
+        note: feedback.detail,
+        ...(job ? { job_id: job.job_id, api_key_id: job.api_key_id } : {}),
+      });
+      // `created` is also true when a stronger reason replaced a weaker one.
+      if (created) suppressed++;
+    }
+    if (job) {
+      const noted = await deps.ledger.recordFeedback(job.job_id, email, {
+        kind: feedback.kind,
+        feedbackId: feedback.feedbackId,
+        messageId: feedback.messageId,
+        detail: feedback.detail,
+        at: feedback.at,
+      });
+      if (noted === 'recorded') recorded++;
+    }
+  }
+  deps.log('INFO', 'SES feedback recorded', {
+    kind: feedback.kind,
+    feedback_id: feedback.feedbackId,
+    job_id: job?.job_id ?? null,
+    recipients: feedback.recipients.length,
+    suppressed,
+    recorded,
+  });
+  return { suppressed, recorded };
+}
