@@ -71,6 +71,7 @@ nonprofit-mailer is running locally.
   API key:  ${key?.value ?? '(none)'}
   Metrics:  ${runtime.metricsUrl}
   Inbox:    ${runtime.inboxUrl} (emails sent through the local SES)
+  SES events: ${runtime.sesEventQueues.join(' ') || '(none: the record transport sends nothing)'}
   DynamoDB: ${runtime.dynamoDbEndpoint} (data in ${stateDir}/dynamodb)
 
 Try:

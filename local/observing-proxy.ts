@@ -1,12 +1,24 @@
 import { createServer, request as httpRequest } from 'node:http';
 import { closeServer } from './processes';
 
-/** One call through the proxy: the AWS JSON protocol's operation (`X-Amz-Target`), both bodies and the status. */
+/**
+ * One call through the proxy: the AWS JSON protocol's operation (`X-Amz-Target`; `unknown` for a
+ * REST protocol, which the method and path tell), both bodies and the status.
+ */
 export interface Exchange {
   operation: string;
+  method: string;
+  path: string;
   request: Buffer;
   answer: Buffer;
   status: number;
+}
+
+/** An answer the proxy gives itself, for a call the engine behind it does not know. */
+export interface LocalAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
 }
 
 export interface ObservingProxy {
@@ -18,11 +30,13 @@ export interface ObservingProxy {
  * Forwards every request to `target` unchanged and shows each completed exchange to `observe`
  * before the caller gets the answer, so an observer that writes something down (the SQS journal)
  * has done so by the time the caller goes on. Used between the AWS side of the local runtime and an
- * engine: by the SQS journal, and by the benchmark's request counter.
+ * engine: by the SQS journal, by the benchmark's request counter, and in front of the local SES,
+ * which `answerLocally` completes with the calls the emulator lacks.
  */
 export async function startObservingProxy(
   target: string,
   observe: (exchange: Exchange) => void,
+  answerLocally?: (call: { method: string; path: string; body: Buffer }) => LocalAnswer | undefined,
 ): Promise<ObservingProxy> {
   const to = new URL(target);
   const server = createServer((incoming, outgoing) => {
@@ -34,6 +48,14 @@ export async function startObservingProxy(
         String(incoming.headers['x-amz-target'] ?? 'unknown')
           .split('.')
           .pop() ?? 'unknown';
+      const method = incoming.method ?? 'GET';
+      const path = incoming.url ?? '/';
+      const own = answerLocally?.({ method, path, body: request });
+      if (own) {
+        outgoing.writeHead(own.status, own.headers);
+        outgoing.end(own.body);
+        return;
+      }
       const forward = httpRequest(
         {
           host: to.hostname,
@@ -58,7 +80,7 @@ export async function startObservingProxy(
           response.on('end', () => {
             const answer = Buffer.concat(answerChunks);
             try {
-              observe({ operation, request, answer, status: response.statusCode ?? 0 });
+              observe({ operation, method, path, request, answer, status: response.statusCode ?? 0 });
             } catch {
               // What an observer cannot read is forwarded all the same.
             }

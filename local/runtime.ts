@@ -17,6 +17,7 @@ import { LocalMetrics, readableLogLine } from './metrics';
 import { closeServer } from './processes';
 import { type LocalSecrets, startLocalSecrets } from './secrets';
 import { type LocalSes, startLocalSes } from './ses';
+import { LocalEventPublishing } from './ses-events';
 import { createQueues, type LocalSqs, sqsClient, startLocalSqs } from './sqs';
 import { type SqsJournal, startSqsJournal } from './sqs-journal';
 import { PROJECT_ROOT, synthesizeStack } from './synth';
@@ -51,6 +52,8 @@ export interface LocalRuntime {
    * `readInbox`). Nothing is delivered; the emails live in memory and are lost when the runtime stops.
    */
   inboxUrl: string;
+  /** The queues SES's bounce and complaint events arrive on (an SES event document put there is acted on). */
+  sesEventQueues: string[];
   /** Invocations and time spent per function, by function name. */
   functionStats(): Map<string, { invocations: number; totalMs: number; memorySize: number }>;
   stop(): Promise<void>;
@@ -62,6 +65,7 @@ interface Started {
   sqs?: LocalSqs;
   sqsJournal?: SqsJournal;
   ses?: LocalSes;
+  eventPublishing?: LocalEventPublishing;
   secrets?: LocalSecrets;
   functions?: Map<string, LocalFunction>;
   server?: Server;
@@ -90,6 +94,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const { server } = started;
     if (server) await closeServer(server);
     await Promise.all([...(started.functions?.values() ?? [])].map((fn) => fn.close()));
+    started.eventPublishing?.stop();
     await started.ses?.stop();
     await started.secrets?.stop();
     await started.sqsJournal?.stop();
@@ -125,7 +130,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const replayed = await started.sqsJournal.replay(queues.map((queue) => queue.url));
     if (replayed > 0) log(`[sqs] ${replayed} messages the previous run left in its queues were sent again`);
 
-    started.ses = await startLocalSes();
+    // SES's event publishing: bounces and complaints of the mailbox simulator's addresses, on the subscribed queues.
+    const publishing = new LocalEventPublishing(template, resolver, { sqs, queues, log });
+    started.eventPublishing = publishing;
+    started.ses = await startLocalSes({
+      configurationSets: publishing.configurationSets(template, resolver),
+      onSent: (email) => publishing.sent(email),
+    });
     const sesEndpoint = await wrap('ses', started.ses.endpoint);
     // The emulator forwards what it receives when this is set: say so, as emails then leave the machine.
     if (process.env.SMTP_TRANSPORT)
@@ -218,6 +229,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       apiKeys: model.apiKeys.map((key) => ({ id: key.id, value: keyValues.get(key.id) ?? '' })),
       dynamoDbEndpoint: started.dynamoDb.endpoint,
       inboxUrl: started.ses.inboxUrl,
+      sesEventQueues: publishing.queueUrls(),
       functionStats: () => new Map([...functions.values()].map((fn) => [fn.name, fn.stats()])),
       stop,
     };

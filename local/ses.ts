@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { SESv2Client } from '@aws-sdk/client-sesv2';
 import type { Email } from 'aws-ses-v2-local/dist/store';
 import { LOCAL_CREDENTIALS } from './dynamodb';
+import { type LocalAnswer, startObservingProxy } from './observing-proxy';
 import { closeServer, freePort } from './processes';
 import { LOCAL_REGION } from './template';
 
@@ -26,6 +27,23 @@ export interface LocalSes {
 export interface LocalSesOptions {
   /** The sending quota's maximum send rate GetAccount reports; 14 by default. */
   maxSendRate?: number;
+  /** The configuration sets that exist (the template's): GetConfigurationSet answers them, as the emulator knows none. */
+  configurationSets?: readonly string[];
+  /** Called with each email the emulator took, as SES's event publishing sees it. */
+  onSent?: (email: SentEmail) => void;
+}
+
+/** An email SES took, with what its events carry: the message id, the addresses, the configuration set and tags. */
+export interface SentEmail {
+  messageId: string;
+  timestamp: string;
+  from: string;
+  to: string[];
+  cc: string[];
+  bcc: string[];
+  subject: string;
+  configurationSet: string | undefined;
+  tags: Record<string, string>;
 }
 
 /** The send rate SES gives an account when it first leaves the sandbox. */
@@ -56,12 +74,83 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
   const server: Server = await createSesServer({ host: '127.0.0.1', port });
   // Express 5 hands a listen error to the callback, which the package resolves with all the same.
   if (!server.listening) throw new Error(`Local SES could not listen on 127.0.0.1:${port}`);
-  const endpoint = `http://127.0.0.1:${port}`;
+  const emulator = `http://127.0.0.1:${port}`;
+  // In front of the emulator: the configuration sets it lacks, and each email it took, told to `onSent`.
+  const configurationSets = new Set(options.configurationSets ?? []);
+  const front = await startObservingProxy(
+    emulator,
+    (exchange) => {
+      if (exchange.method !== 'POST' || exchange.path !== SEND_EMAIL_PATH || exchange.status !== 200) return;
+      const sent = sentEmail(exchange.request, exchange.answer);
+      if (sent) options.onSent?.(sent);
+    },
+    ({ method, path }) => {
+      const name = method === 'GET' ? CONFIGURATION_SET_PATH.exec(path)?.[1] : undefined;
+      return name === undefined
+        ? undefined
+        : configurationSetAnswer(decodeURIComponent(name), configurationSets);
+    },
+  );
   return {
-    endpoint,
-    inboxUrl: endpoint,
-    stop: () => closeServer(server),
+    endpoint: front.endpoint,
+    inboxUrl: emulator,
+    stop: async () => {
+      await front.stop();
+      await closeServer(server);
+    },
   };
+}
+
+const SEND_EMAIL_PATH = '/v2/email/outbound-emails';
+const CONFIGURATION_SET_PATH = /^\/v2\/email\/configuration-sets\/([^/?]+)$/;
+
+/** SES v2 GetConfigurationSet: a set of the template sends; any other name is SES's 404. */
+function configurationSetAnswer(name: string, known: ReadonlySet<string>): LocalAnswer {
+  const json = { 'content-type': 'application/json' };
+  if (!known.has(name)) {
+    return {
+      status: 404,
+      headers: { ...json, 'x-amzn-errortype': 'NotFoundException' },
+      body: JSON.stringify({ message: `Configuration set <${name}> does not exist.` }),
+    };
+  }
+  return {
+    status: 200,
+    headers: json,
+    body: JSON.stringify({
+      ConfigurationSetName: name,
+      SendingOptions: { SendingEnabled: true },
+      ReputationOptions: { ReputationMetricsEnabled: true },
+    }),
+  };
+}
+
+/** The email a v2 SendEmail call sent, from its request and SES's answer; undefined for a call it cannot read. */
+function sentEmail(request: Buffer, answer: Buffer): SentEmail | undefined {
+  try {
+    const call = JSON.parse(request.toString('utf8')) as {
+      FromEmailAddress?: string;
+      Destination?: { ToAddresses?: string[]; CcAddresses?: string[]; BccAddresses?: string[] };
+      ConfigurationSetName?: string;
+      EmailTags?: { Name: string; Value: string }[];
+      Content?: { Simple?: { Subject?: { Data?: string } } };
+    };
+    const { MessageId } = JSON.parse(answer.toString('utf8')) as { MessageId?: string };
+    if (!MessageId) return undefined;
+    return {
+      messageId: MessageId,
+      timestamp: new Date().toISOString(),
+      from: call.FromEmailAddress ?? '',
+      to: call.Destination?.ToAddresses ?? [],
+      cc: call.Destination?.CcAddresses ?? [],
+      bcc: call.Destination?.BccAddresses ?? [],
+      subject: call.Content?.Simple?.Subject?.Data ?? '',
+      configurationSet: call.ConfigurationSetName,
+      tags: Object.fromEntries((call.EmailTags ?? []).map((tag) => [tag.Name, tag.Value])),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 export function sesClient(endpoint: string): SESv2Client {

@@ -1,10 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mapConcurrently } from '../../lambdas/core/concurrency';
 import { readInbox } from '../../local/ses';
+import { sqsClient } from '../../local/sqs';
 import { LOCAL_FROM_ADDRESS } from '../../local/synth';
 import { apiClient, isRunning, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 
@@ -31,6 +33,21 @@ const registered: string[] = [];
 async function start() {
   runtime = await startRuntimeProcess({ stateDir, context: CONTEXT });
   api = apiClient(runtime.url, runtime.apiKey);
+}
+
+/** Polls `read` until `done` holds of its answer (SES's reports arrive seconds after the send). */
+async function waitFor<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`Still not there: ${JSON.stringify(value)}`);
+    await sleep(250);
+  }
 }
 
 async function waitForEnd(jobId: string, timeoutMs = 90_000) {
@@ -103,6 +120,7 @@ describe('email jobs over HTTP on the local runtime', () => {
       attempts: 1,
       error: null,
       sent_at: expect.any(String),
+      feedback: [],
     });
 
     // The local SES received each email once, as documented, and under the id the ledger keeps.
@@ -234,6 +252,87 @@ describe('email jobs over HTTP on the local runtime', () => {
     expect(await mailedTo(recipients[1] as string)).toHaveLength(2);
     // Lifted again, so the later tests of this file mail every registered nonprofit.
     expect((await api('DELETE', `/suppressions/${leaving}`)).status).toBe(204);
+  });
+
+  it("suppresses the addresses SES's mailbox simulator bounces or complains about, counts each report on the job, and mails them nothing after", async () => {
+    const bouncing = 'bounce+e2e@simulator.amazonses.com';
+    const complaining = 'complaint+e2e@simulator.amazonses.com';
+    const member = registered[1200] as string;
+    for (const email of [bouncing, complaining]) {
+      expect(
+        (await api('POST', '/nonprofits', { email, name: 'Simulated', address: '1 Main St' })).status,
+      ).toBe(201);
+    }
+    const recipients = [bouncing, complaining, member];
+    const first = await api('POST', '/send-email', { emails: recipients, template: 'Hello {name}' });
+    const jobId = String(first.body.job_id);
+    expect(await waitForEnd(jobId)).toMatchObject({ status: 'completed', sent: 3, suppressed: 0 });
+
+    // SES reports a few seconds after the send; the feedback consumer suppresses and counts.
+    const reported = await waitFor(
+      async () => (await api('GET', `/jobs/${jobId}`)).body,
+      (job) => job.bounced === 1 && job.complained === 1,
+    );
+    expect(reported).toMatchObject({ sent: 3, bounced: 1, complained: 1, transient_bounces: 0 });
+    expect((await api('GET', `/suppressions/${bouncing}`)).body).toMatchObject({
+      reason: 'bounced',
+      job_id: jobId,
+      note: 'Permanent/General: smtp; 550 5.1.1 user unknown',
+    });
+    expect((await api('GET', `/suppressions/${complaining}`)).body).toMatchObject({
+      reason: 'complained',
+      job_id: jobId,
+    });
+    expect((await api('GET', `/suppressions/${member}`)).status).toBe(404);
+    const emails = (await api('GET', `/jobs/${jobId}/emails`)).body.emails as {
+      to: string;
+      feedback: unknown[];
+    }[];
+    expect(emails.find((email) => email.to === bouncing)?.feedback).toEqual([
+      { type: 'bounce', at: expect.any(String), detail: 'Permanent/General: smtp; 550 5.1.1 user unknown' },
+    ]);
+    expect(emails.find((email) => email.to === member)?.feedback).toEqual([]);
+
+    const second = await api('POST', '/send-email', { emails: recipients, template: 'Hello again {name}' });
+    expect(await waitForEnd(String(second.body.job_id))).toMatchObject({ sent: 1, suppressed: 2, failed: 0 });
+    const mailed = (await readInbox(runtime.inboxUrl)).flatMap((email) => email.destination.to);
+    expect(mailed.filter((to) => to === bouncing)).toHaveLength(1);
+    expect(mailed.filter((to) => to === complaining)).toHaveLength(1);
+    expect((await api('DELETE', `/suppressions/${complaining}`)).status).toBe(409);
+  });
+
+  it('acts once on an SES bounce event put on the local feedback queue, however often it is delivered', async () => {
+    const address = registered[1300] as string;
+    const sent = await api('POST', '/send-email', { emails: [address], template: 'Hello {name}' });
+    const jobId = String(sent.body.job_id);
+    await waitForEnd(jobId);
+    const [email] = (await api('GET', `/jobs/${jobId}/emails`)).body.emails as { message_id: string }[];
+    // AWS's documented bounce record, written by hand, naming this email.
+    const event = JSON.parse(
+      readFileSync(new URL('../fixtures/ses-events/bounce-permanent.json', import.meta.url), 'utf8'),
+    );
+    event.bounce.bouncedRecipients[0].emailAddress = address.toUpperCase();
+    event.bounce.feedbackId = `e2e-${jobId}`;
+    event.mail.messageId = email?.message_id;
+    event.mail.tags.job_id = [jobId];
+    const [queueUrl] = runtime.sesEventQueues;
+    expect(queueUrl).toBeDefined();
+    const sqs = sqsClient(new URL(String(queueUrl)).origin);
+    for (let delivery = 0; delivery < 3; delivery++) {
+      await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(event) }));
+    }
+    sqs.destroy();
+
+    const suppression = await waitFor(
+      async () => api('GET', `/suppressions/${address}`),
+      (answer) => answer.status === 200,
+    );
+    expect(suppression.body).toMatchObject({ email: address, reason: 'bounced', job_id: jobId });
+    // All three deliveries handled: the job counts one bounce.
+    await sleep(3_000);
+    expect((await api('GET', `/jobs/${jobId}`)).body).toMatchObject({ sent: 1, bounced: 1 });
+    // Lifted, so the later tests of this file mail every registered nonprofit.
+    expect((await api('DELETE', `/suppressions/${address}`)).status).toBe(204);
   });
 
   it('answers 404 listing every unknown recipient, and creates no job', async () => {

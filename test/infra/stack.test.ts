@@ -574,7 +574,9 @@ describe('monitoring', () => {
     expect(template.Resources[keyId]?.Type).toBe('AWS::KMS::Key');
     // Without alarmEmail nobody is subscribed to alarms (the SES feedback queue is the only subscription).
     expect(
-      Object.values(assertions.findResources('AWS::SNS::Subscription')).map((sub) => sub.Properties?.Protocol),
+      Object.values(assertions.findResources('AWS::SNS::Subscription')).map(
+        (sub) => sub.Properties?.Protocol,
+      ),
     ).toEqual(['sqs']);
   });
 

@@ -8,7 +8,8 @@ export const FUNCTION = {
   consumer: 'Claims, renders, sends and records the emails of a batch',
   deadLetterConsumer: 'Records emails that reached the dead-letter queue as failed',
   sweeper: 'Re-enqueues the recipients of running jobs whose messages can no longer be queued',
-  feedbackConsumer: 'Suppresses addresses SES reports bounced or complaining, and notes each report on its job',
+  feedbackConsumer:
+    'Suppresses addresses SES reports bounced or complaining, and notes each report on its job',
   listJobEmails: 'GET /jobs/{job_id}/emails',
   health: 'GET /health',
 } as const;

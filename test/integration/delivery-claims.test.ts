@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { type Claim, type DeliveryOutcome, DynamoDeliveries } from '../../lambdas/core/jobs/deliveries';
 import { dynamoDbClient } from '../../local/dynamodb';
@@ -147,5 +147,66 @@ describe('claims on recipients, on DynamoDB Local', () => {
       duplicates: 3,
       completed: false,
     });
+  });
+});
+
+describe("SES's reports on sent emails, on DynamoDB Local", () => {
+  const report = (feedbackId: string, messageId = 'ses-1') => ({
+    kind: 'bounce' as const,
+    feedbackId,
+    messageId,
+    detail: 'Permanent/General: smtp; 550 5.1.1 user unknown',
+    at: '2026-11-28T10:00:00.000Z',
+  });
+
+  async function sentJob() {
+    const { one } = consumers();
+    const jobId = await newJob(1);
+    const claim = await claimOne(one, jobId, 'a@example.org');
+    await one.handOver(jobId, 'a@example.org', tokenOf(claim), 'ses-1');
+    await one.record(jobId, [sent('a@example.org', tokenOf(claim), 'ses-1')]);
+    return { deliveries: one, jobId };
+  }
+
+  it('notes a report once on the delivery SES names and counts it once on the job, however often it arrives', async () => {
+    const { deliveries, jobId } = await sentJob();
+    expect(await deliveries.recordFeedback(jobId, 'a@example.org', report('f-1'))).toBe('recorded');
+    expect(await deliveries.recordFeedback(jobId, 'a@example.org', report('f-1'))).toBe('duplicate');
+    // A second, different report on the same email counts too.
+    expect(
+      await deliveries.recordFeedback(jobId, 'a@example.org', { ...report('f-2'), kind: 'complaint' }),
+    ).toBe('recorded');
+
+    const delivery = (await deliveries.getMany(jobId, ['a@example.org'])).get('a@example.org');
+    expect(delivery?.status).toBe('sent');
+    expect(delivery?.feedback).toEqual([
+      {
+        type: 'bounce',
+        at: '2026-11-28T10:00:00.000Z',
+        detail: 'Permanent/General: smtp; 550 5.1.1 user unknown',
+      },
+      {
+        type: 'complaint',
+        at: '2026-11-28T10:00:00.000Z',
+        detail: 'Permanent/General: smtp; 550 5.1.1 user unknown',
+      },
+    ]);
+    const { Item: job } = await client.send(new GetCommand({ TableName: jobsTable, Key: { job_id: jobId } }));
+    expect(job).toMatchObject({ status: 'completed', sent: 1, bounced: 1, complained: 1, remaining: 0 });
+    expect(job).not.toHaveProperty('transient_bounces');
+  });
+
+  it('matches nothing for another email (a cc copy, another message id) or a job that is gone, and changes nothing', async () => {
+    const { deliveries, jobId } = await sentJob();
+    expect(await deliveries.recordFeedback(jobId, 'a@example.org', report('f-3', 'ses-other'))).toBe(
+      'unmatched',
+    );
+    expect(await deliveries.recordFeedback(jobId, 'cc@example.org', report('f-4'))).toBe('unmatched');
+    expect(await deliveries.recordFeedback(randomUUID(), 'a@example.org', report('f-5'))).toBe('unmatched');
+    const { Item: job } = await client.send(new GetCommand({ TableName: jobsTable, Key: { job_id: jobId } }));
+    expect(job).not.toHaveProperty('bounced');
+    expect((await deliveries.getMany(jobId, ['a@example.org'])).get('a@example.org')).not.toHaveProperty(
+      'feedback',
+    );
   });
 });

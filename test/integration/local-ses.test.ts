@@ -1,7 +1,19 @@
 import { readFileSync } from 'node:fs';
-import { GetAccountCommand, SendEmailCommand } from '@aws-sdk/client-sesv2';
+import {
+  GetAccountCommand,
+  GetConfigurationSetCommand,
+  NotFoundException,
+  SendEmailCommand,
+} from '@aws-sdk/client-sesv2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clearInbox, type LocalSes, readInbox, sesClient, startLocalSes } from '../../local/ses';
+import {
+  clearInbox,
+  type LocalSes,
+  readInbox,
+  type SentEmail,
+  sesClient,
+  startLocalSes,
+} from '../../local/ses';
 
 /** The addresses listening on a TCP port, from the kernel's socket tables (Linux). */
 function listeningAddresses(port: number): string[] {
@@ -26,6 +38,7 @@ function listeningAddresses(port: number): string[] {
 }
 
 describe('the local SES', () => {
+  const sentEmails: SentEmail[] = [];
   let ses: LocalSes;
   let port: number;
   let client: ReturnType<typeof sesClient>;
@@ -33,7 +46,11 @@ describe('the local SES', () => {
   beforeAll(async () => {
     // The account GetAccount reports is the one startLocalSes writes, not one from the shell.
     delete process.env.AWS_SES_ACCOUNT;
-    ses = await startLocalSes({ maxSendRate: 3 });
+    ses = await startLocalSes({
+      maxSendRate: 3,
+      configurationSets: ['NonprofitMailerSet'],
+      onSent: (email) => sentEmails.push(email),
+    });
     port = Number(new URL(ses.endpoint).port);
     client = sesClient(ses.endpoint);
   });
@@ -100,6 +117,42 @@ describe('the local SES', () => {
       ProductionAccessEnabled: true,
       EnforcementStatus: 'HEALTHY',
       SendQuota: { MaxSendRate: 3 },
+    });
+  });
+
+  it("answers GetConfigurationSet for the sets that exist (the template's), and NotFoundException for others", async () => {
+    const set = await client.send(
+      new GetConfigurationSetCommand({ ConfigurationSetName: 'NonprofitMailerSet' }),
+    );
+    expect(set).toMatchObject({
+      ConfigurationSetName: 'NonprofitMailerSet',
+      SendingOptions: { SendingEnabled: true },
+    });
+    await expect(
+      client.send(new GetConfigurationSetCommand({ ConfigurationSetName: 'unknown' })),
+    ).rejects.toBeInstanceOf(NotFoundException);
+  });
+
+  it('tells each email it took, as event publishing sees it: message id, addresses, set and tags', async () => {
+    const { MessageId } = await client.send(
+      new SendEmailCommand({
+        FromEmailAddress: 'mailer@nonprofit-mailer.localhost',
+        Destination: {
+          ToAddresses: ['bounce@simulator.amazonses.com'],
+          CcAddresses: ['board@cc.example.org'],
+        },
+        ConfigurationSetName: 'NonprofitMailerSet',
+        EmailTags: [{ Name: 'job_id', Value: 'job-1' }],
+        Content: { Simple: { Subject: { Data: 'Hi' }, Body: { Text: { Data: 'Hi' } } } },
+      }),
+    );
+    expect(sentEmails.find((email) => email.messageId === MessageId)).toMatchObject({
+      from: 'mailer@nonprofit-mailer.localhost',
+      to: ['bounce@simulator.amazonses.com'],
+      cc: ['board@cc.example.org'],
+      subject: 'Hi',
+      configurationSet: 'NonprofitMailerSet',
+      tags: { job_id: 'job-1' },
     });
   });
 

@@ -12,6 +12,8 @@ export interface RuntimeProcess {
   inboxUrl: string;
   /** DynamoDB Local's endpoint, to read what is stored. */
   dynamoDbEndpoint: string;
+  /** The queues SES's bounce and complaint events arrive on (none with the record transport). */
+  sesEventQueues: string[];
   child: ChildProcess;
   output: string[];
   /** The DynamoDB Local (Java) process the runtime started, from the pid file it keeps. */
@@ -40,45 +42,53 @@ export async function startRuntimeProcess(options: {
   });
   const output: string[] = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const ready = new Promise<{ url: string; apiKey: string; inboxUrl: string; dynamoDbEndpoint: string }>(
-    (resolve, reject) => {
-      let url: string | undefined;
-      let apiKey: string | undefined;
-      let inboxUrl: string | undefined;
-      const timer = setTimeout(
-        () => reject(new Error(`The runtime did not start:\n${output.join('\n')}`)),
-        150_000,
-      );
-      const onLine = (line: string) => {
-        output.push(line);
-        url ??= /^\s+API:\s+(\S+)/.exec(line)?.[1];
-        apiKey ??= /^\s+API key:\s+(\S+)/.exec(line)?.[1];
-        inboxUrl ??= /^\s+Inbox:\s+(\S+)/.exec(line)?.[1];
-        // The banner prints DynamoDB last: once it is read, so have the others been.
-        const dynamoDbEndpoint = /^\s+DynamoDB:\s+(\S+)/.exec(line)?.[1];
-        if (url && apiKey && inboxUrl && dynamoDbEndpoint) {
-          clearTimeout(timer);
-          resolve({ url, apiKey, inboxUrl, dynamoDbEndpoint });
-        }
-      };
-      for (const stream of [child.stdout, child.stderr]) {
-        stream?.setEncoding('utf8');
-        stream?.on('data', (chunk: string) => {
-          for (const line of chunk.split('\n')) onLine(line);
-        });
-      }
-      void exited.then(() => {
+  const ready = new Promise<{
+    url: string;
+    apiKey: string;
+    inboxUrl: string;
+    dynamoDbEndpoint: string;
+    sesEventQueues: string[];
+  }>((resolve, reject) => {
+    let url: string | undefined;
+    let apiKey: string | undefined;
+    let inboxUrl: string | undefined;
+    let sesEventQueues: string[] = [];
+    const timer = setTimeout(
+      () => reject(new Error(`The runtime did not start:\n${output.join('\n')}`)),
+      150_000,
+    );
+    const onLine = (line: string) => {
+      output.push(line);
+      url ??= /^\s+API:\s+(\S+)/.exec(line)?.[1];
+      apiKey ??= /^\s+API key:\s+(\S+)/.exec(line)?.[1];
+      inboxUrl ??= /^\s+Inbox:\s+(\S+)/.exec(line)?.[1];
+      const events = /^\s+SES events:\s+(.+)$/.exec(line)?.[1];
+      if (events?.startsWith('http')) sesEventQueues = events.trim().split(/\s+/);
+      // The banner prints DynamoDB last: once it is read, so have the others been.
+      const dynamoDbEndpoint = /^\s+DynamoDB:\s+(\S+)/.exec(line)?.[1];
+      if (url && apiKey && inboxUrl && dynamoDbEndpoint) {
         clearTimeout(timer);
-        reject(new Error(`The runtime exited before it was ready:\n${output.join('\n')}`));
+        resolve({ url, apiKey, inboxUrl, dynamoDbEndpoint, sesEventQueues });
+      }
+    };
+    for (const stream of [child.stdout, child.stderr]) {
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => {
+        for (const line of chunk.split('\n')) onLine(line);
       });
-    },
-  );
-  const { url, apiKey, inboxUrl, dynamoDbEndpoint } = await ready;
+    }
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`The runtime exited before it was ready:\n${output.join('\n')}`));
+    });
+  });
+  const { url, apiKey, inboxUrl, dynamoDbEndpoint, sesEventQueues } = await ready;
   return {
     url,
     apiKey,
     inboxUrl,
     dynamoDbEndpoint,
+    sesEventQueues,
     child,
     output,
     javaPid: () => {

@@ -1,4 +1,4 @@
-import type { DeliveryReader } from './deliveries';
+import type { DeliveryFeedback, DeliveryReader } from './deliveries';
 import type { JobRecord } from './job';
 import type { JobContentStore } from './job-store';
 import type { RenderedEmailStore } from './rendered-emails';
@@ -19,6 +19,8 @@ export interface JobEmail {
   attempts: number;
   error: string | null;
   sent_at: string | null;
+  /** What SES reported after sending (bounces, complaints), oldest first; empty when nothing. */
+  feedback: DeliveryFeedback[];
 }
 
 /**
@@ -81,6 +83,7 @@ export async function listJobEmails(
               attempts: outcome.attempts ?? 0,
               error: outcome.error ?? null,
               sent_at: outcome.status === 'sent' ? (outcome.processed_at ?? null) : null,
+              feedback: outcome.feedback ?? [],
             }
           : {
               to: recipient,
@@ -92,6 +95,7 @@ export async function listJobEmails(
               attempts: outcome?.attempts ?? 0,
               error: null,
               sent_at: null,
+              feedback: [],
             };
       if (!query.status || email.status === query.status) {
         const size = answerBytes(email);

@@ -40,6 +40,9 @@ const outcomes = new Map<string, DeliveryRecord>([
       message_id: 'ses-a',
       attempts: 1,
       processed_at: '2026-11-27T10:00:01.000Z',
+      feedback: [
+        { type: 'transient_bounce', at: '2026-11-27T10:05:00.000Z', detail: 'Transient/MailboxFull' },
+      ],
     },
   ],
   [
@@ -99,6 +102,10 @@ describe('GET /jobs/{job_id}', () => {
       failed: 1,
       // A job recorded before suppression existed has no count of it: 0.
       suppressed: 0,
+      // Nor of SES's reports, which came with its feedback: 0.
+      bounced: 0,
+      transient_bounces: 0,
+      complained: 0,
       created_at: job.created_at,
       started_at: job.started_at,
       completed_at: null,
@@ -163,6 +170,9 @@ describe('GET /jobs/{job_id}/emails', () => {
         attempts: 1,
         error: null,
         sent_at: '2026-11-27T10:00:01.000Z',
+        feedback: [
+          { type: 'transient_bounce', at: '2026-11-27T10:05:00.000Z', detail: 'Transient/MailboxFull' },
+        ],
       },
       {
         to: 'b@example.org',
@@ -174,6 +184,7 @@ describe('GET /jobs/{job_id}/emails', () => {
         attempts: 5,
         error: 'gone',
         sent_at: null,
+        feedback: [],
       },
     ]);
     const second = jsonBody(await query({ limit: '2', cursor: String(first.next_cursor) }));
@@ -191,6 +202,7 @@ describe('GET /jobs/{job_id}/emails', () => {
           attempts: 1,
           error: null,
           sent_at: null,
+          feedback: [],
         },
       ],
       next_cursor: null,
