@@ -19,6 +19,7 @@ import {
   sesArn,
   sortedResources,
   statementsOf,
+  topicKeyId,
 } from './template-queries';
 
 /** The app as the CLI builds it from cdk.json alone (no test default for the From address), plus `context`. */
@@ -343,8 +344,7 @@ describe('SES bounces and complaints', () => {
   });
 
   it('lets SES, for this account and configuration set only, publish to the topic and use its key', () => {
-    const topic = template.Resources[feedbackTopicId];
-    const keyId = (topic?.Properties?.KmsMasterKeyId as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+    const keyId = topicKeyId(template, feedbackTopicId);
     assertions.hasResourceProperties('AWS::KMS::Key', {
       EnableKeyRotation: true,
       KeyPolicy: {

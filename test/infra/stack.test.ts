@@ -569,8 +569,7 @@ describe('monitoring', () => {
       expect(alarm.Properties?.AlarmActions).toEqual([{ Ref: alarmTopicId() }]);
       expect(alarm.Properties?.OKActions).toEqual(alarm.Properties?.AlarmActions);
     }
-    const topic = template.Resources[alarmTopicId()];
-    const keyId = (topic?.Properties?.KmsMasterKeyId as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const keyId = queries.topicKeyId(template, alarmTopicId());
     expect(template.Resources[keyId]?.Type).toBe('AWS::KMS::Key');
     // Without alarmEmail nobody is subscribed to alarms (the SES feedback queue is the only subscription).
     expect(

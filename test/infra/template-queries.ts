@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { expect } from 'vitest';
 import { PROJECT_ROOT } from '../../local/synth';
+import type { CfnTemplate } from '../../local/template';
 
 /** The functions the infra tests look up, by the description the stack gives each. */
 export const FUNCTION = {
@@ -155,4 +156,12 @@ export function eventSourceOf(
   expect(found).toHaveLength(1);
   return (found[0] as { Properties: { BatchSize: number; ScalingConfig?: { MaximumConcurrency?: number } } })
     .Properties;
+}
+
+/** The logical id of the KMS key a topic is encrypted with (empty when it has none). */
+export function topicKeyId(template: CfnTemplate, topicId: string): string {
+  const key = template.Resources[topicId]?.Properties?.KmsMasterKeyId as
+    | { 'Fn::GetAtt'?: [string, string] }
+    | undefined;
+  return key?.['Fn::GetAtt']?.[0] ?? '';
 }
