@@ -77,7 +77,10 @@ const configSchema = z
     /** Requests per second, and burst, the public unsubscribe routes take from everyone together. */
     unsubscribeRateLimit: z.coerce.number().positive().default(20),
     unsubscribeBurstLimit: z.coerce.number().int().positive().default(40),
-    /** An SES configuration set to send with (event publishing, dedicated IPs). */
+    /**
+     * An existing SES configuration set to send with (dedicated IPs, destinations of your own): the
+     * stack adds its bounce and complaint destination to it. Unset, the stack creates its own set.
+     */
     sesConfigurationSet: z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,64}$/, 'Must be an SES configuration set name')
