@@ -1,8 +1,9 @@
-// GET|POST /unsubscribe?token=: handler --> signing secret (Secrets Manager), suppression list (DynamoDB)
+// GET|POST /unsubscribe?token=: handler --> signing secret (Secrets Manager), suppression list and jobs (DynamoDB)
 import { z } from 'zod';
-import { signingSecretFromEnv, suppressionsFromEnv } from '../core/adapters';
+import { jobsFromEnv, signingSecretFromEnv, suppressionsFromEnv } from '../core/adapters';
 import { ValidationError } from '../core/errors';
 import { type ApiResult, apiHandler, parseQuery } from '../core/http';
+import type { JobStore } from '../core/jobs/job-store';
 import type { SuppressionList } from '../core/suppressions/repository';
 import {
   MAX_TOKEN_LENGTH,
@@ -35,6 +36,8 @@ function page(title: string, content: string): ApiResult {
 
 export interface UnsubscribeDependencies {
   suppressions: Pick<SuppressionList, 'add'>;
+  /** The job the link came with: its API key is recorded as the suppression's cause. */
+  jobs: Pick<JobStore, 'get'>;
   secret: SigningSecret;
 }
 
@@ -44,7 +47,7 @@ export interface UnsubscribeDependencies {
  * one-click request, suppresses the address and answers 200 whatever the body. A token this
  * deployment did not sign, whole, is a 400 and changes nothing.
  */
-export const makeUnsubscribe = ({ suppressions, secret }: UnsubscribeDependencies) =>
+export const makeUnsubscribe = ({ suppressions, jobs, secret }: UnsubscribeDependencies) =>
   apiHandler(async (event) => {
     const { token } = parseQuery(event, unsubscribeQuery);
     const claim = verifyUnsubscribeToken(await secret.get(), token);
@@ -63,11 +66,13 @@ export const makeUnsubscribe = ({ suppressions, secret }: UnsubscribeDependencie
         `<h1>Unsubscribe</h1><p>Stop emails to <strong>${address}</strong>?</p><form method="post" action="?token=${encodeURIComponent(token)}"><button type="submit">Unsubscribe</button></form>`,
       );
     }
+    // The sender of the job the email came with; a job since deleted leaves the key unknown.
+    const apiKeyId = claim.apiKeyId ?? (claim.jobId ? (await jobs.get(claim.jobId))?.api_key_id : undefined);
     await suppressions.add({
       email: claim.email,
       reason: 'unsubscribed',
       ...(claim.jobId ? { job_id: claim.jobId } : {}),
-      ...(claim.apiKeyId ? { api_key_id: claim.apiKeyId } : {}),
+      ...(apiKeyId ? { api_key_id: apiKeyId } : {}),
     });
     return page(
       'Unsubscribed',
@@ -77,5 +82,6 @@ export const makeUnsubscribe = ({ suppressions, secret }: UnsubscribeDependencie
 
 export const handler = makeUnsubscribe({
   suppressions: suppressionsFromEnv(),
+  jobs: jobsFromEnv(),
   secret: signingSecretFromEnv(),
 });

@@ -49,6 +49,8 @@ export class Unsubscribe extends Construct {
       description: 'GET|POST /unsubscribe',
     })
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:PutItem', 'dynamodb:GetItem'])
+      // The job a link came with names the API key recorded as the suppression's cause.
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
       .setting('UNSUBSCRIBE_SECRET_ARN', this.secret.secretArn)
       .acknowledgeNoDeadLetterTarget('api');
     this.secret.grantRead(this.handler);

@@ -242,6 +242,7 @@ describe('email jobs over HTTP on the local runtime', () => {
       email: leaving,
       reason: 'unsubscribed',
       job_id: firstJob,
+      api_key_id: expect.any(String),
     });
     const listed = await api('GET', '/suppressions?reason=unsubscribed');
     expect((listed.body.suppressions as { email: string }[]).map((entry) => entry.email)).toContain(leaving);

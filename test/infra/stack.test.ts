@@ -133,6 +133,11 @@ describe('functions', () => {
     ['GET /suppressions/{email}', { [SUPPRESSIONS]: ['dynamodb:GetItem'] }],
     ['PUT /suppressions/{email}', { [SUPPRESSIONS]: ['dynamodb:GetItem', 'dynamodb:PutItem'] }],
     ['DELETE /suppressions/{email}', { [SUPPRESSIONS]: ['dynamodb:DeleteItem', 'dynamodb:GetItem'] }],
+    // The link's job names the API key recorded as the suppression's cause.
+    [
+      'GET|POST /unsubscribe',
+      { [SUPPRESSIONS]: ['dynamodb:GetItem', 'dynamodb:PutItem'], [JOBS]: ['dynamodb:GetItem'] },
+    ],
     [
       'POST /send-email',
       {

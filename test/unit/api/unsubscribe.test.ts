@@ -1,15 +1,24 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { makeUnsubscribe } from '../../../lambdas/api/unsubscribe';
+import type { JobRecord } from '../../../lambdas/core/jobs/job';
 import { signUnsubscribeToken } from '../../../lambdas/core/suppressions/unsubscribe-token';
 import { apiEvent, lambdaContext } from '../../support/api-events';
 
 const SECRET = 's'.repeat(64);
 const JOB_ID = '7b0bfb6c-7e0e-4a8b-9d4e-1c7a4d3f2e10';
 
+/** The handler with fakes: the suppression list records what it is given; one job exists, sent by key-1. */
 function handler() {
   const add = vi.fn(async (entry) => ({ suppression: { ...entry, suppressed_at: 'now' }, created: true }));
-  return { add, handle: makeUnsubscribe({ suppressions: { add }, secret: { get: async () => SECRET } }) };
+  const jobs = {
+    get: async (id: string) =>
+      id === JOB_ID ? ({ job_id: id, api_key_id: 'key-1' } as JobRecord) : undefined,
+  };
+  return {
+    add,
+    handle: makeUnsubscribe({ suppressions: { add }, jobs, secret: { get: async () => SECRET } }),
+  };
 }
 
 const invoke = (handle: ReturnType<typeof makeUnsubscribe>, event: APIGatewayProxyEvent) =>
@@ -29,14 +38,37 @@ describe('GET|POST /unsubscribe', () => {
     expect(add).not.toHaveBeenCalled();
   });
 
-  it('suppresses the address named in the token on POST, with its job', async () => {
+  it('suppresses the address named in the token on POST, with its job and the API key that sent it', async () => {
     const { add, handle } = handler();
     const result = await invoke(
       handle,
       apiEvent({ httpMethod: 'POST', queryStringParameters: { token }, body: 'List-Unsubscribe=One-Click' }),
     );
     expect(result.statusCode).toBe(200);
-    expect(add).toHaveBeenCalledWith({ email: 'info@example.org', reason: 'unsubscribed', job_id: JOB_ID });
+    expect(add).toHaveBeenCalledWith({
+      email: 'info@example.org',
+      reason: 'unsubscribed',
+      job_id: JOB_ID,
+      api_key_id: 'key-1',
+    });
+  });
+
+  it('still suppresses when the job is gone, without a key', async () => {
+    const { add, handle } = handler();
+    const orphan = signUnsubscribeToken(SECRET, {
+      email: 'info@example.org',
+      jobId: 'f1d2c3b4-0000-4000-8000-000000000000',
+    });
+    const result = await invoke(
+      handle,
+      apiEvent({ httpMethod: 'POST', queryStringParameters: { token: orphan } }),
+    );
+    expect(result.statusCode).toBe(200);
+    expect(add).toHaveBeenCalledWith({
+      email: 'info@example.org',
+      reason: 'unsubscribed',
+      job_id: 'f1d2c3b4-0000-4000-8000-000000000000',
+    });
   });
 
   it('answers 400 in JSON for a missing, forged or cut token, suppressing nothing', async () => {
