@@ -21,7 +21,7 @@ import {
 export const SIMULATOR_DOMAIN = 'simulator.amazonses.com';
 
 /** How long after the send the simulated report arrives (SES reports within seconds, after the sender recorded the email). */
-const REPORT_DELAY_MS = 3_000;
+const REPORT_DELAY_MS = 5_000;
 
 interface Subscriber {
   queueUrl: string;

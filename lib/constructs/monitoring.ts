@@ -314,10 +314,12 @@ export class MailerMonitoring extends Construct {
    * complaint rate, sending paused at 10 % or 0.5 %): the alarms ring at the first line.
    */
   private watchSesFeedback(feedback: SesFeedback): void {
-    const reputation = (metricName: string, label: string) =>
-      new Metric({ namespace: 'AWS/SES', metricName, statistic: 'Maximum', period: FIVE_MINUTES, label });
-    const bounceRate = reputation('Reputation.BounceRate', 'bounce rate');
-    const complaintRate = reputation('Reputation.ComplaintRate', 'complaint rate');
+    // SES publishes these rates now and then, not every minute: an hour's maximum, and a gap keeps
+    // the alarm as it was instead of sending OK between two high readings.
+    const reputation = (metricName: string) =>
+      new Metric({ namespace: 'AWS/SES', metricName, statistic: 'Maximum', period: Duration.hours(1) });
+    const bounceRate = reputation('Reputation.BounceRate');
+    const complaintRate = reputation('Reputation.ComplaintRate');
     const feedbackDeadLetters = feedback.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
       period: FIVE_MINUTES,
       statistic: 'Maximum',
@@ -328,7 +330,10 @@ export class MailerMonitoring extends Construct {
         appMetric(METRIC.emailsBouncedTransient),
         appMetric(METRIC.emailsComplained),
       ]),
-      graph('SES reputation (account): bounce and complaint rates', [bounceRate, complaintRate]),
+      graph('SES reputation (account): bounce and complaint rates', [
+        bounceRate.with({ label: 'bounce rate' }),
+        complaintRate.with({ label: 'complaint rate' }),
+      ]),
       graph('SES feedback not recorded (dead-letter queue)', [feedbackDeadLetters]),
     );
     this.alarm(
@@ -345,6 +350,7 @@ export class MailerMonitoring extends Construct {
       {
         metric: bounceRate,
         threshold: 0.05,
+        treatMissingData: TreatMissingData.IGNORE,
       },
     );
     this.alarm(
@@ -353,6 +359,7 @@ export class MailerMonitoring extends Construct {
       {
         metric: complaintRate,
         threshold: 0.001,
+        treatMissingData: TreatMissingData.IGNORE,
       },
     );
   }
@@ -360,7 +367,12 @@ export class MailerMonitoring extends Construct {
   private alarm(
     id: string,
     description: string,
-    props: { metric: IMetric; threshold: number; comparisonOperator?: ComparisonOperator },
+    props: {
+      metric: IMetric;
+      threshold: number;
+      comparisonOperator?: ComparisonOperator;
+      treatMissingData?: TreatMissingData;
+    },
   ): Alarm {
     const alarm = new Alarm(this, id, {
       alarmName: `${this.alarmNamePrefix}${id}`,
@@ -370,7 +382,7 @@ export class MailerMonitoring extends Construct {
       evaluationPeriods: 1,
       comparisonOperator: props.comparisonOperator ?? ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       // No data means nothing happened (no traffic, empty queues): never a reason to page anyone.
-      treatMissingData: TreatMissingData.NOT_BREACHING,
+      treatMissingData: props.treatMissingData ?? TreatMissingData.NOT_BREACHING,
     });
     alarm.addAlarmAction(new SnsAction(this.topic));
     alarm.addOkAction(new SnsAction(this.topic));

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mapConcurrently } from '../../lambdas/core/concurrency';
 import { readInbox } from '../../local/ses';
@@ -322,16 +322,31 @@ describe('email jobs over HTTP on the local runtime', () => {
     for (let delivery = 0; delivery < 3; delivery++) {
       await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(event) }));
     }
+    // Every copy consumed (none waiting, none in flight): only then do the counts prove "once".
+    await waitFor(
+      async () =>
+        (
+          await sqs.send(
+            new GetQueueAttributesCommand({
+              QueueUrl: queueUrl,
+              AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+            }),
+          )
+        ).Attributes ?? {},
+      (attributes) =>
+        attributes.ApproximateNumberOfMessages === '0' &&
+        attributes.ApproximateNumberOfMessagesNotVisible === '0',
+    );
     sqs.destroy();
 
-    const suppression = await waitFor(
-      async () => api('GET', `/suppressions/${address}`),
-      (answer) => answer.status === 200,
-    );
-    expect(suppression.body).toMatchObject({ email: address, reason: 'bounced', job_id: jobId });
-    // All three deliveries handled: the job counts one bounce.
-    await sleep(3_000);
+    expect((await api('GET', `/suppressions/${address}`)).body).toMatchObject({
+      email: address,
+      reason: 'bounced',
+      job_id: jobId,
+    });
     expect((await api('GET', `/jobs/${jobId}`)).body).toMatchObject({ sent: 1, bounced: 1 });
+    const [noted] = (await api('GET', `/jobs/${jobId}/emails`)).body.emails as { feedback: unknown[] }[];
+    expect(noted?.feedback).toHaveLength(1);
     // Lifted, so the later tests of this file mail every registered nonprofit.
     expect((await api('DELETE', `/suppressions/${address}`)).status).toBe(204);
   });

@@ -391,14 +391,15 @@ describe('SES bounces and complaints', () => {
   });
 
   it("alarms on feedback left unrecorded and on SES's bounce and complaint rates", () => {
-    for (const [name, threshold] of [
-      ['FeedbackDeadLetters', 1],
-      ['SesBounceRate', 0.05],
-      ['SesComplaintRate', 0.001],
+    for (const [name, threshold, period] of [
+      ['FeedbackDeadLetters', 1, 300],
+      ['SesBounceRate', 0.05, 3600],
+      ['SesComplaintRate', 0.001, 3600],
     ] as const) {
       assertions.hasResourceProperties('AWS::CloudWatch::Alarm', {
         AlarmName: `NonprofitMailer-${name}`,
         Threshold: threshold,
+        Period: period,
       });
     }
   });

@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { type Claim, type DeliveryOutcome, DynamoDeliveries } from '../../lambdas/core/jobs/deliveries';
+import {
+  type Claim,
+  type DeliveryOutcome,
+  DynamoDeliveries,
+  MAX_FEEDBACK_PER_DELIVERY,
+} from '../../lambdas/core/jobs/deliveries';
 import { dynamoDbClient } from '../../local/dynamodb';
 
 const raw = dynamoDbClient(inject('dynamoDbEndpoint'));
@@ -208,5 +213,34 @@ describe("SES's reports on sent emails, on DynamoDB Local", () => {
     expect((await deliveries.getMany(jobId, ['a@example.org'])).get('a@example.org')).not.toHaveProperty(
       'feedback',
     );
+  });
+
+  it('answers pending for a claimed recipient whose message id is not written yet, then records once it is', async () => {
+    const { one } = consumers();
+    const jobId = await newJob(1);
+    const claim = await claimOne(one, jobId, 'a@example.org');
+    expect(await one.recordFeedback(jobId, 'a@example.org', report('f-6'))).toBe('pending');
+    await one.handOver(jobId, 'a@example.org', tokenOf(claim), 'ses-1');
+    expect(await one.recordFeedback(jobId, 'a@example.org', report('f-6'))).toBe('recorded');
+  });
+
+  it('notes a not-spam report without counting it, and keeps at most 20 reports on a delivery', async () => {
+    const { deliveries, jobId } = await sentJob();
+    expect(
+      await deliveries.recordFeedback(jobId, 'a@example.org', { ...report('n-1'), kind: 'not_spam' }),
+    ).toBe('recorded');
+    for (let n = 2; n <= MAX_FEEDBACK_PER_DELIVERY; n++) {
+      await deliveries.recordFeedback(jobId, 'a@example.org', {
+        ...report(`n-${n}`),
+        kind: 'transient_bounce',
+      });
+    }
+    expect(await deliveries.recordFeedback(jobId, 'a@example.org', report('one-too-many'))).toBe('unmatched');
+    const delivery = (await deliveries.getMany(jobId, ['a@example.org'])).get('a@example.org');
+    expect(delivery?.feedback).toHaveLength(MAX_FEEDBACK_PER_DELIVERY);
+    const { Item: job } = await client.send(new GetCommand({ TableName: jobsTable, Key: { job_id: jobId } }));
+    expect(job).toMatchObject({ transient_bounces: MAX_FEEDBACK_PER_DELIVERY - 1 });
+    expect(job).not.toHaveProperty('complained');
+    expect(job).not.toHaveProperty('bounced');
   });
 });

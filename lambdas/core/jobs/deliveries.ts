@@ -11,7 +11,7 @@ import {
 import { backoff, chunks, mapConcurrently } from '../concurrency';
 import { batchGetAll, queryAll } from '../dynamo-paging';
 import type { FeedbackKind } from '../suppressions/ses-feedback';
-import { feedbackRecorded, outcomesRecorded } from './job-status';
+import { FEEDBACK_COUNTERS, feedbackRecorded, outcomesRecorded } from './job-status';
 
 /**
  * A delivery item goes through `sending` (claimed by one consumer, under a lease) to `sent`,
@@ -123,12 +123,28 @@ export interface DeliveryReader {
  * matches no delivery.
  */
 export interface FeedbackLedger {
-  recordFeedback(
-    jobId: string,
-    recipient: string,
-    report: { kind: FeedbackKind; feedbackId: string; messageId: string; detail: string; at: string },
-  ): Promise<'recorded' | 'duplicate' | 'unmatched'>;
+  recordFeedback(jobId: string, recipient: string, report: FeedbackReport): Promise<FeedbackNoted>;
 }
+
+export interface FeedbackReport {
+  kind: FeedbackKind;
+  feedbackId: string;
+  messageId: string;
+  detail: string;
+  at: string;
+}
+
+/**
+ * - `recorded`: noted on the delivery and counted on the job, now.
+ * - `duplicate`: this report was noted before (a redelivered message).
+ * - `pending`: the recipient is claimed and SES's message id is not written on it yet: read the report again later.
+ * - `unmatched`: no delivery of this job has that email (a cc copy, another message), the job is
+ *   gone, or the delivery holds `MAX_FEEDBACK_PER_DELIVERY` reports already.
+ */
+export type FeedbackNoted = 'recorded' | 'duplicate' | 'pending' | 'unmatched';
+
+/** Reports kept per delivery at most: a handful in practice; the cap keeps the item far from DynamoDB's 400 KB. */
+export const MAX_FEEDBACK_PER_DELIVERY = 20;
 
 export class JobGoneError extends Error {
   constructor(jobId: string) {
@@ -392,52 +408,53 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
     return { TransactItems: [...deliveries, progress] };
   }
 
-  async recordFeedback(
-    jobId: string,
-    recipient: string,
-    report: { kind: FeedbackKind; feedbackId: string; messageId: string; detail: string; at: string },
-  ): Promise<'recorded' | 'duplicate' | 'unmatched'> {
+  async recordFeedback(jobId: string, recipient: string, report: FeedbackReport): Promise<FeedbackNoted> {
     const entry: DeliveryFeedback = { type: report.kind, at: report.at, detail: report.detail };
+    const counter = FEEDBACK_COUNTERS[report.kind];
+    const delivery = {
+      Update: {
+        ...this.key(jobId, recipient),
+        UpdateExpression:
+          'SET feedback = list_append(if_not_exists(feedback, :none), :entry) ADD feedback_ids :ids',
+        ConditionExpression:
+          'message_id = :messageId AND NOT contains(feedback_ids, :feedbackId) AND (attribute_not_exists(feedback) OR size(feedback) < :most)',
+        ExpressionAttributeValues: {
+          ':none': [],
+          ':entry': [entry],
+          ':ids': new Set([report.feedbackId]),
+          ':messageId': report.messageId,
+          ':feedbackId': report.feedbackId,
+          ':most': MAX_FEEDBACK_PER_DELIVERY,
+        },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+      },
+    };
+    const job = counter && {
+      Update: { TableName: this.options.jobsTable, Key: { job_id: jobId }, ...feedbackRecorded(counter) },
+    };
     for (let attempt = 0; attempt < MAX_TRANSACTION_ATTEMPTS; attempt++) {
       try {
         await this.options.client.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                Update: {
-                  ...this.key(jobId, recipient),
-                  UpdateExpression:
-                    'SET feedback = list_append(if_not_exists(feedback, :none), :entry) ADD feedback_ids :ids',
-                  ConditionExpression: 'message_id = :messageId AND NOT contains(feedback_ids, :feedbackId)',
-                  ExpressionAttributeValues: {
-                    ':none': [],
-                    ':entry': [entry],
-                    ':ids': new Set([report.feedbackId]),
-                    ':messageId': report.messageId,
-                    ':feedbackId': report.feedbackId,
-                  },
-                  ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-                },
-              },
-              {
-                Update: {
-                  TableName: this.options.jobsTable,
-                  Key: { job_id: jobId },
-                  ...feedbackRecorded(report.kind),
-                },
-              },
-            ],
-          }),
+          new TransactWriteCommand({ TransactItems: job ? [delivery, job] : [delivery] }),
         );
         return 'recorded';
       } catch (error) {
         if (!(error instanceof TransactionCanceledException)) throw error;
-        const [delivery, job] = error.CancellationReasons ?? [];
-        if (delivery?.Code === 'ConditionalCheckFailed') {
-          const ids = (delivery.Item as { feedback_ids?: { SS?: string[] } } | undefined)?.feedback_ids?.SS;
-          return ids?.includes(report.feedbackId) ? 'duplicate' : 'unmatched';
+        const [deliveryReason, jobReason] = error.CancellationReasons ?? [];
+        if (deliveryReason?.Code === 'ConditionalCheckFailed') {
+          const found = (deliveryReason.Item ?? {}) as RawItem;
+          const ids = (found.feedback_ids as { SS?: string[] } | undefined)?.SS;
+          if (ids?.includes(report.feedbackId)) return 'duplicate';
+          // Claimed, and SES's id not written yet (SES answered a moment ago, or the hand-over is
+          // being retried): the report is about this email, and is read again later.
+          if (
+            stringAttribute(found, 'status') === 'sending' &&
+            stringAttribute(found, 'message_id') === undefined
+          )
+            return 'pending';
+          return 'unmatched';
         }
-        if (job?.Code === 'ConditionalCheckFailed') return 'unmatched';
+        if (jobReason?.Code === 'ConditionalCheckFailed') return 'unmatched';
         // TransactionConflict (a consumer is counting outcomes on the job) or a throttle: wait and retry.
         await backoff(attempt);
       }

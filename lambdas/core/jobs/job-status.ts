@@ -144,16 +144,20 @@ export function outcomesRecorded(outcome: {
   return update.set('status', 'completed').set('completed_at', outcome.now).remove('active').build();
 }
 
-/** Which job counter each kind of SES report adds to: a subset of `sent`, never part of the sum that ends a job. */
-const FEEDBACK_COUNTERS = {
+/**
+ * Which job counter each kind of SES report adds to: subsets of `sent`, never part of the sum that
+ * ends a job. A `not-spam` report (a spam mark taken back) is noted on the delivery, counted nowhere.
+ */
+export const FEEDBACK_COUNTERS = {
   bounce: 'bounced',
   transient_bounce: 'transient_bounces',
   complaint: 'complained',
-} as const satisfies Record<FeedbackKind, keyof JobRecord>;
+  not_spam: undefined,
+} as const satisfies Record<FeedbackKind, keyof JobRecord | undefined>;
 
 /** SES reported a bounce or complaint on one of the job's sent emails: counted once (the delivery's write decides). */
-export function feedbackRecorded(kind: FeedbackKind): JobUpdate {
-  return new UpdateBuilder().whenPresent('job_id').add(FEEDBACK_COUNTERS[kind], 1).build();
+export function feedbackRecorded(counter: NonNullable<(typeof FEEDBACK_COUNTERS)[FeedbackKind]>): JobUpdate {
+  return new UpdateBuilder().whenPresent('job_id').add(counter, 1).build();
 }
 
 /** The sweeper saw the queues empty with this running job's enqueue settled; it acts on a later run. */

@@ -1,10 +1,9 @@
 import { mapConcurrently } from '../concurrency';
-import type { FeedbackLedger } from '../jobs/deliveries';
+import type { FeedbackLedger, FeedbackNoted } from '../jobs/deliveries';
 import type { JobStore } from '../jobs/job-store';
 import type { Log, ReceivedMessage } from '../jobs/process-emails';
 import type { SuppressionList } from './repository';
 import { type Feedback, MalformedFeedbackError, parseFeedback, suppresses } from './ses-feedback';
-import type { SuppressionReason } from './suppression';
 
 export interface RecordFeedbackDependencies {
   suppressions: Pick<SuppressionList, 'add'>;
@@ -18,7 +17,7 @@ export interface RecordFeedbackDependencies {
 export interface FeedbackBatchResult {
   /** Messages to receive again (a store failed, or the message is not an SES event and goes on to the dead-letter queue). */
   retry: string[];
-  /** Reported addresses, by kind of report (a report may name several). */
+  /** Reported addresses, by kind of report (a report may name several), each report counted once where its job tells (not-spam reports nowhere). */
   bounced: number;
   transientBounces: number;
   complained: number;
@@ -35,9 +34,11 @@ const CONCURRENT_MESSAGES = 5;
  * Acts on SES's bounce and complaint reports. A permanent bounce or a complaint suppresses each
  * reported address (whichever sender's email it was about: an address that bounced for good takes
  * no mail, and one that complained wants none from this account); a transient bounce suppresses
- * nothing. A report on this system's email (its `job_id` tag) is also noted on the recipient's
- * delivery and counted on the job, once per report. Both writes are idempotent, so a redelivered
- * message changes nothing; a failed write sends the message back to the queue.
+ * nothing. A report on this system's email (its `job_id` tag, and the message id on the delivery) is
+ * also noted on the recipient's delivery and counted on the job, once per report. Both writes are
+ * idempotent, so a redelivered message changes nothing (but suppresses again an address an operator
+ * lifted in between); a failed write, or a report on an email whose hand-over is not written yet,
+ * sends the message back to the queue.
  */
 export async function recordFeedback(
   deps: RecordFeedbackDependencies,
@@ -69,12 +70,24 @@ export async function recordFeedback(
     if (!feedback) return;
     try {
       const outcome = await act(deps, feedback);
+      if (outcome.pending) {
+        deps.log(
+          'INFO',
+          'SES reported on an email not recorded as handed over yet; the report is read again',
+          {
+            message_id: message.messageId,
+            feedback_id: feedback.feedbackId,
+            job_id: feedback.jobId,
+          },
+        );
+        result.retry.push(message.messageId);
+        return;
+      }
       result.suppressed += outcome.suppressed;
       result.recorded += outcome.recorded;
-      const count = feedback.recipients.length;
-      if (feedback.kind === 'bounce') result.bounced += count;
-      else if (feedback.kind === 'transient_bounce') result.transientBounces += count;
-      else result.complained += count;
+      if (feedback.kind === 'bounce') result.bounced += outcome.fresh;
+      else if (feedback.kind === 'transient_bounce') result.transientBounces += outcome.fresh;
+      else if (feedback.kind === 'complaint') result.complained += outcome.fresh;
     } catch (error) {
       deps.log('ERROR', 'Could not record SES feedback; the message is retried', {
         message_id: message.messageId,
@@ -87,34 +100,42 @@ export async function recordFeedback(
   return result;
 }
 
+/**
+ * Notes the report on each reported recipient's delivery, then suppresses the address if the report
+ * says so: with the job and its API key as the cause only when the report matched that job's
+ * email (a tag alone proves nothing: anyone sending through the set may set one).
+ */
 async function act(
   deps: RecordFeedbackDependencies,
   feedback: Feedback,
-): Promise<{ suppressed: number; recorded: number }> {
+): Promise<{ suppressed: number; recorded: number; fresh: number; pending: boolean }> {
   const job = feedback.jobId === undefined ? undefined : await deps.jobs.get(feedback.jobId);
   let suppressed = 0;
   let recorded = 0;
+  let fresh = 0;
   for (const email of feedback.recipients) {
+    const noted: FeedbackNoted = job
+      ? await deps.ledger.recordFeedback(job.job_id, email, {
+          kind: feedback.kind,
+          feedbackId: feedback.feedbackId,
+          messageId: feedback.messageId,
+          detail: feedback.detail,
+          at: feedback.at,
+        })
+      : 'unmatched';
+    if (noted === 'pending') return { suppressed, recorded, fresh, pending: true };
+    if (noted === 'recorded') recorded++;
+    if (noted !== 'duplicate') fresh++;
     if (suppresses(feedback)) {
-      const reason: SuppressionReason = feedback.kind === 'complaint' ? 'complained' : 'bounced';
+      const matched = job !== undefined && (noted === 'recorded' || noted === 'duplicate');
       const { created } = await deps.suppressions.add({
         email,
-        reason,
+        reason: feedback.kind === 'complaint' ? 'complained' : 'bounced',
         note: feedback.detail,
-        ...(job ? { job_id: job.job_id, api_key_id: job.api_key_id } : {}),
+        ...(matched ? { job_id: job.job_id, api_key_id: job.api_key_id } : {}),
       });
       // `created` is also true when a stronger reason replaced a weaker one.
       if (created) suppressed++;
-    }
-    if (job) {
-      const noted = await deps.ledger.recordFeedback(job.job_id, email, {
-        kind: feedback.kind,
-        feedbackId: feedback.feedbackId,
-        messageId: feedback.messageId,
-        detail: feedback.detail,
-        at: feedback.at,
-      });
-      if (noted === 'recorded') recorded++;
     }
   }
   deps.log('INFO', 'SES feedback recorded', {
@@ -125,5 +146,5 @@ async function act(
     suppressed,
     recorded,
   });
-  return { suppressed, recorded };
+  return { suppressed, recorded, fresh, pending: false };
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { jobId as jobIdSchema } from '../jobs/job';
+import { emailAddress } from '../nonprofits/nonprofit';
 
 /**
  * What Amazon SES tells of an email after it took it, as the configuration set's event destination
@@ -9,15 +10,20 @@ import { jobId as jobIdSchema } from '../jobs/job';
  * https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-contents.html
  */
 
+/** SES reports on one message, which has at most 50 recipients. */
+const MAX_REPORTED_RECIPIENTS = 50;
+/** SES's ids are short; a longer one is not SES's, and it would be stored on the delivery. */
+const sesId = z.string().min(1).max(256);
+
 /** A recipient SES names in a bounce or complaint. */
 const reportedRecipient = z.looseObject({
-  emailAddress: z.string().min(1),
+  emailAddress: z.string().min(1).max(1_000),
   status: z.string().optional(),
   diagnosticCode: z.string().optional(),
 });
 
 const mail = z.looseObject({
-  messageId: z.string().min(1),
+  messageId: sesId,
   timestamp: z.string().optional(),
   /** Event publishing sends the email's tags: `job_id` is set on every email this system sends. */
   tags: z.record(z.string(), z.array(z.string())).optional(),
@@ -27,14 +33,14 @@ const bounce = z.looseObject({
   /** `Permanent` (the address will never take mail), `Transient` (try later) or `Undetermined`. */
   bounceType: z.string(),
   bounceSubType: z.string().optional(),
-  bouncedRecipients: z.array(reportedRecipient).min(1),
-  feedbackId: z.string().min(1),
+  bouncedRecipients: z.array(reportedRecipient).min(1).max(MAX_REPORTED_RECIPIENTS),
+  feedbackId: sesId,
   timestamp: z.string().optional(),
 });
 
 const complaint = z.looseObject({
-  complainedRecipients: z.array(reportedRecipient).min(1),
-  feedbackId: z.string().min(1),
+  complainedRecipients: z.array(reportedRecipient).min(1).max(MAX_REPORTED_RECIPIENTS),
+  feedbackId: sesId,
   timestamp: z.string().optional(),
   /** The ARF feedback type, when the mailbox provider sent one: `abuse`, `not-spam`, … */
   complaintFeedbackType: z.string().optional(),
@@ -46,7 +52,7 @@ const complaintEvent = z.looseObject({ complaint, mail });
 /** An SNS notification as SQS receives it without raw message delivery: the SES event is its `Message`. */
 const snsEnvelope = z.looseObject({ Type: z.literal('Notification'), Message: z.string() });
 
-export const FEEDBACK_KINDS = ['bounce', 'transient_bounce', 'complaint'] as const;
+export const FEEDBACK_KINDS = ['bounce', 'transient_bounce', 'complaint', 'not_spam'] as const;
 export type FeedbackKind = (typeof FEEDBACK_KINDS)[number];
 
 /** One SES report about one email, as this system acts on it. */
@@ -55,6 +61,7 @@ export interface Feedback {
    * - `bounce`: the address will never take mail (a permanent bounce): suppress it.
    * - `transient_bounce`: a full mailbox, a message refused for now, or SES could not tell: counted only.
    * - `complaint`: the recipient marked the email as spam: suppress it.
+   * - `not_spam`: a complaint of the ARF type `not-spam` (the recipient took a spam mark back): noted only.
    */
   kind: FeedbackKind;
   /** SES's id of this report; the same report delivered twice carries the same id. */
@@ -63,11 +70,11 @@ export interface Feedback {
   messageId: string;
   /** The job the email belongs to, from its `job_id` tag; absent on mail another sender sent through the same configuration set. */
   jobId: string | undefined;
-  /** The reported addresses, lower-cased as the registry and the suppression list key them. */
+  /** The reported addresses, lower-cased as the registry and the suppression list key them; those that are no address are left out. */
   recipients: string[];
   /** What the report says, for the suppression's note and the delivery record: type, sub-type, diagnostic. */
   detail: string;
-  /** When the report was made (SES's timestamp), or when it was read. */
+  /** When the report was made (SES's timestamp, if it is an ISO date), or when it was read. */
   at: string;
 }
 
@@ -112,7 +119,7 @@ function fromBounce({ bounce: report, mail }: z.output<typeof bounceEvent>, now:
         .filter(Boolean)
         .join(': '),
     ),
-    at: report.timestamp ?? now().toISOString(),
+    at: isoOr(report.timestamp, now),
   };
 }
 
@@ -120,13 +127,14 @@ function fromComplaint(
   { complaint: report, mail }: z.output<typeof complaintEvent>,
   now: () => Date,
 ): Feedback {
+  const type = report.complaintFeedbackType?.toLowerCase();
   return {
-    kind: 'complaint',
+    kind: type === 'not-spam' ? 'not_spam' : 'complaint',
     feedbackId: report.feedbackId,
     ...about(mail),
     recipients: addresses(report.complainedRecipients),
     detail: clip(`Complaint${report.complaintFeedbackType ? `/${report.complaintFeedbackType}` : ''}`),
-    at: report.timestamp ?? now().toISOString(),
+    at: isoOr(report.timestamp, now),
   };
 }
 
@@ -147,14 +155,9 @@ function read<T extends z.ZodType>(schema: T, event: unknown, type: string): z.o
   return parsed.data;
 }
 
-/**
- * Whether a report means the address must get no more email. A `not-spam` complaint is a recipient
- * taking back a spam mark: it is recorded, and suppresses nothing.
- */
+/** Whether a report means the address must get no more email: a permanent bounce or a complaint. */
 export function suppresses(feedback: Feedback): boolean {
-  return (
-    feedback.kind === 'bounce' || (feedback.kind === 'complaint' && !feedback.detail.endsWith('/not-spam'))
-  );
+  return feedback.kind === 'bounce' || feedback.kind === 'complaint';
 }
 
 function parseJson(text: string): unknown {
@@ -176,12 +179,23 @@ function typeOf(event: unknown): string | undefined {
   return typeof type === 'string' ? type : undefined;
 }
 
+/**
+ * The reported addresses, as the suppression list keys them. SES may write `Name <address>`; an
+ * entry that is no email address (which no one could read or lift from the list) is left out.
+ */
 function addresses(recipients: readonly { emailAddress: string }[]): string[] {
-  // SES may write `Name <address>` in a report; the address is what is suppressed.
-  const bare = recipients.map(({ emailAddress }) =>
-    (/<([^>]+)>/.exec(emailAddress)?.[1] ?? emailAddress).trim(),
-  );
-  return [...new Set(bare.map((address) => address.toLowerCase()))];
+  const valid = recipients.flatMap(({ emailAddress: written }) => {
+    const parsed = emailAddress.safeParse(/<([^>]+)>/.exec(written)?.[1] ?? written);
+    return parsed.success ? [parsed.data] : [];
+  });
+  return [...new Set(valid)];
+}
+
+/** SES's timestamp when it is one; the time of reading otherwise (it is stored and shown). */
+function isoOr(timestamp: string | undefined, now: () => Date): string {
+  return timestamp !== undefined && z.iso.datetime().safeParse(timestamp).success
+    ? timestamp
+    : now().toISOString();
 }
 
 function clip(text: string): string {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { FeedbackLedger } from '../../../../lambdas/core/jobs/deliveries';
+import type { FeedbackLedger, FeedbackNoted } from '../../../../lambdas/core/jobs/deliveries';
 import type { JobRecord } from '../../../../lambdas/core/jobs/job';
 import type { ReceivedMessage } from '../../../../lambdas/core/jobs/process-emails';
 import {
@@ -15,11 +15,7 @@ const JOB = '3f1c2a9e-8d4b-4c7e-9a61-2b5d0e7f8c13';
 
 /** Fakes of the three stores, with what each was asked. */
 function setup(
-  options: {
-    jobExists?: boolean;
-    failSuppressions?: boolean;
-    ledgerAnswer?: 'recorded' | 'duplicate' | 'unmatched';
-  } = {},
+  options: { jobExists?: boolean; failSuppressions?: boolean; ledgerAnswer?: FeedbackNoted } = {},
 ) {
   const suppressed: Omit<Suppression, 'suppressed_at'>[] = [];
   const noted: { jobId: string; recipient: string; kind: string; feedbackId: string; messageId: string }[] =
@@ -106,10 +102,11 @@ describe('recordFeedback', () => {
       message(fixture('complaint-not-spam'), 'b'),
     ]);
     expect(suppressed).toEqual([]);
-    expect(noted.map((entry) => entry.kind).sort()).toEqual(['complaint', 'transient_bounce']);
+    expect(noted.map((entry) => entry.kind).sort()).toEqual(['not_spam', 'transient_bounce']);
+    // A spam mark taken back is no complaint: noted on the delivery, counted nowhere.
     expect(result).toMatchObject({
       transientBounces: 1,
-      complained: 1,
+      complained: 0,
       suppressed: 0,
       recorded: 2,
       retry: [],
@@ -133,10 +130,30 @@ describe('recordFeedback', () => {
     expect(noted).toEqual([]);
   });
 
-  it('counts nothing recorded for a report the ledger already has (a redelivered message)', async () => {
-    const { deps } = setup({ ledgerAnswer: 'duplicate' });
+  it('counts nothing for a report the ledger already has (a redelivered message), and suppresses still', async () => {
+    const { deps, suppressed } = setup({ ledgerAnswer: 'duplicate' });
     const result = await recordFeedback(deps, [message(fixture('complaint'))]);
-    expect(result).toMatchObject({ recorded: 0, retry: [] });
+    expect(result).toMatchObject({ recorded: 0, complained: 0, retry: [] });
+    expect(suppressed).toMatchObject([{ email: 'angry@example.org', job_id: JOB }]);
+  });
+
+  it('reads again later a report on an email whose message id is not on its delivery yet, suppressing nothing now', async () => {
+    const { deps, suppressed } = setup({ ledgerAnswer: 'pending' });
+    const result = await recordFeedback(deps, [message(fixture('bounce-permanent'), 'early')]);
+    expect(result).toMatchObject({ retry: ['early'], bounced: 0, suppressed: 0 });
+    expect(suppressed).toEqual([]);
+  });
+
+  it("suppresses on a report its tagged job's deliveries do not match, without naming that job or its key", async () => {
+    const { deps, suppressed } = setup({ ledgerAnswer: 'unmatched' });
+    await recordFeedback(deps, [message(fixture('bounce-permanent'))]);
+    expect(suppressed).toEqual([
+      {
+        email: 'recipient@example.org',
+        reason: 'bounced',
+        note: 'Permanent/General: smtp; 550 5.1.1 user unknown',
+      },
+    ]);
   });
 
   it('ignores other SES events', async () => {

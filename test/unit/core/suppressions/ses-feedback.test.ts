@@ -51,7 +51,7 @@ describe('parseFeedback reads SES event documents', () => {
     });
     expect(suppresses(complaint)).toBe(true);
     const notSpam = feedbackOf('complaint-not-spam');
-    expect(notSpam).toMatchObject({ kind: 'complaint', detail: 'Complaint/not-spam' });
+    expect(notSpam).toMatchObject({ kind: 'not_spam', detail: 'Complaint/not-spam' });
     expect(suppresses(notSpam)).toBe(false);
   });
 
@@ -80,6 +80,24 @@ describe('parseFeedback reads SES event documents', () => {
     const event = JSON.parse(fixture('complaint')) as { mail: { tags: Record<string, string[]> } };
     event.mail.tags.job_id = ['../../etc'];
     expect(parseFeedback(JSON.stringify(event))?.jobId).toBeUndefined();
+  });
+
+  it('leaves out reported entries that are no email address, and keeps a timestamp only if it is one', () => {
+    const event = JSON.parse(fixture('bounce-permanent')) as {
+      bounce: { bouncedRecipients: { emailAddress: string }[]; timestamp: string };
+    };
+    event.bounce.bouncedRecipients = [
+      { emailAddress: ' ' },
+      { emailAddress: 'not an address' },
+      { emailAddress: `${'x'.repeat(300)}@example.org` },
+      { emailAddress: 'Kept <Kept@Example.org>' },
+    ];
+    event.bounce.timestamp = '<script>';
+    const now = new Date('2026-11-28T12:00:00.000Z');
+    expect(parseFeedback(JSON.stringify(event), () => now)).toMatchObject({
+      recipients: ['kept@example.org'],
+      at: '2026-11-28T12:00:00.000Z',
+    });
   });
 
   it.each([
