@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
 import {
   Alarm,
   ComparisonOperator,
@@ -13,7 +13,6 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Key } from 'aws-cdk-lib/aws-kms';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
@@ -25,6 +24,7 @@ import type { MailerData } from './data';
 import { ProjectFunction } from './project-function';
 import type { EmailQueue } from './queue';
 import type { SesFeedback } from './ses-feedback';
+import { publisherTopicKey } from './topic-key';
 
 const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -111,7 +111,11 @@ export class MailerMonitoring extends Construct {
 
     this.topic = new Topic(this, 'Alarms', {
       displayName: 'nonprofit-mailer alarms',
-      masterKey: this.alarmTopicKey(stack),
+      masterKey: publisherTopicKey(this, 'AlarmTopicKey', {
+        description: 'Encrypts the nonprofit-mailer alarm topic; CloudWatch alarms may publish to it',
+        service: 'cloudwatch.amazonaws.com',
+        statementId: 'CloudWatchAlarmsPublish',
+      }),
       enforceSSL: true,
     });
     // The topic's own policy (it has one: TLS is enforced) must let CloudWatch publish this stack's alarms.
@@ -160,31 +164,6 @@ export class MailerMonitoring extends Construct {
       },
       ...(route ? { label: `${route.method} ${route.path}` } : {}),
     });
-  }
-
-  /**
-   * The alarm topic's key. CloudWatch encrypts what it publishes with the topic's key, so the key's
-   * policy must let CloudWatch use it; the AWS-managed `alias/aws/sns` key cannot grant that, and a
-   * topic encrypted with it silently receives no alarm at all. Limited to this account's alarms.
-   */
-  private alarmTopicKey(stack: Stack): Key {
-    const key = new Key(this, 'AlarmTopicKey', {
-      description: 'Encrypts the nonprofit-mailer alarm topic; CloudWatch alarms may publish to it',
-      enableKeyRotation: true,
-      // It protects alarm notifications in transit, not data at rest: nothing needs it after the stack.
-      removalPolicy: RemovalPolicy.DESTROY,
-      pendingWindow: Duration.days(7),
-    });
-    key.addToResourcePolicy(
-      new PolicyStatement({
-        sid: 'CloudWatchAlarmsPublish',
-        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-        resources: ['*'],
-        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
-      }),
-    );
-    return key;
   }
 
   private buildDashboard(api: MailerApi, queue: EmailQueue, functions: ProjectFunction[]): Dashboard {

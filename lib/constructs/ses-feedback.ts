@@ -1,6 +1,4 @@
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
-import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Key } from 'aws-cdk-lib/aws-kms';
+import { Duration, Validations } from 'aws-cdk-lib';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import {
   ConfigurationSet,
@@ -18,6 +16,7 @@ import type { MailerConfig } from '../config';
 import type { MailerData } from './data';
 import { consumeQueue } from './email-jobs';
 import { ProjectFunction } from './project-function';
+import { publisherTopicKey } from './topic-key';
 
 export interface SesFeedbackProps {
   data: MailerData;
@@ -51,7 +50,11 @@ export class SesFeedback extends Construct {
 
     this.topic = new Topic(this, 'Topic', {
       displayName: 'nonprofit-mailer SES bounces and complaints',
-      masterKey: this.topicKey(),
+      masterKey: publisherTopicKey(this, 'TopicKey', {
+        description: 'Encrypts the nonprofit-mailer SES feedback topic; SES may publish to it',
+        service: 'ses.amazonaws.com',
+        statementId: 'SesEventPublishing',
+      }),
       enforceSSL: true,
     });
     this.deadLetterQueue = new Queue(this, 'DeadLetters', {
@@ -100,30 +103,5 @@ export class SesFeedback extends Construct {
 
   get configurationSetName(): string {
     return this.configurationSet.configurationSetName;
-  }
-
-  /**
-   * SES encrypts what it publishes with the topic's key, so the key's policy must let SES use it (the
-   * AWS-managed SNS key cannot): limited to this account's configuration sets.
-   */
-  private topicKey(): Key {
-    const stack = Stack.of(this);
-    const key = new Key(this, 'TopicKey', {
-      description: 'Encrypts the nonprofit-mailer SES feedback topic; SES may publish to it',
-      enableKeyRotation: true,
-      // It protects events in transit to the queue, not data at rest: nothing needs it after the stack.
-      removalPolicy: RemovalPolicy.DESTROY,
-      pendingWindow: Duration.days(7),
-    });
-    key.addToResourcePolicy(
-      new PolicyStatement({
-        sid: 'SesEventPublishing',
-        principals: [new ServicePrincipal('ses.amazonaws.com')],
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-        resources: ['*'],
-        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
-      }),
-    );
-    return key;
   }
 }
