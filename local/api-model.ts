@@ -44,6 +44,13 @@ export interface ApiModel {
   stageThrottles: Map<string, Throttle>;
   apiKeys: ApiKeyModel[];
   usagePlans: UsagePlanModel[];
+  /** The template's gateway responses by type (`THROTTLED`, `DEFAULT_4XX`, …): their status and static headers. */
+  gatewayResponses: Map<string, GatewayResponseModel>;
+}
+
+export interface GatewayResponseModel {
+  statusCode?: number;
+  headers: Record<string, string>;
 }
 
 type Props = Record<string, unknown>;
@@ -193,5 +200,28 @@ export function readApiModel(template: CfnTemplate, resolver: IntrinsicResolver)
     stageThrottles,
     apiKeys,
     usagePlans: usagePlans.filter(({ servesStage }) => servesStage).map(({ model }) => model),
+    gatewayResponses: readGatewayResponses(template),
   };
+}
+
+/**
+ * `AWS::ApiGateway::GatewayResponse`s: the status a type answers with, and its headers. Only static
+ * header values (`'…'`) are known without a request; those mapped from the request are left out.
+ */
+function readGatewayResponses(template: CfnTemplate): Map<string, GatewayResponseModel> {
+  const responses = new Map<string, GatewayResponseModel>();
+  for (const [, resource] of resourcesOfType(template, 'AWS::ApiGateway::GatewayResponse')) {
+    const properties = props(resource);
+    const headers: Record<string, string> = {};
+    for (const [key, value] of Object.entries((properties.ResponseParameters ?? {}) as Props)) {
+      const name = /^gatewayresponse\.header\.(.+)$/.exec(key)?.[1];
+      const text = typeof value === 'string' ? /^'(.*)'$/.exec(value)?.[1] : undefined;
+      if (name !== undefined && text !== undefined) headers[name] = text;
+    }
+    responses.set(String(properties.ResponseType), {
+      ...(properties.StatusCode !== undefined ? { statusCode: Number(properties.StatusCode) } : {}),
+      headers,
+    });
+  }
+  return responses;
 }

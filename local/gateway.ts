@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { ApiKeyModel, ApiModel, Route, Throttle, UsagePlanModel } from './api-model';
+import type {
+  ApiKeyModel,
+  ApiModel,
+  GatewayResponseModel,
+  Route,
+  Throttle,
+  UsagePlanModel,
+} from './api-model';
 import type { InvokeResult } from './functions';
 import { Quota, TokenBucket } from './token-bucket';
 
@@ -15,18 +22,24 @@ const MAX_REQUEST_LINE_AND_HEADERS_BYTES = 10_240;
  */
 const NODE_MAX_HEADER_BYTES = 64 * 1024;
 const INTEGRATION_TIMEOUT_MS = 29_000;
+/** Each with its gateway response type, whose template settings (headers, status) apply to it. */
 const ANSWERS = {
-  missingToken: { status: 403, message: 'Missing Authentication Token' },
-  forbidden: { status: 403, message: 'Forbidden' },
-  throttled: { status: 429, message: 'Too Many Requests' },
-  quotaExceeded: { status: 429, message: 'Limit Exceeded' },
-  tooLarge: { status: 413, message: 'Request Too Long' },
-  urlTooLong: { status: 414, message: 'Request-URI Too Long' },
-  headersTooLarge: { status: 431, message: 'Request Header Fields Too Large' },
-  badRequest: { status: 400, message: 'Bad Request' },
-  integrationFailed: { status: 502, message: 'Internal server error' },
-  timedOut: { status: 504, message: 'Endpoint request timed out' },
+  missingToken: {
+    status: 403,
+    message: 'Missing Authentication Token',
+    type: 'MISSING_AUTHENTICATION_TOKEN',
+  },
+  forbidden: { status: 403, message: 'Forbidden', type: 'INVALID_API_KEY' },
+  throttled: { status: 429, message: 'Too Many Requests', type: 'THROTTLED' },
+  quotaExceeded: { status: 429, message: 'Limit Exceeded', type: 'QUOTA_EXCEEDED' },
+  tooLarge: { status: 413, message: 'Request Too Long', type: 'REQUEST_TOO_LARGE' },
+  urlTooLong: { status: 414, message: 'Request-URI Too Long', type: 'DEFAULT_4XX' },
+  headersTooLarge: { status: 431, message: 'Request Header Fields Too Large', type: 'DEFAULT_4XX' },
+  badRequest: { status: 400, message: 'Bad Request', type: 'DEFAULT_4XX' },
+  integrationFailed: { status: 502, message: 'Internal server error', type: 'INTEGRATION_FAILURE' },
+  timedOut: { status: 504, message: 'Endpoint request timed out', type: 'INTEGRATION_TIMEOUT' },
 } as const;
+type Answer = (typeof ANSWERS)[keyof typeof ANSWERS];
 
 export interface GatewayRequest {
   method: string;
@@ -87,10 +100,10 @@ export class LocalGateway {
   async handle(request: GatewayRequest): Promise<GatewayResponse> {
     const requestId = randomUUID();
     const { model } = this.options;
-    if (request.url.length > MAX_URL_LENGTH) return answer(ANSWERS.urlTooLong, requestId);
+    if (request.url.length > MAX_URL_LENGTH) return this.answer(ANSWERS.urlTooLong, requestId);
     const headerBytes = request.rawHeaders.reduce((sum, part) => sum + Buffer.byteLength(part, 'latin1'), 0);
     if (request.method.length + request.url.length + headerBytes > MAX_REQUEST_LINE_AND_HEADERS_BYTES)
-      return answer(ANSWERS.headersTooLarge, requestId);
+      return this.answer(ANSWERS.headersTooLarge, requestId);
     const url = new URL(request.url, 'http://localhost');
     const local = this.options.localRoutes?.get(url.pathname);
     if (local) return local();
@@ -110,7 +123,7 @@ export class LocalGateway {
     const inStage = url.pathname === stagePrefix || url.pathname.startsWith(`${stagePrefix}/`);
     const path = inStage ? url.pathname.slice(stagePrefix.length) || '/' : url.pathname;
     const match = inStage ? this.match(request.method, path) : undefined;
-    if (!match) return answer(ANSWERS.missingToken, requestId);
+    if (!match) return this.answer(ANSWERS.missingToken, requestId);
 
     const { route } = match;
     const headers = headerMaps(request.rawHeaders);
@@ -121,11 +134,11 @@ export class LocalGateway {
       plan = apiKey?.enabled
         ? model.usagePlans.find((candidate) => candidate.keyIds.has(apiKey.id))
         : undefined;
-      if (!apiKey || !plan) return answer(ANSWERS.forbidden, requestId);
+      if (!apiKey || !plan) return this.answer(ANSWERS.forbidden, requestId);
     }
     const throttled = this.admit(route, plan, apiKey);
-    if (throttled) return answer(throttled, requestId);
-    if (request.body.length > MAX_PAYLOAD_BYTES) return answer(ANSWERS.tooLarge, requestId);
+    if (throttled) return this.answer(throttled, requestId);
+    if (request.body.length > MAX_PAYLOAD_BYTES) return this.answer(ANSWERS.tooLarge, requestId);
 
     const event = this.proxyEvent(request, url, path, match, headers, apiKey, requestId);
     const result = await this.invokeWithTimeout(route.functionLogicalId, event);
@@ -133,9 +146,14 @@ export class LocalGateway {
       this.options.onError?.(
         `504 ${route.method} ${route.resourcePath} → ${route.functionLogicalId}: no answer within API Gateway's ${(this.options.integrationTimeoutMs ?? INTEGRATION_TIMEOUT_MS) / 1000} s`,
       );
-      return answer(ANSWERS.timedOut, requestId);
+      return this.answer(ANSWERS.timedOut, requestId);
     }
     return this.toResponse(route, result, requestId);
+  }
+
+  /** API Gateway's own answer of this kind, as the template's gateway responses shape it. */
+  private answer(kind: Answer, requestId: string): GatewayResponse {
+    return answer(kind, requestId, this.options.model.gatewayResponses);
   }
 
   listen(port: number, host = '127.0.0.1'): Promise<Server> {
@@ -159,7 +177,7 @@ export class LocalGateway {
             this.options.onError?.(
               `502 ${incoming.method} ${incoming.url}: gateway failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
             );
-            const failed = answer(ANSWERS.integrationFailed, randomUUID());
+            const failed = this.answer(ANSWERS.integrationFailed, randomUUID());
             outgoing.writeHead(failed.statusCode, failed.headers);
             outgoing.end(failed.body);
           },
@@ -347,7 +365,7 @@ export class LocalGateway {
       this.options.onError?.(
         `502 ${route.method} ${route.resourcePath} → ${route.functionLogicalId}: ${reason}`,
       );
-      return answer(ANSWERS.integrationFailed, requestId);
+      return this.answer(ANSWERS.integrationFailed, requestId);
     }
     const proxy = value as {
       statusCode: number | string;
@@ -395,13 +413,20 @@ function matchPath(
   return segments.length === pattern.length ? { parameters, score } : undefined;
 }
 
+/**
+ * API Gateway's own answer, with what the template's gateway response of its type sets (its
+ * headers, its status), or else that of `DEFAULT_4XX` / `DEFAULT_5XX`, as API Gateway falls back.
+ */
 function answer(
-  { status, message }: { status: number; message: string },
+  { status, message, type }: Answer,
   requestId: string,
+  responses: ReadonlyMap<string, GatewayResponseModel> = new Map(),
 ): GatewayResponse {
+  const configured = responses.get(type) ?? responses.get(status < 500 ? 'DEFAULT_4XX' : 'DEFAULT_5XX');
   return {
-    statusCode: status,
+    statusCode: configured?.statusCode ?? status,
     headers: {
+      ...configured?.headers,
       'content-type': 'application/json',
       'x-amzn-requestid': requestId,
       'x-amzn-errortype': errorType(status),

@@ -8,6 +8,7 @@ import {
   LogGroupLogDestination,
   MethodLoggingLevel,
   Period,
+  ResponseType,
   RestApi,
   type ThrottleSettings,
   type ThrottlingPerMethod,
@@ -19,6 +20,10 @@ import { Construct } from 'constructs';
 import type { MailerConfig } from '../config';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+/** `Retry-After` of API Gateway's own 429s: over the rate, and past the daily quota. */
+export const THROTTLED_RETRY_AFTER_SECONDS = 1;
+export const QUOTA_RETRY_AFTER_SECONDS = 3600;
 
 export interface MailerApiProps {
   config: MailerConfig;
@@ -75,6 +80,7 @@ export class MailerApi extends Construct {
       description: 'The first API key, created with the stack',
     });
     this.usagePlan.addApiKey(this.apiKey);
+    this.sayWhenToComeBack();
 
     this.acknowledgeApiFindings();
 
@@ -124,6 +130,27 @@ export class MailerApi extends Construct {
         reason: options.public ?? 'No end users sign in: clients are server applications holding API keys.',
       },
     );
+  }
+
+  /**
+   * API Gateway's own 429s (a key over its rate, a key past its daily quota) carry `Retry-After`, as
+   * the API's own refusals do, so clients back off by the header rather than by guessing. A gateway
+   * response's headers are static: a second for the rate (a token comes back within one at any
+   * plan rate of at least 1/s), an hour for the quota (it resets at midnight UTC; an hour spares a
+   * client hammering a spent quota and costs it at most an hour).
+   */
+  private sayWhenToComeBack(): void {
+    const body = { 'application/json': '{"message":$context.error.messageString}' };
+    this.restApi.addGatewayResponse('Throttled', {
+      type: ResponseType.THROTTLED,
+      responseHeaders: { 'Retry-After': `'${THROTTLED_RETRY_AFTER_SECONDS}'` },
+      templates: body,
+    });
+    this.restApi.addGatewayResponse('QuotaExceeded', {
+      type: ResponseType.QUOTA_EXCEEDED,
+      responseHeaders: { 'Retry-After': `'${QUOTA_RETRY_AFTER_SECONDS}'` },
+      templates: body,
+    });
   }
 
   private acknowledgeApiFindings(): void {

@@ -30,20 +30,28 @@ describe('the usage plan on the local runtime', () => {
   it('throttles POST /send-email by its own method throttle, a burst above the plan, then stops the key at its quota', async () => {
     const api = apiClient(runtime.url, runtime.apiKey);
     const answers: { status: number; message: unknown }[] = [];
-    const record = (status: number, body: Record<string, unknown>) => {
+    // API Gateway's own 429s say when to come back (the stack's gateway responses, served locally).
+    const retryAfter = new Map<unknown, Set<string | null>>();
+    const record = (status: number, body: Record<string, unknown>, headers: Headers) => {
       answers.push({ status, message: body.message });
+      if (status === 429) {
+        retryAfter.set(
+          body.message,
+          new Set([...(retryAfter.get(body.message) ?? []), headers.get('retry-after')]),
+        );
+      }
       return { status, message: body.message };
     };
     const call = async () => {
-      const { status, body } = await api('GET', '/nonprofits?limit=1');
-      return record(status, body);
+      const { status, body, headers } = await api('GET', '/nonprofits?limit=1');
+      return record(status, body, headers);
     };
 
     // The method throttle (burst 2, 1 a minute) answers before the plan's (burst 3) would.
     const sends: { status: number; message: unknown }[] = [];
     for (let n = 0; n < 3; n++) {
-      const { status, body } = await api('POST', '/send-email', { emails: [], template: 'Hi' });
-      sends.push(record(status, body));
+      const { status, body, headers } = await api('POST', '/send-email', { emails: [], template: 'Hi' });
+      sends.push(record(status, body, headers));
     }
     expect(sends.map((answer) => answer.status)).toEqual([400, 400, 429]);
     expect(sends[2]?.message).toBe('Too Many Requests');
@@ -65,5 +73,11 @@ describe('the usage plan on the local runtime', () => {
     // Every admitted request counts against the quota, whatever the function answered.
     expect(answers.filter((answer) => answer.status !== 429)).toHaveLength(PLAN.usagePlanQuotaPerDay);
     expect(await call()).toEqual({ status: 429, message: 'Limit Exceeded' });
+    expect(retryAfter).toEqual(
+      new Map([
+        ['Too Many Requests', new Set(['1'])],
+        ['Limit Exceeded', new Set(['3600'])],
+      ]),
+    );
   });
 });

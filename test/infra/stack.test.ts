@@ -302,6 +302,22 @@ describe('API', () => {
     });
   });
 
+  it("says when to come back on API Gateway's own 429s: a second over the rate, an hour past the quota", () => {
+    for (const [type, seconds] of [
+      ['THROTTLED', '1'],
+      ['QUOTA_EXCEEDED', '3600'],
+    ]) {
+      assertions.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
+        ResponseType: type,
+        ResponseParameters: { 'gatewayresponse.header.Retry-After': `'${seconds}'` },
+        ResponseTemplates: { 'application/json': '{"message":$context.error.messageString}' },
+      });
+    }
+    // Read by the local gateway as it reads the rest of the API.
+    const { gatewayResponses } = readApiModel(template, new IntrinsicResolver(template));
+    expect(gatewayResponses.get('THROTTLED')).toEqual({ headers: { 'Retry-After': '1' } });
+  });
+
   it('throttles the public unsubscribe routes on the stage, for every caller together', () => {
     const model = readApiModel(template, new IntrinsicResolver(template));
     for (const method of ['GET', 'POST'])

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { ApiModel } from '../../../local/api-model';
+import type { ApiModel, GatewayResponseModel } from '../../../local/api-model';
 import type { InvokeResult } from '../../../local/functions';
 import { type GatewayRequest, LocalGateway } from '../../../local/gateway';
 
@@ -54,6 +54,7 @@ function model(overrides: Partial<ApiModel> = {}): ApiModel {
         keyIds: new Set(['key', 'other']),
       },
     ],
+    gatewayResponses: new Map(),
     ...overrides,
   };
 }
@@ -210,6 +211,46 @@ describe('LocalGateway', () => {
     expect(await statuses(OTHER_KEY, 2)).toEqual([200, 200]);
     now = 1_000;
     expect(await statuses(KEY, 2)).toEqual([200, 429]);
+  });
+
+  it("shapes its own answers by the template's gateway responses: a type's headers and status, else DEFAULT_4XX's", async () => {
+    const shaped = () =>
+      model({
+        gatewayResponses: new Map<string, GatewayResponseModel>([
+          ['THROTTLED', { headers: { 'Retry-After': '1' } }],
+          ['QUOTA_EXCEEDED', { headers: { 'Retry-After': '3600' } }],
+          ['DEFAULT_4XX', { headers: { 'X-Default': 'yes' } }],
+          ['INVALID_API_KEY', { statusCode: 401, headers: {} }],
+        ]),
+      });
+    const send = (instance: LocalGateway, key?: string) =>
+      instance.handle(request('/v1/items', key === undefined ? {} : { key }));
+
+    const fast = gateway({ model: shaped(), now: () => 0 }).instance;
+    await send(fast, KEY);
+    await send(fast, KEY);
+    const throttled = await send(fast, KEY);
+    expect([throttled.statusCode, parse(throttled), throttled.headers['Retry-After']]).toEqual([
+      429,
+      { message: 'Too Many Requests' },
+      '1',
+    ]);
+
+    const small = shaped();
+    const plan = small.usagePlans[0];
+    if (plan) plan.quota = { limit: 1, period: 'DAY' };
+    const spent = gateway({ model: small, now: () => 0 }).instance;
+    await send(spent, KEY);
+    const past = await send(spent, KEY);
+    expect([past.statusCode, parse(past), past.headers['Retry-After']]).toEqual([
+      429,
+      { message: 'Limit Exceeded' },
+      '3600',
+    ]);
+
+    expect((await send(fast)).statusCode).toBe(401);
+    const unknown = await fast.handle(request('/v1/nothing-here', { key: KEY }));
+    expect([unknown.statusCode, unknown.headers['X-Default']]).toEqual([403, 'yes']);
   });
 
   it('uses a method throttle of the plan instead of its default for that method', async () => {
