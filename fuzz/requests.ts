@@ -113,6 +113,15 @@ const nearValidBody = (fixtures: Fixtures) =>
 /** Plain addresses every validator takes (fast-check's own are valid by RFC 5322, not by the API's stricter rule). */
 const plainAddress = fc.stringMatching(/^[a-z0-9]{1,12}$/).map((local) => `${local}@fuzz.example.org`);
 
+/** A job request the API accepts (sent, or previewed). */
+const jobBody = (fixtures: Fixtures) =>
+  fc.record({
+    emails: fc.constant([fixtures.email]),
+    template: fc.constantFrom('Dear {name}', 'Hi {email} at {address}', '{{literal}}'),
+    subject: fc.constantFrom('News for {name}', 'Hello'),
+    cc: fc.array(plainAddress, { maxLength: 3 }),
+  });
+
 /**
  * Bodies the API accepts, by route, so the fuzzer also walks the paths past validation (and stores
  * things). A route not named here gets any of them: it is still fuzzed, only less deeply.
@@ -129,13 +138,8 @@ const VALID_BODIES: Record<string, (fixtures: Fixtures) => fc.Arbitrary<Record<s
     }),
   'PUT /suppressions/{email}': () =>
     fc.record({ note: fc.constantFrom('asked by phone', 'returned mail', '') }, { requiredKeys: [] }),
-  'POST /send-email': (fixtures) =>
-    fc.record({
-      emails: fc.constant([fixtures.email]),
-      template: fc.constantFrom('Dear {name}', 'Hi {email} at {address}', '{{literal}}'),
-      subject: fc.constantFrom('News for {name}', 'Hello'),
-      cc: fc.array(plainAddress, { maxLength: 3 }),
-    }),
+  'POST /send-email': (fixtures) => jobBody(fixtures),
+  'POST /send-email/preview': (fixtures) => jobBody(fixtures),
 };
 
 const validBody = (route: string, fixtures: Fixtures) =>

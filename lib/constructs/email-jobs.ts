@@ -12,6 +12,10 @@ import type { MailerData } from './data';
 import { ProjectFunction } from './project-function';
 import type { EmailQueue } from './queue';
 
+/** `POST /send-email/preview` per API key: steady rate and burst. */
+export const PREVIEW_REQUESTS_PER_SECOND = 1;
+export const PREVIEW_BURST = 5;
+
 export interface EmailJobsProps {
   api: MailerApi;
   data: MailerData;
@@ -54,6 +58,23 @@ export class EmailJobs extends Construct {
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('POST', '/send-email', sendEmail, {
       throttle: { rateLimit: config.sendEmailRequestsPerMinute / 60, burstLimit: config.sendEmailBurstLimit },
+    });
+
+    // The same checks and rendering as a job, reading only the registry: it writes and enqueues nothing.
+    const previewEmail = new ProjectFunction(this, 'PreviewEmail', {
+      entry: 'api/preview-email.ts',
+      description: 'POST /send-email/preview',
+      // A 10,000-recipient body is checked against the registry as /send-email checks it.
+      timeout: Duration.seconds(29),
+      memorySize: 1024,
+    })
+      .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:BatchGetItem'])
+      .setting('MAX_RENDERED_EMAIL_BYTES', String(config.maxRenderedEmailBytes))
+      .setting('DEFAULT_SUBJECT', config.defaultSubject)
+      .acknowledgeNoDeadLetterTarget('api');
+    // Each call may read 10,000 nonprofits: one a second per key (burst 5), well below the plan's rate.
+    api.addRoute('POST', '/send-email/preview', previewEmail, {
+      throttle: { rateLimit: PREVIEW_REQUESTS_PER_SECOND, burstLimit: PREVIEW_BURST },
     });
 
     const listJobs = new ProjectFunction(this, 'ListJobs', {

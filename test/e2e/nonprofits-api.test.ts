@@ -191,6 +191,22 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
         ['email', 'name', 'address', 'updated_at'],
       ],
       [
+        'POST /send-email/preview',
+        async () => {
+          const answer = await api('POST', '/send-email/preview', {
+            emails: [email],
+            template: 'Dear {name}',
+            subject: 'Hi {name}',
+          });
+          expect(answer.body.previews).toEqual([
+            { to: email, cc: [], subject: 'Hi Every Route Renamed', body: 'Dear Every Route Renamed' },
+          ]);
+          return answer;
+        },
+        200,
+        ['total_emails', 'worst_case_bytes', 'max_rendered_email_bytes', 'previews'],
+      ],
+      [
         'POST /send-email',
         async () => {
           const answer = await api('POST', '/send-email', {
@@ -216,6 +232,9 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
           'sent',
           'failed',
           'suppressed',
+          'bounced',
+          'transient_bounces',
+          'complained',
           'created_at',
           'template',
           'subject',

@@ -28,6 +28,7 @@ const DOCUMENTED_ROUTES = [
   'GET /unsubscribe',
   'POST /nonprofits',
   'POST /send-email',
+  'POST /send-email/preview',
   'POST /unsubscribe',
   'PUT /nonprofits/{email}',
   'PUT /suppressions/{email}',
@@ -147,6 +148,8 @@ describe('functions', () => {
         [EMAILS]: ['sqs:SendMessage'],
       },
     ],
+    // Reads the registry only: a preview writes and enqueues nothing.
+    ['POST /send-email/preview', { [NONPROFITS]: ['dynamodb:BatchGetItem'] }],
     ['GET /jobs', { [`${JOBS}/index/by-api-key`]: ['dynamodb:Query'] }],
     ['GET /jobs/{job_id}', { [JOBS]: ['dynamodb:GetItem'], [CONTENTS]: ['dynamodb:GetItem'] }],
     [
@@ -448,10 +451,15 @@ describe('email pipeline', () => {
     assertions.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
   });
 
-  it('throttles POST /send-email per key more strictly than the plan: 5 a minute, burst 5', () => {
+  it('throttles POST /send-email per key more strictly than the plan: 5 a minute, burst 5; its preview one a second, burst 5', () => {
     assertions.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
       ApiStages: [
-        Match.objectLike({ Throttle: { '/send-email/POST': { RateLimit: 5 / 60, BurstLimit: 5 } } }),
+        Match.objectLike({
+          Throttle: {
+            '/send-email/POST': { RateLimit: 5 / 60, BurstLimit: 5 },
+            '/send-email/preview/POST': { RateLimit: 1, BurstLimit: 5 },
+          },
+        }),
       ],
     });
   });
@@ -469,7 +477,11 @@ describe('email pipeline', () => {
     custom.assertions.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)' });
     custom.assertions.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 50 });
     custom.assertions.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
-      ApiStages: [Match.objectLike({ Throttle: { '/send-email/POST': { RateLimit: 1, BurstLimit: 5 } } })],
+      ApiStages: [
+        Match.objectLike({
+          Throttle: Match.objectLike({ '/send-email/POST': { RateLimit: 1, BurstLimit: 5 } }),
+        }),
+      ],
     });
   });
 });

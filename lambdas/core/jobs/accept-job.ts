@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../errors';
+import type { Nonprofit } from '../nonprofits/nonprofit';
 import type { NonprofitRepository } from '../nonprofits/repository';
 import type { EmailQueue } from '../queue/email-queue';
 import type { JobRecord, SendEmailRequest } from './job';
@@ -54,21 +55,15 @@ function replayOrConflict(existing: JobRecord, hash: string, apiKeyId: string): 
 }
 
 /**
- * POST /send-email: checks every recipient is a registered nonprofit, records the recipients and
- * the job (durably, before anything is answered), then enqueues one message per recipient. If
- * enqueueing fails the job stays accepted: it is recorded, and the sweeper enqueues what is unsent.
+ * Every recipient's nonprofit, or a 404 naming each address that is not registered (the message
+ * names the first ten; `details` all of them, by their index in the request).
  */
-export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInput): Promise<AcceptedJob> {
-  const { apiKeyId, request, idempotencyKey, enqueueDeadline } = input;
-  const hash = requestHash(request);
-  const jobId = idempotencyKey ? idempotentJobId(apiKeyId, idempotencyKey) : randomUUID();
-  if (idempotencyKey) {
-    const existing = await deps.jobs.get(jobId);
-    if (existing) return replayOrConflict(existing, hash, apiKeyId);
-  }
-
-  const registered = await deps.nonprofits.getMany(request.emails);
-  const unknown = request.emails
+export async function requireRegistered(
+  nonprofits: Pick<NonprofitRepository, 'getMany'>,
+  emails: readonly string[],
+): Promise<Map<string, Nonprofit>> {
+  const registered = await nonprofits.getMany(emails);
+  const unknown = emails
     .map((email, index) => ({ email, index }))
     .filter(({ email }) => !registered.has(email));
   if (unknown.length > 0) {
@@ -86,6 +81,24 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
       })),
     );
   }
+  return registered;
+}
+
+/**
+ * POST /send-email: checks every recipient is a registered nonprofit, records the recipients and
+ * the job (durably, before anything is answered), then enqueues one message per recipient. If
+ * enqueueing fails the job stays accepted: it is recorded, and the sweeper enqueues what is unsent.
+ */
+export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInput): Promise<AcceptedJob> {
+  const { apiKeyId, request, idempotencyKey, enqueueDeadline } = input;
+  const hash = requestHash(request);
+  const jobId = idempotencyKey ? idempotentJobId(apiKeyId, idempotencyKey) : randomUUID();
+  if (idempotencyKey) {
+    const existing = await deps.jobs.get(jobId);
+    if (existing) return replayOrConflict(existing, hash, apiKeyId);
+  }
+
+  await requireRegistered(deps.nonprofits, request.emails);
 
   const recipients = [...request.emails].sort();
   const createdAt = (deps.now?.() ?? new Date()).toISOString();

@@ -107,53 +107,96 @@ const templateText = (what: string, maxBytes: number, controls: ControlRule) =>
       }
     });
 
-export const sendEmailRequest = z
+/** The fields of a job request, shared by `POST /send-email` and its preview. */
+const sendEmailFields = {
+  emails: z
+    .array(emailAddress, { message: 'Must be an array of email addresses' })
+    .min(1, 'Must name at least one recipient')
+    .max(MAX_RECIPIENTS, `Must name at most ${MAX_RECIPIENTS} recipients`),
+  template: templateText('template', MAX_TEMPLATE_BYTES, BODY).pipe(z.string().min(1, 'Must not be empty')),
+  subject: templateText('subject', MAX_SUBJECT_LENGTH * 4, ONE_LINE)
+    .pipe(
+      z
+        .string()
+        .trim()
+        .min(1, 'Must not be empty: leave subject out to send the default subject')
+        .max(MAX_SUBJECT_LENGTH, `Must be at most ${MAX_SUBJECT_LENGTH} characters`),
+    )
+    .optional(),
+  cc: z
+    .array(emailAddress, { message: 'Must be an array of email addresses' })
+    .max(MAX_CC, `Must name at most ${MAX_CC} addresses`)
+    .optional(),
+};
+
+/** What a job request must hold beyond each field: copies within the limit, no recipient twice. */
+function refineSendEmail(
+  request: { emails: string[]; cc?: string[] | undefined },
+  context: z.RefinementCtx,
+): void {
+  const { emails, cc = [] } = request;
+  // Each cc address receives a copy of every email, so copies are sent, and count, as recipients.
+  if (cc.length > 0 && jobVolume(request) > MAX_RECIPIENTS) {
+    context.addIssue({
+      code: 'custom',
+      path: ['cc'],
+      message:
+        `Each email is copied to ${count(cc.length)} cc ${cc.length === 1 ? 'address' : 'addresses'}: ` +
+        `${count(emails.length)} recipients × ${count(1 + cc.length)} copies = ${count(jobVolume(request))}, ` +
+        `over the limit of ${count(MAX_RECIPIENTS)} per job`,
+    });
+  }
+  const seen = new Map<string, number>();
+  emails.forEach((email, index) => {
+    const first = seen.get(email);
+    if (first === undefined) seen.set(email, index);
+    else
+      context.addIssue({
+        code: 'custom',
+        path: ['emails', index],
+        message: `Duplicate of emails[${first}] (${email})`,
+      });
+  });
+}
+
+export const sendEmailRequest = z.strictObject(sendEmailFields).superRefine(refineSendEmail);
+export type SendEmailRequest = z.output<typeof sendEmailRequest>;
+
+/** Emails a preview renders at most. */
+export const MAX_PREVIEWS = 5;
+
+/**
+ * The body of `POST /send-email/preview`: exactly a `/send-email` body, so it is refused for the same
+ * reasons in the same words, and optionally which of its recipients to render (the first ones otherwise).
+ */
+export const previewEmailRequest = z
   .strictObject({
-    emails: z
+    ...sendEmailFields,
+    preview_for: z
       .array(emailAddress, { message: 'Must be an array of email addresses' })
       .min(1, 'Must name at least one recipient')
-      .max(MAX_RECIPIENTS, `Must name at most ${MAX_RECIPIENTS} recipients`),
-    template: templateText('template', MAX_TEMPLATE_BYTES, BODY).pipe(z.string().min(1, 'Must not be empty')),
-    subject: templateText('subject', MAX_SUBJECT_LENGTH * 4, ONE_LINE)
-      .pipe(
-        z
-          .string()
-          .trim()
-          .min(1, 'Must not be empty: leave subject out to send the default subject')
-          .max(MAX_SUBJECT_LENGTH, `Must be at most ${MAX_SUBJECT_LENGTH} characters`),
-      )
-      .optional(),
-    cc: z
-      .array(emailAddress, { message: 'Must be an array of email addresses' })
-      .max(MAX_CC, `Must name at most ${MAX_CC} addresses`)
+      .max(MAX_PREVIEWS, `Must name at most ${MAX_PREVIEWS} recipients`)
       .optional(),
   })
   .superRefine((request, context) => {
-    const { emails, cc = [] } = request;
-    // Each cc address receives a copy of every email, so copies are sent, and count, as recipients.
-    if (cc.length > 0 && jobVolume(request) > MAX_RECIPIENTS) {
-      context.addIssue({
-        code: 'custom',
-        path: ['cc'],
-        message:
-          `Each email is copied to ${count(cc.length)} cc ${cc.length === 1 ? 'address' : 'addresses'}: ` +
-          `${count(emails.length)} recipients × ${count(1 + cc.length)} copies = ${count(jobVolume(request))}, ` +
-          `over the limit of ${count(MAX_RECIPIENTS)} per job`,
-      });
-    }
-    const seen = new Map<string, number>();
-    emails.forEach((email, index) => {
-      const first = seen.get(email);
-      if (first === undefined) seen.set(email, index);
-      else
+    refineSendEmail(request, context);
+    const recipients = new Set(request.emails);
+    request.preview_for?.forEach((email, index) => {
+      if (!recipients.has(email))
         context.addIssue({
           code: 'custom',
-          path: ['emails', index],
-          message: `Duplicate of emails[${first}] (${email})`,
+          path: ['preview_for', index],
+          message: `Not one of the job's recipients (${email})`,
         });
     });
   });
-export type SendEmailRequest = z.output<typeof sendEmailRequest>;
+export type PreviewEmailRequest = z.output<typeof previewEmailRequest>;
+
+/** The most bytes (UTF-8, subject and body) an email of this request can render to: each placeholder at its field's longest. */
+export function worstCaseRenderedBytes(request: Pick<SendEmailRequest, 'template' | 'subject'>): number {
+  const worst = (source: string) => worstCaseBytes(compileTemplate(source), PLACEHOLDER_MAX_LENGTH);
+  return worst(request.template) + (request.subject === undefined ? 0 : worst(request.subject));
+}
 
 /**
  * Refuses a job whose emails could render larger than `limitBytes` (UTF-8, subject and body), with
@@ -164,8 +207,7 @@ export function checkRenderedSize(
   request: Pick<SendEmailRequest, 'template' | 'subject'>,
   limitBytes: number,
 ): void {
-  const worst = (source: string) => worstCaseBytes(compileTemplate(source), PLACEHOLDER_MAX_LENGTH);
-  const bytes = worst(request.template) + (request.subject === undefined ? 0 : worst(request.subject));
+  const bytes = worstCaseRenderedBytes(request);
   if (bytes > limitBytes) {
     throw new ValidationError('Invalid request body', [
       {

@@ -5,12 +5,13 @@ import { type EmailMessage, type EmailQueue, emailMessage, MAX_DELAY_SECONDS } f
 import type { SuppressionList } from '../suppressions/repository';
 import { type Suppression, suppressedBecause } from '../suppressions/suppression';
 import { type SigningSecret, signUnsubscribeToken } from '../suppressions/unsubscribe-token';
-import { compileTemplate, renderTemplate, singleLine, type TemplatePart } from '../templates/template';
+import { compileTemplate, type TemplatePart } from '../templates/template';
 import type { SendPacer } from '../transport/send-pacer';
 import { DeliveryError, type EmailTransport, type RenderedEmail } from '../transport/transport';
 import type { Claim, DeliveryClaims, DeliveryOutcome, ProgressRecorder } from './deliveries';
 import type { JobContent } from './job';
 import type { JobContentStore } from './job-store';
+import { type RenderSettings, renderEmail } from './render-email';
 import type { RenderedEmailStore } from './rendered-emails';
 
 /** A message as the event source hands it over. */
@@ -56,13 +57,6 @@ export interface UnsubscribeLinks {
   /** The public `/unsubscribe` URL the token is appended to. */
   url: string;
   mailto?: string | undefined;
-}
-
-export interface RenderSettings {
-  /** The largest rendered email, subject and body in UTF-8 bytes; a larger one fails its recipient. */
-  maxRenderedBytes: number;
-  /** The subject of a job submitted without one. */
-  defaultSubject: string;
 }
 
 /** Why a recipient failed, in classes few enough to count. */
@@ -281,32 +275,6 @@ const handedOver = (
   sqsMessageId: item.message.messageId,
 });
 
-/** Stored values may predate the check on control characters: in a subject (a header) they become spaces. */
-function render(
-  job: CompiledJob,
-  nonprofit: Nonprofit,
-  settings: RenderSettings,
-): { subject: string; body: string } | { tooLarge: string } {
-  const values = { name: nonprofit.name, address: nonprofit.address, email: nonprofit.email };
-  const rendered = job.subject
-    ? renderTemplate(job.subject, {
-        name: singleLine(values.name),
-        address: singleLine(values.address),
-        email: singleLine(values.email),
-      })
-    : '';
-  // SES refuses an empty subject; a job accepted before blank subjects were refused gets the default.
-  const subject = rendered.trim() === '' ? settings.defaultSubject : rendered;
-  const body = renderTemplate(job.body, values);
-  const bytes = Buffer.byteLength(subject, 'utf8') + Buffer.byteLength(body, 'utf8');
-  if (bytes > settings.maxRenderedBytes) {
-    return {
-      tooLarge: `The rendered email is ${bytes} bytes, over the limit of ${settings.maxRenderedBytes} bytes.`,
-    };
-  }
-  return { subject, body };
-}
-
 /** Emails sent at once by one environment (each waits its turn at the pacer). */
 const SEND_CONCURRENCY = 4;
 /**
@@ -414,7 +382,7 @@ async function processJob(
       });
       continue;
     }
-    const rendered = render(job, nonprofit, deps.settings);
+    const rendered = renderEmail(job, nonprofit, deps.settings);
     if ('tooLarge' in rendered) {
       const error = rendered.tooLarge;
       decided.push({ outcome: { ...base, status: 'failed', error }, reason: 'tooLarge', sqsMessageId });

@@ -1,0 +1,62 @@
+import type { NonprofitRepository } from '../nonprofits/repository';
+import { compileTemplate } from '../templates/template';
+import { requireRegistered } from './accept-job';
+import { checkRenderedSize, MAX_PREVIEWS, type PreviewEmailRequest, worstCaseRenderedBytes } from './job';
+import { type RenderSettings, renderEmail } from './render-email';
+
+export interface PreviewJobDependencies {
+  nonprofits: Pick<NonprofitRepository, 'getMany'>;
+}
+
+/** One email as the job would send it now. */
+export interface EmailPreview {
+  to: string;
+  cc: string[];
+  subject: string | null;
+  body: string | null;
+  /** Why this email could not be rendered (a stored value longer than its field allows made it too large). */
+  error?: string;
+}
+
+export interface JobPreview {
+  total_emails: number;
+  /** The most bytes (subject and body) any email of the job can render to, and the deployment's limit. */
+  worst_case_bytes: number;
+  max_rendered_email_bytes: number;
+  previews: EmailPreview[];
+}
+
+/**
+ * `POST /send-email/preview`: the checks `/send-email` makes, in the same words (size at worst 400,
+ * unknown recipients 404), then up to five emails rendered as they would be sent now, with the
+ * nonprofits' current names and addresses. Nothing is written and nothing is enqueued.
+ */
+export async function previewJob(
+  deps: PreviewJobDependencies,
+  request: PreviewEmailRequest,
+  settings: RenderSettings,
+): Promise<JobPreview> {
+  checkRenderedSize(request, settings.maxRenderedBytes);
+  const nonprofits = await requireRegistered(deps.nonprofits, request.emails);
+  const compiled = {
+    body: compileTemplate(request.template),
+    subject: request.subject === undefined ? null : compileTemplate(request.subject),
+  };
+  const chosen = request.preview_for ?? request.emails.slice(0, MAX_PREVIEWS);
+  const previews = chosen.map((to): EmailPreview => {
+    const nonprofit = nonprofits.get(to);
+    // requireRegistered answered for every recipient, and preview_for names only recipients.
+    if (!nonprofit) throw new Error(`No nonprofit for ${to} after the check`);
+    const rendered = renderEmail(compiled, nonprofit, settings);
+    // The worst case was checked: a stored value longer than its field allows could still overflow.
+    if ('tooLarge' in rendered)
+      return { to, cc: request.cc ?? [], subject: '', body: '', error: rendered.tooLarge };
+    return { to, cc: request.cc ?? [], ...rendered };
+  });
+  return {
+    total_emails: request.emails.length,
+    worst_case_bytes: worstCaseRenderedBytes(request),
+    max_rendered_email_bytes: settings.maxRenderedBytes,
+    previews,
+  };
+}
