@@ -66,7 +66,7 @@ export function apiHandler(route: ApiRoute) {
     .handler(route);
 }
 
-function toFieldProblems(issues: z.core.$ZodIssue[], prefix: string): FieldProblem[] {
+export function toFieldProblems(issues: z.core.$ZodIssue[], prefix: string): FieldProblem[] {
   return issues.flatMap((issue) => {
     const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
     if (issue.code === 'unrecognized_keys') {

@@ -1,8 +1,13 @@
+import { Duration } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { INDEX, TABLE } from '../../lambdas/core/bindings';
 import type { MailerApi } from './api';
 import type { MailerData } from './data';
 import { TableRoutes } from './table-routes';
+
+/** `POST /nonprofits/import` per API key: steady rate and burst. */
+export const IMPORT_REQUESTS_PER_SECOND = 0.5;
+export const IMPORT_BURST = 2;
 
 export interface NonprofitsRoutesProps {
   api: MailerApi;
@@ -24,6 +29,21 @@ export class NonprofitsRoutes extends TableRoutes {
       // The whole registry is scanned; a domain is queried on its index.
       ['dynamodb:Scan'],
       { names: [INDEX.nonprofitsByDomain], actions: ['dynamodb:Query'] },
+    );
+    // Up to 1,000 rows, each a conditional put (and, with on_conflict=update, a conditional update).
+    this.route(
+      'POST',
+      '/nonprofits/import',
+      'ImportNonprofits',
+      'api/import-nonprofits.ts',
+      ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      undefined,
+      {
+        timeout: Duration.seconds(29),
+        memorySize: 1024,
+        // Each call may write 1,000 items: one every two seconds per key (burst 2).
+        throttle: { rateLimit: IMPORT_REQUESTS_PER_SECOND, burstLimit: IMPORT_BURST },
+      },
     );
     this.route('GET', '/nonprofits/{email}', 'GetNonprofit', 'api/get-nonprofit.ts', ['dynamodb:GetItem']);
     this.route('PUT', '/nonprofits/{email}', 'UpdateNonprofit', 'api/update-nonprofit.ts', [

@@ -1,3 +1,5 @@
+import type { Duration } from 'aws-cdk-lib';
+import type { ThrottleSettings } from 'aws-cdk-lib/aws-apigateway';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import type { TableBinding } from '../../lambdas/core/bindings';
@@ -26,11 +28,17 @@ export abstract class TableRoutes extends Construct {
     entry: string,
     actions: readonly DynamoDbAction[],
     indexes?: Parameters<ProjectFunction['bindTable']>[3],
+    /** For a route that does more than one item's work: its time, memory and a per-key throttle. */
+    heavy?: { timeout: Duration; memorySize: number; throttle: ThrottleSettings },
   ): void {
-    const fn = new ProjectFunction(this, name, { entry, description: `${method} ${path}` })
+    const fn = new ProjectFunction(this, name, {
+      entry,
+      description: `${method} ${path}`,
+      ...(heavy ? { timeout: heavy.timeout, memorySize: heavy.memorySize } : {}),
+    })
       .bindTable(this.target.binding, this.target.table, actions, indexes)
       .acknowledgeNoDeadLetterTarget('api');
-    this.target.api.addRoute(method, path, fn);
+    this.target.api.addRoute(method, path, fn, heavy ? { throttle: heavy.throttle } : {});
     this.functions.push(fn);
   }
 }

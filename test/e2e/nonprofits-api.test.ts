@@ -142,6 +142,35 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     });
   });
 
+  it('imports 500 nonprofits from a CSV file, and changes nothing when the same file is imported again', async () => {
+    const domain = uniqueDomain();
+    const csv = [
+      'email,name,address',
+      ...Array.from({ length: 500 }, (_, n) => `member${n}@${domain},"Member ${n}, Inc.","${n} Main St"`),
+    ].join('\r\n');
+    const post = async () => {
+      const response = await fetch(`${runtime.url}/nonprofits/import`, {
+        method: 'POST',
+        headers: { 'x-api-key': runtime.apiKey, 'content-type': 'text/csv' },
+        body: `\uFEFF${csv}`,
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const first = await post();
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ created: 500, updated: 0, exists: 0, invalid: 0 });
+    expect((await api('GET', `/nonprofits/member7@${domain}`)).body).toMatchObject({
+      name: 'Member 7, Inc.',
+      address: '7 Main St',
+    });
+    const listed = await api('GET', `/nonprofits?domain=${domain}&limit=100`);
+    expect(listed.body.nonprofits).toHaveLength(100);
+    // The plan allows one import every two seconds per key.
+    await sleep(2_100);
+    const again = await post();
+    expect(again.body).toMatchObject({ created: 0, updated: 0, exists: 500, invalid: 0 });
+  });
+
   it('answers a valid request on every route the template declares, in its documented shape', async () => {
     const { template } = synthesizeForTests();
     const declared = readApiModel(template, new IntrinsicResolver(template))
@@ -176,6 +205,15 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
         () => api('POST', '/nonprofits', { email, name: 'Every Route', address: '1 Route St' }),
         201,
         ['email', 'domain', 'name', 'address', 'created_at', 'updated_at'],
+      ],
+      [
+        'POST /nonprofits/import',
+        () =>
+          api('POST', '/nonprofits/import', [
+            { email: `every-route-import@${uniqueDomain()}`, name: 'Imported', address: '3 Route St' },
+          ]),
+        200,
+        ['created', 'updated', 'exists', 'invalid', 'rows'],
       ],
       ['GET /nonprofits', () => api('GET', '/nonprofits?limit=5'), 200, ['nonprofits', 'next_cursor']],
       [

@@ -27,6 +27,7 @@ const DOCUMENTED_ROUTES = [
   'GET /suppressions/{email}',
   'GET /unsubscribe',
   'POST /nonprofits',
+  'POST /nonprofits/import',
   'POST /send-email',
   'POST /send-email/preview',
   'POST /unsubscribe',
@@ -124,6 +125,8 @@ describe('functions', () => {
         [`${NONPROFITS}/index/by-domain`]: ['dynamodb:Query'],
       },
     ],
+    // A conditional put per row; with on_conflict=update, a conditional update of a changed one.
+    ['POST /nonprofits/import', { [NONPROFITS]: ['dynamodb:PutItem', 'dynamodb:UpdateItem'] }],
     ['GET /nonprofits/{email}', { [NONPROFITS]: ['dynamodb:GetItem'] }],
     ['PUT /nonprofits/{email}', { [NONPROFITS]: ['dynamodb:UpdateItem'] }],
     ['DELETE /nonprofits/{email}', { [NONPROFITS]: ['dynamodb:DeleteItem'] }],
@@ -451,13 +454,14 @@ describe('email pipeline', () => {
     assertions.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
   });
 
-  it('throttles POST /send-email per key more strictly than the plan: 5 a minute, burst 5; its preview one a second, burst 5', () => {
+  it('throttles POST /send-email per key more strictly than the plan: 5 a minute, burst 5; its preview one a second, burst 5; an import one every two seconds, burst 2', () => {
     assertions.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
       ApiStages: [
         Match.objectLike({
           Throttle: {
             '/send-email/POST': { RateLimit: 5 / 60, BurstLimit: 5 },
             '/send-email/preview/POST': { RateLimit: 1, BurstLimit: 5 },
+            '/nonprofits/import/POST': { RateLimit: 0.5, BurstLimit: 2 },
           },
         }),
       ],

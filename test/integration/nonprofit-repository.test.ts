@@ -38,6 +38,21 @@ describe('DynamoNonprofitRepository against DynamoDB Local', () => {
     expect(await repository.get(email)).toBeUndefined();
   });
 
+  it("updates for an import only a changed nonprofit's name or address, and never creates one", async () => {
+    const email = `import@${uniqueDomain()}`;
+    const created = await repository.create({ email, name: 'Imported', address: '1 Main St' });
+    expect(await repository.updateIfChanged({ email, name: 'Imported', address: '1 Main St' })).toBe(false);
+    expect(await repository.get(email)).toEqual(created);
+    expect(await repository.updateIfChanged({ email, name: 'Imported', address: '2 Main St' })).toBe(true);
+    expect(await repository.get(email)).toMatchObject({
+      address: '2 Main St',
+      created_at: created.created_at,
+    });
+    const absent = `absent@${uniqueDomain()}`;
+    expect(await repository.updateIfChanged({ email: absent, name: 'X', address: 'Y' })).toBe(false);
+    expect(await repository.get(absent)).toBeUndefined();
+  });
+
   it('refuses a second nonprofit with the same email, keeping the first', async () => {
     const email = `info@${uniqueDomain()}`;
     await repository.create({ email, name: 'First', address: 'A' });

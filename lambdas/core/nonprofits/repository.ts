@@ -102,6 +102,31 @@ export class DynamoNonprofitRepository implements NonprofitRepository {
     return nonprofit;
   }
 
+  /** For imports: replaces the name and address only when they differ, so a repeated import writes nothing. */
+  async updateIfChanged(input: NewNonprofit): Promise<boolean> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { email: input.email },
+          UpdateExpression: 'SET #name = :name, address = :address, updated_at = :updated_at',
+          ConditionExpression: 'attribute_exists(email) AND (#name <> :name OR address <> :address)',
+          ExpressionAttributeNames: { '#name': 'name' },
+          ExpressionAttributeValues: {
+            ':name': input.name,
+            ':address': input.address,
+            ':updated_at': this.now().toISOString(),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      // The same already (or deleted in between: nothing to update, and nothing created behind the caller's back).
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
   async get(email: string): Promise<Nonprofit | undefined> {
     const { Item } = await this.client.send(
       new GetCommand({ TableName: this.tableName, Key: { email }, ConsistentRead: true }),
