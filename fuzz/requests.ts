@@ -126,7 +126,10 @@ const jobBody = (fixtures: Fixtures) =>
  * Bodies the API accepts, by route, so the fuzzer also walks the paths past validation (and stores
  * things). A route not named here gets any of them: it is still fuzzed, only less deeply.
  */
-const VALID_BODIES: Record<string, (fixtures: Fixtures) => fc.Arbitrary<Record<string, unknown>>> = {
+const VALID_BODIES: Record<
+  string,
+  (fixtures: Fixtures) => fc.Arbitrary<Record<string, unknown> | Record<string, unknown>[]>
+> = {
   'POST /nonprofits': () =>
     fc.record({ email: plainAddress, name: fc.constant('Fuzz Aid'), address: fc.constant('2 Fuzz St') }),
   'PUT /nonprofits/{email}': () =>
@@ -140,6 +143,15 @@ const VALID_BODIES: Record<string, (fixtures: Fixtures) => fc.Arbitrary<Record<s
     fc.record({ note: fc.constantFrom('asked by phone', 'returned mail', '') }, { requiredKeys: [] }),
   'POST /send-email': (fixtures) => jobBody(fixtures),
   'POST /send-email/preview': (fixtures) => jobBody(fixtures),
+  'POST /nonprofits/import': () =>
+    fc.array(
+      fc.record({
+        email: plainAddress,
+        name: fc.constant('Imported Aid'),
+        address: fc.constant('4 Fuzz St'),
+      }),
+      { minLength: 1, maxLength: 3 },
+    ),
 };
 
 const validBody = (route: string, fixtures: Fixtures) =>
@@ -153,7 +165,10 @@ const oneFieldOff = (route: string, fixtures: Fixtures) =>
       fc.constantFrom('email', 'name', 'address', 'emails', 'template', 'subject', 'cc', 'extra'),
       fc.oneof(nastyText, hugeText, anyJson),
     )
-    .map(([body, field, value]) => ({ ...body, [field]: value }));
+    // An import's body is an array of rows: the first row gets the bad field.
+    .map(([body, field, value]) =>
+      Array.isArray(body) ? [{ ...body[0], [field]: value }, ...body.slice(1)] : { ...body, [field]: value },
+    );
 
 const bodies = (route: string, fixtures: Fixtures) =>
   fc.oneof(

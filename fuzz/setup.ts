@@ -16,6 +16,10 @@ export const UNTHROTTLED_CONTEXT = {
   stageBurstLimit: 10_000,
   sendEmailRequestsPerMinute: 100_000,
   sendEmailBurstLimit: 10_000,
+  previewRequestsPerSecond: 10_000,
+  previewBurstLimit: 10_000,
+  importRequestsPerSecond: 10_000,
+  importBurstLimit: 10_000,
   sesMaxSendRate: 2_000,
 };
 

@@ -29,6 +29,12 @@ const configSchema = z
     sendEmailRequestsPerMinute: z.coerce.number().positive().default(5),
     /** `POST /send-email` requests each API key may make at once. */
     sendEmailBurstLimit: z.coerce.number().int().nonnegative().default(5),
+    /** `POST /send-email/preview` requests each API key may make per second (each may read 10,000 nonprofits), and at once. */
+    previewRequestsPerSecond: z.coerce.number().positive().default(1),
+    previewBurstLimit: z.coerce.number().int().nonnegative().default(5),
+    /** `POST /nonprofits/import` requests each API key may make per second (each may write 1,000 nonprofits), and at once. */
+    importRequestsPerSecond: z.coerce.number().positive().default(0.5),
+    importBurstLimit: z.coerce.number().int().nonnegative().default(2),
     /** Messages the consumer takes per invocation. */
     consumerBatchSize: z.coerce.number().int().min(1).max(10_000).default(10),
     /** Seconds the event source waits to fill a batch. */

@@ -33,7 +33,7 @@ export class MailerStack extends Stack {
       maxReceiveCount: props.config.maxReceiveCount,
     });
     this.api = new MailerApi(this, 'Api', { config: props.config });
-    new NonprofitsRoutes(this, 'Nonprofits', { api: this.api, data: this.data });
+    new NonprofitsRoutes(this, 'Nonprofits', { api: this.api, data: this.data, config: props.config });
     new SuppressionsRoutes(this, 'Suppressions', { api: this.api, data: this.data });
     this.sesFeedback =
       props.config.transport === 'ses'

@@ -12,10 +12,6 @@ import type { MailerData } from './data';
 import { ProjectFunction } from './project-function';
 import type { EmailQueue } from './queue';
 
-/** `POST /send-email/preview` per API key: steady rate and burst. */
-export const PREVIEW_REQUESTS_PER_SECOND = 1;
-export const PREVIEW_BURST = 5;
-
 export interface EmailJobsProps {
   api: MailerApi;
   data: MailerData;
@@ -72,9 +68,9 @@ export class EmailJobs extends Construct {
       .setting('MAX_RENDERED_EMAIL_BYTES', String(config.maxRenderedEmailBytes))
       .setting('DEFAULT_SUBJECT', config.defaultSubject)
       .acknowledgeNoDeadLetterTarget('api');
-    // Each call may read 10,000 nonprofits: one a second per key (burst 5), well below the plan's rate.
+    // Each call may read 10,000 nonprofits: a per-key throttle well below the plan's rate.
     api.addRoute('POST', '/send-email/preview', previewEmail, {
-      throttle: { rateLimit: PREVIEW_REQUESTS_PER_SECOND, burstLimit: PREVIEW_BURST },
+      throttle: { rateLimit: config.previewRequestsPerSecond, burstLimit: config.previewBurstLimit },
     });
 
     const listJobs = new ProjectFunction(this, 'ListJobs', {

@@ -1,24 +1,22 @@
 import { Duration } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { INDEX, TABLE } from '../../lambdas/core/bindings';
+import type { MailerConfig } from '../config';
 import type { MailerApi } from './api';
 import type { MailerData } from './data';
 import { TableRoutes } from './table-routes';
 
-/** `POST /nonprofits/import` per API key: steady rate and burst. */
-export const IMPORT_REQUESTS_PER_SECOND = 0.5;
-export const IMPORT_BURST = 2;
-
 export interface NonprofitsRoutesProps {
   api: MailerApi;
   data: MailerData;
+  config: MailerConfig;
 }
 
 /**
  * The nonprofits registry: one function per route, so each holds only the table actions it calls.
  */
 export class NonprofitsRoutes extends TableRoutes {
-  constructor(scope: Construct, id: string, { api, data }: NonprofitsRoutesProps) {
+  constructor(scope: Construct, id: string, { api, data, config }: NonprofitsRoutesProps) {
     super(scope, id, { api, binding: TABLE.nonprofits, table: data.nonprofits });
     this.route('POST', '/nonprofits', 'CreateNonprofit', 'api/create-nonprofit.ts', ['dynamodb:PutItem']);
     this.route(
@@ -41,8 +39,8 @@ export class NonprofitsRoutes extends TableRoutes {
       {
         timeout: Duration.seconds(29),
         memorySize: 1024,
-        // Each call may write 1,000 items: one every two seconds per key (burst 2).
-        throttle: { rateLimit: IMPORT_REQUESTS_PER_SECOND, burstLimit: IMPORT_BURST },
+        // Each call may write 1,000 items: a per-key throttle well below the plan's rate.
+        throttle: { rateLimit: config.importRequestsPerSecond, burstLimit: config.importBurstLimit },
       },
     );
     this.route('GET', '/nonprofits/{email}', 'GetNonprofit', 'api/get-nonprofit.ts', ['dynamodb:GetItem']);
