@@ -3,14 +3,16 @@
 import { z } from 'zod';
 import { nonprofitsFromEnv } from '../core/adapters';
 import { readEnv } from '../core/env';
-import { apiHandler, json, parseJsonBody } from '../core/http';
-import { previewEmailRequest } from '../core/jobs/job';
+import { apiHandler, header, json, parseJsonBody } from '../core/http';
+import { previewEmailRequest, readIdempotencyKey } from '../core/jobs/job';
 import { type PreviewJobDependencies, previewJob } from '../core/jobs/preview-job';
 import type { RenderSettings } from '../core/jobs/render-email';
 
 export const makePreviewEmail = (deps: PreviewJobDependencies & { settings: RenderSettings }) =>
   apiHandler(async (event) => {
     const request = parseJsonBody(event, previewEmailRequest);
+    // Checked for its form, as /send-email checks it; a preview stores no job for it to name.
+    readIdempotencyKey(header(event, 'idempotency-key'));
     return json(200, await previewJob(deps, request, deps.settings));
   });
 

@@ -4,18 +4,11 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import { emailQueueFromEnv, jobContentsFromEnv, jobsFromEnv, nonprofitsFromEnv } from '../core/adapters';
 import { readEnv } from '../core/env';
-import { ValidationError } from '../core/errors';
 import { apiHandler, callerApiKeyId, header, json, parseJsonBody } from '../core/http';
 import { type AcceptJobDependencies, acceptJob } from '../core/jobs/accept-job';
-import { checkRenderedSize, jobVolume, sendEmailRequest } from '../core/jobs/job';
+import { checkRenderedSize, jobVolume, readIdempotencyKey, sendEmailRequest } from '../core/jobs/job';
 import { METRIC } from '../core/observability/metric-names';
 import { logger, metrics } from '../core/observability/telemetry';
-
-const idempotencyKey = z
-  .string()
-  .min(1)
-  .max(255)
-  .regex(/^[\x21-\x7e]+$/, 'Must be printable ASCII without spaces');
 
 export interface SendEmailDependencies extends AcceptJobDependencies {
   /** The largest email (subject and body, UTF-8 bytes) a job may render to, at worst. */
@@ -25,18 +18,12 @@ export interface SendEmailDependencies extends AcceptJobDependencies {
 export const makeSendEmail = ({ maxRenderedEmailBytes, ...deps }: SendEmailDependencies) =>
   apiHandler(async (event, context) => {
     const request = parseJsonBody(event, sendEmailRequest);
+    const key = readIdempotencyKey(header(event, 'idempotency-key'));
     checkRenderedSize(request, maxRenderedEmailBytes);
-    const rawKey = header(event, 'idempotency-key');
-    const key = rawKey === undefined ? undefined : idempotencyKey.safeParse(rawKey);
-    if (key && !key.success) {
-      throw new ValidationError('Invalid Idempotency-Key header', [
-        { field: 'header.Idempotency-Key', message: key.error.issues[0]?.message ?? 'Invalid' },
-      ]);
-    }
     const { job, replayed } = await acceptJob(deps, {
       apiKeyId: callerApiKeyId(event),
       request,
-      idempotencyKey: key?.data,
+      idempotencyKey: key,
       enqueueDeadline: new Date(Date.now() + context.getRemainingTimeInMillis()),
     });
     logger.appendKeys({ job_id: job.job_id });

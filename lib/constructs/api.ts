@@ -1,4 +1,4 @@
-import { CfnOutput, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { CfnOutput, Lazy, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import {
   AccessLogFormat,
   EndpointType,
@@ -21,8 +21,7 @@ import type { MailerConfig } from '../config';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
-/** `Retry-After` of API Gateway's own 429s: over the rate, and past the daily quota. */
-export const THROTTLED_RETRY_AFTER_SECONDS = 1;
+/** `Retry-After` of API Gateway's 429 past the daily quota. */
 export const QUOTA_RETRY_AFTER_SECONDS = 3600;
 
 export interface MailerApiProps {
@@ -80,7 +79,7 @@ export class MailerApi extends Construct {
       description: 'The first API key, created with the stack',
     });
     this.usagePlan.addApiKey(this.apiKey);
-    this.sayWhenToComeBack();
+    this.sayWhenToComeBack(config);
 
     this.acknowledgeApiFindings();
 
@@ -135,15 +134,19 @@ export class MailerApi extends Construct {
   /**
    * API Gateway's own 429s (a key over its rate, a key past its daily quota) carry `Retry-After`, as
    * the API's own refusals do, so clients back off by the header rather than by guessing. A gateway
-   * response's headers are static: a second for the rate (a token comes back within one at any
-   * plan rate of at least 1/s), an hour for the quota (it resets at midnight UTC; an hour spares a
-   * client hammering a spent quota and costs it at most an hour).
+   * response is one for the whole API and its headers are static, so a throttled request is told the
+   * longest any throttle takes to give a request back (12 s with `POST /send-email`'s 5 a minute):
+   * a client that obeys it is never throttled again for having come back too early. Past the quota,
+   * an hour (it resets at midnight UTC; an hour spares a client hammering a spent quota).
    */
-  private sayWhenToComeBack(): void {
+  private sayWhenToComeBack(config: MailerConfig): void {
     const body = { 'application/json': '{"message":$context.error.messageString}' };
     this.restApi.addGatewayResponse('Throttled', {
       type: ResponseType.THROTTLED,
-      responseHeaders: { 'Retry-After': `'${THROTTLED_RETRY_AFTER_SECONDS}'` },
+      // Read at synthesis, once every route has added its throttle.
+      responseHeaders: {
+        'Retry-After': Lazy.string({ produce: () => `'${this.slowestRefillSeconds(config)}'` }),
+      },
       templates: body,
     });
     this.restApi.addGatewayResponse('QuotaExceeded', {
@@ -151,6 +154,16 @@ export class MailerApi extends Construct {
       responseHeaders: { 'Retry-After': `'${QUOTA_RETRY_AFTER_SECONDS}'` },
       templates: body,
     });
+  }
+
+  /** Seconds the slowest throttle (stage, plan or method) takes to give back one request, at least 1. */
+  private slowestRefillSeconds(config: MailerConfig): number {
+    const rates = [
+      config.stageRateLimit,
+      config.usagePlanRateLimit,
+      ...this.methodThrottles.map(({ throttle }) => throttle.rateLimit ?? config.usagePlanRateLimit),
+    ];
+    return Math.max(1, ...rates.map((rate) => Math.ceil(1 / rate)));
   }
 
   private acknowledgeApiFindings(): void {

@@ -75,7 +75,8 @@ describe('the usage plan on the local runtime', () => {
     expect(await call()).toEqual({ status: 429, message: 'Limit Exceeded' });
     expect(retryAfter).toEqual(
       new Map([
-        ['Too Many Requests', new Set(['1'])],
+        // The slowest throttle, POST /send-email's 1 a minute, gives a request back in 60 s.
+        ['Too Many Requests', new Set(['60'])],
         ['Limit Exceeded', new Set(['3600'])],
       ]),
     );

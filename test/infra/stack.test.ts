@@ -308,9 +308,9 @@ describe('API', () => {
     });
   });
 
-  it("says when to come back on API Gateway's own 429s: a second over the rate, an hour past the quota", () => {
+  it("says when to come back on API Gateway's own 429s: the slowest throttle's refill (POST /send-email's 5 a minute: 12 s), an hour past the quota", () => {
     for (const [type, seconds] of [
-      ['THROTTLED', '1'],
+      ['THROTTLED', '12'],
       ['QUOTA_EXCEEDED', '3600'],
     ]) {
       assertions.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
@@ -321,7 +321,7 @@ describe('API', () => {
     }
     // Read by the local gateway as it reads the rest of the API.
     const { gatewayResponses } = readApiModel(template, new IntrinsicResolver(template));
-    expect(gatewayResponses.get('THROTTLED')).toEqual({ headers: { 'Retry-After': '1' } });
+    expect(gatewayResponses.get('THROTTLED')).toEqual({ headers: { 'Retry-After': '12' } });
   });
 
   it('throttles the public unsubscribe routes on the stage, for every caller together', () => {

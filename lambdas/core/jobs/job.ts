@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors';
+import { toFieldProblems } from '../http';
 import {
   controlCharacter,
   controlCharacterMessage,
@@ -162,34 +163,57 @@ function refineSendEmail(
 export const sendEmailRequest = z.strictObject(sendEmailFields).superRefine(refineSendEmail);
 export type SendEmailRequest = z.output<typeof sendEmailRequest>;
 
+const idempotencyKey = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[\x21-\x7e]+$/, 'Must be printable ASCII without spaces');
+
+/** The `Idempotency-Key` header of a job request, if it has one; a malformed one is a 400. */
+export function readIdempotencyKey(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const key = idempotencyKey.safeParse(raw);
+  if (!key.success) {
+    throw new ValidationError('Invalid Idempotency-Key header', [
+      { field: 'header.Idempotency-Key', message: key.error.issues[0]?.message ?? 'Invalid' },
+    ]);
+  }
+  return key.data;
+}
+
 /** Emails a preview renders at most. */
 export const MAX_PREVIEWS = 5;
 
 /**
  * The body of `POST /send-email/preview`: exactly a `/send-email` body, so it is refused for the same
- * reasons in the same words, and optionally which of its recipients to render (the first ones otherwise).
+ * reasons in the same words, and optionally which of its recipients to render (`readPreviewFor`,
+ * read once the rest passed, so a bad `preview_for` never hides the refusals `/send-email` would give).
  */
 export const previewEmailRequest = z
-  .strictObject({
-    ...sendEmailFields,
-    preview_for: z
-      .array(emailAddress, { message: 'Must be an array of email addresses' })
-      .min(1, 'Must name at least one recipient')
-      .max(MAX_PREVIEWS, `Must name at most ${MAX_PREVIEWS} recipients`)
-      .optional(),
-  })
-  .superRefine((request, context) => {
-    refineSendEmail(request, context);
-    const recipients = new Set(request.emails);
-    request.preview_for?.forEach((email, index) => {
-      if (!recipients.has(email))
-        context.addIssue({
-          code: 'custom',
-          path: ['preview_for', index],
-          message: `Not one of the job's recipients (${email})`,
-        });
-    });
-  });
+  .strictObject({ ...sendEmailFields, preview_for: z.unknown().optional() })
+  .superRefine(refineSendEmail);
+
+const previewFor = z
+  .array(emailAddress, { message: 'Must be an array of email addresses' })
+  .min(1, 'Must name at least one recipient')
+  .max(MAX_PREVIEWS, `Must name at most ${MAX_PREVIEWS} recipients`);
+
+/** The recipients a preview renders: those named in `preview_for` (each once), or the first ones. */
+export function readPreviewFor(request: PreviewEmailRequest): string[] {
+  if (request.preview_for === undefined) return request.emails.slice(0, MAX_PREVIEWS);
+  const parsed = previewFor.safeParse(request.preview_for);
+  if (!parsed.success) {
+    throw new ValidationError('Invalid request body', toFieldProblems(parsed.error.issues, 'preview_for'));
+  }
+  const recipients = new Set(request.emails);
+  const strangers = parsed.data.flatMap((email, index) =>
+    recipients.has(email)
+      ? []
+      : [{ field: `preview_for.${index}`, message: `Not one of the job's recipients (${email})` }],
+  );
+  if (strangers.length > 0) throw new ValidationError('Invalid request body', strangers);
+  return [...new Set(parsed.data)];
+}
 export type PreviewEmailRequest = z.output<typeof previewEmailRequest>;
 
 /** The most bytes (UTF-8, subject and body) an email of this request can render to: each placeholder at its field's longest. */

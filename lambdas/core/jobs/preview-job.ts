@@ -1,7 +1,7 @@
 import type { NonprofitRepository } from '../nonprofits/repository';
 import { compileTemplate } from '../templates/template';
 import { requireRegistered } from './accept-job';
-import { checkRenderedSize, MAX_PREVIEWS, type PreviewEmailRequest, worstCaseRenderedBytes } from './job';
+import { checkRenderedSize, type PreviewEmailRequest, readPreviewFor, worstCaseRenderedBytes } from './job';
 import { type RenderSettings, renderEmail } from './render-email';
 
 export interface PreviewJobDependencies {
@@ -37,12 +37,12 @@ export async function previewJob(
   settings: RenderSettings,
 ): Promise<JobPreview> {
   checkRenderedSize(request, settings.maxRenderedBytes);
+  const chosen = readPreviewFor(request);
   const nonprofits = await requireRegistered(deps.nonprofits, request.emails);
   const compiled = {
     body: compileTemplate(request.template),
     subject: request.subject === undefined ? null : compileTemplate(request.subject),
   };
-  const chosen = request.preview_for ?? request.emails.slice(0, MAX_PREVIEWS);
   const previews = chosen.map((to): EmailPreview => {
     const nonprofit = nonprofits.get(to);
     // requireRegistered answered for every recipient, and preview_for names only recipients.

@@ -22,7 +22,10 @@ export const importQuery = z.strictObject({
 /** What became of one row: `row` counts data rows from 1 (a CSV header is not a row). */
 export type ImportOutcome =
   | { row: number; email: string; status: 'created' | 'exists' | 'updated' }
-  | { row: number; email: string | null; status: 'invalid'; details: FieldProblem[] };
+  | { row: number; email: string | null; status: 'invalid'; details: FieldProblem[]; details_total: number };
+
+/** Problems listed per invalid row: the answer stays far below Lambda's 6 MB whatever a row holds. */
+const MAX_ROW_DETAILS = 5;
 
 export interface ImportResult {
   created: number;
@@ -41,9 +44,14 @@ export interface NonprofitImportStore extends Pick<NonprofitRepository, 'create'
 /**
  * The rows of an import body: a JSON array of objects, or CSV (RFC 4180: quoted fields may hold
  * commas, quotes doubled, line breaks; UTF-8 with or without a byte order mark) with the header
- * `email,name,address`. A body that cannot be read as a whole is a 400 and nothing is written.
+ * `email,name,address`. A body that cannot be read as a whole is a 400 and nothing is written; in CSV
+ * that includes a line with more or fewer fields than the header (the file is malformed, not a row).
  */
 export function readImportRows(body: string, contentType: string | undefined): unknown[] {
+  // Bytes that are not UTF-8 decode to U+FFFD: stored, they would garble names for good.
+  if (body.includes('\uFFFD')) {
+    throw new ValidationError('Request body is not UTF-8 text (save the file as UTF-8)');
+  }
   const type = (contentType ?? 'application/json').split(';')[0]?.trim().toLowerCase();
   const rows = type === 'text/csv' ? csvRows(body) : jsonRows(body);
   if (rows.length === 0) throw new ValidationError('The import holds no rows');
@@ -105,21 +113,13 @@ export async function importNonprofits(
         typeof (row as { email?: unknown } | null)?.email === 'string'
           ? (row as { email: string }).email
           : null;
-      return {
-        row: number,
-        email: email?.slice(0, 254) ?? null,
-        status: 'invalid',
-        details: problems(parsed.error),
-      };
+      return invalid(number, email?.slice(0, 254) ?? null, problems(parsed.error));
     }
     const first = seen.get(parsed.data.email);
     if (first !== undefined) {
-      return {
-        row: number,
-        email: parsed.data.email,
-        status: 'invalid',
-        details: [{ field: 'email', message: `Duplicate of row ${first} (${parsed.data.email})` }],
-      };
+      return invalid(number, parsed.data.email, [
+        { field: 'email', message: `Duplicate of row ${first} (${parsed.data.email})` },
+      ]);
     }
     seen.set(parsed.data.email, number);
     return { row: number, input: parsed.data };
@@ -151,6 +151,14 @@ export async function importNonprofits(
     rows: outcomes,
   };
 }
+
+const invalid = (row: number, email: string | null, details: FieldProblem[]): ImportOutcome => ({
+  row,
+  email,
+  status: 'invalid',
+  details: details.slice(0, MAX_ROW_DETAILS),
+  details_total: details.length,
+});
 
 /** A row's problems, named as a single create names them. */
 const problems = (error: z.ZodError): FieldProblem[] =>

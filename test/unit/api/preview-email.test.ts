@@ -92,7 +92,8 @@ describe('POST /send-email/preview', () => {
     ],
     [
       'emails that could render too large',
-      { emails: ['a@example.org'], template: '{address}'.repeat(200_000 / 9) },
+      // Within the 100 KB template limit, over the 256 KB worst case: 600 addresses of 1,500 bytes.
+      { emails: ['a@example.org'], template: '{address}'.repeat(600) },
     ],
     [
       'an unregistered recipient',
@@ -104,6 +105,38 @@ describe('POST /send-email/preview', () => {
     expect(previewed.statusCode).toBeLessThan(500);
     expect([previewed.statusCode, jsonBody(previewed)]).toEqual([sent.statusCode, jsonBody(sent)]);
     expect(sqs.calls()).toHaveLength(0);
+  });
+
+  it('checks the Idempotency-Key header for its form, as /send-email does', async () => {
+    const event = (handler: typeof preview) =>
+      handler(
+        apiEvent({
+          httpMethod: 'POST',
+          body: JSON.stringify({ emails: ['a@example.org'], template: 'Hi' }),
+          headers: { 'Idempotency-Key': 'has spaces' },
+        }),
+        lambdaContext,
+      );
+    const [previewed, sent] = [await event(preview), await event(sendEmail)];
+    expect(previewed.statusCode).toBe(400);
+    expect(jsonBody(previewed)).toEqual(jsonBody(sent));
+  });
+
+  it('never lets a bad preview_for hide the refusals /send-email gives, and renders each named recipient once', async () => {
+    const result = await call(preview, {
+      emails: ['a@example.org', 'A@example.org'],
+      template: 'Hi',
+      preview_for: 'a@example.org',
+    });
+    expect(jsonBody(result).details).toEqual([
+      { field: 'emails.1', message: 'Duplicate of emails[0] (a@example.org)' },
+    ]);
+    const twice = await call(preview, {
+      emails: ['a@example.org'],
+      template: 'Hi',
+      preview_for: ['a@example.org', 'A@example.org'],
+    });
+    expect((jsonBody(twice).previews as unknown[]).length).toBe(1);
   });
 
   it('refuses a preview_for that is not among the recipients, or too long, naming each', async () => {

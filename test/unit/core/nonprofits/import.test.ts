@@ -79,6 +79,27 @@ describe('readImportRows', () => {
   });
 });
 
+describe('bounded answers and readable text', () => {
+  it('lists at most 5 problems per invalid row, however many it has, with their count', async () => {
+    const { store } = memoryStore();
+    const hostile = Object.fromEntries(Array.from({ length: 10_000 }, (_, n) => [`k${n}`, n]));
+    const result = await importNonprofits(
+      store,
+      [{ email: 'a@example.org', name: 'A', address: '1' }, hostile],
+      'skip',
+    );
+    const [, invalid] = result.rows;
+    expect(invalid).toMatchObject({ status: 'invalid', details_total: 10_003 });
+    expect(invalid?.status === 'invalid' && invalid.details).toHaveLength(5);
+    expect(Buffer.byteLength(JSON.stringify(result))).toBeLessThan(2_000);
+  });
+
+  it('refuses a body that is not UTF-8 (a Latin-1 file), rather than storing garbled names', () => {
+    const latin1 = Buffer.from('email,name,address\na@example.org,Caf\xe9,1 Main St\n', 'latin1');
+    expect(() => readImportRows(latin1.toString('utf8'), 'text/csv')).toThrow('not UTF-8');
+  });
+});
+
 describe('importNonprofits', () => {
   const rows = [
     { email: 'New@Example.org', name: 'New Aid', address: '1 Main St' },
@@ -105,19 +126,28 @@ describe('importNonprofits', () => {
           { field: 'name', message: expect.any(String) },
           { field: 'email', message: 'Must be a valid email address' },
         ],
+        details_total: 2,
       },
       {
         row: 4,
         email: 'new@example.org',
         status: 'invalid',
         details: [{ field: 'email', message: 'Duplicate of row 1 (new@example.org)' }],
+        details_total: 1,
       },
-      { row: 5, email: null, status: 'invalid', details: [{ field: '(row)', message: expect.any(String) }] },
+      {
+        row: 5,
+        email: null,
+        status: 'invalid',
+        details: [{ field: '(row)', message: expect.any(String) }],
+        details_total: 1,
+      },
       {
         row: 6,
         email: 'extra@example.org',
         status: 'invalid',
         details: [{ field: 'phone', message: 'Unrecognized field' }],
+        details_total: 1,
       },
     ]);
     expect(stored.get('old@example.org')?.name).toBe('Old Aid');
@@ -160,7 +190,13 @@ describe('POST /nonprofits/import', () => {
       message: 'No row of the import is valid',
       details: expect.arrayContaining([{ field: 'rows[2].email', message: 'Must be a valid email address' }]),
     });
-    expect((await post('[]', 'application/json', { on_conflict: 'replace' })).statusCode).toBe(400);
+    const valid = '[{"email":"a@example.org","name":"A","address":"1 Main St"}]';
+    expect((await post(valid, 'application/json')).statusCode).toBe(200);
+    const badQuery = await post(valid, 'application/json', { on_conflict: 'replace' });
+    expect([badQuery.statusCode, jsonBody(badQuery).details]).toEqual([
+      400,
+      [{ field: 'query.on_conflict', message: 'Must be skip or update' }],
+    ]);
     expect((await post('', 'text/csv')).statusCode).toBe(400);
   });
 });
