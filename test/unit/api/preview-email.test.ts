@@ -6,6 +6,7 @@ import { handler as preview } from '../../../lambdas/api/preview-email';
 import { handler as sendEmail } from '../../../lambdas/api/send-email';
 import { PLACEHOLDER_MAX_LENGTH } from '../../../lambdas/core/nonprofits/nonprofit';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
+import { answerRegistryReads } from '../../support/registry-mock';
 
 const dynamo = mockClient(DynamoDBDocumentClient);
 const sqs = mockClient(SQSClient);
@@ -23,15 +24,7 @@ beforeEach(() => {
   dynamo.reset();
   sqs.reset();
   // Only reads are answered: any write or enqueue would fail the test (the mocks answer nothing else).
-  dynamo
-    .on(BatchGetCommand)
-    .callsFake((input: { RequestItems: Record<string, { Keys: { email: string }[] }> }) => {
-      const [table, { Keys }] = Object.entries(input.RequestItems)[0] as [
-        string,
-        { Keys: { email: string }[] },
-      ];
-      return { Responses: { [table]: Keys.flatMap((key) => registry.get(key.email) ?? []) } };
-    });
+  answerRegistryReads(dynamo, (email) => registry.get(email));
 });
 
 const call = (handler: typeof preview, body: unknown) =>

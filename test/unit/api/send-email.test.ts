@@ -1,11 +1,12 @@
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../../lambdas/api/send-email';
 import { PLACEHOLDER_MAX_LENGTH } from '../../../lambdas/core/nonprofits/nonprofit';
 import { logger } from '../../../lambdas/core/observability/telemetry';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
+import { answerRegistryReads } from '../../support/registry-mock';
 
 const dynamo = mockClient(DynamoDBDocumentClient);
 const sqs = mockClient(SQSClient);
@@ -15,23 +16,9 @@ const registered = new Set(['a@example.org', 'b@example.org', 'c@example.org']);
 beforeEach(() => {
   dynamo.reset();
   sqs.reset();
-  dynamo
-    .on(BatchGetCommand)
-    .callsFake((input: { RequestItems: Record<string, { Keys: { email: string }[] }> }) => {
-      const [table, { Keys }] = Object.entries(input.RequestItems)[0] as [
-        string,
-        { Keys: { email: string }[] },
-      ];
-      return {
-        Responses: {
-          [table]: Keys.filter((key) => registered.has(key.email)).map((key) => ({
-            ...key,
-            name: 'N',
-            address: 'A',
-          })),
-        },
-      };
-    });
+  answerRegistryReads(dynamo, (email) =>
+    registered.has(email) ? { email, name: 'N', address: 'A' } : undefined,
+  );
   dynamo.on(GetCommand).resolves({});
   dynamo.on(PutCommand).resolves({});
   sqs.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
