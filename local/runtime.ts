@@ -134,7 +134,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const publishing = new LocalEventPublishing(template, resolver, { sqs, queues, log });
     started.eventPublishing = publishing;
     started.ses = await startLocalSes({
-      configurationSets: publishing.configurationSets(template, resolver),
+      configurationSets: publishing.configurationSets(),
       onSent: (email) => publishing.sent(email),
     });
     const sesEndpoint = await wrap('ses', started.ses.endpoint);

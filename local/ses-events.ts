@@ -39,6 +39,7 @@ type SesEvent = Record<string, unknown> & { eventType: 'Bounce' | 'Complaint' };
 export class LocalEventPublishing {
   private readonly destinations = new Map<string, Destination[]>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly declaredSets: string[];
 
   constructor(
     template: CfnTemplate,
@@ -49,6 +50,9 @@ export class LocalEventPublishing {
       log: (line: string) => void;
     },
   ) {
+    this.declaredSets = resourcesOfType(template, 'AWS::SES::ConfigurationSet').map(([logicalId]) =>
+      resolver.ref(logicalId),
+    );
     // A topic's Ref is its ARN.
     for (const [logicalId] of resourcesOfType(template, 'AWS::SNS::Topic')) {
       resolver.register(logicalId, { ref: resolver.arn('AWS::SNS::Topic', logicalId) });
@@ -86,11 +90,8 @@ export class LocalEventPublishing {
   }
 
   /** The configuration sets the template declares or sends events from: they exist, locally as in AWS. */
-  configurationSets(template: CfnTemplate, resolver: IntrinsicResolver): string[] {
-    const declared = resourcesOfType(template, 'AWS::SES::ConfigurationSet').map(([logicalId]) =>
-      resolver.ref(logicalId),
-    );
-    return [...new Set([...declared, ...this.destinations.keys()])];
+  configurationSets(): string[] {
+    return [...new Set([...this.declaredSets, ...this.destinations.keys()])];
   }
 
   /** Every queue subscribed to a destination: where SES's events arrive. */

@@ -2,7 +2,7 @@
 
 import { nonprofitsFromEnv } from '../core/adapters';
 import { ValidationError } from '../core/errors';
-import { apiHandler, header, json, parseQuery } from '../core/http';
+import { apiHandler, bodyText, header, json, parseQuery } from '../core/http';
 import {
   importNonprofits,
   importQuery,
@@ -13,10 +13,7 @@ import {
 export const makeImportNonprofits = ({ nonprofits }: { nonprofits: NonprofitImportStore }) =>
   apiHandler(async (event) => {
     const { on_conflict: onConflict = 'skip' } = parseQuery(event, importQuery);
-    if (event.body === null || event.body === undefined || event.body.trim() === '') {
-      throw new ValidationError('Request body is required: a JSON array of nonprofits, or text/csv');
-    }
-    const body = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+    const body = bodyText(event, 'Request body is required: a JSON array of nonprofits, or text/csv');
     const rows = readImportRows(body, header(event, 'content-type'));
     const result = await importNonprofits(nonprofits, rows, onConflict);
     // Nothing in it could be registered: the request as a whole is bad input, and nothing changed.

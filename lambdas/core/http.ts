@@ -88,12 +88,17 @@ function validate<S extends z.ZodType>(schema: S, input: unknown, what: string, 
   return result.data;
 }
 
+/** The request body as text (API Gateway base64-encodes some bodies); an empty body is a 400 saying `whenMissing`. */
+export function bodyText(event: ApiEvent, whenMissing: string): string {
+  if (event.body === null || event.body === undefined || event.body.trim() === '') {
+    throw new ValidationError(whenMissing);
+  }
+  return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+}
+
 /** Parses the JSON body against a schema; every way a body can be wrong is a 400 naming the problem. */
 export function parseJsonBody<S extends z.ZodType>(event: ApiEvent, schema: S): z.output<S> {
-  if (event.body === null || event.body === undefined || event.body.trim() === '') {
-    throw new ValidationError('Request body is required');
-  }
-  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  const text = bodyText(event, 'Request body is required');
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

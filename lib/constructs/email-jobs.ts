@@ -12,6 +12,12 @@ import type { MailerData } from './data';
 import { ProjectFunction } from './project-function';
 import type { EmailQueue } from './queue';
 
+/**
+ * The functions that take a job request (to send it, or to preview it): as long as API Gateway
+ * waits, as a 10,000-recipient body is checked against the registry in one request.
+ */
+const JOB_REQUEST_SIZING = { timeout: Duration.seconds(29), memorySize: 1024 };
+
 export interface EmailJobsProps {
   api: MailerApi;
   data: MailerData;
@@ -42,9 +48,7 @@ export class EmailJobs extends Construct {
     const sendEmail = new ProjectFunction(this, 'SendEmail', {
       entry: 'api/send-email.ts',
       description: 'POST /send-email',
-      // As long as API Gateway waits: a 10,000-recipient job is checked, recorded and enqueued in one request.
-      timeout: Duration.seconds(29),
-      memorySize: 1024,
+      ...JOB_REQUEST_SIZING,
     })
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:BatchGetItem'])
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:PutItem'])
@@ -60,9 +64,7 @@ export class EmailJobs extends Construct {
     const previewEmail = new ProjectFunction(this, 'PreviewEmail', {
       entry: 'api/preview-email.ts',
       description: 'POST /send-email/preview',
-      // A 10,000-recipient body is checked against the registry as /send-email checks it.
-      timeout: Duration.seconds(29),
-      memorySize: 1024,
+      ...JOB_REQUEST_SIZING,
     })
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:BatchGetItem'])
       .setting('MAX_RENDERED_EMAIL_BYTES', String(config.maxRenderedEmailBytes))

@@ -65,7 +65,7 @@ describe('event publishing read from the synthesized template', () => {
   afterEach(() => vi.useRealTimers());
 
   it("knows the stack's configuration set, and the one queue subscribed to its bounces and complaints", () => {
-    expect(publishing.configurationSets(template, resolver)).toEqual([setId]);
+    expect(publishing.configurationSets()).toEqual([setId]);
     expect(publishing.queueUrls()).toEqual([
       expect.stringMatching(/^http:\/\/sqs\.local\/SesFeedbackEvents/),
     ]);
