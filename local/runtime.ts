@@ -52,6 +52,8 @@ export interface LocalRuntime {
    * `readInbox`). Nothing is delivered; the emails live in memory and are lost when the runtime stops.
    */
   inboxUrl: string;
+  /** The local SES's API (v1 and v2), for `aws sesv2 --endpoint-url`: identities of a sandboxed account, say. */
+  sesEndpoint: string;
   /** The queues SES's bounce and complaint events arrive on (an SES event document put there is acted on). */
   sesEventQueues: string[];
   /** Invocations and time spent per function, by function name. */
@@ -83,7 +85,7 @@ interface Started {
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const log = options.log ?? ((line: string) => console.log(line));
   mkdirSync(options.stateDir, { recursive: true });
-  const { template, outdir } = synthesizeStack(join(options.stateDir, 'cdk.out'));
+  const { template, outdir, config } = synthesizeStack(join(options.stateDir, 'cdk.out'));
   linkNodeModules(outdir);
   const resolver = new IntrinsicResolver(template);
 
@@ -136,6 +138,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     started.ses = await startLocalSes({
       configurationSets: publishing.configurationSets(),
       onSent: (email) => publishing.sent(email),
+      // An account in the sandbox sends only between verified identities; the sender is one.
+      sandbox: config.sesSandbox ? { verified: config.fromAddress ? [config.fromAddress] : [] } : undefined,
     });
     const sesEndpoint = await wrap('ses', started.ses.endpoint);
     // The emulator forwards what it receives when this is set: say so, as emails then leave the machine.
@@ -229,6 +233,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       apiKeys: model.apiKeys.map((key) => ({ id: key.id, value: keyValues.get(key.id) ?? '' })),
       dynamoDbEndpoint: started.dynamoDb.endpoint,
       inboxUrl: started.ses.inboxUrl,
+      sesEndpoint: started.ses.endpoint,
       sesEventQueues: publishing.queueUrls(),
       functionStats: () => new Map([...functions.values()].map((fn) => [fn.name, fn.stats()])),
       stop,

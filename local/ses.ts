@@ -31,6 +31,13 @@ export interface LocalSesOptions {
   configurationSets?: readonly string[];
   /** Called with each email the emulator took, as SES's event publishing sees it. */
   onSent?: (email: SentEmail) => void;
+  /**
+   * The account is in the SES sandbox (context `sesSandbox`): as SES does, an email whose sender or
+   * any recipient is not a verified identity (the address, or its domain) is refused with
+   * `MessageRejected`. `CreateEmailIdentity` verifies an identity at once (SES would first wait for
+   * the owner to click a link, or for DNS); `verified` are verified from the start.
+   */
+  sandbox?: { verified: readonly string[] } | undefined;
 }
 
 /** An email SES took, with what its events carry: the message id, the addresses, the configuration set and tags. */
@@ -67,7 +74,9 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
   // variable (400 when it is unset or fails its schema): a production account in good standing.
   const current = process.env.AWS_SES_ACCOUNT;
   if (current === undefined || current === accountSetHere) {
-    accountSetHere = JSON.stringify(localAccount(options.maxSendRate ?? NEW_PRODUCTION_SEND_RATE));
+    accountSetHere = JSON.stringify(
+      localAccount(options.maxSendRate ?? NEW_PRODUCTION_SEND_RATE, options.sandbox !== undefined),
+    );
     process.env.AWS_SES_ACCOUNT = accountSetHere;
   }
   const port = await freePort();
@@ -75,8 +84,10 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
   // Express 5 hands a listen error to the callback, which the package resolves with all the same.
   if (!server.listening) throw new Error(`Local SES could not listen on 127.0.0.1:${port}`);
   const emulator = `http://127.0.0.1:${port}`;
-  // In front of the emulator: the configuration sets it lacks, and each email it took, told to `onSent`.
+  // In front of the emulator: the configuration sets it lacks, the sandbox's identities, and each
+  // email it took, told to `onSent`.
   const configurationSets = new Set(options.configurationSets ?? []);
+  const sandbox = options.sandbox && new SandboxIdentities(options.sandbox.verified);
   const front = await startObservingProxy(
     emulator,
     (exchange) => {
@@ -84,7 +95,9 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
       const sent = sentEmail(exchange.request, exchange.answer);
       if (sent) options.onSent?.(sent);
     },
-    ({ method, path }) => {
+    ({ method, path, body }) => {
+      if (sandbox && method === 'POST' && path === IDENTITIES_PATH) return sandbox.create(body);
+      if (sandbox && method === 'POST' && path === SEND_EMAIL_PATH) return sandbox.refusal(body);
       const name = method === 'GET' ? CONFIGURATION_SET_PATH.exec(path)?.[1] : undefined;
       return name === undefined
         ? undefined
@@ -102,21 +115,91 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
 }
 
 const SEND_EMAIL_PATH = '/v2/email/outbound-emails';
+const IDENTITIES_PATH = '/v2/email/identities';
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+/** An SES v2 error answer: the SDK reads the error's name from `x-amzn-errortype`. */
+const sesError = (status: number, type: string, message: string): LocalAnswer => ({
+  status,
+  headers: { ...JSON_HEADERS, 'x-amzn-errortype': type },
+  body: JSON.stringify({ message }),
+});
+
+/** The identities of a sandboxed account: lower-case addresses and domains. */
+class SandboxIdentities {
+  private readonly verified: Set<string>;
+
+  constructor(verified: readonly string[]) {
+    this.verified = new Set(verified.map((identity) => identity.toLowerCase()));
+  }
+
+  /** SES v2 CreateEmailIdentity: an address or a domain, verified at once. */
+  create(body: Buffer): LocalAnswer {
+    const identity = readJson<{ EmailIdentity?: unknown }>(body)?.EmailIdentity;
+    if (typeof identity !== 'string' || identity.length === 0)
+      return sesError(400, 'BadRequestException', 'EmailIdentity is required.');
+    this.verified.add(identity.toLowerCase());
+    return {
+      status: 200,
+      headers: JSON_HEADERS,
+      body: JSON.stringify({
+        IdentityType: identity.includes('@') ? 'EMAIL_ADDRESS' : 'DOMAIN',
+        VerifiedForSendingStatus: true,
+      }),
+    };
+  }
+
+  /** SES's refusal of an email to or from an unverified identity, in its words; undefined lets it through. */
+  refusal(body: Buffer): LocalAnswer | undefined {
+    const call = readJson<SendEmailCall>(body);
+    if (!call) return undefined;
+    const addresses = [
+      call.FromEmailAddress ?? '',
+      ...(call.Destination?.ToAddresses ?? []),
+      ...(call.Destination?.CcAddresses ?? []),
+      ...(call.Destination?.BccAddresses ?? []),
+    ];
+    const failed = addresses.filter((address) => !this.isVerified(address));
+    if (failed.length === 0) return undefined;
+    return sesError(
+      400,
+      'MessageRejected',
+      `Email address is not verified. The following identities failed the check in region ${LOCAL_REGION.toUpperCase()}: ${failed.join(', ')}`,
+    );
+  }
+
+  private isVerified(address: string): boolean {
+    // A display name (`Name <a@b>`) carries the address between angle brackets.
+    const bare = (/<([^>]+)>\s*$/.exec(address)?.[1] ?? address).trim().toLowerCase();
+    return this.verified.has(bare) || this.verified.has(bare.slice(bare.lastIndexOf('@') + 1));
+  }
+}
+
+function readJson<T>(body: Buffer): T | undefined {
+  try {
+    return JSON.parse(body.toString('utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What this module reads of a v2 SendEmail call. */
+interface SendEmailCall {
+  FromEmailAddress?: string;
+  Destination?: { ToAddresses?: string[]; CcAddresses?: string[]; BccAddresses?: string[] };
+  ConfigurationSetName?: string;
+  EmailTags?: { Name: string; Value: string }[];
+  Content?: { Simple?: { Subject?: { Data?: string } } };
+}
 const CONFIGURATION_SET_PATH = /^\/v2\/email\/configuration-sets\/([^/?]+)$/;
 
 /** SES v2 GetConfigurationSet: a set of the template sends; any other name is SES's 404. */
 function configurationSetAnswer(name: string, known: ReadonlySet<string>): LocalAnswer {
-  const json = { 'content-type': 'application/json' };
-  if (!known.has(name)) {
-    return {
-      status: 404,
-      headers: { ...json, 'x-amzn-errortype': 'NotFoundException' },
-      body: JSON.stringify({ message: `Configuration set <${name}> does not exist.` }),
-    };
-  }
+  if (!known.has(name))
+    return sesError(404, 'NotFoundException', `Configuration set <${name}> does not exist.`);
   return {
     status: 200,
-    headers: json,
+    headers: JSON_HEADERS,
     body: JSON.stringify({
       ConfigurationSetName: name,
       SendingOptions: { SendingEnabled: true },
@@ -128,13 +211,7 @@ function configurationSetAnswer(name: string, known: ReadonlySet<string>): Local
 /** The email a v2 SendEmail call sent, from its request and SES's answer; undefined for a call it cannot read. */
 function sentEmail(request: Buffer, answer: Buffer): SentEmail | undefined {
   try {
-    const call = JSON.parse(request.toString('utf8')) as {
-      FromEmailAddress?: string;
-      Destination?: { ToAddresses?: string[]; CcAddresses?: string[]; BccAddresses?: string[] };
-      ConfigurationSetName?: string;
-      EmailTags?: { Name: string; Value: string }[];
-      Content?: { Simple?: { Subject?: { Data?: string } } };
-    };
+    const call = JSON.parse(request.toString('utf8')) as SendEmailCall;
     const { MessageId } = JSON.parse(answer.toString('utf8')) as { MessageId?: string };
     if (!MessageId) return undefined;
     return {
@@ -172,7 +249,7 @@ export async function clearInbox(inboxUrl: string): Promise<void> {
 }
 
 /** GetAccount's answer, in the shape the package validates (dist/v2/getAccount.js). */
-function localAccount(maxSendRate: number) {
+function localAccount(maxSendRate: number, sandbox: boolean) {
   return {
     DedicatedIpAutoWarmupEnabled: false,
     Details: {
@@ -184,7 +261,7 @@ function localAccount(maxSendRate: number) {
       WebsiteURL: 'http://nonprofit-mailer.localhost',
     },
     EnforcementStatus: 'HEALTHY',
-    ProductionAccessEnabled: true,
+    ProductionAccessEnabled: !sandbox,
     SendingEnabled: true,
     SendQuota: { Max24HourSend: 1_000_000, MaxSendRate: maxSendRate, SentLast24Hours: 0 },
     SuppressionAttributes: { SuppressedReasons: ['BOUNCE', 'COMPLAINT'] },

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createApp, STACK_NAME } from '../lib/app';
+import { type MailerConfig, readConfig } from '../lib/config';
 import type { CfnTemplate } from './template';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -10,6 +11,11 @@ export interface SynthesizedStack {
   template: CfnTemplate;
   /** The cloud assembly folder: each function's `aws:asset:path` is relative to it. */
   outdir: string;
+  /**
+   * The context as the app read it. The runtime takes from the template all it serves; only what
+   * the context says of the AWS account itself (`sesSandbox`) shapes the emulated account.
+   */
+  config: MailerConfig;
 }
 
 /**
@@ -35,7 +41,11 @@ export function synthesizeStack(outdir: string): SynthesizedStack {
   });
   const assembly = app.synth();
   const stack = assembly.getStackByName(STACK_NAME);
-  return { template: stack.template as CfnTemplate, outdir: assembly.directory };
+  return {
+    template: stack.template as CfnTemplate,
+    outdir: assembly.directory,
+    config: readConfig(app.node),
+  };
 }
 
 /** The template a runtime started on `stateDir` synthesized and serves (as `startLocalRuntime` writes it). */

@@ -4,6 +4,7 @@ import {
   deliveriesFromEnv,
   emailQueueFromEnv,
   jobContentsFromEnv,
+  jobsFromEnv,
   nonprofitsFromEnv,
   renderedEmailsFromEnv,
   sendSettingsFromEnv,
@@ -24,6 +25,7 @@ export const makeSendEmails = (deps: ProcessEmailsDependencies) =>
 
 export const handler = makeSendEmails({
   contents: jobContentsFromEnv(),
+  jobs: jobsFromEnv(),
   nonprofits: nonprofitsFromEnv(),
   transport: transportFromEnv(),
   deliveries: deliveriesFromEnv(),

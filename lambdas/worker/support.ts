@@ -32,6 +32,7 @@ export function batchResponse(result: BatchResult): SQSBatchResponse {
 function emitBatchMetrics(result: BatchResult): void {
   if (result.sent > 0) metrics.addMetric(METRIC.emailsSent, MetricUnit.Count, result.sent);
   if (result.suppressed > 0) metrics.addMetric(METRIC.emailsSuppressed, MetricUnit.Count, result.suppressed);
+  if (result.cancelled > 0) metrics.addMetric(METRIC.emailsCancelled, MetricUnit.Count, result.cancelled);
   const failures = [
     [METRIC.emailsFailedNonprofitDeleted, result.failed.nonprofitDeleted],
     [METRIC.emailsFailedRejected, result.failed.rejected],

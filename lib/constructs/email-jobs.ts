@@ -106,6 +106,31 @@ export class EmailJobs extends Construct {
       listEmails.bindTable(TABLE.renderedEmails, data.renderedEmails, ['dynamodb:BatchGetItem']);
     api.addRoute('GET', '/jobs/{job_id}/emails', listEmails);
 
+    // Records the cancel on the job; the consumers see it before each send and record the rest cancelled.
+    const cancelJob = new ProjectFunction(this, 'CancelJob', {
+      entry: 'api/cancel-job.ts',
+      description: 'POST /jobs/{job_id}/cancel',
+    })
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      .acknowledgeNoDeadLetterTarget('api');
+    api.addRoute('POST', '/jobs/{job_id}/cancel', cancelJob);
+
+    // Reads the job's failures, takes the retryable ones back to queued with the job's counters (in
+    // transactions: UpdateItem on both tables), and enqueues them: a send, throttled as one.
+    const retryJob = new ProjectFunction(this, 'RetryJob', {
+      entry: 'api/retry-job.ts',
+      description: 'POST /jobs/{job_id}/retry',
+      ...JOB_REQUEST_SIZING,
+    })
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:Query', 'dynamodb:UpdateItem'])
+      .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:BatchGetItem'])
+      .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage'])
+      .acknowledgeNoDeadLetterTarget('api');
+    api.addRoute('POST', '/jobs/{job_id}/retry', retryJob, {
+      throttle: { rateLimit: config.sendEmailRequestsPerMinute / 60, burstLimit: config.sendEmailBurstLimit },
+    });
+
     const consumerTimeout = Duration.seconds(config.consumerTimeoutSeconds);
     const scaling = consumerScaling(config);
     this.consumer = new ProjectFunction(this, 'SendEmails', {

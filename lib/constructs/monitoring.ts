@@ -193,9 +193,10 @@ export class MailerMonitoring extends Construct {
         appMetric(METRIC.jobsAccepted),
         appMetric(METRIC.recipientsAccepted),
       ]),
-      graph('Emails sent, suppressed and failed per minute', [
+      graph('Emails sent, suppressed, cancelled and failed per minute', [
         appMetric(METRIC.emailsSent),
         appMetric(METRIC.emailsSuppressed),
+        appMetric(METRIC.emailsCancelled),
         appMetric(METRIC.emailsFailedNonprofitDeleted),
         appMetric(METRIC.emailsFailedRejected),
         appMetric(METRIC.emailsFailedTooLarge),

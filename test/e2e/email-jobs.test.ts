@@ -8,7 +8,13 @@ import { mapConcurrently } from '../../lambdas/core/concurrency';
 import { readInbox } from '../../local/ses';
 import { sqsClient } from '../../local/sqs';
 import { LOCAL_FROM_ADDRESS } from '../../local/synth';
-import { apiClient, isRunning, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
+import {
+  apiClient,
+  isRunning,
+  type RuntimeProcess,
+  startRuntimeProcess,
+  waitFor,
+} from '../support/runtime-process';
 
 /**
  * Limits raised so the test's own traffic is never throttled (throttling has its own test), the
@@ -33,21 +39,6 @@ const registered: string[] = [];
 async function start() {
   runtime = await startRuntimeProcess({ stateDir, context: CONTEXT });
   api = apiClient(runtime.url, runtime.apiKey);
-}
-
-/** Polls `read` until `done` holds of its answer (SES's reports arrive seconds after the send). */
-async function waitFor<T>(
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`Still not there: ${JSON.stringify(value)}`);
-    await sleep(250);
-  }
 }
 
 async function waitForEnd(jobId: string, timeoutMs = 90_000) {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readApiModel } from '../../local/api-model';
 import { readInbox } from '../../local/ses';
 import { IntrinsicResolver } from '../../local/template';
-import { apiClient, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
+import { apiClient, type RuntimeProcess, startRuntimeProcess, waitFor } from '../support/runtime-process';
 import { synthesizeForTests } from '../support/synth';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-e2e-'));
@@ -180,6 +180,9 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     // Suppressed by hand on its own: `email` unsubscribes through its link.
     const quiet = `every-route-quiet@${uniqueDomain()}`;
     const ids: { job?: string; link?: string } = {};
+    // Enough recipients that a job to them is still running a moment after it is accepted, to be cancelled.
+    const crowdDomain = uniqueDomain();
+    const crowd = Array.from({ length: 50 }, (_, n) => `every-route-${n}@${crowdDomain}`);
     /** The one-click link of the email the job sent this address, once the local SES has it. */
     const unsubscribeLink = async (address: string) => {
       for (let attempt = 0; attempt < 200; attempt++) {
@@ -209,9 +212,11 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       [
         'POST /nonprofits/import',
         () =>
-          api('POST', '/nonprofits/import', [
-            { email: `every-route-import@${uniqueDomain()}`, name: 'Imported', address: '3 Route St' },
-          ]),
+          api(
+            'POST',
+            '/nonprofits/import',
+            crowd.map((address, n) => ({ email: address, name: `Imported ${n}`, address: '3 Route St' })),
+          ),
         200,
         ['created', 'updated', 'exists', 'invalid', 'rows'],
       ],
@@ -300,6 +305,31 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
         () => api('GET', `${jobPath()}/emails`),
         200,
         ['job_id', 'emails', 'next_cursor'],
+      ],
+      [
+        'POST /jobs/{job_id}/cancel',
+        async () => {
+          const accepted = await api('POST', '/send-email', { emails: crowd, template: 'Dear {name}' });
+          return api('POST', `/jobs/${String(accepted.body.job_id)}/cancel`);
+        },
+        202,
+        ['job_id', 'status', 'sent', 'cancelled', 'cancel_requested_at', 'message'],
+      ],
+      [
+        // A job with nothing to retry: the accepted retry (202) needs failures SES refused, which
+        // job-control.test.ts makes with a sandboxed account; here the route's refusal is checked.
+        'POST /jobs/{job_id}/retry',
+        async () => {
+          await waitFor(
+            async () => (await api('GET', `${jobPath()}/status`)).body.status,
+            (status) => status === 'completed',
+          );
+          const answer = await api('POST', `${jobPath()}/retry`);
+          expect(answer.body.message).toBe(`Job ${ids.job} has no failures to retry.`);
+          return answer;
+        },
+        409,
+        ['message', 'code'],
       ],
       [
         'GET /unsubscribe',

@@ -26,6 +26,8 @@ const DOCUMENTED_ROUTES = [
   'GET /suppressions',
   'GET /suppressions/{email}',
   'GET /unsubscribe',
+  'POST /jobs/{job_id}/cancel',
+  'POST /jobs/{job_id}/retry',
   'POST /nonprofits',
   'POST /nonprofits/import',
   'POST /send-email',
@@ -155,6 +157,18 @@ describe('functions', () => {
     ['POST /send-email/preview', { [NONPROFITS]: ['dynamodb:BatchGetItem'] }],
     ['GET /jobs', { [`${JOBS}/index/by-api-key`]: ['dynamodb:Query'] }],
     ['GET /jobs/{job_id}', { [JOBS]: ['dynamodb:GetItem'], [CONTENTS]: ['dynamodb:GetItem'] }],
+    // The cancel is one conditional update of the job.
+    ['POST /jobs/{job_id}/cancel', { [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'] }],
+    // Failures read, taken back to queued with the job's counters in transactions, then enqueued.
+    [
+      'POST /jobs/{job_id}/retry',
+      {
+        [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        [DELIVERIES]: ['dynamodb:Query', 'dynamodb:UpdateItem'],
+        [SUPPRESSIONS]: ['dynamodb:BatchGetItem'],
+        [EMAILS]: ['sqs:SendMessage'],
+      },
+    ],
     [
       'GET /jobs/{job_id}/emails',
       {

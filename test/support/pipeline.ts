@@ -119,6 +119,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
   const consumerDeliveries = options.deliveries ? options.deliveries(deliveries) : deliveries;
   const realConsumer: SqsHandler = makeSendEmails({
     contents,
+    jobs,
     nonprofits,
     transport: options.transport ? options.transport(sesTransport) : sesTransport,
     deliveries: consumerDeliveries,

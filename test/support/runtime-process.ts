@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isRunning } from '../../local/processes';
 import { PROJECT_ROOT } from '../../local/synth';
 
@@ -10,6 +11,8 @@ export interface RuntimeProcess {
   apiKey: string;
   /** The local SES's inbox (`readInbox` in local/ses.ts reads what the functions sent). */
   inboxUrl: string;
+  /** The local SES's API endpoint (identities of a sandboxed account are created there). */
+  sesEndpoint: string;
   /** DynamoDB Local's endpoint, to read what is stored. */
   dynamoDbEndpoint: string;
   /** The queues SES's bounce and complaint events arrive on (none with the record transport). */
@@ -46,12 +49,14 @@ export async function startRuntimeProcess(options: {
     url: string;
     apiKey: string;
     inboxUrl: string;
+    sesEndpoint: string;
     dynamoDbEndpoint: string;
     sesEventQueues: string[];
   }>((resolve, reject) => {
     let url: string | undefined;
     let apiKey: string | undefined;
     let inboxUrl: string | undefined;
+    let sesEndpoint: string | undefined;
     let sesEventQueues: string[] = [];
     const timer = setTimeout(
       () => reject(new Error(`The runtime did not start:\n${output.join('\n')}`)),
@@ -62,13 +67,14 @@ export async function startRuntimeProcess(options: {
       url ??= /^\s+API:\s+(\S+)/.exec(line)?.[1];
       apiKey ??= /^\s+API key:\s+(\S+)/.exec(line)?.[1];
       inboxUrl ??= /^\s+Inbox:\s+(\S+)/.exec(line)?.[1];
+      sesEndpoint ??= /^\s+SES API:\s+(\S+)/.exec(line)?.[1];
       const events = /^\s+SES events:\s+(.+)$/.exec(line)?.[1];
       if (events?.startsWith('http')) sesEventQueues = events.trim().split(/\s+/);
       // The banner prints DynamoDB last: once it is read, so have the others been.
       const dynamoDbEndpoint = /^\s+DynamoDB:\s+(\S+)/.exec(line)?.[1];
-      if (url && apiKey && inboxUrl && dynamoDbEndpoint) {
+      if (url && apiKey && inboxUrl && sesEndpoint && dynamoDbEndpoint) {
         clearTimeout(timer);
-        resolve({ url, apiKey, inboxUrl, dynamoDbEndpoint, sesEventQueues });
+        resolve({ url, apiKey, inboxUrl, sesEndpoint, dynamoDbEndpoint, sesEventQueues });
       }
     };
     for (const stream of [child.stdout, child.stderr]) {
@@ -82,11 +88,12 @@ export async function startRuntimeProcess(options: {
       reject(new Error(`The runtime exited before it was ready:\n${output.join('\n')}`));
     });
   });
-  const { url, apiKey, inboxUrl, dynamoDbEndpoint, sesEventQueues } = await ready;
+  const { url, apiKey, inboxUrl, sesEndpoint, dynamoDbEndpoint, sesEventQueues } = await ready;
   return {
     url,
     apiKey,
     inboxUrl,
+    sesEndpoint,
     dynamoDbEndpoint,
     sesEventQueues,
     child,
@@ -118,4 +125,19 @@ export function apiClient(baseUrl: string, apiKey?: string) {
       body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
     };
   };
+}
+
+/** Polls `read` until `done` holds of its answer: jobs end, and SES's reports arrive, seconds later. */
+export async function waitFor<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`Still not there: ${JSON.stringify(value)}`);
+    await sleep(250);
+  }
 }

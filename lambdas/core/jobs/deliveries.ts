@@ -11,15 +11,22 @@ import {
 import { backoff, chunks, mapConcurrently } from '../concurrency';
 import { batchGetAll, queryAll } from '../dynamo-paging';
 import type { FeedbackKind } from '../suppressions/ses-feedback';
-import { FEEDBACK_COUNTERS, feedbackRecorded, outcomesRecorded } from './job-status';
+import { FEEDBACK_COUNTERS, failuresRequeued, feedbackRecorded, outcomesRecorded } from './job-status';
 
 /**
  * A delivery item goes through `sending` (claimed by one consumer, under a lease) to `sent`,
- * `failed` or `suppressed` (not sent: the address is on the suppression list), its outcome, counted
- * on the job in the same transaction. See `DeliveryClaims`.
+ * `failed`, `suppressed` (not sent: the address is on the suppression list) or `cancelled` (not
+ * sent: the job was cancelled first), its outcome, counted on the job in the same transaction. See
+ * `DeliveryClaims`. A retry of the job's failures takes a `failed` one back to `queued`: no outcome,
+ * claimable again.
  */
-export type DeliveryStatus = 'sending' | 'sent' | 'failed' | 'suppressed';
-export type OutcomeStatus = Exclude<DeliveryStatus, 'sending'>;
+export type DeliveryStatus = 'sending' | 'sent' | 'failed' | 'suppressed' | 'cancelled' | 'queued';
+export type OutcomeStatus = Exclude<DeliveryStatus, 'sending' | 'queued'>;
+
+/** Why a recipient failed, in classes few enough to count. */
+export type FailureReason = 'nonprofitDeleted' | 'rejected' | 'tooLarge' | 'deadLetter';
+/** The failures a second try may get past: a message that exhausted its receives, a transport's refusal. */
+export const RETRYABLE_FAILURES: ReadonlySet<FailureReason> = new Set(['deadLetter', 'rejected']);
 
 /** What became of one recipient of a job, recorded under the claim that decided it. */
 export interface DeliveryOutcome {
@@ -27,6 +34,8 @@ export interface DeliveryOutcome {
   status: OutcomeStatus;
   cc: string[];
   error?: string;
+  /** Why it failed, for a `failed` outcome: whether a retry may help. */
+  reason?: FailureReason | undefined;
   /** The transport's id of the sent message (SES's MessageId), when it gives one. */
   messageId?: string | null;
   /** How many times the message was received, this time included. */
@@ -42,6 +51,8 @@ export interface DeliveryRecord {
   status: DeliveryStatus;
   cc?: string[];
   error?: string;
+  /** Why it failed (absent on failures recorded before reasons were kept). */
+  failure_reason?: FailureReason;
   message_id?: string;
   attempts?: number;
   processed_at?: string;
@@ -61,7 +72,7 @@ export interface RecordResult {
   recorded: DeliveryOutcome[];
   /** Outcomes for recipients recorded already (a redelivered message): they change nothing. */
   duplicates: number;
-  /** Whether this call recorded the job's last recipient, and so ended it. */
+  /** Whether this call recorded the job's last recipient, and so ended it (`completed` or `cancelled`). */
   completed: boolean;
 }
 
@@ -114,6 +125,34 @@ export interface DeliveryReader {
   getMany(jobId: string, recipients: readonly string[]): Promise<Map<string, DeliveryRecord>>;
   /** Every recipient of a job that has an outcome. */
   processedRecipients(jobId: string): Promise<Set<string>>;
+  /** The job's recipients recorded `failed`, with why. */
+  failures(jobId: string): Promise<DeliveryRecord[]>;
+}
+
+/** What a retry asks of the ledger: these failed recipients back to `queued`, counted back into `remaining`. */
+export interface RetryRequest {
+  recipients: readonly string[];
+  /** Marks the job as this retry's while its chunks are written. */
+  token: string;
+  idempotencyKey?: string | undefined;
+  /** When the retry's enqueue has ended at the latest (the handler's deadline), for the sweeper. */
+  deadline: Date;
+}
+
+/**
+ * - `requeued`: these recipients are `queued` again and counted in `remaining` (those that stopped
+ *   being `failed` meanwhile are left out); the job runs again.
+ * - `replayed`: a retry under the same Idempotency-Key was made before.
+ * - `refused`: the job is not `completed` any more (another retry, or it is gone): `status` says what it is.
+ */
+export type RetryWritten =
+  | { state: 'requeued'; recipients: string[] }
+  | { state: 'replayed' }
+  | { state: 'refused'; status: string | undefined };
+
+/** Puts failed recipients of an ended job back in its way, so a retry sends them again. */
+export interface FailureRequeue {
+  requeueFailures(jobId: string, retry: RetryRequest): Promise<RetryWritten>;
 }
 
 /**
@@ -183,7 +222,9 @@ const attribute = (item: RawItem, name: string, type: 'S' | 'N'): string | undef
 const stringAttribute = (item: RawItem, name: string) => attribute(item, name, 'S');
 const numberAttribute = (item: RawItem, name: string) => attribute(item, name, 'N');
 
-export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, DeliveryReader, FeedbackLedger {
+export class DynamoDeliveries
+  implements ProgressRecorder, DeliveryClaims, DeliveryReader, FeedbackLedger, FailureRequeue
+{
   private readonly now: () => Date;
 
   constructor(private readonly options: DynamoDeliveriesOptions) {
@@ -211,12 +252,14 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
             ...this.key(jobId, recipient),
             UpdateExpression:
               'SET #status = :sending, claim_token = :token, lease_until = :lease, attempts = :attempts',
-            // Free, or claimed by a consumer whose lease ended before the transport took the email.
+            // Free (never claimed, or queued again by a retry), or claimed by a consumer whose lease
+            // ended before the transport took the email.
             ConditionExpression:
-              'attribute_not_exists(recipient) OR (#status = :sending AND lease_until < :now AND attribute_not_exists(message_id))',
+              'attribute_not_exists(recipient) OR #status = :queued OR (#status = :sending AND lease_until < :now AND attribute_not_exists(message_id))',
             ExpressionAttributeNames: { '#status': 'status' },
             ExpressionAttributeValues: {
               ':sending': 'sending',
+              ':queued': 'queued',
               ':token': token,
               ':lease': now + leaseMs,
               ':now': now,
@@ -239,8 +282,9 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
   private async claimTaken(jobId: string, recipient: string, item: RawItem, token: string): Promise<Claim> {
     const status = stringAttribute(item, 'status');
     // No item came back (DynamoDB returns the one that failed the condition; a release may have
-    // removed it since): never read that as done, look again in a second.
-    if (status === undefined) return { state: 'held', leaseUntil: this.now().getTime() };
+    // removed it since), or a retry queued it in between: never read that as done, look again in a second.
+    if (status === undefined || status === 'queued')
+      return { state: 'held', leaseUntil: this.now().getTime() };
     if (status !== 'sending') return { state: 'done' };
     const messageId = stringAttribute(item, 'message_id');
     if (messageId === undefined)
@@ -315,10 +359,14 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
     let pending = outcomes;
     let duplicates = 0;
     let last = false;
+    // A cancelled outcome is decided only after the cancel was seen; otherwise a cancel is rare.
+    let cancelling = outcomes.some((outcome) => outcome.status === 'cancelled');
     for (let attempt = 0; attempt < MAX_TRANSACTION_ATTEMPTS; attempt++) {
       if (pending.length === 0) return { recorded: [], duplicates, completed: false };
       try {
-        await this.options.client.send(new TransactWriteCommand(this.transaction(jobId, pending, last)));
+        await this.options.client.send(
+          new TransactWriteCommand(this.transaction(jobId, pending, { last, cancelling })),
+        );
         return { recorded: pending, duplicates, completed: last };
       } catch (error) {
         if (!(error instanceof TransactionCanceledException)) throw error;
@@ -336,12 +384,14 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
           continue;
         }
         if (jobReason?.Code === 'ConditionalCheckFailed') {
-          const returned = (jobReason.Item as { remaining?: { N?: string } } | undefined)?.remaining?.N;
-          const remaining = returned === undefined ? await this.remaining(jobId) : Number(returned);
-          if (remaining === undefined) throw new JobGoneError(jobId);
+          const returned = jobReason.Item as RawItem | undefined;
+          const state = returned?.remaining ? progressOf(returned) : await this.progress(jobId);
+          if (state === undefined) throw new JobGoneError(jobId);
+          const { remaining } = state;
           if (remaining >= pending.length) {
             // Exactly this many left: this part is the last. More left: another part got in first.
             last = remaining === pending.length;
+            cancelling = state.cancelling;
             continue;
           }
           throw new Error(
@@ -355,25 +405,29 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
     throw new Error(`Could not record progress of job ${jobId} after ${MAX_TRANSACTION_ATTEMPTS} attempts`);
   }
 
-  private async remaining(jobId: string): Promise<number | undefined> {
+  private async progress(jobId: string): Promise<JobProgress | undefined> {
     const { Item } = await this.options.client.send(
       new GetCommand({
         TableName: this.options.jobsTable,
         Key: { job_id: jobId },
-        ProjectionExpression: 'remaining',
+        ProjectionExpression: 'remaining, cancel_requested_at',
         ConsistentRead: true,
       }),
     );
-    return Item ? Number(Item.remaining) : undefined;
+    return Item ? progressOf(Item) : undefined;
   }
 
-  private transaction(jobId: string, outcomes: DeliveryOutcome[], last: boolean): TransactWriteCommandInput {
+  private transaction(
+    jobId: string,
+    outcomes: DeliveryOutcome[],
+    { last, cancelling }: { last: boolean; cancelling: boolean },
+  ): TransactWriteCommandInput {
     const now = this.now().toISOString();
     const counted = (status: OutcomeStatus) => outcomes.filter((outcome) => outcome.status === status).length;
     const deliveries = outcomes.map((outcome) => ({
       Update: {
         ...this.key(jobId, outcome.recipient),
-        UpdateExpression: `SET #status = :status, processed_at = :now, cc = :cc, attempts = :attempts${outcome.error === undefined ? '' : ', #error = :error'}${outcome.messageId ? ', message_id = :messageId' : ''} REMOVE claim_token, lease_until`,
+        UpdateExpression: `SET #status = :status, processed_at = :now, cc = :cc, attempts = :attempts${outcome.error === undefined ? '' : ', #error = :error'}${outcome.reason === undefined ? '' : ', failure_reason = :reason'}${outcome.messageId ? ', message_id = :messageId' : ''} REMOVE claim_token, lease_until`,
         // Only under the claim that decided it: a claim taken over or recorded since makes this a duplicate.
         ConditionExpression: 'claim_token = :token',
         ExpressionAttributeNames: {
@@ -387,6 +441,7 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
           ':attempts': outcome.attempts,
           ':token': outcome.claimToken,
           ...(outcome.error === undefined ? {} : { ':error': outcome.error }),
+          ...(outcome.reason === undefined ? {} : { ':reason': outcome.reason }),
           ...(outcome.messageId ? { ':messageId': outcome.messageId } : {}),
         },
       },
@@ -399,8 +454,10 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
           sent: counted('sent'),
           failed: counted('failed'),
           suppressed: counted('suppressed'),
+          cancelled: counted('cancelled'),
           now,
           last,
+          cancelling,
         }),
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
       },
@@ -470,17 +527,123 @@ export class DynamoDeliveries implements ProgressRecorder, DeliveryClaims, Deliv
     return new Map(items.map((item) => [String(item.recipient), item as unknown as DeliveryRecord]));
   }
 
+  async failures(jobId: string): Promise<DeliveryRecord[]> {
+    const items = await queryAll(this.options.client, {
+      TableName: this.options.deliveriesTable,
+      KeyConditionExpression: 'job_id = :job',
+      FilterExpression: '#status = :failed',
+      ExpressionAttributeNames: { '#status': 'status', '#error': 'error' },
+      ExpressionAttributeValues: { ':job': jobId, ':failed': 'failed' },
+      ProjectionExpression: 'job_id, recipient, #status, #error, failure_reason',
+      ConsistentRead: true,
+    });
+    return items as unknown as DeliveryRecord[];
+  }
+
+  /**
+   * One transaction per 99 recipients, each moving its recipients `failed` → `queued` together with
+   * the job's counters (see `failuresRequeued`), so the ledger and the counts never disagree,
+   * whatever stops the retry halfway: what was written is running again, and the sweeper enqueues
+   * it if its messages never left. A recipient no longer `failed` drops out of its chunk.
+   */
+  async requeueFailures(jobId: string, retry: RetryRequest): Promise<RetryWritten> {
+    const requeued: string[] = [];
+    for (const part of chunks([...new Set(retry.recipients)], DELIVERIES_PER_TRANSACTION)) {
+      let pending = part;
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        if (attempt >= MAX_TRANSACTION_ATTEMPTS)
+          throw new Error(`Could not requeue the failures of job ${jobId} after ${attempt} attempts`);
+        const first = requeued.length === 0;
+        try {
+          await this.options.client.send(
+            new TransactWriteCommand(this.requeueTransaction(jobId, pending, retry, first)),
+          );
+          requeued.push(...pending);
+          break;
+        } catch (error) {
+          if (!(error instanceof TransactionCanceledException)) throw error;
+          const reasons = error.CancellationReasons ?? [];
+          const changed = new Set(
+            pending.filter((_, index) => reasons[index]?.Code === 'ConditionalCheckFailed'),
+          );
+          if (changed.size > 0) {
+            pending = pending.filter((recipient) => !changed.has(recipient));
+            continue;
+          }
+          const jobReason = reasons[pending.length];
+          if (jobReason?.Code === 'ConditionalCheckFailed') {
+            const job = (jobReason.Item ?? {}) as RawItem;
+            const keys = (job.retry_keys as { SS?: string[] } | undefined)?.SS ?? [];
+            if (first && retry.idempotencyKey !== undefined && keys.includes(retry.idempotencyKey))
+              return { state: 'replayed' };
+            if (first) return { state: 'refused', status: stringAttribute(job, 'status') };
+            // The retry's own token is gone: only another writer of the job could take it.
+            throw new Error(`Job ${jobId} changed hands while its failures were requeued`);
+          }
+          await backoff(attempt);
+        }
+      }
+    }
+    return { state: 'requeued', recipients: requeued };
+  }
+
+  private requeueTransaction(
+    jobId: string,
+    recipients: readonly string[],
+    retry: RetryRequest,
+    first: boolean,
+  ): TransactWriteCommandInput {
+    const now = this.now().toISOString();
+    const deliveries = recipients.map((recipient) => ({
+      Update: {
+        ...this.key(jobId, recipient),
+        // The failure's story (error, reason, time) goes; `attempts` stays, and the next claim resets it.
+        UpdateExpression: 'SET #status = :queued REMOVE #error, failure_reason, processed_at',
+        ConditionExpression: '#status = :failed',
+        ExpressionAttributeNames: { '#status': 'status', '#error': 'error' },
+        ExpressionAttributeValues: { ':queued': 'queued', ':failed': 'failed' },
+      },
+    }));
+    const job = {
+      Update: {
+        TableName: this.options.jobsTable,
+        Key: { job_id: jobId },
+        ...failuresRequeued({
+          count: recipients.length,
+          token: retry.token,
+          first,
+          idempotencyKey: retry.idempotencyKey,
+          deadline: retry.deadline.toISOString(),
+          now,
+        }),
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+      },
+    };
+    return { TransactItems: [...deliveries, job] };
+  }
+
   async processedRecipients(jobId: string): Promise<Set<string>> {
     const items = await queryAll(this.options.client, {
       TableName: this.options.deliveriesTable,
       KeyConditionExpression: 'job_id = :job',
-      // A claim under way is no outcome: if its message was lost, the recipient is enqueued again.
-      FilterExpression: '#status <> :sending',
+      // A claim under way, or a recipient a retry queued again, is no outcome: if its message was
+      // lost, the recipient is enqueued again.
+      FilterExpression: 'NOT #status IN (:sending, :queued)',
       ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: { ':job': jobId, ':sending': 'sending' },
+      ExpressionAttributeValues: { ':job': jobId, ':sending': 'sending', ':queued': 'queued' },
       ProjectionExpression: 'recipient',
       ConsistentRead: true,
     });
     return new Set(items.map((item) => String(item.recipient)));
   }
 }
+
+/** What a recorder needs of the job item: how many recipients remain, and whether a cancel was asked. */
+interface JobProgress {
+  remaining: number;
+  cancelling: boolean;
+}
+const progressOf = (item: RawItem): JobProgress => ({
+  remaining: Number(numberAttribute(item, 'remaining')),
+  cancelling: item.cancel_requested_at !== undefined,
+});

@@ -3,7 +3,7 @@ import type { JobRecord } from './job';
 import type { JobContentStore } from './job-store';
 import type { RenderedEmailStore } from './rendered-emails';
 
-export const EMAIL_STATUSES = ['pending', 'sent', 'failed', 'suppressed'] as const;
+export const EMAIL_STATUSES = ['pending', 'sent', 'failed', 'suppressed', 'cancelled'] as const;
 export type EmailStatus = (typeof EMAIL_STATUSES)[number];
 
 /** One recipient of a job as `GET /jobs/{job_id}/emails` shows it. */
@@ -70,9 +70,9 @@ export async function listJobEmails(
     for (const recipient of recipients) {
       const outcome = outcomes.get(recipient);
       const copy = copies?.get(recipient);
-      // A claim under way (`sending`) has no outcome yet: the email is still pending.
+      // A claim under way (`sending`), or a failure a retry queued again, has no outcome: the email is pending.
       const email: JobEmail =
-        outcome && outcome.status !== 'sending'
+        outcome && outcome.status !== 'sending' && outcome.status !== 'queued'
           ? {
               to: recipient,
               cc: outcome.cc ?? cc,

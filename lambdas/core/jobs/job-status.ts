@@ -66,8 +66,25 @@ class UpdateBuilder {
     return this;
   }
 
-  when(attribute: keyof JobRecord, operator: '=' | '>', value: unknown): this {
+  when(attribute: keyof JobRecord, operator: '=' | '>' | '<>', value: unknown): this {
     this.conditions.push(`${this.name(attribute)} ${operator} ${this.value(value)}`);
+    return this;
+  }
+
+  whenIn(attribute: keyof JobRecord, values: readonly unknown[]): this {
+    const list = values.map((value) => this.value(value)).join(', ');
+    this.conditions.push(`${this.name(attribute)} IN (${list})`);
+    return this;
+  }
+
+  /** The set attribute does not hold `member` (true too when the attribute is absent). */
+  whenLacking(attribute: keyof JobRecord, member: string): this {
+    this.conditions.push(`NOT contains(${this.name(attribute)}, ${this.value(member)})`);
+    return this;
+  }
+
+  addToSet(attribute: keyof JobRecord, member: string): this {
+    this.adds.push(`${this.name(attribute)} ${this.value(new Set([member]))}`);
     return this;
   }
 
@@ -120,17 +137,23 @@ export function acceptedJob(
 /**
  * Counts outcomes into the job. As a middle write it requires more than `count` recipients to
  * remain, and marks the job `processing`; as the last write it requires exactly `count` to remain,
- * and completes the job in the same update. A count that does not fit fails the condition, so the
- * caller learns how many remain and picks the right one: `completed` can never be skipped.
+ * and ends the job in the same update. A count that does not fit fails the condition, so the
+ * caller learns how many remain and picks the right one: the end can never be skipped.
+ *
+ * Whether a cancel was requested is part of the condition too, as the writer believes it: a
+ * cancelling job's middle writes leave its status `cancelling`, and its last write makes it
+ * `cancelled`, not `completed`. A writer that believed wrong learns it from the failed condition.
  */
 export function outcomesRecorded(outcome: {
   sent: number;
   failed: number;
   suppressed: number;
+  cancelled: number;
   now: string;
   last: boolean;
+  cancelling: boolean;
 }): JobUpdate {
-  const count = outcome.sent + outcome.failed + outcome.suppressed;
+  const count = outcome.sent + outcome.failed + outcome.suppressed + outcome.cancelled;
   const update = new UpdateBuilder()
     .when('remaining', outcome.last ? '=' : '>', count)
     .add('sent', outcome.sent)
@@ -140,8 +163,67 @@ export function outcomesRecorded(outcome: {
     .add('remaining', -count)
     .set('updated_at', outcome.now)
     .setOnce('started_at', outcome.now);
-  if (!outcome.last) return update.set('status', 'processing').build();
-  return update.set('status', 'completed').set('completed_at', outcome.now).remove('active').build();
+  if (outcome.cancelled > 0) update.add('cancelled', outcome.cancelled);
+  if (outcome.cancelling) update.whenPresent('cancel_requested_at');
+  else update.whenAbsent('cancel_requested_at');
+  if (!outcome.last) return (outcome.cancelling ? update : update.set('status', 'processing')).build();
+  return update
+    .set('status', outcome.cancelling ? 'cancelled' : 'completed')
+    .set('completed_at', outcome.now)
+    .remove('active')
+    .build();
+}
+
+/**
+ * A client asks to cancel a running job: it becomes `cancelling` (the consumers record each
+ * recipient left `cancelled`, and the last such write ends it `cancelled`). Only once, and only
+ * while the job runs: an ended job, or one cancelled already, fails the condition.
+ */
+export function cancelRequested(now: string): JobUpdate {
+  return new UpdateBuilder()
+    .whenPresent('active')
+    .whenAbsent('cancel_requested_at')
+    .set('cancel_requested_at', now)
+    .set('status', 'cancelling')
+    .set('updated_at', now)
+    .build();
+}
+
+/**
+ * A retry takes an ended job back: its first chunk requires the job `completed` (and, under an
+ * Idempotency-Key, that the key was not used), and marks it running under the retry's `token`;
+ * every chunk (the first included) moves its recipients from `failed` to `remaining`. Later chunks
+ * require the same token, so two retries of one job never interleave. `deadline` is when the
+ * retry's enqueue has ended at the latest, as at accept, for the sweeper.
+ */
+export function failuresRequeued(chunk: {
+  count: number;
+  token: string;
+  first: boolean;
+  idempotencyKey?: string | undefined;
+  deadline: string;
+  now: string;
+}): JobUpdate {
+  const update = new UpdateBuilder()
+    .when('failed', '>', chunk.count - 1)
+    .add('failed', -chunk.count)
+    .add('remaining', chunk.count)
+    .add('retried', chunk.count)
+    .set('updated_at', chunk.now);
+  if (!chunk.first) return update.when('retry_token', '=', chunk.token).build();
+  update
+    .when('status', '=', 'completed')
+    .set('status', 'processing')
+    .set('active', ACTIVE_MARKER)
+    .set('retry_token', chunk.token)
+    .set('retried_at', chunk.now)
+    .add('retries', 1)
+    .set('enqueue_deadline', chunk.deadline)
+    .remove('completed_at')
+    .remove('recovery_seen_at');
+  if (chunk.idempotencyKey !== undefined)
+    update.whenLacking('retry_keys', chunk.idempotencyKey).addToSet('retry_keys', chunk.idempotencyKey);
+  return update.build();
 }
 
 /**

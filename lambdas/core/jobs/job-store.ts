@@ -34,6 +34,13 @@ export interface JobStore {
   noticeRecovery(jobId: string, seenAt: Date): Promise<void>;
   /** Forgets that sighting: the queues held messages again since. */
   forgetRecovery(jobId: string): Promise<void>;
+  /** Whether a cancel was recorded on the job (read strongly consistent: a cancel is seen at once). */
+  cancelRequested(jobId: string): Promise<boolean>;
+  /**
+   * Records a cancel on a running job that has none; false when the job ended, or was cancelled,
+   * before (the caller reads it again to tell which).
+   */
+  requestCancel(jobId: string, now: Date): Promise<boolean>;
 }
 
 /** What a job sends, and to whom, written before its job item so that a job that exists has both. */

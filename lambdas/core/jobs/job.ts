@@ -17,7 +17,20 @@ export const MAX_TEMPLATE_BYTES = 100 * 1024;
 /** RFC 5322 allows 998 characters on a line, which bounds a subject. */
 export const MAX_SUBJECT_LENGTH = 998;
 
-export const JOB_STATUSES = ['queued', 'processing', 'completed', 'failed'] as const;
+/**
+ * `queued` until a first outcome, then `processing`; `completed` once every recipient has one. A
+ * cancel makes a running job `cancelling` until its messages are drained (each recipient left is
+ * recorded `cancelled`), then `cancelled`. `failed` is reserved for a job that could not be carried
+ * out as a whole (the API documents it; no path sets it today).
+ */
+export const JOB_STATUSES = [
+  'queued',
+  'processing',
+  'cancelling',
+  'completed',
+  'cancelled',
+  'failed',
+] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /**
@@ -41,6 +54,8 @@ export interface JobRecord {
   bounced?: number;
   transient_bounces?: number;
   complained?: number;
+  /** Recipients a cancel kept from being sent (absent until the first). */
+  cancelled?: number;
   remaining: number;
   created_at: string;
   updated_at: string;
@@ -63,6 +78,18 @@ export interface JobRecord {
    * queue, say) has shown in the counts by then.
    */
   recovery_seen_at?: string;
+  /** When a client asked to cancel the job: from then on, no email of it is started. */
+  cancel_requested_at?: string;
+  /** When the job's retryable failures were last enqueued again (`POST /jobs/{id}/retry`). */
+  retried_at?: string;
+  /** How many recipients retries enqueued again, in all. */
+  retried?: number;
+  /** How many retries were made (bounded, as each keeps its Idempotency-Key on the item). */
+  retries?: number;
+  /** The Idempotency-Keys of the retries made (a replay finds its key here). */
+  retry_keys?: Set<string>;
+  /** The retry under way: its chunks are written under this token, so two retries never interleave. */
+  retry_token?: string;
 }
 
 /** Which control characters a template may hold, and how a refusal names the one it found. */
@@ -265,9 +292,13 @@ export function jobView(job: JobRecord, content?: JobContent) {
     bounced: job.bounced ?? 0,
     transient_bounces: job.transient_bounces ?? 0,
     complained: job.complained ?? 0,
+    cancelled: job.cancelled ?? 0,
     created_at: job.created_at,
     started_at: job.started_at ?? null,
     completed_at: job.completed_at ?? null,
+    cancel_requested_at: job.cancel_requested_at ?? null,
+    retried: job.retried ?? 0,
+    retried_at: job.retried_at ?? null,
     ...(job.error ? { error: job.error } : {}),
     ...(content ? { subject: content.subject, cc: content.cc, template: content.template } : {}),
   };

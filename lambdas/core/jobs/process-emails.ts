@@ -8,9 +8,9 @@ import { type SigningSecret, signUnsubscribeToken } from '../suppressions/unsubs
 import { compileTemplate, type TemplatePart } from '../templates/template';
 import type { SendPacer } from '../transport/send-pacer';
 import { DeliveryError, type EmailTransport, type RenderedEmail } from '../transport/transport';
-import type { Claim, DeliveryClaims, DeliveryOutcome, ProgressRecorder } from './deliveries';
+import type { Claim, DeliveryClaims, DeliveryOutcome, FailureReason, ProgressRecorder } from './deliveries';
 import type { JobContent } from './job';
-import type { JobContentStore } from './job-store';
+import type { JobContentStore, JobStore } from './job-store';
 import { type RenderSettings, renderEmail } from './render-email';
 import type { RenderedEmailStore } from './rendered-emails';
 
@@ -32,6 +32,8 @@ export type Log = (
 
 export interface ProcessEmailsDependencies {
   contents: Pick<JobContentStore, 'content'>;
+  /** Asked whether a job was cancelled: once per job per batch, and again right before each email is sent. */
+  jobs: Pick<JobStore, 'cancelRequested'>;
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
   transport: EmailTransport;
   deliveries: ProgressRecorder & DeliveryClaims;
@@ -59,9 +61,6 @@ export interface UnsubscribeLinks {
   mailto?: string | undefined;
 }
 
-/** Why a recipient failed, in classes few enough to count. */
-export type FailureReason = 'nonprofitDeleted' | 'rejected' | 'tooLarge' | 'deadLetter';
-
 /** What a batch did: enough for the event source's answer and for the handler's metrics. */
 export interface BatchResult {
   /** Messages to receive again later (transient failures); all others are done. */
@@ -70,6 +69,8 @@ export interface BatchResult {
   failed: Record<FailureReason, number>;
   /** Recipients recorded `suppressed`, not sent. */
   suppressed: number;
+  /** Recipients recorded `cancelled`: their job was cancelled before they were sent. */
+  cancelled: number;
   duplicates: number;
   /** Emails put back in the queue to wait (throttled, paused, out of time), not failed. */
   deferred: number;
@@ -86,6 +87,7 @@ const emptyResult = (): BatchResult => ({
   sent: 0,
   failed: { nonprofitDeleted: 0, rejected: 0, tooLarge: 0, deadLetter: 0 },
   suppressed: 0,
+  cancelled: 0,
   duplicates: 0,
   deferred: 0,
   paused: false,
@@ -168,7 +170,7 @@ async function groupByJob(
 }
 
 /** An outcome decided for the recipient of one SQS message (`sqsMessageId`, which goes back to the queue if recording fails). */
-type Decided = { outcome: DeliveryOutcome; reason?: FailureReason; sqsMessageId: string };
+type Decided = { outcome: DeliveryOutcome; sqsMessageId: string };
 
 /**
  * Records a job's outcomes and notes what that did in the batch's result; if recording fails, the
@@ -189,12 +191,11 @@ async function record(
     );
     const now = (deps.now?.() ?? new Date()).getTime();
     const accepted = Date.parse(job.content.accepted_at);
-    const reasons = new Map(decided.map(({ outcome, reason }) => [outcome.recipient, reason]));
     for (const outcome of recorded.recorded) {
-      const reason = reasons.get(outcome.recipient);
       if (outcome.status === 'sent') result.sent++;
       else if (outcome.status === 'suppressed') result.suppressed++;
-      else if (reason) result.failed[reason]++;
+      else if (outcome.status === 'cancelled') result.cancelled++;
+      else if (outcome.reason) result.failed[outcome.reason]++;
       if (Number.isFinite(accepted)) result.latenciesMs.push(now - accepted);
     }
     result.duplicates += recorded.duplicates;
@@ -275,6 +276,9 @@ const handedOver = (
   sqsMessageId: item.message.messageId,
 });
 
+/** Why a recipient of a cancelled job has no email. */
+const CANCELLED = 'Not sent: the job was cancelled first.';
+
 /** Emails sent at once by one environment (each waits its turn at the pacer). */
 const SEND_CONCURRENCY = 4;
 /**
@@ -354,7 +358,7 @@ async function processJob(
   );
   const prepared = await prepareSending(run, job, claimed);
   if (!prepared) return;
-  const { suppressed, linkSecret } = prepared;
+  const { suppressed, linkSecret, cancelled } = prepared;
   // A suppressed cc address gets no copy; the recipient still gets the email.
   const cc = job.content.cc.filter((address) => !suppressed.has(address));
   for (const { item, claim } of claimed) {
@@ -362,6 +366,10 @@ async function processJob(
     const sqsMessageId = item.message.messageId;
     if (claim.state === 'handedOver') {
       decided.push(handedOver({ ...base, cc: job.content.cc }, claim, item));
+      continue;
+    }
+    if (cancelled) {
+      decided.push({ outcome: { ...base, status: 'cancelled', error: CANCELLED }, sqsMessageId });
       continue;
     }
     const suppression = suppressed.get(item.email.recipient);
@@ -376,8 +384,7 @@ async function processJob(
     if (!nonprofit) {
       const error = 'The nonprofit was deleted after the job was accepted.';
       decided.push({
-        outcome: { ...base, status: 'failed', error },
-        reason: 'nonprofitDeleted',
+        outcome: { ...base, status: 'failed', error, reason: 'nonprofitDeleted' },
         sqsMessageId,
       });
       continue;
@@ -385,7 +392,7 @@ async function processJob(
     const rendered = renderEmail(job, nonprofit, deps.settings);
     if ('tooLarge' in rendered) {
       const error = rendered.tooLarge;
-      decided.push({ outcome: { ...base, status: 'failed', error }, reason: 'tooLarge', sqsMessageId });
+      decided.push({ outcome: { ...base, status: 'failed', error, reason: 'tooLarge' }, sqsMessageId });
       continue;
     }
     toSend.push({
@@ -440,22 +447,30 @@ async function prepareSending(
   run: BatchRun,
   job: CompiledJob,
   claimed: { item: Item; claim: HeldClaim }[],
-): Promise<{ suppressed: Map<string, Suppression>; linkSecret: string | undefined } | undefined> {
+): Promise<
+  { suppressed: Map<string, Suppression>; linkSecret: string | undefined; cancelled: boolean } | undefined
+> {
   const toCheck = claimed
     .filter(({ claim }) => claim.state === 'claimed')
     .map(({ item }) => item.email.recipient);
-  if (toCheck.length === 0) return { suppressed: new Map(), linkSecret: undefined };
+  if (toCheck.length === 0) return { suppressed: new Map(), linkSecret: undefined, cancelled: false };
   try {
-    const [suppressed, linkSecret] = await Promise.all([
+    // Read after the claims were written: a cancel recorded before these claims is seen here.
+    const [suppressed, linkSecret, cancelled] = await Promise.all([
       run.deps.suppressions.getMany([...toCheck, ...job.content.cc]),
       run.deps.unsubscribe?.secret.get(),
+      run.deps.jobs.cancelRequested(job.jobId),
     ]);
-    return { suppressed, linkSecret };
+    return { suppressed, linkSecret, cancelled };
   } catch (error) {
-    run.log('ERROR', 'Could not read the suppression list or the link secret; the emails wait in the queue', {
-      job_id: job.jobId,
-      error: errorText(error),
-    });
+    run.log(
+      'ERROR',
+      'Could not read the suppression list, the link secret or the job; the emails wait in the queue',
+      {
+        job_id: job.jobId,
+        error: errorText(error),
+      },
+    );
     for (const { item, claim } of claimed) {
       if (claim.state === 'claimed')
         await waitInQueue(run, job, item, claim.token, run.waits.throttledSeconds);
@@ -494,6 +509,20 @@ async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, ema
   if (run.stop === 'unrecorded')
     return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
   const sqsMessageId = item.message.messageId;
+  // The last look before the email leaves (a strongly consistent read of a small item): the pacer
+  // may have held it for seconds, and no email may start once a cancel is recorded.
+  let cancelled: boolean;
+  try {
+    cancelled = await deps.jobs.cancelRequested(job.jobId);
+  } catch (error) {
+    log('WARN', 'Could not read whether the job was cancelled; the email waits in the queue', {
+      job_id: job.jobId,
+      error: errorText(error),
+    });
+    return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
+  }
+  if (cancelled)
+    return { outcome: { ...base, status: 'cancelled', error: CANCELLED }, sqsMessageId } satisfies Decided;
   try {
     const { messageId } = await deps.transport.send(email);
     if (messageId) await handOver(run, job, email.to, token, messageId);
@@ -512,8 +541,7 @@ async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, ema
     switch (error.kind) {
       case 'rejected':
         return {
-          outcome: { ...base, status: 'failed', error: error.message },
-          reason: 'rejected',
+          outcome: { ...base, status: 'failed', error: error.message, reason: 'rejected' },
           sqsMessageId,
         } satisfies Decided;
       case 'paused':
@@ -649,10 +677,9 @@ export async function recordDeadLetters(
       if (claim.state === 'handedOver') return handedOver(base, claim, item);
       const error = 'Not delivered: every attempt failed and the message reached the dead-letter queue.';
       return {
-        outcome: { ...base, status: 'failed', error },
-        reason: 'deadLetter',
+        outcome: { ...base, status: 'failed', error, reason: 'deadLetter' },
         sqsMessageId: item.message.messageId,
-      };
+      } satisfies Decided;
     });
     await record(deps, result, job, decided);
   }

@@ -13,6 +13,10 @@ export const METRIC = {
   emailsSent: 'EmailsSent',
   /** Not sent: the address is on the suppression list (unsubscribed, bounced, complained, manual). */
   emailsSuppressed: 'EmailsSuppressed',
+  /** Not sent: the job was cancelled before the email's turn came. */
+  emailsCancelled: 'EmailsCancelled',
+  /** Recipients a retry of a job's failures enqueued again. */
+  recipientsRetried: 'RecipientsRetried',
   /** Failed because the nonprofit was deleted after the job was accepted. */
   emailsFailedNonprofitDeleted: 'EmailsFailedNonprofitDeleted',
   /** Failed because the transport refused the email for good. */

@@ -6,6 +6,7 @@ import {
   type DeliveryReader,
   type DeliveryRecord,
   type DeliveryStatus,
+  type FailureReason,
   JobGoneError,
   type ProgressRecorder,
   type RecordResult,
@@ -19,6 +20,7 @@ interface StoredDelivery {
   attempts: number;
   cc?: string[];
   error?: string;
+  reason?: FailureReason | undefined;
   processedAt?: string;
 }
 
@@ -65,7 +67,9 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
       const token = randomUUID();
       const now = this.now();
       const free =
-        !item || (item.status === 'sending' && (item.leaseUntil ?? 0) < now && item.messageId === undefined);
+        !item ||
+        item.status === 'queued' ||
+        (item.status === 'sending' && (item.leaseUntil ?? 0) < now && item.messageId === undefined);
       if (free) {
         this.items.set(key, {
           status: 'sending',
@@ -114,6 +118,7 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
         cc: outcome.cc,
         processedAt: new Date(this.now()).toISOString(),
         ...(outcome.error === undefined ? {} : { error: outcome.error }),
+        ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
         ...(outcome.messageId ? { messageId: outcome.messageId } : {}),
       });
     }
@@ -138,9 +143,19 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
     const prefix = this.key(jobId, '');
     return new Set(
       [...this.items]
-        .filter(([key, item]) => key.startsWith(prefix) && item.status !== 'sending')
+        .filter(
+          ([key, item]) => key.startsWith(prefix) && item.status !== 'sending' && item.status !== 'queued',
+        )
         .map(([key]) => key.slice(prefix.length)),
     );
+  }
+
+  async failures(jobId: string): Promise<DeliveryRecord[]> {
+    const prefix = this.key(jobId, '');
+    return [...this.items.keys()]
+      .filter((key) => key.startsWith(prefix))
+      .map((key) => this.get(jobId, key.slice(prefix.length)))
+      .filter((record): record is DeliveryRecord => record?.status === 'failed');
   }
 
   /** The delivery item as DynamoDeliveries would store it (claim fields aside), or undefined. */
@@ -154,6 +169,7 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
       attempts: item.attempts,
       ...(item.cc ? { cc: item.cc } : {}),
       ...(item.error === undefined ? {} : { error: item.error }),
+      ...(item.reason === undefined ? {} : { failure_reason: item.reason }),
       ...(item.messageId === undefined ? {} : { message_id: item.messageId }),
       ...(item.processedAt ? { processed_at: item.processedAt } : {}),
     };

@@ -24,6 +24,7 @@ describe('logs', () => {
     }
     const handler = makeSendEmails({
       suppressions: { getMany: async () => new Map() },
+      jobs: { cancelRequested: async () => false },
       contents: {
         content: async () => ({
           template: TEMPLATE,

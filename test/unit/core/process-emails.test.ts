@@ -53,6 +53,8 @@ function consumer(
     transport?: EmailTransport;
     /** Addresses on the suppression list (as unsubscribed). */
     suppressed?: string[];
+    /** Whether the job was cancelled, asked at each look (once per batch, and before each send). */
+    cancelled?: () => boolean;
     overrides?: Partial<ProcessEmailsDependencies>;
   } = {},
 ) {
@@ -97,6 +99,7 @@ function consumer(
     },
     transport,
     deliveries,
+    jobs: { cancelRequested: vi.fn(async () => options.cancelled?.() ?? false) },
     suppressions: {
       getMany: vi.fn(
         async (emails: readonly string[]) =>
@@ -169,6 +172,7 @@ describe('processEmailBatch', () => {
       sent: 1,
       failed: { nonprofitDeleted: 0, rejected: 0, tooLarge: 0, deadLetter: 0 },
       suppressed: 0,
+      cancelled: 0,
       duplicates: 0,
       deferred: 0,
       paused: false,
@@ -596,6 +600,78 @@ describe('what the transport says decides what becomes of the email', () => {
     const result = await processEmailBatch(deps, [message('1', 'a@example.org')], () => 20_000);
     expect(transport.send).toHaveBeenCalledTimes(1);
     expect(result.deferred).toBe(0);
+  });
+});
+
+describe('a cancelled job', () => {
+  it('records every claimed recipient cancelled without sending, and ends the job', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer({ cancelled: () => true });
+
+    const result = await processEmailBatch(deps, [
+      message('1', 'a@example.org'),
+      message('2', 'b@example.org'),
+    ]);
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result).toMatchObject({ sent: 0, cancelled: 2, retry: [], deferred: 0 });
+    expect(result.completedJobs).toHaveLength(1);
+    expect(deliveries.get(jobId, 'b@example.org')).toMatchObject({
+      status: 'cancelled',
+      error: 'Not sent: the job was cancelled first.',
+    });
+  });
+
+  it('still records an email an earlier attempt handed over as sent', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer({ cancelled: () => true });
+    const earlier = (await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 1 }])).get(
+      'a@example.org',
+    );
+    if (earlier?.state !== 'claimed') throw new Error('the earlier attempt should have claimed');
+    await deliveries.handOver(jobId, 'a@example.org', earlier.token, 'ses-earlier');
+
+    const result = await processEmailBatch(deps, [
+      message('1', 'a@example.org', { receiveCount: 2 }),
+      message('2', 'b@example.org'),
+    ]);
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result).toMatchObject({ sent: 1, cancelled: 1 });
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sent',
+      message_id: 'ses-earlier',
+    });
+  });
+
+  it('sends no email whose turn comes after the cancel, though the batch began before it', async () => {
+    let looks = 0;
+    // The batch's own look sees the job running; the cancel lands before the second email's turn.
+    const { deps, deliveries, jobId, message, transport } = consumer({ cancelled: () => ++looks > 2 });
+
+    const result = await processEmailBatch(deps, [
+      message('1', 'a@example.org'),
+      message('2', 'b@example.org'),
+    ]);
+
+    expect(transport.send).toHaveBeenCalledTimes(1);
+    expect(result).toMatchObject({ sent: 1, cancelled: 1 });
+    expect(looks).toBe(3);
+    const statuses = ['a@example.org', 'b@example.org'].map((to) => deliveries.get(jobId, to)?.status);
+    expect(statuses.sort()).toEqual(['cancelled', 'sent']);
+  });
+
+  it('sends nothing and puts the email back when whether the job was cancelled cannot be read', async () => {
+    const { deps, deferred, jobId, deliveries, message, transport } = consumer({ total: 1 });
+    vi.mocked(deps.jobs.cancelRequested)
+      .mockResolvedValueOnce(false)
+      .mockRejectedValueOnce(new Error('ProvisionedThroughputExceededException'));
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result).toMatchObject({ sent: 0, cancelled: 0, deferred: 1, retry: [] });
+    expect(deferred).toHaveLength(1);
+    // The claim was given back: the email is tried again as if never claimed.
+    expect(deliveries.get(jobId, 'a@example.org')).toBeUndefined();
   });
 });
 

@@ -14,6 +14,7 @@ import { queryAll } from '../../dynamo-paging';
 import type { JobRecord } from '../job';
 import {
   ACTIVE_MARKER,
+  cancelRequested,
   type JobUpdate,
   recoveryForgotten,
   recoveryNoticed,
@@ -134,6 +135,22 @@ export class DynamoJobStore implements JobStore {
         now: now.toISOString(),
       }),
     );
+  }
+
+  async cancelRequested(jobId: string): Promise<boolean> {
+    const { Item } = await this.options.client.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: { job_id: jobId },
+        ProjectionExpression: 'cancel_requested_at',
+        ConsistentRead: true,
+      }),
+    );
+    return Item?.cancel_requested_at !== undefined;
+  }
+
+  requestCancel(jobId: string, now: Date): Promise<boolean> {
+    return this.updateIfStill(jobId, cancelRequested(now.toISOString()));
   }
 
   /** A conditional update of a job; false when its condition failed (there is nothing left to do). */

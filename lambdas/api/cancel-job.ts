@@ -1,0 +1,26 @@
+// POST /jobs/{job_id}/cancel: handler --> cancel job (job store, DynamoDB)
+import { jobsFromEnv } from '../core/adapters';
+import { apiHandler, callerApiKeyId, json, parsePathParameter } from '../core/http';
+import { type CancelJobDependencies, cancelJob } from '../core/jobs/cancel-job';
+import { jobId, jobView } from '../core/jobs/job';
+import { logger } from '../core/observability/telemetry';
+
+export const makeCancelJob = (deps: CancelJobDependencies) =>
+  apiHandler(async (event) => {
+    const id = parsePathParameter(event, 'job_id', jobId);
+    const job = await cancelJob(deps, { jobId: id, apiKeyId: callerApiKeyId(event) });
+    logger.info('Job cancel recorded', { job_id: id, status: job.status });
+    return json(
+      202,
+      {
+        ...jobView(job),
+        message:
+          job.status === 'cancelled'
+            ? 'The job is cancelled.'
+            : 'Cancel recorded: no further email of this job is sent. It ends cancelled once the messages under way are drained.',
+      },
+      { location: `/jobs/${id}` },
+    );
+  });
+
+export const handler = makeCancelJob({ jobs: jobsFromEnv() });

@@ -1,0 +1,211 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateEmailIdentityCommand } from '@aws-sdk/client-sesv2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mapConcurrently } from '../../lambdas/core/concurrency';
+import { readInbox, sesClient } from '../../local/ses';
+import { apiClient, type RuntimeProcess, startRuntimeProcess, waitFor } from '../support/runtime-process';
+
+/**
+ * An account in the SES sandbox, as a new user's is: the local SES then refuses mail to an address
+ * that is not a verified identity (`MessageRejected`), which is the failure a retry exists for.
+ * Sending is slow (4 emails a second over two consumers), so a cancel lands mid-job.
+ */
+const CONSUMERS = 2;
+const CONTEXT = {
+  usagePlanRateLimit: 2000,
+  usagePlanBurstLimit: 2000,
+  sendEmailRequestsPerMinute: 600,
+  sendEmailBurstLimit: 100,
+  sesSandbox: true,
+  sesMaxSendRate: 4,
+  consumerMaxConcurrency: CONSUMERS,
+};
+/** Emails one consumer may have between its last look at the job and SES (`SEND_CONCURRENCY`). */
+const SENDS_UNDER_WAY = 4;
+/** Verified as a whole domain at the start; the retry test's addresses are elsewhere. */
+const VERIFIED_DOMAIN = 'verified.control-e2e.example.org';
+
+const stateDir = mkdtempSync(join(tmpdir(), 'mailer-control-'));
+let runtime: RuntimeProcess;
+let api: ReturnType<typeof apiClient>;
+
+const register = (emails: string[]) =>
+  mapConcurrently(emails, 16, async (email, n) => {
+    const { status } = await api('POST', '/nonprofits', {
+      email,
+      name: `Member ${n}`,
+      address: `${n} Main St`,
+    });
+    expect(status).toBe(201);
+  });
+const verify = (identity: string) =>
+  sesClient(runtime.sesEndpoint).send(new CreateEmailIdentityCommand({ EmailIdentity: identity }));
+const mailedTo = async (recipients: readonly string[]) => {
+  const wanted = new Set(recipients);
+  return (await readInbox(runtime.inboxUrl)).filter((email) =>
+    email.destination.to.some((to) => wanted.has(to)),
+  );
+};
+const status = async (jobId: string) => (await api('GET', `/jobs/${jobId}/status`)).body;
+
+beforeAll(async () => {
+  runtime = await startRuntimeProcess({ stateDir, context: CONTEXT });
+  api = apiClient(runtime.url, runtime.apiKey);
+  await verify(VERIFIED_DOMAIN);
+});
+
+afterAll(async () => {
+  await runtime?.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe('POST /jobs/{job_id}/cancel', () => {
+  it('stops a job mid-way: no email starts after the cancel, and the rest are counted cancelled', async () => {
+    const recipients = Array.from(
+      { length: 60 },
+      (_, n) => `cancel${String(n).padStart(2, '0')}@${VERIFIED_DOMAIN}`,
+    );
+    await register(recipients);
+    const accepted = await api('POST', '/send-email', { emails: recipients, template: 'Hello {name}' });
+    expect(accepted.status).toBe(202);
+    const jobId = String(accepted.body.job_id);
+    await waitFor(
+      () => mailedTo(recipients),
+      (mailed) => mailed.length >= 4,
+    );
+
+    const cancel = await api('POST', `/jobs/${jobId}/cancel`);
+    const atCancel = (await mailedTo(recipients)).length;
+    expect(cancel.status).toBe(202);
+    expect(cancel.headers.get('location')).toBe(`/jobs/${jobId}`);
+    expect(cancel.body).toMatchObject({
+      job_id: jobId,
+      status: 'cancelling',
+      cancel_requested_at: expect.any(String),
+    });
+
+    const ended = await waitFor(
+      () => status(jobId),
+      (job) => job.status === 'cancelled',
+      120_000,
+    );
+    const mailed = await mailedTo(recipients);
+    // The ledger and the inbox agree, and only emails already on their way to SES went after the cancel.
+    expect(ended.sent).toBe(mailed.length);
+    expect(mailed.length - atCancel).toBeLessThanOrEqual(CONSUMERS * SENDS_UNDER_WAY);
+    expect(Number(ended.cancelled)).toBeGreaterThan(0);
+    expect(Number(ended.sent) + Number(ended.cancelled) + Number(ended.failed)).toBe(recipients.length);
+    expect(ended.completed_at).toEqual(expect.any(String));
+
+    const listed = await api('GET', `/jobs/${jobId}/emails?status=cancelled&limit=100`);
+    expect(listed.status).toBe(200);
+    expect(listed.body.emails).toHaveLength(Number(ended.cancelled));
+
+    // Cancelling again answers the same; nothing changes.
+    const again = await api('POST', `/jobs/${jobId}/cancel`);
+    expect(again.status).toBe(202);
+    expect(again.body).toMatchObject({ status: 'cancelled', cancelled: ended.cancelled, sent: ended.sent });
+  });
+
+  it('refuses to cancel a completed job, naming its status, and answers an unknown job 404', async () => {
+    const recipient = `done@${VERIFIED_DOMAIN}`;
+    await register([recipient]);
+    const accepted = await api('POST', '/send-email', { emails: [recipient], template: 'Hi {name}' });
+    const jobId = String(accepted.body.job_id);
+    await waitFor(
+      () => status(jobId),
+      (job) => job.status === 'completed',
+    );
+
+    const refused = await api('POST', `/jobs/${jobId}/cancel`);
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringContaining('is completed'),
+    });
+    expect((await status(jobId)).status).toBe('completed');
+
+    const unknown = await api('POST', '/jobs/00000000-0000-4000-8000-000000000000/cancel');
+    expect(unknown.status).toBe(404);
+    const malformed = await api('POST', '/jobs/not-a-job/cancel');
+    expect(malformed.status).toBe(400);
+  });
+});
+
+describe('POST /jobs/{job_id}/retry', () => {
+  it('sends again only the failures that may pass, and moves the counts exactly', async () => {
+    const domain = 'sandboxed.control-e2e.example.org';
+    const [verifiedLater, stillUnverified, deleted] = ['later', 'never', 'deleted'].map(
+      (name) => `${name}@${domain}`,
+    );
+    const sent = `ok@${VERIFIED_DOMAIN}`;
+    const recipients = [sent, verifiedLater, stillUnverified, deleted] as string[];
+    await register(recipients);
+    const accepted = await api('POST', '/send-email', { emails: recipients, template: 'Hello {name}' });
+    const jobId = String(accepted.body.job_id);
+    const first = await waitFor(
+      () => status(jobId),
+      (job) => job.status === 'completed',
+    );
+    // SES refused the three unverified addresses.
+    expect(first).toMatchObject({ sent: 1, failed: 3 });
+    const failures = await api('GET', `/jobs/${jobId}/emails?status=failed`);
+    expect((failures.body.emails as { error: string }[]).map(({ error }) => error)).toEqual(
+      Array(3).fill(expect.stringContaining('Email address is not verified')),
+    );
+
+    await verify(verifiedLater as string);
+    // A nonprofit deleted since: its retry fails again, as a nonprofit deleted, never retried after.
+    expect((await api('DELETE', `/nonprofits/${encodeURIComponent(deleted as string)}`)).status).toBe(204);
+    const key = { 'idempotency-key': `retry-${jobId}` };
+    const retried = await api('POST', `/jobs/${jobId}/retry`, undefined, key);
+    expect(retried.status).toBe(202);
+    expect(retried.headers.get('location')).toBe(`/jobs/${jobId}`);
+    expect(retried.body).toMatchObject({ status: 'processing', retrying: 3, failed: 0 });
+
+    const second = await waitFor(
+      () => status(jobId),
+      (job) => job.status === 'completed',
+    );
+    expect(second).toMatchObject({ sent: 2, failed: 2, retried: 3, total_emails: 4 });
+    expect((await mailedTo([verifiedLater as string])).length).toBe(1);
+
+    // The same key again: the same job, nothing enqueued again.
+    const replay = await api('POST', `/jobs/${jobId}/retry`, undefined, key);
+    expect(replay.status).toBe(202);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect((await status(jobId)).retried).toBe(3);
+
+    // Only the still-unverified address may pass now; the deleted nonprofit is left alone.
+    const third = await api('POST', `/jobs/${jobId}/retry`);
+    expect(third.status).toBe(202);
+    expect(third.body).toMatchObject({ retrying: 1, not_retried: { nonprofit_deleted: 1 } });
+    const ended = await waitFor(
+      () => status(jobId),
+      (job) => job.status === 'completed',
+    );
+    expect(ended).toMatchObject({ sent: 2, failed: 2, retried: 4 });
+    expect((await mailedTo(recipients)).length).toBe(2);
+  });
+
+  it('answers 409 when nothing may be retried, and 400 for a malformed Idempotency-Key', async () => {
+    const recipient = `fine@${VERIFIED_DOMAIN}`;
+    await register([recipient]);
+    const accepted = await api('POST', '/send-email', { emails: [recipient], template: 'Hi {name}' });
+    const jobId = String(accepted.body.job_id);
+    await waitFor(
+      () => status(jobId),
+      (job) => job.status === 'completed',
+    );
+    const refused = await api('POST', `/jobs/${jobId}/retry`);
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({
+      code: 'CONFLICT',
+      message: `Job ${jobId} has no failures to retry.`,
+    });
+    const badKey = await api('POST', `/jobs/${jobId}/retry`, undefined, { 'idempotency-key': 'has space' });
+    expect(badKey.status).toBe(400);
+  });
+});
