@@ -21,6 +21,11 @@ const configSchema = z
     usagePlanBurstLimit: z.coerce.number().int().nonnegative().default(100),
     /** Requests each API key may make per day. */
     usagePlanQuotaPerDay: z.coerce.number().int().positive().default(100_000),
+    /**
+     * Recipients each API key may send to per UTC day, cc copies included: counted when a job is
+     * accepted, given back for recipients a cancel kept from being sent.
+     */
+    recipientQuotaPerDay: z.coerce.number().int().positive().default(100_000),
     /** Steady requests per second the whole stage takes, all keys together: a ceiling that keeps one API from using the account's shared limit. */
     stageRateLimit: z.coerce.number().positive().default(500),
     /** Burst the whole stage takes, all keys together. */

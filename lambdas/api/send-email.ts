@@ -2,7 +2,13 @@
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
-import { emailQueueFromEnv, jobContentsFromEnv, jobsFromEnv, nonprofitsFromEnv } from '../core/adapters';
+import {
+  emailQueueFromEnv,
+  jobContentsFromEnv,
+  jobsFromEnv,
+  nonprofitsFromEnv,
+  recipientQuotaFromEnv,
+} from '../core/adapters';
 import { readEnv } from '../core/env';
 import { apiHandler, callerApiKeyId, header, json, parseJsonBody } from '../core/http';
 import { type AcceptJobDependencies, acceptJob } from '../core/jobs/accept-job';
@@ -55,6 +61,7 @@ export const handler = makeSendEmail({
   contents: jobContentsFromEnv(),
   nonprofits: nonprofitsFromEnv(),
   queue: emailQueueFromEnv(),
+  quota: recipientQuotaFromEnv(),
   onEnqueueFailure: (job, error) =>
     logger.error('Job recorded but not enqueued; the sweeper will enqueue it', {
       job_id: job.job_id,

@@ -9,6 +9,7 @@ import { DynamoRenderedEmails } from './jobs/rendered-emails';
 import { DynamoNonprofitRepository } from './nonprofits/repository';
 import { SqsEmailQueue } from './queue/email-queue';
 import { SqsQueueGauge } from './queue/queue-depth';
+import { DynamoRecipientQuota } from './quota/recipient-quota';
 import { DynamoSuppressionList } from './suppressions/repository';
 import { SecretsManagerSigningSecret } from './suppressions/signing-secret';
 import { SendPacer } from './transport/send-pacer';
@@ -72,6 +73,16 @@ export function renderedEmailsFromEnv() {
     ...(env.RENDERED_EMAIL_RETENTION_DAYS === undefined
       ? {}
       : { retentionDays: env.RENDERED_EMAIL_RETENTION_DAYS }),
+  });
+}
+
+/** Each API key's recipients per UTC day, with the limit the stack set. */
+export function recipientQuotaFromEnv() {
+  const env = readEnv({ RECIPIENT_QUOTA_PER_DAY: z.coerce.number().int().positive() });
+  return new DynamoRecipientQuota({
+    client: documentClient,
+    tableName: bound(TABLE.usage),
+    limit: env.RECIPIENT_QUOTA_PER_DAY,
   });
 }
 

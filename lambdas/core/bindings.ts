@@ -13,6 +13,7 @@ export const TABLE = {
   deliveries: 'DELIVERIES_TABLE',
   renderedEmails: 'RENDERED_EMAILS_TABLE',
   suppressions: 'SUPPRESSIONS_TABLE',
+  usage: 'USAGE_TABLE',
 } as const;
 export type TableBinding = (typeof TABLE)[keyof typeof TABLE];
 

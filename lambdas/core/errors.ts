@@ -12,6 +12,10 @@ export interface FieldProblem {
 export abstract class AppError extends Error {
   abstract readonly status: number;
   abstract readonly code: string;
+  /** Fields the answer carries beside `message` and `code` (none by default). */
+  readonly fields: Record<string, unknown> = {};
+  /** Headers the answer carries (none by default). */
+  readonly headers: Record<string, string> = {};
 
   constructor(
     message: string,
@@ -41,4 +45,28 @@ export class NotFoundError extends AppError {
 export class ConflictError extends AppError {
   readonly status = 409;
   readonly code = 'CONFLICT';
+}
+
+/** A key's recipient quota for the day would be passed: the answer says how many remain and when it resets. */
+export class QuotaExceededError extends AppError {
+  readonly status = 429;
+  readonly code = 'QUOTA_EXCEEDED';
+  override readonly fields: Record<string, unknown>;
+  override readonly headers: Record<string, string>;
+
+  constructor(
+    message: string,
+    quota: {
+      limit: number;
+      remaining: number;
+      requested: number;
+      resets_at: string;
+      retryAfterSeconds: number;
+    },
+  ) {
+    super(message);
+    const { retryAfterSeconds, ...fields } = quota;
+    this.fields = fields;
+    this.headers = { 'retry-after': String(retryAfterSeconds) };
+  }
 }

@@ -27,14 +27,14 @@ export function noContent(): ApiResult {
  */
 export function errorResponse(error: unknown): ApiResult {
   if (error instanceof AppError) {
-    if (error.details.length === 0) return json(error.status, { message: error.message, code: error.code });
+    const base = { message: error.message, code: error.code, ...error.fields };
+    if (error.details.length === 0) return json(error.status, base, error.headers);
     // Bounded: a body with 300,000 bad fields must not answer megabytes (past 6 MB Lambda fails it).
-    return json(error.status, {
-      message: error.message,
-      code: error.code,
-      details: error.details.slice(0, MAX_DETAILS),
-      details_total: error.details.length,
-    });
+    return json(
+      error.status,
+      { ...base, details: error.details.slice(0, MAX_DETAILS), details_total: error.details.length },
+      error.headers,
+    );
   }
   logger.error('Unhandled error', error instanceof Error ? error : new Error(String(error)));
   return json(500, { message: 'Internal server error', code: 'INTERNAL_ERROR' });

@@ -21,6 +21,8 @@ export class MailerData extends Construct {
   readonly renderedEmails: Table | undefined;
   /** Addresses no job sends to (unsubscribed, bounced, complained, added by an operator), by lower-case address. */
   readonly suppressions: Table;
+  /** Recipients each API key sent to per UTC day (its recipient quota), kept for a while after. */
+  readonly usage: Table;
 
   constructor(scope: Construct, id: string, { storeRenderedEmails }: { storeRenderedEmails: boolean }) {
     super(scope, id);
@@ -58,6 +60,12 @@ export class MailerData extends Construct {
       indexName: INDEX.suppressionsByReason,
       partitionKey: string('reason'),
       sortKey: string('email'),
+    });
+
+    this.usage = this.table('Usage', {
+      partitionKey: string('api_key_id'),
+      sortKey: string('day'),
+      timeToLiveAttribute: 'expires_at',
     });
 
     this.renderedEmails = storeRenderedEmails

@@ -54,6 +54,9 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:PutItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:PutItem'])
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage'])
+      // The day's count is one conditional update; a job over the whole limit reads it to say what remains.
+      .bindTable(TABLE.usage, data.usage, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      .setting('RECIPIENT_QUOTA_PER_DAY', String(config.recipientQuotaPerDay))
       .setting('MAX_RENDERED_EMAIL_BYTES', String(config.maxRenderedEmailBytes))
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('POST', '/send-email', sendEmail, {
@@ -106,6 +109,18 @@ export class EmailJobs extends Construct {
       listEmails.bindTable(TABLE.renderedEmails, data.renderedEmails, ['dynamodb:BatchGetItem']);
     api.addRoute('GET', '/jobs/{job_id}/emails', listEmails);
 
+    const getUsage = new ProjectFunction(this, 'GetUsage', {
+      entry: 'api/get-usage.ts',
+      description: 'GET /usage',
+    })
+      .bindTable(TABLE.usage, data.usage, ['dynamodb:GetItem'])
+      .setting('RECIPIENT_QUOTA_PER_DAY', String(config.recipientQuotaPerDay))
+      .setting('USAGE_PLAN_RATE_LIMIT', String(config.usagePlanRateLimit))
+      .setting('USAGE_PLAN_BURST_LIMIT', String(config.usagePlanBurstLimit))
+      .setting('USAGE_PLAN_QUOTA_PER_DAY', String(config.usagePlanQuotaPerDay))
+      .acknowledgeNoDeadLetterTarget('api');
+    api.addRoute('GET', '/usage', getUsage);
+
     // Records the cancel on the job; the consumers see it before each send and record the rest cancelled.
     const cancelJob = new ProjectFunction(this, 'CancelJob', {
       entry: 'api/cancel-job.ts',
@@ -145,6 +160,9 @@ export class EmailJobs extends Construct {
       // Claims are conditional updates, given back by a conditional delete; outcomes are updates in transactions.
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem', 'dynamodb:DeleteItem'])
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:BatchGetItem'])
+      // Recipients a cancel kept from being sent go back to their key's quota.
+      .bindTable(TABLE.usage, data.usage, ['dynamodb:UpdateItem'])
+      .setting('RECIPIENT_QUOTA_PER_DAY', String(config.recipientQuotaPerDay))
       // Emails that must wait (throttled, paused, out of time) go back to the queue as new, delayed
       // messages; one another consumer holds is hidden until that claim's lease ends.
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage', 'sqs:ChangeMessageVisibility'])

@@ -21,6 +21,8 @@ const CONTEXT = {
   sesSandbox: true,
   sesMaxSendRate: 4,
   consumerMaxConcurrency: CONSUMERS,
+  // Small enough for the last test to reach, after what the others send.
+  recipientQuotaPerDay: 100,
 };
 /** Emails one consumer may have between its last look at the job and SES (`SEND_CONCURRENCY`). */
 const SENDS_UNDER_WAY = 4;
@@ -49,6 +51,8 @@ const mailedTo = async (recipients: readonly string[]) => {
   );
 };
 const status = async (jobId: string) => (await api('GET', `/jobs/${jobId}/status`)).body;
+const recipientsUsed = async () =>
+  Number(((await api('GET', '/usage')).body.recipients as { used: number }).used);
 
 beforeAll(async () => {
   runtime = await startRuntimeProcess({ stateDir, context: CONTEXT });
@@ -68,6 +72,7 @@ describe('POST /jobs/{job_id}/cancel', () => {
       (_, n) => `cancel${String(n).padStart(2, '0')}@${VERIFIED_DOMAIN}`,
     );
     await register(recipients);
+    const usedBefore = await recipientsUsed();
     const accepted = await api('POST', '/send-email', { emails: recipients, template: 'Hello {name}' });
     expect(accepted.status).toBe(202);
     const jobId = String(accepted.body.job_id);
@@ -98,6 +103,8 @@ describe('POST /jobs/{job_id}/cancel', () => {
     expect(Number(ended.cancelled)).toBeGreaterThan(0);
     expect(Number(ended.sent) + Number(ended.cancelled) + Number(ended.failed)).toBe(recipients.length);
     expect(ended.completed_at).toEqual(expect.any(String));
+    // The recipient quota got back what the cancel kept from being sent.
+    expect(await recipientsUsed()).toBe(usedBefore + Number(ended.sent) + Number(ended.failed));
 
     const listed = await api('GET', `/jobs/${jobId}/emails?status=cancelled&limit=100`);
     expect(listed.status).toBe(200);
@@ -207,5 +214,57 @@ describe('POST /jobs/{job_id}/retry', () => {
     });
     const badKey = await api('POST', `/jobs/${jobId}/retry`, undefined, { 'idempotency-key': 'has space' });
     expect(badKey.status).toBe(400);
+  });
+});
+
+describe('the recipient quota (recipientQuotaPerDay)', () => {
+  it('refuses a job past what remains today with 429 QUOTA_EXCEEDED and Retry-After, then takes one that fits', async () => {
+    const recipients = Array.from(
+      { length: 100 },
+      (_, n) => `quota${String(n).padStart(2, '0')}@${VERIFIED_DOMAIN}`,
+    );
+    await register(recipients);
+    const usage = await api('GET', '/usage');
+    expect(usage.status).toBe(200);
+    const { used, limit, remaining } = usage.body.recipients as {
+      used: number;
+      limit: number;
+      remaining: number;
+    };
+    expect(limit).toBe(100);
+    expect(remaining).toBe(limit - used);
+    expect(usage.body).toMatchObject({
+      day: new Date().toISOString().slice(0, 10),
+      resets_at: expect.stringMatching(/T00:00:00\.000Z$/),
+      requests: { rate_limit_per_second: 2000, burst_limit: 2000, quota_per_day: 100_000 },
+    });
+    // What the tests before sent, less what the cancel gave back.
+    expect(remaining).toBeGreaterThan(2);
+
+    // Each recipient and its cc copy: twice the recipients count.
+    const half = Math.floor(remaining / 2);
+    const over = await api('POST', '/send-email', {
+      emails: recipients.slice(0, half + 1),
+      template: 'Hi {name}',
+      cc: [`copies@${VERIFIED_DOMAIN}`],
+    });
+    expect(over.status).toBe(429);
+    expect(over.body).toMatchObject({
+      code: 'QUOTA_EXCEEDED',
+      limit: 100,
+      remaining,
+      requested: (half + 1) * 2,
+    });
+    const retryAfter = Number(over.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(86_400);
+    expect(await recipientsUsed()).toBe(used);
+
+    const fits = await api('POST', '/send-email', {
+      emails: recipients.slice(0, remaining),
+      template: 'Hi {name}',
+    });
+    expect(fits.status).toBe(202);
+    expect((await api('GET', '/usage')).body.recipients).toEqual({ used: limit, limit, remaining: 0 });
   });
 });

@@ -371,6 +371,7 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       ],
       ['DELETE /suppressions/{email}', () => api('DELETE', `/suppressions/${quiet}`), 204, []],
       ['GET /health', () => apiClient(runtime.url)('GET', '/health'), 200, ['status', 'checks', 'version']],
+      ['GET /usage', () => api('GET', '/usage'), 200, ['day', 'resets_at', 'recipients', 'requests']],
       ['DELETE /nonprofits/{email}', () => api('DELETE', `/nonprofits/${email}`), 204, []],
     ];
     expect(calls.map(([route]) => route).sort()).toEqual(declared);

@@ -276,7 +276,7 @@ describe('rendered emails', () => {
         maxRenderedEmailBytes: 500_000,
       });
       expect(JSON.stringify(template)).not.toContain('RenderedEmails');
-      assertions.resourceCountIs('AWS::DynamoDB::Table', 5);
+      assertions.resourceCountIs('AWS::DynamoDB::Table', 6);
       for (const description of [FUNCTION.consumer, FUNCTION.listJobEmails]) {
         const environment = environmentOf(assertions, description);
         expect(environment.STORE_RENDERED_EMAILS).toBe('false');

@@ -26,6 +26,7 @@ const DOCUMENTED_ROUTES = [
   'GET /suppressions',
   'GET /suppressions/{email}',
   'GET /unsubscribe',
+  'GET /usage',
   'POST /jobs/{job_id}/cancel',
   'POST /jobs/{job_id}/retry',
   'POST /nonprofits',
@@ -73,6 +74,25 @@ describe('data', () => {
     });
   });
 
+  it("counts each key's recipients per UTC day, expiring old days, with the limit from context", () => {
+    assertions.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [
+        { AttributeName: 'api_key_id', KeyType: 'HASH' },
+        { AttributeName: 'day', KeyType: 'RANGE' },
+      ],
+      TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
+    });
+    const small = synthesizeForTests({ recipientQuotaPerDay: '250' }).assertions;
+    for (const description of ['POST /send-email', FUNCTION.consumer, 'GET /usage'])
+      expect(queries.environmentOf(small, description).RECIPIENT_QUOTA_PER_DAY).toBe('250');
+    expect(queries.environmentOf(assertions, 'GET /usage')).toMatchObject({
+      RECIPIENT_QUOTA_PER_DAY: '100000',
+      USAGE_PLAN_RATE_LIMIT: '50',
+      USAGE_PLAN_BURST_LIMIT: '100',
+      USAGE_PLAN_QUOTA_PER_DAY: '100000',
+    });
+  });
+
   it('keeps the registry when the stack is deleted', () => {
     assertions.hasResource('AWS::DynamoDB::Table', {
       DeletionPolicy: 'Retain',
@@ -108,6 +128,7 @@ describe('functions', () => {
   const DELIVERIES = 'DataDeliveries';
   const RENDERED = 'DataRenderedEmails';
   const SUPPRESSIONS = 'DataSuppressions';
+  const USAGE = 'DataUsage';
   const EMAILS = 'QueueEmails';
   const DEAD_LETTERS = 'QueueDeadLetters';
   const FEEDBACK = 'SesFeedbackEvents';
@@ -151,8 +172,11 @@ describe('functions', () => {
         [JOBS]: ['dynamodb:GetItem', 'dynamodb:PutItem'],
         [CONTENTS]: ['dynamodb:PutItem'],
         [EMAILS]: ['sqs:SendMessage'],
+        // The recipient quota: one conditional update; a job over the whole limit reads what remains.
+        [USAGE]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       },
     ],
+    ['GET /usage', { [USAGE]: ['dynamodb:GetItem'] }],
     // Reads the registry only: a preview writes and enqueues nothing.
     ['POST /send-email/preview', { [NONPROFITS]: ['dynamodb:BatchGetItem'] }],
     ['GET /jobs', { [`${JOBS}/index/by-api-key`]: ['dynamodb:Query'] }],
@@ -189,6 +213,8 @@ describe('functions', () => {
         [RENDERED]: ['dynamodb:BatchWriteItem'],
         // Read for every batch: no email to a suppressed address.
         [SUPPRESSIONS]: ['dynamodb:BatchGetItem'],
+        // Cancelled recipients go back to their key's recipient quota.
+        [USAGE]: ['dynamodb:UpdateItem'],
         // Emails that must wait go back to the queue as new, delayed messages.
         [EMAILS]: [...EVENT_SOURCE, 'sqs:SendMessage'],
       },

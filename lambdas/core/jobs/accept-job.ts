@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { ConflictError, NotFoundError } from '../errors';
+import { AppError, ConflictError, NotFoundError } from '../errors';
 import type { Nonprofit } from '../nonprofits/nonprofit';
 import type { NonprofitRepository } from '../nonprofits/repository';
 import type { EmailQueue } from '../queue/email-queue';
-import type { JobRecord, SendEmailRequest } from './job';
+import type { RecipientQuota } from '../quota/recipient-quota';
+import { type JobContent, type JobRecord, jobVolume, type SendEmailRequest } from './job';
 import { acceptedJob } from './job-status';
 import type { JobContentStore, JobStore } from './job-store';
 
@@ -12,6 +13,8 @@ export interface AcceptJobDependencies {
   contents: Pick<JobContentStore, 'put'>;
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
   queue: Pick<EmailQueue, 'enqueue'>;
+  /** Each API key's recipients per UTC day; absent, nothing is counted. */
+  quota?: Pick<RecipientQuota, 'charge' | 'refund'> | undefined;
   now?: () => Date;
   /** Told when enqueueing fails after the job was recorded; the sweeper will enqueue it later. */
   onEnqueueFailure?: (job: JobRecord, error: unknown) => void;
@@ -101,18 +104,73 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
   await requireRegistered(deps.nonprofits, request.emails);
 
   const recipients = [...request.emails].sort();
-  const createdAt = (deps.now?.() ?? new Date()).toISOString();
-  // Content and recipients first: a job item that exists always has both.
+  const now = deps.now?.() ?? new Date();
+  const createdAt = now.toISOString();
+  // Counted before anything is written, so a refusal stores nothing; given back if the job is refused after.
+  const volume = jobVolume(request);
+  const charged = deps.quota && (await deps.quota.charge(apiKeyId, volume, now));
+  const refund = async () => {
+    if (deps.quota && charged) await deps.quota.refund(apiKeyId, charged.day, volume);
+  };
+  let accepted: { job: JobRecord; created: boolean };
+  try {
+    accepted = await recordJob(deps, {
+      jobId,
+      apiKeyId,
+      request,
+      recipients,
+      hash,
+      createdAt,
+      enqueueDeadline,
+      idempotencyKey,
+      quota: charged && { api_key_id: apiKeyId, day: charged.day },
+    });
+  } catch (error) {
+    // A refusal (the Idempotency-Key's other request) sends nothing; any other failure may have
+    // recorded the job all the same, so its count stays (the safe side of the quota).
+    if (error instanceof AppError) await refund();
+    throw error;
+  }
+  if (!accepted.created) {
+    // Another request with the same Idempotency-Key made the job a moment before: it was counted then.
+    await refund();
+    return replayOrConflict(accepted.job, hash, apiKeyId);
+  }
+  try {
+    await deps.queue.enqueue(recipients.map((recipient) => ({ job_id: jobId, recipient })));
+  } catch (error) {
+    deps.onEnqueueFailure?.(accepted.job, error);
+  }
+  return { job: accepted.job, replayed: false };
+}
+
+/** Content and recipients first, then the job item: a job item that exists always has both. */
+async function recordJob(
+  deps: Pick<AcceptJobDependencies, 'contents' | 'jobs'>,
+  job: {
+    jobId: string;
+    apiKeyId: string;
+    request: SendEmailRequest;
+    recipients: string[];
+    hash: string;
+    createdAt: string;
+    enqueueDeadline: Date;
+    idempotencyKey: string | undefined;
+    quota: JobContent['quota'];
+  },
+) {
+  const { jobId, apiKeyId, request, recipients, hash, createdAt, enqueueDeadline, idempotencyKey } = job;
   await deps.contents.put({
     job_id: jobId,
     template: request.template,
     subject: request.subject ?? null,
     cc: request.cc ?? [],
     accepted_at: createdAt,
+    ...(job.quota ? { quota: job.quota } : {}),
     recipients,
     request_hash: hash,
   });
-  const { job, created } = await deps.jobs.create(
+  return deps.jobs.create(
     acceptedJob(
       {
         job_id: jobId,
@@ -125,12 +183,4 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
       recipients.length,
     ),
   );
-  if (!created) return replayOrConflict(job, hash, apiKeyId);
-
-  try {
-    await deps.queue.enqueue(recipients.map((recipient) => ({ job_id: job.job_id, recipient })));
-  } catch (error) {
-    deps.onEnqueueFailure?.(job, error);
-  }
-  return { job, replayed: false };
 }

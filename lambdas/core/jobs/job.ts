@@ -278,6 +278,8 @@ export interface JobContent {
   cc: string[];
   /** When the job was accepted (its `created_at`), for the consumers' latency metrics. */
   accepted_at: string;
+  /** Whose recipient quota, on which UTC day, counted the job: a cancelled recipient is given back there. */
+  quota?: { api_key_id: string; day: string } | undefined;
 }
 
 /** What clients see of a job: its progress (and its content where given), never its owner's key or bookkeeping. */

@@ -2,6 +2,7 @@ import { backoff, mapConcurrently } from '../concurrency';
 import type { Nonprofit } from '../nonprofits/nonprofit';
 import type { NonprofitRepository } from '../nonprofits/repository';
 import { type EmailMessage, type EmailQueue, emailMessage, MAX_DELAY_SECONDS } from '../queue/email-queue';
+import type { RecipientQuota } from '../quota/recipient-quota';
 import type { SuppressionList } from '../suppressions/repository';
 import { type Suppression, suppressedBecause } from '../suppressions/suppression';
 import { type SigningSecret, signUnsubscribeToken } from '../suppressions/unsubscribe-token';
@@ -45,6 +46,8 @@ export interface ProcessEmailsDependencies {
   queue: Pick<EmailQueue, 'defer' | 'returnAfter'>;
   /** Keeps each rendered email, when the deployment stores them. */
   rendered?: Pick<RenderedEmailStore, 'put'> | undefined;
+  /** Gives back to its key's recipient quota each recipient a cancel kept from being sent. */
+  quota?: Pick<RecipientQuota, 'refund'> | undefined;
   /** Holds this environment's share of the transport's send rate. */
   pacer?: SendPacer | undefined;
   settings: RenderSettings;
@@ -178,7 +181,7 @@ type Decided = { outcome: DeliveryOutcome; sqsMessageId: string };
  * as sent without sending it again.
  */
 async function record(
-  deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log' | 'now'>,
+  deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log' | 'now' | 'quota'>,
   result: BatchResult,
   job: CompiledJob,
   decided: Decided[],
@@ -199,6 +202,7 @@ async function record(
       if (Number.isFinite(accepted)) result.latenciesMs.push(now - accepted);
     }
     result.duplicates += recorded.duplicates;
+    await refundCancelled(deps, job, recorded.recorded.filter(({ status }) => status === 'cancelled').length);
     if (recorded.completed && Number.isFinite(accepted)) {
       result.completedJobs.push({ jobId: job.jobId, durationSeconds: (now - accepted) / 1000 });
     }
@@ -208,6 +212,27 @@ async function record(
       error: errorText(error),
     });
     result.retry.push(...decided.map(({ sqsMessageId }) => sqsMessageId));
+  }
+}
+
+/**
+ * Gives the key's quota back what these cancelled recipients would have sent (each with its cc
+ * copies), once: only outcomes this call recorded count. Failing that, the count stays (the safe side).
+ */
+async function refundCancelled(
+  deps: Pick<ProcessEmailsDependencies, 'quota' | 'log'>,
+  job: CompiledJob,
+  cancelled: number,
+): Promise<void> {
+  const charged = job.content.quota;
+  if (!deps.quota || !charged || cancelled === 0) return;
+  try {
+    await deps.quota.refund(charged.api_key_id, charged.day, cancelled * (1 + job.content.cc.length));
+  } catch (error) {
+    deps.log?.('WARN', 'Could not give cancelled recipients back to the quota', {
+      job_id: job.jobId,
+      error: errorText(error),
+    });
   }
 }
 

@@ -1,5 +1,6 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../../lambdas/api/send-email';
@@ -67,6 +68,46 @@ describe('POST /send-email', () => {
       { job_id: body.job_id, recipient: 'a@example.org' },
       { job_id: body.job_id, recipient: 'b@example.org' },
     ]);
+  });
+
+  it("counts the job's recipients and cc copies on the key's quota for the day, and records the day on the job", async () => {
+    const result = await post({
+      emails: ['a@example.org', 'b@example.org'],
+      template: 'Hi',
+      cc: ['x@example.org'],
+    });
+
+    expect(result.statusCode).toBe(202);
+    const [charge] = dynamo.commandCalls(UpdateCommand).map((call) => call.args[0].input);
+    expect(charge).toMatchObject({
+      TableName: 'test-usage',
+      Key: { api_key_id: 'key-1', day: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/) },
+      ExpressionAttributeValues: { ':amount': 4, ':room': 100_000 - 4 },
+    });
+    const content = dynamo.commandCalls(PutCommand)[0]?.args[0].input.Item;
+    expect(content?.quota).toEqual({ api_key_id: 'key-1', day: charge?.Key?.day });
+  });
+
+  it('answers 429 QUOTA_EXCEEDED with what remains, when it resets and Retry-After, storing nothing', async () => {
+    dynamo.on(UpdateCommand).rejects(
+      new ConditionalCheckFailedException({
+        message: 'The conditional request failed',
+        $metadata: {},
+        Item: { recipients: { N: '99999' } },
+      }),
+    );
+
+    const result = await post({ emails: ['a@example.org', 'b@example.org'], template: 'Hi' });
+
+    expect(result.statusCode).toBe(429);
+    const body = jsonBody(result);
+    expect(body).toMatchObject({ code: 'QUOTA_EXCEEDED', limit: 100_000, remaining: 1, requested: 2 });
+    expect(Date.parse(String(body.resets_at))).toBeGreaterThan(Date.now());
+    const retryAfter = Number(result.headers?.['retry-after']);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(86_400);
+    expect(dynamo.commandCalls(PutCommand)).toHaveLength(0);
+    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
   });
 
   it('answers 404 naming every unknown recipient, and records nothing', async () => {
@@ -237,6 +278,8 @@ describe('POST /send-email', () => {
     expect(jsonBody(replay).job_id).toBe(jsonBody(first).job_id);
     expect(replay.headers?.['idempotent-replayed']).toBe('true');
     expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 3);
+    // Counted once, by the request that made the job: a replay takes no quota.
+    expect(dynamo).toHaveReceivedCommandTimes(UpdateCommand, 1);
 
     const conflict = await post(
       { emails: ['b@example.org'], template: 'Hi {name}' },
@@ -244,6 +287,27 @@ describe('POST /send-email', () => {
     );
     expect(conflict.statusCode).toBe(409);
     expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 3);
+    expect(dynamo).toHaveReceivedCommandTimes(UpdateCommand, 1);
+  });
+
+  it('gives the count back when the job is refused after it was counted (another body won the Idempotency-Key)', async () => {
+    // The job item appeared between the replay check and the write: another request made it.
+    const other = { job_id: 'x', api_key_id: 'key-1', request_hash: 'another body', status: 'queued' };
+    dynamo
+      .on(PutCommand, { TableName: 'test-jobs' })
+      .rejects(new ConditionalCheckFailedException({ message: 'exists', $metadata: {} }));
+    dynamo.on(GetCommand, { TableName: 'test-jobs' }).resolvesOnce({}).resolves({ Item: other });
+
+    const refused = await post({ emails: ['a@example.org'], template: 'Hi' }, { 'Idempotency-Key': 'race' });
+
+    expect(refused.statusCode).toBe(409);
+    const updates = dynamo
+      .commandCalls(UpdateCommand)
+      .map((call) => call.args[0].input.ExpressionAttributeValues);
+    expect(updates).toEqual([
+      expect.objectContaining({ ':amount': 1 }),
+      expect.objectContaining({ ':refund': -1, ':amount': 1 }),
+    ]);
   });
 
   it('still answers 202 when enqueueing fails after the job was recorded: the sweeper enqueues it', async () => {

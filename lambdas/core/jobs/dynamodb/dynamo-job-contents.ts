@@ -53,7 +53,7 @@ export class DynamoJobContents implements JobContentStore {
       new GetCommand({
         TableName: this.options.tableName,
         Key: { job_id: jobId, part: CONTENT_PART },
-        ProjectionExpression: 'template, subject, cc, accepted_at',
+        ProjectionExpression: 'template, subject, cc, accepted_at, quota',
         ConsistentRead: true,
       }),
     );
@@ -63,6 +63,7 @@ export class DynamoJobContents implements JobContentStore {
       subject: (Item.subject as string | null) ?? null,
       cc: (Item.cc as string[]) ?? [],
       accepted_at: String(Item.accepted_at),
+      ...(Item.quota ? { quota: Item.quota as JobContent['quota'] } : {}),
     };
   }
 
