@@ -71,7 +71,7 @@ nonprofit-mailer is running locally.
   API key:  ${key?.value ?? '(none)'}
   Metrics:  ${runtime.metricsUrl}
   Inbox:    ${runtime.inboxUrl} (emails sent through the local SES)
-  SES API:  ${runtime.sesEndpoint} (aws sesv2 --endpoint-url; with -c sesSandbox=true, verify recipients here)
+  SES API:  ${runtime.sesEndpoint} (aws sesv2 --endpoint-url; with sesSandbox set, verify recipients here)
   SES events: ${runtime.sesEventQueues.join(' ') || '(none: the record transport sends nothing)'}
   DynamoDB: ${runtime.dynamoDbEndpoint} (data in ${stateDir}/dynamodb)
 
