@@ -6,6 +6,7 @@ import { MailerData } from './constructs/data';
 import { EmailJobs } from './constructs/email-jobs';
 import { MailerMonitoring } from './constructs/monitoring';
 import { NonprofitsRoutes } from './constructs/nonprofits-routes';
+import { PublishedContract } from './constructs/published-contract';
 import { EmailQueue } from './constructs/queue';
 import { SesFeedback } from './constructs/ses-feedback';
 import { SuppressionsRoutes } from './constructs/suppressions-routes';
@@ -51,6 +52,7 @@ export class MailerStack extends Stack {
       data: this.data,
       config: props.config,
     }).enableLinks(this.emailJobs.consumer, props.config.unsubscribeMailto);
+    new PublishedContract(this, 'Contract', { api: this.api });
     // Last: it watches every function the stack has.
     this.monitoring = new MailerMonitoring(this, 'Monitoring', {
       api: this.api,

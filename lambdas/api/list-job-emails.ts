@@ -1,22 +1,16 @@
 // GET /jobs/{job_id}/emails?status=&limit=&cursor=: handler --> job store + deliveries + rendered emails (DynamoDB)
 import { z } from 'zod';
 import { deliveriesFromEnv, jobContentsFromEnv, jobsFromEnv, renderedEmailsFromEnv } from '../core/adapters';
-import { decodeCursor, encodeCursor, pageLimit } from '../core/cursor';
+import { decodeCursor, encodeCursor } from '../core/cursor';
 import { apiHandler, callerApiKeyId, json, parsePathParameter, parseQuery } from '../core/http';
 import { jobId } from '../core/jobs/job';
-import { EMAIL_STATUSES, type ListJobEmailsDependencies, listJobEmails } from '../core/jobs/job-emails';
+import { jobEmailsQuery, type ListJobEmailsDependencies, listJobEmails } from '../core/jobs/job-emails';
 import { findOwnedJob, type JobStore } from '../core/jobs/job-store';
-
-const listQuery = z.strictObject({
-  status: z.enum(EMAIL_STATUSES, { message: `Must be one of ${EMAIL_STATUSES.join(', ')}` }).optional(),
-  limit: pageLimit(50, 100),
-  cursor: z.string().min(1, 'Must not be empty').optional(),
-});
 
 export const makeListJobEmails = (deps: ListJobEmailsDependencies & { jobs: Pick<JobStore, 'get'> }) =>
   apiHandler(async (event) => {
     const id = parsePathParameter(event, 'job_id', jobId);
-    const query = parseQuery(event, listQuery);
+    const query = parseQuery(event, jobEmailsQuery);
     const job = await findOwnedJob(deps.jobs, id, callerApiKeyId(event));
     const scope = `emails:${id}:${query.status ?? '*'}`;
     const position = z.strictObject({ offset: z.number().int().min(0).max(job.total_emails) });

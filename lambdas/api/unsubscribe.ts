@@ -1,20 +1,14 @@
 // GET|POST /unsubscribe?token=: handler --> signing secret (Secrets Manager), suppression list and jobs (DynamoDB)
-import { z } from 'zod';
 import { jobsFromEnv, signingSecretFromEnv, suppressionsFromEnv } from '../core/adapters';
 import { ValidationError } from '../core/errors';
 import { type ApiResult, apiHandler, parseQuery } from '../core/http';
 import type { JobStore } from '../core/jobs/job-store';
 import type { SuppressionList } from '../core/suppressions/repository';
 import {
-  MAX_TOKEN_LENGTH,
   type SigningSecret,
+  unsubscribeQuery,
   verifyUnsubscribeToken,
 } from '../core/suppressions/unsubscribe-token';
-
-// Not strict: a link rewriter or tracker may append parameters, and the recipient must still get out.
-const unsubscribeQuery = z.object({
-  token: z.string().min(1, 'Must not be empty').max(MAX_TOKEN_LENGTH, 'Not an unsubscribe token'),
-});
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -372,6 +372,19 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       ['DELETE /suppressions/{email}', () => api('DELETE', `/suppressions/${quiet}`), 204, []],
       ['GET /health', () => apiClient(runtime.url)('GET', '/health'), 200, ['status', 'checks', 'version']],
       ['GET /usage', () => api('GET', '/usage'), 200, ['day', 'resets_at', 'recipients', 'requests']],
+      [
+        'GET /openapi.json',
+        async () => {
+          // Without a key: the contract is read before a key is had. It is the checked-in document.
+          const answer = await apiClient(runtime.url)('GET', '/openapi.json');
+          expect(answer.body).toEqual(
+            JSON.parse(readFileSync(new URL('../../openapi.json', import.meta.url), 'utf8')),
+          );
+          return answer;
+        },
+        200,
+        ['openapi', 'info', 'paths', 'components'],
+      ],
       ['DELETE /nonprofits/{email}', () => api('DELETE', `/nonprofits/${email}`), 204, []],
     ];
     expect(calls.map(([route]) => route).sort()).toEqual(declared);

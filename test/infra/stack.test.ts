@@ -23,6 +23,7 @@ const DOCUMENTED_ROUTES = [
   'GET /jobs/{job_id}/status',
   'GET /nonprofits',
   'GET /nonprofits/{email}',
+  'GET /openapi.json',
   'GET /suppressions',
   'GET /suppressions/{email}',
   'GET /unsubscribe',
@@ -292,14 +293,14 @@ describe('functions', () => {
 });
 
 describe('API', () => {
-  it('requires an API key on every method but GET /health and the unsubscribe link, whose callers hold none', () => {
+  it('requires an API key on every method but GET /health, the unsubscribe link and the contract, whose callers hold none', () => {
     const model = readApiModel(template, new IntrinsicResolver(template));
     const keyless = model.routes
       .filter((route) => !route.apiKeyRequired)
       .map((route) => `${route.method} ${route.resourcePath}`)
       .sort();
-    expect(keyless).toEqual(['GET /health', 'GET /unsubscribe', 'POST /unsubscribe']);
-    expect(model.routes.filter((route) => route.apiKeyRequired)).toHaveLength(DOCUMENTED_ROUTES.length - 3);
+    expect(keyless).toEqual(['GET /health', 'GET /openapi.json', 'GET /unsubscribe', 'POST /unsubscribe']);
+    expect(model.routes.filter((route) => route.apiKeyRequired)).toHaveLength(DOCUMENTED_ROUTES.length - 4);
   });
 
   it("sets the usage plan's rate, burst and daily quota from cdk.json", () => {

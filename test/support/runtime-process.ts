@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRunning } from '../../local/processes';
 import { PROJECT_ROOT } from '../../local/synth';
+import { checkAgainstContract } from './contract';
 
 export { isRunning };
 
@@ -110,7 +111,11 @@ export async function startRuntimeProcess(options: {
   };
 }
 
-/** A small HTTP client for the tests: JSON in, status and parsed JSON out. */
+/**
+ * A small HTTP client for the tests: JSON in, status and parsed JSON out. Every answer is held to the
+ * published contract (openapi.json): an undocumented status, a missing required header or a body
+ * off its schema fails the test that received it.
+ */
 export function apiClient(baseUrl: string, apiKey?: string) {
   return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const response = await fetch(`${baseUrl}${path}`, {
@@ -119,11 +124,13 @@ export function apiClient(baseUrl: string, apiKey?: string) {
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
     const text = await response.text();
-    return {
+    const answer = {
       status: response.status,
       headers: response.headers,
       body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
     };
+    checkAgainstContract({ method, path, ...answer, body: text ? answer.body : undefined });
+    return answer;
   };
 }
 

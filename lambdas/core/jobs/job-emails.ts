@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { pageLimit } from '../cursor';
 import type { DeliveryFeedback, DeliveryReader } from './deliveries';
 import type { JobRecord } from './job';
 import type { JobContentStore } from './job-store';
@@ -115,3 +117,10 @@ export async function listJobEmails(
   const nextOffset = offset < job.total_emails ? offset : null;
   return { items: emails, nextOffset };
 }
+
+/** The query of `GET /jobs/{job_id}/emails`. */
+export const jobEmailsQuery = z.strictObject({
+  status: z.enum(EMAIL_STATUSES, { message: `Must be one of ${EMAIL_STATUSES.join(', ')}` }).optional(),
+  limit: pageLimit(50, 100),
+  cursor: z.string().min(1, 'Must not be empty').optional(),
+});

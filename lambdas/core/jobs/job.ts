@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pageLimit } from '../cursor';
 import { ValidationError } from '../errors';
 import { toFieldProblems } from '../http';
 import {
@@ -8,6 +9,7 @@ import {
   type FoundControlCharacter,
   PLACEHOLDER_MAX_LENGTH,
 } from '../nonprofits/nonprofit';
+import type { job as jobAnswer } from '../responses';
 import { compileTemplate, parseTemplate, worstCaseBytes } from '../templates/template';
 
 export const MAX_RECIPIENTS = 10_000;
@@ -283,7 +285,7 @@ export interface JobContent {
 }
 
 /** What clients see of a job: its progress (and its content where given), never its owner's key or bookkeeping. */
-export function jobView(job: JobRecord, content?: JobContent) {
+export function jobView(job: JobRecord, content?: JobContent): z.output<typeof jobAnswer> {
   return {
     job_id: job.job_id,
     status: job.status,
@@ -307,3 +309,10 @@ export function jobView(job: JobRecord, content?: JobContent) {
 }
 
 export const jobId = z.uuid({ message: 'Must be a job id' });
+
+/** The query of `GET /jobs`. */
+export const jobListQuery = z.strictObject({
+  status: z.enum(JOB_STATUSES, { message: `Must be one of ${JOB_STATUSES.join(', ')}` }).optional(),
+  limit: pageLimit(20, 100),
+  cursor: z.string().min(1, 'Must not be empty').optional(),
+});

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pageLimit } from '../cursor';
 
 /** A nonprofit as stored and as returned by the API (snake_case, as the original API answered). */
 export interface Nonprofit {
@@ -104,3 +105,10 @@ export type NewNonprofit = z.output<typeof newNonprofit>;
 export function domainOf(email: string): string {
   return email.slice(email.lastIndexOf('@') + 1);
 }
+
+/** The query of `GET /nonprofits`. */
+export const nonprofitListQuery = z.strictObject({
+  domain: emailDomain.optional(),
+  limit: pageLimit(50, 100),
+  cursor: z.string().min(1, 'Must not be empty').optional(),
+});

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pageLimit } from '../cursor';
 import { controlCharacter, controlCharacterMessage } from '../nonprofits/nonprofit';
 
 /**
@@ -58,3 +59,12 @@ export const liftQuery = z
 /** Why a recipient was not sent, as its delivery record says. */
 export const suppressedBecause = (suppression: Pick<Suppression, 'reason'>) =>
   `The address is suppressed (${suppression.reason}).`;
+
+/** The query of `GET /suppressions`. */
+export const suppressionListQuery = z.strictObject({
+  reason: z
+    .enum(SUPPRESSION_REASONS, { message: `Must be one of ${SUPPRESSION_REASONS.join(', ')}` })
+    .optional(),
+  limit: pageLimit(50, 100),
+  cursor: z.string().min(1, 'Must not be empty').optional(),
+});

@@ -65,3 +65,9 @@ export function verifyUnsubscribeToken(secret: string, token: string): Unsubscri
   if (!parsed.success) return undefined;
   return { email: parsed.data.e, jobId: parsed.data.j, apiKeyId: parsed.data.k };
 }
+
+// Not strict: a link rewriter or tracker may append parameters, and the recipient must still get out.
+/** The query of `GET|POST /unsubscribe`. */
+export const unsubscribeQuery = z.object({
+  token: z.string().min(1, 'Must not be empty').max(MAX_TOKEN_LENGTH, 'Not an unsubscribe token'),
+});

@@ -1,0 +1,499 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiResponsesObject } from 'zod-openapi';
+import { jobId, jobListQuery, previewEmailRequest, sendEmailRequest } from '../lambdas/core/jobs/job';
+import { jobEmailsQuery } from '../lambdas/core/jobs/job-emails';
+import { importQuery } from '../lambdas/core/nonprofits/import';
+import {
+  emailAddress,
+  newNonprofit,
+  nonprofitDetails,
+  nonprofitListQuery,
+} from '../lambdas/core/nonprofits/nonprofit';
+import * as answer from '../lambdas/core/responses';
+import {
+  liftQuery,
+  manualSuppressionRequest,
+  suppressionListQuery,
+} from '../lambdas/core/suppressions/suppression';
+import { unsubscribeQuery } from '../lambdas/core/suppressions/unsubscribe-token';
+
+/**
+ * The published contract of the API: OpenAPI 3.1, rendered from the zod schemas the handlers
+ * validate requests with and the answers' schemas in `lambdas/core/responses.ts`. `npm run openapi`
+ * writes it to openapi.json, which is checked in and served at `GET /openapi.json`; a test fails when
+ * the file is stale, or when its operations are not exactly the synthesized template's methods.
+ */
+
+const version = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+const json = (schema: z.ZodType) => ({ content: { 'application/json': { schema } } });
+const LOCATION = z.string().meta({ description: 'Where the created resource, or the job, is read.' });
+const RETRY_AFTER = z.string().regex(/^\d+$/).meta({ description: 'Seconds to wait before trying again.' });
+const IDEMPOTENT_REPLAYED = z
+  .literal('true')
+  .optional()
+  .meta({ description: 'Present when an earlier request with the same Idempotency-Key did this.' });
+
+const error = (description: string) => ({ description, ...json(answer.errorBody) });
+
+/** What any route may answer beside its own: API Gateway's throttle and the unexpected. */
+const common: ZodOpenApiResponsesObject = {
+  '429': {
+    description:
+      "API Gateway's throttle (`Too Many Requests`: the key or the route is above its rate and burst) or quota (`Limit Exceeded`: the usage plan's requests per day).",
+    headers: z.object({ 'Retry-After': RETRY_AFTER }),
+    ...json(answer.errorBody),
+  },
+  '413': error('The body is over 10 MB (API Gateway).'),
+  '414': error('The URL is over 8,192 characters (API Gateway).'),
+  '431': error('The request line and headers are over 10,240 bytes (API Gateway).'),
+  '5XX': error('Something failed that is not the request: try again later.'),
+};
+/** What a route that needs an API key answers without a valid one. */
+const keyed: ZodOpenApiResponsesObject = {
+  '403': error('No `x-api-key` header, or one that is unknown or in no usage plan (`Forbidden`).'),
+};
+const badInput = {
+  '400': error('The request is invalid: `details` names each problem (`VALIDATION_ERROR`).'),
+};
+const notFound = (what: string) => ({ '404': error(`${what} (\`NOT_FOUND\`).`) });
+const conflict = (what: string) => ({ '409': error(`${what} (\`CONFLICT\`).`) });
+
+const emailPath = {
+  path: z.object({ email: emailAddress.meta({ description: 'The address, percent-encoded.' }) }),
+};
+const jobPath = { path: z.object({ job_id: jobId }) };
+const idempotencyKey = z.object({
+  'Idempotency-Key': z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[\x21-\x7e]+$/)
+    .optional()
+    .meta({
+      description: 'Makes the request safe to repeat: the same key (per API key) answers what the first did.',
+    }),
+});
+
+interface Route {
+  method: 'get' | 'post' | 'put' | 'delete';
+  path: string;
+  operation: ZodOpenApiOperationObject;
+  /** Public routes (monitors, email recipients) take no API key. */
+  public?: boolean;
+}
+
+const routes: Route[] = [
+  {
+    method: 'post',
+    path: '/nonprofits',
+    operation: {
+      operationId: 'createNonprofit',
+      summary: 'Register a nonprofit',
+      tags: ['nonprofits'],
+      requestBody: { required: true, ...json(newNonprofit) },
+      responses: {
+        '201': {
+          description: 'Registered.',
+          headers: z.object({ Location: LOCATION }),
+          ...json(answer.nonprofit),
+        },
+        ...badInput,
+        ...conflict('A nonprofit with that email is registered'),
+      },
+    },
+  },
+  {
+    method: 'post',
+    path: '/nonprofits/import',
+    operation: {
+      operationId: 'importNonprofits',
+      summary: 'Register up to 1,000 nonprofits at once',
+      description:
+        'A JSON array of the bodies `POST /nonprofits` takes, or CSV with the header `email,name,address` (RFC 4180, UTF-8 with or without a BOM). Each row is checked as a single create; the answer lists every row.',
+      tags: ['nonprofits'],
+      requestParams: { query: importQuery },
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': { schema: z.array(newNonprofit).max(1000) },
+          'text/csv': { schema: z.string() },
+        },
+      },
+      responses: {
+        '200': { description: 'Every row and what became of it.', ...json(answer.importResult) },
+        ...badInput,
+      },
+    },
+  },
+  {
+    method: 'get',
+    path: '/nonprofits',
+    operation: {
+      operationId: 'listNonprofits',
+      summary: 'List nonprofits, by domain if given',
+      tags: ['nonprofits'],
+      requestParams: { query: nonprofitListQuery },
+      responses: { '200': { description: 'A page.', ...json(answer.nonprofitPage) }, ...badInput },
+    },
+  },
+  {
+    method: 'get',
+    path: '/nonprofits/{email}',
+    operation: {
+      operationId: 'getNonprofit',
+      summary: 'Read a nonprofit',
+      tags: ['nonprofits'],
+      requestParams: emailPath,
+      responses: {
+        '200': { description: 'The nonprofit.', ...json(answer.nonprofit) },
+        ...badInput,
+        ...notFound('No nonprofit with that email'),
+      },
+    },
+  },
+  {
+    method: 'put',
+    path: '/nonprofits/{email}',
+    operation: {
+      operationId: 'updateNonprofit',
+      summary: "Replace a nonprofit's name and address",
+      tags: ['nonprofits'],
+      requestParams: emailPath,
+      requestBody: { required: true, ...json(nonprofitDetails) },
+      responses: {
+        '200': { description: 'The nonprofit as updated.', ...json(answer.nonprofit) },
+        ...badInput,
+        ...notFound('No nonprofit with that email'),
+      },
+    },
+  },
+  {
+    method: 'delete',
+    path: '/nonprofits/{email}',
+    operation: {
+      operationId: 'deleteNonprofit',
+      summary: 'Delete a nonprofit',
+      tags: ['nonprofits'],
+      requestParams: emailPath,
+      responses: {
+        '204': { description: 'Deleted.' },
+        ...badInput,
+        ...notFound('No nonprofit with that email'),
+      },
+    },
+  },
+  {
+    method: 'post',
+    path: '/send-email',
+    operation: {
+      operationId: 'sendEmail',
+      summary: 'Send a templated email to many nonprofits',
+      tags: ['jobs'],
+      requestParams: { header: idempotencyKey },
+      requestBody: { required: true, ...json(sendEmailRequest) },
+      responses: {
+        '202': {
+          description: 'The job and its recipients are stored; the emails are on their way.',
+          headers: z.object({ Location: LOCATION, 'Idempotent-Replayed': IDEMPOTENT_REPLAYED }),
+          ...json(answer.jobAccepted),
+        },
+        ...badInput,
+        ...notFound('Recipients that are not registered nonprofits, each named in `details`'),
+        ...conflict('The Idempotency-Key was used for another body'),
+        '429': {
+          description:
+            "The key's recipient quota for the UTC day (`QUOTA_EXCEEDED`, with what remains and when it resets), or API Gateway's throttle or quota.",
+          headers: z.object({ 'Retry-After': RETRY_AFTER }),
+          content: { 'application/json': { schema: z.union([answer.quotaExceeded, answer.errorBody]) } },
+        },
+      },
+    },
+  },
+  {
+    method: 'post',
+    path: '/send-email/preview',
+    operation: {
+      operationId: 'previewEmail',
+      summary: 'Render a job without sending it',
+      tags: ['jobs'],
+      requestParams: { header: idempotencyKey },
+      requestBody: { required: true, ...json(previewEmailRequest) },
+      responses: {
+        '200': { description: 'Up to five emails, rendered.', ...json(answer.jobPreview) },
+        ...badInput,
+        ...notFound('Recipients that are not registered nonprofits, each named in `details`'),
+      },
+    },
+  },
+  {
+    method: 'get',
+    path: '/jobs',
+    operation: {
+      operationId: 'listJobs',
+      summary: 'Your jobs, newest first',
+      tags: ['jobs'],
+      requestParams: { query: jobListQuery },
+      responses: { '200': { description: 'A page.', ...json(answer.jobPage) }, ...badInput },
+    },
+  },
+  ...(['/jobs/{job_id}', '/jobs/{job_id}/status'] as const).map(
+    (path): Route => ({
+      method: 'get',
+      path,
+      operation: {
+        operationId: path.endsWith('/status') ? 'getJobStatus' : 'getJob',
+        summary: path.endsWith('/status') ? "A job's progress" : 'A job: its progress and what it sends',
+        tags: ['jobs'],
+        requestParams: jobPath,
+        responses: {
+          '200': { description: 'The job.', ...json(answer.job) },
+          ...badInput,
+          ...notFound('No job of yours with that id'),
+        },
+      },
+    }),
+  ),
+  {
+    method: 'get',
+    path: '/jobs/{job_id}/emails',
+    operation: {
+      operationId: 'listJobEmails',
+      summary: 'Every recipient of a job, with its outcome',
+      tags: ['jobs'],
+      requestParams: { ...jobPath, query: jobEmailsQuery },
+      responses: {
+        '200': { description: 'A page.', ...json(answer.jobEmailsPage) },
+        ...badInput,
+        ...notFound('No job of yours with that id'),
+      },
+    },
+  },
+  {
+    method: 'post',
+    path: '/jobs/{job_id}/cancel',
+    operation: {
+      operationId: 'cancelJob',
+      summary: 'Stop a running job',
+      tags: ['jobs'],
+      requestParams: jobPath,
+      responses: {
+        '202': {
+          description: 'The cancel is recorded.',
+          headers: z.object({ Location: LOCATION }),
+          ...json(answer.jobCancelled),
+        },
+        ...badInput,
+        ...notFound('No job of yours with that id'),
+        ...conflict('The job has ended'),
+      },
+    },
+  },
+  {
+    method: 'post',
+    path: '/jobs/{job_id}/retry',
+    operation: {
+      operationId: 'retryJob',
+      summary: "Send a completed job's retryable failures again",
+      tags: ['jobs'],
+      requestParams: { ...jobPath, header: idempotencyKey },
+      responses: {
+        '202': {
+          description: 'The failures are queued again.',
+          headers: z.object({ Location: LOCATION, 'Idempotent-Replayed': IDEMPOTENT_REPLAYED }),
+          ...json(answer.jobRetried),
+        },
+        ...badInput,
+        ...notFound('No job of yours with that id'),
+        ...conflict('Nothing to retry, or the job is running or was cancelled'),
+      },
+    },
+  },
+  {
+    method: 'get',
+    path: '/usage',
+    operation: {
+      operationId: 'getUsage',
+      summary: "Your key's use today and its limits",
+      tags: ['usage'],
+      responses: { '200': { description: 'Use and limits.', ...json(answer.usage) } },
+    },
+  },
+  {
+    method: 'get',
+    path: '/suppressions',
+    operation: {
+      operationId: 'listSuppressions',
+      summary: 'Addresses that get no email',
+      tags: ['suppressions'],
+      requestParams: { query: suppressionListQuery },
+      responses: { '200': { description: 'A page.', ...json(answer.suppressionPage) }, ...badInput },
+    },
+  },
+  {
+    method: 'get',
+    path: '/suppressions/{email}',
+    operation: {
+      operationId: 'getSuppression',
+      summary: 'Is an address suppressed?',
+      tags: ['suppressions'],
+      requestParams: emailPath,
+      responses: {
+        '200': { description: 'It is, and why.', ...json(answer.suppression) },
+        ...badInput,
+        ...notFound('The address is not suppressed'),
+      },
+    },
+  },
+  {
+    method: 'put',
+    path: '/suppressions/{email}',
+    operation: {
+      operationId: 'suppressAddress',
+      summary: 'Suppress an address by hand',
+      tags: ['suppressions'],
+      requestParams: emailPath,
+      requestBody: { required: false, ...json(manualSuppressionRequest) },
+      responses: {
+        '201': { description: 'Suppressed.', ...json(answer.suppression) },
+        '200': { description: 'It was suppressed already: the record kept.', ...json(answer.suppression) },
+        ...badInput,
+      },
+    },
+  },
+  {
+    method: 'delete',
+    path: '/suppressions/{email}',
+    operation: {
+      operationId: 'liftSuppression',
+      summary: 'Lift a suppression',
+      tags: ['suppressions'],
+      requestParams: { ...emailPath, query: liftQuery },
+      responses: {
+        '204': { description: 'Lifted.' },
+        ...badInput,
+        ...notFound('The address is not suppressed'),
+        ...conflict('A complaint is lifted only with force=true and a reason'),
+      },
+    },
+  },
+  ...(['get', 'post'] as const).map(
+    (method): Route => ({
+      method,
+      path: '/unsubscribe',
+      public: true,
+      operation: {
+        operationId: method === 'get' ? 'showUnsubscribe' : 'unsubscribe',
+        summary:
+          method === 'get'
+            ? "The page an email's unsubscribe link opens"
+            : "One-click unsubscribe (RFC 8058), or the page's button",
+        tags: ['suppressions'],
+        requestParams: { query: unsubscribeQuery },
+        ...(method === 'post'
+          ? {
+              requestBody: {
+                required: false,
+                content: {
+                  'application/x-www-form-urlencoded': {
+                    schema: z.string().meta({ example: 'List-Unsubscribe=One-Click' }),
+                  },
+                },
+              },
+            }
+          : {}),
+        responses: {
+          '200': {
+            description: method === 'get' ? 'A page with one button.' : 'Unsubscribed: a page saying so.',
+            content: { 'text/html': { schema: z.string() } },
+          },
+          '400': error('Not a link this deployment signed, or not all of it.'),
+        },
+      },
+    }),
+  ),
+  {
+    method: 'get',
+    path: '/health',
+    public: true,
+    operation: {
+      operationId: 'getHealth',
+      summary: 'Whether the system works',
+      tags: ['operations'],
+      responses: {
+        '200': { description: '`healthy` or `degraded`.', ...json(answer.health) },
+        '503': {
+          description: '`unhealthy`: a backend does not answer, or SES will not send.',
+          ...json(answer.health),
+        },
+      },
+    },
+  },
+  {
+    method: 'get',
+    path: '/openapi.json',
+    public: true,
+    operation: {
+      operationId: 'getOpenApi',
+      summary: 'This document',
+      tags: ['operations'],
+      responses: {
+        '200': { description: 'The OpenAPI 3.1 document.', ...json(z.record(z.string(), z.unknown())) },
+      },
+    },
+  },
+];
+
+/** Each route's operations, keyed `METHOD /path` as the template's routes are. */
+export const OPERATIONS = routes.map(({ method, path }) => `${method.toUpperCase()} ${path}`);
+
+export function openApiDocument() {
+  const paths: Record<string, Record<string, ZodOpenApiOperationObject>> = {};
+  for (const route of routes) {
+    paths[route.path] ??= {};
+    (paths[route.path] as Record<string, ZodOpenApiOperationObject>)[route.method] = {
+      ...route.operation,
+      ...(route.public ? { security: [] } : {}),
+      // The route's own answers first (the document lists them first) and over the common ones.
+      responses: {
+        ...route.operation.responses,
+        ...(route.public ? {} : keyed),
+        ...common,
+        ...route.operation.responses,
+      },
+    };
+  }
+  return createDocument({
+    openapi: '3.1.0',
+    info: {
+      title: 'nonprofit-mailer',
+      version,
+      description:
+        'A registry of nonprofits and templated bulk email to them. Every route but the public ones takes an API key in `x-api-key`; errors are JSON with a `message`.',
+      license: { name: 'MIT', identifier: 'MIT' },
+    },
+    servers: [
+      {
+        url: 'https://{restApiId}.execute-api.{region}.amazonaws.com/v1',
+        description: 'A deployment (the ApiUrl output of `cdk deploy`)',
+        variables: { restApiId: { default: 'abc123defg' }, region: { default: 'us-east-1' } },
+      },
+      { url: 'http://127.0.0.1:3000/v1', description: 'The local runtime (`npm start`)' },
+    ],
+    security: [{ apiKey: [] }],
+    tags: [
+      { name: 'nonprofits', description: 'The registry' },
+      { name: 'jobs', description: 'Sending, and following what was sent' },
+      { name: 'suppressions', description: 'Who gets no email' },
+      { name: 'usage', description: 'Quotas' },
+      { name: 'operations', description: 'Health and this contract' },
+    ],
+    components: {
+      securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } },
+    },
+    paths,
+  });
+}

@@ -1,0 +1,208 @@
+import { z } from 'zod';
+import { JOB_STATUSES } from './jobs/job';
+import { EMAIL_STATUSES } from './jobs/job-emails';
+import { SUPPRESSION_REASONS } from './suppressions/suppression';
+
+/**
+ * What the routes answer, as zod schemas: the published contract (`contract/openapi.ts` renders
+ * them into openapi.json beside the request schemas the handlers validate with), and what the
+ * end-to-end tests hold every answer to. A field a handler adds and this file lacks fails those tests.
+ */
+
+const timestamp = z.iso.datetime().meta({ example: '2026-11-28T12:00:00.000Z' });
+const cursor = z
+  .string()
+  .nullable()
+  .meta({ description: 'Pass as `cursor` for the next page; null on the last.' });
+const count = z.number().int().nonnegative();
+
+export const fieldProblem = z.object({ field: z.string(), message: z.string() }).meta({ id: 'FieldProblem' });
+
+export const errorBody = z
+  .object({
+    message: z.string(),
+    code: z
+      .string()
+      .optional()
+      .meta({ description: "The application's stable code; API Gateway's own errors have none." }),
+    details: z.array(fieldProblem).optional(),
+    details_total: count.optional(),
+  })
+  .meta({ id: 'Error' });
+
+export const quotaExceeded = errorBody
+  .extend({
+    code: z.literal('QUOTA_EXCEEDED'),
+    limit: count,
+    remaining: count,
+    requested: count,
+    resets_at: timestamp,
+  })
+  .meta({ id: 'QuotaExceeded' });
+
+export const nonprofit = z
+  .object({
+    email: z.string(),
+    domain: z.string(),
+    name: z.string(),
+    address: z.string(),
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .meta({ id: 'Nonprofit' });
+
+export const nonprofitPage = z
+  .object({ nonprofits: z.array(nonprofit), next_cursor: cursor })
+  .meta({ id: 'NonprofitPage' });
+
+export const importResult = z
+  .object({
+    created: count,
+    updated: count,
+    exists: count,
+    invalid: count,
+    rows: z.array(
+      z.union([
+        z.object({ row: count, email: z.string(), status: z.enum(['created', 'exists', 'updated']) }),
+        z.object({
+          row: count,
+          email: z.string().nullable(),
+          status: z.literal('invalid'),
+          details: z.array(fieldProblem),
+          details_total: count,
+        }),
+      ]),
+    ),
+  })
+  .meta({ id: 'ImportResult' });
+
+export const suppression = z
+  .object({
+    email: z.string(),
+    reason: z.enum(SUPPRESSION_REASONS),
+    suppressed_at: timestamp,
+    job_id: z.string().optional(),
+    api_key_id: z.string().optional(),
+    note: z.string().optional(),
+  })
+  .meta({ id: 'Suppression' });
+
+export const suppressionPage = z
+  .object({ suppressions: z.array(suppression), next_cursor: cursor })
+  .meta({ id: 'SuppressionPage' });
+
+export const jobAccepted = z
+  .object({ job_id: z.uuid(), status: z.enum(JOB_STATUSES), total_emails: count, message: z.string() })
+  .meta({ id: 'JobAccepted' });
+
+export const job = z
+  .object({
+    job_id: z.uuid(),
+    status: z.enum(JOB_STATUSES),
+    total_emails: count,
+    sent: count,
+    failed: count,
+    suppressed: count,
+    bounced: count,
+    transient_bounces: count,
+    complained: count,
+    cancelled: count,
+    created_at: timestamp,
+    started_at: timestamp.nullable(),
+    completed_at: timestamp.nullable(),
+    cancel_requested_at: timestamp.nullable(),
+    retried: count,
+    retried_at: timestamp.nullable(),
+    error: z.string().optional(),
+    subject: z.string().nullable().optional().meta({ description: 'GET /jobs/{job_id} only.' }),
+    cc: z.array(z.string()).optional().meta({ description: 'GET /jobs/{job_id} only.' }),
+    template: z.string().optional().meta({ description: 'GET /jobs/{job_id} only.' }),
+  })
+  .meta({ id: 'Job' });
+
+export const jobPage = z.object({ jobs: z.array(job), next_cursor: cursor }).meta({ id: 'JobPage' });
+
+export const jobCancelled = job.extend({ message: z.string() }).meta({ id: 'JobCancel' });
+
+export const jobRetried = job
+  .extend({
+    retrying: count.nullable().meta({ description: 'null on a replay under the same Idempotency-Key.' }),
+    not_retried: z
+      .object({ nonprofit_deleted: count, too_large: count, suppressed: count, unknown: count })
+      .nullable(),
+    message: z.string(),
+  })
+  .meta({ id: 'JobRetry' });
+
+export const jobEmail = z
+  .object({
+    to: z.string(),
+    cc: z.array(z.string()),
+    subject: z.string().nullable(),
+    body: z.string().nullable(),
+    status: z.enum(EMAIL_STATUSES),
+    message_id: z.string().nullable(),
+    attempts: count,
+    error: z.string().nullable(),
+    sent_at: timestamp.nullable(),
+    feedback: z.array(
+      z.object({
+        type: z.enum(['bounce', 'transient_bounce', 'complaint', 'not_spam']),
+        at: z.string(),
+        detail: z.string(),
+      }),
+    ),
+  })
+  .meta({ id: 'JobEmail' });
+
+export const jobEmailsPage = z
+  .object({ job_id: z.uuid(), emails: z.array(jobEmail), next_cursor: cursor })
+  .meta({ id: 'JobEmailPage' });
+
+export const jobPreview = z
+  .object({
+    total_emails: count,
+    worst_case_bytes: count,
+    max_rendered_email_bytes: count,
+    previews: z.array(
+      z.object({
+        to: z.string(),
+        cc: z.array(z.string()),
+        subject: z.string().nullable(),
+        body: z.string().nullable(),
+        error: z.string().optional(),
+      }),
+    ),
+  })
+  .meta({ id: 'JobPreview' });
+
+export const usage = z
+  .object({
+    day: z.iso.date(),
+    resets_at: timestamp,
+    recipients: z.object({ used: count, limit: count, remaining: count }),
+    requests: z.object({ rate_limit_per_second: z.number(), burst_limit: count, quota_per_day: count }),
+  })
+  .meta({ id: 'Usage' });
+
+const check = <S extends z.ZodRawShape>(statuses: readonly [string, ...string[]], shape: S) =>
+  z.object({ status: z.enum(statuses), error: z.string().optional(), ...shape });
+
+export const health = z
+  .object({
+    status: z.enum(['healthy', 'degraded', 'unhealthy']),
+    checks: z.object({
+      dynamodb: check(['ok', 'error'], { latency_ms: z.number() }),
+      queue: check(['ok', 'error'], {
+        latency_ms: z.number(),
+        depth: count.optional(),
+        in_flight: count.optional(),
+      }),
+      dead_letter_queue: check(['ok', 'warn', 'error'], { depth: count.optional() }),
+      alarms: check(['ok', 'warn', 'unknown'], { firing: z.array(z.string()).optional() }),
+      sending: check(['ok', 'paused', 'unknown'], { reason: z.string().optional() }).optional(),
+    }),
+    version: z.string(),
+    checked_at: timestamp,
+  })
+  .meta({ id: 'Health' });

@@ -1,0 +1,35 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { OPERATIONS, openApiDocument } from '../../contract/openapi';
+import { readApiModel } from '../../local/api-model';
+import { IntrinsicResolver } from '../../local/template';
+import { synthesizeForTests } from '../support/synth';
+
+const checkedIn = JSON.parse(readFileSync(new URL('../../openapi.json', import.meta.url), 'utf8')) as {
+  paths: Record<string, Record<string, { security?: unknown[] }>>;
+};
+
+describe('the published contract (openapi.json)', () => {
+  it('is what `npm run openapi` writes from the zod schemas today', () => {
+    // Stale: run `npm run openapi` and commit openapi.json.
+    expect(checkedIn).toEqual(JSON.parse(JSON.stringify(openApiDocument())));
+  });
+
+  it("has exactly the synthesized template's methods as its operations, each with the same key requirement", () => {
+    const { template } = synthesizeForTests();
+    const routes = readApiModel(template, new IntrinsicResolver(template)).routes;
+    const declared = routes.map((route) => `${route.method} ${route.resourcePath}`).sort();
+    const documented = Object.entries(checkedIn.paths)
+      .flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`))
+      .sort();
+    expect(documented).toEqual(declared);
+    expect([...OPERATIONS].sort()).toEqual(declared);
+    for (const route of routes) {
+      const operation = checkedIn.paths[route.resourcePath]?.[route.method.toLowerCase()];
+      // A public route declares no security; every other one inherits the API key scheme.
+      expect(operation?.security === undefined, `${route.method} ${route.resourcePath}`).toBe(
+        route.apiKeyRequired,
+      );
+    }
+  });
+});
