@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiResponsesObject } from 'zod-openapi';
 import { jobId, jobListQuery, previewEmailRequest, sendEmailRequest } from '../lambdas/core/jobs/job';
@@ -17,6 +16,7 @@ import {
   suppressionListQuery,
 } from '../lambdas/core/suppressions/suppression';
 import { unsubscribeQuery } from '../lambdas/core/suppressions/unsubscribe-token';
+import { PACKAGE_VERSION } from '../lib/version';
 
 /**
  * The published contract of the API: OpenAPI 3.1, rendered from the zod schemas the handlers
@@ -24,10 +24,6 @@ import { unsubscribeQuery } from '../lambdas/core/suppressions/unsubscribe-token
  * writes it to openapi.json, which is checked in and served at `GET /openapi.json`; a test fails when
  * the file is stale, or when its operations are not exactly the synthesized template's methods.
  */
-
-const version = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
 
 const json = (schema: z.ZodType) => ({ content: { 'application/json': { schema } } });
 const LOCATION = z.string().meta({ description: 'Where the created resource, or the job, is read.' });
@@ -470,7 +466,7 @@ export function openApiDocument() {
     openapi: '3.1.0',
     info: {
       title: 'nonprofit-mailer',
-      version,
+      version: PACKAGE_VERSION,
       description:
         'A registry of nonprofits and templated bulk email to them. Every route but the public ones takes an API key in `x-api-key`; errors are JSON with a `message`.',
       license: { name: 'MIT', identifier: 'MIT' },

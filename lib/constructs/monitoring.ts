@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
 import {
   Alarm,
@@ -19,16 +18,13 @@ import { Construct } from 'constructs';
 import { QUEUE, TABLE } from '../../lambdas/core/bindings';
 import { METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../lambdas/core/observability/metric-names';
 import type { MailerConfig } from '../config';
+import { PACKAGE_VERSION } from '../version';
 import type { MailerApi } from './api';
 import type { MailerData } from './data';
 import { ProjectFunction } from './project-function';
 import type { EmailQueue } from './queue';
 import type { SesFeedback } from './ses-feedback';
 import { publisherTopicKey } from './topic-key';
-
-const VERSION = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
 
 export interface MonitoringProps {
   api: MailerApi;
@@ -88,7 +84,7 @@ export class MailerMonitoring extends Construct {
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:GetQueueAttributes'])
       .bindQueue(QUEUE.deadLetters, queue.deadLetterQueue, ['sqs:GetQueueAttributes'])
       .setting('ALARM_NAME_PREFIX', this.alarmNamePrefix)
-      .setting('SERVICE_VERSION', VERSION)
+      .setting('SERVICE_VERSION', PACKAGE_VERSION)
       .acknowledgeNoDeadLetterTarget('api');
     this.health.addToRolePolicy(
       new PolicyStatement({

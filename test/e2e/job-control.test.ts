@@ -51,6 +51,17 @@ const mailedTo = async (recipients: readonly string[]) => {
   );
 };
 const status = async (jobId: string) => (await api('GET', `/jobs/${jobId}/status`)).body;
+/** A job to one new nonprofit, once it has completed. */
+async function completedJobTo(recipient: string): Promise<string> {
+  await register([recipient]);
+  const accepted = await api('POST', '/send-email', { emails: [recipient], template: 'Hi {name}' });
+  const jobId = String(accepted.body.job_id);
+  await waitFor(
+    () => status(jobId),
+    (job) => job.status === 'completed',
+  );
+  return jobId;
+}
 const recipientsUsed = async () =>
   Number(((await api('GET', '/usage')).body.recipients as { used: number }).used);
 
@@ -118,13 +129,7 @@ describe('POST /jobs/{job_id}/cancel', () => {
 
   it('refuses to cancel a completed job, naming its status, and answers an unknown job 404', async () => {
     const recipient = `done@${VERIFIED_DOMAIN}`;
-    await register([recipient]);
-    const accepted = await api('POST', '/send-email', { emails: [recipient], template: 'Hi {name}' });
-    const jobId = String(accepted.body.job_id);
-    await waitFor(
-      () => status(jobId),
-      (job) => job.status === 'completed',
-    );
+    const jobId = await completedJobTo(recipient);
 
     const refused = await api('POST', `/jobs/${jobId}/cancel`);
     expect(refused.status).toBe(409);
@@ -199,13 +204,7 @@ describe('POST /jobs/{job_id}/retry', () => {
 
   it('answers 409 when nothing may be retried, and 400 for a malformed Idempotency-Key', async () => {
     const recipient = `fine@${VERIFIED_DOMAIN}`;
-    await register([recipient]);
-    const accepted = await api('POST', '/send-email', { emails: [recipient], template: 'Hi {name}' });
-    const jobId = String(accepted.body.job_id);
-    await waitFor(
-      () => status(jobId),
-      (job) => job.status === 'completed',
-    );
+    const jobId = await completedJobTo(recipient);
     const refused = await api('POST', `/jobs/${jobId}/retry`);
     expect(refused.status).toBe(409);
     expect(refused.body).toMatchObject({

@@ -1,23 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   type Claim,
   type DeliveryOutcome,
   DynamoDeliveries,
   MAX_FEEDBACK_PER_DELIVERY,
 } from '../../lambdas/core/jobs/deliveries';
-import { dynamoDbClient } from '../../local/dynamodb';
+import { localDocumentClient, tableNamed } from '../support/local-tables';
 
-const raw = dynamoDbClient(inject('dynamoDbEndpoint'));
-const client = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
-afterAll(() => raw.destroy());
-
-const tableNamed = (prefix: string) => {
-  const found = Object.entries(inject('tableNames')).find(([logicalId]) => logicalId.startsWith(prefix));
-  if (!found) throw new Error(`No table ${prefix} in the synthesized template`);
-  return found[1];
-};
+const { client, destroy } = localDocumentClient();
+afterAll(destroy);
 const jobsTable = tableNamed('DataJobs');
 const deliveriesTable = tableNamed('DataDeliveries');
 const LEASE_MS = 30_000;

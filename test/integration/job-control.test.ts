@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, describe, expect, it } from 'vitest';
 import { cancelJob } from '../../lambdas/core/jobs/cancel-job';
 import {
   type DeliveryOutcome,
@@ -13,17 +13,10 @@ import { acceptedJob } from '../../lambdas/core/jobs/job-status';
 import { retryJob } from '../../lambdas/core/jobs/retry-job';
 import type { EmailMessage } from '../../lambdas/core/queue/email-queue';
 import { DynamoSuppressionList } from '../../lambdas/core/suppressions/repository';
-import { dynamoDbClient } from '../../local/dynamodb';
+import { localDocumentClient, tableNamed } from '../support/local-tables';
 
-const raw = dynamoDbClient(inject('dynamoDbEndpoint'));
-const client = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
-afterAll(() => raw.destroy());
-
-const tableNamed = (prefix: string) => {
-  const found = Object.entries(inject('tableNames')).find(([logicalId]) => logicalId.startsWith(prefix));
-  if (!found) throw new Error(`No table ${prefix} in the synthesized template`);
-  return found[1];
-};
+const { client, destroy } = localDocumentClient();
+afterAll(destroy);
 const jobsTable = tableNamed('DataJobs');
 const jobs = new DynamoJobStore({ client, tableName: jobsTable });
 const deliveries = new DynamoDeliveries({

@@ -1,19 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { QuotaExceededError } from '../../lambdas/core/errors';
 import { DynamoRecipientQuota, nextReset, utcDay } from '../../lambdas/core/quota/recipient-quota';
-import { dynamoDbClient } from '../../local/dynamodb';
+import { localDocumentClient, tableNamed } from '../support/local-tables';
 
-const raw = dynamoDbClient(inject('dynamoDbEndpoint'));
-const client = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
-afterAll(() => raw.destroy());
-
-const tableName = (() => {
-  const found = Object.entries(inject('tableNames')).find(([logicalId]) => logicalId.startsWith('DataUsage'));
-  if (!found) throw new Error('No usage table in the synthesized template');
-  return found[1];
-})();
+const { client, destroy } = localDocumentClient();
+afterAll(destroy);
+const tableName = tableNamed('DataUsage');
 const quota = (limit: number) => new DynamoRecipientQuota({ client, tableName, limit });
 const NOW = new Date('2026-11-28T20:15:00.000Z');
 

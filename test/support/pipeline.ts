@@ -27,6 +27,7 @@ import { readInbox, sesClient, startLocalSes } from '../../local/ses';
 import { createQueues, sqsClient, startLocalSqs } from '../../local/sqs';
 import { IntrinsicResolver } from '../../local/template';
 import { lambdaContext } from './api-events';
+import { tableNamed } from './local-tables';
 import { synthesizeForTests } from './synth';
 
 type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
@@ -55,12 +56,6 @@ export interface PipelineOptions {
   consumer?: (real: SqsHandler) => SqsHandler;
   concurrency?: number;
 }
-
-const tableNamed = (prefix: string) => {
-  const found = Object.entries(inject('tableNames')).find(([logicalId]) => logicalId.startsWith(prefix));
-  if (!found) throw new Error(`No table ${prefix} in the synthesized template`);
-  return found[1];
-};
 
 async function asInvocation(run: () => Promise<unknown>): Promise<InvokeResult> {
   try {
