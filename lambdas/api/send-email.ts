@@ -67,4 +67,10 @@ export const handler = makeSendEmail({
       job_id: job.job_id,
       error: error instanceof Error ? error : String(error),
     }),
+  onRefundFailure: (apiKeyId, recipients, error) =>
+    logger.warn('Could not give recipients back to the quota; they stay counted today', {
+      api_key_id: apiKeyId,
+      recipients,
+      error: error instanceof Error ? error : String(error),
+    }),
 });

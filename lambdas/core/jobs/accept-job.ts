@@ -18,6 +18,8 @@ export interface AcceptJobDependencies {
   now?: () => Date;
   /** Told when enqueueing fails after the job was recorded; the sweeper will enqueue it later. */
   onEnqueueFailure?: (job: JobRecord, error: unknown) => void;
+  /** Told when recipients could not be given back to the quota: the key keeps them counted today. */
+  onRefundFailure?: (apiKeyId: string, recipients: number, error: unknown) => void;
 }
 
 export interface AcceptJobInput {
@@ -109,8 +111,14 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
   // Counted before anything is written, so a refusal stores nothing; given back if the job is refused after.
   const volume = jobVolume(request);
   const charged = deps.quota && (await deps.quota.charge(apiKeyId, volume, now));
+  // Best effort: a refund that fails keeps the count (the safe side) and must not change the answer.
   const refund = async () => {
-    if (deps.quota && charged) await deps.quota.refund(apiKeyId, charged.day, volume);
+    if (!deps.quota || !charged) return;
+    try {
+      await deps.quota.refund(apiKeyId, charged.day, volume);
+    } catch (error) {
+      deps.onRefundFailure?.(apiKeyId, volume, error);
+    }
   };
   let accepted: { job: JobRecord; created: boolean };
   try {
@@ -126,9 +134,9 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
       quota: charged && { api_key_id: apiKeyId, day: charged.day },
     });
   } catch (error) {
-    // A refusal (the Idempotency-Key's other request) sends nothing; any other failure may have
-    // recorded the job all the same, so its count stays (the safe side of the quota).
-    if (error instanceof AppError) await refund();
+    // A refusal (the Idempotency-Key's other request) sends nothing. Any other failure (a throttle,
+    // a timeout) may have created the job all the same: the count goes back only if it did not.
+    if (error instanceof AppError || !(await jobExists(deps, jobId))) await refund();
     throw error;
   }
   if (!accepted.created) {
@@ -142,6 +150,15 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
     deps.onEnqueueFailure?.(accepted.job, error);
   }
   return { job: accepted.job, replayed: false };
+}
+
+/** Whether the job item was written; unknown (the store failing still) counts as written. */
+async function jobExists(deps: Pick<AcceptJobDependencies, 'jobs'>, jobId: string): Promise<boolean> {
+  try {
+    return (await deps.jobs.get(jobId)) !== undefined;
+  } catch {
+    return true;
+  }
 }
 
 /** Content and recipients first, then the job item: a job item that exists always has both. */

@@ -310,6 +310,51 @@ describe('POST /send-email', () => {
     ]);
   });
 
+  it('gives the count back when writing the job fails and the job does not exist, keeps it when it does', async () => {
+    const throttled = () => Object.assign(new Error('Throughput exceeded'), { name: 'ThrottlingException' });
+    dynamo.on(PutCommand, { TableName: 'test-jobs' }).rejects(throttled());
+    const amounts = () =>
+      dynamo
+        .commandCalls(UpdateCommand)
+        .map((call) => call.args[0].input.ExpressionAttributeValues?.[':refund']);
+
+    const lost = await post({ emails: ['a@example.org', 'b@example.org'], template: 'Hi' });
+    expect(lost.statusCode).toBe(500);
+    // No job was written: nothing will be sent, so nothing stays counted.
+    expect(amounts()).toEqual([undefined, -2]);
+
+    dynamo.reset();
+    answerRegistryReads(dynamo, (email) => ({ email, name: 'N', address: 'A' }));
+    dynamo.on(PutCommand, { TableName: 'test-jobs' }).rejects(throttled());
+    // The write failed on the way back, after DynamoDB stored the job: it will be sent, so it stays counted.
+    dynamo.on(GetCommand, { TableName: 'test-jobs' }).resolves({ Item: { job_id: 'made' } });
+    const recorded = await post({ emails: ['a@example.org'], template: 'Hi' });
+    expect(recorded.statusCode).toBe(500);
+    expect(amounts()).toEqual([undefined]);
+  });
+
+  it('keeps the answer when giving the count back fails: the refusal is still a 409', async () => {
+    const other = { job_id: 'x', api_key_id: 'key-1', request_hash: 'another body', status: 'queued' };
+    dynamo
+      .on(PutCommand, { TableName: 'test-jobs' })
+      .rejects(new ConditionalCheckFailedException({ message: 'exists', $metadata: {} }));
+    dynamo.on(GetCommand, { TableName: 'test-jobs' }).resolvesOnce({}).resolves({ Item: other });
+    dynamo.on(UpdateCommand).resolvesOnce({}).rejects(new Error('DynamoDB unavailable'));
+    const warn = vi.spyOn(logger, 'warn').mockImplementation(() => undefined);
+
+    const refused = await post(
+      { emails: ['a@example.org'], template: 'Hi' },
+      { 'Idempotency-Key': 'race-2' },
+    );
+
+    expect(refused.statusCode).toBe(409);
+    expect(warn).toHaveBeenCalledWith(
+      expect.stringContaining('quota'),
+      expect.objectContaining({ recipients: 1 }),
+    );
+    warn.mockRestore();
+  });
+
   it('still answers 202 when enqueueing fails after the job was recorded: the sweeper enqueues it', async () => {
     sqs.on(SendMessageBatchCommand).rejects(new Error('SQS unavailable'));
     const log = vi.spyOn(logger, 'error').mockImplementation(() => undefined);
