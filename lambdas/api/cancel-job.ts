@@ -17,7 +17,7 @@ export const makeCancelJob = (deps: CancelJobDependencies) =>
         message:
           job.status === 'cancelled'
             ? 'The job is cancelled.'
-            : 'Cancel recorded: no further email of this job is sent. It ends cancelled once the messages under way are drained.',
+            : 'Cancel recorded: no email of this job starts from now on (one already being handed to SES may still arrive). It ends cancelled once its queued messages are drained.',
       },
       { location: `/jobs/${id}` },
     );

@@ -199,6 +199,9 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem'])
+      // A dead letter of a cancelled job is recorded cancelled, and given back to its key's quota.
+      .bindTable(TABLE.usage, data.usage, ['dynamodb:UpdateItem'])
+      .setting('RECIPIENT_QUOTA_PER_DAY', String(config.recipientQuotaPerDay))
       .setting('CLAIM_LEASE_SECONDS', String(claimLeaseSeconds(config)))
       .acknowledgeNoDeadLetterTarget('queue');
     consumeQueue(

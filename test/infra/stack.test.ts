@@ -227,6 +227,8 @@ describe('functions', () => {
         [CONTENTS]: ['dynamodb:GetItem'],
         // A claim, then the outcome under it: both updates.
         [DELIVERIES]: ['dynamodb:UpdateItem'],
+        // Dead letters of a cancelled job go back to its key's recipient quota.
+        [USAGE]: ['dynamodb:UpdateItem'],
         [DEAD_LETTERS]: EVENT_SOURCE,
       },
     ],

@@ -21,7 +21,7 @@ function consumers() {
   const clock = () => new Date(now);
   const consumer = () =>
     new DynamoDeliveries({ client, jobsTable, deliveriesTable, leaseMs: LEASE_MS, now: clock });
-  return { one: consumer(), other: consumer(), advance: (ms: number) => (now += ms) };
+  return { one: consumer(), other: consumer(), clock, advance: (ms: number) => (now += ms) };
 }
 
 async function newJob(recipients: number): Promise<string> {
@@ -94,10 +94,11 @@ describe('claims on recipients, on DynamoDB Local', () => {
   });
 
   it('never gives out a claim whose email was handed over: the next holder records it sent, with its id', async () => {
-    const { one, other, advance } = consumers();
+    const { one, other, clock, advance } = consumers();
     const jobId = await newJob(2);
     const claim = await claimOne(one, jobId, 'b@example.org');
     await one.handOver(jobId, 'b@example.org', tokenOf(claim), 'ses-id-1');
+    const handedOverAt = clock().toISOString();
     // A release after the hand-over gives nothing back: the email left.
     await one.release(jobId, 'b@example.org', tokenOf(claim));
 
@@ -107,9 +108,12 @@ describe('claims on recipients, on DynamoDB Local', () => {
     expect(await other.record(jobId, [sent('b@example.org', tokenOf(next), 'ses-id-1')])).toMatchObject({
       recorded: [expect.objectContaining({ recipient: 'b@example.org' })],
     });
+    // The hand-over's time stays the send time; the outcome was recorded a lease later.
     expect((await other.getMany(jobId, ['b@example.org'])).get('b@example.org')).toMatchObject({
       status: 'sent',
       message_id: 'ses-id-1',
+      handed_over_at: handedOverAt,
+      processed_at: clock().toISOString(),
     });
     expect(await other.processedRecipients(jobId)).toEqual(new Set(['b@example.org']));
   });

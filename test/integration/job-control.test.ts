@@ -212,6 +212,31 @@ describe("retrying a job's failures, on DynamoDB Local", () => {
     });
   });
 
+  it('cancels a job that ended and was retried while the cancel was on its way', async () => {
+    const jobId = await newJob(1);
+    // The cancel reads the job running; before its write the job ends, and a retry starts it again.
+    let interleaved = false;
+    const requestCancel = async (id: string, now: Date) => {
+      if (interleaved) return jobs.requestCancel(id, now);
+      interleaved = true;
+      await processed(jobId, { 'a@example.org': { status: 'failed', reason: 'rejected' } });
+      const missed = await jobs.requestCancel(id, now);
+      await retry(jobId);
+      return missed;
+    };
+
+    const cancelled = await cancelJob(
+      { jobs: { get: (id) => jobs.get(id), requestCancel } },
+      { jobId, apiKeyId: API_KEY },
+    );
+
+    // Not a 409 naming a running job as ended: the cancel applies to the retry.
+    expect(interleaved).toBe(true);
+    expect(cancelled.status).toBe('cancelling');
+    await processed(jobId, { 'a@example.org': { status: 'cancelled' } });
+    expect(await job(jobId)).toMatchObject({ status: 'cancelled', failed: 0, cancelled: 1, remaining: 0 });
+  });
+
   it('lets one of two retries at once take the job; the other is refused', async () => {
     const jobId = await newJob(2);
     await processed(jobId, {

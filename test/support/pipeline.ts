@@ -128,7 +128,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
     waits: { throttledSeconds: 1, pausedSeconds: 1 },
   });
   const consumer = options.consumer ? options.consumer(realConsumer) : realConsumer;
-  const deadLetterConsumer = makeRecordDeadLetters({ contents, deliveries });
+  const deadLetterConsumer = makeRecordDeadLetters({ contents, deliveries, jobs });
   const log = () => undefined;
   const sources = [
     new QueueEventSource({

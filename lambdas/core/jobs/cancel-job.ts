@@ -19,13 +19,19 @@ export async function cancelJob(
   deps: CancelJobDependencies,
   { jobId, apiKeyId }: { jobId: string; apiKeyId: string },
 ): Promise<JobRecord> {
-  const job = await findOwnedJob(deps.jobs, jobId, apiKeyId);
-  if (cancelledAlready(job)) return job;
-  if (job.active !== undefined && (await deps.jobs.requestCancel(jobId, deps.now?.() ?? new Date()))) {
-    return findOwnedJob(deps.jobs, jobId, apiKeyId);
+  let job = await findOwnedJob(deps.jobs, jobId, apiKeyId);
+  // A job can change between the read and the write: it ends, another cancel gets in, or a retry
+  // starts it again. Each look that finds it running tries once more; a few are plenty.
+  for (let attempt = 1; ; attempt++) {
+    if (cancelledAlready(job)) return job;
+    if (job.active === undefined)
+      throw new ConflictError(`Job ${jobId} is ${job.status}: it has ended, so there is nothing to cancel.`);
+    if (attempt > MAX_CANCEL_ATTEMPTS)
+      throw new ConflictError(`Job ${jobId} changed while it was being cancelled: send the cancel again.`);
+    const recorded = await deps.jobs.requestCancel(jobId, deps.now?.() ?? new Date());
+    job = await findOwnedJob(deps.jobs, jobId, apiKeyId);
+    if (recorded) return job;
   }
-  // The job ended, or another cancel got in, since it was read.
-  const current = await findOwnedJob(deps.jobs, jobId, apiKeyId);
-  if (cancelledAlready(current)) return current;
-  throw new ConflictError(`Job ${jobId} is ${current.status}: it has ended, so there is nothing to cancel.`);
 }
+
+const MAX_CANCEL_ATTEMPTS = 3;

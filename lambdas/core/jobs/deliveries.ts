@@ -54,6 +54,8 @@ export interface DeliveryRecord {
   /** Why it failed (absent on failures recorded before reasons were kept). */
   failure_reason?: FailureReason;
   message_id?: string;
+  /** When the transport accepted the email (recorded with its message id, before the outcome). */
+  handed_over_at?: string;
   attempts?: number;
   processed_at?: string;
   /** What SES reported of the sent email afterwards (bounces, complaints), oldest first. */
@@ -311,9 +313,13 @@ export class DynamoDeliveries
     await this.options.client.send(
       new UpdateCommand({
         ...this.key(jobId, recipient),
-        UpdateExpression: 'SET message_id = :messageId',
+        UpdateExpression: 'SET message_id = :messageId, handed_over_at = :now',
         ConditionExpression: 'claim_token = :token',
-        ExpressionAttributeValues: { ':token': token, ':messageId': messageId },
+        ExpressionAttributeValues: {
+          ':token': token,
+          ':messageId': messageId,
+          ':now': this.now().toISOString(),
+        },
       }),
     );
   }

@@ -84,7 +84,9 @@ export async function listJobEmails(
               message_id: outcome.message_id ?? null,
               attempts: outcome.attempts ?? 0,
               error: outcome.error ?? null,
-              sent_at: outcome.status === 'sent' ? (outcome.processed_at ?? null) : null,
+              // The hand-over time: when SES took the email. Outcomes are recorded per batch, later.
+              sent_at:
+                outcome.status === 'sent' ? (outcome.handed_over_at ?? outcome.processed_at ?? null) : null,
               feedback: outcome.feedback ?? [],
             }
           : {

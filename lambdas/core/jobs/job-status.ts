@@ -210,7 +210,9 @@ export function failuresRequeued(chunk: {
     .add('remaining', chunk.count)
     .add('retried', chunk.count)
     .set('updated_at', chunk.now);
-  if (!chunk.first) return update.when('retry_token', '=', chunk.token).build();
+  // A later chunk needs the job still running: one that ended meanwhile is out of the sweeper's
+  // sight, and recipients added to it would wait forever.
+  if (!chunk.first) return update.when('retry_token', '=', chunk.token).whenPresent('active').build();
   update
     .when('status', '=', 'completed')
     .set('status', 'processing')

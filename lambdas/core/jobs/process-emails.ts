@@ -333,6 +333,8 @@ interface BatchRun {
    * whose claim lapses without its id, and so one sent twice).
    */
   stop?: 'paused' | 'deadline' | 'unrecorded';
+  /** Jobs a sender found cancelled: their other emails in this batch skip the pacer's wait. */
+  cancelledJobs: Set<string>;
 }
 
 /**
@@ -362,6 +364,7 @@ export async function processEmailBatch(
     // A short timeout keeps a quarter of itself for the recording, never less.
     marginMs: Math.min(SEND_MARGIN_MS, remainingMs() / 4),
     waits: deps.waits ?? DEFAULT_WAITS,
+    cancelledJobs: new Set(),
   };
   for (const { job, items } of groups) await processJob(run, job, items, nonprofits);
   return result;
@@ -528,6 +531,13 @@ async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, ema
     return waitInQueue(run, job, item, token, pacerWaitMs / 1000, { grows: false });
   if (run.stop === 'unrecorded')
     return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
+  const cancelledOutcome = () =>
+    ({
+      outcome: { ...base, status: 'cancelled', error: CANCELLED },
+      sqsMessageId: item.message.messageId,
+    }) satisfies Decided;
+  // A cancel seen by another sender of this batch is final: no need to wait a turn to learn it again.
+  if (run.cancelledJobs.has(job.jobId)) return cancelledOutcome();
   await deps.pacer?.take(1 + email.cc.length);
   // Another sender may have found sending paused, or the store failing, while this one waited its turn.
   if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
@@ -546,8 +556,10 @@ async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, ema
     });
     return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
   }
-  if (cancelled)
-    return { outcome: { ...base, status: 'cancelled', error: CANCELLED }, sqsMessageId } satisfies Decided;
+  if (cancelled) {
+    run.cancelledJobs.add(job.jobId);
+    return cancelledOutcome();
+  }
   try {
     const { messageId } = await deps.transport.send(email);
     if (messageId) await handOver(run, job, email.to, token, messageId);
@@ -689,24 +701,43 @@ async function returnAfterLease({ deps, log }: BatchRun, { message }: Item, leas
 
 /**
  * Records messages that exhausted their receives as failed, so their jobs still end; an email an
- * earlier attempt handed to the transport is recorded as sent. Claims keep this from racing a consumer.
+ * earlier attempt handed to the transport is recorded as sent, and one of a cancelled job as
+ * cancelled (its quota given back). Claims keep this from racing a consumer.
  */
 export async function recordDeadLetters(
-  deps: Pick<ProcessEmailsDependencies, 'contents' | 'deliveries' | 'log' | 'now'>,
+  deps: Pick<ProcessEmailsDependencies, 'contents' | 'deliveries' | 'jobs' | 'quota' | 'log' | 'now'>,
   messages: readonly ReceivedMessage[],
 ): Promise<BatchResult> {
   const result = emptyResult();
   for (const { job, items } of await groupByJob(deps, messages, deps.log ?? (() => undefined))) {
-    const decided: Decided[] = (await claimAll(deps, result, job, items)).map(({ item, claim }) => {
+    const claimed = await claimAll(deps, result, job, items);
+    const cancelled =
+      claimed.some(({ claim }) => claim.state === 'claimed') && (await wasCancelled(deps, job));
+    const decided: Decided[] = claimed.map(({ item, claim }) => {
       const base = outcomeBase(job, item, claim);
       if (claim.state === 'handedOver') return handedOver(base, claim, item);
+      const sqsMessageId = item.message.messageId;
+      if (cancelled) return { outcome: { ...base, status: 'cancelled', error: CANCELLED }, sqsMessageId };
       const error = 'Not delivered: every attempt failed and the message reached the dead-letter queue.';
       return {
         outcome: { ...base, status: 'failed', error, reason: 'deadLetter' },
-        sqsMessageId: item.message.messageId,
+        sqsMessageId,
       } satisfies Decided;
     });
     await record(deps, result, job, decided);
   }
   return result;
+}
+
+/** Whether the job was cancelled; unknown (the read failing) counts as not: the email then failed. */
+async function wasCancelled(deps: Pick<ProcessEmailsDependencies, 'jobs' | 'log'>, job: CompiledJob) {
+  try {
+    return await deps.jobs.cancelRequested(job.jobId);
+  } catch (error) {
+    deps.log?.('WARN', 'Could not read whether the job was cancelled; its dead letters are recorded failed', {
+      job_id: job.jobId,
+      error: errorText(error),
+    });
+    return false;
+  }
 }

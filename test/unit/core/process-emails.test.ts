@@ -659,6 +659,30 @@ describe('a cancelled job', () => {
     expect(statuses.sort()).toEqual(['cancelled', 'sent']);
   });
 
+  it('once a sender finds the job cancelled, the rest of the batch does not wait a turn at the pacer', async () => {
+    const recipients = Array.from({ length: 10 }, (_, n) => `r${n}@example.org`);
+    const pacer = new SendPacer(1_000, { now: () => 0, sleep: async () => undefined });
+    const take = vi.spyOn(pacer, 'take');
+    let looks = 0;
+    // The batch's look sees the job running; every sender's last look sees the cancel.
+    const { deps, message, transport } = consumer({
+      nonprofits: recipients.map((email) => nonprofit(email)),
+      total: recipients.length,
+      cancelled: () => ++looks > 1,
+      overrides: { pacer },
+    });
+
+    const result = await processEmailBatch(
+      deps,
+      recipients.map((email, n) => message(String(n), email)),
+    );
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result).toMatchObject({ sent: 0, cancelled: 10 });
+    // Only the senders already waiting their turn (four at once) took one.
+    expect(take.mock.calls.length).toBeLessThanOrEqual(4);
+  });
+
   it('sends nothing and puts the email back when whether the job was cancelled cannot be read', async () => {
     const { deps, deferred, jobId, deliveries, message, transport } = consumer({ total: 1 });
     vi.mocked(deps.jobs.cancelRequested)
@@ -809,6 +833,32 @@ describe('recordDeadLetters', () => {
       status: 'sent',
       message_id: 'ses-earlier',
     });
+  });
+
+  it("records a cancelled job's dead letter cancelled, not failed, and gives it back to the quota", async () => {
+    const refund = vi.fn(async () => undefined);
+    const { deps, deliveries, jobId, message } = consumer({
+      content: { cc: ['boss@example.org'], quota: { api_key_id: 'key-1', day: '2026-11-28' } },
+      cancelled: () => true,
+      overrides: { quota: { refund } },
+    });
+
+    const result = await recordDeadLetters(deps, [message('1', 'a@example.org', { receiveCount: 5 })]);
+
+    expect(result).toMatchObject({ cancelled: 1, failed: { deadLetter: 0 } });
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({ status: 'cancelled' });
+    // The recipient and its cc copy.
+    expect(refund).toHaveBeenCalledWith('key-1', '2026-11-28', 2);
+  });
+
+  it('records a dead letter failed when whether its job was cancelled cannot be read', async () => {
+    const { deps, deliveries, jobId, message } = consumer();
+    vi.mocked(deps.jobs.cancelRequested).mockRejectedValue(
+      new Error('ProvisionedThroughputExceededException'),
+    );
+    const result = await recordDeadLetters(deps, [message('1', 'a@example.org', { receiveCount: 5 })]);
+    expect(result.failed.deadLetter).toBe(1);
+    expect(deliveries.get(jobId, 'a@example.org')?.status).toBe('failed');
   });
 
   it('leaves a dead letter whose claim a consumer still holds to be retried, not failed', async () => {
