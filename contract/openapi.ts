@@ -1,6 +1,12 @@
 import { z } from 'zod';
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiResponsesObject } from 'zod-openapi';
-import { jobId, jobListQuery, previewEmailRequest, sendEmailRequest } from '../lambdas/core/jobs/job';
+import {
+  idempotencyKey,
+  jobId,
+  jobListQuery,
+  previewEmailRequest,
+  sendEmailRequest,
+} from '../lambdas/core/jobs/job';
 import { jobEmailsQuery } from '../lambdas/core/jobs/job-emails';
 import { importQuery } from '../lambdas/core/nonprofits/import';
 import {
@@ -62,17 +68,9 @@ const emailPath = {
   path: z.object({ email: emailAddress.meta({ description: 'The address, percent-encoded.' }) }),
 };
 const jobPath = { path: z.object({ job_id: jobId }) };
-const idempotencyKey = z.object({
-  'Idempotency-Key': z
-    .string()
-    .min(1)
-    .max(255)
-    .regex(/^[\x21-\x7e]+$/)
-    .optional()
-    .meta({
-      description: 'Makes the request safe to repeat: the same key (per API key) answers what the first did.',
-    }),
-});
+/** The header, with the very schema the handlers read it with (`readIdempotencyKey`). */
+const idempotencyHeader = (description: string) =>
+  z.object({ 'Idempotency-Key': idempotencyKey.optional().meta({ description }) });
 
 interface Route {
   method: 'get' | 'post' | 'put' | 'delete';
@@ -189,7 +187,11 @@ const routes: Route[] = [
       operationId: 'sendEmail',
       summary: 'Send a templated email to many nonprofits',
       tags: ['jobs'],
-      requestParams: { header: idempotencyKey },
+      requestParams: {
+        header: idempotencyHeader(
+          'Makes the request safe to repeat: a later request with the same key (per API key) and body answers the job the first made, with `Idempotent-Replayed: true`; another body under it is a 409.',
+        ),
+      },
       requestBody: { required: true, ...json(sendEmailRequest) },
       responses: {
         '202': {
@@ -216,7 +218,11 @@ const routes: Route[] = [
       operationId: 'previewEmail',
       summary: 'Render a job without sending it',
       tags: ['jobs'],
-      requestParams: { header: idempotencyKey },
+      requestParams: {
+        header: idempotencyHeader(
+          'Checked as `/send-email` checks it (a malformed key is a 400); a preview stores nothing.',
+        ),
+      },
       requestBody: { required: true, ...json(previewEmailRequest) },
       responses: {
         '200': { description: 'Up to five emails, rendered.', ...json(answer.jobPreview) },
@@ -295,7 +301,12 @@ const routes: Route[] = [
       operationId: 'retryJob',
       summary: "Send a completed job's retryable failures again",
       tags: ['jobs'],
-      requestParams: { ...jobPath, header: idempotencyKey },
+      requestParams: {
+        ...jobPath,
+        header: idempotencyHeader(
+          'Makes the retry safe to repeat: the same key on the same job answers 202 with `Idempotent-Replayed: true` and the job as it is now, without retrying again.',
+        ),
+      },
       responses: {
         '202': {
           description: 'The failures are queued again.',

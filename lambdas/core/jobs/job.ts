@@ -192,7 +192,8 @@ function refineSendEmail(
 export const sendEmailRequest = z.strictObject(sendEmailFields).superRefine(refineSendEmail);
 export type SendEmailRequest = z.output<typeof sendEmailRequest>;
 
-const idempotencyKey = z
+/** An `Idempotency-Key` header's value (also the published contract's). */
+export const idempotencyKey = z
   .string()
   .min(1)
   .max(255)
