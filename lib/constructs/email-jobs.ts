@@ -193,7 +193,8 @@ export class EmailJobs extends Construct {
 
     this.deadLetterConsumer = new ProjectFunction(this, 'RecordDeadLetters', {
       entry: 'worker/record-dead-letters.ts',
-      description: 'Records emails that reached the dead-letter queue as failed',
+      description:
+        'Records emails that reached the dead-letter queue as failed, or cancelled if their job was',
       timeout: consumerTimeout,
     })
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])

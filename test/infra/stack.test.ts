@@ -84,7 +84,12 @@ describe('data', () => {
       TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
     });
     const small = synthesizeForTests({ recipientQuotaPerDay: '250' }).assertions;
-    for (const description of ['POST /send-email', FUNCTION.consumer, 'GET /usage'])
+    for (const description of [
+      'POST /send-email',
+      FUNCTION.consumer,
+      FUNCTION.deadLetterConsumer,
+      'GET /usage',
+    ])
       expect(queries.environmentOf(small, description).RECIPIENT_QUOTA_PER_DAY).toBe('250');
     expect(queries.environmentOf(assertions, 'GET /usage')).toMatchObject({
       RECIPIENT_QUOTA_PER_DAY: '100000',

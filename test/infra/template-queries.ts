@@ -7,7 +7,8 @@ import type { CfnTemplate } from '../../local/template';
 /** The functions the infra tests look up, by the description the stack gives each. */
 export const FUNCTION = {
   consumer: 'Claims, renders, sends and records the emails of a batch',
-  deadLetterConsumer: 'Records emails that reached the dead-letter queue as failed',
+  deadLetterConsumer:
+    'Records emails that reached the dead-letter queue as failed, or cancelled if their job was',
   sweeper: 'Re-enqueues the recipients of running jobs whose messages can no longer be queued',
   feedbackConsumer:
     'Suppresses addresses SES reports bounced or complaining, and notes each report on its job',

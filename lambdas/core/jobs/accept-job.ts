@@ -136,7 +136,7 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
   } catch (error) {
     // A refusal (the Idempotency-Key's other request) sends nothing. Any other failure (a throttle,
     // a timeout) may have created the job all the same: the count goes back only if it did not.
-    if (error instanceof AppError || !(await jobExists(deps, jobId))) await refund();
+    if (error instanceof AppError || !(await madeTheJob(deps, jobId, createdAt))) await refund();
     throw error;
   }
   if (!accepted.created) {
@@ -152,10 +152,17 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
   return { job: accepted.job, replayed: false };
 }
 
-/** Whether the job item was written; unknown (the store failing still) counts as written. */
-async function jobExists(deps: Pick<AcceptJobDependencies, 'jobs'>, jobId: string): Promise<boolean> {
+/**
+ * Whether this request's job item was written (a job under the same Idempotency-Key made by another
+ * request was counted by that one); unknown, with the store failing still, counts as written.
+ */
+async function madeTheJob(
+  deps: Pick<AcceptJobDependencies, 'jobs'>,
+  jobId: string,
+  createdAt: string,
+): Promise<boolean> {
   try {
-    return (await deps.jobs.get(jobId)) !== undefined;
+    return (await deps.jobs.get(jobId))?.created_at === createdAt;
   } catch {
     return true;
   }

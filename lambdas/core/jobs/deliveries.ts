@@ -583,8 +583,9 @@ export class DynamoDeliveries
             if (first && retry.idempotencyKey !== undefined && keys.includes(retry.idempotencyKey))
               return { state: 'replayed' };
             if (first) return { state: 'refused', status: stringAttribute(job, 'status') };
-            // The retry's own token is gone: only another writer of the job could take it.
-            throw new Error(`Job ${jobId} changed hands while its failures were requeued`);
+            // The job ended under the retry (stray messages drained what it had requeued): what was
+            // requeued stands and is enqueued; the failures left stay failed, for another retry.
+            return { state: 'requeued', recipients: requeued };
           }
           await backoff(attempt);
         }

@@ -314,9 +314,16 @@ const SEND_MARGIN_MS = 5_000;
 /** Waits before trying a throttled or paused email again; each further wait doubles, up to SQS's 15 minutes. */
 const DEFAULT_WAITS = { throttledSeconds: 15, pausedSeconds: 60 };
 
-/** Doubles with each time the email was put back, within SQS's limit, jittered so waiting emails spread out. */
-const growingDelay = (base: number, item: Item) =>
-  Math.min(MAX_DELAY_SECONDS, base * 2 ** (item.email.deferrals ?? 0)) * (0.8 + Math.random() * 0.2);
+/**
+ * The longest wait of an email put back because DynamoDB failed. The consumers' concurrency, not
+ * the wait, bounds what they ask of a failing table; a short cap resumes a job within a minute of
+ * the table's return, where SQS's 15 minutes would hold it long after.
+ */
+const STORE_FAILURE_MAX_DELAY_SECONDS = 60;
+
+/** Doubles with each time the email was put back, up to `max`, jittered so waiting emails spread out. */
+const growingDelay = (base: number, item: Item, max = MAX_DELAY_SECONDS) =>
+  Math.min(max, base * 2 ** (item.email.deferrals ?? 0)) * (0.8 + Math.random() * 0.2);
 
 /** What one invocation shares while it works through its batch. */
 interface BatchRun {
@@ -454,7 +461,7 @@ async function processJob(
         error: errorText(error),
       });
       for (const { item, token } of toSend)
-        await waitInQueue(run, job, item, token, run.waits.throttledSeconds);
+        await waitInQueue(run, job, item, token, run.waits.throttledSeconds, { storeFailure: true });
       sendable = [];
     }
   }
@@ -501,7 +508,7 @@ async function prepareSending(
     );
     for (const { item, claim } of claimed) {
       if (claim.state === 'claimed')
-        await waitInQueue(run, job, item, claim.token, run.waits.throttledSeconds);
+        await waitInQueue(run, job, item, claim.token, run.waits.throttledSeconds, { storeFailure: true });
       else run.result.retry.push(item.message.messageId);
     }
     return undefined;
@@ -523,6 +530,13 @@ function unsubscribeLink(
 /** Sends one claimed email; answers its outcome, or nothing when it went back to the queue. */
 async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, email }: ToSend) {
   const { deps, log } = run;
+  const cancelledOutcome = () =>
+    ({
+      outcome: { ...base, status: 'cancelled', error: CANCELLED },
+      sqsMessageId: item.message.messageId,
+    }) satisfies Decided;
+  // A cancel seen by another sender of this batch is final: no need to wait a turn to learn it again.
+  if (run.cancelledJobs.has(job.jobId)) return cancelledOutcome();
   const pacerWaitMs = deps.pacer?.waitMs() ?? 0;
   if (!run.stop && run.remainingMs() - pacerWaitMs < run.marginMs) run.stop = 'deadline';
   if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
@@ -531,13 +545,6 @@ async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, ema
     return waitInQueue(run, job, item, token, pacerWaitMs / 1000, { grows: false });
   if (run.stop === 'unrecorded')
     return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
-  const cancelledOutcome = () =>
-    ({
-      outcome: { ...base, status: 'cancelled', error: CANCELLED },
-      sqsMessageId: item.message.messageId,
-    }) satisfies Decided;
-  // A cancel seen by another sender of this batch is final: no need to wait a turn to learn it again.
-  if (run.cancelledJobs.has(job.jobId)) return cancelledOutcome();
   await deps.pacer?.take(1 + email.cc.length);
   // Another sender may have found sending paused, or the store failing, while this one waited its turn.
   if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
@@ -656,7 +663,7 @@ async function waitInQueue(
   item: Item,
   token: string,
   baseSeconds: number,
-  { grows = true, release = true } = {},
+  { grows = true, release = true, storeFailure = false } = {},
 ): Promise<undefined> {
   const { deps, log } = run;
   if (release) {
@@ -673,7 +680,9 @@ async function waitInQueue(
     const deferrals = item.email.deferrals ?? 0;
     await deps.queue.defer(
       { ...item.email, ...(grows || deferrals > 0 ? { deferrals: deferrals + (grows ? 1 : 0) } : {}) },
-      grows ? growingDelay(baseSeconds, item) : Math.ceil(baseSeconds),
+      grows
+        ? growingDelay(baseSeconds, item, storeFailure ? STORE_FAILURE_MAX_DELAY_SECONDS : MAX_DELAY_SECONDS)
+        : Math.ceil(baseSeconds),
     );
     run.result.deferred++;
   } catch (error) {

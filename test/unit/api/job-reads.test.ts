@@ -39,6 +39,8 @@ const outcomes = new Map<string, DeliveryRecord>([
       cc: content.cc,
       message_id: 'ses-a',
       attempts: 1,
+      // SES took it a moment before the batch's outcomes were written: sent_at is the former.
+      handed_over_at: '2026-11-27T10:00:00.500Z',
       processed_at: '2026-11-27T10:00:01.000Z',
       feedback: [
         { type: 'transient_bounce', at: '2026-11-27T10:05:00.000Z', detail: 'Transient/MailboxFull' },
@@ -174,7 +176,7 @@ describe('GET /jobs/{job_id}/emails', () => {
         message_id: 'ses-a',
         attempts: 1,
         error: null,
-        sent_at: '2026-11-27T10:00:01.000Z',
+        sent_at: '2026-11-27T10:00:00.500Z',
         feedback: [
           { type: 'transient_bounce', at: '2026-11-27T10:05:00.000Z', detail: 'Transient/MailboxFull' },
         ],

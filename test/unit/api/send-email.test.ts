@@ -323,14 +323,29 @@ describe('POST /send-email', () => {
     // No job was written: nothing will be sent, so nothing stays counted.
     expect(amounts()).toEqual([undefined, -2]);
 
-    dynamo.reset();
-    answerRegistryReads(dynamo, (email) => ({ email, name: 'N', address: 'A' }));
-    dynamo.on(PutCommand, { TableName: 'test-jobs' }).rejects(throttled());
-    // The write failed on the way back, after DynamoDB stored the job: it will be sent, so it stays counted.
-    dynamo.on(GetCommand, { TableName: 'test-jobs' }).resolves({ Item: { job_id: 'made' } });
-    const recorded = await post({ emails: ['a@example.org'], template: 'Hi' });
-    expect(recorded.statusCode).toBe(500);
-    expect(amounts()).toEqual([undefined]);
+    const now = new Date('2026-11-28T10:00:00.000Z');
+    vi.useFakeTimers({ now, toFake: ['Date'] });
+    try {
+      const failingAfter = (made: { created_at: string }) => {
+        dynamo.reset();
+        answerRegistryReads(dynamo, (email) => ({ email, name: 'N', address: 'A' }));
+        dynamo.on(PutCommand, { TableName: 'test-jobs' }).rejects(throttled());
+        dynamo.on(GetCommand, { TableName: 'test-jobs' }).resolvesOnce({}).resolves({ Item: made });
+      };
+      const send = () => post({ emails: ['a@example.org'], template: 'Hi' }, { 'Idempotency-Key': 'k' });
+
+      // The write failed on the way back, after DynamoDB stored this request's job: it stays counted.
+      failingAfter({ created_at: now.toISOString() });
+      expect((await send()).statusCode).toBe(500);
+      expect(amounts()).toEqual([undefined]);
+
+      // The job under the key is another request's (the same body, a moment before): that one was counted.
+      failingAfter({ created_at: '2026-11-28T09:59:59.990Z' });
+      expect((await send()).statusCode).toBe(500);
+      expect(amounts()).toEqual([undefined, -1]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('keeps the answer when giving the count back fails: the refusal is still a 409', async () => {

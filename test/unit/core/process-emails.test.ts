@@ -502,6 +502,20 @@ describe('what the transport says decides what becomes of the email', () => {
     expect(deliveries.get(jobId, 'a@example.org')).toBeUndefined();
   });
 
+  it('waits at most a minute between tries while DynamoDB fails, however often the email was put back', async () => {
+    const { deps, deferred, message } = consumer();
+    vi.mocked(deps.suppressions.getMany).mockRejectedValue(
+      new Error('ProvisionedThroughputExceededException'),
+    );
+
+    // Put back eight times already: a throttle would wait SQS's 15 minutes now.
+    await processEmailBatch(deps, [message('1', 'a@example.org', { deferrals: 8 })]);
+
+    expect(deferred[0]?.message).toMatchObject({ deferrals: 9 });
+    expect(deferred[0]?.delaySeconds).toBeGreaterThan(0);
+    expect(deferred[0]?.delaySeconds).toBeLessThanOrEqual(60);
+  });
+
   it('stops sending the rest of the batch when a message id cannot be written, and puts the rest back to wait', async () => {
     const recipients = Array.from({ length: 10 }, (_, n) => `r${n}@example.org`);
     const { deps, deliveries, deferred, jobId, message, transport } = consumer({
