@@ -301,8 +301,11 @@ const handedOver = (
   sqsMessageId: item.message.messageId,
 });
 
-/** Why a recipient of a cancelled job has no email. */
-const CANCELLED = 'Not sent: the job was cancelled first.';
+/** A recipient of a cancelled job: recorded without an email. */
+const cancelledOutcome = (base: OutcomeBase, item: Item): Decided => ({
+  outcome: { ...base, status: 'cancelled', error: 'Not sent: the job was cancelled first.' },
+  sqsMessageId: item.message.messageId,
+});
 
 /** Emails sent at once by one environment (each waits its turn at the pacer). */
 const SEND_CONCURRENCY = 4;
@@ -322,7 +325,7 @@ const DEFAULT_WAITS = { throttledSeconds: 15, pausedSeconds: 60 };
 const STORE_FAILURE_MAX_DELAY_SECONDS = 60;
 
 /** Doubles with each time the email was put back, up to `max`, jittered so waiting emails spread out. */
-const growingDelay = (base: number, item: Item, max = MAX_DELAY_SECONDS) =>
+const growingDelay = (base: number, item: Item, max: number) =>
   Math.min(max, base * 2 ** (item.email.deferrals ?? 0)) * (0.8 + Math.random() * 0.2);
 
 /** What one invocation shares while it works through its batch. */
@@ -404,7 +407,7 @@ async function processJob(
       continue;
     }
     if (cancelled) {
-      decided.push({ outcome: { ...base, status: 'cancelled', error: CANCELLED }, sqsMessageId });
+      decided.push(cancelledOutcome(base, item));
       continue;
     }
     const suppression = suppressed.get(item.email.recipient);
@@ -461,7 +464,9 @@ async function processJob(
         error: errorText(error),
       });
       for (const { item, token } of toSend)
-        await waitInQueue(run, job, item, token, run.waits.throttledSeconds, { storeFailure: true });
+        await waitInQueue(run, job, item, token, run.waits.throttledSeconds, {
+          maxSeconds: STORE_FAILURE_MAX_DELAY_SECONDS,
+        });
       sendable = [];
     }
   }
@@ -508,7 +513,9 @@ async function prepareSending(
     );
     for (const { item, claim } of claimed) {
       if (claim.state === 'claimed')
-        await waitInQueue(run, job, item, claim.token, run.waits.throttledSeconds, { storeFailure: true });
+        await waitInQueue(run, job, item, claim.token, run.waits.throttledSeconds, {
+          maxSeconds: STORE_FAILURE_MAX_DELAY_SECONDS,
+        });
       else run.result.retry.push(item.message.messageId);
     }
     return undefined;
@@ -530,13 +537,8 @@ function unsubscribeLink(
 /** Sends one claimed email; answers its outcome, or nothing when it went back to the queue. */
 async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, email }: ToSend) {
   const { deps, log } = run;
-  const cancelledOutcome = () =>
-    ({
-      outcome: { ...base, status: 'cancelled', error: CANCELLED },
-      sqsMessageId: item.message.messageId,
-    }) satisfies Decided;
   // A cancel seen by another sender of this batch is final: no need to wait a turn to learn it again.
-  if (run.cancelledJobs.has(job.jobId)) return cancelledOutcome();
+  if (run.cancelledJobs.has(job.jobId)) return cancelledOutcome(base, item);
   const pacerWaitMs = deps.pacer?.waitMs() ?? 0;
   if (!run.stop && run.remainingMs() - pacerWaitMs < run.marginMs) run.stop = 'deadline';
   if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
@@ -565,7 +567,7 @@ async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, ema
   }
   if (cancelled) {
     run.cancelledJobs.add(job.jobId);
-    return cancelledOutcome();
+    return cancelledOutcome(base, item);
   }
   try {
     const { messageId } = await deps.transport.send(email);
@@ -663,7 +665,7 @@ async function waitInQueue(
   item: Item,
   token: string,
   baseSeconds: number,
-  { grows = true, release = true, storeFailure = false } = {},
+  { grows = true, release = true, maxSeconds = MAX_DELAY_SECONDS } = {},
 ): Promise<undefined> {
   const { deps, log } = run;
   if (release) {
@@ -680,9 +682,7 @@ async function waitInQueue(
     const deferrals = item.email.deferrals ?? 0;
     await deps.queue.defer(
       { ...item.email, ...(grows || deferrals > 0 ? { deferrals: deferrals + (grows ? 1 : 0) } : {}) },
-      grows
-        ? growingDelay(baseSeconds, item, storeFailure ? STORE_FAILURE_MAX_DELAY_SECONDS : MAX_DELAY_SECONDS)
-        : Math.ceil(baseSeconds),
+      grows ? growingDelay(baseSeconds, item, maxSeconds) : Math.ceil(baseSeconds),
     );
     run.result.deferred++;
   } catch (error) {
@@ -725,12 +725,11 @@ export async function recordDeadLetters(
     const decided: Decided[] = claimed.map(({ item, claim }) => {
       const base = outcomeBase(job, item, claim);
       if (claim.state === 'handedOver') return handedOver(base, claim, item);
-      const sqsMessageId = item.message.messageId;
-      if (cancelled) return { outcome: { ...base, status: 'cancelled', error: CANCELLED }, sqsMessageId };
+      if (cancelled) return cancelledOutcome(base, item);
       const error = 'Not delivered: every attempt failed and the message reached the dead-letter queue.';
       return {
         outcome: { ...base, status: 'failed', error, reason: 'deadLetter' },
-        sqsMessageId,
+        sqsMessageId: item.message.messageId,
       } satisfies Decided;
     });
     await record(deps, result, job, decided);

@@ -31,6 +31,15 @@ const post = (body: unknown, headers: Record<string, string> = {}) =>
     lambdaContext,
   );
 
+/** The job item appears between the replay check and the write: another request, another body, made it. */
+function anotherBodyWinsTheKey() {
+  const other = { job_id: 'x', api_key_id: 'key-1', request_hash: 'another body', status: 'queued' };
+  dynamo
+    .on(PutCommand, { TableName: 'test-jobs' })
+    .rejects(new ConditionalCheckFailedException({ message: 'exists', $metadata: {} }));
+  dynamo.on(GetCommand, { TableName: 'test-jobs' }).resolvesOnce({}).resolves({ Item: other });
+}
+
 describe('POST /send-email', () => {
   it('records the recipients and then the job, enqueues one message per recipient, and answers 202', async () => {
     const result = await post({
@@ -291,12 +300,7 @@ describe('POST /send-email', () => {
   });
 
   it('gives the count back when the job is refused after it was counted (another body won the Idempotency-Key)', async () => {
-    // The job item appeared between the replay check and the write: another request made it.
-    const other = { job_id: 'x', api_key_id: 'key-1', request_hash: 'another body', status: 'queued' };
-    dynamo
-      .on(PutCommand, { TableName: 'test-jobs' })
-      .rejects(new ConditionalCheckFailedException({ message: 'exists', $metadata: {} }));
-    dynamo.on(GetCommand, { TableName: 'test-jobs' }).resolvesOnce({}).resolves({ Item: other });
+    anotherBodyWinsTheKey();
 
     const refused = await post({ emails: ['a@example.org'], template: 'Hi' }, { 'Idempotency-Key': 'race' });
 
@@ -349,11 +353,7 @@ describe('POST /send-email', () => {
   });
 
   it('keeps the answer when giving the count back fails: the refusal is still a 409', async () => {
-    const other = { job_id: 'x', api_key_id: 'key-1', request_hash: 'another body', status: 'queued' };
-    dynamo
-      .on(PutCommand, { TableName: 'test-jobs' })
-      .rejects(new ConditionalCheckFailedException({ message: 'exists', $metadata: {} }));
-    dynamo.on(GetCommand, { TableName: 'test-jobs' }).resolvesOnce({}).resolves({ Item: other });
+    anotherBodyWinsTheKey();
     dynamo.on(UpdateCommand).resolvesOnce({}).rejects(new Error('DynamoDB unavailable'));
     const warn = vi.spyOn(logger, 'warn').mockImplementation(() => undefined);
 
