@@ -7,6 +7,9 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
+    // End-to-end files spend much of their time waiting on the runtime they started (a job's
+    // progress, a restart): three files at once keep two cores busy where two would leave gaps.
+    maxWorkers: 3,
     projects: [
       {
         test: {
@@ -24,6 +27,9 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/support/dynamodb-global-setup.ts'],
           setupFiles: ['test/support/lambda-env.ts'],
+          // One DynamoDB Local and one set of tables for all files: the sweeper's tests count every
+          // running job in the table, so another file's jobs must not be running meanwhile.
+          fileParallelism: false,
           // Bounds on a hung test, not speed targets: a loaded 2-core machine runs these several times slower.
           testTimeout: 120_000,
           hookTimeout: 120_000,
@@ -33,6 +39,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          // The functions are bundled once, before any file starts a runtime (which then reuses them).
+          globalSetup: ['test/support/bundles-global-setup.ts'],
           // A test may start the runtime twice (synthesis with bundling, then Java): on a loaded
           // 2-core machine each start can take over a minute. Bounds on a hang, not speed targets.
           testTimeout: 360_000,

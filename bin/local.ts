@@ -55,6 +55,12 @@ process.on('uncaughtException', (error) => {
   say(String(error.stack ?? error), process.stderr);
   void shutdown(1);
 });
+// A runtime whose parent is gone (a test runner or a supervisor killed outright, which can forward no
+// signal) has nobody left to stop it: it stops itself, as on Ctrl-C.
+const parentPid = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parentPid) void shutdown(0);
+}, 1_000).unref();
 // Whatever happens, even an exit during start-up, the Java process group does not outlive this one.
 process.on('exit', () => killStartedProcessesNow());
 

@@ -2,8 +2,7 @@ import { App, type AppProps, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { readConfig } from './config';
 import { MailerStack } from './mailer-stack';
-
-export const STACK_NAME = 'NonprofitMailer';
+import { STACK_NAME } from './stack-name';
 
 /**
  * Builds the CDK app: used by `bin/app.ts` (the CLI), by the local runtime, which synthesizes it

@@ -58,6 +58,11 @@ const configSchema = z
      * unsent recipients only when both queues are empty and this long has passed.
      */
     sweeperQueueSettleSeconds: z.coerce.number().int().min(0).max(3600).default(60),
+    /**
+     * Seconds one `/health` report is reused by an execution environment: load balancers polling
+     * every few seconds cost one probe of each service per environment in that time.
+     */
+    healthCacheSeconds: z.coerce.number().int().min(0).max(300).default(5),
     /** Where alarms are emailed; unset, subscribe to the alarm topic some other way. */
     alarmEmail: z.email().optional(),
     /** Alarm when the oldest email waiting in the queue is older than this. */

@@ -61,13 +61,15 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   let restart: { timer?: NodeJS.Timeout; launching?: Promise<unknown> } = {};
 
   const launch = async (): Promise<ManagedProcess> => {
-    const child = spawnDynamoDbLocal({
-      port,
-      sharedDb: true,
-      detached: true,
-      stdio: 'pipe',
-      ...(options.dataDir ? { path: options.dataDir } : {}),
-    });
+    const child = withJavaOptions(LIGHT_JVM, () =>
+      spawnDynamoDbLocal({
+        port,
+        sharedDb: true,
+        detached: true,
+        stdio: 'pipe',
+        ...(options.dataDir ? { path: options.dataDir } : {}),
+      }),
+    );
     const managed = ManagedProcess.adopt(child, {
       marker: 'DynamoDBLocal.jar',
       ...(pidFile ? { pidFile } : {}),
@@ -121,6 +123,28 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
       for (const managed of live) managed.killNow();
     },
   };
+}
+
+/**
+ * The JVM's quick-start settings: the client compiler only, and the serial collector. A local
+ * database of a few tables starts on half the CPU time (about 2.8 s instead of 5 s here), which
+ * counts when every test file and every `npm start` starts one on a laptop's few cores.
+ */
+const LIGHT_JVM = '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC';
+
+/**
+ * Spawns with these JVM options (`JDK_JAVA_OPTIONS`, which the `java` launcher reads; the package
+ * starting DynamoDB Local takes no environment of its own), after any the user set.
+ */
+function withJavaOptions<T>(jvmOptions: string, spawn: () => T): T {
+  const previous = process.env.JDK_JAVA_OPTIONS;
+  process.env.JDK_JAVA_OPTIONS = [jvmOptions, previous].filter(Boolean).join(' ');
+  try {
+    return spawn();
+  } finally {
+    if (previous === undefined) delete process.env.JDK_JAVA_OPTIONS;
+    else process.env.JDK_JAVA_OPTIONS = previous;
+  }
 }
 
 async function waitUntilReady(endpoint: string, child: { exitCode: number | null }): Promise<void> {

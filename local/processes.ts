@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createServer } from 'node:net';
@@ -34,6 +34,41 @@ export const isRunning = (pid: number) => {
     return false;
   }
 };
+
+/** How often a watchdog looks; the longest a helper outlives an owner killed outright. */
+export const WATCHDOG_INTERVAL_MS = 500;
+
+/**
+ * The watchdog of one helper process group, run as a tiny Node process of its own (arguments: the
+ * owner's pid, the group's id). Exit handlers cannot run when the owner is killed outright (SIGKILL,
+ * or a test runner killed by a CI timeout before its teardown): the watchdog notices the owner gone
+ * and kills the group; it ends by itself once the group has.
+ */
+const WATCHDOG_SOURCE = `
+const [owner, group] = process.argv.slice(1).map(Number);
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
+const signal = (name) => { try { process.kill(-group, name); } catch {} };
+const timer = setInterval(() => {
+  if (!alive(group)) process.exit(0);
+  if (alive(owner)) return;
+  clearInterval(timer);
+  // As a clean stop would: TERM first (DynamoDB Local closes its files), KILL if it lingers.
+  signal('SIGTERM');
+  const termed = Date.now();
+  setInterval(() => {
+    if (!alive(group)) process.exit(0);
+    if (Date.now() - termed > 5000) { signal('SIGKILL'); process.exit(0); }
+  }, 100);
+}, ${WATCHDOG_INTERVAL_MS});
+`;
+
+function watch(group: number): void {
+  const watchdog = spawn(process.execPath, ['-e', WATCHDOG_SOURCE, String(process.pid), String(group)], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  watchdog.unref();
+}
 
 /** Every helper process this one started and that has not exited, for the last-resort kill at exit. */
 const started = new Set<ManagedProcess>();
@@ -72,6 +107,7 @@ export class ManagedProcess {
     }
     const managed = new ManagedProcess(child, options.pidFile);
     started.add(managed);
+    watch(child.pid);
     child.once('exit', () => started.delete(managed));
     return managed;
   }

@@ -85,7 +85,7 @@ interface Started {
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const log = options.log ?? ((line: string) => console.log(line));
   mkdirSync(options.stateDir, { recursive: true });
-  const { template, outdir, config } = synthesizeStack(join(options.stateDir, 'cdk.out'));
+  const { template, outdir, config } = await synthesizeStack(join(options.stateDir, 'cdk.out'));
   linkNodeModules(outdir);
   const resolver = new IntrinsicResolver(template);
 

@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createApp, STACK_NAME } from '../lib/app';
-import { type MailerConfig, readConfig } from '../lib/config';
+import { bundleFingerprint, fingerprintOf } from '../lib/bundle-fingerprint';
+import type { MailerConfig } from '../lib/config';
+import { STACK_NAME } from '../lib/stack-name';
+import { BundleCache, DEFAULT_BUNDLE_CACHE } from './bundle-cache';
 import type { CfnTemplate } from './template';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -24,28 +27,88 @@ export interface SynthesizedStack {
  */
 export const LOCAL_FROM_ADDRESS = 'mailer@nonprofit-mailer.localhost';
 
+/** Beside the assembly: what it was synthesized from, and the configuration the app read. */
+const MEMO_FILE = 'local-synthesis.json';
+
+interface SynthesisMemo {
+  key: string;
+  config: MailerConfig;
+}
+
 /**
  * Synthesizes the CDK app in-process, as `cdk synth` would: cdk.json's context first, then
  * `CDK_CONTEXT_JSON` over it (the variable the CDK CLI itself uses to hand context to an app), and
  * asset metadata on, so each function's bundled asset can be found in the output folder. Local
  * defaults (the sender) sit under both, so either overrides them.
+ *
+ * An output folder already holding the synthesis of the same inputs (the stack's code, the
+ * handlers' sources, the lockfile, the context) is used as it is: a restart of an unchanged
+ * checkout loads neither the CDK nor esbuild. Bundles come from the shared cache when their
+ * inputs match (see `local/bundle-cache.ts`).
  */
-export function synthesizeStack(outdir: string): SynthesizedStack {
+export async function synthesizeStack(
+  outdir: string,
+  bundles: BundleCache = new BundleCache(join(PROJECT_ROOT, DEFAULT_BUNDLE_CACHE)),
+): Promise<SynthesizedStack> {
   const cdkJson = JSON.parse(readFileSync(`${PROJECT_ROOT}cdk.json`, 'utf8')) as {
     context?: Record<string, unknown>;
   };
+  const key = synthesisKey(cdkJson.context ?? {});
+  const memo = readMemo(outdir, key);
+  if (memo) return { ...memo, outdir };
+
+  bundles.lendTo(outdir);
+  // Loaded only when needed: the CDK and cdk-nag take seconds to load.
+  const { createApp } = await import('../lib/app');
+  const { readConfig } = await import('../lib/config');
   const { app } = createApp({
     outdir,
     context: { fromAddress: LOCAL_FROM_ADDRESS, ...cdkJson.context },
     postCliContext: { 'aws:cdk:enable-asset-metadata': true },
   });
   const assembly = app.synth();
-  const stack = assembly.getStackByName(STACK_NAME);
-  return {
-    template: stack.template as CfnTemplate,
-    outdir: assembly.directory,
-    config: readConfig(app.node),
-  };
+  const template = assembly.getStackByName(STACK_NAME).template as CfnTemplate;
+  bundles.keepFrom(assembly.directory, assetFolders(template));
+  const config = readConfig(app.node);
+  writeFileSync(join(assembly.directory, MEMO_FILE), JSON.stringify({ key, config } satisfies SynthesisMemo));
+  return { template, outdir: assembly.directory, config };
+}
+
+/**
+ * What a synthesis is made from: the stack's code, the bundles' inputs (handlers, lockfile,
+ * esbuild), the project's context and the caller's `CDK_CONTEXT_JSON`.
+ */
+function synthesisKey(projectContext: Record<string, unknown>): string {
+  return createHash('sha256')
+    .update(fingerprintOf(['lib', 'bin/app.ts', 'package.json']))
+    .update(bundleFingerprint())
+    .update(JSON.stringify({ LOCAL_FROM_ADDRESS, projectContext, env: process.env.CDK_CONTEXT_JSON ?? '' }))
+    .digest('hex');
+}
+
+/** The synthesis already in the folder, if it was made from the same inputs and its bundles are all there. */
+function readMemo(outdir: string, key: string): Omit<SynthesizedStack, 'outdir'> | undefined {
+  const memoFile = join(outdir, MEMO_FILE);
+  const templateFile = join(outdir, `${STACK_NAME}.template.json`);
+  if (!existsSync(memoFile) || !existsSync(templateFile)) return undefined;
+  try {
+    const memo = JSON.parse(readFileSync(memoFile, 'utf8')) as SynthesisMemo;
+    if (memo.key !== key) return undefined;
+    const template = JSON.parse(readFileSync(templateFile, 'utf8')) as CfnTemplate;
+    // A bundle pruned from the cache since (its link now leads nowhere) means synthesizing again.
+    if (!assetFolders(template).every((folder) => existsSync(join(outdir, folder)))) return undefined;
+    return { template, config: memo.config };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The asset folders the template's resources were built from (`aws:asset:path`, relative to the assembly). */
+function assetFolders(template: CfnTemplate): string[] {
+  return Object.values(template.Resources).flatMap((resource) => {
+    const path = resource.Metadata?.['aws:asset:path'];
+    return typeof path === 'string' && !path.includes('/') ? [path] : [];
+  });
 }
 
 /** The template a runtime started on `stateDir` synthesized and serves (as `startLocalRuntime` writes it). */

@@ -85,6 +85,7 @@ export class MailerMonitoring extends Construct {
       .bindQueue(QUEUE.deadLetters, queue.deadLetterQueue, ['sqs:GetQueueAttributes'])
       .setting('ALARM_NAME_PREFIX', this.alarmNamePrefix)
       .setting('SERVICE_VERSION', PACKAGE_VERSION)
+      .setting('HEALTH_CACHE_SECONDS', String(config.healthCacheSeconds))
       .acknowledgeNoDeadLetterTarget('api');
     this.health.addToRolePolicy(
       new PolicyStatement({

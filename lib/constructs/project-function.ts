@@ -8,6 +8,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { QueueBinding, TableBinding } from '../../lambdas/core/bindings';
+import { bundleFingerprint } from '../bundle-fingerprint';
 
 const LAMBDAS_DIR = fileURLToPath(new URL('../../lambdas/', import.meta.url));
 
@@ -65,6 +66,9 @@ export class ProjectFunction extends NodejsFunction {
       loggingFormat: LoggingFormat.JSON,
       environment: { NODE_OPTIONS: '--enable-source-maps' },
       bundling: {
+        // Named by its inputs, not its output: a synthesis whose output folder already holds this
+        // bundle skips esbuild (how the local runtime reuses bundles across starts).
+        assetHash: bundleFingerprint(),
         format: OutputFormat.ESM,
         target: 'node24',
         minify: true,

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mapConcurrently } from '../../lambdas/core/concurrency';
 import { clearInbox, readInbox } from '../../local/ses';
 import { apiClient, isRunning, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
+import { registerNonprofits, UNTHROTTLED_IMPORTS } from '../support/seed';
 
 /**
  * A short consumer timeout, so an outage longer than an invocation makes Lambda's timeout end the
@@ -19,6 +19,7 @@ const CONTEXT = {
   consumerTimeoutSeconds: 5,
   consumerMaxConcurrency: CONSUMERS,
   sesMaxSendRate: 40,
+  ...UNTHROTTLED_IMPORTS,
 };
 /** Emails one consumer has under way at once (`SEND_CONCURRENCY` in process-emails.ts). */
 const SENDS_UNDER_WAY = 4;
@@ -39,14 +40,7 @@ beforeAll(async () => {
   runtime = await startRuntimeProcess({ stateDir, context: CONTEXT });
   // DynamoDB Local goes away on purpose: answers 503 meanwhile, as the contract allows.
   api = apiClient(runtime.url, runtime.apiKey, { serverErrorsExpected: true });
-  await mapConcurrently([...registered.frozen, ...registered.crashed], 16, async (email, n) => {
-    const { status } = await api('POST', '/nonprofits', {
-      email,
-      name: `Member ${n}`,
-      address: `${n} Main St`,
-    });
-    expect(status).toBe(201);
-  });
+  await registerNonprofits(api, [...registered.frozen, ...registered.crashed]);
 });
 
 afterAll(async () => {

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateEmailIdentityCommand } from '@aws-sdk/client-sesv2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mapConcurrently } from '../../lambdas/core/concurrency';
 import { readInbox, sesClient } from '../../local/ses';
 import { apiClient, type RuntimeProcess, startRuntimeProcess, waitFor } from '../support/runtime-process';
+import { registerNonprofits, UNTHROTTLED_IMPORTS } from '../support/seed';
 
 /**
  * An account in the SES sandbox, as a new user's is: the local SES then refuses mail to an address
@@ -23,6 +23,7 @@ const CONTEXT = {
   consumerMaxConcurrency: CONSUMERS,
   // Small enough for the last test to reach, after what the others send.
   recipientQuotaPerDay: 100,
+  ...UNTHROTTLED_IMPORTS,
 };
 /** Emails one consumer may have between its last look at the job and SES (`SEND_CONCURRENCY`). */
 const SENDS_UNDER_WAY = 4;
@@ -33,15 +34,7 @@ const stateDir = mkdtempSync(join(tmpdir(), 'mailer-control-'));
 let runtime: RuntimeProcess;
 let api: ReturnType<typeof apiClient>;
 
-const register = (emails: string[]) =>
-  mapConcurrently(emails, 16, async (email, n) => {
-    const { status } = await api('POST', '/nonprofits', {
-      email,
-      name: `Member ${n}`,
-      address: `${n} Main St`,
-    });
-    expect(status).toBe(201);
-  });
+const register = (emails: string[]) => registerNonprofits(api, emails);
 const verify = (identity: string) =>
   sesClient(runtime.sesEndpoint).send(new CreateEmailIdentityCommand({ EmailIdentity: identity }));
 const mailedTo = async (recipients: readonly string[]) => {

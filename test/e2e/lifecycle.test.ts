@@ -1,8 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../local/synth';
 import { apiClient, isRunning, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-lifecycle-'));
@@ -17,6 +19,16 @@ async function start(): Promise<RuntimeProcess> {
 async function waitUntilGone(pid: number): Promise<boolean> {
   for (let waited = 0; waited < 10_000 && isRunning(pid); waited += 100) await sleep(100);
   return !isRunning(pid);
+}
+
+/** Polls for a value (a printed pid, the banner): a runtime starts in seconds, two minutes on a loaded machine. */
+async function waitUntil<T>(read: () => T | undefined): Promise<T> {
+  for (let waited = 0; waited < 150_000; waited += 100) {
+    const value = read();
+    if (value !== undefined) return value;
+    await sleep(100);
+  }
+  throw new Error('Timed out');
 }
 
 afterAll(async () => {
@@ -56,21 +68,39 @@ describe('the local runtime as a process', () => {
     expect(await waitUntilGone(secondJava)).toBe(true);
   });
 
-  it('starts again after a crash, stopping the Java process the crashed run left behind', async () => {
+  it('stops the Java process of a runtime killed outright, and starts again with its data', async () => {
     const crashed = await start();
     const orphan = crashed.javaPid();
+    // SIGKILL gives the runtime no chance to clean up: the watchdog it left beside Java stops it.
     await crashed.stop('SIGKILL');
-    // SIGKILL gives the runtime no chance to clean up: its Java process group is still running.
-    expect(isRunning(orphan)).toBe(true);
+    expect(await waitUntilGone(orphan)).toBe(true);
 
     const next = await start();
-    expect(await waitUntilGone(orphan)).toBe(true);
     expect(
       (await apiClient(next.url, next.apiKey)('GET', '/nonprofits/kept@restart.example.org')).status,
     ).toBe(200);
 
     const java = next.javaPid();
     await next.stop('SIGTERM');
+    expect(await waitUntilGone(java)).toBe(true);
+  });
+
+  it('stops itself and its Java process when its parent is killed outright', async () => {
+    // The runtime's parent is a shell, killed with SIGKILL as a CI timeout may kill a test runner.
+    const shell = spawn('sh', ['-c', `'${process.execPath}' --import tsx bin/local.ts & echo $!; wait`], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, PORT: '0', LOCAL_STATE_DIR: stateDir, CDK_CONTEXT_JSON: '{}' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const lines: string[] = [];
+    shell.stdout?.setEncoding('utf8').on('data', (chunk: string) => lines.push(...chunk.split('\n')));
+    const runtimePid = await waitUntil(() => Number(lines[0]) || undefined);
+    await waitUntil(() => lines.some((line) => line.includes('Ctrl-C stops everything')) || undefined);
+    const java = (JSON.parse(readFileSync(join(stateDir, 'dynamodb-local.pid'), 'utf8')) as { pid: number })
+      .pid;
+
+    shell.kill('SIGKILL');
+    expect(await waitUntilGone(runtimePid)).toBe(true);
     expect(await waitUntilGone(java)).toBe(true);
   });
 
