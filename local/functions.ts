@@ -317,6 +317,8 @@ export function functionsFromTemplate(
   options: {
     assemblyDir: string;
     baseEnvironment: Record<string, string>;
+    /** Variables a function gets on top of the others (its own credentials, say). */
+    environmentOf?: (logicalId: string) => Record<string, string>;
     /** Applied to each value of a function's template environment (the API's deployed URL becomes the local one). */
     rewrite?: (value: string) => string;
     onLog?: LocalFunctionOptions['onLog'];
@@ -356,6 +358,7 @@ export function functionsFromTemplate(
               options.rewrite ? options.rewrite(String(value)) : String(value),
             ]),
           ),
+          ...options.environmentOf?.(logicalId),
           AWS_LAMBDA_FUNCTION_NAME: functionName,
           AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySize),
           AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',

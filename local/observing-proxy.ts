@@ -1,4 +1,4 @@
-import { createServer, request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { closeServer } from './processes';
 
 /**
@@ -30,13 +30,19 @@ export interface ObservingProxy {
  * Forwards every request to `target` unchanged and shows each completed exchange to `observe`
  * before the caller gets the answer, so an observer that writes something down (the SQS journal)
  * has done so by the time the caller goes on. Used between the AWS side of the local runtime and an
- * engine: by the SQS journal, by the benchmark's request counter, and in front of the local SES,
- * which `answerLocally` completes with the calls the emulator lacks.
+ * engine: by the SQS journal, by the benchmark's request counter, in front of the local SES, which
+ * `answerLocally` completes with the calls the emulator lacks, and by the IAM gate, whose
+ * `answerLocally` refuses what a function's policy does not allow.
  */
 export async function startObservingProxy(
   target: string,
   observe: (exchange: Exchange) => void,
-  answerLocally?: (call: { method: string; path: string; body: Buffer }) => LocalAnswer | undefined,
+  answerLocally?: (call: {
+    method: string;
+    path: string;
+    headers: IncomingHttpHeaders;
+    body: Buffer;
+  }) => LocalAnswer | undefined,
 ): Promise<ObservingProxy> {
   const to = new URL(target);
   const server = createServer((incoming, outgoing) => {
@@ -50,7 +56,7 @@ export async function startObservingProxy(
           .pop() ?? 'unknown';
       const method = incoming.method ?? 'GET';
       const path = incoming.url ?? '/';
-      const own = answerLocally?.({ method, path, body: request });
+      const own = answerLocally?.({ method, path, headers: incoming.headers, body: request });
       if (own) {
         outgoing.writeHead(own.status, own.headers);
         outgoing.end(own.body);

@@ -13,7 +13,9 @@ import {
 import { QueueEventSource } from './event-sources';
 import { functionsFromTemplate, type InvokeResult, type LocalFunction } from './functions';
 import { LocalGateway, UNSUPPORTED_SERVICE_PATH } from './gateway';
+import { accessKeyIdOf, type GatedService, readFunctionPolicies, startIamGate } from './iam';
 import { LocalMetrics, readableLogLine } from './metrics';
+import type { ObservingProxy } from './observing-proxy';
 import { closeServer } from './processes';
 import { type LocalSecrets, startLocalSecrets } from './secrets';
 import { type LocalSes, startLocalSes } from './ses';
@@ -69,6 +71,7 @@ interface Started {
   ses?: LocalSes;
   eventPublishing?: LocalEventPublishing;
   secrets?: LocalSecrets;
+  gates?: ObservingProxy[];
   functions?: Map<string, LocalFunction>;
   server?: Server;
   eventSources?: QueueEventSource[];
@@ -96,6 +99,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const { server } = started;
     if (server) await closeServer(server);
     await Promise.all([...(started.functions?.values() ?? [])].map((fn) => fn.close()));
+    await Promise.all((started.gates ?? []).map((gate) => gate.stop()));
     started.eventPublishing?.stop();
     await started.ses?.stop();
     await started.secrets?.stop();
@@ -183,21 +187,39 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const address = started.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
 
+    // IAM: each function signs as itself, and a gate in front of each engine holds it to its role's policy.
+    const policies = readFunctionPolicies(template, resolver);
+    const gated = async (service: GatedService, target: string) => {
+      const gate = await startIamGate({
+        service,
+        target,
+        policies,
+        onDenied: (line) => log(`[iam] AccessDenied: ${line}`),
+      });
+      started.gates = [...(started.gates ?? []), gate];
+      return gate.endpoint;
+    };
+    for (const policy of policies.values()) {
+      if (policy.unreadable.length > 0)
+        log(
+          `[iam] ${policy.functionLogicalId}: managed policies ${policy.unreadable.join(', ')} cannot be read locally and allow nothing here`,
+        );
+    }
     functions = functionsFromTemplate(template, resolver, {
       assemblyDir: outdir,
       baseEnvironment: {
         AWS_REGION: LOCAL_REGION,
         AWS_DEFAULT_REGION: LOCAL_REGION,
-        AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
         AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
         // Every other AWS service (CloudWatch, say) answers "unsupported" locally instead of reaching AWS.
         AWS_ENDPOINT_URL: `http://127.0.0.1:${port}${UNSUPPORTED_SERVICE_PATH}`,
-        AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
-        AWS_ENDPOINT_URL_SQS: sqsEndpoint,
-        AWS_ENDPOINT_URL_SESV2: sesEndpoint,
-        AWS_ENDPOINT_URL_SECRETS_MANAGER: started.secrets.endpoint,
+        AWS_ENDPOINT_URL_DYNAMODB: await gated('dynamodb', dynamoEndpoint),
+        AWS_ENDPOINT_URL_SQS: await gated('sqs', sqsEndpoint),
+        AWS_ENDPOINT_URL_SESV2: await gated('ses', sesEndpoint),
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: await gated('secretsmanager', started.secrets.endpoint),
         TZ: 'UTC',
       },
+      environmentOf: (logicalId) => ({ AWS_ACCESS_KEY_ID: accessKeyIdOf(logicalId) }),
       // A function that links to the API (an unsubscribe link) links to this gateway.
       rewrite: (value) =>
         value.replaceAll(

@@ -394,5 +394,8 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       for (const field of fields) expect(answer.body, `${route} answers ${field}`).toHaveProperty(field);
     }
     expect(runtime.output.join('\n')).not.toMatch(/\[gateway\] 50[24]/);
+    // Each function's calls were held to its role's policy from the template (local IAM): none was
+    // refused, so every function has the grants it uses, as deployed.
+    expect(runtime.output.filter((line) => line.includes('[iam] AccessDenied'))).toEqual([]);
   });
 });
