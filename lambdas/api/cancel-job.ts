@@ -2,8 +2,9 @@
 import { jobsFromEnv } from '../core/adapters';
 import { apiHandler, callerApiKeyId, json, parsePathParameter } from '../core/http';
 import { type CancelJobDependencies, cancelJob } from '../core/jobs/cancel-job';
-import { jobId, jobView } from '../core/jobs/job';
+import { jobId } from '../core/jobs/job';
 import { logger } from '../core/observability/telemetry';
+import { jobView } from '../core/responses';
 
 export const makeCancelJob = (deps: CancelJobDependencies) =>
   apiHandler(async (event) => {

@@ -1,8 +1,9 @@
 // GET /jobs/{job_id} and GET /jobs/{job_id}/status: handler --> job store + job contents (DynamoDB)
 import { jobContentsFromEnv, jobsFromEnv } from '../core/adapters';
 import { apiHandler, callerApiKeyId, json, parsePathParameter } from '../core/http';
-import { jobId, jobView } from '../core/jobs/job';
+import { jobId } from '../core/jobs/job';
 import { findOwnedJob, type JobContentStore, type JobStore } from '../core/jobs/job-store';
+import { jobView } from '../core/responses';
 
 export const makeGetJob = ({
   jobs,

@@ -1,8 +1,9 @@
 // GET /jobs?status=&limit=&cursor=: handler --> job store (DynamoDB)
 import { jobsFromEnv } from '../core/adapters';
 import { apiHandler, callerApiKeyId, json, parseQuery } from '../core/http';
-import { jobListQuery, jobView } from '../core/jobs/job';
+import { jobListQuery } from '../core/jobs/job';
 import type { JobStore } from '../core/jobs/job-store';
+import { jobView } from '../core/responses';
 
 export const makeListJobs = ({ jobs }: { jobs: Pick<JobStore, 'listForKey'> }) =>
   apiHandler(async (event) => {

@@ -2,10 +2,11 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { deliveriesFromEnv, emailQueueFromEnv, jobsFromEnv, suppressionsFromEnv } from '../core/adapters';
 import { apiHandler, callerApiKeyId, header, json, parsePathParameter } from '../core/http';
-import { jobId, jobView, readIdempotencyKey } from '../core/jobs/job';
+import { jobId, readIdempotencyKey } from '../core/jobs/job';
 import { type RetryJobDependencies, retryJob } from '../core/jobs/retry-job';
 import { METRIC } from '../core/observability/metric-names';
 import { logger, metrics } from '../core/observability/telemetry';
+import { jobView } from '../core/responses';
 
 export const makeRetryJob = (deps: RetryJobDependencies) =>
   apiHandler(async (event, context) => {

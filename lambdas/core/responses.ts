@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { JOB_STATUSES } from './jobs/job';
+import { JOB_STATUSES, type JobContent, type JobRecord } from './jobs/job';
 import { EMAIL_STATUSES } from './jobs/job-emails';
 import { SUPPRESSION_REASONS } from './suppressions/suppression';
 
@@ -206,3 +206,27 @@ export const health = z
     checked_at: timestamp,
   })
   .meta({ id: 'Health' });
+
+/** What clients see of a job: its progress (and its content where given), never its owner's key or bookkeeping. */
+export function jobView(record: JobRecord, content?: JobContent): z.output<typeof job> {
+  return {
+    job_id: record.job_id,
+    status: record.status,
+    total_emails: record.total_emails,
+    sent: record.sent,
+    failed: record.failed,
+    suppressed: record.suppressed ?? 0,
+    bounced: record.bounced ?? 0,
+    transient_bounces: record.transient_bounces ?? 0,
+    complained: record.complained ?? 0,
+    cancelled: record.cancelled ?? 0,
+    created_at: record.created_at,
+    started_at: record.started_at ?? null,
+    completed_at: record.completed_at ?? null,
+    cancel_requested_at: record.cancel_requested_at ?? null,
+    retried: record.retried ?? 0,
+    retried_at: record.retried_at ?? null,
+    ...(record.error ? { error: record.error } : {}),
+    ...(content ? { subject: content.subject, cc: content.cc, template: content.template } : {}),
+  };
+}

@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { backoff, chunks, mapConcurrently } from '../concurrency';
 import { batchGetAll, queryAll } from '../dynamo-paging';
-import type { FeedbackKind } from '../suppressions/ses-feedback';
+import type { FeedbackKind } from './feedback-kinds';
 import { FEEDBACK_COUNTERS, failuresRequeued, feedbackRecorded, outcomesRecorded } from './job-status';
 
 /**

@@ -1,4 +1,4 @@
-import type { FeedbackKind } from '../suppressions/ses-feedback';
+import type { FeedbackKind } from './feedback-kinds';
 import type { JobRecord } from './job';
 
 /**

@@ -9,7 +9,6 @@ import {
   type FoundControlCharacter,
   PLACEHOLDER_MAX_LENGTH,
 } from '../nonprofits/nonprofit';
-import type { job as jobAnswer } from '../responses';
 import { compileTemplate, parseTemplate, worstCaseBytes } from '../templates/template';
 
 export const MAX_RECIPIENTS = 10_000;
@@ -283,30 +282,6 @@ export interface JobContent {
   accepted_at: string;
   /** Whose recipient quota, on which UTC day, counted the job: a cancelled recipient is given back there. */
   quota?: { api_key_id: string; day: string } | undefined;
-}
-
-/** What clients see of a job: its progress (and its content where given), never its owner's key or bookkeeping. */
-export function jobView(job: JobRecord, content?: JobContent): z.output<typeof jobAnswer> {
-  return {
-    job_id: job.job_id,
-    status: job.status,
-    total_emails: job.total_emails,
-    sent: job.sent,
-    failed: job.failed,
-    suppressed: job.suppressed ?? 0,
-    bounced: job.bounced ?? 0,
-    transient_bounces: job.transient_bounces ?? 0,
-    complained: job.complained ?? 0,
-    cancelled: job.cancelled ?? 0,
-    created_at: job.created_at,
-    started_at: job.started_at ?? null,
-    completed_at: job.completed_at ?? null,
-    cancel_requested_at: job.cancel_requested_at ?? null,
-    retried: job.retried ?? 0,
-    retried_at: job.retried_at ?? null,
-    ...(job.error ? { error: job.error } : {}),
-    ...(content ? { subject: content.subject, cc: content.cc, template: content.template } : {}),
-  };
 }
 
 export const jobId = z.uuid({ message: 'Must be a job id' });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { FeedbackKind } from '../jobs/feedback-kinds';
 import { jobId as jobIdSchema } from '../jobs/job';
 import { emailAddress } from '../nonprofits/nonprofit';
 
@@ -51,9 +52,6 @@ const complaintEvent = z.looseObject({ complaint, mail });
 
 /** An SNS notification as SQS receives it without raw message delivery: the SES event is its `Message`. */
 const snsEnvelope = z.looseObject({ Type: z.literal('Notification'), Message: z.string() });
-
-export const FEEDBACK_KINDS = ['bounce', 'transient_bounce', 'complaint', 'not_spam'] as const;
-export type FeedbackKind = (typeof FEEDBACK_KINDS)[number];
 
 /** One SES report about one email, as this system acts on it. */
 export interface Feedback {

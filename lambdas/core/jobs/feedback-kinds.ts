@@ -1,0 +1,7 @@
+/**
+ * The kinds of report a sent email can draw (SES's bounces and complaints, as this system reads
+ * them). The jobs side owns them: a delivery notes each report and the job counts it by kind; the
+ * SES feedback parser only names which kind a report is.
+ */
+export const FEEDBACK_KINDS = ['bounce', 'transient_bounce', 'complaint', 'not_spam'] as const;
+export type FeedbackKind = (typeof FEEDBACK_KINDS)[number];
