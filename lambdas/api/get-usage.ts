@@ -1,9 +1,8 @@
 // GET /usage: handler --> recipient quota (DynamoDB); the request limits are the usage plan's, set by the stack
-import { z } from 'zod';
 import { recipientQuotaFromEnv } from '../core/adapters';
-import { readEnv } from '../core/env';
 import { apiHandler, callerApiKeyId, json } from '../core/http';
 import { nextReset, type RecipientQuota } from '../core/quota/recipient-quota';
+import { readSettings, SETTING } from '../core/settings';
 
 /** The usage plan's limits on requests, as the stack configured them. */
 export interface RequestLimits {
@@ -36,17 +35,11 @@ export const makeGetUsage = ({
     });
   });
 
-const env = readEnv({
-  USAGE_PLAN_RATE_LIMIT: z.coerce.number().positive(),
-  USAGE_PLAN_BURST_LIMIT: z.coerce.number().int().nonnegative(),
-  USAGE_PLAN_QUOTA_PER_DAY: z.coerce.number().int().positive(),
-});
-
 export const handler = makeGetUsage({
   quota: recipientQuotaFromEnv(),
-  requests: {
-    rateLimit: env.USAGE_PLAN_RATE_LIMIT,
-    burstLimit: env.USAGE_PLAN_BURST_LIMIT,
-    quotaPerDay: env.USAGE_PLAN_QUOTA_PER_DAY,
-  },
+  requests: readSettings({
+    rateLimit: SETTING.usagePlanRateLimit,
+    burstLimit: SETTING.usagePlanBurstLimit,
+    quotaPerDay: SETTING.usagePlanQuotaPerDay,
+  }),
 });

@@ -2,13 +2,12 @@
 import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import { GetAccountCommand, GetConfigurationSetCommand } from '@aws-sdk/client-sesv2';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
 import { queueGaugesFromEnv } from '../core/adapters';
 import { documentClient, sesClient } from '../core/aws-clients';
 import { bound, TABLE } from '../core/bindings';
-import { readEnv } from '../core/env';
 import { CachedHealth, checkHealth, type HealthProbes, type SendingState } from '../core/health/health';
 import { apiHandler, json } from '../core/http';
+import { readSettings, SETTING } from '../core/settings';
 
 export const makeHealth = (health: Pick<CachedHealth, 'get'>) =>
   apiHandler(async () => {
@@ -18,12 +17,12 @@ export const makeHealth = (health: Pick<CachedHealth, 'get'>) =>
 
 const nonprofitsTable = bound(TABLE.nonprofits);
 const gauges = queueGaugesFromEnv();
-const env = readEnv({
-  ALARM_NAME_PREFIX: z.string().min(1),
-  SERVICE_VERSION: z.string().min(1),
-  HEALTH_CACHE_SECONDS: z.coerce.number().int().min(0).default(5),
-  EMAIL_TRANSPORT: z.enum(['ses', 'record']),
-  SES_CONFIGURATION_SET: z.string().min(1).optional(),
+const env = readSettings({
+  alarmNamePrefix: SETTING.alarmNamePrefix,
+  serviceVersion: SETTING.serviceVersion,
+  cacheSeconds: SETTING.healthCacheSeconds,
+  transport: SETTING.emailTransport,
+  configurationSet: SETTING.sesConfigurationSet,
 });
 const cloudWatch = new CloudWatchClient({});
 
@@ -37,11 +36,11 @@ const probes: HealthProbes = {
   queueDepth: (which) => gauges[which].depth(),
   firingAlarms: async () => {
     const { MetricAlarms = [], CompositeAlarms = [] } = await cloudWatch.send(
-      new DescribeAlarmsCommand({ AlarmNamePrefix: env.ALARM_NAME_PREFIX, StateValue: 'ALARM' }),
+      new DescribeAlarmsCommand({ AlarmNamePrefix: env.alarmNamePrefix, StateValue: 'ALARM' }),
     );
     return [...MetricAlarms, ...CompositeAlarms].map((alarm) => alarm.AlarmName ?? '');
   },
-  ...(env.EMAIL_TRANSPORT === 'ses' ? { sending: () => sesSending(env.SES_CONFIGURATION_SET) } : {}),
+  ...(env.transport === 'ses' ? { sending: () => sesSending(env.configurationSet) } : {}),
 };
 
 /** What SES says of the account (and of the configuration set the consumer sends with). */
@@ -63,5 +62,5 @@ async function sesSending(configurationSet: string | undefined): Promise<Sending
 }
 
 export const handler = makeHealth(
-  new CachedHealth(() => checkHealth(probes, env.SERVICE_VERSION), env.HEALTH_CACHE_SECONDS * 1000),
+  new CachedHealth(() => checkHealth(probes, env.serviceVersion), env.cacheSeconds * 1000),
 );

@@ -1,12 +1,11 @@
 // POST /send-email/preview: handler --> preview job (nonprofits); writes and enqueues nothing
 
-import { z } from 'zod';
-import { nonprofitsFromEnv } from '../core/adapters';
-import { readEnv } from '../core/env';
+import { nonprofitsFromEnv, RENDER_SETTINGS } from '../core/adapters';
 import { apiHandler, header, json, parseJsonBody } from '../core/http';
 import { previewEmailRequest, readIdempotencyKey } from '../core/jobs/job';
 import { type PreviewJobDependencies, previewJob } from '../core/jobs/preview-job';
 import type { RenderSettings } from '../core/jobs/render-email';
+import { readSettings } from '../core/settings';
 
 export const makePreviewEmail = (deps: PreviewJobDependencies & { settings: RenderSettings }) =>
   apiHandler(async (event) => {
@@ -16,12 +15,7 @@ export const makePreviewEmail = (deps: PreviewJobDependencies & { settings: Rend
     return json(200, await previewJob(deps, request, deps.settings));
   });
 
-const env = readEnv({
-  MAX_RENDERED_EMAIL_BYTES: z.coerce.number().int().positive(),
-  DEFAULT_SUBJECT: z.string().min(1),
-});
-
 export const handler = makePreviewEmail({
   nonprofits: nonprofitsFromEnv(),
-  settings: { maxRenderedBytes: env.MAX_RENDERED_EMAIL_BYTES, defaultSubject: env.DEFAULT_SUBJECT },
+  settings: readSettings(RENDER_SETTINGS),
 });

@@ -1,7 +1,6 @@
 // POST /send-email: handler --> accept job (nonprofits, job store, email queue)
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { z } from 'zod';
 import {
   emailQueueFromEnv,
   jobContentsFromEnv,
@@ -9,12 +8,12 @@ import {
   nonprofitsFromEnv,
   recipientQuotaFromEnv,
 } from '../core/adapters';
-import { readEnv } from '../core/env';
 import { apiHandler, callerApiKeyId, header, json, parseJsonBody } from '../core/http';
 import { type AcceptJobDependencies, acceptJob } from '../core/jobs/accept-job';
 import { checkRenderedSize, jobVolume, readIdempotencyKey, sendEmailRequest } from '../core/jobs/job';
 import { METRIC } from '../core/observability/metric-names';
 import { logger, metrics } from '../core/observability/telemetry';
+import { readSettings, SETTING } from '../core/settings';
 
 export interface SendEmailDependencies extends AcceptJobDependencies {
   /** The largest email (subject and body, UTF-8 bytes) a job may render to, at worst. */
@@ -53,10 +52,10 @@ export const makeSendEmail = ({ maxRenderedEmailBytes, ...deps }: SendEmailDepen
     );
   });
 
-const env = readEnv({ MAX_RENDERED_EMAIL_BYTES: z.coerce.number().int().positive() });
+const { maxRenderedEmailBytes } = readSettings({ maxRenderedEmailBytes: SETTING.maxRenderedEmailBytes });
 
 export const handler = makeSendEmail({
-  maxRenderedEmailBytes: env.MAX_RENDERED_EMAIL_BYTES,
+  maxRenderedEmailBytes,
   jobs: jobsFromEnv(),
   contents: jobContentsFromEnv(),
   nonprofits: nonprofitsFromEnv(),

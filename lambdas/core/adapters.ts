@@ -1,7 +1,5 @@
-import { z } from 'zod';
 import { documentClient, secretsManagerClient, sesSendClient, sqsClient } from './aws-clients';
 import { bound, QUEUE, TABLE } from './bindings';
-import { readEnv } from './env';
 import { DynamoDeliveries } from './jobs/deliveries';
 import { DynamoJobContents } from './jobs/dynamodb/dynamo-job-contents';
 import { DynamoJobStore } from './jobs/dynamodb/dynamo-job-store';
@@ -10,6 +8,7 @@ import { DynamoNonprofitRepository } from './nonprofits/repository';
 import { SqsEmailQueue } from './queue/email-queue';
 import { SqsQueueGauge } from './queue/queue-depth';
 import { DynamoRecipientQuota } from './quota/recipient-quota';
+import { readSettings, SETTING } from './settings';
 import { DynamoSuppressionList } from './suppressions/repository';
 import { SecretsManagerSigningSecret } from './suppressions/signing-secret';
 import { SendPacer } from './transport/send-pacer';
@@ -31,17 +30,14 @@ export const suppressionsFromEnv = () =>
 /** The secret that signs and checks unsubscribe links. */
 export const signingSecretFromEnv = () =>
   new SecretsManagerSigningSecret(
-    readEnv({ UNSUBSCRIBE_SECRET_ARN: z.string().min(1) }).UNSUBSCRIBE_SECRET_ARN,
+    readSettings({ arn: SETTING.unsubscribeSecretArn }).arn,
     secretsManagerClient,
   );
 
 /** What the consumer needs to give each email its unsubscribe link. */
 export function unsubscribeLinksFromEnv() {
-  const env = readEnv({
-    UNSUBSCRIBE_URL: z.url({ protocol: /^https?$/ }),
-    UNSUBSCRIBE_MAILTO: z.email().optional(),
-  });
-  return { secret: signingSecretFromEnv(), url: env.UNSUBSCRIBE_URL, mailto: env.UNSUBSCRIBE_MAILTO };
+  const { url, mailto } = readSettings({ url: SETTING.unsubscribeUrl, mailto: SETTING.unsubscribeMailto });
+  return { secret: signingSecretFromEnv(), url, mailto };
 }
 
 export const jobsFromEnv = () => new DynamoJobStore({ client: documentClient, tableName: bound(TABLE.jobs) });
@@ -51,39 +47,33 @@ export const jobContentsFromEnv = () =>
 
 /** The ledger of deliveries; a consumer also claims recipients, under the lease the stack sets. */
 export function deliveriesFromEnv() {
-  const env = readEnv({ CLAIM_LEASE_SECONDS: z.coerce.number().int().positive().optional() });
+  const { leaseSeconds } = readSettings({ leaseSeconds: SETTING.claimLeaseSeconds });
   return new DynamoDeliveries({
     client: documentClient,
     jobsTable: bound(TABLE.jobs),
     deliveriesTable: bound(TABLE.deliveries),
-    ...(env.CLAIM_LEASE_SECONDS === undefined ? {} : { leaseMs: env.CLAIM_LEASE_SECONDS * 1000 }),
+    ...(leaseSeconds === undefined ? {} : { leaseMs: leaseSeconds * 1000 }),
   });
 }
 
 /** The stored rendered emails, or undefined when the deployment does not store them. */
 export function renderedEmailsFromEnv() {
-  const env = readEnv({
-    STORE_RENDERED_EMAILS: z.enum(['true', 'false']),
-    RENDERED_EMAIL_RETENTION_DAYS: z.coerce.number().int().positive().optional(),
+  const { store, retentionDays } = readSettings({
+    store: SETTING.storeRenderedEmails,
+    retentionDays: SETTING.renderedEmailRetentionDays,
   });
-  if (env.STORE_RENDERED_EMAILS === 'false') return undefined;
+  if (!store) return undefined;
   return new DynamoRenderedEmails({
     client: documentClient,
     tableName: bound(TABLE.renderedEmails),
-    ...(env.RENDERED_EMAIL_RETENTION_DAYS === undefined
-      ? {}
-      : { retentionDays: env.RENDERED_EMAIL_RETENTION_DAYS }),
+    ...(retentionDays === undefined ? {} : { retentionDays }),
   });
 }
 
 /** Each API key's recipients per UTC day, with the limit the stack set. */
 export function recipientQuotaFromEnv() {
-  const env = readEnv({ RECIPIENT_QUOTA_PER_DAY: z.coerce.number().int().positive() });
-  return new DynamoRecipientQuota({
-    client: documentClient,
-    tableName: bound(TABLE.usage),
-    limit: env.RECIPIENT_QUOTA_PER_DAY,
-  });
+  const { limit } = readSettings({ limit: SETTING.recipientQuotaPerDay });
+  return new DynamoRecipientQuota({ client: documentClient, tableName: bound(TABLE.usage), limit });
 }
 
 export const emailQueueFromEnv = () => new SqsEmailQueue(sqsClient, bound(QUEUE.emails));
@@ -96,33 +86,36 @@ export const queueGaugesFromEnv = () => ({
 
 /** The transport the stack chose (`EMAIL_TRANSPORT`), with SES's sender settings when it is SES. */
 export function transportFromEnv(): EmailTransport {
-  const env = readEnv({
-    EMAIL_TRANSPORT: z.enum(['ses', 'record']),
-    SES_FROM_ADDRESS: z.email().optional(),
-    SES_REPLY_TO: z.email().optional(),
-    SES_CONFIGURATION_SET: z.string().min(1).optional(),
+  const env = readSettings({
+    transport: SETTING.emailTransport,
+    fromAddress: SETTING.sesFromAddress,
+    replyTo: SETTING.sesReplyTo,
+    configurationSet: SETTING.sesConfigurationSet,
   });
-  if (env.EMAIL_TRANSPORT === 'record') return new RecordTransport();
-  if (!env.SES_FROM_ADDRESS)
-    throw new Error('Invalid environment: SES_FROM_ADDRESS is required with EMAIL_TRANSPORT=ses');
+  if (env.transport === 'record') return new RecordTransport();
+  if (!env.fromAddress)
+    throw new Error(
+      `Invalid environment: ${SETTING.sesFromAddress.variable} is required with ${SETTING.emailTransport.variable}=ses`,
+    );
   return new SesTransport({
     client: sesSendClient,
-    fromAddress: env.SES_FROM_ADDRESS,
-    replyTo: env.SES_REPLY_TO,
-    configurationSet: env.SES_CONFIGURATION_SET,
+    fromAddress: env.fromAddress,
+    replyTo: env.replyTo,
+    configurationSet: env.configurationSet,
   });
 }
 
+/** How emails are rendered and sized: the consumer's, and the send and preview routes' checks. */
+export const RENDER_SETTINGS = {
+  maxRenderedBytes: SETTING.maxRenderedEmailBytes,
+  defaultSubject: SETTING.defaultSubject,
+} as const;
+
 /** This environment's share of the send rate, when the stack sets one (SES), and how emails are rendered. */
 export function sendSettingsFromEnv() {
-  const env = readEnv({
-    SEND_RATE_PER_ENVIRONMENT: z.coerce.number().positive().optional(),
-    MAX_RENDERED_EMAIL_BYTES: z.coerce.number().int().positive(),
-    DEFAULT_SUBJECT: z.string().min(1),
+  const { rate, ...settings } = readSettings({
+    rate: SETTING.sendRatePerEnvironment,
+    ...RENDER_SETTINGS,
   });
-  return {
-    pacer:
-      env.SEND_RATE_PER_ENVIRONMENT === undefined ? undefined : new SendPacer(env.SEND_RATE_PER_ENVIRONMENT),
-    settings: { maxRenderedBytes: env.MAX_RENDERED_EMAIL_BYTES, defaultSubject: env.DEFAULT_SUBJECT },
-  };
+  return { pacer: rate === undefined ? undefined : new SendPacer(rate), settings };
 }

@@ -1,7 +1,6 @@
 // EventBridge schedule: sweeper --> queue depths + running jobs --> re-enqueue recipients whose messages were lost
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
 import {
   deliveriesFromEnv,
   emailQueueFromEnv,
@@ -9,10 +8,10 @@ import {
   jobsFromEnv,
   queueGaugesFromEnv,
 } from '../core/adapters';
-import { readEnv } from '../core/env';
 import { type SweepDependencies, type SweepResult, sweepStaleJobs } from '../core/jobs/sweep';
 import { METRIC } from '../core/observability/metric-names';
 import { logger, metrics } from '../core/observability/telemetry';
+import { readSettings, SETTING } from '../core/settings';
 import { workerHandler } from './support';
 
 export const makeSweepStaleJobs = (deps: Omit<SweepDependencies, 'deadline'>) =>
@@ -26,7 +25,7 @@ export const makeSweepStaleJobs = (deps: Omit<SweepDependencies, 'deadline'>) =>
     return result;
   });
 
-const env = readEnv({ SWEEPER_QUEUE_SETTLE_SECONDS: z.coerce.number().int().min(0) });
+const { settleSeconds } = readSettings({ settleSeconds: SETTING.sweeperQueueSettleSeconds });
 
 export const handler = makeSweepStaleJobs({
   jobs: jobsFromEnv(),
@@ -34,5 +33,5 @@ export const handler = makeSweepStaleJobs({
   deliveries: deliveriesFromEnv(),
   queue: emailQueueFromEnv(),
   gauges: queueGaugesFromEnv(),
-  settleMs: env.SWEEPER_QUEUE_SETTLE_SECONDS * 1000,
+  settleMs: settleSeconds * 1000,
 });

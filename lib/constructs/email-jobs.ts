@@ -5,6 +5,7 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Construct } from 'constructs';
 import { INDEX, QUEUE, TABLE } from '../../lambdas/core/bindings';
+import { SETTING } from '../../lambdas/core/settings';
 import type { MailerConfig } from '../config';
 import { consumerScaling } from '../send-rate';
 import type { MailerApi } from './api';
@@ -56,8 +57,8 @@ export class EmailJobs extends Construct {
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage'])
       // The day's count is one conditional update; a job over the whole limit reads it to say what remains.
       .bindTable(TABLE.usage, data.usage, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
-      .setting('RECIPIENT_QUOTA_PER_DAY', String(config.recipientQuotaPerDay))
-      .setting('MAX_RENDERED_EMAIL_BYTES', String(config.maxRenderedEmailBytes))
+      .setting(SETTING.recipientQuotaPerDay, String(config.recipientQuotaPerDay))
+      .setting(SETTING.maxRenderedEmailBytes, String(config.maxRenderedEmailBytes))
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('POST', '/send-email', sendEmail, {
       throttle: { rateLimit: config.sendEmailRequestsPerMinute / 60, burstLimit: config.sendEmailBurstLimit },
@@ -70,8 +71,8 @@ export class EmailJobs extends Construct {
       ...JOB_REQUEST_SIZING,
     })
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:BatchGetItem'])
-      .setting('MAX_RENDERED_EMAIL_BYTES', String(config.maxRenderedEmailBytes))
-      .setting('DEFAULT_SUBJECT', config.defaultSubject)
+      .setting(SETTING.maxRenderedEmailBytes, String(config.maxRenderedEmailBytes))
+      .setting(SETTING.defaultSubject, config.defaultSubject)
       .acknowledgeNoDeadLetterTarget('api');
     // Each call may read 10,000 nonprofits: a per-key throttle well below the plan's rate.
     api.addRoute('POST', '/send-email/preview', previewEmail, {
@@ -103,7 +104,7 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem', 'dynamodb:Query'])
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:BatchGetItem'])
-      .setting('STORE_RENDERED_EMAILS', String(data.renderedEmails !== undefined))
+      .setting(SETTING.storeRenderedEmails, String(data.renderedEmails !== undefined))
       .acknowledgeNoDeadLetterTarget('api');
     if (data.renderedEmails)
       listEmails.bindTable(TABLE.renderedEmails, data.renderedEmails, ['dynamodb:BatchGetItem']);
@@ -114,10 +115,10 @@ export class EmailJobs extends Construct {
       description: 'GET /usage',
     })
       .bindTable(TABLE.usage, data.usage, ['dynamodb:GetItem'])
-      .setting('RECIPIENT_QUOTA_PER_DAY', String(config.recipientQuotaPerDay))
-      .setting('USAGE_PLAN_RATE_LIMIT', String(config.usagePlanRateLimit))
-      .setting('USAGE_PLAN_BURST_LIMIT', String(config.usagePlanBurstLimit))
-      .setting('USAGE_PLAN_QUOTA_PER_DAY', String(config.usagePlanQuotaPerDay))
+      .setting(SETTING.recipientQuotaPerDay, String(config.recipientQuotaPerDay))
+      .setting(SETTING.usagePlanRateLimit, String(config.usagePlanRateLimit))
+      .setting(SETTING.usagePlanBurstLimit, String(config.usagePlanBurstLimit))
+      .setting(SETTING.usagePlanQuotaPerDay, String(config.usagePlanQuotaPerDay))
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('GET', '/usage', getUsage);
 
@@ -162,23 +163,23 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:BatchGetItem'])
       // Recipients a cancel kept from being sent go back to their key's quota.
       .bindTable(TABLE.usage, data.usage, ['dynamodb:UpdateItem'])
-      .setting('RECIPIENT_QUOTA_PER_DAY', String(config.recipientQuotaPerDay))
+      .setting(SETTING.recipientQuotaPerDay, String(config.recipientQuotaPerDay))
       // Emails that must wait (throttled, paused, out of time) go back to the queue as new, delayed
       // messages; one another consumer holds is hidden until that claim's lease ends.
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage', 'sqs:ChangeMessageVisibility'])
-      .setting('CLAIM_LEASE_SECONDS', String(claimLeaseSeconds(config)))
-      .setting('EMAIL_TRANSPORT', config.transport)
-      .setting('MAX_RENDERED_EMAIL_BYTES', String(config.maxRenderedEmailBytes))
-      .setting('DEFAULT_SUBJECT', config.defaultSubject)
-      .setting('STORE_RENDERED_EMAILS', String(data.renderedEmails !== undefined))
+      .setting(SETTING.claimLeaseSeconds, String(claimLeaseSeconds(config)))
+      .setting(SETTING.emailTransport, config.transport)
+      .setting(SETTING.maxRenderedEmailBytes, String(config.maxRenderedEmailBytes))
+      .setting(SETTING.defaultSubject, config.defaultSubject)
+      .setting(SETTING.storeRenderedEmails, String(data.renderedEmails !== undefined))
       .acknowledgeNoDeadLetterTarget('queue');
     if (data.renderedEmails) {
       this.consumer
         .bindTable(TABLE.renderedEmails, data.renderedEmails, ['dynamodb:BatchWriteItem'])
-        .setting('RENDERED_EMAIL_RETENTION_DAYS', String(config.renderedEmailRetentionDays));
+        .setting(SETTING.renderedEmailRetentionDays, String(config.renderedEmailRetentionDays));
     }
     if (scaling.ratePerEnvironment !== undefined) {
-      this.consumer.setting('SEND_RATE_PER_ENVIRONMENT', String(scaling.ratePerEnvironment));
+      this.consumer.setting(SETTING.sendRatePerEnvironment, String(scaling.ratePerEnvironment));
     }
     if (config.transport === 'ses') grantSesSend(this.consumer, config, configurationSetName);
     consumeQueue(
@@ -202,8 +203,8 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem'])
       // A dead letter of a cancelled job is recorded cancelled, and given back to its key's quota.
       .bindTable(TABLE.usage, data.usage, ['dynamodb:UpdateItem'])
-      .setting('RECIPIENT_QUOTA_PER_DAY', String(config.recipientQuotaPerDay))
-      .setting('CLAIM_LEASE_SECONDS', String(claimLeaseSeconds(config)))
+      .setting(SETTING.recipientQuotaPerDay, String(config.recipientQuotaPerDay))
+      .setting(SETTING.claimLeaseSeconds, String(claimLeaseSeconds(config)))
       .acknowledgeNoDeadLetterTarget('queue');
     consumeQueue(
       this.deadLetterConsumer,
@@ -228,7 +229,7 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:Query'])
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage', 'sqs:GetQueueAttributes'])
       .bindQueue(QUEUE.deadLetters, queue.deadLetterQueue, ['sqs:GetQueueAttributes'])
-      .setting('SWEEPER_QUEUE_SETTLE_SECONDS', String(config.sweeperQueueSettleSeconds))
+      .setting(SETTING.sweeperQueueSettleSeconds, String(config.sweeperQueueSettleSeconds))
       .acknowledgeNoDeadLetterTarget('schedule');
     const schedule = new Rule(this, 'SweepSchedule', {
       description: 'Runs the sweeper of stalled email jobs',
@@ -294,9 +295,9 @@ function grantSesSend(fn: ProjectFunction, config: MailerConfig, configurationSe
         'In the SES sandbox SES authorizes each send against the recipient identity too; the statement still allows only ses:SendEmail from fromAddress (ses:FromAddress condition).',
     });
   }
-  fn.setting('SES_FROM_ADDRESS', fromAddress);
-  if (config.replyTo) fn.setting('SES_REPLY_TO', config.replyTo);
-  if (configurationSet) fn.setting('SES_CONFIGURATION_SET', configurationSet);
+  fn.setting(SETTING.sesFromAddress, fromAddress);
+  if (config.replyTo) fn.setting(SETTING.sesReplyTo, config.replyTo);
+  if (configurationSet) fn.setting(SETTING.sesConfigurationSet, configurationSet);
 }
 
 /** Attaches an SQS event source; failed messages go back to the queue and, at last, to its dead-letter queue. */

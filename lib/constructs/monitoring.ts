@@ -17,6 +17,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { QUEUE, TABLE } from '../../lambdas/core/bindings';
 import { METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../lambdas/core/observability/metric-names';
+import { SETTING } from '../../lambdas/core/settings';
 import type { MailerConfig } from '../config';
 import { PACKAGE_VERSION } from '../version';
 import type { MailerApi } from './api';
@@ -83,9 +84,9 @@ export class MailerMonitoring extends Construct {
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:GetItem'])
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:GetQueueAttributes'])
       .bindQueue(QUEUE.deadLetters, queue.deadLetterQueue, ['sqs:GetQueueAttributes'])
-      .setting('ALARM_NAME_PREFIX', this.alarmNamePrefix)
-      .setting('SERVICE_VERSION', PACKAGE_VERSION)
-      .setting('HEALTH_CACHE_SECONDS', String(config.healthCacheSeconds))
+      .setting(SETTING.alarmNamePrefix, this.alarmNamePrefix)
+      .setting(SETTING.serviceVersion, PACKAGE_VERSION)
+      .setting(SETTING.healthCacheSeconds, String(config.healthCacheSeconds))
       .acknowledgeNoDeadLetterTarget('api');
     this.health.addToRolePolicy(
       new PolicyStatement({
@@ -100,7 +101,7 @@ export class MailerMonitoring extends Construct {
         ],
       }),
     );
-    this.health.setting('EMAIL_TRANSPORT', config.transport);
+    this.health.setting(SETTING.emailTransport, config.transport);
     if (config.transport === 'ses') this.grantSendingChecks(stack, sesFeedback?.configurationSetName);
     api.addRoute('GET', '/health', this.health, {
       public: 'Monitors call /health without a key; it answers only whether each dependency works.',
@@ -268,7 +269,7 @@ export class MailerMonitoring extends Construct {
         'ses:GetAccount (read-only: sending enabled, quota) supports no resource-level permission, as X-Ray tracing actions on the same role do not.',
     });
     if (configurationSet) {
-      this.health.setting('SES_CONFIGURATION_SET', configurationSet);
+      this.health.setting(SETTING.sesConfigurationSet, configurationSet);
       this.health.addToRolePolicy(
         new PolicyStatement({
           actions: ['ses:GetConfigurationSet'],

@@ -1,13 +1,15 @@
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Token, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { QueueBinding, TableBinding } from '../../lambdas/core/bindings';
+import { type Setting, settingProblem } from '../../lambdas/core/settings';
 import { bundleFingerprint } from '../bundle-fingerprint';
 
 const LAMBDAS_DIR = fileURLToPath(new URL('../../lambdas/', import.meta.url));
@@ -122,9 +124,27 @@ export class ProjectFunction extends NodejsFunction {
     return this;
   }
 
-  /** Sets a plain setting (not a resource): a value the handler validates at cold start. */
-  setting(variable: string, value: string): this {
-    this.addEnvironment(variable, value);
+  /**
+   * Sets a plain setting (a value, not a resource) through its declaration in
+   * `lambdas/core/settings.ts`, which the handler reads too: a value the handler would refuse fails
+   * synthesis here, naming the function and the variable. Values only known at deployment
+   * (CloudFormation tokens) are checked by the handler at cold start.
+   */
+  setting(declared: Setting, value: string): this {
+    const problem = Token.isUnresolved(value) ? undefined : settingProblem(declared, value);
+    if (problem) {
+      throw new Error(
+        `${this.node.path}: ${declared.variable}=${JSON.stringify(value)} is invalid: ${problem}`,
+      );
+    }
+    this.addEnvironment(declared.variable, value);
+    return this;
+  }
+
+  /** Binds a secret: sets the setting naming its ARN and grants reading it, together. */
+  bindSecret(declared: Setting, secret: ISecret): this {
+    this.setting(declared, secret.secretArn);
+    secret.grantRead(this);
     return this;
   }
 

@@ -3,6 +3,7 @@ import type { CfnStage } from 'aws-cdk-lib/aws-apigateway';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { TABLE } from '../../lambdas/core/bindings';
+import { SETTING } from '../../lambdas/core/settings';
 import type { MailerConfig } from '../config';
 import type { MailerApi } from './api';
 import type { MailerData } from './data';
@@ -51,9 +52,8 @@ export class Unsubscribe extends Construct {
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:PutItem', 'dynamodb:GetItem'])
       // The job a link came with names the API key recorded as the suppression's cause.
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
-      .setting('UNSUBSCRIBE_SECRET_ARN', this.secret.secretArn)
+      .bindSecret(SETTING.unsubscribeSecretArn, this.secret)
       .acknowledgeNoDeadLetterTarget('api');
-    this.secret.grantRead(this.handler);
     for (const method of ['GET', 'POST'] as const) {
       api.addRoute(method, UNSUBSCRIBE_PATH, this.handler, {
         public:
@@ -68,9 +68,8 @@ export class Unsubscribe extends Construct {
 
   /** Lets a function sign links: the secret, the link's base URL and the optional mailbox. */
   enableLinks(fn: ProjectFunction, mailto: string | undefined): void {
-    fn.setting('UNSUBSCRIBE_SECRET_ARN', this.secret.secretArn).setting('UNSUBSCRIBE_URL', this.linkBase);
-    if (mailto) fn.setting('UNSUBSCRIBE_MAILTO', mailto);
-    this.secret.grantRead(fn);
+    fn.bindSecret(SETTING.unsubscribeSecretArn, this.secret).setting(SETTING.unsubscribeUrl, this.linkBase);
+    if (mailto) fn.setting(SETTING.unsubscribeMailto, mailto);
   }
 }
 
