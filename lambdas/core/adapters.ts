@@ -1,6 +1,6 @@
 import { documentClient, secretsManagerClient, sesSendClient, sqsClient } from './aws-clients';
 import { bound, QUEUE, TABLE } from './bindings';
-import { DynamoDeliveries } from './jobs/deliveries';
+import { DynamoDeliveries } from './jobs/dynamodb/dynamo-deliveries';
 import { DynamoJobContents } from './jobs/dynamodb/dynamo-job-contents';
 import { DynamoJobStore } from './jobs/dynamodb/dynamo-job-store';
 import { DynamoRenderedEmails } from './jobs/rendered-emails';

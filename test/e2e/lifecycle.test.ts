@@ -94,8 +94,15 @@ describe('the local runtime as a process', () => {
     });
     const lines: string[] = [];
     shell.stdout?.setEncoding('utf8').on('data', (chunk: string) => lines.push(...chunk.split('\n')));
+    let exited = false;
+    shell.once('exit', () => {
+      exited = true;
+    });
     const runtimePid = await waitUntil(() => Number(lines[0]) || undefined);
-    await waitUntil(() => lines.some((line) => line.includes('Ctrl-C stops everything')) || undefined);
+    await waitUntil(() => {
+      if (exited) throw new Error('The runtime exited before it was ready');
+      return lines.some((line) => line.includes('Ctrl-C stops everything')) || undefined;
+    });
     const java = (JSON.parse(readFileSync(join(stateDir, 'dynamodb-local.pid'), 'utf8')) as { pid: number })
       .pid;
 

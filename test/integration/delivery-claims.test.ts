@@ -4,9 +4,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   type Claim,
   type DeliveryOutcome,
-  DynamoDeliveries,
   MAX_FEEDBACK_PER_DELIVERY,
 } from '../../lambdas/core/jobs/deliveries';
+import { DynamoDeliveries } from '../../lambdas/core/jobs/dynamodb/dynamo-deliveries';
+import { claimsContract } from '../support/claims-contract';
 import { localDocumentClient, tableNamed } from '../support/local-tables';
 
 const { client, destroy } = localDocumentClient();
@@ -62,6 +63,13 @@ const sent = (recipient: string, claimToken: string, messageId: string | null = 
   attempts: 1,
   claimToken,
   messageId,
+});
+
+describe('the claims contract, on DynamoDB Local', () => {
+  claimsContract(() => {
+    const { one, other, advance } = consumers();
+    return { one, other, advance, leaseMs: LEASE_MS, newJob };
+  });
 });
 
 describe('claims on recipients, on DynamoDB Local', () => {

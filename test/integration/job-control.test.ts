@@ -2,11 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cancelJob } from '../../lambdas/core/jobs/cancel-job';
-import {
-  type DeliveryOutcome,
-  DynamoDeliveries,
-  type FailureReason,
-} from '../../lambdas/core/jobs/deliveries';
+import type { DeliveryOutcome, FailureReason } from '../../lambdas/core/jobs/deliveries';
+import { DynamoDeliveries } from '../../lambdas/core/jobs/dynamodb/dynamo-deliveries';
 import { DynamoJobStore } from '../../lambdas/core/jobs/dynamodb/dynamo-job-store';
 import type { JobRecord } from '../../lambdas/core/jobs/job';
 import { acceptedJob } from '../../lambdas/core/jobs/job-status';

@@ -9,7 +9,14 @@ import { type SigningSecret, signUnsubscribeToken } from '../suppressions/unsubs
 import { compileTemplate, type TemplatePart } from '../templates/template';
 import type { SendPacer } from '../transport/send-pacer';
 import { DeliveryError, type EmailTransport, type RenderedEmail } from '../transport/transport';
-import type { Claim, DeliveryClaims, DeliveryOutcome, FailureReason, ProgressRecorder } from './deliveries';
+import {
+  type Claim,
+  ClaimLostError,
+  type DeliveryClaims,
+  type DeliveryOutcome,
+  type FailureReason,
+  type ProgressRecorder,
+} from './deliveries';
 import type { JobContent } from './job';
 import type { JobContentStore, JobStore } from './job-store';
 import { type RenderSettings, renderEmail } from './render-email';
@@ -630,7 +637,7 @@ async function handOver(
     } catch (error) {
       // The claim is no longer ours (its lease lapsed and another consumer took it): no retry helps,
       // and the store is working, so sending goes on.
-      if (error instanceof Error && error.name === 'ConditionalCheckFailedException') {
+      if (error instanceof ClaimLostError) {
         run.log('WARN', 'The claim was taken over before the message id was written', {
           job_id: job.jobId,
           ses_message_id: messageId,

@@ -208,15 +208,21 @@ describe('PUT /nonprofits/{email}', () => {
     );
 
   it('replaces name and address of an existing nonprofit', async () => {
-    dynamo.on(UpdateCommand).resolves({ Attributes: { ...stored, name: 'New name' } });
+    dynamo.on(UpdateCommand).resolves({ Attributes: { ...stored, name: 'New name', address: '9 Elm St' } });
 
-    const result = await put({ name: 'New name', address: '1 Main St' });
+    const result = await put({ name: '  New name ', address: '9 Elm St' });
 
     expect(result.statusCode).toBe(200);
-    expect(jsonBody(result)).toMatchObject({ name: 'New name' });
+    expect(jsonBody(result)).toMatchObject({ name: 'New name', address: '9 Elm St' });
+    // What was written, not what the mock answers: the request's values, trimmed, and when.
     expect(dynamo).toHaveReceivedCommandWith(UpdateCommand, {
       Key: { email: 'info@example.org' },
       ConditionExpression: 'attribute_exists(email)',
+      ExpressionAttributeValues: {
+        ':name': 'New name',
+        ':address': '9 Elm St',
+        ':updated_at': NOW.toISOString(),
+      },
     });
   });
 

@@ -29,11 +29,17 @@ const token = signUnsubscribeToken(SECRET, { email: 'info@example.org', jobId: J
 describe('GET|POST /unsubscribe', () => {
   it('shows a page with one button on GET, escaping the address, and suppresses nothing', async () => {
     const { add, handle } = handler();
-    const result = await invoke(handle, apiEvent({ httpMethod: 'GET', queryStringParameters: { token } }));
+    // An apostrophe is valid in an address's local part, and markup in an HTML attribute or text.
+    const quoted = signUnsubscribeToken(SECRET, { email: "o'brien@example.org", jobId: JOB_ID });
+    const result = await invoke(
+      handle,
+      apiEvent({ httpMethod: 'GET', queryStringParameters: { token: quoted } }),
+    );
     expect(result.statusCode).toBe(200);
     expect(result.headers?.['content-type']).toBe('text/html; charset=utf-8');
     expect(result.headers?.['content-security-policy']).toContain("default-src 'none'");
-    expect(result.body).toContain('info@example.org');
+    expect(result.body).toContain('o&#39;brien@example.org');
+    expect(result.body).not.toContain("o'brien");
     expect(result.body).toContain('<form method="post"');
     expect(add).not.toHaveBeenCalled();
   });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   type Claim,
+  ClaimLostError,
   type DeliveryClaims,
   type DeliveryOutcome,
   type DeliveryReader,
@@ -52,6 +53,11 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
     this.now = options.now ?? Date.now;
   }
 
+  /** A job created after the fake (as a test's `newJob` does), with its recipients. */
+  addJob(jobId: string, total: number): void {
+    this.remaining.set(jobId, total);
+  }
+
   private key(jobId: string, recipient: string) {
     return `${jobId}\n${recipient}`;
   }
@@ -92,7 +98,7 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
 
   async handOver(jobId: string, recipient: string, token: string, messageId: string): Promise<void> {
     const item = this.items.get(this.key(jobId, recipient));
-    if (item?.claimToken !== token) throw new Error('ConditionalCheckFailed: the claim is not ours');
+    if (item?.claimToken !== token) throw new ClaimLostError(jobId, recipient);
     item.messageId = messageId;
   }
 

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -78,13 +78,32 @@ describe('a local function, timed as Lambda times it', () => {
   });
 
   it('serves a burst of concurrent cold calls, loading only a few environments at once', async () => {
+    // Each environment writes when its module starts and ends loading (the init phase), by thread.
+    const initLog = join(root, 'burst-inits.log');
     const fn = localFunction(
       'burst',
-      `const started = Date.now(); while (Date.now() - started < 300) {}
+      `import { appendFileSync } from 'node:fs';
+       import { threadId } from 'node:worker_threads';
+       appendFileSync(${JSON.stringify(initLog)}, 'start ' + threadId + '\\n');
+       const started = Date.now(); while (Date.now() - started < 300) {}
+       appendFileSync(${JSON.stringify(initLog)}, 'end ' + threadId + '\\n');
        export const handler = async (event) => event.n;`,
       2,
     );
     const results = await Promise.all(Array.from({ length: 12 }, (_, n) => fn.invoke({ n })));
     expect(results).toEqual(Array.from({ length: 12 }, (_, n) => ({ ok: true, value: n })));
+
+    const events = readFileSync(initLog, 'utf8').trim().split('\n');
+    let loading = 0;
+    let most = 0;
+    for (const event of events) {
+      loading += event.startsWith('start') ? 1 : -1;
+      most = Math.max(most, loading);
+    }
+    // Never more than two loading at once (PARALLEL_INITS), and no more environments than calls.
+    expect(most).toBeLessThanOrEqual(2);
+    const environments = events.filter((event) => event.startsWith('start')).length;
+    expect(environments).toBeGreaterThan(1);
+    expect(environments).toBeLessThanOrEqual(10);
   });
 });
