@@ -8,24 +8,35 @@ const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 /**
  * Everything a function bundle is made from besides its bundling options: the handler sources
  * (`lambdas/`, and the contract `GET /openapi.json` serves), the locked dependency versions, the
- * TypeScript settings esbuild reads, and esbuild's own version. A test holds this list to what
- * esbuild actually reads for each function.
+ * TypeScript settings esbuild reads, and esbuild's own version. A test holds this list to every
+ * module esbuild reads for each function.
  */
 export const BUNDLE_INPUTS = [
   'lambdas',
   'openapi.json',
+  'package.json',
   'package-lock.json',
+  // What is installed, which the lockfile alone does not say (a checkout without `npm ci`).
+  'node_modules/.package-lock.json',
   'tsconfig.json',
   'node_modules/esbuild/package.json',
 ];
 
+/**
+ * The context under which functions' bundles are named by their inputs: set by the local runtime's
+ * synthesis only. `cdk deploy` keeps CDK's default, a hash of the bundle itself, so what reaches
+ * AWS is always named by what it contains.
+ */
+export const BUNDLES_BY_INPUTS_CONTEXT = 'nonprofit-mailer:bundles-named-by-inputs';
+
 let memo: string | undefined;
 
 /**
- * A digest of what the bundles are built from. As a function's custom asset hash (CDK adds the
- * bundling options to it), it names a bundle by its content before esbuild runs, so a synthesis
- * that finds `asset.<hash>` already in its output folder skips bundling; any change to a source,
- * the lockfile or esbuild gives every function a new hash, so a stale bundle is never reused.
+ * A digest of what the bundles are built from. As a function's custom asset hash in local
+ * synthesis (CDK adds the bundling options to it), it names a bundle by its inputs before esbuild
+ * runs, so a synthesis that finds `asset.<hash>` already in its output folder skips bundling; any
+ * change to a source, the dependencies or esbuild gives every function a new hash, so a stale
+ * bundle is never reused.
  * Reading the ~100 sources takes milliseconds; it is computed once per process.
  */
 export function bundleFingerprint(): string {

@@ -67,12 +67,28 @@ export class BundleCache {
         if (existsSync(cached) && existsSync(path)) rmSync(path, { recursive: true, force: true });
         if (existsSync(cached)) symlinkSync(cached, path, 'dir');
       }
-      if (existsSync(cached)) utimesSync(cached, now, now);
     }
+    this.touch(used);
     for (const name of readdirSync(this.dir)) {
       const path = join(this.dir, name);
-      if (now.getTime() - statSync(path).mtimeMs > UNUSED_FOR_MS)
-        rmSync(path, { recursive: true, force: true });
+      try {
+        if (now.getTime() - statSync(path).mtimeMs > UNUSED_FOR_MS)
+          rmSync(path, { recursive: true, force: true });
+      } catch {
+        // Another synthesis pruned it first.
+      }
+    }
+  }
+
+  /** Marks these bundles used now, so pruning keeps them. */
+  touch(used: readonly string[]): void {
+    const now = new Date();
+    for (const name of used) {
+      try {
+        utimesSync(join(this.dir, name), now, now);
+      } catch {
+        // Not in the cache (built elsewhere, or pruned): nothing to keep.
+      }
     }
   }
 }

@@ -27,7 +27,8 @@ import {
 /** The services whose calls the gate can read: the engines the local runtime brings up. */
 export type GatedService = 'dynamodb' | 'sqs' | 'ses' | 'secretsmanager';
 
-interface Statement {
+/** One statement of an identity policy, its intrinsics resolved. */
+export interface Statement {
   effect: 'Allow' | 'Deny';
   actions?: string[];
   notActions?: string[];
@@ -79,7 +80,16 @@ export function readFunctionPolicies(
   for (const [functionLogicalId, fn] of resourcesOfType(template, 'AWS::Lambda::Function')) {
     const roleId = referencedLogicalId(fn.Properties?.Role);
     const role = roleId ? template.Resources[roleId] : undefined;
-    if (!roleId || !role) continue;
+    if (!roleId || !role) {
+      // A role given by ARN (not of this template) cannot be read here: the function may do nothing.
+      policies.set(accessKeyIdOf(functionLogicalId), {
+        functionLogicalId,
+        roleName: String(resolver.resolve(fn.Properties?.Role) ?? 'unknown'),
+        statements: [],
+        unreadable: [JSON.stringify(resolver.resolve(fn.Properties?.Role))],
+      });
+      continue;
+    }
     const inline = ((role.Properties?.Policies as { PolicyDocument: unknown }[] | undefined) ?? []).map(
       (policy) => policy.PolicyDocument,
     );
@@ -126,14 +136,29 @@ function matches(pattern: string, value: string, ignoreCase = false): boolean {
 const anyMatches = (patterns: string[], value: string, ignoreCase = false) =>
   patterns.some((pattern) => matches(pattern, value, ignoreCase));
 
-/** Whether a statement's conditions hold for the call's context; an operator this gate does not know never holds. */
-function conditionsHold(conditions: Statement['conditions'], context: Authorization['context']): boolean {
+/**
+ * Whether a statement's conditions hold for the call's context. An operator this gate does not
+ * know makes an `Allow` not apply and a `Deny` apply: the stricter reading either way.
+ */
+function conditionsHold(
+  conditions: Statement['conditions'],
+  context: Authorization['context'],
+  effect: Statement['effect'],
+): boolean {
   for (const [operator, keys] of Object.entries(conditions ?? {})) {
-    const [qualifier, base] = operator.includes(':') ? operator.split(':') : [undefined, operator];
+    const [qualifier, named] = operator.includes(':') ? operator.split(':') : [undefined, operator];
+    const ifExists = named?.endsWith('IfExists') ?? false;
+    const base = ifExists ? named?.slice(0, -'IfExists'.length) : named;
     for (const [key, expected] of Object.entries(keys)) {
       const wanted = list(expected) ?? [];
       const present = context[key];
       const values = present === undefined ? [] : Array.isArray(present) ? present : [present];
+      const negated = base === 'StringNotEquals' || base === 'StringNotLike' || base === 'ArnNotLike';
+      // IAM: an absent key satisfies ...IfExists and the negated operators, and no other.
+      if (values.length === 0 && qualifier === undefined) {
+        if (ifExists || negated) continue;
+        return false;
+      }
       const test = (value: string): boolean | undefined => {
         switch (base) {
           case 'StringEquals':
@@ -147,19 +172,19 @@ function conditionsHold(conditions: Statement['conditions'], context: Authorizat
           case 'ArnLike':
             return anyMatches(wanted, value);
           case 'StringNotLike':
+          case 'ArnNotLike':
             return !anyMatches(wanted, value);
           default:
             return undefined;
         }
       };
       const results = values.map(test);
-      if (results.some((result) => result === undefined)) return false;
+      if (results.some((result) => result === undefined)) return effect === 'Deny';
       if (qualifier === 'ForAllValues') {
         if (!results.every(Boolean)) return false;
       } else if (qualifier === 'ForAnyValue') {
         if (!results.some(Boolean)) return false;
       } else if (values.length !== 1 || !results[0]) {
-        // A single-valued key must be present and satisfy the operator.
         return false;
       }
     }
@@ -173,7 +198,7 @@ function statementApplies(statement: Statement, authorization: Authorization, re
   if (statement.notActions && anyMatches(statement.notActions, action, true)) return false;
   if (statement.resources && !anyMatches(statement.resources, resource)) return false;
   if (statement.notResources && anyMatches(statement.notResources, resource)) return false;
-  return conditionsHold(statement.conditions, authorization.context);
+  return conditionsHold(statement.conditions, authorization.context, statement.effect);
 }
 
 /** IAM's evaluation for one identity policy: an explicit deny wins, then any allow, else denied. */
@@ -218,8 +243,11 @@ const targetOf = (call: Call) =>
 function dynamoDbAuthorizations(call: Call): Authorization[] {
   const operation = targetOf(call);
   const body = jsonBody(call);
+  // A table is named by its name or its ARN.
   const table = (name: unknown, index?: unknown) =>
-    arn('dynamodb', `table/${String(name)}${index ? `/index/${String(index)}` : ''}`);
+    `${String(name).startsWith('arn:') ? String(name) : arn('dynamodb', `table/${String(name)}`)}${
+      index ? `/index/${String(index)}` : ''
+    }`;
   const of = (action: string, resource: string): Authorization => ({
     action: `dynamodb:${action}`,
     resources: [resource],
@@ -263,7 +291,13 @@ const addressOf = (value: string) => (/<([^>]+)>/.exec(value)?.[1] ?? value).tri
 
 /** SES v2 (a REST protocol): the operation from the method and path. */
 function sesAuthorizations(call: Call): Authorization[] {
-  const path = decodeURIComponent((call.path.split('?')[0] ?? '').replace(/\/+$/, ''));
+  const raw = (call.path.split('?')[0] ?? '').replace(/\/+$/, '');
+  let path: string;
+  try {
+    path = decodeURIComponent(raw);
+  } catch {
+    path = raw;
+  }
   const of = (
     action: string,
     resources: string[],
@@ -379,15 +413,25 @@ function accessDenied(
   };
 }
 
+/** A caller the gate knows nothing of: it may do nothing. */
+const NOBODY: FunctionPolicy = {
+  functionLogicalId: 'unknown',
+  roleName: 'unknown',
+  statements: [],
+  unreadable: [],
+};
+
 /**
  * The gate in front of one engine: a caller that signs as a function is held to that function's
- * policy; any other caller (the runtime's own event source pollers and set-up, which stand for AWS
- * itself) passes. A denial is told to `onDenied` as well, since the function may swallow it.
+ * policy; the runtime itself (its event source pollers and set-up, standing for AWS) signs with
+ * `trustedAccessKeyId` and passes; any other caller is denied everything. A denial is told to
+ * `onDenied` as well, since the function may swallow it.
  */
 export async function startIamGate(options: {
   service: GatedService;
   target: string;
   policies: Map<string, FunctionPolicy>;
+  trustedAccessKeyId: string;
   onDenied: (line: string) => void;
 }): Promise<ObservingProxy> {
   return startObservingProxy(
@@ -395,8 +439,11 @@ export async function startIamGate(options: {
     () => undefined,
     (call) => {
       const accessKeyId = accessKeyIdIn(call.headers);
-      const policy = accessKeyId ? options.policies.get(accessKeyId) : undefined;
-      if (!policy) return undefined;
+      if (accessKeyId === options.trustedAccessKeyId) return undefined;
+      const policy = (accessKeyId ? options.policies.get(accessKeyId) : undefined) ?? {
+        ...NOBODY,
+        functionLogicalId: accessKeyId ?? 'anonymous',
+      };
       const denied = authorizationsFor(options.service, call).find(
         (authorization) => !isAllowed(policy, authorization),
       );

@@ -66,6 +66,8 @@ function watch(group: number): void {
   const watchdog = spawn(process.execPath, ['-e', WATCHDOG_SOURCE, String(process.pid), String(group)], {
     detached: true,
     stdio: 'ignore',
+    // Nothing of this process's Node options (a loader, a debugger port) applies to it.
+    env: {},
   });
   watchdog.unref();
 }

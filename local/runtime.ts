@@ -194,6 +194,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         service,
         target,
         policies,
+        trustedAccessKeyId: LOCAL_CREDENTIALS.accessKeyId,
         onDenied: (line) => log(`[iam] AccessDenied: ${line}`),
       });
       started.gates = [...(started.gates ?? []), gate];
@@ -205,6 +206,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           `[iam] ${policy.functionLogicalId}: managed policies ${policy.unreadable.join(', ')} cannot be read locally and allow nothing here`,
         );
     }
+    const sqsGate = await gated('sqs', sqsEndpoint);
     functions = functionsFromTemplate(template, resolver, {
       assemblyDir: outdir,
       baseEnvironment: {
@@ -214,18 +216,22 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         // Every other AWS service (CloudWatch, say) answers "unsupported" locally instead of reaching AWS.
         AWS_ENDPOINT_URL: `http://127.0.0.1:${port}${UNSUPPORTED_SERVICE_PATH}`,
         AWS_ENDPOINT_URL_DYNAMODB: await gated('dynamodb', dynamoEndpoint),
-        AWS_ENDPOINT_URL_SQS: await gated('sqs', sqsEndpoint),
+        AWS_ENDPOINT_URL_SQS: sqsGate,
         AWS_ENDPOINT_URL_SESV2: await gated('ses', sesEndpoint),
         AWS_ENDPOINT_URL_SECRETS_MANAGER: await gated('secretsmanager', started.secrets.endpoint),
         TZ: 'UTC',
       },
       environmentOf: (logicalId) => ({ AWS_ACCESS_KEY_ID: accessKeyIdOf(logicalId) }),
-      // A function that links to the API (an unsubscribe link) links to this gateway.
+      // A function that links to the API (an unsubscribe link) links to this gateway. A queue's URL
+      // leads through the SQS gate: the SQS client sends each call to its queue's URL, whatever
+      // endpoint it was given, so the URL itself must point at the gate.
       rewrite: (value) =>
-        value.replaceAll(
-          `https://${model.restApiId}.execute-api.${LOCAL_REGION}.amazonaws.com/`,
-          `http://127.0.0.1:${port}/`,
-        ),
+        value
+          .replaceAll(
+            `https://${model.restApiId}.execute-api.${LOCAL_REGION}.amazonaws.com/`,
+            `http://127.0.0.1:${port}/`,
+          )
+          .replaceAll(`${sqsEndpoint}/`, `${sqsGate}/`),
       // Metric lines are gathered for /_local/metrics; log lines are shown readably.
       onLog: (name, line) => {
         if (!metrics.record(line)) log(`[${name}] ${readableLogLine(line)}`);

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleFingerprint, fingerprintOf } from '../lib/bundle-fingerprint';
+import { BUNDLES_BY_INPUTS_CONTEXT, bundleFingerprint, fingerprintOf } from '../lib/bundle-fingerprint';
 import type { MailerConfig } from '../lib/config';
 import { STACK_NAME } from '../lib/stack-name';
 import { BundleCache, DEFAULT_BUNDLE_CACHE } from './bundle-cache';
@@ -55,8 +55,15 @@ export async function synthesizeStack(
   };
   const key = synthesisKey(cdkJson.context ?? {});
   const memo = readMemo(outdir, key);
-  if (memo) return { ...memo, outdir };
+  if (memo) {
+    // Marked as used, so a cache shared with other checkouts keeps them.
+    bundles.touch(assetFolders(memo.template));
+    return { ...memo, outdir };
+  }
 
+  // Gone before synthesis starts: a synthesis that fails half-way (cdk-nag throws after the
+  // template is written) must not leave the old memo beside the new template.
+  rmSync(join(outdir, MEMO_FILE), { force: true });
   bundles.lendTo(outdir);
   // Loaded only when needed: the CDK and cdk-nag take seconds to load.
   const { createApp } = await import('../lib/app');
@@ -64,13 +71,16 @@ export async function synthesizeStack(
   const { app } = createApp({
     outdir,
     context: { fromAddress: LOCAL_FROM_ADDRESS, ...cdkJson.context },
-    postCliContext: { 'aws:cdk:enable-asset-metadata': true },
+    postCliContext: { 'aws:cdk:enable-asset-metadata': true, [BUNDLES_BY_INPUTS_CONTEXT]: true },
   });
   const assembly = app.synth();
   const template = assembly.getStackByName(STACK_NAME).template as CfnTemplate;
   bundles.keepFrom(assembly.directory, assetFolders(template));
   const config = readConfig(app.node);
-  writeFileSync(join(assembly.directory, MEMO_FILE), JSON.stringify({ key, config } satisfies SynthesisMemo));
+  // Written whole, then renamed into place: a reader never sees half a memo.
+  const memoFile = join(assembly.directory, MEMO_FILE);
+  writeFileSync(`${memoFile}.${process.pid}`, JSON.stringify({ key, config } satisfies SynthesisMemo));
+  renameSync(`${memoFile}.${process.pid}`, memoFile);
   return { template, outdir: assembly.directory, config };
 }
 

@@ -10,7 +10,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { QueueBinding, TableBinding } from '../../lambdas/core/bindings';
 import { type Setting, settingProblem } from '../../lambdas/core/settings';
-import { bundleFingerprint } from '../bundle-fingerprint';
+import { BUNDLES_BY_INPUTS_CONTEXT, bundleFingerprint } from '../bundle-fingerprint';
 
 const LAMBDAS_DIR = fileURLToPath(new URL('../../lambdas/', import.meta.url));
 
@@ -68,9 +68,11 @@ export class ProjectFunction extends NodejsFunction {
       loggingFormat: LoggingFormat.JSON,
       environment: { NODE_OPTIONS: '--enable-source-maps' },
       bundling: {
-        // Named by its inputs, not its output: a synthesis whose output folder already holds this
-        // bundle skips esbuild (how the local runtime reuses bundles across starts).
-        assetHash: bundleFingerprint(),
+        // Locally, named by its inputs rather than its output: a synthesis whose output folder
+        // already holds this bundle skips esbuild (how the runtime reuses bundles across starts).
+        ...(scope.node.tryGetContext(BUNDLES_BY_INPUTS_CONTEXT) === true
+          ? { assetHash: bundleFingerprint() }
+          : {}),
         format: OutputFormat.ESM,
         target: 'node24',
         minify: true,

@@ -4,7 +4,15 @@ import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ProjectFunction } from '../../lib/constructs/project-function';
-import { accessKeyIdOf, authorizationsFor, readFunctionPolicies, startIamGate } from '../../local/iam';
+import { LOCAL_CREDENTIALS } from '../../local/dynamodb';
+import {
+  accessKeyIdOf,
+  authorizationsFor,
+  isAllowed,
+  readFunctionPolicies,
+  type Statement,
+  startIamGate,
+} from '../../local/iam';
 import type { ObservingProxy } from '../../local/observing-proxy';
 import {
   type CfnTemplate,
@@ -52,6 +60,7 @@ async function gatedClient(template: CfnTemplate, functionId: string) {
     service: 'dynamodb',
     target: inject('dynamoDbEndpoint'),
     policies: readFunctionPolicies(template, resolver),
+    trustedAccessKeyId: LOCAL_CREDENTIALS.accessKeyId,
     onDenied: (line) => denied.push(line),
   });
   gates.push(gate);
@@ -116,12 +125,18 @@ describe('IAM enforced locally, from the synthesized template', () => {
     expect(refused).toMatchObject({ name: 'AccessDeniedException' });
   });
 
-  it('passes callers that sign as no function: the runtime itself, standing for AWS', async () => {
+  it('passes the runtime itself (standing for AWS), and denies a caller that is no function of the template', async () => {
     const { template } = synthesized();
-    const { client } = await gatedClient(template, 'NotAFunction');
     const email = `runtime-${randomUUID()}@gate.example.org`;
-    await client.send(new PutCommand({ TableName: nonprofitsTable(), Item: { email } }));
-    await client.send(new DeleteCommand({ TableName: nonprofitsTable(), Key: { email } }));
+    const runtime = await gatedClient(template, LOCAL_CREDENTIALS.accessKeyId);
+    await runtime.client.send(new PutCommand({ TableName: nonprofitsTable(), Item: { email } }));
+    await runtime.client.send(new DeleteCommand({ TableName: nonprofitsTable(), Key: { email } }));
+
+    const stranger = await gatedClient(template, 'NotAFunction');
+    const refused = await stranger.client
+      .send(new PutCommand({ TableName: nonprofitsTable(), Item: { email } }))
+      .catch((error: unknown) => error);
+    expect(refused).toMatchObject({ name: 'AccessDeniedException' });
   });
 });
 
@@ -194,5 +209,39 @@ describe('the permissions a call needs', () => {
     expect(configurationSet?.resources).toEqual([
       'arn:aws:ses:us-east-1:000000000000:configuration-set/mailer',
     ]);
+  });
+
+  it('holds a statement to its conditions: a wrong sender is denied, an unknown operator never widens', () => {
+    const send = (from: string) => ({
+      action: 'ses:SendEmail',
+      resources: ['arn:aws:ses:us-east-1:000000000000:identity/news@example.org'],
+      context: { 'ses:FromAddress': from },
+    });
+    const allowSender: Statement = {
+      effect: 'Allow',
+      actions: ['ses:SendEmail'],
+      resources: ['arn:aws:ses:*:*:identity/*'],
+      conditions: { StringEquals: { 'ses:FromAddress': 'news@example.org' } },
+    };
+    const policy = (...statements: Statement[]) => ({
+      functionLogicalId: 'Fn',
+      roleName: 'Role',
+      statements,
+      unreadable: [],
+    });
+    expect(isAllowed(policy(allowSender), send('news@example.org'))).toBe(true);
+    expect(isAllowed(policy(allowSender), send('other@example.org'))).toBe(false);
+    // An operator this gate cannot evaluate: an Allow does not apply, a Deny does.
+    const odd = { NumericLessThan: { 'ses:FromAddress': '1' } };
+    expect(isAllowed(policy({ ...allowSender, conditions: odd }), send('news@example.org'))).toBe(false);
+    expect(
+      isAllowed(
+        policy(allowSender, { ...allowSender, effect: 'Deny', conditions: odd }),
+        send('news@example.org'),
+      ),
+    ).toBe(false);
+    // ...IfExists holds where the call gives no such key.
+    const ifExists = { StringEqualsIfExists: { 'ses:FeedbackAddress': 'x@example.org' } };
+    expect(isAllowed(policy({ ...allowSender, conditions: ifExists }), send('news@example.org'))).toBe(true);
   });
 });
