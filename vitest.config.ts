@@ -1,4 +1,7 @@
 import { defineConfig } from 'vitest/config';
+import { stopWithParent } from './test/support/stop-with-parent';
+
+stopWithParent();
 
 /**
  * Four depths, one command (`npm test`): unit (AWS clients mocked), infra (the synthesized template
