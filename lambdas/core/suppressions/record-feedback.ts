@@ -1,7 +1,7 @@
 import { mapConcurrently } from '../concurrency';
+import type { Log, ReceivedMessage } from '../jobs/consumer/batch';
 import type { FeedbackLedger, FeedbackNoted } from '../jobs/deliveries';
 import type { JobStore } from '../jobs/job-store';
-import type { Log, ReceivedMessage } from '../jobs/process-emails';
 import type { SuppressionList } from './repository';
 import { type Feedback, MalformedFeedbackError, parseFeedback, suppresses } from './ses-feedback';
 

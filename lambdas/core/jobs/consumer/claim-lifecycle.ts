@@ -1,0 +1,108 @@
+import { backoff } from '../../concurrency';
+import { type Claim, ClaimLostError } from '../deliveries';
+import { type BatchResult, type BatchRun, errorText, type ProcessEmailsDependencies } from './batch';
+import type { CompiledJob, Item } from './received-batch';
+
+// A recipient's claim, from taking it to the message id written under it (or its message timed to
+// come back when another consumer holds it). See `DeliveryClaims` for what a claim guarantees.
+
+/**
+ * Claims each message's recipient. Recipients already done are duplicates; those another consumer
+ * holds go back to the queue (told to `onHeld`); the rest come back with their claims. A failure to claim sends the
+ * job's messages back (a claim that was written stays until its lease ends).
+ */
+export async function claimAll(
+  deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log'>,
+  result: BatchResult,
+  job: CompiledJob,
+  items: Item[],
+  onHeld: (item: Item, leaseUntil: number) => Promise<void> = async () => undefined,
+): Promise<{ item: Item; claim: HeldClaim }[]> {
+  let claims: Map<string, Claim>;
+  try {
+    claims = await deps.deliveries.claim(
+      job.jobId,
+      items.map(({ email, message }) => ({ recipient: email.recipient, attempts: message.receiveCount })),
+    );
+  } catch (error) {
+    deps.log?.('ERROR', 'Could not claim recipients; the messages will be retried', {
+      job_id: job.jobId,
+      error: errorText(error),
+    });
+    result.retry.push(...items.map(({ message }) => message.messageId));
+    return [];
+  }
+  const held: { item: Item; claim: HeldClaim }[] = [];
+  const seen = new Set<string>();
+  for (const item of items) {
+    const claim = claims.get(item.email.recipient);
+    // The same recipient twice in one batch: the first message carries it.
+    if (seen.has(item.email.recipient) || claim?.state === 'done') result.duplicates++;
+    else if (!claim) result.retry.push(item.message.messageId);
+    else if (claim.state === 'held') {
+      result.retry.push(item.message.messageId);
+      await onHeld(item, claim.leaseUntil);
+    } else held.push({ item, claim });
+    seen.add(item.email.recipient);
+  }
+  return held;
+}
+
+export type HeldClaim = Extract<Claim, { token: string }>;
+
+/** Attempts at writing the message id on a claim before giving up on it. */
+const HAND_OVER_ATTEMPTS = 4;
+
+/**
+ * Writes SES's message id on the claim, retrying: if it is never written and the recording fails
+ * too, the claim lapses without it and the email is sent again once its lease ends.
+ */
+export async function handOver(
+  run: BatchRun,
+  job: CompiledJob,
+  recipient: string,
+  token: string,
+  messageId: string,
+) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await run.deps.deliveries.handOver(job.jobId, recipient, token, messageId);
+    } catch (error) {
+      // The claim is no longer ours (its lease lapsed and another consumer took it): no retry helps,
+      // and the store is working, so sending goes on.
+      if (error instanceof ClaimLostError) {
+        run.log('WARN', 'The claim was taken over before the message id was written', {
+          job_id: job.jobId,
+          ses_message_id: messageId,
+        });
+        return;
+      }
+      if (attempt + 1 >= HAND_OVER_ATTEMPTS) {
+        // The recording below writes the message id too; only if it also fails can the email go
+        // twice. No further email of this invocation is sent: it could only widen that window.
+        run.log('ERROR', 'Could not write the message id on the claim; sending stops for this batch', {
+          job_id: job.jobId,
+          ses_message_id: messageId,
+          error: errorText(error),
+        });
+        if (!run.stop) run.stop = 'unrecorded';
+        return;
+      }
+      await backoff(attempt, 50);
+    }
+  }
+}
+
+/**
+ * Held by another consumer: it is sending now, or died (a crash, a timeout) and its claim lapses
+ * with the lease. The message is seen again just after that, not after the visibility timeout.
+ */
+export async function returnAfterLease({ deps, log }: BatchRun, { message }: Item, leaseUntil: number) {
+  if (!message.receiptHandle) return;
+  const seconds = (leaseUntil - (deps.now?.() ?? new Date()).getTime()) / 1000 + 1;
+  try {
+    await deps.queue.returnAfter(message.receiptHandle, seconds);
+  } catch (error) {
+    log('WARN', 'Could not time the return of a held message', { error: errorText(error) });
+  }
+}

@@ -1,0 +1,94 @@
+import type { Claim, DeliveryOutcome } from '../deliveries';
+import type { BatchResult, ProcessEmailsDependencies } from './batch';
+import { errorText } from './batch';
+import type { HeldClaim } from './claim-lifecycle';
+import type { CompiledJob, Item } from './received-batch';
+
+/** An outcome decided for the recipient of one SQS message (`sqsMessageId`, which goes back to the queue if recording fails). */
+export type Decided = { outcome: DeliveryOutcome; sqsMessageId: string };
+
+/**
+ * Records a job's outcomes and notes what that did in the batch's result; if recording fails, the
+ * messages go back to the queue: their claims stay, so the next attempt records a handed-over email
+ * as sent without sending it again.
+ */
+export async function record(
+  deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log' | 'now' | 'quota'>,
+  result: BatchResult,
+  job: CompiledJob,
+  decided: Decided[],
+): Promise<void> {
+  if (decided.length === 0) return;
+  try {
+    const recorded = await deps.deliveries.record(
+      job.jobId,
+      decided.map(({ outcome }) => outcome),
+    );
+    const now = (deps.now?.() ?? new Date()).getTime();
+    const accepted = Date.parse(job.content.accepted_at);
+    for (const outcome of recorded.recorded) {
+      if (outcome.status === 'sent') result.sent++;
+      else if (outcome.status === 'suppressed') result.suppressed++;
+      else if (outcome.status === 'cancelled') result.cancelled++;
+      else if (outcome.reason) result.failed[outcome.reason]++;
+      if (Number.isFinite(accepted)) result.latenciesMs.push(now - accepted);
+    }
+    result.duplicates += recorded.duplicates;
+    await refundCancelled(deps, job, recorded.recorded.filter(({ status }) => status === 'cancelled').length);
+    if (recorded.completed && Number.isFinite(accepted)) {
+      result.completedJobs.push({ jobId: job.jobId, durationSeconds: (now - accepted) / 1000 });
+    }
+  } catch (error) {
+    deps.log?.('ERROR', 'Could not record outcomes; the messages will be retried', {
+      job_id: job.jobId,
+      error: errorText(error),
+    });
+    result.retry.push(...decided.map(({ sqsMessageId }) => sqsMessageId));
+  }
+}
+
+/**
+ * Gives the key's quota back what these cancelled recipients would have sent (each with its cc
+ * copies), once: only outcomes this call recorded count. Failing that, the count stays (the safe side).
+ */
+async function refundCancelled(
+  deps: Pick<ProcessEmailsDependencies, 'quota' | 'log'>,
+  job: CompiledJob,
+  cancelled: number,
+): Promise<void> {
+  const charged = job.content.quota;
+  if (!deps.quota || !charged || cancelled === 0) return;
+  try {
+    await deps.quota.refund(charged.api_key_id, charged.day, cancelled * (1 + job.content.cc.length));
+  } catch (error) {
+    deps.log?.('WARN', 'Could not give cancelled recipients back to the quota', {
+      job_id: job.jobId,
+      error: errorText(error),
+    });
+  }
+}
+
+/** What every outcome of a claimed recipient carries. */
+export type OutcomeBase = ReturnType<typeof outcomeBase>;
+export const outcomeBase = (job: CompiledJob, item: Item, claim: HeldClaim) => ({
+  recipient: item.email.recipient,
+  cc: job.content.cc,
+  attempts: item.message.receiveCount,
+  claimToken: claim.token,
+});
+
+/** An earlier attempt's email the transport took: recorded sent under its message id, never sent again. */
+export const handedOver = (
+  base: OutcomeBase,
+  claim: Extract<Claim, { state: 'handedOver' }>,
+  item: Item,
+): Decided => ({
+  outcome: { ...base, status: 'sent', messageId: claim.messageId },
+  sqsMessageId: item.message.messageId,
+});
+
+/** A recipient of a cancelled job: recorded without an email. */
+export const cancelledOutcome = (base: OutcomeBase, item: Item): Decided => ({
+  outcome: { ...base, status: 'cancelled', error: 'Not sent: the job was cancelled first.' },
+  sqsMessageId: item.message.messageId,
+});

@@ -1,0 +1,61 @@
+import { MAX_DELAY_SECONDS } from '../../queue/email-queue';
+import { type BatchRun, errorText } from './batch';
+import type { CompiledJob, Item } from './received-batch';
+
+// How an email waits: put back in the queue, with a delay that grows while the transport asks to
+// wait. The send rate itself is the pacer's (transport/send-pacer.ts).
+
+/** Waits before trying a throttled or paused email again; each further wait doubles, up to SQS's 15 minutes. */
+export const DEFAULT_WAITS = { throttledSeconds: 15, pausedSeconds: 60 };
+
+/**
+ * The longest wait of an email put back because DynamoDB failed. The consumers' concurrency, not
+ * the wait, bounds what they ask of a failing table; a short cap resumes a job within a minute of
+ * the table's return, where SQS's 15 minutes would hold it long after.
+ */
+export const STORE_FAILURE_MAX_DELAY_SECONDS = 60;
+
+/** Doubles with each time the email was put back, up to `max`, jittered so waiting emails spread out. */
+const growingDelay = (base: number, item: Item, max: number) =>
+  Math.min(max, base * 2 ** (item.email.deferrals ?? 0)) * (0.8 + Math.random() * 0.2);
+
+/**
+ * Gives the claim back (unless `release` is false) and puts the email back in the queue after
+ * about `baseSeconds`; failing that, the received message is retried. When `grows` (the transport
+ * asked to wait), the wait doubles with each time the email was put back; running out of time is
+ * no reason to.
+ */
+export async function waitInQueue(
+  run: BatchRun,
+  job: CompiledJob,
+  item: Item,
+  token: string,
+  baseSeconds: number,
+  { grows = true, release = true, maxSeconds = MAX_DELAY_SECONDS } = {},
+): Promise<undefined> {
+  const { deps, log } = run;
+  if (release) {
+    try {
+      await deps.deliveries.release(job.jobId, item.email.recipient, token);
+    } catch (error) {
+      log('WARN', 'Could not release a claim; it lapses with its lease', {
+        job_id: job.jobId,
+        error: errorText(error),
+      });
+    }
+  }
+  try {
+    const deferrals = item.email.deferrals ?? 0;
+    await deps.queue.defer(
+      { ...item.email, ...(grows || deferrals > 0 ? { deferrals: deferrals + (grows ? 1 : 0) } : {}) },
+      grows ? growingDelay(baseSeconds, item, maxSeconds) : Math.ceil(baseSeconds),
+    );
+    run.result.deferred++;
+  } catch (error) {
+    log('WARN', 'Could not put an email back to wait; the message will be retried', {
+      error: errorText(error),
+    });
+    run.result.retry.push(item.message.messageId);
+  }
+  return undefined;
+}

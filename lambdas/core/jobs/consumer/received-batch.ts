@@ -1,0 +1,79 @@
+import { type EmailMessage, emailMessage } from '../../queue/email-queue';
+import { compileTemplate, type TemplatePart } from '../../templates/template';
+import type { JobContent } from '../job';
+import type { JobContentStore } from '../job-store';
+import type { Log, ProcessEmailsDependencies, ReceivedMessage } from './batch';
+
+/** What a consumer needs of a job, compiled once per execution environment (it never changes). */
+export interface CompiledJob {
+  jobId: string;
+  content: JobContent;
+  body: TemplatePart[];
+  subject: TemplatePart[] | null;
+}
+
+const compiledJobs = new Map<string, CompiledJob>();
+const MAX_CACHED_JOBS = 200;
+
+async function compiledJob(
+  contents: Pick<JobContentStore, 'content'>,
+  jobId: string,
+): Promise<CompiledJob | undefined> {
+  const cached = compiledJobs.get(jobId);
+  if (cached) return cached;
+  const content = await contents.content(jobId);
+  if (!content) return undefined;
+  const compiled = {
+    jobId,
+    content,
+    body: compileTemplate(content.template),
+    subject: content.subject === null ? null : compileTemplate(content.subject),
+  };
+  if (compiledJobs.size >= MAX_CACHED_JOBS) compiledJobs.delete(compiledJobs.keys().next().value as string);
+  compiledJobs.set(jobId, compiled);
+  return compiled;
+}
+
+function parse(message: ReceivedMessage): EmailMessage | undefined {
+  try {
+    const parsed = emailMessage.safeParse(JSON.parse(message.body));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export type Item = { message: ReceivedMessage; email: EmailMessage };
+
+/**
+ * Groups a batch by job, with each job's compiled content. A message that can never succeed (not
+ * ours, or of a job that does not exist) is logged and left out rather than retried.
+ */
+export async function groupByJob(
+  deps: Pick<ProcessEmailsDependencies, 'contents'>,
+  messages: readonly ReceivedMessage[],
+  log: Log,
+) {
+  const byJob = new Map<string, Item[]>();
+  for (const message of messages) {
+    const email = parse(message);
+    if (!email) {
+      log('ERROR', 'Dropping a message that is not an email message', { messageId: message.messageId });
+      continue;
+    }
+    const items = byJob.get(email.job_id);
+    if (items) items.push({ message, email });
+    else byJob.set(email.job_id, [{ message, email }]);
+  }
+  const groups: { job: CompiledJob; items: Item[] }[] = [];
+  for (const [jobId, items] of byJob) {
+    const job = await compiledJob(deps.contents, jobId);
+    if (job) groups.push({ job, items });
+    else
+      log('ERROR', 'Dropping messages of a job that does not exist', {
+        job_id: jobId,
+        messages: items.length,
+      });
+  }
+  return groups;
+}

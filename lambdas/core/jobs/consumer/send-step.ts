@@ -1,0 +1,151 @@
+import type { Suppression } from '../../suppressions/suppression';
+import { signUnsubscribeToken } from '../../suppressions/unsubscribe-token';
+import { DeliveryError, type RenderedEmail } from '../../transport/transport';
+import { type BatchRun, errorText, type ProcessEmailsDependencies, type UnsubscribeLinks } from './batch';
+import { type HeldClaim, handOver } from './claim-lifecycle';
+import { cancelledOutcome, type Decided, type OutcomeBase } from './outcomes';
+import { STORE_FAILURE_MAX_DELAY_SECONDS, waitInQueue } from './pacing';
+import type { CompiledJob, Item } from './received-batch';
+
+/** Emails sent at once by one environment (each waits its turn at the pacer). */
+export const SEND_CONCURRENCY = 4;
+/**
+ * An email is started only with this much of the invocation left, so that its hand-over and the
+ * batch's recording finish before the timeout. What is left waits in the queue for the next invocation.
+ */
+export const SEND_MARGIN_MS = 5_000;
+/** A claimed email, rendered, ready for the transport. */
+export type ToSend = { item: Item; token: string; base: OutcomeBase; email: RenderedEmail };
+
+/**
+ * What sending needs beyond the claims: the suppressed addresses among the claimed recipients (an
+ * earlier attempt's handed-over email is sent already) and the job's cc, and the secret that signs
+ * unsubscribe links. If either cannot be read, nothing is sent: the emails wait in the queue and
+ * `undefined` says so.
+ */
+export async function prepareSending(
+  run: BatchRun,
+  job: CompiledJob,
+  claimed: { item: Item; claim: HeldClaim }[],
+): Promise<
+  { suppressed: Map<string, Suppression>; linkSecret: string | undefined; cancelled: boolean } | undefined
+> {
+  const toCheck = claimed
+    .filter(({ claim }) => claim.state === 'claimed')
+    .map(({ item }) => item.email.recipient);
+  if (toCheck.length === 0) return { suppressed: new Map(), linkSecret: undefined, cancelled: false };
+  try {
+    // Read after the claims were written: a cancel recorded before these claims is seen here.
+    const [suppressed, linkSecret, cancelled] = await Promise.all([
+      run.deps.suppressions.getMany([...toCheck, ...job.content.cc]),
+      run.deps.unsubscribe?.secret.get(),
+      run.deps.jobs.cancelRequested(job.jobId),
+    ]);
+    return { suppressed, linkSecret, cancelled };
+  } catch (error) {
+    run.log(
+      'ERROR',
+      'Could not read the suppression list, the link secret or the job; the emails wait in the queue',
+      {
+        job_id: job.jobId,
+        error: errorText(error),
+      },
+    );
+    for (const { item, claim } of claimed) {
+      if (claim.state === 'claimed')
+        await waitInQueue(run, job, item, claim.token, run.waits.throttledSeconds, {
+          maxSeconds: STORE_FAILURE_MAX_DELAY_SECONDS,
+        });
+      else run.result.retry.push(item.message.messageId);
+    }
+    return undefined;
+  }
+}
+
+/** The recipient's own link: it unsubscribes the nonprofit the email is addressed to. */
+export function unsubscribeLink(
+  deps: ProcessEmailsDependencies,
+  secret: string,
+  job: CompiledJob,
+  item: Item,
+): RenderedEmail['unsubscribe'] {
+  const links = deps.unsubscribe as UnsubscribeLinks;
+  const token = signUnsubscribeToken(secret, { email: item.email.recipient, jobId: job.jobId });
+  return { url: `${links.url}?token=${token}`, mailto: links.mailto };
+}
+
+/** Sends one claimed email; answers its outcome, or nothing when it went back to the queue. */
+export async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, email }: ToSend) {
+  const { deps, log } = run;
+  // A cancel seen by another sender of this batch is final: no need to wait a turn to learn it again.
+  if (run.cancelledJobs.has(job.jobId)) return cancelledOutcome(base, item);
+  const pacerWaitMs = deps.pacer?.waitMs() ?? 0;
+  if (!run.stop && run.remainingMs() - pacerWaitMs < run.marginMs) run.stop = 'deadline';
+  if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
+  // Out of time: back in the queue, visible once this environment's pace allows its next send.
+  if (run.stop === 'deadline')
+    return waitInQueue(run, job, item, token, pacerWaitMs / 1000, { grows: false });
+  if (run.stop === 'unrecorded')
+    return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
+  await deps.pacer?.take(1 + email.cc.length);
+  // Another sender may have found sending paused, or the store failing, while this one waited its turn.
+  if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
+  if (run.stop === 'unrecorded')
+    return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
+  const sqsMessageId = item.message.messageId;
+  // The last look before the email leaves (a strongly consistent read of a small item): the pacer
+  // may have held it for seconds, and no email may start once a cancel is recorded.
+  let cancelled: boolean;
+  try {
+    cancelled = await deps.jobs.cancelRequested(job.jobId);
+  } catch (error) {
+    log('WARN', 'Could not read whether the job was cancelled; the email waits in the queue', {
+      job_id: job.jobId,
+      error: errorText(error),
+    });
+    return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
+  }
+  if (cancelled) {
+    run.cancelledJobs.add(job.jobId);
+    return cancelledOutcome(base, item);
+  }
+  try {
+    const { messageId } = await deps.transport.send(email);
+    if (messageId) await handOver(run, job, email.to, token, messageId);
+    return { outcome: { ...base, status: 'sent', messageId }, sqsMessageId } satisfies Decided;
+  } catch (error) {
+    if (!(error instanceof DeliveryError)) {
+      // No answer: whether the email left is unknown, so the claim stays until its lease ends,
+      // and the retry after it decides.
+      log('WARN', 'The transport did not answer; the message will be retried', {
+        job_id: job.jobId,
+        error: errorText(error),
+      });
+      run.result.retry.push(sqsMessageId);
+      return undefined;
+    }
+    switch (error.kind) {
+      case 'rejected':
+        return {
+          outcome: { ...base, status: 'failed', error: error.message, reason: 'rejected' },
+          sqsMessageId,
+        } satisfies Decided;
+      case 'paused':
+        if (!run.stop) log('ERROR', 'Sending is paused; emails wait in the queue', { error: error.message });
+        run.stop = 'paused';
+        run.result.paused = true;
+        return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
+      case 'throttled':
+        // SES said it did not take the email: it waits, longer each time.
+        return waitInQueue(run, job, item, token, run.waits.throttledSeconds);
+      case 'unavailable':
+        // A server error may come after SES took the email: the claim stays (the new message
+        // finds it held until the lease ends), so only a claim without a message id lapses.
+        return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { release: false });
+      default:
+        // A kind this code does not know: the message comes back, the claim lapses with its lease.
+        run.result.retry.push(sqsMessageId);
+        return undefined;
+    }
+  }
+}
