@@ -7,7 +7,7 @@ import {
   MAX_FEEDBACK_PER_DELIVERY,
 } from '../../lambdas/core/jobs/deliveries';
 import { DynamoDeliveries } from '../../lambdas/core/jobs/dynamodb/dynamo-deliveries';
-import { claimsContract } from '../support/claims-contract';
+import { claimOne, claimsContract, sent, tokenOf } from '../support/claims-contract';
 import { localDocumentClient, tableNamed } from '../support/local-tables';
 
 const { client, destroy } = localDocumentClient();
@@ -48,23 +48,6 @@ async function newJob(recipients: number): Promise<string> {
   return jobId;
 }
 
-const claimOne = async (deliveries: DynamoDeliveries, jobId: string, recipient: string): Promise<Claim> =>
-  (await deliveries.claim(jobId, [{ recipient, attempts: 1 }])).get(recipient) as Claim;
-
-const tokenOf = (claim: Claim) => {
-  if (claim.state !== 'claimed' && claim.state !== 'handedOver') throw new Error(`Not held: ${claim.state}`);
-  return claim.token;
-};
-
-const sent = (recipient: string, claimToken: string, messageId: string | null = null): DeliveryOutcome => ({
-  recipient,
-  status: 'sent',
-  cc: [],
-  attempts: 1,
-  claimToken,
-  messageId,
-});
-
 describe('the claims contract, on DynamoDB Local', () => {
   claimsContract(() => {
     const { one, other, advance } = consumers();
@@ -73,34 +56,6 @@ describe('the claims contract, on DynamoDB Local', () => {
 });
 
 describe('claims on recipients, on DynamoDB Local', () => {
-  it('gives a recipient to one consumer at a time, until its lease lapses', async () => {
-    const { one, other, advance } = consumers();
-    const jobId = await newJob(1);
-    const first = await claimOne(one, jobId, 'a@example.org');
-    expect(first.state).toBe('claimed');
-
-    const meanwhile = await claimOne(other, jobId, 'a@example.org');
-    expect(meanwhile).toMatchObject({ state: 'held', leaseUntil: expect.any(Number) });
-    if (meanwhile.state === 'held')
-      expect(meanwhile.leaseUntil).toBeGreaterThan(Date.now() + LEASE_MS - 5_000);
-
-    advance(LEASE_MS + 1);
-    const later = await claimOne(other, jobId, 'a@example.org');
-    expect(later.state).toBe('claimed');
-    // The first holder's recording now changes nothing: its claim was taken over.
-    expect(await one.record(jobId, [sent('a@example.org', tokenOf(first))])).toMatchObject({
-      recorded: [],
-      duplicates: 1,
-      completed: false,
-    });
-    expect(await other.record(jobId, [sent('a@example.org', tokenOf(later))])).toMatchObject({
-      recorded: [expect.objectContaining({ recipient: 'a@example.org' })],
-      duplicates: 0,
-      completed: true,
-    });
-    expect(await claimOne(one, jobId, 'a@example.org')).toEqual({ state: 'done' });
-  });
-
   it('never gives out a claim whose email was handed over: the next holder records it sent, with its id', async () => {
     const { one, other, clock, advance } = consumers();
     const jobId = await newJob(2);
