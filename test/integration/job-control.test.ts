@@ -9,7 +9,7 @@ import type { JobRecord } from '../../lambdas/core/jobs/job';
 import { acceptedJob } from '../../lambdas/core/jobs/job-status';
 import { retryJob } from '../../lambdas/core/jobs/retry-job';
 import type { EmailMessage } from '../../lambdas/core/queue/email-queue';
-import { DynamoSuppressionList } from '../../lambdas/core/suppressions/repository';
+import { DynamoSuppressionList } from '../../lambdas/core/suppressions/dynamodb/dynamo-suppression-list';
 import { localDocumentClient, tableNamed } from '../support/local-tables';
 
 const { client, destroy } = localDocumentClient();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ConflictError, NotFoundError, ValidationError } from '../../lambdas/core/errors';
-import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/repository';
+import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/dynamodb/dynamo-nonprofit-repository';
 
 import { dynamoDbClient } from '../../local/dynamodb';
 

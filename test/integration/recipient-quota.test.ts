@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { QuotaExceededError } from '../../lambdas/core/errors';
-import { DynamoRecipientQuota, nextReset, utcDay } from '../../lambdas/core/quota/recipient-quota';
+import { DynamoRecipientQuota } from '../../lambdas/core/quota/dynamodb/dynamo-recipient-quota';
+import { nextReset, utcDay } from '../../lambdas/core/quota/recipient-quota';
 import { localDocumentClient, tableNamed } from '../support/local-tables';
 
 const { client, destroy } = localDocumentClient();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ConflictError, NotFoundError, ValidationError } from '../../lambdas/core/errors';
-import { DynamoSuppressionList } from '../../lambdas/core/suppressions/repository';
+import { DynamoSuppressionList } from '../../lambdas/core/suppressions/dynamodb/dynamo-suppression-list';
 import { dynamoDbClient } from '../../local/dynamodb';
 
 const client = dynamoDbClient(inject('dynamoDbEndpoint'));

@@ -16,7 +16,7 @@ import { makeGetNonprofit } from '../../../lambdas/api/get-nonprofit';
 import { makeListNonprofits } from '../../../lambdas/api/list-nonprofits';
 import { makeUpdateNonprofit } from '../../../lambdas/api/update-nonprofit';
 import { documentClient } from '../../../lambdas/core/aws-clients';
-import { DynamoNonprofitRepository } from '../../../lambdas/core/nonprofits/repository';
+import { DynamoNonprofitRepository } from '../../../lambdas/core/nonprofits/dynamodb/dynamo-nonprofit-repository';
 import { logger } from '../../../lambdas/core/observability/telemetry';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
 
