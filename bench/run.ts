@@ -13,7 +13,7 @@ import { readConfig } from '../lib/config';
 import { consumerScaling } from '../lib/send-rate';
 import { dynamoDbClient } from '../local/dynamodb';
 import { type LocalService, startLocalRuntime } from '../local/runtime';
-import { contextDefaults, LOCAL_FROM_ADDRESS, PROJECT_ROOT } from '../local/synth';
+import { contextDefaults, LOCAL_CONTEXT, PROJECT_ROOT } from '../local/synth';
 import { CountingProxy } from './counting-proxy';
 import { PRICES } from './prices';
 
@@ -42,9 +42,7 @@ const context = contextDefaults({
   sesMaxSendRate: Number(values['ses-max-send-rate']),
 });
 // The consumer's batch and concurrency follow from the send rate, as the stack derives them.
-const config = readConfig(
-  new App({ context: { fromAddress: LOCAL_FROM_ADDRESS, ...projectContext, ...context } }).node,
-);
+const config = readConfig(new App({ context: { ...LOCAL_CONTEXT, ...projectContext, ...context } }).node);
 const { batchSize, maxConcurrency: concurrency } = consumerScaling(config);
 
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-bench-'));

@@ -48,6 +48,9 @@ const nastyText = fc.oneof(
     '%00',
     '../..',
     '<script>',
+    '<a href="jav&#x61;script:alert(1)">x</a>',
+    '<img src=x onerror=alert(1)>',
+    '<a href="{address}">x</a>',
   ),
   fc.string({ unit: 'grapheme', maxLength: 20 }),
 );
@@ -104,6 +107,7 @@ const nearValidBody = (fixtures: Fixtures) =>
       ),
       template: fc.oneof(nastyText, hugeText, anyJson, fc.constant('Dear {name}')),
       subject: fc.oneof(nastyText, anyJson, fc.constant('Hi {name}')),
+      html: fc.oneof(nastyText, hugeText, anyJson, fc.constant('<p>Dear {name}</p>')),
       cc: fc.oneof(fc.array(addresses(fixtures), { maxLength: 60 }), anyJson),
       extra: anyJson,
     },
@@ -120,6 +124,14 @@ const jobBody = (fixtures: Fixtures) =>
     template: fc.constantFrom('Dear {name}', 'Hi {email} at {address}', '{{literal}}'),
     subject: fc.constantFrom('News for {name}', 'Hello'),
     cc: fc.array(plainAddress, { maxLength: 3 }),
+    // Text only, or multipart with an HTML part (every value escaped in it).
+    html: fc.option(
+      fc.constantFrom(
+        '<p>Dear {name}</p>',
+        '<html><head><style>p {{ color: #333 }}</style></head><body><p>Hi {name} at {address}</p><a href="mailto:{email}">write</a></body></html>',
+      ),
+      { nil: undefined },
+    ),
   });
 
 /**
@@ -162,7 +174,7 @@ const oneFieldOff = (route: string, fixtures: Fixtures) =>
   fc
     .tuple(
       validBody(route, fixtures),
-      fc.constantFrom('email', 'name', 'address', 'emails', 'template', 'subject', 'cc', 'extra'),
+      fc.constantFrom('email', 'name', 'address', 'emails', 'template', 'subject', 'html', 'cc', 'extra'),
       fc.oneof(nastyText, hugeText, anyJson),
     )
     // An import's body is an array of rows: the first row gets the bad field.

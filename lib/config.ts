@@ -8,6 +8,15 @@ const MAX_STORED_EMAIL_BYTES = 380_000;
 /** A yes/no setting: JSON's boolean from cdk.json, or the string `-c key=true` gives. */
 const flag = z.union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')]);
 
+/** A value the footer of every email shows: one line, no control characters, at most 200 characters. */
+const footerValue = (key: string) =>
+  z
+    .string()
+    .trim()
+    .min(1, `${key} must not be empty`)
+    .max(200, 'Must be at most 200 characters')
+    .regex(/^[^\p{Cc}\u2028\u2029]+$/u, 'Must be one line without control characters');
+
 /**
  * Deployment settings, read from CDK context (`cdk.json`, or `-c key=value` on the command line,
  * which arrives as a string and is coerced). The local runtime reads the synthesized template, so
@@ -73,6 +82,13 @@ const configSchema = z
     transport: z.enum(['ses', 'record']).default('ses'),
     /** The verified SES identity emails are sent from (required with the `ses` transport). */
     fromAddress: z.email({ message: 'Must be an email address' }).optional(),
+    /** Who sends, as the footer of every email names them (the organisation's name). */
+    senderName: footerValue('senderName').optional(),
+    /**
+     * The sender's valid postal address, shown in every email's footer (CAN-SPAM asks for it in each
+     * commercial email): required with the `ses` transport.
+     */
+    senderPostalAddress: footerValue('senderPostalAddress').optional(),
     /** Where replies go, if not to `fromAddress`. */
     replyTo: z.email({ message: 'Must be an email address' }).optional(),
     /**
@@ -121,7 +137,7 @@ const configSchema = z
       // It becomes an email header: one line.
       .regex(/^[^\p{Cc}\u2028\u2029]+$/u, 'Must be one line without control characters')
       .default('(no subject)'),
-    /** The largest rendered email (subject and body, UTF-8 bytes) a job may produce, in the worst case. */
+    /** The largest rendered email (subject, text and HTML parts and footer, UTF-8 bytes) a job may produce, in the worst case. */
     maxRenderedEmailBytes: z.coerce
       .number()
       .int()
@@ -147,6 +163,14 @@ const configSchema = z
         path: ['fromAddress'],
         message:
           'Required with the ses transport: pass -c fromAddress=you@your-verified-domain (an SES verified identity), or -c transport=record to only record emails',
+      });
+    }
+    if (config.transport === 'ses' && !config.senderPostalAddress) {
+      context.addIssue({
+        code: 'custom',
+        path: ['senderPostalAddress'],
+        message:
+          "Required with the ses transport: every email's footer shows the sender's postal address (CAN-SPAM); pass -c senderPostalAddress='1 Main St, Springfield, ST 12345'",
       });
     }
   });

@@ -1,8 +1,8 @@
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { SESv2Client } from '@aws-sdk/client-sesv2';
-import type { Email } from 'aws-ses-v2-local/dist/store';
 import { LOCAL_CREDENTIALS } from './dynamodb';
+import { type InboxEmail, startInbox, type TakenSend } from './inbox';
 import { type LocalAnswer, startObservingProxy } from './observing-proxy';
 import { closeServer, freePort } from './processes';
 import { LOCAL_REGION } from './template';
@@ -19,7 +19,7 @@ const { default: createSesServer } = createRequire(import.meta.url)(
 export interface LocalSes {
   /** Where SDK clients send SES v1 and v2 calls. */
   endpoint: string;
-  /** The web viewer of the emails received (`GET /`); `readInbox` reads its JSON store. */
+  /** The inbox page of the emails received (`GET /`, local/inbox.ts); `readInbox` reads its JSON. */
   inboxUrl: string;
   stop(): Promise<void>;
 }
@@ -56,8 +56,7 @@ export interface SentEmail {
 /** The send rate SES gives an account when it first leaves the sandbox. */
 const NEW_PRODUCTION_SEND_RATE = 14;
 
-/** An email as the local SES stored it: addresses, subject, bodies and custom headers as sent. */
-export type InboxEmail = Email;
+export type { InboxEmail } from './inbox';
 
 /** The AWS_SES_ACCOUNT value this module set, so a later start may replace it but never a caller's own. */
 let accountSetHere: string | undefined;
@@ -84,16 +83,25 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
   // Express 5 hands a listen error to the callback, which the package resolves with all the same.
   if (!server.listening) throw new Error(`Local SES could not listen on 127.0.0.1:${port}`);
   const emulator = `http://127.0.0.1:${port}`;
+  // The emulator keeps every email too (its viewer at its root): emptied with the inbox, so a long
+  // run does not grow it without end.
+  const inbox = await startInbox(() => {
+    void fetch(`${emulator}/clear-store`, { method: 'POST' }).catch(() => undefined);
+  });
   // In front of the emulator: the configuration sets it lacks, the sandbox's identities, and each
-  // email it took, told to `onSent`.
+  // email it took, kept in the inbox and told to `onSent`.
   const configurationSets = new Set(options.configurationSets ?? []);
   const sandbox = options.sandbox && new SandboxIdentities(options.sandbox.verified);
   const front = await startObservingProxy(
     emulator,
     (exchange) => {
       if (exchange.method !== 'POST' || exchange.path !== SEND_EMAIL_PATH || exchange.status !== 200) return;
-      const sent = sentEmail(exchange.request, exchange.answer);
-      if (sent) options.onSent?.(sent);
+      const taken = takenSend(exchange.request, exchange.answer);
+      if (!taken) return;
+      void inbox
+        .take(taken.send)
+        .then((email) => options.onSent?.(sentEmail(email, taken.call)))
+        .catch(() => undefined);
     },
     ({ method, path, body }) => {
       if (sandbox && method === 'POST' && path === IDENTITIES_PATH) return sandbox.create(body);
@@ -106,9 +114,10 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
   );
   return {
     endpoint: front.endpoint,
-    inboxUrl: emulator,
+    inboxUrl: inbox.url,
     stop: async () => {
       await front.stop();
+      await inbox.stop();
       await closeServer(server);
     },
   };
@@ -189,7 +198,14 @@ interface SendEmailCall {
   Destination?: { ToAddresses?: string[]; CcAddresses?: string[]; BccAddresses?: string[] };
   ConfigurationSetName?: string;
   EmailTags?: { Name: string; Value: string }[];
-  Content?: { Simple?: { Subject?: { Data?: string } } };
+  Content?: {
+    Raw?: { Data?: string };
+    Simple?: {
+      Subject?: { Data?: string };
+      Body?: { Text?: { Data?: string }; Html?: { Data?: string } };
+      Headers?: { Name: string; Value: string }[];
+    };
+  };
 }
 const CONFIGURATION_SET_PATH = /^\/v2\/email\/configuration-sets\/([^/?]+)$/;
 
@@ -208,26 +224,55 @@ function configurationSetAnswer(name: string, known: ReadonlySet<string>): Local
   };
 }
 
-/** The email a v2 SendEmail call sent, from its request and SES's answer; undefined for a call it cannot read. */
-function sentEmail(request: Buffer, answer: Buffer): SentEmail | undefined {
+/** The send a v2 SendEmail call made, from its request and SES's answer; undefined for a call it cannot read. */
+function takenSend(request: Buffer, answer: Buffer): { send: TakenSend; call: SendEmailCall } | undefined {
   try {
     const call = JSON.parse(request.toString('utf8')) as SendEmailCall;
     const { MessageId } = JSON.parse(answer.toString('utf8')) as { MessageId?: string };
     if (!MessageId) return undefined;
+    const simple = call.Content?.Simple;
+    const raw = call.Content?.Raw?.Data;
     return {
-      messageId: MessageId,
-      timestamp: new Date().toISOString(),
-      from: call.FromEmailAddress ?? '',
-      to: call.Destination?.ToAddresses ?? [],
-      cc: call.Destination?.CcAddresses ?? [],
-      bcc: call.Destination?.BccAddresses ?? [],
-      subject: call.Content?.Simple?.Subject?.Data ?? '',
-      configurationSet: call.ConfigurationSetName,
-      tags: Object.fromEntries((call.EmailTags ?? []).map((tag) => [tag.Name, tag.Value])),
+      call,
+      send: {
+        messageId: MessageId,
+        from: call.FromEmailAddress ?? '',
+        destination: {
+          to: call.Destination?.ToAddresses ?? [],
+          cc: call.Destination?.CcAddresses ?? [],
+          bcc: call.Destination?.BccAddresses ?? [],
+        },
+        ...(raw ? { raw: Buffer.from(raw, 'base64') } : {}),
+        ...(simple
+          ? {
+              simple: {
+                subject: simple.Subject?.Data ?? '',
+                ...(simple.Body?.Text?.Data === undefined ? {} : { text: simple.Body.Text.Data }),
+                ...(simple.Body?.Html?.Data === undefined ? {} : { html: simple.Body.Html.Data }),
+                headers: (simple.Headers ?? []).map(({ Name, Value }) => ({ name: Name, value: Value })),
+              },
+            }
+          : {}),
+      },
     };
   } catch {
     return undefined;
   }
+}
+
+/** What SES's event publishing tells of an email: the envelope's addresses, the subject, the set and the tags. */
+function sentEmail(email: InboxEmail, call: SendEmailCall): SentEmail {
+  return {
+    messageId: email.messageId,
+    timestamp: email.at,
+    from: email.from,
+    to: email.destination.to,
+    cc: email.destination.cc,
+    bcc: email.destination.bcc,
+    subject: email.subject,
+    configurationSet: call.ConfigurationSetName,
+    tags: Object.fromEntries((call.EmailTags ?? []).map((tag) => [tag.Name, tag.Value])),
+  };
 }
 
 export function sesClient(endpoint: string): SESv2Client {
@@ -236,16 +281,16 @@ export function sesClient(endpoint: string): SESv2Client {
 
 /** Every email the local SES has received, oldest first. */
 export async function readInbox(inboxUrl: string): Promise<InboxEmail[]> {
-  const response = await fetch(`${inboxUrl}/store`);
-  if (!response.ok) throw new Error(`Local SES store answered ${response.status}`);
+  const response = await fetch(`${inboxUrl}/messages`);
+  if (!response.ok) throw new Error(`Local inbox answered ${response.status}`);
   const { emails } = (await response.json()) as { emails: InboxEmail[] };
   return emails;
 }
 
-/** Empties the inbox (and the stored templates) of the local SES. */
+/** Empties the inbox of the local SES. */
 export async function clearInbox(inboxUrl: string): Promise<void> {
-  const response = await fetch(`${inboxUrl}/clear-store`, { method: 'POST' });
-  if (!response.ok) throw new Error(`Local SES clear-store answered ${response.status}`);
+  const response = await fetch(`${inboxUrl}/clear`, { method: 'POST' });
+  if (!response.ok) throw new Error(`Local inbox clear answered ${response.status}`);
 }
 
 /** GetAccount's answer, in the shape the package validates (dist/v2/getAccount.js). */

@@ -27,6 +27,15 @@ export interface SynthesizedStack {
  */
 export const LOCAL_FROM_ADDRESS = 'mailer@nonprofit-mailer.localhost';
 
+/** Who the local runtime's footers name: the stack requires a postal address with the `ses` transport. */
+export const LOCAL_SENDER = {
+  senderName: 'Nonprofit Mailer (local)',
+  senderPostalAddress: '1 Example Street, Springfield',
+} as const;
+
+/** What local synthesis puts under cdk.json's context: either overrides it. */
+export const LOCAL_CONTEXT = { fromAddress: LOCAL_FROM_ADDRESS, ...LOCAL_SENDER };
+
 /** Beside the assembly: what it was synthesized from, and the configuration the app read. */
 const MEMO_FILE = 'local-synthesis.json';
 
@@ -70,7 +79,7 @@ export async function synthesizeStack(
   const { readConfig } = await import('../lib/config');
   const { app } = createApp({
     outdir,
-    context: { fromAddress: LOCAL_FROM_ADDRESS, ...cdkJson.context },
+    context: { ...LOCAL_CONTEXT, ...cdkJson.context },
     postCliContext: { 'aws:cdk:enable-asset-metadata': true, [BUNDLES_BY_INPUTS_CONTEXT]: true },
   });
   const assembly = app.synth();
@@ -92,7 +101,7 @@ function synthesisKey(projectContext: Record<string, unknown>): string {
   return createHash('sha256')
     .update(fingerprintOf(['lib', 'bin/app.ts', 'package.json']))
     .update(bundleFingerprint())
-    .update(JSON.stringify({ LOCAL_FROM_ADDRESS, projectContext, env: process.env.CDK_CONTEXT_JSON ?? '' }))
+    .update(JSON.stringify({ LOCAL_CONTEXT, projectContext, env: process.env.CDK_CONTEXT_JSON ?? '' }))
     .digest('hex');
 }
 

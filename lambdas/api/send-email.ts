@@ -6,25 +6,27 @@ import {
   jobContentsFromEnv,
   jobsFromEnv,
   nonprofitsFromEnv,
+  RENDER_SETTINGS,
   recipientQuotaFromEnv,
 } from '../core/adapters';
 import { apiHandler, callerApiKeyId, header, json, parseJsonBody } from '../core/http';
 import { type AcceptJobDependencies, acceptJob } from '../core/jobs/accept-job';
 import { checkRenderedSize, jobVolume, readIdempotencyKey, sendEmailRequest } from '../core/jobs/job';
+import type { RenderSettings } from '../core/jobs/render-email';
 import { METRIC } from '../core/observability/metric-names';
 import { logger, metrics } from '../core/observability/telemetry';
-import { readSettings, SETTING } from '../core/settings';
+import { readSettings } from '../core/settings';
 
 export interface SendEmailDependencies extends AcceptJobDependencies {
-  /** The largest email (subject and body, UTF-8 bytes) a job may render to, at worst. */
-  maxRenderedEmailBytes: number;
+  /** How emails render: the largest a job's may reach at worst, and the footer each carries. */
+  settings: RenderSettings;
 }
 
-export const makeSendEmail = ({ maxRenderedEmailBytes, ...deps }: SendEmailDependencies) =>
+export const makeSendEmail = ({ settings, ...deps }: SendEmailDependencies) =>
   apiHandler(async (event, context) => {
     const request = parseJsonBody(event, sendEmailRequest);
     const key = readIdempotencyKey(header(event, 'idempotency-key'));
-    checkRenderedSize(request, maxRenderedEmailBytes);
+    checkRenderedSize(request, settings);
     const { job, replayed } = await acceptJob(deps, {
       apiKeyId: callerApiKeyId(event),
       request,
@@ -52,10 +54,8 @@ export const makeSendEmail = ({ maxRenderedEmailBytes, ...deps }: SendEmailDepen
     );
   });
 
-const { maxRenderedEmailBytes } = readSettings({ maxRenderedEmailBytes: SETTING.maxRenderedEmailBytes });
-
 export const handler = makeSendEmail({
-  maxRenderedEmailBytes,
+  settings: readSettings(RENDER_SETTINGS),
   jobs: jobsFromEnv(),
   contents: jobContentsFromEnv(),
   nonprofits: nonprofitsFromEnv(),

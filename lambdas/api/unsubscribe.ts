@@ -9,8 +9,7 @@ import {
   unsubscribeQuery,
   verifyUnsubscribeToken,
 } from '../core/suppressions/unsubscribe-token';
-
-const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
+import { escapeHtml } from '../core/templates/html';
 
 /** A small page of its own: no script, no external resource, a form that posts only here. */
 function page(title: string, content: string): ApiResult {

@@ -109,6 +109,8 @@ export function transportFromEnv(): EmailTransport {
 export const RENDER_SETTINGS = {
   maxRenderedBytes: SETTING.maxRenderedEmailBytes,
   defaultSubject: SETTING.defaultSubject,
+  senderName: SETTING.senderName,
+  senderPostalAddress: SETTING.senderPostalAddress,
 } as const;
 
 /** This environment's share of the send rate, when the stack sets one (SES), and how emails are rendered. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { JOB_STATUSES, type JobContent, type JobRecord } from './jobs/job';
 import { EMAIL_STATUSES } from './jobs/job-emails';
+import { STORED_LINK } from './jobs/render-email';
 import { SUPPRESSION_REASONS } from './suppressions/suppression';
 
 /**
@@ -117,6 +118,11 @@ export const job = z
     subject: z.string().nullable().optional().meta({ description: 'GET /jobs/{job_id} only.' }),
     cc: z.array(z.string()).optional().meta({ description: 'GET /jobs/{job_id} only.' }),
     template: z.string().optional().meta({ description: 'GET /jobs/{job_id} only.' }),
+    html: z
+      .string()
+      .nullable()
+      .optional()
+      .meta({ description: 'GET /jobs/{job_id} only: the HTML template, null for a text-only job.' }),
   })
   .meta({ id: 'Job' });
 
@@ -134,12 +140,25 @@ export const jobRetried = job
   })
   .meta({ id: 'JobRetry' });
 
+const FOOTER_LINK = `The footer's unsubscribe link is shown as ${STORED_LINK}: each reader's message carries its own.`;
+const textPart = z
+  .string()
+  .nullable()
+  .meta({ description: `The text part, footer included. ${FOOTER_LINK}` });
+const htmlPart = z
+  .string()
+  .nullable()
+  .meta({
+    description: `The HTML part as a string (never rendered by this API), footer included; null for a text-only email. ${FOOTER_LINK}`,
+  });
+
 export const jobEmail = z
   .object({
     to: z.string(),
     cc: z.array(z.string()),
     subject: z.string().nullable(),
-    body: z.string().nullable(),
+    body: textPart,
+    html: htmlPart,
     status: z.enum(EMAIL_STATUSES),
     message_id: z.string().nullable(),
     attempts: count,
@@ -152,6 +171,12 @@ export const jobEmail = z
         detail: z.string(),
       }),
     ),
+    copies: z
+      .array(z.object({ to: z.string(), message_id: z.string().nullable(), error: z.string().nullable() }))
+      .meta({
+        description:
+          'Each cc address gets its own message (its own unsubscribe link): its SES message id, or why SES refused it. Empty until the email has its outcome.',
+      }),
   })
   .meta({ id: 'JobEmail' });
 
@@ -169,7 +194,8 @@ export const jobPreview = z
         to: z.string(),
         cc: z.array(z.string()),
         subject: z.string().nullable(),
-        body: z.string().nullable(),
+        body: textPart,
+        html: htmlPart,
         error: z.string().optional(),
       }),
     ),
@@ -227,6 +253,8 @@ export function jobView(record: JobRecord, content?: JobContent): z.output<typeo
     retried: record.retried ?? 0,
     retried_at: record.retried_at ?? null,
     ...(record.error ? { error: record.error } : {}),
-    ...(content ? { subject: content.subject, cc: content.cc, template: content.template } : {}),
+    ...(content
+      ? { subject: content.subject, cc: content.cc, template: content.template, html: content.html ?? null }
+      : {}),
   };
 }

@@ -32,6 +32,9 @@ export const SETTING = {
   sendRatePerEnvironment: setting('SEND_RATE_PER_ENVIRONMENT', z.coerce.number().positive().optional()),
   maxRenderedEmailBytes: setting('MAX_RENDERED_EMAIL_BYTES', count),
   defaultSubject: setting('DEFAULT_SUBJECT', z.string().min(1)),
+  /** Who sends, as every email's footer names them (CAN-SPAM asks for a postal address in each). */
+  senderName: setting('SENDER_NAME', z.string().min(1).optional()),
+  senderPostalAddress: setting('SENDER_POSTAL_ADDRESS', z.string().min(1).optional()),
   storeRenderedEmails: setting('STORE_RENDERED_EMAILS', flag),
   renderedEmailRetentionDays: setting('RENDERED_EMAIL_RETENTION_DAYS', count.optional()),
   recipientQuotaPerDay: setting('RECIPIENT_QUOTA_PER_DAY', count),

@@ -58,8 +58,9 @@ export class EmailJobs extends Construct {
       // The day's count is one conditional update; a job over the whole limit reads it to say what remains.
       .bindTable(TABLE.usage, data.usage, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
       .setting(SETTING.recipientQuotaPerDay, String(config.recipientQuotaPerDay))
-      .setting(SETTING.maxRenderedEmailBytes, String(config.maxRenderedEmailBytes))
       .acknowledgeNoDeadLetterTarget('api');
+    // It refuses a job whose emails could render too large: it sizes them as the consumer renders them.
+    setRenderSettings(sendEmail, config);
     api.addRoute('POST', '/send-email', sendEmail, {
       throttle: { rateLimit: config.sendEmailRequestsPerMinute / 60, burstLimit: config.sendEmailBurstLimit },
     });
@@ -71,9 +72,8 @@ export class EmailJobs extends Construct {
       ...JOB_REQUEST_SIZING,
     })
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:BatchGetItem'])
-      .setting(SETTING.maxRenderedEmailBytes, String(config.maxRenderedEmailBytes))
-      .setting(SETTING.defaultSubject, config.defaultSubject)
       .acknowledgeNoDeadLetterTarget('api');
+    setRenderSettings(previewEmail, config);
     // Each call may read 10,000 nonprofits: a per-key throttle well below the plan's rate.
     api.addRoute('POST', '/send-email/preview', previewEmail, {
       throttle: { rateLimit: config.previewRequestsPerSecond, burstLimit: config.previewBurstLimit },
@@ -158,8 +158,8 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:BatchGetItem'])
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
-      // Claims are conditional updates, given back by a conditional delete; outcomes are updates in transactions.
-      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem', 'dynamodb:DeleteItem'])
+      // Claims, their hand-overs and releases are conditional updates; outcomes are updates in transactions.
+      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem'])
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:BatchGetItem'])
       // Recipients a cancel kept from being sent go back to their key's quota.
       .bindTable(TABLE.usage, data.usage, ['dynamodb:UpdateItem'])
@@ -169,10 +169,9 @@ export class EmailJobs extends Construct {
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage', 'sqs:ChangeMessageVisibility'])
       .setting(SETTING.claimLeaseSeconds, String(claimLeaseSeconds(config)))
       .setting(SETTING.emailTransport, config.transport)
-      .setting(SETTING.maxRenderedEmailBytes, String(config.maxRenderedEmailBytes))
-      .setting(SETTING.defaultSubject, config.defaultSubject)
       .setting(SETTING.storeRenderedEmails, String(data.renderedEmails !== undefined))
       .acknowledgeNoDeadLetterTarget('queue');
+    setRenderSettings(this.consumer, config);
     if (data.renderedEmails) {
       this.consumer
         .bindTable(TABLE.renderedEmails, data.renderedEmails, ['dynamodb:BatchWriteItem'])
@@ -242,6 +241,20 @@ export class EmailJobs extends Construct {
         'A scheduled tick that is not delivered is followed by the next one, which does all outstanding work.',
     });
   }
+}
+
+/**
+ * How emails are rendered (`RENDER_SETTINGS`): the size limit, the default subject and the sender
+ * the footer names. The consumer renders with them; the send and preview routes size and show
+ * emails with the same, so what they accept the consumer can send.
+ */
+function setRenderSettings(fn: ProjectFunction, config: MailerConfig): void {
+  fn.setting(SETTING.maxRenderedEmailBytes, String(config.maxRenderedEmailBytes)).setting(
+    SETTING.defaultSubject,
+    config.defaultSubject,
+  );
+  if (config.senderName) fn.setting(SETTING.senderName, config.senderName);
+  if (config.senderPostalAddress) fn.setting(SETTING.senderPostalAddress, config.senderPostalAddress);
 }
 
 /**

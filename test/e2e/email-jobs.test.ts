@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readInbox } from '../../local/ses';
+import { STORED_LINK } from '../../lambdas/core/jobs/render-email';
+import { textFooter } from '../../lambdas/core/templates/footer';
+import { type InboxEmail, readInbox } from '../../local/ses';
 import { sqsClient } from '../../local/sqs';
-import { LOCAL_FROM_ADDRESS } from '../../local/synth';
+import { LOCAL_FROM_ADDRESS, LOCAL_SENDER } from '../../local/synth';
 import {
   apiClient,
   isRunning,
@@ -101,13 +103,15 @@ describe('email jobs over HTTP on the local runtime', () => {
       to: registered[0],
       cc: ['board@example.org'],
       subject: 'Hello Member 0',
-      body: 'Dear Member 0, {thank you} for your work at 0 Main St.',
+      body: `Dear Member 0, {thank you} for your work at 0 Main St.${textFooter(LOCAL_SENDER, registered[0] as string, STORED_LINK)}`,
+      html: null,
       status: 'sent',
       message_id: expect.any(String),
       attempts: 1,
       error: null,
       sent_at: expect.any(String),
       feedback: [],
+      copies: [{ to: 'board@example.org', message_id: expect.any(String), error: null }],
     });
 
     // The local SES received each email once, as documented, and under the id the ledger keeps.
@@ -120,9 +124,14 @@ describe('email jobs over HTTP on the local runtime', () => {
       messageId: ((first.body.emails as { message_id: string }[])[0] as { message_id: string }).message_id,
       from: LOCAL_FROM_ADDRESS,
       subject: 'Hello Member 0',
-      body: { text: 'Dear Member 0, {thank you} for your work at 0 Main St.' },
-      destination: { to: [registered[0]], cc: ['board@example.org'] },
+      body: {
+        text: expect.stringMatching(/^Dear Member 0, \{thank you\} for your work at 0 Main St\.\n\n-- \n/),
+      },
+      destination: { to: [registered[0]], cc: [] },
+      shown: { to: [registered[0]], cc: ['board@example.org'] },
     });
+    // The board got a copy of each email, a message of its own.
+    expect(byRecipient.get('board@example.org')).toHaveLength(1000);
 
     const listed = await api('GET', '/jobs?status=completed');
     expect((listed.body.jobs as { job_id: string }[]).map((job) => job.job_id)).toContain(jobId);
@@ -240,6 +249,95 @@ describe('email jobs over HTTP on the local runtime', () => {
     expect(await mailedTo(recipients[1] as string)).toHaveLength(2);
     // Lifted again, so the later tests of this file mail every registered nonprofit.
     expect((await api('DELETE', `/suppressions/${leaving}`)).status).toBe(204);
+  });
+
+  it('mails an HTML newsletter with its footer to the nonprofit and each cc reader apart, each link unsubscribing its own reader only', async () => {
+    const address = `tom-and-jerry@${DOMAIN}`;
+    const cc = ['first-copy@cc-e2e.example.org', 'second-copy@cc-e2e.example.org'];
+    const created = await api('POST', '/nonprofits', {
+      email: address,
+      name: 'Tom & Jerry <b>',
+      address: '5 Cartoon Lane',
+    });
+    expect(created.status).toBe(201);
+    const job = {
+      emails: [address],
+      subject: 'News for {name}',
+      template: 'Dear {name},\nwe have you at {address}.',
+      html: '<html><head><style>p {{ margin: 0 }}</style></head><body><h1>News</h1><p>Dear {name}, we have you at {address}.</p></body></html>',
+      cc,
+    };
+
+    // The preview shows both parts with their footer, the name escaped in HTML only.
+    const preview = await api('POST', '/send-email/preview', job);
+    expect(preview.status).toBe(200);
+    const [shown] = preview.body.previews as { body: string; html: string }[];
+    expect(shown?.body).toContain('Dear Tom & Jerry <b>,');
+    expect(shown?.html).toContain('<p>Dear Tom &amp; Jerry &lt;b&gt;, we have you at 5 Cartoon Lane.</p>');
+    expect(shown?.html).toContain(`This email was sent to ${address} by ${LOCAL_SENDER.senderName}`);
+
+    const accepted = await api('POST', '/send-email', job);
+    expect(accepted.status).toBe(202);
+    const jobId = String(accepted.body.job_id);
+    // The job counts nonprofits: one, whose email went to three readers.
+    expect(await waitForEnd(jobId)).toMatchObject({ status: 'completed', total_emails: 1, sent: 1 });
+
+    const messages = (await readInbox(runtime.inboxUrl)).filter(
+      (email) => email.subject === 'News for Tom & Jerry <b>',
+    );
+    expect(messages.map((email) => email.destination.to).sort()).toEqual([[address], [cc[0]], [cc[1]]]);
+    const header = (email: InboxEmail, name: string) =>
+      email.headers.find((found) => found.name.toLowerCase() === name.toLowerCase())?.value ?? '';
+    const links = new Map<string, string>();
+    for (const email of messages) {
+      const [reader = ''] = email.destination.to;
+      // Every reader sees the same To and Cc; only the envelope differs.
+      expect(email.shown).toEqual({ to: [address], cc });
+      expect(header(email, 'Content-Type')).toMatch(/^multipart\/alternative;/);
+      expect(email.body.text).toContain('Dear Tom & Jerry <b>,\nwe have you at 5 Cartoon Lane.');
+      expect(email.body.html).toContain(
+        '<p>Dear Tom &amp; Jerry &lt;b&gt;, we have you at 5 Cartoon Lane.</p>',
+      );
+      expect(email.body.html).not.toContain('<b>,');
+      // The footer, in both parts: who sent it, from where, to whom, and this reader's own link.
+      const link = /^<([^>]+)>/.exec(header(email, 'List-Unsubscribe'))?.[1] ?? '';
+      expect(link.startsWith(`${runtime.url}/unsubscribe?token=`)).toBe(true);
+      expect(header(email, 'List-Unsubscribe-Post')).toBe('List-Unsubscribe=One-Click');
+      const sentence = `This email was sent to ${reader} by ${LOCAL_SENDER.senderName}, ${LOCAL_SENDER.senderPostalAddress}.`;
+      expect(email.body.text).toContain(`\n-- \n${sentence}\nUnsubscribe: ${link}\n`);
+      expect(email.body.html).toContain(sentence);
+      expect(email.body.html).toContain(`<a href="${link}"`);
+      expect(email.body.html).toMatch(/<\/div><\/body><\/html>$/);
+      links.set(reader, link);
+    }
+    expect(new Set(links.values()).size).toBe(3);
+
+    // The ledger lists each copy with the message id SES gave it.
+    const listed = await api('GET', `/jobs/${jobId}/emails`);
+    const [ledger] = listed.body.emails as {
+      html: string;
+      message_id: string;
+      copies: { to: string; message_id: string; error: null }[];
+    }[];
+    const idOf = (reader: string) => messages.find((email) => email.destination.to[0] === reader)?.messageId;
+    expect(ledger?.message_id).toBe(idOf(address));
+    expect(ledger?.copies).toEqual(cc.map((to) => ({ to, message_id: idOf(to), error: null })));
+    expect(ledger?.html).toContain('Dear Tom &amp; Jerry &lt;b&gt;');
+
+    // The first copy's footer link, one click: its reader is suppressed, nobody else.
+    const oneClick = await fetch(links.get(cc[0] as string) ?? '', {
+      method: 'POST',
+      body: 'List-Unsubscribe=One-Click',
+    });
+    expect(oneClick.status).toBe(200);
+    expect((await api('GET', `/suppressions/${cc[0]}`)).body).toMatchObject({
+      email: cc[0],
+      reason: 'unsubscribed',
+      job_id: jobId,
+    });
+    expect((await api('GET', `/suppressions/${cc[1]}`)).status).toBe(404);
+    expect((await api('GET', `/suppressions/${address}`)).status).toBe(404);
+    expect((await api('DELETE', `/suppressions/${cc[0]}`)).status).toBe(204);
   });
 
   it("suppresses the addresses SES's mailbox simulator bounces or complains about, counts each report on the job, and mails them nothing after", async () => {
@@ -365,6 +463,21 @@ describe('email jobs over HTTP on the local runtime', () => {
       expect(response.status, template).toBe(400);
       expect(JSON.stringify(response.body.details)).toContain('position');
     }
+    const before = await api('GET', '/jobs?limit=100');
+    for (const html of [
+      '<p>Hi</p><script>alert(1)</script>',
+      '<img src="x" onerror="alert(1)">',
+      '<a href="jav&#x61;script:alert(1)">x</a>',
+      '<a href="{address}">x</a>',
+      '<p>{nope}</p>',
+    ]) {
+      const response = await api('POST', '/send-email', { emails: [registered[0]], template: 'Hi', html });
+      expect(response.status, html).toBe(400);
+      expect(response.body.details, html).toEqual([
+        { field: 'html', message: expect.stringContaining('position') },
+      ]);
+    }
+    expect((await api('GET', '/jobs?limit=100')).body.jobs).toEqual(before.body.jobs);
   });
 
   it('answers 400 for header injection and for emails that could render too large, storing nothing', async () => {

@@ -4,8 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STORED_LINK } from '../../lambdas/core/jobs/render-email';
+import { textFooter } from '../../lambdas/core/templates/footer';
 import { readApiModel } from '../../local/api-model';
 import { readInbox } from '../../local/ses';
+import { LOCAL_SENDER } from '../../local/synth';
 import { IntrinsicResolver } from '../../local/template';
 import { apiClient, type RuntimeProcess, startRuntimeProcess, waitFor } from '../support/runtime-process';
 import { synthesizeForTests } from '../support/synth';
@@ -242,7 +245,13 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
             subject: 'Hi {name}',
           });
           expect(answer.body.previews).toEqual([
-            { to: email, cc: [], subject: 'Hi Every Route Renamed', body: 'Dear Every Route Renamed' },
+            {
+              to: email,
+              cc: [],
+              subject: 'Hi Every Route Renamed',
+              body: `Dear Every Route Renamed${textFooter(LOCAL_SENDER, email, STORED_LINK)}`,
+              html: null,
+            },
           ]);
           return answer;
         },

@@ -215,7 +215,7 @@ describe('functions', () => {
         [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         [CONTENTS]: ['dynamodb:GetItem'],
         // Claims are conditional updates, given back by a conditional delete; outcomes update them.
-        [DELIVERIES]: ['dynamodb:DeleteItem', 'dynamodb:UpdateItem'],
+        [DELIVERIES]: ['dynamodb:UpdateItem'],
         [RENDERED]: ['dynamodb:BatchWriteItem'],
         // Read for every batch: no email to a suppressed address.
         [SUPPRESSIONS]: ['dynamodb:BatchGetItem'],
@@ -721,6 +721,7 @@ describe('cdk-nag', () => {
     for (const context of [
       {
         fromAddress: 'news@example.org',
+        senderPostalAddress: '1 Main St, Springfield',
         replyTo: 'replies@example.org',
         sesConfigurationSet: 'marketing',
         sesSandbox: true,

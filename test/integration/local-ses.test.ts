@@ -6,6 +6,7 @@ import {
   SendEmailCommand,
 } from '@aws-sdk/client-sesv2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { composeMime } from '../../lambdas/core/transport/mime';
 import {
   clearInbox,
   type LocalSes,
@@ -79,12 +80,62 @@ describe('the local SES', () => {
 
     expect(sent).toMatchObject({
       from: 'mailer@nonprofit-mailer.localhost',
-      replyTo: ['office@reply.example.org'],
       destination: { to: ['member@to.example.org'], cc: ['board@cc.example.org'], bcc: [] },
       subject: 'Spring newsletter',
       body: { text: 'Hello, member', html: '<p>Hello, member</p>' },
       headers: [{ name: 'List-Unsubscribe', value: '<https://unsubscribe.example.org/abc>' }],
     });
+  });
+
+  it('keeps a raw message as its reader sees it, with the envelope SES delivered it to', async () => {
+    const message = await composeMime(
+      {
+        to: 'member@to.example.org',
+        cc: ['board@cc.example.org'],
+        reader: 'board@cc.example.org',
+        subject: 'Grüße & news',
+        text: 'Hello, member',
+        html: '<p>Hello, <b>member</b></p>',
+        jobId: 'job-1',
+        unsubscribe: { url: 'https://unsubscribe.example.org/v1/unsubscribe?token=abc.def' },
+      },
+      { from: 'mailer@nonprofit-mailer.localhost' },
+    );
+    const { MessageId } = await client.send(
+      new SendEmailCommand({
+        FromEmailAddress: 'mailer@nonprofit-mailer.localhost',
+        Destination: { ToAddresses: ['board@cc.example.org'] },
+        Content: { Raw: { Data: message } },
+        ConfigurationSetName: 'NonprofitMailerSet',
+      }),
+    );
+
+    const sent = (await readInbox(ses.inboxUrl)).find((email) => email.messageId === MessageId);
+    expect(sent).toMatchObject({
+      from: 'mailer@nonprofit-mailer.localhost',
+      // Delivered to the copy's reader alone; its headers show the nonprofit and the cc list.
+      destination: { to: ['board@cc.example.org'], cc: [], bcc: [] },
+      shown: { to: ['member@to.example.org'], cc: ['board@cc.example.org'] },
+      subject: 'Grüße & news',
+      body: { text: 'Hello, member', html: '<p>Hello, <b>member</b></p>' },
+    });
+    expect(sent?.headers).toContainEqual({
+      name: 'List-Unsubscribe',
+      value: '<https://unsubscribe.example.org/v1/unsubscribe?token=abc.def>',
+    });
+    // SES's event publishing names the envelope's reader and the subject.
+    expect(sentEmails.find((email) => email.messageId === MessageId)).toMatchObject({
+      to: ['board@cc.example.org'],
+      subject: 'Grüße & news',
+      configurationSet: 'NonprofitMailerSet',
+    });
+    // The raw message, as any mail client opens it, and the page that shows it.
+    const raw = await fetch(`${ses.inboxUrl}/messages/${MessageId}.eml`);
+    expect(raw.headers.get('content-type')).toBe('message/rfc822');
+    expect(await raw.text()).toBe(message.toString('utf8'));
+    const page = await (await fetch(ses.inboxUrl)).text();
+    expect(page).toContain('Grüße &amp; news');
+    expect(page).toContain('<iframe sandbox=""');
   });
 
   it('empties the inbox on clearInbox', async () => {

@@ -115,4 +115,37 @@ export function claimsContract(setup: () => ClaimsUnderTest): void {
     // The same outcome delivered again (SQS delivers at least once) changes nothing.
     expect(await other.record(jobId, [outcome])).toMatchObject({ recorded: [], duplicates: 1 });
   });
+
+  it('keeps the copies a claim handed over through a release and a lapsed lease, and gives them to the next claim', async () => {
+    const { one, other, leaseMs, advance, newJob } = setup();
+    const jobId = await newJob(1);
+    const first = await claimOne(one, jobId, 'e@example.org');
+    expect(first).toEqual({ state: 'claimed', token: expect.any(String), copies: {} });
+    await one.handOver(jobId, 'e@example.org', tokenOf(first), 'ses-copy-1', 'board@example.org');
+    // Given back halfway (throttled): the copy that left stays written, and the next claim is free at once.
+    await one.release(jobId, 'e@example.org', tokenOf(first));
+    const second = await claimOne(other, jobId, 'e@example.org');
+    expect(second).toEqual({
+      state: 'claimed',
+      token: expect.any(String),
+      copies: { 'board@example.org': 'ses-copy-1' },
+    });
+    await other.handOver(jobId, 'e@example.org', tokenOf(second), 'ses-copy-2', 'boss@example.org');
+    // The second holder dies: once its lease lapses, a third claim sees both copies.
+    advance(leaseMs + 1);
+    const third = await claimOne(one, jobId, 'e@example.org');
+    expect(third).toMatchObject({
+      state: 'claimed',
+      copies: { 'board@example.org': 'ses-copy-1', 'boss@example.org': 'ses-copy-2' },
+    });
+    // A late copy hand-over under a claim taken over is refused, as the recipient's own is.
+    const late = await other
+      .handOver(jobId, 'e@example.org', tokenOf(second), 'ses-late', 'x@example.org')
+      .catch((error: unknown) => error);
+    expect(late).toBeInstanceOf(ClaimLostError);
+    expect(await one.record(jobId, [sent('e@example.org', tokenOf(third), 'ses-own')])).toMatchObject({
+      duplicates: 0,
+      completed: true,
+    });
+  });
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Template } from 'aws-cdk-lib/assertions';
 import { createApp } from '../../lib/app';
 import type { MailerStack } from '../../lib/mailer-stack';
-import { LOCAL_FROM_ADDRESS, PROJECT_ROOT } from '../../local/synth';
+import { LOCAL_CONTEXT, PROJECT_ROOT } from '../../local/synth';
 import type { CfnTemplate } from '../../local/template';
 
 const projectContext = (): Record<string, unknown> =>
@@ -21,7 +21,7 @@ export function synthesizeForTests(context: Record<string, unknown> = {}): {
 } {
   const { stack } = createApp({
     context: {
-      fromAddress: LOCAL_FROM_ADDRESS,
+      ...LOCAL_CONTEXT,
       ...projectContext(),
       ...context,
       'aws:cdk:bundling-stacks': [],

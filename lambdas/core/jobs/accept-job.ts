@@ -39,9 +39,18 @@ export interface AcceptedJob {
   replayed: boolean;
 }
 
-/** A digest of what the job will do: recipients as a set, and the exact template, subject and cc. */
-function requestHash({ emails, template, subject, cc }: SendEmailRequest): string {
-  const canonical = JSON.stringify([[...emails].sort(), template, subject ?? null, cc ?? []]);
+/**
+ * A digest of what the job will do: recipients as a set, and the exact template, subject, cc and
+ * HTML. A request without HTML hashes as it did before HTML existed, so its replay still matches.
+ */
+function requestHash({ emails, template, subject, cc, html }: SendEmailRequest): string {
+  const canonical = JSON.stringify([
+    [...emails].sort(),
+    template,
+    subject ?? null,
+    cc ?? [],
+    ...(html === undefined ? [] : [html]),
+  ]);
   return createHash('sha256').update(canonical).digest('hex');
 }
 
@@ -187,6 +196,7 @@ async function recordJob(
   await deps.contents.put({
     job_id: jobId,
     template: request.template,
+    ...(request.html === undefined ? {} : { html: request.html }),
     subject: request.subject ?? null,
     cc: request.cc ?? [],
     accepted_at: createdAt,

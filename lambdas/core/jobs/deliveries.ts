@@ -25,6 +25,8 @@ export interface DeliveryOutcome {
   reason?: FailureReason | undefined;
   /** The transport's id of the sent message (SES's MessageId), when it gives one. */
   messageId?: string | null;
+  /** Why a cc address's copy was refused, by address (the recipient's own email was sent). */
+  copyErrors?: Record<string, string> | undefined;
   /** How many times the message was received, this time included. */
   attempts: number;
   /** The claim this outcome is recorded under: only its holder records the recipient. */
@@ -43,6 +45,10 @@ export interface DeliveryRecord {
   message_id?: string;
   /** When the transport accepted the email (recorded with its message id, before the outcome). */
   handed_over_at?: string;
+  /** Each cc copy's message id, by address, written as the transport took it (see `DeliveryClaims`). */
+  copy_ids?: Record<string, string>;
+  /** Why a cc copy was refused, by address. */
+  copy_errors?: Record<string, string>;
   attempts?: number;
   processed_at?: string;
   /** What SES reported of the sent email afterwards (bounces, complaints), oldest first. */
@@ -77,14 +83,15 @@ export interface ProgressRecorder {
 
 /**
  * What a claim found:
- * - `claimed`: this consumer holds the recipient until the lease ends; it may send.
+ * - `claimed`: this consumer holds the recipient until the lease ends; it may send. `copies` holds
+ *   the cc copies an earlier attempt handed over (address to message id): they are not sent again.
  * - `handedOver`: an earlier attempt's email was taken by the transport (its message id is kept);
  *   this consumer now holds the claim, and records the recipient sent without sending again.
  * - `held`: another consumer holds a live lease (until `leaseUntil`, ms since the epoch); try after it.
  * - `done`: the recipient has its outcome.
  */
 export type Claim =
-  | { state: 'claimed'; token: string }
+  | { state: 'claimed'; token: string; copies: Readonly<Record<string, string>> }
   | { state: 'handedOver'; token: string; messageId: string }
   | { state: 'held'; leaseUntil: number }
   | { state: 'done' };
@@ -97,6 +104,11 @@ export type Claim =
  * leaves a claim the next attempt records as sent without sending. Only a consumer that dies
  * between the transport taking the email and the hand-over being written leaves a claim that, once
  * its lease ends, is claimed and sent again.
+ *
+ * A recipient with cc addresses is several emails, one per reader (each with its own unsubscribe
+ * link): the copies go first, each copy's message id written on the claim as it is taken, and the
+ * recipient's own email last. So a claim whose recipient's message id is written has every copy
+ * out, and a claim taken over after its lease ended says which copies left (`copies`).
  */
 export interface DeliveryClaims {
   claim(
@@ -104,11 +116,21 @@ export interface DeliveryClaims {
     recipients: readonly { recipient: string; attempts: number }[],
   ): Promise<Map<string, Claim>>;
   /**
-   * Writes the transport's message id on the claim, so no later attempt sends the email again.
-   * Throws `ClaimLostError` when the claim is no longer the caller's.
+   * Writes the transport's message id on the claim, so no later attempt sends the email again: the
+   * recipient's own, or, with `copyTo`, the copy to that cc address. Throws `ClaimLostError` when
+   * the claim is no longer the caller's.
    */
-  handOver(jobId: string, recipient: string, token: string, messageId: string): Promise<void>;
-  /** Gives a claim back when the transport certainly did not take the email (throttled, paused). */
+  handOver(
+    jobId: string,
+    recipient: string,
+    token: string,
+    messageId: string,
+    copyTo?: string,
+  ): Promise<void>;
+  /**
+   * Gives a claim back when the transport certainly did not take the email (throttled, paused): the
+   * recipient may be claimed again at once, and the copies handed over stay written.
+   */
   release(jobId: string, recipient: string, token: string): Promise<void>;
 }
 

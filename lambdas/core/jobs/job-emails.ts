@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { pageLimit } from '../cursor';
-import type { DeliveryFeedback, DeliveryReader } from './deliveries';
+import type { DeliveryFeedback, DeliveryReader, DeliveryRecord } from './deliveries';
 import type { JobRecord } from './job';
 import type { JobContentStore } from './job-store';
 import type { RenderedEmailStore } from './rendered-emails';
@@ -14,7 +14,10 @@ export interface JobEmail {
   cc: string[];
   /** As rendered, while the deployment keeps rendered emails and this one's retention lasts; otherwise null. */
   subject: string | null;
+  /** The text part, footer included; the footer's link stands for each reader's own (`STORED_LINK`). */
   body: string | null;
+  /** The HTML part as a string (never rendered by this API), footer included; null without one. */
+  html: string | null;
   status: EmailStatus;
   /** The transport's id of the sent message (SES's MessageId), to find it in SES's events. */
   message_id: string | null;
@@ -23,7 +26,26 @@ export interface JobEmail {
   sent_at: string | null;
   /** What SES reported after sending (bounces, complaints), oldest first; empty when nothing. */
   feedback: DeliveryFeedback[];
+  /**
+   * Each cc address's own message (every reader gets a copy of their own, with their own
+   * unsubscribe link): its message id once SES took it, or why SES refused it.
+   */
+  copies: JobEmailCopy[];
 }
+
+export interface JobEmailCopy {
+  to: string;
+  message_id: string | null;
+  error: string | null;
+}
+
+/** The copies of a recipient's email as its delivery record tells them. */
+const copiesOf = (cc: readonly string[], outcome: DeliveryRecord | undefined): JobEmailCopy[] =>
+  cc.map((to) => ({
+    to,
+    message_id: outcome?.copy_ids?.[to] ?? null,
+    error: outcome?.copy_errors?.[to] ?? null,
+  }));
 
 /**
  * Bytes of emails one page holds at most, measured as they leave the function: the page is JSON
@@ -80,6 +102,7 @@ export async function listJobEmails(
               cc: outcome.cc ?? cc,
               subject: copy?.subject ?? null,
               body: copy?.body ?? null,
+              html: copy?.html ?? null,
               status: outcome.status,
               message_id: outcome.message_id ?? null,
               attempts: outcome.attempts ?? 0,
@@ -88,18 +111,24 @@ export async function listJobEmails(
               sent_at:
                 outcome.status === 'sent' ? (outcome.handed_over_at ?? outcome.processed_at ?? null) : null,
               feedback: outcome.feedback ?? [],
+              copies:
+                outcome.status === 'sent' || outcome.status === 'failed'
+                  ? copiesOf(outcome.cc ?? cc, outcome)
+                  : [],
             }
           : {
               to: recipient,
               cc,
               subject: null,
               body: null,
+              html: null,
               status: 'pending',
               message_id: null,
               attempts: outcome?.attempts ?? 0,
               error: null,
               sent_at: null,
               feedback: [],
+              copies: [],
             };
       if (!query.status || email.status === query.status) {
         const size = answerBytes(email);

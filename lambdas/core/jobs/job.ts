@@ -9,7 +9,9 @@ import {
   type FoundControlCharacter,
   PLACEHOLDER_MAX_LENGTH,
 } from '../nonprofits/nonprofit';
-import { compileTemplate, parseTemplate, worstCaseBytes } from '../templates/template';
+import { type Sender, worstCaseFooterBytes } from '../templates/footer';
+import { htmlTemplateProblems, worstCaseHtmlBytes } from '../templates/html';
+import { compileTemplate, parseTemplate, type TemplateProblem, worstCaseBytes } from '../templates/template';
 
 export const MAX_RECIPIENTS = 10_000;
 /** SES takes at most 50 recipients a message: the nonprofit and 49 copies. */
@@ -121,19 +123,25 @@ export function jobVolume({
   return emails.length * (1 + (cc?.length ?? 0));
 }
 
-/** Checks a template field, reporting every bad placeholder with its position. */
-const templateText = (what: string, maxBytes: number, controls: ControlRule) =>
+/**
+ * Checks a template field, reporting every bad placeholder with its position, and whatever else
+ * `problems` finds in it (an HTML template's scripts, say).
+ */
+const templateText = (
+  what: string,
+  maxBytes: number,
+  controls: ControlRule,
+  problems: (source: string) => TemplateProblem[] = () => [],
+) =>
   z
     .string({ message: 'Must be a string' })
     .refine((value) => Buffer.byteLength(value, 'utf8') <= maxBytes, `Must be at most ${maxBytes} bytes`)
     .superRefine((value, context) => {
-      const found = controlCharacter(value, controls.allowed);
-      if (found) context.addIssue({ code: 'custom', message: controls.message(found) });
+      const control = controlCharacter(value, controls.allowed);
+      if (control) context.addIssue({ code: 'custom', message: controls.message(control) });
       const parsed = parseTemplate(value);
-      if (!parsed.ok) {
-        for (const problem of parsed.problems)
-          context.addIssue({ code: 'custom', message: `Invalid ${what}: ${problem.message}` });
-      }
+      for (const problem of [...(parsed.ok ? [] : parsed.problems), ...problems(value)])
+        context.addIssue({ code: 'custom', message: `Invalid ${what}: ${problem.message}` });
     });
 
 /** The fields of a job request, shared by `POST /send-email` and its preview. */
@@ -143,6 +151,13 @@ const sendEmailFields = {
     .min(1, 'Must name at least one recipient')
     .max(MAX_RECIPIENTS, `Must name at most ${MAX_RECIPIENTS} recipients`),
   template: templateText('template', MAX_TEMPLATE_BYTES, BODY).pipe(z.string().min(1, 'Must not be empty')),
+  /**
+   * The HTML part, beside the text part `template`: the same placeholders, each value HTML-escaped;
+   * no scripts, event handlers or `javascript:` links. With it, each email is multipart/alternative.
+   */
+  html: templateText('html', MAX_TEMPLATE_BYTES, BODY, htmlTemplateProblems)
+    .pipe(z.string().min(1, 'Must not be empty: leave html out to send text only'))
+    .optional(),
   subject: templateText('subject', MAX_SUBJECT_LENGTH * 4, ONE_LINE)
     .pipe(
       z
@@ -245,28 +260,43 @@ export function readPreviewFor(request: PreviewEmailRequest): string[] {
 }
 export type PreviewEmailRequest = z.output<typeof previewEmailRequest>;
 
-/** The most bytes (UTF-8, subject and body) an email of this request can render to: each placeholder at its field's longest. */
-export function worstCaseRenderedBytes(request: Pick<SendEmailRequest, 'template' | 'subject'>): number {
+/**
+ * The most bytes (UTF-8) an email of this request can render to: subject, text part, HTML part
+ * and the footers, each placeholder at its field's longest (and, in HTML, each character escaped).
+ */
+export function worstCaseRenderedBytes(
+  request: Pick<SendEmailRequest, 'template' | 'subject' | 'html'>,
+  sender: Sender,
+): number {
   const worst = (source: string) => worstCaseBytes(compileTemplate(source), PLACEHOLDER_MAX_LENGTH);
-  return worst(request.template) + (request.subject === undefined ? 0 : worst(request.subject));
+  return (
+    worst(request.template) +
+    (request.subject === undefined ? 0 : worst(request.subject)) +
+    (request.html === undefined
+      ? 0
+      : worstCaseHtmlBytes(compileTemplate(request.html), PLACEHOLDER_MAX_LENGTH)) +
+    worstCaseFooterBytes(sender, request.html !== undefined)
+  );
 }
 
 /**
- * Refuses a job whose emails could render larger than `limitBytes` (UTF-8, subject and body), with
- * each placeholder at its field's longest: the consumer never meets an email too large to send, and
- * the refusal comes before anything is stored. The request is one `sendEmailRequest` accepted.
+ * Refuses a job whose emails could render larger than `maxRenderedBytes` (UTF-8, everything an
+ * email holds but its headers), with each placeholder at its field's longest: the consumer never
+ * meets an email too large to send, and the refusal comes before anything is stored. The request
+ * is one `sendEmailRequest` accepted.
  */
 export function checkRenderedSize(
-  request: Pick<SendEmailRequest, 'template' | 'subject'>,
-  limitBytes: number,
+  request: Pick<SendEmailRequest, 'template' | 'subject' | 'html'>,
+  settings: Sender & { maxRenderedBytes: number },
 ): void {
-  const bytes = worstCaseRenderedBytes(request);
+  const bytes = worstCaseRenderedBytes(request, settings);
+  const limitBytes = settings.maxRenderedBytes;
   if (bytes > limitBytes) {
     throw new ValidationError('Invalid request body', [
       {
-        field: 'template',
+        field: request.html === undefined ? 'template' : 'html',
         message:
-          `Rendered emails could reach ${count(bytes)} bytes (subject and body with each placeholder at ` +
+          `Rendered emails could reach ${count(bytes)} bytes (subject, ${request.html === undefined ? 'body' : 'text and HTML parts'} and footer with each placeholder at ` +
           `its field's longest), over the limit of ${count(limitBytes)} bytes`,
       },
     ]);
@@ -276,6 +306,8 @@ export function checkRenderedSize(
 /** What a job sends: the same for every recipient, written once, read by consumers once per job. */
 export interface JobContent {
   template: string;
+  /** The HTML part's template; null (or absent, on jobs from before HTML) for text-only emails. */
+  html?: string | null | undefined;
   subject: string | null;
   cc: string[];
   /** When the job was accepted (its `created_at`), for the consumers' latency metrics. */

@@ -2,7 +2,7 @@ import type { NonprofitRepository } from '../nonprofits/repository';
 import { compileTemplate } from '../templates/template';
 import { requireRegistered } from './accept-job';
 import { checkRenderedSize, type PreviewEmailRequest, readPreviewFor, worstCaseRenderedBytes } from './job';
-import { type RenderSettings, renderEmail } from './render-email';
+import { forReader, type RenderSettings, renderEmail, STORED_LINK } from './render-email';
 
 export interface PreviewJobDependencies {
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
@@ -13,14 +13,17 @@ export interface EmailPreview {
   to: string;
   cc: string[];
   subject: string | null;
+  /** The text part with the footer the recipient's message carries (its link stands for the reader's own). */
   body: string | null;
+  /** The HTML part, footer included, as a string; null for a text-only job. */
+  html: string | null;
   /** Why this email could not be rendered (a stored value longer than its field allows made it too large). */
   error?: string;
 }
 
 export interface JobPreview {
   total_emails: number;
-  /** The most bytes (subject and body) any email of the job can render to, and the deployment's limit. */
+  /** The most bytes (subject, parts and footer) any email of the job can render to, and the deployment's limit. */
   worst_case_bytes: number;
   max_rendered_email_bytes: number;
   previews: EmailPreview[];
@@ -36,13 +39,15 @@ export async function previewJob(
   request: PreviewEmailRequest,
   settings: RenderSettings,
 ): Promise<JobPreview> {
-  checkRenderedSize(request, settings.maxRenderedBytes);
+  checkRenderedSize(request, settings);
   const chosen = readPreviewFor(request);
   const nonprofits = await requireRegistered(deps.nonprofits, request.emails);
   const compiled = {
     body: compileTemplate(request.template),
+    html: request.html === undefined ? null : compileTemplate(request.html),
     subject: request.subject === undefined ? null : compileTemplate(request.subject),
   };
+  const cc = request.cc ?? [];
   const previews = chosen.map((to): EmailPreview => {
     const nonprofit = nonprofits.get(to);
     // requireRegistered answered for every recipient, and preview_for names only recipients.
@@ -50,12 +55,13 @@ export async function previewJob(
     const rendered = renderEmail(compiled, nonprofit, settings);
     // The worst case was checked: a stored value longer than its field allows could still overflow.
     if ('tooLarge' in rendered)
-      return { to, cc: request.cc ?? [], subject: '', body: '', error: rendered.tooLarge };
-    return { to, cc: request.cc ?? [], ...rendered };
+      return { to, cc, subject: '', body: '', html: null, error: rendered.tooLarge };
+    const { subject, text, html } = forReader(rendered, settings, to, STORED_LINK);
+    return { to, cc, subject, body: text, html: html ?? null };
   });
   return {
     total_emails: request.emails.length,
-    worst_case_bytes: worstCaseRenderedBytes(request),
+    worst_case_bytes: worstCaseRenderedBytes(request, settings),
     max_rendered_email_bytes: settings.maxRenderedBytes,
     previews,
   };

@@ -13,15 +13,8 @@ import { claimAll, returnAfterLease } from './consumer/claim-lifecycle';
 import { cancelledOutcome, type Decided, handedOver, outcomeBase, record } from './consumer/outcomes';
 import { DEFAULT_WAITS, STORE_FAILURE_MAX_DELAY_SECONDS, waitInQueue } from './consumer/pacing';
 import { type CompiledJob, groupByJob, type Item } from './consumer/received-batch';
-import {
-  prepareSending,
-  SEND_CONCURRENCY,
-  SEND_MARGIN_MS,
-  sendOne,
-  type ToSend,
-  unsubscribeLink,
-} from './consumer/send-step';
-import { renderEmail } from './render-email';
+import { prepareSending, SEND_CONCURRENCY, SEND_MARGIN_MS, sendOne, type ToSend } from './consumer/send-step';
+import { forReader, renderEmail, STORED_LINK } from './render-email';
 
 export type {
   BatchResult,
@@ -120,30 +113,25 @@ async function processJob(
       decided.push({ outcome: { ...base, status: 'failed', error, reason: 'tooLarge' }, sqsMessageId });
       continue;
     }
-    toSend.push({
-      item,
-      token: claim.token,
-      base,
-      email: {
-        to: item.email.recipient,
-        cc,
-        jobId: job.jobId,
-        ...rendered,
-        // One message goes to the nonprofit and its cc copies alike: a link in it would let a copied
-        // reader unsubscribe the nonprofit, so only emails without copies carry one.
-        ...(linkSecret === undefined || cc.length > 0
-          ? {}
-          : { unsubscribe: unsubscribeLink(deps, linkSecret, job, item) }),
-      },
-    });
+    toSend.push({ item, token: claim.token, base, body: rendered, copiesSent: claim.copies });
   }
 
   let sendable = toSend;
   if (deps.rendered && toSend.length > 0) {
     try {
+      // The recipient's own email as it reads it, but for the link: a link in the store would let
+      // whoever reads the job's emails unsubscribe its recipients.
       await deps.rendered.put(
         job.jobId,
-        toSend.map(({ email }) => ({ recipient: email.to, subject: email.subject, body: email.body })),
+        toSend.map(({ item, body }) => {
+          const { text, html } = forReader(body, deps.settings, item.email.recipient, STORED_LINK);
+          return {
+            recipient: item.email.recipient,
+            subject: body.subject,
+            body: text,
+            ...(html ? { html } : {}),
+          };
+        }),
       );
     } catch (error) {
       log('ERROR', 'Could not store rendered emails; the emails wait in the queue and are tried again', {
@@ -158,7 +146,7 @@ async function processJob(
     }
   }
   await mapConcurrently(sendable, SEND_CONCURRENCY, async (entry) => {
-    const outcome = await sendOne(run, job, entry);
+    const outcome = await sendOne(run, job, entry, linkSecret);
     if (outcome) decided.push(outcome);
   });
   await record(deps, run.result, job, decided);

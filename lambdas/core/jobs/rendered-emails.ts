@@ -2,7 +2,10 @@
 export interface RenderedCopy {
   recipient: string;
   subject: string;
+  /** The text part, footer included (its link is `STORED_LINK`). */
   body: string;
+  /** The HTML part, footer included, when the job has one. */
+  html?: string | undefined;
 }
 
 /**

@@ -1,11 +1,11 @@
 import { type SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
+import { composeMime } from './mime';
 import {
   DeliveryError,
   type DeliveryErrorKind,
   type EmailTransport,
   type Handover,
   type RenderedEmail,
-  unsubscribeHeaders,
 } from './transport';
 
 export interface SesTransportOptions {
@@ -40,7 +40,10 @@ const KIND_BY_ERROR: Record<string, DeliveryErrorKind> = {
   InternalFailure: 'unavailable',
 };
 
-/** Amazon SES v2, simple content: SES builds the MIME message and encodes the subject and body itself. */
+/**
+ * Amazon SES v2 with raw content: each reader's copy is its own message (`composeMime`), sent to
+ * that reader alone (the envelope, SES's `Destination`), whatever its visible `To` and `Cc` say.
+ */
 export class SesTransport implements EmailTransport {
   readonly name = 'ses';
 
@@ -48,27 +51,14 @@ export class SesTransport implements EmailTransport {
 
   async send(email: RenderedEmail): Promise<Handover> {
     const { client, fromAddress, replyTo, configurationSet } = this.options;
+    const message = await composeMime(email, { from: fromAddress, replyTo });
     try {
       const answer = await client.send(
         new SendEmailCommand({
           FromEmailAddress: fromAddress,
-          Destination: { ToAddresses: [email.to], CcAddresses: email.cc },
-          ...(replyTo ? { ReplyToAddresses: [replyTo] } : {}),
+          Destination: { ToAddresses: [email.reader] },
           ...(configurationSet ? { ConfigurationSetName: configurationSet } : {}),
-          Content: {
-            Simple: {
-              Subject: { Data: email.subject, Charset: 'UTF-8' },
-              Body: { Text: { Data: email.body, Charset: 'UTF-8' } },
-              ...(email.unsubscribe
-                ? {
-                    Headers: unsubscribeHeaders(email).map(({ name, value }) => ({
-                      Name: name,
-                      Value: value,
-                    })),
-                  }
-                : {}),
-            },
-          },
+          Content: { Raw: { Data: message } },
           EmailTags: [{ Name: 'job_id', Value: email.jobId }],
         }),
       );

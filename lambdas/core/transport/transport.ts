@@ -1,12 +1,23 @@
-/** A rendered email, ready for a transport. */
+/**
+ * One message of a rendered email, to one reader. An email with cc addresses is one message per
+ * reader, each with the same visible `To` and `Cc` and its own footer and unsubscribe link, so a
+ * link only ever unsubscribes the address it was sent to.
+ */
 export interface RenderedEmail {
+  /** The nonprofit the email is addressed to: the visible `To` of every message. */
   to: string;
+  /** The visible `Cc` of every message (suppressed addresses left out). */
   cc: string[];
+  /** The one address this message is delivered to (its envelope): `to`, or one of `cc`. */
+  reader: string;
   subject: string;
-  body: string;
+  /** The text part, footer included. */
+  text: string;
+  /** The HTML part, footer included, when the job has an HTML template: the message is then multipart/alternative. */
+  html?: string | undefined;
   jobId: string;
   /**
-   * Where the recipient unsubscribes (RFC 8058): a signed HTTPS link that works with one POST, and a
+   * Where the reader unsubscribes (RFC 8058): a signed HTTPS link that works with one POST, and a
    * mailbox when the deployment names one. A transport puts them in the email's headers.
    */
   unsubscribe?: { url: string; mailto?: string | undefined } | undefined;

@@ -38,6 +38,7 @@ const outcomes = new Map<string, DeliveryRecord>([
       status: 'sent',
       cc: content.cc,
       message_id: 'ses-a',
+      copy_ids: { 'cc@example.org': 'ses-a-cc' },
       attempts: 1,
       // SES took it a moment before the batch's outcomes were written: sent_at is the former.
       handed_over_at: '2026-11-27T10:00:00.500Z',
@@ -119,6 +120,8 @@ describe('GET /jobs/{job_id}', () => {
       subject: null,
       cc: content.cc,
       template: 'Hi {name}',
+      // A job from before HTML: text only.
+      html: null,
     });
   });
 
@@ -172,6 +175,7 @@ describe('GET /jobs/{job_id}/emails', () => {
         cc: content.cc,
         subject: '(no subject)',
         body: 'Hi A',
+        html: null,
         status: 'sent',
         message_id: 'ses-a',
         attempts: 1,
@@ -180,18 +184,25 @@ describe('GET /jobs/{job_id}/emails', () => {
         feedback: [
           { type: 'transient_bounce', at: '2026-11-27T10:05:00.000Z', detail: 'Transient/MailboxFull' },
         ],
+        copies: content.cc.map((to) => ({
+          to,
+          message_id: to === 'cc@example.org' ? 'ses-a-cc' : null,
+          error: null,
+        })),
       },
       {
         to: 'b@example.org',
         cc: content.cc,
         subject: null,
         body: null,
+        html: null,
         status: 'failed',
         message_id: null,
         attempts: 5,
         error: 'gone',
         sent_at: null,
         feedback: [],
+        copies: content.cc.map((to) => ({ to, message_id: null, error: null })),
       },
     ]);
     const second = jsonBody(await query({ limit: '2', cursor: String(first.next_cursor) }));
@@ -204,12 +215,14 @@ describe('GET /jobs/{job_id}/emails', () => {
           cc: content.cc,
           subject: null,
           body: null,
+          html: null,
           status: 'pending',
           message_id: null,
           attempts: 1,
           error: null,
           sent_at: null,
           feedback: [],
+          copies: [],
         },
       ],
       next_cursor: null,

@@ -4,11 +4,15 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { handler as preview } from '../../../lambdas/api/preview-email';
 import { handler as sendEmail } from '../../../lambdas/api/send-email';
+import { STORED_LINK } from '../../../lambdas/core/jobs/render-email';
 import { PLACEHOLDER_MAX_LENGTH } from '../../../lambdas/core/nonprofits/nonprofit';
+import { textFooter } from '../../../lambdas/core/templates/footer';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
 import { answerRegistryReads } from '../../support/registry-mock';
 
 const dynamo = mockClient(DynamoDBDocumentClient);
+/** The sender test/support/lambda-env.ts gives the handlers. */
+const SENDER = { senderName: 'Acme Relief', senderPostalAddress: '1 Main St, Springfield' };
 const sqs = mockClient(SQSClient);
 
 const registry = new Map([
@@ -53,7 +57,9 @@ describe('POST /send-email/preview', () => {
       to: 'a@example.org',
       cc: ['board@example.org'],
       subject: 'News for Alpha Aid',
-      body: 'Dear Alpha Aid, at 1 First St.',
+      // The footer each reader's message ends with, its link standing for the reader's own.
+      body: `Dear Alpha Aid, at 1 First St.${textFooter(SENDER, 'a@example.org', STORED_LINK)}`,
+      html: null,
     });
     // A line break stored in a name never reaches the subject (a header), as when sent.
     expect(previews[1]?.subject).toBe('News for Beta  Bcc: x@evil.example');
@@ -68,7 +74,13 @@ describe('POST /send-email/preview', () => {
       preview_for: ['M7@example.org'],
     });
     expect(jsonBody(result).previews).toEqual([
-      { to: 'm7@example.org', cc: [], subject: '(no subject)', body: 'Hi Member 7' },
+      {
+        to: 'm7@example.org',
+        cc: [],
+        subject: '(no subject)',
+        body: `Hi Member 7${textFooter(SENDER, 'm7@example.org', STORED_LINK)}`,
+        html: null,
+      },
     ]);
   });
 

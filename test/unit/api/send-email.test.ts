@@ -6,10 +6,16 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../../lambdas/api/send-email';
 import { PLACEHOLDER_MAX_LENGTH } from '../../../lambdas/core/nonprofits/nonprofit';
 import { logger } from '../../../lambdas/core/observability/telemetry';
+import { worstCaseFooterBytes } from '../../../lambdas/core/templates/footer';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
 import { answerRegistryReads } from '../../support/registry-mock';
 
 const dynamo = mockClient(DynamoDBDocumentClient);
+/** The text footer's worst case for the sender test/support/lambda-env.ts gives the handlers. */
+const FOOTER_BYTES = worstCaseFooterBytes(
+  { senderName: 'Acme Relief', senderPostalAddress: '1 Main St, Springfield' },
+  false,
+);
 const sqs = mockClient(SQSClient);
 
 const registered = new Set(['a@example.org', 'b@example.org', 'c@example.org']);
@@ -216,7 +222,7 @@ describe('POST /send-email', () => {
         // As many placeholders as the 100 KB template limit allows: each could insert 1,500 bytes.
         { emails: ['a@example.org'], template: '{address}'.repeat(11_377) },
         'template',
-        "Rendered emails could reach 17,065,500 bytes (subject and body with each placeholder at its field's longest), over the limit of 262,144 bytes",
+        `Rendered emails could reach ${(17_065_500 + FOOTER_BYTES).toLocaleString('en-US')} bytes (subject, body and footer with each placeholder at its field's longest), over the limit of 262,144 bytes`,
       ));
   });
 
@@ -238,8 +244,9 @@ describe('POST /send-email', () => {
   it('accepts emails that render to exactly the size limit at worst, and refuses one byte more', async () => {
     const limit = Number(process.env.MAX_RENDERED_EMAIL_BYTES);
     const subject = 'Hi {name}';
-    // Worst case: literal UTF-8 bytes, plus 3 bytes per UTF-16 unit of each field at its longest.
-    const subjectBytes = 'Hi '.length + PLACEHOLDER_MAX_LENGTH.name * 3;
+    // Worst case: literal UTF-8 bytes, plus 3 bytes per UTF-16 unit of each field at its longest,
+    // plus the footer with the longest address and link.
+    const subjectBytes = 'Hi '.length + PLACEHOLDER_MAX_LENGTH.name * 3 + FOOTER_BYTES;
     const perAddress = PLACEHOLDER_MAX_LENGTH.address * 3;
     const addresses = Math.floor((limit - subjectBytes) / perAddress);
     const filler = limit - subjectBytes - addresses * perAddress;

@@ -18,6 +18,9 @@ interface StoredDelivery {
   claimToken?: string | undefined;
   leaseUntil?: number | undefined;
   messageId?: string | undefined;
+  /** Each cc copy's message id, by address: kept through releases and new claims, as the table keeps them. */
+  copyIds: Record<string, string>;
+  copyErrors?: Record<string, string> | undefined;
   attempts: number;
   cc?: string[];
   error?: string;
@@ -35,7 +38,8 @@ export interface FakeDeliveriesOptions {
 
 /**
  * DynamoDeliveries in memory, with the same conditions: a claim is written when the recipient is
- * free, or claimed under a lapsed lease with no message id; a claim with a message id is taken over
+ * free, or claimed under a lapsed (or released) lease with no message id, and hands back the copies
+ * handed over before; a claim with a message id is taken over
  * (`handedOver`); a live one is `held`; one with an outcome is `done`. An outcome is written only
  * under its claim's token, once; anything else counts as a duplicate. Recipients are claimed one
  * after another, so the same recipient twice in one call finds its own first claim, as concurrent
@@ -77,13 +81,15 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
         item.status === 'queued' ||
         (item.status === 'sending' && (item.leaseUntil ?? 0) < now && item.messageId === undefined);
       if (free) {
+        const copyIds = item?.copyIds ?? {};
         this.items.set(key, {
           status: 'sending',
           claimToken: token,
           leaseUntil: now + this.leaseMs,
           attempts,
+          copyIds,
         });
-        claims.push([recipient, { state: 'claimed', token }]);
+        claims.push([recipient, { state: 'claimed', token, copies: { ...copyIds } }]);
       } else if (item.status !== 'sending') {
         claims.push([recipient, { state: 'done' }]);
       } else if (item.messageId !== undefined) {
@@ -96,16 +102,25 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
     return new Map(claims);
   }
 
-  async handOver(jobId: string, recipient: string, token: string, messageId: string): Promise<void> {
+  async handOver(
+    jobId: string,
+    recipient: string,
+    token: string,
+    messageId: string,
+    copyTo?: string,
+  ): Promise<void> {
     const item = this.items.get(this.key(jobId, recipient));
     if (item?.claimToken !== token) throw new ClaimLostError(jobId, recipient);
-    item.messageId = messageId;
+    if (copyTo === undefined) item.messageId = messageId;
+    else item.copyIds[copyTo] = messageId;
   }
 
   async release(jobId: string, recipient: string, token: string): Promise<void> {
-    const key = this.key(jobId, recipient);
-    const item = this.items.get(key);
-    if (item?.claimToken === token && item.messageId === undefined) this.items.delete(key);
+    const item = this.items.get(this.key(jobId, recipient));
+    if (item?.claimToken === token && item.messageId === undefined) {
+      item.claimToken = undefined;
+      item.leaseUntil = 0;
+    }
   }
 
   async record(jobId: string, outcomes: readonly DeliveryOutcome[]): Promise<RecordResult> {
@@ -118,10 +133,13 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
     );
     if (recorded.length > remaining) throw new Error(`Job ${jobId} has fewer recipients left than recorded`);
     for (const outcome of recorded) {
+      const claimed = this.items.get(this.key(jobId, outcome.recipient));
       this.items.set(this.key(jobId, outcome.recipient), {
         status: outcome.status,
         attempts: outcome.attempts,
         cc: outcome.cc,
+        copyIds: claimed?.copyIds ?? {},
+        ...(outcome.copyErrors ? { copyErrors: outcome.copyErrors } : {}),
         processedAt: new Date(this.now()).toISOString(),
         ...(outcome.error === undefined ? {} : { error: outcome.error }),
         ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
@@ -177,8 +195,19 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
       ...(item.error === undefined ? {} : { error: item.error }),
       ...(item.reason === undefined ? {} : { failure_reason: item.reason }),
       ...(item.messageId === undefined ? {} : { message_id: item.messageId }),
+      copy_ids: { ...item.copyIds },
+      ...(item.copyErrors ? { copy_errors: item.copyErrors } : {}),
       ...(item.processedAt ? { processed_at: item.processedAt } : {}),
     };
+  }
+
+  /** Whether the recipient may be claimed at once: never claimed, or its claim given back (released). */
+  isFree(jobId: string, recipient: string): boolean {
+    const item = this.items.get(this.key(jobId, recipient));
+    return (
+      !item ||
+      (item.status === 'sending' && item.claimToken === undefined && (item.leaseUntil ?? 0) < this.now())
+    );
   }
 
   /** Recipients of a job not yet recorded. */

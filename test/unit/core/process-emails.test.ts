@@ -7,9 +7,12 @@ import {
   type ReceivedMessage,
   recordDeadLetters,
 } from '../../../lambdas/core/jobs/process-emails';
+import { STORED_LINK } from '../../../lambdas/core/jobs/render-email';
 import type { RenderedCopy } from '../../../lambdas/core/jobs/rendered-emails';
 import type { Nonprofit } from '../../../lambdas/core/nonprofits/nonprofit';
 import type { EmailMessage } from '../../../lambdas/core/queue/email-queue';
+import { verifyUnsubscribeToken } from '../../../lambdas/core/suppressions/unsubscribe-token';
+import { textFooter } from '../../../lambdas/core/templates/footer';
 import { SendPacer } from '../../../lambdas/core/transport/send-pacer';
 import {
   DeliveryError,
@@ -23,7 +26,14 @@ const ACCEPTED_AT = '2026-11-27T10:00:00.000Z';
 const NOW = Date.parse('2026-11-27T10:00:02.500Z');
 const LEASE_MS = 60_000;
 const WAITS = { throttledSeconds: 10, pausedSeconds: 60 };
-const SETTINGS = { maxRenderedBytes: 256 * 1024, defaultSubject: '(no subject)' };
+const SETTINGS = {
+  maxRenderedBytes: 256 * 1024,
+  defaultSubject: '(no subject)',
+  senderName: 'Acme Relief',
+  senderPostalAddress: '1 Main St, Springfield',
+};
+/** The text footer a reader's message ends with, without a link (these consumers sign none unless asked). */
+const footer = (reader: string) => textFooter(SETTINGS, reader, undefined);
 
 const nonprofit = (email: string, fields: Partial<Nonprofit> = {}): Nonprofit => ({
   email,
@@ -38,7 +48,7 @@ const nonprofit = (email: string, fields: Partial<Nonprofit> = {}): Nonprofit =>
 /** A transport that takes every email, answering with an id of its own. */
 const accepting = (): EmailTransport & { send: ReturnType<typeof vi.fn> } => ({
   name: 'fake',
-  send: vi.fn(async (email: RenderedEmail) => ({ messageId: `ses-${email.to}` })),
+  send: vi.fn(async (email: RenderedEmail) => ({ messageId: `ses-${email.reader}` })),
 });
 
 /**
@@ -182,8 +192,9 @@ describe('processEmailBatch', () => {
     expect(transport.send).toHaveBeenCalledWith({
       to: 'a@example.org',
       cc: [],
+      reader: 'a@example.org',
       subject: 'To a@example.org',
-      body: 'Hi a',
+      text: `Hi a${footer('a@example.org')}`,
       jobId,
     });
     expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
@@ -406,7 +417,7 @@ describe('what the transport says decides what becomes of the email', () => {
     expect(first).toMatchObject({ sent: 0, deferred: 1, retry: [] });
     expect(deferred[0]?.message).toEqual({ job_id: jobId, recipient: 'a@example.org', deferrals: 1 });
     // The claim was given back: the email was certainly not taken.
-    expect(deliveries.get(jobId, 'a@example.org')).toBeUndefined();
+    expect(deliveries.isFree(jobId, 'a@example.org')).toBe(true);
 
     await processEmailBatch(deps, [message('2', 'a@example.org', { deferrals: 1 })]);
 
@@ -451,7 +462,7 @@ describe('what the transport says decides what becomes of the email', () => {
     expect(new Set(deferred.map(({ message: waiting }) => waiting.recipient))).toEqual(new Set(recipients));
     for (const { delaySeconds } of deferred)
       expect(delaySeconds).toBeGreaterThanOrEqual(WAITS.pausedSeconds * 0.8);
-    for (const recipient of recipients) expect(deliveries.get(jobId, recipient)).toBeUndefined();
+    for (const recipient of recipients) expect(deliveries.isFree(jobId, recipient)).toBe(true);
   });
 
   it('records a suppressed recipient suppressed without sending, and sends the others', async () => {
@@ -499,7 +510,7 @@ describe('what the transport says decides what becomes of the email', () => {
     expect(transport.send).not.toHaveBeenCalled();
     expect(result).toMatchObject({ sent: 0, suppressed: 0, deferred: 2, retry: [] });
     expect(deferred).toHaveLength(2);
-    expect(deliveries.get(jobId, 'a@example.org')).toBeUndefined();
+    expect(deliveries.isFree(jobId, 'a@example.org')).toBe(true);
   });
 
   it('waits at most a minute between tries while DynamoDB fails, however often the email was put back', async () => {
@@ -564,8 +575,8 @@ describe('what the transport says decides what becomes of the email', () => {
       'b@example.org',
     ]);
     // Their claims were given back, so the next invocation sends them at once.
-    expect(deliveries.get(jobId, 'a@example.org')).toBeUndefined();
-    expect(deliveries.get(jobId, 'b@example.org')).toBeUndefined();
+    expect(deliveries.isFree(jobId, 'a@example.org')).toBe(true);
+    expect(deliveries.isFree(jobId, 'b@example.org')).toBe(true);
   });
 
   it('does not start an email whose turn at the pacer would come too late, and puts it back', async () => {
@@ -709,7 +720,7 @@ describe('a cancelled job', () => {
     expect(result).toMatchObject({ sent: 0, cancelled: 0, deferred: 1, retry: [] });
     expect(deferred).toHaveLength(1);
     // The claim was given back: the email is tried again as if never claimed.
-    expect(deliveries.get(jobId, 'a@example.org')).toBeUndefined();
+    expect(deliveries.isFree(jobId, 'a@example.org')).toBe(true);
   });
 });
 
@@ -740,7 +751,10 @@ describe('rendering', () => {
     await processEmailBatch(deps, [message('1', 'a@example.org')]);
 
     expect(transport.send).toHaveBeenCalledWith(
-      expect.objectContaining({ subject: 'Hello Acme  Bcc: victim@example.net', body: `Dear ${name}` }),
+      expect.objectContaining({
+        subject: 'Hello Acme  Bcc: victim@example.net',
+        text: `Dear ${name}${footer('a@example.org')}`,
+      }),
     );
   });
 
@@ -780,9 +794,19 @@ describe('rendering', () => {
 
     expect(order[0]).toBe('put');
     expect(order.slice(1).sort()).toEqual(['send a@example.org', 'send b@example.org']);
+    // The footer as the recipient reads it, but for the link: a stored link would unsubscribe them.
+    const storedFooter = (reader: string) => textFooter(SETTINGS, reader, STORED_LINK);
     expect(stored).toEqual([
-      { recipient: 'a@example.org', subject: 'To a@example.org', body: 'Hi a' },
-      { recipient: 'b@example.org', subject: 'To b@example.org', body: 'Hi b' },
+      {
+        recipient: 'a@example.org',
+        subject: 'To a@example.org',
+        body: `Hi a${storedFooter('a@example.org')}`,
+      },
+      {
+        recipient: 'b@example.org',
+        subject: 'To b@example.org',
+        body: `Hi b${storedFooter('b@example.org')}`,
+      },
     ]);
   });
 
@@ -803,7 +827,7 @@ describe('rendering', () => {
 });
 
 describe('pacing', () => {
-  it('takes a turn at the pacer for the recipient and each cc copy', async () => {
+  it('takes a turn at the pacer for each message: the recipient and each cc copy', async () => {
     const pacer = new SendPacer(1_000, { now: () => 0, sleep: async () => undefined });
     const take = vi.spyOn(pacer, 'take');
     const { deps, message, transport } = consumer({
@@ -813,10 +837,143 @@ describe('pacing', () => {
 
     await processEmailBatch(deps, [message('1', 'a@example.org')]);
 
-    expect(take).toHaveBeenCalledWith(3);
-    expect(transport.send).toHaveBeenCalledWith(
-      expect.objectContaining({ cc: ['boss@example.org', 'board@example.org'] }),
+    expect(take.mock.calls).toEqual([[1], [1], [1]]);
+    expect(transport.send).toHaveBeenCalledTimes(3);
+  });
+});
+
+describe('every reader its own message', () => {
+  const SECRET = 'test-link-secret';
+  const links = {
+    unsubscribe: {
+      secret: { get: async () => SECRET },
+      url: 'https://api.example.org/v1/unsubscribe',
+      mailto: 'out@example.org',
+    },
+  };
+  const tokenOf = (url: string | undefined) => new URL(url ?? 'https://x').searchParams.get('token') ?? '';
+
+  it('sends each cc copy as its own message to its reader, copies first, each with the same To and Cc and its own link', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer({
+      total: 1,
+      content: { cc: ['boss@example.org', 'board@example.org'] },
+      overrides: links,
+    });
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(result.sent).toBe(1);
+    const sent = vi.mocked(transport.send).mock.calls.map(([email]) => email);
+    expect(sent.map((email) => email.reader)).toEqual([
+      'boss@example.org',
+      'board@example.org',
+      'a@example.org',
+    ]);
+    for (const email of sent) {
+      expect(email).toMatchObject({ to: 'a@example.org', cc: ['boss@example.org', 'board@example.org'] });
+      // The link in the header and in the footer unsubscribes this reader, and only this reader.
+      expect(verifyUnsubscribeToken(SECRET, tokenOf(email.unsubscribe?.url))).toEqual({
+        email: email.reader,
+        jobId,
+        apiKeyId: undefined,
+      });
+      expect(email.text).toContain(
+        `This email was sent to ${email.reader} by Acme Relief, 1 Main St, Springfield.`,
+      );
+      expect(email.text).toContain(`Unsubscribe: ${email.unsubscribe?.url}`);
+    }
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sent',
+      message_id: 'ses-a@example.org',
+      copy_ids: { 'boss@example.org': 'ses-boss@example.org', 'board@example.org': 'ses-board@example.org' },
+    });
+  });
+
+  it('notes a copy SES refuses and still sends the recipient its email', async () => {
+    const transport = accepting();
+    transport.send.mockImplementation(async (email: RenderedEmail) => {
+      if (email.reader === 'boss@example.org')
+        throw new DeliveryError('rejected', 'SES MessageRejected: Address blacklisted.');
+      return { messageId: `ses-${email.reader}` };
+    });
+    const { deps, deliveries, jobId, message } = consumer({
+      total: 1,
+      transport,
+      content: { cc: ['boss@example.org', 'board@example.org'] },
+    });
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(result).toMatchObject({ sent: 1, failed: { rejected: 0 } });
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sent',
+      copy_ids: { 'board@example.org': 'ses-board@example.org' },
+      copy_errors: { 'boss@example.org': 'SES MessageRejected: Address blacklisted.' },
+    });
+  });
+
+  it('never sends a copy twice: an email put back halfway sends only what is left on its next attempt', async () => {
+    const transport = accepting();
+    let throttleBoard = true;
+    transport.send.mockImplementation(async (email: RenderedEmail) => {
+      if (email.reader === 'board@example.org' && throttleBoard) {
+        throttleBoard = false;
+        throw new DeliveryError('throttled', 'SES TooManyRequestsException: slow down');
+      }
+      return { messageId: `ses-${email.reader}` };
+    });
+    const { deps, deliveries, deferred, jobId, message } = consumer({
+      total: 1,
+      transport,
+      content: { cc: ['boss@example.org', 'board@example.org'] },
+    });
+
+    const first = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+    expect(first).toMatchObject({ sent: 0, deferred: 1 });
+    // Released at once, with the copy that went written on it.
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sending',
+      copy_ids: { 'boss@example.org': 'ses-boss@example.org' },
+    });
+
+    const again = deferred[0]?.message;
+    if (!again) throw new Error('the email should have been put back');
+    const second = await processEmailBatch(deps, [
+      { messageId: '2', body: JSON.stringify(again), receiveCount: 1, receiptHandle: 'handle-2' },
+    ]);
+
+    expect(second.sent).toBe(1);
+    expect(vi.mocked(transport.send).mock.calls.map(([email]) => email.reader)).toEqual([
+      'boss@example.org',
+      'board@example.org',
+      'board@example.org',
+      'a@example.org',
+    ]);
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sent',
+      copy_ids: { 'boss@example.org': 'ses-boss@example.org', 'board@example.org': 'ses-board@example.org' },
+    });
+  });
+
+  it('renders the HTML part with each value escaped, and the footer in both parts', async () => {
+    const { deps, message, transport } = consumer({
+      total: 1,
+      content: { template: 'Dear {name}', html: '<html><body><p>Dear {name}</p></body></html>' },
+      nonprofits: [nonprofit('a@example.org', { name: 'Tom & Jerry <b>' })],
+      overrides: links,
+    });
+
+    await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    const email = vi.mocked(transport.send).mock.calls[0]?.[0];
+    expect(email?.text.startsWith('Dear Tom & Jerry <b>\n\n-- \n')).toBe(true);
+    expect(email?.html).toMatch(/^<html><body><p>Dear Tom &amp; Jerry &lt;b&gt;<\/p><div style="[^"]+">/);
+    expect(email?.html).toContain(
+      'This email was sent to a@example.org by Acme Relief, 1 Main St, Springfield.',
     );
+    expect(email?.html).toContain(`<a href="${email?.unsubscribe?.url}"`);
+    // The footer goes inside the body, before it ends.
+    expect(email?.html?.endsWith('</div></body></html>')).toBe(true);
   });
 });
 

@@ -7,6 +7,7 @@ import {
   sendEmailRequest,
 } from '../../../lambdas/core/jobs/job';
 import { controlCharacter, PLACEHOLDER_MAX_LENGTH } from '../../../lambdas/core/nonprofits/nonprofit';
+import { worstCaseFooterBytes } from '../../../lambdas/core/templates/footer';
 import { singleLine } from '../../../lambdas/core/templates/template';
 
 describe('controlCharacter', () => {
@@ -70,28 +71,43 @@ describe('job volume: cc copies count as recipients', () => {
 
 describe('checkRenderedSize', () => {
   const { name, address, email } = PLACEHOLDER_MAX_LENGTH;
+  const sender = { senderName: 'Acme Relief', senderPostalAddress: '1 Main St, Springfield' };
+  const limit = (maxRenderedBytes: number) => ({ ...sender, maxRenderedBytes });
 
-  it('counts the subject and the body, each placeholder at its longest', () => {
+  it('counts the subject, the body and the footer, each placeholder at its longest', () => {
     const request = { template: 'Dear {name}, {address}', subject: 'To {email}' };
-    const worst = 'Dear , '.length + (name + address) * 3 + 'To '.length + email * 3;
+    const worst =
+      'Dear , '.length +
+      (name + address) * 3 +
+      'To '.length +
+      email * 3 +
+      worstCaseFooterBytes(sender, false);
 
-    expect(() => checkRenderedSize(request, worst)).not.toThrow();
-    expect(() => checkRenderedSize(request, worst - 1)).toThrow(ValidationError);
+    expect(() => checkRenderedSize(request, limit(worst))).not.toThrow();
+    expect(() => checkRenderedSize(request, limit(worst - 1))).toThrow(ValidationError);
+  });
+
+  it('counts the HTML part with each value escaped at its widest, and its footer', () => {
+    const request = { template: 'Hi', html: '<p>{name}</p>' };
+    const worst = 'Hi'.length + '<p></p>'.length + name * 6 + worstCaseFooterBytes(sender, true);
+
+    expect(() => checkRenderedSize(request, limit(worst))).not.toThrow();
+    expect(() => checkRenderedSize(request, limit(worst - 1))).toThrow(ValidationError);
   });
 
   it('counts the body alone when there is no subject, and names the limit on template', () => {
     const request = { template: '{name}' };
-    expect(() => checkRenderedSize(request, name * 3)).not.toThrow();
+    const worst = name * 3 + worstCaseFooterBytes(sender, false);
+    expect(() => checkRenderedSize(request, limit(worst))).not.toThrow();
     try {
-      checkRenderedSize(request, name * 3 - 1);
+      checkRenderedSize(request, limit(worst - 1));
       expect.unreachable();
     } catch (error) {
       expect(error).toBeInstanceOf(ValidationError);
       expect((error as ValidationError).details).toEqual([
         {
           field: 'template',
-          message:
-            "Rendered emails could reach 600 bytes (subject and body with each placeholder at its field's longest), over the limit of 599 bytes",
+          message: `Rendered emails could reach ${worst.toLocaleString('en-US')} bytes (subject, body and footer with each placeholder at its field's longest), over the limit of ${(worst - 1).toLocaleString('en-US')} bytes`,
         },
       ]);
     }

@@ -13,6 +13,7 @@ import {
   TooManyRequestsException,
 } from '@aws-sdk/client-sesv2';
 import { mockClient } from 'aws-sdk-client-mock';
+import { simpleParser } from 'mailparser';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { SesTransport } from '../../../lambdas/core/transport/ses-transport';
 import {
@@ -30,10 +31,20 @@ beforeEach(() => {
 const email: RenderedEmail = {
   to: 'a@example.org',
   cc: ['boss@example.org', 'board@example.org'],
+  reader: 'boss@example.org',
   subject: 'Grüße, Acme',
-  body: 'Dear Acme,\r\nthank you. – Ü',
+  text: 'Dear Acme,\nthank you. – Ü',
+  html: '<p>Dear Acme &amp; friends,</p>',
   jobId: '5d1c2a44-9a55-4f4e-8a1e-6a1f1d3c2b10',
+  unsubscribe: { url: 'https://mail.example/v1/unsubscribe?token=abc.def', mailto: 'out@mailer.example' },
 };
+
+/** The raw message of the one SendEmail call, parsed as a mail client would. */
+async function sentMessage() {
+  const data = ses.commandCalls(SendEmailCommand)[0]?.args[0].input.Content?.Raw?.Data;
+  if (!data) throw new Error('No raw message was sent');
+  return simpleParser(Buffer.from(data));
+}
 
 const transport = (options: { replyTo?: string; configurationSet?: string } = {}) =>
   new SesTransport({
@@ -53,7 +64,7 @@ const generic = (name: string, httpStatusCode: number) =>
   });
 
 describe('SesTransport', () => {
-  it('sends simple UTF-8 content from the verified address to the recipient and cc, tagged with the job, and returns the message id', async () => {
+  it('sends one raw message to its reader alone, from the verified address, tagged with the job, and returns the message id', async () => {
     ses.on(SendEmailCommand).resolves({ MessageId: '0100018c-abc' });
 
     const answer = await transport({ replyTo: 'replies@mailer.example', configurationSet: 'mailer' }).send(
@@ -64,20 +75,52 @@ describe('SesTransport', () => {
     expect(ses).toHaveReceivedCommandTimes(SendEmailCommand, 1);
     expect(ses).toHaveReceivedCommandWith(SendEmailCommand, {
       FromEmailAddress: 'news@mailer.example',
-      Destination: { ToAddresses: ['a@example.org'], CcAddresses: ['boss@example.org', 'board@example.org'] },
-      ReplyToAddresses: ['replies@mailer.example'],
+      // The envelope: only this reader gets this copy, whatever its To and Cc headers show.
+      Destination: { ToAddresses: ['boss@example.org'] },
       ConfigurationSetName: 'mailer',
-      Content: {
-        Simple: {
-          Subject: { Data: 'Grüße, Acme', Charset: 'UTF-8' },
-          Body: { Text: { Data: 'Dear Acme,\r\nthank you. – Ü', Charset: 'UTF-8' } },
-        },
-      },
       EmailTags: [{ Name: 'job_id', Value: email.jobId }],
     });
   });
 
-  it('sets no reply-to nor configuration set when none is configured', async () => {
+  it("shows every reader the same To and Cc, the reply-to, the UTF-8 subject, both parts and the reader's unsubscribe headers", async () => {
+    ses.on(SendEmailCommand).resolves({ MessageId: 'id' });
+
+    await transport({ replyTo: 'replies@mailer.example' }).send(email);
+
+    const message = await sentMessage();
+    expect(message.from?.text).toBe('news@mailer.example');
+    expect(message.to).toMatchObject({ text: 'a@example.org' });
+    expect(message.cc).toMatchObject({ text: 'boss@example.org, board@example.org' });
+    expect(message.replyTo?.text).toBe('replies@mailer.example');
+    expect(message.subject).toBe('Grüße, Acme');
+    expect(message.text).toBe('Dear Acme,\nthank you. – Ü');
+    expect(message.html).toBe('<p>Dear Acme &amp; friends,</p>');
+    expect(message.headers.get('content-type')).toMatchObject({ value: 'multipart/alternative' });
+    const headerLine = (name: string) =>
+      message.headerLines.find(({ key }) => key === name)?.line.replace(/\r?\n[ \t]/g, ' ');
+    expect(headerLine('list-unsubscribe')).toBe(
+      'List-Unsubscribe: <https://mail.example/v1/unsubscribe?token=abc.def>, <mailto:out@mailer.example?subject=unsubscribe>',
+    );
+    expect(headerLine('list-unsubscribe-post')).toBe('List-Unsubscribe-Post: List-Unsubscribe=One-Click');
+  });
+
+  it('sends a text-only message when the email has no HTML part, and no unsubscribe headers without a link', async () => {
+    ses.on(SendEmailCommand).resolves({ MessageId: 'id' });
+    const { html: _html, unsubscribe: _unsubscribe, ...textOnly } = email;
+
+    await transport().send({ ...textOnly, cc: [], reader: 'a@example.org' });
+
+    const message = await sentMessage();
+    expect(message.headers.get('content-type')).toMatchObject({ value: 'text/plain' });
+    expect(message.html).toBe(false);
+    expect(message.cc).toBeUndefined();
+    expect(message.headers.has('list-unsubscribe')).toBe(false);
+    expect(ses.commandCalls(SendEmailCommand)[0]?.args[0].input.Destination).toEqual({
+      ToAddresses: ['a@example.org'],
+    });
+  });
+
+  it('sets no configuration set nor reply-to when none is configured', async () => {
     ses.on(SendEmailCommand).resolves({ MessageId: 'id' });
 
     await transport().send(email);
@@ -85,7 +128,7 @@ describe('SesTransport', () => {
     const input = ses.commandCalls(SendEmailCommand)[0]?.args[0].input;
     expect(input).toBeDefined();
     expect(input).not.toHaveProperty('ConfigurationSetName');
-    expect(input).not.toHaveProperty('ReplyToAddresses');
+    expect((await sentMessage()).replyTo).toBeUndefined();
   });
 
   it('answers a null message id when SES gives none', async () => {

@@ -5,7 +5,11 @@ import { consumerScaling } from '../../../lib/send-rate';
 
 /** The configuration as the stack reads it: CDK context through the real schema, strings coerced. */
 const config = (context: Record<string, string>): MailerConfig =>
-  readConfig(new App({ context: { fromAddress: 'news@mailer.example', ...context } }).node);
+  readConfig(
+    new App({
+      context: { fromAddress: 'news@mailer.example', senderPostalAddress: '1 Main St', ...context },
+    }).node,
+  );
 
 describe('consumerScaling', () => {
   it('keeps the configured concurrency and batch, unpaced, with the record transport', () => {

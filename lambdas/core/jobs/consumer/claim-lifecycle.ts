@@ -54,8 +54,9 @@ export type HeldClaim = Extract<Claim, { token: string }>;
 const HAND_OVER_ATTEMPTS = 4;
 
 /**
- * Writes SES's message id on the claim, retrying: if it is never written and the recording fails
- * too, the claim lapses without it and the email is sent again once its lease ends.
+ * Writes SES's message id on the claim (the recipient's own, or the copy to `copyTo`), retrying:
+ * if it is never written and the recording fails too, the claim lapses without it and the message
+ * is sent again once its lease ends.
  */
 export async function handOver(
   run: BatchRun,
@@ -63,10 +64,11 @@ export async function handOver(
   recipient: string,
   token: string,
   messageId: string,
+  copyTo?: string,
 ) {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await run.deps.deliveries.handOver(job.jobId, recipient, token, messageId);
+      return await run.deps.deliveries.handOver(job.jobId, recipient, token, messageId, copyTo);
     } catch (error) {
       // The claim is no longer ours (its lease lapsed and another consumer took it): no retry helps,
       // and the store is working, so sending goes on.

@@ -9,6 +9,7 @@ export interface CompiledJob {
   jobId: string;
   content: JobContent;
   body: TemplatePart[];
+  html: TemplatePart[] | null;
   subject: TemplatePart[] | null;
 }
 
@@ -27,6 +28,7 @@ async function compiledJob(
     jobId,
     content,
     body: compileTemplate(content.template),
+    html: content.html ? compileTemplate(content.html) : null,
     subject: content.subject === null ? null : compileTemplate(content.subject),
   };
   if (compiledJobs.size >= MAX_CACHED_JOBS) compiledJobs.delete(compiledJobs.keys().next().value as string);

@@ -1,6 +1,7 @@
 import type { Suppression } from '../../suppressions/suppression';
 import { signUnsubscribeToken } from '../../suppressions/unsubscribe-token';
 import { DeliveryError, type RenderedEmail } from '../../transport/transport';
+import { forReader, type RenderedBody } from '../render-email';
 import { type BatchRun, errorText, type ProcessEmailsDependencies, type UnsubscribeLinks } from './batch';
 import { type HeldClaim, handOver } from './claim-lifecycle';
 import { cancelledOutcome, type Decided, type OutcomeBase } from './outcomes';
@@ -14,8 +15,18 @@ export const SEND_CONCURRENCY = 4;
  * batch's recording finish before the timeout. What is left waits in the queue for the next invocation.
  */
 export const SEND_MARGIN_MS = 5_000;
-/** A claimed email, rendered, ready for the transport. */
-export type ToSend = { item: Item; token: string; base: OutcomeBase; email: RenderedEmail };
+/**
+ * A claimed recipient's email, rendered, ready for the transport: the body is the same for every
+ * reader, and each reader's message gets its own footer and link. `copiesSent` are the cc copies an
+ * earlier attempt handed over, not sent again.
+ */
+export type ToSend = {
+  item: Item;
+  token: string;
+  base: OutcomeBase;
+  body: RenderedBody;
+  copiesSent: Readonly<Record<string, string>>;
+};
 
 /**
  * What sending needs beyond the claims: the suppressed addresses among the claimed recipients (an
@@ -62,24 +73,49 @@ export async function prepareSending(
   }
 }
 
-/** The recipient's own link: it unsubscribes the nonprofit the email is addressed to. */
+/** The reader's own link: it unsubscribes only the address this message is delivered to. */
 export function unsubscribeLink(
   deps: ProcessEmailsDependencies,
   secret: string,
   job: CompiledJob,
-  item: Item,
-): RenderedEmail['unsubscribe'] {
+  reader: string,
+): NonNullable<RenderedEmail['unsubscribe']> {
   const links = deps.unsubscribe as UnsubscribeLinks;
-  const token = signUnsubscribeToken(secret, { email: item.email.recipient, jobId: job.jobId });
+  const token = signUnsubscribeToken(secret, { email: reader, jobId: job.jobId });
   return { url: `${links.url}?token=${token}`, mailto: links.mailto };
 }
 
-/** Sends one claimed email; answers its outcome, or nothing when it went back to the queue. */
-export async function sendOne(run: BatchRun, job: CompiledJob, { item, token, base, email }: ToSend) {
-  const { deps, log } = run;
-  // A cancel seen by another sender of this batch is final: no need to wait a turn to learn it again.
-  if (run.cancelledJobs.has(job.jobId)) return cancelledOutcome(base, item);
-  const pacerWaitMs = deps.pacer?.waitMs() ?? 0;
+/** One reader's message of a recipient's email: the visible To and Cc of all, that reader's footer and link. */
+function messageFor(
+  run: BatchRun,
+  job: CompiledJob,
+  { item, base, body }: ToSend,
+  reader: string,
+  linkSecret: string | undefined,
+): RenderedEmail {
+  const unsubscribe =
+    linkSecret === undefined ? undefined : unsubscribeLink(run.deps, linkSecret, job, reader);
+  return {
+    to: item.email.recipient,
+    cc: base.cc,
+    reader,
+    jobId: job.jobId,
+    ...forReader(body, run.deps.settings, reader, unsubscribe?.url),
+    ...(unsubscribe ? { unsubscribe } : {}),
+  };
+}
+
+/**
+ * Waits this environment's turn to send one message. Answers `go`, or, when sending must stop (time
+ * is short, sending is paused, the store is failing), puts the email back to wait and answers nothing.
+ */
+async function takeTurn(
+  run: BatchRun,
+  job: CompiledJob,
+  item: Item,
+  token: string,
+): Promise<'go' | undefined> {
+  const pacerWaitMs = run.deps.pacer?.waitMs() ?? 0;
   if (!run.stop && run.remainingMs() - pacerWaitMs < run.marginMs) run.stop = 'deadline';
   if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
   // Out of time: back in the queue, visible once this environment's pace allows its next send.
@@ -87,65 +123,128 @@ export async function sendOne(run: BatchRun, job: CompiledJob, { item, token, ba
     return waitInQueue(run, job, item, token, pacerWaitMs / 1000, { grows: false });
   if (run.stop === 'unrecorded')
     return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
-  await deps.pacer?.take(1 + email.cc.length);
+  // Every message is a recipient to SES's rate, cc copies too.
+  await run.deps.pacer?.take(1);
   // Another sender may have found sending paused, or the store failing, while this one waited its turn.
   if (run.stop === 'paused') return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
   if (run.stop === 'unrecorded')
     return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
+  return 'go';
+}
+
+/**
+ * Sends one claimed recipient's email, a message per reader: the cc copies not sent yet, then the
+ * recipient's own, last (see `DeliveryClaims`: its message id on the claim says every copy is out).
+ * Answers the recipient's outcome, or nothing when the email went back to the queue. A copy SES
+ * refuses is noted on the outcome; the recipient's own email decides it.
+ */
+export async function sendOne(
+  run: BatchRun,
+  job: CompiledJob,
+  entry: ToSend,
+  linkSecret: string | undefined,
+) {
+  const { deps, log } = run;
+  const { item, token, base, copiesSent } = entry;
+  const recipient = item.email.recipient;
   const sqsMessageId = item.message.messageId;
-  // The last look before the email leaves (a strongly consistent read of a small item): the pacer
-  // may have held it for seconds, and no email may start once a cancel is recorded.
-  let cancelled: boolean;
-  try {
-    cancelled = await deps.jobs.cancelRequested(job.jobId);
-  } catch (error) {
-    log('WARN', 'Could not read whether the job was cancelled; the email waits in the queue', {
+  // A cancel seen by another sender of this batch is final: no need to wait a turn to learn it again.
+  if (run.cancelledJobs.has(job.jobId)) return cancelledOutcome(base, item);
+  const readers = [...base.cc.filter((address) => copiesSent[address] === undefined), recipient];
+  const copyErrors: Record<string, string> = {};
+  for (const [index, reader] of readers.entries()) {
+    if ((await takeTurn(run, job, item, token)) !== 'go') return undefined;
+    if (index === 0) {
+      // The last look before the email leaves (a strongly consistent read of a small item): the pacer
+      // may have held it for seconds, and no email may start once a cancel is recorded. Once its
+      // first message is out, the email's other messages follow it.
+      let cancelled: boolean;
+      try {
+        cancelled = await deps.jobs.cancelRequested(job.jobId);
+      } catch (error) {
+        log('WARN', 'Could not read whether the job was cancelled; the email waits in the queue', {
+          job_id: job.jobId,
+          error: errorText(error),
+        });
+        return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
+      }
+      if (cancelled) {
+        run.cancelledJobs.add(job.jobId);
+        return cancelledOutcome(base, item);
+      }
+    }
+    const own = reader === recipient;
+    let messageId: string | null;
+    try {
+      ({ messageId } = await deps.transport.send(messageFor(run, job, entry, reader, linkSecret)));
+    } catch (error) {
+      if (!own && error instanceof DeliveryError && error.kind === 'rejected') {
+        copyErrors[reader] = error.message;
+        continue;
+      }
+      return refused(run, job, entry, error, copyErrors);
+    }
+    if (messageId) await handOver(run, job, recipient, token, messageId, own ? undefined : reader);
+    if (own) {
+      return {
+        outcome: { ...base, status: 'sent', messageId, ...withCopyErrors(copyErrors) },
+        sqsMessageId,
+      } satisfies Decided;
+    }
+  }
+  return undefined;
+}
+
+const withCopyErrors = (copyErrors: Record<string, string>) =>
+  Object.keys(copyErrors).length > 0 ? { copyErrors } : {};
+
+/** What a transport's refusal of a message makes of the email: failed, or back in the queue to wait. */
+async function refused(
+  run: BatchRun,
+  job: CompiledJob,
+  { item, token, base }: ToSend,
+  error: unknown,
+  copyErrors: Record<string, string>,
+): Promise<Decided | undefined> {
+  const sqsMessageId = item.message.messageId;
+  if (!(error instanceof DeliveryError)) {
+    // No answer: whether the email left is unknown, so the claim stays until its lease ends,
+    // and the retry after it decides.
+    run.log('WARN', 'The transport did not answer; the message will be retried', {
       job_id: job.jobId,
       error: errorText(error),
     });
-    return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { grows: false });
+    run.result.retry.push(sqsMessageId);
+    return undefined;
   }
-  if (cancelled) {
-    run.cancelledJobs.add(job.jobId);
-    return cancelledOutcome(base, item);
-  }
-  try {
-    const { messageId } = await deps.transport.send(email);
-    if (messageId) await handOver(run, job, email.to, token, messageId);
-    return { outcome: { ...base, status: 'sent', messageId }, sqsMessageId } satisfies Decided;
-  } catch (error) {
-    if (!(error instanceof DeliveryError)) {
-      // No answer: whether the email left is unknown, so the claim stays until its lease ends,
-      // and the retry after it decides.
-      log('WARN', 'The transport did not answer; the message will be retried', {
-        job_id: job.jobId,
-        error: errorText(error),
-      });
+  switch (error.kind) {
+    case 'rejected':
+      return {
+        outcome: {
+          ...base,
+          status: 'failed',
+          error: error.message,
+          reason: 'rejected',
+          ...withCopyErrors(copyErrors),
+        },
+        sqsMessageId,
+      } satisfies Decided;
+    case 'paused':
+      if (!run.stop)
+        run.log('ERROR', 'Sending is paused; emails wait in the queue', { error: error.message });
+      run.stop = 'paused';
+      run.result.paused = true;
+      return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
+    case 'throttled':
+      // SES said it did not take the email: it waits, longer each time.
+      return waitInQueue(run, job, item, token, run.waits.throttledSeconds);
+    case 'unavailable':
+      // A server error may come after SES took the email: the claim stays (the new message
+      // finds it held until the lease ends), so only a claim without a message id lapses.
+      return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { release: false });
+    default:
+      // A kind this code does not know: the message comes back, the claim lapses with its lease.
       run.result.retry.push(sqsMessageId);
       return undefined;
-    }
-    switch (error.kind) {
-      case 'rejected':
-        return {
-          outcome: { ...base, status: 'failed', error: error.message, reason: 'rejected' },
-          sqsMessageId,
-        } satisfies Decided;
-      case 'paused':
-        if (!run.stop) log('ERROR', 'Sending is paused; emails wait in the queue', { error: error.message });
-        run.stop = 'paused';
-        run.result.paused = true;
-        return waitInQueue(run, job, item, token, run.waits.pausedSeconds);
-      case 'throttled':
-        // SES said it did not take the email: it waits, longer each time.
-        return waitInQueue(run, job, item, token, run.waits.throttledSeconds);
-      case 'unavailable':
-        // A server error may come after SES took the email: the claim stays (the new message
-        // finds it held until the lease ends), so only a claim without a message id lapses.
-        return waitInQueue(run, job, item, token, run.waits.throttledSeconds, { release: false });
-      default:
-        // A kind this code does not know: the message comes back, the claim lapses with its lease.
-        run.result.retry.push(sqsMessageId);
-        return undefined;
-    }
   }
 }

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
-  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   TransactWriteCommand,
@@ -88,11 +87,12 @@ export class DynamoDeliveries
       const token = randomUUID();
       const now = this.now().getTime();
       try {
-        await this.options.client.send(
+        const { Attributes } = await this.options.client.send(
           new UpdateCommand({
             ...this.key(jobId, recipient),
+            // The copies an earlier claim handed over stay, and come back with the claim (ALL_OLD).
             UpdateExpression:
-              'SET #status = :sending, claim_token = :token, lease_until = :lease, attempts = :attempts',
+              'SET #status = :sending, claim_token = :token, lease_until = :lease, attempts = :attempts, copy_ids = if_not_exists(copy_ids, :noCopies)',
             // Free (never claimed, or queued again by a retry), or claimed by a consumer whose lease
             // ended before the transport took the email.
             ConditionExpression:
@@ -105,11 +105,14 @@ export class DynamoDeliveries
               ':lease': now + leaseMs,
               ':now': now,
               ':attempts': attempts,
+              ':noCopies': {},
             },
+            ReturnValues: 'ALL_OLD',
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
         );
-        return [recipient, { state: 'claimed', token }] as const;
+        const copies = (Attributes?.copy_ids ?? {}) as Record<string, string>;
+        return [recipient, { state: 'claimed', token, copies }] as const;
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
         const claim = await this.claimTaken(jobId, recipient, (error.Item ?? {}) as RawItem, token);
@@ -148,17 +151,28 @@ export class DynamoDeliveries
     }
   }
 
-  async handOver(jobId: string, recipient: string, token: string, messageId: string): Promise<void> {
+  async handOver(
+    jobId: string,
+    recipient: string,
+    token: string,
+    messageId: string,
+    copyTo?: string,
+  ): Promise<void> {
     try {
       await this.options.client.send(
         new UpdateCommand({
           ...this.key(jobId, recipient),
-          UpdateExpression: 'SET message_id = :messageId, handed_over_at = :now',
+          // The claim wrote the copies' map: a copy's id goes in it by address.
+          UpdateExpression:
+            copyTo === undefined
+              ? 'SET message_id = :messageId, handed_over_at = :now'
+              : 'SET copy_ids.#copyTo = :messageId',
           ConditionExpression: 'claim_token = :token',
+          ...(copyTo === undefined ? {} : { ExpressionAttributeNames: { '#copyTo': copyTo } }),
           ExpressionAttributeValues: {
             ':token': token,
             ':messageId': messageId,
-            ':now': this.now().toISOString(),
+            ...(copyTo === undefined ? { ':now': this.now().toISOString() } : {}),
           },
         }),
       );
@@ -170,11 +184,14 @@ export class DynamoDeliveries
 
   async release(jobId: string, recipient: string, token: string): Promise<void> {
     try {
+      // The lease ends now rather than the item going: copies it handed over stay recorded, so the
+      // next claim, at once, sends only what is left.
       await this.options.client.send(
-        new DeleteCommand({
+        new UpdateCommand({
           ...this.key(jobId, recipient),
+          UpdateExpression: 'SET lease_until = :ended REMOVE claim_token',
           ConditionExpression: 'claim_token = :token AND attribute_not_exists(message_id)',
-          ExpressionAttributeValues: { ':token': token },
+          ExpressionAttributeValues: { ':token': token, ':ended': 0 },
         }),
       );
     } catch (error) {
@@ -277,7 +294,7 @@ export class DynamoDeliveries
     const deliveries = outcomes.map((outcome) => ({
       Update: {
         ...this.key(jobId, outcome.recipient),
-        UpdateExpression: `SET #status = :status, processed_at = :now, cc = :cc, attempts = :attempts${outcome.error === undefined ? '' : ', #error = :error'}${outcome.reason === undefined ? '' : ', failure_reason = :reason'}${outcome.messageId ? ', message_id = :messageId' : ''} REMOVE claim_token, lease_until`,
+        UpdateExpression: `SET #status = :status, processed_at = :now, cc = :cc, attempts = :attempts${outcome.error === undefined ? '' : ', #error = :error'}${outcome.reason === undefined ? '' : ', failure_reason = :reason'}${outcome.messageId ? ', message_id = :messageId' : ''}${outcome.copyErrors ? ', copy_errors = :copyErrors' : ''} REMOVE claim_token, lease_until`,
         // Only under the claim that decided it: a claim taken over or recorded since makes this a duplicate.
         ConditionExpression: 'claim_token = :token',
         ExpressionAttributeNames: {
@@ -293,6 +310,7 @@ export class DynamoDeliveries
           ...(outcome.error === undefined ? {} : { ':error': outcome.error }),
           ...(outcome.reason === undefined ? {} : { ':reason': outcome.reason }),
           ...(outcome.messageId ? { ':messageId': outcome.messageId } : {}),
+          ...(outcome.copyErrors ? { ':copyErrors': outcome.copyErrors } : {}),
         },
       },
     }));

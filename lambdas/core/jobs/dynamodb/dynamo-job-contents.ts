@@ -9,7 +9,7 @@ import type { JobContentStore, NewJobContent } from '../job-store';
 /** Recipients per chunk item: 1,000 addresses of at most 254 characters stay under DynamoDB's 400 KB item limit. */
 export const RECIPIENTS_PER_CHUNK = 1_000;
 /**
- * The parts of a job in the contents table: part 0 is the content (template, subject, cc), part
+ * The parts of a job in the contents table: part 0 is the content (templates, subject, cc), part
  * n + 1 the n-th chunk of recipients.
  */
 const CONTENT_PART = 0;
@@ -53,13 +53,14 @@ export class DynamoJobContents implements JobContentStore {
       new GetCommand({
         TableName: this.options.tableName,
         Key: { job_id: jobId, part: CONTENT_PART },
-        ProjectionExpression: 'template, subject, cc, accepted_at, quota',
+        ProjectionExpression: 'template, html, subject, cc, accepted_at, quota',
         ConsistentRead: true,
       }),
     );
     if (!Item) return undefined;
     return {
       template: String(Item.template),
+      html: typeof Item.html === 'string' ? Item.html : null,
       subject: (Item.subject as string | null) ?? null,
       cc: (Item.cc as string[]) ?? [],
       accepted_at: String(Item.accepted_at),

@@ -37,7 +37,12 @@ export class DynamoRenderedEmails implements RenderedEmailStore {
         .filter((item) => Number(item.expires_at) > nowSeconds)
         .map((item) => [
           String(item.recipient),
-          { recipient: String(item.recipient), subject: String(item.subject), body: String(item.body) },
+          {
+            recipient: String(item.recipient),
+            subject: String(item.subject),
+            body: String(item.body),
+            ...(typeof item.html === 'string' ? { html: item.html } : {}),
+          },
         ]),
     );
   }

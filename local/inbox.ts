@@ -1,0 +1,172 @@
+import { createServer, type Server } from 'node:http';
+import { type AddressObject, simpleParser } from 'mailparser';
+import { escapeHtml } from '../lambdas/core/templates/html';
+import { closeServer } from './processes';
+
+/**
+ * What a reader of an email sent through the local SES would see, and to whom SES delivered it.
+ * The emulator's own store records a raw message's visible `To` and `Cc` as its destination and
+ * drops its headers; this inbox keeps the envelope (SendEmail's `Destination`), every header and
+ * both parts, parsed by mailparser as a mail client would.
+ */
+export interface InboxEmail {
+  messageId: string;
+  /** When SES took it. */
+  at: string;
+  from: string;
+  /** Who SES delivered it to: SendEmail's `Destination`, the envelope. */
+  destination: { to: string[]; cc: string[]; bcc: string[] };
+  /** What the reader's mail client shows in `To` and `Cc`. */
+  shown: { to: string[]; cc: string[] };
+  subject: string;
+  body: { text?: string | undefined; html?: string | undefined };
+  /** Every header as sent, in order (name as written, value unfolded). */
+  headers: { name: string; value: string }[];
+  /** The message as SES got it (RFC 5322): `GET <inbox>/messages/<id>.eml` serves it. */
+  raw: string;
+}
+
+/** A send the local SES took: its message id, the call's `Destination` and content. */
+export interface TakenSend {
+  messageId: string;
+  from: string;
+  destination: InboxEmail['destination'];
+  /** The raw message (Content.Raw), or the simple content SES would have built one from. */
+  raw?: Buffer;
+  simple?: { subject: string; text?: string; html?: string; headers: { name: string; value: string }[] };
+}
+
+export interface LocalInbox {
+  /** The inbox's page (`GET /`); `/messages` is its JSON, `/messages/<id>.eml` each raw message. */
+  url: string;
+  /** Keeps a send; the promise settles with the email as the inbox shows it. */
+  take(send: TakenSend): Promise<InboxEmail>;
+  /** Empties the inbox (and whatever `onClear` empties with it). */
+  clear(): void;
+  stop(): Promise<void>;
+}
+
+const addresses = (found: AddressObject | AddressObject[] | undefined): string[] =>
+  (Array.isArray(found) ? found : found ? [found] : []).flatMap((group) =>
+    group.value.flatMap((entry) => (entry.address ? [entry.address] : [])),
+  );
+
+async function parsed(send: TakenSend): Promise<InboxEmail> {
+  const base = {
+    messageId: send.messageId,
+    at: new Date().toISOString(),
+    from: send.from,
+    destination: send.destination,
+  };
+  if (!send.raw) {
+    const simple = send.simple ?? { subject: '', headers: [] };
+    return {
+      ...base,
+      shown: { to: send.destination.to, cc: send.destination.cc },
+      subject: simple.subject,
+      body: { text: simple.text, html: simple.html },
+      headers: simple.headers,
+      raw: '',
+    };
+  }
+  const message = await simpleParser(send.raw, { skipImageLinks: true, skipTextToHtml: true });
+  return {
+    ...base,
+    from: message.from?.value[0]?.address ?? send.from,
+    shown: { to: addresses(message.to), cc: addresses(message.cc) },
+    subject: message.subject ?? '',
+    body: { text: message.text, html: message.html === false ? undefined : message.html },
+    headers: message.headerLines.map(({ key, line }) => {
+      const colon = line.indexOf(':');
+      return {
+        name: colon === -1 ? key : line.slice(0, colon),
+        value: line
+          .slice(colon + 1)
+          .replace(/\r?\n[ \t]/g, ' ')
+          .trim(),
+      };
+    }),
+    raw: send.raw.toString('utf8'),
+  };
+}
+
+/** One email on the page: its headers, the text part, and the HTML part in a sandbox that runs nothing. */
+function emailView(email: InboxEmail): string {
+  const headers = email.headers
+    .map(({ name, value }) => `<tr><th>${escapeHtml(name)}</th><td>${escapeHtml(value)}</td></tr>`)
+    .join('');
+  const html =
+    email.body.html === undefined
+      ? ''
+      : `<h3>HTML part</h3><iframe sandbox="" referrerpolicy="no-referrer" srcdoc="${escapeHtml(email.body.html)}"></iframe>`;
+  return `<article><h2>${escapeHtml(email.subject)}</h2><p>Delivered to <strong>${escapeHtml(
+    [...email.destination.to, ...email.destination.cc, ...email.destination.bcc].join(', '),
+  )}</strong> at ${escapeHtml(email.at)} · <a href="messages/${encodeURIComponent(email.messageId)}.eml">raw message</a></p><table>${headers}</table>${html}<h3>Text part</h3><pre>${escapeHtml(email.body.text ?? '')}</pre></article>`;
+}
+
+const PAGE_STYLE =
+  'body{font-family:system-ui,sans-serif;margin:2rem}article{border-top:1px solid #ccc;padding:1rem 0}th{text-align:left;padding-right:1rem;vertical-align:top}td{word-break:break-all}iframe{width:100%;height:24rem;border:1px solid #ccc}pre{white-space:pre-wrap;background:#f6f6f6;padding:1rem}';
+
+/**
+ * The local runtime's inbox, on its own port: a page of every email, newest first, showing what a
+ * reader sees (headers, the HTML part, the text part), the JSON tests read, and each raw message.
+ * In memory: the emails are gone when the runtime stops.
+ */
+export async function startInbox(onClear: () => void = () => undefined): Promise<LocalInbox> {
+  const emails: InboxEmail[] = [];
+  const clear = () => {
+    emails.length = 0;
+    onClear();
+  };
+  // Parsing is asynchronous: a read waits for every send taken before it.
+  let parsing: Promise<unknown> = Promise.resolve();
+  const server: Server = createServer((request, response) => {
+    void parsing.then(() => {
+      const path = (request.url ?? '/').split('?')[0] ?? '/';
+      const raw = /^\/messages\/([^/]+)\.eml$/.exec(path);
+      if (request.method === 'GET' && path === '/messages') {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ emails }));
+      } else if (request.method === 'GET' && raw) {
+        const email = emails.find((found) => found.messageId === decodeURIComponent(raw[1] ?? ''));
+        response.writeHead(email ? 200 : 404, { 'content-type': 'message/rfc822' });
+        response.end(email?.raw ?? '');
+      } else if (request.method === 'GET' && path === '/') {
+        response.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'content-security-policy':
+            "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-src 'self'",
+        });
+        const list = [...emails].reverse().map(emailView).join('') || '<p>No emails yet.</p>';
+        response.end(
+          `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Local inbox</title><style>${PAGE_STYLE}</style></head><body><h1>Local inbox (${emails.length})</h1>${list}</body></html>`,
+        );
+      } else if (request.method === 'POST' && path === '/clear') {
+        clear();
+        response.writeHead(204);
+        response.end();
+      } else {
+        response.writeHead(404);
+        response.end();
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    take(send) {
+      // One after another, so the inbox lists emails in the order SES took them.
+      const email = parsing.then(() => parsed(send));
+      const kept = email.then((found) => {
+        emails.push(found);
+        return found;
+      });
+      parsing = kept.catch(() => undefined);
+      return kept;
+    },
+    clear,
+    stop: () => closeServer(server),
+  };
+}
