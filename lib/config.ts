@@ -8,6 +8,16 @@ const MAX_STORED_EMAIL_BYTES = 380_000;
 /** A yes/no setting: JSON's boolean from cdk.json, or the string `-c key=true` gives. */
 const flag = z.union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')]);
 
+/** A domain name as SES and DNS take it: labels of letters, digits and hyphens, a dot between them. */
+const domainName = z
+  .string()
+  .max(253)
+  .regex(
+    /^(?=.{1,253}$)((?!-)[a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63}$/i,
+    'Must be a domain name such as example.org',
+  )
+  .transform((domain) => domain.toLowerCase());
+
 /** A value the footer of every email shows: one line, no control characters, at most 200 characters. */
 const footerValue = (key: string) =>
   z
@@ -82,6 +92,24 @@ const configSchema = z
     transport: z.enum(['ses', 'record']).default('ses'),
     /** The verified SES identity emails are sent from (required with the `ses` transport). */
     fromAddress: z.email({ message: 'Must be an email address' }).optional(),
+    /**
+     * The domain emails are sent from (`fromAddress` must be in it): the stack creates its SES
+     * identity with Easy DKIM and a custom MAIL FROM domain, and outputs the DNS records to publish.
+     * Unset, `fromAddress` must be an identity verified by hand.
+     */
+    senderDomain: domainName.optional(),
+    /** The MAIL FROM (bounce) subdomain of `senderDomain`: SPF then aligns with it for DMARC. */
+    mailFromSubdomain: z
+      .string()
+      .regex(/^(?!-)[a-z0-9-]{1,63}(?<!-)$/i, 'Must be one DNS label (letters, digits, hyphens)')
+      .default('mail'),
+    /** Where DMARC aggregate reports go: the suggested DMARC record asks for them (`rua`). */
+    dmarcReportAddress: z.email({ message: 'Must be an email address' }).optional(),
+    /** A Route 53 public hosted zone of `senderDomain`: the stack then publishes the records itself. */
+    hostedZoneId: z
+      .string()
+      .regex(/^Z[A-Z0-9]{1,31}$/, 'Must be a Route 53 hosted zone id (Z followed by letters and digits)')
+      .optional(),
     /** Who sends, as the footer of every email names them (the organisation's name). */
     senderName: footerValue('senderName').optional(),
     /**
@@ -163,6 +191,23 @@ const configSchema = z
         path: ['fromAddress'],
         message:
           'Required with the ses transport: pass -c fromAddress=you@your-verified-domain (an SES verified identity), or -c transport=record to only record emails',
+      });
+    }
+    if (config.senderDomain && config.fromAddress) {
+      const domain = config.fromAddress.slice(config.fromAddress.lastIndexOf('@') + 1).toLowerCase();
+      if (domain !== config.senderDomain) {
+        context.addIssue({
+          code: 'custom',
+          path: ['fromAddress'],
+          message: `Must be an address of senderDomain (${config.senderDomain}): SES sends from the identity the stack creates for it`,
+        });
+      }
+    }
+    if (config.hostedZoneId && !config.senderDomain) {
+      context.addIssue({
+        code: 'custom',
+        path: ['hostedZoneId'],
+        message: 'Needs senderDomain: the zone is where the records of that domain are published',
       });
     }
     if (config.transport === 'ses' && !config.senderPostalAddress) {

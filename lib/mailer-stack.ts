@@ -8,6 +8,7 @@ import { MailerMonitoring } from './constructs/monitoring';
 import { NonprofitsRoutes } from './constructs/nonprofits-routes';
 import { PublishedContract } from './constructs/published-contract';
 import { EmailQueue } from './constructs/queue';
+import { SenderIdentity } from './constructs/sender-identity';
 import { SesFeedback } from './constructs/ses-feedback';
 import { SuppressionsRoutes } from './constructs/suppressions-routes';
 import { Unsubscribe } from './constructs/unsubscribe';
@@ -25,6 +26,8 @@ export class MailerStack extends Stack {
   readonly monitoring: MailerMonitoring;
   /** Bounces and complaints from SES: only when emails go through SES. */
   readonly sesFeedback: SesFeedback | undefined;
+  /** The sending domain's SES identity, when the stack sets it up (`senderDomain`). */
+  readonly senderIdentity: SenderIdentity | undefined;
 
   constructor(scope: Construct, id: string, props: MailerStackProps) {
     super(scope, id, props);
@@ -40,6 +43,14 @@ export class MailerStack extends Stack {
       props.config.transport === 'ses'
         ? new SesFeedback(this, 'SesFeedback', { data: this.data, config: props.config })
         : undefined;
+    this.senderIdentity = props.config.senderDomain
+      ? new SenderIdentity(this, 'SenderIdentity', {
+          domain: props.config.senderDomain,
+          mailFromSubdomain: props.config.mailFromSubdomain,
+          dmarcReportAddress: props.config.dmarcReportAddress,
+          hostedZoneId: props.config.hostedZoneId,
+        })
+      : undefined;
     this.emailJobs = new EmailJobs(this, 'EmailJobs', {
       api: this.api,
       data: this.data,
@@ -60,6 +71,7 @@ export class MailerStack extends Stack {
       queue: this.queue,
       consumer: this.emailJobs.consumer,
       sesFeedback: this.sesFeedback,
+      senderIdentity: this.senderIdentity?.identityName,
       config: props.config,
     });
   }

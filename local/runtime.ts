@@ -23,7 +23,7 @@ import { LocalEventPublishing } from './ses-events';
 import { createQueues, type LocalSqs, sqsClient, startLocalSqs } from './sqs';
 import { type SqsJournal, startSqsJournal } from './sqs-journal';
 import { PROJECT_ROOT, synthesizeStack } from './synth';
-import { IntrinsicResolver, LOCAL_REGION } from './template';
+import { IntrinsicResolver, LOCAL_REGION, resourcesOfType } from './template';
 import { readEventSourceMappings, readSchedules, Scheduler } from './triggers';
 
 export interface LocalRuntimeOptions {
@@ -141,6 +141,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     started.eventPublishing = publishing;
     started.ses = await startLocalSes({
       configurationSets: publishing.configurationSets(),
+      identities: resourcesOfType(template, 'AWS::SES::EmailIdentity').map(([, { Properties }]) => {
+        const mailFrom = (Properties?.MailFromAttributes as { MailFromDomain?: unknown } | undefined)
+          ?.MailFromDomain;
+        return {
+          name: String(resolver.resolve(Properties?.EmailIdentity)),
+          ...(mailFrom === undefined ? {} : { mailFromDomain: String(resolver.resolve(mailFrom)) }),
+        };
+      }),
       onSent: (email) => publishing.sent(email),
       // An account in the sandbox sends only between verified identities; the sender is one.
       sandbox: config.sesSandbox ? { verified: config.fromAddress ? [config.fromAddress] : [] } : undefined,

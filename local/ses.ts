@@ -38,6 +38,18 @@ export interface LocalSesOptions {
    * the owner to click a link, or for DNS); `verified` are verified from the start.
    */
   sandbox?: { verified: readonly string[] } | undefined;
+  /**
+   * The identities the template creates (`AWS::SES::EmailIdentity`): GetEmailIdentity reports them
+   * verified, with DKIM and the MAIL FROM domain successful, as SES does once their DNS records are
+   * published. Any other is SES's 404.
+   */
+  identities?: readonly LocalIdentity[];
+}
+
+/** An SES identity of the template: its name (a domain or an address) and its MAIL FROM domain, if any. */
+export interface LocalIdentity {
+  name: string;
+  mailFromDomain?: string | undefined;
 }
 
 /** An email SES took, with what its events carry: the message id, the addresses, the configuration set and tags. */
@@ -92,6 +104,9 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
   // email it took, kept in the inbox and told to `onSent`.
   const configurationSets = new Set(options.configurationSets ?? []);
   const sandbox = options.sandbox && new SandboxIdentities(options.sandbox.verified);
+  const identities = new Map(
+    (options.identities ?? []).map((identity) => [identity.name.toLowerCase(), identity] as const),
+  );
   const front = await startObservingProxy(
     emulator,
     (exchange) => {
@@ -106,6 +121,8 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
     ({ method, path, body }) => {
       if (sandbox && method === 'POST' && path === IDENTITIES_PATH) return sandbox.create(body);
       if (sandbox && method === 'POST' && path === SEND_EMAIL_PATH) return sandbox.refusal(body);
+      const identity = method === 'GET' ? IDENTITY_PATH.exec(path)?.[1] : undefined;
+      if (identity !== undefined) return identityAnswer(decodeURIComponent(identity), identities);
       const name = method === 'GET' ? CONFIGURATION_SET_PATH.exec(path)?.[1] : undefined;
       return name === undefined
         ? undefined
@@ -208,6 +225,41 @@ interface SendEmailCall {
   };
 }
 const CONFIGURATION_SET_PATH = /^\/v2\/email\/configuration-sets\/([^/?]+)$/;
+const IDENTITY_PATH = /^\/v2\/email\/identities\/([^/?]+)$/;
+
+/** SES v2 GetEmailIdentity: an identity of the template, verified as if its DNS records were published. */
+function identityAnswer(name: string, known: ReadonlyMap<string, LocalIdentity>): LocalAnswer {
+  const identity = known.get(name.toLowerCase());
+  if (!identity) return sesError(404, 'NotFoundException', `Email identity <${name}> does not exist.`);
+  const domain = !name.includes('@');
+  return {
+    status: 200,
+    headers: JSON_HEADERS,
+    body: JSON.stringify({
+      IdentityType: domain ? 'DOMAIN' : 'EMAIL_ADDRESS',
+      VerifiedForSendingStatus: true,
+      VerificationStatus: 'SUCCESS',
+      FeedbackForwardingStatus: true,
+      DkimAttributes: {
+        SigningEnabled: true,
+        Status: 'SUCCESS',
+        SigningAttributesOrigin: 'AWS_SES',
+        NextSigningKeyLength: 'RSA_2048_BIT',
+        CurrentSigningKeyLength: 'RSA_2048_BIT',
+        Tokens: ['local1', 'local2', 'local3'],
+      },
+      ...(identity.mailFromDomain
+        ? {
+            MailFromAttributes: {
+              MailFromDomain: identity.mailFromDomain,
+              MailFromDomainStatus: 'SUCCESS',
+              BehaviorOnMxFailure: 'USE_DEFAULT_VALUE',
+            },
+          }
+        : {}),
+    }),
+  };
+}
 
 /** SES v2 GetConfigurationSet: a set of the template sends; any other name is SES's 404. */
 function configurationSetAnswer(name: string, known: ReadonlySet<string>): LocalAnswer {

@@ -36,6 +36,22 @@ export const LOCAL_SENDER = {
 /** What local synthesis puts under cdk.json's context: either overrides it. */
 export const LOCAL_CONTEXT = { fromAddress: LOCAL_FROM_ADDRESS, ...LOCAL_SENDER };
 
+/**
+ * The local sender's domain as the stack's `senderDomain`, so the local template has the SES
+ * identity a deployment sets up (the local SES reports it verified): only while the sender is the
+ * local one and no domain is given, as a `fromAddress` of another domain would contradict it.
+ */
+function localSenderDomain(projectContext: Record<string, unknown>): Record<string, unknown> {
+  const given = {
+    ...projectContext,
+    ...(JSON.parse(process.env.CDK_CONTEXT_JSON ?? '{}') as Record<string, unknown>),
+  };
+  const local = (given.fromAddress ?? LOCAL_FROM_ADDRESS) === LOCAL_FROM_ADDRESS;
+  return local && given.senderDomain === undefined
+    ? { senderDomain: LOCAL_FROM_ADDRESS.slice(LOCAL_FROM_ADDRESS.indexOf('@') + 1) }
+    : {};
+}
+
 /** Beside the assembly: what it was synthesized from, and the configuration the app read. */
 const MEMO_FILE = 'local-synthesis.json';
 
@@ -79,7 +95,7 @@ export async function synthesizeStack(
   const { readConfig } = await import('../lib/config');
   const { app } = createApp({
     outdir,
-    context: { ...LOCAL_CONTEXT, ...cdkJson.context },
+    context: { ...LOCAL_CONTEXT, ...localSenderDomain(cdkJson.context ?? {}), ...cdkJson.context },
     postCliContext: { 'aws:cdk:enable-asset-metadata': true, [BUNDLES_BY_INPUTS_CONTEXT]: true },
   });
   const assembly = app.synth();

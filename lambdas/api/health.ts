@@ -1,11 +1,22 @@
 // GET /health (no API key): handler --> health probes (DynamoDB, SQS, CloudWatch, SES), cached a few seconds
 import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
-import { GetAccountCommand, GetConfigurationSetCommand } from '@aws-sdk/client-sesv2';
+import {
+  GetAccountCommand,
+  GetConfigurationSetCommand,
+  GetEmailIdentityCommand,
+} from '@aws-sdk/client-sesv2';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { queueGaugesFromEnv } from '../core/adapters';
 import { documentClient, sesClient } from '../core/aws-clients';
 import { bound, TABLE } from '../core/bindings';
-import { CachedHealth, checkHealth, type HealthProbes, type SendingState } from '../core/health/health';
+import {
+  CachedHealth,
+  checkHealth,
+  type HealthProbes,
+  type IdentityState,
+  type SendingState,
+  type VerificationState,
+} from '../core/health/health';
 import { apiHandler, json } from '../core/http';
 import { readSettings, SETTING } from '../core/settings';
 
@@ -23,6 +34,7 @@ const env = readSettings({
   cacheSeconds: SETTING.healthCacheSeconds,
   transport: SETTING.emailTransport,
   configurationSet: SETTING.sesConfigurationSet,
+  senderIdentity: SETTING.senderIdentity,
 });
 const cloudWatch = new CloudWatchClient({});
 
@@ -41,7 +53,20 @@ const probes: HealthProbes = {
     return [...MetricAlarms, ...CompositeAlarms].map((alarm) => alarm.AlarmName ?? '');
   },
   ...(env.transport === 'ses' ? { sending: () => sesSending(env.configurationSet) } : {}),
+  ...(env.senderIdentity ? { identity: () => sesIdentity(env.senderIdentity as string) } : {}),
 };
+
+/** What SES says of the sending domain: verified, DKIM signing, the MAIL FROM domain's MX found. */
+async function sesIdentity(name: string): Promise<IdentityState> {
+  const identity = await sesClient.send(new GetEmailIdentityCommand({ EmailIdentity: name }));
+  return {
+    name,
+    verifiedForSending: identity.VerifiedForSendingStatus === true,
+    verification: identity.VerificationStatus as VerificationState | undefined,
+    dkim: identity.DkimAttributes?.Status as VerificationState | undefined,
+    mailFrom: identity.MailFromAttributes?.MailFromDomainStatus as VerificationState | undefined,
+  };
+}
 
 /** What SES says of the account (and of the configuration set the consumer sends with). */
 async function sesSending(configurationSet: string | undefined): Promise<SendingState> {

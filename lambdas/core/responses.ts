@@ -227,6 +227,14 @@ export const health = z
       dead_letter_queue: check(['ok', 'warn', 'error'], { depth: count.optional() }),
       alarms: check(['ok', 'warn', 'unknown'], { firing: z.array(z.string()).optional() }),
       sending: check(['ok', 'paused', 'unknown'], { reason: z.string().optional() }).optional(),
+      identity: check(['ok', 'pending', 'failed', 'unknown'], {
+        name: z.string().optional(),
+        verification: z.string().optional(),
+        dkim: z.string().optional(),
+        mail_from: z.string().optional(),
+      })
+        .optional()
+        .meta({ description: 'The sending domain, when the stack set up its SES identity (senderDomain).' }),
     }),
     version: z.string(),
     checked_at: timestamp,

@@ -26,6 +26,8 @@ export const SETTING = {
   sesReplyTo: setting('SES_REPLY_TO', z.email().optional()),
   /** The configuration set SES sends with (its events feed bounces and complaints back). */
   sesConfigurationSet: setting('SES_CONFIGURATION_SET', z.string().min(1).optional()),
+  /** The SES identity the stack created for the sending domain: /health reports its verification. */
+  senderIdentity: setting('SENDER_IDENTITY', z.string().min(1).optional()),
   /** How long a consumer's claim on a recipient lasts before another may take it. */
   claimLeaseSeconds: setting('CLAIM_LEASE_SECONDS', count.optional()),
   /** This execution environment's share of SES's send rate. */

@@ -34,6 +34,8 @@ export interface MonitoringProps {
   consumer: ProjectFunction;
   /** SES's bounces and complaints, when emails go through SES. */
   sesFeedback?: SesFeedback | undefined;
+  /** The sending domain's SES identity, when the stack created one: /health reports its verification. */
+  senderIdentity?: string | undefined;
   config: MailerConfig;
 }
 
@@ -74,7 +76,7 @@ export class MailerMonitoring extends Construct {
   constructor(
     scope: Construct,
     id: string,
-    { api, data, queue, consumer, sesFeedback, config }: MonitoringProps,
+    { api, data, queue, consumer, sesFeedback, senderIdentity, config }: MonitoringProps,
   ) {
     super(scope, id);
     const stack = Stack.of(this);
@@ -103,6 +105,23 @@ export class MailerMonitoring extends Construct {
     );
     this.health.setting(SETTING.emailTransport, config.transport);
     if (config.transport === 'ses') this.grantSendingChecks(stack, sesFeedback?.configurationSetName);
+    if (senderIdentity) {
+      // Whether the domain is verified and DKIM signs: read-only, on this one identity.
+      this.health.setting(SETTING.senderIdentity, senderIdentity);
+      this.health.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['ses:GetEmailIdentity'],
+          resources: [
+            stack.formatArn({
+              service: 'ses',
+              resource: 'identity',
+              resourceName: senderIdentity,
+              arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+            }),
+          ],
+        }),
+      );
+    }
     api.addRoute('GET', '/health', this.health, {
       public: 'Monitors call /health without a key; it answers only whether each dependency works.',
     });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import {
   GetAccountCommand,
   GetConfigurationSetCommand,
+  GetEmailIdentityCommand,
   NotFoundException,
   SendEmailCommand,
 } from '@aws-sdk/client-sesv2';
@@ -50,6 +51,7 @@ describe('the local SES', () => {
     ses = await startLocalSes({
       maxSendRate: 3,
       configurationSets: ['NonprofitMailerSet'],
+      identities: [{ name: 'mailer.example.org', mailFromDomain: 'bounces.mailer.example.org' }],
       onSent: (email) => sentEmails.push(email),
     });
     port = Number(new URL(ses.endpoint).port);
@@ -136,6 +138,21 @@ describe('the local SES', () => {
     const page = await (await fetch(ses.inboxUrl)).text();
     expect(page).toContain('Grüße &amp; news');
     expect(page).toContain('<iframe sandbox=""');
+  });
+
+  it("reports the template's identities verified with DKIM and MAIL FROM, and any other as SES's 404", async () => {
+    expect(
+      await client.send(new GetEmailIdentityCommand({ EmailIdentity: 'Mailer.Example.org' })),
+    ).toMatchObject({
+      IdentityType: 'DOMAIN',
+      VerifiedForSendingStatus: true,
+      VerificationStatus: 'SUCCESS',
+      DkimAttributes: { Status: 'SUCCESS', SigningEnabled: true, CurrentSigningKeyLength: 'RSA_2048_BIT' },
+      MailFromAttributes: { MailFromDomain: 'bounces.mailer.example.org', MailFromDomainStatus: 'SUCCESS' },
+    });
+    await expect(
+      client.send(new GetEmailIdentityCommand({ EmailIdentity: 'other.example.org' })),
+    ).rejects.toBeInstanceOf(NotFoundException);
   });
 
   it('empties the inbox on clearInbox', async () => {

@@ -18,6 +18,20 @@ export interface HealthProbes {
   firingAlarms(): Promise<string[]>;
   /** Whether SES will send for this account (and configuration set); absent with the `record` transport. */
   sending?(): Promise<SendingState>;
+  /** The sending domain's identity, when the stack created one (`senderDomain`). */
+  identity?(): Promise<IdentityState>;
+}
+
+/** SES's verification states (GetEmailIdentity), for the identity itself, its DKIM and its MAIL FROM domain. */
+export type VerificationState = 'PENDING' | 'SUCCESS' | 'FAILED' | 'TEMPORARY_FAILURE' | 'NOT_STARTED';
+
+export interface IdentityState {
+  name: string;
+  /** Whether SES lets the identity send now. */
+  verifiedForSending: boolean;
+  verification?: VerificationState | undefined;
+  dkim?: VerificationState | undefined;
+  mailFrom?: VerificationState | undefined;
 }
 
 /** Whether SES sends, and why not. The quota is left out: /health answers anyone, without a key. */
@@ -36,6 +50,18 @@ export interface HealthReport {
     alarms: { status: 'ok' | 'warn' | 'unknown'; firing?: string[]; error?: string };
     /** SES: `paused` means nothing can be sent (emails wait in the queue) and makes the system unhealthy. */
     sending?: { status: 'ok' | 'paused' | 'unknown'; reason?: string; error?: string };
+    /**
+     * The sending domain: `pending` while SES waits for its DNS records (degraded: nothing can be
+     * sent from it yet, or SPF is not aligned), `failed` once SES gave up on them (unhealthy).
+     */
+    identity?: {
+      status: 'ok' | 'pending' | 'failed' | 'unknown';
+      name?: string;
+      verification?: string;
+      dkim?: string;
+      mail_from?: string;
+      error?: string;
+    };
   };
   version: string;
   checked_at: string;
@@ -67,13 +93,14 @@ export async function checkHealth(
   version: string,
   now = new Date(),
 ): Promise<HealthReport> {
-  const { sending: sendingProbe } = probes;
-  const [database, queue, deadLetters, alarms, sending] = await Promise.all([
+  const { sending: sendingProbe, identity: identityProbe } = probes;
+  const [database, queue, deadLetters, alarms, sending, identity] = await Promise.all([
     timed(() => probes.readDatabase()),
     timed(() => probes.queueDepth('emails')),
     timed(() => probes.queueDepth('deadLetters')),
     timed(() => probes.firingAlarms()),
     sendingProbe ? timed(() => sendingProbe()) : undefined,
+    identityProbe ? timed(() => identityProbe()) : undefined,
   ]);
   const checks: HealthReport['checks'] = {
     dynamodb: database.error
@@ -98,12 +125,17 @@ export async function checkHealth(
         : { status: alarms.value.length > 0 ? 'warn' : 'ok', firing: alarms.value },
   };
   if (sending) checks.sending = sendingCheck(sending);
+  if (identity) checks.identity = identityCheck(identity);
   const broken =
     checks.dynamodb.status === 'error' ||
     checks.queue.status === 'error' ||
     checks.dead_letter_queue.status === 'error' ||
-    checks.sending?.status === 'paused';
-  const warned = checks.dead_letter_queue.status === 'warn' || checks.alarms.status === 'warn';
+    checks.sending?.status === 'paused' ||
+    checks.identity?.status === 'failed';
+  const warned =
+    checks.dead_letter_queue.status === 'warn' ||
+    checks.alarms.status === 'warn' ||
+    checks.identity?.status === 'pending';
   return {
     status: broken ? 'unhealthy' : warned ? 'degraded' : 'healthy',
     checks,
@@ -122,6 +154,33 @@ function sendingCheck({
 }): NonNullable<HealthReport['checks']['sending']> {
   if (error || !value) return { status: 'unknown', error: error ?? 'No answer' };
   return { status: value.enabled ? 'ok' : 'paused', ...(value.reason ? { reason: value.reason } : {}) };
+}
+
+/**
+ * The identity's verdict. Verification or DKIM failed: SES will not send from the domain until its
+ * records are fixed and it is verified again (unhealthy). Anything still on its way (pending, not
+ * started, a temporary failure SES retries), or a MAIL FROM domain that failed (SES then sends with
+ * its own MAIL FROM: mail goes, SPF is not aligned): degraded. Unreadable: unknown, no change.
+ */
+function identityCheck({
+  value,
+  error,
+}: {
+  value?: IdentityState;
+  error?: string;
+}): NonNullable<HealthReport['checks']['identity']> {
+  if (error || !value) return { status: 'unknown', error: error ?? 'No answer' };
+  const states = {
+    name: value.name,
+    ...(value.verification ? { verification: value.verification } : {}),
+    ...(value.dkim ? { dkim: value.dkim } : {}),
+    ...(value.mailFrom ? { mail_from: value.mailFrom } : {}),
+  };
+  if (value.verification === 'FAILED' || value.dkim === 'FAILED') return { status: 'failed', ...states };
+  const settled = [value.verification, value.dkim, value.mailFrom].every(
+    (state) => state === undefined || state === 'SUCCESS',
+  );
+  return { status: value.verifiedForSending && settled ? 'ok' : 'pending', ...states };
 }
 
 /**

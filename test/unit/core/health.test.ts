@@ -1,6 +1,11 @@
 import { describe, expect, it, vi } from 'vitest';
 import { makeHealth } from '../../../lambdas/api/health';
-import { CachedHealth, checkHealth, type HealthProbes } from '../../../lambdas/core/health/health';
+import {
+  CachedHealth,
+  checkHealth,
+  type HealthProbes,
+  type IdentityState,
+} from '../../../lambdas/core/health/health';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
 
 function probes(overrides: Partial<HealthProbes> = {}): HealthProbes {
@@ -144,5 +149,62 @@ describe('GET /health with SES', () => {
   it('has no sending check without an SES probe (the record transport)', async () => {
     const report = await checkHealth(probes(), 'v');
     expect(report.checks).not.toHaveProperty('sending');
+    expect(report.checks).not.toHaveProperty('identity');
+  });
+});
+
+describe('the sending domain in GET /health', () => {
+  const identity = (state: Partial<IdentityState>) => async (): Promise<IdentityState> => ({
+    name: 'example.org',
+    verifiedForSending: true,
+    verification: 'SUCCESS',
+    dkim: 'SUCCESS',
+    mailFrom: 'SUCCESS',
+    ...state,
+  });
+
+  it('is ok once the domain is verified, DKIM signs and the MAIL FROM domain is found', async () => {
+    const report = await checkHealth(probes({ identity: identity({}) }), 'v');
+    expect(report.status).toBe('healthy');
+    expect(report.checks.identity).toEqual({
+      status: 'ok',
+      name: 'example.org',
+      verification: 'SUCCESS',
+      dkim: 'SUCCESS',
+      mail_from: 'SUCCESS',
+    });
+  });
+
+  it.each([
+    [{ verifiedForSending: false, verification: 'PENDING', dkim: 'PENDING' }],
+    [{ dkim: 'NOT_STARTED' }],
+    [{ dkim: 'TEMPORARY_FAILURE' }],
+    // SES then sends with its own MAIL FROM: mail goes, SPF is not aligned.
+    [{ mailFrom: 'FAILED' }],
+  ] as const)('is degraded while the records are not all in place: %o', async (state) => {
+    const report = await checkHealth(probes({ identity: identity(state) }), 'v');
+    expect(report.status).toBe('degraded');
+    expect(report.checks.identity?.status).toBe('pending');
+  });
+
+  it.each([[{ verification: 'FAILED' }], [{ dkim: 'FAILED', verifiedForSending: false }]] as const)(
+    'is unhealthy (503) once SES gave up verifying the domain: %o',
+    async (state) => {
+      const report = await checkHealth(probes({ identity: identity(state) }), 'v');
+      expect(report.status).toBe('unhealthy');
+      expect(report.checks.identity?.status).toBe('failed');
+    },
+  );
+
+  it('leaves the verdict alone when the identity cannot be read', async () => {
+    const report = await checkHealth(
+      probes({ identity: async () => Promise.reject(new Error('AccessDenied: ses:GetEmailIdentity')) }),
+      'v',
+    );
+    expect(report.status).toBe('healthy');
+    expect(report.checks.identity).toEqual({
+      status: 'unknown',
+      error: 'AccessDenied: ses:GetEmailIdentity',
+    });
   });
 });
