@@ -597,6 +597,14 @@ describe('GET /health on the local runtime', () => {
     const before = await health();
     expect(before.status).toBe(200);
     expect(before.body.checks.dynamodb?.status).toBe('ok');
+    // The local stack's sender identity, read with GetEmailIdentity through the IAM gate.
+    expect(before.body.checks.identity).toEqual({
+      status: 'ok',
+      name: 'nonprofit-mailer.localhost',
+      verification: 'SUCCESS',
+      dkim: 'SUCCESS',
+      mail_from: 'SUCCESS',
+    });
 
     const java = runtime.javaPid();
     process.kill(java, 'SIGSTOP');
