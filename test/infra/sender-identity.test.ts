@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createApp } from '../../lib/app';
 import { resourcesOfType } from '../../local/template';
 import { synthesizeForTests } from '../support/synth';
+import { sesArn } from './template-queries';
 
 const SENDER = {
   fromAddress: 'news@example.org',
@@ -89,20 +90,7 @@ describe('the sender identity (senderDomain)', () => {
           {
             Action: 'ses:GetEmailIdentity',
             Effect: 'Allow',
-            Resource: {
-              'Fn::Join': [
-                '',
-                [
-                  'arn:',
-                  { Ref: 'AWS::Partition' },
-                  ':ses:',
-                  { Ref: 'AWS::Region' },
-                  ':',
-                  { Ref: 'AWS::AccountId' },
-                  ':identity/example.org',
-                ],
-              ],
-            },
+            Resource: sesArn('identity/example.org'),
           },
         ]),
       },

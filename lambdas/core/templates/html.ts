@@ -4,6 +4,7 @@ import {
   type TemplatePart,
   type TemplateProblem,
   type TemplateValues,
+  worstCaseBytes,
 } from './template';
 
 /**
@@ -45,11 +46,7 @@ export function worstCaseHtmlBytes(
   parts: readonly TemplatePart[],
   maxLength: Readonly<Record<Placeholder, number>>,
 ): number {
-  return parts.reduce(
-    (total, part) =>
-      total + ('text' in part ? Buffer.byteLength(part.text, 'utf8') : maxLength[part.placeholder] * 6),
-    0,
-  );
+  return worstCaseBytes(parts, maxLength, 6);
 }
 
 /**

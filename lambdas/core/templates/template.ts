@@ -96,15 +96,18 @@ export function renderTemplate(parts: readonly TemplatePart[], values: TemplateV
 /**
  * The most UTF-8 bytes a template can render to, given the longest value of each placeholder's
  * field (in UTF-16 code units, as string lengths count): a code unit takes at most 3 UTF-8 bytes
- * (a surrogate pair, 2 units, takes 4), so each placeholder adds at most 3 bytes per unit.
+ * (a surrogate pair, 2 units, takes 4), so each placeholder adds at most 3 bytes per unit, or
+ * `bytesPerUnit` where values are escaped (HTML: 6).
  */
 export function worstCaseBytes(
   parts: readonly TemplatePart[],
   maxLength: Readonly<Record<Placeholder, number>>,
+  bytesPerUnit = 3,
 ): number {
   return parts.reduce(
     (total, part) =>
-      total + ('text' in part ? Buffer.byteLength(part.text, 'utf8') : maxLength[part.placeholder] * 3),
+      total +
+      ('text' in part ? Buffer.byteLength(part.text, 'utf8') : maxLength[part.placeholder] * bytesPerUnit),
     0,
   );
 }
