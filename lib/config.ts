@@ -105,6 +105,11 @@ const configSchema = z
       .default('mail'),
     /** Where DMARC aggregate reports go: the suggested DMARC record asks for them (`rua`). */
     dmarcReportAddress: z.email({ message: 'Must be an email address' }).optional(),
+    /**
+     * Whether the stack publishes its suggested DMARC record in `hostedZoneId`: false when the domain
+     * has a DMARC record already (Route 53 refuses a second one and the deploy fails).
+     */
+    publishDmarc: flag.default(true),
     /** A Route 53 public hosted zone of `senderDomain`: the stack then publishes the records itself. */
     hostedZoneId: z
       .string()

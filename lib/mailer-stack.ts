@@ -49,6 +49,7 @@ export class MailerStack extends Stack {
           mailFromSubdomain: props.config.mailFromSubdomain,
           dmarcReportAddress: props.config.dmarcReportAddress,
           hostedZoneId: props.config.hostedZoneId,
+          publishDmarc: props.config.publishDmarc,
         })
       : undefined;
     this.emailJobs = new EmailJobs(this, 'EmailJobs', {

@@ -69,7 +69,20 @@ async function parsed(send: TakenSend): Promise<InboxEmail> {
       raw: '',
     };
   }
-  const message = await simpleParser(send.raw, { skipImageLinks: true, skipTextToHtml: true });
+  let message: Awaited<ReturnType<typeof simpleParser>>;
+  try {
+    message = await simpleParser(send.raw, { skipImageLinks: true, skipTextToHtml: true });
+  } catch (error) {
+    // SES took it: the inbox keeps it, raw, and its events are published all the same.
+    return {
+      ...base,
+      shown: { to: send.destination.to, cc: send.destination.cc },
+      subject: '',
+      body: { text: `(The inbox could not read this message: ${String(error)})`, html: undefined },
+      headers: [],
+      raw: send.raw.toString('utf8'),
+    };
+  }
   return {
     ...base,
     from: message.from?.value[0]?.address ?? send.from,
@@ -107,10 +120,13 @@ function emailView(email: InboxEmail): string {
 const PAGE_STYLE =
   'body{font-family:system-ui,sans-serif;margin:2rem}article{border-top:1px solid #ccc;padding:1rem 0}th{text-align:left;padding-right:1rem;vertical-align:top}td{word-break:break-all}iframe{width:100%;height:24rem;border:1px solid #ccc}pre{white-space:pre-wrap;background:#f6f6f6;padding:1rem}';
 
+/** Emails the inbox keeps at most (the oldest go first): about 20 KB each, so at most some hundreds of MB. */
+export const MAX_KEPT_EMAILS = 10_000;
+
 /**
  * The local runtime's inbox, on its own port: a page of every email, newest first, showing what a
  * reader sees (headers, the HTML part, the text part), the JSON tests read, and each raw message.
- * In memory: the emails are gone when the runtime stops.
+ * In memory, the newest `MAX_KEPT_EMAILS`: the emails are gone when the runtime stops.
  */
 export async function startInbox(onClear: () => void = () => undefined): Promise<LocalInbox> {
   const emails: InboxEmail[] = [];
@@ -161,6 +177,8 @@ export async function startInbox(onClear: () => void = () => undefined): Promise
       const email = parsing.then(() => parsed(send));
       const kept = email.then((found) => {
         emails.push(found);
+        // A long local run keeps the newest emails only, so the runtime's memory stays bounded.
+        if (emails.length > MAX_KEPT_EMAILS) emails.splice(0, emails.length - MAX_KEPT_EMAILS);
         return found;
       });
       parsing = kept.catch(() => undefined);

@@ -227,7 +227,7 @@ export const health = z
       dead_letter_queue: check(['ok', 'warn', 'error'], { depth: count.optional() }),
       alarms: check(['ok', 'warn', 'unknown'], { firing: z.array(z.string()).optional() }),
       sending: check(['ok', 'paused', 'unknown'], { reason: z.string().optional() }).optional(),
-      identity: check(['ok', 'pending', 'failed', 'unknown'], {
+      identity: check(['ok', 'pending', 'warn', 'failed', 'unknown'], {
         name: z.string().optional(),
         verification: z.string().optional(),
         dkim: z.string().optional(),

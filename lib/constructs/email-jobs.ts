@@ -282,7 +282,8 @@ function grantSesSend(fn: ProjectFunction, config: MailerConfig, configurationSe
       resourceName: name,
       arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
     });
-  const domain = fromAddress.slice(fromAddress.lastIndexOf('@') + 1);
+  // Domain identities are named in lower case (as `senderDomain` creates them): DNS ignores case, IAM does not.
+  const domain = fromAddress.slice(fromAddress.lastIndexOf('@') + 1).toLowerCase();
   const resources = config.sesSandbox ? [identity('*')] : [identity(fromAddress), identity(domain)];
   if (configurationSet) {
     resources.push(

@@ -18,6 +18,8 @@ export interface SenderIdentityProps {
   dmarcReportAddress?: string | undefined;
   /** A Route 53 public zone of the domain: the records are published there. */
   hostedZoneId?: string | undefined;
+  /** Whether the DMARC record is published in that zone too (not when the domain has one). */
+  publishDmarc?: boolean | undefined;
 }
 
 /** One DNS record the domain's owner publishes, as the stack outputs it. */
@@ -106,8 +108,8 @@ export class SenderIdentity extends Construct {
       });
     }
     // With a zone, the identity writes its DKIM CNAMEs and the MAIL FROM MX and SPF records itself;
-    // the DMARC record is the stack's.
-    if (zone) {
+    // the DMARC record is the stack's, unless the domain has its own.
+    if (zone && props.publishDmarc !== false) {
       new TxtRecord(this, 'Dmarc', {
         zone,
         recordName: `_dmarc.${domain}`,

@@ -82,6 +82,19 @@ describe('the sender identity (senderDomain)', () => {
     ]);
   });
 
+  it('leaves the DMARC record out of the zone when the domain has its own (publishDmarc=false)', () => {
+    const { template } = synthesizeForTests({
+      ...SENDER,
+      hostedZoneId: 'Z123EXAMPLE',
+      publishDmarc: 'false',
+    });
+    const types = resourcesOfType(template, 'AWS::Route53::RecordSet').map(
+      ([, { Properties }]) => `${Properties?.Type} ${Properties?.Name}`,
+    );
+    expect(types).not.toContain('TXT _dmarc.example.org.');
+    expect(types).toHaveLength(5);
+  });
+
   it('lets GET /health read the identity, and only it', () => {
     const { assertions } = synthesizeForTests(SENDER);
     assertions.hasResourceProperties('AWS::IAM::Policy', {

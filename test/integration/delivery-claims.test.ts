@@ -113,6 +113,50 @@ describe('claims on recipients, on DynamoDB Local', () => {
       completed: false,
     });
   });
+
+  it("a retried failure keeps its copies' ids, sends the refused copy again, and drops the old copy errors", async () => {
+    const { one } = consumers();
+    const jobId = await newJob(1);
+    const cc = ['board@example.org', 'boss@example.org'];
+    const first = await claimOne(one, jobId, 'h@example.org');
+    await one.handOver(jobId, 'h@example.org', tokenOf(first), 'ses-board', 'board@example.org');
+    await one.record(jobId, [
+      {
+        recipient: 'h@example.org',
+        status: 'failed',
+        reason: 'rejected',
+        error: 'SES MessageRejected',
+        cc,
+        attempts: 1,
+        claimToken: tokenOf(first),
+        copyErrors: { 'boss@example.org': 'SES MessageRejected: blocked' },
+      },
+    ]);
+    const retry = {
+      recipients: ['h@example.org'],
+      token: randomUUID(),
+      deadline: new Date(Date.now() + 60_000),
+    };
+    expect(await one.requeueFailures(jobId, retry)).toEqual({
+      state: 'requeued',
+      recipients: ['h@example.org'],
+    });
+
+    const again = await claimOne(one, jobId, 'h@example.org');
+    expect(again).toMatchObject({ state: 'claimed', copies: { 'board@example.org': 'ses-board' } });
+    await one.handOver(jobId, 'h@example.org', tokenOf(again), 'ses-boss', 'boss@example.org');
+    await one.record(jobId, [{ ...sent('h@example.org', tokenOf(again), 'ses-own'), cc }]);
+
+    const { Item } = await client.send(
+      new GetCommand({ TableName: deliveriesTable, Key: { job_id: jobId, recipient: 'h@example.org' } }),
+    );
+    expect(Item).toMatchObject({
+      status: 'sent',
+      message_id: 'ses-own',
+      copy_ids: { 'board@example.org': 'ses-board', 'boss@example.org': 'ses-boss' },
+    });
+    expect(Item).not.toHaveProperty('copy_errors');
+  });
 });
 
 describe("SES's reports on sent emails, on DynamoDB Local", () => {

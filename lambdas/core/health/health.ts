@@ -52,10 +52,11 @@ export interface HealthReport {
     sending?: { status: 'ok' | 'paused' | 'unknown'; reason?: string; error?: string };
     /**
      * The sending domain: `pending` while SES waits for its DNS records (degraded: nothing can be
-     * sent from it yet, or SPF is not aligned), `failed` once SES gave up on them (unhealthy).
+     * sent from it yet), `warn` when the domain sends but its MAIL FROM domain failed (degraded: SPF
+     * is not aligned), `failed` once SES gave up on the domain's records (unhealthy).
      */
     identity?: {
-      status: 'ok' | 'pending' | 'failed' | 'unknown';
+      status: 'ok' | 'pending' | 'warn' | 'failed' | 'unknown';
       name?: string;
       verification?: string;
       dkim?: string;
@@ -135,7 +136,8 @@ export async function checkHealth(
   const warned =
     checks.dead_letter_queue.status === 'warn' ||
     checks.alarms.status === 'warn' ||
-    checks.identity?.status === 'pending';
+    checks.identity?.status === 'pending' ||
+    checks.identity?.status === 'warn';
   return {
     status: broken ? 'unhealthy' : warned ? 'degraded' : 'healthy',
     checks,
@@ -180,7 +182,11 @@ function identityCheck({
   const settled = [value.verification, value.dkim, value.mailFrom].every(
     (state) => state === undefined || state === 'SUCCESS',
   );
-  return { status: value.verifiedForSending && settled ? 'ok' : 'pending', ...states };
+  if (value.verifiedForSending && settled) return { status: 'ok', ...states };
+  // The domain sends, with SES's own MAIL FROM: a fault to fix, not a wait.
+  if (value.verifiedForSending && value.mailFrom === 'FAILED' && value.dkim !== 'PENDING')
+    return { status: 'warn', ...states };
+  return { status: 'pending', ...states };
 }
 
 /**

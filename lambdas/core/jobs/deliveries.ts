@@ -27,6 +27,8 @@ export interface DeliveryOutcome {
   messageId?: string | null;
   /** Why a cc address's copy was refused, by address (the recipient's own email was sent). */
   copyErrors?: Record<string, string> | undefined;
+  /** For a `cancelled` one: the cc copies an earlier attempt sent (not stored; the quota refund leaves them out). */
+  copiesSent?: number | undefined;
   /** How many times the message was received, this time included. */
   attempts: number;
   /** The claim this outcome is recorded under: only its holder records the recipient. */

@@ -53,7 +53,9 @@ const copiesOf = (cc: readonly string[], outcome: DeliveryRecord | undefined): J
  * fails any response over 6 MB. One email alone always fits (a delivery item is at most 400 KB).
  */
 export const MAX_PAGE_BYTES = 2_500_000;
-const answerBytes = (email: JobEmail) => Buffer.byteLength(JSON.stringify(JSON.stringify(email)), 'utf8');
+/** What a value adds to a Lambda proxy answer: JSON inside the response's JSON string. */
+export const answerBytes = (value: unknown) =>
+  Buffer.byteLength(JSON.stringify(JSON.stringify(value)), 'utf8');
 
 /** Recipients examined at most per request while a status filter skips others. */
 const MAX_SCANNED_PER_REQUEST = 1_000;
@@ -111,8 +113,11 @@ export async function listJobEmails(
               sent_at:
                 outcome.status === 'sent' ? (outcome.handed_over_at ?? outcome.processed_at ?? null) : null,
               feedback: outcome.feedback ?? [],
+              // Copies are sent before the recipient's own email: a cancelled or suppressed one may have some out.
               copies:
-                outcome.status === 'sent' || outcome.status === 'failed'
+                outcome.status === 'sent' ||
+                outcome.status === 'failed' ||
+                Object.keys(outcome.copy_ids ?? {}).length > 0
                   ? copiesOf(outcome.cc ?? cc, outcome)
                   : [],
             }

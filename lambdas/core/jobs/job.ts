@@ -201,6 +201,26 @@ function refineSendEmail(
         message: `Duplicate of emails[${first}] (${email})`,
       });
   });
+  // Each reader gets one message of each email: a cc address named twice, or also a recipient,
+  // would be a second copy of the same email to the same person.
+  const seenCc = new Map<string, number>();
+  cc.forEach((address, index) => {
+    const first = seenCc.get(address);
+    const recipient = seen.get(address);
+    if (first !== undefined)
+      context.addIssue({
+        code: 'custom',
+        path: ['cc', index],
+        message: `Duplicate of cc[${first}] (${address})`,
+      });
+    else if (recipient !== undefined)
+      context.addIssue({
+        code: 'custom',
+        path: ['cc', index],
+        message: `${address} is also emails[${recipient}]: it would get its own email and a copy of every other`,
+      });
+    seenCc.set(address, first ?? index);
+  });
 }
 
 export const sendEmailRequest = z.strictObject(sendEmailFields).superRefine(refineSendEmail);

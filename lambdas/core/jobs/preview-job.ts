@@ -2,6 +2,7 @@ import type { NonprofitRepository } from '../nonprofits/repository';
 import { compileTemplate } from '../templates/template';
 import { requireRegistered } from './accept-job';
 import { checkRenderedSize, type PreviewEmailRequest, readPreviewFor, worstCaseRenderedBytes } from './job';
+import { answerBytes, MAX_PAGE_BYTES } from './job-emails';
 import { forReader, type RenderSettings, renderEmail, STORED_LINK } from './render-email';
 
 export interface PreviewJobDependencies {
@@ -48,7 +49,8 @@ export async function previewJob(
     subject: request.subject === undefined ? null : compileTemplate(request.subject),
   };
   const cc = request.cc ?? [];
-  const previews = chosen.map((to): EmailPreview => {
+  let bytes = 0;
+  const previews = chosen.map((to, index): EmailPreview => {
     const nonprofit = nonprofits.get(to);
     // requireRegistered answered for every recipient, and preview_for names only recipients.
     if (!nonprofit) throw new Error(`No nonprofit for ${to} after the check`);
@@ -57,7 +59,20 @@ export async function previewJob(
     if ('tooLarge' in rendered)
       return { to, cc, subject: '', body: '', html: null, error: rendered.tooLarge };
     const { subject, text, html } = forReader(rendered, settings, to, STORED_LINK);
-    return { to, cc, subject, body: text, html: html ?? null };
+    const preview = { to, cc, subject, body: text, html: html ?? null };
+    // Five emails at the deployment's largest size could pass Lambda's 6 MB answer: those past the
+    // bound are named, not shown (the first always is).
+    bytes += answerBytes(preview);
+    if (bytes > MAX_PAGE_BYTES && index > 0)
+      return {
+        to,
+        cc,
+        subject,
+        body: null,
+        html: null,
+        error: 'Not shown: the previews before it fill the answer; preview it alone with preview_for',
+      };
+    return preview;
   });
   return {
     total_emails: request.emails.length,

@@ -87,7 +87,7 @@ async function processJob(
       continue;
     }
     if (cancelled) {
-      decided.push(cancelledOutcome(base, item));
+      decided.push(cancelledOutcome(base, item, Object.keys(claim.copies).length));
       continue;
     }
     const suppression = suppressed.get(item.email.recipient);

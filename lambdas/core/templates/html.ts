@@ -1,5 +1,6 @@
 import {
   type Placeholder,
+  placeholderPositions,
   renderTemplate,
   type TemplatePart,
   type TemplateProblem,
@@ -50,9 +51,10 @@ export function worstCaseHtmlBytes(
 }
 
 /**
- * Elements that run or load code, or send the reader's input elsewhere: `<script>`; frames and
- * plug-ins (`<iframe>`, `<frame>`, `<object>`, `<embed>`, `<applet>`); `<form>` (a phishing form in
- * the sender's name); `<base>` (it re-points every link); `<meta>` (a refresh that navigates away).
+ * Elements refused, and why: they run or load code (`<script>`, frames, plug-ins), send the reader's
+ * input elsewhere (`<form>`), re-point every link (`<base>`), are parsed by other rules than HTML's
+ * (`<svg>`, `<math>`: a `<style>` inside them holds markup), or hold what follows them as text or
+ * inert content and so could swallow the footer (`<textarea>`, `<xmp>`, `<plaintext>`, `<template>`…).
  */
 const FORBIDDEN_ELEMENTS = new Set([
   'script',
@@ -64,10 +66,29 @@ const FORBIDDEN_ELEMENTS = new Set([
   'applet',
   'form',
   'base',
-  'meta',
+  'svg',
+  'math',
+  'textarea',
+  'xmp',
+  'plaintext',
+  'template',
+  'noembed',
+  'noframes',
 ]);
 
-/** Attributes whose value is a URL: a placeholder may not begin one (a stored value could make it `javascript:`). */
+/** Elements whose content is text up to their end tag: `<style>` (CSS) and `<title>`. */
+const TEXT_ELEMENTS = new Set(['style', 'title']);
+
+/**
+ * Containers a sender could leave open so that the footer, inserted before `</body>`, lands inside
+ * (and inherits a `display:none`). HTML never closes these by itself, so a missing end tag is one.
+ */
+const CONTAINERS = new Set(['div', 'span', 'table', 'center', 'font', 'a']);
+
+/** `<meta http-equiv>` values email templates use; any other (a `refresh` that navigates away) is refused. */
+const META_HTTP_EQUIV = new Set(['content-type', 'x-ua-compatible', 'content-language']);
+
+/** Attributes whose value is a URL: a value may not supply its scheme (a stored value could make it `javascript:`). */
 const URL_ATTRIBUTES = new Set([
   'href',
   'src',
@@ -78,7 +99,6 @@ const URL_ATTRIBUTES = new Set([
   'cite',
   'longdesc',
   'xlink:href',
-  'srcset',
   'data',
   'codebase',
   'lowsrc',
@@ -97,11 +117,17 @@ const NAMED_REFERENCES: Record<string, string> = {
   amp: '&',
 };
 
+/** A numeric reference as a browser reads it, however many leading zeros; out of range is U+FFFD. */
+const codePoint = (digits: string, radix: number) => {
+  const value = Number.parseInt(digits.replace(/^0+/, '').slice(0, 8) || '0', radix);
+  return value === 0 || value > 0x10ffff ? '\uFFFD' : String.fromCodePoint(value);
+};
+
 /** An attribute value as a browser reads it: character references decoded. */
 function decodeReferences(value: string): string {
-  return value.replace(/&(?:#x([0-9a-f]{1,6})|#(\d{1,7})|([a-z]{2,10}));?/gi, (whole, hex, decimal, name) => {
-    if (hex) return String.fromCodePoint(Math.min(Number.parseInt(hex, 16), 0x10ffff));
-    if (decimal) return String.fromCodePoint(Math.min(Number.parseInt(decimal, 10), 0x10ffff));
+  return value.replace(/&(?:#x([0-9a-f]+)|#(\d+)|([a-z]{2,10}));?/gi, (whole, hex, decimal, name) => {
+    if (hex) return codePoint(hex, 16);
+    if (decimal) return codePoint(decimal, 10);
     return NAMED_REFERENCES[String(name).toLowerCase()] ?? whole;
   });
 }
@@ -123,19 +149,28 @@ function scriptInCss(css: string): string | undefined {
   const plain = squeezed(decodeReferences(css)).replace(/\\/g, '');
   if (plain.includes('expression(')) return 'a CSS expression()';
   if (/url\(["']?(javascript|vbscript):/.test(plain)) return 'a script URL in CSS';
-  if (plain.includes('behavior:') || plain.includes('-moz-binding')) return 'a CSS behavior or binding';
+  // `behavior` as a property of its own, not the end of `scroll-behavior`.
+  if (/(?:^|[^a-z-])(?:-ms-)?behavior:/.test(plain) || plain.includes('-moz-binding'))
+    return 'a CSS behavior or binding';
   return undefined;
 }
 
+/**
+ * Whether a value placed after this part of a URL attribute (decoded) can no longer choose the
+ * URL's scheme: a scheme is already written, or the URL is relative (a path, query or fragment).
+ */
+const schemeWritten = (prefix: string) => /^[/?#.]|:/.test(squeezed(decodeReferences(prefix)));
+
 interface Attribute {
   name: string;
-  /** The raw value (undefined for a bare attribute), and where it starts in the source. */
+  /** The raw value (undefined for a bare attribute), where it starts in the source, and whether it is quoted. */
   value?: string;
   valueAt: number;
+  quoted: boolean;
   at: number;
 }
 
-/** Reads the attributes of a tag from `from` (just past its name) to its `>`; answers them and the index after the tag. */
+/** Reads the attributes of a tag from `from` (just past its name) to its `>`: them, and the index after the tag (-1: no `>`). */
 function readAttributes(source: string, from: number): { attributes: Attribute[]; end: number } {
   const attributes: Attribute[] = [];
   let index = from;
@@ -143,7 +178,8 @@ function readAttributes(source: string, from: number): { attributes: Attribute[]
   const isSpace = (character: string | undefined) => character !== undefined && /[\s/]/.test(character);
   while (index < length) {
     while (index < length && isSpace(source[index])) index++;
-    if (index >= length || source[index] === '>') return { attributes, end: index + 1 };
+    if (index >= length) break;
+    if (source[index] === '>') return { attributes, end: index + 1 };
     const at = index;
     // A name runs to whitespace, `/`, `>` or `=` (an attribute name may start with `=` in HTML; rare, taken as a name).
     index++;
@@ -151,7 +187,7 @@ function readAttributes(source: string, from: number): { attributes: Attribute[]
     const name = source.slice(at, index).toLowerCase();
     while (index < length && /\s/.test(source[index] as string)) index++;
     if (source[index] !== '=') {
-      attributes.push({ name, at, valueAt: index });
+      attributes.push({ name, at, valueAt: index, quoted: false });
       continue;
     }
     index++;
@@ -159,91 +195,237 @@ function readAttributes(source: string, from: number): { attributes: Attribute[]
     const quote = source[index];
     if (quote === '"' || quote === "'") {
       const close = source.indexOf(quote, index + 1);
-      const end = close === -1 ? length : close;
-      attributes.push({ name, at, value: source.slice(index + 1, end), valueAt: index + 1 });
-      index = end + 1;
+      if (close === -1) break;
+      attributes.push({ name, at, value: source.slice(index + 1, close), valueAt: index + 1, quoted: true });
+      index = close + 1;
     } else {
       const start = index;
       while (index < length && !/[\s>]/.test(source[index] as string)) index++;
-      attributes.push({ name, at, value: source.slice(start, index), valueAt: start });
+      attributes.push({ name, at, value: source.slice(start, index), valueAt: start, quoted: false });
     }
   }
-  return { attributes, end: length };
+  return { attributes, end: -1 };
 }
+
+/** Where an attribute's value ends in the source (just past the name for a bare one). */
+const valueEnd = (attribute: Attribute) => attribute.valueAt + (attribute.value?.length ?? 0);
 
 const problem = (position: number, what: string): TemplateProblem => ({
   position,
   message: `${what} at position ${position} is not allowed: HTML templates may not hold scripts, event handlers or script URLs`,
 });
 
+const placeholderProblem = (position: number, where: string): TemplateProblem => ({
+  position,
+  message: `a placeholder ${where} at position ${position} is not allowed: values go in text and in quoted attribute values, as in <a href="mailto:{email}" title="{name}">`,
+});
+
+const unclosed = (position: number, what: string): TemplateProblem => ({
+  position,
+  message: `${what} opened at position ${position} is never closed: the footer would be inside it`,
+});
+
 /**
- * The HTML-specific refusals of a template, each with its position: forbidden elements, event-handler
- * attributes (`onclick=`), script URLs in attributes (also written with character references or
- * split by tabs), script in CSS, and a placeholder that begins a URL attribute's value. Comments and
- * the text between tags are skipped, but a `<script` anywhere, in a comment too, is refused.
+ * Finds the next `needle` at or after an index, remembering the last answer: a scan that asks for
+ * increasing indexes reads the source once, even when the needle never comes (no quadratic time).
+ */
+function forwardFinder(source: string, needle: string) {
+  let found = -2;
+  return (from: number) => {
+    if (found === -1 || found >= from) return found;
+    found = source.indexOf(needle, from);
+    return found;
+  };
+}
+
+/** Where a comment that opens at `open` (`<!--`) ends, as HTML ends it (`<!-->` and `<!--->` end at once; `--!>` too); -1: never. */
+function commentEnd(
+  source: string,
+  open: number,
+  find: { dashes: (from: number) => number; bang: (from: number) => number },
+): number {
+  if (source.startsWith('<!-->', open)) return open + 5;
+  if (source.startsWith('<!--->', open)) return open + 6;
+  const dashes = find.dashes(open + 4);
+  const bang = find.bang(open + 4);
+  if (dashes === -1) return bang === -1 ? -1 : bang + 4;
+  return bang === -1 || dashes < bang ? dashes + 3 : bang + 4;
+}
+
+/**
+ * The HTML-specific refusals of a template, each with its position. It reads the source once, in
+ * linear time, as a browser's tokenizer would split it (text, comments, tags and their attributes,
+ * the text of `<style>` and `<title>`), and refuses:
+ * - what runs code: `<script` anywhere (in comments too: Outlook's conditional comments hold markup
+ *   some clients run), the elements above, `on*=` attributes, script URLs in URL attributes (also
+ *   written with character references or split by tabs), script in CSS, `<meta http-equiv>` other than
+ *   the content type's;
+ * - a value where markup would read it as more than text: a placeholder is allowed in text, in
+ *   `<title>`, and in a quoted attribute value (not `style`, not `srcset`, and in a URL only after its
+ *   scheme: `mailto:{email}`, not `{address}` nor `java{name}`);
+ * - what would hide the footer: a template that ends inside a comment, a tag or a `<style>`, a
+ *   `<div>`-like container never closed, or `</body` anywhere but a real end tag. (Conditional comments'
+ *   `<!--[if …]>` and `<![endif]-->` are read as the markers they are, and what is between them as markup.)
  */
 export function htmlTemplateProblems(source: string): TemplateProblem[] {
   const problems: TemplateProblem[] = [];
   const lower = source.toLowerCase();
-  // Anywhere, comments included: Outlook's conditional comments hold markup that some clients run.
   for (let at = lower.indexOf('<script'); at !== -1; at = lower.indexOf('<script', at + 1)) {
     problems.push(problem(at, '<script>'));
   }
+  const placeholders = placeholderPositions(source);
+  const placeholderStarts = new Set(placeholders);
+  let nextPlaceholder = 0;
+  /** The placeholders in [from, to), each once, in order: the scan moves forward only. */
+  const placeholdersIn = (from: number, to: number) => {
+    const found: number[] = [];
+    while (nextPlaceholder < placeholders.length && (placeholders[nextPlaceholder] as number) < to) {
+      const at = placeholders[nextPlaceholder++] as number;
+      if (at >= from) found.push(at);
+    }
+    return found;
+  };
+  const refusePlaceholders = (from: number, to: number, where: string) => {
+    for (const at of placeholdersIn(from, to)) problems.push(placeholderProblem(at, where));
+  };
+  const bodyEnds = new Set<number>();
+  /** The containers open so far, by name, each with where it opened. */
+  const open = new Map<string, number[]>();
+  const commentEnds = { dashes: forwardFinder(source, '-->'), bang: forwardFinder(source, '--!>') };
   let index = 0;
   while (index < source.length) {
-    const open = source.indexOf('<', index);
-    if (open === -1) break;
-    if (source.startsWith('<!--', open)) {
-      const close = source.indexOf('-->', open + 4);
-      index = close === -1 ? source.length : close + 3;
-      continue;
-    }
-    const nameMatch = /^<\/?([a-zA-Z][a-zA-Z0-9:-]*)/.exec(source.slice(open, open + 64));
-    if (!nameMatch) {
-      index = open + 1;
-      continue;
-    }
-    const element = (nameMatch[1] as string).toLowerCase();
-    const closing = source[open + 1] === '/';
-    if (!closing && element !== 'script' && FORBIDDEN_ELEMENTS.has(element))
-      problems.push(problem(open, `<${element}>`));
-    const { attributes, end } = readAttributes(source, open + nameMatch[0].length);
-    if (!closing) {
-      for (const attribute of attributes) {
-        if (attribute.name.startsWith('on')) {
-          problems.push(problem(attribute.at, `the event-handler attribute ${attribute.name}`));
-          continue;
-        }
-        if (attribute.value === undefined) continue;
-        if (attribute.name === 'style') {
-          const css = scriptInCss(attribute.value);
-          if (css) problems.push(problem(attribute.valueAt, css));
-          continue;
-        }
-        if (!URL_ATTRIBUTES.has(attribute.name)) continue;
-        const url = scriptUrl(decodeReferences(attribute.value));
-        if (url) {
-          problems.push(problem(attribute.valueAt, url));
-          continue;
-        }
-        if (/^\s*\{[a-z]+\}/.test(attribute.value)) {
-          problems.push({
-            position: attribute.valueAt,
-            message: `a placeholder beginning the URL of ${attribute.name} at position ${attribute.valueAt} is not allowed: a stored value could make it a script link; begin it with the scheme, as in href="mailto:{email}"`,
-          });
-        }
+    const lt = source.indexOf('<', index);
+    if (lt === -1) break;
+    // Text before the tag: values are text here, escaped.
+    placeholdersIn(index, lt);
+    if (source.startsWith('<!--[if', lt) || source.startsWith('<![endif]', lt)) {
+      // A conditional comment's markers: the markup between them is read as markup.
+      const end = source.indexOf('>', lt);
+      if (end === -1) {
+        problems.push(unclosed(lt, 'A conditional comment'));
+        break;
       }
+      refusePlaceholders(lt, end, 'in a conditional comment marker');
+      index = end + 1;
+      continue;
     }
-    // A <style> block: its CSS, to its end tag.
-    if (!closing && element === 'style') {
-      const close = lower.indexOf('</style', end);
-      const css = source.slice(end, close === -1 ? source.length : close);
-      const found = scriptInCss(css);
-      if (found) problems.push(problem(end, found));
-      index = close === -1 ? source.length : close;
+    if (source.startsWith('<!--', lt)) {
+      const end = commentEnd(source, lt, commentEnds);
+      if (end === -1) {
+        problems.push(unclosed(lt, 'A comment'));
+        break;
+      }
+      refusePlaceholders(lt, end, 'in a comment');
+      index = end;
+      continue;
+    }
+    if (source[lt + 1] === '!' || source[lt + 1] === '?') {
+      // `<!DOCTYPE …>` and other declarations: to the next `>`.
+      const end = source.indexOf('>', lt);
+      if (end === -1) {
+        problems.push(unclosed(lt, 'A declaration'));
+        break;
+      }
+      refusePlaceholders(lt, end, 'in a declaration');
+      index = end + 1;
+      continue;
+    }
+    const nameMatch = /^<(\/?)([a-zA-Z][^\s/>]*)/.exec(source.slice(lt, lt + 64));
+    if (!nameMatch) {
+      // A `<` that begins no tag is text, unless a value follows it: the value would name the tag.
+      const named = source[lt + 1] === '/' ? lt + 2 : lt + 1;
+      if (placeholderStarts.has(named)) problems.push(placeholderProblem(named, 'naming a tag'));
+      index = lt + 1;
+      continue;
+    }
+    const closing = nameMatch[1] === '/';
+    const element = (nameMatch[2] as string).toLowerCase();
+    const { attributes, end } = readAttributes(source, lt + nameMatch[0].length);
+    if (end === -1) {
+      problems.push(unclosed(lt, `The tag <${closing ? '/' : ''}${element}>`));
+      break;
+    }
+    if (closing) {
+      refusePlaceholders(lt, end, 'in an end tag');
+      if (element === 'body') bodyEnds.add(lt);
+      open.get(element)?.pop();
+      index = end;
+      continue;
+    }
+    if (element !== 'script' && FORBIDDEN_ELEMENTS.has(element)) problems.push(problem(lt, `<${element}>`));
+    problems.push(...startTagProblems(element, lt, attributes));
+    // Placeholders and quoted values both come in source order: one walk pairs them.
+    let valueIndex = 0;
+    for (const at of placeholdersIn(lt, end)) {
+      while (valueIndex < attributes.length && valueEnd(attributes[valueIndex] as Attribute) <= at)
+        valueIndex++;
+      const attribute = attributes[valueIndex];
+      if (!attribute?.quoted || at < attribute.valueAt)
+        problems.push(placeholderProblem(at, 'in a tag outside a quoted attribute value'));
+      else if (attribute.name === 'style' || attribute.name === 'srcset')
+        problems.push(placeholderProblem(at, `in the ${attribute.name} attribute`));
+      else if (URL_ATTRIBUTES.has(attribute.name) && !schemeWritten(source.slice(attribute.valueAt, at)))
+        problems.push(placeholderProblem(at, `before the scheme of the ${attribute.name} URL`));
+    }
+    if (CONTAINERS.has(element)) {
+      const positions = open.get(element) ?? [];
+      positions.push(lt);
+      open.set(element, positions);
+    }
+    if (TEXT_ELEMENTS.has(element)) {
+      const close = lower.indexOf(`</${element}`, end);
+      if (close === -1) {
+        problems.push(unclosed(lt, `<${element}>`));
+        break;
+      }
+      if (element === 'style') {
+        refusePlaceholders(end, close, 'in a <style> block');
+        const found = scriptInCss(source.slice(end, close));
+        if (found) problems.push(problem(end, found));
+      }
+      index = close;
       continue;
     }
     index = end;
   }
+  // The footer goes before the last `</body`: it must be a real end tag, with every container closed.
+  for (let at = lower.indexOf('</body'); at !== -1; at = lower.indexOf('</body', at + 1)) {
+    if (!bodyEnds.has(at))
+      problems.push({
+        position: at,
+        message: `</body at position ${at} is not allowed outside a real end tag (in a comment or an attribute): the footer goes before the end of the body`,
+      });
+  }
+  const footerAt = Math.max(-1, ...bodyEnds);
+  for (const [name, positions] of open)
+    for (const at of positions)
+      if (footerAt === -1 || at < footerAt) problems.push(unclosed(at, `<${name}>`));
   return problems.sort((a, b) => a.position - b.position);
+}
+
+/** The refusals of one start tag's attributes: event handlers, script URLs, script in CSS, a navigating `<meta>`. */
+function startTagProblems(element: string, at: number, attributes: readonly Attribute[]): TemplateProblem[] {
+  const problems: TemplateProblem[] = [];
+  for (const attribute of attributes) {
+    if (attribute.name.startsWith('on')) {
+      problems.push(problem(attribute.at, `the event-handler attribute ${attribute.name}`));
+      continue;
+    }
+    if (attribute.value === undefined) continue;
+    if (element === 'meta' && attribute.name === 'http-equiv') {
+      const equiv = squeezed(decodeReferences(attribute.value));
+      if (!META_HTTP_EQUIV.has(equiv))
+        problems.push(problem(at, `<meta http-equiv="${equiv.slice(0, 40)}">`));
+      continue;
+    }
+    if (attribute.name === 'style') {
+      const css = scriptInCss(attribute.value);
+      if (css) problems.push(problem(attribute.valueAt, css));
+      continue;
+    }
+    if (!URL_ATTRIBUTES.has(attribute.name) && attribute.name !== 'srcset') continue;
+    const url = scriptUrl(decodeReferences(attribute.value));
+    if (url) problems.push(problem(attribute.valueAt, url));
+  }
+  return problems;
 }

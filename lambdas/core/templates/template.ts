@@ -88,6 +88,31 @@ export function parseTemplate(source: string): ParseResult {
   return problems.length > 0 ? { ok: false, problems } : { ok: true, parts };
 }
 
+/**
+ * Where each valid placeholder's `{` is in a template's source (`{{` and `}}` are literal braces,
+ * not placeholders): for checks that care where a value lands, as the HTML scanner does.
+ */
+export function placeholderPositions(source: string): number[] {
+  const positions: number[] = [];
+  let index = 0;
+  while (index < source.length) {
+    const char = source[index];
+    if ((char === '{' || char === '}') && source[index + 1] === char) {
+      index += 2;
+      continue;
+    }
+    if (char === '{') {
+      const close = source.indexOf('}', index + 1);
+      if (close === -1) break;
+      if (isPlaceholder(source.slice(index + 1, close))) positions.push(index);
+      index = close + 1;
+      continue;
+    }
+    index += 1;
+  }
+  return positions;
+}
+
 /** Inserts the values as they are: a value containing braces is text, never parsed again. */
 export function renderTemplate(parts: readonly TemplatePart[], values: TemplateValues): string {
   return parts.map((part) => ('text' in part ? part.text : values[part.placeholder])).join('');

@@ -64,17 +64,38 @@ export class SesTransport implements EmailTransport {
       );
       return { messageId: answer.MessageId ?? null };
     } catch (error) {
-      throw classify(error);
+      throw classify(error, fromAddress);
     }
   }
 }
 
+/**
+ * Whether SES refused the message because the sender's own identity is not verified (yet): SES says
+ * `MessageRejected: Email address is not verified. The following identities failed the check…` and
+ * names them. Naming the From address or its domain means every email would fail the same way (the
+ * identity is pending DNS, or was removed); naming only the recipient is the sandbox refusing one address.
+ */
+function senderNotVerified(error: Error, fromAddress: string): boolean {
+  if (error.name !== 'MessageRejected' || !/not verified/i.test(error.message)) return false;
+  const named = new Set(
+    error.message
+      .slice(error.message.search(/not verified/i))
+      .toLowerCase()
+      .split(/[\s,]+/)
+      .map((word) => word.replace(/[.:;]+$/, '')),
+  );
+  const address = fromAddress.toLowerCase();
+  return named.has(address) || named.has(address.slice(address.lastIndexOf('@') + 1));
+}
+
 /** SES's error as a `DeliveryError` when SES answered; otherwise the error itself (outcome unknown). */
-export function classify(error: unknown): unknown {
+export function classify(error: unknown, fromAddress?: string): unknown {
   if (!(error instanceof Error)) return error;
   const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   const kind =
-    KIND_BY_ERROR[error.name] ?? (status !== undefined && status >= 500 ? 'unavailable' : undefined);
+    fromAddress !== undefined && senderNotVerified(error, fromAddress)
+      ? 'paused'
+      : (KIND_BY_ERROR[error.name] ?? (status !== undefined && status >= 500 ? 'unavailable' : undefined));
   if (!kind) return error;
   return new DeliveryError(kind, `SES ${error.name}: ${error.message}`);
 }

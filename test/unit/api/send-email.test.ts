@@ -217,6 +217,20 @@ describe('POST /send-email', () => {
         'Each email is copied to 3 cc addresses: 2,600 recipients × 4 copies = 10,400, over the limit of 10,000 per job',
       ));
 
+    it('a cc address named twice, in any case', () =>
+      refused(
+        { emails: ['a@example.org'], template: 'Hi', cc: ['boss@example.org', 'Boss@Example.org'] },
+        'cc.1',
+        'Duplicate of cc[0] (boss@example.org)',
+      ));
+
+    it('a cc address that is also a recipient', () =>
+      refused(
+        { emails: ['a@example.org', 'b@example.org'], template: 'Hi', cc: ['b@example.org'] },
+        'cc.0',
+        'b@example.org is also emails[1]: it would get its own email and a copy of every other',
+      ));
+
     it('a template whose emails could render over the size limit', () =>
       refused(
         // As many placeholders as the 100 KB template limit allows: each could insert 1,500 bytes.

@@ -179,12 +179,17 @@ describe('the sending domain in GET /health', () => {
     [{ verifiedForSending: false, verification: 'PENDING', dkim: 'PENDING' }],
     [{ dkim: 'NOT_STARTED' }],
     [{ dkim: 'TEMPORARY_FAILURE' }],
-    // SES then sends with its own MAIL FROM: mail goes, SPF is not aligned.
-    [{ mailFrom: 'FAILED' }],
+    [{ mailFrom: 'PENDING' }],
   ] as const)('is degraded while the records are not all in place: %o', async (state) => {
     const report = await checkHealth(probes({ identity: identity(state) }), 'v');
     expect(report.status).toBe('degraded');
     expect(report.checks.identity?.status).toBe('pending');
+  });
+
+  it('warns (degraded) when the domain sends but its MAIL FROM domain failed: SPF is not aligned', async () => {
+    const report = await checkHealth(probes({ identity: identity({ mailFrom: 'FAILED' }) }), 'v');
+    expect(report.status).toBe('degraded');
+    expect(report.checks.identity).toMatchObject({ status: 'warn', mail_from: 'FAILED' });
   });
 
   it.each([[{ verification: 'FAILED' }], [{ dkim: 'FAILED', verifiedForSending: false }]] as const)(

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
+import { ClaimLostError } from '../../../lambdas/core/jobs/deliveries';
 import type { JobContent } from '../../../lambdas/core/jobs/job';
 import {
   type ProcessEmailsDependencies,
@@ -952,6 +953,93 @@ describe('every reader its own message', () => {
     expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
       status: 'sent',
       copy_ids: { 'boss@example.org': 'ses-boss@example.org', 'board@example.org': 'ses-board@example.org' },
+    });
+  });
+
+  it("keeps the claim when a copy's message id cannot be written: the copy is not sent again while its lease runs", async () => {
+    const { deps, deliveries, deferred, jobId, message, transport } = consumer({
+      total: 1,
+      content: { cc: ['boss@example.org', 'board@example.org'] },
+    });
+    vi.spyOn(deliveries, 'handOver').mockRejectedValue(new Error('ProvisionedThroughputExceededException'));
+
+    const first = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(first).toMatchObject({ sent: 0, deferred: 1 });
+    // Not given back: a release would let the next claim send the boss's copy again at once.
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({ status: 'sending', copy_ids: {} });
+    vi.mocked(deliveries.handOver).mockRestore();
+    const again = deferred[0]?.message;
+    if (!again) throw new Error('the email should have been put back');
+    const second = await processEmailBatch(deps, [
+      { messageId: '2', body: JSON.stringify(again), receiveCount: 1, receiptHandle: 'handle-2' },
+    ]);
+    expect(second).toMatchObject({ sent: 0 });
+    expect(vi.mocked(transport.send).mock.calls.map(([email]) => email.reader)).toEqual(['boss@example.org']);
+  });
+
+  it('stops sending an email whose claim was taken over between its copies', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer({
+      total: 1,
+      content: { cc: ['boss@example.org', 'board@example.org'] },
+    });
+    vi.spyOn(deliveries, 'handOver').mockRejectedValue(new ClaimLostError(jobId, 'a@example.org'));
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(result).toMatchObject({ sent: 0, retry: ['1'] });
+    expect(vi.mocked(transport.send).mock.calls.map(([email]) => email.reader)).toEqual(['boss@example.org']);
+  });
+
+  it('sends each reader one message of a stored job whose cc repeats an address or names the recipient', async () => {
+    const { deps, message, transport } = consumer({
+      total: 1,
+      content: { cc: ['boss@example.org', 'a@example.org', 'boss@example.org'] },
+    });
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+
+    expect(result.sent).toBe(1);
+    expect(vi.mocked(transport.send).mock.calls.map(([email]) => email.reader)).toEqual([
+      'boss@example.org',
+      'a@example.org',
+    ]);
+  });
+
+  it('gives a cancelled email back to the quota less the copies an earlier attempt sent', async () => {
+    const transport = accepting();
+    transport.send.mockImplementation(async (email: RenderedEmail) => {
+      if (email.reader === 'board@example.org')
+        throw new DeliveryError('throttled', 'SES TooManyRequestsException: slow down');
+      return { messageId: `ses-${email.reader}` };
+    });
+    const refund = vi.fn(async () => undefined);
+    let cancelled = false;
+    const { deps, deliveries, deferred, jobId, message } = consumer({
+      total: 1,
+      transport,
+      cancelled: () => cancelled,
+      content: {
+        cc: ['boss@example.org', 'board@example.org'],
+        quota: { api_key_id: 'key-1', day: '2026-11-28' },
+      },
+      overrides: { quota: { refund } },
+    });
+    await processEmailBatch(deps, [message('1', 'a@example.org')]);
+    cancelled = true;
+    const again = deferred[0]?.message;
+    if (!again) throw new Error('the email should have been put back');
+
+    const result = await processEmailBatch(deps, [
+      { messageId: '2', body: JSON.stringify(again), receiveCount: 1, receiptHandle: 'handle-2' },
+    ]);
+
+    expect(result.cancelled).toBe(1);
+    // Charged 3 (the recipient and two copies); the boss's copy went.
+    expect(refund).toHaveBeenCalledWith('key-1', '2026-11-28', 2);
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'cancelled',
+      copy_ids: { 'boss@example.org': 'ses-boss@example.org' },
     });
   });
 

@@ -175,6 +175,24 @@ describe('SesTransport', () => {
     await expect(transport().send(email)).rejects.toThrow('Email address is not verified.');
   });
 
+  const notVerified = (identities: string) =>
+    new MessageRejected({
+      message: `Email address is not verified. The following identities failed the check in region US-EAST-1: ${identities}`,
+      ...metadata(400),
+    });
+  it.each([
+    ['the From address', 'news@mailer.example', 'paused'],
+    ['the From domain (its identity pending DNS)', 'mailer.example, news@mailer.example', 'paused'],
+    ['only the recipient (the sandbox)', 'boss@example.org', 'rejected'],
+    ['a recipient in the same domain as the sender', 'someone@mailer.example', 'rejected'],
+  ])('classifies an unverified identity naming %s as %s', async (_, identities, kind) => {
+    ses.on(SendEmailCommand).rejects(notVerified(identities));
+    const thrown = await transport()
+      .send(email)
+      .catch((reason: unknown) => reason);
+    expect(thrown).toMatchObject({ kind });
+  });
+
   it('leaves an unknown 4xx as it is: not a refusal it knows', async () => {
     const error = generic('SomethingNew', 400);
     ses.on(SendEmailCommand).rejects(error);

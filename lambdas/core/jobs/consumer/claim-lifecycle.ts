@@ -54,9 +54,11 @@ export type HeldClaim = Extract<Claim, { token: string }>;
 const HAND_OVER_ATTEMPTS = 4;
 
 /**
- * Writes SES's message id on the claim (the recipient's own, or the copy to `copyTo`), retrying:
- * if it is never written and the recording fails too, the claim lapses without it and the message
- * is sent again once its lease ends.
+ * Writes SES's message id on the claim (the recipient's own, or the copy to `copyTo`), retrying.
+ * Answers `written`; `lost` when the claim is no longer ours (no retry helps); or `unwritten` when
+ * the store kept failing: then the claim must not be given back (the next claim would send that
+ * message again at once). A recipient's own id is written by the recording too; a copy's only here,
+ * so a copy whose id is never written is sent again once the lease ends.
  */
 export async function handOver(
   run: BatchRun,
@@ -65,19 +67,20 @@ export async function handOver(
   token: string,
   messageId: string,
   copyTo?: string,
-) {
+): Promise<'written' | 'lost' | 'unwritten'> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await run.deps.deliveries.handOver(job.jobId, recipient, token, messageId, copyTo);
+      await run.deps.deliveries.handOver(job.jobId, recipient, token, messageId, copyTo);
+      return 'written';
     } catch (error) {
       // The claim is no longer ours (its lease lapsed and another consumer took it): no retry helps,
-      // and the store is working, so sending goes on.
+      // and the store is working, so other emails go on.
       if (error instanceof ClaimLostError) {
         run.log('WARN', 'The claim was taken over before the message id was written', {
           job_id: job.jobId,
           ses_message_id: messageId,
         });
-        return;
+        return 'lost';
       }
       if (attempt + 1 >= HAND_OVER_ATTEMPTS) {
         // The recording below writes the message id too; only if it also fails can the email go
@@ -88,7 +91,7 @@ export async function handOver(
           error: errorText(error),
         });
         if (!run.stop) run.stop = 'unrecorded';
-        return;
+        return 'unwritten';
       }
       await backoff(attempt, 50);
     }

@@ -34,7 +34,11 @@ export async function record(
       if (Number.isFinite(accepted)) result.latenciesMs.push(now - accepted);
     }
     result.duplicates += recorded.duplicates;
-    await refundCancelled(deps, job, recorded.recorded.filter(({ status }) => status === 'cancelled').length);
+    await refundCancelled(
+      deps,
+      job,
+      recorded.recorded.filter(({ status }) => status === 'cancelled'),
+    );
     if (recorded.completed && Number.isFinite(accepted)) {
       result.completedJobs.push({ jobId: job.jobId, durationSeconds: (now - accepted) / 1000 });
     }
@@ -49,17 +53,22 @@ export async function record(
 
 /**
  * Gives the key's quota back what these cancelled recipients would have sent (each with its cc
- * copies), once: only outcomes this call recorded count. Failing that, the count stays (the safe side).
+ * copies, less those an earlier attempt sent), once: only outcomes this call recorded count.
+ * Failing that, the count stays (the safe side).
  */
 async function refundCancelled(
   deps: Pick<ProcessEmailsDependencies, 'quota' | 'log'>,
   job: CompiledJob,
-  cancelled: number,
+  cancelled: readonly DeliveryOutcome[],
 ): Promise<void> {
   const charged = job.content.quota;
-  if (!deps.quota || !charged || cancelled === 0) return;
+  const unsent = cancelled.reduce(
+    (total, outcome) => total + 1 + job.content.cc.length - (outcome.copiesSent ?? 0),
+    0,
+  );
+  if (!deps.quota || !charged || unsent <= 0) return;
   try {
-    await deps.quota.refund(charged.api_key_id, charged.day, cancelled * (1 + job.content.cc.length));
+    await deps.quota.refund(charged.api_key_id, charged.day, unsent);
   } catch (error) {
     deps.log?.('WARN', 'Could not give cancelled recipients back to the quota', {
       job_id: job.jobId,
@@ -87,8 +96,16 @@ export const handedOver = (
   sqsMessageId: item.message.messageId,
 });
 
-/** A recipient of a cancelled job: recorded without an email. */
-export const cancelledOutcome = (base: OutcomeBase, item: Item): Decided => ({
-  outcome: { ...base, status: 'cancelled', error: 'Not sent: the job was cancelled first.' },
+/**
+ * A recipient of a cancelled job: recorded without an email. `copiesSent` cc copies left in an
+ * earlier attempt (they are not refunded).
+ */
+export const cancelledOutcome = (base: OutcomeBase, item: Item, copiesSent = 0): Decided => ({
+  outcome: {
+    ...base,
+    status: 'cancelled',
+    error: 'Not sent: the job was cancelled first.',
+    ...(copiesSent > 0 ? { copiesSent } : {}),
+  },
   sqsMessageId: item.message.messageId,
 });

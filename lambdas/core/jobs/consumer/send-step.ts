@@ -150,7 +150,7 @@ export async function sendOne(
   const sqsMessageId = item.message.messageId;
   // A cancel seen by another sender of this batch is final: no need to wait a turn to learn it again.
   if (run.cancelledJobs.has(job.jobId)) return cancelledOutcome(base, item);
-  const readers = [...base.cc.filter((address) => copiesSent[address] === undefined), recipient];
+  const readers = readersOf(base.cc, recipient, copiesSent);
   const copyErrors: Record<string, string> = {};
   for (const [index, reader] of readers.entries()) {
     if ((await takeTurn(run, job, item, token)) !== 'go') return undefined;
@@ -170,10 +170,11 @@ export async function sendOne(
       }
       if (cancelled) {
         run.cancelledJobs.add(job.jobId);
-        return cancelledOutcome(base, item);
+        return cancelledOutcome(base, item, Object.keys(copiesSent).length);
       }
     }
-    const own = reader === recipient;
+    // The recipient's own message is the last (its address may also be a cc address of a stored job).
+    const own = index === readers.length - 1;
     let messageId: string | null;
     try {
       ({ messageId } = await deps.transport.send(messageFor(run, job, entry, reader, linkSecret)));
@@ -184,7 +185,22 @@ export async function sendOne(
       }
       return refused(run, job, entry, error, copyErrors);
     }
-    if (messageId) await handOver(run, job, recipient, token, messageId, own ? undefined : reader);
+    if (messageId) {
+      const written = await handOver(run, job, recipient, token, messageId, own ? undefined : reader);
+      if (!own && written === 'lost') {
+        // Another consumer holds the recipient now and sends what its claim says is left: not this one.
+        run.result.retry.push(sqsMessageId);
+        return undefined;
+      }
+      if (!own && written === 'unwritten') {
+        // The copy is out but its id is not on the claim: the claim is kept (a release would let the
+        // next claim send this copy again at once); its lease ends before the email is tried again.
+        return waitInQueue(run, job, item, token, run.waits.throttledSeconds, {
+          grows: false,
+          release: false,
+        });
+      }
+    }
     if (own) {
       return {
         outcome: { ...base, status: 'sent', messageId, ...withCopyErrors(copyErrors) },
@@ -193,6 +209,22 @@ export async function sendOne(
     }
   }
   return undefined;
+}
+
+/**
+ * Who gets a message of a recipient's email, in the order they are sent: each cc address once (not
+ * the recipient, not one an earlier attempt handed over), then the recipient. Submission refuses
+ * a cc address named twice or also a recipient; jobs stored before it did are sent the same way.
+ */
+export function readersOf(
+  cc: readonly string[],
+  recipient: string,
+  copiesSent: Readonly<Record<string, string>>,
+): string[] {
+  const copies = [...new Set(cc)].filter(
+    (address) => address !== recipient && copiesSent[address] === undefined,
+  );
+  return [...copies, recipient];
 }
 
 const withCopyErrors = (copyErrors: Record<string, string>) =>

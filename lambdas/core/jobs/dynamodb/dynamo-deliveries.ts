@@ -125,8 +125,8 @@ export class DynamoDeliveries
   /** Reads what a refused claim found; a handed-over email is taken over, to be recorded as sent. */
   private async claimTaken(jobId: string, recipient: string, item: RawItem, token: string): Promise<Claim> {
     const status = stringAttribute(item, 'status');
-    // No item came back (DynamoDB returns the one that failed the condition; a release may have
-    // removed it since), or a retry queued it in between: never read that as done, look again in a second.
+    // No item came back (DynamoDB returns the item that failed the condition, so only a table
+    // that answers otherwise), or a retry queued it in between: never read that as done, look again in a second.
     if (status === undefined || status === 'queued')
       return { state: 'held', leaseUntil: this.now().getTime() };
     if (status !== 'sending') return { state: 'done' };
@@ -294,7 +294,7 @@ export class DynamoDeliveries
     const deliveries = outcomes.map((outcome) => ({
       Update: {
         ...this.key(jobId, outcome.recipient),
-        UpdateExpression: `SET #status = :status, processed_at = :now, cc = :cc, attempts = :attempts${outcome.error === undefined ? '' : ', #error = :error'}${outcome.reason === undefined ? '' : ', failure_reason = :reason'}${outcome.messageId ? ', message_id = :messageId' : ''}${outcome.copyErrors ? ', copy_errors = :copyErrors' : ''} REMOVE claim_token, lease_until`,
+        UpdateExpression: `SET #status = :status, processed_at = :now, cc = :cc, attempts = :attempts${outcome.error === undefined ? '' : ', #error = :error'}${outcome.reason === undefined ? '' : ', failure_reason = :reason'}${outcome.messageId ? ', message_id = :messageId' : ''}${outcome.copyErrors ? ', copy_errors = :copyErrors' : ''} REMOVE claim_token, lease_until${outcome.copyErrors ? '' : ', copy_errors'}`,
         // Only under the claim that decided it: a claim taken over or recorded since makes this a duplicate.
         ConditionExpression: 'claim_token = :token',
         ExpressionAttributeNames: {
