@@ -263,6 +263,14 @@ try {
       ses: sesPerMillion,
       totalWithSes: Number((costPerMillion + sesPerMillion).toFixed(2)),
     },
+    largestBundleBytes: Math.max(...[...runtime.functionStats().values()].map((fn) => fn.bundleBytes)),
+    /** Each function's bundle, and its cold starts in this run with their mean init (a worker's start and the module's load). */
+    functions: [...runtime.functionStats()].map(([name, stats]) => ({
+      name,
+      bundleBytes: stats.bundleBytes,
+      coldStarts: stats.coldStarts,
+      meanInitMs: stats.coldStarts > 0 ? Math.round(stats.initMs / stats.coldStarts) : null,
+    })),
     errors: errors.length,
   };
 
@@ -284,6 +292,13 @@ End to end            ${results.endToEndSeconds.toFixed(1)} s → ${results.pipe
 Raw DynamoDB writes   ${results.rawWriteEmailsPerSecond} emails/s (the same transactions, straight to DynamoDB Local)
 Pipeline / raw        ${Math.round(results.ratio * 100)} %                                            target ≥ 60 %
 ${counts}
+Largest bundle        ${(results.largestBundleBytes / 1024).toFixed(0)} KB                                        target ≤ 250 KB
+${results.functions
+  .map(
+    (fn) =>
+      `  ${fn.name.padEnd(48)} ${(fn.bundleBytes / 1024).toFixed(0).padStart(4)} KB${fn.meanInitMs === null ? '' : `, ${fn.coldStarts} cold start(s), init ${fn.meanInitMs} ms`}`,
+  )
+  .join('\n')}
 Errors logged         ${errors.length}${errors.length ? `: ${errors.slice(0, 3).join(' | ')}` : ''}`);
   mkdirSync(join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(

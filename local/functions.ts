@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { type CfnTemplate, type IntrinsicResolver, resourcesOfType } from './template';
@@ -22,6 +22,25 @@ export interface LocalFunctionOptions {
   /** Execution environments kept at most, like a reserved concurrency. */
   maxConcurrency?: number;
   onLog?: (functionName: string, line: string) => void;
+}
+
+export interface FunctionStats {
+  invocations: number;
+  /** Time in invocations, cold starts' inits included. */
+  totalMs: number;
+  memorySize: number;
+  /** Environments started, and the time their inits took in all (a worker's start and the bundle's module load). */
+  coldStarts: number;
+  initMs: number;
+  /** The bundle's JavaScript (its `index` file, minified; source maps aside). */
+  bundleBytes: number;
+}
+
+/** The size of an asset's entry file (`index.mjs` or `index.js`), or 0 when it has none. */
+function bundleBytes(assetDir: string): number {
+  if (!existsSync(assetDir)) return 0;
+  const entry = readdirSync(assetDir).find((file) => /^index\.m?js$/.test(file));
+  return entry ? statSync(join(assetDir, entry)).size : 0;
 }
 
 type InitOutcome =
@@ -61,6 +80,8 @@ export class LocalFunction {
   private closed = false;
   private invocations = 0;
   private totalMs = 0;
+  private coldStarts = 0;
+  private initMs = 0;
 
   constructor(readonly options: LocalFunctionOptions) {}
 
@@ -68,9 +89,16 @@ export class LocalFunction {
     return this.options.functionName;
   }
 
-  /** Invocations so far and the time they took, waiting for an environment excluded. */
-  stats(): { invocations: number; totalMs: number; memorySize: number } {
-    return { invocations: this.invocations, totalMs: this.totalMs, memorySize: this.options.memorySize };
+  /** Invocations so far and the time they took, waiting for an environment excluded; cold starts and their inits. */
+  stats(): FunctionStats {
+    return {
+      invocations: this.invocations,
+      totalMs: this.totalMs,
+      memorySize: this.options.memorySize,
+      coldStarts: this.coldStarts,
+      initMs: this.initMs,
+      bundleBytes: bundleBytes(this.options.assetDir),
+    };
   }
 
   async invoke(event: unknown): Promise<InvokeResult> {
@@ -91,6 +119,10 @@ export class LocalFunction {
       }
       // As in Lambda, an init past its own limit is finished inside the first invocation, on its clock.
       const handlerMs = environment.warm ? timeoutMs : timeoutMs - Math.max(0, init.ms - INIT_LIMIT_MS);
+      if (!environment.warm) {
+        this.coldStarts++;
+        this.initMs += init.ms;
+      }
       environment.warm = true;
       return await this.run(environment, event, handlerMs);
     } finally {

@@ -11,7 +11,12 @@ import {
   startDynamoDbLocal,
 } from './dynamodb';
 import { QueueEventSource } from './event-sources';
-import { functionsFromTemplate, type InvokeResult, type LocalFunction } from './functions';
+import {
+  type FunctionStats,
+  functionsFromTemplate,
+  type InvokeResult,
+  type LocalFunction,
+} from './functions';
 import { LocalGateway, UNSUPPORTED_SERVICE_PATH } from './gateway';
 import { accessKeyIdOf, type GatedService, readFunctionPolicies, startIamGate } from './iam';
 import { LocalMetrics, readableLogLine } from './metrics';
@@ -59,7 +64,7 @@ export interface LocalRuntime {
   /** The queues SES's bounce and complaint events arrive on (an SES event document put there is acted on). */
   sesEventQueues: string[];
   /** Invocations and time spent per function, by function name. */
-  functionStats(): Map<string, { invocations: number; totalMs: number; memorySize: number }>;
+  functionStats(): Map<string, FunctionStats>;
   stop(): Promise<void>;
 }
 

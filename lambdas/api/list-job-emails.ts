@@ -1,11 +1,12 @@
 // GET /jobs/{job_id}/emails?status=&limit=&cursor=: handler --> job store + deliveries + rendered emails (DynamoDB)
-import { z } from 'zod';
+
 import { deliveriesFromEnv, jobContentsFromEnv, jobsFromEnv, renderedEmailsFromEnv } from '../core/adapters';
 import { decodeCursor, encodeCursor } from '../core/cursor';
 import { apiHandler, callerApiKeyId, json, parsePathParameter, parseQuery } from '../core/http';
 import { jobId } from '../core/jobs/job';
 import { jobEmailsQuery, type ListJobEmailsDependencies, listJobEmails } from '../core/jobs/job-emails';
 import { findOwnedJob, type JobStore } from '../core/jobs/job-store';
+import * as z from '../core/zod';
 
 export const makeListJobEmails = (deps: ListJobEmailsDependencies & { jobs: Pick<JobStore, 'get'> }) =>
   apiHandler(async (event) => {

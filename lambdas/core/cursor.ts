@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { ValidationError } from './errors';
+import * as z from './zod';
 
 /**
  * Opaque pagination cursors. A cursor carries the DynamoDB key to resume from and the query it was

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from './zod';
 
 /**
  * Reads the environment through one schema and fails at cold start, naming every missing or bad

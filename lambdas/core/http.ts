@@ -1,8 +1,8 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import type { z } from 'zod';
 import { AppError, type FieldProblem, ForbiddenError, ValidationError } from './errors';
 import { logger, telemetry } from './observability/telemetry';
+import type * as z from './zod';
 
 export type ApiEvent = APIGatewayProxyEvent;
 export type ApiResult = APIGatewayProxyResult;
@@ -66,7 +66,7 @@ export function apiHandler(route: ApiRoute) {
     .handler(route);
 }
 
-export function toFieldProblems(issues: z.core.$ZodIssue[], prefix: string): FieldProblem[] {
+export function toFieldProblems(issues: z.$ZodIssue[], prefix: string): FieldProblem[] {
   return issues.flatMap((issue) => {
     const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
     if (issue.code === 'unrecognized_keys') {

@@ -1,8 +1,8 @@
-import { z } from 'zod';
 import { JOB_STATUSES, type JobContent, type JobRecord } from './jobs/job';
 import { EMAIL_STATUSES } from './jobs/job-emails';
 import { STORED_LINK } from './jobs/render-email';
 import { SUPPRESSION_REASONS } from './suppressions/suppression';
+import * as z from './zod';
 
 /**
  * What the routes answer, as zod schemas: the published contract (`contract/openapi.ts` renders

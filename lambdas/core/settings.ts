@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { describeIssues } from './env';
+import * as z from './zod';
 
 /**
  * The plain settings a function may be given (values, not resources: resources are bound in

@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { pageLimit } from '../cursor';
+import * as z from '../zod';
 import type { DeliveryFeedback, DeliveryReader, DeliveryRecord } from './deliveries';
 import type { JobRecord } from './job';
 import type { JobContentStore } from './job-store';

@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { pageLimit } from '../cursor';
 import { ValidationError } from '../errors';
 import { toFieldProblems } from '../http';
@@ -12,6 +11,7 @@ import {
 import { type Sender, worstCaseFooterBytes } from '../templates/footer';
 import { htmlTemplateProblems, worstCaseHtmlBytes } from '../templates/html';
 import { compileTemplate, parseTemplate, type TemplateProblem, worstCaseBytes } from '../templates/template';
+import * as z from '../zod';
 
 export const MAX_RECIPIENTS = 10_000;
 /** SES takes at most 50 recipients a message: the nonprofit and 49 copies. */

@@ -1,9 +1,9 @@
 import { CsvError } from 'csv-parse';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { z } from 'zod';
 import { mapConcurrently } from '../concurrency';
 import { ConflictError, type FieldProblem, ValidationError } from '../errors';
 import { toFieldProblems } from '../http';
+import * as z from '../zod';
 import { type NewNonprofit, newNonprofit } from './nonprofit';
 import type { NonprofitRepository } from './repository';
 

@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { pageLimit } from '../cursor';
+import * as z from '../zod';
 
 /** A nonprofit as stored and as returned by the API (snake_case, as the original API answered). */
 export interface Nonprofit {

@@ -4,8 +4,8 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { z } from 'zod';
 import { backoff, chunks, mapConcurrently } from '../concurrency';
+import * as z from '../zod';
 
 /** One message per recipient: the job holds everything else. */
 export const emailMessage = z.strictObject({

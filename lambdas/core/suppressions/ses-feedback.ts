@@ -1,7 +1,7 @@
-import { z } from 'zod';
 import type { FeedbackKind } from '../jobs/feedback-kinds';
 import { jobId as jobIdSchema } from '../jobs/job';
 import { emailAddress } from '../nonprofits/nonprofit';
+import * as z from '../zod';
 
 /**
  * What Amazon SES tells of an email after it took it, as the configuration set's event destination

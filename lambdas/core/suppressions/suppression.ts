@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import { pageLimit } from '../cursor';
 import { controlCharacter, controlCharacterMessage } from '../nonprofits/nonprofit';
+import * as z from '../zod';
 
 /**
  * Why an address gets no more email: it unsubscribed (the one-click link), its mailbox bounced for

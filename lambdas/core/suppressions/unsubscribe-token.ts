@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
 import { emailAddress } from '../nonprofits/nonprofit';
+import * as z from '../zod';
 
 /**
  * The token in an email's unsubscribe link: who it was sent to, which job sent it and under which

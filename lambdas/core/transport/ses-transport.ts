@@ -51,7 +51,7 @@ export class SesTransport implements EmailTransport {
 
   async send(email: RenderedEmail): Promise<Handover> {
     const { client, fromAddress, replyTo, configurationSet } = this.options;
-    const message = await composeMime(email, { from: fromAddress, replyTo });
+    const message = composeMime(email, { from: fromAddress, replyTo });
     try {
       const answer = await client.send(
         new SendEmailCommand({

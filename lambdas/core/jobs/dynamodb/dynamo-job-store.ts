@@ -7,10 +7,10 @@ import {
   type QueryCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
 import { INDEX } from '../../bindings';
 import { decodeCursor, encodeCursor, type Page } from '../../cursor';
 import { queryAll } from '../../dynamo-paging';
+import * as z from '../../zod';
 import type { JobRecord } from '../job';
 import {
   ACTIVE_MARKER,

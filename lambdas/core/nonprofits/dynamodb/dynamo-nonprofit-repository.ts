@@ -8,11 +8,11 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
 import { INDEX } from '../../bindings';
 import { decodeCursor, type Page, pageFrom } from '../../cursor';
 import { batchGetAll } from '../../dynamo-paging';
 import { ConflictError, NotFoundError } from '../../errors';
+import * as z from '../../zod';
 import {
   domainOf,
   emailAddress,

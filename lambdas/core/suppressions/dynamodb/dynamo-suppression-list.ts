@@ -7,12 +7,12 @@ import {
   QueryCommand,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
 import { INDEX } from '../../bindings';
 import { decodeCursor, type Page, pageFrom } from '../../cursor';
 import { batchGetAll } from '../../dynamo-paging';
 import { ConflictError, NotFoundError } from '../../errors';
 import { emailAddress } from '../../nonprofits/nonprofit';
+import * as z from '../../zod';
 import type { SuppressionList, SuppressionQuery } from '../repository';
 import { SUPPRESSION_REASONS, type Suppression, type SuppressionReason } from '../suppression';
 
