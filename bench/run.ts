@@ -14,6 +14,7 @@ import { consumerScaling } from '../lib/send-rate';
 import { dynamoDbClient } from '../local/dynamodb';
 import { type LocalService, startLocalRuntime } from '../local/runtime';
 import { contextDefaults, LOCAL_CONTEXT, PROJECT_ROOT } from '../local/synth';
+import { costAtSendRate } from './cost-model';
 import { CountingProxy } from './counting-proxy';
 import { PRICES } from './prices';
 
@@ -224,6 +225,20 @@ try {
   }
 
   const counted = !values['no-count'];
+  const consumerMemoryMb =
+    [...runtime.functionStats()].find(([name]) => /SendEmails/.test(name))?.[1].memorySize ?? 1024;
+  // The bench's jobs have no cc: one SES message per email.
+  const atRates = Object.fromEntries(
+    [14, 100].map((rate) => [
+      String(rate),
+      costAtSendRate(config, rate, {
+        dynamodbPerEmail: cost.dynamodb / total,
+        sqsPerEmail: cost.sqs / total,
+        messagesPerEmail: 1,
+        consumerMemoryMb,
+      }),
+    ]),
+  );
   const results = {
     date: new Date().toISOString(),
     recipients: total,
@@ -263,6 +278,8 @@ try {
       ses: sesPerMillion,
       totalWithSes: Number((costPerMillion + sesPerMillion).toFixed(2)),
     },
+    /** Per million emails at sesMaxSendRate 14 and 100, the consumer's Lambda priced from the AWS latency model (bench/cost-model.ts). */
+    costAtSendRate: counted ? atRates : null,
     largestBundleBytes: Math.max(...[...runtime.functionStats().values()].map((fn) => fn.bundleBytes)),
     /** Each function's bundle, and its cold starts in this run with their mean init (a worker's start and the module's load). */
     functions: [...runtime.functionStats()].map(([name, stats]) => ({
@@ -283,6 +300,12 @@ try {
 DynamoDB units/email  ${unitsPerEmail.write} write (${unitsPerEmail.indexWrite} of them to indexes), ${unitsPerEmail.read} read
 Cost per 1M emails    $${costPerMillionEmails.total} (DynamoDB $${costPerMillionEmails.dynamodb}, SQS $${costPerMillionEmails.sqs}, Lambda $${costPerMillionEmails.lambda}, API Gateway $${costPerMillionEmails.apiGateway}) before SES
                       SES $${costPerMillionEmails.ses.toFixed(2)} beside it: $${costPerMillionEmails.totalWithSes} in all
+At SES's send rate    ${Object.entries(atRates)
+          .map(
+            ([rate, at]) =>
+              `${rate}/s: $${at.total} (DynamoDB $${at.dynamodb}, SQS $${at.sqs}, Lambda $${at.lambda})`,
+          )
+          .join('; ')}   target ≤ $1.50 each
 SES send rate         ${results.sesSends} sends, at most ${results.sesBusiestSecond} in any second; sesMaxSendRate ${config.sesMaxSendRate}/s`
       : 'AWS calls and cost    not counted (--no-count)';
   console.log(`
