@@ -65,6 +65,11 @@ const configSchema = z
     consumerBatchingWindowSeconds: z.coerce.number().int().min(0).max(300).default(1),
     /** Consumer invocations at once (2 to 1,000, as Lambda allows). */
     consumerMaxConcurrency: z.coerce.number().int().min(2).max(1000).default(10),
+    /**
+     * The consumer's memory. It waits on SES, DynamoDB and its pacer far more than it computes, and
+     * Lambda bills the wait by memory: 256 MB is a seventh of a vCPU, ample for ten sends a second.
+     */
+    consumerMemoryMb: z.coerce.number().int().min(128).max(10_240).default(256),
     /** Seconds a consumer invocation may take; the queue's visibility timeout is six times this. */
     consumerTimeoutSeconds: z.coerce.number().int().min(1).max(900).default(30),
     /** Receives of one message before it moves to the dead-letter queue (at least 5, as AWS advises). */

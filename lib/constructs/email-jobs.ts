@@ -153,7 +153,7 @@ export class EmailJobs extends Construct {
       entry: 'worker/send-emails.ts',
       description: 'Claims, renders, sends and records the emails of a batch',
       timeout: consumerTimeout,
-      memorySize: 1024,
+      memorySize: config.consumerMemoryMb,
     })
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:BatchGetItem'])
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])

@@ -97,6 +97,13 @@ describe('the transport setting', () => {
       expect(source.BatchSize).toBe(cdkJsonContext().consumerBatchSize);
       expect(source.ScalingConfig?.MaximumConcurrency).toBe(cdkJsonContext().consumerMaxConcurrency);
     });
+
+    it('gives the consumer the configured memory: 256 MB unless told otherwise', () => {
+      const [, consumer] = functionByDescription(assertions, FUNCTION.consumer);
+      expect(consumer.Properties?.MemorySize).toBe(256);
+      const { assertions: larger } = synthesizeForTests({ transport: 'record', consumerMemoryMb: '512' });
+      expect(functionByDescription(larger, FUNCTION.consumer)[1].Properties?.MemorySize).toBe(512);
+    });
   });
 });
 
