@@ -1,11 +1,18 @@
-// GET /jobs/{job_id}/emails?status=&limit=&cursor=: handler --> job store + deliveries + rendered emails (DynamoDB)
+// GET /jobs/{job_id}/emails?status=&limit=&cursor=: handler --> job store + deliveries + render snapshots (DynamoDB)
 
-import { deliveriesFromEnv, jobContentsFromEnv, jobsFromEnv, renderedEmailsFromEnv } from '../core/adapters';
+import {
+  deliveriesFromEnv,
+  jobContentsFromEnv,
+  jobsFromEnv,
+  RENDER_SETTINGS,
+  renderedEmailsFromEnv,
+} from '../core/adapters';
 import { decodeCursor, encodeCursor } from '../core/cursor';
 import { apiHandler, callerApiKeyId, json, parsePathParameter, parseQuery } from '../core/http';
 import { jobId } from '../core/jobs/job';
 import { jobEmailsQuery, type ListJobEmailsDependencies, listJobEmails } from '../core/jobs/job-emails';
 import { findOwnedJob, type JobStore } from '../core/jobs/job-store';
+import { readSettings } from '../core/settings';
 import * as z from '../core/zod';
 
 export const makeListJobEmails = (deps: ListJobEmailsDependencies & { jobs: Pick<JobStore, 'get'> }) =>
@@ -29,4 +36,5 @@ export const handler = makeListJobEmails({
   contents: jobContentsFromEnv(),
   deliveries: deliveriesFromEnv(),
   rendered: renderedEmailsFromEnv(),
+  settings: readSettings(RENDER_SETTINGS),
 });

@@ -15,8 +15,9 @@ export class MailerData extends Construct {
   /** One item per recipient: its claim while it is sent, then its outcome and SES's message id. No index: nothing reads deliveries but by job. */
   readonly deliveries: Table;
   /**
-   * The rendered subject and body per recipient, when the deployment keeps them: personal data and
-   * most of what a job stores, so apart from the ledger, removed by DynamoDB's TTL after the retention time.
+   * What each batch's emails were rendered from (the nonprofits' names and addresses, a snapshot per
+   * batch; and whole rendered emails stored before snapshots), when the deployment keeps them:
+   * personal data, so apart from the ledger, removed by DynamoDB's TTL after the retention time.
    */
   readonly renderedEmails: Table | undefined;
   /** Addresses no job sends to (unsubscribed, bounced, complained, added by an operator), by lower-case address. */

@@ -108,6 +108,8 @@ export class EmailJobs extends Construct {
       .acknowledgeNoDeadLetterTarget('api');
     if (data.renderedEmails)
       listEmails.bindTable(TABLE.renderedEmails, data.renderedEmails, ['dynamodb:BatchGetItem']);
+    // Emails are rendered again from their snapshots, as the consumer rendered them.
+    setRenderSettings(listEmails, config);
     api.addRoute('GET', '/jobs/{job_id}/emails', listEmails);
 
     const getUsage = new ProjectFunction(this, 'GetUsage', {

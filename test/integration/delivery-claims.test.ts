@@ -119,7 +119,7 @@ describe('claims on recipients, on DynamoDB Local', () => {
     const jobId = await newJob(1);
     const cc = ['board@example.org', 'boss@example.org'];
     const first = await claimOne(one, jobId, 'h@example.org');
-    await one.handOver(jobId, 'h@example.org', tokenOf(first), 'ses-board', 'board@example.org');
+    await one.handOver(jobId, 'h@example.org', tokenOf(first), 'ses-board', { copyTo: 'board@example.org' });
     await one.record(jobId, [
       {
         recipient: 'h@example.org',
@@ -144,7 +144,7 @@ describe('claims on recipients, on DynamoDB Local', () => {
 
     const again = await claimOne(one, jobId, 'h@example.org');
     expect(again).toMatchObject({ state: 'claimed', copies: { 'board@example.org': 'ses-board' } });
-    await one.handOver(jobId, 'h@example.org', tokenOf(again), 'ses-boss', 'boss@example.org');
+    await one.handOver(jobId, 'h@example.org', tokenOf(again), 'ses-boss', { copyTo: 'boss@example.org' });
     await one.record(jobId, [{ ...sent('h@example.org', tokenOf(again), 'ses-own'), cc }]);
 
     const { Item } = await client.send(

@@ -84,7 +84,7 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
       attempts: 1,
       message_id: expect.any(String),
     });
-    expect((await p.rendered.getMany(job.job_id, [third])).get(third)).toMatchObject({
+    expect((await p.emails(job)).find((email) => email.to === third)).toMatchObject({
       subject: 'For Member 3',
       body: `Dear Member 3 of 3 Main St${textFooter({}, third, STORED_LINK)}`,
     });

@@ -90,13 +90,15 @@ export function claimsContract(setup: () => ClaimsUnderTest): void {
     const { one, other, newJob } = setup();
     const jobId = await newJob(1);
     const claim = await claimOne(one, jobId, 'c@example.org');
-    await one.handOver(jobId, 'c@example.org', tokenOf(claim), 'ses-id-1');
+    await one.handOver(jobId, 'c@example.org', tokenOf(claim), 'ses-id-1', { snapshot: 'snap-1' });
     // A release after the hand-over gives nothing back: the email left.
     await one.release(jobId, 'c@example.org', tokenOf(claim));
 
     const next = await claimOne(other, jobId, 'c@example.org');
-    expect(next).toMatchObject({ state: 'handedOver', messageId: 'ses-id-1' });
-    expect(await other.record(jobId, [sent('c@example.org', tokenOf(next), 'ses-id-1')])).toMatchObject({
+    // With the snapshot its email was rendered from, for the outcome to name.
+    expect(next).toMatchObject({ state: 'handedOver', messageId: 'ses-id-1', snapshot: 'snap-1' });
+    const outcome = { ...sent('c@example.org', tokenOf(next), 'ses-id-1'), snapshot: 'snap-1' };
+    expect(await other.record(jobId, [outcome])).toMatchObject({
       duplicates: 0,
       completed: true,
     });
@@ -121,7 +123,7 @@ export function claimsContract(setup: () => ClaimsUnderTest): void {
     const jobId = await newJob(1);
     const first = await claimOne(one, jobId, 'e@example.org');
     expect(first).toEqual({ state: 'claimed', token: expect.any(String), copies: {} });
-    await one.handOver(jobId, 'e@example.org', tokenOf(first), 'ses-copy-1', 'board@example.org');
+    await one.handOver(jobId, 'e@example.org', tokenOf(first), 'ses-copy-1', { copyTo: 'board@example.org' });
     // Given back halfway (throttled): the copy that left stays written, and the next claim is free at once.
     await one.release(jobId, 'e@example.org', tokenOf(first));
     const second = await claimOne(other, jobId, 'e@example.org');
@@ -130,7 +132,9 @@ export function claimsContract(setup: () => ClaimsUnderTest): void {
       token: expect.any(String),
       copies: { 'board@example.org': 'ses-copy-1' },
     });
-    await other.handOver(jobId, 'e@example.org', tokenOf(second), 'ses-copy-2', 'boss@example.org');
+    await other.handOver(jobId, 'e@example.org', tokenOf(second), 'ses-copy-2', {
+      copyTo: 'boss@example.org',
+    });
     // The second holder dies: once its lease lapses, a third claim sees both copies.
     advance(leaseMs + 1);
     const third = await claimOne(one, jobId, 'e@example.org');
@@ -140,7 +144,7 @@ export function claimsContract(setup: () => ClaimsUnderTest): void {
     });
     // A late copy hand-over under a claim taken over is refused, as the recipient's own is.
     const late = await other
-      .handOver(jobId, 'e@example.org', tokenOf(second), 'ses-late', 'x@example.org')
+      .handOver(jobId, 'e@example.org', tokenOf(second), 'ses-late', { copyTo: 'x@example.org' })
       .catch((error: unknown) => error);
     expect(late).toBeInstanceOf(ClaimLostError);
     expect(await one.record(jobId, [sent('e@example.org', tokenOf(third), 'ses-own')])).toMatchObject({

@@ -10,6 +10,7 @@ import { DynamoJobContents } from '../../lambdas/core/jobs/dynamodb/dynamo-job-c
 import { DynamoJobStore } from '../../lambdas/core/jobs/dynamodb/dynamo-job-store';
 import { DynamoRenderedEmails } from '../../lambdas/core/jobs/dynamodb/dynamo-rendered-emails';
 import type { JobRecord } from '../../lambdas/core/jobs/job';
+import { listJobEmails } from '../../lambdas/core/jobs/job-emails';
 import type { ProcessEmailsDependencies } from '../../lambdas/core/jobs/process-emails';
 import { sweepStaleJobs } from '../../lambdas/core/jobs/sweep';
 import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/dynamodb/dynamo-nonprofit-repository';
@@ -36,6 +37,9 @@ type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchRespons
 type Deliveries = ProcessEmailsDependencies['deliveries'];
 
 /** The pipeline's unsubscribe links, as the stack's secret and API URL give the consumer. */
+
+/** How the pipeline's consumer renders, and its job's emails are rendered again when read. */
+const PIPELINE_RENDER_SETTINGS = { maxRenderedBytes: 256 * 1024, defaultSubject: '(no subject)' };
 export const PIPELINE_LINK_SECRET = 'pipeline-link-secret-'.padEnd(64, 'x');
 export const PIPELINE_UNSUBSCRIBE_URL = 'https://mail.example.org/v1/unsubscribe';
 
@@ -123,7 +127,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
     unsubscribe: { secret: { get: async () => PIPELINE_LINK_SECRET }, url: PIPELINE_UNSUBSCRIBE_URL },
     queue: realQueue,
     rendered,
-    settings: { maxRenderedBytes: 256 * 1024, defaultSubject: '(no subject)' },
+    settings: PIPELINE_RENDER_SETTINGS,
     pacer: options.pacer,
     // Throttled and paused emails wait a second here, not the stack's quarter minute.
     waits: { throttledSeconds: 1, pausedSeconds: 1 },
@@ -229,6 +233,11 @@ export async function startPipeline(options: PipelineOptions = {}) {
       return deliveries.getMany(jobId, recipients);
     },
     rendered,
+    /** The first 100 of a job's emails as `GET /jobs/{id}/emails` shows them (rendered again from their snapshots). */
+    async emails(job: JobRecord) {
+      const deps = { contents, deliveries, rendered, settings: PIPELINE_RENDER_SETTINGS };
+      return (await listJobEmails(deps, job, { limit: 100, offset: 0 })).items;
+    },
     /** How many emails the local SES received for each of these recipients. */
     async emailsReceived(recipients: readonly string[]): Promise<Map<string, number>> {
       const counts = new Map(recipients.map((recipient) => [recipient, 0]));

@@ -27,6 +27,8 @@ export interface DeliveryOutcome {
   messageId?: string | null;
   /** Why a cc address's copy was refused, by address (the recipient's own email was sent). */
   copyErrors?: Record<string, string> | undefined;
+  /** The snapshot of the values the email was rendered from (see `RenderedEmailStore`), when one was kept. */
+  snapshot?: string | undefined;
   /** For a `cancelled` one: the cc copies an earlier attempt sent (not stored; the quota refund leaves them out). */
   copiesSent?: number | undefined;
   /** How many times the message was received, this time included. */
@@ -51,6 +53,8 @@ export interface DeliveryRecord {
   copy_ids?: Record<string, string>;
   /** Why a cc copy was refused, by address. */
   copy_errors?: Record<string, string>;
+  /** The snapshot the email is rendered again from when read (see `RenderedEmailStore`). */
+  snapshot?: string;
   attempts?: number;
   processed_at?: string;
   /** What SES reported of the sent email afterwards (bounces, complaints), oldest first. */
@@ -94,7 +98,7 @@ export interface ProgressRecorder {
  */
 export type Claim =
   | { state: 'claimed'; token: string; copies: Readonly<Record<string, string>> }
-  | { state: 'handedOver'; token: string; messageId: string }
+  | { state: 'handedOver'; token: string; messageId: string; snapshot?: string | undefined }
   | { state: 'held'; leaseUntil: number }
   | { state: 'done' };
 
@@ -119,15 +123,16 @@ export interface DeliveryClaims {
   ): Promise<Map<string, Claim>>;
   /**
    * Writes the transport's message id on the claim, so no later attempt sends the email again: the
-   * recipient's own, or, with `copyTo`, the copy to that cc address. Throws `ClaimLostError` when
-   * the claim is no longer the caller's.
+   * recipient's own (with the snapshot it was rendered from, so the attempt that records it can
+   * name it), or, with `copyTo`, the copy to that cc address. Throws `ClaimLostError` when the
+   * claim is no longer the caller's.
    */
   handOver(
     jobId: string,
     recipient: string,
     token: string,
     messageId: string,
-    copyTo?: string,
+    details?: { copyTo?: string | undefined; snapshot?: string | undefined },
   ): Promise<void>;
   /**
    * Gives a claim back when the transport certainly did not take the email (throttled, paused): the

@@ -1,9 +1,17 @@
 import { pageLimit } from '../cursor';
+import { compileTemplate } from '../templates/template';
 import * as z from '../zod';
 import type { DeliveryFeedback, DeliveryReader, DeliveryRecord } from './deliveries';
-import type { JobRecord } from './job';
+import type { JobContent, JobRecord } from './job';
 import type { JobContentStore } from './job-store';
-import type { RenderedEmailStore } from './rendered-emails';
+import {
+  type CompiledTemplates,
+  forReader,
+  type RenderSettings,
+  renderEmail,
+  STORED_LINK,
+} from './render-email';
+import type { RenderedCopy, RenderedEmailStore, RenderSnapshot } from './rendered-emails';
 
 export const EMAIL_STATUSES = ['pending', 'sent', 'failed', 'suppressed', 'cancelled'] as const;
 export type EmailStatus = (typeof EMAIL_STATUSES)[number];
@@ -64,7 +72,56 @@ export interface ListJobEmailsDependencies {
   contents: Pick<JobContentStore, 'recipients' | 'content'>;
   deliveries: Pick<DeliveryReader, 'getMany'>;
   /** Absent when the deployment does not keep rendered emails. */
-  rendered?: Pick<RenderedEmailStore, 'getMany'> | undefined;
+  rendered?: Pick<RenderedEmailStore, 'getSnapshots' | 'getMany'> | undefined;
+  /** How the consumer renders (the sender's footer, the default subject): emails are rendered again from their snapshots. */
+  settings: RenderSettings;
+}
+
+/** The subject and parts of a recipient's email as the reader shows them, or nulls when not kept. */
+type Shown = Pick<JobEmail, 'subject' | 'body' | 'html'>;
+const NOT_KEPT: Shown = { subject: null, body: null, html: null };
+
+/**
+ * The emails of these recipients as they were sent to them, footer included (with `STORED_LINK`):
+ * rendered again from the job's templates and the snapshot each outcome names, or, for emails
+ * stored whole before snapshots, read as stored.
+ */
+async function shownEmails(
+  deps: ListJobEmailsDependencies,
+  jobId: string,
+  content: JobContent | undefined,
+  outcomes: Map<string, DeliveryRecord>,
+): Promise<Map<string, Shown>> {
+  const shown = new Map<string, Shown>();
+  if (!deps.rendered || !content) return shown;
+  const recorded = [...outcomes.values()].filter(
+    (outcome) => outcome.status !== 'sending' && outcome.status !== 'queued',
+  );
+  const ids = recorded.flatMap((outcome) => (outcome.snapshot ? [outcome.snapshot] : []));
+  const whole = recorded.filter((outcome) => !outcome.snapshot).map((outcome) => outcome.recipient);
+  const [snapshots, stored] = await Promise.all([
+    ids.length > 0 ? deps.rendered.getSnapshots(jobId, ids) : new Map<string, RenderSnapshot>(),
+    whole.length > 0 ? deps.rendered.getMany(jobId, whole) : new Map<string, RenderedCopy>(),
+  ]);
+  for (const [recipient, copy] of stored)
+    shown.set(recipient, { subject: copy.subject, body: copy.body, html: copy.html ?? null });
+  if (snapshots.size === 0) return shown;
+  const compiled: CompiledTemplates = {
+    body: compileTemplate(content.template),
+    html: content.html ? compileTemplate(content.html) : null,
+    subject: content.subject ? compileTemplate(content.subject) : null,
+  };
+  for (const outcome of recorded) {
+    const values = outcome.snapshot
+      ? snapshots.get(outcome.snapshot)?.nonprofits[outcome.recipient]
+      : undefined;
+    if (!values) continue;
+    const body = renderEmail(compiled, { email: outcome.recipient, ...values }, deps.settings);
+    if ('tooLarge' in body) continue;
+    const { subject, text, html } = forReader(body, deps.settings, outcome.recipient, STORED_LINK);
+    shown.set(outcome.recipient, { subject, body: text, html: html ?? null });
+  }
+  return shown;
 }
 
 /**
@@ -79,7 +136,8 @@ export async function listJobEmails(
   query: { status?: EmailStatus | undefined; limit: number; offset: number },
 ): Promise<{ items: JobEmail[]; nextOffset: number | null }> {
   const emails: JobEmail[] = [];
-  const cc = (await deps.contents.content(job.job_id))?.cc ?? [];
+  const content = await deps.contents.content(job.job_id);
+  const cc = content?.cc ?? [];
   let offset = query.offset;
   const scanLimit = query.status ? MAX_SCANNED_PER_REQUEST : query.limit;
   let scanned = 0;
@@ -89,22 +147,18 @@ export async function listJobEmails(
     const window = Math.min(query.status ? 100 : query.limit - emails.length, scanLimit - scanned);
     const recipients = await deps.contents.recipients(job.job_id, offset, window);
     if (recipients.length === 0) break;
-    const [outcomes, copies] = await Promise.all([
-      deps.deliveries.getMany(job.job_id, recipients),
-      deps.rendered?.getMany(job.job_id, recipients),
-    ]);
+    const outcomes = await deps.deliveries.getMany(job.job_id, recipients);
+    const shown = await shownEmails(deps, job.job_id, content, outcomes);
     for (const recipient of recipients) {
       const outcome = outcomes.get(recipient);
-      const copy = copies?.get(recipient);
+      const copy = shown.get(recipient) ?? NOT_KEPT;
       // A claim under way (`sending`), or a failure a retry queued again, has no outcome: the email is pending.
       const email: JobEmail =
         outcome && outcome.status !== 'sending' && outcome.status !== 'queued'
           ? {
               to: recipient,
               cc: outcome.cc ?? cc,
-              subject: copy?.subject ?? null,
-              body: copy?.body ?? null,
-              html: copy?.html ?? null,
+              ...copy,
               status: outcome.status,
               message_id: outcome.message_id ?? null,
               attempts: outcome.attempts ?? 0,

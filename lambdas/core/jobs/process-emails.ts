@@ -1,4 +1,5 @@
-import { mapConcurrently } from '../concurrency';
+import { randomUUID } from 'node:crypto';
+import { chunks, mapConcurrently } from '../concurrency';
 import type { Nonprofit } from '../nonprofits/nonprofit';
 import { suppressedBecause } from '../suppressions/suppression';
 import {
@@ -14,7 +15,8 @@ import { cancelledOutcome, type Decided, handedOver, outcomeBase, record } from 
 import { DEFAULT_WAITS, STORE_FAILURE_MAX_DELAY_SECONDS, waitInQueue } from './consumer/pacing';
 import { type CompiledJob, groupByJob, type Item } from './consumer/received-batch';
 import { prepareSending, SEND_CONCURRENCY, SEND_MARGIN_MS, sendOne, type ToSend } from './consumer/send-step';
-import { forReader, renderEmail, STORED_LINK } from './render-email';
+import { renderEmail } from './render-email';
+import { MAX_SNAPSHOT_NONPROFITS, type RenderedEmailStore, type RenderSnapshot } from './rendered-emails';
 
 export type {
   BatchResult,
@@ -119,25 +121,16 @@ async function processJob(
   let sendable = toSend;
   if (deps.rendered && toSend.length > 0) {
     try {
-      // The recipient's own email as it reads it, but for the link: a link in the store would let
-      // whoever reads the job's emails unsubscribe its recipients.
-      await deps.rendered.put(
-        job.jobId,
-        toSend.map(({ item, body }) => {
-          const { text, html } = forReader(body, deps.settings, item.email.recipient, STORED_LINK);
-          return {
-            recipient: item.email.recipient,
-            subject: body.subject,
-            body: text,
-            ...(html ? { html } : {}),
-          };
-        }),
-      );
+      await keepSnapshots(deps.rendered, job, toSend, nonprofits);
     } catch (error) {
-      log('ERROR', 'Could not store rendered emails; the emails wait in the queue and are tried again', {
-        job_id: job.jobId,
-        error: errorText(error),
-      });
+      log(
+        'ERROR',
+        'Could not keep what the emails are rendered from; the emails wait in the queue and are tried again',
+        {
+          job_id: job.jobId,
+          error: errorText(error),
+        },
+      );
       for (const { item, token } of toSend)
         await waitInQueue(run, job, item, token, run.waits.throttledSeconds, {
           maxSeconds: STORE_FAILURE_MAX_DELAY_SECONDS,
@@ -150,4 +143,33 @@ async function processJob(
     if (outcome) decided.push(outcome);
   });
   await record(deps, run.result, job, decided);
+}
+
+/**
+ * Keeps the values the emails are rendered from, a snapshot per batch (or per
+ * `MAX_SNAPSHOT_NONPROFITS`), before any is sent, and names it on each email's outcome: the job's
+ * emails are rendered again from it when read, never stored whole (a write of a kilobyte or more
+ * per email), and never with a real unsubscribe link.
+ */
+async function keepSnapshots(
+  rendered: Pick<RenderedEmailStore, 'putSnapshot'>,
+  job: CompiledJob,
+  toSend: ToSend[],
+  nonprofits: Map<string, Nonprofit>,
+): Promise<void> {
+  await Promise.all(
+    chunks(toSend, MAX_SNAPSHOT_NONPROFITS).map(async (group) => {
+      const snapshot: RenderSnapshot = {
+        id: randomUUID(),
+        nonprofits: Object.fromEntries(
+          group.map(({ item }) => {
+            const { name, address } = nonprofits.get(item.email.recipient) as Nonprofit;
+            return [item.email.recipient, { name, address }];
+          }),
+        ),
+      };
+      await rendered.putSnapshot(job.jobId, snapshot);
+      for (const entry of group) entry.base.snapshot = snapshot.id;
+    }),
+  );
 }

@@ -8,12 +8,37 @@ export interface RenderedCopy {
   html?: string | undefined;
 }
 
+/** What a nonprofit's email was rendered from, besides the job's templates and the deployment's sender. */
+export interface SnapshotValues {
+  name: string;
+  address: string;
+}
+
 /**
- * The rendered emails, kept for `GET /jobs/{id}/emails` when the deployment stores them. They hold
- * personal data and are most of what a job stores, so they live in their own table with a time to
- * live, apart from the ledger of outcomes, which stays.
+ * The nonprofits' values a batch's emails were rendered from, by address. Kept once per batch (one
+ * small write) rather than each rendered email (a write of a kilobyte or more per email): the job's
+ * emails are rendered again from it and the job's templates when read, exactly as they were sent.
+ */
+export interface RenderSnapshot {
+  id: string;
+  nonprofits: Readonly<Record<string, SnapshotValues>>;
+}
+
+/**
+ * Nonprofits one snapshot holds at most: at their longest (254 + 200 + 500 characters, 3 bytes
+ * each) 200 of them stay under DynamoDB's 400 KB item limit; a larger batch takes several.
+ */
+export const MAX_SNAPSHOT_NONPROFITS = 200;
+
+/**
+ * What `GET /jobs/{id}/emails` shows of each email, when the deployment keeps it. It holds personal
+ * data, so it lives in its own table with a time to live, apart from the ledger of outcomes, which
+ * stays. A delivery names its snapshot (`snapshot` on its record).
  */
 export interface RenderedEmailStore {
-  put(jobId: string, copies: readonly RenderedCopy[]): Promise<void>;
+  putSnapshot(jobId: string, snapshot: RenderSnapshot): Promise<void>;
+  /** The snapshots of a job by id (those past their retention are gone). */
+  getSnapshots(jobId: string, ids: readonly string[]): Promise<Map<string, RenderSnapshot>>;
+  /** Emails stored whole, one item each, by deployments before snapshots: read while their retention lasts. */
   getMany(jobId: string, recipients: readonly string[]): Promise<Map<string, RenderedCopy>>;
 }

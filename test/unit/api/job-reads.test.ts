@@ -4,7 +4,9 @@ import { makeListJobEmails } from '../../../lambdas/api/list-job-emails';
 import { makeListJobs } from '../../../lambdas/api/list-jobs';
 import type { DeliveryRecord } from '../../../lambdas/core/jobs/deliveries';
 import type { JobRecord } from '../../../lambdas/core/jobs/job';
+import { STORED_LINK } from '../../../lambdas/core/jobs/render-email';
 import type { RenderedCopy } from '../../../lambdas/core/jobs/rendered-emails';
+import { textFooter } from '../../../lambdas/core/templates/footer';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
 
 const JOB_ID = '0b5c2f44-9a55-4f4e-8a1e-6a1f1d3c2b10';
@@ -58,6 +60,8 @@ const outcomes = new Map<string, DeliveryRecord>([
       attempts: 5,
       error: 'gone',
       processed_at: '2026-11-27T10:00:02.000Z',
+      // Rendered from a snapshot (the values it was sent with), not stored whole.
+      snapshot: 'snap-1',
     },
   ],
   // Claimed by a consumer that is sending it now: no outcome yet.
@@ -83,6 +87,23 @@ const deliveries = {
 const rendered = {
   getMany: async (_: string, wanted: readonly string[]) =>
     new Map([...copies].filter(([recipient]) => wanted.includes(recipient))),
+  getSnapshots: async (_: string, ids: readonly string[]) =>
+    new Map(
+      ids.includes('snap-1')
+        ? [
+            [
+              'snap-1',
+              { id: 'snap-1', nonprofits: { 'b@example.org': { name: 'Bee & Co', address: '2 Hive Rd' } } },
+            ],
+          ]
+        : [],
+    ),
+};
+const settings = {
+  maxRenderedBytes: 256 * 1024,
+  defaultSubject: '(no subject)',
+  senderName: 'Acme Relief',
+  senderPostalAddress: '1 Main St',
 };
 
 const asKey = (apiKeyId: string, overrides: Parameters<typeof apiEvent>[0] = {}) =>
@@ -160,7 +181,7 @@ describe('GET /jobs', () => {
 });
 
 describe('GET /jobs/{job_id}/emails', () => {
-  const list = makeListJobEmails({ jobs, contents, deliveries, rendered });
+  const list = makeListJobEmails({ jobs, contents, deliveries, rendered, settings });
   const query = (parameters: Record<string, string>, apiKeyId = 'key-1') =>
     list(
       asKey(apiKeyId, { pathParameters: { job_id: JOB_ID }, queryStringParameters: parameters }),
@@ -193,8 +214,8 @@ describe('GET /jobs/{job_id}/emails', () => {
       {
         to: 'b@example.org',
         cc: content.cc,
-        subject: null,
-        body: null,
+        subject: '(no subject)',
+        body: `Hi Bee & Co${textFooter(settings, 'b@example.org', STORED_LINK)}`,
         html: null,
         status: 'failed',
         message_id: null,
@@ -230,7 +251,7 @@ describe('GET /jobs/{job_id}/emails', () => {
   });
 
   it('shows no subject nor body when the deployment does not keep rendered emails', async () => {
-    const withoutCopies = makeListJobEmails({ jobs, contents, deliveries });
+    const withoutCopies = makeListJobEmails({ jobs, contents, deliveries, settings });
     const result = await withoutCopies(
       asKey('key-1', { pathParameters: { job_id: JOB_ID }, queryStringParameters: { limit: '1' } }),
       lambdaContext,

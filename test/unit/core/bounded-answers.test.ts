@@ -73,7 +73,9 @@ describe('answers stay far below Lambda’s 6 MB response limit', () => {
       rendered: {
         getMany: async (_, wanted) =>
           new Map(wanted.map((recipient) => [recipient, { recipient, subject: 's', body }])),
+        getSnapshots: async () => new Map(),
       },
+      settings: { maxRenderedBytes: 262_144, defaultSubject: '(no subject)' },
     });
     const seen: string[] = [];
     let cursor: string | null = null;

@@ -21,6 +21,7 @@ interface StoredDelivery {
   /** Each cc copy's message id, by address: kept through releases and new claims, as the table keeps them. */
   copyIds: Record<string, string>;
   copyErrors?: Record<string, string> | undefined;
+  snapshot?: string | undefined;
   attempts: number;
   cc?: string[];
   error?: string;
@@ -94,7 +95,15 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
         claims.push([recipient, { state: 'done' }]);
       } else if (item.messageId !== undefined) {
         item.claimToken = token;
-        claims.push([recipient, { state: 'handedOver', token, messageId: item.messageId }]);
+        claims.push([
+          recipient,
+          {
+            state: 'handedOver',
+            token,
+            messageId: item.messageId,
+            ...(item.snapshot ? { snapshot: item.snapshot } : {}),
+          },
+        ]);
       } else {
         claims.push([recipient, { state: 'held', leaseUntil: item.leaseUntil ?? 0 }]);
       }
@@ -107,12 +116,15 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
     recipient: string,
     token: string,
     messageId: string,
-    copyTo?: string,
+    { copyTo, snapshot }: { copyTo?: string | undefined; snapshot?: string | undefined } = {},
   ): Promise<void> {
     const item = this.items.get(this.key(jobId, recipient));
     if (item?.claimToken !== token) throw new ClaimLostError(jobId, recipient);
-    if (copyTo === undefined) item.messageId = messageId;
-    else item.copyIds[copyTo] = messageId;
+    if (copyTo !== undefined) item.copyIds[copyTo] = messageId;
+    else {
+      item.messageId = messageId;
+      if (snapshot) item.snapshot = snapshot;
+    }
   }
 
   async release(jobId: string, recipient: string, token: string): Promise<void> {
@@ -140,6 +152,11 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
         cc: outcome.cc,
         copyIds: claimed?.copyIds ?? {},
         ...(outcome.copyErrors ? { copyErrors: outcome.copyErrors } : {}),
+        ...(outcome.snapshot
+          ? { snapshot: outcome.snapshot }
+          : claimed?.snapshot
+            ? { snapshot: claimed.snapshot }
+            : {}),
         processedAt: new Date(this.now()).toISOString(),
         ...(outcome.error === undefined ? {} : { error: outcome.error }),
         ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
@@ -197,6 +214,7 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
       ...(item.messageId === undefined ? {} : { message_id: item.messageId }),
       copy_ids: { ...item.copyIds },
       ...(item.copyErrors ? { copy_errors: item.copyErrors } : {}),
+      ...(item.snapshot ? { snapshot: item.snapshot } : {}),
       ...(item.processedAt ? { processed_at: item.processedAt } : {}),
     };
   }

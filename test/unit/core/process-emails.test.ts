@@ -8,8 +8,7 @@ import {
   type ReceivedMessage,
   recordDeadLetters,
 } from '../../../lambdas/core/jobs/process-emails';
-import { STORED_LINK } from '../../../lambdas/core/jobs/render-email';
-import type { RenderedCopy } from '../../../lambdas/core/jobs/rendered-emails';
+import type { RenderSnapshot } from '../../../lambdas/core/jobs/rendered-emails';
 import type { Nonprofit } from '../../../lambdas/core/nonprofits/nonprofit';
 import type { EmailMessage } from '../../../lambdas/core/queue/email-queue';
 import { verifyUnsubscribeToken } from '../../../lambdas/core/suppressions/unsubscribe-token';
@@ -768,24 +767,25 @@ describe('rendering', () => {
     expect(transport.send).toHaveBeenCalledWith(expect.objectContaining({ subject: 'News from us' }));
   });
 
-  it('stores the rendered copies before the transport is called', async () => {
+  it("keeps one snapshot of the batch's values before the transport is called, and names it on each outcome", async () => {
     const order: string[] = [];
-    const stored: RenderedCopy[] = [];
+    const snapshots: RenderSnapshot[] = [];
     const transport: EmailTransport = {
       name: 'ordered',
       send: async (email) => {
         order.push(`send ${email.to}`);
-        return { messageId: 'id' };
+        return { messageId: `ses-${email.to}` };
       },
     };
-    const { deps, jobId, message } = consumer({
+    const { deps, deliveries, jobId, message } = consumer({
       transport,
+      nonprofits: [nonprofit('a@example.org', { address: '1 A St' }), nonprofit('b@example.org')],
       overrides: {
         rendered: {
-          put: async (id, copies) => {
+          putSnapshot: async (id, snapshot) => {
             expect(id).toBe(jobId);
-            order.push('put');
-            stored.push(...copies);
+            order.push('snapshot');
+            snapshots.push(snapshot);
           },
         },
       },
@@ -793,29 +793,46 @@ describe('rendering', () => {
 
     await processEmailBatch(deps, [message('1', 'a@example.org'), message('2', 'b@example.org')]);
 
-    expect(order[0]).toBe('put');
+    expect(order[0]).toBe('snapshot');
     expect(order.slice(1).sort()).toEqual(['send a@example.org', 'send b@example.org']);
-    // The footer as the recipient reads it, but for the link: a stored link would unsubscribe them.
-    const storedFooter = (reader: string) => textFooter(SETTINGS, reader, STORED_LINK);
-    expect(stored).toEqual([
+    // One write for the batch: the values each email was rendered from, nothing rendered, no link.
+    expect(snapshots).toEqual([
       {
-        recipient: 'a@example.org',
-        subject: 'To a@example.org',
-        body: `Hi a${storedFooter('a@example.org')}`,
-      },
-      {
-        recipient: 'b@example.org',
-        subject: 'To b@example.org',
-        body: `Hi b${storedFooter('b@example.org')}`,
+        id: expect.any(String),
+        nonprofits: {
+          'a@example.org': { name: 'a', address: '1 A St' },
+          'b@example.org': { name: 'b', address: 'A' },
+        },
       },
     ]);
+    for (const recipient of ['a@example.org', 'b@example.org'])
+      expect(deliveries.get(jobId, recipient)).toMatchObject({ status: 'sent', snapshot: snapshots[0]?.id });
   });
 
-  it('sends nothing and puts the emails back when the rendered copies cannot be stored', async () => {
+  it('names the snapshot on the hand-over, so an attempt that records an earlier send still names it', async () => {
+    const { deps, deliveries, jobId, message } = consumer({
+      total: 1,
+      overrides: { rendered: { putSnapshot: async () => undefined } },
+    });
+    const real = deliveries.record.bind(deliveries);
+    vi.spyOn(deliveries, 'record').mockRejectedValueOnce(new Error('ProvisionedThroughputExceededException'));
+    const first = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+    expect(first.retry).toEqual(['1']);
+    vi.mocked(deliveries.record).mockImplementation(real);
+    const snapshot = deliveries.get(jobId, 'a@example.org')?.snapshot;
+    expect(snapshot).toEqual(expect.any(String));
+
+    const again = await processEmailBatch(deps, [message('1', 'a@example.org', { receiveCount: 2 })]);
+
+    expect(again.sent).toBe(1);
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({ status: 'sent', snapshot });
+  });
+
+  it('sends nothing and puts the emails back when the snapshot cannot be kept', async () => {
     const { deps, message, transport } = consumer({
       overrides: {
         rendered: {
-          put: async () => {
+          putSnapshot: async () => {
             throw new Error('ProvisionedThroughputExceeded');
           },
         },

@@ -42,8 +42,8 @@ export interface ProcessEmailsDependencies {
   unsubscribe?: UnsubscribeLinks | undefined;
   /** Where an email waits when the transport asks to wait, the invocation's time runs out, or another consumer holds it. */
   queue: Pick<EmailQueue, 'defer' | 'returnAfter'>;
-  /** Keeps each rendered email, when the deployment stores them. */
-  rendered?: Pick<RenderedEmailStore, 'put'> | undefined;
+  /** Keeps what each batch's emails were rendered from, when the deployment keeps them. */
+  rendered?: Pick<RenderedEmailStore, 'putSnapshot'> | undefined;
   /** Gives back to its key's recipient quota each recipient a cancel kept from being sent. */
   quota?: Pick<RecipientQuota, 'refund'> | undefined;
   /** Holds this environment's share of the transport's send rate. */

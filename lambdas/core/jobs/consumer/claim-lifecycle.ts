@@ -66,11 +66,11 @@ export async function handOver(
   recipient: string,
   token: string,
   messageId: string,
-  copyTo?: string,
+  details: { copyTo?: string | undefined; snapshot?: string | undefined } = {},
 ): Promise<'written' | 'lost' | 'unwritten'> {
   for (let attempt = 0; ; attempt++) {
     try {
-      await run.deps.deliveries.handOver(job.jobId, recipient, token, messageId, copyTo);
+      await run.deps.deliveries.handOver(job.jobId, recipient, token, messageId, details);
       return 'written';
     } catch (error) {
       // The claim is no longer ours (its lease lapsed and another consumer took it): no retry helps,

@@ -84,6 +84,8 @@ export const outcomeBase = (job: CompiledJob, item: Item, claim: HeldClaim) => (
   cc: job.content.cc,
   attempts: item.message.receiveCount,
   claimToken: claim.token,
+  /** The snapshot the email was rendered from, once it is kept (see `RenderedEmailStore`). */
+  snapshot: undefined as string | undefined,
 });
 
 /** An earlier attempt's email the transport took: recorded sent under its message id, never sent again. */
@@ -92,7 +94,7 @@ export const handedOver = (
   claim: Extract<Claim, { state: 'handedOver' }>,
   item: Item,
 ): Decided => ({
-  outcome: { ...base, status: 'sent', messageId: claim.messageId },
+  outcome: { ...base, status: 'sent', messageId: claim.messageId, snapshot: claim.snapshot },
   sqsMessageId: item.message.messageId,
 });
 

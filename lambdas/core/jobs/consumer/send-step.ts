@@ -186,7 +186,14 @@ export async function sendOne(
       return refused(run, job, entry, error, copyErrors);
     }
     if (messageId) {
-      const written = await handOver(run, job, recipient, token, messageId, own ? undefined : reader);
+      const written = await handOver(
+        run,
+        job,
+        recipient,
+        token,
+        messageId,
+        own ? { snapshot: base.snapshot } : { copyTo: reader },
+      );
       if (!own && written === 'lost') {
         // Another consumer holds the recipient now and sends what its claim says is left: not this one.
         run.result.retry.push(sqsMessageId);

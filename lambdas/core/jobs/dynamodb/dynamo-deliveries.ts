@@ -143,7 +143,8 @@ export class DynamoDeliveries
           ExpressionAttributeValues: { ':sending': 'sending', ':token': token, ':messageId': messageId },
         }),
       );
-      return { state: 'handedOver', token, messageId };
+      const snapshot = stringAttribute(item, 'snapshot');
+      return { state: 'handedOver', token, messageId, ...(snapshot ? { snapshot } : {}) };
     } catch (error) {
       // Recorded in between by the consumer that sent it.
       if (error instanceof ConditionalCheckFailedException) return { state: 'done' };
@@ -156,7 +157,7 @@ export class DynamoDeliveries
     recipient: string,
     token: string,
     messageId: string,
-    copyTo?: string,
+    { copyTo, snapshot }: { copyTo?: string | undefined; snapshot?: string | undefined } = {},
   ): Promise<void> {
     try {
       await this.options.client.send(
@@ -165,14 +166,20 @@ export class DynamoDeliveries
           // The claim wrote the copies' map: a copy's id goes in it by address.
           UpdateExpression:
             copyTo === undefined
-              ? 'SET message_id = :messageId, handed_over_at = :now'
+              ? `SET message_id = :messageId, handed_over_at = :now${snapshot ? ', #snapshot = :snapshot' : ''}`
               : 'SET copy_ids.#copyTo = :messageId',
           ConditionExpression: 'claim_token = :token',
-          ...(copyTo === undefined ? {} : { ExpressionAttributeNames: { '#copyTo': copyTo } }),
+          // `snapshot` is one of DynamoDB's reserved words.
+          ...(copyTo === undefined
+            ? snapshot
+              ? { ExpressionAttributeNames: { '#snapshot': 'snapshot' } }
+              : {}
+            : { ExpressionAttributeNames: { '#copyTo': copyTo } }),
           ExpressionAttributeValues: {
             ':token': token,
             ':messageId': messageId,
             ...(copyTo === undefined ? { ':now': this.now().toISOString() } : {}),
+            ...(copyTo === undefined && snapshot ? { ':snapshot': snapshot } : {}),
           },
         }),
       );
@@ -294,12 +301,13 @@ export class DynamoDeliveries
     const deliveries = outcomes.map((outcome) => ({
       Update: {
         ...this.key(jobId, outcome.recipient),
-        UpdateExpression: `SET #status = :status, processed_at = :now, cc = :cc, attempts = :attempts${outcome.error === undefined ? '' : ', #error = :error'}${outcome.reason === undefined ? '' : ', failure_reason = :reason'}${outcome.messageId ? ', message_id = :messageId' : ''}${outcome.copyErrors ? ', copy_errors = :copyErrors' : ''} REMOVE claim_token, lease_until${outcome.copyErrors ? '' : ', copy_errors'}`,
+        UpdateExpression: `SET #status = :status, processed_at = :now, cc = :cc, attempts = :attempts${outcome.error === undefined ? '' : ', #error = :error'}${outcome.reason === undefined ? '' : ', failure_reason = :reason'}${outcome.messageId ? ', message_id = :messageId' : ''}${outcome.copyErrors ? ', copy_errors = :copyErrors' : ''}${outcome.snapshot ? ', #snapshot = :snapshot' : ''} REMOVE claim_token, lease_until${outcome.copyErrors ? '' : ', copy_errors'}`,
         // Only under the claim that decided it: a claim taken over or recorded since makes this a duplicate.
         ConditionExpression: 'claim_token = :token',
         ExpressionAttributeNames: {
           '#status': 'status',
           ...(outcome.error === undefined ? {} : { '#error': 'error' }),
+          ...(outcome.snapshot ? { '#snapshot': 'snapshot' } : {}),
         },
         ExpressionAttributeValues: {
           ':status': outcome.status,
@@ -311,6 +319,7 @@ export class DynamoDeliveries
           ...(outcome.reason === undefined ? {} : { ':reason': outcome.reason }),
           ...(outcome.messageId ? { ':messageId': outcome.messageId } : {}),
           ...(outcome.copyErrors ? { ':copyErrors': outcome.copyErrors } : {}),
+          ...(outcome.snapshot ? { ':snapshot': outcome.snapshot } : {}),
         },
       },
     }));

@@ -1,6 +1,6 @@
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { batchGetAll, batchPutAll } from '../../dynamo-paging';
-import type { RenderedCopy, RenderedEmailStore } from '../rendered-emails';
+import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { batchGetAll } from '../../dynamo-paging';
+import type { RenderedCopy, RenderedEmailStore, RenderSnapshot, SnapshotValues } from '../rendered-emails';
 
 export interface DynamoRenderedEmailsOptions {
   client: DynamoDBDocumentClient;
@@ -11,25 +11,53 @@ export interface DynamoRenderedEmailsOptions {
 }
 
 const DAY_SECONDS = 86_400;
+/**
+ * Snapshots share the table with the emails stored whole before them, under a sort key no address
+ * can take (an address has an `@`).
+ */
+const SNAPSHOT_PREFIX = 'snapshot#';
+const snapshotKey = (id: string) => `${SNAPSHOT_PREFIX}${id}`;
 
 export class DynamoRenderedEmails implements RenderedEmailStore {
   constructor(private readonly options: DynamoRenderedEmailsOptions) {}
 
-  async put(jobId: string, copies: readonly RenderedCopy[]): Promise<void> {
+  async putSnapshot(jobId: string, snapshot: RenderSnapshot): Promise<void> {
     const { retentionDays } = this.options;
     if (retentionDays === undefined) throw new Error('DynamoRenderedEmails needs retentionDays to store');
-    const nowSeconds = Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000);
-    const expiresAt = nowSeconds + retentionDays * DAY_SECONDS;
-    await batchPutAll(
-      this.options.client,
-      this.options.tableName,
-      copies.map((copy) => ({ job_id: jobId, ...copy, expires_at: expiresAt })),
+    await this.options.client.send(
+      new PutCommand({
+        TableName: this.options.tableName,
+        Item: {
+          job_id: jobId,
+          recipient: snapshotKey(snapshot.id),
+          nonprofits: snapshot.nonprofits,
+          expires_at: this.nowSeconds() + retentionDays * DAY_SECONDS,
+        },
+      }),
     );
+  }
+
+  async getSnapshots(jobId: string, ids: readonly string[]): Promise<Map<string, RenderSnapshot>> {
+    const keys = [...new Set(ids)].map((id) => ({ job_id: jobId, recipient: snapshotKey(id) }));
+    const now = this.nowSeconds();
+    const items = await batchGetAll(this.options.client, this.options.tableName, keys);
+    return new Map(
+      items
+        .filter((item) => Number(item.expires_at) > now)
+        .map((item) => {
+          const id = String(item.recipient).slice(SNAPSHOT_PREFIX.length);
+          return [id, { id, nonprofits: item.nonprofits as Record<string, SnapshotValues> }];
+        }),
+    );
+  }
+
+  private nowSeconds(): number {
+    return Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000);
   }
 
   async getMany(jobId: string, recipients: readonly string[]): Promise<Map<string, RenderedCopy>> {
     const keys = [...new Set(recipients)].map((recipient) => ({ job_id: jobId, recipient }));
-    const nowSeconds = Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000);
+    const nowSeconds = this.nowSeconds();
     const items = await batchGetAll(this.options.client, this.options.tableName, keys);
     // TTL removes expired items within days, not at once: one past its time is treated as gone.
     return new Map(
