@@ -176,7 +176,7 @@ export class EmailJobs extends Construct {
     setRenderSettings(this.consumer, config);
     if (data.renderedEmails) {
       this.consumer
-        .bindTable(TABLE.renderedEmails, data.renderedEmails, ['dynamodb:BatchWriteItem'])
+        .bindTable(TABLE.renderedEmails, data.renderedEmails, ['dynamodb:PutItem'])
         .setting(SETTING.renderedEmailRetentionDays, String(config.renderedEmailRetentionDays));
     }
     if (scaling.ratePerEnvironment !== undefined) {

@@ -214,9 +214,10 @@ describe('functions', () => {
         [NONPROFITS]: ['dynamodb:BatchGetItem'],
         [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         [CONTENTS]: ['dynamodb:GetItem'],
-        // Claims are conditional updates, given back by a conditional delete; outcomes update them.
+        // Claims are conditional updates, given back by lapsing their lease; outcomes update them.
         [DELIVERIES]: ['dynamodb:UpdateItem'],
-        [RENDERED]: ['dynamodb:BatchWriteItem'],
+        // One snapshot a batch: what its emails were rendered from.
+        [RENDERED]: ['dynamodb:PutItem'],
         // Read for every batch: no email to a suppressed address.
         [SUPPRESSIONS]: ['dynamodb:BatchGetItem'],
         // Cancelled recipients go back to their key's recipient quota.
