@@ -292,42 +292,45 @@ export function htmlTemplateProblems(source: string): TemplateProblem[] {
   /** The containers open so far, by name, each with where it opened. */
   const open = new Map<string, number[]>();
   const commentEnds = { dashes: forwardFinder(source, '-->'), bang: forwardFinder(source, '--!>') };
+  /** Where the latest conditional comment ends for a browser: an end tag before it is inert there. */
+  let conditionalUntil = -1;
+  const declarationEnd = (lt: number) => {
+    const close = source.indexOf('>', lt);
+    return close === -1 ? -1 : close + 1;
+  };
+  /**
+   * What the scan steps over at `lt`, to where (-1: never closed), or undefined for a tag or text.
+   * A conditional comment's markers (`<!--[if …]>`, `<![endif]-->`) are stepped over and what is
+   * between them read as markup (Outlook renders it); for a browser it is all one comment, which
+   * must end, and in which the body's end may not be.
+   */
+  const skippedMarkup = (lt: number): { end: number; what: string } | undefined => {
+    if (source.startsWith('<!--[if', lt)) {
+      const comment = commentEnd(source, lt, commentEnds);
+      if (comment !== -1) conditionalUntil = comment;
+      return { end: comment === -1 ? -1 : declarationEnd(lt), what: 'A conditional comment' };
+    }
+    if (source.startsWith('<![endif]', lt)) return { end: declarationEnd(lt), what: 'A conditional comment' };
+    if (source.startsWith('<!--', lt)) return { end: commentEnd(source, lt, commentEnds), what: 'A comment' };
+    // `<!DOCTYPE …>` and other declarations: to the next `>`.
+    if (source[lt + 1] === '!' || source[lt + 1] === '?')
+      return { end: declarationEnd(lt), what: 'A declaration' };
+    return undefined;
+  };
   let index = 0;
   while (index < source.length) {
     const lt = source.indexOf('<', index);
     if (lt === -1) break;
     // Text before the tag: values are text here, escaped.
     placeholdersIn(index, lt);
-    if (source.startsWith('<!--[if', lt) || source.startsWith('<![endif]', lt)) {
-      // A conditional comment's markers: the markup between them is read as markup.
-      const end = source.indexOf('>', lt);
-      if (end === -1) {
-        problems.push(unclosed(lt, 'A conditional comment'));
+    const skipped = skippedMarkup(lt);
+    if (skipped) {
+      if (skipped.end === -1) {
+        problems.push(unclosed(lt, skipped.what));
         break;
       }
-      refusePlaceholders(lt, end, 'in a conditional comment marker');
-      index = end + 1;
-      continue;
-    }
-    if (source.startsWith('<!--', lt)) {
-      const end = commentEnd(source, lt, commentEnds);
-      if (end === -1) {
-        problems.push(unclosed(lt, 'A comment'));
-        break;
-      }
-      refusePlaceholders(lt, end, 'in a comment');
-      index = end;
-      continue;
-    }
-    if (source[lt + 1] === '!' || source[lt + 1] === '?') {
-      // `<!DOCTYPE …>` and other declarations: to the next `>`.
-      const end = source.indexOf('>', lt);
-      if (end === -1) {
-        problems.push(unclosed(lt, 'A declaration'));
-        break;
-      }
-      refusePlaceholders(lt, end, 'in a declaration');
-      index = end + 1;
+      refusePlaceholders(lt, skipped.end, `in ${skipped.what.toLowerCase()}`);
+      index = skipped.end;
       continue;
     }
     const nameMatch = /^<(\/?)([a-zA-Z][^\s/>]*)/.exec(source.slice(lt, lt + 64));
@@ -347,7 +350,8 @@ export function htmlTemplateProblems(source: string): TemplateProblem[] {
     }
     if (closing) {
       refusePlaceholders(lt, end, 'in an end tag');
-      if (element === 'body') bodyEnds.add(lt);
+      // Inside a conditional comment the end tag is Outlook's alone: for a browser, a comment.
+      if (element === 'body' && lt >= conditionalUntil) bodyEnds.add(lt);
       open.get(element)?.pop();
       index = end;
       continue;

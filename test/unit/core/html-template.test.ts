@@ -81,6 +81,8 @@ describe('htmlTemplateProblems', () => {
     ['<div style="display:none"><p>Hi</p></body>', [0]],
     ['<p>Hi</p><!-- </body> --></body>', [14]],
     ['<style>p {{}}', [0]],
+    ['<p>Hi</p><!--[if mso]><p>Outlook only</p>', [9]],
+    ['<p>Hi</p><!--[if mso]></body><![endif]--></body>', [22]],
   ])('refuses %j at the offending position', (source, expected) => {
     expect(positions(source)).toEqual(expected);
     for (const problem of htmlTemplateProblems(source))
