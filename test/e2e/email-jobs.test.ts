@@ -355,12 +355,19 @@ describe('email jobs over HTTP on the local runtime', () => {
     const jobId = String(first.body.job_id);
     expect(await waitForEnd(jobId)).toMatchObject({ status: 'completed', sent: 3, suppressed: 0 });
 
-    // SES reports a few seconds after the send; the feedback consumer suppresses and counts.
+    // SES reports a few seconds after the send; the feedback consumer counts each report on the job,
+    // then suppresses its address (two writes: the wait covers both, or it may read between them).
     const reported = await waitFor(
-      async () => (await api('GET', `/jobs/${jobId}`)).body,
-      (job) => job.bounced === 1 && job.complained === 1,
+      async () => ({
+        job: (await api('GET', `/jobs/${jobId}`)).body,
+        suppressed: await Promise.all(
+          [bouncing, complaining].map(async (email) => (await api('GET', `/suppressions/${email}`)).status),
+        ),
+      }),
+      ({ job, suppressed }) =>
+        job.bounced === 1 && job.complained === 1 && suppressed.every((status) => status === 200),
     );
-    expect(reported).toMatchObject({ sent: 3, bounced: 1, complained: 1, transient_bounces: 0 });
+    expect(reported.job).toMatchObject({ sent: 3, bounced: 1, complained: 1, transient_bounces: 0 });
     expect((await api('GET', `/suppressions/${bouncing}`)).body).toMatchObject({
       reason: 'bounced',
       job_id: jobId,
