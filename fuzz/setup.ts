@@ -1,5 +1,5 @@
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, ScanCommand, type ScanCommandInput } from '@aws-sdk/lib-dynamodb';
 import { dynamoDbClient } from '../local/dynamodb';
 import type { Fixtures } from './requests';
 import type { Snapshot } from './run';
@@ -34,7 +34,8 @@ const canonical = (value: unknown): string =>
 /**
  * What a refused request must leave as it was: the registry and the suppression list, item for
  * item, and which jobs exist with their contents. Job items themselves change as consumers work,
- * and deliveries with them, so only their keys are compared.
+ * and deliveries with them, so only their keys are compared; the marks the outcome counter keeps
+ * beside jobs come as it counts, so they are left out.
  */
 export async function storeSnapshot(
   dynamoDbEndpoint: string,
@@ -48,7 +49,11 @@ export async function storeSnapshot(
     return name;
   };
   /** Every item of a table (or the projected attributes), each as canonical JSON. */
-  const scan = async (tableName: string, projection?: string) => {
+  const scan = async (
+    tableName: string,
+    projection?: string,
+    filter?: Pick<ScanCommandInput, 'FilterExpression' | 'ExpressionAttributeValues'>,
+  ) => {
     const items: string[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
@@ -58,6 +63,7 @@ export async function storeSnapshot(
           ConsistentRead: true,
           ExclusiveStartKey: startKey,
           ...(projection ? { ProjectionExpression: projection } : {}),
+          ...filter,
         }),
       );
       for (const item of page.Items ?? []) items.push(canonical(item));
@@ -74,7 +80,10 @@ export async function storeSnapshot(
       const [registry, suppressed, jobKeys, contentKeys] = await Promise.all([
         scan(nonprofits),
         scan(suppressions),
-        scan(jobs, 'job_id'),
+        scan(jobs, 'job_id', {
+          FilterExpression: 'NOT contains(job_id, :mark)',
+          ExpressionAttributeValues: { ':mark': '#counted#' },
+        }),
         scan(contents, 'job_id, part'),
       ]);
       return JSON.stringify([registry.sort(), suppressed.sort(), jobKeys.sort(), contentKeys.sort()]);

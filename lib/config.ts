@@ -72,6 +72,12 @@ const configSchema = z
     consumerMemoryMb: z.coerce.number().int().min(128).max(10_240).default(256),
     /** Seconds a consumer invocation may take; the queue's visibility timeout is six times this. */
     consumerTimeoutSeconds: z.coerce.number().int().min(1).max(900).default(30),
+    /**
+     * Seconds the deliveries table's stream gathers outcomes before they are added to their jobs'
+     * counters: each gathering costs a transaction per job (about 8 write units), so a longer one is
+     * cheaper per email, and a job's counters and its end show that much later.
+     */
+    countingWindowSeconds: z.coerce.number().int().min(0).max(300).default(5),
     /** Receives of one message before it moves to the dead-letter queue (at least 5, as AWS advises). */
     maxReceiveCount: z.coerce.number().int().min(5).max(1000).default(5),
     /** Minutes between sweeper runs (each costs two queue reads and one index query when jobs run). */

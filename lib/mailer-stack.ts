@@ -71,6 +71,7 @@ export class MailerStack extends Stack {
       data: this.data,
       queue: this.queue,
       consumer: this.emailJobs.consumer,
+      counter: this.emailJobs.counter,
       sesFeedback: this.sesFeedback,
       senderIdentity: this.senderIdentity?.identityName,
       config: props.config,

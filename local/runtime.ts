@@ -7,6 +7,7 @@ import {
   createTables,
   type DynamoDbLocal,
   dynamoDbClient,
+  dynamoDbStreamsClient,
   LOCAL_CREDENTIALS,
   startDynamoDbLocal,
 } from './dynamodb';
@@ -27,6 +28,7 @@ import { type LocalSes, startLocalSes } from './ses';
 import { LocalEventPublishing } from './ses-events';
 import { createQueues, type LocalSqs, sqsClient, startLocalSqs } from './sqs';
 import { type SqsJournal, startSqsJournal } from './sqs-journal';
+import { fileCheckpoints, StreamEventSource } from './stream-source';
 import { PROJECT_ROOT, synthesizeStack } from './synth';
 import { IntrinsicResolver, LOCAL_REGION, resourcesOfType } from './template';
 import { readEventSourceMappings, readSchedules, Scheduler } from './triggers';
@@ -79,7 +81,7 @@ interface Started {
   gates?: ObservingProxy[];
   functions?: Map<string, LocalFunction>;
   server?: Server;
-  eventSources?: QueueEventSource[];
+  eventSources?: (QueueEventSource | StreamEventSource)[];
   scheduler?: Scheduler;
 }
 
@@ -254,7 +256,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
 
     started.eventSources = readEventSourceMappings(template, resolver).map((mapping) => {
       const queue = queues.find((candidate) => candidate.arn === mapping.eventSourceArn);
-      if (!queue) throw new Error(`Event source ${mapping.eventSourceArn} is not a queue of the template`);
+      if (!queue) {
+        if (!mapping.eventSourceArn.includes(':table/') || !mapping.eventSourceArn.includes('/stream/'))
+          throw new Error(
+            `Event source ${mapping.eventSourceArn} is neither a queue nor a table stream of the template`,
+          );
+        return new StreamEventSource({
+          ...mapping,
+          streamArn: mapping.eventSourceArn,
+          client: dynamoDbStreamsClient((started.dynamoDb as DynamoDbLocal).endpoint),
+          checkpoints: fileCheckpoints(join(options.stateDir, 'stream-checkpoints.json')),
+          invoke: (event) => invoke(mapping.functionLogicalId, event),
+          log: (line) => log(`[event-source] ${line}`),
+        });
+      }
       return new QueueEventSource({
         ...mapping,
         client: sqs,
@@ -264,7 +279,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         log: (line) => log(`[event-source] ${line}`),
       });
     });
-    for (const source of started.eventSources) source.start();
+    await Promise.all(started.eventSources.map((source) => source.start()));
     started.scheduler = new Scheduler(readSchedules(template, resolver, log), invoke, log);
     started.scheduler.start();
 

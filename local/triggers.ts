@@ -11,6 +11,8 @@ export interface EventSourceMappingModel {
   batchingWindowMs: number;
   maxConcurrency: number;
   reportBatchItemFailures: boolean;
+  /** Where a stream source starts reading (queues have none). */
+  startingPosition: 'TRIM_HORIZON' | 'LATEST';
 }
 
 /** Lambda's default concurrency for an SQS source is far higher; locally a few pollers are plenty. */
@@ -37,6 +39,7 @@ export function readEventSourceMappings(
         reportBatchItemFailures: ((properties.FunctionResponseTypes ?? []) as string[]).includes(
           'ReportBatchItemFailures',
         ),
+        startingPosition: properties.StartingPosition === 'LATEST' ? 'LATEST' : 'TRIM_HORIZON',
       };
     });
 }

@@ -3,6 +3,7 @@ import { bound, QUEUE, TABLE } from './bindings';
 import { DynamoDeliveries } from './jobs/dynamodb/dynamo-deliveries';
 import { DynamoJobContents } from './jobs/dynamodb/dynamo-job-contents';
 import { DynamoJobStore } from './jobs/dynamodb/dynamo-job-store';
+import { DynamoOutcomeCounts } from './jobs/dynamodb/dynamo-outcome-counts';
 import { DynamoRenderedEmails } from './jobs/dynamodb/dynamo-rendered-emails';
 import { DynamoNonprofitRepository } from './nonprofits/dynamodb/dynamo-nonprofit-repository';
 import { SqsEmailQueue } from './queue/email-queue';
@@ -54,6 +55,11 @@ export function deliveriesFromEnv() {
     deliveriesTable: bound(TABLE.deliveries),
     ...(leaseSeconds === undefined ? {} : { leaseMs: leaseSeconds * 1000 }),
   });
+}
+
+/** The jobs' counters, as the deliveries table's stream adds outcomes to them. */
+export function outcomeCountsFromEnv() {
+  return new DynamoOutcomeCounts({ client: documentClient, jobsTable: bound(TABLE.jobs) });
 }
 
 /** The stored rendered emails, or undefined when the deployment does not store them. */

@@ -28,7 +28,7 @@ export function batchResponse(result: BatchResult): SQSBatchResponse {
   return { batchItemFailures: result.retry.map((itemIdentifier) => ({ itemIdentifier })) };
 }
 
-/** Counts what a batch did: outcomes by class, their latency, and the jobs it ended. */
+/** Counts what a batch did: outcomes by class, and their latency. */
 function emitBatchMetrics(result: BatchResult): void {
   if (result.sent > 0) metrics.addMetric(METRIC.emailsSent, MetricUnit.Count, result.sent);
   if (result.suppressed > 0) metrics.addMetric(METRIC.emailsSuppressed, MetricUnit.Count, result.suppressed);
@@ -47,10 +47,6 @@ function emitBatchMetrics(result: BatchResult): void {
     metrics.addMetric(METRIC.duplicateDeliveries, MetricUnit.Count, result.duplicates);
   for (const latency of result.latenciesMs)
     metrics.addMetric(METRIC.emailLatency, MetricUnit.Milliseconds, latency);
-  for (const job of result.completedJobs) {
-    metrics.addMetric(METRIC.jobDuration, MetricUnit.Seconds, job.durationSeconds);
-    logger.info('Job completed', { job_id: job.jobId, duration_seconds: job.durationSeconds });
-  }
 }
 
 /** Wraps a worker handler with the invocation's logging context and the metrics flush. */

@@ -1,5 +1,5 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, Table, type TableProps } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, StreamViewType, Table, type TableProps } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import { INDEX } from '../../lambdas/core/bindings';
 
@@ -8,11 +8,19 @@ const string = (name: string) => ({ name, type: AttributeType.STRING });
 /** The system's tables: on-demand billing and point-in-time recovery throughout. */
 export class MailerData extends Construct {
   readonly nonprofits: Table;
-  /** One item per job: its template, owner, status and counters. */
+  /**
+   * One item per job: its owner, status and counters. Beside each job, for two days, the marks of
+   * the stream batches whose outcomes were counted on it (`<job id>#counted#<part>`, see
+   * `DynamoOutcomeCounts`), which DynamoDB's TTL removes.
+   */
   readonly jobs: Table;
   /** What a job sends (part 0) and its recipients, sorted, in chunks (parts 1…): recorded before the job. */
   readonly jobContents: Table;
-  /** One item per recipient: its claim while it is sent, then its outcome and SES's message id. No index: nothing reads deliveries but by job. */
+  /**
+   * One item per recipient: its claim while it is sent, then its outcome and SES's message id. No
+   * index: nothing reads deliveries but by job. Its stream (old and new images) feeds the jobs'
+   * counters: an outcome is one write here, counted on its job from the stream.
+   */
   readonly deliveries: Table;
   /**
    * What each batch's emails were rendered from (the nonprofits' names and addresses, a snapshot per
@@ -34,7 +42,7 @@ export class MailerData extends Construct {
       sortKey: string('email'),
     });
 
-    this.jobs = this.table('Jobs', { partitionKey: string('job_id') });
+    this.jobs = this.table('Jobs', { partitionKey: string('job_id'), timeToLiveAttribute: 'expires_at' });
     this.jobs.addGlobalSecondaryIndex({
       indexName: INDEX.jobsByApiKey,
       partitionKey: string('api_key_id'),
@@ -54,6 +62,7 @@ export class MailerData extends Construct {
     this.deliveries = this.table('Deliveries', {
       partitionKey: string('job_id'),
       sortKey: string('recipient'),
+      stream: StreamViewType.NEW_AND_OLD_IMAGES,
     });
 
     this.suppressions = this.table('Suppressions', { partitionKey: string('email') });
@@ -80,7 +89,7 @@ export class MailerData extends Construct {
 
   private table(
     id: string,
-    keys: Pick<TableProps, 'partitionKey' | 'sortKey' | 'timeToLiveAttribute'>,
+    keys: Pick<TableProps, 'partitionKey' | 'sortKey' | 'timeToLiveAttribute' | 'stream'>,
   ): Table {
     return new Table(this, id, {
       ...keys,

@@ -2,7 +2,8 @@ import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Construct } from 'constructs';
 import { INDEX, QUEUE, TABLE } from '../../lambdas/core/bindings';
 import { SETTING } from '../../lambdas/core/settings';
@@ -38,6 +39,8 @@ export class EmailJobs extends Construct {
   readonly consumer: ProjectFunction;
   readonly deadLetterConsumer: ProjectFunction;
   readonly sweeper: ProjectFunction;
+  /** Counts outcomes into their jobs from the deliveries table's stream. */
+  readonly counter: ProjectFunction;
 
   constructor(
     scope: Construct,
@@ -158,9 +161,10 @@ export class EmailJobs extends Construct {
       memorySize: config.consumerMemoryMb,
     })
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:BatchGetItem'])
-      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      // The job is only read (whether it was cancelled): its counters follow from the deliveries' stream.
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
-      // Claims, their hand-overs and releases are conditional updates; outcomes are updates in transactions.
+      // Claims, copies' hand-overs, releases and outcomes are each one conditional update.
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem'])
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:BatchGetItem'])
       // Recipients a cancel kept from being sent go back to their key's quota.
@@ -199,7 +203,7 @@ export class EmailJobs extends Construct {
         'Records emails that reached the dead-letter queue as failed, or cancelled if their job was',
       timeout: consumerTimeout,
     })
-      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem'])
       // A dead letter of a cancelled job is recorded cancelled, and given back to its key's quota.
@@ -215,6 +219,33 @@ export class EmailJobs extends Construct {
         reportBatchItemFailures: true,
       }),
     );
+
+    this.counter = new ProjectFunction(this, 'CountOutcomes', {
+      entry: 'worker/count-outcomes.ts',
+      description:
+        "Adds the outcomes the deliveries table's stream records to their jobs' counters, and ends jobs",
+      timeout: Duration.minutes(1),
+    })
+      // One transaction per job of a batch: the batch's mark and the job's counters (both updates);
+      // an ended job is read for its duration.
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:UpdateItem', 'dynamodb:GetItem'])
+      .acknowledgeNoDeadLetterTarget('stream');
+    this.counter.addEventSource(
+      new DynamoEventSource(data.deliveries, {
+        startingPosition: StartingPosition.TRIM_HORIZON,
+        batchSize: 1000,
+        maxBatchingWindow: Duration.seconds(config.countingWindowSeconds),
+        // Retried from the same record until it is counted: a batch is never split (its first record
+        // names each job's part of it) nor dropped (a dropped outcome would leave its job running).
+        bisectBatchOnError: false,
+        retryAttempts: -1,
+      }),
+    );
+    Validations.of(this.counter).acknowledge({
+      id: 'Serverless::Serverless-LambdaEventSourceMappingDestination',
+      reason:
+        'The stream batch is retried until it is counted (a dropped batch would leave jobs running with wrong counts); the IteratorAge alarm says when it is stuck.',
+    });
 
     this.sweeper = new ProjectFunction(this, 'SweepStaleJobs', {
       entry: 'worker/sweep-stale-jobs.ts',

@@ -32,6 +32,8 @@ export interface MonitoringProps {
   data: MailerData;
   queue: EmailQueue;
   consumer: ProjectFunction;
+  /** Counts outcomes into their jobs from the deliveries table's stream. */
+  counter: ProjectFunction;
   /** SES's bounces and complaints, when emails go through SES. */
   sesFeedback?: SesFeedback | undefined;
   /** The sending domain's SES identity, when the stack created one: /health reports its verification. */
@@ -76,7 +78,7 @@ export class MailerMonitoring extends Construct {
   constructor(
     scope: Construct,
     id: string,
-    { api, data, queue, consumer, sesFeedback, senderIdentity, config }: MonitoringProps,
+    { api, data, queue, consumer, counter, sesFeedback, senderIdentity, config }: MonitoringProps,
   ) {
     super(scope, id);
     const stack = Stack.of(this);
@@ -159,6 +161,16 @@ export class MailerMonitoring extends Construct {
       .filter((construct): construct is ProjectFunction => construct instanceof ProjectFunction);
     this.dashboard = this.buildDashboard(api, queue, functions);
     this.buildAlarms(api, queue, consumer, functions, config);
+    // A stream batch is retried until it is counted: while it fails, jobs' counts and ends wait.
+    this.alarm(
+      'OutcomeCountingBehind',
+      "Outcomes wait more than 5 minutes to be counted on their jobs (the deliveries stream's counter is failing or slow)",
+      {
+        metric: counter.metric('IteratorAge', { period: FIVE_MINUTES, statistic: 'Maximum' }),
+        threshold: 5 * 60 * 1000,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      },
+    );
     if (sesFeedback) this.watchSesFeedback(sesFeedback);
   }
 

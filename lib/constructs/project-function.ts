@@ -23,6 +23,8 @@ const NO_DLQ_REASONS = {
     'Invoked by an SQS event source mapping: failed messages return to the queue and reach its dead-letter queue.',
   schedule:
     'Invoked on a schedule; each run does all outstanding work, so a failed run is covered by the next one.',
+  stream:
+    'Invoked by a DynamoDB stream event source mapping: a failed batch is retried from the same record, a dead-letter queue applies only to asynchronous invocations.',
 } as const;
 
 export interface ProjectFunctionProps {
@@ -154,7 +156,7 @@ export class ProjectFunction extends NodejsFunction {
    * Acknowledges cdk-nag's "no dead-letter target" for how this function is invoked: a DLQ on a
    * function catches failed asynchronous invocations only, and none of these is one that needs it.
    */
-  acknowledgeNoDeadLetterTarget(invokedBy: 'api' | 'queue' | 'schedule'): this {
+  acknowledgeNoDeadLetterTarget(invokedBy: keyof typeof NO_DLQ_REASONS): this {
     Validations.of(this).acknowledge({
       id: 'Serverless::Serverless-LambdaDLQ',
       reason: NO_DLQ_REASONS[invokedBy],

@@ -40,9 +40,9 @@ const DOCUMENTED_ROUTES = [
 ];
 /**
  * One function per route (both job reads share one, as do both unsubscribe methods), plus the
- * consumer, the dead-letter consumer, the sweeper and the consumer of SES feedback.
+ * consumer, the dead-letter consumer, the outcome counter, the sweeper and the consumer of SES feedback.
  */
-const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 4;
+const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 5;
 
 const functionByDescription = (description: string) => queries.functionByDescription(assertions, description);
 const actionsOf = (description: string, prefix?: string) =>
@@ -212,9 +212,10 @@ describe('functions', () => {
       FUNCTION.consumer,
       {
         [NONPROFITS]: ['dynamodb:BatchGetItem'],
-        [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        // Only whether the job was cancelled: its counters follow from the deliveries' stream.
+        [JOBS]: ['dynamodb:GetItem'],
         [CONTENTS]: ['dynamodb:GetItem'],
-        // Claims are conditional updates, given back by lapsing their lease; outcomes update them.
+        // Claims are conditional updates, given back by lapsing their lease; each outcome is one update.
         [DELIVERIES]: ['dynamodb:UpdateItem'],
         // One snapshot a batch: what its emails were rendered from.
         [RENDERED]: ['dynamodb:PutItem'],
@@ -229,7 +230,7 @@ describe('functions', () => {
     [
       FUNCTION.deadLetterConsumer,
       {
-        [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        [JOBS]: ['dynamodb:GetItem'],
         [CONTENTS]: ['dynamodb:GetItem'],
         // A claim, then the outcome under it: both updates.
         [DELIVERIES]: ['dynamodb:UpdateItem'],
@@ -247,6 +248,20 @@ describe('functions', () => {
         [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         [DELIVERIES]: ['dynamodb:UpdateItem'],
         [FEEDBACK]: EVENT_SOURCE,
+      },
+    ],
+    [
+      FUNCTION.counter,
+      {
+        // One transaction per job of a stream batch (the batch's mark and the counters); an ended job read for its duration.
+        [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        // The event source reads the deliveries' stream with the function's role.
+        [`${DELIVERIES}/stream`]: [
+          'dynamodb:DescribeStream',
+          'dynamodb:GetRecords',
+          'dynamodb:GetShardIterator',
+        ],
+        '*': ['dynamodb:ListStreams'],
       },
     ],
     [
@@ -499,8 +514,33 @@ describe('email pipeline', () => {
       ScalingConfig: { MaximumConcurrency: 2 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
-    // The consumer, the dead-letter consumer and the SES feedback consumer.
-    assertions.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
+    // The consumer, the dead-letter consumer, the SES feedback consumer and the outcome counter.
+    assertions.resourceCountIs('AWS::Lambda::EventSourceMapping', 4);
+  });
+
+  it("counts outcomes from the deliveries table's stream: every change from the first, a batch retried whole until counted", () => {
+    const [counterId] = functionByDescription(FUNCTION.counter);
+    const [deliveriesId] = Object.keys(
+      assertions.findResources('AWS::DynamoDB::Table', {
+        Properties: { StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' } },
+      }),
+    );
+    expect(deliveriesId).toMatch(/^DataDeliveries/);
+    assertions.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: counterId },
+      EventSourceArn: { 'Fn::GetAtt': [deliveriesId, 'StreamArn'] },
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 1000,
+      MaximumBatchingWindowInSeconds: 5,
+      // A split batch would start from another record (it names each job's part), a dropped one would leave jobs running.
+      BisectBatchOnFunctionError: false,
+      MaximumRetryAttempts: -1,
+    });
+    // The batches' marks beside the jobs expire.
+    assertions.hasResourceProperties('AWS::DynamoDB::Table', {
+      TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
+      KeySchema: [{ AttributeName: 'job_id', KeyType: 'HASH' }],
+    });
   });
 
   it('throttles POST /send-email per key more strictly than the plan: 5 a minute, burst 5; its preview one a second, burst 5; an import one every two seconds, burst 2', () => {

@@ -10,6 +10,7 @@ export const FUNCTION = {
   deadLetterConsumer:
     'Records emails that reached the dead-letter queue as failed, or cancelled if their job was',
   sweeper: 'Re-enqueues the recipients of running jobs whose messages can no longer be queued',
+  counter: "Adds the outcomes the deliveries table's stream records to their jobs' counters, and ends jobs",
   feedbackConsumer:
     'Suppresses addresses SES reports bounced or complaining, and notes each report on its job',
   listJobEmails: 'GET /jobs/{job_id}/emails',
@@ -90,13 +91,19 @@ export function logicalIdOf(assertions: Template, type: string, id: string): str
 
 /** Names a statement's resource by its table or queue (and index), from `Fn::GetAtt` or `Fn::Join`. */
 export function resourceName(resource: unknown): string {
-  const getAtt = (value: unknown) => (value as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt']?.[0];
+  if (typeof resource === 'string') return resource;
+  const getAtt = (value: unknown) => {
+    const [id, attribute] = (value as { 'Fn::GetAtt'?: [string, string] } | undefined)?.['Fn::GetAtt'] ?? [];
+    if (id === undefined) return undefined;
+    // A table's stream is a resource of its own.
+    return attribute === 'StreamArn' ? `${baseId(id)}/stream` : baseId(id);
+  };
   const direct = getAtt(resource);
-  if (direct) return baseId(direct);
+  if (direct) return direct;
   const parts = (resource as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join']?.[1] ?? [];
   const [first, ...rest] = parts;
   const joined = getAtt(first);
-  return joined ? `${baseId(joined)}${rest.join('')}` : JSON.stringify(resource);
+  return joined ? `${joined}${rest.join('')}` : JSON.stringify(resource);
 }
 
 /**

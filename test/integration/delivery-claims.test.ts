@@ -9,9 +9,16 @@ import {
 import { DynamoDeliveries } from '../../lambdas/core/jobs/dynamodb/dynamo-deliveries';
 import { claimOne, claimsContract, sent, tokenOf } from '../support/claims-contract';
 import { localDocumentClient, tableNamed } from '../support/local-tables';
+import { startOutcomeCounter } from '../support/outcome-counter';
+import { waitFor } from '../support/runtime-process';
 
 const { client, destroy } = localDocumentClient();
-afterAll(destroy);
+// The jobs' counters follow the deliveries' stream, as in the stack.
+const counter = await startOutcomeCounter();
+afterAll(async () => {
+  await counter.stop();
+  destroy();
+});
 const jobsTable = tableNamed('DataJobs');
 const deliveriesTable = tableNamed('DataDeliveries');
 const LEASE_MS = 30_000;
@@ -24,6 +31,19 @@ function consumers() {
     new DynamoDeliveries({ client, jobsTable, deliveriesTable, leaseMs: LEASE_MS, now: clock });
   return { one: consumer(), other: consumer(), clock, advance: (ms: number) => (now += ms) };
 }
+
+/** Waits until the stream's counter has ended the job (it counted its last outcome). */
+const ended = (jobId: string) =>
+  waitFor(
+    async () =>
+      (
+        await client.send(
+          new GetCommand({ TableName: jobsTable, Key: { job_id: jobId }, ConsistentRead: true }),
+        )
+      ).Item,
+    (job) => job?.status === 'completed',
+    10_000,
+  );
 
 async function newJob(recipients: number): Promise<string> {
   const jobId = randomUUID();
@@ -105,13 +125,11 @@ describe('claims on recipients, on DynamoDB Local', () => {
     const outcomes = recipients.map((recipient) => sent(recipient, tokenOf(claims.get(recipient) as Claim)));
 
     const result = await one.record(jobId, [...outcomes, outcomes[0] as DeliveryOutcome]);
-    expect(result).toMatchObject({ duplicates: 1, completed: true });
+    expect(result).toMatchObject({ duplicates: 1 });
     expect(result.recorded).toHaveLength(3);
-    expect(await one.record(jobId, outcomes)).toMatchObject({
-      recorded: [],
-      duplicates: 3,
-      completed: false,
-    });
+    expect(await one.record(jobId, outcomes)).toMatchObject({ recorded: [], duplicates: 3 });
+    // Counted once each: the job ends with exactly its three.
+    expect(await ended(jobId)).toMatchObject({ sent: 3, remaining: 0 });
   });
 
   it("a retried failure keeps its copies' ids, sends the refused copy again, and drops the old copy errors", async () => {
@@ -132,6 +150,7 @@ describe('claims on recipients, on DynamoDB Local', () => {
         copyErrors: { 'boss@example.org': 'SES MessageRejected: blocked' },
       },
     ]);
+    await ended(jobId);
     const retry = {
       recipients: ['h@example.org'],
       token: randomUUID(),
@@ -174,6 +193,7 @@ describe("SES's reports on sent emails, on DynamoDB Local", () => {
     const claim = await claimOne(one, jobId, 'a@example.org');
     await one.handOver(jobId, 'a@example.org', tokenOf(claim), 'ses-1');
     await one.record(jobId, [sent('a@example.org', tokenOf(claim), 'ses-1')]);
+    await ended(jobId);
     return { deliveries: one, jobId };
   }
 

@@ -11,9 +11,16 @@ import { retryJob } from '../../lambdas/core/jobs/retry-job';
 import type { EmailMessage } from '../../lambdas/core/queue/email-queue';
 import { DynamoSuppressionList } from '../../lambdas/core/suppressions/dynamodb/dynamo-suppression-list';
 import { localDocumentClient, tableNamed } from '../support/local-tables';
+import { startOutcomeCounter } from '../support/outcome-counter';
+import { waitFor } from '../support/runtime-process';
 
 const { client, destroy } = localDocumentClient();
-afterAll(destroy);
+// The jobs' counters follow the deliveries' stream, as in the stack.
+const counter = await startOutcomeCounter();
+afterAll(async () => {
+  await counter.stop();
+  destroy();
+});
 const jobsTable = tableNamed('DataJobs');
 const jobs = new DynamoJobStore({ client, tableName: jobsTable });
 const deliveries = new DynamoDeliveries({
@@ -41,16 +48,23 @@ const job = async (jobId: string) =>
   (await client.send(new GetCommand({ TableName: jobsTable, Key: { job_id: jobId }, ConsistentRead: true })))
     .Item as JobRecord;
 
-/** Claims each recipient and records the outcome given for it, as a consumer would. */
+const countedOn = (record: JobRecord) =>
+  record.sent + record.failed + (record.suppressed ?? 0) + (record.cancelled ?? 0);
+
+/**
+ * Claims each recipient and records the outcome given for it, as a consumer would, then waits until
+ * the stream's counter has counted them on the job. `ended`: whether that ended the job.
+ */
 async function processed(
   jobId: string,
   outcomes: Record<string, { status: DeliveryOutcome['status']; reason?: FailureReason }>,
 ) {
+  const before = countedOn(await job(jobId));
   const claims = await deliveries.claim(
     jobId,
     Object.keys(outcomes).map((recipient) => ({ recipient, attempts: 1 })),
   );
-  return deliveries.record(
+  const result = await deliveries.record(
     jobId,
     Object.entries(outcomes).map(([recipient, { status, reason }]) => {
       const claim = claims.get(recipient);
@@ -65,6 +79,12 @@ async function processed(
       };
     }),
   );
+  const counted = await waitFor(
+    () => job(jobId),
+    (record) => countedOn(record) === before + result.recorded.length,
+    10_000,
+  );
+  return { ...result, ended: counted.active === undefined };
 }
 
 describe('cancelling a job, on DynamoDB Local', () => {
@@ -82,11 +102,11 @@ describe('cancelling a job, on DynamoDB Local', () => {
 
     // A middle write that believed the job running learns otherwise, and leaves it cancelling.
     const middle = await processed(jobId, { 'b@example.org': { status: 'sent' } });
-    expect(middle.completed).toBe(false);
+    expect(middle.ended).toBe(false);
     expect((await job(jobId)).status).toBe('cancelling');
 
     const last = await processed(jobId, { 'c@example.org': { status: 'cancelled' } });
-    expect(last.completed).toBe(true);
+    expect(last.ended).toBe(true);
     expect(await job(jobId)).toMatchObject({
       status: 'cancelled',
       sent: 2,
@@ -179,7 +199,7 @@ describe("retrying a job's failures, on DynamoDB Local", () => {
       'rejected@example.org': { status: 'sent' },
       'dead@example.org': { status: 'failed', reason: 'deadLetter' },
     });
-    expect(outcome.completed).toBe(true);
+    expect(outcome.ended).toBe(true);
     expect(await job(jobId)).toMatchObject({ status: 'completed', sent: 2, failed: 3, remaining: 0 });
     expect((await job(jobId)).active).toBeUndefined();
   });

@@ -30,6 +30,7 @@ import { createQueues, sqsClient, startLocalSqs } from '../../local/sqs';
 import { IntrinsicResolver } from '../../local/template';
 import { lambdaContext } from './api-events';
 import { tableNamed } from './local-tables';
+import { startOutcomeCounter } from './outcome-counter';
 import { synthesizeForTests } from './synth';
 
 type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
@@ -160,6 +161,9 @@ export async function startPipeline(options: PipelineOptions = {}) {
     }),
   ];
 
+  // The jobs' counters follow the deliveries' stream, as in the stack; read from here on.
+  const counter = await startOutcomeCounter();
+
   const acceptDeps: AcceptJobDependencies = {
     jobs,
     contents,
@@ -214,7 +218,10 @@ export async function startPipeline(options: PipelineOptions = {}) {
       for (;;) {
         const job = await jobs.get(jobId);
         if (job && (job.status === 'completed' || job.status === 'failed')) return job;
-        if (Date.now() > deadline) throw new Error(`Job ${jobId} did not end: ${JSON.stringify(job)}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `Job ${jobId} did not end: ${JSON.stringify(job)} ${JSON.stringify(counter.failures)}`,
+          );
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     },
@@ -250,8 +257,11 @@ export async function startPipeline(options: PipelineOptions = {}) {
       return counts;
     },
     inbox: () => readInbox(ses.inboxUrl),
+    /** What the stream's counter logged (a failed count, an unreadable shard). */
+    counterFailures: counter.failures,
     async stop() {
       await Promise.all(sources.map((source) => source.stop()));
+      await counter.stop();
       await ses.stop();
       ses2.destroy();
       await sqsServer.stop();

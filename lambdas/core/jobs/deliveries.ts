@@ -3,7 +3,7 @@ import type { FeedbackKind } from './feedback-kinds';
 /**
  * A delivery item goes through `sending` (claimed by one consumer, under a lease) to `sent`,
  * `failed`, `suppressed` (not sent: the address is on the suppression list) or `cancelled` (not
- * sent: the job was cancelled first), its outcome, counted on the job in the same transaction. See
+ * sent: the job was cancelled first), its outcome, which the table's stream counts on the job. See
  * `DeliveryClaims`. A retry of the job's failures takes a `failed` one back to `queued`: no outcome,
  * claimable again.
  */
@@ -73,15 +73,13 @@ export interface RecordResult {
   recorded: DeliveryOutcome[];
   /** Outcomes for recipients recorded already (a redelivered message): they change nothing. */
   duplicates: number;
-  /** Whether this call recorded the job's last recipient, and so ended it (`completed` or `cancelled`). */
-  completed: boolean;
 }
 
 /**
- * Records outcomes and the job's counters together, so each recipient is counted exactly once
- * whatever SQS redelivers: one transaction per job (at most 99 deliveries and the job's counters) in
- * which each delivery is written only under the claim that decided it, and the job's `remaining`
- * can only go down by what was written. The transaction that writes the last recipients ends the job.
+ * Records outcomes, each exactly once whatever SQS redelivers: one conditional write per delivery,
+ * only under the claim that decided it. The job's counters, and its end, follow from these writes
+ * through the deliveries table's stream (see `OutcomeCounts`): an outcome recorded is an outcome
+ * counted, once, a few seconds later.
  */
 export interface ProgressRecorder {
   record(jobId: string, outcomes: readonly DeliveryOutcome[]): Promise<RecordResult>;
@@ -104,17 +102,18 @@ export type Claim =
 
 /**
  * Each recipient of a job is sent at most once, whatever SQS does: a consumer claims a recipient
- * (a conditional write with a lease longer than the consumer's timeout) before sending, writes the
- * transport's message id on the claim as soon as the email is taken, and records the outcome under
- * the claim. A duplicate message finds the claim held or done; a consumer that dies after the hand-over
- * leaves a claim the next attempt records as sent without sending. Only a consumer that dies
- * between the transport taking the email and the hand-over being written leaves a claim that, once
- * its lease ends, is claimed and sent again.
+ * (a conditional write with a lease longer than the consumer's timeout) before sending, and as soon
+ * as the transport took the email writes its outcome, `sent` with the transport's message id, in
+ * one conditional write under the claim. A duplicate message finds the claim held or done. Only a
+ * consumer that dies between the transport taking the email and that write leaves a claim that,
+ * once its lease ends, is claimed and sent again.
  *
  * A recipient with cc addresses is several emails, one per reader (each with its own unsubscribe
  * link): the copies go first, each copy's message id written on the claim as it is taken, and the
- * recipient's own email last. So a claim whose recipient's message id is written has every copy
- * out, and a claim taken over after its lease ended says which copies left (`copies`).
+ * recipient's own email last. So a claim taken over after its lease ended says which copies left
+ * (`copies`). A claim whose recipient's own message id is on it but no outcome (`handedOver`) was
+ * left by the version before this one, which wrote the id and the outcome apart: it is recorded
+ * sent, never sent again.
  */
 export interface DeliveryClaims {
   claim(
@@ -122,10 +121,10 @@ export interface DeliveryClaims {
     recipients: readonly { recipient: string; attempts: number }[],
   ): Promise<Map<string, Claim>>;
   /**
-   * Writes the transport's message id on the claim, so no later attempt sends the email again: the
-   * recipient's own (with the snapshot it was rendered from, so the attempt that records it can
-   * name it), or, with `copyTo`, the copy to that cc address. Throws `ClaimLostError` when the
-   * claim is no longer the caller's.
+   * Writes the transport's message id on the claim, so no later attempt sends that email again: with
+   * `copyTo`, the copy to that cc address (the consumer's use); without, the recipient's own (with
+   * its snapshot), as the version before this one did. Throws `ClaimLostError` when the claim is no
+   * longer the caller's.
    */
   handOver(
     jobId: string,

@@ -35,6 +35,8 @@ export const METRIC = {
   duplicateDeliveries: 'DuplicateDeliveries',
   /** Milliseconds from the job's acceptance to an email's outcome being recorded. */
   emailLatency: 'EmailLatency',
+  /** Outcomes the deliveries table's stream added to their jobs' counters. */
+  outcomesCounted: 'OutcomesCounted',
   /** Seconds from a job's acceptance to its completion. */
   jobDuration: 'JobDuration',
   /** Addresses SES reported bounced for good (each is suppressed). */

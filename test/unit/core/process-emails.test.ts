@@ -187,7 +187,6 @@ describe('processEmailBatch', () => {
       deferred: 0,
       paused: false,
       latenciesMs: [2500],
-      completedJobs: [{ jobId, durationSeconds: 2.5 }],
     });
     expect(transport.send).toHaveBeenCalledWith({
       to: 'a@example.org',
@@ -245,13 +244,13 @@ describe('processEmailBatch', () => {
 
   it('returns the messages of a job whose outcomes could not be recorded, and only those', async () => {
     const { deps, deliveries, message } = consumer();
-    vi.spyOn(deliveries, 'record').mockRejectedValueOnce(new Error('throttled'));
+    vi.spyOn(deliveries, 'record').mockRejectedValue(new Error('throttled'));
     const result = await processEmailBatch(deps, [
       message('1', 'a@example.org'),
       message('2', 'b@example.org'),
       { messageId: '3', body: 'garbage', receiveCount: 1 },
     ]);
-    expect(result.retry).toEqual(['1', '2']);
+    expect(result.retry.toSorted()).toEqual(['1', '2']);
     expect(result.sent).toBe(0);
   });
 
@@ -351,27 +350,38 @@ describe('each recipient is sent at most once', () => {
     });
   });
 
-  it('retries a message whose outcome could not be recorded after the send, and then records it without sending again', async () => {
+  it('writes the outcome with its message id in one write after the send, trying again when a write fails', async () => {
     const { deps, deliveries, jobId, message, transport } = consumer();
-    vi.spyOn(deliveries, 'record').mockRejectedValueOnce(new Error('TransactionConflict'));
+    const record = vi.spyOn(deliveries, 'record').mockRejectedValueOnce(new Error('ThrottlingException'));
 
     const first = await processEmailBatch(deps, [message('1', 'a@example.org')]);
 
-    expect(first.retry).toEqual(['1']);
+    expect(first).toMatchObject({ sent: 1, retry: [] });
+    expect(record).toHaveBeenCalledTimes(2);
     expect(transport.send).toHaveBeenCalledTimes(1);
-    // The message id was written on the claim as soon as the transport took the email.
-    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
-      status: 'sending',
-      message_id: 'ses-a@example.org',
-    });
-
-    const second = await processEmailBatch(deps, [message('1', 'a@example.org', { receiveCount: 2 })]);
-
-    expect(transport.send).toHaveBeenCalledTimes(1);
-    expect(second).toMatchObject({ sent: 1, retry: [] });
     expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
       status: 'sent',
       message_id: 'ses-a@example.org',
+    });
+  });
+
+  it('records an email an earlier version handed over (its message id on the claim) as sent, without sending it again', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer();
+    const claim = (await deliveries.claim(jobId, [{ recipient: 'a@example.org', attempts: 1 }])).get(
+      'a@example.org',
+    );
+    if (claim?.state !== 'claimed') throw new Error('not claimed');
+    await deliveries.handOver(jobId, 'a@example.org', claim.token, 'ses-earlier', { snapshot: 'snap-1' });
+    await deliveries.release(jobId, 'a@example.org', claim.token);
+
+    const again = await processEmailBatch(deps, [message('1', 'a@example.org', { receiveCount: 2 })]);
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(again).toMatchObject({ sent: 1, retry: [] });
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sent',
+      message_id: 'ses-earlier',
+      snapshot: 'snap-1',
     });
   });
 
@@ -533,24 +543,23 @@ describe('what the transport says decides what becomes of the email', () => {
       nonprofits: recipients.map((email) => nonprofit(email)),
       total: recipients.length,
     });
-    // DynamoDB fails the hand-over: each further email sent could lose its id and go twice.
-    vi.spyOn(deliveries, 'handOver').mockRejectedValue(new Error('ProvisionedThroughputExceededException'));
+    // DynamoDB fails the write after the send: each further email sent could lose its id and go twice.
+    vi.spyOn(deliveries, 'record').mockRejectedValue(new Error('ProvisionedThroughputExceededException'));
 
     const result = await processEmailBatch(
       deps,
       recipients.map((recipient, n) => message(String(n), recipient)),
     );
 
-    // Only the sends already under way when the first hand-over gave up reached the transport.
+    // At most the sends under way together (SEND_CONCURRENCY) when the first write gave up reached the transport.
     const sent = vi.mocked(transport.send).mock.calls.length;
-    // At most the sends under way together (SEND_CONCURRENCY) when the first hand-over gave up.
     expect(sent).toBeGreaterThan(0);
     expect(sent).toBeLessThanOrEqual(4);
-    expect(result).toMatchObject({ sent, deferred: recipients.length - sent, paused: false, retry: [] });
-    // The sent ones are recorded with their ids by the recording, which writes them too.
-    const recorded = recipients.filter((recipient) => deliveries.get(jobId, recipient)?.status === 'sent');
-    expect(recorded).toHaveLength(sent);
+    // Those come back (their claims held until the lease ends); the rest wait in the queue, unsent.
+    expect(result).toMatchObject({ sent: 0, deferred: recipients.length - sent, paused: false });
+    expect(result.retry).toHaveLength(sent);
     expect(deferred).toHaveLength(recipients.length - sent);
+    expect(recipients.filter((recipient) => deliveries.get(jobId, recipient)?.status === 'sent')).toEqual([]);
   });
 
   it('puts emails back instead of sending them when the invocation is about to time out', async () => {
@@ -639,7 +648,7 @@ describe('a cancelled job', () => {
 
     expect(transport.send).not.toHaveBeenCalled();
     expect(result).toMatchObject({ sent: 0, cancelled: 2, retry: [], deferred: 0 });
-    expect(result.completedJobs).toHaveLength(1);
+    expect(deliveries.left(jobId)).toBe(0);
     expect(deliveries.get(jobId, 'b@example.org')).toMatchObject({
       status: 'cancelled',
       error: 'Not sent: the job was cancelled first.',
@@ -809,23 +818,17 @@ describe('rendering', () => {
       expect(deliveries.get(jobId, recipient)).toMatchObject({ status: 'sent', snapshot: snapshots[0]?.id });
   });
 
-  it('names the snapshot on the hand-over, so an attempt that records an earlier send still names it', async () => {
+  it('names the snapshot the email was rendered from on its sent outcome', async () => {
     const { deps, deliveries, jobId, message } = consumer({
       total: 1,
       overrides: { rendered: { putSnapshot: async () => undefined } },
     });
-    const real = deliveries.record.bind(deliveries);
-    vi.spyOn(deliveries, 'record').mockRejectedValueOnce(new Error('ProvisionedThroughputExceededException'));
-    const first = await processEmailBatch(deps, [message('1', 'a@example.org')]);
-    expect(first.retry).toEqual(['1']);
-    vi.mocked(deliveries.record).mockImplementation(real);
-    const snapshot = deliveries.get(jobId, 'a@example.org')?.snapshot;
-    expect(snapshot).toEqual(expect.any(String));
-
-    const again = await processEmailBatch(deps, [message('1', 'a@example.org', { receiveCount: 2 })]);
-
-    expect(again.sent).toBe(1);
-    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({ status: 'sent', snapshot });
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);
+    expect(result.sent).toBe(1);
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({
+      status: 'sent',
+      snapshot: expect.any(String),
+    });
   });
 
   it('sends nothing and puts the emails back when the snapshot cannot be kept', async () => {

@@ -79,8 +79,6 @@ export interface BatchResult {
   paused: boolean;
   /** Milliseconds from each newly recorded email's job acceptance to now. */
   latenciesMs: number[];
-  /** Jobs this batch ended, with their duration from acceptance. */
-  completedJobs: { jobId: string; durationSeconds: number }[];
 }
 
 export const emptyResult = (): BatchResult => ({
@@ -93,7 +91,6 @@ export const emptyResult = (): BatchResult => ({
   deferred: 0,
   paused: false,
   latenciesMs: [],
-  completedJobs: [],
 });
 
 /** What one invocation shares while it works through its batch. */

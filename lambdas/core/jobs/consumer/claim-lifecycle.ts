@@ -50,15 +50,14 @@ export async function claimAll(
 
 export type HeldClaim = Extract<Claim, { token: string }>;
 
-/** Attempts at writing the message id on a claim before giving up on it. */
-const HAND_OVER_ATTEMPTS = 4;
+/** Attempts at writing a message id under a claim before giving up on it. */
+export const HAND_OVER_ATTEMPTS = 4;
 
 /**
- * Writes SES's message id on the claim (the recipient's own, or the copy to `copyTo`), retrying.
- * Answers `written`; `lost` when the claim is no longer ours (no retry helps); or `unwritten` when
- * the store kept failing: then the claim must not be given back (the next claim would send that
- * message again at once). A recipient's own id is written by the recording too; a copy's only here,
- * so a copy whose id is never written is sent again once the lease ends.
+ * Writes a cc copy's message id on the claim, retrying. Answers `written`; `lost` when the claim is
+ * no longer ours (no retry helps); or `unwritten` when the store kept failing: then the claim must
+ * not be given back (the next claim would send that copy again at once), and a copy whose id is
+ * never written is sent again once the lease ends.
  */
 export async function handOver(
   run: BatchRun,
@@ -66,7 +65,7 @@ export async function handOver(
   recipient: string,
   token: string,
   messageId: string,
-  details: { copyTo?: string | undefined; snapshot?: string | undefined } = {},
+  details: { copyTo: string },
 ): Promise<'written' | 'lost' | 'unwritten'> {
   for (let attempt = 0; ; attempt++) {
     try {
@@ -83,19 +82,25 @@ export async function handOver(
         return 'lost';
       }
       if (attempt + 1 >= HAND_OVER_ATTEMPTS) {
-        // The recording below writes the message id too; only if it also fails can the email go
-        // twice. No further email of this invocation is sent: it could only widen that window.
-        run.log('ERROR', 'Could not write the message id on the claim; sending stops for this batch', {
-          job_id: job.jobId,
-          ses_message_id: messageId,
-          error: errorText(error),
-        });
-        if (!run.stop) run.stop = 'unrecorded';
+        unwritten(run, job, messageId, error);
         return 'unwritten';
       }
       await backoff(attempt, 50);
     }
   }
+}
+
+/**
+ * A message id could not be written: only if the batch's recording also fails can that email go
+ * twice. No further email of this invocation is sent: it could only widen that window.
+ */
+export function unwritten(run: BatchRun, job: CompiledJob, messageId: string | null, error: unknown): void {
+  run.log('ERROR', 'Could not write the message id under the claim; sending stops for this batch', {
+    job_id: job.jobId,
+    ses_message_id: messageId,
+    ...(error === undefined ? {} : { error: errorText(error) }),
+  });
+  if (!run.stop) run.stop = 'unrecorded';
 }
 
 /**

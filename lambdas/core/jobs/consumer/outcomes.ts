@@ -1,7 +1,8 @@
+import { backoff } from '../../concurrency';
 import type { Claim, DeliveryOutcome } from '../deliveries';
-import type { BatchResult, ProcessEmailsDependencies } from './batch';
+import type { BatchResult, BatchRun, ProcessEmailsDependencies } from './batch';
 import { errorText } from './batch';
-import type { HeldClaim } from './claim-lifecycle';
+import { HAND_OVER_ATTEMPTS, type HeldClaim, unwritten } from './claim-lifecycle';
 import type { CompiledJob, Item } from './received-batch';
 
 /** An outcome decided for the recipient of one SQS message (`sqsMessageId`, which goes back to the queue if recording fails). */
@@ -10,15 +11,17 @@ export type Decided = { outcome: DeliveryOutcome; sqsMessageId: string };
 /**
  * Records a job's outcomes and notes what that did in the batch's result; if recording fails, the
  * messages go back to the queue: their claims stay, so the next attempt records a handed-over email
- * as sent without sending it again.
+ * as sent without sending it again. Answers whether the outcomes were written (recorded, or found
+ * recorded before).
  */
 export async function record(
   deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log' | 'now' | 'quota'>,
   result: BatchResult,
   job: CompiledJob,
   decided: Decided[],
-): Promise<void> {
-  if (decided.length === 0) return;
+  { retryOnFailure = true }: { retryOnFailure?: boolean } = {},
+): Promise<boolean> {
+  if (decided.length === 0) return true;
   try {
     const recorded = await deps.deliveries.record(
       job.jobId,
@@ -39,15 +42,15 @@ export async function record(
       job,
       recorded.recorded.filter(({ status }) => status === 'cancelled'),
     );
-    if (recorded.completed && Number.isFinite(accepted)) {
-      result.completedJobs.push({ jobId: job.jobId, durationSeconds: (now - accepted) / 1000 });
-    }
+    return true;
   } catch (error) {
+    if (!retryOnFailure) return false;
     deps.log?.('ERROR', 'Could not record outcomes; the messages will be retried', {
       job_id: job.jobId,
       error: errorText(error),
     });
     result.retry.push(...decided.map(({ sqsMessageId }) => sqsMessageId));
+    return false;
   }
 }
 
@@ -111,3 +114,18 @@ export const cancelledOutcome = (base: OutcomeBase, item: Item, copiesSent = 0):
   },
   sqsMessageId: item.message.messageId,
 });
+
+/**
+ * Records a sent email's outcome (with its message id) as soon as the transport took it, retrying.
+ * Answers whether it was written; if not, no further email of this invocation is sent.
+ */
+export async function recordSent(run: BatchRun, job: CompiledJob, decided: Decided): Promise<boolean> {
+  for (let attempt = 0; ; attempt++) {
+    if (await record(run.deps, run.result, job, [decided], { retryOnFailure: false })) return true;
+    if (attempt + 1 >= HAND_OVER_ATTEMPTS) {
+      unwritten(run, job, decided.outcome.messageId ?? null, undefined);
+      return false;
+    }
+    await backoff(attempt, 50);
+  }
+}

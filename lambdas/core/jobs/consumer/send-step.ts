@@ -4,7 +4,7 @@ import { DeliveryError, type RenderedEmail } from '../../transport/transport';
 import { forReader, type RenderedBody } from '../render-email';
 import { type BatchRun, errorText, type ProcessEmailsDependencies, type UnsubscribeLinks } from './batch';
 import { type HeldClaim, handOver } from './claim-lifecycle';
-import { cancelledOutcome, type Decided, type OutcomeBase } from './outcomes';
+import { cancelledOutcome, type Decided, type OutcomeBase, recordSent } from './outcomes';
 import { STORE_FAILURE_MAX_DELAY_SECONDS, waitInQueue } from './pacing';
 import type { CompiledJob, Item } from './received-batch';
 
@@ -185,21 +185,24 @@ export async function sendOne(
       }
       return refused(run, job, entry, error, copyErrors);
     }
+    if (own) {
+      const decided: Decided = {
+        outcome: { ...base, status: 'sent', messageId, ...withCopyErrors(copyErrors) },
+        sqsMessageId,
+      };
+      // The outcome, with SES's message id, is written at once, in one write under the claim: no
+      // later attempt sends the email again. If it cannot be written now, the batch's recording
+      // tries once more (answered here), and sending stops: each further email could go twice.
+      return (await recordSent(run, job, decided)) ? undefined : decided;
+    }
     if (messageId) {
-      const written = await handOver(
-        run,
-        job,
-        recipient,
-        token,
-        messageId,
-        own ? { snapshot: base.snapshot } : { copyTo: reader },
-      );
-      if (!own && written === 'lost') {
+      const written = await handOver(run, job, recipient, token, messageId, { copyTo: reader });
+      if (written === 'lost') {
         // Another consumer holds the recipient now and sends what its claim says is left: not this one.
         run.result.retry.push(sqsMessageId);
         return undefined;
       }
-      if (!own && written === 'unwritten') {
+      if (written === 'unwritten') {
         // The copy is out but its id is not on the claim: the claim is kept (a release would let the
         // next claim send this copy again at once); its lease ends before the email is tried again.
         return waitInQueue(run, job, item, token, run.waits.throttledSeconds, {
@@ -207,12 +210,6 @@ export async function sendOne(
           release: false,
         });
       }
-    }
-    if (own) {
-      return {
-        outcome: { ...base, status: 'sent', messageId, ...withCopyErrors(copyErrors) },
-        sqsMessageId,
-      } satisfies Decided;
     }
   }
   return undefined;

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
-  GetCommand,
   TransactWriteCommand,
   type TransactWriteCommandInput,
   UpdateCommand,
+  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { backoff, chunks, mapConcurrently } from '../../concurrency';
 import { batchGetAll, queryAll } from '../../dynamo-paging';
@@ -21,17 +21,15 @@ import {
   type FeedbackLedger,
   type FeedbackNoted,
   type FeedbackReport,
-  JobGoneError,
   MAX_FEEDBACK_PER_DELIVERY,
-  type OutcomeStatus,
   type ProgressRecorder,
   type RecordResult,
   type RetryRequest,
   type RetryWritten,
 } from '../deliveries';
-import { FEEDBACK_COUNTERS, failuresRequeued, feedbackRecorded, outcomesRecorded } from '../job-status';
+import { FEEDBACK_COUNTERS, failuresRequeued, feedbackRecorded } from '../job-status';
 
-/** The DynamoDB adapter of the delivery ports (`../deliveries.ts`): the deliveries table, with the job's counters. */
+/** The DynamoDB adapter of the delivery ports (`../deliveries.ts`): the deliveries table, with the job's counters where a retry or a report changes them. */
 /** A transaction holds at most 100 actions: 99 deliveries and the job. */
 const DELIVERIES_PER_TRANSACTION = 99;
 const MAX_TRANSACTION_ATTEMPTS = 12;
@@ -207,139 +205,65 @@ export class DynamoDeliveries
     }
   }
 
+  /**
+   * Each outcome is one conditional write on its delivery item, under the claim that decided it (a
+   * claim taken over or recorded since makes it a duplicate). The job's counters follow from the
+   * table's stream (see `OutcomeCounts`), never from here.
+   */
   async record(jobId: string, outcomes: readonly DeliveryOutcome[]): Promise<RecordResult> {
     const unique = [...new Map(outcomes.map((outcome) => [outcome.recipient, outcome])).values()];
-    const result: RecordResult = {
-      recorded: [],
-      duplicates: outcomes.length - unique.length,
-      completed: false,
-    };
-    for (const part of chunks(unique, DELIVERIES_PER_TRANSACTION)) {
-      const partResult = await this.recordPart(jobId, part);
-      result.recorded.push(...partResult.recorded);
-      result.duplicates += partResult.duplicates;
-      result.completed ||= partResult.completed;
-    }
+    const result: RecordResult = { recorded: [], duplicates: outcomes.length - unique.length };
+    await mapConcurrently(unique, CONCURRENT_CLAIMS, async (outcome) => {
+      try {
+        await this.options.client.send(new UpdateCommand(this.outcomeWrite(jobId, outcome)));
+        result.recorded.push(outcome);
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        result.duplicates++;
+      }
+    });
     return result;
   }
 
-  /**
-   * First try as if other recipients remain (`remaining > n`). If that condition fails, the job's
-   * current item comes back with the cancellation: when exactly `n` remain, this part is the last
-   * and the retry ends the job in the same transaction. Deliveries already recorded drop out; a
-   * conflict with another transaction on the job item is retried after a jittered backoff.
-   */
-  private async recordPart(jobId: string, outcomes: DeliveryOutcome[]): Promise<RecordResult> {
-    let pending = outcomes;
-    let duplicates = 0;
-    let last = false;
-    // A cancelled outcome is decided only after the cancel was seen; otherwise a cancel is rare.
-    let cancelling = outcomes.some((outcome) => outcome.status === 'cancelled');
-    for (let attempt = 0; attempt < MAX_TRANSACTION_ATTEMPTS; attempt++) {
-      if (pending.length === 0) return { recorded: [], duplicates, completed: false };
-      try {
-        await this.options.client.send(
-          new TransactWriteCommand(this.transaction(jobId, pending, { last, cancelling })),
-        );
-        return { recorded: pending, duplicates, completed: last };
-      } catch (error) {
-        if (!(error instanceof TransactionCanceledException)) throw error;
-        const reasons = error.CancellationReasons ?? [];
-        const recorded = new Set(
-          pending
-            .filter((_, index) => reasons[index]?.Code === 'ConditionalCheckFailed')
-            .map((outcome) => outcome.recipient),
-        );
-        const jobReason = reasons[pending.length];
-        if (recorded.size > 0) {
-          duplicates += recorded.size;
-          pending = pending.filter((outcome) => !recorded.has(outcome.recipient));
-          last = false;
-          continue;
-        }
-        if (jobReason?.Code === 'ConditionalCheckFailed') {
-          const returned = jobReason.Item as RawItem | undefined;
-          const state = returned?.remaining ? progressOf(returned) : await this.progress(jobId);
-          if (state === undefined) throw new JobGoneError(jobId);
-          const { remaining } = state;
-          if (remaining >= pending.length) {
-            // Exactly this many left: this part is the last. More left: another part got in first.
-            last = remaining === pending.length;
-            cancelling = state.cancelling;
-            continue;
-          }
-          throw new Error(
-            `Job ${jobId} has ${remaining} recipients left, fewer than the ${pending.length} being recorded`,
-          );
-        }
-        // TransactionConflict (another consumer is updating the job) or a throttle: wait and retry.
-        await backoff(attempt);
-      }
-    }
-    throw new Error(`Could not record progress of job ${jobId} after ${MAX_TRANSACTION_ATTEMPTS} attempts`);
-  }
-
-  private async progress(jobId: string): Promise<JobProgress | undefined> {
-    const { Item } = await this.options.client.send(
-      new GetCommand({
-        TableName: this.options.jobsTable,
-        Key: { job_id: jobId },
-        ProjectionExpression: 'remaining, cancel_requested_at',
-        ConsistentRead: true,
-      }),
-    );
-    return Item ? progressOf(Item) : undefined;
-  }
-
-  private transaction(
-    jobId: string,
-    outcomes: DeliveryOutcome[],
-    { last, cancelling }: { last: boolean; cancelling: boolean },
-  ): TransactWriteCommandInput {
-    const now = this.now().toISOString();
-    const counted = (status: OutcomeStatus) => outcomes.filter((outcome) => outcome.status === status).length;
-    const deliveries = outcomes.map((outcome) => ({
-      Update: {
-        ...this.key(jobId, outcome.recipient),
-        UpdateExpression: `SET #status = :status, processed_at = :now, cc = :cc, attempts = :attempts${outcome.error === undefined ? '' : ', #error = :error'}${outcome.reason === undefined ? '' : ', failure_reason = :reason'}${outcome.messageId ? ', message_id = :messageId' : ''}${outcome.copyErrors ? ', copy_errors = :copyErrors' : ''}${outcome.snapshot ? ', #snapshot = :snapshot' : ''} REMOVE claim_token, lease_until${outcome.copyErrors ? '' : ', copy_errors'}`,
-        // Only under the claim that decided it: a claim taken over or recorded since makes this a duplicate.
-        ConditionExpression: 'claim_token = :token',
-        ExpressionAttributeNames: {
-          '#status': 'status',
-          ...(outcome.error === undefined ? {} : { '#error': 'error' }),
-          ...(outcome.snapshot ? { '#snapshot': 'snapshot' } : {}),
-        },
-        ExpressionAttributeValues: {
-          ':status': outcome.status,
-          ':now': now,
-          ':cc': outcome.cc,
-          ':attempts': outcome.attempts,
-          ':token': outcome.claimToken,
-          ...(outcome.error === undefined ? {} : { ':error': outcome.error }),
-          ...(outcome.reason === undefined ? {} : { ':reason': outcome.reason }),
-          ...(outcome.messageId ? { ':messageId': outcome.messageId } : {}),
-          ...(outcome.copyErrors ? { ':copyErrors': outcome.copyErrors } : {}),
-          ...(outcome.snapshot ? { ':snapshot': outcome.snapshot } : {}),
-        },
+  private outcomeWrite(jobId: string, outcome: DeliveryOutcome): UpdateCommandInput {
+    const sets = [
+      '#status = :status',
+      'processed_at = :now',
+      'cc = :cc',
+      'attempts = :attempts',
+      ...(outcome.error === undefined ? [] : ['#error = :error']),
+      ...(outcome.reason === undefined ? [] : ['failure_reason = :reason']),
+      // SES's message id and its time are written with the outcome, in the one write after the send.
+      ...(outcome.messageId
+        ? ['message_id = :messageId', 'handed_over_at = if_not_exists(handed_over_at, :now)']
+        : []),
+      ...(outcome.copyErrors ? ['copy_errors = :copyErrors'] : []),
+      ...(outcome.snapshot ? ['#snapshot = :snapshot'] : []),
+    ];
+    const removes = ['claim_token', 'lease_until', ...(outcome.copyErrors ? [] : ['copy_errors'])];
+    return {
+      ...this.key(jobId, outcome.recipient),
+      UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
+      ConditionExpression: 'claim_token = :token',
+      ExpressionAttributeNames: {
+        '#status': 'status',
+        ...(outcome.error === undefined ? {} : { '#error': 'error' }),
+        // `snapshot` is one of DynamoDB's reserved words.
+        ...(outcome.snapshot ? { '#snapshot': 'snapshot' } : {}),
       },
-    }));
-    const progress = {
-      Update: {
-        TableName: this.options.jobsTable,
-        Key: { job_id: jobId },
-        ...outcomesRecorded({
-          sent: counted('sent'),
-          failed: counted('failed'),
-          suppressed: counted('suppressed'),
-          cancelled: counted('cancelled'),
-          now,
-          last,
-          cancelling,
-        }),
-        ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+      ExpressionAttributeValues: {
+        ':status': outcome.status,
+        ':now': this.now().toISOString(),
+        ':cc': outcome.cc,
+        ':attempts': outcome.attempts,
+        ':token': outcome.claimToken,
+        ...(outcome.error === undefined ? {} : { ':error': outcome.error }),
+        ...(outcome.reason === undefined ? {} : { ':reason': outcome.reason }),
+        ...(outcome.messageId ? { ':messageId': outcome.messageId } : {}),
+        ...(outcome.copyErrors ? { ':copyErrors': outcome.copyErrors } : {}),
+        ...(outcome.snapshot ? { ':snapshot': outcome.snapshot } : {}),
       },
     };
-    return { TransactItems: [...deliveries, progress] };
   }
 
   async recordFeedback(jobId: string, recipient: string, report: FeedbackReport): Promise<FeedbackNoted> {
@@ -515,13 +439,3 @@ export class DynamoDeliveries
     return new Set(items.map((item) => String(item.recipient)));
   }
 }
-
-/** What a recorder needs of the job item: how many recipients remain, and whether a cancel was asked. */
-interface JobProgress {
-  remaining: number;
-  cancelling: boolean;
-}
-const progressOf = (item: RawItem): JobProgress => ({
-  remaining: Number(numberAttribute(item, 'remaining')),
-  cancelling: item.cancel_requested_at !== undefined,
-});

@@ -1,0 +1,112 @@
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { backoff } from '../../concurrency';
+import { outcomesRecorded } from '../job-status';
+import { type JobPart, type OutcomeCounts, type PartCounted, tallied } from '../outcome-counts';
+
+/** Attempts at one part's transaction (conflicts with another part of the same job, throttles). */
+const MAX_ATTEMPTS = 12;
+/**
+ * How long a part's mark is kept: past the stream's 24-hour retention, after which Lambda can no
+ * longer hand the batch over again. DynamoDB's TTL deletes it later (within days).
+ */
+const MARK_RETENTION_SECONDS = 2 * 24 * 3600;
+
+type RawItem = Record<string, unknown>;
+/** A number attribute as `ReturnValuesOnConditionCheckFailure` hands it back (the document client leaves it marshalled). */
+const numberOf = (item: RawItem | undefined, name: string): number | undefined => {
+  const value = item?.[name];
+  if (typeof value === 'number') return value;
+  const marshalled = (value as { N?: string } | undefined)?.N;
+  return marshalled === undefined ? undefined : Number(marshalled);
+};
+
+/**
+ * The DynamoDB adapter of `OutcomeCounts`: each part is one transaction of two writes in the jobs
+ * table, the part's mark (how many of its changes are counted, an item of its own with a TTL, keyed
+ * `<job id>#counted#<part id>`, which no reader of jobs ever asks for) and the job's counters.
+ */
+export class DynamoOutcomeCounts implements OutcomeCounts {
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly options: { client: DynamoDBDocumentClient; jobsTable: string; now?: () => Date },
+  ) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /**
+   * First tries as if nothing of the part was counted and other recipients remain after it. A
+   * failed condition hands back what is true: the mark (count only the changes after it), or the
+   * job's `remaining` and cancel (exactly as many left: this part ends the job, `cancelled` if a
+   * cancel was asked). A conflict with another part of the job is retried after a jittered backoff.
+   */
+  async count(part: JobPart): Promise<PartCounted> {
+    let from = 0;
+    let last = false;
+    let cancelling = false;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const tally = part.tallyFrom(from);
+      const outcomes = tallied(tally);
+      if (outcomes === 0) return { state: 'unchanged' };
+      const now = this.now();
+      try {
+        await this.options.client.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Update: {
+                  TableName: this.options.jobsTable,
+                  Key: { job_id: `${part.jobId}#counted#${part.id}` },
+                  UpdateExpression: 'SET counted_changes = :through, expires_at = :expires',
+                  ConditionExpression:
+                    from === 0 ? 'attribute_not_exists(job_id)' : 'counted_changes = :from',
+                  ExpressionAttributeValues: {
+                    ':through': part.changes.length,
+                    ':expires': Math.floor(now.getTime() / 1000) + MARK_RETENTION_SECONDS,
+                    ...(from === 0 ? {} : { ':from': from }),
+                  },
+                  ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+                },
+              },
+              {
+                Update: {
+                  TableName: this.options.jobsTable,
+                  Key: { job_id: part.jobId },
+                  ...outcomesRecorded({ ...tally, now: now.toISOString(), last, cancelling }),
+                  ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+                },
+              },
+            ],
+          }),
+        );
+        return { state: 'counted', outcomes, ended: last };
+      } catch (error) {
+        if (!(error instanceof TransactionCanceledException)) throw error;
+        const [mark, job] = error.CancellationReasons ?? [];
+        if (mark?.Code === 'ConditionalCheckFailed') {
+          const counted = numberOf(mark.Item as RawItem | undefined, 'counted_changes') ?? 0;
+          if (counted >= part.changes.length) return { state: 'unchanged' };
+          from = counted;
+          continue;
+        }
+        if (job?.Code === 'ConditionalCheckFailed') {
+          const found = job.Item as RawItem | undefined;
+          const remaining = numberOf(found, 'remaining');
+          if (remaining === undefined) return { state: 'gone' };
+          if (remaining < outcomes)
+            throw new Error(
+              `Job ${part.jobId} has ${remaining} recipients left, fewer than the ${outcomes} being counted`,
+            );
+          // Exactly this many left: this part is the last. More left: the cancel was believed wrong.
+          last = remaining === outcomes;
+          cancelling = found?.cancel_requested_at !== undefined;
+          continue;
+        }
+        // TransactionConflict (another part of the job is being counted) or a throttle.
+        await backoff(attempt);
+      }
+    }
+    throw new Error(`Could not count outcomes of job ${part.jobId} after ${MAX_ATTEMPTS} attempts`);
+  }
+}

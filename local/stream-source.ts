@@ -1,0 +1,256 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  DescribeStreamCommand,
+  type DynamoDBStreamsClient,
+  GetRecordsCommand,
+  type GetRecordsCommandOutput,
+  GetShardIteratorCommand,
+  type Shard,
+  type _Record as StreamRecord,
+} from '@aws-sdk/client-dynamodb-streams';
+import type { InvokeResult } from './functions';
+
+/** How often an idle shard is read, and how often the stream is looked at for new shards. */
+const IDLE_POLL_MS = 200;
+const SHARD_DISCOVERY_MS = 1_000;
+/** Wait before a failed batch is handed over again (Lambda backs off too). */
+const RETRY_DELAY_MS = 500;
+
+export interface StreamEventSourceOptions {
+  client: DynamoDBStreamsClient;
+  streamArn: string;
+  startingPosition: 'TRIM_HORIZON' | 'LATEST';
+  batchSize: number;
+  batchingWindowMs: number;
+  invoke: (event: unknown) => Promise<InvokeResult>;
+  log: (line: string) => void;
+  /**
+   * Where the mapping's position is kept between runs, as Lambda keeps an event source mapping's:
+   * a restarted runtime goes on after the last record its function took, never from the start.
+   */
+  checkpoints?: StreamCheckpoints | undefined;
+}
+
+/** The last sequence number the function took, per shard (keyed by the stream's ARN and the shard's id). */
+export interface StreamCheckpoints {
+  get(shard: string): string | undefined;
+  set(shard: string, sequenceNumber: string): void;
+}
+
+/** Checkpoints in a JSON file (the runtime's state folder), written after each batch a function took. */
+export function fileCheckpoints(file: string): StreamCheckpoints {
+  let positions: Record<string, string> = {};
+  try {
+    positions = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+  } catch {
+    // None kept yet.
+  }
+  return {
+    get: (shard) => positions[shard],
+    set(shard, sequenceNumber) {
+      positions[shard] = sequenceNumber;
+      writeFileSync(file, JSON.stringify(positions), { mode: 0o600 });
+    },
+  };
+}
+
+/**
+ * A DynamoDB stream event source mapping as Lambda runs one: each shard is read in order by one
+ * poller, which gathers a batch (up to the batch size, or until the batching window closes) and
+ * invokes the function; a failed invocation hands the same batch over again until it succeeds (the
+ * shard waits meanwhile), as with unlimited retries and no bisecting. A child shard is read once
+ * its parent is done. Records are those DynamoDB Local's stream keeps.
+ */
+export class StreamEventSource {
+  private running = false;
+  private discovery: Promise<void> | undefined;
+  /** Each shard's reader, by shard id. */
+  private readonly shards = new Map<string, Promise<void>>();
+  private readonly finished = new Set<string>();
+  private firstLook = true;
+
+  constructor(private readonly options: StreamEventSourceOptions) {}
+
+  /** Starts reading; resolves once the shards there now are open (so no later change is missed). */
+  async start(): Promise<void> {
+    this.running = true;
+    await this.look();
+    this.discovery = this.discover();
+  }
+
+  /** Stops reading and waits for the invocations under way. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.discovery;
+    await Promise.all(this.shards.values());
+  }
+
+  private async discover(): Promise<void> {
+    while (this.running) {
+      await sleep(SHARD_DISCOVERY_MS);
+      if (this.running) await this.look();
+    }
+  }
+
+  /** Opens the shards not read yet (a child only once its parent is done: its records come later). */
+  private async look(): Promise<void> {
+    try {
+      for (const shard of await this.listShards()) {
+        const id = shard.ShardId as string;
+        if (this.shards.has(id)) continue;
+        if (
+          shard.ParentShardId &&
+          this.shards.has(shard.ParentShardId) &&
+          !this.finished.has(shard.ParentShardId)
+        )
+          continue;
+        // Shards there at the start begin where the mapping says; any found later, from their first record.
+        const position = this.firstLook ? this.options.startingPosition : 'TRIM_HORIZON';
+        // DynamoDB Local's LATEST iterator on a shard with no records yet never sees the records
+        // that follow: LATEST is read here as "after the shard's last record now".
+        const kept = this.options.checkpoints?.get(`${this.options.streamArn} ${id}`);
+        const after = kept ?? (position === 'LATEST' ? await this.lastRecord(id) : undefined);
+        this.shards.set(id, this.readShard(id, after));
+      }
+      this.firstLook = false;
+    } catch (error) {
+      this.fail('could not list or open shards', error);
+    }
+  }
+
+  private async listShards(): Promise<Shard[]> {
+    const shards: Shard[] = [];
+    let start: string | undefined;
+    do {
+      const { StreamDescription } = await this.options.client.send(
+        new DescribeStreamCommand({ StreamArn: this.options.streamArn, ExclusiveStartShardId: start }),
+      );
+      shards.push(...(StreamDescription?.Shards ?? []));
+      start = StreamDescription?.LastEvaluatedShardId;
+    } while (start);
+    return shards;
+  }
+
+  /** Reads a shard from after `after` (a sequence number), or from its first record. */
+  private async readShard(shardId: string, after: string | undefined): Promise<void> {
+    const { client, batchSize, batchingWindowMs } = this.options;
+    let iterator: string | undefined;
+    // The last record read: the iterator is opened after it (again, when it is lost: DynamoDB Local restarted).
+    let lastSequence = after;
+    let batch: StreamRecord[] = [];
+    let windowEnds = 0;
+    // A failed batch is handed over again as it was, before anything after it is read.
+    let failed = false;
+    let closed = false;
+    while (this.running) {
+      if (!closed && batch.length < batchSize && !failed) {
+        try {
+          iterator ??= await this.openIterator(shardId, lastSequence);
+          const read = await client.send(
+            new GetRecordsCommand({
+              ShardIterator: iterator,
+              Limit: Math.min(1000, batchSize - batch.length),
+            }),
+          );
+          const records = read.Records ?? [];
+          if (batch.length === 0 && records.length > 0) windowEnds = Date.now() + batchingWindowMs;
+          batch.push(...records);
+          lastSequence = records.at(-1)?.dynamodb?.SequenceNumber ?? lastSequence;
+          iterator = read.NextShardIterator;
+          closed = iterator === undefined;
+        } catch (error) {
+          // DynamoDB Local answers so for a shard with nothing in it yet: open it again, quietly.
+          if ((error as Error).name !== 'TrimmedDataAccessException')
+            this.fail(`could not read shard ${shardId}`, error);
+          iterator = undefined;
+          await sleep(RETRY_DELAY_MS);
+          continue;
+        }
+      }
+      if (batch.length === 0) {
+        if (closed) break;
+        await sleep(IDLE_POLL_MS);
+        continue;
+      }
+      if (!failed && batch.length < batchSize && !closed && Date.now() < windowEnds) {
+        await sleep(Math.min(IDLE_POLL_MS, windowEnds - Date.now()));
+        continue;
+      }
+      failed = !(await this.deliver(batch));
+      if (failed) await sleep(RETRY_DELAY_MS);
+      else {
+        const taken = batch.at(-1)?.dynamodb?.SequenceNumber;
+        if (taken) this.options.checkpoints?.set(`${this.options.streamArn} ${shardId}`, taken);
+        batch = [];
+      }
+    }
+    this.finished.add(shardId);
+  }
+
+  private async openIterator(shardId: string, after: string | undefined): Promise<string | undefined> {
+    const { ShardIterator } = await this.options.client.send(
+      new GetShardIteratorCommand({
+        StreamArn: this.options.streamArn,
+        ShardId: shardId,
+        ...(after
+          ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: after }
+          : { ShardIteratorType: 'TRIM_HORIZON' }),
+      }),
+    );
+    return ShardIterator;
+  }
+
+  /** The sequence number of a shard's last record now (undefined: it has none). */
+  private async lastRecord(shardId: string): Promise<string | undefined> {
+    let iterator = await this.openIterator(shardId, undefined);
+    let last: string | undefined;
+    while (iterator) {
+      let read: GetRecordsCommandOutput;
+      try {
+        read = await this.options.client.send(
+          new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }),
+        );
+      } catch (error) {
+        // DynamoDB Local's answer for a shard with no records.
+        if ((error as Error).name === 'TrimmedDataAccessException') return last;
+        throw error;
+      }
+      const records = read.Records ?? [];
+      if (records.length === 0) return last;
+      last = records.at(-1)?.dynamodb?.SequenceNumber ?? last;
+      iterator = read.NextShardIterator;
+    }
+    return last;
+  }
+
+  /** Invokes the function with a batch; answers whether it succeeded. */
+  private async deliver(batch: StreamRecord[]): Promise<boolean> {
+    const result = await this.options.invoke({ Records: batch.map((record) => this.eventRecord(record)) });
+    if (result.ok) return true;
+    this.options.log(
+      `event source ${this.options.streamArn}: invocation failed, its ${batch.length} records are handed over again (${result.error.errorMessage})`,
+    );
+    return false;
+  }
+
+  private eventRecord(record: StreamRecord) {
+    const created = record.dynamodb?.ApproximateCreationDateTime;
+    return {
+      ...record,
+      dynamodb: {
+        ...record.dynamodb,
+        // Lambda's event carries seconds since the epoch, where the SDK hands over a Date.
+        ...(created ? { ApproximateCreationDateTime: Math.floor(created.getTime() / 1000) } : {}),
+      },
+      eventSourceARN: this.options.streamArn,
+    };
+  }
+
+  private fail(what: string, error: unknown): void {
+    if (!this.running) return;
+    this.options.log(
+      `event source ${this.options.streamArn}: ${what}: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+}
