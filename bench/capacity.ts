@@ -72,7 +72,7 @@ export function consumedUnits(
     }
     case 'TransactWriteItems': {
       const items = request.TransactItems as { Put?: { Item: Json } }[];
-      // Updates here touch the job's small counter item: one unit each, before doubling.
+      // Updates here touch small items (a job and a stream batch's mark, a delivery): one unit each, before doubling.
       const units = items.reduce(
         (sum, item) =>
           sum + (item.Put ? writeUnits(itemSize(item.Put.Item as Record<string, AttributeValue>)) : 1),
@@ -86,11 +86,18 @@ export function consumedUnits(
         read: readUnits(itemSize(response.Item as Record<string, AttributeValue>), consistent),
       };
     case 'BatchGetItem': {
-      const tables = request.RequestItems as Record<string, { ConsistentRead?: boolean }>;
+      const tables = request.RequestItems as Record<string, { ConsistentRead?: boolean; Keys?: unknown[] }>;
       const responses = (response.Responses ?? {}) as Record<string, Record<string, AttributeValue>[]>;
+      const unprocessed = (response.UnprocessedKeys ?? {}) as Record<string, { Keys?: unknown[] }>;
       let read = 0;
-      for (const [table, items] of Object.entries(responses)) {
-        for (const item of items) read += readUnits(itemSize(item), tables[table]?.ConsistentRead === true);
+      for (const [table, asked] of Object.entries(tables)) {
+        const consistent = asked.ConsistentRead === true;
+        const items = responses[table] ?? [];
+        for (const item of items) read += readUnits(itemSize(item), consistent);
+        // A key with no item still costs the least read (DynamoDB's BatchGetItem reference): most
+        // suppression lookups find nothing.
+        const missing = (asked.Keys?.length ?? 0) - items.length - (unprocessed[table]?.Keys?.length ?? 0);
+        read += Math.max(0, missing) * readUnits(0, consistent);
       }
       return { write: 0, read };
     }

@@ -69,6 +69,7 @@ export class StreamEventSource {
   private readonly shards = new Map<string, Promise<void>>();
   private readonly finished = new Set<string>();
   private firstLook = true;
+  private readonly stopping = new AbortController();
 
   constructor(private readonly options: StreamEventSourceOptions) {}
 
@@ -79,16 +80,17 @@ export class StreamEventSource {
     this.discovery = this.discover();
   }
 
-  /** Stops reading and waits for the invocations under way. */
+  /** Stops reading and waits for the invocations under way (no wait between polls holds it up). */
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping.abort();
     await this.discovery;
     await Promise.all(this.shards.values());
   }
 
   private async discover(): Promise<void> {
     while (this.running) {
-      await sleep(SHARD_DISCOVERY_MS);
+      await this.pause(SHARD_DISCOVERY_MS);
       if (this.running) await this.look();
     }
   }
@@ -164,21 +166,21 @@ export class StreamEventSource {
           if ((error as Error).name !== 'TrimmedDataAccessException')
             this.fail(`could not read shard ${shardId}`, error);
           iterator = undefined;
-          await sleep(RETRY_DELAY_MS);
+          await this.pause(RETRY_DELAY_MS);
           continue;
         }
       }
       if (batch.length === 0) {
         if (closed) break;
-        await sleep(IDLE_POLL_MS);
+        await this.pause(IDLE_POLL_MS);
         continue;
       }
       if (!failed && batch.length < batchSize && !closed && Date.now() < windowEnds) {
-        await sleep(Math.min(IDLE_POLL_MS, windowEnds - Date.now()));
+        await this.pause(Math.min(IDLE_POLL_MS, windowEnds - Date.now()));
         continue;
       }
       failed = !(await this.deliver(batch));
-      if (failed) await sleep(RETRY_DELAY_MS);
+      if (failed) await this.pause(RETRY_DELAY_MS);
       else {
         const taken = batch.at(-1)?.dynamodb?.SequenceNumber;
         if (taken) this.options.checkpoints?.set(`${this.options.streamArn} ${shardId}`, taken);
@@ -245,6 +247,11 @@ export class StreamEventSource {
       },
       eventSourceARN: this.options.streamArn,
     };
+  }
+
+  /** Waits between polls; ends at once when the source stops. */
+  private async pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => undefined);
   }
 
   private fail(what: string, error: unknown): void {
