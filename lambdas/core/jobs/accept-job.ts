@@ -70,13 +70,18 @@ function replayOrConflict(existing: JobRecord, hash: string, apiKeyId: string): 
 
 /**
  * Every recipient's nonprofit, or a 404 naming each address that is not registered (the message
- * names the first ten; `details` all of them, by their index in the request).
+ * names the first ten; `details` all of them, by their index in the request). Read eventually
+ * consistent (half the cost), then strongly consistent for any not found: a nonprofit registered a
+ * moment ago is found, and one deleted a moment ago fails at send time as one deleted later would.
  */
 export async function requireRegistered(
   nonprofits: Pick<NonprofitRepository, 'getMany'>,
   emails: readonly string[],
 ): Promise<Map<string, Nonprofit>> {
-  const registered = await nonprofits.getMany(emails);
+  const registered = await nonprofits.getMany(emails, { consistent: false });
+  const unseen = emails.filter((email) => !registered.has(email));
+  if (unseen.length > 0)
+    for (const [email, found] of await nonprofits.getMany(unseen)) registered.set(email, found);
   const unknown = emails
     .map((email, index) => ({ email, index }))
     .filter(({ email }) => !registered.has(email));

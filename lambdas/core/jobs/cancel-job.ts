@@ -10,9 +10,10 @@ export interface CancelJobDependencies {
 const cancelledAlready = (job: JobRecord) => job.status === 'cancelling' || job.status === 'cancelled';
 
 /**
- * POST /jobs/{job_id}/cancel: records the cancel on a running job. No email of it starts afterwards
- * (a consumer reads the cancel right before each send); each recipient left is recorded `cancelled`
- * as its message is received, and the write that records the last one ends the job `cancelled`.
+ * POST /jobs/{job_id}/cancel: records the cancel on a running job. No email of it starts more than
+ * a second later (a consumer looks before each send, on a look at most `CANCEL_LOOK_MAX_AGE_MS`
+ * old); each recipient left is recorded `cancelled` as its message is received, and the counter
+ * that counts the last one ends the job `cancelled`.
  * Cancelling again answers the job as it is; a job that ended otherwise is a 409 naming its status.
  */
 export async function cancelJob(

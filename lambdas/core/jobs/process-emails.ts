@@ -59,6 +59,7 @@ export async function processEmailBatch(
     marginMs: Math.min(SEND_MARGIN_MS, remainingMs() / 4),
     waits: deps.waits ?? DEFAULT_WAITS,
     cancelledJobs: new Set(),
+    cancelLooks: new Map(),
   };
   for (const { job, items } of groups) await processJob(run, job, items, nonprofits);
   return result;

@@ -16,8 +16,11 @@ export interface SuppressionList {
   /** Suppresses the address; `created` is false when it already was (the record kept is returned). */
   add(entry: Omit<Suppression, 'suppressed_at'>): Promise<{ suppression: Suppression; created: boolean }>;
   get(email: string): Promise<Suppression | undefined>;
-  /** The suppressed addresses among these (lower-case) ones, read strongly consistent: an unsubscribe a moment ago counts. */
-  getMany(emails: readonly string[]): Promise<Map<string, Suppression>>;
+  /**
+   * The suppressed addresses among these (lower-case) ones, read strongly consistent (an unsubscribe
+   * a moment ago counts) unless `consistent: false` (half the read cost; one a second ago may not).
+   */
+  getMany(emails: readonly string[], options?: { consistent?: boolean }): Promise<Map<string, Suppression>>;
   /** Lifts a suppression; a complaint only when `force`. 404 when the address is not suppressed. */
   remove(email: string, options: { force: boolean }): Promise<Suppression>;
   list(query: SuppressionQuery): Promise<Page<Suppression>>;

@@ -1,6 +1,12 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../../lambdas/api/send-email';
@@ -123,6 +129,44 @@ describe('POST /send-email', () => {
     expect(retryAfter).toBeLessThanOrEqual(86_400);
     expect(dynamo.commandCalls(PutCommand)).toHaveLength(0);
     expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
+  it('reads the registry at half the cost, and again strongly consistent only for the addresses that read missed', async () => {
+    // The eventually consistent read has not caught up with c@ (registered a moment ago).
+    dynamo
+      .on(BatchGetCommand)
+      .callsFake(
+        (input: {
+          RequestItems: Record<string, { Keys: { email: string }[]; ConsistentRead?: boolean }>;
+        }) => {
+          const [table, { Keys, ConsistentRead }] = Object.entries(input.RequestItems)[0] as [
+            string,
+            { Keys: { email: string }[]; ConsistentRead?: boolean },
+          ];
+          const seen = (email: string) =>
+            registered.has(email) && (ConsistentRead === true || email !== 'c@example.org');
+          return {
+            Responses: {
+              [table]: Keys.filter((key) => seen(key.email)).map((key) => ({
+                email: key.email,
+                name: 'N',
+                address: 'A',
+              })),
+            },
+          };
+        },
+      );
+    const result = await post({ emails: ['a@example.org', 'c@example.org'], template: 'Hi {name}' });
+    expect(result.statusCode).toBe(202);
+    const reads = dynamo
+      .commandCalls(BatchGetCommand)
+      .map((call) => Object.values(call.args[0].input.RequestItems ?? {})[0]);
+    expect(reads.map((read) => [read?.ConsistentRead ?? false, read?.Keys?.map((key) => key.email)])).toEqual(
+      [
+        [false, ['a@example.org', 'c@example.org']],
+        [true, ['c@example.org']],
+      ],
+    );
   });
 
   it('answers 404 naming every unknown recipient, and records nothing', async () => {

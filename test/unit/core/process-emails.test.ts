@@ -63,7 +63,7 @@ function consumer(
     transport?: EmailTransport;
     /** Addresses on the suppression list (as unsubscribed). */
     suppressed?: string[];
-    /** Whether the job was cancelled, asked at each look (once per batch, and before each send). */
+    /** Whether the job was cancelled, asked at each look (once per batch, and before a send when the last look is over a second old). */
     cancelled?: () => boolean;
     overrides?: Partial<ProcessEmailsDependencies>;
   } = {},
@@ -676,10 +676,26 @@ describe('a cancelled job', () => {
     });
   });
 
-  it('sends no email whose turn comes after the cancel, though the batch began before it', async () => {
+  it('sends no email whose turn comes after a look sees the cancel, though the batch began before it', async () => {
     let looks = 0;
-    // The batch's own look sees the job running; the cancel lands before the second email's turn.
-    const { deps, deliveries, jobId, message, transport } = consumer({ cancelled: () => ++looks > 2 });
+    // Paced at one email every 1.5 s on the test's clock: the second email's turn comes when the
+    // batch's look (which saw the job running) is over a second old, so it looks again, and sees the cancel.
+    let elapse: (ms: number) => void = () => undefined;
+    let time: () => number = () => 0;
+    // The wait moves the clock only after the first sender went on (a real wait lets it run first).
+    const pacer = new SendPacer(1 / 1.5, {
+      now: () => time(),
+      sleep: async (ms) => {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        elapse(ms);
+      },
+    });
+    const { deps, deliveries, jobId, message, transport, advance } = consumer({
+      cancelled: () => ++looks > 1,
+      overrides: { pacer },
+    });
+    elapse = advance;
+    time = () => (deps.now?.() ?? new Date()).getTime();
 
     const result = await processEmailBatch(deps, [
       message('1', 'a@example.org'),
@@ -688,9 +704,24 @@ describe('a cancelled job', () => {
 
     expect(transport.send).toHaveBeenCalledTimes(1);
     expect(result).toMatchObject({ sent: 1, cancelled: 1 });
-    expect(looks).toBe(3);
+    expect(looks).toBe(2);
     const statuses = ['a@example.org', 'b@example.org'].map((to) => deliveries.get(jobId, to)?.status);
     expect(statuses.sort()).toEqual(['cancelled', 'sent']);
+  });
+
+  it("shares one look at the job's cancel among the emails that start within a second of it", async () => {
+    const recipients = Array.from({ length: 10 }, (_, n) => `r${n}@example.org`);
+    const { deps, message, transport } = consumer({
+      nonprofits: recipients.map((email) => nonprofit(email)),
+      total: recipients.length,
+    });
+    const result = await processEmailBatch(
+      deps,
+      recipients.map((email, n) => message(String(n), email)),
+    );
+    expect(result.sent).toBe(10);
+    expect(transport.send).toHaveBeenCalledTimes(10);
+    expect(deps.jobs.cancelRequested).toHaveBeenCalledTimes(1);
   });
 
   it('once a sender finds the job cancelled, the rest of the batch does not wait a turn at the pacer', async () => {
@@ -698,11 +729,15 @@ describe('a cancelled job', () => {
     const pacer = new SendPacer(1_000, { now: () => 0, sleep: async () => undefined });
     const take = vi.spyOn(pacer, 'take');
     let looks = 0;
-    // The batch's look sees the job running; every sender's last look sees the cancel.
-    const { deps, message, transport } = consumer({
+    // The batch's look sees the job running and ages past a second; every later look sees the cancel.
+    const { deps, message, transport, advance } = consumer({
       nonprofits: recipients.map((email) => nonprofit(email)),
       total: recipients.length,
-      cancelled: () => ++looks > 1,
+      cancelled: () => {
+        if (++looks > 1) return true;
+        advance(1_001);
+        return false;
+      },
       overrides: { pacer },
     });
 
@@ -718,9 +753,13 @@ describe('a cancelled job', () => {
   });
 
   it('sends nothing and puts the email back when whether the job was cancelled cannot be read', async () => {
-    const { deps, deferred, jobId, deliveries, message, transport } = consumer({ total: 1 });
+    const { deps, deferred, jobId, deliveries, message, transport, advance } = consumer({ total: 1 });
+    // The batch's look answers and ages past a second; the look before the send fails.
     vi.mocked(deps.jobs.cancelRequested)
-      .mockResolvedValueOnce(false)
+      .mockImplementationOnce(async () => {
+        advance(1_001);
+        return false;
+      })
       .mockRejectedValueOnce(new Error('ProvisionedThroughputExceededException'));
 
     const result = await processEmailBatch(deps, [message('1', 'a@example.org')]);

@@ -31,7 +31,7 @@ export type Log = (
 
 export interface ProcessEmailsDependencies {
   contents: Pick<JobContentStore, 'content'>;
-  /** Asked whether a job was cancelled: once per job per batch, and again right before each email is sent. */
+  /** Asked whether a job was cancelled: once per job per batch, and again before an email is sent when that look is over a second old. */
   jobs: Pick<JobStore, 'cancelRequested'>;
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
   transport: EmailTransport;
@@ -110,6 +110,11 @@ export interface BatchRun {
   stop?: 'paused' | 'deadline' | 'unrecorded';
   /** Jobs a sender found cancelled: their other emails in this batch skip the pacer's wait. */
   cancelledJobs: Set<string>;
+  /**
+   * The last look at each job's cancel (a strongly consistent read) and when it was asked, shared by
+   * the batch's senders: an email may start on a look at most `CANCEL_LOOK_MAX_AGE_MS` old.
+   */
+  cancelLooks: Map<string, { askedAt: number; cancelled: Promise<boolean> }>;
 }
 
 export const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));

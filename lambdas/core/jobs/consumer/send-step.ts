@@ -8,6 +8,27 @@ import { cancelledOutcome, type Decided, type OutcomeBase, recordSent } from './
 import { STORE_FAILURE_MAX_DELAY_SECONDS, waitInQueue } from './pacing';
 import type { CompiledJob, Item } from './received-batch';
 
+/**
+ * How old a look at a job's cancel may be when an email starts. A look is a strongly consistent
+ * read; the batch's senders share it for this long, so a fast sender reads about once a second
+ * rather than once an email, and no email starts more than this long after a cancel is recorded.
+ */
+export const CANCEL_LOOK_MAX_AGE_MS = 1_000;
+
+/** Whether the job was cancelled, from a look at most `CANCEL_LOOK_MAX_AGE_MS` old (a fresh one if need be). */
+export function lookForCancel(run: BatchRun, job: CompiledJob): Promise<boolean> {
+  const now = (run.deps.now?.() ?? new Date()).getTime();
+  const last = run.cancelLooks.get(job.jobId);
+  if (last && now - last.askedAt <= CANCEL_LOOK_MAX_AGE_MS) return last.cancelled;
+  const look = { askedAt: now, cancelled: run.deps.jobs.cancelRequested(job.jobId) };
+  run.cancelLooks.set(job.jobId, look);
+  // A failed look is not kept: the next sender asks again.
+  look.cancelled.catch(() => {
+    if (run.cancelLooks.get(job.jobId) === look) run.cancelLooks.delete(job.jobId);
+  });
+  return look.cancelled;
+}
+
 /** Emails sent at once by one environment (each waits its turn at the pacer). */
 export const SEND_CONCURRENCY = 4;
 /**
@@ -47,10 +68,12 @@ export async function prepareSending(
   if (toCheck.length === 0) return { suppressed: new Map(), linkSecret: undefined, cancelled: false };
   try {
     // Read after the claims were written: a cancel recorded before these claims is seen here.
+    // Suppressions eventually consistent, at half the cost: one recorded within the last second may
+    // be missed, as one recorded just after this read would be.
     const [suppressed, linkSecret, cancelled] = await Promise.all([
-      run.deps.suppressions.getMany([...toCheck, ...job.content.cc]),
+      run.deps.suppressions.getMany([...toCheck, ...job.content.cc], { consistent: false }),
       run.deps.unsubscribe?.secret.get(),
-      run.deps.jobs.cancelRequested(job.jobId),
+      lookForCancel(run, job),
     ]);
     return { suppressed, linkSecret, cancelled };
   } catch (error) {
@@ -155,12 +178,12 @@ export async function sendOne(
   for (const [index, reader] of readers.entries()) {
     if ((await takeTurn(run, job, item, token)) !== 'go') return undefined;
     if (index === 0) {
-      // The last look before the email leaves (a strongly consistent read of a small item): the pacer
-      // may have held it for seconds, and no email may start once a cancel is recorded. Once its
-      // first message is out, the email's other messages follow it.
+      // The last look before the email leaves: the pacer may have held it for seconds, and no email
+      // may start more than `CANCEL_LOOK_MAX_AGE_MS` after a cancel is recorded. Once its first
+      // message is out, the email's other messages follow it.
       let cancelled: boolean;
       try {
-        cancelled = await deps.jobs.cancelRequested(job.jobId);
+        cancelled = await lookForCancel(run, job);
       } catch (error) {
         log('WARN', 'Could not read whether the job was cancelled; the email waits in the queue', {
           job_id: job.jobId,

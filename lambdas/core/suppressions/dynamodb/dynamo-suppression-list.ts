@@ -91,10 +91,13 @@ export class DynamoSuppressionList implements SuppressionList {
     return Item ? toSuppression(Item) : undefined;
   }
 
-  async getMany(emails: readonly string[]): Promise<Map<string, Suppression>> {
+  async getMany(
+    emails: readonly string[],
+    { consistent = true }: { consistent?: boolean } = {},
+  ): Promise<Map<string, Suppression>> {
     if (emails.length === 0) return new Map();
     const keys = [...new Set(emails)].map((email) => ({ email }));
-    const items = await batchGetAll(this.options.client, this.options.tableName, keys, { consistent: true });
+    const items = await batchGetAll(this.options.client, this.options.tableName, keys, { consistent });
     return new Map(items.map((item) => [String(item.email), toSuppression(item)]));
   }
 
