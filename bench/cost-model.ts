@@ -21,11 +21,17 @@ export const AWS_LATENCY_MS = {
 
 /** The consumer's DynamoDB calls on its critical path today: per batch (all at once), and per message sent. */
 const CONSUMER_CALLS = {
-  /** Claims (in parallel), the reads before sending (in parallel), the rendered copies' write. */
+  /** Claims (in parallel), the reads before sending (in parallel, the cancel look among them), the snapshot's write. */
   perBatch: 3,
-  /** The cancel look and the message id's hand-over, around each send. */
-  perMessage: 2,
+  /** The outcome's write after each send (the cancel look is shared for a second, so at most one a second besides). */
+  perMessage: 1,
 };
+
+/**
+ * The outcome counter (the deliveries stream's function, 512 MB): one invocation per counting
+ * window (`countingWindowSeconds`), of its overhead and one transaction per job counted (one job here).
+ */
+const COUNTER_MEMORY_MB = 512;
 
 export interface CostPerMillion {
   dynamodb: number;
@@ -62,10 +68,16 @@ export function costAtSendRate(
   const batchMs =
     AWS_LATENCY_MS.invocationOverhead +
     CONSUMER_CALLS.perBatch * AWS_LATENCY_MS.dynamoDbCall +
-    AWS_LATENCY_MS.dynamoDbTransaction +
     Math.max(sending, paced);
   const gbSecondsPerEmail = ((batchMs / 1000) * (measured.consumerMemoryMb / 1024)) / batchSize;
-  const lambda = gbSecondsPerEmail * PRICES.lambdaGbSecond + PRICES.lambdaRequest / batchSize;
+  // Emails one counter invocation counts: a window's worth at this rate (at most its batch of 1,000 records, two an email).
+  const countedPerInvocation = Math.min(rate * Math.max(1, config.countingWindowSeconds), 500);
+  const counterMs = AWS_LATENCY_MS.invocationOverhead + AWS_LATENCY_MS.dynamoDbTransaction;
+  const counterPerEmail =
+    ((counterMs / 1000) * (COUNTER_MEMORY_MB / 1024) * PRICES.lambdaGbSecond + PRICES.lambdaRequest) /
+    countedPerInvocation;
+  const lambda =
+    gbSecondsPerEmail * PRICES.lambdaGbSecond + PRICES.lambdaRequest / batchSize + counterPerEmail;
   const million = (perEmail: number) => Number((perEmail * 1e6).toFixed(3));
   const total = measured.dynamodbPerEmail + measured.sqsPerEmail + lambda;
   return {

@@ -265,7 +265,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           ...mapping,
           streamArn: mapping.eventSourceArn,
           client: dynamoDbStreamsClient((started.dynamoDb as DynamoDbLocal).endpoint),
-          checkpoints: fileCheckpoints(join(options.stateDir, 'stream-checkpoints.json')),
+          checkpoints: fileCheckpoints(
+            join(options.stateDir, `stream-position-${mapping.functionLogicalId}.json`),
+          ),
           invoke: (event) => invoke(mapping.functionLogicalId, event),
           log: (line) => log(`[event-source] ${line}`),
         });

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DescribeStreamCommand,
@@ -38,19 +38,30 @@ export interface StreamCheckpoints {
   set(shard: string, sequenceNumber: string): void;
 }
 
-/** Checkpoints in a JSON file (the runtime's state folder), written after each batch a function took. */
+/**
+ * Checkpoints in a JSON file (one per event source mapping, in the runtime's state folder), written
+ * after each batch its function took: to a file beside it, then renamed over it, so a runtime
+ * killed mid-write keeps the previous one whole. A file that cannot be read stops the start: read
+ * from the start of the stream again, the function would count every record a second time.
+ */
 export function fileCheckpoints(file: string): StreamCheckpoints {
   let positions: Record<string, string> = {};
-  try {
-    positions = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
-  } catch {
-    // None kept yet.
+  if (existsSync(file)) {
+    try {
+      positions = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+    } catch (error) {
+      throw new Error(
+        `The stream position file ${file} cannot be read; remove it to read the streams from their start`,
+        { cause: error },
+      );
+    }
   }
   return {
     get: (shard) => positions[shard],
     set(shard, sequenceNumber) {
       positions[shard] = sequenceNumber;
-      writeFileSync(file, JSON.stringify(positions), { mode: 0o600 });
+      writeFileSync(`${file}.next`, JSON.stringify(positions), { mode: 0o600 });
+      renameSync(`${file}.next`, file);
     },
   };
 }
@@ -98,15 +109,14 @@ export class StreamEventSource {
   /** Opens the shards not read yet (a child only once its parent is done: its records come later). */
   private async look(): Promise<void> {
     try {
-      for (const shard of await this.listShards()) {
+      const listed = await this.listShards();
+      const ids = new Set(listed.map((shard) => shard.ShardId));
+      for (const shard of listed) {
         const id = shard.ShardId as string;
         if (this.shards.has(id)) continue;
-        if (
-          shard.ParentShardId &&
-          this.shards.has(shard.ParentShardId) &&
-          !this.finished.has(shard.ParentShardId)
-        )
-          continue;
+        // A parent still listed is read first, to its end (whether or not its reader started yet).
+        const parent = shard.ParentShardId;
+        if (parent && (ids.has(parent) || this.shards.has(parent)) && !this.finished.has(parent)) continue;
         // Shards there at the start begin where the mapping says; any found later, from their first record.
         const position = this.firstLook ? this.options.startingPosition : 'TRIM_HORIZON';
         // DynamoDB Local's LATEST iterator on a shard with no records yet never sees the records
@@ -162,9 +172,11 @@ export class StreamEventSource {
           iterator = read.NextShardIterator;
           closed = iterator === undefined;
         } catch (error) {
-          // DynamoDB Local answers so for a shard with nothing in it yet: open it again, quietly.
-          if ((error as Error).name !== 'TrimmedDataAccessException')
-            this.fail(`could not read shard ${shardId}`, error);
+          const trimmed = (error as Error).name === 'TrimmedDataAccessException';
+          // DynamoDB Local answers so for a shard with nothing in it yet: open it again, quietly. After
+          // a record read, it means the records after it are gone: read on from the oldest kept.
+          if (!trimmed || lastSequence !== undefined) this.fail(`could not read shard ${shardId}`, error);
+          if (trimmed) lastSequence = undefined;
           iterator = undefined;
           await this.pause(RETRY_DELAY_MS);
           continue;

@@ -8,6 +8,7 @@ import {
   type CountOutcomesDependencies,
   countOutcomes,
   type DeliveryChange,
+  STREAM_COUNTED,
 } from '../core/jobs/outcome-counts';
 import { METRIC } from '../core/observability/metric-names';
 import { logger, metrics } from '../core/observability/telemetry';
@@ -27,6 +28,7 @@ export function deliveryChanges(event: DynamoDBStreamEvent): DeliveryChange[] {
         jobId,
         before: statusOf(record.dynamodb?.OldImage),
         after: statusOf(record.dynamodb?.NewImage),
+        streamCounted: record.dynamodb?.NewImage?.[STREAM_COUNTED]?.BOOL === true,
       },
     ];
   });
@@ -40,6 +42,7 @@ export const makeCountOutcomes = (deps: CountOutcomesDependencies) =>
   workerHandler(async (event: DynamoDBStreamEvent): Promise<void> => {
     const result = await countOutcomes(deps, deliveryChanges(event));
     if (result.counted > 0) metrics.addMetric(METRIC.outcomesCounted, MetricUnit.Count, result.counted);
+    if (result.dropped > 0) metrics.addMetric(METRIC.outcomesNotCounted, MetricUnit.Count, result.dropped);
     for (const job of result.completedJobs) {
       metrics.addMetric(METRIC.jobDuration, MetricUnit.Seconds, job.durationSeconds);
       logger.info('Job completed', { job_id: job.jobId, duration_seconds: job.durationSeconds });

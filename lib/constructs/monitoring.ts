@@ -171,6 +171,11 @@ export class MailerMonitoring extends Construct {
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       },
     );
+    this.alarm(
+      'OutcomesNotCounted',
+      'The outcome counter found more outcomes than a job had recipients left (counted before): its counts need a look',
+      { metric: appMetric(METRIC.outcomesNotCounted, 'Sum', FIVE_MINUTES), threshold: 1 },
+    );
     if (sesFeedback) this.watchSesFeedback(sesFeedback);
   }
 

@@ -33,8 +33,8 @@ const job = async (jobId: string) =>
 
 /** A recipient's stream: claimed (a new item), then its outcome. */
 const delivered = (jobId: string, n: number, outcome: DeliveryStatus = 'sent'): DeliveryChange[] => [
-  { eventId: `${jobId}-${n}-claim`, jobId, after: 'sending' },
-  { eventId: `${jobId}-${n}-outcome`, jobId, before: 'sending', after: outcome },
+  { eventId: `${jobId}-${n}-claim`, jobId, after: 'sending', streamCounted: false },
+  { eventId: `${jobId}-${n}-outcome`, jobId, before: 'sending', after: outcome, streamCounted: true },
 ];
 
 describe('counting outcomes from the deliveries stream, on DynamoDB Local', () => {
@@ -76,17 +76,30 @@ describe('counting outcomes from the deliveries stream, on DynamoDB Local', () =
     expect(await job(jobId)).toMatchObject({ status: 'completed', sent: 40, remaining: 0 });
   });
 
+  it('never stops on more outcomes than a job has left: counts what fits, ends the job and says what it dropped', async () => {
+    const jobId = await newJob(2);
+    const batch = [...delivered(jobId, 1), ...delivered(jobId, 2), ...delivered(jobId, 3)];
+    expect(await countOutcomes(deps, batch)).toMatchObject({
+      counted: 2,
+      dropped: 1,
+      completedJobs: [{ jobId }],
+    });
+    expect(await job(jobId)).toMatchObject({ status: 'completed', sent: 2, remaining: 0 });
+  });
+
   it('ignores what records no outcome: claims, changes between outcomes, a retry taking a failure back', async () => {
     const jobId = await newJob(2);
     const changes: DeliveryChange[] = [
-      { eventId: `${jobId}-a`, jobId, after: 'sending' },
-      { eventId: `${jobId}-b`, jobId, before: 'sending', after: 'failed' },
+      { eventId: `${jobId}-a`, jobId, after: 'sending', streamCounted: false },
+      { eventId: `${jobId}-b`, jobId, before: 'sending', after: 'failed', streamCounted: true },
       // A report noted on a sent email, a retry's `failed` → `queued`: neither is a new outcome.
-      { eventId: `${jobId}-c`, jobId, before: 'sent', after: 'sent' },
-      { eventId: `${jobId}-d`, jobId, before: 'failed', after: 'queued' },
+      { eventId: `${jobId}-c`, jobId, before: 'sent', after: 'sent', streamCounted: true },
+      { eventId: `${jobId}-d`, jobId, before: 'failed', after: 'queued', streamCounted: true },
       // Claimed again after the retry, and sent: a new outcome.
-      { eventId: `${jobId}-e`, jobId, before: 'queued', after: 'sending' },
-      { eventId: `${jobId}-f`, jobId, before: 'sending', after: 'sent' },
+      { eventId: `${jobId}-e`, jobId, before: 'queued', after: 'sending', streamCounted: true },
+      { eventId: `${jobId}-f`, jobId, before: 'sending', after: 'sent', streamCounted: true },
+      // An outcome the version before wrote (counted in its own transaction) while a deploy replaced it.
+      { eventId: `${jobId}-g`, jobId, before: 'sending', after: 'sent', streamCounted: false },
     ];
     expect(await countOutcomes(deps, changes)).toMatchObject({ counted: 2 });
   });

@@ -73,6 +73,9 @@ export interface RecordResult {
   recorded: DeliveryOutcome[];
   /** Outcomes for recipients recorded already (a redelivered message): they change nothing. */
   duplicates: number;
+  /** Outcomes whose write failed (the store refused or did not answer), with the first error: not recorded. */
+  failed: DeliveryOutcome[];
+  error?: unknown;
 }
 
 /**

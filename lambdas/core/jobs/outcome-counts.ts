@@ -7,6 +7,13 @@ import type { JobStore } from './job-store';
 // one transaction. Lambda hands a stream batch over at least once; a failed batch is handed over
 // again from the same record, so a job's part of it is named by its first record and counted once.
 
+/**
+ * The attribute an outcome write sets to say "count me from the stream". Outcomes the version
+ * before this one wrote were counted in their own transaction; while a deploy replaces it, both
+ * write, and only the tagged ones are counted here.
+ */
+export const STREAM_COUNTED = 'stream_counted';
+
 /** One change of a delivery item, as the deliveries table's stream tells it (oldest first per item). */
 export interface DeliveryChange {
   /** The stream record's id: the same whenever the record is handed over again. */
@@ -15,6 +22,8 @@ export interface DeliveryChange {
   /** The item's status before and after the change (absent: there was, or is, no item). */
   before?: DeliveryStatus | undefined;
   after?: DeliveryStatus | undefined;
+  /** Whether the item after the change carries `STREAM_COUNTED`: an outcome this version wrote. */
+  streamCounted: boolean;
 }
 
 export type OutcomeTally = Record<OutcomeStatus, number>;
@@ -28,12 +37,12 @@ const OUTCOMES: ReadonlySet<DeliveryStatus> = new Set<OutcomeStatus>([
 
 /**
  * The outcome a change records, if it records one: a delivery that had none (new, claimed, or queued
- * again by a retry) now has one. A change between outcomes, or out of one (a retry takes `failed`
- * back to `queued`, and counts that itself, in its own transaction), adds nothing.
+ * again by a retry) now has one, written by this version. A change between outcomes, or out of one
+ * (a retry takes `failed` back to `queued`, and counts that itself, in its own transaction), adds nothing.
  */
 export function recordedOutcome(change: DeliveryChange): OutcomeStatus | undefined {
   const { before, after } = change;
-  if (after === undefined || !OUTCOMES.has(after)) return undefined;
+  if (!change.streamCounted || after === undefined || !OUTCOMES.has(after)) return undefined;
   if (before !== undefined && OUTCOMES.has(before)) return undefined;
   return after as OutcomeStatus;
 }
@@ -68,19 +77,22 @@ export class JobPart {
 }
 
 /**
- * - `counted`: this call added `outcomes` to the job; `ended` when they were its last ones.
- * - `unchanged`: nothing of the part was left to count (counted before, or no outcome in it).
+ * - `counted`: this call added `outcomes` to the job; `ended` when they were its last ones;
+ *   `dropped` outcomes did not fit (more than the recipients left: counted before, see `OutcomeCounts`).
+ * - `unchanged`: nothing of the part was left to count (counted before, or no outcome in it);
+ *   `shorter` when an earlier delivery of the part had more records than this one.
  * - `gone`: the job does not exist (nothing to count on).
  */
 export type PartCounted =
-  | { state: 'counted'; outcomes: number; ended: boolean }
-  | { state: 'unchanged' }
+  | { state: 'counted'; outcomes: number; ended: boolean; dropped?: number }
+  | { state: 'unchanged'; shorter?: boolean }
   | { state: 'gone' };
 
 /**
  * Adds a job's part of a stream batch to its counters, at most once per change: it keeps how many of
  * the part's changes it counted (under the part's id), and counts only those after them. The write
- * that brings `remaining` to 0 ends the job (see `outcomesRecorded`).
+ * that brings `remaining` to 0 ends the job (see `outcomesRecorded`). It never fails for a count that
+ * does not fit (a stuck stream is worse): it counts what fits and says what it dropped.
  */
 export interface OutcomeCounts {
   count(part: JobPart): Promise<PartCounted>;
@@ -97,6 +109,8 @@ export interface CountOutcomesDependencies {
 export interface CountResult {
   /** Outcomes added to jobs by this call. */
   counted: number;
+  /** Outcomes that did not fit in their job (counted before): each is an error to look into. */
+  dropped: number;
   /** Jobs this call ended, with their duration from acceptance. */
   completedJobs: { jobId: string; durationSeconds: number }[];
 }
@@ -124,7 +138,7 @@ export async function countOutcomes(
   deps: CountOutcomesDependencies,
   changes: readonly DeliveryChange[],
 ): Promise<CountResult> {
-  const result: CountResult = { counted: 0, completedJobs: [] };
+  const result: CountResult = { counted: 0, dropped: 0, completedJobs: [] };
   const failures: unknown[] = [];
   // Only parts with an outcome to count make a write.
   const parts = partsOf(changes).filter((part) => tallied(part.tallyFrom(0)) > 0);
@@ -136,8 +150,26 @@ export async function countOutcomes(
           deps.log('WARN', 'Outcomes of a job that does not exist; nothing counted', { job_id: part.jobId });
           return;
         }
-        if (counted.state === 'unchanged') return;
+        if (counted.state === 'unchanged') {
+          if (counted.shorter)
+            deps.log('WARN', 'A stream batch came again with fewer records than were counted from it', {
+              job_id: part.jobId,
+              part: part.id,
+            });
+          return;
+        }
         result.counted += counted.outcomes;
+        if (counted.dropped) {
+          result.dropped += counted.dropped;
+          deps.log(
+            'ERROR',
+            'More outcomes than recipients left: the excess was not counted, and the job ended',
+            {
+              job_id: part.jobId,
+              dropped: counted.dropped,
+            },
+          );
+        }
         if (counted.ended) result.completedJobs.push(await completion(deps, part.jobId));
       } catch (error) {
         failures.push(error);

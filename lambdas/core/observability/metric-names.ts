@@ -37,6 +37,8 @@ export const METRIC = {
   emailLatency: 'EmailLatency',
   /** Outcomes the deliveries table's stream added to their jobs' counters. */
   outcomesCounted: 'OutcomesCounted',
+  /** Outcomes the counter found more of than their job had recipients left (counted before): never expected. */
+  outcomesNotCounted: 'OutcomesNotCounted',
   /** Seconds from a job's acceptance to its completion. */
   jobDuration: 'JobDuration',
   /** Addresses SES reported bounced for good (each is suppressed). */

@@ -164,7 +164,7 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
       });
     }
     this.remaining.set(jobId, remaining - recorded.length);
-    return { recorded, duplicates: outcomes.length - recorded.length };
+    return { recorded, duplicates: outcomes.length - recorded.length, failed: [] };
   }
 
   async getMany(jobId: string, recipients: readonly string[]): Promise<Map<string, DeliveryRecord>> {

@@ -1169,6 +1169,30 @@ describe('recordDeadLetters', () => {
     expect(refund).toHaveBeenCalledWith('key-1', '2026-11-28', 2);
   });
 
+  it('counts and refunds the outcomes that were written when another write of the batch fails, and retries only that one', async () => {
+    const refund = vi.fn(async () => undefined);
+    const { deps, deliveries, jobId, message } = consumer({
+      content: { quota: { api_key_id: 'key-1', day: '2026-11-28' } },
+      cancelled: () => true,
+      overrides: { quota: { refund } },
+    });
+    const real = deliveries.record.bind(deliveries);
+    vi.spyOn(deliveries, 'record').mockImplementation(async (job, outcomes) => {
+      const [first, ...rest] = outcomes;
+      const written = await real(job, first ? [first] : []);
+      return { ...written, failed: rest, error: new Error('ProvisionedThroughputExceededException') };
+    });
+
+    const result = await recordDeadLetters(deps, [
+      message('1', 'a@example.org', { receiveCount: 5 }),
+      message('2', 'b@example.org', { receiveCount: 5 }),
+    ]);
+
+    expect(result).toMatchObject({ cancelled: 1, retry: ['2'] });
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({ status: 'cancelled' });
+    expect(refund).toHaveBeenCalledWith('key-1', '2026-11-28', 1);
+  });
+
   it('records a dead letter failed when whether its job was cancelled cannot be read', async () => {
     const { deps, deliveries, jobId, message } = consumer();
     vi.mocked(deps.jobs.cancelRequested).mockRejectedValue(

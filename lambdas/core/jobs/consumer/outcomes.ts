@@ -1,5 +1,5 @@
 import { backoff } from '../../concurrency';
-import type { Claim, DeliveryOutcome } from '../deliveries';
+import type { Claim, DeliveryOutcome, RecordResult } from '../deliveries';
 import type { BatchResult, BatchRun, ProcessEmailsDependencies } from './batch';
 import { errorText } from './batch';
 import { HAND_OVER_ATTEMPTS, type HeldClaim, unwritten } from './claim-lifecycle';
@@ -11,8 +11,8 @@ export type Decided = { outcome: DeliveryOutcome; sqsMessageId: string };
 /**
  * Records a job's outcomes and notes what that did in the batch's result; if recording fails, the
  * messages go back to the queue: their claims stay, so the next attempt records a handed-over email
- * as sent without sending it again. Answers whether the outcomes were written (recorded, or found
- * recorded before).
+ * as sent without sending it again; those that were written count. Answers whether every outcome
+ * was written (recorded, or found recorded before).
  */
 export async function record(
   deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log' | 'now' | 'quota'>,
@@ -22,36 +22,43 @@ export async function record(
   { retryOnFailure = true }: { retryOnFailure?: boolean } = {},
 ): Promise<boolean> {
   if (decided.length === 0) return true;
+  let recorded: RecordResult;
   try {
-    const recorded = await deps.deliveries.record(
+    recorded = await deps.deliveries.record(
       job.jobId,
       decided.map(({ outcome }) => outcome),
     );
-    const now = (deps.now?.() ?? new Date()).getTime();
-    const accepted = Date.parse(job.content.accepted_at);
-    for (const outcome of recorded.recorded) {
-      if (outcome.status === 'sent') result.sent++;
-      else if (outcome.status === 'suppressed') result.suppressed++;
-      else if (outcome.status === 'cancelled') result.cancelled++;
-      else if (outcome.reason) result.failed[outcome.reason]++;
-      if (Number.isFinite(accepted)) result.latenciesMs.push(now - accepted);
-    }
-    result.duplicates += recorded.duplicates;
-    await refundCancelled(
-      deps,
-      job,
-      recorded.recorded.filter(({ status }) => status === 'cancelled'),
-    );
-    return true;
   } catch (error) {
-    if (!retryOnFailure) return false;
-    deps.log?.('ERROR', 'Could not record outcomes; the messages will be retried', {
-      job_id: job.jobId,
-      error: errorText(error),
-    });
-    result.retry.push(...decided.map(({ sqsMessageId }) => sqsMessageId));
-    return false;
+    recorded = { recorded: [], duplicates: 0, failed: decided.map(({ outcome }) => outcome), error };
   }
+  const now = (deps.now?.() ?? new Date()).getTime();
+  const accepted = Date.parse(job.content.accepted_at);
+  // What was written counts (and a cancelled one is refunded) even when another write failed.
+  for (const outcome of recorded.recorded) {
+    if (outcome.status === 'sent') result.sent++;
+    else if (outcome.status === 'suppressed') result.suppressed++;
+    else if (outcome.status === 'cancelled') result.cancelled++;
+    else if (outcome.reason) result.failed[outcome.reason]++;
+    if (Number.isFinite(accepted)) result.latenciesMs.push(now - accepted);
+  }
+  result.duplicates += recorded.duplicates;
+  await refundCancelled(
+    deps,
+    job,
+    recorded.recorded.filter(({ status }) => status === 'cancelled'),
+  );
+  if (recorded.failed.length === 0) return true;
+  if (!retryOnFailure) return false;
+  deps.log?.('ERROR', 'Could not record outcomes; their messages will be retried', {
+    job_id: job.jobId,
+    outcomes: recorded.failed.length,
+    error: errorText(recorded.error),
+  });
+  const failed = new Set(recorded.failed.map(({ recipient }) => recipient));
+  result.retry.push(
+    ...decided.filter(({ outcome }) => failed.has(outcome.recipient)).map(({ sqsMessageId }) => sqsMessageId),
+  );
+  return false;
 }
 
 /**

@@ -28,6 +28,7 @@ import {
   type RetryWritten,
 } from '../deliveries';
 import { FEEDBACK_COUNTERS, failuresRequeued, feedbackRecorded } from '../job-status';
+import { STREAM_COUNTED } from '../outcome-counts';
 
 /** The DynamoDB adapter of the delivery ports (`../deliveries.ts`): the deliveries table, with the job's counters where a retry or a report changes them. */
 /** A transaction holds at most 100 actions: 99 deliveries and the job. */
@@ -212,14 +213,18 @@ export class DynamoDeliveries
    */
   async record(jobId: string, outcomes: readonly DeliveryOutcome[]): Promise<RecordResult> {
     const unique = [...new Map(outcomes.map((outcome) => [outcome.recipient, outcome])).values()];
-    const result: RecordResult = { recorded: [], duplicates: outcomes.length - unique.length };
+    const result: RecordResult = { recorded: [], duplicates: outcomes.length - unique.length, failed: [] };
+    // Each write stands alone: one that fails leaves the others recorded, and says so.
     await mapConcurrently(unique, CONCURRENT_CLAIMS, async (outcome) => {
       try {
         await this.options.client.send(new UpdateCommand(this.outcomeWrite(jobId, outcome)));
         result.recorded.push(outcome);
       } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        result.duplicates++;
+        if (error instanceof ConditionalCheckFailedException) result.duplicates++;
+        else {
+          result.failed.push(outcome);
+          result.error ??= error;
+        }
       }
     });
     return result;
@@ -228,6 +233,9 @@ export class DynamoDeliveries
   private outcomeWrite(jobId: string, outcome: DeliveryOutcome): UpdateCommandInput {
     const sets = [
       '#status = :status',
+      // Counted on the job from the stream (outcomes written by the version before were counted in
+      // their own transaction, and the counter leaves them alone).
+      `${STREAM_COUNTED} = :counted`,
       'processed_at = :now',
       'cc = :cc',
       'attempts = :attempts',
@@ -253,6 +261,7 @@ export class DynamoDeliveries
       },
       ExpressionAttributeValues: {
         ':status': outcome.status,
+        ':counted': true,
         ':now': this.now().toISOString(),
         ':cc': outcome.cc,
         ':attempts': outcome.attempts,
@@ -313,7 +322,7 @@ export class DynamoDeliveries
           return 'unmatched';
         }
         if (jobReason?.Code === 'ConditionalCheckFailed') return 'unmatched';
-        // TransactionConflict (a consumer is counting outcomes on the job) or a throttle: wait and retry.
+        // TransactionConflict (the outcome counter is counting on the job) or a throttle: wait and retry.
         await backoff(attempt);
       }
     }

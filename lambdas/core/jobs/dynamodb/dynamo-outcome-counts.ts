@@ -2,7 +2,13 @@ import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { backoff } from '../../concurrency';
 import { outcomesRecorded } from '../job-status';
-import { type JobPart, type OutcomeCounts, type PartCounted, tallied } from '../outcome-counts';
+import {
+  type JobPart,
+  type OutcomeCounts,
+  type OutcomeTally,
+  type PartCounted,
+  tallied,
+} from '../outcome-counts';
 
 /** Attempts at one part's transaction (conflicts with another part of the same job, throttles). */
 const MAX_ATTEMPTS = 12;
@@ -45,8 +51,9 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
     let from = 0;
     let last = false;
     let cancelling = false;
+    let excess = 0;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const tally = part.tallyFrom(from);
+      const tally = withoutExcess(part.tallyFrom(from), excess);
       const outcomes = tallied(tally);
       if (outcomes === 0) return { state: 'unchanged' };
       const now = this.now();
@@ -80,13 +87,16 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
             ],
           }),
         );
-        return { state: 'counted', outcomes, ended: last };
+        return { state: 'counted', outcomes, ended: last, ...(excess > 0 ? { dropped: excess } : {}) };
       } catch (error) {
         if (!(error instanceof TransactionCanceledException)) throw error;
         const [mark, job] = error.CancellationReasons ?? [];
         if (mark?.Code === 'ConditionalCheckFailed') {
           const counted = numberOf(mark.Item as RawItem | undefined, 'counted_changes') ?? 0;
-          if (counted >= part.changes.length) return { state: 'unchanged' };
+          // Handed over again with fewer records than counted before: Lambda does not do that while it
+          // retries one batch; if it ever does, the records after these may be counted again.
+          if (counted > part.changes.length) return { state: 'unchanged', shorter: true };
+          if (counted === part.changes.length) return { state: 'unchanged' };
           from = counted;
           continue;
         }
@@ -94,12 +104,12 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
           const found = job.Item as RawItem | undefined;
           const remaining = numberOf(found, 'remaining');
           if (remaining === undefined) return { state: 'gone' };
-          if (remaining < outcomes)
-            throw new Error(
-              `Job ${part.jobId} has ${remaining} recipients left, fewer than the ${outcomes} being counted`,
-            );
-          // Exactly this many left: this part is the last. More left: the cancel was believed wrong.
-          last = remaining === outcomes;
+          // More outcomes than recipients left: some were counted before (a stream position lost and
+          // read again). Throwing would stop the shard for a day; the part counts what is left, ends
+          // the job, and says how many it dropped.
+          excess = Math.max(0, tallied(part.tallyFrom(from)) - remaining);
+          // Exactly this many left (or fewer): this part is the last. More left: the cancel was believed wrong.
+          last = remaining <= outcomes;
           cancelling = found?.cancel_requested_at !== undefined;
           continue;
         }
@@ -109,4 +119,16 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
     }
     throw new Error(`Could not count outcomes of job ${part.jobId} after ${MAX_ATTEMPTS} attempts`);
   }
+}
+
+/** A tally less `excess` outcomes (sent first, then failed, suppressed, cancelled): what fits in the job. */
+function withoutExcess(tally: OutcomeTally, excess: number): OutcomeTally {
+  const kept = { ...tally };
+  let left = excess;
+  for (const status of ['sent', 'failed', 'suppressed', 'cancelled'] as const) {
+    const taken = Math.min(kept[status], left);
+    kept[status] -= taken;
+    left -= taken;
+  }
+  return kept;
 }
