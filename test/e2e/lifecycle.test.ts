@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../local/synth';
-import { apiClient, isRunning, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
+import {
+  apiClient,
+  isRunning,
+  type RuntimeProcess,
+  runtimeContextJson,
+  startRuntimeProcess,
+} from '../support/runtime-process';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-lifecycle-'));
 const started: RuntimeProcess[] = [];
@@ -89,7 +95,7 @@ describe('the local runtime as a process', () => {
     // The runtime's parent is a shell, killed with SIGKILL as a CI timeout may kill a test runner.
     const shell = spawn('sh', ['-c', `'${process.execPath}' --import tsx bin/local.ts & echo $!; wait`], {
       cwd: PROJECT_ROOT,
-      env: { ...process.env, PORT: '0', LOCAL_STATE_DIR: stateDir, CDK_CONTEXT_JSON: '{}' },
+      env: { ...process.env, PORT: '0', LOCAL_STATE_DIR: stateDir, CDK_CONTEXT_JSON: runtimeContextJson() },
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     const lines: string[] = [];

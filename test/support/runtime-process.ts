@@ -27,6 +27,14 @@ export interface RuntimeProcess {
 }
 
 /**
+ * The CDK context a test runtime gets: the test's own over this default. Outcomes are counted on
+ * their jobs as soon as the stream is read, not after five seconds, so tests wait less. A runtime
+ * started another way in a test takes the same, or its synthesis is not the one already cached.
+ */
+export const runtimeContextJson = (context: Record<string, unknown> = {}) =>
+  JSON.stringify({ countingWindowSeconds: 0, ...context });
+
+/**
  * Starts the local runtime exactly as `npm start` does (`node --import tsx bin/local.ts`), on a free
  * port, with its own state folder and optional CDK context, and reads the URLs and key it prints.
  */
@@ -40,8 +48,7 @@ export async function startRuntimeProcess(options: {
       ...process.env,
       PORT: '0',
       LOCAL_STATE_DIR: options.stateDir,
-      // Outcomes are counted on their jobs as soon as the stream is read, not after five seconds: tests wait less.
-      CDK_CONTEXT_JSON: JSON.stringify({ countingWindowSeconds: 0, ...options.context }),
+      CDK_CONTEXT_JSON: runtimeContextJson(options.context),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
