@@ -3,8 +3,8 @@ import type { JobRecord } from './job';
 
 /**
  * The one owner of a job's status and its bookkeeping. A job is `queued` when accepted, `processing`
- * from its first recorded outcome, and `completed` by the write that records its last one (the
- * write whose outcomes bring `remaining` to 0). While it runs it carries the `active` marker, so the
+ * from its first counted outcome, and `completed` by the write that counts its last one (the
+ * outcome counter's write whose outcomes bring `remaining` to 0, see `OutcomeCounts`). While it runs it carries the `active` marker, so the
  * sweeper's sparse index holds running jobs only, and `enqueue_deadline`: the moment by which the
  * last enqueue of its messages has ended, one way or another, which the sweeper compares with what
  * the queue can still hold. Every write of these attributes is built here, from named parts.
