@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
+import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { loadKeyValues } from './api-keys';
 import { readApiModel } from './api-model';
 import {
@@ -82,6 +83,8 @@ interface Started {
   functions?: Map<string, LocalFunction>;
   server?: Server;
   eventSources?: (QueueEventSource | StreamEventSource)[];
+  /** One client of DynamoDB Local's streams, for every stream event source. */
+  streams?: DynamoDBStreamsClient;
   scheduler?: Scheduler;
 }
 
@@ -103,6 +106,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const stop = async () => {
     await started.scheduler?.stop();
     await Promise.all((started.eventSources ?? []).map((source) => source.stop()));
+    started.streams?.destroy();
     const { server } = started;
     if (server) await closeServer(server);
     await Promise.all([...(started.functions?.values() ?? [])].map((fn) => fn.close()));
@@ -254,6 +258,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     });
     started.functions = functions;
 
+    // Made at the first stream mapping, shared by the rest, destroyed at stop.
+    const streams = () => {
+      started.streams ??= dynamoDbStreamsClient((started.dynamoDb as DynamoDbLocal).endpoint);
+      return started.streams;
+    };
     started.eventSources = readEventSourceMappings(template, resolver).map((mapping) => {
       const queue = queues.find((candidate) => candidate.arn === mapping.eventSourceArn);
       if (!queue) {
@@ -264,7 +273,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         return new StreamEventSource({
           ...mapping,
           streamArn: mapping.eventSourceArn,
-          client: dynamoDbStreamsClient((started.dynamoDb as DynamoDbLocal).endpoint),
+          client: streams(),
           checkpoints: fileCheckpoints(
             join(options.stateDir, `stream-position-${mapping.functionLogicalId}.json`),
           ),

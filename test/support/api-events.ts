@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
+import type { InvokeResult } from '../../local/functions';
 
 /** A REST API proxy event as API Gateway sends it, with only what a test cares about to fill in. */
 export function apiEvent(overrides: Partial<APIGatewayProxyEvent> = {}): APIGatewayProxyEvent {
@@ -25,6 +26,16 @@ export const lambdaContext = {
   awsRequestId: 'request-1',
   getRemainingTimeInMillis: () => 10_000,
 } as unknown as Context;
+
+/** Runs a handler as the local runtime's event sources see an invocation: its value, or its error. */
+export async function asInvocation(run: () => Promise<unknown>): Promise<InvokeResult> {
+  try {
+    return { ok: true, value: await run() };
+  } catch (error) {
+    const failure = error instanceof Error ? error : new Error(String(error));
+    return { ok: false, error: { errorType: failure.name, errorMessage: failure.message } };
+  }
+}
 
 export function jsonBody(result: { body: string }): Record<string, unknown> {
   return JSON.parse(result.body) as Record<string, unknown>;

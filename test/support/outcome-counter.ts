@@ -6,9 +6,8 @@ import { DynamoJobStore } from '../../lambdas/core/jobs/dynamodb/dynamo-job-stor
 import { DynamoOutcomeCounts } from '../../lambdas/core/jobs/dynamodb/dynamo-outcome-counts';
 import { makeCountOutcomes } from '../../lambdas/worker/count-outcomes';
 import { dynamoDbClient, dynamoDbStreamsClient } from '../../local/dynamodb';
-import type { InvokeResult } from '../../local/functions';
 import { StreamEventSource } from '../../local/stream-source';
-import { lambdaContext } from './api-events';
+import { asInvocation, lambdaContext } from './api-events';
 import { tableNamed } from './local-tables';
 
 /**
@@ -36,14 +35,7 @@ export async function startOutcomeCounter({ windowMs = 0 }: { windowMs?: number 
     startingPosition: 'LATEST',
     batchSize: 1000,
     batchingWindowMs: windowMs,
-    invoke: async (event): Promise<InvokeResult> => {
-      try {
-        return { ok: true, value: await handler(event as DynamoDBStreamEvent, lambdaContext) };
-      } catch (error) {
-        const failure = error instanceof Error ? error : new Error(String(error));
-        return { ok: false, error: { errorType: failure.name, errorMessage: failure.message } };
-      }
-    },
+    invoke: (event) => asInvocation(() => handler(event as DynamoDBStreamEvent, lambdaContext)),
     log: (line) => failures.push(line),
   });
   await source.start();

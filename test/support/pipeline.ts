@@ -24,11 +24,10 @@ import { makeRecordDeadLetters } from '../../lambdas/worker/record-dead-letters'
 import { makeSendEmails } from '../../lambdas/worker/send-emails';
 import { dynamoDbClient } from '../../local/dynamodb';
 import { QueueEventSource } from '../../local/event-sources';
-import type { InvokeResult } from '../../local/functions';
 import { readInbox, sesClient, startLocalSes } from '../../local/ses';
 import { createQueues, sqsClient, startLocalSqs } from '../../local/sqs';
 import { IntrinsicResolver } from '../../local/template';
-import { lambdaContext } from './api-events';
+import { asInvocation, lambdaContext } from './api-events';
 import { tableNamed } from './local-tables';
 import { startOutcomeCounter } from './outcome-counter';
 import { synthesizeForTests } from './synth';
@@ -61,15 +60,6 @@ export interface PipelineOptions {
   /** Wraps the consumer invocation, to make it fail after (or instead of) its work. */
   consumer?: (real: SqsHandler) => SqsHandler;
   concurrency?: number;
-}
-
-async function asInvocation(run: () => Promise<unknown>): Promise<InvokeResult> {
-  try {
-    return { ok: true, value: await run() };
-  } catch (error) {
-    const failure = error instanceof Error ? error : new Error(String(error));
-    return { ok: false, error: { errorType: failure.name, errorMessage: failure.message } };
-  }
 }
 
 /**

@@ -9,6 +9,13 @@ import type { FeedbackKind } from './feedback-kinds';
  */
 export type DeliveryStatus = 'sending' | 'sent' | 'failed' | 'suppressed' | 'cancelled' | 'queued';
 export type OutcomeStatus = Exclude<DeliveryStatus, 'sending' | 'queued'>;
+/** Every outcome, in the order counts name them. */
+export const OUTCOME_STATUSES = [
+  'sent',
+  'failed',
+  'suppressed',
+  'cancelled',
+] as const satisfies readonly OutcomeStatus[];
 
 /** Why a recipient failed, in classes few enough to count. */
 export type FailureReason = 'nonprofitDeleted' | 'rejected' | 'tooLarge' | 'deadLetter';

@@ -1,4 +1,4 @@
-import type { DeliveryStatus, OutcomeStatus } from './deliveries';
+import { type DeliveryStatus, OUTCOME_STATUSES, type OutcomeStatus } from './deliveries';
 import type { JobStore } from './job-store';
 
 // A job's counters (`sent`, `failed`, `suppressed`, `cancelled`, `remaining`) are counted from the
@@ -28,12 +28,7 @@ export interface DeliveryChange {
 
 export type OutcomeTally = Record<OutcomeStatus, number>;
 
-const OUTCOMES: ReadonlySet<DeliveryStatus> = new Set<OutcomeStatus>([
-  'sent',
-  'failed',
-  'suppressed',
-  'cancelled',
-]);
+const OUTCOMES: ReadonlySet<DeliveryStatus> = new Set(OUTCOME_STATUSES);
 
 /**
  * The outcome a change records, if it records one: a delivery that had none (new, claimed, or queued

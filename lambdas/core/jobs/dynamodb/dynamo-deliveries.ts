@@ -47,8 +47,8 @@ export interface DynamoDeliveriesOptions {
   now?: () => Date;
 }
 
-/** Claims written at once per batch: each is a single small conditional write. */
-const CONCURRENT_CLAIMS = 10;
+/** Claims, or outcomes, written at once per batch: each is a single small conditional write. */
+const CONCURRENT_WRITES = 10;
 
 /** A delivery item as `ReturnValuesOnConditionCheckFailure` hands it back: the document client leaves it marshalled. */
 type RawItem = Record<string, unknown>;
@@ -82,7 +82,7 @@ export class DynamoDeliveries
     if (leaseMs === undefined) throw new Error('DynamoDeliveries needs leaseMs to claim');
     // One claim per recipient, whatever the batch repeats: a second claim would find the first held.
     const unique = [...new Map(recipients.map((entry) => [entry.recipient, entry])).values()];
-    const claims = await mapConcurrently(unique, CONCURRENT_CLAIMS, async ({ recipient, attempts }) => {
+    const claims = await mapConcurrently(unique, CONCURRENT_WRITES, async ({ recipient, attempts }) => {
       const token = randomUUID();
       const now = this.now().getTime();
       try {
@@ -215,7 +215,7 @@ export class DynamoDeliveries
     const unique = [...new Map(outcomes.map((outcome) => [outcome.recipient, outcome])).values()];
     const result: RecordResult = { recorded: [], duplicates: outcomes.length - unique.length, failed: [] };
     // Each write stands alone: one that fails leaves the others recorded, and says so.
-    await mapConcurrently(unique, CONCURRENT_CLAIMS, async (outcome) => {
+    await mapConcurrently(unique, CONCURRENT_WRITES, async (outcome) => {
       try {
         await this.options.client.send(new UpdateCommand(this.outcomeWrite(jobId, outcome)));
         result.recorded.push(outcome);

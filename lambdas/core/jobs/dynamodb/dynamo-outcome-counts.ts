@@ -1,6 +1,7 @@
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { backoff } from '../../concurrency';
+import { OUTCOME_STATUSES } from '../deliveries';
 import { outcomesRecorded } from '../job-status';
 import {
   type JobPart,
@@ -125,7 +126,7 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
 function withoutExcess(tally: OutcomeTally, excess: number): OutcomeTally {
   const kept = { ...tally };
   let left = excess;
-  for (const status of ['sent', 'failed', 'suppressed', 'cancelled'] as const) {
+  for (const status of OUTCOME_STATUSES) {
     const taken = Math.min(kept[status], left);
     kept[status] -= taken;
     left -= taken;
