@@ -1,3 +1,4 @@
+import { RECIPIENTS_PER_MESSAGE } from '../lambdas/core/queue/email-queue';
 import type { MailerConfig } from './config';
 
 /** Sends one execution environment is asked to keep up at most, per second (SES answers in tens of ms). */
@@ -10,7 +11,7 @@ const SEND_TIME_SHARE = 0.5;
 export interface ConsumerScaling {
   /** The event source's maximum concurrency. */
   maxConcurrency: number;
-  /** Messages per batch. */
+  /** Messages per batch (each carries up to `RECIPIENTS_PER_MESSAGE` recipients). */
   batchSize: number;
   /** Recipients per second each environment sends at most (unset: no pacing, the `record` transport). */
   ratePerEnvironment: number | undefined;
@@ -20,8 +21,9 @@ export interface ConsumerScaling {
  * The consumer's concurrency and batch follow from SES's maximum send rate: at most
  * `maxConcurrency` environments run at once, each paced to an equal share of the rate, so together
  * they never exceed it. Concurrency grows with the rate (about ten sends a second each), within
- * `consumerMaxConcurrency`; a batch is what an environment sends in half its timeout, within
- * `consumerBatchSize` and at least one. That sizing counts one recipient per email: cc copies, or a
+ * `consumerMaxConcurrency`; a batch is the messages (of `RECIPIENTS_PER_MESSAGE` recipients) an
+ * environment sends in half its timeout, within `consumerBatchSize` and at least one. That sizing
+ * counts one recipient per email and full messages: cc copies, or a
  * rate too low for even one email in half the timeout, make a batch take longer, and a consumer
  * that runs short of time puts the rest of its batch back in the queue, uncounted.
  */
@@ -40,7 +42,12 @@ export function consumerScaling(config: MailerConfig): ConsumerScaling {
   const ratePerEnvironment = config.sesMaxSendRate / maxConcurrency;
   const batchSize = Math.min(
     config.consumerBatchSize,
-    Math.max(1, Math.floor(ratePerEnvironment * config.consumerTimeoutSeconds * SEND_TIME_SHARE)),
+    Math.max(
+      1,
+      Math.floor(
+        (ratePerEnvironment * config.consumerTimeoutSeconds * SEND_TIME_SHARE) / RECIPIENTS_PER_MESSAGE,
+      ),
+    ),
   );
   return { maxConcurrency, batchSize, ratePerEnvironment };
 }

@@ -164,8 +164,9 @@ export class EmailJobs extends Construct {
       // The job is only read (whether it was cancelled): its counters follow from the deliveries' stream.
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
-      // Claims, copies' hand-overs, releases and outcomes are each one conditional update.
-      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem'])
+      // Claims (a chunk's, or a recipient's), copies' hand-overs, releases and outcomes are each one
+      // conditional update; a chunk taken over is read first.
+      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem', 'dynamodb:BatchGetItem'])
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:BatchGetItem'])
       // Recipients a cancel kept from being sent go back to their key's quota.
       .bindTable(TABLE.usage, data.usage, ['dynamodb:UpdateItem'])
@@ -205,7 +206,7 @@ export class EmailJobs extends Construct {
     })
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
-      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem'])
+      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem', 'dynamodb:BatchGetItem'])
       // A dead letter of a cancelled job is recorded cancelled, and given back to its key's quota.
       .bindTable(TABLE.usage, data.usage, ['dynamodb:UpdateItem'])
       .setting(SETTING.recipientQuotaPerDay, String(config.recipientQuotaPerDay))

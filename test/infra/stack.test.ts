@@ -215,8 +215,9 @@ describe('functions', () => {
         // Only whether the job was cancelled: its counters follow from the deliveries' stream.
         [JOBS]: ['dynamodb:GetItem'],
         [CONTENTS]: ['dynamodb:GetItem'],
-        // Claims are conditional updates, given back by lapsing their lease; each outcome is one update.
-        [DELIVERIES]: ['dynamodb:UpdateItem'],
+        // Claims (a chunk's, or a recipient's) are conditional updates, given back by lapsing their
+        // lease; each outcome is one update; a chunk taken over is read first.
+        [DELIVERIES]: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
         // One snapshot a batch: what its emails were rendered from.
         [RENDERED]: ['dynamodb:PutItem'],
         // Read for every batch: no email to a suppressed address.
@@ -232,8 +233,8 @@ describe('functions', () => {
       {
         [JOBS]: ['dynamodb:GetItem'],
         [CONTENTS]: ['dynamodb:GetItem'],
-        // A claim, then the outcome under it: both updates.
-        [DELIVERIES]: ['dynamodb:UpdateItem'],
+        // A claim, then the outcome under it: both updates (a chunk's recipients read first).
+        [DELIVERIES]: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
         // Dead letters of a cancelled job go back to its key's recipient quota.
         [USAGE]: ['dynamodb:UpdateItem'],
         [DEAD_LETTERS]: EVENT_SOURCE,

@@ -57,12 +57,18 @@ async function expectExactlyOnce(
 /** The real claims, with recording replaced: to inject faults where outcomes are written. */
 const recordingWith =
   (record: (real: Deliveries) => Deliveries['record']): NonNullable<PipelineOptions['deliveries']> =>
-  (real) => ({
-    claim: (jobId, recipients) => real.claim(jobId, recipients),
-    handOver: (...handOver) => real.handOver(...handOver),
-    release: (jobId, recipient, token) => real.release(jobId, recipient, token),
-    record: record(real),
-  });
+  (real) => ({ ...passThrough(real), record: record(real) });
+
+/** Every call of the real deliveries, as they are: a test replaces the ones it injects faults into. */
+const passThrough = (real: Deliveries): Deliveries => ({
+  claim: (...args) => real.claim(...args),
+  handOver: (...args) => real.handOver(...args),
+  release: (...args) => real.release(...args),
+  claimChunk: (...args) => real.claimChunk(...args),
+  releaseChunk: (...args) => real.releaseChunk(...args),
+  recordCopies: (...args) => real.recordCopies(...args),
+  record: (...args) => real.record(...args),
+});
 
 /** What the local SES received: exactly one email per recipient recorded sent, none for the others. */
 async function expectMailedOnce(p: Pipeline, recipients: string[], sent: Set<string> = new Set(recipients)) {
@@ -516,18 +522,22 @@ describe('each recipient mailed at most once through the local SES, whatever SQS
         return ses.send(email);
       },
     });
-    // SES may have taken an email it answered with a 5xx: its claim must never be given back early.
+    // SES may have taken an email it answered with a 5xx: its claim (its chunk's, the one chunk of
+    // these ten) must never be given back early.
     const released = new Set<string>();
+    let chunksReleased = 0;
     const p = await run({
       transport: unavailable,
       deliveries: (real) => ({
-        claim: (jobId, recipients) => real.claim(jobId, recipients),
-        handOver: (...handOver) => real.handOver(...handOver),
+        ...passThrough(real),
         release: (jobId, recipient, token) => {
           released.add(recipient);
           return real.release(jobId, recipient, token);
         },
-        record: (jobId, outcomes) => real.record(jobId, outcomes),
+        releaseChunk: (...args) => {
+          chunksReleased++;
+          return real.releaseChunk(...args);
+        },
       }),
     });
     const recipients = await p.registerNonprofits(10);
@@ -536,6 +546,7 @@ describe('each recipient mailed at most once through the local SES, whatever SQS
     const recorded = await expectExactlyOnce(p, job.job_id, recipients, { sent: 10, failed: 0 });
     expect(refused.size).toBe(5);
     expect([...refused].filter((recipient) => released.has(recipient))).toEqual([]);
+    expect(chunksReleased).toBe(0);
     expect([...recorded.values()].every((delivery) => delivery.error === undefined)).toBe(true);
     await expectMailedOnce(p, recipients);
   }, 120_000);

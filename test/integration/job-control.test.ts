@@ -8,7 +8,7 @@ import { DynamoJobStore } from '../../lambdas/core/jobs/dynamodb/dynamo-job-stor
 import type { JobRecord } from '../../lambdas/core/jobs/job';
 import { acceptedJob } from '../../lambdas/core/jobs/job-status';
 import { retryJob } from '../../lambdas/core/jobs/retry-job';
-import type { EmailMessage } from '../../lambdas/core/queue/email-queue';
+import { type EmailMessage, recipientsOf } from '../../lambdas/core/queue/email-queue';
 import { DynamoSuppressionList } from '../../lambdas/core/suppressions/dynamodb/dynamo-suppression-list';
 import { localDocumentClient, tableNamed } from '../support/local-tables';
 import { startOutcomeCounter } from '../support/outcome-counter';
@@ -171,7 +171,7 @@ describe("retrying a job's failures, on DynamoDB Local", () => {
       retrying: 2,
       notRetried: { nonprofit_deleted: 1, too_large: 0, suppressed: 1, unknown: 0 },
     });
-    expect(queued.map(({ recipient }) => recipient).sort()).toEqual([
+    expect(queued.flatMap(recipientsOf).sort()).toEqual([
       'dead@example.org',
       'rejected@example.org',
     ]);

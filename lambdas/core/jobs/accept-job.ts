@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { AppError, ConflictError, NotFoundError } from '../errors';
 import type { Nonprofit } from '../nonprofits/nonprofit';
 import type { NonprofitRepository } from '../nonprofits/repository';
-import type { EmailQueue } from '../queue/email-queue';
+import { chunkMessages, type EmailQueue } from '../queue/email-queue';
 import type { RecipientQuota } from '../quota/recipient-quota';
 import { type JobContent, type JobRecord, jobVolume, type SendEmailRequest } from './job';
 import { acceptedJob } from './job-status';
@@ -105,7 +105,7 @@ export async function requireRegistered(
 
 /**
  * POST /send-email: checks every recipient is a registered nonprofit, records the recipients and
- * the job (durably, before anything is answered), then enqueues one message per recipient. If
+ * the job (durably, before anything is answered), then enqueues its recipients ten to a message. If
  * enqueueing fails the job stays accepted: it is recorded, and the sweeper enqueues what is unsent.
  */
 export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInput): Promise<AcceptedJob> {
@@ -159,7 +159,7 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
     return replayOrConflict(accepted.job, hash, apiKeyId);
   }
   try {
-    await deps.queue.enqueue(recipients.map((recipient) => ({ job_id: jobId, recipient })));
+    await deps.queue.enqueue(chunkMessages(jobId, recipients));
   } catch (error) {
     deps.onEnqueueFailure?.(accepted.job, error);
   }

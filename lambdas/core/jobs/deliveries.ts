@@ -17,6 +17,11 @@ export const OUTCOME_STATUSES = [
   'cancelled',
 ] as const satisfies readonly OutcomeStatus[];
 
+const OUTCOMES: ReadonlySet<string> = new Set(OUTCOME_STATUSES);
+/** Whether a delivery item holds its recipient's outcome (not a claim, a requeued failure, or copies only). */
+export const hasOutcome = (record: Pick<DeliveryRecord, 'status'> | undefined): boolean =>
+  record?.status !== undefined && OUTCOMES.has(record.status);
+
 /** Why a recipient failed, in classes few enough to count. */
 export type FailureReason = 'nonprofitDeleted' | 'rejected' | 'tooLarge' | 'deadLetter';
 /** The failures a second try may get past: a message that exhausted its receives, a transport's refusal. */
@@ -42,13 +47,19 @@ export interface DeliveryOutcome {
   attempts: number;
   /** The claim this outcome is recorded under: only its holder records the recipient. */
   claimToken: string;
+  /**
+   * Set when the recipient came in a chunk (see `ChunkClaims`): the outcome is written only if the
+   * recipient has none, and `claimToken` is the chunk's.
+   */
+  chunk?: number | undefined;
 }
 
 /** A delivery item as stored. */
 export interface DeliveryRecord {
   job_id: string;
   recipient: string;
-  status: DeliveryStatus;
+  /** Absent while a chunk's consumer has written only the cc copies' ids (see `ChunkClaims`). */
+  status?: DeliveryStatus;
   cc?: string[];
   error?: string;
   /** Why it failed (absent on failures recorded before reasons were kept). */
@@ -150,11 +161,50 @@ export interface DeliveryClaims {
   release(jobId: string, recipient: string, token: string): Promise<void>;
 }
 
+/**
+ * What claiming a chunk found:
+ * - `claimed`: this consumer holds the chunk until the lease ends. `found` is undefined when the
+ *   chunk was never claimed before (none of its recipients can have an item); otherwise it holds the
+ *   delivery items its recipients have, read strongly consistent after the claim.
+ * - `held`: another consumer holds a live lease (until `leaseUntil`, ms since the epoch).
+ */
+export type ChunkClaim =
+  | { state: 'claimed'; token: string; found: Map<string, DeliveryRecord> | undefined }
+  | { state: 'held'; leaseUntil: number };
+
+/**
+ * A job's recipients travel ten to a message (a chunk, numbered in the job), and a consumer claims
+ * the chunk, not each recipient: one conditional write with a lease longer than its timeout, where
+ * a claim per recipient was ten. Each recipient's outcome is then one conditional write that
+ * succeeds only if the recipient has none, so nothing is counted twice.
+ *
+ * The first claim of a chunk finds no item to read: nobody sent any of it. A claim that takes a
+ * chunk over (its lease lapsed: the holder died, or gave it back to wait) reads its recipients'
+ * items first, and sends only those with no outcome, skipping the cc copies already written
+ * (`recordCopies`). So, as with a claim per recipient, only a consumer that dies between the
+ * transport taking an email and its outcome's write leaves an email that is sent again.
+ *
+ * Recipients a retry queued again (`queued`) or claimed on their own (`sending`) belong to their
+ * own messages (`DeliveryClaims`): a chunk leaves them alone.
+ */
+export interface ChunkClaims {
+  claimChunk(jobId: string, chunk: number, recipients: readonly string[]): Promise<ChunkClaim>;
+  /** Ends the lease now (the chunk's emails wait in the queue): its next message takes it over at once. */
+  releaseChunk(jobId: string, chunk: number, token: string): Promise<void>;
+  /**
+   * Writes the ids of a chunk recipient's cc copies sent so far (address to message id), so a
+   * takeover does not send them again. Throws `ClaimLostError` when the recipient has its outcome.
+   */
+  recordCopies(jobId: string, recipient: string, copies: Readonly<Record<string, string>>): Promise<void>;
+}
+
 export interface DeliveryReader {
   /** The delivery items among these recipients of a job (claims under way included). */
   getMany(jobId: string, recipients: readonly string[]): Promise<Map<string, DeliveryRecord>>;
   /** Every recipient of a job that has an outcome. */
   processedRecipients(jobId: string): Promise<Set<string>>;
+  /** Every delivery item of a job, by recipient: its status (undefined while only cc copies are written). */
+  recipientStates(jobId: string): Promise<Map<string, DeliveryStatus | undefined>>;
   /** The job's recipients recorded `failed`, with why. */
   failures(jobId: string): Promise<DeliveryRecord[]>;
 }

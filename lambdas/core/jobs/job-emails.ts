@@ -1,7 +1,13 @@
 import { pageLimit } from '../cursor';
 import { compileTemplate } from '../templates/template';
 import * as z from '../zod';
-import type { DeliveryFeedback, DeliveryReader, DeliveryRecord } from './deliveries';
+import {
+  type DeliveryFeedback,
+  type DeliveryReader,
+  type DeliveryRecord,
+  hasOutcome,
+  type OutcomeStatus,
+} from './deliveries';
 import type { JobContent, JobRecord } from './job';
 import type { JobContentStore } from './job-store';
 import {
@@ -94,9 +100,7 @@ async function shownEmails(
 ): Promise<Map<string, Shown>> {
   const shown = new Map<string, Shown>();
   if (!deps.rendered || !content) return shown;
-  const recorded = [...outcomes.values()].filter(
-    (outcome) => outcome.status !== 'sending' && outcome.status !== 'queued',
-  );
+  const recorded = [...outcomes.values()].filter(hasOutcome);
   const ids = recorded.flatMap((outcome) => (outcome.snapshot ? [outcome.snapshot] : []));
   const whole = recorded.filter((outcome) => !outcome.snapshot).map((outcome) => outcome.recipient);
   const [snapshots, stored] = await Promise.all([
@@ -152,14 +156,15 @@ export async function listJobEmails(
     for (const recipient of recipients) {
       const outcome = outcomes.get(recipient);
       const copy = shown.get(recipient) ?? NOT_KEPT;
-      // A claim under way (`sending`), or a failure a retry queued again, has no outcome: the email is pending.
+      // A claim under way (`sending`), a failure a retry queued again, or copies sent before the
+      // recipient's own email, is no outcome: the email is pending.
       const email: JobEmail =
-        outcome && outcome.status !== 'sending' && outcome.status !== 'queued'
+        outcome && hasOutcome(outcome)
           ? {
               to: recipient,
               cc: outcome.cc ?? cc,
               ...copy,
-              status: outcome.status,
+              status: outcome.status as OutcomeStatus,
               message_id: outcome.message_id ?? null,
               attempts: outcome.attempts ?? 0,
               error: outcome.error ?? null,

@@ -12,7 +12,12 @@ import {
 } from './consumer/batch';
 import { claimAll, returnAfterLease } from './consumer/claim-lifecycle';
 import { cancelledOutcome, type Decided, handedOver, outcomeBase, record } from './consumer/outcomes';
-import { DEFAULT_WAITS, STORE_FAILURE_MAX_DELAY_SECONDS, waitInQueue } from './consumer/pacing';
+import {
+  DEFAULT_WAITS,
+  returnWaitingChunks,
+  STORE_FAILURE_MAX_DELAY_SECONDS,
+  waitInQueue,
+} from './consumer/pacing';
 import { type CompiledJob, groupByJob, type Item } from './consumer/received-batch';
 import { prepareSending, SEND_CONCURRENCY, SEND_MARGIN_MS, sendOne, type ToSend } from './consumer/send-step';
 import { renderEmail } from './render-email';
@@ -60,8 +65,12 @@ export async function processEmailBatch(
     waits: deps.waits ?? DEFAULT_WAITS,
     cancelledJobs: new Set(),
     cancelLooks: new Map(),
+    waiting: new Map(),
   };
   for (const { job, items } of groups) await processJob(run, job, items, nonprofits);
+  await returnWaitingChunks(run);
+  // A chunk message is one message for all its recipients: named once, however many asked.
+  result.retry = [...new Set(result.retry)];
   return result;
 }
 

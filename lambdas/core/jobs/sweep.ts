@@ -1,13 +1,13 @@
-import type { EmailQueue } from '../queue/email-queue';
+import { chunkMessages, type EmailQueue, recipientsOf } from '../queue/email-queue';
 import { isEmpty, type QueueGauge } from '../queue/queue-depth';
-import type { DeliveryReader } from './deliveries';
+import type { DeliveryReader, DeliveryStatus } from './deliveries';
 import type { JobRecord } from './job';
 import type { JobContentStore, JobStore } from './job-store';
 
 export interface SweepDependencies {
   jobs: Pick<JobStore, 'activeJobs' | 'claimReenqueue' | 'noticeRecovery' | 'forgetRecovery'>;
   contents: Pick<JobContentStore, 'allRecipients'>;
-  deliveries: Pick<DeliveryReader, 'processedRecipients'>;
+  deliveries: Pick<DeliveryReader, 'recipientStates'>;
   queue: Pick<EmailQueue, 'enqueue'>;
   /** The email queue and its dead-letter queue: a message in either is still on its way to an outcome. */
   gauges: { emails: QueueGauge; deadLetters: QueueGauge };
@@ -100,12 +100,12 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
         result.jobsWaiting++;
         continue;
       }
-      const [recipients, processed] = await Promise.all([
+      const [recipients, states] = await Promise.all([
         deps.contents.allRecipients(job.job_id),
-        deps.deliveries.processedRecipients(job.job_id),
+        deps.deliveries.recipientStates(job.job_id),
       ]);
-      const unsent = recipients.filter((recipient) => !processed.has(recipient));
-      if (unsent.length === 0) {
+      const messages = lostMessages(job.job_id, recipients, states);
+      if (messages.length === 0) {
         // Every recipient has an outcome, so the write that recorded the last one should have ended it.
         result.unrecovered.push({
           jobId: job.job_id,
@@ -114,8 +114,8 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
         continue;
       }
       if (!(await deps.jobs.claimReenqueue(job, deps.deadline, clock()))) continue;
-      await deps.queue.enqueue(unsent.map((recipient) => ({ job_id: job.job_id, recipient })));
-      result.reenqueued += unsent.length;
+      await deps.queue.enqueue(messages);
+      result.reenqueued += messages.flatMap(recipientsOf).length;
       result.jobsSwept++;
     } catch (error) {
       // One job's failure must not keep the others from recovering; the next run tries it again.
@@ -126,6 +126,30 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
     }
   }
   return result;
+}
+
+/**
+ * The messages of a job's recipients without an outcome: those a retry queued again (or that were
+ * claimed on their own) each in a message of its own, as the retry sent them; the others in their
+ * chunks, under the same numbers as when the job was accepted (`chunkMessages`), so a chunk's claim
+ * still keeps them from being sent twice.
+ */
+function lostMessages(
+  jobId: string,
+  recipients: readonly string[],
+  states: ReadonlyMap<string, DeliveryStatus | undefined>,
+) {
+  const alone = recipients.filter((recipient) => {
+    const status = states.get(recipient);
+    return status === 'queued' || status === 'sending';
+  });
+  const inChunks = new Set(
+    recipients.filter((recipient) => states.get(recipient) === undefined),
+  );
+  return [
+    ...chunkMessages(jobId, recipients, inChunks),
+    ...alone.map((recipient) => ({ job_id: jobId, recipient })),
+  ];
 }
 
 async function forget(deps: SweepDependencies, job: JobRecord, result: SweepResult): Promise<void> {

@@ -7,14 +7,59 @@ import {
 import { backoff, chunks, mapConcurrently } from '../concurrency';
 import * as z from '../zod';
 
-/** One message per recipient: the job holds everything else. */
-export const emailMessage = z.strictObject({
+/**
+ * Recipients one message carries at most. A job's recipients go out ten to a message, in the order
+ * the job stores them, so the nth message always holds the same chunk of the job (the sweeper
+ * enqueues a lost chunk again under its number): a consumer claims the chunk, one write for ten
+ * recipients (see `ChunkClaims`). Ten keep a message far below SQS's 256 KB and a batch of ten
+ * messages within one consumer's timeout at ten sends a second.
+ */
+export const RECIPIENTS_PER_MESSAGE = 10;
+
+/** How many times the consumer put the email(s) back to wait (throttled, paused): the next wait grows with it. */
+const deferrals = z.number().int().min(0).optional();
+
+/**
+ * One recipient: the message of a retry (a failed recipient queued again, claimed on its own) and
+ * of versions before chunks; the job holds everything else.
+ */
+export const recipientMessage = z.strictObject({
   job_id: z.uuid(),
   recipient: z.string().min(3),
-  /** How many times the consumer put this email back to wait (throttled, paused): its next wait grows with it. */
-  deferrals: z.number().int().min(0).optional(),
+  deferrals,
 });
-export type EmailMessage = z.output<typeof emailMessage>;
+export type RecipientMessage = z.output<typeof recipientMessage>;
+
+/** A chunk of a job's recipients: `chunk` is its number in the job (see `RECIPIENTS_PER_MESSAGE`). */
+export const chunkMessage = z.strictObject({
+  job_id: z.uuid(),
+  chunk: z.number().int().min(0),
+  recipients: z.array(z.string().min(3)).min(1).max(RECIPIENTS_PER_MESSAGE),
+  deferrals,
+});
+export type ChunkMessage = z.output<typeof chunkMessage>;
+
+export const emailMessage = z.union([chunkMessage, recipientMessage]);
+export type EmailMessage = RecipientMessage | ChunkMessage;
+
+/** The recipients a message carries. */
+export const recipientsOf = (message: EmailMessage): string[] =>
+  'recipient' in message ? [message.recipient] : message.recipients;
+
+/**
+ * A job's recipients as its chunk messages: the nth ten of `recipients` (the job's stored order) is
+ * chunk n. With `only`, each chunk carries just those of its recipients, and a chunk with none is left out.
+ */
+export function chunkMessages(
+  jobId: string,
+  recipients: readonly string[],
+  only?: ReadonlySet<string>,
+): ChunkMessage[] {
+  return chunks(recipients, RECIPIENTS_PER_MESSAGE).flatMap((part, chunk) => {
+    const kept = only ? part.filter((recipient) => only.has(recipient)) : part;
+    return kept.length > 0 ? [{ job_id: jobId, chunk, recipients: kept }] : [];
+  });
+}
 
 /** SQS delays a message by at most 15 minutes. */
 export const MAX_DELAY_SECONDS = 900;

@@ -85,9 +85,9 @@ describe('POST /send-email', () => {
     const messages = sqs
       .commandCalls(SendMessageBatchCommand)
       .flatMap((call) => call.args[0].input.Entries ?? []);
+    // Ten recipients a message, chunk by chunk in the job's stored order.
     expect(messages.map((entry) => JSON.parse(entry.MessageBody ?? '{}'))).toEqual([
-      { job_id: body.job_id, recipient: 'a@example.org' },
-      { job_id: body.job_id, recipient: 'b@example.org' },
+      { job_id: body.job_id, chunk: 0, recipients: ['a@example.org', 'b@example.org'] },
     ]);
   });
 

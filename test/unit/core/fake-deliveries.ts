@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
+  type ChunkClaim,
+  type ChunkClaims,
   type Claim,
   ClaimLostError,
   type DeliveryClaims,
@@ -8,13 +10,15 @@ import {
   type DeliveryRecord,
   type DeliveryStatus,
   type FailureReason,
+  hasOutcome,
   JobGoneError,
   type ProgressRecorder,
   type RecordResult,
 } from '../../../lambdas/core/jobs/deliveries';
 
 interface StoredDelivery {
-  status: DeliveryStatus;
+  /** Absent while a chunk's recipient has only its copies written. */
+  status?: DeliveryStatus | undefined;
   claimToken?: string | undefined;
   leaseUntil?: number | undefined;
   messageId?: string | undefined;
@@ -46,8 +50,9 @@ export interface FakeDeliveriesOptions {
  * after another, so the same recipient twice in one call finds its own first claim, as concurrent
  * conditional writes would.
  */
-export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, DeliveryReader {
+export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, ChunkClaims, DeliveryReader {
   private readonly items = new Map<string, StoredDelivery>();
+  private readonly chunks = new Map<string, { token?: string | undefined; leaseUntil: number }>();
   private readonly remaining = new Map<string, number>();
   private readonly leaseMs: number;
   private readonly now: () => number;
@@ -111,6 +116,31 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
     return new Map(claims);
   }
 
+  async claimChunk(jobId: string, chunk: number, recipients: readonly string[]): Promise<ChunkClaim> {
+    const key = this.key(`${jobId}#chunks`, String(chunk));
+    const held = this.chunks.get(key);
+    const now = this.now();
+    if (held && held.leaseUntil >= now) return { state: 'held', leaseUntil: held.leaseUntil };
+    const token = randomUUID();
+    this.chunks.set(key, { token, leaseUntil: now + this.leaseMs });
+    return { state: 'claimed', token, found: held ? await this.getMany(jobId, recipients) : undefined };
+  }
+
+  async releaseChunk(jobId: string, chunk: number, token: string): Promise<void> {
+    const held = this.chunks.get(this.key(`${jobId}#chunks`, String(chunk)));
+    if (held?.token === token) {
+      held.token = undefined;
+      held.leaseUntil = 0;
+    }
+  }
+
+  async recordCopies(jobId: string, recipient: string, copies: Readonly<Record<string, string>>) {
+    const key = this.key(jobId, recipient);
+    const item = this.items.get(key);
+    if (item?.status !== undefined) throw new ClaimLostError(jobId, recipient);
+    this.items.set(key, { ...item, attempts: item?.attempts ?? 0, copyIds: { ...copies } });
+  }
+
   async handOver(
     jobId: string,
     recipient: string,
@@ -139,10 +169,13 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
     const remaining = this.remaining.get(jobId);
     if (remaining === undefined) throw new JobGoneError(jobId);
     const unique = [...new Map(outcomes.map((outcome) => [outcome.recipient, outcome])).values()];
-    // One transaction: every outcome is checked against its claim before any is written.
-    const recorded = unique.filter(
-      (outcome) => this.items.get(this.key(jobId, outcome.recipient))?.claimToken === outcome.claimToken,
-    );
+    // Every outcome is checked against its claim (a chunk's recipient: that it has none) before any is written.
+    const recorded = unique.filter((outcome) => {
+      const item = this.items.get(this.key(jobId, outcome.recipient));
+      return outcome.chunk === undefined
+        ? item?.claimToken === outcome.claimToken
+        : item?.status === undefined;
+    });
     if (recorded.length > remaining) throw new Error(`Job ${jobId} has fewer recipients left than recorded`);
     for (const outcome of recorded) {
       const claimed = this.items.get(this.key(jobId, outcome.recipient));
@@ -180,10 +213,17 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
     const prefix = this.key(jobId, '');
     return new Set(
       [...this.items]
-        .filter(
-          ([key, item]) => key.startsWith(prefix) && item.status !== 'sending' && item.status !== 'queued',
-        )
+        .filter(([key, item]) => key.startsWith(prefix) && hasOutcome(item))
         .map(([key]) => key.slice(prefix.length)),
+    );
+  }
+
+  async recipientStates(jobId: string): Promise<Map<string, DeliveryStatus | undefined>> {
+    const prefix = this.key(jobId, '');
+    return new Map(
+      [...this.items]
+        .filter(([key]) => key.startsWith(prefix))
+        .map(([key, item]) => [key.slice(prefix.length), item.status]),
     );
   }
 
@@ -222,6 +262,14 @@ export class FakeDeliveries implements ProgressRecorder, DeliveryClaims, Deliver
       !item ||
       (item.status === 'sending' && item.claimToken === undefined && (item.leaseUntil ?? 0) < this.now())
     );
+  }
+
+  /** What a retry does to a recipient: back to `queued`, no outcome, counted in `remaining` again. */
+  async requeue(jobId: string, recipient: string): Promise<void> {
+    const item = this.items.get(this.key(jobId, recipient));
+    if (!item) throw new Error(`${recipient} has no delivery to requeue`);
+    item.status = 'queued';
+    this.remaining.set(jobId, (this.remaining.get(jobId) ?? 0) + 1);
   }
 
   /** Recipients of a job not yet recorded. */

@@ -10,7 +10,7 @@ import {
 } from '../../../lambdas/core/jobs/process-emails';
 import type { RenderSnapshot } from '../../../lambdas/core/jobs/rendered-emails';
 import type { Nonprofit } from '../../../lambdas/core/nonprofits/nonprofit';
-import type { EmailMessage } from '../../../lambdas/core/queue/email-queue';
+import { type EmailMessage, recipientsOf } from '../../../lambdas/core/queue/email-queue';
 import { verifyUnsubscribeToken } from '../../../lambdas/core/suppressions/unsubscribe-token';
 import { textFooter } from '../../../lambdas/core/templates/footer';
 import { SendPacer } from '../../../lambdas/core/transport/send-pacer';
@@ -148,6 +148,24 @@ function consumer(
       receiveCount: fields.receiveCount ?? 1,
       receiptHandle: `handle-${id}`,
     }) satisfies ReceivedMessage;
+  /** A chunk message: `recipients` as chunk `chunk` of the job. */
+  const chunk = (
+    id: string,
+    number: number,
+    recipients: string[],
+    fields: { receiveCount?: number; deferrals?: number } = {},
+  ) =>
+    ({
+      messageId: id,
+      body: JSON.stringify({
+        job_id: jobId,
+        chunk: number,
+        recipients,
+        ...(fields.deferrals === undefined ? {} : { deferrals: fields.deferrals }),
+      }),
+      receiveCount: fields.receiveCount ?? 1,
+      receiptHandle: `handle-${id}`,
+    }) satisfies ReceivedMessage;
   return {
     jobId,
     deps,
@@ -155,6 +173,7 @@ function consumer(
     deferred,
     transport,
     message,
+    chunk,
     advance: (ms: number) => {
       clock += ms;
     },
@@ -469,7 +488,7 @@ describe('what the transport says decides what becomes of the email', () => {
     expect(result).toMatchObject({ paused: true, sent: 0, deferred: recipients.length, retry: [] });
     // Only the sends already under way when the pause was answered reached the transport.
     expect(transport.send.mock.calls.length).toBeLessThan(recipients.length);
-    expect(new Set(deferred.map(({ message: waiting }) => waiting.recipient))).toEqual(new Set(recipients));
+    expect(new Set(deferred.flatMap(({ message: waiting }) => recipientsOf(waiting)))).toEqual(new Set(recipients));
     for (const { delaySeconds } of deferred)
       expect(delaySeconds).toBeGreaterThanOrEqual(WAITS.pausedSeconds * 0.8);
     for (const recipient of recipients) expect(deliveries.isFree(jobId, recipient)).toBe(true);
@@ -579,7 +598,7 @@ describe('what the transport says decides what becomes of the email', () => {
 
     expect(transport.send).not.toHaveBeenCalled();
     expect(result).toMatchObject({ deferred: 2, sent: 0, retry: [], paused: false });
-    expect(deferred.map(({ message: waiting }) => waiting.recipient).sort()).toEqual([
+    expect(deferred.flatMap(({ message: waiting }) => recipientsOf(waiting)).sort()).toEqual([
       'a@example.org',
       'b@example.org',
     ]);
@@ -606,7 +625,7 @@ describe('what the transport says decides what becomes of the email', () => {
     // The fourth would start with no time left for the recording.
     expect(transport.send).toHaveBeenCalledTimes(3);
     expect(result).toMatchObject({ sent: 3, deferred: 1, retry: [] });
-    expect(deferred.map(({ message: waiting }) => waiting.recipient)).toEqual(['d@example.org']);
+    expect(deferred.flatMap(({ message: waiting }) => recipientsOf(waiting))).toEqual(['d@example.org']);
     // Visible when the pace allows the next send (30 s on), and running out of time is no reason to wait longer next time.
     expect(deferred[0]?.delaySeconds).toBe(30);
     expect(deferred[0]?.message).not.toHaveProperty('deferrals');
@@ -1209,5 +1228,169 @@ describe('recordDeadLetters', () => {
     const result = await recordDeadLetters(deps, [message('1', 'a@example.org', { receiveCount: 5 })]);
     expect(result).toMatchObject({ retry: ['1'], failed: { deadLetter: 0 } });
     expect(deliveries.get(jobId, 'a@example.org')?.status).toBe('sending');
+  });
+});
+
+describe('processEmailBatch with chunk messages', () => {
+  const people = ['a@example.org', 'b@example.org', 'c@example.org'];
+  const registry = people.map((email) => nonprofit(email));
+
+  it('sends each recipient of a chunk once, under one claim, and a duplicate of the message sends nothing', async () => {
+    const { deps, deliveries, jobId, chunk, transport, advance } = consumer({
+      nonprofits: registry,
+      total: 3,
+    });
+    const claimChunk = vi.spyOn(deliveries, 'claimChunk');
+    const claim = vi.spyOn(deliveries, 'claim');
+
+    const first = await processEmailBatch(deps, [chunk('m1', 0, people)]);
+    expect(first).toMatchObject({ sent: 3, retry: [], duplicates: 0 });
+    expect(claimChunk).toHaveBeenCalledTimes(1);
+    expect(claim).not.toHaveBeenCalled();
+    for (const person of people) expect(deliveries.get(jobId, person)).toMatchObject({ status: 'sent' });
+
+    // SQS hands the message over again: the chunk is held until its lease ends, then every
+    // recipient is found done.
+    const held = await processEmailBatch(deps, [chunk('m1', 0, people, { receiveCount: 2 })]);
+    expect(held).toMatchObject({ sent: 0, retry: ['m1'] });
+    expect(deps.queue.returnAfter).toHaveBeenCalledWith('handle-m1', LEASE_MS / 1000 + 1);
+    advance(LEASE_MS + 1);
+    const again = await processEmailBatch(deps, [chunk('m1', 0, people, { receiveCount: 3 })]);
+    expect(again).toMatchObject({ sent: 0, duplicates: 3, retry: [] });
+    expect(transport.send).toHaveBeenCalledTimes(3);
+  });
+
+  it('takes a chunk over after its lease: sends only what has no outcome, and no copy twice', async () => {
+    const transport = accepting();
+    const { deps, deliveries, jobId, chunk, advance } = consumer({
+      transport,
+      nonprofits: registry,
+      total: 3,
+      content: { cc: ['board@example.org'] },
+    });
+    // A consumer claimed the chunk, recorded a, sent b's copy, and died.
+    const dead = await deliveries.claimChunk(jobId, 0, people);
+    if (dead.state !== 'claimed') throw new Error('expected a claim');
+    await deliveries.recordCopies(jobId, 'b@example.org', { 'board@example.org': 'ses-copy-b' });
+    await deliveries.record(jobId, [
+      {
+        recipient: 'a@example.org',
+        status: 'sent',
+        messageId: 'ses-a',
+        cc: ['board@example.org'],
+        attempts: 1,
+        claimToken: dead.token,
+        chunk: 0,
+      },
+    ]);
+
+    // Its message comes back while the lease holds, then after.
+    expect(await processEmailBatch(deps, [chunk('m1', 0, people, { receiveCount: 2 })])).toMatchObject({
+      retry: ['m1'],
+    });
+    expect(transport.send).not.toHaveBeenCalled();
+    advance(LEASE_MS + 1);
+    const result = await processEmailBatch(deps, [chunk('m1', 0, people, { receiveCount: 3 })]);
+
+    expect(result).toMatchObject({ sent: 2, duplicates: 1, retry: [] });
+    const sent = transport.send.mock.calls.map(([email]) => `${(email as RenderedEmail).to}>${(email as RenderedEmail).reader}`);
+    // b's copy went before: only b's own email; c gets its copy and its own.
+    expect(sent.sort()).toEqual([
+      'b@example.org>b@example.org',
+      'c@example.org>board@example.org',
+      'c@example.org>c@example.org',
+    ]);
+    expect(deliveries.get(jobId, 'b@example.org')).toMatchObject({
+      status: 'sent',
+      copy_ids: { 'board@example.org': 'ses-copy-b' },
+    });
+    // A second outcome for a changes nothing: the first stands.
+    expect(deliveries.get(jobId, 'a@example.org')).toMatchObject({ status: 'sent', message_id: 'ses-a' });
+  });
+
+  it("leaves a recipient a retry queued again to the retry's own message", async () => {
+    const { deps, deliveries, jobId, chunk, transport, message, advance } = consumer({
+      nonprofits: registry,
+      total: 3,
+    });
+    // The chunk went out; then a retry queued b again; then the chunk's message came back (a stray copy).
+    await processEmailBatch(deps, [chunk('m1', 0, people)]);
+    await deliveries.requeue(jobId, 'b@example.org');
+    advance(LEASE_MS + 1);
+    const stray = await processEmailBatch(deps, [chunk('m1', 0, people, { receiveCount: 2 })]);
+    expect(stray).toMatchObject({ sent: 0, duplicates: 3 });
+    // The retry's message claims b on its own and sends it.
+    expect(await processEmailBatch(deps, [message('r1', 'b@example.org')])).toMatchObject({ sent: 1 });
+    expect(transport.send).toHaveBeenCalledTimes(4);
+  });
+
+  it('puts the recipients that must wait back as one message of the chunk, and gives the chunk back', async () => {
+    let throttled = new Set(['b@example.org', 'c@example.org']);
+    const transport: EmailTransport & { send: ReturnType<typeof vi.fn> } = {
+      name: 'throttling',
+      send: vi.fn(async (email: RenderedEmail) => {
+        if (throttled.has(email.to)) throw new DeliveryError('throttled', 'SES: Maximum sending rate exceeded');
+        return { messageId: `ses-${email.reader}` };
+      }),
+    };
+    const { deps, deliveries, jobId, chunk, deferred } = consumer({ nonprofits: registry, total: 3, transport });
+    const releaseChunk = vi.spyOn(deliveries, 'releaseChunk');
+
+    const result = await processEmailBatch(deps, [chunk('m1', 4, people, { deferrals: 1 })]);
+
+    expect(result).toMatchObject({ sent: 1, deferred: 2, retry: [] });
+    expect(deferred).toHaveLength(1);
+    expect(deferred[0]?.message).toEqual({
+      job_id: jobId,
+      chunk: 4,
+      recipients: ['b@example.org', 'c@example.org'],
+      deferrals: 2,
+    });
+    // Doubled from the base wait: the message's second deferral.
+    expect(deferred[0]?.delaySeconds).toBeGreaterThanOrEqual(WAITS.throttledSeconds * 2 * 0.8);
+    expect(releaseChunk).toHaveBeenCalledTimes(1);
+
+    // Given back, so the deferred message takes the chunk at once and sends only what waited.
+    throttled = new Set();
+    const body = JSON.stringify(deferred[0]?.message);
+    const next = await processEmailBatch(deps, [
+      { messageId: 'm2', body, receiveCount: 1, receiptHandle: 'handle-m2' },
+    ]);
+    expect(next).toMatchObject({ sent: 2, duplicates: 0, retry: [] });
+    for (const person of people) expect(deliveries.get(jobId, person)).toMatchObject({ status: 'sent' });
+  });
+
+  it('keeps the chunk claimed when SES answered one of its emails with a server error', async () => {
+    const transport: EmailTransport & { send: ReturnType<typeof vi.fn> } = {
+      name: 'failing',
+      send: vi.fn(async (email: RenderedEmail) => {
+        if (email.to === 'b@example.org') throw new DeliveryError('unavailable', 'SES InternalFailure: 500');
+        return { messageId: `ses-${email.reader}` };
+      }),
+    };
+    const { deps, deliveries, chunk, deferred } = consumer({ nonprofits: registry, total: 3, transport });
+    const releaseChunk = vi.spyOn(deliveries, 'releaseChunk');
+
+    const result = await processEmailBatch(deps, [chunk('m1', 0, people)]);
+
+    expect(result).toMatchObject({ sent: 2, deferred: 1, retry: [] });
+    expect(deferred.flatMap(({ message: waiting }) => recipientsOf(waiting))).toEqual(['b@example.org']);
+    // SES may have taken b's email: the claim lapses with its lease, never given back early.
+    expect(releaseChunk).not.toHaveBeenCalled();
+  });
+
+  it('sends the whole message back when one of its outcomes cannot be written', async () => {
+    const { deps, deliveries, chunk, deferred } = consumer({ nonprofits: registry, total: 3 });
+    const real = deliveries.record.bind(deliveries);
+    vi.spyOn(deliveries, 'record').mockImplementation(async (jobId, outcomes) => {
+      if (outcomes.some(({ recipient }) => recipient === 'c@example.org'))
+        return { recorded: [], duplicates: 0, failed: [...outcomes], error: new Error('injected') };
+      return real(jobId, outcomes);
+    });
+
+    const result = await processEmailBatch(deps, [chunk('m1', 0, people)]);
+
+    expect(result).toMatchObject({ sent: 2, retry: ['m1'] });
+    expect(deferred).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { JobRecord } from '../../../lambdas/core/jobs/job';
+import type { DeliveryStatus } from '../../../lambdas/core/jobs/deliveries';
 import { type SweepDependencies, sweepStaleJobs } from '../../../lambdas/core/jobs/sweep';
 import type { EmailMessage } from '../../../lambdas/core/queue/email-queue';
 import type { QueueDepth } from '../../../lambdas/core/queue/queue-depth';
@@ -38,6 +39,8 @@ function sweeper(options: {
   unreadable?: string;
   /** Every recipient already has an outcome. */
   allProcessed?: boolean;
+  recipients?: string[];
+  states?: Map<string, DeliveryStatus | undefined>;
 }) {
   const calls: string[] = [];
   const enqueued: EmailMessage[] = [];
@@ -57,14 +60,17 @@ function sweeper(options: {
     contents: {
       allRecipients: async (jobId) => {
         if (jobId === options.unreadable) throw new Error('injected: throttled');
-        return ['a@example.org', 'b@example.org', 'c@example.org'];
+        return options.recipients ?? ['a@example.org', 'b@example.org', 'c@example.org'];
       },
     },
     deliveries: {
-      processedRecipients: async () => {
+      recipientStates: async () => {
         calls.push('outcomes');
-        return new Set(
-          options.allProcessed ? ['a@example.org', 'b@example.org', 'c@example.org'] : ['a@example.org'],
+        if (options.states) return options.states;
+        return new Map(
+          (options.allProcessed ? ['a@example.org', 'b@example.org', 'c@example.org'] : ['a@example.org']).map(
+            (recipient) => [recipient, 'sent'],
+          ),
         );
       },
     },
@@ -92,10 +98,8 @@ describe('the sweeper reads the queues, not the clock', () => {
     expect(result).toMatchObject({ jobsSwept: 1, reenqueued: 2, queuesEmpty: true });
     // It claims the job from the deadline it read, until its own run's deadline.
     expect(claims).toEqual([{ jobId: 'j1', previous: LONG_AGO, deadline: RUN_DEADLINE }]);
-    expect(enqueued).toEqual([
-      { job_id: 'j1', recipient: 'b@example.org' },
-      { job_id: 'j1', recipient: 'c@example.org' },
-    ]);
+    // In their chunk, under the number it had when the job was accepted.
+    expect(enqueued).toEqual([{ job_id: 'j1', chunk: 0, recipients: ['b@example.org', 'c@example.org'] }]);
     // The queues are looked at before the outcomes are read.
     expect(calls).toEqual(['queue', 'outcomes']);
   });
@@ -111,6 +115,26 @@ describe('the sweeper reads the queues, not the clock', () => {
     const { run, enqueued } = sweeper({ jobs: [job('j1', { recovery_seen_at: JUST_NOW })] });
     expect(await run()).toMatchObject({ jobsWaiting: 1, jobsSwept: 0 });
     expect(enqueued).toEqual([]);
+  });
+
+  it('enqueues lost recipients in their chunks, and those a retry queued again on their own', async () => {
+    const recipients = Array.from({ length: 23 }, (_, n) => `r${String(n).padStart(2, '0')}@example.org`);
+    const states = new Map<string, DeliveryStatus | undefined>([
+      ...recipients.slice(0, 10).map((recipient) => [recipient, 'sent'] as const),
+      ['r10@example.org', 'queued'],
+      ['r11@example.org', 'sending'],
+      // Copies out, no outcome yet: still its chunk's to send.
+      ['r12@example.org', undefined],
+      ...recipients.slice(13, 20).map((recipient) => [recipient, 'failed'] as const),
+    ]);
+    const { run, enqueued } = sweeper({ jobs: [job('j1')], recipients, states });
+    expect(await run()).toMatchObject({ reenqueued: 6 });
+    expect(enqueued).toEqual([
+      { job_id: 'j1', chunk: 1, recipients: ['r12@example.org'] },
+      { job_id: 'j1', chunk: 2, recipients: ['r20@example.org', 'r21@example.org', 'r22@example.org'] },
+      { job_id: 'j1', recipient: 'r10@example.org' },
+      { job_id: 'j1', recipient: 'r11@example.org' },
+    ]);
   });
 
   it('does not count a sighting made before the job was last enqueued', async () => {

@@ -60,8 +60,12 @@ describe('consumerScaling', () => {
     expect(concurrency(10_000)).toBe(50);
   });
 
-  it('gives the sandbox rate small batches, so a batch is sent well within the timeout', () => {
-    // 1 a second over 2 consumers is half a send a second each: 15 s of a 30 s timeout is 7 emails.
-    expect(consumerScaling(config({ transport: 'ses', sesMaxSendRate: '1' })).batchSize).toBe(7);
+  it('sizes a batch in messages of ten recipients: what an environment sends in half its timeout', () => {
+    // 100 a second over 10 consumers is 10 each: 15 s of a 30 s timeout is 150 emails, 15 messages (10 at most by default).
+    expect(consumerScaling(config({ transport: 'ses', sesMaxSendRate: '100' })).batchSize).toBe(10);
+    expect(consumerScaling(config({ transport: 'ses', sesMaxSendRate: '14' })).batchSize).toBe(10);
+    // 1 a second over 2 consumers is half a send a second each: 7 emails in 15 s, less than a
+    // message, so one message a batch (what does not fit in the timeout waits in the queue).
+    expect(consumerScaling(config({ transport: 'ses', sesMaxSendRate: '1' })).batchSize).toBe(1);
   });
 });

@@ -5,7 +5,7 @@ import type { SuppressionList } from '../../suppressions/repository';
 import type { SigningSecret } from '../../suppressions/unsubscribe-token';
 import type { SendPacer } from '../../transport/send-pacer';
 import type { EmailTransport } from '../../transport/transport';
-import type { DeliveryClaims, FailureReason, ProgressRecorder } from '../deliveries';
+import type { ChunkClaims, DeliveryClaims, FailureReason, ProgressRecorder } from '../deliveries';
 import type { JobContentStore, JobStore } from '../job-store';
 import type { RenderSettings } from '../render-email';
 import type { RenderedEmailStore } from '../rendered-emails';
@@ -35,7 +35,7 @@ export interface ProcessEmailsDependencies {
   jobs: Pick<JobStore, 'cancelRequested'>;
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
   transport: EmailTransport;
-  deliveries: ProgressRecorder & DeliveryClaims;
+  deliveries: ProgressRecorder & DeliveryClaims & ChunkClaims;
   /** Addresses that get no email: read for every batch, so an unsubscribe counts from the next one. */
   suppressions: Pick<SuppressionList, 'getMany'>;
   /** Gives each email its one-click unsubscribe link, signed with the deployment's secret. */
@@ -115,6 +115,24 @@ export interface BatchRun {
    * the batch's senders: an email may start on a look at most `CANCEL_LOOK_MAX_AGE_MS` old.
    */
   cancelLooks: Map<string, { askedAt: number; cancelled: Promise<boolean> }>;
+  /**
+   * A chunk message's recipients that must wait, by the message: they go back to the queue together,
+   * as one message of the chunk, once the batch's sending is over (see `returnWaitingChunks`).
+   */
+  waiting: Map<string, ChunkWait>;
+}
+
+/** What a chunk's waiting recipients need to go back to the queue. */
+export interface ChunkWait {
+  job: string;
+  chunk: number;
+  token: string;
+  recipients: string[];
+  /** The longest wait any of them asked for, in seconds, and the deferrals the message carries on. */
+  delaySeconds: number;
+  deferrals: number;
+  /** False when any of them may have been taken by the transport: the claim then lapses with its lease. */
+  release: boolean;
 }
 
 export const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));

@@ -1,5 +1,5 @@
 import { backoff } from '../../concurrency';
-import { type Claim, ClaimLostError } from '../deliveries';
+import { type ChunkClaim, type Claim, ClaimLostError } from '../deliveries';
 import { type BatchResult, type BatchRun, errorText, type ProcessEmailsDependencies } from './batch';
 import type { CompiledJob, Item } from './received-batch';
 
@@ -7,9 +7,10 @@ import type { CompiledJob, Item } from './received-batch';
 // come back when another consumer holds it). See `DeliveryClaims` for what a claim guarantees.
 
 /**
- * Claims each message's recipient. Recipients already done are duplicates; those another consumer
- * holds go back to the queue (told to `onHeld`); the rest come back with their claims. A failure to claim sends the
- * job's messages back (a claim that was written stays until its lease ends).
+ * Claims each message's recipients: a chunk message's with one claim on its chunk, a recipient
+ * message's on its own. Recipients already done are duplicates; a message another consumer holds
+ * goes back to the queue (told to `onHeld`); the rest come back with their claims. A failure to
+ * claim sends the messages back (a claim that was written stays until its lease ends).
  */
 export async function claimAll(
   deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log'>,
@@ -18,6 +19,78 @@ export async function claimAll(
   items: Item[],
   onHeld: (item: Item, leaseUntil: number) => Promise<void> = async () => undefined,
 ): Promise<{ item: Item; claim: HeldClaim }[]> {
+  const byMessage = new Map<string, Item[]>();
+  for (const item of items.filter(({ chunk }) => chunk !== undefined)) {
+    const group = byMessage.get(item.message.messageId);
+    if (group) group.push(item);
+    else byMessage.set(item.message.messageId, [item]);
+  }
+  const [alone, ...chunked] = await Promise.all([
+    claimAlone(
+      deps,
+      result,
+      job,
+      items.filter(({ chunk }) => chunk === undefined),
+      onHeld,
+    ),
+    ...[...byMessage.values()].map((group) => claimChunk(deps, result, job, group, onHeld)),
+  ]);
+  return [...alone, ...chunked.flat()];
+}
+
+/** One chunk message's recipients, under one claim on the chunk. */
+async function claimChunk(
+  deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log'>,
+  result: BatchResult,
+  job: CompiledJob,
+  items: Item[],
+  onHeld: (item: Item, leaseUntil: number) => Promise<void>,
+): Promise<{ item: Item; claim: HeldClaim }[]> {
+  const [first] = items as [Item, ...Item[]];
+  const chunk = first.chunk as NonNullable<Item['chunk']>;
+  let claim: ChunkClaim;
+  try {
+    claim = await deps.deliveries.claimChunk(job.jobId, chunk.chunk, chunk.recipients);
+  } catch (error) {
+    deps.log?.('ERROR', 'Could not claim a chunk of recipients; the message will be retried', {
+      job_id: job.jobId,
+      chunk: chunk.chunk,
+      error: errorText(error),
+    });
+    result.retry.push(first.message.messageId);
+    return [];
+  }
+  if (claim.state === 'held') {
+    result.retry.push(first.message.messageId);
+    await onHeld(first, claim.leaseUntil);
+    return [];
+  }
+  const held: { item: Item; claim: HeldClaim }[] = [];
+  const seen = new Set<string>();
+  for (const item of items) {
+    const found = claim.found?.get(item.email.recipient);
+    // Sent only if nothing but its copies is recorded: an outcome is done, and a recipient a retry
+    // queued again (or claimed on its own) is its own message's to send.
+    if (seen.has(item.email.recipient) || found?.status !== undefined) result.duplicates++;
+    else
+      held.push({
+        item,
+        claim: { state: 'claimed', token: claim.token, copies: found?.copy_ids ?? {} },
+      });
+    seen.add(item.email.recipient);
+  }
+  return held;
+}
+
+/** Recipient messages' recipients, each under a claim of its own. */
+async function claimAlone(
+  deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log'>,
+  result: BatchResult,
+  job: CompiledJob,
+  items: Item[],
+  onHeld: (item: Item, leaseUntil: number) => Promise<void>,
+): Promise<{ item: Item; claim: HeldClaim }[]> {
+  if (items.length === 0) return [];
   let claims: Map<string, Claim>;
   try {
     claims = await deps.deliveries.claim(
@@ -54,22 +127,20 @@ export type HeldClaim = Extract<Claim, { token: string }>;
 export const HAND_OVER_ATTEMPTS = 4;
 
 /**
- * Writes a cc copy's message id on the claim, retrying. Answers `written`; `lost` when the claim is
- * no longer ours (no retry helps); or `unwritten` when the store kept failing: then the claim must
- * not be given back (the next claim would send that copy again at once), and a copy whose id is
- * never written is sent again once the lease ends.
+ * Writes a cc copy's message id where the recipient's claim keeps it (`write`), retrying. Answers
+ * `written`; `lost` when the claim is no longer ours (no retry helps); or `unwritten` when the
+ * store kept failing: then the claim must not be given back (the next claim would send that copy
+ * again at once), and a copy whose id is never written is sent again once the lease ends.
  */
 export async function handOver(
   run: BatchRun,
   job: CompiledJob,
-  recipient: string,
-  token: string,
   messageId: string,
-  details: { copyTo: string },
+  write: () => Promise<void>,
 ): Promise<'written' | 'lost' | 'unwritten'> {
   for (let attempt = 0; ; attempt++) {
     try {
-      await run.deps.deliveries.handOver(job.jobId, recipient, token, messageId, details);
+      await write();
       return 'written';
     } catch (error) {
       // The claim is no longer ours (its lease lapsed and another consumer took it): no retry helps,

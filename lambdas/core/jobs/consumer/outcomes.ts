@@ -94,6 +94,8 @@ export const outcomeBase = (job: CompiledJob, item: Item, claim: HeldClaim) => (
   cc: job.content.cc,
   attempts: item.message.receiveCount,
   claimToken: claim.token,
+  /** Set for a chunk's recipient: its outcome is written only if it has none (see `ChunkClaims`). */
+  chunk: item.chunk?.chunk,
   /** The snapshot the email was rendered from, once it is kept (see `RenderedEmailStore`). */
   snapshot: undefined as string | undefined,
 });

@@ -34,6 +34,28 @@ export async function waitInQueue(
   { grows = true, release = true, maxSeconds = MAX_DELAY_SECONDS } = {},
 ): Promise<undefined> {
   const { deps, log } = run;
+  const deferrals = item.email.deferrals ?? 0;
+  const delaySeconds = grows ? growingDelay(baseSeconds, item, maxSeconds) : Math.ceil(baseSeconds);
+  const nextDeferrals = grows || deferrals > 0 ? deferrals + (grows ? 1 : 0) : undefined;
+  if (item.chunk) {
+    // A chunk's recipients wait together: noted now, sent back once the batch is over.
+    const { messageId } = item.message;
+    const wait = run.waiting.get(messageId) ?? {
+      job: job.jobId,
+      chunk: item.chunk.chunk,
+      token,
+      recipients: [],
+      delaySeconds: 0,
+      deferrals: 0,
+      release: true,
+    };
+    wait.recipients.push(item.email.recipient);
+    wait.delaySeconds = Math.max(wait.delaySeconds, delaySeconds);
+    wait.deferrals = Math.max(wait.deferrals, nextDeferrals ?? 0);
+    wait.release &&= release;
+    run.waiting.set(messageId, wait);
+    return undefined;
+  }
   if (release) {
     try {
       await deps.deliveries.release(job.jobId, item.email.recipient, token);
@@ -45,10 +67,9 @@ export async function waitInQueue(
     }
   }
   try {
-    const deferrals = item.email.deferrals ?? 0;
     await deps.queue.defer(
-      { ...item.email, ...(grows || deferrals > 0 ? { deferrals: deferrals + (grows ? 1 : 0) } : {}) },
-      grows ? growingDelay(baseSeconds, item, maxSeconds) : Math.ceil(baseSeconds),
+      { ...item.email, ...(nextDeferrals === undefined ? {} : { deferrals: nextDeferrals }) },
+      delaySeconds,
     );
     run.result.deferred++;
   } catch (error) {
@@ -58,4 +79,50 @@ export async function waitInQueue(
     run.result.retry.push(item.message.messageId);
   }
   return undefined;
+}
+
+/**
+ * Sends each chunk's waiting recipients back to the queue as one message of the chunk, after the
+ * longest wait any of them asked for, and gives the chunk's claim back (unless one of them may have
+ * been taken by the transport: then it lapses with its lease). A chunk whose message goes back whole
+ * (another of its recipients asked for a retry) needs nothing more: its waiting recipients come back in it.
+ */
+export async function returnWaitingChunks(run: BatchRun): Promise<void> {
+  const { deps, log, result } = run;
+  const returning = new Set(result.retry);
+  await Promise.all(
+    [...run.waiting].map(async ([messageId, wait]) => {
+      if (returning.has(messageId)) return;
+      if (wait.release) {
+        try {
+          await deps.deliveries.releaseChunk(wait.job, wait.chunk, wait.token);
+        } catch (error) {
+          log('WARN', 'Could not release a chunk; it lapses with its lease', {
+            job_id: wait.job,
+            chunk: wait.chunk,
+            error: errorText(error),
+          });
+        }
+      }
+      try {
+        await deps.queue.defer(
+          {
+            job_id: wait.job,
+            chunk: wait.chunk,
+            recipients: wait.recipients,
+            ...(wait.deferrals > 0 ? { deferrals: wait.deferrals } : {}),
+          },
+          wait.delaySeconds,
+        );
+        result.deferred += wait.recipients.length;
+      } catch (error) {
+        log('WARN', 'Could not put a chunk back to wait; the message will be retried', {
+          job_id: wait.job,
+          error: errorText(error),
+        });
+        result.retry.push(messageId);
+      }
+    }),
+  );
+  run.waiting.clear();
 }

@@ -1,4 +1,9 @@
-import { type EmailMessage, emailMessage } from '../../queue/email-queue';
+import {
+  type ChunkMessage,
+  type EmailMessage,
+  emailMessage,
+  type RecipientMessage,
+} from '../../queue/email-queue';
 import { compileTemplate, type TemplatePart } from '../../templates/template';
 import type { JobContent } from '../job';
 import type { JobContentStore } from '../job-store';
@@ -45,7 +50,26 @@ function parse(message: ReceivedMessage): EmailMessage | undefined {
   }
 }
 
-export type Item = { message: ReceivedMessage; email: EmailMessage };
+/**
+ * One recipient of a received message. `email` is the recipient's part of it; `chunk`, when the
+ * message carried a chunk of the job (see `ChunkClaims`), the whole of it: its items share the
+ * message, the chunk's claim, and a fate when they must wait.
+ */
+export type Item = { message: ReceivedMessage; email: RecipientMessage; chunk?: ChunkMessage };
+
+/** A message's recipients, an item each. */
+function itemsOf(message: ReceivedMessage, email: EmailMessage): Item[] {
+  if ('recipient' in email) return [{ message, email }];
+  return email.recipients.map((recipient) => ({
+    message,
+    email: {
+      job_id: email.job_id,
+      recipient,
+      ...(email.deferrals === undefined ? {} : { deferrals: email.deferrals }),
+    },
+    chunk: email,
+  }));
+}
 
 /**
  * Groups a batch by job, with each job's compiled content. A message that can never succeed (not
@@ -63,9 +87,9 @@ export async function groupByJob(
       log('ERROR', 'Dropping a message that is not an email message', { messageId: message.messageId });
       continue;
     }
-    const items = byJob.get(email.job_id);
-    if (items) items.push({ message, email });
-    else byJob.set(email.job_id, [{ message, email }]);
+    const items = byJob.get(email.job_id) ?? [];
+    items.push(...itemsOf(message, email));
+    byJob.set(email.job_id, items);
   }
   const groups: { job: CompiledJob; items: Item[] }[] = [];
   for (const [jobId, items] of byJob) {

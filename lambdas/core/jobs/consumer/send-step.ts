@@ -175,6 +175,8 @@ export async function sendOne(
   if (run.cancelledJobs.has(job.jobId)) return cancelledOutcome(base, item);
   const readers = readersOf(base.cc, recipient, copiesSent);
   const copyErrors: Record<string, string> = {};
+  // Every copy sent so far: a chunk's recipient keeps the whole map on its item with each copy.
+  const copies: Record<string, string> = { ...copiesSent };
   for (const [index, reader] of readers.entries()) {
     if ((await takeTurn(run, job, item, token)) !== 'go') return undefined;
     if (index === 0) {
@@ -219,7 +221,12 @@ export async function sendOne(
       return (await recordSent(run, job, decided)) ? undefined : decided;
     }
     if (messageId) {
-      const written = await handOver(run, job, recipient, token, messageId, { copyTo: reader });
+      copies[reader] = messageId;
+      const written = await handOver(run, job, messageId, () =>
+        item.chunk
+          ? deps.deliveries.recordCopies(job.jobId, recipient, copies)
+          : deps.deliveries.handOver(job.jobId, recipient, token, messageId, { copyTo: reader }),
+      );
       if (written === 'lost') {
         // Another consumer holds the recipient now and sends what its claim says is left: not this one.
         run.result.retry.push(sqsMessageId);

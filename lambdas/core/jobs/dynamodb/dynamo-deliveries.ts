@@ -10,6 +10,8 @@ import {
 import { backoff, chunks, mapConcurrently } from '../../concurrency';
 import { batchGetAll, queryAll } from '../../dynamo-paging';
 import {
+  type ChunkClaim,
+  type ChunkClaims,
   type Claim,
   ClaimLostError,
   type DeliveryClaims,
@@ -17,10 +19,12 @@ import {
   type DeliveryOutcome,
   type DeliveryReader,
   type DeliveryRecord,
+  type DeliveryStatus,
   type FailureRequeue,
   type FeedbackLedger,
   type FeedbackNoted,
   type FeedbackReport,
+  hasOutcome,
   MAX_FEEDBACK_PER_DELIVERY,
   type ProgressRecorder,
   type RecordResult,
@@ -47,6 +51,13 @@ export interface DynamoDeliveriesOptions {
   now?: () => Date;
 }
 
+/**
+ * Chunk claims live in the deliveries table beside the job's deliveries, under a partition of their
+ * own (`<job id>#chunks`, sort key the chunk's number): a query of the job's deliveries never meets
+ * them, and the stream's counter finds no outcome in them.
+ */
+export const CHUNK_CLAIMS_SUFFIX = '#chunks';
+
 /** Claims, or outcomes, written at once per batch: each is a single small conditional write. */
 const CONCURRENT_WRITES = 10;
 
@@ -62,7 +73,7 @@ const stringAttribute = (item: RawItem, name: string) => attribute(item, name, '
 const numberAttribute = (item: RawItem, name: string) => attribute(item, name, 'N');
 
 export class DynamoDeliveries
-  implements ProgressRecorder, DeliveryClaims, DeliveryReader, FeedbackLedger, FailureRequeue
+  implements ProgressRecorder, DeliveryClaims, ChunkClaims, DeliveryReader, FeedbackLedger, FailureRequeue
 {
   private readonly now: () => Date;
 
@@ -72,6 +83,76 @@ export class DynamoDeliveries
 
   private key(jobId: string, recipient: string) {
     return { TableName: this.options.deliveriesTable, Key: { job_id: jobId, recipient } };
+  }
+
+  private chunkKey(jobId: string, chunk: number) {
+    return {
+      TableName: this.options.deliveriesTable,
+      Key: { job_id: `${jobId}${CHUNK_CLAIMS_SUFFIX}`, recipient: String(chunk) },
+    };
+  }
+
+  async claimChunk(jobId: string, chunk: number, recipients: readonly string[]): Promise<ChunkClaim> {
+    const { leaseMs } = this.options;
+    if (leaseMs === undefined) throw new Error('DynamoDeliveries needs leaseMs to claim');
+    const token = randomUUID();
+    const now = this.now().getTime();
+    try {
+      const { Attributes } = await this.options.client.send(
+        new UpdateCommand({
+          ...this.chunkKey(jobId, chunk),
+          UpdateExpression: 'SET claim_token = :token, lease_until = :lease',
+          // Never claimed, or its holder's lease ended (it died, or gave the chunk back to wait).
+          ConditionExpression: 'attribute_not_exists(recipient) OR lease_until < :now',
+          ExpressionAttributeValues: { ':token': token, ':lease': now + leaseMs, ':now': now },
+          ReturnValues: 'ALL_OLD',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      // A first claim: nobody sent any of the chunk, so there is nothing to read.
+      if (!Attributes) return { state: 'claimed', token, found: undefined };
+      // Taken over: what the holder before recorded decides what is left (read after the claim, so
+      // nothing it writes later can be missed: its lease, longer than its life, is over).
+      return { state: 'claimed', token, found: await this.getMany(jobId, recipients, { consistent: true }) };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const leaseUntil = Number(numberAttribute((error.Item ?? {}) as RawItem, 'lease_until') ?? now);
+      return { state: 'held', leaseUntil };
+    }
+  }
+
+  async releaseChunk(jobId: string, chunk: number, token: string): Promise<void> {
+    try {
+      await this.options.client.send(
+        new UpdateCommand({
+          ...this.chunkKey(jobId, chunk),
+          UpdateExpression: 'SET lease_until = :ended REMOVE claim_token',
+          ConditionExpression: 'claim_token = :token',
+          ExpressionAttributeValues: { ':token': token, ':ended': 0 },
+        }),
+      );
+    } catch (error) {
+      // Taken over since: nothing of ours to give back.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  async recordCopies(jobId: string, recipient: string, copies: Readonly<Record<string, string>>): Promise<void> {
+    try {
+      await this.options.client.send(
+        new UpdateCommand({
+          ...this.key(jobId, recipient),
+          // The whole map, every copy sent so far: the first copy's write creates the item.
+          UpdateExpression: 'SET copy_ids = :copies',
+          ConditionExpression: 'attribute_not_exists(#status)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':copies': copies },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) throw new ClaimLostError(jobId, recipient);
+      throw error;
+    }
   }
 
   async claim(
@@ -249,10 +330,12 @@ export class DynamoDeliveries
       ...(outcome.snapshot ? ['#snapshot = :snapshot'] : []),
     ];
     const removes = ['claim_token', 'lease_until', ...(outcome.copyErrors ? [] : ['copy_errors'])];
+    const chunked = outcome.chunk !== undefined;
     return {
       ...this.key(jobId, outcome.recipient),
       UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
-      ConditionExpression: 'claim_token = :token',
+      // A chunk's recipient: the first outcome stands (the chunk's claim kept others from sending).
+      ConditionExpression: chunked ? 'attribute_not_exists(#status)' : 'claim_token = :token',
       ExpressionAttributeNames: {
         '#status': 'status',
         ...(outcome.error === undefined ? {} : { '#error': 'error' }),
@@ -265,7 +348,7 @@ export class DynamoDeliveries
         ':now': this.now().toISOString(),
         ':cc': outcome.cc,
         ':attempts': outcome.attempts,
-        ':token': outcome.claimToken,
+        ...(chunked ? {} : { ':token': outcome.claimToken }),
         ...(outcome.error === undefined ? {} : { ':error': outcome.error }),
         ...(outcome.reason === undefined ? {} : { ':reason': outcome.reason }),
         ...(outcome.messageId ? { ':messageId': outcome.messageId } : {}),
@@ -312,10 +395,14 @@ export class DynamoDeliveries
           const found = (deliveryReason.Item ?? {}) as RawItem;
           const ids = (found.feedback_ids as { SS?: string[] } | undefined)?.SS;
           if (ids?.includes(report.feedbackId)) return 'duplicate';
-          // Claimed, and SES's id not written yet (SES answered a moment ago, or the hand-over is
-          // being retried): the report is about this email, and is read again later.
+          // Claimed, or its copies out, and SES's id not written yet (SES answered a moment ago, or
+          // the write is being retried): the report is about this email, and is read again later.
+          // (A chunk's recipient without cc has no item until its outcome: a report found before
+          // that write is unmatched, as one about a cc copy is.)
+          const status = stringAttribute(found, 'status');
           if (
-            stringAttribute(found, 'status') === 'sending' &&
+            Object.keys(found).length > 0 &&
+            (status === 'sending' || status === undefined) &&
             stringAttribute(found, 'message_id') === undefined
           )
             return 'pending';
@@ -331,9 +418,13 @@ export class DynamoDeliveries
     );
   }
 
-  async getMany(jobId: string, recipients: readonly string[]): Promise<Map<string, DeliveryRecord>> {
+  async getMany(
+    jobId: string,
+    recipients: readonly string[],
+    options: { consistent?: boolean } = {},
+  ): Promise<Map<string, DeliveryRecord>> {
     const keys = [...new Set(recipients)].map((recipient) => ({ job_id: jobId, recipient }));
-    const items = await batchGetAll(this.options.client, this.options.deliveriesTable, keys);
+    const items = await batchGetAll(this.options.client, this.options.deliveriesTable, keys, options);
     return new Map(items.map((item) => [String(item.recipient), item as unknown as DeliveryRecord]));
   }
 
@@ -434,17 +525,23 @@ export class DynamoDeliveries
   }
 
   async processedRecipients(jobId: string): Promise<Set<string>> {
+    // A claim under way, a recipient a retry queued again, or one with only its copies written, is
+    // no outcome: if its message was lost, the recipient is enqueued again.
+    const states = await this.recipientStates(jobId);
+    return new Set([...states].filter(([, status]) => hasOutcome({ status })).map(([recipient]) => recipient));
+  }
+
+  async recipientStates(jobId: string): Promise<Map<string, DeliveryStatus | undefined>> {
     const items = await queryAll(this.options.client, {
       TableName: this.options.deliveriesTable,
       KeyConditionExpression: 'job_id = :job',
-      // A claim under way, or a recipient a retry queued again, is no outcome: if its message was
-      // lost, the recipient is enqueued again.
-      FilterExpression: 'NOT #status IN (:sending, :queued)',
       ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: { ':job': jobId, ':sending': 'sending', ':queued': 'queued' },
-      ProjectionExpression: 'recipient',
+      ExpressionAttributeValues: { ':job': jobId },
+      ProjectionExpression: 'recipient, #status',
       ConsistentRead: true,
     });
-    return new Set(items.map((item) => String(item.recipient)));
+    return new Map(
+      items.map((item) => [String(item.recipient), item.status as DeliveryStatus | undefined]),
+    );
   }
 }
