@@ -17,7 +17,8 @@ export class MailerData extends Construct {
   /** What a job sends (part 0) and its recipients, sorted, in chunks (parts 1…): recorded before the job. */
   readonly jobContents: Table;
   /**
-   * One item per recipient: its claim while it is sent, then its outcome and SES's message id. No
+   * One item per recipient: its outcome and SES's message id (with the claim of a recipient sent on
+   * its own while it is sent), and one per chunk of ten recipients, its claim (`<job id>#chunks`). No
    * index: nothing reads deliveries but by job. Its stream (old and new images) feeds the jobs'
    * counters: an outcome is one write here, counted on its job from the stream.
    */

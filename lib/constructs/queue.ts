@@ -9,7 +9,7 @@ export interface EmailQueueProps {
 }
 
 /**
- * One message per recipient. A message received `maxReceiveCount` times without success moves to
+ * Ten recipients of a job to a message (a chunk; a retried recipient alone). A message received `maxReceiveCount` times without success moves to
  * the dead-letter queue, whose consumer records it failed so its job still ends.
  */
 export class EmailQueue extends Construct {

@@ -171,10 +171,7 @@ describe("retrying a job's failures, on DynamoDB Local", () => {
       retrying: 2,
       notRetried: { nonprofit_deleted: 1, too_large: 0, suppressed: 1, unknown: 0 },
     });
-    expect(queued.flatMap(recipientsOf).sort()).toEqual([
-      'dead@example.org',
-      'rejected@example.org',
-    ]);
+    expect(queued.flatMap(recipientsOf).sort()).toEqual(['dead@example.org', 'rejected@example.org']);
     expect(await job(jobId)).toMatchObject({
       status: 'processing',
       active: 'yes',

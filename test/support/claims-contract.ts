@@ -1,5 +1,7 @@
 import { expect, it } from 'vitest';
 import {
+  type ChunkClaim,
+  type ChunkClaims,
   type Claim,
   ClaimLostError,
   type DeliveryClaims,
@@ -9,8 +11,8 @@ import {
 
 /** Two consumers of one store (the same data, one clock the test moves), and how to make a job. */
 export interface ClaimsUnderTest {
-  one: DeliveryClaims & ProgressRecorder;
-  other: DeliveryClaims & ProgressRecorder;
+  one: DeliveryClaims & ChunkClaims & ProgressRecorder;
+  other: DeliveryClaims & ChunkClaims & ProgressRecorder;
   leaseMs: number;
   advance(ms: number): void;
   newJob(recipients: number): Promise<string>;
@@ -39,6 +41,12 @@ export const sent = (
   claimToken,
   messageId,
 });
+
+/** The token of a chunk claim the caller holds (fails the test otherwise). */
+export const chunkToken = (claim: ChunkClaim) => {
+  if (claim.state !== 'claimed') throw new Error(`Not held: ${claim.state}`);
+  return claim.token;
+};
 
 /**
  * What every claims store promises the consumer (the port `DeliveryClaims` with `ProgressRecorder`),
@@ -147,5 +155,69 @@ export function claimsContract(setup: () => ClaimsUnderTest): void {
     expect(await one.record(jobId, [sent('e@example.org', tokenOf(third), 'ses-own')])).toMatchObject({
       duplicates: 0,
     });
+  });
+
+  it('gives a chunk to one consumer at a time; a takeover after the lease reads what the holder recorded', async () => {
+    const { one, other, leaseMs, advance, newJob } = setup();
+    const jobId = await newJob(3);
+    const people = ['p@example.org', 'q@example.org', 'r@example.org'];
+    const first = await one.claimChunk(jobId, 7, people);
+    // Never claimed before: nothing to read.
+    expect(first).toMatchObject({ state: 'claimed', found: undefined });
+    const held = await other.claimChunk(jobId, 7, people);
+    expect(held.state).toBe('held');
+    // Another chunk of the same job is free.
+    expect((await other.claimChunk(jobId, 8, ['s@example.org'])).state).toBe('claimed');
+
+    await one.recordCopies(jobId, 'q@example.org', { 'board@example.org': 'ses-copy-q' });
+    const recorded = await one.record(jobId, [
+      { ...sent('p@example.org', chunkToken(first), 'ses-p'), chunk: 7 },
+    ]);
+    expect(recorded.recorded).toHaveLength(1);
+
+    advance(leaseMs + 1);
+    const takeover = await other.claimChunk(jobId, 7, people);
+    if (takeover.state !== 'claimed') throw new Error('expected the chunk');
+    expect(takeover.found?.get('p@example.org')).toMatchObject({ status: 'sent', message_id: 'ses-p' });
+    expect(takeover.found?.get('q@example.org')).toMatchObject({
+      copy_ids: { 'board@example.org': 'ses-copy-q' },
+    });
+    expect(takeover.found?.get('q@example.org')?.status).toBeUndefined();
+    expect(takeover.found?.has('r@example.org')).toBe(false);
+  });
+
+  it('frees a released chunk at once, and only for the release of its holder', async () => {
+    const { one, other, newJob } = setup();
+    const jobId = await newJob(1);
+    const claim = await one.claimChunk(jobId, 0, ['t@example.org']);
+    await other.releaseChunk(jobId, 0, 'not-the-token');
+    expect((await other.claimChunk(jobId, 0, ['t@example.org'])).state).toBe('held');
+    await one.releaseChunk(jobId, 0, chunkToken(claim));
+    const next = await other.claimChunk(jobId, 0, ['t@example.org']);
+    // Claimed before: what it holds is read (nothing yet).
+    expect(next).toMatchObject({ state: 'claimed', found: new Map() });
+  });
+
+  it("records a chunk recipient's outcome once, and never over a recipient claimed on its own", async () => {
+    const { one, other, newJob } = setup();
+    const jobId = await newJob(2);
+    const chunk = await one.claimChunk(jobId, 0, ['u@example.org', 'v@example.org']);
+    const outcome = { ...sent('u@example.org', chunkToken(chunk), 'ses-u'), chunk: 0 };
+    expect((await one.record(jobId, [outcome])).recorded).toHaveLength(1);
+    // A second consumer's outcome for the same recipient (it sent it too) changes nothing.
+    expect(await other.record(jobId, [{ ...outcome, messageId: 'ses-u-2' }])).toMatchObject({
+      recorded: [],
+      duplicates: 1,
+    });
+    await expect(one.recordCopies(jobId, 'u@example.org', { 'x@example.org': 'ses-x' })).rejects.toThrow(
+      ClaimLostError,
+    );
+    // v is claimed on its own (a retry's message): the chunk's outcome for it is refused.
+    const alone = await claimOne(other, jobId, 'v@example.org');
+    expect(alone.state).toBe('claimed');
+    expect(
+      await one.record(jobId, [{ ...sent('v@example.org', chunkToken(chunk)), chunk: 0 }]),
+    ).toMatchObject({ recorded: [], duplicates: 1 });
+    expect((await other.record(jobId, [sent('v@example.org', tokenOf(alone))])).recorded).toHaveLength(1);
   });
 }

@@ -60,6 +60,8 @@ export interface PipelineOptions {
   /** Wraps the consumer invocation, to make it fail after (or instead of) its work. */
   consumer?: (real: SqsHandler) => SqsHandler;
   concurrency?: number;
+  /** Messages per consumer batch (10, as the stack's default). */
+  batchSize?: number;
 }
 
 /**
@@ -131,7 +133,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
       client: sqs,
       queueUrl: main.url,
       queueArn: main.arn,
-      batchSize: 10,
+      batchSize: options.batchSize ?? 10,
       batchingWindowMs: 100,
       maxConcurrency: options.concurrency ?? 4,
       reportBatchItemFailures: true,

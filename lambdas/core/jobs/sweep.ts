@@ -143,9 +143,7 @@ function lostMessages(
     const status = states.get(recipient);
     return status === 'queued' || status === 'sending';
   });
-  const inChunks = new Set(
-    recipients.filter((recipient) => states.get(recipient) === undefined),
-  );
+  const inChunks = new Set(recipients.filter((recipient) => states.get(recipient) === undefined));
   return [
     ...chunkMessages(jobId, recipients, inChunks),
     ...alone.map((recipient) => ({ job_id: jobId, recipient })),

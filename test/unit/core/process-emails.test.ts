@@ -488,7 +488,9 @@ describe('what the transport says decides what becomes of the email', () => {
     expect(result).toMatchObject({ paused: true, sent: 0, deferred: recipients.length, retry: [] });
     // Only the sends already under way when the pause was answered reached the transport.
     expect(transport.send.mock.calls.length).toBeLessThan(recipients.length);
-    expect(new Set(deferred.flatMap(({ message: waiting }) => recipientsOf(waiting)))).toEqual(new Set(recipients));
+    expect(new Set(deferred.flatMap(({ message: waiting }) => recipientsOf(waiting)))).toEqual(
+      new Set(recipients),
+    );
     for (const { delaySeconds } of deferred)
       expect(delaySeconds).toBeGreaterThanOrEqual(WAITS.pausedSeconds * 0.8);
     for (const recipient of recipients) expect(deliveries.isFree(jobId, recipient)).toBe(true);
@@ -1293,7 +1295,9 @@ describe('processEmailBatch with chunk messages', () => {
     const result = await processEmailBatch(deps, [chunk('m1', 0, people, { receiveCount: 3 })]);
 
     expect(result).toMatchObject({ sent: 2, duplicates: 1, retry: [] });
-    const sent = transport.send.mock.calls.map(([email]) => `${(email as RenderedEmail).to}>${(email as RenderedEmail).reader}`);
+    const sent = transport.send.mock.calls.map(
+      ([email]) => `${(email as RenderedEmail).to}>${(email as RenderedEmail).reader}`,
+    );
     // b's copy went before: only b's own email; c gets its copy and its own.
     expect(sent.sort()).toEqual([
       'b@example.org>b@example.org',
@@ -1329,11 +1333,16 @@ describe('processEmailBatch with chunk messages', () => {
     const transport: EmailTransport & { send: ReturnType<typeof vi.fn> } = {
       name: 'throttling',
       send: vi.fn(async (email: RenderedEmail) => {
-        if (throttled.has(email.to)) throw new DeliveryError('throttled', 'SES: Maximum sending rate exceeded');
+        if (throttled.has(email.to))
+          throw new DeliveryError('throttled', 'SES: Maximum sending rate exceeded');
         return { messageId: `ses-${email.reader}` };
       }),
     };
-    const { deps, deliveries, jobId, chunk, deferred } = consumer({ nonprofits: registry, total: 3, transport });
+    const { deps, deliveries, jobId, chunk, deferred } = consumer({
+      nonprofits: registry,
+      total: 3,
+      transport,
+    });
     const releaseChunk = vi.spyOn(deliveries, 'releaseChunk');
 
     const result = await processEmailBatch(deps, [chunk('m1', 4, people, { deferrals: 1 })]);

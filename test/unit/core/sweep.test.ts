@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { JobRecord } from '../../../lambdas/core/jobs/job';
 import type { DeliveryStatus } from '../../../lambdas/core/jobs/deliveries';
+import type { JobRecord } from '../../../lambdas/core/jobs/job';
 import { type SweepDependencies, sweepStaleJobs } from '../../../lambdas/core/jobs/sweep';
 import type { EmailMessage } from '../../../lambdas/core/queue/email-queue';
 import type { QueueDepth } from '../../../lambdas/core/queue/queue-depth';
@@ -68,9 +68,10 @@ function sweeper(options: {
         calls.push('outcomes');
         if (options.states) return options.states;
         return new Map(
-          (options.allProcessed ? ['a@example.org', 'b@example.org', 'c@example.org'] : ['a@example.org']).map(
-            (recipient) => [recipient, 'sent'],
-          ),
+          (options.allProcessed
+            ? ['a@example.org', 'b@example.org', 'c@example.org']
+            : ['a@example.org']
+          ).map((recipient) => [recipient, 'sent']),
         );
       },
     },

@@ -137,7 +137,11 @@ export class DynamoDeliveries
     }
   }
 
-  async recordCopies(jobId: string, recipient: string, copies: Readonly<Record<string, string>>): Promise<void> {
+  async recordCopies(
+    jobId: string,
+    recipient: string,
+    copies: Readonly<Record<string, string>>,
+  ): Promise<void> {
     try {
       await this.options.client.send(
         new UpdateCommand({
@@ -528,7 +532,9 @@ export class DynamoDeliveries
     // A claim under way, a recipient a retry queued again, or one with only its copies written, is
     // no outcome: if its message was lost, the recipient is enqueued again.
     const states = await this.recipientStates(jobId);
-    return new Set([...states].filter(([, status]) => hasOutcome({ status })).map(([recipient]) => recipient));
+    return new Set(
+      [...states].filter(([, status]) => hasOutcome({ status })).map(([recipient]) => recipient),
+    );
   }
 
   async recipientStates(jobId: string): Promise<Map<string, DeliveryStatus | undefined>> {
@@ -540,8 +546,6 @@ export class DynamoDeliveries
       ProjectionExpression: 'recipient, #status',
       ConsistentRead: true,
     });
-    return new Map(
-      items.map((item) => [String(item.recipient), item.status as DeliveryStatus | undefined]),
-    );
+    return new Map(items.map((item) => [String(item.recipient), item.status as DeliveryStatus | undefined]));
   }
 }
