@@ -1,4 +1,5 @@
 import { SEND_CONCURRENCY } from '../lambdas/core/jobs/consumer/send-step';
+import { RECIPIENTS_PER_MESSAGE } from '../lambdas/core/queue/email-queue';
 import type { MailerConfig } from '../lib/config';
 import { consumerScaling } from '../lib/send-rate';
 import { PRICES } from './prices';
@@ -21,7 +22,7 @@ export const AWS_LATENCY_MS = {
 
 /** The consumer's DynamoDB calls on its critical path today: per batch (all at once), and per message sent. */
 const CONSUMER_CALLS = {
-  /** Claims (in parallel), the reads before sending (in parallel, the cancel look among them), the snapshot's write. */
+  /** The chunks' claims (in parallel), the reads before sending (in parallel, the cancel look among them), the snapshot's write. */
   perBatch: 3,
   /** The outcome's write after each send (the cancel look is shared for a second, so at most one a second besides). */
   perMessage: 1,
@@ -60,7 +61,9 @@ export function costAtSendRate(
 ): CostPerMillion {
   const { batchSize, ratePerEnvironment } = consumerScaling({ ...config, sesMaxSendRate: rate });
   const envRate = ratePerEnvironment ?? rate;
-  const messages = batchSize * measured.messagesPerEmail;
+  // A batch of full messages, each a chunk of recipients.
+  const emails = batchSize * RECIPIENTS_PER_MESSAGE;
+  const messages = emails * measured.messagesPerEmail;
   const sending =
     (messages * (AWS_LATENCY_MS.sesSend + CONSUMER_CALLS.perMessage * AWS_LATENCY_MS.dynamoDbCall)) /
     SEND_CONCURRENCY;
@@ -69,15 +72,14 @@ export function costAtSendRate(
     AWS_LATENCY_MS.invocationOverhead +
     CONSUMER_CALLS.perBatch * AWS_LATENCY_MS.dynamoDbCall +
     Math.max(sending, paced);
-  const gbSecondsPerEmail = ((batchMs / 1000) * (measured.consumerMemoryMb / 1024)) / batchSize;
+  const gbSecondsPerEmail = ((batchMs / 1000) * (measured.consumerMemoryMb / 1024)) / emails;
   // Emails one counter invocation counts: a window's worth at this rate (at most its batch of 1,000 records, two an email).
   const countedPerInvocation = Math.min(rate * Math.max(1, config.countingWindowSeconds), 500);
   const counterMs = AWS_LATENCY_MS.invocationOverhead + AWS_LATENCY_MS.dynamoDbTransaction;
   const counterPerEmail =
     ((counterMs / 1000) * (COUNTER_MEMORY_MB / 1024) * PRICES.lambdaGbSecond + PRICES.lambdaRequest) /
     countedPerInvocation;
-  const lambda =
-    gbSecondsPerEmail * PRICES.lambdaGbSecond + PRICES.lambdaRequest / batchSize + counterPerEmail;
+  const lambda = gbSecondsPerEmail * PRICES.lambdaGbSecond + PRICES.lambdaRequest / emails + counterPerEmail;
   const million = (perEmail: number) => Number((perEmail * 1e6).toFixed(3));
   const total = measured.dynamodbPerEmail + measured.sqsPerEmail + lambda;
   return {

@@ -9,6 +9,7 @@ import { App } from 'aws-cdk-lib';
 import { chunks, mapConcurrently } from '../lambdas/core/concurrency';
 import type { DeliveryOutcome } from '../lambdas/core/jobs/deliveries';
 import { DynamoDeliveries } from '../lambdas/core/jobs/dynamodb/dynamo-deliveries';
+import { chunkMessages } from '../lambdas/core/queue/email-queue';
 import { readConfig } from '../lib/config';
 import { consumerScaling } from '../lib/send-rate';
 import { dynamoDbClient } from '../local/dynamodb';
@@ -147,9 +148,10 @@ try {
   const finished = performance.now();
   const pipelineRate = total / ((finished - started) / 1000);
 
-  // The same writes, straight to the same DynamoDB Local: a claim per recipient, then its outcome
-  // (one conditional write each), as many batches at once as the consumer runs, on a job of the same
-  // size. The counting from the stream runs beside it, as in the pipeline.
+  // The same writes, straight to the same DynamoDB Local: a claim per chunk of ten recipients, then
+  // each recipient's outcome (one conditional write each), as many chunks at once as the consumer
+  // runs environments, on a job of the same size. The counting from the stream runs beside it, as in
+  // the pipeline.
   const rawJobId = '00000000-0000-4000-8000-0000000bench';
   await documents.send(
     new PutCommand({
@@ -174,16 +176,18 @@ try {
     leaseMs: 60_000,
   });
   const rawStarted = performance.now();
-  await mapConcurrently(chunks(emails, batchSize), concurrency, async (batch) => {
-    const claims = await recorder.claim(
-      rawJobId,
-      batch.map((recipient) => ({ recipient, attempts: 1 })),
-    );
-    const outcomes: DeliveryOutcome[] = batch.map((recipient) => {
-      const claim = claims.get(recipient);
-      if (claim?.state !== 'claimed') throw new Error(`Could not claim ${recipient}`);
-      return { recipient, status: 'sent', cc: [], attempts: 1, claimToken: claim.token, messageId: null };
-    });
+  await mapConcurrently(chunkMessages(rawJobId, emails), concurrency, async ({ chunk, recipients }) => {
+    const claim = await recorder.claimChunk(rawJobId, chunk, recipients);
+    if (claim.state !== 'claimed') throw new Error(`Could not claim chunk ${chunk}`);
+    const outcomes: DeliveryOutcome[] = recipients.map((recipient) => ({
+      recipient,
+      status: 'sent',
+      cc: [],
+      attempts: 1,
+      claimToken: claim.token,
+      chunk,
+      messageId: null,
+    }));
     await recorder.record(rawJobId, outcomes);
   });
   const rawRate = total / ((performance.now() - rawStarted) / 1000);

@@ -223,8 +223,9 @@ describe('SES permissions', () => {
 
 describe("the consumer's pace follows SES's maximum send rate", () => {
   it.each([
-    // The sandbox: the least concurrency the event source allows, each environment at half a send a second.
-    [1, { maxConcurrency: 2, batchSize: 7, ratePerEnvironment: 0.5 }],
+    // The sandbox: the least concurrency the event source allows, each environment at half a send a
+    // second; a message (ten recipients) a batch, what does not fit in the timeout waits in the queue.
+    [1, { maxConcurrency: 2, batchSize: 1, ratePerEnvironment: 0.5 }],
     // A new production account.
     [14, { maxConcurrency: 2, batchSize: 10, ratePerEnvironment: 7 }],
     // Capped by cdk.json's consumerMaxConcurrency and consumerBatchSize.

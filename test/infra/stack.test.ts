@@ -565,6 +565,8 @@ describe('email pipeline', () => {
     });
     const custom = synthesizeForTests({
       sweeperRateMinutes: 5,
+      // A rate at which 50 messages of ten fit in half the consumer's timeout.
+      sesMaxSendRate: 2000,
       consumerBatchSize: 50,
       sendEmailRequestsPerMinute: 60,
     });
