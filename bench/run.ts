@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { App } from 'aws-cdk-lib';
 import { chunks, mapConcurrently } from '../lambdas/core/concurrency';
 import type { DeliveryOutcome } from '../lambdas/core/jobs/deliveries';
@@ -190,6 +190,14 @@ try {
     }));
     await recorder.record(rawJobId, outcomes);
   });
+  // Until the job shows them all counted, as the pipeline's figure is taken at its jobs' completion.
+  for (;;) {
+    const { Item } = await documents.send(
+      new GetCommand({ TableName: table('DataJobs'), Key: { job_id: rawJobId }, ConsistentRead: true }),
+    );
+    if (Item?.status === 'completed') break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   const rawRate = total / ((performance.now() - rawStarted) / 1000);
   raw.destroy();
 
@@ -317,7 +325,7 @@ SES send rate         ${results.sesSends} sends, at most ${results.sesBusiestSec
 Recipients            ${total} in ${submitted.length} job(s); consumer batches of ${batchSize}, ${concurrency} at once
 Accepted in           ${results.acceptSeconds.toFixed(2)} s (the slowest POST /send-email)            target ≤ 3 s for 10,000
 End to end            ${results.endToEndSeconds.toFixed(1)} s → ${results.pipelineEmailsPerSecond} emails/s
-Raw DynamoDB writes   ${results.rawWriteEmailsPerSecond} emails/s (the same claims and outcome writes, straight to DynamoDB Local)
+Raw DynamoDB writes   ${results.rawWriteEmailsPerSecond} emails/s (the same claims and outcome writes, straight to DynamoDB Local, until counted)
 Pipeline / raw        ${Math.round(results.ratio * 100)} %                                            target ≥ 60 %
 ${counts}
 Largest bundle        ${(results.largestBundleBytes / 1024).toFixed(0)} KB                                        target ≤ 250 KB

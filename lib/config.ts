@@ -67,9 +67,10 @@ const configSchema = z
     consumerMaxConcurrency: z.coerce.number().int().min(2).max(1000).default(10),
     /**
      * The consumer's memory. It waits on SES, DynamoDB and its pacer far more than it computes, and
-     * Lambda bills the wait by memory: 256 MB is a seventh of a vCPU, ample for ten sends a second.
+     * Lambda bills the wait by memory: 192 MB is a ninth of a vCPU, enough for its ten sends a second
+     * (a few milliseconds of CPU each), with room for a batch of a hundred emails rendered at once.
      */
-    consumerMemoryMb: z.coerce.number().int().min(128).max(10_240).default(256),
+    consumerMemoryMb: z.coerce.number().int().min(128).max(10_240).default(192),
     /** Seconds a consumer invocation may take; the queue's visibility timeout is six times this. */
     consumerTimeoutSeconds: z.coerce.number().int().min(1).max(900).default(30),
     /**

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SEND_CONCURRENCY } from '../../lambdas/core/jobs/consumer/send-step';
 import { clearInbox, readInbox } from '../../local/ses';
 import { apiClient, isRunning, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 import { registerNonprofits, UNTHROTTLED_IMPORTS } from '../support/seed';
@@ -21,8 +22,8 @@ const CONTEXT = {
   sesMaxSendRate: 40,
   ...UNTHROTTLED_IMPORTS,
 };
-/** Emails one consumer has under way at once (`SEND_CONCURRENCY` in process-emails.ts). */
-const SENDS_UNDER_WAY = 4;
+/** Emails one consumer has under way at once. */
+const SENDS_UNDER_WAY = SEND_CONCURRENCY;
 const RECIPIENTS = 200;
 
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-outage-'));

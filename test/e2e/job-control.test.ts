@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateEmailIdentityCommand } from '@aws-sdk/client-sesv2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SEND_CONCURRENCY } from '../../lambdas/core/jobs/consumer/send-step';
 import { readInbox, sesClient } from '../../local/ses';
 import { apiClient, type RuntimeProcess, startRuntimeProcess, waitFor } from '../support/runtime-process';
 import { registerNonprofits, UNTHROTTLED_IMPORTS } from '../support/seed';
@@ -25,8 +26,8 @@ const CONTEXT = {
   recipientQuotaPerDay: 100,
   ...UNTHROTTLED_IMPORTS,
 };
-/** Emails one consumer may have between its last look at the job and SES (`SEND_CONCURRENCY`). */
-const SENDS_UNDER_WAY = 4;
+/** Emails one consumer has under way at once. */
+const SENDS_UNDER_WAY = SEND_CONCURRENCY;
 /** Verified as a whole domain at the start; the retry test's addresses are elsewhere. */
 const VERIFIED_DOMAIN = 'verified.control-e2e.example.org';
 

@@ -98,9 +98,9 @@ describe('the transport setting', () => {
       expect(source.ScalingConfig?.MaximumConcurrency).toBe(cdkJsonContext().consumerMaxConcurrency);
     });
 
-    it('gives the consumer the configured memory: 256 MB unless told otherwise', () => {
+    it('gives the consumer the configured memory: 192 MB unless told otherwise', () => {
       const [, consumer] = functionByDescription(assertions, FUNCTION.consumer);
-      expect(consumer.Properties?.MemorySize).toBe(256);
+      expect(consumer.Properties?.MemorySize).toBe(192);
       const { assertions: larger } = synthesizeForTests({ transport: 'record', consumerMemoryMb: '512' });
       expect(functionByDescription(larger, FUNCTION.consumer)[1].Properties?.MemorySize).toBe(512);
     });
