@@ -1,4 +1,4 @@
-import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { closeServer } from './processes';
 
 /**
@@ -45,6 +45,9 @@ export async function startObservingProxy(
   }) => LocalAnswer | undefined,
 ): Promise<ObservingProxy> {
   const to = new URL(target);
+  // Idle upstream sockets close after a second, well before any engine's own keep-alive timeout
+  // (Node's servers close theirs after 5 s), so a socket is seldom reused as the engine closes it.
+  const upstream = new Agent({ keepAlive: true, timeout: 1_000 });
   const server = createServer((incoming, outgoing) => {
     const chunks: Buffer[] = [];
     incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -62,46 +65,60 @@ export async function startObservingProxy(
         outgoing.end(own.body);
         return;
       }
-      const forward = httpRequest(
-        {
-          host: to.hostname,
-          port: to.port,
-          method: incoming.method,
-          path: incoming.url,
-          headers: incoming.headers,
-        },
-        (response) => {
-          const answerChunks: Buffer[] = [];
-          // An engine that drops the connection mid-answer gets the caller a 502, never silence.
-          const failed = () => {
-            if (outgoing.headersSent) outgoing.destroy();
-            else {
-              outgoing.writeHead(502);
-              outgoing.end();
-            }
-          };
-          response.on('error', failed);
-          response.on('aborted', failed);
-          response.on('data', (chunk: Buffer) => answerChunks.push(chunk));
-          response.on('end', () => {
-            const answer = Buffer.concat(answerChunks);
-            try {
-              observe({ operation, method, path, request, answer, status: response.statusCode ?? 0 });
-            } catch {
-              // What an observer cannot read is forwarded all the same.
-            }
-            outgoing.writeHead(response.statusCode ?? 502, response.headers);
-            outgoing.end(answer);
-          });
-        },
-      );
-      forward.on('error', () => {
-        outgoing.writeHead(502);
-        outgoing.end();
-      });
-      forward.end(request);
+      const send = (attempt: number) => {
+        const forward = httpRequest(
+          {
+            agent: upstream,
+            host: to.hostname,
+            port: to.port,
+            method: incoming.method,
+            path: incoming.url,
+            headers: incoming.headers,
+          },
+          (response) => {
+            const answerChunks: Buffer[] = [];
+            // An engine that drops the connection mid-answer gets the caller a 502, never silence.
+            const failed = () => {
+              if (outgoing.headersSent) outgoing.destroy();
+              else {
+                outgoing.writeHead(502);
+                outgoing.end();
+              }
+            };
+            response.on('error', failed);
+            response.on('aborted', failed);
+            response.on('data', (chunk: Buffer) => answerChunks.push(chunk));
+            response.on('end', () => {
+              const answer = Buffer.concat(answerChunks);
+              try {
+                observe({ operation, method, path, request, answer, status: response.statusCode ?? 0 });
+              } catch {
+                // What an observer cannot read is forwarded all the same.
+              }
+              outgoing.writeHead(response.statusCode ?? 502, response.headers);
+              outgoing.end(answer);
+            });
+          },
+        );
+        forward.on('error', (error: NodeJS.ErrnoException) => {
+          // A kept-alive socket the engine closed as it was reused: the request never reached it, so
+          // it is sent once more on a fresh socket (Node's documented remedy), not answered with a 502.
+          if (forward.reusedSocket && error.code === 'ECONNRESET' && attempt === 0) {
+            send(1);
+            return;
+          }
+          outgoing.writeHead(502);
+          outgoing.end();
+        });
+        forward.end(request);
+      };
+      send(0);
     });
   });
+  // Callers' kept-alive sockets stay open past any pause in their traffic: a server that closed an
+  // idle socket as an SDK reused it would answer that call with a reset connection, which the SES
+  // transport must treat as "maybe sent" (and so waits out a claim's lease).
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   return {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
+import { SEND_CONCURRENCY } from '../../../lambdas/core/jobs/consumer/send-step';
 import { ClaimLostError } from '../../../lambdas/core/jobs/deliveries';
 import type { JobContent } from '../../../lambdas/core/jobs/job';
 import {
@@ -473,7 +474,8 @@ describe('what the transport says decides what becomes of the email', () => {
 
   it('stops sending the rest of the batch when sending is paused, and puts every email back to wait', async () => {
     const transport = refusing(() => new DeliveryError('paused', 'SES SendingPausedException: paused'));
-    const recipients = Array.from({ length: 10 }, (_, n) => `r${n}@example.org`);
+    // More than are sent at once.
+    const recipients = Array.from({ length: 2 * SEND_CONCURRENCY + 5 }, (_, n) => `r${n}@example.org`);
     const { deps, deliveries, deferred, jobId, message } = consumer({
       transport,
       nonprofits: recipients.map((email) => nonprofit(email)),
@@ -559,7 +561,7 @@ describe('what the transport says decides what becomes of the email', () => {
   });
 
   it('stops sending the rest of the batch when a message id cannot be written, and puts the rest back to wait', async () => {
-    const recipients = Array.from({ length: 10 }, (_, n) => `r${n}@example.org`);
+    const recipients = Array.from({ length: 2 * SEND_CONCURRENCY + 5 }, (_, n) => `r${n}@example.org`);
     const { deps, deliveries, deferred, jobId, message, transport } = consumer({
       nonprofits: recipients.map((email) => nonprofit(email)),
       total: recipients.length,
@@ -575,7 +577,7 @@ describe('what the transport says decides what becomes of the email', () => {
     // At most the sends under way together (SEND_CONCURRENCY) when the first write gave up reached the transport.
     const sent = vi.mocked(transport.send).mock.calls.length;
     expect(sent).toBeGreaterThan(0);
-    expect(sent).toBeLessThanOrEqual(4);
+    expect(sent).toBeLessThanOrEqual(SEND_CONCURRENCY);
     // Those come back (their claims held until the lease ends); the rest wait in the queue, unsent.
     expect(result).toMatchObject({ sent: 0, deferred: recipients.length - sent, paused: false });
     expect(result.retry).toHaveLength(sent);
@@ -746,7 +748,7 @@ describe('a cancelled job', () => {
   });
 
   it('once a sender finds the job cancelled, the rest of the batch does not wait a turn at the pacer', async () => {
-    const recipients = Array.from({ length: 10 }, (_, n) => `r${n}@example.org`);
+    const recipients = Array.from({ length: 2 * SEND_CONCURRENCY + 5 }, (_, n) => `r${n}@example.org`);
     const pacer = new SendPacer(1_000, { now: () => 0, sleep: async () => undefined });
     const take = vi.spyOn(pacer, 'take');
     let looks = 0;
@@ -768,9 +770,9 @@ describe('a cancelled job', () => {
     );
 
     expect(transport.send).not.toHaveBeenCalled();
-    expect(result).toMatchObject({ sent: 0, cancelled: 10 });
-    // Only the senders already waiting their turn (four at once) took one.
-    expect(take.mock.calls.length).toBeLessThanOrEqual(4);
+    expect(result).toMatchObject({ sent: 0, cancelled: recipients.length });
+    // Only the senders already waiting their turn (those sending at once) took one.
+    expect(take.mock.calls.length).toBeLessThanOrEqual(SEND_CONCURRENCY);
   });
 
   it('sends nothing and puts the email back when whether the job was cancelled cannot be read', async () => {
