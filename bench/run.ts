@@ -7,7 +7,7 @@ import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { App } from 'aws-cdk-lib';
 import { chunks, mapConcurrently } from '../lambdas/core/concurrency';
-import type { DeliveryOutcome } from '../lambdas/core/jobs/deliveries';
+import { type DeliveryOutcome, deliveryShards } from '../lambdas/core/jobs/deliveries';
 import { DynamoDeliveries } from '../lambdas/core/jobs/dynamodb/dynamo-deliveries';
 import { chunkMessages } from '../lambdas/core/queue/email-queue';
 import { readConfig } from '../lib/config';
@@ -174,6 +174,8 @@ try {
     jobsTable: table('DataJobs'),
     deliveriesTable: table('DataDeliveries'),
     leaseMs: 60_000,
+    // Spread as the pipeline's job of the same size is.
+    shardsOf: async () => deliveryShards(total),
   });
   const rawStarted = performance.now();
   await mapConcurrently(chunkMessages(rawJobId, emails), concurrency, async ({ chunk, recipients }) => {
@@ -191,7 +193,9 @@ try {
     await recorder.record(rawJobId, outcomes);
   });
   // Until the job shows them all counted, as the pipeline's figure is taken at its jobs' completion.
+  const countedBy = Date.now() + 5 * 60_000;
   for (;;) {
+    if (Date.now() > countedBy) throw new Error('The raw job was not counted complete within 5 minutes');
     const { Item } = await documents.send(
       new GetCommand({ TableName: table('DataJobs'), Key: { job_id: rawJobId }, ConsistentRead: true }),
     );

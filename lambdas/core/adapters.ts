@@ -46,13 +46,33 @@ export const jobsFromEnv = () => new DynamoJobStore({ client: documentClient, ta
 export const jobContentsFromEnv = () =>
   new DynamoJobContents({ client: documentClient, tableName: bound(TABLE.jobContents) });
 
-/** The ledger of deliveries; a consumer also claims recipients, under the lease the stack sets. */
+/** Jobs whose shard count an environment keeps: it never changes, so it is read once per job. */
+const MAX_REMEMBERED_SHARD_COUNTS = 1_000;
+
+/**
+ * The ledger of deliveries; a consumer also claims recipients, under the lease the stack sets. A
+ * job's shard count comes from its content (part 0 of the job contents table), read once.
+ */
 export function deliveriesFromEnv() {
   const { leaseSeconds } = readSettings({ leaseSeconds: SETTING.claimLeaseSeconds });
+  const contents = jobContentsFromEnv();
+  const shardCounts = new Map<string, Promise<number>>();
+  const shardsOf = (jobId: string) => {
+    const known = shardCounts.get(jobId);
+    if (known) return known;
+    const count = contents.content(jobId).then((content) => content?.delivery_shards ?? 1);
+    // A failed read is not kept: the next call asks again.
+    count.catch(() => shardCounts.delete(jobId));
+    if (shardCounts.size >= MAX_REMEMBERED_SHARD_COUNTS)
+      shardCounts.delete(shardCounts.keys().next().value as string);
+    shardCounts.set(jobId, count);
+    return count;
+  };
   return new DynamoDeliveries({
     client: documentClient,
     jobsTable: bound(TABLE.jobs),
     deliveriesTable: bound(TABLE.deliveries),
+    shardsOf,
     ...(leaseSeconds === undefined ? {} : { leaseMs: leaseSeconds * 1000 }),
   });
 }

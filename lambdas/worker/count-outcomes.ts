@@ -3,7 +3,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { AttributeValue, DynamoDBStreamEvent } from 'aws-lambda';
 import { jobsFromEnv, outcomeCountsFromEnv } from '../core/adapters';
-import type { DeliveryStatus } from '../core/jobs/deliveries';
+import { type DeliveryStatus, jobOfDeliveryPartition } from '../core/jobs/deliveries';
 import {
   type CountOutcomesDependencies,
   countOutcomes,
@@ -20,8 +20,10 @@ const statusOf = (image: Record<string, AttributeValue> | undefined) =>
 /** What the domain needs of a stream record: its id, its job, and the status before and after. */
 export function deliveryChanges(event: DynamoDBStreamEvent): DeliveryChange[] {
   return event.Records.flatMap((record) => {
-    const jobId = record.dynamodb?.Keys?.job_id?.S;
-    if (!record.eventID || !jobId) return [];
+    const partition = record.dynamodb?.Keys?.job_id?.S;
+    if (!record.eventID || !partition) return [];
+    // A sharded job's deliveries are under `<job id>#<shard>`: all of them count on the job.
+    const jobId = jobOfDeliveryPartition(partition);
     return [
       {
         eventId: record.eventID,

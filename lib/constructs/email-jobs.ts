@@ -145,6 +145,8 @@ export class EmailJobs extends Construct {
     })
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:Query', 'dynamodb:UpdateItem'])
+      // How many partition keys the job's deliveries are spread over.
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:BatchGetItem'])
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage'])
       .acknowledgeNoDeadLetterTarget('api');
@@ -258,7 +260,8 @@ export class EmailJobs extends Construct {
         names: [INDEX.activeJobs],
         actions: ['dynamodb:Query'],
       })
-      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:Query'])
+      // The recipient lists (parts 1…), and part 0 for how many keys the deliveries are spread over.
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:Query', 'dynamodb:GetItem'])
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:Query'])
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage', 'sqs:GetQueueAttributes'])
       .bindQueue(QUEUE.deadLetters, queue.deadLetterQueue, ['sqs:GetQueueAttributes'])

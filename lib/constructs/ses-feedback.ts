@@ -94,6 +94,8 @@ export class SesFeedback extends Construct {
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:PutItem', 'dynamodb:GetItem'])
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem'])
+      // A job's content says how many partition keys its deliveries are spread over.
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
       .acknowledgeNoDeadLetterTarget('queue');
     consumeQueue(
       this.handler,

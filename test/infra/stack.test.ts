@@ -195,6 +195,8 @@ describe('functions', () => {
       {
         [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         [DELIVERIES]: ['dynamodb:Query', 'dynamodb:UpdateItem'],
+        // How many partition keys the job's deliveries are spread over.
+        [CONTENTS]: ['dynamodb:GetItem'],
         [SUPPRESSIONS]: ['dynamodb:BatchGetItem'],
         [EMAILS]: ['sqs:SendMessage'],
       },
@@ -248,6 +250,8 @@ describe('functions', () => {
         // The job's owner for the suppression, then its counter.
         [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         [DELIVERIES]: ['dynamodb:UpdateItem'],
+        // How many partition keys the job's deliveries are spread over.
+        [CONTENTS]: ['dynamodb:GetItem'],
         [FEEDBACK]: EVENT_SOURCE,
       },
     ],
@@ -270,7 +274,8 @@ describe('functions', () => {
       {
         [JOBS]: ['dynamodb:UpdateItem'],
         [`${JOBS}/index/active`]: ['dynamodb:Query'],
-        [CONTENTS]: ['dynamodb:Query'],
+        // The recipient lists, and how many partition keys the deliveries are spread over.
+        [CONTENTS]: ['dynamodb:GetItem', 'dynamodb:Query'],
         [DELIVERIES]: ['dynamodb:Query'],
         [EMAILS]: ['sqs:GetQueueAttributes', 'sqs:SendMessage'],
         [DEAD_LETTERS]: ['sqs:GetQueueAttributes'],

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, it } from 'vitest';
+import { chunks } from '../../lambdas/core/concurrency';
 import {
   type Claim,
   type DeliveryOutcome,
+  deliveryPartition,
   MAX_FEEDBACK_PER_DELIVERY,
 } from '../../lambdas/core/jobs/deliveries';
 import { DynamoDeliveries } from '../../lambdas/core/jobs/dynamodb/dynamo-deliveries';
@@ -23,12 +25,22 @@ const jobsTable = tableNamed('DataJobs');
 const deliveriesTable = tableNamed('DataDeliveries');
 const LEASE_MS = 30_000;
 
-/** Two consumers on one clock the test moves: the claims' leases are judged by it. */
-function consumers() {
+/**
+ * Two consumers on one clock the test moves: the claims' leases are judged by it. With `shards`,
+ * every job's deliveries are spread over that many partition keys.
+ */
+function consumers(shards = 1) {
   let now = Date.now();
   const clock = () => new Date(now);
   const consumer = () =>
-    new DynamoDeliveries({ client, jobsTable, deliveriesTable, leaseMs: LEASE_MS, now: clock });
+    new DynamoDeliveries({
+      client,
+      jobsTable,
+      deliveriesTable,
+      leaseMs: LEASE_MS,
+      now: clock,
+      shardsOf: async () => shards,
+    });
   return { one: consumer(), other: consumer(), clock, advance: (ms: number) => (now += ms) };
 }
 
@@ -72,6 +84,60 @@ describe('the claims contract, on DynamoDB Local', () => {
   claimsContract(() => {
     const { one, other, advance } = consumers();
     return { one, other, advance, leaseMs: LEASE_MS, newJob };
+  });
+});
+
+describe('the claims contract, on DynamoDB Local, with deliveries spread over three keys', () => {
+  claimsContract(() => {
+    const { one, other, advance } = consumers(3);
+    return { one, other, advance, leaseMs: LEASE_MS, newJob };
+  });
+});
+
+describe('a job spread over several partition keys, on DynamoDB Local', () => {
+  it('writes each delivery under its shard, reads them all back, and the stream counts them on the job', async () => {
+    const { one } = consumers(4);
+    const jobId = await newJob(40);
+    const recipients = Array.from({ length: 40 }, (_, n) => `shard${n}@example.org`);
+    const outcomes: DeliveryOutcome[] = [];
+    for (const [chunk, part] of chunks(recipients, 10).entries()) {
+      const claim = await one.claimChunk(jobId, chunk, part);
+      if (claim.state !== 'claimed') throw new Error('expected the chunk');
+      outcomes.push(
+        ...part.map((recipient, n) => ({
+          ...sent(recipient, claim.token, `ses-${recipient}`),
+          ...(n === 0 ? { status: 'failed' as const, reason: 'rejected' as const, messageId: null } : {}),
+          chunk,
+        })),
+      );
+    }
+    expect((await one.record(jobId, outcomes)).recorded).toHaveLength(40);
+
+    // Under four keys, each recipient where its hash puts it.
+    const partitions = new Set<string>();
+    for (const shard of [0, 1, 2, 3]) {
+      const { Items = [] } = await client.send(
+        new QueryCommand({
+          TableName: deliveriesTable,
+          KeyConditionExpression: 'job_id = :key',
+          ExpressionAttributeValues: { ':key': `${jobId}#${shard}` },
+        }),
+      );
+      for (const item of Items) {
+        expect(deliveryPartition(jobId, String(item.recipient), 4)).toBe(`${jobId}#${shard}`);
+        partitions.add(String(item.job_id));
+      }
+    }
+    expect(partitions.size).toBe(4);
+    expect(await one.processedRecipients(jobId)).toEqual(new Set(recipients));
+    expect((await one.failures(jobId)).map(({ recipient, job_id }) => [recipient, job_id]).sort()).toEqual(
+      [0, 10, 20, 30].map((n) => [`shard${n}@example.org`, jobId]).sort(),
+    );
+    expect((await one.getMany(jobId, ['shard5@example.org'])).get('shard5@example.org')).toMatchObject({
+      job_id: jobId,
+      status: 'sent',
+    });
+    expect(await ended(jobId)).toMatchObject({ sent: 36, failed: 4, remaining: 0 });
   });
 });
 

@@ -220,4 +220,12 @@ export function claimsContract(setup: () => ClaimsUnderTest): void {
     ).toMatchObject({ recorded: [], duplicates: 1 });
     expect((await other.record(jobId, [sent('v@example.org', tokenOf(alone))])).recorded).toHaveLength(1);
   });
+
+  it('leaves a chunk recipient whose copies are out to its chunk: a message of its own finds it done', async () => {
+    const { one, other, newJob } = setup();
+    const jobId = await newJob(1);
+    await one.claimChunk(jobId, 0, ['w@example.org']);
+    await one.recordCopies(jobId, 'w@example.org', { 'board@example.org': 'ses-copy-w' });
+    expect(await claimOne(other, jobId, 'w@example.org')).toEqual({ state: 'done' });
+  });
 }

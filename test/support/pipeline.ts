@@ -83,6 +83,8 @@ export async function startPipeline(options: PipelineOptions = {}) {
     jobsTable: tableNamed('DataJobs'),
     deliveriesTable: tableNamed('DataDeliveries'),
     leaseMs: options.leaseMs ?? 3_000,
+    // As the functions do: a large job's deliveries are spread over the keys its content names.
+    shardsOf: async (jobId) => (await contents.content(jobId))?.delivery_shards ?? 1,
   });
   const suppressions = new DynamoSuppressionList({ client, tableName: tableNamed('DataSuppressions') });
   const rendered = new DynamoRenderedEmails({

@@ -4,6 +4,7 @@ import type { Nonprofit } from '../nonprofits/nonprofit';
 import type { NonprofitRepository } from '../nonprofits/repository';
 import { chunkMessages, type EmailQueue } from '../queue/email-queue';
 import type { RecipientQuota } from '../quota/recipient-quota';
+import { deliveryShards } from './deliveries';
 import { type JobContent, type JobRecord, jobVolume, type SendEmailRequest } from './job';
 import { acceptedJob } from './job-status';
 import type { JobContentStore, JobStore } from './job-store';
@@ -206,6 +207,7 @@ async function recordJob(
     cc: request.cc ?? [],
     accepted_at: createdAt,
     ...(job.quota ? { quota: job.quota } : {}),
+    ...(deliveryShards(recipients.length) > 1 ? { delivery_shards: deliveryShards(recipients.length) } : {}),
     recipients,
     request_hash: hash,
   });

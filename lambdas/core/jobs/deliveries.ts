@@ -22,6 +22,39 @@ const OUTCOMES: ReadonlySet<string> = new Set(OUTCOME_STATUSES);
 export const hasOutcome = (record: Pick<DeliveryRecord, 'status'> | undefined): boolean =>
   record?.status !== undefined && OUTCOMES.has(record.status);
 
+/**
+ * A job's deliveries are spread over several partition keys once it is large enough to be sent
+ * fast: one key takes about 1,000 writes a second, an outcome is one, so one job of many thousand
+ * recipients at SES's higher rates would meet that ceiling. A job's recipients are spread by a
+ * hash of the address over `shards` keys, `<job id>#<n>`; a job of one shard keeps the job id itself
+ * (as every job did before shards). The count is fixed when the job is accepted and kept with its
+ * content, so every reader and writer of its deliveries finds the same keys.
+ */
+export const RECIPIENTS_PER_DELIVERY_SHARD = 500;
+export const MAX_DELIVERY_SHARDS = 10;
+
+/** How many partition keys a job of this many recipients spreads its deliveries over. */
+export const deliveryShards = (recipients: number) =>
+  Math.min(MAX_DELIVERY_SHARDS, Math.max(1, Math.ceil(recipients / RECIPIENTS_PER_DELIVERY_SHARD)));
+
+/** The partition key of a recipient's delivery item (FNV-1a of the address picks the shard). */
+export function deliveryPartition(jobId: string, recipient: string, shards: number): string {
+  if (shards <= 1) return jobId;
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < recipient.length; index++) {
+    hash ^= recipient.charCodeAt(index);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return `${jobId}#${hash % shards}`;
+}
+
+/** Every partition key a job's deliveries may be under. */
+export const deliveryPartitions = (jobId: string, shards: number): string[] =>
+  shards <= 1 ? [jobId] : Array.from({ length: shards }, (_, shard) => `${jobId}#${shard}`);
+
+/** The job a delivery table key belongs to (a shard's, a chunk claim's, or the job id itself). */
+export const jobOfDeliveryPartition = (partition: string) => partition.split('#')[0] ?? partition;
+
 /** Why a recipient failed, in classes few enough to count. */
 export type FailureReason = 'nonprofitDeleted' | 'rejected' | 'tooLarge' | 'deadLetter';
 /** The failures a second try may get past: a message that exhausted its receives, a transport's refusal. */

@@ -334,6 +334,8 @@ export interface JobContent {
   accepted_at: string;
   /** Whose recipient quota, on which UTC day, counted the job: a cancelled recipient is given back there. */
   quota?: { api_key_id: string; day: string } | undefined;
+  /** The partition keys the job's deliveries are spread over (see `deliveryShards`); absent, one. */
+  delivery_shards?: number | undefined;
 }
 
 export const jobId = z.uuid({ message: 'Must be a job id' });

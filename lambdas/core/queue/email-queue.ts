@@ -13,6 +13,10 @@ import * as z from '../zod';
  * enqueues a lost chunk again under its number): a consumer claims the chunk, one write for ten
  * recipients (see `ChunkClaims`). Ten keep a message far below SQS's 256 KB and a batch of ten
  * messages within one consumer's timeout at ten sends a second.
+ *
+ * It is part of what is stored, not a tuning knob: changing it renumbers the chunks of jobs in
+ * flight (a chunk's first claim reads nothing, so a recipient could be sent twice) and a smaller
+ * maximum would refuse messages already queued. Change it only with no job running.
  */
 export const RECIPIENTS_PER_MESSAGE = 10;
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
+  type QueryCommandInput,
   TransactWriteCommand,
   type TransactWriteCommandInput,
   UpdateCommand,
@@ -20,6 +21,8 @@ import {
   type DeliveryReader,
   type DeliveryRecord,
   type DeliveryStatus,
+  deliveryPartition,
+  deliveryPartitions,
   type FailureRequeue,
   type FeedbackLedger,
   type FeedbackNoted,
@@ -48,6 +51,11 @@ export interface DynamoDeliveriesOptions {
    * claim is never taken over. Only consumers claim; readers need not set it.
    */
   leaseMs?: number;
+  /**
+   * How many partition keys a job's deliveries are spread over (its content's `delivery_shards`);
+   * unset, one: the job id.
+   */
+  shardsOf?: (jobId: string) => Promise<number>;
   now?: () => Date;
 }
 
@@ -57,6 +65,10 @@ export interface DynamoDeliveriesOptions {
  * them, and the stream's counter finds no outcome in them.
  */
 export const CHUNK_CLAIMS_SUFFIX = '#chunks';
+
+/** A delivery item as read, named by its job (not the shard's partition key it is stored under). */
+const asRecord = (jobId: string, item: Record<string, unknown>) =>
+  ({ ...item, job_id: jobId }) as unknown as DeliveryRecord;
 
 /** Claims, or outcomes, written at once per batch: each is a single small conditional write. */
 const CONCURRENT_WRITES = 10;
@@ -76,13 +88,39 @@ export class DynamoDeliveries
   implements ProgressRecorder, DeliveryClaims, ChunkClaims, DeliveryReader, FeedbackLedger, FailureRequeue
 {
   private readonly now: () => Date;
+  private readonly shardsOf: (jobId: string) => Promise<number>;
 
   constructor(private readonly options: DynamoDeliveriesOptions) {
     this.now = options.now ?? (() => new Date());
+    this.shardsOf = options.shardsOf ?? (async () => 1);
   }
 
-  private key(jobId: string, recipient: string) {
-    return { TableName: this.options.deliveriesTable, Key: { job_id: jobId, recipient } };
+  /** The key of a recipient's delivery item: under its job's shard (see `deliveryPartition`). */
+  private async key(jobId: string, recipient: string) {
+    const shards = await this.shardsOf(jobId);
+    return {
+      TableName: this.options.deliveriesTable,
+      Key: { job_id: deliveryPartition(jobId, recipient, shards), recipient },
+    };
+  }
+
+  /** Queries every partition key of a job's deliveries, one after another's pages, all at once. */
+  private async queryJob(
+    jobId: string,
+    input: Omit<QueryCommandInput, 'TableName' | 'KeyConditionExpression'>,
+  ) {
+    const partitions = deliveryPartitions(jobId, await this.shardsOf(jobId));
+    const parts = await Promise.all(
+      partitions.map((partition) =>
+        queryAll(this.options.client, {
+          ...input,
+          TableName: this.options.deliveriesTable,
+          KeyConditionExpression: 'job_id = :job',
+          ExpressionAttributeValues: { ...input.ExpressionAttributeValues, ':job': partition },
+        }),
+      ),
+    );
+    return parts.flat();
   }
 
   private chunkKey(jobId: string, chunk: number) {
@@ -145,7 +183,7 @@ export class DynamoDeliveries
     try {
       await this.options.client.send(
         new UpdateCommand({
-          ...this.key(jobId, recipient),
+          ...(await this.key(jobId, recipient)),
           // The whole map, every copy sent so far: the first copy's write creates the item.
           UpdateExpression: 'SET copy_ids = :copies',
           ConditionExpression: 'attribute_not_exists(#status)',
@@ -173,7 +211,7 @@ export class DynamoDeliveries
       try {
         const { Attributes } = await this.options.client.send(
           new UpdateCommand({
-            ...this.key(jobId, recipient),
+            ...(await this.key(jobId, recipient)),
             // The copies an earlier claim handed over stay, and come back with the claim (ALL_OLD).
             UpdateExpression:
               'SET #status = :sending, claim_token = :token, lease_until = :lease, attempts = :attempts, copy_ids = if_not_exists(copy_ids, :noCopies)',
@@ -209,6 +247,9 @@ export class DynamoDeliveries
   /** Reads what a refused claim found; a handed-over email is taken over, to be recorded as sent. */
   private async claimTaken(jobId: string, recipient: string, item: RawItem, token: string): Promise<Claim> {
     const status = stringAttribute(item, 'status');
+    // An item with no status is a chunk's recipient whose cc copies are out: its chunk's message
+    // sends it (the sweeper enqueues that chunk if it was lost), never a message of its own.
+    if (status === undefined && stringAttribute(item, 'recipient') !== undefined) return { state: 'done' };
     // No item came back (DynamoDB returns the item that failed the condition, so only a table
     // that answers otherwise), or a retry queued it in between: never read that as done, look again in a second.
     if (status === undefined || status === 'queued')
@@ -220,7 +261,7 @@ export class DynamoDeliveries
     try {
       await this.options.client.send(
         new UpdateCommand({
-          ...this.key(jobId, recipient),
+          ...(await this.key(jobId, recipient)),
           UpdateExpression: 'SET claim_token = :token',
           ConditionExpression: '#status = :sending AND message_id = :messageId',
           ExpressionAttributeNames: { '#status': 'status' },
@@ -246,7 +287,7 @@ export class DynamoDeliveries
     try {
       await this.options.client.send(
         new UpdateCommand({
-          ...this.key(jobId, recipient),
+          ...(await this.key(jobId, recipient)),
           // The claim wrote the copies' map: a copy's id goes in it by address.
           UpdateExpression:
             copyTo === undefined
@@ -279,7 +320,7 @@ export class DynamoDeliveries
       // next claim, at once, sends only what is left.
       await this.options.client.send(
         new UpdateCommand({
-          ...this.key(jobId, recipient),
+          ...(await this.key(jobId, recipient)),
           UpdateExpression: 'SET lease_until = :ended REMOVE claim_token',
           ConditionExpression: 'claim_token = :token AND attribute_not_exists(message_id)',
           ExpressionAttributeValues: { ':token': token, ':ended': 0 },
@@ -302,7 +343,7 @@ export class DynamoDeliveries
     // Each write stands alone: one that fails leaves the others recorded, and says so.
     await mapConcurrently(unique, CONCURRENT_WRITES, async (outcome) => {
       try {
-        await this.options.client.send(new UpdateCommand(this.outcomeWrite(jobId, outcome)));
+        await this.options.client.send(new UpdateCommand(await this.outcomeWrite(jobId, outcome)));
         result.recorded.push(outcome);
       } catch (error) {
         if (error instanceof ConditionalCheckFailedException) result.duplicates++;
@@ -315,7 +356,7 @@ export class DynamoDeliveries
     return result;
   }
 
-  private outcomeWrite(jobId: string, outcome: DeliveryOutcome): UpdateCommandInput {
+  private async outcomeWrite(jobId: string, outcome: DeliveryOutcome): Promise<UpdateCommandInput> {
     const sets = [
       '#status = :status',
       // Counted on the job from the stream (outcomes written by the version before were counted in
@@ -336,7 +377,7 @@ export class DynamoDeliveries
     const removes = ['claim_token', 'lease_until', ...(outcome.copyErrors ? [] : ['copy_errors'])];
     const chunked = outcome.chunk !== undefined;
     return {
-      ...this.key(jobId, outcome.recipient),
+      ...(await this.key(jobId, outcome.recipient)),
       UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
       // A chunk's recipient: the first outcome stands (the chunk's claim kept others from sending).
       ConditionExpression: chunked ? 'attribute_not_exists(#status)' : 'claim_token = :token',
@@ -367,7 +408,7 @@ export class DynamoDeliveries
     const counter = FEEDBACK_COUNTERS[report.kind];
     const delivery = {
       Update: {
-        ...this.key(jobId, recipient),
+        ...(await this.key(jobId, recipient)),
         UpdateExpression:
           'SET feedback = list_append(if_not_exists(feedback, :none), :entry) ADD feedback_ids :ids',
         ConditionExpression:
@@ -427,22 +468,22 @@ export class DynamoDeliveries
     recipients: readonly string[],
     options: { consistent?: boolean } = {},
   ): Promise<Map<string, DeliveryRecord>> {
-    const keys = [...new Set(recipients)].map((recipient) => ({ job_id: jobId, recipient }));
+    const keys = await Promise.all(
+      [...new Set(recipients)].map(async (recipient) => (await this.key(jobId, recipient)).Key),
+    );
     const items = await batchGetAll(this.options.client, this.options.deliveriesTable, keys, options);
-    return new Map(items.map((item) => [String(item.recipient), item as unknown as DeliveryRecord]));
+    return new Map(items.map((item) => [String(item.recipient), asRecord(jobId, item)]));
   }
 
   async failures(jobId: string): Promise<DeliveryRecord[]> {
-    const items = await queryAll(this.options.client, {
-      TableName: this.options.deliveriesTable,
-      KeyConditionExpression: 'job_id = :job',
+    const items = await this.queryJob(jobId, {
       FilterExpression: '#status = :failed',
       ExpressionAttributeNames: { '#status': 'status', '#error': 'error' },
-      ExpressionAttributeValues: { ':job': jobId, ':failed': 'failed' },
+      ExpressionAttributeValues: { ':failed': 'failed' },
       ProjectionExpression: 'job_id, recipient, #status, #error, failure_reason',
       ConsistentRead: true,
     });
-    return items as unknown as DeliveryRecord[];
+    return items.map((item) => asRecord(jobId, item));
   }
 
   /**
@@ -461,7 +502,7 @@ export class DynamoDeliveries
         const first = requeued.length === 0;
         try {
           await this.options.client.send(
-            new TransactWriteCommand(this.requeueTransaction(jobId, pending, retry, first)),
+            new TransactWriteCommand(await this.requeueTransaction(jobId, pending, retry, first)),
           );
           requeued.push(...pending);
           break;
@@ -493,16 +534,17 @@ export class DynamoDeliveries
     return { state: 'requeued', recipients: requeued };
   }
 
-  private requeueTransaction(
+  private async requeueTransaction(
     jobId: string,
     recipients: readonly string[],
     retry: RetryRequest,
     first: boolean,
-  ): TransactWriteCommandInput {
+  ): Promise<TransactWriteCommandInput> {
     const now = this.now().toISOString();
-    const deliveries = recipients.map((recipient) => ({
+    const keys = await Promise.all(recipients.map((recipient) => this.key(jobId, recipient)));
+    const deliveries = keys.map((key) => ({
       Update: {
-        ...this.key(jobId, recipient),
+        ...key,
         // The failure's story (error, reason, time) goes; `attempts` stays, and the next claim resets it.
         UpdateExpression: 'SET #status = :queued REMOVE #error, failure_reason, processed_at',
         ConditionExpression: '#status = :failed',
@@ -538,11 +580,8 @@ export class DynamoDeliveries
   }
 
   async recipientStates(jobId: string): Promise<Map<string, DeliveryStatus | undefined>> {
-    const items = await queryAll(this.options.client, {
-      TableName: this.options.deliveriesTable,
-      KeyConditionExpression: 'job_id = :job',
+    const items = await this.queryJob(jobId, {
       ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: { ':job': jobId },
       ProjectionExpression: 'recipient, #status',
       ConsistentRead: true,
     });

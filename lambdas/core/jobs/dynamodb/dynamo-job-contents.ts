@@ -53,7 +53,7 @@ export class DynamoJobContents implements JobContentStore {
       new GetCommand({
         TableName: this.options.tableName,
         Key: { job_id: jobId, part: CONTENT_PART },
-        ProjectionExpression: 'template, html, subject, cc, accepted_at, quota',
+        ProjectionExpression: 'template, html, subject, cc, accepted_at, quota, delivery_shards',
         ConsistentRead: true,
       }),
     );
@@ -65,6 +65,7 @@ export class DynamoJobContents implements JobContentStore {
       cc: (Item.cc as string[]) ?? [],
       accepted_at: String(Item.accepted_at),
       ...(Item.quota ? { quota: Item.quota as JobContent['quota'] } : {}),
+      ...(typeof Item.delivery_shards === 'number' ? { delivery_shards: Item.delivery_shards } : {}),
     };
   }
 
