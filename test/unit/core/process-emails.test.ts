@@ -1404,4 +1404,47 @@ describe('processEmailBatch with chunk messages', () => {
     expect(result).toMatchObject({ sent: 2, retry: ['m1'] });
     expect(deferred).toEqual([]);
   });
+
+  it('puts a whole chunk back as one message while sending is paused, its claim given back', async () => {
+    const transport = refusing(() => new DeliveryError('paused', 'SES SendingPausedException: paused'));
+    const { deps, deliveries, jobId, chunk, deferred } = consumer({
+      nonprofits: registry,
+      total: 3,
+      transport,
+    });
+    const releaseChunk = vi.spyOn(deliveries, 'releaseChunk');
+
+    const result = await processEmailBatch(deps, [chunk('m1', 2, people)]);
+
+    expect(result).toMatchObject({ paused: true, sent: 0, deferred: 3, retry: [] });
+    expect(deferred).toHaveLength(1);
+    expect(deferred[0]?.message).toMatchObject({ job_id: jobId, chunk: 2, deferrals: 1 });
+    expect(recipientsOf(deferred[0]?.message as EmailMessage).sort()).toEqual(people);
+    expect(deferred[0]?.delaySeconds).toBeGreaterThanOrEqual(WAITS.pausedSeconds * 0.8);
+    expect(releaseChunk).toHaveBeenCalledWith(jobId, 2, expect.any(String));
+  });
+
+  it('puts a chunk back whole when the suppression list cannot be read, and sends none of it', async () => {
+    const { deps, chunk, deferred, transport } = consumer({ nonprofits: registry, total: 3 });
+    vi.mocked(deps.suppressions.getMany).mockRejectedValue(
+      new Error('ProvisionedThroughputExceededException'),
+    );
+
+    const result = await processEmailBatch(deps, [chunk('m1', 0, people)]);
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result).toMatchObject({ sent: 0, deferred: 3, retry: [] });
+    expect(deferred.map(({ message }) => recipientsOf(message).length)).toEqual([3]);
+    expect(deferred[0]?.delaySeconds).toBeLessThanOrEqual(60);
+  });
+
+  it('sends the chunk message back whole when its waiting recipients cannot be put back', async () => {
+    const transport = refusing(() => new DeliveryError('throttled', 'SES: Maximum sending rate exceeded'));
+    const { deps, chunk } = consumer({ nonprofits: registry, total: 3, transport });
+    vi.mocked(deps.queue.defer).mockRejectedValue(new Error('SQS unavailable'));
+
+    const result = await processEmailBatch(deps, [chunk('m1', 0, people)]);
+
+    expect(result).toMatchObject({ sent: 0, deferred: 0, retry: ['m1'] });
+  });
 });
