@@ -134,39 +134,32 @@ function consumer(
     now: () => new Date(clock),
     ...options.overrides,
   };
-  const message = (
+  /** A received message of the job: its body's own fields, the deferrals and receive count given. */
+  const received = (
     id: string,
-    recipient: string,
+    body: Record<string, unknown>,
     fields: { receiveCount?: number; deferrals?: number } = {},
   ) =>
     ({
       messageId: id,
       body: JSON.stringify({
         job_id: jobId,
-        recipient,
+        ...body,
         ...(fields.deferrals === undefined ? {} : { deferrals: fields.deferrals }),
       }),
       receiveCount: fields.receiveCount ?? 1,
       receiptHandle: `handle-${id}`,
     }) satisfies ReceivedMessage;
-  /** A chunk message: `recipients` as chunk `chunk` of the job. */
+  /** A message of one recipient (a retry's, or of a version before chunks). */
+  const message = (id: string, recipient: string, fields?: { receiveCount?: number; deferrals?: number }) =>
+    received(id, { recipient }, fields);
+  /** A chunk message: `recipients` as chunk `number` of the job. */
   const chunk = (
     id: string,
     number: number,
     recipients: string[],
-    fields: { receiveCount?: number; deferrals?: number } = {},
-  ) =>
-    ({
-      messageId: id,
-      body: JSON.stringify({
-        job_id: jobId,
-        chunk: number,
-        recipients,
-        ...(fields.deferrals === undefined ? {} : { deferrals: fields.deferrals }),
-      }),
-      receiveCount: fields.receiveCount ?? 1,
-      receiptHandle: `handle-${id}`,
-    }) satisfies ReceivedMessage;
+    fields?: { receiveCount?: number; deferrals?: number },
+  ) => received(id, { chunk: number, recipients }, fields);
   return {
     jobId,
     deps,

@@ -38,14 +38,17 @@ export async function claimAll(
   return [...alone, ...chunked.flat()];
 }
 
-/** One chunk message's recipients, under one claim on the chunk. */
-async function claimChunk(
+/** How one kind of message's recipients are claimed: those held come back with their claims. */
+type ClaimStep = (
   deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log'>,
   result: BatchResult,
   job: CompiledJob,
   items: Item[],
   onHeld: (item: Item, leaseUntil: number) => Promise<void>,
-): Promise<{ item: Item; claim: HeldClaim }[]> {
+) => Promise<{ item: Item; claim: HeldClaim }[]>;
+
+/** One chunk message's recipients, under one claim on the chunk. */
+const claimChunk: ClaimStep = async (deps, result, job, items, onHeld) => {
   const [first] = items as [Item, ...Item[]];
   const chunk = first.chunk as NonNullable<Item['chunk']>;
   let claim: ChunkClaim;
@@ -80,16 +83,10 @@ async function claimChunk(
     seen.add(item.email.recipient);
   }
   return held;
-}
+};
 
 /** Recipient messages' recipients, each under a claim of its own. */
-async function claimAlone(
-  deps: Pick<ProcessEmailsDependencies, 'deliveries' | 'log'>,
-  result: BatchResult,
-  job: CompiledJob,
-  items: Item[],
-  onHeld: (item: Item, leaseUntil: number) => Promise<void>,
-): Promise<{ item: Item; claim: HeldClaim }[]> {
+const claimAlone: ClaimStep = async (deps, result, job, items, onHeld) => {
   if (items.length === 0) return [];
   let claims: Map<string, Claim>;
   try {
@@ -119,7 +116,7 @@ async function claimAlone(
     seen.add(item.email.recipient);
   }
   return held;
-}
+};
 
 export type HeldClaim = Extract<Claim, { token: string }>;
 
