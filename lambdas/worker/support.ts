@@ -40,7 +40,9 @@ function emitBatchMetrics(result: BatchResult): void {
     [METRIC.emailsFailedDeadLetter, result.failed.deadLetter],
   ] as const;
   for (const [name, count] of failures) if (count > 0) metrics.addMetric(name, MetricUnit.Count, count);
-  if (result.retry.length > 0) metrics.addMetric(METRIC.emailsRetried, MetricUnit.Count, result.retry.length);
+  // Recipients, not messages: a chunk message carries up to ten.
+  if (result.retriedRecipients > 0)
+    metrics.addMetric(METRIC.emailsRetried, MetricUnit.Count, result.retriedRecipients);
   if (result.deferred > 0) metrics.addMetric(METRIC.emailsDeferred, MetricUnit.Count, result.deferred);
   if (result.paused) metrics.addMetric(METRIC.sendingPaused, MetricUnit.Count, 1);
   if (result.duplicates > 0)

@@ -21,6 +21,10 @@ export const makeSweepStaleJobs = (deps: Omit<SweepDependencies, 'deadline'>) =>
     metrics.addMetric(METRIC.sweeperReenqueued, MetricUnit.Count, result.reenqueued);
     for (const failure of result.unrecovered)
       logger.error('Could not recover a job; the next sweep tries again', failure);
+    if (result.jobsCountedFromLedger > 0)
+      logger.warn('Ended jobs whose counting had stopped short of their outcomes, from their ledger', {
+        jobs: result.jobsCountedFromLedger,
+      });
     logger.info('Sweep finished', { ...result });
     return result;
   });

@@ -114,3 +114,24 @@ describe('counting outcomes from the deliveries stream, on DynamoDB Local', () =
     expect(await countOutcomes(deps, delivered(gone, 1))).toMatchObject({ counted: 0 });
   });
 });
+
+describe("a job's counters set from its ledger, on DynamoDB Local", () => {
+  it('ends a job whose counting stopped short, only if nothing was counted since it was read', async () => {
+    const jobId = await newJob(3);
+    await countOutcomes(deps, delivered(jobId, 1));
+    const read = await job(jobId);
+    const tally = { sent: 2, failed: 1, suppressed: 0, cancelled: 0 };
+
+    // Counted on since it was read: the counter is alive, and the sweeper leaves the job to it.
+    await countOutcomes(deps, delivered(jobId, 2));
+    expect(await jobs.countFromLedger(read, tally, new Date())).toBe(false);
+    expect(await job(jobId)).toMatchObject({ status: 'processing', sent: 2, remaining: 1 });
+
+    // Nothing counted since: the ledger's tally is the job's, and it ends once.
+    const still = await job(jobId);
+    expect(await jobs.countFromLedger(still, tally, new Date())).toBe(true);
+    expect(await job(jobId)).toMatchObject({ status: 'completed', sent: 2, failed: 1, remaining: 0 });
+    expect((await job(jobId)).active).toBeUndefined();
+    expect(await jobs.countFromLedger(await job(jobId), tally, new Date())).toBe(false);
+  });
+});

@@ -249,6 +249,41 @@ export function recoveryNoticed(seenAt: string): JobUpdate {
   return new UpdateBuilder().whenPresent('active').set('recovery_seen_at', seenAt).build();
 }
 
+/**
+ * The sweeper ends a running job whose every recipient has an outcome but whose counters never
+ * reached them (an outcome's stream record was lost: a stream keeps records 24 hours, and an
+ * emulator can drop one in a crash). The counters are set from the ledger, absolute, and only if
+ * nothing was counted since the sweeper read the job (`updated_at` unchanged): a counter that was
+ * merely slow would have moved it.
+ */
+export function countedFromLedger(job: {
+  sent: number;
+  failed: number;
+  suppressed: number;
+  cancelled: number;
+  readUpdatedAt: string;
+  cancelling: boolean;
+  now: string;
+}): JobUpdate {
+  const update = new UpdateBuilder()
+    .whenPresent('active')
+    .when('remaining', '>', 0)
+    .when('updated_at', '=', job.readUpdatedAt)
+    .set('sent', job.sent)
+    .set('failed', job.failed)
+    .set('suppressed', job.suppressed)
+    .set('cancelled', job.cancelled)
+    .set('remaining', 0)
+    .set('updated_at', job.now)
+    .setOnce('started_at', job.now)
+    .set('status', job.cancelling ? 'cancelled' : 'completed')
+    .set('completed_at', job.now)
+    .remove('active');
+  return (
+    job.cancelling ? update.whenPresent('cancel_requested_at') : update.whenAbsent('cancel_requested_at')
+  ).build();
+}
+
 /** The queues were seen holding messages again: an earlier sighting no longer counts as the first look. */
 export function recoveryForgotten(): JobUpdate {
   return new UpdateBuilder().whenPresent('recovery_seen_at').remove('recovery_seen_at').build();

@@ -1,5 +1,6 @@
 import type { Page } from '../cursor';
 import { NotFoundError } from '../errors';
+import type { OutcomeStatus } from './deliveries';
 import type { JobContent, JobRecord, JobStatus } from './job';
 
 /**
@@ -30,6 +31,11 @@ export interface JobStore {
     deadline: Date,
     now: Date,
   ): Promise<boolean>;
+  /**
+   * Ends a running job from its ledger's tally of outcomes (see `countedFromLedger`); false when the
+   * job changed since `job` was read, or ended.
+   */
+  countFromLedger(job: JobRecord, tally: Record<OutcomeStatus, number>, now: Date): Promise<boolean>;
   /** Notes when the sweeper first saw a running job recoverable (see `recovery_seen_at`). */
   noticeRecovery(jobId: string, seenAt: Date): Promise<void>;
   /** Forgets that sighting: the queues held messages again since. */

@@ -9,6 +9,7 @@ import {
   errorText,
   type ProcessEmailsDependencies,
   type ReceivedMessage,
+  settleRetries,
 } from './consumer/batch';
 import { claimAll, returnAfterLease } from './consumer/claim-lifecycle';
 import { cancelledOutcome, type Decided, handedOver, outcomeBase, record } from './consumer/outcomes';
@@ -70,7 +71,10 @@ export async function processEmailBatch(
   for (const { job, items } of groups) await processJob(run, job, items, nonprofits);
   await returnWaitingChunks(run);
   // A chunk message is one message for all its recipients: named once, however many asked.
-  result.retry = [...new Set(result.retry)];
+  settleRetries(
+    result,
+    groups.flatMap(({ items }) => items),
+  );
   return result;
 }
 

@@ -1,11 +1,14 @@
 import { chunkMessages, type EmailQueue, recipientsOf } from '../queue/email-queue';
 import { isEmpty, type QueueGauge } from '../queue/queue-depth';
-import type { DeliveryReader, DeliveryStatus } from './deliveries';
+import { type DeliveryReader, type DeliveryStatus, OUTCOME_STATUSES, type OutcomeStatus } from './deliveries';
 import type { JobRecord } from './job';
 import type { JobContentStore, JobStore } from './job-store';
 
 export interface SweepDependencies {
-  jobs: Pick<JobStore, 'activeJobs' | 'claimReenqueue' | 'noticeRecovery' | 'forgetRecovery'>;
+  jobs: Pick<
+    JobStore,
+    'activeJobs' | 'claimReenqueue' | 'noticeRecovery' | 'forgetRecovery' | 'countFromLedger'
+  >;
   contents: Pick<JobContentStore, 'allRecipients'>;
   deliveries: Pick<DeliveryReader, 'recipientStates'>;
   queue: Pick<EmailQueue, 'enqueue'>;
@@ -29,6 +32,8 @@ export interface SweepResult {
   jobsNoticed: number;
   jobsSwept: number;
   reenqueued: number;
+  /** Jobs ended from their ledger: every recipient had an outcome, and their counters had stopped short. */
+  jobsCountedFromLedger: number;
   /** Whether both queues were empty when looked at (nothing can be on its way). */
   queuesEmpty: boolean;
   /** Jobs whose recovery could not be done this run (the next run tries again), with why. */
@@ -64,6 +69,7 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
     jobsNoticed: 0,
     jobsSwept: 0,
     reenqueued: 0,
+    jobsCountedFromLedger: 0,
     queuesEmpty: false,
     unrecovered: [],
   };
@@ -106,11 +112,14 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
       ]);
       const messages = lostMessages(job.job_id, recipients, states);
       if (messages.length === 0) {
-        // Every recipient has an outcome, so the write that recorded the last one should have ended it.
-        result.unrecovered.push({
-          jobId: job.job_id,
-          reason: 'every recipient has an outcome, yet the job is still running',
-        });
+        // Every recipient has an outcome, yet the job runs: the counting of one was lost (its stream
+        // record). Once nothing has been counted on the job for the settling time, its counters are
+        // set from the ledger, which is the truth they follow.
+        if (Date.parse(job.updated_at) + deps.settleMs > lookedAt) {
+          result.jobsWaiting++;
+          continue;
+        }
+        if (await deps.jobs.countFromLedger(job, tallyOf(states), clock())) result.jobsCountedFromLedger++;
         continue;
       }
       if (!(await deps.jobs.claimReenqueue(job, deps.deadline, clock()))) continue;
@@ -126,6 +135,15 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
     }
   }
   return result;
+}
+
+/** The outcomes a job's ledger holds, by status. */
+function tallyOf(states: ReadonlyMap<string, DeliveryStatus | undefined>): Record<OutcomeStatus, number> {
+  const tally: Record<OutcomeStatus, number> = { sent: 0, failed: 0, suppressed: 0, cancelled: 0 };
+  for (const status of states.values())
+    if (status !== undefined && (OUTCOME_STATUSES as readonly string[]).includes(status))
+      tally[status as OutcomeStatus]++;
+  return tally;
 }
 
 /**

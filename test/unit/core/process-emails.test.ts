@@ -192,6 +192,7 @@ describe('processEmailBatch', () => {
 
     expect(result).toEqual({
       retry: [],
+      retriedRecipients: 0,
       sent: 1,
       failed: { nonprofitDeleted: 0, rejected: 0, tooLarge: 0, deadLetter: 0 },
       suppressed: 0,
@@ -1394,7 +1395,8 @@ describe('processEmailBatch with chunk messages', () => {
 
     const result = await processEmailBatch(deps, [chunk('m1', 0, people)]);
 
-    expect(result).toMatchObject({ sent: 2, retry: ['m1'] });
+    // The message goes back whole, counted by the recipients it carries.
+    expect(result).toMatchObject({ sent: 2, retry: ['m1'], retriedRecipients: 3 });
     expect(deferred).toEqual([]);
   });
 

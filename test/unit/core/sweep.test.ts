@@ -47,6 +47,7 @@ function sweeper(options: {
   const claims: { jobId: string; previous: string | undefined; deadline: Date }[] = [];
   const noticed: { jobId: string; at: Date }[] = [];
   const forgotten: string[] = [];
+  const counted: { jobId: string; tally: Record<string, number> }[] = [];
   const deps: SweepDependencies = {
     jobs: {
       activeJobs: async () => options.jobs,
@@ -56,6 +57,10 @@ function sweeper(options: {
       },
       noticeRecovery: async (jobId, at) => void noticed.push({ jobId, at }),
       forgetRecovery: async (jobId) => void forgotten.push(jobId),
+      countFromLedger: async (counting, tally) => {
+        counted.push({ jobId: counting.job_id, tally });
+        return true;
+      },
     },
     contents: {
       allRecipients: async (jobId) => {
@@ -89,7 +94,7 @@ function sweeper(options: {
     deadline: RUN_DEADLINE,
     now: () => NOW,
   };
-  return { run: () => sweepStaleJobs(deps), enqueued, claims, noticed, forgotten, calls };
+  return { run: () => sweepStaleJobs(deps), enqueued, claims, noticed, forgotten, calls, counted };
 }
 
 describe('the sweeper reads the queues, not the clock', () => {
@@ -201,13 +206,22 @@ describe('the sweeper reads the queues, not the clock', () => {
     expect(enqueued).toEqual([]);
   });
 
-  it('reports a running job whose every recipient has an outcome instead of passing it in silence', async () => {
-    const { run, enqueued } = sweeper({ jobs: [job('drifted')], allProcessed: true });
-    expect(await run()).toMatchObject({
-      jobsSwept: 0,
-      unrecovered: [{ jobId: 'drifted', reason: expect.stringContaining('every recipient has an outcome') }],
-    });
+  it('ends a running job whose every recipient has an outcome from its ledger, once its counting has stopped', async () => {
+    const { run, enqueued, counted } = sweeper({ jobs: [job('drifted')], allProcessed: true });
+    expect(await run()).toMatchObject({ jobsSwept: 0, jobsCountedFromLedger: 1, unrecovered: [] });
+    expect(counted).toEqual([
+      { jobId: 'drifted', tally: { sent: 3, failed: 0, suppressed: 0, cancelled: 0 } },
+    ]);
     expect(enqueued).toEqual([]);
+  });
+
+  it('leaves such a job alone while it was counted on within the settling time', async () => {
+    const { run, counted } = sweeper({
+      jobs: [job('counting', { updated_at: JUST_NOW })],
+      allProcessed: true,
+    });
+    expect(await run()).toMatchObject({ jobsCountedFromLedger: 0, jobsWaiting: 1 });
+    expect(counted).toEqual([]);
   });
 
   it('enqueues nothing when another run claimed the job first', async () => {

@@ -66,6 +66,8 @@ export interface UnsubscribeLinks {
 export interface BatchResult {
   /** Messages to receive again later (transient failures); all others are done. */
   retry: string[];
+  /** Recipients those messages carry (a chunk message carries up to ten). */
+  retriedRecipients: number;
   sent: number;
   failed: Record<FailureReason, number>;
   /** Recipients recorded `suppressed`, not sent. */
@@ -83,6 +85,7 @@ export interface BatchResult {
 
 export const emptyResult = (): BatchResult => ({
   retry: [],
+  retriedRecipients: 0,
   sent: 0,
   failed: { nonprofitDeleted: 0, rejected: 0, tooLarge: 0, deadLetter: 0 },
   suppressed: 0,
@@ -133,6 +136,13 @@ export interface ChunkWait {
   deferrals: number;
   /** False when any of them may have been taken by the transport: the claim then lapses with its lease. */
   release: boolean;
+}
+
+/** Names each message to receive again once, and counts the recipients they carry. */
+export function settleRetries(result: BatchResult, items: readonly { message: ReceivedMessage }[]): void {
+  const retried = new Set(result.retry);
+  result.retry = [...retried];
+  result.retriedRecipients = items.filter(({ message }) => retried.has(message.messageId)).length;
 }
 
 export const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));

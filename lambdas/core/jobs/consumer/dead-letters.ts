@@ -4,6 +4,7 @@ import {
   errorText,
   type ProcessEmailsDependencies,
   type ReceivedMessage,
+  settleRetries,
 } from './batch';
 import { claimAll } from './claim-lifecycle';
 import { cancelledOutcome, type Decided, handedOver, outcomeBase, record } from './outcomes';
@@ -19,7 +20,8 @@ export async function recordDeadLetters(
   messages: readonly ReceivedMessage[],
 ): Promise<BatchResult> {
   const result = emptyResult();
-  for (const { job, items } of await groupByJob(deps, messages, deps.log ?? (() => undefined))) {
+  const groups = await groupByJob(deps, messages, deps.log ?? (() => undefined));
+  for (const { job, items } of groups) {
     const claimed = await claimAll(deps, result, job, items);
     const cancelled =
       claimed.some(({ claim }) => claim.state === 'claimed') && (await wasCancelled(deps, job));
@@ -35,6 +37,10 @@ export async function recordDeadLetters(
     });
     await record(deps, result, job, decided);
   }
+  settleRetries(
+    result,
+    groups.flatMap(({ items }) => items),
+  );
   return result;
 }
 

@@ -11,10 +11,12 @@ import { INDEX } from '../../bindings';
 import { decodeCursor, encodeCursor, type Page } from '../../cursor';
 import { queryAll } from '../../dynamo-paging';
 import * as z from '../../zod';
+import type { OutcomeStatus } from '../deliveries';
 import type { JobRecord } from '../job';
 import {
   ACTIVE_MARKER,
   cancelRequested,
+  countedFromLedger,
   type JobUpdate,
   recoveryForgotten,
   recoveryNoticed,
@@ -115,6 +117,18 @@ export class DynamoJobStore implements JobStore {
   async noticeRecovery(jobId: string, seenAt: Date): Promise<void> {
     // A job that ended meanwhile has nothing to recover.
     await this.updateIfStill(jobId, recoveryNoticed(seenAt.toISOString()));
+  }
+
+  countFromLedger(job: JobRecord, tally: Record<OutcomeStatus, number>, now: Date): Promise<boolean> {
+    return this.updateIfStill(
+      job.job_id,
+      countedFromLedger({
+        ...tally,
+        readUpdatedAt: job.updated_at,
+        cancelling: job.cancel_requested_at !== undefined && job.cancel_requested_at !== null,
+        now: now.toISOString(),
+      }),
+    );
   }
 
   async forgetRecovery(jobId: string): Promise<void> {
