@@ -37,15 +37,25 @@ export const MAX_DELIVERY_SHARDS = 10;
 export const deliveryShards = (recipients: number) =>
   Math.min(MAX_DELIVERY_SHARDS, Math.max(1, Math.ceil(recipients / RECIPIENTS_PER_DELIVERY_SHARD)));
 
-/** The partition key of a recipient's delivery item (FNV-1a of the address picks the shard). */
+/**
+ * The partition key of a recipient's delivery item: FNV-1a over the address's UTF-16 code units,
+ * then murmur3's finalizer (FNV's low bits alone follow the characters' low bits, so a few shards
+ * would be picked by little more than their parity). Part of what is stored: a job's items are found
+ * under these keys, so the hash never changes for jobs that exist.
+ */
 export function deliveryPartition(jobId: string, recipient: string, shards: number): string {
   if (shards <= 1) return jobId;
   let hash = 0x811c9dc5;
   for (let index = 0; index < recipient.length; index++) {
     hash ^= recipient.charCodeAt(index);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
+    hash = Math.imul(hash, 0x01000193);
   }
-  return `${jobId}#${hash % shards}`;
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return `${jobId}#${(hash >>> 0) % shards}`;
 }
 
 /** Every partition key a job's deliveries may be under. */

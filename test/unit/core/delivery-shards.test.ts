@@ -31,6 +31,22 @@ describe("a job's deliveries spread over partition keys", () => {
     for (const count of counts.values()) expect(Math.abs(count - 1_000)).toBeLessThan(200);
   });
 
+  it('spreads even addresses that differ only in a few letters over 2, 4 and 8 keys', () => {
+    for (const shards of [2, 4, 8]) {
+      const counts = new Map<string, number>();
+      const letters = ['a', 'i', 'q', 'y'];
+      for (const first of letters)
+        for (const second of letters)
+          for (let n = 0; n < 250; n++) {
+            const partition = deliveryPartition(JOB, `${first}${second}${n}@example.org`, shards);
+            counts.set(partition, (counts.get(partition) ?? 0) + 1);
+          }
+      expect(counts.size).toBe(shards);
+      const even = 4_000 / shards;
+      for (const count of counts.values()) expect(Math.abs(count - even)).toBeLessThan(even * 0.2);
+    }
+  });
+
   it("reads the job back from any of its keys (a shard's, a chunk claim's, its own)", () => {
     expect(jobOfDeliveryPartition(`${JOB}#7`)).toBe(JOB);
     expect(jobOfDeliveryPartition(`${JOB}#chunks`)).toBe(JOB);

@@ -215,7 +215,16 @@ describe('the sweeper reads the queues, not the clock', () => {
     expect(enqueued).toEqual([]);
   });
 
-  it('leaves such a job alone while it was counted on within the settling time', async () => {
+  it('reports such a job instead when its ledger does not hold exactly its recipients', async () => {
+    const { run, counted } = sweeper({ jobs: [job('short', { total_emails: 4 })], allProcessed: true });
+    expect(await run()).toMatchObject({
+      jobsCountedFromLedger: 0,
+      unrecovered: [{ jobId: 'short', reason: expect.stringContaining('does not match its 4') }],
+    });
+    expect(counted).toEqual([]);
+  });
+
+  it('leaves such a job alone while it was counted on within the last five minutes', async () => {
     const { run, counted } = sweeper({
       jobs: [job('counting', { updated_at: JUST_NOW })],
       allProcessed: true,

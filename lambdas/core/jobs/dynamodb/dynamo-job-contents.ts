@@ -65,7 +65,9 @@ export class DynamoJobContents implements JobContentStore {
       cc: (Item.cc as string[]) ?? [],
       accepted_at: String(Item.accepted_at),
       ...(Item.quota ? { quota: Item.quota as JobContent['quota'] } : {}),
-      ...(typeof Item.delivery_shards === 'number' ? { delivery_shards: Item.delivery_shards } : {}),
+      ...(Number.isInteger(Item.delivery_shards) && Number(Item.delivery_shards) > 1
+        ? { delivery_shards: Number(Item.delivery_shards) }
+        : {}),
     };
   }
 
