@@ -1,4 +1,4 @@
-import { MAX_DELAY_SECONDS } from '../../queue/email-queue';
+import { type EmailMessage, MAX_DELAY_SECONDS } from '../../queue/email-queue';
 import { type BatchRun, errorText } from './batch';
 import type { CompiledJob, Item } from './received-batch';
 
@@ -33,7 +33,7 @@ export async function waitInQueue(
   baseSeconds: number,
   { grows = true, release = true, maxSeconds = MAX_DELAY_SECONDS } = {},
 ): Promise<undefined> {
-  const { deps, log } = run;
+  const { deps } = run;
   const deferrals = item.email.deferrals ?? 0;
   const delaySeconds = grows ? growingDelay(baseSeconds, item, maxSeconds) : Math.ceil(baseSeconds);
   const nextDeferrals = grows || deferrals > 0 ? deferrals + (grows ? 1 : 0) : undefined;
@@ -56,28 +56,14 @@ export async function waitInQueue(
     run.waiting.set(messageId, wait);
     return undefined;
   }
-  if (release) {
-    try {
-      await deps.deliveries.release(job.jobId, item.email.recipient, token);
-    } catch (error) {
-      log('WARN', 'Could not release a claim; it lapses with its lease', {
-        job_id: job.jobId,
-        error: errorText(error),
-      });
-    }
-  }
-  try {
-    await deps.queue.defer(
-      { ...item.email, ...(nextDeferrals === undefined ? {} : { deferrals: nextDeferrals }) },
-      delaySeconds,
-    );
-    run.result.deferred++;
-  } catch (error) {
-    log('WARN', 'Could not put an email back to wait; the message will be retried', {
-      error: errorText(error),
-    });
-    run.result.retry.push(item.message.messageId);
-  }
+  await putBack(run, {
+    jobId: job.jobId,
+    messageId: item.message.messageId,
+    release: release ? () => deps.deliveries.release(job.jobId, item.email.recipient, token) : undefined,
+    message: { ...item.email, ...(nextDeferrals === undefined ? {} : { deferrals: nextDeferrals }) },
+    delaySeconds,
+    recipients: 1,
+  });
   return undefined;
 }
 
@@ -88,41 +74,65 @@ export async function waitInQueue(
  * (another of its recipients asked for a retry) needs nothing more: its waiting recipients come back in it.
  */
 export async function returnWaitingChunks(run: BatchRun): Promise<void> {
-  const { deps, log, result } = run;
+  const { deps, result } = run;
   const returning = new Set(result.retry);
   await Promise.all(
     [...run.waiting].map(async ([messageId, wait]) => {
       if (returning.has(messageId)) return;
-      if (wait.release) {
-        try {
-          await deps.deliveries.releaseChunk(wait.job, wait.chunk, wait.token);
-        } catch (error) {
-          log('WARN', 'Could not release a chunk; it lapses with its lease', {
-            job_id: wait.job,
-            chunk: wait.chunk,
-            error: errorText(error),
-          });
-        }
-      }
-      try {
-        await deps.queue.defer(
-          {
-            job_id: wait.job,
-            chunk: wait.chunk,
-            recipients: wait.recipients,
-            ...(wait.deferrals > 0 ? { deferrals: wait.deferrals } : {}),
-          },
-          wait.delaySeconds,
-        );
-        result.deferred += wait.recipients.length;
-      } catch (error) {
-        log('WARN', 'Could not put a chunk back to wait; the message will be retried', {
+      await putBack(run, {
+        jobId: wait.job,
+        messageId,
+        release: wait.release
+          ? () => deps.deliveries.releaseChunk(wait.job, wait.chunk, wait.token)
+          : undefined,
+        message: {
           job_id: wait.job,
-          error: errorText(error),
-        });
-        result.retry.push(messageId);
-      }
+          chunk: wait.chunk,
+          recipients: wait.recipients,
+          ...(wait.deferrals > 0 ? { deferrals: wait.deferrals } : {}),
+        },
+        delaySeconds: wait.delaySeconds,
+        recipients: wait.recipients.length,
+      });
     }),
   );
   run.waiting.clear();
+}
+
+/**
+ * Gives the claim back (when `release` is given: the transport certainly did not take the emails)
+ * and puts the message back in the queue, delayed; failing that, the received message is retried.
+ * A claim that cannot be given back lapses with its lease.
+ */
+async function putBack(
+  { deps, log, result }: BatchRun,
+  put: {
+    jobId: string;
+    messageId: string;
+    release: (() => Promise<void>) | undefined;
+    message: EmailMessage;
+    delaySeconds: number;
+    recipients: number;
+  },
+): Promise<void> {
+  if (put.release) {
+    try {
+      await put.release();
+    } catch (error) {
+      log('WARN', 'Could not release a claim; it lapses with its lease', {
+        job_id: put.jobId,
+        error: errorText(error),
+      });
+    }
+  }
+  try {
+    await deps.queue.defer(put.message, put.delaySeconds);
+    result.deferred += put.recipients;
+  } catch (error) {
+    log('WARN', 'Could not put an email back to wait; the message will be retried', {
+      job_id: put.jobId,
+      error: errorText(error),
+    });
+    result.retry.push(put.messageId);
+  }
 }

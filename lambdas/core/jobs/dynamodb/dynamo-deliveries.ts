@@ -180,17 +180,23 @@ export class DynamoDeliveries
     recipient: string,
     copies: Readonly<Record<string, string>>,
   ): Promise<void> {
+    await this.updateUnderClaim(jobId, recipient, {
+      // The whole map, every copy sent so far: the first copy's write creates the item.
+      UpdateExpression: 'SET copy_ids = :copies',
+      ConditionExpression: 'attribute_not_exists(#status)',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: { ':copies': copies },
+    });
+  }
+
+  /** A write the caller may make only while its claim holds: a failed condition is `ClaimLostError`. */
+  private async updateUnderClaim(
+    jobId: string,
+    recipient: string,
+    update: Omit<UpdateCommandInput, 'TableName' | 'Key'>,
+  ): Promise<void> {
     try {
-      await this.options.client.send(
-        new UpdateCommand({
-          ...(await this.key(jobId, recipient)),
-          // The whole map, every copy sent so far: the first copy's write creates the item.
-          UpdateExpression: 'SET copy_ids = :copies',
-          ConditionExpression: 'attribute_not_exists(#status)',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':copies': copies },
-        }),
-      );
+      await this.options.client.send(new UpdateCommand({ ...(await this.key(jobId, recipient)), ...update }));
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) throw new ClaimLostError(jobId, recipient);
       throw error;
@@ -284,34 +290,26 @@ export class DynamoDeliveries
     messageId: string,
     { copyTo, snapshot }: { copyTo?: string | undefined; snapshot?: string | undefined } = {},
   ): Promise<void> {
-    try {
-      await this.options.client.send(
-        new UpdateCommand({
-          ...(await this.key(jobId, recipient)),
-          // The claim wrote the copies' map: a copy's id goes in it by address.
-          UpdateExpression:
-            copyTo === undefined
-              ? `SET message_id = :messageId, handed_over_at = :now${snapshot ? ', #snapshot = :snapshot' : ''}`
-              : 'SET copy_ids.#copyTo = :messageId',
-          ConditionExpression: 'claim_token = :token',
-          // `snapshot` is one of DynamoDB's reserved words.
-          ...(copyTo === undefined
-            ? snapshot
-              ? { ExpressionAttributeNames: { '#snapshot': 'snapshot' } }
-              : {}
-            : { ExpressionAttributeNames: { '#copyTo': copyTo } }),
-          ExpressionAttributeValues: {
-            ':token': token,
-            ':messageId': messageId,
-            ...(copyTo === undefined ? { ':now': this.now().toISOString() } : {}),
-            ...(copyTo === undefined && snapshot ? { ':snapshot': snapshot } : {}),
-          },
-        }),
-      );
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) throw new ClaimLostError(jobId, recipient);
-      throw error;
-    }
+    await this.updateUnderClaim(jobId, recipient, {
+      // The claim wrote the copies' map: a copy's id goes in it by address.
+      UpdateExpression:
+        copyTo === undefined
+          ? `SET message_id = :messageId, handed_over_at = :now${snapshot ? ', #snapshot = :snapshot' : ''}`
+          : 'SET copy_ids.#copyTo = :messageId',
+      ConditionExpression: 'claim_token = :token',
+      // `snapshot` is one of DynamoDB's reserved words.
+      ...(copyTo === undefined
+        ? snapshot
+          ? { ExpressionAttributeNames: { '#snapshot': 'snapshot' } }
+          : {}
+        : { ExpressionAttributeNames: { '#copyTo': copyTo } }),
+      ExpressionAttributeValues: {
+        ':token': token,
+        ':messageId': messageId,
+        ...(copyTo === undefined ? { ':now': this.now().toISOString() } : {}),
+        ...(copyTo === undefined && snapshot ? { ':snapshot': snapshot } : {}),
+      },
+    });
   }
 
   async release(jobId: string, recipient: string, token: string): Promise<void> {
