@@ -90,6 +90,13 @@ const configSchema = z
      */
     sweeperQueueSettleSeconds: z.coerce.number().int().min(0).max(3600).default(60),
     /**
+     * Seconds nothing may have been counted on a running job whose every recipient has an outcome
+     * before the sweeper sets its counters from the ledger (an outcome's stream record was lost).
+     * Also the `OutcomeCountingBehind` alarm's threshold, so a counter that is only slow raises its
+     * alarm first and is not pre-empted.
+     */
+    ledgerCountAfterSeconds: z.coerce.number().int().min(30).max(86_400).default(300),
+    /**
      * Seconds one `/health` report is reused by an execution environment: load balancers polling
      * every few seconds cost one probe of each service per environment in that time.
      */

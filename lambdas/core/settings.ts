@@ -44,6 +44,8 @@ export const SETTING = {
   usagePlanBurstLimit: setting('USAGE_PLAN_BURST_LIMIT', z.coerce.number().int().nonnegative()),
   usagePlanQuotaPerDay: setting('USAGE_PLAN_QUOTA_PER_DAY', count),
   sweeperQueueSettleSeconds: setting('SWEEPER_QUEUE_SETTLE_SECONDS', z.coerce.number().int().min(0)),
+  /** How long a job's counting must be still before the sweeper counts it from its ledger. */
+  ledgerCountAfterSeconds: setting('LEDGER_COUNT_AFTER_SECONDS', count),
   alarmNamePrefix: setting('ALARM_NAME_PREFIX', z.string().min(1)),
   serviceVersion: setting('SERVICE_VERSION', z.string().min(1)),
   healthCacheSeconds: setting('HEALTH_CACHE_SECONDS', z.coerce.number().int().min(0).default(5)),

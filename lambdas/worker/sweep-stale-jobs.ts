@@ -29,7 +29,10 @@ export const makeSweepStaleJobs = (deps: Omit<SweepDependencies, 'deadline'>) =>
     return result;
   });
 
-const { settleSeconds } = readSettings({ settleSeconds: SETTING.sweeperQueueSettleSeconds });
+const { settleSeconds, ledgerCountAfterSeconds } = readSettings({
+  settleSeconds: SETTING.sweeperQueueSettleSeconds,
+  ledgerCountAfterSeconds: SETTING.ledgerCountAfterSeconds,
+});
 
 export const handler = makeSweepStaleJobs({
   jobs: jobsFromEnv(),
@@ -38,4 +41,5 @@ export const handler = makeSweepStaleJobs({
   queue: emailQueueFromEnv(),
   gauges: queueGaugesFromEnv(),
   settleMs: settleSeconds * 1000,
+  ledgerCountAfterMs: ledgerCountAfterSeconds * 1000,
 });

@@ -266,6 +266,7 @@ export class EmailJobs extends Construct {
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage', 'sqs:GetQueueAttributes'])
       .bindQueue(QUEUE.deadLetters, queue.deadLetterQueue, ['sqs:GetQueueAttributes'])
       .setting(SETTING.sweeperQueueSettleSeconds, String(config.sweeperQueueSettleSeconds))
+      .setting(SETTING.ledgerCountAfterSeconds, String(config.ledgerCountAfterSeconds))
       .acknowledgeNoDeadLetterTarget('schedule');
     const schedule = new Rule(this, 'SweepSchedule', {
       description: 'Runs the sweeper of stalled email jobs',

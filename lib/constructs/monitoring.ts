@@ -164,10 +164,10 @@ export class MailerMonitoring extends Construct {
     // A stream batch is retried until it is counted: while it fails, jobs' counts and ends wait.
     this.alarm(
       'OutcomeCountingBehind',
-      "Outcomes wait more than 5 minutes to be counted on their jobs (the deliveries stream's counter is failing or slow)",
+      `Outcomes wait more than ${config.ledgerCountAfterSeconds} seconds to be counted on their jobs (the deliveries stream's counter is failing or slow); the sweeper then counts jobs whose every outcome is recorded from their ledger`,
       {
         metric: counter.metric('IteratorAge', { period: FIVE_MINUTES, statistic: 'Maximum' }),
-        threshold: 5 * 60 * 1000,
+        threshold: config.ledgerCountAfterSeconds * 1000,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       },
     );

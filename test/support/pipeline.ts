@@ -228,6 +228,8 @@ export async function startPipeline(options: PipelineOptions = {}) {
         queue: realQueue,
         gauges,
         settleMs,
+        // The deployed default: these tests never wait so long for a count.
+        ledgerCountAfterMs: 300_000,
         deadline: new Date(Date.now() + 60_000),
       }),
     async recorded(jobId: string, recipients: string[]): Promise<Map<string, DeliveryRecord>> {

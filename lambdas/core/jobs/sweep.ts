@@ -21,9 +21,11 @@ export interface SweepDependencies {
   settleMs: number;
   /**
    * How long nothing must have been counted on a job whose every recipient has an outcome before
-   * its counters are set from the ledger (default `LEDGER_COUNT_AFTER_MS`).
+   * its counters are set from the ledger: the `OutcomeCountingBehind` alarm's threshold, so a
+   * counter that is only behind has its alarm up first, and is not pre-empted (its late count would
+   * then be dropped as excess, or, after a retry, counted against the retry's recipients).
    */
-  ledgerCountAfterMs?: number;
+  ledgerCountAfterMs: number;
   /** When this run's own enqueue ends at the latest (the sweeper function's deadline). */
   deadline: Date;
   now?: () => Date;
@@ -44,14 +46,6 @@ export interface SweepResult {
   /** Jobs whose recovery could not be done this run (the next run tries again), with why. */
   unrecovered: { jobId: string; reason: string }[];
 }
-
-/**
- * A job's counting must have been still this long before the sweeper counts it from the ledger:
- * the `OutcomeCountingBehind` alarm's threshold (a stream batch waiting five minutes), so a counter
- * that is only behind has its alarm up first, and is not pre-empted (its late count would then be
- * dropped as excess, or, after a retry, counted against the retry's recipients).
- */
-export const LEDGER_COUNT_AFTER_MS = 5 * 60_000;
 
 /**
  * When a job's messages were last sent at the latest. Jobs recorded before the deadline existed fall
@@ -128,7 +122,7 @@ export async function sweepStaleJobs(deps: SweepDependencies): Promise<SweepResu
         // Every recipient has an outcome, yet the job runs: the counting of one was lost (its stream
         // record). Once nothing has been counted on the job for the settling time, its counters are
         // set from the ledger, which is the truth they follow.
-        const still = Math.max(deps.settleMs, deps.ledgerCountAfterMs ?? LEDGER_COUNT_AFTER_MS);
+        const still = Math.max(deps.settleMs, deps.ledgerCountAfterMs);
         if (Date.parse(job.updated_at) + still > lookedAt) {
           result.jobsWaiting++;
           continue;

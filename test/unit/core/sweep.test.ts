@@ -12,6 +12,8 @@ const LONG_AGO = '2026-11-27T11:50:00.000Z';
 const JUST_NOW = '2026-11-27T11:59:30.000Z';
 /** Seen recoverable on an earlier run, long enough ago. */
 const SEEN_BEFORE = '2026-11-27T11:58:00.000Z';
+/** The deployed default (`ledgerCountAfterSeconds`). */
+const LEDGER_COUNT_AFTER_MS = 300_000;
 
 const job = (id: string, fields: Partial<JobRecord> = {}): JobRecord => ({
   job_id: id,
@@ -91,6 +93,7 @@ function sweeper(options: {
       deadLetters: { depth: async () => options.deadLetters ?? EMPTY },
     },
     settleMs: 60_000,
+    ledgerCountAfterMs: LEDGER_COUNT_AFTER_MS,
     deadline: RUN_DEADLINE,
     now: () => NOW,
   };
@@ -224,7 +227,7 @@ describe('the sweeper reads the queues, not the clock', () => {
     expect(counted).toEqual([]);
   });
 
-  it('leaves such a job alone while it was counted on within the last five minutes', async () => {
+  it('leaves such a job alone while it was counted on within the ledger wait', async () => {
     const { run, counted } = sweeper({
       jobs: [job('counting', { updated_at: JUST_NOW })],
       allProcessed: true,
