@@ -68,13 +68,19 @@ try {
   say('Synthesizing the CDK app and starting the local runtime…');
   starting = startLocalRuntime({ port, stateDir, log: (line) => say(line) });
   const runtime = await starting;
-  const [key] = runtime.apiKeys;
+  // The operator key first: it may call every route.
+  const keys = [...runtime.apiKeys].sort(
+    (a, b) =>
+      Number(b.description?.includes('operator') ?? false) -
+      Number(a.description?.includes('operator') ?? false),
+  );
+  const [key] = keys;
   // Stopped during start-up: shutdown() has the runtime now; no banner for a system going away.
   if (!stopping)
     say(`
 nonprofit-mailer is running locally.
   API:      ${runtime.url}
-  API key:  ${key?.value ?? '(none)'}
+${keys.map((each) => `  ${each.description ?? `API key ${each.id}`}: ${each.value}`).join('\n') || '  API key:  (none)'}
   Metrics:  ${runtime.metricsUrl}
   Inbox:    ${runtime.inboxUrl} (emails sent through the local SES)
   SES API:  ${runtime.sesEndpoint} (aws sesv2 --endpoint-url; with sesSandbox set, verify recipients here)

@@ -54,9 +54,11 @@ const common: ZodOpenApiResponsesObject = {
   '431': error('The request line and headers are over 10,240 bytes (API Gateway).'),
   '5XX': error('Something failed that is not the request: try again later.'),
 };
-/** What a route that needs an API key answers without a valid one. */
+/** What a route that needs an API key answers without a valid one, or to a key its scopes do not cover. */
 const keyed: ZodOpenApiResponsesObject = {
-  '403': error('No `x-api-key` header, or one that is unknown or in no usage plan (`Forbidden`).'),
+  '403': error(
+    'No `x-api-key` header, one sent twice, or one that is unknown or in no usage plan (`Forbidden`); or a key whose scopes do not cover the route: `message` names the scope it needs.',
+  ),
 };
 const badInput = {
   '400': error('The request is invalid: `details` names each problem (`VALIDATION_ERROR`).'),

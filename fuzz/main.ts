@@ -31,13 +31,14 @@ try {
   // The template the runtime synthesized and serves: its routes are what is fuzzed.
   const template = servedTemplate(stateDir);
   const routes = readApiModel(template, new IntrinsicResolver(template)).routes;
+  // The operator's key sets the fixtures up; requests go with every key, whatever its scopes.
   const apiKey = runtime.apiKeys[0]?.value ?? '';
   const fixtures = await createFixtures(runtime.url, apiKey);
   console.log(`Fuzzing ${routes.length} routes with ${numRuns} requests, seed ${seed}…`);
   const started = performance.now();
   const report = await fuzz({
     url: runtime.url,
-    apiKey,
+    apiKeys: runtime.apiKeys.map((key) => key.value),
     routes,
     fixtures,
     numRuns,

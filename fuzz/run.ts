@@ -8,7 +8,8 @@ export type Snapshot = () => Promise<string>;
 export interface FuzzOptions {
   /** The API's base URL, stage included. */
   url: string;
-  apiKey: string;
+  /** The keys requests are sent with, one drawn per request: keys of different scopes meet every route. */
+  apiKeys: readonly string[];
   routes: readonly Route[];
   fixtures: Fixtures;
   numRuns: number;
@@ -29,7 +30,7 @@ export interface FuzzReport {
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-async function send({ url, apiKey }: FuzzOptions, request: FuzzRequest) {
+async function send({ url }: FuzzOptions, apiKey: string, request: FuzzRequest) {
   const response = await fetch(`${url}${request.path}`, {
     method: request.method,
     headers: { 'x-api-key': apiKey, ...request.headers },
@@ -61,21 +62,25 @@ function brokenPromise(status: number, text: string): string | undefined {
 export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
   const report: FuzzReport = { requests: 0, byRoute: new Map() };
   const requests = fc.oneof(...options.routes.map((route) => requestsFor(route, options.fixtures)));
-  const property = fc.asyncProperty(requests, async (request) => {
-    const write = WRITES.has(request.method);
-    const before = write ? await options.snapshot() : '';
-    const { status, text } = await send(options, request);
-    report.requests++;
-    const counts = report.byRoute.get(request.route) ?? new Map<number, number>();
-    counts.set(status, (counts.get(status) ?? 0) + 1);
-    report.byRoute.set(request.route, counts);
-    const broken = brokenPromise(status, text);
-    if (broken) throw new Error(`${request.method} ${request.path}: ${broken}`);
-    if (request.method === 'DELETE' && status < 300) await options.restoreFixtures?.();
-    if (write && status >= 400 && (await options.snapshot()) !== before) {
-      throw new Error(`${request.method} ${request.path}: answered ${status} but changed stored data`);
-    }
-  });
+  const property = fc.asyncProperty(
+    requests,
+    fc.constantFrom(...options.apiKeys),
+    async (request, apiKey) => {
+      const write = WRITES.has(request.method);
+      const before = write ? await options.snapshot() : '';
+      const { status, text } = await send(options, apiKey, request);
+      report.requests++;
+      const counts = report.byRoute.get(request.route) ?? new Map<number, number>();
+      counts.set(status, (counts.get(status) ?? 0) + 1);
+      report.byRoute.set(request.route, counts);
+      const broken = brokenPromise(status, text);
+      if (broken) throw new Error(`${request.method} ${request.path}: ${broken}`);
+      if (request.method === 'DELETE' && status < 300) await options.restoreFixtures?.();
+      if (write && status >= 400 && (await options.snapshot()) !== before) {
+        throw new Error(`${request.method} ${request.path}: answered ${status} but changed stored data`);
+      }
+    },
+  );
   const result = await fc.check(property, {
     numRuns: options.numRuns,
     seed: options.seed,

@@ -1,5 +1,6 @@
 import type { Node } from 'constructs';
 import { z } from 'zod';
+import { SCOPES } from '../lambdas/core/auth/scopes';
 import { describeIssues } from '../lambdas/core/env';
 
 /** A stored rendered email is one DynamoDB item (400 KB at most, keys and attribute names included). */
@@ -17,6 +18,50 @@ const domainName = z
     'Must be a domain name such as example.org',
   )
   .transform((domain) => domain.toLowerCase());
+
+/**
+ * The API keys the stack creates, each with a name and the scopes it holds (see `SCOPES`): JSON from
+ * cdk.json, or a string of it from `-c 'apiKeys=[…]'`. Names are unique; every scope is a known one.
+ */
+const apiKeys = z
+  .unknown()
+  .transform((value, context) => {
+    if (typeof value !== 'string') return value;
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      context.addIssue({ code: 'custom', message: 'Must be a JSON list of {"name", "scopes"}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z
+      .array(
+        z.strictObject({
+          name: z.string().regex(/^[A-Za-z0-9-]{1,40}$/, 'Must be 1 to 40 letters, digits or hyphens'),
+          scopes: z
+            .array(
+              z.enum(SCOPES, {
+                error: (issue) => `Unknown scope ${JSON.stringify(issue.input)}: one of ${SCOPES.join(', ')}`,
+              }),
+            )
+            .min(1, 'A key needs at least one scope'),
+        }),
+      )
+      .min(1, 'The stack needs at least one API key')
+      .superRefine((keys, context) => {
+        const seen = new Set<string>();
+        for (const [index, { name }] of keys.entries()) {
+          if (seen.has(name.toLowerCase()))
+            context.addIssue({
+              code: 'custom',
+              path: [index, 'name'],
+              message: `Duplicate key name ${name}`,
+            });
+          seen.add(name.toLowerCase());
+        }
+      }),
+  );
 
 /** A value the footer of every email shows: one line, no control characters, at most 200 characters. */
 const footerValue = (key: string) =>
@@ -38,6 +83,13 @@ const configSchema = z
     usagePlanRateLimit: z.coerce.number().positive().default(50),
     /** Requests each API key may make at once, above the steady rate (the token bucket's size). */
     usagePlanBurstLimit: z.coerce.number().int().nonnegative().default(100),
+    /**
+     * The API keys, each with its scopes: `send`, `registry:read`, `registry:write`,
+     * `suppressions:read`, `suppressions:write`, `operator` (everything). Default: one operator key.
+     */
+    apiKeys: apiKeys.default([{ name: 'operator', scopes: ['operator'] }]),
+    /** Seconds API Gateway keeps an authorizer's answer for a key and route (0 asks every request). */
+    authorizerCacheSeconds: z.coerce.number().int().min(0).max(3600).default(300),
     /** Requests each API key may make per day. */
     usagePlanQuotaPerDay: z.coerce.number().int().positive().default(100_000),
     /**

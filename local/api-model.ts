@@ -3,7 +3,8 @@ import type { QuotaPeriod } from './token-bucket';
 
 /**
  * What the local gateway serves, read from the template's `AWS::ApiGateway::*` resources: routes,
- * the stage and its throttling, API keys and usage plans. Nothing here names this app's routes.
+ * the stage and its throttling, API keys, usage plans and REQUEST authorizers. Nothing here names
+ * this app's routes.
  */
 
 export interface Throttle {
@@ -18,6 +19,17 @@ export interface Route {
   resourceId: string;
   functionLogicalId: string;
   apiKeyRequired: boolean;
+  /** The REQUEST authorizer in front of the route (`AuthorizationType: CUSTOM`), by its id. */
+  authorizerId?: string;
+}
+
+/** A Lambda REQUEST authorizer: its function, what identifies a caller (and keys its cache), and for how long. */
+export interface AuthorizerModel {
+  id: string;
+  functionLogicalId: string;
+  /** `method.request.header.x-api-key`, `context.httpMethod`, …: each must be present, or API Gateway answers 401. */
+  identitySources: string[];
+  ttlSeconds: number;
 }
 
 export interface ApiKeyModel {
@@ -25,6 +37,7 @@ export interface ApiKeyModel {
   id: string;
   value?: string;
   enabled: boolean;
+  description?: string;
 }
 
 export interface UsagePlanModel {
@@ -44,13 +57,18 @@ export interface ApiModel {
   stageThrottles: Map<string, Throttle>;
   apiKeys: ApiKeyModel[];
   usagePlans: UsagePlanModel[];
-  /** The template's gateway responses by type (`THROTTLED`, `DEFAULT_4XX`, …): their status and static headers. */
+  /** Where the key a usage plan meters comes from: the `x-api-key` header, or an authorizer's `usageIdentifierKey`. */
+  apiKeySource: 'HEADER' | 'AUTHORIZER';
+  authorizers: Map<string, AuthorizerModel>;
+  /** The template's gateway responses by type (`THROTTLED`, `DEFAULT_4XX`, …): their status, static headers and body template. */
   gatewayResponses: Map<string, GatewayResponseModel>;
 }
 
 export interface GatewayResponseModel {
   statusCode?: number;
   headers: Record<string, string>;
+  /** The `application/json` body template (`$context.error.messageString`, `$context.authorizer.<key>`). */
+  template?: string;
 }
 
 type Props = Record<string, unknown>;
@@ -65,7 +83,7 @@ const toThrottle = (value: unknown): Throttle | undefined => {
   };
 };
 
-/** The function a proxy integration's URI names, wherever in its `Fn::Join` the `Fn::GetAtt` sits. */
+/** The function a proxy integration's (or an authorizer's) URI names, wherever in its `Fn::Join` the `Fn::GetAtt` sits. */
 function integratedFunction(uri: unknown, template: CfnTemplate): string | undefined {
   if (Array.isArray(uri)) {
     for (const item of uri) {
@@ -122,12 +140,34 @@ export function readApiModel(template: CfnTemplate, resolver: IntrinsicResolver)
     if (!resourceId || integration?.Type !== 'AWS_PROXY' || !functionLogicalId) {
       throw new Error(`Method ${logicalId}: only Lambda proxy integrations are served locally`);
     }
+    const authorizerId =
+      properties.AuthorizationType === 'CUSTOM' ? referencedLogicalId(properties.AuthorizerId) : undefined;
     routes.push({
       method: String(properties.HttpMethod),
       resourcePath: pathOf(resourceId) || '/',
       resourceId,
       functionLogicalId,
       apiKeyRequired: properties.ApiKeyRequired === true,
+      ...(authorizerId ? { authorizerId } : {}),
+    });
+  }
+
+  const authorizers = new Map<string, AuthorizerModel>();
+  for (const [logicalId, authorizer] of resourcesOfType(template, 'AWS::ApiGateway::Authorizer')) {
+    const properties = props(authorizer);
+    const functionLogicalId = integratedFunction(properties.AuthorizerUri, template);
+    if (properties.Type !== 'REQUEST' || !functionLogicalId)
+      throw new Error(`Authorizer ${logicalId}: only Lambda REQUEST authorizers are run locally`);
+    resolver.register(logicalId, { ref: logicalId.toLowerCase() });
+    authorizers.set(logicalId, {
+      id: logicalId,
+      functionLogicalId,
+      identitySources: String(properties.IdentitySource ?? '')
+        .split(',')
+        .map((source) => source.trim())
+        .filter(Boolean),
+      // API Gateway's default when the template says nothing.
+      ttlSeconds: Number(properties.AuthorizerResultTtlInSeconds ?? 300),
     });
   }
 
@@ -153,12 +193,13 @@ export function readApiModel(template: CfnTemplate, resolver: IntrinsicResolver)
   const apiKeys = resourcesOfType(template, 'AWS::ApiGateway::ApiKey').map(([logicalId, key]) => {
     const id = logicalId.toLowerCase();
     resolver.register(logicalId, { ref: id });
-    const value = props(key).Value;
+    const { Value: value, Description: description } = props(key);
     return {
       logicalId,
       id,
       enabled: props(key).Enabled !== false,
       ...(typeof value === 'string' ? { value } : {}),
+      ...(typeof description === 'string' ? { description } : {}),
     };
   });
 
@@ -200,6 +241,8 @@ export function readApiModel(template: CfnTemplate, resolver: IntrinsicResolver)
     stageThrottles,
     apiKeys,
     usagePlans: usagePlans.filter(({ servesStage }) => servesStage).map(({ model }) => model),
+    apiKeySource: props(restApi[1]).ApiKeySourceType === 'AUTHORIZER' ? 'AUTHORIZER' : 'HEADER',
+    authorizers,
     gatewayResponses: readGatewayResponses(template),
   };
 }
@@ -218,9 +261,13 @@ function readGatewayResponses(template: CfnTemplate): Map<string, GatewayRespons
       const text = typeof value === 'string' ? /^'(.*)'$/.exec(value)?.[1] : undefined;
       if (name !== undefined && text !== undefined) headers[name] = text;
     }
+    const template = (properties.ResponseTemplates as Record<string, unknown> | undefined)?.[
+      'application/json'
+    ];
     responses.set(String(properties.ResponseType), {
       ...(properties.StatusCode !== undefined ? { statusCode: Number(properties.StatusCode) } : {}),
       headers,
+      ...(typeof template === 'string' ? { template } : {}),
     });
   }
   return responses;

@@ -8,7 +8,9 @@ import type {
   Throttle,
   UsagePlanModel,
 } from './api-model';
+import { type AuthorizerDecision, LocalAuthorizers } from './authorizers';
 import type { InvokeResult } from './functions';
+import { LOCAL_ACCOUNT, LOCAL_REGION } from './template';
 import { Quota, TokenBucket } from './token-bucket';
 
 /** API Gateway's limits and its own answers, as clients meet them in AWS. */
@@ -30,6 +32,18 @@ const ANSWERS = {
     type: 'MISSING_AUTHENTICATION_TOKEN',
   },
   forbidden: { status: 403, message: 'Forbidden', type: 'INVALID_API_KEY' },
+  unauthorized: { status: 401, message: 'Unauthorized', type: 'UNAUTHORIZED' },
+  accessDenied: {
+    status: 403,
+    message: 'User is not authorized to access this resource',
+    type: 'ACCESS_DENIED',
+  },
+  explicitDeny: {
+    status: 403,
+    message: 'User is not authorized to access this resource with an explicit deny',
+    type: 'ACCESS_DENIED',
+  },
+  authorizerFailed: { status: 500, message: 'Internal server error', type: 'AUTHORIZER_FAILURE' },
   throttled: { status: 429, message: 'Too Many Requests', type: 'THROTTLED' },
   quotaExceeded: { status: 429, message: 'Limit Exceeded', type: 'QUOTA_EXCEEDED' },
   tooLarge: { status: 413, message: 'Request Too Long', type: 'REQUEST_TOO_LARGE' },
@@ -78,19 +92,24 @@ interface Match {
   pathParameters: Record<string, string> | null;
 }
 
+/** What the authorizer of the route allowed, for the route to see. */
+type Allowed = Extract<AuthorizerDecision, { kind: 'allow' }>;
+
 /**
- * A local stand-in for API Gateway's REST API: routes from the template, API keys and usage plans
- * with API Gateway's token-bucket throttling and daily quotas, Lambda proxy events, and API
- * Gateway's own answers (403, 429, 502, 504) where it would give them.
+ * A local stand-in for API Gateway's REST API: routes from the template, Lambda REQUEST authorizers,
+ * API keys and usage plans with API Gateway's token-bucket throttling and daily quotas, Lambda
+ * proxy events, and API Gateway's own answers (401, 403, 429, 502, 504) where it would give them.
  */
 export class LocalGateway {
   private readonly keysByValue = new Map<string, ApiKeyModel>();
   private readonly buckets = new Map<string, TokenBucket>();
   private readonly quotas = new Map<string, Quota>();
   private readonly now: () => number;
+  private readonly authorizers: LocalAuthorizers;
 
   constructor(private readonly options: GatewayOptions) {
     this.now = options.now ?? Date.now;
+    this.authorizers = new LocalAuthorizers(options.model.authorizers, options.invoke, this.now);
     for (const key of options.model.apiKeys) {
       const value = options.keyValues.get(key.id);
       if (value) this.keysByValue.set(value, key);
@@ -127,7 +146,35 @@ export class LocalGateway {
 
     const { route } = match;
     const headers = headerMaps(request.rawHeaders);
-    const apiKeyValue = headers.lowerCase.get('x-api-key');
+    const now = this.now();
+    const requestContext = this.requestContext(request, path, route, headers, requestId, now);
+    let allowed: Allowed | undefined;
+    if (route.authorizerId) {
+      const decision = await this.authorizers.decide({
+        route,
+        path,
+        methodArn: `arn:aws:execute-api:${LOCAL_REGION}:${LOCAL_ACCOUNT}:${model.restApiId}/${model.stageName}/${request.method}${path}`,
+        headers,
+        query: groupValues([...url.searchParams]),
+        pathParameters: match.pathParameters,
+        requestContext,
+      });
+      if (decision.kind === 'unauthorized') return this.answer(ANSWERS.unauthorized, requestId);
+      if (decision.kind === 'denied')
+        return this.answer(decision.explicit ? ANSWERS.explicitDeny : ANSWERS.accessDenied, requestId, {
+          authorizer: decision.context,
+        });
+      if (decision.kind === 'failed') {
+        this.options.onError?.(
+          `500 ${route.method} ${route.resourcePath}: authorizer failed: ${decision.reason}`,
+        );
+        return this.answer(ANSWERS.authorizerFailed, requestId);
+      }
+      allowed = decision;
+    }
+    // With key source AUTHORIZER, the key a usage plan meters is the one the authorizer handed over.
+    const apiKeyValue =
+      model.apiKeySource === 'AUTHORIZER' ? allowed?.usageIdentifierKey : headers.lowerCase.get('x-api-key');
     const apiKey = apiKeyValue === undefined ? undefined : this.keysByValue.get(apiKeyValue);
     let plan: UsagePlanModel | undefined;
     if (route.apiKeyRequired) {
@@ -140,7 +187,11 @@ export class LocalGateway {
     if (throttled) return this.answer(throttled, requestId);
     if (request.body.length > MAX_PAYLOAD_BYTES) return this.answer(ANSWERS.tooLarge, requestId);
 
-    const event = this.proxyEvent(request, url, path, match, headers, apiKey, requestId);
+    const event = this.proxyEvent(request, url, path, match, headers, requestContext, {
+      apiKey,
+      apiKeyValue,
+      allowed,
+    });
     const result = await this.invokeWithTimeout(route.functionLogicalId, event);
     if (result === 'timeout') {
       this.options.onError?.(
@@ -152,8 +203,8 @@ export class LocalGateway {
   }
 
   /** API Gateway's own answer of this kind, as the template's gateway responses shape it. */
-  private answer(kind: Answer, requestId: string): GatewayResponse {
-    return answer(kind, requestId, this.options.model.gatewayResponses);
+  private answer(kind: Answer, requestId: string, context: TemplateContext = {}): GatewayResponse {
+    return answer(kind, requestId, this.options.model.gatewayResponses, context);
   }
 
   listen(port: number, host = '127.0.0.1'): Promise<Server> {
@@ -271,19 +322,66 @@ export class LocalGateway {
     return quota;
   }
 
+  /** The request's context as API Gateway gives it to authorizers and routes, before a key is known. */
+  private requestContext(
+    request: GatewayRequest,
+    path: string,
+    route: Route,
+    headers: ReturnType<typeof headerMaps>,
+    requestId: string,
+    now: number,
+  ) {
+    const { model } = this.options;
+    return {
+      accountId: LOCAL_ACCOUNT,
+      apiId: model.restApiId,
+      resourceId: route.resourceId,
+      resourcePath: route.resourcePath,
+      httpMethod: request.method,
+      path: `/${model.stageName}${path}`,
+      stage: model.stageName,
+      protocol: 'HTTP/1.1',
+      requestId,
+      extendedRequestId: requestId,
+      requestTime: new Date(now).toUTCString(),
+      requestTimeEpoch: now,
+      domainName: headers.lowerCase.get('host') ?? 'localhost',
+      identity: {
+        apiKey: null as string | null,
+        apiKeyId: null as string | null,
+        sourceIp: request.sourceIp,
+        userAgent: headers.lowerCase.get('user-agent') ?? null,
+        accessKey: null,
+        accountId: null,
+        caller: null,
+        cognitoAuthenticationProvider: null,
+        cognitoAuthenticationType: null,
+        cognitoIdentityId: null,
+        cognitoIdentityPoolId: null,
+        principalOrgId: null,
+        user: null,
+        userArn: null,
+        clientCert: null,
+      },
+    };
+  }
+
   private proxyEvent(
     request: GatewayRequest,
     url: URL,
     path: string,
     { route, pathParameters }: Match,
     headers: ReturnType<typeof headerMaps>,
-    apiKey: ApiKeyModel | undefined,
-    requestId: string,
+    requestContext: ReturnType<LocalGateway['requestContext']>,
+    caller: {
+      apiKey: ApiKeyModel | undefined;
+      apiKeyValue: string | undefined;
+      allowed: Allowed | undefined;
+    },
   ) {
-    const { model } = this.options;
     const { single: query, multi: multiQuery } = groupValues([...url.searchParams]);
     const hasQuery = Object.keys(query).length > 0;
-    const now = this.now();
+    const { apiKey, apiKeyValue, allowed } = caller;
     return {
       resource: route.resourcePath,
       path,
@@ -295,37 +393,16 @@ export class LocalGateway {
       pathParameters,
       stageVariables: null,
       requestContext: {
-        accountId: '000000000000',
-        apiId: model.restApiId,
-        resourceId: route.resourceId,
-        resourcePath: route.resourcePath,
-        httpMethod: request.method,
-        path: `/${model.stageName}${path}`,
-        stage: model.stageName,
-        protocol: 'HTTP/1.1',
-        requestId,
-        extendedRequestId: requestId,
-        requestTime: new Date(now).toUTCString(),
-        requestTimeEpoch: now,
-        domainName: headers.lowerCase.get('host') ?? 'localhost',
+        ...requestContext,
         identity: {
-          apiKey: apiKey ? (headers.lowerCase.get('x-api-key') ?? null) : null,
+          ...requestContext.identity,
+          apiKey: apiKey ? (apiKeyValue ?? null) : null,
           apiKeyId: apiKey?.id ?? null,
-          sourceIp: request.sourceIp,
-          userAgent: headers.lowerCase.get('user-agent') ?? null,
-          accessKey: null,
-          accountId: null,
-          caller: null,
-          cognitoAuthenticationProvider: null,
-          cognitoAuthenticationType: null,
-          cognitoIdentityId: null,
-          cognitoIdentityPoolId: null,
-          principalOrgId: null,
-          user: null,
-          userArn: null,
-          clientCert: null,
         },
-        authorizer: null,
+        // What the authorizer returned: its context's values, its principal, as API Gateway passes them.
+        authorizer: allowed
+          ? { ...allowed.context, principalId: allowed.principalId, integrationLatency: 0 }
+          : null,
       },
       body: request.body.length > 0 ? request.body.toString('utf8') : null,
       isBase64Encoded: false,
@@ -421,6 +498,7 @@ function answer(
   { status, message, type }: Answer,
   requestId: string,
   responses: ReadonlyMap<string, GatewayResponseModel> = new Map(),
+  context: TemplateContext = {},
 ): GatewayResponse {
   const configured = responses.get(type) ?? responses.get(status < 500 ? 'DEFAULT_4XX' : 'DEFAULT_5XX');
   return {
@@ -431,11 +509,32 @@ function answer(
       'x-amzn-requestid': requestId,
       'x-amzn-errortype': errorType(status),
     },
-    body: Buffer.from(JSON.stringify({ message })),
+    body: Buffer.from(
+      configured?.template === undefined
+        ? JSON.stringify({ message })
+        : renderTemplate(configured.template, message, context),
+    ),
   };
 }
 
+/** What a gateway response's template may read besides the error: the authorizer's context. */
+interface TemplateContext {
+  authorizer?: Record<string, string>;
+}
+
+/**
+ * A gateway response's body template with the variables API Gateway fills in: the error's message,
+ * quoted (`messageString`) or not, and `$context.authorizer.<key>`; a variable without a value is empty.
+ */
+function renderTemplate(template: string, message: string, { authorizer }: TemplateContext): string {
+  return template
+    .replaceAll('$context.error.messageString', JSON.stringify(message))
+    .replaceAll('$context.error.message', message)
+    .replace(/\$context\.authorizer\.([A-Za-z0-9_]+)/g, (_, key: string) => authorizer?.[key] ?? '');
+}
+
 function errorType(status: number): string {
+  if (status === 401) return 'UnauthorizedException';
   if (status === 403) return 'ForbiddenException';
   if (status === 429) return 'TooManyRequestsException';
   if (status === 504) return 'IntegrationTimeout';

@@ -25,7 +25,7 @@ import {
  */
 
 /** The services whose calls the gate can read: the engines the local runtime brings up. */
-export type GatedService = 'dynamodb' | 'sqs' | 'ses' | 'secretsmanager';
+export type GatedService = 'dynamodb' | 'sqs' | 'ses' | 'secretsmanager' | 'apigateway';
 
 /** One statement of an identity policy, its intrinsics resolved. */
 export interface Statement {
@@ -367,6 +367,18 @@ function secretsAuthorizations(call: Call): Authorization[] {
   ];
 }
 
+/** API Gateway's control plane: IAM names its actions by HTTP method, on the resource's path. */
+function apiGatewayAuthorizations(call: Call): Authorization[] {
+  const path = call.path.split('?')[0] ?? '';
+  return [
+    {
+      action: `apigateway:${call.method}`,
+      resources: [`arn:aws:apigateway:${LOCAL_REGION}::${path}`],
+      context: {},
+    },
+  ];
+}
+
 export function authorizationsFor(service: GatedService, call: Call): Authorization[] {
   switch (service) {
     case 'dynamodb':
@@ -377,6 +389,8 @@ export function authorizationsFor(service: GatedService, call: Call): Authorizat
       return sesAuthorizations(call);
     case 'secretsmanager':
       return secretsAuthorizations(call);
+    case 'apigateway':
+      return apiGatewayAuthorizations(call);
   }
 }
 
@@ -395,7 +409,7 @@ function accessDenied(
     `User: arn:aws:sts::${LOCAL_ACCOUNT}:assumed-role/${policy.roleName}/${policy.functionLogicalId} ` +
     `is not authorized to perform: ${authorization.action} on resource: ${authorization.resources[0]} ` +
     'because no identity-based policy allows the action';
-  if (service === 'ses') {
+  if (service === 'ses' || service === 'apigateway') {
     return {
       status: 403,
       headers: { 'content-type': 'application/json', 'x-amzn-errortype': 'AccessDeniedException' },

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import { type LocalApiGatewayKeys, startLocalApiGatewayKeys } from './api-gateway-keys';
 import { loadKeyValues } from './api-keys';
 import { readApiModel } from './api-model';
 import {
@@ -55,7 +56,8 @@ export interface LocalRuntime {
   url: string;
   /** The metrics the functions printed, in Prometheus text format. */
   metricsUrl: string;
-  apiKeys: { id: string; value: string }[];
+  /** Each API key: its id, value and the description the template gives it (`API key <name> (scopes: …)`). */
+  apiKeys: { id: string; value: string; description?: string }[];
   dynamoDbEndpoint: string;
   /**
    * The local SES's viewer of the emails the functions sent (a web page; JSON at `/store`, read by
@@ -79,6 +81,7 @@ interface Started {
   ses?: LocalSes;
   eventPublishing?: LocalEventPublishing;
   secrets?: LocalSecrets;
+  apiGatewayKeys?: LocalApiGatewayKeys;
   gates?: ObservingProxy[];
   functions?: Map<string, LocalFunction>;
   server?: Server;
@@ -114,6 +117,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     started.eventPublishing?.stop();
     await started.ses?.stop();
     await started.secrets?.stop();
+    await started.apiGatewayKeys?.stop();
     await started.sqsJournal?.stop();
     await started.sqs?.stop();
     await started.dynamoDb?.stop();
@@ -178,6 +182,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
 
     const model = readApiModel(template, resolver);
     const keyValues = loadKeyValues(model.apiKeys, join(options.stateDir, 'api-keys.json'));
+    // What an authorizer reads keys from: API Gateway's GetApiKey, answered from the same values.
+    started.apiGatewayKeys = await startLocalApiGatewayKeys(model.apiKeys, keyValues);
     let functions = new Map<string, LocalFunction>();
     const invoke = async (logicalId: string, event: unknown): Promise<InvokeResult> => {
       const fn = functions.get(logicalId);
@@ -238,6 +244,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         AWS_ENDPOINT_URL_SQS: sqsGate,
         AWS_ENDPOINT_URL_SESV2: await gated('ses', sesEndpoint),
         AWS_ENDPOINT_URL_SECRETS_MANAGER: await gated('secretsmanager', started.secrets.endpoint),
+        AWS_ENDPOINT_URL_API_GATEWAY: await gated('apigateway', started.apiGatewayKeys.endpoint),
         TZ: 'UTC',
       },
       environmentOf: (logicalId) => ({ AWS_ACCESS_KEY_ID: accessKeyIdOf(logicalId) }),
@@ -297,7 +304,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     return {
       url: `http://127.0.0.1:${port}/${model.stageName}`,
       metricsUrl: `http://127.0.0.1:${port}/_local/metrics`,
-      apiKeys: model.apiKeys.map((key) => ({ id: key.id, value: keyValues.get(key.id) ?? '' })),
+      apiKeys: model.apiKeys.map((key) => ({
+        id: key.id,
+        value: keyValues.get(key.id) ?? '',
+        ...(key.description === undefined ? {} : { description: key.description }),
+      })),
       dynamoDbEndpoint: started.dynamoDb.endpoint,
       inboxUrl: started.ses.inboxUrl,
       sesEndpoint: started.ses.endpoint,

@@ -34,7 +34,12 @@ export const LOCAL_SENDER = {
 } as const;
 
 /** What local synthesis puts under cdk.json's context: either overrides it. */
-export const LOCAL_CONTEXT = { fromAddress: LOCAL_FROM_ADDRESS, ...LOCAL_SENDER };
+/** Locally, two keys: one that may do everything, and one that may only send (as a volunteer's script would hold). */
+export const LOCAL_API_KEYS = [
+  { name: 'operator', scopes: ['operator'] },
+  { name: 'sender', scopes: ['send'] },
+];
+export const LOCAL_CONTEXT = { fromAddress: LOCAL_FROM_ADDRESS, ...LOCAL_SENDER, apiKeys: LOCAL_API_KEYS };
 
 /**
  * The local sender's domain as the stack's `senderDomain`, so the local template has the SES

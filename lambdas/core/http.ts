@@ -1,5 +1,6 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { isScope, type Scope } from './auth/scopes';
 import { AppError, type FieldProblem, ForbiddenError, ValidationError } from './errors';
 import { logger, telemetry } from './observability/telemetry';
 import type * as z from './zod';
@@ -49,7 +50,7 @@ const mapErrors = (): middy.MiddlewareObj<ApiEvent, ApiResult> => ({
 /** Logs which API key made the request: its id, never its value. */
 const logCaller = (): middy.MiddlewareObj<ApiEvent, ApiResult> => ({
   before: async (request) => {
-    const apiKeyId = request.event.requestContext?.identity?.apiKeyId;
+    const apiKeyId = keyIdOf(request.event);
     if (apiKeyId) logger.appendKeys({ api_key_id: apiKeyId });
   },
 });
@@ -143,9 +144,25 @@ export function parsePathParameter<S extends z.ZodType>(
   return validate(schema, pathParameter(event, name), `path parameter ${name}`, `path.${name}`);
 }
 
+/**
+ * The API key's id: as the authorizer names the key it checked the scopes of (the usage plan meters
+ * the same key), else as API Gateway's identity gives it.
+ */
+function keyIdOf(event: ApiEvent): string | undefined {
+  const fromAuthorizer = event.requestContext?.authorizer?.keyId;
+  if (typeof fromAuthorizer === 'string' && fromAuthorizer.length > 0) return fromAuthorizer;
+  return event.requestContext?.identity?.apiKeyId ?? undefined;
+}
+
+/** The scopes the authorizer found on the request's key (none without an authorizer). */
+export function callerScopes(event: ApiEvent): Scope[] {
+  const scopes = event.requestContext?.authorizer?.scopes;
+  return typeof scopes === 'string' ? scopes.split(' ').filter(isScope) : [];
+}
+
 /** The id of the API key API Gateway checked for this request: the owner of what it creates. */
 export function callerApiKeyId(event: ApiEvent): string {
-  const id = event.requestContext?.identity?.apiKeyId;
+  const id = keyIdOf(event);
   if (!id) throw new ForbiddenError('The request was not made with an API key.');
   return id;
 }

@@ -1,3 +1,4 @@
+import { SCOPES } from './auth/scopes';
 import { describeIssues } from './env';
 import * as z from './zod';
 
@@ -54,6 +55,31 @@ export const SETTING = {
   unsubscribeMailto: setting('UNSUBSCRIBE_MAILTO', z.email().optional()),
   /** The secret that signs unsubscribe links (bound with its read grant, `ProjectFunction.bindSecret`). */
   unsubscribeSecretArn: setting('UNSUBSCRIBE_SECRET_ARN', z.string().min(1)),
+  /** The stack's API keys with their scopes, as JSON (`[{"id", "name", "scopes"}]`): what the authorizer allows. */
+  apiKeys: setting(
+    'API_KEYS',
+    z
+      .string()
+      .transform((text, context) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          context.addIssue({ code: 'custom', message: 'Must be JSON' });
+          return undefined;
+        }
+      })
+      .pipe(
+        z
+          .array(
+            z.strictObject({
+              id: z.string().min(1),
+              name: z.string().min(1),
+              scopes: z.array(z.enum(SCOPES)).min(1),
+            }),
+          )
+          .min(1),
+      ),
+  ),
 } as const;
 
 type Settings = Record<string, Setting>;

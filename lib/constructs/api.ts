@@ -1,23 +1,33 @@
-import { CfnOutput, Lazy, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Lazy, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import {
   AccessLogFormat,
+  ApiKey,
+  ApiKeySourceType,
+  AuthorizationType,
   EndpointType,
   type IApiKey,
+  IdentitySource,
   type IResource,
   LambdaIntegration,
   LogGroupLogDestination,
   MethodLoggingLevel,
   Period,
+  RequestAuthorizer,
   ResponseType,
   RestApi,
   type ThrottleSettings,
   type ThrottlingPerMethod,
   type UsagePlan,
 } from 'aws-cdk-lib/aws-apigateway';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { FORBIDDEN } from '../../lambdas/core/auth/authorize';
+import { type DeclaredKey, scopeOfRoute } from '../../lambdas/core/auth/scopes';
+import { SETTING } from '../../lambdas/core/settings';
 import type { MailerConfig } from '../config';
+import { ProjectFunction } from './project-function';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -28,16 +38,31 @@ export interface MailerApiProps {
   config: MailerConfig;
 }
 
+/** The key earlier versions created: the `operator` key keeps its logical id, so an upgrade keeps its value. */
+const FIRST_KEY = { name: 'operator', logicalId: 'FirstApiKey' } as const;
+
+const pascalCase = (name: string) =>
+  name
+    .split('-')
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+
 /**
  * The REST API: every route requires an API key, and one usage plan (rate, burst and daily quota
- * from configuration) holds the first key. Routes are added by the constructs that own them.
+ * from configuration) holds the keys the configuration declares. A REQUEST authorizer in front of
+ * every keyed route lets a key call only what its scopes cover (`lambdas/core/auth/scopes.ts`) and
+ * hands the key on to the usage plan (API key source `AUTHORIZER`), which still throttles, meters
+ * and checks it. Routes are added by the constructs that own them.
  */
 export class MailerApi extends Construct {
   static readonly STAGE_NAME = 'v1';
 
   readonly restApi: RestApi;
   readonly usagePlan: UsagePlan;
-  readonly apiKey: IApiKey;
+  /** The declared keys, in the configuration's order, with their scopes. */
+  readonly apiKeys: { key: IApiKey; name: string; scopes: DeclaredKey['scopes'] }[];
+  readonly authorizerFunction: ProjectFunction;
+  private readonly authorizer: RequestAuthorizer;
   private readonly methodThrottles: ThrottlingPerMethod[] = [];
 
   constructor(scope: Construct, id: string, { config }: MailerApiProps) {
@@ -54,6 +79,8 @@ export class MailerApi extends Construct {
       cloudWatchRole: true,
       cloudWatchRoleRemovalPolicy: RemovalPolicy.DESTROY,
       defaultMethodOptions: { apiKeyRequired: true },
+      // The key comes from the authorizer's `usageIdentifierKey`: the one it checked the scopes of.
+      apiKeySourceType: ApiKeySourceType.AUTHORIZER,
       deployOptions: {
         stageName: MailerApi.STAGE_NAME,
         tracingEnabled: true,
@@ -75,18 +102,91 @@ export class MailerApi extends Construct {
       // Method throttles are added with their routes; the plan renders this list at synthesis.
       apiStages: [{ api: this.restApi, stage: this.restApi.deploymentStage, throttle: this.methodThrottles }],
     });
-    this.apiKey = this.restApi.addApiKey('FirstApiKey', {
-      description: 'The first API key, created with the stack',
+    this.apiKeys = config.apiKeys.map(({ name, scopes }) => {
+      // Not `restApi.addApiKey`, which ties a key to the stage: the authorizer reads the keys, the
+      // stage's deployment holds the authorizer. The usage plan is what admits a key to the stage.
+      const key = new ApiKey(
+        this.restApi,
+        name === FIRST_KEY.name ? FIRST_KEY.logicalId : `ApiKey${pascalCase(name)}`,
+        { description: `API key ${name} (scopes: ${scopes.join(', ')})` },
+      );
+      this.usagePlan.addApiKey(key);
+      return { key, name, scopes };
     });
-    this.usagePlan.addApiKey(this.apiKey);
+    ({ fn: this.authorizerFunction, authorizer: this.authorizer } = this.buildAuthorizer(config));
     this.sayWhenToComeBack(config);
+    this.sayForbiddenAsBefore();
 
     this.acknowledgeApiFindings();
 
     new CfnOutput(scope, 'ApiUrl', { value: this.restApi.url, description: 'Base URL of the API' });
-    new CfnOutput(scope, 'ApiKeyId', {
-      value: this.apiKey.keyId,
-      description: 'Id of the first API key; read its value with: aws apigateway get-api-key --include-value',
+    for (const [index, { key, name, scopes }] of this.apiKeys.entries()) {
+      new CfnOutput(scope, index === 0 ? 'ApiKeyId' : `ApiKeyId${pascalCase(name)}`, {
+        value: key.keyId,
+        description: `Id of API key ${name} (scopes: ${scopes.join(', ')}); read its value with: aws apigateway get-api-key --include-value --api-key <id>`,
+      });
+    }
+  }
+
+  /**
+   * The REQUEST authorizer. Its answer is cached per key and route (the identity sources), so a
+   * denial names the scope that route needs; it reads the keys' values from API Gateway, once per
+   * execution environment, and may read only the stack's own keys.
+   */
+  private buildAuthorizer(config: MailerConfig) {
+    const fn = new ProjectFunction(this, 'Authorizer', {
+      entry: 'api/authorize.ts',
+      description: 'Authorizer: lets an API key call the routes its scopes cover',
+      memorySize: 256,
+      timeout: Duration.seconds(5),
+    })
+      .setting(
+        SETTING.apiKeys,
+        Stack.of(this).toJsonString(
+          this.apiKeys.map(({ key, name, scopes }) => ({ id: key.keyId, name, scopes })),
+        ),
+      )
+      .acknowledgeNoDeadLetterTarget('api');
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['apigateway:GET'],
+        resources: this.apiKeys.map(({ key }) =>
+          Stack.of(this).formatArn({
+            service: 'apigateway',
+            account: '',
+            resource: '/apikeys',
+            resourceName: key.keyId,
+          }),
+        ),
+      }),
+    );
+    const authorizer = new RequestAuthorizer(this, 'KeyScopes', {
+      handler: fn,
+      identitySources: [
+        IdentitySource.header('x-api-key'),
+        IdentitySource.context('httpMethod'),
+        IdentitySource.context('resourcePath'),
+      ],
+      resultsCacheTtl: Duration.seconds(config.authorizerCacheSeconds),
+    });
+    return { fn, authorizer };
+  }
+
+  /**
+   * A request without `x-api-key` (API Gateway answers 401 before the authorizer runs) or with one
+   * the authorizer does not know answers 403 `Forbidden`, as before the authorizer; a known key on a
+   * route its scopes do not cover answers 403 with the authorizer's reason, naming the scope.
+   */
+  private sayForbiddenAsBefore(): void {
+    this.restApi.addGatewayResponse('MissingKey', {
+      type: ResponseType.UNAUTHORIZED,
+      statusCode: '403',
+      templates: { 'application/json': JSON.stringify({ message: FORBIDDEN }) },
+    });
+    this.restApi.addGatewayResponse('ScopeDenied', {
+      type: ResponseType.ACCESS_DENIED,
+      statusCode: '403',
+      templates: { 'application/json': '{"message":"$context.authorizer.message"}' },
     });
   }
 
@@ -106,6 +206,9 @@ export class MailerApi extends Construct {
     options: { throttle?: ThrottleSettings; public?: string } = {},
   ): void {
     this.routes.push({ method, path });
+    // A keyed route no scope covers would be open to no key at all: synthesis fails, naming it.
+    const keyed = options.public === undefined;
+    if (keyed) scopeOfRoute(method, path);
     const resource = path
       .split('/')
       .filter(Boolean)
@@ -113,9 +216,13 @@ export class MailerApi extends Construct {
         (parent, part) => parent.getResource(part) ?? parent.addResource(part),
         this.restApi.root,
       );
-    const created = resource.addMethod(method, new LambdaIntegration(handler), {
-      apiKeyRequired: options.public === undefined,
-    });
+    const created = resource.addMethod(
+      method,
+      new LambdaIntegration(handler),
+      keyed
+        ? { apiKeyRequired: true, authorizer: this.authorizer, authorizationType: AuthorizationType.CUSTOM }
+        : { apiKeyRequired: false },
+    );
     if (options.throttle) this.methodThrottles.push({ method: created, throttle: options.throttle });
     Validations.of(created).acknowledge(
       {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROUTE_SCOPES } from '../../lambdas/core/auth/scopes';
 import { STORED_LINK } from '../../lambdas/core/jobs/render-email';
 import { textFooter } from '../../lambdas/core/templates/footer';
 import { readApiModel } from '../../local/api-model';
@@ -16,10 +17,20 @@ import { synthesizeForTests } from '../support/synth';
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-e2e-'));
 let runtime: RuntimeProcess;
 let api: ReturnType<typeof apiClient>;
+/** A key that may only send, and one that may only read the registry: what the operator's scopes are split into. */
+let send: ReturnType<typeof apiClient>;
+let reader: ReturnType<typeof apiClient>;
+const KEYS = [
+  { name: 'operator', scopes: ['operator'] },
+  { name: 'sender', scopes: ['send'] },
+  { name: 'reader', scopes: ['registry:read'] },
+];
 
 beforeAll(async () => {
-  runtime = await startRuntimeProcess({ stateDir });
+  runtime = await startRuntimeProcess({ stateDir, context: { apiKeys: KEYS } });
   api = apiClient(runtime.url, runtime.apiKey);
+  send = apiClient(runtime.url, runtime.keys.get('sender')?.value);
+  reader = apiClient(runtime.url, runtime.keys.get('reader')?.value);
 });
 
 afterAll(async () => {
@@ -239,7 +250,7 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       [
         'POST /send-email/preview',
         async () => {
-          const answer = await api('POST', '/send-email/preview', {
+          const answer = await send('POST', '/send-email/preview', {
             emails: [email],
             template: 'Dear {name}',
             subject: 'Hi {name}',
@@ -261,7 +272,7 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       [
         'POST /send-email',
         async () => {
-          const answer = await api('POST', '/send-email', {
+          const answer = await send('POST', '/send-email', {
             emails: [email],
             template: 'Dear {name}',
             subject: 'Hi {name}',
@@ -272,10 +283,10 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
         202,
         ['job_id', 'status', 'total_emails', 'message'],
       ],
-      ['GET /jobs', () => api('GET', '/jobs?limit=5'), 200, ['jobs', 'next_cursor']],
+      ['GET /jobs', () => send('GET', '/jobs?limit=5'), 200, ['jobs', 'next_cursor']],
       [
         'GET /jobs/{job_id}',
-        () => api('GET', jobPath()),
+        () => send('GET', jobPath()),
         200,
         [
           'job_id',
@@ -295,7 +306,7 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       ],
       [
         'GET /jobs/{job_id}/status',
-        () => api('GET', `${jobPath()}/status`),
+        () => send('GET', `${jobPath()}/status`),
         200,
         [
           'job_id',
@@ -311,15 +322,15 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       ],
       [
         'GET /jobs/{job_id}/emails',
-        () => api('GET', `${jobPath()}/emails`),
+        () => send('GET', `${jobPath()}/emails`),
         200,
         ['job_id', 'emails', 'next_cursor'],
       ],
       [
         'POST /jobs/{job_id}/cancel',
         async () => {
-          const accepted = await api('POST', '/send-email', { emails: crowd, template: 'Dear {name}' });
-          return api('POST', `/jobs/${String(accepted.body.job_id)}/cancel`);
+          const accepted = await send('POST', '/send-email', { emails: crowd, template: 'Dear {name}' });
+          return send('POST', `/jobs/${String(accepted.body.job_id)}/cancel`);
         },
         202,
         ['job_id', 'status', 'sent', 'cancelled', 'cancel_requested_at', 'message'],
@@ -330,10 +341,10 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
         'POST /jobs/{job_id}/retry',
         async () => {
           await waitFor(
-            async () => (await api('GET', `${jobPath()}/status`)).body.status,
+            async () => (await send('GET', `${jobPath()}/status`)).body.status,
             (status) => status === 'completed',
           );
-          const answer = await api('POST', `${jobPath()}/retry`);
+          const answer = await send('POST', `${jobPath()}/retry`);
           expect(answer.body.message).toBe(`Job ${ids.job} has no failures to retry.`);
           return answer;
         },
@@ -380,7 +391,7 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       ],
       ['DELETE /suppressions/{email}', () => api('DELETE', `/suppressions/${quiet}`), 204, []],
       ['GET /health', () => apiClient(runtime.url)('GET', '/health'), 200, ['status', 'checks', 'version']],
-      ['GET /usage', () => api('GET', '/usage'), 200, ['day', 'resets_at', 'recipients', 'requests']],
+      ['GET /usage', () => send('GET', '/usage'), 200, ['day', 'resets_at', 'recipients', 'requests']],
       [
         'GET /openapi.json',
         async () => {
@@ -403,6 +414,22 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       for (const field of fields) expect(answer.body, `${route} answers ${field}`).toHaveProperty(field);
     }
     expect(runtime.output.join('\n')).not.toMatch(/\[gateway\] 50[24]/);
+
+    // Each keyed route again, with a key whose scopes do not cover it: 403, naming the scope, and
+    // its function never runs (its answer would be another status or shape).
+    const model = readApiModel(template, new IntrinsicResolver(template));
+    for (const route of model.routes.filter((each) => each.apiKeyRequired)) {
+      const needed = ROUTE_SCOPES[`${route.method} ${route.resourcePath}`];
+      const [denied, name] = needed === 'send' ? [reader, 'reader'] : [send, 'sender'];
+      const path = route.resourcePath.replaceAll(/\{[^}]+\}/g, (parameter) =>
+        parameter === '{job_id}' ? String(ids.job) : email,
+      );
+      const answer = await denied(route.method, path, route.method === 'GET' ? undefined : {});
+      expect(answer.status, `${route.method} ${route.resourcePath} with the ${name} key`).toBe(403);
+      expect(answer.body).toEqual({
+        message: `This API key (${name}) may not call ${route.method} ${route.resourcePath}: it needs the ${needed} scope.`,
+      });
+    }
     // Each function's calls were held to its role's policy from the template (local IAM): none was
     // refused, so every function has the grants it uses, as deployed.
     expect(runtime.output.filter((line) => line.includes('[iam] AccessDenied'))).toEqual([]);

@@ -37,13 +37,23 @@ function propertiesOf({ stack, template }: Synthesized, fn: ProjectFunction) {
   };
 }
 
+/**
+ * A value CloudFormation resolves at deployment: a join keeps its literal parts (a JSON list of the
+ * API keys stays JSON) with each reference made a plain word; a bare reference, a URL.
+ */
+function resolvedValue(name: string, value: unknown): string {
+  const join = (value as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
+  if (join) return join[1].map((part) => (typeof part === 'string' ? part : 'resolved')).join(join[0]);
+  return `https://resolved.example/${name}`;
+}
+
 /** The function's environment from the template, with each reference (a table name, a queue URL) made a plain value. */
 function templateEnvironment(synthesized: Synthesized, fn: ProjectFunction): Record<string, string> {
   const variables = propertiesOf(synthesized, fn)?.Environment?.Variables;
   return Object.fromEntries(
     Object.entries(variables ?? {}).map(([name, value]) => [
       name,
-      typeof value === 'string' ? value : `https://resolved.example/${name}`,
+      typeof value === 'string' ? value : resolvedValue(name, value),
     ]),
   );
 }

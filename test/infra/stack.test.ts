@@ -40,9 +40,10 @@ const DOCUMENTED_ROUTES = [
 ];
 /**
  * One function per route (both job reads share one, as do both unsubscribe methods), plus the
- * consumer, the dead-letter consumer, the outcome counter, the sweeper and the consumer of SES feedback.
+ * consumer, the dead-letter consumer, the outcome counter, the sweeper, the consumer of SES
+ * feedback and the API keys' authorizer.
  */
-const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 5;
+const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 6;
 
 const functionByDescription = (description: string) => queries.functionByDescription(assertions, description);
 const actionsOf = (description: string, prefix?: string) =>
@@ -355,9 +356,9 @@ describe('API', () => {
     expect(() => synthesizeForTests({ usagePlanBurstLimit: 'many' })).toThrow(/usagePlanBurstLimit/);
   });
 
-  it('attaches the first API key to the plan and outputs its id and the URL', () => {
-    assertions.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
-    assertions.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 1);
+  it('attaches the declared API keys to the plan (the local runtime declares two) and outputs the first one’s id and the URL', () => {
+    assertions.resourceCountIs('AWS::ApiGateway::ApiKey', 2);
+    assertions.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 2);
     const outputs = assertions.toJSON().Outputs as Record<string, unknown>;
     expect(Object.keys(outputs)).toEqual(expect.arrayContaining(['ApiUrl', 'ApiKeyId']));
   });
@@ -391,7 +392,10 @@ describe('API', () => {
     }
     // Read by the local gateway as it reads the rest of the API.
     const { gatewayResponses } = readApiModel(template, new IntrinsicResolver(template));
-    expect(gatewayResponses.get('THROTTLED')).toEqual({ headers: { 'Retry-After': '12' } });
+    expect(gatewayResponses.get('THROTTLED')).toEqual({
+      headers: { 'Retry-After': '12' },
+      template: '{"message":$context.error.messageString}',
+    });
   });
 
   it('throttles the public unsubscribe routes on the stage, for every caller together', () => {

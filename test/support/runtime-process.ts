@@ -9,7 +9,10 @@ export { isRunning };
 
 export interface RuntimeProcess {
   url: string;
+  /** The first key the banner prints: the operator's, which may call every route. */
   apiKey: string;
+  /** Every key the banner prints, by name, with its scopes. */
+  keys: Map<string, { scopes: string[]; value: string }>;
   /** The local SES's inbox (`readInbox` in local/ses.ts reads what the functions sent). */
   inboxUrl: string;
   /** The local SES's API endpoint (identities of a sandboxed account are created there). */
@@ -54,6 +57,7 @@ export async function startRuntimeProcess(options: {
   });
   const output: string[] = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const keys = new Map<string, { scopes: string[]; value: string }>();
   const ready = new Promise<{
     url: string;
     apiKey: string;
@@ -74,7 +78,12 @@ export async function startRuntimeProcess(options: {
     const onLine = (line: string) => {
       output.push(line);
       url ??= /^\s+API:\s+(\S+)/.exec(line)?.[1];
-      apiKey ??= /^\s+API key:\s+(\S+)/.exec(line)?.[1];
+      // `  API key <name> (scopes: <scopes>): <value>`, the operator's first.
+      const key = /^\s+API key (\S+) \(scopes: ([^)]*)\):\s+(\S+)/.exec(line);
+      if (key?.[1] && key[2] !== undefined && key[3]) {
+        keys.set(key[1], { scopes: key[2].split(', '), value: key[3] });
+        apiKey ??= key[3];
+      }
       inboxUrl ??= /^\s+Inbox:\s+(\S+)/.exec(line)?.[1];
       sesEndpoint ??= /^\s+SES API:\s+(\S+)/.exec(line)?.[1];
       const events = /^\s+SES events:\s+(.+)$/.exec(line)?.[1];
@@ -101,6 +110,7 @@ export async function startRuntimeProcess(options: {
   return {
     url,
     apiKey,
+    keys,
     inboxUrl,
     sesEndpoint,
     dynamoDbEndpoint,

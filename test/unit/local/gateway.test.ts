@@ -54,6 +54,8 @@ function model(overrides: Partial<ApiModel> = {}): ApiModel {
         keyIds: new Set(['key', 'other']),
       },
     ],
+    apiKeySource: 'HEADER',
+    authorizers: new Map(),
     gatewayResponses: new Map(),
     ...overrides,
   };
@@ -87,9 +89,10 @@ function gateway(
 
 function request(
   path: string,
-  options: { method?: string; key?: string; body?: string } = {},
+  options: { method?: string; key?: string; body?: string; keys?: string[] } = {},
 ): GatewayRequest {
-  const headers = options.key ? ['X-Api-Key', options.key, 'User-Agent', 'test'] : ['User-Agent', 'test'];
+  const keys = options.keys ?? (options.key ? [options.key] : []);
+  const headers = [...keys.flatMap((key) => ['X-Api-Key', key]), 'User-Agent', 'test'];
   return {
     method: options.method ?? 'GET',
     url: path,
@@ -357,5 +360,145 @@ describe('LocalGateway', () => {
     expect(response.statusCode).toBe(201);
     expect(response.headers.location).toBe('/items/1');
     expect(parse(response)).toEqual({ id: 1 });
+  });
+
+  describe('with a REQUEST authorizer and the key from it (API key source AUTHORIZER)', () => {
+    /** Routes behind the authorizer; the authorizer's answer depends on the key and the route. */
+    const authorized = () =>
+      model({
+        apiKeySource: 'AUTHORIZER',
+        routes: model().routes.map((route) =>
+          route.apiKeyRequired ? { ...route, authorizerId: 'Auth' } : route,
+        ),
+        authorizers: new Map([
+          [
+            'Auth',
+            {
+              id: 'Auth',
+              functionLogicalId: 'Authorize',
+              identitySources: ['method.request.header.x-api-key', 'context.resourcePath'],
+              ttlSeconds: 300,
+            },
+          ],
+        ]),
+        gatewayResponses: new Map<string, GatewayResponseModel>([
+          ['UNAUTHORIZED', { statusCode: 403, headers: {}, template: '{"message":"Forbidden"}' }],
+          [
+            'ACCESS_DENIED',
+            { statusCode: 403, headers: {}, template: '{"message":"$context.authorizer.message"}' },
+          ],
+        ]),
+      });
+    /** Allows KEY on every route but `/items/special`, OTHER_KEY nowhere; hands KEY to the usage plan. */
+    const authorize = async (event: unknown): Promise<InvokeResult> => {
+      const { headers, methodArn, requestContext } = event as {
+        headers: Record<string, string>;
+        methodArn: string;
+        requestContext: { resourcePath: string };
+      };
+      const key = headers['X-Api-Key'];
+      const allowed = key === KEY && requestContext.resourcePath !== '/items/special';
+      return {
+        ok: true,
+        value: {
+          principalId: key === KEY ? 'key' : 'anonymous',
+          policyDocument: {
+            Version: '2012-10-17',
+            Statement: [
+              {
+                Action: 'execute-api:Invoke',
+                Effect: allowed ? 'Allow' : 'Deny',
+                Resource: allowed ? [methodArn.replace(/\/items.*$/, '/items*')] : [methodArn],
+              },
+            ],
+          },
+          context: allowed
+            ? { keyId: 'key', scopes: 'read' }
+            : { message: `no ${requestContext.resourcePath}` },
+          ...(allowed ? { usageIdentifierKey: KEY } : {}),
+        },
+      };
+    };
+    const setUp = () =>
+      gateway({
+        model: authorized(),
+        invoke: async (id, event) => (id === 'Authorize' ? authorize(event) : ok()),
+      });
+
+    it('runs the route with the key the authorizer handed over, and passes its context on', async () => {
+      const { instance, invoke } = setUp();
+      expect((await instance.handle(request('/v1/items/7', { key: KEY }))).statusCode).toBe(200);
+      const routeEvent = invoke.mock.calls.find(([id]) => id === 'Get')?.[1] as {
+        requestContext: { identity: { apiKeyId: string }; authorizer: Record<string, unknown> };
+      };
+      expect(routeEvent.requestContext.identity.apiKeyId).toBe('key');
+      expect(routeEvent.requestContext.authorizer).toMatchObject({
+        keyId: 'key',
+        scopes: 'read',
+        principalId: 'key',
+      });
+      const authorizerEvent = invoke.mock.calls.find(([id]) => id === 'Authorize')?.[1];
+      expect(authorizerEvent).toMatchObject({
+        type: 'REQUEST',
+        methodArn: 'arn:aws:execute-api:us-east-1:000000000000:api/v1/GET/items/7',
+        resource: '/items/{id}',
+      });
+    });
+
+    it("answers 403 with the authorizer's reason for a denied route, through the ACCESS_DENIED template", async () => {
+      const { instance, invoke } = setUp();
+      const response = await instance.handle(request('/v1/items/special', { key: KEY }));
+      expect(response.statusCode).toBe(403);
+      expect(parse(response)).toEqual({ message: 'no /items/special' });
+      expect(invoke.mock.calls.map(([id]) => id)).toEqual(['Authorize']);
+    });
+
+    it('answers a missing identity source with the UNAUTHORIZED response, without calling the authorizer', async () => {
+      const { instance, invoke } = setUp();
+      const response = await instance.handle(request('/v1/items'));
+      expect(response.statusCode).toBe(403);
+      expect(parse(response)).toEqual({ message: 'Forbidden' });
+      expect(invoke).not.toHaveBeenCalled();
+    });
+
+    it('asks the authorizer once per identity within its TTL, and again after it', async () => {
+      let now = 0;
+      const { instance, invoke } = gateway({
+        model: authorized(),
+        invoke: async (id, event) => (id === 'Authorize' ? authorize(event) : ok()),
+        now: () => now,
+      });
+      await instance.handle(request('/v1/items/1', { key: KEY }));
+      await instance.handle(request('/v1/items/2', { key: KEY }));
+      await instance.handle(request('/v1/items', { key: KEY }));
+      const asked = () => invoke.mock.calls.filter(([id]) => id === 'Authorize').length;
+      // Keyed by the key and the resource path: /items/{id} once, /items once.
+      expect(asked()).toBe(2);
+      now += 301_000;
+      await instance.handle(request('/v1/items/3', { key: KEY }));
+      expect(asked()).toBe(3);
+    });
+
+    it('answers 403 Forbidden when the authorizer allows but hands over no key of a plan', async () => {
+      const { instance } = gateway({
+        model: authorized(),
+        invoke: async (id, event) => {
+          if (id !== 'Authorize') return ok();
+          const answer = (await authorize(event)) as { ok: true; value: Record<string, unknown> };
+          return { ok: true, value: { ...answer.value, usageIdentifierKey: 'not-a-key' } };
+        },
+      });
+      const response = await instance.handle(request('/v1/items', { key: KEY }));
+      expect(response.statusCode).toBe(403);
+      expect(parse(response)).toEqual({ message: 'Forbidden' });
+    });
+
+    it('answers 500 when the authorizer fails', async () => {
+      const { instance } = gateway({
+        model: authorized(),
+        invoke: async () => ({ ok: false, error: { errorType: 'Error', errorMessage: 'boom' } }),
+      });
+      expect((await instance.handle(request('/v1/items', { key: KEY }))).statusCode).toBe(500);
+    });
   });
 });
