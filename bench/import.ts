@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { operatorFirst } from '../local/api-keys';
 import { startLocalRuntime } from '../local/runtime';
 
 const { values } = parseArgs({ options: { rows: { type: 'string', default: '1000' } } });
@@ -15,7 +16,7 @@ const rows = Number(values.rows);
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-import-bench-'));
 console.log('Starting the local runtime…');
 const runtime = await startLocalRuntime({ stateDir, port: 0, log: () => undefined });
-const apiKey = runtime.apiKeys[0]?.value ?? '';
+const apiKey = operatorFirst(runtime.apiKeys)[0]?.value ?? '';
 
 const csv = (street: string) =>
   [

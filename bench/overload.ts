@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { mapConcurrently } from '../lambdas/core/concurrency';
+import { operatorFirst } from '../local/api-keys';
 import { readApiModel } from '../local/api-model';
 import { startLocalRuntime } from '../local/runtime';
 import { contextDefaults, servedTemplate } from '../local/synth';
@@ -26,7 +27,7 @@ contextDefaults({ usagePlanQuotaPerDay: 10_000_000, sesMaxSendRate: 2_000 });
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-overload-'));
 console.log('Starting the local runtime…');
 const runtime = await startLocalRuntime({ stateDir, port: 0, log: () => undefined });
-const apiKey = runtime.apiKeys[0]?.value ?? '';
+const apiKey = operatorFirst(runtime.apiKeys)[0]?.value ?? '';
 const headers = { 'x-api-key': apiKey, 'content-type': 'application/json' };
 
 interface Phase {

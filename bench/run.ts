@@ -1,4 +1,5 @@
 // npm run bench [-- --recipients 10000]: the email pipeline on the local runtime, measured.
+
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { DynamoDeliveries } from '../lambdas/core/jobs/dynamodb/dynamo-deliverie
 import { chunkMessages } from '../lambdas/core/queue/email-queue';
 import { readConfig } from '../lib/config';
 import { consumerScaling } from '../lib/send-rate';
+import { operatorFirst } from '../local/api-keys';
 import { dynamoDbClient } from '../local/dynamodb';
 import { type LocalService, startLocalRuntime } from '../local/runtime';
 import { contextDefaults, LOCAL_CONTEXT, PROJECT_ROOT } from '../local/synth';
@@ -72,7 +74,7 @@ const proxyOf = (service: LocalService) =>
   proxies.find((proxy) => proxy.service === service) ?? new CountingProxy(service, '');
 const [dynamoProxy, sqsProxy, sesProxy] = [proxyOf('dynamodb'), proxyOf('sqs'), proxyOf('ses')];
 const baseline: Record<string, { invocations: number; totalMs: number }> = {};
-const apiKey = runtime.apiKeys[0]?.value ?? '';
+const apiKey = operatorFirst(runtime.apiKeys)[0]?.value ?? '';
 const http = async (method: string, path: string, body?: unknown) => {
   const response = await fetch(`${runtime.url}${path}`, {
     method,

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm start`: the whole system on this machine, from the synthesized CDK template.
 import { resolve } from 'node:path';
+// `npm start`: the whole system on this machine, from the synthesized CDK template.
+import { operatorFirst } from '../local/api-keys';
 import { killStartedProcessesNow } from '../local/processes';
 import { type LocalRuntime, startLocalRuntime } from '../local/runtime';
 import { PROJECT_ROOT } from '../local/synth';
@@ -69,11 +70,7 @@ try {
   starting = startLocalRuntime({ port, stateDir, log: (line) => say(line) });
   const runtime = await starting;
   // The operator key first: it may call every route.
-  const keys = [...runtime.apiKeys].sort(
-    (a, b) =>
-      Number(b.description?.includes('operator') ?? false) -
-      Number(a.description?.includes('operator') ?? false),
-  );
+  const keys = operatorFirst(runtime.apiKeys);
   const [key] = keys;
   // Stopped during start-up: shutdown() has the runtime now; no banner for a system going away.
   if (!stopping)

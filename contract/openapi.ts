@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiResponsesObject } from 'zod-openapi';
+import { scopeOfRoute } from '../lambdas/core/auth/scopes';
 import {
   idempotencyKey,
   jobId,
@@ -463,9 +464,12 @@ export function openApiDocument() {
   const paths: Record<string, Record<string, ZodOpenApiOperationObject>> = {};
   for (const route of routes) {
     paths[route.path] ??= {};
+    const scope = route.public ? undefined : scopeOfRoute(route.method.toUpperCase(), route.path);
     (paths[route.path] as Record<string, ZodOpenApiOperationObject>)[route.method] = {
       ...route.operation,
-      ...(route.public ? { security: [] } : {}),
+      // A public route needs no key; a keyed one names the scope its key needs (OpenAPI 3.1's roles
+      // of a non-OAuth scheme; `operator` covers every scope).
+      security: scope ? [{ apiKey: [scope] }] : [],
       // The route's own answers first (the document lists them first) and over the common ones.
       responses: {
         ...route.operation.responses,
@@ -481,7 +485,7 @@ export function openApiDocument() {
       title: 'nonprofit-mailer',
       version: PACKAGE_VERSION,
       description:
-        'A registry of nonprofits and templated bulk email to them. Every route but the public ones takes an API key in `x-api-key`; errors are JSON with a `message`.',
+        'A registry of nonprofits and templated bulk email to them. Every route but the public ones takes an API key in `x-api-key`, and a key may call only the routes its scopes cover (each operation names the scope it needs in `security`; `operator` covers all); errors are JSON with a `message`.',
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { operatorFirst } from '../local/api-keys';
 import { readApiModel } from '../local/api-model';
 import { startLocalRuntime } from '../local/runtime';
 import { contextDefaults, servedTemplate } from '../local/synth';
@@ -32,13 +33,13 @@ try {
   const template = servedTemplate(stateDir);
   const routes = readApiModel(template, new IntrinsicResolver(template)).routes;
   // The operator's key sets the fixtures up; requests go with every key, whatever its scopes.
-  const apiKey = runtime.apiKeys[0]?.value ?? '';
+  const apiKey = operatorFirst(runtime.apiKeys)[0]?.value ?? '';
   const fixtures = await createFixtures(runtime.url, apiKey);
   console.log(`Fuzzing ${routes.length} routes with ${numRuns} requests, seed ${seed}…`);
   const started = performance.now();
   const report = await fuzz({
     url: runtime.url,
-    apiKeys: runtime.apiKeys.map((key) => key.value),
+    apiKeys: operatorFirst(runtime.apiKeys).map((key) => key.value),
     routes,
     fixtures,
     numRuns,

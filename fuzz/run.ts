@@ -8,7 +8,10 @@ export type Snapshot = () => Promise<string>;
 export interface FuzzOptions {
   /** The API's base URL, stage included. */
   url: string;
-  /** The keys requests are sent with, one drawn per request: keys of different scopes meet every route. */
+  /**
+   * The keys requests are sent with, one drawn per request, so keys of different scopes meet every
+   * route; the first (the operator's, which every route lets in) three times as often as each other.
+   */
   apiKeys: readonly string[];
   routes: readonly Route[];
   fixtures: Fixtures;

@@ -19,6 +19,12 @@ const domainName = z
   )
   .transform((domain) => domain.toLowerCase());
 
+/** Keys the stack may declare: each is about 80 bytes of the authorizer's 4 KB environment. */
+export const MAX_API_KEYS = 25;
+
+/** What tells a key name apart (construct ids are made of it): letters and digits, ignoring case. */
+export const apiKeyIdOf = (name: string) => name.toLowerCase().replaceAll('-', '');
+
 /**
  * The API keys the stack creates, each with a name and the scopes it holds (see `SCOPES`): JSON from
  * cdk.json, or a string of it from `-c 'apiKeys=[…]'`. Names are unique; every scope is a known one.
@@ -39,6 +45,14 @@ const apiKeys = z
       .array(
         z.strictObject({
           name: z.string().regex(/^[A-Za-z0-9-]{1,40}$/, 'Must be 1 to 40 letters, digits or hyphens'),
+          /**
+           * A key that exists already (made by hand in API Gateway and added to the usage plan, as
+           * earlier versions asked): the stack adopts it by id, with these scopes, and leaves it in place.
+           */
+          id: z
+            .string()
+            .regex(/^[a-z0-9]{10}$/, 'Must be an API Gateway key id (ten lower-case letters and digits)')
+            .optional(),
           scopes: z
             .array(
               z.enum(SCOPES, {
@@ -49,16 +63,20 @@ const apiKeys = z
         }),
       )
       .min(1, 'The stack needs at least one API key')
+      // Each key's id, name and scopes ride in the authorizer's environment (4 KB in all).
+      .max(MAX_API_KEYS, `At most ${MAX_API_KEYS} keys: the authorizer's environment holds them all`)
       .superRefine((keys, context) => {
+        // Names become construct ids: letter case and hyphens do not tell two apart.
         const seen = new Set<string>();
         for (const [index, { name }] of keys.entries()) {
-          if (seen.has(name.toLowerCase()))
+          const id = apiKeyIdOf(name);
+          if (seen.has(id))
             context.addIssue({
               code: 'custom',
               path: [index, 'name'],
               message: `Duplicate key name ${name}`,
             });
-          seen.add(name.toLowerCase());
+          seen.add(id);
         }
       }),
   );

@@ -24,3 +24,14 @@ export function loadKeyValues(keys: ApiKeyModel[], file: string): Map<string, st
   writeFileSync(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
   return values;
 }
+
+/** The scopes a key's description names (`API key <name> (scopes: a, b)`, as the stack writes it). */
+export function describedScopes(description: string | undefined): string[] {
+  return /\(scopes: ([^)]*)\)/.exec(description ?? '')?.[1]?.split(', ') ?? [];
+}
+
+/** The keys with those that may do everything (`operator`) first: the one to set things up with. */
+export function operatorFirst<K extends { description?: string }>(keys: readonly K[]): K[] {
+  const isOperator = (key: K) => describedScopes(key.description).includes('operator');
+  return [...keys].sort((a, b) => Number(isOperator(b)) - Number(isOperator(a)));
+}

@@ -1,6 +1,14 @@
 // PUT /suppressions/{email}: handler --> suppression list (DynamoDB)
 import { suppressionsFromEnv } from '../core/adapters';
-import { apiHandler, callerApiKeyId, json, parseJsonBody, parsePathParameter } from '../core/http';
+import { covers } from '../core/auth/scopes';
+import {
+  apiHandler,
+  callerApiKeyId,
+  callerScopes,
+  json,
+  parseJsonBody,
+  parsePathParameter,
+} from '../core/http';
 import { emailAddress } from '../core/nonprofits/nonprofit';
 import type { SuppressionList } from '../core/suppressions/repository';
 import { manualSuppressionRequest } from '../core/suppressions/suppression';
@@ -8,6 +16,7 @@ import { manualSuppressionRequest } from '../core/suppressions/suppression';
 /**
  * An operator suppresses an address by hand: 201 when it was not suppressed, 200 with the record
  * kept when it already was (an earlier unsubscribe or bounce keeps its reason). The body is optional.
+ * The job and key behind the record are shown only to a key that may read the list (least disclosure).
  */
 export const makePutSuppression = ({ suppressions }: { suppressions: SuppressionList }) =>
   apiHandler(async (event) => {
@@ -19,7 +28,9 @@ export const makePutSuppression = ({ suppressions }: { suppressions: Suppression
       api_key_id: callerApiKeyId(event),
       ...(note ? { note } : {}),
     });
-    return json(created ? 201 : 200, suppression);
+    // A record kept from before names the job and key behind it: only readers of the list see those.
+    const { api_key_id, job_id, ...shown } = suppression;
+    return json(created ? 201 : 200, covers(callerScopes(event), 'suppressions:read') ? suppression : shown);
   });
 
 export const handler = makePutSuppression({ suppressions: suppressionsFromEnv() });

@@ -56,6 +56,21 @@ const logCaller = (): middy.MiddlewareObj<ApiEvent, ApiResult> => ({
 });
 
 /**
+ * A keyed request with `x-api-key` sent more than once is refused, as the authorizer refuses it: its
+ * answer for a key and route is cached by one of the values, so a request with two may reach the
+ * route on the strength of an earlier one.
+ */
+const oneKeyOnly = (): middy.MiddlewareObj<ApiEvent, ApiResult> => ({
+  before: async ({ event }) => {
+    if (!keyIdOf(event)) return;
+    const sent = Object.entries(event.multiValueHeaders ?? {})
+      .filter(([name]) => name.toLowerCase() === 'x-api-key')
+      .flatMap(([, values]) => values ?? []);
+    if (sent.length > 1) throw new ForbiddenError('Forbidden');
+  },
+});
+
+/**
  * Wraps a route: logs and metrics with the request's context, and every error, typed or not,
  * leaves as a JSON answer and never as a Lambda failure.
  */
@@ -64,6 +79,7 @@ export function apiHandler(route: ApiRoute) {
     .use(telemetry<ApiEvent, ApiResult>())
     .use(logCaller())
     .use(mapErrors())
+    .use(oneKeyOnly())
     .handler(route);
 }
 

@@ -38,7 +38,10 @@ export interface MailerApiProps {
   config: MailerConfig;
 }
 
-/** The key earlier versions created: the `operator` key keeps its logical id, so an upgrade keeps its value. */
+/**
+ * The key earlier versions created: a key named `operator` (in any letter case) keeps its logical
+ * id, so an upgrade keeps its value and its `ApiKeyId` output.
+ */
 const FIRST_KEY = { name: 'operator', logicalId: 'FirstApiKey' } as const;
 
 const pascalCase = (name: string) =>
@@ -60,7 +63,7 @@ export class MailerApi extends Construct {
   readonly restApi: RestApi;
   readonly usagePlan: UsagePlan;
   /** The declared keys, in the configuration's order, with their scopes. */
-  readonly apiKeys: { key: IApiKey; name: string; scopes: DeclaredKey['scopes'] }[];
+  readonly apiKeys: { key: IApiKey; name: string; scopes: DeclaredKey['scopes']; first: boolean }[];
   readonly authorizerFunction: ProjectFunction;
   private readonly authorizer: RequestAuthorizer;
   private readonly methodThrottles: ThrottlingPerMethod[] = [];
@@ -102,16 +105,19 @@ export class MailerApi extends Construct {
       // Method throttles are added with their routes; the plan renders this list at synthesis.
       apiStages: [{ api: this.restApi, stage: this.restApi.deploymentStage, throttle: this.methodThrottles }],
     });
-    this.apiKeys = config.apiKeys.map(({ name, scopes }) => {
-      // Not `restApi.addApiKey`, which ties a key to the stage: the authorizer reads the keys, the
-      // stage's deployment holds the authorizer. The usage plan is what admits a key to the stage.
-      const key = new ApiKey(
-        this.restApi,
-        name === FIRST_KEY.name ? FIRST_KEY.logicalId : `ApiKey${pascalCase(name)}`,
-        { description: `API key ${name} (scopes: ${scopes.join(', ')})` },
-      );
+    this.apiKeys = config.apiKeys.map(({ name, scopes, id }) => {
+      const first = name.toLowerCase() === FIRST_KEY.name;
+      const constructId = first ? FIRST_KEY.logicalId : `ApiKey${pascalCase(name)}`;
+      // A key made by hand before keys were declared is adopted by id; it is in the plan already.
+      if (id) return { key: ApiKey.fromApiKeyId(this, constructId, id), name, scopes, first };
+      // Not `restApi.addApiKey`, which ties the key to the stage: key → stage → deployment →
+      // method → authorizer → its function's environment (the key ids) → key would be a cycle.
+      // The usage plan is what admits a key to the stage.
+      const key = new ApiKey(this.restApi, constructId, {
+        description: `API key ${name} (scopes: ${scopes.join(', ')})`,
+      });
       this.usagePlan.addApiKey(key);
-      return { key, name, scopes };
+      return { key, name, scopes, first };
     });
     ({ fn: this.authorizerFunction, authorizer: this.authorizer } = this.buildAuthorizer(config));
     this.sayWhenToComeBack(config);
@@ -120,8 +126,10 @@ export class MailerApi extends Construct {
     this.acknowledgeApiFindings();
 
     new CfnOutput(scope, 'ApiUrl', { value: this.restApi.url, description: 'Base URL of the API' });
-    for (const [index, { key, name, scopes }] of this.apiKeys.entries()) {
-      new CfnOutput(scope, index === 0 ? 'ApiKeyId' : `ApiKeyId${pascalCase(name)}`, {
+    // `ApiKeyId` is the operator key's (or, without one, the first key's), as it was before keys were declared.
+    const named = this.apiKeys.find(({ first }) => first) ?? this.apiKeys[0];
+    for (const { key, name, scopes } of this.apiKeys) {
+      new CfnOutput(scope, key === named?.key ? 'ApiKeyId' : `ApiKeyId${pascalCase(name)}`, {
         value: key.keyId,
         description: `Id of API key ${name} (scopes: ${scopes.join(', ')}); read its value with: aws apigateway get-api-key --include-value --api-key <id>`,
       });
@@ -150,14 +158,7 @@ export class MailerApi extends Construct {
     fn.addToRolePolicy(
       new PolicyStatement({
         actions: ['apigateway:GET'],
-        resources: this.apiKeys.map(({ key }) =>
-          Stack.of(this).formatArn({
-            service: 'apigateway',
-            account: '',
-            resource: '/apikeys',
-            resourceName: key.keyId,
-          }),
-        ),
+        resources: this.apiKeys.map(({ key }) => key.keyArn),
       }),
     );
     const authorizer = new RequestAuthorizer(this, 'KeyScopes', {
@@ -224,16 +225,14 @@ export class MailerApi extends Construct {
         : { apiKeyRequired: false },
     );
     if (options.throttle) this.methodThrottles.push({ method: created, throttle: options.throttle });
+    // A keyed route has an authorizer (APIG4 holds); none has Cognito: clients are programs with keys.
     Validations.of(created).acknowledge(
-      {
-        id: 'AwsSolutions::AwsSolutions-APIG4',
-        reason:
-          options.public ??
-          'Clients are applications identified by API keys under usage plans, as the design specifies.',
-      },
+      ...(keyed ? [] : [{ id: 'AwsSolutions::AwsSolutions-APIG4', reason: options.public as string }]),
       {
         id: 'AwsSolutions::AwsSolutions-COG4',
-        reason: options.public ?? 'No end users sign in: clients are server applications holding API keys.',
+        reason:
+          options.public ??
+          'No end users sign in: clients are server applications holding API keys, each held to its scopes by the Lambda authorizer.',
       },
     );
   }

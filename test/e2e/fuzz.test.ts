@@ -36,7 +36,10 @@ describe('every route of the template, fuzzed over HTTP', () => {
       const report = await fuzz({
         url: runtime.url,
         // The operator's and the send-only key: a route the key may not call is a 403 that changes nothing.
-        apiKeys: [...runtime.keys.values()].map((key) => key.value),
+        apiKeys: [
+          runtime.apiKey,
+          ...[...runtime.keys.values()].map((key) => key.value).filter((key) => key !== runtime.apiKey),
+        ],
         routes,
         fixtures,
         numRuns: REQUESTS,

@@ -24,6 +24,7 @@ const KEYS = [
   { name: 'operator', scopes: ['operator'] },
   { name: 'sender', scopes: ['send'] },
   { name: 'reader', scopes: ['registry:read'] },
+  { name: 'suppressor', scopes: ['suppressions:write'] },
 ];
 
 beforeAll(async () => {
@@ -183,6 +184,21 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     await sleep(2_100);
     const again = await post();
     expect(again.body).toMatchObject({ created: 0, updated: 0, exists: 500, invalid: 0 });
+  });
+
+  it('shows the key and job behind a suppression only to a key that may read the list', async () => {
+    const address = `least-disclosure@${uniqueDomain()}`;
+    const suppressor = apiClient(runtime.url, runtime.keys.get('suppressor')?.value);
+    const first = await api('PUT', `/suppressions/${address}`, { note: 'by the operator' });
+    expect(first.status).toBe(201);
+    expect(first.body).toHaveProperty('api_key_id');
+    // Already suppressed: the record kept is answered, without whose it was.
+    const again = await suppressor('PUT', `/suppressions/${address}`);
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ email: address, reason: 'manual', note: 'by the operator' });
+    expect(again.body).not.toHaveProperty('api_key_id');
+    expect((await suppressor('GET', `/suppressions/${address}`)).status).toBe(403);
+    expect((await suppressor('DELETE', `/suppressions/${address}`)).status).toBe(204);
   });
 
   it('answers a valid request on every route the template declares, in its documented shape', async () => {
@@ -415,6 +431,8 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     }
     expect(runtime.output.join('\n')).not.toMatch(/\[gateway\] 50[24]/);
 
+    // A key of one narrow scope is let into its routes: reading the registry.
+    expect((await reader('GET', '/nonprofits?limit=1')).status).toBe(200);
     // Each keyed route again, with a key whose scopes do not cover it: 403, naming the scope, and
     // its function never runs (its answer would be another status or shape).
     const model = readApiModel(template, new IntrinsicResolver(template));

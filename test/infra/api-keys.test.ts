@@ -80,8 +80,46 @@ describe('API keys and their scopes (apiKeys)', () => {
     });
   });
 
+  it('keeps, by default, the one key and plan entry earlier versions created, under the same logical ids', () => {
+    const defaults = synthesizeForTests({ apiKeys: undefined }).template;
+    expect(resourcesOfType(defaults, 'AWS::ApiGateway::ApiKey').map(([id]) => id)).toEqual([
+      'ApiRestApiFirstApiKey968BD0B9',
+    ]);
+    expect(resourcesOfType(defaults, 'AWS::ApiGateway::UsagePlanKey').map(([id]) => id)).toEqual([
+      'ApiRestApiUsagePlanUsagePlanKeyResourceNonprofitMailerApiRestApiFirstApiKeyB39B3F08BDA06703',
+    ]);
+    expect(defaults.Outputs?.ApiKeyId?.Value).toEqual({ Ref: 'ApiRestApiFirstApiKey968BD0B9' });
+  });
+
+  it('adopts a key made by hand by its id: no new key, no second plan entry, and the authorizer may read it', () => {
+    const adopted = synthesizeForTests({
+      apiKeys: [
+        { name: 'Operator', scopes: ['operator'] },
+        { name: 'volunteer', scopes: ['send'], id: 'abc123defg' },
+      ],
+    }).template;
+    expect(resourcesOfType(adopted, 'AWS::ApiGateway::ApiKey').map(([id]) => id)).toEqual([
+      'ApiRestApiFirstApiKey968BD0B9',
+    ]);
+    expect(resourcesOfType(adopted, 'AWS::ApiGateway::UsagePlanKey')).toHaveLength(1);
+    const policies = resourcesOfType(adopted, 'AWS::IAM::Policy').filter(([id]) =>
+      id.startsWith('ApiAuthorizerRole'),
+    );
+    expect(JSON.stringify(policies)).toContain('/apikeys/abc123defg');
+    expect(adopted.Outputs?.ApiKeyIdVolunteer?.Value).toBe('abc123defg');
+  });
+
   it.each([
     [[{ name: 'ops', scopes: ['operator', 'admin'] }], /Unknown scope "admin"/],
+    [
+      [
+        { name: 'news-letter', scopes: ['send'] },
+        { name: 'newsletter', scopes: ['send'] },
+      ],
+      /Duplicate key name newsletter/,
+    ],
+    [[{ name: 'ops', scopes: ['send'], id: 'not-an-id' }], /Must be an API Gateway key id/],
+    [Array.from({ length: 26 }, (_, n) => ({ name: `key${n}`, scopes: ['send'] })), /At most 25 keys/],
     [
       [
         { name: 'ops', scopes: ['operator'] },

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { OPERATIONS, openApiDocument } from '../../contract/openapi';
+import { ROUTE_SCOPES } from '../../lambdas/core/auth/scopes';
 import { readApiModel } from '../../local/api-model';
 import { IntrinsicResolver } from '../../local/template';
 import { synthesizeForTests } from '../support/synth';
@@ -15,7 +16,7 @@ describe('the published contract (openapi.json)', () => {
     expect(checkedIn).toEqual(JSON.parse(JSON.stringify(openApiDocument())));
   });
 
-  it("has exactly the synthesized template's methods as its operations, each with the same key requirement", () => {
+  it("has exactly the synthesized template's methods as its operations, each with the same key requirement and scope", () => {
     const { template } = synthesizeForTests();
     const routes = readApiModel(template, new IntrinsicResolver(template)).routes;
     const declared = routes.map((route) => `${route.method} ${route.resourcePath}`).sort();
@@ -26,10 +27,13 @@ describe('the published contract (openapi.json)', () => {
     expect([...OPERATIONS].sort()).toEqual(declared);
     for (const route of routes) {
       const operation = checkedIn.paths[route.resourcePath]?.[route.method.toLowerCase()];
-      // A public route declares no security; every other one inherits the API key scheme.
-      expect(operation?.security === undefined, `${route.method} ${route.resourcePath}`).toBe(
-        route.apiKeyRequired,
+      // A public route declares none; a keyed one the API key scheme with the scope the template's
+      // authorizer holds it to.
+      const scope = ROUTE_SCOPES[`${route.method} ${route.resourcePath}`];
+      expect(operation?.security, `${route.method} ${route.resourcePath}`).toEqual(
+        route.apiKeyRequired ? [{ apiKey: [scope] }] : [],
       );
+      expect(route.authorizerId !== undefined).toBe(route.apiKeyRequired);
     }
   });
 });

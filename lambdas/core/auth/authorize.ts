@@ -66,12 +66,14 @@ const policy = (effect: 'Allow' | 'Deny', resources: string[]) => ({
   Statement: [{ Action: 'execute-api:Invoke', Effect: effect, Resource: resources }],
 });
 
-/** A denial: API Gateway answers 403 with `message` (the `ACCESS_DENIED` gateway response reads it). */
-const deny = (principalId: string, methodArn: string, message: string): APIGatewayAuthorizerResult => ({
-  principalId,
-  policyDocument: policy('Deny', [methodArn]),
-  context: { message },
-});
+/**
+ * A denial: API Gateway answers 403 with `message` (the `ACCESS_DENIED` gateway response reads it).
+ * It denies the whole stage, so a denial is never taken, cached, as leave for another route.
+ */
+const deny = (principalId: string, methodArn: string, message: string): APIGatewayAuthorizerResult => {
+  const [api, stage] = methodArn.split('/');
+  return { principalId, policyDocument: policy('Deny', [`${api}/${stage}/*`]), context: { message } };
+};
 
 /** Every value of a header, whatever the letter case its name was sent in. */
 function headerValues(event: APIGatewayRequestAuthorizerEvent, name: string): string[] {

@@ -161,6 +161,26 @@ describe('GET /jobs/{job_id}', () => {
     );
     expect(result.statusCode).toBe(403);
   });
+
+  it("takes the key the authorizer names, and refuses a request that sent x-api-key twice (the authorizer's cached answer may have let it through)", async () => {
+    const authorized = (headers: Record<string, string[]>) =>
+      apiEvent({
+        resource: '/jobs/{job_id}',
+        pathParameters: { job_id: JOB_ID },
+        multiValueHeaders: headers,
+        requestContext: {
+          identity: {},
+          authorizer: { keyId: 'key-1', scopes: 'send', principalId: 'key-1' },
+        } as never,
+      });
+    expect((await get(authorized({ 'X-Api-Key': ['v'] }), lambdaContext)).statusCode).toBe(200);
+    const twice = await get(authorized({ 'x-api-key': ['v', 'v'] }), lambdaContext);
+    expect(twice.statusCode).toBe(403);
+    expect(jsonBody(twice)).toMatchObject({ message: 'Forbidden' });
+    expect(
+      (await get(authorized({ 'x-api-key': ['v'], 'X-API-KEY': ['w'] }), lambdaContext)).statusCode,
+    ).toBe(403);
+  });
 });
 
 describe('GET /jobs', () => {
