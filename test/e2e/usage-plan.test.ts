@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 describe('the usage plan on the local runtime', () => {
-  it('throttles POST /send-email by its own method throttle, a burst above the plan, then stops the key at its quota', async () => {
+  it('throttles POST /send-email by its own method throttle, a burst above the plan, then stops the key at its quota, and only that key', async () => {
     const api = apiClient(runtime.url, runtime.apiKey);
     const answers: { status: number; message: unknown }[] = [];
     // API Gateway's own 429s say when to come back (the stack's gateway responses, served locally).
@@ -80,5 +80,8 @@ describe('the usage plan on the local runtime', () => {
         ['Limit Exceeded', new Set(['3600'])],
       ]),
     );
+    // Each key has its own buckets and quota: the authorizer hands the plan the key it checked.
+    const sender = apiClient(runtime.url, runtime.keys.get('sender')?.value);
+    expect((await sender('GET', '/usage')).status).toBe(200);
   });
 });
