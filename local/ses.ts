@@ -102,7 +102,7 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
   });
   // In front of the emulator: the configuration sets it lacks, the sandbox's identities, and each
   // email it took, kept in the inbox and told to `onSent`.
-  const configurationSets = new Set(options.configurationSets ?? []);
+  const configurationSets = new ConfigurationSets(options.configurationSets ?? []);
   const sandbox = options.sandbox && new SandboxIdentities(options.sandbox.verified);
   const identities = new Map(
     (options.identities ?? []).map((identity) => [identity.name.toLowerCase(), identity] as const),
@@ -120,13 +120,18 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
     },
     ({ method, path, body }) => {
       if (sandbox && method === 'POST' && path === IDENTITIES_PATH) return sandbox.create(body);
-      if (sandbox && method === 'POST' && path === SEND_EMAIL_PATH) return sandbox.refusal(body);
+      if (method === 'POST' && path === SEND_EMAIL_PATH) {
+        const paused = configurationSets.refusal(body);
+        if (paused) return paused;
+        if (sandbox) return sandbox.refusal(body);
+        return undefined;
+      }
       const identity = method === 'GET' ? IDENTITY_PATH.exec(path)?.[1] : undefined;
       if (identity !== undefined) return identityAnswer(decodeURIComponent(identity), identities);
+      const sending = method === 'PUT' ? CONFIGURATION_SET_SENDING_PATH.exec(path)?.[1] : undefined;
+      if (sending !== undefined) return configurationSets.putSending(decodeURIComponent(sending), body);
       const name = method === 'GET' ? CONFIGURATION_SET_PATH.exec(path)?.[1] : undefined;
-      return name === undefined
-        ? undefined
-        : configurationSetAnswer(decodeURIComponent(name), configurationSets);
+      return name === undefined ? undefined : configurationSets.answer(decodeURIComponent(name));
     },
   );
   return {
@@ -224,6 +229,7 @@ interface SendEmailCall {
     };
   };
 }
+const CONFIGURATION_SET_SENDING_PATH = /^\/v2\/email\/configuration-sets\/([^/]+)\/sending$/;
 const CONFIGURATION_SET_PATH = /^\/v2\/email\/configuration-sets\/([^/?]+)$/;
 const IDENTITY_PATH = /^\/v2\/email\/identities\/([^/?]+)$/;
 
@@ -261,19 +267,50 @@ function identityAnswer(name: string, known: ReadonlyMap<string, LocalIdentity>)
   };
 }
 
-/** SES v2 GetConfigurationSet: a set of the template sends; any other name is SES's 404. */
-function configurationSetAnswer(name: string, known: ReadonlySet<string>): LocalAnswer {
-  if (!known.has(name))
-    return sesError(404, 'NotFoundException', `Configuration set <${name}> does not exist.`);
-  return {
-    status: 200,
-    headers: JSON_HEADERS,
-    body: JSON.stringify({
-      ConfigurationSetName: name,
-      SendingOptions: { SendingEnabled: true },
-      ReputationOptions: { ReputationMetricsEnabled: true },
-    }),
-  };
+/**
+ * The template's configuration sets, which the emulator knows nothing of, with their sending
+ * switch: GetConfigurationSet answers a set's state, PutConfigurationSetSendingOptions turns its
+ * sending off and on, and while it is off SES refuses every email sent with the set
+ * (`SendingPausedException`), as it does when SES itself pauses a set.
+ */
+class ConfigurationSets {
+  private readonly enabled: Map<string, boolean>;
+
+  constructor(names: readonly string[]) {
+    this.enabled = new Map(names.map((name) => [name, true]));
+  }
+
+  /** SES v2 GetConfigurationSet: a set of the template; any other name is SES's 404. */
+  answer(name: string): LocalAnswer {
+    const enabled = this.enabled.get(name);
+    if (enabled === undefined)
+      return sesError(404, 'NotFoundException', `Configuration set <${name}> does not exist.`);
+    return {
+      status: 200,
+      headers: JSON_HEADERS,
+      body: JSON.stringify({
+        ConfigurationSetName: name,
+        SendingOptions: { SendingEnabled: enabled },
+        ReputationOptions: { ReputationMetricsEnabled: true },
+      }),
+    };
+  }
+
+  /** SES v2 PutConfigurationSetSendingOptions: `{"SendingEnabled": bool}`. */
+  putSending(name: string, body: Buffer): LocalAnswer {
+    if (!this.enabled.has(name))
+      return sesError(404, 'NotFoundException', `Configuration set <${name}> does not exist.`);
+    const enabled = readJson<{ SendingEnabled?: unknown }>(body)?.SendingEnabled;
+    this.enabled.set(name, enabled !== false);
+    return { status: 200, headers: JSON_HEADERS, body: '{}' };
+  }
+
+  /** SES's refusal of an email sent with a set whose sending is off; undefined lets it through. */
+  refusal(body: Buffer): LocalAnswer | undefined {
+    const name = readJson<SendEmailCall>(body)?.ConfigurationSetName;
+    if (name === undefined || this.enabled.get(name) !== false) return undefined;
+    return sesError(400, 'SendingPausedException', `Sending is paused for configuration set <${name}>.`);
+  }
 }
 
 /** The send a v2 SendEmail call made, from its request and SES's answer; undefined for a call it cannot read. */

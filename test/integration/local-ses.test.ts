@@ -4,7 +4,9 @@ import {
   GetConfigurationSetCommand,
   GetEmailIdentityCommand,
   NotFoundException,
+  PutConfigurationSetSendingOptionsCommand,
   SendEmailCommand,
+  SendingPausedException,
 } from '@aws-sdk/client-sesv2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeMime } from '../../lambdas/core/transport/mime';
@@ -198,6 +200,48 @@ describe('the local SES', () => {
     });
     await expect(
       client.send(new GetConfigurationSetCommand({ ConfigurationSetName: 'unknown' })),
+    ).rejects.toBeInstanceOf(NotFoundException);
+  });
+
+  it('pauses and resumes a configuration set: while paused, GetConfigurationSet says so and an email sent with it is refused', async () => {
+    const send = () =>
+      client.send(
+        new SendEmailCommand({
+          FromEmailAddress: 'mailer@nonprofit-mailer.localhost',
+          Destination: { ToAddresses: ['paused@to.example.org'] },
+          ConfigurationSetName: 'NonprofitMailerSet',
+          Content: { Simple: { Subject: { Data: 'Hi' }, Body: { Text: { Data: 'Hi' } } } },
+        }),
+      );
+    const sending = (enabled: boolean) =>
+      client.send(
+        new PutConfigurationSetSendingOptionsCommand({
+          ConfigurationSetName: 'NonprofitMailerSet',
+          SendingEnabled: enabled,
+        }),
+      );
+    await sending(false);
+    try {
+      expect(
+        await client.send(new GetConfigurationSetCommand({ ConfigurationSetName: 'NonprofitMailerSet' })),
+      ).toMatchObject({ SendingOptions: { SendingEnabled: false } });
+      await expect(send()).rejects.toBeInstanceOf(SendingPausedException);
+      expect(
+        (await readInbox(ses.inboxUrl)).some((email) =>
+          email.destination.to.includes('paused@to.example.org'),
+        ),
+      ).toBe(false);
+    } finally {
+      await sending(true);
+    }
+    expect((await send()).MessageId).toBeTruthy();
+    await expect(
+      client.send(
+        new PutConfigurationSetSendingOptionsCommand({
+          ConfigurationSetName: 'unknown',
+          SendingEnabled: false,
+        }),
+      ),
     ).rejects.toBeInstanceOf(NotFoundException);
   });
 
