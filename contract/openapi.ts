@@ -17,6 +17,7 @@ import {
   nonprofitListQuery,
 } from '../lambdas/core/nonprofits/nonprofit';
 import * as answer from '../lambdas/core/responses';
+import { resumeRequest } from '../lambdas/core/sending/sending-controls';
 import {
   liftQuery,
   manualSuppressionRequest,
@@ -334,6 +335,41 @@ const routes: Route[] = [
   },
   {
     method: 'get',
+    path: '/sending',
+    operation: {
+      operationId: 'getSending',
+      summary: 'Whether sending is on, and the reputation window the guard reads',
+      description:
+        "SES's switch for this deployment (the account's and the stack's configuration set's), the reputation guard's last pause and resume, the window's sent emails, hard bounces and complaints with their rates (from the last resume on), and the thresholds at which the guard turns sending off.",
+      tags: ['sending'],
+      responses: {
+        '200': { description: 'The switch, the window and the thresholds.', ...json(answer.sending) },
+      },
+    },
+  },
+  {
+    method: 'post',
+    path: '/sending/resume',
+    operation: {
+      operationId: 'resumeSending',
+      summary: 'Turn sending back on after a pause',
+      description:
+        'Turns the configuration set on again and records who and why; the window starts again from now. While the window is still over a threshold, only with `force`.',
+      tags: ['sending'],
+      requestBody: { required: true, ...json(resumeRequest) },
+      responses: {
+        '200': { description: 'Sending is on again.', ...json(answer.sending) },
+        ...badInput,
+        '409': {
+          description:
+            'Sending is not paused (`CONFLICT`), or the window is still over a threshold and `force` was not given (`window` says how).',
+          content: { 'application/json': { schema: z.union([answer.sendingStillOver, answer.errorBody]) } },
+        },
+      },
+    },
+  },
+  {
+    method: 'get',
     path: '/suppressions',
     operation: {
       operationId: 'listSuppressions',
@@ -502,6 +538,7 @@ export function openApiDocument() {
       { name: 'jobs', description: 'Sending, and following what was sent' },
       { name: 'suppressions', description: 'Who gets no email' },
       { name: 'usage', description: 'Quotas' },
+      { name: 'sending', description: 'The reputation guard: sending paused and resumed' },
       { name: 'operations', description: 'Health and this contract' },
     ],
     components: {

@@ -155,6 +155,12 @@ const VALID_BODIES: Record<
     fc.record({ note: fc.constantFrom('asked by phone', 'returned mail', '') }, { requiredKeys: [] }),
   'POST /send-email': (fixtures) => jobBody(fixtures),
   'POST /send-email/preview': (fixtures) => jobBody(fixtures),
+  // Sending is on in the fuzzed runtime: a resume is refused (409), changing nothing.
+  'POST /sending/resume': () =>
+    fc.record(
+      { reason: fc.constantFrom('the list was cleaned', 'checked with the ISP', 'x'), force: fc.boolean() },
+      { requiredKeys: ['reason'] },
+    ),
   'POST /nonprofits/import': () =>
     fc.array(
       fc.record({

@@ -108,6 +108,21 @@ const configSchema = z
     apiKeys: apiKeys.default([{ name: 'operator', scopes: ['operator'] }]),
     /** Seconds API Gateway keeps an authorizer's answer for a key and route (0 asks every request). */
     authorizerCacheSeconds: z.coerce.number().int().min(0).max(3600).default(300),
+    /**
+     * The reputation guard: over the last `reputationWindowHours` (and at least
+     * `reputationMinVolume` emails), a hard-bounce rate of `pauseBounceRate` or a complaint rate of
+     * `pauseComplaintRate` turns the stack's configuration set off until an operator resumes it.
+     * SES reviews an account at 5 % and 0.1 %.
+     */
+    reputationWindowHours: z.coerce.number().int().min(1).max(48).default(24),
+    /**
+     * Seconds an email waits in the queue before it is tried again while SES refuses to send
+     * (sending paused, by SES or the guard): it doubles with each wait, up to SQS's 15 minutes.
+     */
+    sendingPausedWaitSeconds: z.coerce.number().int().min(1).max(900).default(60),
+    reputationMinVolume: z.coerce.number().int().min(1).default(500),
+    pauseBounceRate: z.coerce.number().positive().max(1).default(0.02),
+    pauseComplaintRate: z.coerce.number().positive().max(1).default(0.0008),
     /** Requests each API key may make per day. */
     usagePlanQuotaPerDay: z.coerce.number().int().positive().default(100_000),
     /**

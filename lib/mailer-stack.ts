@@ -9,6 +9,7 @@ import { NonprofitsRoutes } from './constructs/nonprofits-routes';
 import { PublishedContract } from './constructs/published-contract';
 import { EmailQueue } from './constructs/queue';
 import { SenderIdentity } from './constructs/sender-identity';
+import { SendingControls } from './constructs/sending-controls';
 import { SesFeedback } from './constructs/ses-feedback';
 import { SuppressionsRoutes } from './constructs/suppressions-routes';
 import { Unsubscribe } from './constructs/unsubscribe';
@@ -43,6 +44,12 @@ export class MailerStack extends Stack {
       props.config.transport === 'ses'
         ? new SesFeedback(this, 'SesFeedback', { data: this.data, config: props.config })
         : undefined;
+    new SendingControls(this, 'SendingControls', {
+      api: this.api,
+      data: this.data,
+      config: props.config,
+      sesFeedback: this.sesFeedback,
+    });
     this.senderIdentity = props.config.senderDomain
       ? new SenderIdentity(this, 'SenderIdentity', {
           domain: props.config.senderDomain,

@@ -1,10 +1,6 @@
 // GET /health (no API key): handler --> health probes (DynamoDB, SQS, CloudWatch, SES), cached a few seconds
 import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
-import {
-  GetAccountCommand,
-  GetConfigurationSetCommand,
-  GetEmailIdentityCommand,
-} from '@aws-sdk/client-sesv2';
+import { GetEmailIdentityCommand } from '@aws-sdk/client-sesv2';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { queueGaugesFromEnv } from '../core/adapters';
 import { documentClient, sesClient } from '../core/aws-clients';
@@ -18,6 +14,8 @@ import {
   type VerificationState,
 } from '../core/health/health';
 import { apiHandler, json } from '../core/http';
+import { DynamoGuardStore } from '../core/sending/dynamodb/dynamo-reputation';
+import { SesSending } from '../core/sending/ses-sending';
 import { readSettings, SETTING } from '../core/settings';
 
 export const makeHealth = (health: Pick<CachedHealth, 'get'>) =>
@@ -68,22 +66,22 @@ async function sesIdentity(name: string): Promise<IdentityState> {
   };
 }
 
-/** What SES says of the account (and of the configuration set the consumer sends with). */
+/**
+ * What SES says of the account and of the configuration set the consumer sends with, and, when the
+ * reputation guard turned the set off, why, with the rates it saw.
+ */
 async function sesSending(configurationSet: string | undefined): Promise<SendingState> {
-  const [account, set] = await Promise.all([
-    sesClient.send(new GetAccountCommand({})),
-    configurationSet
-      ? sesClient.send(new GetConfigurationSetCommand({ ConfigurationSetName: configurationSet }))
-      : undefined,
+  const guard = new DynamoGuardStore({ client: documentClient, jobsTable: bound(TABLE.jobs) });
+  const [state, record] = await Promise.all([
+    new SesSending(sesClient, configurationSet).state(),
+    guard.get(),
   ]);
-  const accountEnabled = account.SendingEnabled !== false;
-  const setEnabled = set?.SendingOptions?.SendingEnabled !== false;
-  const reason = !accountEnabled
-    ? `Sending is disabled for the account (enforcement status ${account.EnforcementStatus ?? 'unknown'})`
-    : !setEnabled
-      ? `Sending is paused for the configuration set ${configurationSet}`
-      : undefined;
-  return { enabled: accountEnabled && setEnabled, ...(reason ? { reason } : {}) };
+  if (!state.enabled && record?.paused)
+    return {
+      enabled: false,
+      reason: `The reputation guard paused sending at ${record.paused_at}: ${record.reason}`,
+    };
+  return state;
 }
 
 export const handler = makeHealth(

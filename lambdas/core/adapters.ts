@@ -1,5 +1,6 @@
-import { documentClient, secretsManagerClient, sesSendClient, sqsClient } from './aws-clients';
+import { documentClient, secretsManagerClient, sesClient, sesSendClient, sqsClient } from './aws-clients';
 import { bound, QUEUE, TABLE } from './bindings';
+import { DEFAULT_WAITS } from './jobs/consumer/pacing';
 import { DynamoDeliveries } from './jobs/dynamodb/dynamo-deliveries';
 import { DynamoJobContents } from './jobs/dynamodb/dynamo-job-contents';
 import { DynamoJobStore } from './jobs/dynamodb/dynamo-job-store';
@@ -9,6 +10,9 @@ import { DynamoNonprofitRepository } from './nonprofits/dynamodb/dynamo-nonprofi
 import { SqsEmailQueue } from './queue/email-queue';
 import { SqsQueueGauge } from './queue/queue-depth';
 import { DynamoRecipientQuota } from './quota/dynamodb/dynamo-recipient-quota';
+import { DynamoGuardStore, DynamoReputationWindow } from './sending/dynamodb/dynamo-reputation';
+import type { SendingControlsDependencies } from './sending/sending-controls';
+import { SesSending } from './sending/ses-sending';
 import { readSettings, SETTING } from './settings';
 import { DynamoSuppressionList } from './suppressions/dynamodb/dynamo-suppression-list';
 import { SecretsManagerSigningSecret } from './suppressions/signing-secret';
@@ -141,9 +145,42 @@ export const RENDER_SETTINGS = {
 
 /** This environment's share of the send rate, when the stack sets one (SES), and how emails are rendered. */
 export function sendSettingsFromEnv() {
-  const { rate, ...settings } = readSettings({
+  const { rate, pausedSeconds, ...settings } = readSettings({
     rate: SETTING.sendRatePerEnvironment,
+    pausedSeconds: SETTING.sendingPausedWaitSeconds,
     ...RENDER_SETTINGS,
   });
-  return { pacer: rate === undefined ? undefined : new SendPacer(rate), settings };
+  return {
+    pacer: rate === undefined ? undefined : new SendPacer(rate),
+    settings,
+    ...(pausedSeconds === undefined ? {} : { waits: { ...DEFAULT_WAITS, pausedSeconds } }),
+  };
+}
+
+/**
+ * The reputation guard's parts: the window and the record in the jobs table, the thresholds the
+ * stack set, and, with the SES transport, the configuration set's switch and SES's state.
+ */
+export function sendingControlsFromEnv(): SendingControlsDependencies {
+  const settings = readSettings({
+    transport: SETTING.emailTransport,
+    configurationSet: SETTING.sesConfigurationSet,
+    windowHours: SETTING.reputationWindowHours,
+    minVolume: SETTING.reputationMinVolume,
+    bounceRate: SETTING.pauseBounceRate,
+    complaintRate: SETTING.pauseComplaintRate,
+  });
+  const jobsTable = bound(TABLE.jobs);
+  const ses = settings.transport === 'ses' ? new SesSending(sesClient, settings.configurationSet) : undefined;
+  return {
+    window: new DynamoReputationWindow({ client: documentClient, jobsTable }),
+    store: new DynamoGuardStore({ client: documentClient, jobsTable }),
+    thresholds: {
+      windowHours: settings.windowHours,
+      minVolume: settings.minVolume,
+      bounceRate: settings.bounceRate,
+      complaintRate: settings.complaintRate,
+    },
+    ...(ses ? { switch: ses, sending: ses } : {}),
+  };
 }

@@ -211,6 +211,46 @@ export const usage = z
   })
   .meta({ id: 'Usage' });
 
+const windowCounts = {
+  sent: count,
+  bounced: count,
+  complained: count,
+  bounce_rate: z.number().min(0),
+  complaint_rate: z.number().min(0),
+  over: z.string().optional(),
+};
+
+export const sending = z
+  .object({
+    sending: z.enum(['enabled', 'paused']),
+    reason: z.string().nullable(),
+    guard: z
+      .object({
+        paused: z.boolean(),
+        paused_at: timestamp.optional(),
+        reason: z.string().optional(),
+        window: z.object(windowCounts).optional(),
+        resumed_at: timestamp.optional(),
+        resumed_by: z.string().optional(),
+        resume_reason: z.string().optional(),
+        baseline: z.object({ hour: z.string(), sent: count, bounced: count, complained: count }).optional(),
+      })
+      .nullable(),
+    window: z.object({ ...windowCounts, since: timestamp, hours: count }),
+    thresholds: z.object({
+      window_hours: count,
+      min_volume: count,
+      pause_bounce_rate: z.number(),
+      pause_complaint_rate: z.number(),
+    }),
+  })
+  .meta({ id: 'Sending' });
+
+/** A resume refused while the window is still over a threshold: how it stands. */
+export const sendingStillOver = errorBody
+  .extend({ code: z.literal('CONFLICT'), window: z.object(windowCounts) })
+  .meta({ id: 'SendingStillOver' });
+
 const check = <S extends z.ZodRawShape>(statuses: readonly [string, ...string[]], shape: S) =>
   z.object({ status: z.enum(statuses), error: z.string().optional(), ...shape });
 

@@ -55,6 +55,13 @@ export const SETTING = {
   unsubscribeMailto: setting('UNSUBSCRIBE_MAILTO', z.email().optional()),
   /** The secret that signs unsubscribe links (bound with its read grant, `ProjectFunction.bindSecret`). */
   unsubscribeSecretArn: setting('UNSUBSCRIBE_SECRET_ARN', z.string().min(1)),
+  /** How long an email waits before it is tried again while sending is paused. */
+  sendingPausedWaitSeconds: setting('SENDING_PAUSED_WAIT_SECONDS', count.optional()),
+  /** The reputation guard's window and thresholds (see `sending/reputation.ts`). */
+  reputationWindowHours: setting('REPUTATION_WINDOW_HOURS', count),
+  reputationMinVolume: setting('REPUTATION_MIN_VOLUME', count),
+  pauseBounceRate: setting('PAUSE_BOUNCE_RATE', z.coerce.number().positive().max(1)),
+  pauseComplaintRate: setting('PAUSE_COMPLAINT_RATE', z.coerce.number().positive().max(1)),
   /** The stack's API keys with their scopes, as JSON (`[{"id", "name", "scopes"}]`): what the authorizer allows. */
   apiKeys: setting(
     'API_KEYS',

@@ -8,6 +8,7 @@
 export type { output, RefinementCtx, ZodRawShape, ZodType } from 'zod';
 export {
   array,
+  boolean,
   coerce,
   email,
   enum,

@@ -2,15 +2,33 @@
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { deliveriesFromEnv, jobsFromEnv, suppressionsFromEnv } from '../core/adapters';
+import {
+  deliveriesFromEnv,
+  jobsFromEnv,
+  sendingControlsFromEnv,
+  suppressionsFromEnv,
+} from '../core/adapters';
 import { METRIC } from '../core/observability/metric-names';
-import { metrics } from '../core/observability/telemetry';
+import { logger, metrics } from '../core/observability/telemetry';
+import { type GuardDependencies, guardReputation } from '../core/sending/reputation';
 import { type RecordFeedbackDependencies, recordFeedback } from '../core/suppressions/record-feedback';
 import { logLine, receivedMessages, workerHandler } from './support';
 
-export const makeRecordFeedback = (deps: RecordFeedbackDependencies) =>
+export const makeRecordFeedback = (deps: RecordFeedbackDependencies, guard?: GuardDependencies) =>
   workerHandler(async (event: SQSEvent): Promise<SQSBatchResponse> => {
     const result = await recordFeedback(deps, receivedMessages(event));
+    // After hard bounces or complaints, the reputation guard looks at the window. A failure fails
+    // the batch: handed over again, its reports are duplicates, and the guard looks again.
+    if (guard && result.reputationReports > 0) {
+      const paused = await guardReputation(guard);
+      if (paused) {
+        metrics.addMetric(METRIC.sendingPausedByGuard, MetricUnit.Count, 1);
+        logger.error('The reputation guard paused sending: emails wait until an operator resumes it', {
+          reason: paused.over,
+          ...paused,
+        });
+      }
+    }
     const counts = [
       [METRIC.emailsBounced, result.bounced],
       [METRIC.emailsBouncedTransient, result.transientBounces],
@@ -20,9 +38,10 @@ export const makeRecordFeedback = (deps: RecordFeedbackDependencies) =>
     return { batchItemFailures: result.retry.map((itemIdentifier) => ({ itemIdentifier })) };
   });
 
-export const handler = makeRecordFeedback({
-  suppressions: suppressionsFromEnv(),
-  ledger: deliveriesFromEnv(),
-  jobs: jobsFromEnv(),
-  log: logLine,
-});
+const controls = sendingControlsFromEnv();
+
+export const handler = makeRecordFeedback(
+  { suppressions: suppressionsFromEnv(), ledger: deliveriesFromEnv(), jobs: jobsFromEnv(), log: logLine },
+  // The feedback queue exists only with the SES transport: the switch is there.
+  controls.switch ? { ...controls, switch: controls.switch } : undefined,
+);

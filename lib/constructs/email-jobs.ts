@@ -177,6 +177,7 @@ export class EmailJobs extends Construct {
       // messages; one another consumer holds is hidden until that claim's lease ends.
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage', 'sqs:ChangeMessageVisibility'])
       .setting(SETTING.claimLeaseSeconds, String(claimLeaseSeconds(config)))
+      .setting(SETTING.sendingPausedWaitSeconds, String(config.sendingPausedWaitSeconds))
       .setting(SETTING.emailTransport, config.transport)
       .setting(SETTING.storeRenderedEmails, String(data.renderedEmails !== undefined))
       .acknowledgeNoDeadLetterTarget('queue');

@@ -106,7 +106,7 @@ export class MailerMonitoring extends Construct {
       }),
     );
     this.health.setting(SETTING.emailTransport, config.transport);
-    if (config.transport === 'ses') this.grantSendingChecks(stack, sesFeedback?.configurationSetName);
+    if (config.transport === 'ses') this.grantSendingChecks(stack, data, sesFeedback?.configurationSetName);
     if (senderIdentity) {
       // Whether the domain is verified and DKIM signs: read-only, on this one identity.
       this.health.setting(SETTING.senderIdentity, senderIdentity);
@@ -297,13 +297,15 @@ export class MailerMonitoring extends Construct {
   }
 
   /** /health asks SES whether it will send: the account (GetAccount has no resource to scope to) and the configuration set. */
-  private grantSendingChecks(stack: Stack, configurationSet: string | undefined): void {
+  private grantSendingChecks(stack: Stack, data: MailerData, configurationSet: string | undefined): void {
     this.health.addToRolePolicy(new PolicyStatement({ actions: ['ses:GetAccount'], resources: ['*'] }));
     Validations.of(this.health.role ?? this.health).acknowledge({
       id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
       reason:
         'ses:GetAccount (read-only: sending enabled, quota) supports no resource-level permission, as X-Ray tracing actions on the same role do not.',
     });
+    // Why sending is off when the reputation guard turned it off: its record, in the jobs table.
+    this.health.bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem']);
     if (configurationSet) {
       this.health.setting(SETTING.sesConfigurationSet, configurationSet);
       this.health.addToRolePolicy(
@@ -349,6 +351,11 @@ export class MailerMonitoring extends Construct {
         complaintRate.with({ label: 'complaint rate' }),
       ]),
       graph('SES feedback not recorded (dead-letter queue)', [feedbackDeadLetters]),
+    );
+    this.alarm(
+      'SendingPausedByGuard',
+      'The reputation guard turned sending off: its bounce or complaint rate reached a threshold. GET /sending says why; POST /sending/resume turns it back on',
+      { metric: appMetric(METRIC.sendingPausedByGuard, 'Sum', FIVE_MINUTES), threshold: 1 },
     );
     this.alarm(
       'FeedbackDeadLetters',

@@ -20,15 +20,22 @@ let api: ReturnType<typeof apiClient>;
 /** A key that may only send, and one that may only read the registry: what the operator's scopes are split into. */
 let send: ReturnType<typeof apiClient>;
 let reader: ReturnType<typeof apiClient>;
+/**
+ * The reputation guard pauses at a 10 % complaint rate over at least five emails (one complaint in
+ * the guard's test trips it; nothing else here makes the simulator complain), and a paused email
+ * waits 2 s, not a minute, before it is tried again.
+ */
+const GUARD = { reputationMinVolume: 5, pauseComplaintRate: 0.1, sendingPausedWaitSeconds: 2 };
 const KEYS = [
   { name: 'operator', scopes: ['operator'] },
   { name: 'sender', scopes: ['send'] },
   { name: 'reader', scopes: ['registry:read'] },
   { name: 'suppressor', scopes: ['suppressions:write'] },
 ];
+const CONTEXT = { apiKeys: KEYS, ...GUARD };
 
 beforeAll(async () => {
-  runtime = await startRuntimeProcess({ stateDir, context: { apiKeys: KEYS } });
+  runtime = await startRuntimeProcess({ stateDir, context: CONTEXT });
   api = apiClient(runtime.url, runtime.apiKey);
   send = apiClient(runtime.url, runtime.keys.get('sender')?.value);
   reader = apiClient(runtime.url, runtime.keys.get('reader')?.value);
@@ -185,6 +192,88 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     const again = await post();
     expect(again.body).toMatchObject({ created: 0, updated: 0, exists: 500, invalid: 0 });
   });
+
+  it('pauses sending when complaints reach the threshold, holds a job meanwhile, and sends it once after a resume', async () => {
+    const domain = uniqueDomain();
+    const complainer = `complaint+guard-${randomUUID().slice(0, 8)}@simulator.amazonses.com`;
+    const first = Array.from({ length: 5 }, (_, n) => `guard-first-${n}@${domain}`);
+    for (const email of [complainer, ...first])
+      expect(
+        (await api('POST', '/nonprofits', { email, name: 'Guarded', address: '5 Guard St' })).status,
+      ).toBe(201);
+
+    // One complaint in six emails: 17 %, over the 10 % threshold. The local SES reports it a moment after.
+    const complained = await send('POST', '/send-email', {
+      emails: [complainer, ...first],
+      template: 'Hi {name}',
+    });
+    expect(complained.status).toBe(202);
+    const paused = await waitFor(
+      () => api('GET', '/sending'),
+      (answer) => answer.body.sending === 'paused',
+    );
+    expect(paused.body).toMatchObject({
+      reason: expect.stringContaining('The reputation guard paused sending: complaint rate'),
+      guard: { paused: true, window: { complained: 1 } },
+      window: { complained: 1, over: expect.stringContaining('complaint rate') },
+      thresholds: { min_volume: 5, pause_complaint_rate: 0.1 },
+    });
+    const health = await waitFor(
+      () => apiClient(runtime.url)('GET', '/health'),
+      (answer) => answer.status === 503,
+    );
+    expect(JSON.stringify(health.body)).toContain('The reputation guard paused sending');
+
+    // Whatever happens below, sending is on again for the tests after this one.
+    const forceResume = () =>
+      api('POST', '/sending/resume', { reason: 'the test is over, sending goes on', force: true });
+    try {
+      await heldUntilResumed();
+    } catch (error) {
+      await forceResume();
+      throw error;
+    }
+  });
+
+  /** The guard's test, once sending is paused: a job waits, a resume needs force, then it goes once. */
+  async function heldUntilResumed() {
+    const domain = uniqueDomain();
+    const held = Array.from({ length: 5 }, (_, n) => `guard-held-${n}@${domain}`);
+    for (const email of held)
+      expect(
+        (await api('POST', '/nonprofits', { email, name: 'Guarded', address: '5 Guard St' })).status,
+      ).toBe(201);
+    const jobStatus = async (jobId: string) => (await send('GET', `/jobs/${jobId}/status`)).body;
+    // A job sent meanwhile waits: SES refuses the configuration set's emails, nothing is failed.
+    const waiting = String(
+      (await send('POST', '/send-email', { emails: held, template: 'Hi {name}' })).body.job_id,
+    );
+    // Long enough for its emails to be tried and put back at least once (they wait 2 s each time).
+    await sleep(4_000);
+    expect(await jobStatus(waiting)).toMatchObject({ sent: 0, failed: 0 });
+
+    // The window is still over: a resume needs force.
+    const refused = await api('POST', '/sending/resume', { reason: 'the complaint was looked into' });
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ code: 'CONFLICT', window: { complained: 1 } });
+    const resumed = await api('POST', '/sending/resume', {
+      reason: 'the complaint was looked into',
+      force: true,
+    });
+    expect(resumed.status).toBe(200);
+    expect(resumed.body).toMatchObject({
+      sending: 'enabled',
+      guard: { paused: false, resume_reason: 'the complaint was looked into' },
+    });
+
+    const done = await waitFor(
+      () => jobStatus(waiting),
+      (job) => job.status === 'completed',
+    );
+    expect(done).toMatchObject({ total_emails: 5, sent: 5, failed: 0 });
+    const mailed = (await readInbox(runtime.inboxUrl)).flatMap((email) => email.destination.to);
+    for (const address of held) expect(mailed.filter((to) => to === address)).toHaveLength(1);
+  }
 
   it('shows the key and job behind a suppression only to a key that may read the list', async () => {
     const address = `least-disclosure@${uniqueDomain()}`;
@@ -406,6 +495,23 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
         ['email', 'reason', 'suppressed_at'],
       ],
       ['DELETE /suppressions/{email}', () => api('DELETE', `/suppressions/${quiet}`), 204, []],
+      [
+        'GET /sending',
+        () => api('GET', '/sending'),
+        200,
+        ['sending', 'reason', 'guard', 'window', 'thresholds'],
+      ],
+      [
+        // Sending is on: the resume's refusal is checked here; job-control.test.ts pauses and resumes.
+        'POST /sending/resume',
+        async () => {
+          const answer = await api('POST', '/sending/resume', { reason: 'the list was cleaned' });
+          expect(answer.body.message).toBe('Sending is not paused.');
+          return answer;
+        },
+        409,
+        ['message', 'code'],
+      ],
       ['GET /health', () => apiClient(runtime.url)('GET', '/health'), 200, ['status', 'checks', 'version']],
       ['GET /usage', () => send('GET', '/usage'), 200, ['day', 'resets_at', 'recipients', 'requests']],
       [

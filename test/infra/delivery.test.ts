@@ -22,6 +22,22 @@ import {
   topicKeyId,
 } from './template-queries';
 
+/**
+ * Who may call SES, and what: the consumer sends; /health and GET /sending read the account and the
+ * set; the reputation guard (the feedback consumer) and the resume switch the set's sending.
+ */
+const SES_ACTIONS = {
+  [FUNCTION.consumer]: ['ses:SendEmail'],
+  [FUNCTION.health]: ['ses:GetAccount', 'ses:GetConfigurationSet'],
+  'GET /sending': ['ses:GetAccount', 'ses:GetConfigurationSet'],
+  'POST /sending/resume': [
+    'ses:GetAccount',
+    'ses:GetConfigurationSet',
+    'ses:PutConfigurationSetSendingOptions',
+  ],
+  [FUNCTION.feedbackConsumer]: ['ses:PutConfigurationSetSendingOptions'],
+};
+
 /** The app as the CLI builds it from cdk.json alone (no test default for the From address), plus `context`. */
 const appFromCdkJson = (context: Record<string, unknown> = {}) =>
   createApp({ context: { ...cdkJsonContext(), ...context, 'aws:cdk:bundling-stacks': [] } });
@@ -154,11 +170,14 @@ describe('SES permissions', () => {
       expect(environment).not.toHaveProperty('SES_REPLY_TO');
     });
 
-    it('grants no other function an ses: action, but /health ses:GetAccount (which has no resource to scope to) and GetConfigurationSet on that set', () => {
-      expect(sesActionsByFunction(assertions)).toEqual({
-        [FUNCTION.consumer]: ['ses:SendEmail'],
-        [FUNCTION.health]: ['ses:GetAccount', 'ses:GetConfigurationSet'],
-      });
+    it('grants no other function an ses: action, but the readers of SES state ses:GetAccount (which has no resource to scope to) and GetConfigurationSet on that set, and the switches of the set its sending options', () => {
+      expect(sesActionsByFunction(assertions)).toEqual(SES_ACTIONS);
+      for (const fn of [FUNCTION.feedbackConsumer, 'POST /sending/resume'])
+        expect(
+          sesStatements(assertions, fn).find((statement) =>
+            actionsOfStatement(statement).includes('ses:PutConfigurationSetSendingOptions'),
+          )?.Resource,
+        ).toEqual(ownSet.arn);
       const statements = sesStatements(assertions, FUNCTION.health);
       const statementOf = (action: string) =>
         statements.find((statement) => actionsOfStatement(statement).includes(action));
@@ -170,11 +189,11 @@ describe('SES permissions', () => {
       });
     });
 
-    it('grants ses: actions to no role but those two functions', () => {
+    it('grants ses: actions to no role but those functions', () => {
       const policiesWithSes = Object.values(assertions.findResources('AWS::IAM::Policy')).filter((policy) =>
         JSON.stringify(policy).includes('"ses:'),
       );
-      expect(policiesWithSes).toHaveLength(2);
+      expect(policiesWithSes).toHaveLength(Object.keys(SES_ACTIONS).length);
       for (const role of Object.values(assertions.findResources('AWS::IAM::Role'))) {
         expect(JSON.stringify(role)).not.toContain('"ses:');
       }
@@ -197,10 +216,7 @@ describe('SES permissions', () => {
       SES_CONFIGURATION_SET: 'marketing',
     });
 
-    expect(sesActionsByFunction(assertions)).toEqual({
-      [FUNCTION.consumer]: ['ses:SendEmail'],
-      [FUNCTION.health]: ['ses:GetAccount', 'ses:GetConfigurationSet'],
-    });
+    expect(sesActionsByFunction(assertions)).toEqual(SES_ACTIONS);
     const readSet = sesStatements(assertions, FUNCTION.health).find((statement) =>
       actionsOfStatement(statement).includes('ses:GetConfigurationSet'),
     );

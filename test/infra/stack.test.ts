@@ -24,6 +24,7 @@ const DOCUMENTED_ROUTES = [
   'GET /nonprofits',
   'GET /nonprofits/{email}',
   'GET /openapi.json',
+  'GET /sending',
   'GET /suppressions',
   'GET /suppressions/{email}',
   'GET /unsubscribe',
@@ -34,6 +35,7 @@ const DOCUMENTED_ROUTES = [
   'POST /nonprofits/import',
   'POST /send-email',
   'POST /send-email/preview',
+  'POST /sending/resume',
   'POST /unsubscribe',
   'PUT /nonprofits/{email}',
   'PUT /suppressions/{email}',
@@ -248,8 +250,8 @@ describe('functions', () => {
       {
         // A suppression is a conditional put; a refused one reads the record kept.
         [SUPPRESSIONS]: ['dynamodb:GetItem', 'dynamodb:PutItem'],
-        // The job's owner for the suppression, then its counter.
-        [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        // The job's owner for the suppression, then its counter; the reputation window and the guard's record.
+        [JOBS]: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
         [DELIVERIES]: ['dynamodb:UpdateItem'],
         // How many partition keys the job's deliveries are spread over.
         [CONTENTS]: ['dynamodb:GetItem'],
@@ -286,9 +288,17 @@ describe('functions', () => {
       'GET /health',
       {
         [NONPROFITS]: ['dynamodb:GetItem'],
+        // The reputation guard's record: why sending is off.
+        [JOBS]: ['dynamodb:GetItem'],
         [EMAILS]: ['sqs:GetQueueAttributes'],
         [DEAD_LETTERS]: ['sqs:GetQueueAttributes'],
       },
+    ],
+    // The reputation window (BatchGetItem) and the guard's record; the resume writes it.
+    ['GET /sending', { [JOBS]: ['dynamodb:BatchGetItem', 'dynamodb:GetItem'] }],
+    [
+      'POST /sending/resume',
+      { [JOBS]: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'] },
     ],
   ])('%s may call exactly these actions on each table, index and queue', (description, expected) => {
     expect(dataGrantsOf(description)).toEqual(expected);
@@ -788,7 +798,7 @@ describe('cdk-nag', () => {
     }
   });
 
-  it("acknowledges ses:GetAccount on * for /health's role only, with its reason", () => {
+  it("acknowledges ses:GetAccount on * for the roles that read SES's state only, with its reason", () => {
     const { stack } = synthesizeForTests({ sesConfigurationSet: 'marketing' });
     const acknowledged = stack.node
       .findAll()
@@ -801,7 +811,17 @@ describe('cdk-nag', () => {
             ),
         ),
       );
-    expect(acknowledged).toEqual([stack.monitoring.health.role]);
+    // /health's, and the sending controls' that read SES's state (GET /sending, its resume).
+    expect(new Set(acknowledged)).toEqual(
+      new Set([
+        stack.monitoring.health.role,
+        ...stack.node
+          .findAll()
+          .filter((construct) =>
+            /SendingControls\/(GetSending|ResumeSending)Role$/.test(construct.node.path),
+          ),
+      ]),
+    );
   });
 
   it('fails synthesis on a finding nobody acknowledged', () => {

@@ -31,11 +31,13 @@ export interface RuntimeProcess {
 
 /**
  * The CDK context a test runtime gets: the test's own over this default. Outcomes are counted on
- * their jobs as soon as the stream is read, not after five seconds, so tests wait less. A runtime
- * started another way in a test takes the same, or its synthesis is not the one already cached.
+ * their jobs as soon as the stream is read, not after five seconds, so tests wait less. The
+ * reputation guard never pauses unless a test asks it to: tests that make the mailbox simulator
+ * complain would otherwise pause the sending of the tests after them. A runtime started another
+ * way in a test takes the same, or its synthesis is not the one already cached.
  */
 export const runtimeContextJson = (context: Record<string, unknown> = {}) =>
-  JSON.stringify({ countingWindowSeconds: 0, ...context });
+  JSON.stringify({ countingWindowSeconds: 0, reputationMinVolume: 1_000_000_000, ...context });
 
 /**
  * Starts the local runtime exactly as `npm start` does (`node --import tsx bin/local.ts`), on a free

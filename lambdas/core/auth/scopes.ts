@@ -42,6 +42,8 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   'GET /suppressions/{email}': 'suppressions:read',
   'PUT /suppressions/{email}': 'suppressions:write',
   'DELETE /suppressions/{email}': 'suppressions:write',
+  'GET /sending': 'operator',
+  'POST /sending/resume': 'operator',
 };
 
 export const routeName = (method: string, resourcePath: string) => `${method} ${resourcePath}`;

@@ -47,6 +47,8 @@ export const METRIC = {
   emailsBouncedTransient: 'EmailsBouncedTransient',
   /** Addresses whose owner marked an email as spam (each is suppressed). */
   emailsComplained: 'EmailsComplained',
+  /** The reputation guard turned sending off (its window's bounce or complaint rate reached a threshold). */
+  sendingPausedByGuard: 'SendingPausedByGuard',
   sweeperReenqueued: 'SweeperReenqueued',
   deadLetters: 'DeadLetters',
 } as const;

@@ -25,6 +25,12 @@ export interface FeedbackBatchResult {
   suppressed: number;
   /** Reports counted on a job's delivery for the first time. */
   recorded: number;
+  /**
+   * Hard bounces and complaints on this system's emails, new or handed over again: each may have
+   * moved the reputation window (the guard looks after any, so a batch retried after the guard
+   * failed looks again).
+   */
+  reputationReports: number;
 }
 
 /** Messages of a batch handled at once: each makes a few small DynamoDB writes. */
@@ -51,6 +57,7 @@ export async function recordFeedback(
     complained: 0,
     suppressed: 0,
     recorded: 0,
+    reputationReports: 0,
   };
   await mapConcurrently(messages, CONCURRENT_MESSAGES, async (message) => {
     let feedback: Feedback | undefined;
@@ -85,6 +92,8 @@ export async function recordFeedback(
       }
       result.suppressed += outcome.suppressed;
       result.recorded += outcome.recorded;
+      if (feedback.kind === 'bounce' || feedback.kind === 'complaint')
+        result.reputationReports += outcome.matched;
       if (feedback.kind === 'bounce') result.bounced += outcome.fresh;
       else if (feedback.kind === 'transient_bounce') result.transientBounces += outcome.fresh;
       else if (feedback.kind === 'complaint') result.complained += outcome.fresh;
@@ -108,11 +117,12 @@ export async function recordFeedback(
 async function act(
   deps: RecordFeedbackDependencies,
   feedback: Feedback,
-): Promise<{ suppressed: number; recorded: number; fresh: number; pending: boolean }> {
+): Promise<{ suppressed: number; recorded: number; fresh: number; matched: number; pending: boolean }> {
   const job = feedback.jobId === undefined ? undefined : await deps.jobs.get(feedback.jobId);
   let suppressed = 0;
   let recorded = 0;
   let fresh = 0;
+  let matched = 0;
   for (const email of feedback.recipients) {
     const noted: FeedbackNoted = job
       ? await deps.ledger.recordFeedback(job.job_id, email, {
@@ -123,8 +133,9 @@ async function act(
           at: feedback.at,
         })
       : 'unmatched';
-    if (noted === 'pending') return { suppressed, recorded, fresh, pending: true };
+    if (noted === 'pending') return { suppressed, recorded, fresh, matched, pending: true };
     if (noted === 'recorded') recorded++;
+    if (noted === 'recorded' || noted === 'duplicate') matched++;
     if (noted !== 'duplicate') fresh++;
     if (suppresses(feedback)) {
       const matched = job !== undefined && (noted === 'recorded' || noted === 'duplicate');
@@ -146,5 +157,5 @@ async function act(
     suppressed,
     recorded,
   });
-  return { suppressed, recorded, fresh, pending: false };
+  return { suppressed, recorded, fresh, matched, pending: false };
 }

@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { backoff, chunks, mapConcurrently } from '../../concurrency';
 import { batchGetAll, queryAll } from '../../dynamo-paging';
+import { reputationAdded } from '../../sending/dynamodb/dynamo-reputation';
 import {
   type ChunkClaim,
   type ChunkClaims,
@@ -425,10 +426,23 @@ export class DynamoDeliveries
     const job = counter && {
       Update: { TableName: this.options.jobsTable, Key: { job_id: jobId }, ...feedbackRecorded(counter) },
     };
+    // Hard bounces and complaints count in the reputation window too, in the same transaction (once).
+    const window =
+      report.kind === 'bounce' || report.kind === 'complaint'
+        ? reputationAdded(
+            this.options.jobsTable,
+            jobId,
+            report.kind === 'bounce' ? 'bounced' : 'complained',
+            1,
+            this.now(),
+          )
+        : undefined;
     for (let attempt = 0; attempt < MAX_TRANSACTION_ATTEMPTS; attempt++) {
       try {
         await this.options.client.send(
-          new TransactWriteCommand({ TransactItems: job ? [delivery, job] : [delivery] }),
+          new TransactWriteCommand({
+            TransactItems: [delivery, ...(job ? [job] : []), ...(window ? [window] : [])],
+          }),
         );
         return 'recorded';
       } catch (error) {

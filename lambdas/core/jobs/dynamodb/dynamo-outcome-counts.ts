@@ -1,6 +1,7 @@
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { backoff } from '../../concurrency';
+import { reputationAdded } from '../../sending/dynamodb/dynamo-reputation';
 import { OUTCOME_STATUSES } from '../deliveries';
 import { outcomesRecorded } from '../job-status';
 import {
@@ -30,7 +31,7 @@ const numberOf = (item: RawItem | undefined, name: string): number | undefined =
 
 /**
  * The DynamoDB adapter of `OutcomeCounts`: each part is one transaction of two writes in the jobs
- * table, the part's mark (how many of its changes are counted, an item of its own with a TTL, keyed
+ * table (three with emails sent: the reputation window's hour), the part's mark (how many of its changes are counted, an item of its own with a TTL, keyed
  * `<job id>#counted#<part id>`, which no reader of jobs ever asks for) and the job's counters.
  */
 export class DynamoOutcomeCounts implements OutcomeCounts {
@@ -85,6 +86,10 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
                   ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
                 },
               },
+              // The reputation window's sent emails, counted with them (once, as they are).
+              ...(tally.sent > 0
+                ? [reputationAdded(this.options.jobsTable, part.jobId, 'sent', tally.sent, now)]
+                : []),
             ],
           }),
         );

@@ -85,6 +85,8 @@ describe('recordFeedback', () => {
       complained: 0,
       suppressed: 1,
       recorded: 1,
+      // A hard bounce on this system's email: the reputation guard looks at the window after it.
+      reputationReports: 1,
     });
   });
 

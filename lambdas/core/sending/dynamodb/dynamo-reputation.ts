@@ -1,0 +1,121 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { batchGetAll } from '../../dynamo-paging';
+import {
+  type GuardRecord,
+  type GuardStore,
+  REPUTATION_SHARDS,
+  type ReputationCounts,
+  type ReputationWindow,
+  reputationHour,
+  reputationShard,
+} from '../reputation';
+
+// The window's hourly counts and the guard's record live in the jobs table, under keys no job id
+// takes (a job id is a UUID): `reputation#<hour>#<shard>` and `sending#guard`. They carry neither
+// `api_key_id` nor `active`, so no index of jobs shows them.
+
+/** An hour's counts are kept two days: a window reads at most 48 hours back. */
+const HOUR_RETENTION_SECONDS = 2 * 24 * 3600 + 3600;
+const GUARD_KEY = 'sending#guard';
+
+export const reputationKey = (hour: string, shard: number) => `reputation#${hour}#${shard}`;
+
+/**
+ * The write that adds to the window, for a transaction of the outcome counter (`sent`) or of the
+ * feedback consumer (`bounced`, `complained`): it lands with the count it belongs to, or not at all.
+ */
+export function reputationAdded(
+  jobsTable: string,
+  jobId: string,
+  counter: keyof ReputationCounts,
+  count: number,
+  at: Date,
+) {
+  return {
+    Update: {
+      TableName: jobsTable,
+      Key: { job_id: reputationKey(reputationHour(at), reputationShard(jobId)) },
+      UpdateExpression: 'ADD #counter :count SET expires_at = if_not_exists(expires_at, :expires)',
+      ExpressionAttributeNames: { '#counter': counter },
+      ExpressionAttributeValues: {
+        ':count': count,
+        ':expires': Math.floor(at.getTime() / 1000) + HOUR_RETENTION_SECONDS,
+      },
+    },
+  };
+}
+
+export class DynamoReputationWindow implements ReputationWindow {
+  constructor(private readonly options: { client: DynamoDBDocumentClient; jobsTable: string }) {}
+
+  async counts(hours: readonly string[]): Promise<ReputationCounts> {
+    const keys = hours.flatMap((hour) =>
+      Array.from({ length: REPUTATION_SHARDS }, (_, shard) => ({ job_id: reputationKey(hour, shard) })),
+    );
+    const items = await batchGetAll(this.options.client, this.options.jobsTable, keys);
+    const total = { sent: 0, bounced: 0, complained: 0 };
+    for (const item of items)
+      for (const counter of ['sent', 'bounced', 'complained'] as const)
+        total[counter] += Number(item[counter] ?? 0);
+    return total;
+  }
+}
+
+export class DynamoGuardStore implements GuardStore {
+  constructor(private readonly options: { client: DynamoDBDocumentClient; jobsTable: string }) {}
+
+  async get(): Promise<GuardRecord | undefined> {
+    const { Item } = await this.options.client.send(
+      new GetCommand({ TableName: this.options.jobsTable, Key: { job_id: GUARD_KEY }, ConsistentRead: true }),
+    );
+    if (!Item) return undefined;
+    const { job_id: _key, ...record } = Item;
+    return record as GuardRecord;
+  }
+
+  async pause(record: Required<Pick<GuardRecord, 'paused_at' | 'reason' | 'window'>>): Promise<boolean> {
+    try {
+      await this.options.client.send(
+        new UpdateCommand({
+          TableName: this.options.jobsTable,
+          Key: { job_id: GUARD_KEY },
+          UpdateExpression: 'SET paused = :yes, paused_at = :at, reason = :reason, #window = :window',
+          ConditionExpression: 'attribute_not_exists(paused) OR paused = :no',
+          ExpressionAttributeNames: { '#window': 'window' },
+          ExpressionAttributeValues: {
+            ':yes': true,
+            ':no': false,
+            ':at': record.paused_at,
+            ':reason': record.reason,
+            ':window': record.window,
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async resume(
+    record: Required<Pick<GuardRecord, 'resumed_at' | 'resumed_by' | 'resume_reason' | 'baseline'>>,
+  ): Promise<void> {
+    await this.options.client.send(
+      new UpdateCommand({
+        TableName: this.options.jobsTable,
+        Key: { job_id: GUARD_KEY },
+        UpdateExpression:
+          'SET paused = :no, resumed_at = :at, resumed_by = :by, resume_reason = :reason, baseline = :baseline',
+        ExpressionAttributeValues: {
+          ':no': false,
+          ':baseline': record.baseline,
+          ':at': record.resumed_at,
+          ':by': record.resumed_by,
+          ':reason': record.resume_reason,
+        },
+      }),
+    );
+  }
+}
