@@ -35,7 +35,8 @@ const canonical = (value: unknown): string =>
  * What a refused request must leave as it was: the registry and the suppression list, item for
  * item, and which jobs exist with their contents. Job items themselves change as consumers work,
  * and deliveries with them, so only their keys are compared; the marks the outcome counter keeps
- * beside jobs come as it counts, so they are left out.
+ * beside jobs, and the reputation window's hourly counts it adds to, come as it counts, so they
+ * are left out.
  */
 export async function storeSnapshot(
   dynamoDbEndpoint: string,
@@ -81,8 +82,8 @@ export async function storeSnapshot(
         scan(nonprofits),
         scan(suppressions),
         scan(jobs, 'job_id', {
-          FilterExpression: 'NOT contains(job_id, :mark)',
-          ExpressionAttributeValues: { ':mark': '#counted#' },
+          FilterExpression: 'NOT contains(job_id, :mark) AND NOT begins_with(job_id, :window)',
+          ExpressionAttributeValues: { ':mark': '#counted#', ':window': 'reputation#' },
         }),
         scan(contents, 'job_id, part'),
       ]);

@@ -173,7 +173,8 @@ export function sendingControlsFromEnv(): SendingControlsDependencies {
   const jobsTable = bound(TABLE.jobs);
   const ses = settings.transport === 'ses' ? new SesSending(sesClient, settings.configurationSet) : undefined;
   return {
-    window: new DynamoReputationWindow({ client: documentClient, jobsTable }),
+    // Read strongly consistent: the guard must see the bounce it was woken by.
+    window: new DynamoReputationWindow({ client: documentClient, jobsTable, consistent: true }),
     store: new DynamoGuardStore({ client: documentClient, jobsTable }),
     thresholds: {
       windowHours: settings.windowHours,

@@ -14,6 +14,12 @@ process.env.UNSUBSCRIBE_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:000000000
 process.env.UNSUBSCRIBE_URL = 'https://api.example.org/v1/unsubscribe';
 process.env.EMAIL_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/emails';
 process.env.SWEEPER_QUEUE_SETTLE_SECONDS = '60';
+process.env.LEDGER_COUNT_AFTER_SECONDS = '300';
+// The reputation guard's defaults (lib/config.ts).
+process.env.REPUTATION_WINDOW_HOURS = '24';
+process.env.REPUTATION_MIN_VOLUME = '500';
+process.env.PAUSE_BOUNCE_RATE = '0.02';
+process.env.PAUSE_COMPLAINT_RATE = '0.0008';
 // The stack's default (lib/config.ts), so tests that fill a template to the limit fill this one.
 process.env.MAX_RENDERED_EMAIL_BYTES = String(256 * 1024);
 process.env.EMAIL_TRANSPORT = 'record';

@@ -6,21 +6,18 @@
  * shared account do not move them.
  */
 
-/** The window's counts are kept per hour and spread over this many items, so concurrent writers rarely meet. */
-export const REPUTATION_SHARDS = 4;
+/**
+ * The window's counts are kept per hour and spread over this many items, one drawn at random for
+ * each write: writers of different jobs rarely meet on one item (a transaction that does is
+ * retried), and one job's writes spread too. Exactly-once comes from the transactions they ride in.
+ */
+export const REPUTATION_SHARDS = 8;
 
 /** The hour an event is counted in: `2026-12-04T08` (UTC). */
 export const reputationHour = (at: Date) => at.toISOString().slice(0, 13);
 
-/** Which of the hour's items a job's counts go to (FNV-1a of its id). */
-export function reputationShard(jobId: string): number {
-  let hash = 0x811c9dc5;
-  for (let index = 0; index < jobId.length; index++) {
-    hash ^= jobId.charCodeAt(index);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 0) % REPUTATION_SHARDS;
-}
+/** Which of the hour's items a write goes to. */
+export const reputationShard = () => Math.floor(Math.random() * REPUTATION_SHARDS);
 
 /** The hours of a window ending with `now`'s, newest first, none before `since` (a resume). */
 export function windowHours(now: Date, hours: number, since?: Date): string[] {
@@ -89,12 +86,16 @@ export interface ReputationWindow {
 /** The sending switch: the stack's SES configuration set (`PutConfigurationSetSendingOptions`). */
 export interface SendingSwitch {
   set(enabled: boolean): Promise<void>;
+  /** Whether the set sends now (someone may have turned it on in the console). */
+  isOn(): Promise<boolean>;
 }
 
 /** What the guard did last: a pause (why, and the window then), and the resume after it, if any. */
 export interface GuardRecord {
   paused: boolean;
   paused_at?: string;
+  /** Whether the pause's switch went off (the record is written first, then the switch). */
+  switched?: boolean;
   reason?: string;
   /** The window's counts and rates when it paused. */
   window?: ReputationVerdict;
@@ -107,11 +108,21 @@ export interface GuardRecord {
 
 export interface GuardStore {
   get(): Promise<GuardRecord | undefined>;
-  /** Records a pause unless one is recorded already: false when another run paused first. */
-  pause(record: Required<Pick<GuardRecord, 'paused_at' | 'reason' | 'window'>>): Promise<boolean>;
+  /**
+   * Records a pause if the record is still as `seen` (not paused, resumed at the same time): false
+   * when another run paused, or an operator resumed, since it was read.
+   */
+  pause(
+    record: Required<Pick<GuardRecord, 'paused_at' | 'reason' | 'window'>>,
+    seen: GuardRecord | undefined,
+  ): Promise<boolean>;
+  /** Notes that the pause's switch is off. */
+  switched(pausedAt: string): Promise<void>;
+  /** Records a resume if the record is still as `seen` (the same pause, or none): false otherwise. */
   resume(
     record: Required<Pick<GuardRecord, 'resumed_at' | 'resumed_by' | 'resume_reason' | 'baseline'>>,
-  ): Promise<void>;
+    seen: GuardRecord | undefined,
+  ): Promise<boolean>;
 }
 
 export interface GuardDependencies {
@@ -142,22 +153,44 @@ export async function currentWindow(
   return { since, hours, verdict: judge(counts, deps.thresholds) };
 }
 
+/** Who `resumed_by` names when the set was found on again without a resume through the API. */
+export const RESUMED_OUTSIDE = 'outside the API';
+
 /**
- * Looks at the window after new bounces or complaints were counted: over a threshold, it turns the
- * configuration set's sending off (SES then refuses every email; the consumers put them back to wait,
- * nothing is failed) and records why. Switching first makes a retry after a failed record safe: the
- * switch is idempotent, and only the run whose record lands reports the pause.
+ * Looks at the window after new bounces or complaints were counted: over a threshold, it records
+ * the pause (only if nothing changed since it read the record, so a run that read the window before
+ * an operator's resume never pauses on what the operator let go), then turns the configuration
+ * set's sending off (SES then refuses every email sent with it; the consumers put them back to wait,
+ * nothing is failed), and notes that it did. A paused record whose switch never went off is
+ * switched again; one whose switch was turned on by hand (the console) counts as a resume.
  */
 export async function guardReputation(deps: GuardDependencies): Promise<ReputationVerdict | undefined> {
-  const record = await deps.store.get();
-  if (record?.paused) return undefined;
+  const now = deps.now?.() ?? new Date();
+  let record = await deps.store.get();
+  if (record?.paused && record.paused_at) {
+    if (!record.switched) {
+      await deps.switch.set(false);
+      await deps.store.switched(record.paused_at);
+      return undefined;
+    }
+    if (!(await deps.switch.isOn())) return undefined;
+    // Turned on by hand: the window starts again, as after a resume through the API.
+    const hour = reputationHour(now);
+    const resumed = {
+      resumed_at: now.toISOString(),
+      resumed_by: RESUMED_OUTSIDE,
+      resume_reason: 'The configuration set was turned on outside POST /sending/resume',
+      baseline: { ...(await deps.window.counts([hour])), hour },
+    };
+    if (!(await deps.store.resume(resumed, record))) return undefined;
+    record = { ...record, paused: false, ...resumed };
+  }
   const { verdict } = await currentWindow(deps, record);
   if (!verdict.over) return undefined;
+  const pausedAt = now.toISOString();
+  if (!(await deps.store.pause({ paused_at: pausedAt, reason: verdict.over, window: verdict }, record)))
+    return undefined;
   await deps.switch.set(false);
-  const paused = await deps.store.pause({
-    paused_at: (deps.now?.() ?? new Date()).toISOString(),
-    reason: verdict.over,
-    window: verdict,
-  });
-  return paused ? verdict : undefined;
+  await deps.store.switched(pausedAt);
+  return verdict;
 }

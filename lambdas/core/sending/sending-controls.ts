@@ -8,10 +8,20 @@ import {
   reputationHour,
 } from './reputation';
 
-/** Whether SES sends for this deployment now (the account, and the stack's configuration set), and why not. */
-export interface SendingStateReader {
-  state(): Promise<{ enabled: boolean; reason?: string }>;
+/** Whether SES sends for this deployment now: the account (SES's switch) and the stack's configuration set (ours). */
+export interface SendingState {
+  enabled: boolean;
+  account: boolean;
+  set: boolean;
+  /** Why not, when not. */
+  reason?: string;
 }
+
+export interface SendingStateReader {
+  state(): Promise<SendingState>;
+}
+
+const ON: SendingState = { enabled: true, account: true, set: true };
 
 /** What the operator routes need: the guard's parts, SES's state, and no switch with the record transport. */
 export type SendingControlsDependencies = Omit<GuardDependencies, 'switch'> & {
@@ -81,7 +91,13 @@ export async function resumeSending(
   if (!deps.switch || !deps.sending)
     throw new ConflictError('Sending is not paused: the record transport sends nothing through SES.');
   const [record, state] = await Promise.all([deps.store.get(), deps.sending.state()]);
-  if (state.enabled && !record?.paused) throw new ConflictError('Sending is not paused.');
+  // Only the configuration set is this stack's to turn on; SES's own pause of the account is not.
+  if (state.set && !record?.paused)
+    throw new ConflictError(
+      state.account
+        ? 'Sending is not paused.'
+        : `${state.reason ?? 'SES paused the account'}: only SES (or AWS Support) turns it on again.`,
+    );
   const { verdict } = await currentWindow(deps, record);
   if (verdict.over && !input.force) {
     const error = new ConflictError(
@@ -93,12 +109,14 @@ export async function resumeSending(
   const now = deps.now?.() ?? new Date();
   const hour = reputationHour(now);
   const baseline = { ...(await deps.window.counts([hour])), hour };
+  const resumed = await deps.store.resume(
+    { resumed_at: now.toISOString(), resumed_by: input.apiKeyId, resume_reason: input.reason, baseline },
+    record,
+  );
+  if (!resumed)
+    throw new ConflictError(
+      'The guard paused sending again while this resume was on its way: look at GET /sending first.',
+    );
   await deps.switch.set(true);
-  await deps.store.resume({
-    resumed_at: now.toISOString(),
-    resumed_by: input.apiKeyId,
-    resume_reason: input.reason,
-    baseline,
-  });
   return sendingView(deps);
 }

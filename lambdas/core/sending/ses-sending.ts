@@ -5,7 +5,7 @@ import {
   type SESv2Client,
 } from '@aws-sdk/client-sesv2';
 import type { SendingSwitch } from './reputation';
-import type { SendingStateReader } from './sending-controls';
+import type { SendingState, SendingStateReader } from './sending-controls';
 
 /**
  * SES's sending switch for this deployment: the account's (SES's own) and the stack's configuration
@@ -28,20 +28,22 @@ export class SesSending implements SendingSwitch, SendingStateReader {
     );
   }
 
-  async state(): Promise<{ enabled: boolean; reason?: string }> {
-    const [account, set] = await Promise.all([
-      this.client.send(new GetAccountCommand({})),
-      this.configurationSet
-        ? this.client.send(new GetConfigurationSetCommand({ ConfigurationSetName: this.configurationSet }))
-        : undefined,
-    ]);
-    const accountEnabled = account.SendingEnabled !== false;
-    const setEnabled = set?.SendingOptions?.SendingEnabled !== false;
-    const reason = !accountEnabled
+  async isOn(): Promise<boolean> {
+    if (!this.configurationSet) return true;
+    const set = await this.client.send(
+      new GetConfigurationSetCommand({ ConfigurationSetName: this.configurationSet }),
+    );
+    return set.SendingOptions?.SendingEnabled !== false;
+  }
+
+  async state(): Promise<SendingState> {
+    const [account, setOn] = await Promise.all([this.client.send(new GetAccountCommand({})), this.isOn()]);
+    const accountOn = account.SendingEnabled !== false;
+    const reason = !accountOn
       ? `Sending is disabled for the account (enforcement status ${account.EnforcementStatus ?? 'unknown'})`
-      : !setEnabled
+      : !setOn
         ? `Sending is paused for the configuration set ${this.configurationSet}`
         : undefined;
-    return { enabled: accountEnabled && setEnabled, ...(reason ? { reason } : {}) };
+    return { enabled: accountOn && setOn, account: accountOn, set: setOn, ...(reason ? { reason } : {}) };
   }
 }

@@ -31,6 +31,10 @@ const KIND_BY_ERROR: Record<string, DeliveryErrorKind> = {
   ThrottlingException: 'throttled',
   // Nothing can be sent until an operator acts: every email would fail the same way, so none is failed.
   SendingPausedException: 'paused',
+  // SES v1's names for the account's or a configuration set's sending switched off; v2 documents
+  // SendingPausedException only, so both are taken the same way, whichever SES answers.
+  ConfigurationSetSendingPausedException: 'paused',
+  AccountSendingPausedException: 'paused',
   AccountSuspendedException: 'paused',
   MailFromDomainNotVerifiedException: 'paused',
   NotFoundException: 'paused',
@@ -88,12 +92,19 @@ function senderNotVerified(error: Error, fromAddress: string): boolean {
   return named.has(address) || named.has(address.slice(address.lastIndexOf('@') + 1));
 }
 
+/**
+ * SES v1 tells a paused account as `MessageRejected: Sending paused for this account`: a rejection of
+ * every email alike, so the emails wait rather than fail.
+ */
+const sendingPausedRejection = (error: Error) =>
+  error.name === 'MessageRejected' && /sending (is )?(paused|disabled)/i.test(error.message);
+
 /** SES's error as a `DeliveryError` when SES answered; otherwise the error itself (outcome unknown). */
 export function classify(error: unknown, fromAddress?: string): unknown {
   if (!(error instanceof Error)) return error;
   const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   const kind =
-    fromAddress !== undefined && senderNotVerified(error, fromAddress)
+    (fromAddress !== undefined && senderNotVerified(error, fromAddress)) || sendingPausedRejection(error)
       ? 'paused'
       : (KIND_BY_ERROR[error.name] ?? (status !== undefined && status >= 500 ? 'unavailable' : undefined));
   if (!kind) return error;

@@ -13,18 +13,23 @@ import { resumeSending, sendingView } from '../../../lambdas/core/sending/sendin
 const THRESHOLDS = { windowHours: 24, minVolume: 500, bounceRate: 0.02, complaintRate: 0.0008 };
 const NOW = new Date('2026-12-04T08:30:00.000Z');
 
-/** A window of fixed counts per hour, a guard record in memory, and a switch that remembers. */
+/** A window of fixed counts per hour, a guard record in memory (with the store's conditions), and a switch that remembers. */
 function guard(perHour: Record<string, ReputationCounts>, record?: GuardRecord) {
   const state = { record, enabled: !record?.paused, switched: [] as boolean[] };
   const store: GuardStore = {
     get: async () => state.record,
-    pause: async (pause) => {
-      if (state.record?.paused) return false;
-      state.record = { ...state.record, paused: true, ...pause };
+    pause: async (pause, seen) => {
+      if (state.record?.paused || state.record?.resumed_at !== seen?.resumed_at) return false;
+      state.record = { ...state.record, paused: true, switched: false, ...pause };
       return true;
     },
-    resume: async (resume) => {
+    switched: async (pausedAt) => {
+      if (state.record?.paused_at === pausedAt) state.record = { ...state.record, switched: true };
+    },
+    resume: async (resume, seen) => {
+      if (state.record?.paused_at !== seen?.paused_at) return false;
       state.record = { ...state.record, paused: false, ...resume };
+      return true;
     },
   };
   const deps = {
@@ -42,8 +47,11 @@ function guard(perHour: Record<string, ReputationCounts>, record?: GuardRecord) 
         state.switched.push(enabled);
         state.enabled = enabled;
       },
+      isOn: async () => state.enabled,
     },
-    sending: { state: async () => ({ enabled: state.enabled }) },
+    sending: {
+      state: async () => ({ enabled: state.enabled, account: true, set: state.enabled }),
+    },
     store,
     thresholds: THRESHOLDS,
     now: () => NOW,
@@ -61,8 +69,8 @@ describe('the reputation window', () => {
   });
 
   it('spreads jobs over its shards', () => {
-    const shards = new Set(Array.from({ length: 100 }, (_, n) => reputationShard(`job-${n}`)));
-    expect(shards).toEqual(new Set([0, 1, 2, 3]));
+    const shards = new Set(Array.from({ length: 400 }, () => reputationShard()));
+    expect(shards).toEqual(new Set([0, 1, 2, 3, 4, 5, 6, 7]));
   });
 
   it('pauses at either threshold, and never below the minimum volume', () => {
@@ -86,7 +94,12 @@ describe('the reputation guard', () => {
     const paused = await guardReputation(deps);
     expect(paused?.over).toMatch(/complaint rate/);
     expect(state.switched).toEqual([false]);
-    expect(state.record).toMatchObject({ paused: true, paused_at: NOW.toISOString(), reason: paused?.over });
+    expect(state.record).toMatchObject({
+      paused: true,
+      switched: true,
+      paused_at: NOW.toISOString(),
+      reason: paused?.over,
+    });
     // Paused already: nothing more.
     expect(await guardReputation(deps)).toBeUndefined();
     expect(state.switched).toEqual([false]);
@@ -112,10 +125,40 @@ describe('the reputation guard', () => {
       // What the pause was for is left out of the window from the resume on.
       window: { sent: 0, complained: 0 },
     });
-    // The next complaint alone does not trip it again: the window starts at the resume.
+    // Nothing new since the resume: the guard leaves sending on.
     expect(await guardReputation(deps)).toBeUndefined();
     await expect(resumeSending(deps, { reason: 'once more please', apiKeyId: 'key-1' })).rejects.toThrow(
       'Sending is not paused.',
+    );
+  });
+
+  it('switches again a pause whose switch never went off, and takes a set turned on by hand as a resume', async () => {
+    const { deps, state } = guard(
+      { '2026-12-04T08': { sent: 600, bounced: 0, complained: 1 } },
+      { paused: true, switched: false, paused_at: '2026-12-04T08:00:00.000Z', reason: 'complaints' },
+    );
+    // The record says paused but the switch never went off (the run died between the two).
+    state.enabled = true;
+    expect(await guardReputation(deps)).toBeUndefined();
+    expect(state.switched).toEqual([false]);
+    expect(state.record).toMatchObject({ paused: true, switched: true });
+    // Someone turns the set on in the console: a resume, from which the window starts again.
+    state.enabled = true;
+    expect(await guardReputation(deps)).toBeUndefined();
+    expect(state.record).toMatchObject({ paused: false, resumed_by: 'outside the API' });
+    expect(state.switched).toEqual([false]);
+  });
+
+  it('refuses to resume a pause of the account by SES, which only SES lifts', async () => {
+    const { deps } = guard({});
+    deps.sending.state = async () => ({
+      enabled: false,
+      account: false,
+      set: true,
+      reason: 'Sending is disabled for the account',
+    });
+    await expect(resumeSending(deps, { reason: 'please let us send', apiKeyId: 'key-1' })).rejects.toThrow(
+      /only SES \(or AWS Support\) turns it on again/,
     );
   });
 

@@ -147,6 +147,13 @@ describe('SesTransport', () => {
     { error: generic('ThrottlingException', 400), kind: 'throttled' },
     { error: new SendingPausedException({ message: 'x', ...metadata(400) }), kind: 'paused' },
     { error: new AccountSuspendedException({ message: 'x', ...metadata(400) }), kind: 'paused' },
+    // A configuration set or account switched off, by the names SES v1 gives it.
+    { error: generic('ConfigurationSetSendingPausedException', 400), kind: 'paused' },
+    { error: generic('AccountSendingPausedException', 400), kind: 'paused' },
+    {
+      error: new MessageRejected({ message: 'Sending paused for this account.', ...metadata(400) }),
+      kind: 'paused',
+    },
     { error: new MailFromDomainNotVerifiedException({ message: 'x', ...metadata(400) }), kind: 'paused' },
     { error: new NotFoundException({ message: 'x', ...metadata(404) }), kind: 'paused' },
     { error: generic('AccessDeniedException', 403), kind: 'paused' },

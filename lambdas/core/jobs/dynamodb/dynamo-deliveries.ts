@@ -431,7 +431,6 @@ export class DynamoDeliveries
       report.kind === 'bounce' || report.kind === 'complaint'
         ? reputationAdded(
             this.options.jobsTable,
-            jobId,
             report.kind === 'bounce' ? 'bounced' : 'complained',
             1,
             this.now(),

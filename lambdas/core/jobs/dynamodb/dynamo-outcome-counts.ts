@@ -87,9 +87,7 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
                 },
               },
               // The reputation window's sent emails, counted with them (once, as they are).
-              ...(tally.sent > 0
-                ? [reputationAdded(this.options.jobsTable, part.jobId, 'sent', tally.sent, now)]
-                : []),
+              ...(tally.sent > 0 ? [reputationAdded(this.options.jobsTable, 'sent', tally.sent, now)] : []),
             ],
           }),
         );

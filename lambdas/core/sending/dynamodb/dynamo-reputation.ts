@@ -1,5 +1,10 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  UpdateCommand,
+  type UpdateCommandInput,
+} from '@aws-sdk/lib-dynamodb';
 import { batchGetAll } from '../../dynamo-paging';
 import {
   type GuardRecord,
@@ -25,17 +30,11 @@ export const reputationKey = (hour: string, shard: number) => `reputation#${hour
  * The write that adds to the window, for a transaction of the outcome counter (`sent`) or of the
  * feedback consumer (`bounced`, `complained`): it lands with the count it belongs to, or not at all.
  */
-export function reputationAdded(
-  jobsTable: string,
-  jobId: string,
-  counter: keyof ReputationCounts,
-  count: number,
-  at: Date,
-) {
+export function reputationAdded(jobsTable: string, counter: keyof ReputationCounts, count: number, at: Date) {
   return {
     Update: {
       TableName: jobsTable,
-      Key: { job_id: reputationKey(reputationHour(at), reputationShard(jobId)) },
+      Key: { job_id: reputationKey(reputationHour(at), reputationShard()) },
       UpdateExpression: 'ADD #counter :count SET expires_at = if_not_exists(expires_at, :expires)',
       ExpressionAttributeNames: { '#counter': counter },
       ExpressionAttributeValues: {
@@ -47,13 +46,18 @@ export function reputationAdded(
 }
 
 export class DynamoReputationWindow implements ReputationWindow {
-  constructor(private readonly options: { client: DynamoDBDocumentClient; jobsTable: string }) {}
+  /** `consistent`: the guard reads what was just counted (the bounce that tips it), at twice the read cost. */
+  constructor(
+    private readonly options: { client: DynamoDBDocumentClient; jobsTable: string; consistent?: boolean },
+  ) {}
 
   async counts(hours: readonly string[]): Promise<ReputationCounts> {
     const keys = hours.flatMap((hour) =>
       Array.from({ length: REPUTATION_SHARDS }, (_, shard) => ({ job_id: reputationKey(hour, shard) })),
     );
-    const items = await batchGetAll(this.options.client, this.options.jobsTable, keys);
+    const items = await batchGetAll(this.options.client, this.options.jobsTable, keys, {
+      consistent: this.options.consistent ?? false,
+    });
     const total = { sent: 0, bounced: 0, complained: 0 };
     for (const item of items)
       for (const counter of ['sent', 'bounced', 'complained'] as const)
@@ -74,48 +78,67 @@ export class DynamoGuardStore implements GuardStore {
     return record as GuardRecord;
   }
 
-  async pause(record: Required<Pick<GuardRecord, 'paused_at' | 'reason' | 'window'>>): Promise<boolean> {
+  async pause(
+    record: Required<Pick<GuardRecord, 'paused_at' | 'reason' | 'window'>>,
+    seen: GuardRecord | undefined,
+  ): Promise<boolean> {
+    return this.conditionally({
+      UpdateExpression:
+        'SET paused = :yes, switched = :no, paused_at = :at, reason = :reason, #window = :window',
+      // Not paused, and not resumed since the record was read.
+      ConditionExpression: `(attribute_not_exists(paused) OR paused = :no) AND ${
+        seen?.resumed_at ? 'resumed_at = :seen' : 'attribute_not_exists(resumed_at)'
+      }`,
+      ExpressionAttributeNames: { '#window': 'window' },
+      ExpressionAttributeValues: {
+        ':yes': true,
+        ':no': false,
+        ':at': record.paused_at,
+        ':reason': record.reason,
+        ':window': record.window,
+        ...(seen?.resumed_at ? { ':seen': seen.resumed_at } : {}),
+      },
+    });
+  }
+
+  async switched(pausedAt: string): Promise<void> {
+    await this.conditionally({
+      UpdateExpression: 'SET switched = :yes',
+      ConditionExpression: 'paused_at = :at',
+      ExpressionAttributeValues: { ':yes': true, ':at': pausedAt },
+    });
+  }
+
+  async resume(
+    record: Required<Pick<GuardRecord, 'resumed_at' | 'resumed_by' | 'resume_reason' | 'baseline'>>,
+    seen: GuardRecord | undefined,
+  ): Promise<boolean> {
+    return this.conditionally({
+      UpdateExpression:
+        'SET paused = :no, resumed_at = :at, resumed_by = :by, resume_reason = :reason, baseline = :baseline',
+      // The pause that was read (or none): a pause recorded since is looked at before it is lifted.
+      ConditionExpression: seen?.paused_at ? 'paused_at = :seen' : 'attribute_not_exists(paused_at)',
+      ExpressionAttributeValues: {
+        ':no': false,
+        ':at': record.resumed_at,
+        ':by': record.resumed_by,
+        ':reason': record.resume_reason,
+        ':baseline': record.baseline,
+        ...(seen?.paused_at ? { ':seen': seen.paused_at } : {}),
+      },
+    });
+  }
+
+  /** An update of the record; false when its condition failed. */
+  private async conditionally(update: Omit<UpdateCommandInput, 'TableName' | 'Key'>): Promise<boolean> {
     try {
       await this.options.client.send(
-        new UpdateCommand({
-          TableName: this.options.jobsTable,
-          Key: { job_id: GUARD_KEY },
-          UpdateExpression: 'SET paused = :yes, paused_at = :at, reason = :reason, #window = :window',
-          ConditionExpression: 'attribute_not_exists(paused) OR paused = :no',
-          ExpressionAttributeNames: { '#window': 'window' },
-          ExpressionAttributeValues: {
-            ':yes': true,
-            ':no': false,
-            ':at': record.paused_at,
-            ':reason': record.reason,
-            ':window': record.window,
-          },
-        }),
+        new UpdateCommand({ TableName: this.options.jobsTable, Key: { job_id: GUARD_KEY }, ...update }),
       );
       return true;
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
-  }
-
-  async resume(
-    record: Required<Pick<GuardRecord, 'resumed_at' | 'resumed_by' | 'resume_reason' | 'baseline'>>,
-  ): Promise<void> {
-    await this.options.client.send(
-      new UpdateCommand({
-        TableName: this.options.jobsTable,
-        Key: { job_id: GUARD_KEY },
-        UpdateExpression:
-          'SET paused = :no, resumed_at = :at, resumed_by = :by, resume_reason = :reason, baseline = :baseline',
-        ExpressionAttributeValues: {
-          ':no': false,
-          ':baseline': record.baseline,
-          ':at': record.resumed_at,
-          ':by': record.resumed_by,
-          ':reason': record.resume_reason,
-        },
-      }),
-    );
   }
 }
