@@ -228,6 +228,7 @@ export const sending = z
       .object({
         paused: z.boolean(),
         paused_at: timestamp.optional(),
+        switched: z.boolean().optional(),
         reason: z.string().optional(),
         window: z.object(windowCounts).optional(),
         resumed_at: timestamp.optional(),
