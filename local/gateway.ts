@@ -148,6 +148,7 @@ export class LocalGateway {
     const headers = headerMaps(request.rawHeaders);
     const now = this.now();
     const requestContext = this.requestContext(request, path, route, headers, requestId, now);
+    const query = groupValues([...url.searchParams]);
     let allowed: Allowed | undefined;
     if (route.authorizerId) {
       const decision = await this.authorizers.decide({
@@ -155,7 +156,7 @@ export class LocalGateway {
         path,
         methodArn: `arn:aws:execute-api:${LOCAL_REGION}:${LOCAL_ACCOUNT}:${model.restApiId}/${model.stageName}/${request.method}${path}`,
         headers,
-        query: groupValues([...url.searchParams]),
+        query,
         pathParameters: match.pathParameters,
         requestContext,
       });
@@ -187,7 +188,7 @@ export class LocalGateway {
     if (throttled) return this.answer(throttled, requestId);
     if (request.body.length > MAX_PAYLOAD_BYTES) return this.answer(ANSWERS.tooLarge, requestId);
 
-    const event = this.proxyEvent(request, url, path, match, headers, requestContext, {
+    const event = this.proxyEvent(request, query, path, match, headers, requestContext, {
       apiKey,
       apiKeyValue,
       allowed,
@@ -368,7 +369,7 @@ export class LocalGateway {
 
   private proxyEvent(
     request: GatewayRequest,
-    url: URL,
+    query: ReturnType<typeof groupValues>,
     path: string,
     { route, pathParameters }: Match,
     headers: ReturnType<typeof headerMaps>,
@@ -379,8 +380,8 @@ export class LocalGateway {
       allowed: Allowed | undefined;
     },
   ) {
-    const { single: query, multi: multiQuery } = groupValues([...url.searchParams]);
-    const hasQuery = Object.keys(query).length > 0;
+    const { single, multi } = query;
+    const hasQuery = Object.keys(single).length > 0;
     const { apiKey, apiKeyValue, allowed } = caller;
     return {
       resource: route.resourcePath,
@@ -388,8 +389,8 @@ export class LocalGateway {
       httpMethod: request.method,
       headers: headers.single,
       multiValueHeaders: headers.multi,
-      queryStringParameters: hasQuery ? query : null,
-      multiValueQueryStringParameters: hasQuery ? multiQuery : null,
+      queryStringParameters: hasQuery ? single : null,
+      multiValueQueryStringParameters: hasQuery ? multi : null,
       pathParameters,
       stageVariables: null,
       requestContext: {

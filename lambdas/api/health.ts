@@ -50,9 +50,16 @@ const probes: HealthProbes = {
     );
     return [...MetricAlarms, ...CompositeAlarms].map((alarm) => alarm.AlarmName ?? '');
   },
-  ...(env.transport === 'ses' ? { sending: () => sesSending(env.configurationSet) } : {}),
+  ...(env.transport === 'ses' ? { sending: sendingProbe(env.configurationSet) } : {}),
   ...(env.senderIdentity ? { identity: () => sesIdentity(env.senderIdentity as string) } : {}),
 };
+
+/** Built once per environment, with the SES transport only (the jobs table is bound then). */
+function sendingProbe(configurationSet: string | undefined) {
+  const ses = new SesSending(sesClient, configurationSet);
+  const guard = new DynamoGuardStore({ client: documentClient, jobsTable: bound(TABLE.jobs) });
+  return () => sesSending(ses, guard);
+}
 
 /** What SES says of the sending domain: verified, DKIM signing, the MAIL FROM domain's MX found. */
 async function sesIdentity(name: string): Promise<IdentityState> {
@@ -70,12 +77,8 @@ async function sesIdentity(name: string): Promise<IdentityState> {
  * What SES says of the account and of the configuration set the consumer sends with, and, when the
  * reputation guard turned the set off, why, with the rates it saw.
  */
-async function sesSending(configurationSet: string | undefined): Promise<SendingState> {
-  const guard = new DynamoGuardStore({ client: documentClient, jobsTable: bound(TABLE.jobs) });
-  const [state, record] = await Promise.all([
-    new SesSending(sesClient, configurationSet).state(),
-    guard.get(),
-  ]);
+async function sesSending(ses: SesSending, guard: DynamoGuardStore): Promise<SendingState> {
+  const [state, record] = await Promise.all([ses.state(), guard.get()]);
   if (!state.enabled && record?.paused)
     return {
       enabled: false,

@@ -21,6 +21,7 @@ export interface SendingStateReader {
   state(): Promise<SendingState>;
 }
 
+/** With the record transport nothing goes through SES: sending is never paused. */
 const ON: SendingState = { enabled: true, account: true, set: true };
 
 /** What the operator routes need: the guard's parts, SES's state, and no switch with the record transport. */
@@ -46,9 +47,7 @@ export interface SendingView {
 export async function sendingView(deps: SendingControlsDependencies): Promise<SendingView> {
   const [record, state] = await Promise.all([
     deps.store.get(),
-    deps.sending
-      ? deps.sending.state()
-      : Promise.resolve<{ enabled: boolean; reason?: string }>({ enabled: true }),
+    deps.sending ? deps.sending.state() : Promise.resolve(ON),
   ]);
   const { since, verdict } = await currentWindow(deps, record);
   const { thresholds } = deps;
