@@ -58,15 +58,18 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   const pidFile = options.stateDir ? join(options.stateDir, 'dynamodb-local.pid') : undefined;
   if (pidFile) await ManagedProcess.stopStale(pidFile);
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
-  const port = await freePort();
-  const endpoint = `http://127.0.0.1:${port}`;
+  let port = await freePort();
+  let endpoint = `http://127.0.0.1:${port}`;
   // Every process started and not yet known to be gone, a restart under way included, so that
   // stopping (or dying) at any moment leaves none behind.
   const live = new Set<ManagedProcess>();
   let stopping = false;
   let restart: { timer?: NodeJS.Timeout; launching?: Promise<unknown> } = {};
 
+  // What it printed lately: the reason, when it exits before it answers.
+  const recent: string[] = [];
   const launch = async (): Promise<ManagedProcess> => {
+    recent.length = 0;
     const child = withJavaOptions(LIGHT_JVM, () =>
       spawnDynamoDbLocal({
         port,
@@ -79,12 +82,16 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
     const managed = ManagedProcess.adopt(child, {
       marker: 'DynamoDBLocal.jar',
       ...(pidFile ? { pidFile } : {}),
-      ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+      onOutput: (line) => {
+        recent.push(line);
+        if (recent.length > 20) recent.shift();
+        options.onOutput?.(line);
+      },
     });
     live.add(managed);
     child.once('exit', () => live.delete(managed));
     try {
-      await waitUntilReady(endpoint, child);
+      await waitUntilReady(endpoint, child, recent);
     } catch (error) {
       await managed.stop();
       throw error;
@@ -110,11 +117,22 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
     return managed;
   };
 
-  let current = await launch();
+  // The free port found may be taken by another process before Java binds it (another runtime
+  // starting beside this one): a first start that exits early is tried again on another port.
+  let current: ManagedProcess | undefined;
+  for (let attempt = 1; !current; attempt++) {
+    try {
+      current = await launch();
+    } catch (error) {
+      if (!(error instanceof ExitedEarlyError) || attempt >= FIRST_START_ATTEMPTS) throw error;
+      port = await freePort();
+      endpoint = `http://127.0.0.1:${port}`;
+    }
+  }
   return {
     endpoint,
     get pid() {
-      return current.pid;
+      return (current as ManagedProcess).pid;
     },
     stop: async () => {
       stopping = true;
@@ -153,13 +171,27 @@ function withJavaOptions<T>(jvmOptions: string, spawn: () => T): T {
   }
 }
 
-async function waitUntilReady(endpoint: string, child: { exitCode: number | null }): Promise<void> {
+/** Starts of DynamoDB Local tried, each on its own free port, before the runtime gives up. */
+const FIRST_START_ATTEMPTS = 3;
+
+/** DynamoDB Local ended before it answered (a port taken in between, no Java, a broken data folder). */
+class ExitedEarlyError extends Error {}
+
+async function waitUntilReady(
+  endpoint: string,
+  child: { exitCode: number | null },
+  output: readonly string[],
+): Promise<void> {
   const client = dynamoDbClient(endpoint);
   const deadline = Date.now() + 60_000;
   try {
     for (;;) {
       if (child.exitCode !== null) {
-        throw new Error(`DynamoDB Local exited with code ${child.exitCode}: is Java 17 or later installed?`);
+        throw new ExitedEarlyError(
+          `DynamoDB Local exited with code ${child.exitCode} (is Java 17 or later installed?)${
+            output.length > 0 ? `; it printed:\n${output.join('\n')}` : ''
+          }`,
+        );
       }
       try {
         await client.send(new ListTablesCommand({ Limit: 1 }));
