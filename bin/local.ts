@@ -82,6 +82,7 @@ ${keys.map((each) => `  ${each.description ?? `API key ${each.id}`}: ${each.valu
   Inbox:    ${runtime.inboxUrl} (emails sent through the local SES)
   SES API:  ${runtime.sesEndpoint} (aws sesv2 --endpoint-url; with sesSandbox set, verify recipients here)
   SES events: ${runtime.sesEventQueues.join(' ') || '(none: the record transport sends nothing)'}
+  Events:   ${runtime.eventsUrl} (what the stack put on its EventBridge bus; also ${stateDir}/events.jsonl)
   DynamoDB: ${runtime.dynamoDbEndpoint} (data in ${stateDir}/dynamodb)
 
 Try:

@@ -238,6 +238,14 @@ const configSchema = z
       .max(100, 'Must be at most 100 characters (it goes in a header SES limits)')
       .transform((url) => url.replace(/\/+$/, ''))
       .optional(),
+    /**
+     * An existing EventBridge bus to tell the stack's events on (`default`, or one of your own, by
+     * name). Unset, the stack creates its own bus.
+     */
+    eventBusName: z
+      .string()
+      .regex(/^[A-Za-z0-9._\-/]{1,256}$/, 'Must be an EventBridge event bus name')
+      .optional(),
     /** A mailbox that takes unsubscribe requests too: emails then offer it beside the one-click link. */
     unsubscribeMailto: z
       .email({ message: 'Must be an email address' })

@@ -4,6 +4,7 @@ import type { MailerConfig } from './config';
 import { MailerApi } from './constructs/api';
 import { MailerData } from './constructs/data';
 import { EmailJobs } from './constructs/email-jobs';
+import { MailerEvents } from './constructs/events';
 import { MailerMonitoring } from './constructs/monitoring';
 import { NonprofitsRoutes } from './constructs/nonprofits-routes';
 import { PublishedContract } from './constructs/published-contract';
@@ -25,6 +26,7 @@ export class MailerStack extends Stack {
   readonly queue: EmailQueue;
   readonly emailJobs: EmailJobs;
   readonly monitoring: MailerMonitoring;
+  readonly events: MailerEvents;
   /** Bounces and complaints from SES: only when emails go through SES. */
   readonly sesFeedback: SesFeedback | undefined;
   /** The sending domain's SES identity, when the stack sets it up (`senderDomain`). */
@@ -37,6 +39,7 @@ export class MailerStack extends Stack {
       consumerTimeout: Duration.seconds(props.config.consumerTimeoutSeconds),
       maxReceiveCount: props.config.maxReceiveCount,
     });
+    this.events = new MailerEvents(this, 'Events', { data: this.data, config: props.config });
     this.api = new MailerApi(this, 'Api', { config: props.config });
     new NonprofitsRoutes(this, 'Nonprofits', { api: this.api, data: this.data, config: props.config });
     new SuppressionsRoutes(this, 'Suppressions', { api: this.api, data: this.data });
@@ -79,6 +82,7 @@ export class MailerStack extends Stack {
       queue: this.queue,
       consumer: this.emailJobs.consumer,
       counter: this.emailJobs.counter,
+      publisher: this.events.publisher,
       sesFeedback: this.sesFeedback,
       senderIdentity: this.senderIdentity?.identityName,
       config: props.config,

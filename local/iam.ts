@@ -25,7 +25,7 @@ import {
  */
 
 /** The services whose calls the gate can read: the engines the local runtime brings up. */
-export type GatedService = 'dynamodb' | 'sqs' | 'ses' | 'secretsmanager' | 'apigateway';
+export type GatedService = 'dynamodb' | 'sqs' | 'ses' | 'secretsmanager' | 'apigateway' | 'events';
 
 /** One statement of an identity policy, its intrinsics resolved. */
 export interface Statement {
@@ -367,6 +367,19 @@ function secretsAuthorizations(call: Call): Authorization[] {
   ];
 }
 
+/** EventBridge: PutEvents is authorized on the bus of each entry (its name or ARN; none is `default`). */
+function eventsAuthorizations(call: Call): Authorization[] {
+  const entries = (jsonBody(call).Entries ?? []) as { EventBusName?: unknown }[];
+  const buses = new Set(
+    entries.map((entry) => {
+      const bus =
+        typeof entry.EventBusName === 'string' && entry.EventBusName ? entry.EventBusName : 'default';
+      return bus.startsWith('arn:') ? bus : arn('events', `event-bus/${bus}`);
+    }),
+  );
+  return [...buses].map((bus) => ({ action: `events:${targetOf(call)}`, resources: [bus], context: {} }));
+}
+
 /** API Gateway's control plane: IAM names its actions by HTTP method, on the resource's path. */
 function apiGatewayAuthorizations(call: Call): Authorization[] {
   const path = call.path.split('?')[0] ?? '';
@@ -391,6 +404,8 @@ export function authorizationsFor(service: GatedService, call: Call): Authorizat
       return secretsAuthorizations(call);
     case 'apigateway':
       return apiGatewayAuthorizations(call);
+    case 'events':
+      return eventsAuthorizations(call);
   }
 }
 

@@ -13,6 +13,7 @@ import {
   LOCAL_CREDENTIALS,
   startDynamoDbLocal,
 } from './dynamodb';
+import { type LocalEventBus, startLocalEventBus } from './event-bus';
 import { QueueEventSource } from './event-sources';
 import {
   type FunctionStats,
@@ -68,6 +69,8 @@ export interface LocalRuntime {
   sesEndpoint: string;
   /** The queues SES's bounce and complaint events arrive on (an SES event document put there is acted on). */
   sesEventQueues: string[];
+  /** The events the stack put on its EventBridge bus, as JSON (`?detail-type=` narrows them). */
+  eventsUrl: string;
   /** Invocations and time spent per function, by function name. */
   functionStats(): Map<string, FunctionStats>;
   stop(): Promise<void>;
@@ -82,6 +85,7 @@ interface Started {
   eventPublishing?: LocalEventPublishing;
   secrets?: LocalSecrets;
   apiGatewayKeys?: LocalApiGatewayKeys;
+  eventBus?: LocalEventBus;
   gates?: ObservingProxy[];
   functions?: Map<string, LocalFunction>;
   server?: Server;
@@ -118,6 +122,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     await started.ses?.stop();
     await started.secrets?.stop();
     await started.apiGatewayKeys?.stop();
+    await started.eventBus?.stop();
     await started.sqsJournal?.stop();
     await started.sqs?.stop();
     await started.dynamoDb?.stop();
@@ -178,6 +183,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       template,
       resolver,
       file: join(options.stateDir, 'secrets.json'),
+    });
+
+    // Before the functions too: they name the bus.
+    started.eventBus = await startLocalEventBus({
+      template,
+      resolver,
+      file: join(options.stateDir, 'events.jsonl'),
     });
 
     const model = readApiModel(template, resolver);
@@ -245,6 +257,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         AWS_ENDPOINT_URL_SESV2: await gated('ses', sesEndpoint),
         AWS_ENDPOINT_URL_SECRETS_MANAGER: await gated('secretsmanager', started.secrets.endpoint),
         AWS_ENDPOINT_URL_API_GATEWAY: await gated('apigateway', started.apiGatewayKeys.endpoint),
+        AWS_ENDPOINT_URL_EVENTBRIDGE: await gated('events', started.eventBus.endpoint),
         TZ: 'UTC',
       },
       environmentOf: (logicalId) => ({ AWS_ACCESS_KEY_ID: accessKeyIdOf(logicalId) }),
@@ -313,6 +326,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       inboxUrl: started.ses.inboxUrl,
       sesEndpoint: started.ses.endpoint,
       sesEventQueues: publishing.queueUrls(),
+      eventsUrl: started.eventBus.eventsUrl,
       functionStats: () => new Map([...functions.values()].map((fn) => [fn.name, fn.stats()])),
       stop,
     };

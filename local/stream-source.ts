@@ -10,6 +10,7 @@ import {
   type _Record as StreamRecord,
 } from '@aws-sdk/client-dynamodb-streams';
 import type { InvokeResult } from './functions';
+import { type FilterPattern, matchesPattern } from './triggers';
 
 /** How often an idle shard is read, and how often the stream is looked at for new shards. */
 const IDLE_POLL_MS = 200;
@@ -23,6 +24,10 @@ export interface StreamEventSourceOptions {
   startingPosition: 'TRIM_HORIZON' | 'LATEST';
   batchSize: number;
   batchingWindowMs: number;
+  /** Records none of these match are passed over, as Lambda's event filtering drops them. */
+  filters?: FilterPattern[];
+  /** The function answers `batchItemFailures`: the stream goes on after the records before the first it names. */
+  reportBatchItemFailures?: boolean;
   invoke: (event: unknown) => Promise<InvokeResult>;
   log: (line: string) => void;
   /**
@@ -191,13 +196,12 @@ export class StreamEventSource {
         await this.pause(Math.min(IDLE_POLL_MS, windowEnds - Date.now()));
         continue;
       }
-      failed = !(await this.deliver(batch));
+      const done = await this.deliver(batch);
+      failed = done < batch.length;
+      const taken = batch[done - 1]?.dynamodb?.SequenceNumber;
+      if (taken) this.options.checkpoints?.set(`${this.options.streamArn} ${shardId}`, taken);
+      batch = batch.slice(done);
       if (failed) await this.pause(RETRY_DELAY_MS);
-      else {
-        const taken = batch.at(-1)?.dynamodb?.SequenceNumber;
-        if (taken) this.options.checkpoints?.set(`${this.options.streamArn} ${shardId}`, taken);
-        batch = [];
-      }
     }
     this.finished.add(shardId);
   }
@@ -238,14 +242,39 @@ export class StreamEventSource {
     return last;
   }
 
-  /** Invokes the function with a batch; answers whether it succeeded. */
-  private async deliver(batch: StreamRecord[]): Promise<boolean> {
-    const result = await this.options.invoke({ Records: batch.map((record) => this.eventRecord(record)) });
-    if (result.ok) return true;
-    this.options.log(
-      `event source ${this.options.streamArn}: invocation failed, its ${batch.length} records are handed over again (${result.error.errorMessage})`,
+  /**
+   * Invokes the function with a batch's records that pass the filters; answers how many of the
+   * batch, from its start, are done (all, or those before the first failed record it reported).
+   */
+  private async deliver(batch: StreamRecord[]): Promise<number> {
+    const records = batch.map((record) => this.eventRecord(record));
+    const { filters = [] } = this.options;
+    const passing =
+      filters.length === 0
+        ? records
+        : records.filter((record) => filters.some((pattern) => matchesPattern(record, pattern)));
+    if (passing.length === 0) return batch.length;
+    const result = await this.options.invoke({ Records: passing });
+    if (!result.ok) {
+      this.options.log(
+        `event source ${this.options.streamArn}: invocation failed, its ${batch.length} records are handed over again (${result.error.errorMessage})`,
+      );
+      return 0;
+    }
+    if (!this.options.reportBatchItemFailures) return batch.length;
+    const failures =
+      (result.value as { batchItemFailures?: { itemIdentifier?: unknown }[] } | null)?.batchItemFailures ??
+      [];
+    if (failures.length === 0) return batch.length;
+    // Lambda goes on from the lowest sequence number reported; one that is not in the batch fails it all.
+    const positions = failures.map((failure) =>
+      batch.findIndex((record) => record.dynamodb?.SequenceNumber === failure?.itemIdentifier),
     );
-    return false;
+    const first = positions.includes(-1) ? 0 : Math.min(...positions);
+    this.options.log(
+      `event source ${this.options.streamArn}: the function reported ${batch.length - first} of its ${batch.length} records failed; they are handed over again`,
+    );
+    return first;
   }
 
   private eventRecord(record: StreamRecord) {

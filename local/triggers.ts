@@ -13,6 +13,43 @@ export interface EventSourceMappingModel {
   reportBatchItemFailures: boolean;
   /** Where a stream source starts reading (queues have none). */
   startingPosition: 'TRIM_HORIZON' | 'LATEST';
+  /** The mapping's filter patterns: a record none matches never reaches the function. */
+  filters: FilterPattern[];
+}
+
+/** An event filter pattern, in the subset read locally: fields whose value is one of a list, nested. */
+export interface FilterPattern {
+  [field: string]: FilterPattern | (string | number | boolean | null)[];
+}
+
+/** Whether a record matches a pattern: every field the pattern names has one of its values. */
+export function matchesPattern(record: unknown, pattern: FilterPattern): boolean {
+  return Object.entries(pattern).every(([field, wanted]) => {
+    const value = (record as Record<string, unknown> | null | undefined)?.[field];
+    if (Array.isArray(wanted)) return wanted.includes(value as string);
+    return typeof value === 'object' && value !== null && matchesPattern(value, wanted);
+  });
+}
+
+/** The patterns of a mapping's `FilterCriteria`; one this runtime cannot read stops the start, named. */
+function filterPatterns(logicalId: string, criteria: unknown): FilterPattern[] {
+  const filters = ((criteria as { Filters?: { Pattern?: unknown }[] } | undefined)?.Filters ?? []).map(
+    (filter) => JSON.parse(String(filter.Pattern)) as unknown,
+  );
+  const readable = (pattern: unknown): boolean =>
+    typeof pattern === 'object' &&
+    pattern !== null &&
+    Object.values(pattern).every((wanted) =>
+      Array.isArray(wanted)
+        ? wanted.every((value) => value === null || typeof value !== 'object')
+        : readable(wanted),
+    );
+  for (const pattern of filters)
+    if (!readable(pattern))
+      throw new Error(
+        `Event source mapping ${logicalId}: the filter ${JSON.stringify(pattern)} uses matching this local runtime does not run (only lists of values)`,
+      );
+  return filters as FilterPattern[];
 }
 
 /** Lambda's default concurrency for an SQS source is far higher; locally a few pollers are plenty. */
@@ -40,6 +77,7 @@ export function readEventSourceMappings(
           'ReportBatchItemFailures',
         ),
         startingPosition: properties.StartingPosition === 'LATEST' ? 'LATEST' : 'TRIM_HORIZON',
+        filters: filterPatterns(logicalId, properties.FilterCriteria),
       };
     });
 }

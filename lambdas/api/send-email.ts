@@ -3,6 +3,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import {
   emailQueueFromEnv,
+  eventOutboxFromEnv,
   jobContentsFromEnv,
   jobsFromEnv,
   nonprofitsFromEnv,
@@ -56,7 +57,7 @@ export const makeSendEmail = ({ settings, ...deps }: SendEmailDependencies) =>
 
 export const handler = makeSendEmail({
   settings: readSettings(RENDER_SETTINGS),
-  jobs: jobsFromEnv(),
+  jobs: jobsFromEnv(eventOutboxFromEnv()),
   contents: jobContentsFromEnv(),
   nonprofits: nonprofitsFromEnv(),
   queue: emailQueueFromEnv(),

@@ -1,5 +1,5 @@
 // GET|POST /unsubscribe?token=: handler --> signing secret (Secrets Manager), suppression list and jobs (DynamoDB)
-import { jobsFromEnv, signingSecretFromEnv, suppressionsFromEnv } from '../core/adapters';
+import { eventOutboxFromEnv, jobsFromEnv, signingSecretFromEnv, suppressionsFromEnv } from '../core/adapters';
 import { ValidationError } from '../core/errors';
 import { type ApiResult, apiHandler, parseQuery } from '../core/http';
 import type { JobStore } from '../core/jobs/job-store';
@@ -74,7 +74,7 @@ export const makeUnsubscribe = ({ suppressions, jobs, secret }: UnsubscribeDepen
   });
 
 export const handler = makeUnsubscribe({
-  suppressions: suppressionsFromEnv(),
+  suppressions: suppressionsFromEnv(eventOutboxFromEnv()),
   jobs: jobsFromEnv(),
   secret: signingSecretFromEnv(),
 });

@@ -1,5 +1,8 @@
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { documentClient, secretsManagerClient, sesClient, sesSendClient, sqsClient } from './aws-clients';
 import { bound, QUEUE, TABLE } from './bindings';
+import { EventOutbox } from './events/dynamodb/outbox';
+import { EventBridgeBus } from './events/eventbridge-bus';
 import { DEFAULT_WAITS } from './jobs/consumer/pacing';
 import { DynamoDeliveries } from './jobs/dynamodb/dynamo-deliveries';
 import { DynamoJobContents } from './jobs/dynamodb/dynamo-job-contents';
@@ -29,8 +32,18 @@ import { type EmailTransport, RecordTransport } from './transport/transport';
 export const nonprofitsFromEnv = () =>
   new DynamoNonprofitRepository({ client: documentClient, tableName: bound(TABLE.nonprofits) });
 
-export const suppressionsFromEnv = () =>
-  new DynamoSuppressionList({ client: documentClient, tableName: bound(TABLE.suppressions) });
+/**
+ * Where a function that writes a fact tells it (core/events): given to the adapters of the
+ * functions that write them, so only those are bound to the outbox.
+ */
+export const eventOutboxFromEnv = () => new EventOutbox(bound(TABLE.outbox));
+
+/** The bus the publisher puts the outbox's events on. */
+export const eventBusFromEnv = () =>
+  new EventBridgeBus(new EventBridgeClient({}), readSettings({ name: SETTING.eventBusName }).name);
+
+export const suppressionsFromEnv = (outbox?: EventOutbox) =>
+  new DynamoSuppressionList({ client: documentClient, tableName: bound(TABLE.suppressions), outbox });
 
 /** The secret that signs and checks unsubscribe links. */
 export const signingSecretFromEnv = () =>
@@ -45,7 +58,8 @@ export function unsubscribeLinksFromEnv() {
   return { secret: signingSecretFromEnv(), url, mailto };
 }
 
-export const jobsFromEnv = () => new DynamoJobStore({ client: documentClient, tableName: bound(TABLE.jobs) });
+export const jobsFromEnv = (outbox?: EventOutbox) =>
+  new DynamoJobStore({ client: documentClient, tableName: bound(TABLE.jobs), outbox });
 
 export const jobContentsFromEnv = () =>
   new DynamoJobContents({ client: documentClient, tableName: bound(TABLE.jobContents) });
@@ -57,7 +71,7 @@ const MAX_REMEMBERED_SHARD_COUNTS = 1_000;
  * The ledger of deliveries; a consumer also claims recipients, under the lease the stack sets. A
  * job's shard count comes from its content (part 0 of the job contents table), read once.
  */
-export function deliveriesFromEnv() {
+export function deliveriesFromEnv(outbox?: EventOutbox) {
   const { leaseSeconds } = readSettings({ leaseSeconds: SETTING.claimLeaseSeconds });
   const contents = jobContentsFromEnv();
   const shardCounts = new Map<string, Promise<number>>();
@@ -76,6 +90,7 @@ export function deliveriesFromEnv() {
     client: documentClient,
     jobsTable: bound(TABLE.jobs),
     deliveriesTable: bound(TABLE.deliveries),
+    outbox,
     shardsOf,
     ...(leaseSeconds === undefined ? {} : { leaseMs: leaseSeconds * 1000 }),
   });
@@ -83,7 +98,11 @@ export function deliveriesFromEnv() {
 
 /** The jobs' counters, as the deliveries table's stream adds outcomes to them. */
 export function outcomeCountsFromEnv() {
-  return new DynamoOutcomeCounts({ client: documentClient, jobsTable: bound(TABLE.jobs) });
+  return new DynamoOutcomeCounts({
+    client: documentClient,
+    jobsTable: bound(TABLE.jobs),
+    outbox: eventOutboxFromEnv(),
+  });
 }
 
 /** The stored rendered emails, or undefined when the deployment does not store them. */
@@ -161,7 +180,7 @@ export function sendSettingsFromEnv() {
  * The reputation guard's parts: the window and the record in the jobs table, the thresholds the
  * stack set, and, with the SES transport, the configuration set's switch and SES's state.
  */
-export function sendingControlsFromEnv(): SendingControlsDependencies {
+export function sendingControlsFromEnv(outbox?: EventOutbox): SendingControlsDependencies {
   const settings = readSettings({
     transport: SETTING.emailTransport,
     configurationSet: SETTING.sesConfigurationSet,
@@ -175,7 +194,7 @@ export function sendingControlsFromEnv(): SendingControlsDependencies {
   return {
     // Read strongly consistent: the guard must see the bounce it was woken by.
     window: new DynamoReputationWindow({ client: documentClient, jobsTable, consistent: true }),
-    store: new DynamoGuardStore({ client: documentClient, jobsTable }),
+    store: new DynamoGuardStore({ client: documentClient, jobsTable, outbox }),
     thresholds: {
       windowHours: settings.windowHours,
       minVolume: settings.minVolume,

@@ -14,6 +14,8 @@ export const TABLE = {
   renderedEmails: 'RENDERED_EMAILS_TABLE',
   suppressions: 'SUPPRESSIONS_TABLE',
   usage: 'USAGE_TABLE',
+  /** Events waiting to be published, each written with its fact (see core/events). */
+  outbox: 'OUTBOX_TABLE',
 } as const;
 export type TableBinding = (typeof TABLE)[keyof typeof TABLE];
 

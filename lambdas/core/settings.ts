@@ -58,6 +58,8 @@ export const SETTING = {
   /** How long an email waits before it is tried again while sending is paused. */
   sendingPausedWaitSeconds: setting('SENDING_PAUSED_WAIT_SECONDS', count.optional()),
   /** The reputation guard's window and thresholds (see `sending/reputation.ts`). */
+  /** The EventBridge bus the stack tells its facts on (its own, or the one `eventBusName` named). */
+  eventBusName: setting('EVENT_BUS_NAME', z.string().min(1)),
   reputationWindowHours: setting('REPUTATION_WINDOW_HOURS', count),
   reputationMinVolume: setting('REPUTATION_MIN_VOLUME', count),
   pauseBounceRate: setting('PAUSE_BOUNCE_RATE', z.coerce.number().positive().max(1)),

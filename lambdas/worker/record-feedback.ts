@@ -4,6 +4,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import {
   deliveriesFromEnv,
+  eventOutboxFromEnv,
   jobsFromEnv,
   sendingControlsFromEnv,
   suppressionsFromEnv,
@@ -38,10 +39,16 @@ export const makeRecordFeedback = (deps: RecordFeedbackDependencies, guard?: Gua
     return { batchItemFailures: result.retry.map((itemIdentifier) => ({ itemIdentifier })) };
   });
 
-const controls = sendingControlsFromEnv();
+const outbox = eventOutboxFromEnv();
+const controls = sendingControlsFromEnv(outbox);
 
 export const handler = makeRecordFeedback(
-  { suppressions: suppressionsFromEnv(), ledger: deliveriesFromEnv(), jobs: jobsFromEnv(), log: logLine },
+  {
+    suppressions: suppressionsFromEnv(),
+    ledger: deliveriesFromEnv(outbox),
+    jobs: jobsFromEnv(),
+    log: logLine,
+  },
   // The feedback queue exists only with the SES transport: the switch is there.
   controls.switch ? { ...controls, switch: controls.switch } : undefined,
 );

@@ -4,6 +4,7 @@ import type { Context } from 'aws-lambda';
 import {
   deliveriesFromEnv,
   emailQueueFromEnv,
+  eventOutboxFromEnv,
   jobContentsFromEnv,
   jobsFromEnv,
   queueGaugesFromEnv,
@@ -35,7 +36,8 @@ const { settleSeconds, ledgerCountAfterSeconds } = readSettings({
 });
 
 export const handler = makeSweepStaleJobs({
-  jobs: jobsFromEnv(),
+  // The sweeper ends a job from its ledger now and then: that end is told as the counter's is.
+  jobs: jobsFromEnv(eventOutboxFromEnv()),
   contents: jobContentsFromEnv(),
   deliveries: deliveriesFromEnv(),
   queue: emailQueueFromEnv(),

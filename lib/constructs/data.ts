@@ -33,6 +33,12 @@ export class MailerData extends Construct {
   readonly suppressions: Table;
   /** Recipients each API key sent to per UTC day (its recipient quota), kept for a while after. */
   readonly usage: Table;
+  /**
+   * Events waiting to be published (core/events): each written in the transaction of its fact, put
+   * on the bus from the table's stream, removed by TTL days later. Nothing here is kept for itself,
+   * so unlike the other tables it goes with the stack.
+   */
+  readonly outbox: Table;
 
   constructor(scope: Construct, id: string, { storeRenderedEmails }: { storeRenderedEmails: boolean }) {
     super(scope, id);
@@ -79,6 +85,16 @@ export class MailerData extends Construct {
       timeToLiveAttribute: 'expires_at',
     });
 
+    this.outbox = this.table(
+      'Outbox',
+      {
+        partitionKey: string('event_id'),
+        timeToLiveAttribute: 'expires_at',
+        stream: StreamViewType.NEW_IMAGE,
+      },
+      RemovalPolicy.DESTROY,
+    );
+
     this.renderedEmails = storeRenderedEmails
       ? this.table('RenderedEmails', {
           partitionKey: string('job_id'),
@@ -91,13 +107,14 @@ export class MailerData extends Construct {
   private table(
     id: string,
     keys: Pick<TableProps, 'partitionKey' | 'sortKey' | 'timeToLiveAttribute' | 'stream'>,
+    // The registry and the record of what was sent are the users' data: deleting the stack keeps them.
+    removalPolicy: RemovalPolicy = RemovalPolicy.RETAIN,
   ): Table {
     return new Table(this, id, {
       ...keys,
       billingMode: BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      // The registry and the record of what was sent are the users' data: deleting the stack keeps them.
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy,
     });
   }
 }

@@ -57,6 +57,7 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:BatchGetItem'])
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:PutItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:PutItem'])
+      .tellsEvents(data.outbox)
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage'])
       // The day's count is one conditional update; a job over the whole limit reads it to say what remains.
       .bindTable(TABLE.usage, data.usage, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
@@ -233,6 +234,7 @@ export class EmailJobs extends Construct {
       // One transaction per job of a batch: the batch's mark and the job's counters (both updates);
       // an ended job is read for its duration.
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:UpdateItem', 'dynamodb:GetItem'])
+      .tellsEvents(data.outbox)
       .acknowledgeNoDeadLetterTarget('stream');
     this.counter.addEventSource(
       new DynamoEventSource(data.deliveries, {
@@ -264,6 +266,8 @@ export class EmailJobs extends Construct {
       // The recipient lists (parts 1…), and part 0 for how many keys the deliveries are spread over.
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:Query', 'dynamodb:GetItem'])
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:Query'])
+      // A job it ends from its ledger is told as the counter tells one.
+      .tellsEvents(data.outbox)
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage', 'sqs:GetQueueAttributes'])
       .bindQueue(QUEUE.deadLetters, queue.deadLetterQueue, ['sqs:GetQueueAttributes'])
       .setting(SETTING.sweeperQueueSettleSeconds, String(config.sweeperQueueSettleSeconds))

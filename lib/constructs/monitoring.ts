@@ -34,6 +34,8 @@ export interface MonitoringProps {
   consumer: ProjectFunction;
   /** Counts outcomes into their jobs from the deliveries table's stream. */
   counter: ProjectFunction;
+  /** The publisher of the outbox's events (core/events). */
+  publisher: ProjectFunction;
   /** SES's bounces and complaints, when emails go through SES. */
   sesFeedback?: SesFeedback | undefined;
   /** The sending domain's SES identity, when the stack created one: /health reports its verification. */
@@ -78,7 +80,7 @@ export class MailerMonitoring extends Construct {
   constructor(
     scope: Construct,
     id: string,
-    { api, data, queue, consumer, counter, sesFeedback, senderIdentity, config }: MonitoringProps,
+    { api, data, queue, consumer, counter, publisher, sesFeedback, senderIdentity, config }: MonitoringProps,
   ) {
     super(scope, id);
     const stack = Stack.of(this);
@@ -168,6 +170,16 @@ export class MailerMonitoring extends Construct {
       {
         metric: counter.metric('IteratorAge', { period: FIVE_MINUTES, statistic: 'Maximum' }),
         threshold: config.ledgerCountAfterSeconds * 1000,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      },
+    );
+    // An event is retried until the bus takes it: while it fails, every later event waits behind it.
+    this.alarm(
+      'EventsBehind',
+      'Events wait more than five minutes to be put on the EventBridge bus (the publisher is failing: throttled, or denied by a bus policy); they are told once it succeeds, for up to a day',
+      {
+        metric: publisher.metric('IteratorAge', { period: FIVE_MINUTES, statistic: 'Maximum' }),
+        threshold: FIVE_MINUTES.toMilliseconds(),
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       },
     );

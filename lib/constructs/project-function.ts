@@ -8,7 +8,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import type { QueueBinding, TableBinding } from '../../lambdas/core/bindings';
+import { type QueueBinding, TABLE, type TableBinding } from '../../lambdas/core/bindings';
 import { type Setting, settingProblem } from '../../lambdas/core/settings';
 import { BUNDLES_BY_INPUTS_CONTEXT, bundleFingerprint } from '../bundle-fingerprint';
 
@@ -100,6 +100,14 @@ export class ProjectFunction extends NodejsFunction {
    * indexes only (never `index/*`); what the code does to an index it is not granted on the table.
    * Variable and grant are set together, so a function never holds one without the other.
    */
+  /**
+   * Lets the function tell the facts it writes (core/events): a put in the outbox, in the same
+   * transaction as the write of the fact.
+   */
+  tellsEvents(outbox: ITable): this {
+    return this.bindTable(TABLE.outbox, outbox, ['dynamodb:PutItem']);
+  }
+
   bindTable(
     variable: TableBinding,
     table: ITable,

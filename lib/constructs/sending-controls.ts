@@ -40,7 +40,9 @@ export class SendingControls extends Construct {
         description: 'POST /sending/resume',
       }),
       { window: true, switch: true, read: true },
-    ).acknowledgeNoDeadLetterTarget('api');
+    )
+      .tellsEvents(data.outbox)
+      .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('GET', '/sending', view);
     api.addRoute('POST', '/sending/resume', resume);
     this.functions.push(view, resume);

@@ -94,6 +94,8 @@ export class SesFeedback extends Construct {
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:PutItem', 'dynamodb:GetItem'])
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem'])
+      // Each report noted is told (Email Bounced, Email Complained), and a pause it makes.
+      .tellsEvents(data.outbox)
       // A job's content says how many partition keys its deliveries are spread over.
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
       .acknowledgeNoDeadLetterTarget('queue');

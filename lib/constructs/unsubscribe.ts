@@ -50,6 +50,7 @@ export class Unsubscribe extends Construct {
       description: 'GET|POST /unsubscribe',
     })
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:PutItem', 'dynamodb:GetItem'])
+      .tellsEvents(data.outbox)
       // The job a link came with names the API key recorded as the suppression's cause.
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
       .bindSecret(SETTING.unsubscribeSecretArn, this.secret)

@@ -9,6 +9,7 @@ import { textFooter } from '../../lambdas/core/templates/footer';
 import { type InboxEmail, readInbox } from '../../local/ses';
 import { sqsClient } from '../../local/sqs';
 import { LOCAL_FROM_ADDRESS, LOCAL_SENDER } from '../../local/synth';
+import { toldEvents } from '../support/events';
 import {
   apiClient,
   isRunning,
@@ -152,6 +153,17 @@ describe('email jobs over HTTP on the local runtime', () => {
         `nonprofit_mailer_email_latency_milliseconds_count\\{service="nonprofit-mailer"\\} ${JOB_SIZE}\n`,
       ),
     );
+
+    // Told on the stack's bus, each once: accepted, then completed with its final counts.
+    const completed = await toldEvents(runtime.eventsUrl, 'Job Completed', { job_id: jobId });
+    expect(completed).toHaveLength(1);
+    expect(completed[0]?.detail).toMatchObject({
+      status: 'completed',
+      total_emails: JOB_SIZE,
+      sent: JOB_SIZE,
+      failed: 0,
+    });
+    expect(await toldEvents(runtime.eventsUrl, 'Job Accepted', { job_id: jobId })).toHaveLength(1);
   });
 
   it('records a suppressed recipient suppressed and mails it nothing, until the suppression is lifted', async () => {
@@ -243,6 +255,8 @@ describe('email jobs over HTTP on the local runtime', () => {
       body: 'List-Unsubscribe=One-Click',
     });
     expect(oneClick.status).toBe(200);
+    // A second click (a provider retrying) changes nothing, and tells nothing more.
+    expect((await fetch(link, { method: 'POST', body: 'List-Unsubscribe=One-Click' })).status).toBe(200);
     expect((await api('GET', `/suppressions/${leaving}`)).body).toMatchObject({
       email: leaving,
       reason: 'unsubscribed',
@@ -251,6 +265,9 @@ describe('email jobs over HTTP on the local runtime', () => {
     });
     const listed = await api('GET', '/suppressions?reason=unsubscribed');
     expect((listed.body.suppressions as { email: string }[]).map((entry) => entry.email)).toContain(leaving);
+    expect(
+      await toldEvents(runtime.eventsUrl, 'Recipient Unsubscribed', { email: leaving, job_id: firstJob }),
+    ).toHaveLength(1);
 
     const second = await api('POST', '/send-email', { emails: recipients, template: 'Hello again {name}' });
     expect(await waitForEnd(String(second.body.job_id))).toMatchObject({ sent: 4, suppressed: 1, failed: 0 });
@@ -395,6 +412,15 @@ describe('email jobs over HTTP on the local runtime', () => {
       { type: 'bounce', at: expect.any(String), detail: 'Permanent/General: smtp; 550 5.1.1 user unknown' },
     ]);
     expect(emails.find((email) => email.to === member)?.feedback).toEqual([]);
+    // Each report told on the bus, once, naming the email.
+    expect(await toldEvents(runtime.eventsUrl, 'Email Bounced', { job_id: jobId, email: bouncing })).toEqual([
+      expect.objectContaining({
+        detail: expect.objectContaining({ bounce_type: 'permanent', version: '1' }),
+      }),
+    ]);
+    expect(
+      await toldEvents(runtime.eventsUrl, 'Email Complained', { job_id: jobId, email: complaining }),
+    ).toHaveLength(1);
 
     const second = await api('POST', '/send-email', { emails: recipients, template: 'Hello again {name}' });
     expect(await waitForEnd(String(second.body.job_id))).toMatchObject({ sent: 1, suppressed: 2, failed: 0 });
@@ -449,6 +475,9 @@ describe('email jobs over HTTP on the local runtime', () => {
     expect((await api('GET', `/jobs/${jobId}`)).body).toMatchObject({ sent: 1, bounced: 1 });
     const [noted] = (await api('GET', `/jobs/${jobId}/emails`)).body.emails as { feedback: unknown[] }[];
     expect(noted?.feedback).toHaveLength(1);
+    expect(
+      await toldEvents(runtime.eventsUrl, 'Email Bounced', { feedback_id: `e2e-${jobId}` }),
+    ).toHaveLength(1);
     // Lifted, so the later tests of this file mail every registered nonprofit.
     expect((await api('DELETE', `/suppressions/${address}`)).status).toBe(204);
   });
@@ -588,6 +617,9 @@ describe('email jobs over HTTP on the local runtime', () => {
     expect(new Set(resent).size).toBe(resent.length);
     const pending = await api('GET', `/jobs/${jobId}/emails?status=pending&limit=100`);
     expect(pending.body.emails).toEqual([]);
+    // The event log is kept across the kill, as the outbox's stream position is: each fact told once.
+    expect(await toldEvents(runtime.eventsUrl, 'Job Accepted', { job_id: jobId })).toHaveLength(1);
+    expect(await toldEvents(runtime.eventsUrl, 'Job Completed', { job_id: jobId })).toHaveLength(1);
   });
 });
 

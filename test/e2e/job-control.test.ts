@@ -5,6 +5,7 @@ import { CreateEmailIdentityCommand } from '@aws-sdk/client-sesv2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEND_CONCURRENCY } from '../../lambdas/core/jobs/consumer/send-step';
 import { readInbox, sesClient } from '../../local/ses';
+import { toldEvents } from '../support/events';
 import { apiClient, type RuntimeProcess, startRuntimeProcess, waitFor } from '../support/runtime-process';
 import { registerNonprofits, UNTHROTTLED_IMPORTS } from '../support/seed';
 
@@ -124,6 +125,16 @@ describe('POST /jobs/{job_id}/cancel', () => {
     const again = await api('POST', `/jobs/${jobId}/cancel`);
     expect(again.status).toBe(202);
     expect(again.body).toMatchObject({ status: 'cancelled', cancelled: ended.cancelled, sent: ended.sent });
+    // Told on the bus once, with the counts it ended with.
+    const told = await toldEvents(runtime.eventsUrl, 'Job Cancelled', { job_id: jobId });
+    expect(told).toHaveLength(1);
+    expect(told[0]?.detail).toMatchObject({
+      status: 'cancelled',
+      total_emails: recipients.length,
+      sent: ended.sent,
+      cancelled: ended.cancelled,
+      failed: ended.failed,
+    });
   });
 
   it('refuses to cancel a completed job, naming its status, and answers an unknown job 404', async () => {

@@ -11,6 +11,7 @@ import { readApiModel } from '../../local/api-model';
 import { readInbox } from '../../local/ses';
 import { LOCAL_SENDER } from '../../local/synth';
 import { IntrinsicResolver } from '../../local/template';
+import { toldEvents } from '../support/events';
 import { apiClient, type RuntimeProcess, startRuntimeProcess, waitFor } from '../support/runtime-process';
 import { synthesizeForTests } from '../support/synth';
 
@@ -231,6 +232,14 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       (answer) => answer.status === 503,
     );
     expect(JSON.stringify(health.body)).toContain('The reputation guard paused sending');
+    // Told on the bus once, with the window that tripped it.
+    const pausedAt = (paused.body.guard as { paused_at: string }).paused_at;
+    const told = await toldEvents(runtime.eventsUrl, 'Sending Paused', { occurred_at: pausedAt });
+    expect(told).toHaveLength(1);
+    expect(told[0]?.detail).toMatchObject({
+      reason: expect.stringContaining('complaint rate'),
+      window: { complained: 1 },
+    });
   }
 
   /** The guard's test, once sending is paused: a job waits, a resume needs force, then it goes once. */
@@ -263,6 +272,13 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       sending: 'enabled',
       guard: { paused: false, resume_reason: 'the complaint was looked into' },
     });
+
+    const resumedAt = (resumed.body.guard as { resumed_at: string }).resumed_at;
+    expect(await toldEvents(runtime.eventsUrl, 'Sending Resumed', { occurred_at: resumedAt })).toEqual([
+      expect.objectContaining({
+        detail: expect.objectContaining({ reason: 'the complaint was looked into' }),
+      }),
+    ]);
 
     const done = await waitFor(
       () => jobStatus(waiting),

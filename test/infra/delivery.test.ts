@@ -300,7 +300,8 @@ describe('rendered emails', () => {
         maxRenderedEmailBytes: 500_000,
       });
       expect(JSON.stringify(template)).not.toContain('RenderedEmails');
-      assertions.resourceCountIs('AWS::DynamoDB::Table', 6);
+      // Nonprofits, jobs, job contents, deliveries, suppressions, usage and the events' outbox.
+      assertions.resourceCountIs('AWS::DynamoDB::Table', 7);
       for (const description of [FUNCTION.consumer, FUNCTION.listJobEmails]) {
         const environment = environmentOf(assertions, description);
         expect(environment.STORE_RENDERED_EMAILS).toBe('false');

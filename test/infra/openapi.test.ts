@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { eventSchemaDocuments } from '../../contract/events';
 import { OPERATIONS, openApiDocument } from '../../contract/openapi';
 import { ROUTE_SCOPES } from '../../lambdas/core/auth/scopes';
 import { readApiModel } from '../../local/api-model';
@@ -14,6 +15,17 @@ describe('the published contract (openapi.json)', () => {
   it('is what `npm run openapi` writes from the zod schemas today', () => {
     // Stale: run `npm run openapi` and commit openapi.json.
     expect(checkedIn).toEqual(JSON.parse(JSON.stringify(openApiDocument())));
+  });
+
+  it("has the events' detail schemas `npm run openapi` writes from the zod schemas today, one file per detail-type", () => {
+    const directory = new URL('../../contract/events/', import.meta.url);
+    const written = eventSchemaDocuments();
+    // Stale or extra: run `npm run openapi` and commit contract/events/.
+    expect(readdirSync(directory).sort()).toEqual([...written.keys()].sort());
+    for (const [file, schema] of written)
+      expect(JSON.parse(readFileSync(new URL(file, directory), 'utf8')), file).toEqual(
+        JSON.parse(JSON.stringify(schema)),
+      );
   });
 
   it("has exactly the synthesized template's methods as its operations, each with the same key requirement and scope", () => {

@@ -43,9 +43,9 @@ const DOCUMENTED_ROUTES = [
 /**
  * One function per route (both job reads share one, as do both unsubscribe methods), plus the
  * consumer, the dead-letter consumer, the outcome counter, the sweeper, the consumer of SES
- * feedback and the API keys' authorizer.
+ * feedback, the API keys' authorizer and the events' publisher.
  */
-const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 6;
+const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 7;
 
 const functionByDescription = (description: string) => queries.functionByDescription(assertions, description);
 const actionsOf = (description: string, prefix?: string) =>
@@ -141,6 +141,9 @@ describe('functions', () => {
   const EMAILS = 'QueueEmails';
   const DEAD_LETTERS = 'QueueDeadLetters';
   const FEEDBACK = 'SesFeedbackEvents';
+  /** Only puts, each in the transaction of the fact it tells (core/events). */
+  const OUTBOX = 'DataOutbox';
+  const TELLS = ['dynamodb:PutItem'];
   const EVENT_SOURCE = [
     'sqs:ChangeMessageVisibility',
     'sqs:DeleteMessage',
@@ -172,7 +175,11 @@ describe('functions', () => {
     // The link's job names the API key recorded as the suppression's cause.
     [
       'GET|POST /unsubscribe',
-      { [SUPPRESSIONS]: ['dynamodb:GetItem', 'dynamodb:PutItem'], [JOBS]: ['dynamodb:GetItem'] },
+      {
+        [SUPPRESSIONS]: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+        [JOBS]: ['dynamodb:GetItem'],
+        [OUTBOX]: TELLS,
+      },
     ],
     [
       'POST /send-email',
@@ -180,6 +187,7 @@ describe('functions', () => {
         [NONPROFITS]: ['dynamodb:BatchGetItem'],
         [JOBS]: ['dynamodb:GetItem', 'dynamodb:PutItem'],
         [CONTENTS]: ['dynamodb:PutItem'],
+        [OUTBOX]: TELLS,
         [EMAILS]: ['sqs:SendMessage'],
         // The recipient quota: one conditional update; a job over the whole limit reads what remains.
         [USAGE]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
@@ -255,6 +263,7 @@ describe('functions', () => {
         [DELIVERIES]: ['dynamodb:UpdateItem'],
         // How many partition keys the job's deliveries are spread over.
         [CONTENTS]: ['dynamodb:GetItem'],
+        [OUTBOX]: TELLS,
         [FEEDBACK]: EVENT_SOURCE,
       },
     ],
@@ -263,6 +272,7 @@ describe('functions', () => {
       {
         // One transaction per job of a stream batch (the batch's mark and the counters); an ended job read for its duration.
         [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        [OUTBOX]: TELLS,
         // The event source reads the deliveries' stream with the function's role.
         [`${DELIVERIES}/stream`]: [
           'dynamodb:DescribeStream',
@@ -280,6 +290,7 @@ describe('functions', () => {
         // The recipient lists, and how many partition keys the deliveries are spread over.
         [CONTENTS]: ['dynamodb:GetItem', 'dynamodb:Query'],
         [DELIVERIES]: ['dynamodb:Query'],
+        [OUTBOX]: TELLS,
         [EMAILS]: ['sqs:GetQueueAttributes', 'sqs:SendMessage'],
         [DEAD_LETTERS]: ['sqs:GetQueueAttributes'],
       },
@@ -298,7 +309,16 @@ describe('functions', () => {
     ['GET /sending', { [JOBS]: ['dynamodb:BatchGetItem', 'dynamodb:GetItem'] }],
     [
       'POST /sending/resume',
-      { [JOBS]: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'] },
+      { [JOBS]: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'], [OUTBOX]: TELLS },
+    ],
+    [
+      FUNCTION.publisher,
+      {
+        // A job's end is told with its final counts.
+        [JOBS]: ['dynamodb:GetItem'],
+        [`${OUTBOX}/stream`]: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
+        '*': ['dynamodb:ListStreams'],
+      },
     ],
   ])('%s may call exactly these actions on each table, index and queue', (description, expected) => {
     expect(dataGrantsOf(description)).toEqual(expected);
@@ -534,8 +554,8 @@ describe('email pipeline', () => {
       ScalingConfig: { MaximumConcurrency: 2 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
-    // The consumer, the dead-letter consumer, the SES feedback consumer and the outcome counter.
-    assertions.resourceCountIs('AWS::Lambda::EventSourceMapping', 4);
+    // The consumer, the dead-letter consumer, the SES feedback consumer, the outcome counter and the events' publisher.
+    assertions.resourceCountIs('AWS::Lambda::EventSourceMapping', 5);
   });
 
   it("counts outcomes from the deliveries table's stream: every change from the first, a batch retried whole until counted", () => {

@@ -13,6 +13,7 @@ export const FUNCTION = {
   counter: "Adds the outcomes the deliveries table's stream records to their jobs' counters, and ends jobs",
   feedbackConsumer:
     'Suppresses addresses SES reports bounced or complaining, and notes each report on its job',
+  publisher: "Puts the events the outbox table's stream brings on the EventBridge bus",
   listJobEmails: 'GET /jobs/{job_id}/emails',
   health: 'GET /health',
 } as const;

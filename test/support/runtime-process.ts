@@ -21,6 +21,8 @@ export interface RuntimeProcess {
   dynamoDbEndpoint: string;
   /** The queues SES's bounce and complaint events arrive on (none with the record transport). */
   sesEventQueues: string[];
+  /** The local EventBridge's list of the events the stack put on its bus (`readEvents` reads it). */
+  eventsUrl: string;
   child: ChildProcess;
   output: string[];
   /** The DynamoDB Local (Java) process the runtime started, from the pid file it keeps. */
@@ -67,12 +69,14 @@ export async function startRuntimeProcess(options: {
     sesEndpoint: string;
     dynamoDbEndpoint: string;
     sesEventQueues: string[];
+    eventsUrl: string;
   }>((resolve, reject) => {
     let url: string | undefined;
     let apiKey: string | undefined;
     let inboxUrl: string | undefined;
     let sesEndpoint: string | undefined;
     let sesEventQueues: string[] = [];
+    let eventsUrl: string | undefined;
     const timer = setTimeout(
       () => reject(new Error(`The runtime did not start:\n${output.join('\n')}`)),
       150_000,
@@ -90,11 +94,12 @@ export async function startRuntimeProcess(options: {
       sesEndpoint ??= /^\s+SES API:\s+(\S+)/.exec(line)?.[1];
       const events = /^\s+SES events:\s+(.+)$/.exec(line)?.[1];
       if (events?.startsWith('http')) sesEventQueues = events.trim().split(/\s+/);
+      eventsUrl ??= /^\s+Events:\s+(\S+)/.exec(line)?.[1];
       // The banner prints DynamoDB last: once it is read, so have the others been.
       const dynamoDbEndpoint = /^\s+DynamoDB:\s+(\S+)/.exec(line)?.[1];
-      if (url && apiKey && inboxUrl && sesEndpoint && dynamoDbEndpoint) {
+      if (url && apiKey && inboxUrl && sesEndpoint && eventsUrl && dynamoDbEndpoint) {
         clearTimeout(timer);
-        resolve({ url, apiKey, inboxUrl, sesEndpoint, dynamoDbEndpoint, sesEventQueues });
+        resolve({ url, apiKey, inboxUrl, sesEndpoint, dynamoDbEndpoint, sesEventQueues, eventsUrl });
       }
     };
     for (const stream of [child.stdout, child.stderr]) {
@@ -108,7 +113,7 @@ export async function startRuntimeProcess(options: {
       reject(new Error(`The runtime exited before it was ready:\n${output.join('\n')}`));
     });
   });
-  const { url, apiKey, inboxUrl, sesEndpoint, dynamoDbEndpoint, sesEventQueues } = await ready;
+  const { url, apiKey, inboxUrl, sesEndpoint, dynamoDbEndpoint, sesEventQueues, eventsUrl } = await ready;
   return {
     url,
     apiKey,
@@ -117,6 +122,7 @@ export async function startRuntimeProcess(options: {
     sesEndpoint,
     dynamoDbEndpoint,
     sesEventQueues,
+    eventsUrl,
     child,
     output,
     javaPid: () => {

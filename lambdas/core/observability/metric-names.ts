@@ -49,6 +49,8 @@ export const METRIC = {
   emailsComplained: 'EmailsComplained',
   /** The reputation guard turned sending off (its window's bounce or complaint rate reached a threshold). */
   sendingPausedByGuard: 'SendingPausedByGuard',
+  /** Events the publisher put on the bus (each fact once; a rare second put of one is counted again). */
+  eventsPublished: 'EventsPublished',
   sweeperReenqueued: 'SweeperReenqueued',
   deadLetters: 'DeadLetters',
 } as const;

@@ -10,6 +10,8 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { backoff, chunks, mapConcurrently } from '../../concurrency';
 import { batchGetAll, queryAll } from '../../dynamo-paging';
+import type { EventOutbox } from '../../events/dynamodb/outbox';
+import { emailFeedback } from '../../events/events';
 import { reputationAdded } from '../../sending/dynamodb/dynamo-reputation';
 import {
   type ChunkClaim,
@@ -47,6 +49,8 @@ export interface DynamoDeliveriesOptions {
   client: DynamoDBDocumentClient;
   jobsTable: string;
   deliveriesTable: string;
+  /** Where SES's reports on sent emails are told (`Email Bounced`, `Email Complained`): the feedback consumer's. */
+  outbox?: EventOutbox | undefined;
   /**
    * How long a claim is held: longer than a consumer can run (its timeout), so a live consumer's
    * claim is never taken over. Only consumers claim; readers need not set it.
@@ -436,11 +440,19 @@ export class DynamoDeliveries
             this.now(),
           )
         : undefined;
+    const event = this.options.outbox && emailFeedback(jobId, recipient, report);
+    const told = event && this.options.outbox?.put(event, this.now());
     for (let attempt = 0; attempt < MAX_TRANSACTION_ATTEMPTS; attempt++) {
       try {
         await this.options.client.send(
           new TransactWriteCommand({
-            TransactItems: [delivery, ...(job ? [job] : []), ...(window ? [window] : [])],
+            // The event last: the reasons read below are the delivery's and the job's, by position.
+            TransactItems: [
+              delivery,
+              ...(job ? [job] : []),
+              ...(window ? [window] : []),
+              ...(told ? [told] : []),
+            ],
           }),
         );
         return 'recorded';

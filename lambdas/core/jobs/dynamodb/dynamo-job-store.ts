@@ -1,15 +1,14 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
-  PutCommand,
   QueryCommand,
   type QueryCommandInput,
-  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { INDEX } from '../../bindings';
 import { decodeCursor, encodeCursor, type Page } from '../../cursor';
 import { queryAll } from '../../dynamo-paging';
+import { type EventOutbox, writeTelling } from '../../events/dynamodb/outbox';
+import { jobAccepted, jobEnded, type OutboxEvent } from '../../events/events';
 import * as z from '../../zod';
 import type { OutcomeStatus } from '../deliveries';
 import type { JobRecord } from '../job';
@@ -29,24 +28,32 @@ const MAX_PAGES_PER_LISTING = 10;
 
 /** The jobs table: one item per job with its status and counters (the content is elsewhere). */
 export class DynamoJobStore implements JobStore {
-  constructor(private readonly options: { client: DynamoDBDocumentClient; tableName: string }) {}
+  constructor(
+    private readonly options: {
+      client: DynamoDBDocumentClient;
+      tableName: string;
+      /** Where a job's acceptance and its end are told (`Job Accepted`, `Job Completed`): a writer's. */
+      outbox?: EventOutbox | undefined;
+    },
+  ) {}
 
   async create(job: JobRecord): Promise<{ job: JobRecord; created: boolean }> {
-    try {
-      await this.options.client.send(
-        new PutCommand({
+    const created = await writeTelling(
+      this.options.client,
+      {
+        Put: {
           TableName: this.options.tableName,
           Item: job,
           ConditionExpression: 'attribute_not_exists(job_id)',
-        }),
-      );
-      return { job, created: true };
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      const existing = await this.get(job.job_id);
-      if (!existing) throw error;
-      return { job: existing, created: false };
-    }
+        },
+      },
+      this.options.outbox,
+      jobAccepted(job),
+    );
+    if (created) return { job, created: true };
+    const existing = await this.get(job.job_id);
+    if (!existing) throw new Error(`Job ${job.job_id} was neither written nor found`);
+    return { job: existing, created: false };
   }
 
   async get(jobId: string): Promise<JobRecord | undefined> {
@@ -120,13 +127,14 @@ export class DynamoJobStore implements JobStore {
   }
 
   countFromLedger(job: JobRecord, tally: Record<OutcomeStatus, number>, now: Date): Promise<boolean> {
+    const cancelling = job.cancel_requested_at !== undefined && job.cancel_requested_at !== null;
     return this.updateIfStill(
       job.job_id,
-      countedFromLedger({
-        ...tally,
-        readUpdatedAt: job.updated_at,
-        cancelling: job.cancel_requested_at !== undefined && job.cancel_requested_at !== null,
-        now: now.toISOString(),
+      countedFromLedger({ ...tally, readUpdatedAt: job.updated_at, cancelling, now: now.toISOString() }),
+      jobEnded({
+        job_id: job.job_id,
+        status: cancelling ? 'cancelled' : 'completed',
+        completed_at: now.toISOString(),
       }),
     );
   }
@@ -167,16 +175,16 @@ export class DynamoJobStore implements JobStore {
     return this.updateIfStill(jobId, cancelRequested(now.toISOString()));
   }
 
-  /** A conditional update of a job; false when its condition failed (there is nothing left to do). */
-  private async updateIfStill(jobId: string, update: JobUpdate): Promise<boolean> {
-    try {
-      await this.options.client.send(
-        new UpdateCommand({ TableName: this.options.tableName, Key: { job_id: jobId }, ...update }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+  /**
+   * A conditional update of a job, with the event it makes true when there is one; false when its
+   * condition failed (there is nothing left to do).
+   */
+  private updateIfStill(jobId: string, update: JobUpdate, event?: OutboxEvent): Promise<boolean> {
+    return writeTelling(
+      this.options.client,
+      { Update: { TableName: this.options.tableName, Key: { job_id: jobId }, ...update } },
+      this.options.outbox,
+      event,
+    );
   }
 }

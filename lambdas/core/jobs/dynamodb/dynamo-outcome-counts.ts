@@ -1,6 +1,8 @@
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { backoff } from '../../concurrency';
+import type { EventOutbox } from '../../events/dynamodb/outbox';
+import { jobEnded } from '../../events/events';
 import { reputationAdded } from '../../sending/dynamodb/dynamo-reputation';
 import { OUTCOME_STATUSES } from '../deliveries';
 import { outcomesRecorded } from '../job-status';
@@ -38,7 +40,13 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
   private readonly now: () => Date;
 
   constructor(
-    private readonly options: { client: DynamoDBDocumentClient; jobsTable: string; now?: () => Date },
+    private readonly options: {
+      client: DynamoDBDocumentClient;
+      jobsTable: string;
+      /** Where the end of a job is told (`Job Completed`, `Job Cancelled`), in the transaction that ends it. */
+      outbox?: EventOutbox | undefined;
+      now?: () => Date;
+    },
   ) {
     this.now = options.now ?? (() => new Date());
   }
@@ -88,6 +96,19 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
               },
               // The reputation window's sent emails, counted with them (once, as they are).
               ...(tally.sent > 0 ? [reputationAdded(this.options.jobsTable, 'sent', tally.sent, now)] : []),
+              // The part that ends the job tells so, with the end it writes.
+              ...(last && this.options.outbox
+                ? [
+                    this.options.outbox.put(
+                      jobEnded({
+                        job_id: part.jobId,
+                        status: cancelling ? 'cancelled' : 'completed',
+                        completed_at: now.toISOString(),
+                      }),
+                      now,
+                    ),
+                  ]
+                : []),
             ],
           }),
         );

@@ -1,11 +1,7 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  UpdateCommand,
-  type UpdateCommandInput,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { batchGetAll } from '../../dynamo-paging';
+import { type EventOutbox, writeTelling } from '../../events/dynamodb/outbox';
+import { type OutboxEvent, sendingPaused, sendingResumed } from '../../events/events';
 import {
   type GuardRecord,
   type GuardStore,
@@ -67,7 +63,14 @@ export class DynamoReputationWindow implements ReputationWindow {
 }
 
 export class DynamoGuardStore implements GuardStore {
-  constructor(private readonly options: { client: DynamoDBDocumentClient; jobsTable: string }) {}
+  constructor(
+    private readonly options: {
+      client: DynamoDBDocumentClient;
+      jobsTable: string;
+      /** Where a pause and a resume are told (`Sending Paused`, `Sending Resumed`), with the record's change. */
+      outbox?: EventOutbox | undefined;
+    },
+  ) {}
 
   async get(): Promise<GuardRecord | undefined> {
     const { Item } = await this.options.client.send(
@@ -82,7 +85,7 @@ export class DynamoGuardStore implements GuardStore {
     record: Required<Pick<GuardRecord, 'paused_at' | 'reason' | 'window'>>,
     seen: GuardRecord | undefined,
   ): Promise<boolean> {
-    return this.conditionally({
+    return this.conditionally(sendingPaused(record), {
       UpdateExpression:
         'SET paused = :yes, switched = :no, paused_at = :at, reason = :reason, #window = :window',
       // Not paused, and not resumed since the record was read.
@@ -102,7 +105,7 @@ export class DynamoGuardStore implements GuardStore {
   }
 
   async switched(pausedAt: string): Promise<void> {
-    await this.conditionally({
+    await this.conditionally(undefined, {
       UpdateExpression: 'SET switched = :yes',
       ConditionExpression: 'paused_at = :at',
       ExpressionAttributeValues: { ':yes': true, ':at': pausedAt },
@@ -113,7 +116,7 @@ export class DynamoGuardStore implements GuardStore {
     record: Required<Pick<GuardRecord, 'resumed_at' | 'resumed_by' | 'resume_reason' | 'baseline'>>,
     seen: GuardRecord | undefined,
   ): Promise<boolean> {
-    return this.conditionally({
+    return this.conditionally(sendingResumed(record), {
       UpdateExpression:
         'SET paused = :no, resumed_at = :at, resumed_by = :by, resume_reason = :reason, baseline = :baseline',
       // The pause that was read (or none): a pause recorded since is looked at before it is lifted.
@@ -129,16 +132,19 @@ export class DynamoGuardStore implements GuardStore {
     });
   }
 
-  /** An update of the record; false when its condition failed. */
-  private async conditionally(update: Omit<UpdateCommandInput, 'TableName' | 'Key'>): Promise<boolean> {
-    try {
-      await this.options.client.send(
-        new UpdateCommand({ TableName: this.options.jobsTable, Key: { job_id: GUARD_KEY }, ...update }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+  /** An update of the record, with the event it makes true; false when its condition failed. */
+  private conditionally(
+    event: OutboxEvent | undefined,
+    update: Omit<UpdateCommandInput, 'TableName' | 'Key'> & {
+      UpdateExpression: string;
+      ConditionExpression: string;
+    },
+  ): Promise<boolean> {
+    return writeTelling(
+      this.options.client,
+      { Update: { TableName: this.options.jobsTable, Key: { job_id: GUARD_KEY }, ...update } },
+      this.options.outbox,
+      event,
+    );
   }
 }

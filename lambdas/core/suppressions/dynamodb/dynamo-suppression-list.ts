@@ -3,7 +3,6 @@ import {
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
-  PutCommand,
   QueryCommand,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
@@ -11,6 +10,8 @@ import { INDEX } from '../../bindings';
 import { decodeCursor, type Page, pageFrom } from '../../cursor';
 import { batchGetAll } from '../../dynamo-paging';
 import { ConflictError, NotFoundError } from '../../errors';
+import { type EventOutbox, writeTelling } from '../../events/dynamodb/outbox';
+import { recipientUnsubscribed } from '../../events/events';
 import { emailAddress } from '../../nonprofits/nonprofit';
 import * as z from '../../zod';
 import type { SuppressionList, SuppressionQuery } from '../repository';
@@ -19,6 +20,8 @@ import { SUPPRESSION_REASONS, type Suppression, type SuppressionReason } from '.
 export interface DynamoSuppressionListOptions {
   client: DynamoDBDocumentClient;
   tableName: string;
+  /** Where an unsubscribe is told (`Recipient Unsubscribed`), with the suppression that records it. */
+  outbox?: EventOutbox | undefined;
   now?: () => Date;
 }
 
@@ -66,22 +69,18 @@ export class DynamoSuppressionList implements SuppressionList {
     entry: Omit<Suppression, 'suppressed_at'>,
   ): Promise<{ suppression: Suppression; created: boolean }> {
     const suppression: Suppression = { ...entry, suppressed_at: this.now().toISOString() };
-    try {
-      await this.options.client.send(
-        new PutCommand({
-          TableName: this.options.tableName,
-          Item: suppression,
-          ...replaceableBy(entry.reason),
-        }),
-      );
-      return { suppression, created: true };
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      const kept = await this.get(entry.email);
-      // Lifted in between: suppress again, as asked.
-      if (!kept) return this.add(entry);
-      return { suppression: kept, created: false };
-    }
+    // Written only over no record or a weaker reason: an address unsubscribed once is told once.
+    const written = await writeTelling(
+      this.options.client,
+      { Put: { TableName: this.options.tableName, Item: suppression, ...replaceableBy(entry.reason) } },
+      this.options.outbox,
+      entry.reason === 'unsubscribed' ? recipientUnsubscribed(suppression) : undefined,
+    );
+    if (written) return { suppression, created: true };
+    const kept = await this.get(entry.email);
+    // Lifted in between: suppress again, as asked.
+    if (!kept) return this.add(entry);
+    return { suppression: kept, created: false };
   }
 
   async get(email: string): Promise<Suppression | undefined> {

@@ -1,0 +1,259 @@
+import type { FeedbackReport } from '../jobs/deliveries';
+import type { JobRecord } from '../jobs/job';
+import type { GuardRecord, ReputationVerdict } from '../sending/reputation';
+
+/**
+ * The facts this system tells the world, as EventBridge events (source `nonprofit-mailer`, one
+ * `detail-type` each). Each `detail` carries `version` (its schema's: a field removed or changed in
+ * meaning makes a new version; a field added does not), the `event_id` that names the fact (the same
+ * on the rare second delivery, so a subscriber can drop it) and when it happened. Their JSON Schemas
+ * are `contract/events/*.json`, written from `contract/events.ts`.
+ *
+ * An event is written to the outbox (a table with a stream) in the same DynamoDB transaction as the
+ * write that decides its fact, so it exists exactly when the fact does, once; the publisher puts it
+ * on the bus from the outbox's stream.
+ */
+export const EVENT_SOURCE = 'nonprofit-mailer';
+export const EVENT_SCHEMA_VERSION = '1';
+
+export const DETAIL_TYPES = [
+  'Job Accepted',
+  'Job Completed',
+  'Job Cancelled',
+  'Email Bounced',
+  'Email Complained',
+  'Recipient Unsubscribed',
+  'Sending Paused',
+  'Sending Resumed',
+] as const;
+export type DetailType = (typeof DETAIL_TYPES)[number];
+
+interface Common {
+  version: typeof EVENT_SCHEMA_VERSION;
+  event_id: string;
+  occurred_at: string;
+}
+
+export interface JobAcceptedDetail extends Common {
+  job_id: string;
+  api_key_id: string;
+  status: JobRecord['status'] | 'scheduled';
+  total_emails: number;
+  created_at: string;
+  /** When a scheduled job's recipients are enqueued; null for a job sent at once. */
+  send_at: string | null;
+}
+
+/** `Job Completed` and `Job Cancelled`: the job's final counts. */
+export interface JobEndedDetail extends Common {
+  job_id: string;
+  api_key_id: string;
+  status: 'completed' | 'cancelled';
+  total_emails: number;
+  sent: number;
+  failed: number;
+  suppressed: number;
+  cancelled: number;
+  created_at: string;
+  completed_at: string;
+}
+
+export interface EmailFeedbackDetail extends Common {
+  job_id: string;
+  /** The recipient the email went to. */
+  email: string;
+  message_id: string;
+  /** SES's id of the report (its feedback id): one event per report. */
+  feedback_id: string;
+  /** Only on `Email Bounced`: `permanent` (the address is suppressed) or `transient` (a full mailbox, say). */
+  bounce_type?: 'permanent' | 'transient';
+  reported_at: string;
+  /** SES's diagnostic, as it gave it. */
+  diagnostic: string;
+}
+
+export interface RecipientUnsubscribedDetail extends Common {
+  email: string;
+  /** The job whose link was used, and the key that sent it; null when the address was suppressed another way. */
+  job_id: string | null;
+  api_key_id: string | null;
+}
+
+export interface SendingPausedDetail extends Common {
+  reason: string;
+  /** The window's counts and rates when it paused. */
+  window: { sent: number; bounced: number; complained: number; bounce_rate: number; complaint_rate: number };
+}
+
+export interface SendingResumedDetail extends Common {
+  /** The API key id that resumed, or `outside-the-api` when the configuration set was found on again. */
+  resumed_by: string;
+  reason: string;
+}
+
+export interface DetailOf {
+  'Job Accepted': JobAcceptedDetail;
+  'Job Completed': JobEndedDetail;
+  'Job Cancelled': JobEndedDetail;
+  'Email Bounced': EmailFeedbackDetail;
+  'Email Complained': EmailFeedbackDetail;
+  'Recipient Unsubscribed': RecipientUnsubscribedDetail;
+  'Sending Paused': SendingPausedDetail;
+  'Sending Resumed': SendingResumedDetail;
+}
+
+/** An event as the outbox keeps it until it is published. */
+export interface OutboxEvent<T extends DetailType = DetailType> {
+  event_id: string;
+  detail_type: T;
+  detail: DetailOf[T];
+}
+
+type Fields<T extends DetailType> = Omit<DetailOf[T], keyof Common>;
+
+/**
+ * An event of a fact. Its id is derived from the fact where the fact has a natural key (a job is
+ * accepted once; an SES report has its own id), so even a writer that ran twice could not make two.
+ */
+export function mailerEvent<T extends DetailType>(
+  type: T,
+  id: string,
+  occurredAt: string,
+  fields: Fields<T>,
+): OutboxEvent<T> {
+  const eventId = `${type.toLowerCase().replaceAll(' ', '-')}:${id}`;
+  return {
+    event_id: eventId,
+    detail_type: type,
+    detail: {
+      version: EVENT_SCHEMA_VERSION,
+      event_id: eventId,
+      occurred_at: occurredAt,
+      ...fields,
+    } as DetailOf[T],
+  };
+}
+
+export const jobAccepted = (job: JobRecord & { send_at?: string | null }) =>
+  mailerEvent('Job Accepted', job.job_id, job.created_at, {
+    job_id: job.job_id,
+    api_key_id: job.api_key_id,
+    status: job.status,
+    total_emails: job.total_emails,
+    created_at: job.created_at,
+    send_at: job.send_at ?? null,
+  });
+
+/**
+ * A job's end as its ending write knows it: which end, and when. The counts are the job's once it
+ * ended, read by the publisher (the ending write adds the last of them, so it cannot name them).
+ */
+export interface JobEndedFact {
+  job_id: string;
+  status: 'completed' | 'cancelled';
+  completed_at: string;
+}
+
+export const jobEnded = (fact: JobEndedFact) =>
+  // A retried job ends again, a new fact: its id names the end's time too.
+  mailerEvent(
+    fact.status === 'completed' ? 'Job Completed' : 'Job Cancelled',
+    `${fact.job_id}:${fact.completed_at}`,
+    fact.completed_at,
+    {
+      // Filled in from the job by the publisher (`withJobCounts`).
+      job_id: fact.job_id,
+      api_key_id: '',
+      status: fact.status,
+      total_emails: 0,
+      sent: 0,
+      failed: 0,
+      suppressed: 0,
+      cancelled: 0,
+      created_at: '',
+      completed_at: fact.completed_at,
+    },
+  );
+
+/** The final counts of an ended job, into its event. */
+export function withJobCounts(event: OutboxEvent, job: JobRecord): OutboxEvent {
+  const detail = event.detail as JobEndedDetail;
+  return {
+    ...event,
+    detail: {
+      ...detail,
+      api_key_id: job.api_key_id,
+      total_emails: job.total_emails,
+      sent: job.sent,
+      failed: job.failed,
+      suppressed: job.suppressed ?? 0,
+      cancelled: job.cancelled ?? 0,
+      created_at: job.created_at,
+    },
+  };
+}
+
+/** An SES report noted on one of a job's emails: a bounce of either kind, or a complaint. */
+export function emailFeedback(
+  jobId: string,
+  recipient: string,
+  report: FeedbackReport,
+): OutboxEvent | undefined {
+  const fields = {
+    job_id: jobId,
+    email: recipient,
+    message_id: report.messageId,
+    feedback_id: report.feedbackId,
+    reported_at: report.at,
+    diagnostic: report.detail,
+  };
+  switch (report.kind) {
+    case 'bounce':
+    case 'transient_bounce':
+      return mailerEvent('Email Bounced', report.feedbackId, report.at, {
+        ...fields,
+        bounce_type: report.kind === 'bounce' ? 'permanent' : 'transient',
+      });
+    case 'complaint':
+      return mailerEvent('Email Complained', report.feedbackId, report.at, fields);
+    case 'not_spam':
+      return undefined;
+  }
+}
+
+export const recipientUnsubscribed = (suppression: {
+  email: string;
+  suppressed_at: string;
+  job_id?: string | undefined;
+  api_key_id?: string | undefined;
+}) =>
+  mailerEvent(
+    'Recipient Unsubscribed',
+    `${suppression.email}:${suppression.suppressed_at}`,
+    suppression.suppressed_at,
+    {
+      email: suppression.email,
+      job_id: suppression.job_id ?? null,
+      api_key_id: suppression.api_key_id ?? null,
+    },
+  );
+
+export const sendingPaused = (record: { paused_at: string; reason: string; window: ReputationVerdict }) =>
+  mailerEvent('Sending Paused', record.paused_at, record.paused_at, {
+    reason: record.reason,
+    window: {
+      sent: record.window.sent,
+      bounced: record.window.bounced,
+      complained: record.window.complained,
+      bounce_rate: record.window.bounce_rate,
+      complaint_rate: record.window.complaint_rate,
+    },
+  });
+
+export const sendingResumed = (
+  record: Required<Pick<GuardRecord, 'resumed_at' | 'resumed_by' | 'resume_reason'>>,
+) =>
+  mailerEvent('Sending Resumed', record.resumed_at, record.resumed_at, {
+    resumed_by: record.resumed_by,
+    reason: record.resume_reason,
+  });
