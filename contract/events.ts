@@ -101,7 +101,7 @@ export const EVENT_DETAIL_SCHEMAS: { [T in DetailType]: z.ZodType<DetailOf[T]> }
       .string()
       .min(1)
       .describe(
-        'The API key id that resumed, or `outside-the-api` when the configuration set was found on again',
+        'The API key id that resumed, or `outside the API` when the configuration set was found on again',
       ),
     reason: z.string().min(1),
   }),

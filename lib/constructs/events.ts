@@ -1,4 +1,4 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { EventBus, type IEventBus } from 'aws-cdk-lib/aws-events';
 import { FilterCriteria, FilterRule, StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -32,6 +32,11 @@ export class MailerEvents extends Construct {
       : new EventBus(this, 'Bus', {
           description: 'Events of the nonprofit mailer (source nonprofit-mailer)',
         });
+
+    new CfnOutput(Stack.of(this), 'EventBusName', {
+      value: this.bus.eventBusName,
+      description: 'The EventBridge bus the stack tells its events on (source nonprofit-mailer)',
+    });
 
     this.publisher = new ProjectFunction(this, 'PublishEvents', {
       entry: 'worker/publish-events.ts',

@@ -86,7 +86,7 @@ export interface SendingPausedDetail extends Common {
 }
 
 export interface SendingResumedDetail extends Common {
-  /** The API key id that resumed, or `outside-the-api` when the configuration set was found on again. */
+  /** The API key id that resumed, or `outside the API` when the configuration set was found on again. */
   resumed_by: string;
   reason: string;
 }
