@@ -6,7 +6,6 @@ import {
   EVENT_SCHEMA_VERSION,
   EVENT_SOURCE,
 } from '../lambdas/core/events/events';
-import { JOB_STATUSES } from '../lambdas/core/jobs/job';
 
 /**
  * The published schemas of the events' `detail` (JSON Schema 2020-12), one file per detail-type
@@ -60,9 +59,7 @@ export const EVENT_DETAIL_SCHEMAS: { [T in DetailType]: z.ZodType<DetailOf[T]> }
     ...common,
     job_id: jobId,
     api_key_id: apiKeyId,
-    status: z
-      .enum([...JOB_STATUSES, 'scheduled'])
-      .describe('`queued`, or `scheduled` for a job with `send_at`'),
+    status: z.enum(['queued', 'scheduled']).describe('`queued`, or `scheduled` for a job with `send_at`'),
     total_emails: count,
     created_at: timestamp,
     send_at: timestamp.nullable().describe("When a scheduled job's emails start; null: at once"),

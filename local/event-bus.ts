@@ -70,6 +70,18 @@ export async function startLocalEventBus(options: {
       },
     });
   }
+  // A bus the stack uses but does not create (`eventBusName`) exists in the account in AWS: here,
+  // every bus a function may put events on (its role's PutEvents resources) is taken as existing.
+  for (const [, policy] of resourcesOfType(options.template, 'AWS::IAM::Policy')) {
+    let document: string;
+    try {
+      document = JSON.stringify(options.resolver.resolve(policy.Properties?.PolicyDocument));
+    } catch {
+      continue;
+    }
+    for (const match of document.matchAll(/arn:aws:events:[^:"]*:[^:"]*:event-bus\/([^"*]+)/g))
+      if (match[1]) buses.add(match[1]);
+  }
   const events: DeliveredEvent[] = existsSync(options.file)
     ? readFileSync(options.file, 'utf8')
         .split('\n')

@@ -301,6 +301,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           log: (line) => log(`[event-source] ${line}`),
         });
       }
+      // Lambda filters SQS messages too (and deletes those filtered out); locally only streams are filtered.
+      if (mapping.filters.length > 0)
+        throw new Error(
+          `Event source ${mapping.eventSourceArn}: filters on a queue mapping are not run locally (only on streams)`,
+        );
       return new QueueEventSource({
         ...mapping,
         client: sqs,

@@ -1,5 +1,5 @@
 // POST /jobs/{job_id}/cancel: handler --> cancel job (job store, DynamoDB)
-import { jobsFromEnv } from '../core/adapters';
+import { eventOutboxFromEnv, jobContentsFromEnv, jobsFromEnv, recipientQuotaFromEnv } from '../core/adapters';
 import { apiHandler, callerApiKeyId, json, parsePathParameter } from '../core/http';
 import { type CancelJobDependencies, cancelJob } from '../core/jobs/cancel-job';
 import { jobId } from '../core/jobs/job';
@@ -24,4 +24,14 @@ export const makeCancelJob = (deps: CancelJobDependencies) =>
     );
   });
 
-export const handler = makeCancelJob({ jobs: jobsFromEnv() });
+export const handler = makeCancelJob({
+  // A scheduled job ends at its cancel: that end is told as the counter's is.
+  jobs: jobsFromEnv(eventOutboxFromEnv()),
+  contents: jobContentsFromEnv(),
+  quota: recipientQuotaFromEnv(),
+  onRefundFailure: (jobId, error) =>
+    logger.error('Could not give a cancelled scheduled job back to the recipient quota', {
+      job_id: jobId,
+      error,
+    }),
+});

@@ -47,9 +47,12 @@ export const makeSendEmail = ({ settings, ...deps }: SendEmailDependencies) =>
         job_id: job.job_id,
         status: job.status,
         total_emails: job.total_emails,
+        ...(job.send_at === undefined ? {} : { send_at: job.send_at }),
         message: replayed
           ? 'This Idempotency-Key already submitted this job; its current status is shown.'
-          : `Job accepted: ${job.total_emails} emails queued.`,
+          : job.send_at === undefined
+            ? `Job accepted: ${job.total_emails} emails queued.`
+            : `Job scheduled: ${job.total_emails} emails, sent from ${job.send_at}.`,
       },
       { location: `/jobs/${job.job_id}`, ...(replayed ? { 'idempotent-replayed': 'true' } : {}) },
     );

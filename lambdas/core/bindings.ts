@@ -32,6 +32,8 @@ export const INDEX = {
   jobsByApiKey: 'by-api-key',
   /** Sparse: only running jobs carry `active`; the sweeper reads this index alone. */
   activeJobs: 'active',
+  /** Sparse: only jobs waiting for their `send_at` carry `scheduled`; sorted by `send_at`, read by their starter. */
+  scheduledJobs: 'scheduled',
   /** Suppressed addresses by why: `GET /suppressions?reason=`. */
   suppressionsByReason: 'by-reason',
 } as const;

@@ -93,7 +93,13 @@ export const suppressionPage = z
   .meta({ id: 'SuppressionPage' });
 
 export const jobAccepted = z
-  .object({ job_id: z.uuid(), status: z.enum(JOB_STATUSES), total_emails: count, message: z.string() })
+  .object({
+    job_id: z.uuid(),
+    status: z.enum(JOB_STATUSES),
+    total_emails: count,
+    send_at: timestamp.optional().meta({ description: 'When a scheduled job starts (UTC)' }),
+    message: z.string(),
+  })
   .meta({ id: 'JobAccepted' });
 
 export const job = z
@@ -109,6 +115,7 @@ export const job = z
     complained: count,
     cancelled: count,
     created_at: timestamp,
+    send_at: timestamp.nullable().meta({ description: "A scheduled job's time (UTC); null: sent at once" }),
     started_at: timestamp.nullable(),
     completed_at: timestamp.nullable(),
     cancel_requested_at: timestamp.nullable(),
@@ -296,6 +303,7 @@ export function jobView(record: JobRecord, content?: JobContent): z.output<typeo
     complained: record.complained ?? 0,
     cancelled: record.cancelled ?? 0,
     created_at: record.created_at,
+    send_at: record.send_at ?? null,
     started_at: record.started_at ?? null,
     completed_at: record.completed_at ?? null,
     cancel_requested_at: record.cancel_requested_at ?? null,

@@ -1,10 +1,10 @@
-// DynamoDB stream of the outbox table: publisher --> the stack's EventBridge bus (PutEvents); ended jobs' counts from the jobs table
+// DynamoDB stream of the outbox table: publisher --> the stack's EventBridge bus (PutEvents)
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { AttributeValue as SdkAttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
-import { eventBusFromEnv, jobsFromEnv } from '../core/adapters';
+import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
+import { eventBusFromEnv } from '../core/adapters';
 import type { OutboxEvent } from '../core/events/events';
 import { type PublishDependencies, publishEvents } from '../core/events/publish';
 import { METRIC } from '../core/observability/metric-names';
@@ -23,25 +23,32 @@ export function outboxEvents(event: DynamoDBStreamEvent): { sequenceNumber: stri
 }
 
 /**
- * Publishes in order; the first event not published is reported, so the stream hands over again
- * from it (the ones before it are done). Nothing is dropped: the mapping retries until it succeeds.
+ * Publishes the batch's events; the first not done is reported, so the stream hands over again from
+ * it (the ones before it are done). Nothing is dropped but an event the bus refuses for good (a
+ * malformed detail), which is logged and counted: retrying it would hold every later event for a day.
  */
-export const makePublishEvents = (deps: PublishDependencies) =>
-  workerHandler(async (event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
+export const makePublishEvents = (deps: Omit<PublishDependencies, 'timeLeft'>) =>
+  workerHandler(async (event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> => {
     const events = outboxEvents(event);
-    const published = await publishEvents(
-      deps,
+    const { done, dropped } = await publishEvents(
+      // A call to the bus takes a few seconds at worst: none is started in the last ten.
+      { ...deps, timeLeft: () => context.getRemainingTimeInMillis() > 10_000 },
       events.map(({ event: told }) => told),
     );
+    const published = done - dropped.length;
     if (published > 0) metrics.addMetric(METRIC.eventsPublished, MetricUnit.Count, published);
-    const first = events[published];
+    if (dropped.length > 0) {
+      metrics.addMetric(METRIC.eventsRefused, MetricUnit.Count, dropped.length);
+      logger.error('The bus refused events for good; they are not published', { dropped });
+    }
+    const first = events[done];
     if (!first) return { batchItemFailures: [] };
     logger.warn('Events not taken by the bus; handed back to the stream', {
-      published,
-      left: events.length - published,
+      done,
+      left: events.length - done,
       first_event_id: first.event.event_id,
     });
     return { batchItemFailures: [{ itemIdentifier: first.sequenceNumber }] };
   });
 
-export const handler = makePublishEvents({ bus: eventBusFromEnv(), jobs: jobsFromEnv() });
+export const handler = makePublishEvents({ bus: eventBusFromEnv() });

@@ -60,6 +60,11 @@ export class MailerData extends Construct {
       partitionKey: string('active'),
       sortKey: string('created_at'),
     });
+    this.jobs.addGlobalSecondaryIndex({
+      indexName: INDEX.scheduledJobs,
+      partitionKey: string('scheduled'),
+      sortKey: string('send_at'),
+    });
 
     this.jobContents = this.table('JobContents', {
       partitionKey: string('job_id'),

@@ -39,6 +39,8 @@ export class EmailJobs extends Construct {
   readonly consumer: ProjectFunction;
   readonly deadLetterConsumer: ProjectFunction;
   readonly sweeper: ProjectFunction;
+  /** Starts scheduled jobs (`send_at`) at their time. */
+  readonly starter: ProjectFunction;
   /** Counts outcomes into their jobs from the deliveries table's stream. */
   readonly counter: ProjectFunction;
 
@@ -129,11 +131,16 @@ export class EmailJobs extends Construct {
     api.addRoute('GET', '/usage', getUsage);
 
     // Records the cancel on the job; the consumers see it before each send and record the rest cancelled.
+    // A scheduled job ends at once (told as the counter tells an end), its quota given back.
     const cancelJob = new ProjectFunction(this, 'CancelJob', {
       entry: 'api/cancel-job.ts',
       description: 'POST /jobs/{job_id}/cancel',
     })
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
+      .bindTable(TABLE.usage, data.usage, ['dynamodb:UpdateItem'])
+      .setting(SETTING.recipientQuotaPerDay, String(config.recipientQuotaPerDay))
+      .tellsEvents(data.outbox)
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('POST', '/jobs/{job_id}/cancel', cancelJob);
 
@@ -282,6 +289,32 @@ export class EmailJobs extends Construct {
       id: 'Serverless::Serverless-EventBusDLQ',
       reason:
         'A scheduled tick that is not delivered is followed by the next one, which does all outstanding work.',
+    });
+
+    // Scheduled jobs (`send_at`): every minute, the starter reads the sparse index of waiting jobs
+    // and starts each at its time, waiting within the run for those due before the next (hence a
+    // timeout past a minute). A job it started whose enqueue failed is the sweeper's, as at acceptance.
+    this.starter = new ProjectFunction(this, 'StartScheduledJobs', {
+      entry: 'worker/start-scheduled-jobs.ts',
+      description: 'Starts scheduled jobs at their send_at: enqueues their recipients',
+      timeout: Duration.seconds(150),
+    })
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:UpdateItem'], {
+        names: [INDEX.scheduledJobs],
+        actions: ['dynamodb:Query'],
+      })
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:Query'])
+      .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage'])
+      .acknowledgeNoDeadLetterTarget('schedule');
+    const starts = new Rule(this, 'StartSchedule', {
+      description: 'Starts scheduled email jobs whose time has come',
+      schedule: Schedule.rate(Duration.minutes(1)),
+      targets: [new LambdaFunction(this.starter, { retryAttempts: 0 })],
+    });
+    Validations.of(starts).acknowledge({
+      id: 'Serverless::Serverless-EventBusDLQ',
+      reason:
+        'A tick that is not delivered is followed by the next one a minute later, which starts every job due by then.',
     });
   }
 }

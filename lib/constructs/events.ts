@@ -3,7 +3,6 @@ import { EventBus, type IEventBus } from 'aws-cdk-lib/aws-events';
 import { FilterCriteria, FilterRule, StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Construct } from 'constructs';
-import { TABLE } from '../../lambdas/core/bindings';
 import { EVENTS_PER_PUT } from '../../lambdas/core/events/publish';
 import { SETTING } from '../../lambdas/core/settings';
 import type { MailerConfig } from '../config';
@@ -43,8 +42,6 @@ export class MailerEvents extends Construct {
       description: "Puts the events the outbox table's stream brings on the EventBridge bus",
       timeout: Duration.seconds(30),
     })
-      // A job's end is told with its final counts, read from the job.
-      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
       .setting(SETTING.eventBusName, this.bus.eventBusName)
       .acknowledgeNoDeadLetterTarget('stream');
     this.bus.grantPutEventsTo(this.publisher);

@@ -184,6 +184,11 @@ export class MailerMonitoring extends Construct {
       },
     );
     this.alarm(
+      'EventsRefused',
+      'EventBridge refused events for good (a malformed detail): they were dropped, not published; the publisher logs which',
+      { metric: appMetric(METRIC.eventsRefused, 'Sum', FIVE_MINUTES), threshold: 1 },
+    );
+    this.alarm(
       'OutcomesNotCounted',
       'The outcome counter found more outcomes than a job had recipients left (counted before): its counts need a look',
       { metric: appMetric(METRIC.outcomesNotCounted, 'Sum', FIVE_MINUTES), threshold: 1 },

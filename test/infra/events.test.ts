@@ -60,6 +60,7 @@ describe('the events on EventBridge', () => {
     expect(bound).toEqual(
       [
         'POST /send-email',
+        'POST /jobs/{job_id}/cancel',
         FUNCTION.counter,
         FUNCTION.sweeper,
         FUNCTION.feedbackConsumer,

@@ -43,9 +43,9 @@ const DOCUMENTED_ROUTES = [
 /**
  * One function per route (both job reads share one, as do both unsubscribe methods), plus the
  * consumer, the dead-letter consumer, the outcome counter, the sweeper, the consumer of SES
- * feedback, the API keys' authorizer and the events' publisher.
+ * feedback, the API keys' authorizer, the events' publisher and the starter of scheduled jobs.
  */
-const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 7;
+const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 8;
 
 const functionByDescription = (description: string) => queries.functionByDescription(assertions, description);
 const actionsOf = (description: string, prefix?: string) =>
@@ -198,8 +198,27 @@ describe('functions', () => {
     ['POST /send-email/preview', { [NONPROFITS]: ['dynamodb:BatchGetItem'] }],
     ['GET /jobs', { [`${JOBS}/index/by-api-key`]: ['dynamodb:Query'] }],
     ['GET /jobs/{job_id}', { [JOBS]: ['dynamodb:GetItem'], [CONTENTS]: ['dynamodb:GetItem'] }],
-    // The cancel is one conditional update of the job.
-    ['POST /jobs/{job_id}/cancel', { [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'] }],
+    // The cancel is one conditional update of the job; a scheduled job's ends it (told), and gives
+    // back to the key's quota, on the day its content names, what it counted.
+    [
+      'POST /jobs/{job_id}/cancel',
+      {
+        [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        [CONTENTS]: ['dynamodb:GetItem'],
+        [USAGE]: ['dynamodb:UpdateItem'],
+        [OUTBOX]: TELLS,
+      },
+    ],
+    [
+      'Starts scheduled jobs at their send_at: enqueues their recipients',
+      {
+        // The waiting jobs by time (the sparse index), each started by a conditional update.
+        [JOBS]: ['dynamodb:UpdateItem'],
+        [`${JOBS}/index/scheduled`]: ['dynamodb:Query'],
+        [CONTENTS]: ['dynamodb:Query'],
+        [EMAILS]: ['sqs:SendMessage'],
+      },
+    ],
     // Failures read, taken back to queued with the job's counters in transactions, then enqueued.
     [
       'POST /jobs/{job_id}/retry',
@@ -314,8 +333,7 @@ describe('functions', () => {
     [
       FUNCTION.publisher,
       {
-        // A job's end is told with its final counts.
-        [JOBS]: ['dynamodb:GetItem'],
+        // Only the outbox's stream: every event holds all it tells.
         [`${OUTBOX}/stream`]: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
         '*': ['dynamodb:ListStreams'],
       },
@@ -482,7 +500,7 @@ describe('email pipeline', () => {
       JSON.stringify(resource.Properties?.KeySchema).includes(table),
     )?.Properties;
 
-  it('keeps jobs by id with indexes by API key (newest first) and of running jobs', () => {
+  it('keeps jobs by id with indexes by API key (newest first), of running jobs and of scheduled jobs by time', () => {
     expect(keysOf('job_id')).toBeDefined();
     assertions.hasResourceProperties('AWS::DynamoDB::Table', {
       KeySchema: [{ AttributeName: 'job_id', KeyType: 'HASH' }],
@@ -499,6 +517,13 @@ describe('email pipeline', () => {
           KeySchema: [
             { AttributeName: 'active', KeyType: 'HASH' },
             { AttributeName: 'created_at', KeyType: 'RANGE' },
+          ],
+        }),
+        Match.objectLike({
+          IndexName: 'scheduled',
+          KeySchema: [
+            { AttributeName: 'scheduled', KeyType: 'HASH' },
+            { AttributeName: 'send_at', KeyType: 'RANGE' },
           ],
         }),
       ],

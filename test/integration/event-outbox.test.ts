@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, describe, expect, it } from 'vitest';
+import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { DynamoDeliveries } from '../../lambdas/core/jobs/dynamodb/dynamo-deliveries';
 import { DynamoJobStore } from '../../lambdas/core/jobs/dynamodb/dynamo-job-store';
 import { DynamoOutcomeCounts } from '../../lambdas/core/jobs/dynamodb/dynamo-outcome-counts';
@@ -117,9 +117,15 @@ describe('events written with their facts, on DynamoDB Local', () => {
   });
 
   it('tells a pause once, when two runs of the guard record it at once, and the resume that lifts it', async () => {
-    // Its own record key would be cleaner, but the guard's is fixed: this reads and restores it.
+    // The guard's record has a fixed key: start from none (as a new deployment), and leave none.
+    const guardKey = { TableName: jobsTable, Key: { job_id: 'sending#guard' } };
+    await client.send(new DeleteCommand(guardKey));
+    onTestFinished(async () => {
+      await client.send(new DeleteCommand(guardKey));
+    });
     const store = new DynamoGuardStore({ client, jobsTable, outbox });
     const seen = await store.get();
+    expect(seen).toBeUndefined();
     const pausedAt = new Date().toISOString();
     const window = { sent: 600, bounced: 20, complained: 0, bounce_rate: 0.033, complaint_rate: 0 };
     const results = await Promise.all([

@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cancelJob } from '../../lambdas/core/jobs/cancel-job';
 import type { DeliveryOutcome, FailureReason } from '../../lambdas/core/jobs/deliveries';
 import { DynamoDeliveries } from '../../lambdas/core/jobs/dynamodb/dynamo-deliveries';
+import { DynamoJobContents } from '../../lambdas/core/jobs/dynamodb/dynamo-job-contents';
 import { DynamoJobStore } from '../../lambdas/core/jobs/dynamodb/dynamo-job-store';
 import type { JobRecord } from '../../lambdas/core/jobs/job';
 import { acceptedJob } from '../../lambdas/core/jobs/job-status';
@@ -23,6 +24,7 @@ afterAll(async () => {
 });
 const jobsTable = tableNamed('DataJobs');
 const jobs = new DynamoJobStore({ client, tableName: jobsTable });
+const contents = new DynamoJobContents({ client, tableName: tableNamed('DataJobContents') });
 const deliveries = new DynamoDeliveries({
   client,
   jobsTable,
@@ -93,11 +95,11 @@ describe('cancelling a job, on DynamoDB Local', () => {
     await processed(jobId, { 'a@example.org': { status: 'sent' } });
 
     expect(await jobs.cancelRequested(jobId)).toBe(false);
-    const cancelling = await cancelJob({ jobs }, { jobId, apiKeyId: API_KEY });
+    const cancelling = await cancelJob({ jobs, contents }, { jobId, apiKeyId: API_KEY });
     expect(cancelling.status).toBe('cancelling');
     expect(await jobs.cancelRequested(jobId)).toBe(true);
     // Cancelling again answers the job as it is, and changes nothing.
-    const again = await cancelJob({ jobs }, { jobId, apiKeyId: API_KEY });
+    const again = await cancelJob({ jobs, contents }, { jobId, apiKeyId: API_KEY });
     expect(again.cancel_requested_at).toBe(cancelling.cancel_requested_at);
 
     // A middle write that believed the job running learns otherwise, and leaves it cancelling.
@@ -116,7 +118,7 @@ describe('cancelling a job, on DynamoDB Local', () => {
     });
     expect((await job(jobId)).active).toBeUndefined();
     // Ended cancelled: cancelling once more still answers the same.
-    expect((await cancelJob({ jobs }, { jobId, apiKeyId: API_KEY })).status).toBe('cancelled');
+    expect((await cancelJob({ jobs, contents }, { jobId, apiKeyId: API_KEY })).status).toBe('cancelled');
   });
 
   it('refuses to cancel a job that completed, naming its status, and changes nothing', async () => {
@@ -124,7 +126,7 @@ describe('cancelling a job, on DynamoDB Local', () => {
     await processed(jobId, { 'a@example.org': { status: 'sent' } });
     const before = await job(jobId);
 
-    await expect(cancelJob({ jobs }, { jobId, apiKeyId: API_KEY })).rejects.toMatchObject({
+    await expect(cancelJob({ jobs, contents }, { jobId, apiKeyId: API_KEY })).rejects.toMatchObject({
       status: 409,
       message: `Job ${jobId} is completed: it has ended, so there is nothing to cancel.`,
     });
@@ -133,7 +135,7 @@ describe('cancelling a job, on DynamoDB Local', () => {
 
   it("answers another key's job as absent", async () => {
     const jobId = await newJob(1);
-    await expect(cancelJob({ jobs }, { jobId, apiKeyId: 'another-key' })).rejects.toMatchObject({
+    await expect(cancelJob({ jobs, contents }, { jobId, apiKeyId: 'another-key' })).rejects.toMatchObject({
       status: 404,
     });
     expect(await jobs.cancelRequested(jobId)).toBe(false);
@@ -218,7 +220,7 @@ describe("retrying a job's failures, on DynamoDB Local", () => {
     });
     expect(await job(running)).toEqual(before);
 
-    await cancelJob({ jobs }, { jobId: running, apiKeyId: API_KEY });
+    await cancelJob({ jobs, contents }, { jobId: running, apiKeyId: API_KEY });
     await processed(running, { 'b@example.org': { status: 'cancelled' } });
     await expect(retry(running)).rejects.toMatchObject({
       status: 409,
@@ -240,7 +242,10 @@ describe("retrying a job's failures, on DynamoDB Local", () => {
     };
 
     const cancelled = await cancelJob(
-      { jobs: { get: (id) => jobs.get(id), requestCancel } },
+      {
+        jobs: { get: (id) => jobs.get(id), requestCancel, cancelScheduled: () => Promise.resolve(false) },
+        contents,
+      },
       { jobId, apiKeyId: API_KEY },
     );
 

@@ -1,5 +1,5 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import type { BusEntry, EventBus } from './publish';
+import type { BusEntry, EntryResult, EventBus } from './publish';
 
 /** The stack's bus on EventBridge (its own, or the one named with `eventBusName`). */
 export class EventBridgeBus implements EventBus {
@@ -8,7 +8,7 @@ export class EventBridgeBus implements EventBus {
     private readonly busName: string,
   ) {}
 
-  async put(entries: readonly BusEntry[]): Promise<boolean[]> {
+  async put(entries: readonly BusEntry[]): Promise<EntryResult[]> {
     const { Entries = [] } = await this.client.send(
       new PutEventsCommand({
         Entries: entries.map((entry) => ({
@@ -20,7 +20,11 @@ export class EventBridgeBus implements EventBus {
         })),
       }),
     );
-    // An entry the bus took has an EventId; a refused one an ErrorCode (throttled, internal).
-    return entries.map((_, index) => Entries[index]?.EventId !== undefined && !Entries[index]?.ErrorCode);
+    // An entry the bus took has an EventId; a refused one an ErrorCode (throttled, internal, malformed).
+    return entries.map((_, index) => {
+      const answer = Entries[index];
+      if (answer?.EventId !== undefined && !answer.ErrorCode) return { taken: true };
+      return { taken: false, code: answer?.ErrorCode ?? 'NoAnswer', message: answer?.ErrorMessage };
+    });
   }
 }

@@ -37,7 +37,7 @@ interface Common {
 export interface JobAcceptedDetail extends Common {
   job_id: string;
   api_key_id: string;
-  status: JobRecord['status'] | 'scheduled';
+  status: 'queued' | 'scheduled';
   total_emails: number;
   created_at: string;
   /** When a scheduled job's recipients are enqueued; null for a job sent at once. */
@@ -134,64 +134,46 @@ export function mailerEvent<T extends DetailType>(
   };
 }
 
-export const jobAccepted = (job: JobRecord & { send_at?: string | null }) =>
+export const jobAccepted = (job: JobRecord) =>
   mailerEvent('Job Accepted', job.job_id, job.created_at, {
     job_id: job.job_id,
     api_key_id: job.api_key_id,
-    status: job.status,
+    status: job.status === 'scheduled' ? 'scheduled' : 'queued',
     total_emails: job.total_emails,
     created_at: job.created_at,
     send_at: job.send_at ?? null,
   });
 
 /**
- * A job's end as its ending write knows it: which end, and when. The counts are the job's once it
- * ended, read by the publisher (the ending write adds the last of them, so it cannot name them).
+ * A job's end as the write that ends it knows it: the job, which end, when, and the counts it ends
+ * with (the job's before that write, plus what the write adds: each ending write knows both).
  */
 export interface JobEndedFact {
-  job_id: string;
+  job: Pick<JobRecord, 'job_id' | 'api_key_id' | 'total_emails' | 'created_at'>;
   status: 'completed' | 'cancelled';
   completed_at: string;
+  counts: Pick<JobEndedDetail, 'sent' | 'failed' | 'suppressed' | 'cancelled'>;
 }
 
-export const jobEnded = (fact: JobEndedFact) =>
+export const jobEnded = ({ job, status, completed_at, counts }: JobEndedFact) =>
   // A retried job ends again, a new fact: its id names the end's time too.
   mailerEvent(
-    fact.status === 'completed' ? 'Job Completed' : 'Job Cancelled',
-    `${fact.job_id}:${fact.completed_at}`,
-    fact.completed_at,
+    status === 'completed' ? 'Job Completed' : 'Job Cancelled',
+    `${job.job_id}:${completed_at}`,
+    completed_at,
     {
-      // Filled in from the job by the publisher (`withJobCounts`).
-      job_id: fact.job_id,
-      api_key_id: '',
-      status: fact.status,
-      total_emails: 0,
-      sent: 0,
-      failed: 0,
-      suppressed: 0,
-      cancelled: 0,
-      created_at: '',
-      completed_at: fact.completed_at,
+      job_id: job.job_id,
+      api_key_id: job.api_key_id,
+      status,
+      total_emails: job.total_emails,
+      sent: counts.sent,
+      failed: counts.failed,
+      suppressed: counts.suppressed,
+      cancelled: counts.cancelled,
+      created_at: job.created_at,
+      completed_at,
     },
   );
-
-/** The final counts of an ended job, into its event. */
-export function withJobCounts(event: OutboxEvent, job: JobRecord): OutboxEvent {
-  const detail = event.detail as JobEndedDetail;
-  return {
-    ...event,
-    detail: {
-      ...detail,
-      api_key_id: job.api_key_id,
-      total_emails: job.total_emails,
-      sent: job.sent,
-      failed: job.failed,
-      suppressed: job.suppressed ?? 0,
-      cancelled: job.cancelled ?? 0,
-      created_at: job.created_at,
-    },
-  };
-}
 
 /** An SES report noted on one of a job's emails: a bounce of either kind, or a complaint. */
 export function emailFeedback(
@@ -210,12 +192,13 @@ export function emailFeedback(
   switch (report.kind) {
     case 'bounce':
     case 'transient_bounce':
-      return mailerEvent('Email Bounced', report.feedbackId, report.at, {
+      // One report can name several recipients: each is a fact of its own.
+      return mailerEvent('Email Bounced', `${report.feedbackId}:${recipient}`, report.at, {
         ...fields,
         bounce_type: report.kind === 'bounce' ? 'permanent' : 'transient',
       });
     case 'complaint':
-      return mailerEvent('Email Complained', report.feedbackId, report.at, fields);
+      return mailerEvent('Email Complained', `${report.feedbackId}:${recipient}`, report.at, fields);
     case 'not_spam':
       return undefined;
   }

@@ -1,11 +1,15 @@
 import { backoff } from '../concurrency';
-import type { JobStore } from '../jobs/job-store';
-import { EVENT_SOURCE, type OutboxEvent, withJobCounts } from './events';
+import { EVENT_SOURCE, type OutboxEvent } from './events';
 
 /** PutEvents takes at most ten entries a call. */
 export const EVENTS_PER_PUT = 10;
-/** Tries at the entries EventBridge refused (throttled, say) before the batch is handed back. */
+/** Tries at the entries EventBridge refused for now (throttled, say) before the rest is handed back. */
 const MAX_ATTEMPTS = 5;
+/**
+ * Refusals no retry can mend: the event itself is wrong. Anything else (a throttle, an internal
+ * failure, access denied by a bus policy someone can fix) is tried again until it succeeds.
+ */
+const REFUSED_FOR_GOOD = new Set(['MalformedDetail', 'InvalidArgument', 'ValidationException']);
 
 /** An event as the bus takes it. */
 export interface BusEntry {
@@ -15,62 +19,77 @@ export interface BusEntry {
   time: Date;
 }
 
+/** The bus's answer for one entry: taken, or refused with EventBridge's error code. */
+export type EntryResult = { taken: true } | { taken: false; code: string; message?: string | undefined };
+
 export interface EventBus {
-  /** Puts up to ten entries; answers, per entry, whether the bus took it. */
-  put(entries: readonly BusEntry[]): Promise<boolean[]>;
+  /** Puts up to ten entries; answers for each in order. */
+  put(entries: readonly BusEntry[]): Promise<EntryResult[]>;
 }
 
 export interface PublishDependencies {
   bus: EventBus;
-  /** A job's final counts, for `Job Completed` and `Job Cancelled`. */
-  jobs: Pick<JobStore, 'get'>;
   /** Waits between tries (jittered); tests pass none. */
   wait?: (attempt: number) => Promise<void>;
+  /** Whether there is time for another call to the bus (the invocation's deadline). */
+  timeLeft?: () => boolean;
 }
 
-const ENDED = new Set(['Job Completed', 'Job Cancelled']);
+export interface Published {
+  /** How many events, from the first, are done (put on the bus, or dropped below). */
+  done: number;
+  /** Events the bus refused for good (a malformed detail): dropped, named, never blocking the rest. */
+  dropped: { event_id: string; code: string; message?: string | undefined }[];
+}
 
-/** An outbox event, completed where its writer could not know everything, as the bus takes it. */
-async function entryOf(deps: PublishDependencies, event: OutboxEvent): Promise<BusEntry> {
-  let told = event;
-  if (ENDED.has(event.detail_type)) {
-    const job = await deps.jobs.get((event.detail as { job_id: string }).job_id);
-    if (job) told = withJobCounts(event, job);
-  }
-  // The outbox hands the detail back in no order: the common fields first, the rest by name, so
-  // every event of a type reads alike.
-  const { version, event_id, occurred_at, ...fields } = told.detail as unknown as Record<string, unknown>;
+/** An outbox event as the bus takes it: the common fields first, the rest by name (the outbox keeps no order). */
+function entryOf(event: OutboxEvent): BusEntry {
+  const { version, event_id, occurred_at, ...fields } = event.detail as unknown as Record<string, unknown>;
   const ordered = Object.fromEntries(Object.entries(fields).sort(([a], [b]) => a.localeCompare(b)));
   return {
     source: EVENT_SOURCE,
-    detailType: told.detail_type,
+    detailType: event.detail_type,
     detail: JSON.stringify({ version, event_id, occurred_at, ...ordered }),
-    time: new Date(told.detail.occurred_at),
+    time: new Date(event.detail.occurred_at),
   };
 }
 
 /**
- * Puts the outbox's new events on the bus, in order, ten to a call; entries the bus refused are
- * tried again a few times. Answers how many, from the first, were published: the event source
- * hands over again from the first that was not (and those after it: one of them taken on an
- * earlier try is then published twice, under its same `event_id`).
+ * Puts the outbox's new events on the bus, ten to a call; entries refused for now are tried again a
+ * few times. Answers how many, from the first, are done: the event source hands the rest over again.
+ * A call that fails outright, or no time left, ends the run there. An event is put once in all but
+ * one case: an entry refused for now ahead of others the same call took hands those over again, and
+ * they go out a second time, under the same `event_id`.
  */
 export async function publishEvents(
   deps: PublishDependencies,
   events: readonly OutboxEvent[],
-): Promise<number> {
+): Promise<Published> {
   const wait = deps.wait ?? ((attempt: number) => backoff(attempt, 100));
+  const dropped: Published['dropped'] = [];
   for (let start = 0; start < events.length; start += EVENTS_PER_PUT) {
+    if (deps.timeLeft && !deps.timeLeft()) return { done: start, dropped };
     const part = events.slice(start, start + EVENTS_PER_PUT);
-    let pending = await Promise.all(
-      part.map(async (event, index) => ({ index, entry: await entryOf(deps, event) })),
-    );
+    let pending = part.map((event, index) => ({ index, event, entry: entryOf(event) }));
     for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt >= MAX_ATTEMPTS) return start + Math.min(...pending.map(({ index }) => index));
+      if (attempt >= MAX_ATTEMPTS)
+        return { done: start + Math.min(...pending.map(({ index }) => index)), dropped };
       if (attempt > 0) await wait(attempt - 1);
-      const taken = await deps.bus.put(pending.map(({ entry }) => entry));
-      pending = pending.filter((_, n) => !taken[n]);
+      let results: EntryResult[];
+      try {
+        results = await deps.bus.put(pending.map(({ entry }) => entry));
+      } catch {
+        // Throttled past the SDK's retries, timed out, denied: what this part holds goes back.
+        return { done: start + Math.min(...pending.map(({ index }) => index)), dropped };
+      }
+      pending = pending.filter(({ event }, n) => {
+        const result = results[n];
+        if (result?.taken) return false;
+        if (!result || !REFUSED_FOR_GOOD.has(result.code)) return true;
+        dropped.push({ event_id: event.event_id, code: result.code, message: result.message });
+        return false;
+      });
     }
   }
-  return events.length;
+  return { done: events.length, dropped };
 }

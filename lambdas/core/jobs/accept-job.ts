@@ -5,8 +5,8 @@ import type { NonprofitRepository } from '../nonprofits/repository';
 import { chunkMessages, type EmailQueue } from '../queue/email-queue';
 import type { RecipientQuota } from '../quota/recipient-quota';
 import { deliveryShards } from './deliveries';
-import { type JobContent, type JobRecord, jobVolume, type SendEmailRequest } from './job';
-import { acceptedJob } from './job-status';
+import { checkSendAt, type JobContent, type JobRecord, jobVolume, type SendEmailRequest } from './job';
+import { acceptedJob, scheduledJob } from './job-status';
 import type { JobContentStore, JobStore } from './job-store';
 
 export interface AcceptJobDependencies {
@@ -41,16 +41,19 @@ export interface AcceptedJob {
 }
 
 /**
- * A digest of what the job will do: recipients as a set, and the exact template, subject, cc and
- * HTML. A request without HTML hashes as it did before HTML existed, so its replay still matches.
+ * A digest of what the job will do: recipients as a set, and the exact template, subject, cc, HTML
+ * and time. A request without HTML or `send_at` hashes as it did before they existed, so its replay
+ * still matches.
  */
-function requestHash({ emails, template, subject, cc, html }: SendEmailRequest): string {
+function requestHash({ emails, template, subject, cc, html, send_at }: SendEmailRequest): string {
   const canonical = JSON.stringify([
     [...emails].sort(),
     template,
     subject ?? null,
     cc ?? [],
     ...(html === undefined ? [] : [html]),
+    // The instant, however it was written (an object: never taken for the HTML).
+    ...(send_at === undefined ? [] : [{ send_at: new Date(send_at).toISOString() }]),
   ]);
   return createHash('sha256').update(canonical).digest('hex');
 }
@@ -118,10 +121,12 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
     if (existing) return replayOrConflict(existing, hash, apiKeyId);
   }
 
+  const now = deps.now?.() ?? new Date();
+  // Checked against the clock before anything is read or counted: a bad time changes nothing.
+  const sendAt = request.send_at === undefined ? undefined : checkSendAt(request.send_at, now);
   await requireRegistered(deps.nonprofits, request.emails);
 
   const recipients = [...request.emails].sort();
-  const now = deps.now?.() ?? new Date();
   const createdAt = now.toISOString();
   // Counted before anything is written, so a refusal stores nothing; given back if the job is refused after.
   const volume = jobVolume(request);
@@ -147,6 +152,7 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
       enqueueDeadline,
       idempotencyKey,
       quota: charged && { api_key_id: apiKeyId, day: charged.day },
+      sendAt,
     });
   } catch (error) {
     // A refusal (the Idempotency-Key's other request) sends nothing. Any other failure (a throttle,
@@ -159,6 +165,8 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
     await refund();
     return replayOrConflict(accepted.job, hash, apiKeyId);
   }
+  // A scheduled job's recipients are enqueued at its time, by its starter (scheduled-jobs.ts).
+  if (sendAt !== undefined) return { job: accepted.job, replayed: false };
   try {
     await deps.queue.enqueue(chunkMessages(jobId, recipients));
   } catch (error) {
@@ -196,9 +204,12 @@ async function recordJob(
     enqueueDeadline: Date;
     idempotencyKey: string | undefined;
     quota: JobContent['quota'];
+    /** When the job starts, if it is scheduled (normalized to UTC). */
+    sendAt: string | undefined;
   },
 ) {
-  const { jobId, apiKeyId, request, recipients, hash, createdAt, enqueueDeadline, idempotencyKey } = job;
+  const { jobId, apiKeyId, request, recipients, hash, createdAt, enqueueDeadline, idempotencyKey, sendAt } =
+    job;
   await deps.contents.put({
     job_id: jobId,
     template: request.template,
@@ -211,17 +222,16 @@ async function recordJob(
     recipients,
     request_hash: hash,
   });
+  const fields = {
+    job_id: jobId,
+    api_key_id: apiKeyId,
+    request_hash: hash,
+    created_at: createdAt,
+    ...(idempotencyKey ? { idempotency_key: idempotencyKey } : {}),
+  };
   return deps.jobs.create(
-    acceptedJob(
-      {
-        job_id: jobId,
-        api_key_id: apiKeyId,
-        request_hash: hash,
-        created_at: createdAt,
-        enqueue_deadline: enqueueDeadline.toISOString(),
-        ...(idempotencyKey ? { idempotency_key: idempotencyKey } : {}),
-      },
-      recipients.length,
-    ),
+    sendAt === undefined
+      ? acceptedJob({ ...fields, enqueue_deadline: enqueueDeadline.toISOString() }, recipients.length)
+      : scheduledJob(fields, recipients.length, sendAt),
   );
 }

@@ -115,6 +115,69 @@ class UpdateBuilder {
   }
 }
 
+/** The value of `scheduled` on a job waiting for its `send_at` (the index key). */
+export const SCHEDULED_MARKER = 'waiting';
+
+/**
+ * A job accepted with `send_at`: `scheduled`, not running (the sweeper does not see it), in the
+ * sparse index of scheduled jobs until it starts or is cancelled.
+ */
+export function scheduledJob(
+  fields: Pick<JobRecord, 'job_id' | 'api_key_id' | 'request_hash' | 'created_at'> &
+    Partial<Pick<JobRecord, 'idempotency_key'>>,
+  totalEmails: number,
+  sendAt: string,
+): JobRecord {
+  return {
+    ...fields,
+    status: 'scheduled',
+    total_emails: totalEmails,
+    sent: 0,
+    failed: 0,
+    suppressed: 0,
+    remaining: totalEmails,
+    updated_at: fields.created_at,
+    send_at: sendAt,
+    scheduled: SCHEDULED_MARKER,
+  };
+}
+
+/**
+ * A scheduled job's time came: it becomes `queued` and running, as a job accepted now is, with the
+ * starter's deadline as its enqueue's (the sweeper enqueues it again after that if it must). Only
+ * from `scheduled`: a cancel, or another start, that got in first wins.
+ */
+export function scheduledJobStarted(start: { enqueueDeadline: string; now: string }): JobUpdate {
+  return new UpdateBuilder()
+    .when('status', '=', 'scheduled')
+    .whenPresent('scheduled')
+    .set('status', 'queued')
+    .set('active', ACTIVE_MARKER)
+    .set('enqueue_deadline', start.enqueueDeadline)
+    .set('updated_at', start.now)
+    .remove('scheduled')
+    .build();
+}
+
+/**
+ * A scheduled job cancelled before its time: it ends at once, `cancelled`, every recipient counted
+ * cancelled (nothing was enqueued). Only from `scheduled`: a job that started meanwhile is
+ * cancelled as a running one is.
+ */
+export function scheduledJobCancelled(cancel: { totalEmails: number; now: string }): JobUpdate {
+  return new UpdateBuilder()
+    .when('status', '=', 'scheduled')
+    .whenPresent('scheduled')
+    .set('status', 'cancelled')
+    .set('cancelled', cancel.totalEmails)
+    .set('remaining', 0)
+    .set('cancel_requested_at', cancel.now)
+    .set('completed_at', cancel.now)
+    .set('updated_at', cancel.now)
+    .remove('scheduled')
+    .build();
+}
+
 /** A job as accepted: `queued`, running (so the sweeper sees it), every recipient remaining. */
 export function acceptedJob(
   fields: Pick<JobRecord, 'job_id' | 'api_key_id' | 'request_hash' | 'created_at' | 'enqueue_deadline'> &

@@ -47,6 +47,18 @@ export interface JobStore {
    * before (the caller reads it again to tell which).
    */
   requestCancel(jobId: string, now: Date): Promise<boolean>;
+  /** The scheduled jobs whose `send_at` is at or before `until`, earliest first (the sparse index). */
+  scheduledBefore(until: Date): Promise<JobRecord[]>;
+  /**
+   * Starts a scheduled job (`queued`, running, its enqueue due by `enqueueDeadline`); false when it
+   * is no longer scheduled (cancelled, or started by another run).
+   */
+  startScheduled(jobId: string, enqueueDeadline: Date, now: Date): Promise<boolean>;
+  /**
+   * Ends a scheduled job `cancelled` before anything was enqueued (told as the job's end); false
+   * when it is no longer scheduled (it started meanwhile).
+   */
+  cancelScheduled(job: JobRecord, now: Date): Promise<boolean>;
 }
 
 /** What a job sends, and to whom, written before its job item so that a job that exists has both. */

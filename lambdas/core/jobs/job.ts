@@ -21,12 +21,14 @@ export const MAX_TEMPLATE_BYTES = 100 * 1024;
 export const MAX_SUBJECT_LENGTH = 998;
 
 /**
+ * `scheduled` while a job with `send_at` waits for its time (nothing enqueued), then `queued`.
  * `queued` until a first outcome, then `processing`; `completed` once every recipient has one. A
  * cancel makes a running job `cancelling` until its messages are drained (each recipient left is
  * recorded `cancelled`), then `cancelled`. `failed` is reserved for a job that could not be carried
  * out as a whole (the API documents it; no path sets it today).
  */
 export const JOB_STATUSES = [
+  'scheduled',
   'queued',
   'processing',
   'cancelling',
@@ -70,6 +72,13 @@ export interface JobRecord {
   idempotency_key?: string;
   /** Present while the job runs, so the sweeper's sparse index holds only running jobs (see job-status.ts). */
   active?: string;
+  /** When a scheduled job's recipients are enqueued (`POST /send-email`'s `send_at`, in UTC). */
+  send_at?: string;
+  /**
+   * Present while the job waits for `send_at`, so the sparse index of scheduled jobs (by `send_at`)
+   * holds only those; removed when it starts or is cancelled.
+   */
+  scheduled?: string;
   /**
    * When the last enqueue of the job's messages has ended at the latest (the enqueuing function's own
    * deadline). Absent on jobs recorded before it existed, whose enqueue ended long ago.
@@ -171,7 +180,41 @@ const sendEmailFields = {
     .array(emailAddress, { message: 'Must be an array of email addresses' })
     .max(MAX_CC, `Must name at most ${MAX_CC} addresses`)
     .optional(),
+  /**
+   * When to send: the job is accepted now and its recipients enqueued then. How far ahead it may be
+   * is checked against the clock when the job is accepted (`checkSendAt`).
+   */
+  send_at: z
+    .string({ message: 'Must be a string' })
+    .pipe(
+      z.iso.datetime({
+        offset: true,
+        message:
+          'Must be an ISO 8601 date and time with a zone, such as 2026-12-24T09:00:00Z or 2026-12-24T10:00:00+01:00',
+      }),
+    )
+    .optional(),
 };
+
+/** How far ahead `send_at` may be: at least a minute (sooner, send now), at most 30 days. */
+export const MIN_SEND_AT_LEAD_MS = 60_000;
+export const MAX_SEND_AT_LEAD_MS = 30 * 24 * 3600 * 1000;
+
+/** The time a scheduled job starts, in UTC, or a 400 naming `send_at` when it is not 1 minute to 30 days ahead. */
+export function checkSendAt(sendAt: string, now: Date): string {
+  const at = new Date(sendAt);
+  const lead = at.getTime() - now.getTime();
+  const problem =
+    lead < 0
+      ? `Must be in the future (it is ${Math.round(-lead / 1000)} s in the past)`
+      : lead < MIN_SEND_AT_LEAD_MS
+        ? 'Must be at least one minute ahead: leave send_at out to send now'
+        : lead > MAX_SEND_AT_LEAD_MS
+          ? 'Must be at most 30 days ahead'
+          : undefined;
+  if (problem) throw new ValidationError('Invalid request body', [{ field: 'send_at', message: problem }]);
+  return at.toISOString();
+}
 
 /** What a job request must hold beyond each field: copies within the limit, no recipient twice. */
 function refineSendEmail(

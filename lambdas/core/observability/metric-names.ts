@@ -51,6 +51,10 @@ export const METRIC = {
   sendingPausedByGuard: 'SendingPausedByGuard',
   /** Events the publisher put on the bus (each fact once; a rare second put of one is counted again). */
   eventsPublished: 'EventsPublished',
+  /** Events the bus refused for good (a malformed detail): dropped, and alarmed. */
+  eventsRefused: 'EventsRefused',
+  /** Scheduled jobs whose time came: started and enqueued. */
+  scheduledJobsStarted: 'ScheduledJobsStarted',
   sweeperReenqueued: 'SweeperReenqueued',
   deadLetters: 'DeadLetters',
 } as const;

@@ -133,6 +133,8 @@ describe('GET /jobs/{job_id}', () => {
       // Nor of cancels and retries, which came with job control.
       cancelled: 0,
       created_at: job.created_at,
+      // Sent at once, not scheduled.
+      send_at: null,
       started_at: job.started_at,
       completed_at: null,
       cancel_requested_at: null,

@@ -1,10 +1,11 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import {
   BatchGetCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
+  TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -34,6 +35,7 @@ beforeEach(() => {
   );
   dynamo.on(GetCommand).resolves({});
   dynamo.on(PutCommand).resolves({});
+  dynamo.on(TransactWriteCommand).resolves({});
   sqs.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
 });
 
@@ -43,12 +45,32 @@ const post = (body: unknown, headers: Record<string, string> = {}) =>
     lambdaContext,
   );
 
+/**
+ * Every item written, in order: the content's puts, then the job's, which is a transaction with
+ * its `Job Accepted` event in the outbox.
+ */
+const puts = () =>
+  dynamo.calls().flatMap((call) => {
+    const [command] = call.args;
+    if (command instanceof PutCommand) return [command.input];
+    if (command instanceof TransactWriteCommand)
+      return (command.input.TransactItems ?? []).flatMap((item) => (item.Put ? [item.Put] : []));
+    return [];
+  });
+
+/** The job item's write (with its event) fails: DynamoDB throttles it. */
+const jobWriteFails = (error: Error) => dynamo.on(TransactWriteCommand).rejects(error);
+
 /** The job item appears between the replay check and the write: another request, another body, made it. */
 function anotherBodyWinsTheKey() {
   const other = { job_id: 'x', api_key_id: 'key-1', request_hash: 'another body', status: 'queued' };
-  dynamo
-    .on(PutCommand, { TableName: 'test-jobs' })
-    .rejects(new ConditionalCheckFailedException({ message: 'exists', $metadata: {} }));
+  jobWriteFails(
+    new TransactionCanceledException({
+      message: 'Transaction cancelled',
+      $metadata: {},
+      CancellationReasons: [{ Code: 'ConditionalCheckFailed' }, { Code: 'None' }],
+    }),
+  );
   dynamo.on(GetCommand, { TableName: 'test-jobs' }).resolvesOnce({}).resolves({ Item: other });
 }
 
@@ -64,24 +86,34 @@ describe('POST /send-email', () => {
     const body = jsonBody(result);
     expect(body).toMatchObject({ status: 'queued', total_emails: 2, job_id: expect.any(String) });
     expect(result.headers?.location).toBe(`/jobs/${body.job_id}`);
-    const puts = dynamo.commandCalls(PutCommand).map((call) => call.args[0].input);
-    expect(puts.map((put) => put.TableName)).toEqual(['test-job-contents', 'test-job-contents', 'test-jobs']);
-    expect(puts[0]?.Item).toMatchObject({
+    const written = puts();
+    expect(written.map((put) => put.TableName)).toEqual([
+      'test-job-contents',
+      'test-job-contents',
+      'test-jobs',
+      'test-outbox',
+    ]);
+    expect(written[3]?.Item).toMatchObject({
+      event_id: `job-accepted:${body.job_id}`,
+      detail_type: 'Job Accepted',
+      detail: { job_id: body.job_id, total_emails: 2, status: 'queued', send_at: null },
+    });
+    expect(written[0]?.Item).toMatchObject({
       part: 0,
       template: 'Hi {name}',
       subject: null,
       cc: ['boss@example.org'],
     });
-    expect(puts[1]?.Item).toMatchObject({ part: 1, recipients: ['a@example.org', 'b@example.org'] });
+    expect(written[1]?.Item).toMatchObject({ part: 1, recipients: ['a@example.org', 'b@example.org'] });
     // The job item, rewritten by every batch, stays small: no template in it.
-    expect(puts[2]?.Item).toMatchObject({
+    expect(written[2]?.Item).toMatchObject({
       api_key_id: 'key-1',
       status: 'queued',
       remaining: 2,
       sent: 0,
       failed: 0,
     });
-    expect(puts[2]?.Item).not.toHaveProperty('template');
+    expect(written[2]?.Item).not.toHaveProperty('template');
     const messages = sqs
       .commandCalls(SendMessageBatchCommand)
       .flatMap((call) => call.args[0].input.Entries ?? []);
@@ -105,7 +137,7 @@ describe('POST /send-email', () => {
       Key: { api_key_id: 'key-1', day: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/) },
       ExpressionAttributeValues: { ':amount': 4, ':room': 100_000 - 4 },
     });
-    const content = dynamo.commandCalls(PutCommand)[0]?.args[0].input.Item;
+    const content = puts()[0]?.Item;
     expect(content?.quota).toEqual({ api_key_id: 'key-1', day: charge?.Key?.day });
   });
 
@@ -127,7 +159,7 @@ describe('POST /send-email', () => {
     const retryAfter = Number(result.headers?.['retry-after']);
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(86_400);
-    expect(dynamo.commandCalls(PutCommand)).toHaveLength(0);
+    expect(puts()).toEqual([]);
     expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
   });
 
@@ -183,7 +215,7 @@ describe('POST /send-email', () => {
         { field: 'emails[2]', message: 'Nonprofit with email y@example.org not found.' },
       ],
     });
-    expect(dynamo).not.toHaveReceivedCommand(PutCommand);
+    expect(puts()).toEqual([]);
     expect(sqs).not.toHaveReceivedAnyCommand();
   });
 
@@ -324,7 +356,7 @@ describe('POST /send-email', () => {
         },
       ],
     });
-    expect(dynamo).not.toHaveReceivedCommand(PutCommand);
+    expect(puts()).toEqual([]);
   });
 
   it('answers 400 for a malformed Idempotency-Key', async () => {
@@ -341,7 +373,7 @@ describe('POST /send-email', () => {
       { emails: ['a@example.org'], template: 'Hi {name}' },
       { 'Idempotency-Key': 'order-1' },
     );
-    const stored = dynamo.commandCalls(PutCommand).at(-1)?.args[0].input.Item;
+    const stored = puts().find((put) => put.TableName === 'test-jobs')?.Item;
     dynamo.on(GetCommand).resolves({ Item: stored });
 
     const replay = await post(
@@ -351,7 +383,8 @@ describe('POST /send-email', () => {
     expect(replay.statusCode).toBe(202);
     expect(jsonBody(replay).job_id).toBe(jsonBody(first).job_id);
     expect(replay.headers?.['idempotent-replayed']).toBe('true');
-    expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 3);
+    // The content's two parts, the job and its event: nothing more.
+    expect(puts()).toHaveLength(4);
     // Counted once, by the request that made the job: a replay takes no quota.
     expect(dynamo).toHaveReceivedCommandTimes(UpdateCommand, 1);
 
@@ -360,7 +393,8 @@ describe('POST /send-email', () => {
       { 'Idempotency-Key': 'order-1' },
     );
     expect(conflict.statusCode).toBe(409);
-    expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 3);
+    // The content's two parts, the job and its event: nothing more.
+    expect(puts()).toHaveLength(4);
     expect(dynamo).toHaveReceivedCommandTimes(UpdateCommand, 1);
   });
 
@@ -381,7 +415,7 @@ describe('POST /send-email', () => {
 
   it('gives the count back when writing the job fails and the job does not exist, keeps it when it does', async () => {
     const throttled = () => Object.assign(new Error('Throughput exceeded'), { name: 'ThrottlingException' });
-    dynamo.on(PutCommand, { TableName: 'test-jobs' }).rejects(throttled());
+    jobWriteFails(throttled());
     const amounts = () =>
       dynamo
         .commandCalls(UpdateCommand)
@@ -398,7 +432,7 @@ describe('POST /send-email', () => {
       const failingAfter = (made: { created_at: string }) => {
         dynamo.reset();
         answerRegistryReads(dynamo, (email) => ({ email, name: 'N', address: 'A' }));
-        dynamo.on(PutCommand, { TableName: 'test-jobs' }).rejects(throttled());
+        jobWriteFails(throttled());
         dynamo.on(GetCommand, { TableName: 'test-jobs' }).resolvesOnce({}).resolves({ Item: made });
       };
       const send = () => post({ emails: ['a@example.org'], template: 'Hi' }, { 'Idempotency-Key': 'k' });
@@ -442,7 +476,8 @@ describe('POST /send-email', () => {
     const result = await post({ emails: ['a@example.org'], template: 'Hi' });
 
     expect(result.statusCode).toBe(202);
-    expect(dynamo).toHaveReceivedCommandTimes(PutCommand, 3);
+    // The content's two parts, the job and its event: nothing more.
+    expect(puts()).toHaveLength(4);
     expect(log).toHaveBeenCalledWith(
       expect.stringContaining('sweeper'),
       expect.objectContaining({ job_id: expect.any(String) }),

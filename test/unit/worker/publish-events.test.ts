@@ -41,10 +41,11 @@ function record(n: number, eventName: DynamoDBRecord['eventName'] = 'INSERT'): D
   };
 }
 
+/** An invocation with its full 30 s ahead of it. */
+const lambdaContext = { getRemainingTimeInMillis: () => 30_000 } as unknown as Context;
 const streamEvent = (...records: DynamoDBRecord[]): DynamoDBStreamEvent => ({ Records: records });
 const handler = makePublishEvents({
   bus: new EventBridgeBus(new EventBridgeClient({ region: 'us-east-1' }), 'the-bus'),
-  jobs: { get: async () => undefined },
   wait: async () => {},
 });
 
@@ -60,7 +61,7 @@ describe('the publisher (the outbox stream to the bus)', () => {
       FailedEntryCount: 0,
       Entries: Entries.map((_: unknown, n: number) => ({ EventId: `id-${n}` })),
     }));
-    const answer = await handler(streamEvent(record(1), record(2)), {} as Context);
+    const answer = await handler(streamEvent(record(1), record(2)), lambdaContext);
     expect(answer).toEqual({ batchItemFailures: [] });
     const [call] = eventBridge.commandCalls(PutEventsCommand);
     expect(call?.args[0].input.Entries).toMatchObject([
@@ -78,7 +79,7 @@ describe('the publisher (the outbox stream to the bus)', () => {
           : { EventId: `id-${n}` },
       ),
     }));
-    const answer = await handler(streamEvent(record(1), record(2), record(3)), {} as Context);
+    const answer = await handler(streamEvent(record(1), record(2), record(3)), lambdaContext);
     expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: '1002' }] });
   });
 });

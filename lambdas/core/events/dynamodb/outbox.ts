@@ -7,6 +7,7 @@ import {
   UpdateCommand,
   type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import { backoff } from '../../concurrency';
 import type { OutboxEvent } from '../events';
 
 /**
@@ -39,10 +40,15 @@ export type ConditionalWrite =
   | { Put: PutCommandInput & { ConditionExpression: string } }
   | { Update: UpdateCommandInput & { UpdateExpression: string; ConditionExpression: string } };
 
+/** Tries at a transaction another writer of the same item cancelled (`TransactionConflict`). */
+const MAX_ATTEMPTS = 8;
+
 /**
  * A conditional write, with the event its success makes true written in the same transaction: both
  * or neither. Answers false when the write's condition failed (nothing written); without an outbox
- * or an event it is the plain write.
+ * or an event it is the plain write. Two writers racing on one item, which as plain writes would
+ * give one success and one failed condition, may cancel each other's transactions: a cancel for a
+ * conflict is tried again after a jittered wait, and then meets the condition as a plain write would.
  */
 export async function writeTelling(
   client: DynamoDBDocumentClient,
@@ -51,19 +57,23 @@ export async function writeTelling(
   event: OutboxEvent | undefined,
   now?: Date,
 ): Promise<boolean> {
-  try {
-    if (outbox && event)
-      await client.send(new TransactWriteCommand({ TransactItems: [write, outbox.put(event, now)] }));
-    else if ('Put' in write) await client.send(new PutCommand(write.Put));
-    else await client.send(new UpdateCommand(write.Update));
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    if (
-      error instanceof TransactionCanceledException &&
-      error.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed'
-    )
-      return false;
-    throw error;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (outbox && event)
+        await client.send(new TransactWriteCommand({ TransactItems: [write, outbox.put(event, now)] }));
+      else if ('Put' in write) await client.send(new PutCommand(write.Put));
+      else await client.send(new UpdateCommand(write.Update));
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      const [reason] = error.CancellationReasons ?? [];
+      if (reason?.Code === 'ConditionalCheckFailed') return false;
+      const conflicted = (error.CancellationReasons ?? []).some(
+        (cancelled) => cancelled.Code === 'TransactionConflict',
+      );
+      if (!conflicted || attempt + 1 >= MAX_ATTEMPTS) throw error;
+      await backoff(attempt);
+    }
   }
 }

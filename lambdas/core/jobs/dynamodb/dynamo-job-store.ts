@@ -20,6 +20,9 @@ import {
   recoveryForgotten,
   recoveryNoticed,
   reenqueueClaimed,
+  SCHEDULED_MARKER,
+  scheduledJobCancelled,
+  scheduledJobStarted,
 } from '../job-status';
 import type { JobQuery, JobStore } from '../job-store';
 
@@ -52,7 +55,7 @@ export class DynamoJobStore implements JobStore {
     );
     if (created) return { job, created: true };
     const existing = await this.get(job.job_id);
-    if (!existing) throw new Error(`Job ${job.job_id} was neither written nor found`);
+    if (!existing) throw new Error(`Job ${job.job_id} failed its condition but is not there; try again`);
     return { job: existing, created: false };
   }
 
@@ -131,10 +134,12 @@ export class DynamoJobStore implements JobStore {
     return this.updateIfStill(
       job.job_id,
       countedFromLedger({ ...tally, readUpdatedAt: job.updated_at, cancelling, now: now.toISOString() }),
+      // The ledger's tally is the job's count, absolute.
       jobEnded({
-        job_id: job.job_id,
+        job,
         status: cancelling ? 'cancelled' : 'completed',
         completed_at: now.toISOString(),
+        counts: tally,
       }),
     );
   }
@@ -173,6 +178,37 @@ export class DynamoJobStore implements JobStore {
 
   requestCancel(jobId: string, now: Date): Promise<boolean> {
     return this.updateIfStill(jobId, cancelRequested(now.toISOString()));
+  }
+
+  async scheduledBefore(until: Date): Promise<JobRecord[]> {
+    const items = await queryAll(this.options.client, {
+      TableName: this.options.tableName,
+      IndexName: INDEX.scheduledJobs,
+      KeyConditionExpression: 'scheduled = :waiting AND send_at <= :until',
+      ExpressionAttributeValues: { ':waiting': SCHEDULED_MARKER, ':until': until.toISOString() },
+    });
+    return items as unknown as JobRecord[];
+  }
+
+  startScheduled(jobId: string, enqueueDeadline: Date, now: Date): Promise<boolean> {
+    return this.updateIfStill(
+      jobId,
+      scheduledJobStarted({ enqueueDeadline: enqueueDeadline.toISOString(), now: now.toISOString() }),
+    );
+  }
+
+  cancelScheduled(job: JobRecord, now: Date): Promise<boolean> {
+    const at = now.toISOString();
+    return this.updateIfStill(
+      job.job_id,
+      scheduledJobCancelled({ totalEmails: job.total_emails, now: at }),
+      jobEnded({
+        job,
+        status: 'cancelled',
+        completed_at: at,
+        counts: { sent: 0, failed: 0, suppressed: 0, cancelled: job.total_emails },
+      }),
+    );
   }
 
   /**

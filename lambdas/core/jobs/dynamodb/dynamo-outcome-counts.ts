@@ -59,6 +59,8 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
    */
   async count(part: JobPart): Promise<PartCounted> {
     let from = 0;
+    // The job as the last failed condition found it: what the ending write adds to.
+    let found: RawItem | undefined;
     let last = false;
     let cancelling = false;
     let excess = 0;
@@ -96,18 +98,9 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
               },
               // The reputation window's sent emails, counted with them (once, as they are).
               ...(tally.sent > 0 ? [reputationAdded(this.options.jobsTable, 'sent', tally.sent, now)] : []),
-              // The part that ends the job tells so, with the end it writes.
-              ...(last && this.options.outbox
-                ? [
-                    this.options.outbox.put(
-                      jobEnded({
-                        job_id: part.jobId,
-                        status: cancelling ? 'cancelled' : 'completed',
-                        completed_at: now.toISOString(),
-                      }),
-                      now,
-                    ),
-                  ]
+              // The part that ends the job tells so, with the end it writes and the counts it ends with.
+              ...(last && found && this.options.outbox
+                ? [this.options.outbox.put(jobEnded(endOf(part.jobId, found, tally, cancelling, now)), now)]
                 : []),
             ],
           }),
@@ -126,7 +119,7 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
           continue;
         }
         if (job?.Code === 'ConditionalCheckFailed') {
-          const found = job.Item as RawItem | undefined;
+          found = job.Item as RawItem | undefined;
           const remaining = numberOf(found, 'remaining');
           if (remaining === undefined) return { state: 'gone' };
           // More outcomes than recipients left: some were counted before (a stream position lost and
@@ -144,6 +137,37 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
     }
     throw new Error(`Could not count outcomes of job ${part.jobId} after ${MAX_ATTEMPTS} attempts`);
   }
+}
+
+/** A string attribute as `ReturnValuesOnConditionCheckFailure` hands it back. */
+const stringOf = (item: RawItem, name: string): string => {
+  const value = item[name];
+  return typeof value === 'string' ? value : String((value as { S?: string } | undefined)?.S ?? '');
+};
+
+/**
+ * The end of a job as the part that ends it writes it: the job as its condition was last found
+ * (nothing else was counted since, or the write's exact-remaining condition would have failed)
+ * plus this part's tally.
+ */
+function endOf(jobId: string, found: RawItem, tally: OutcomeTally, cancelling: boolean, now: Date) {
+  const count = (status: keyof OutcomeTally) => (numberOf(found, status) ?? 0) + tally[status];
+  return {
+    job: {
+      job_id: jobId,
+      api_key_id: stringOf(found, 'api_key_id'),
+      total_emails: numberOf(found, 'total_emails') ?? 0,
+      created_at: stringOf(found, 'created_at'),
+    },
+    status: cancelling ? ('cancelled' as const) : ('completed' as const),
+    completed_at: now.toISOString(),
+    counts: {
+      sent: count('sent'),
+      failed: count('failed'),
+      suppressed: count('suppressed'),
+      cancelled: count('cancelled'),
+    },
+  };
 }
 
 /** A tally less `excess` outcomes (sent first, then failed, suppressed, cancelled): what fits in the job. */
