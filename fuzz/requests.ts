@@ -93,6 +93,23 @@ const deeplyNested = fc
   .integer({ min: 50, max: 3_000 })
   .map((depth) => '['.repeat(depth) + ']'.repeat(depth));
 
+/**
+ * Times for `send_at`: without a zone, not a date, past, too soon, too far, and one the API takes
+ * (two hours from when the fuzzer starts: a run is over long before its jobs would start).
+ */
+const sendAtValues = fc.oneof(
+  fc.constantFrom(
+    '2031-01-01T09:00:00',
+    '2031-02-30T09:00:00Z',
+    'tomorrow',
+    '2020-01-01T00:00:00Z',
+    new Date(Date.now() + 30_000).toISOString(),
+    new Date(Date.now() + 31 * 24 * 3600_000).toISOString(),
+    new Date(Date.now() + 2 * 3600_000).toISOString().replace('Z', '+00:00'),
+  ),
+  fc.date({ noInvalidDate: true }).map((date) => date.toISOString()),
+);
+
 /** The API's field names with values of every kind: wrong types, missing and extra fields. */
 const nearValidBody = (fixtures: Fixtures) =>
   fc.record(
@@ -109,6 +126,7 @@ const nearValidBody = (fixtures: Fixtures) =>
       subject: fc.oneof(nastyText, anyJson, fc.constant('Hi {name}')),
       html: fc.oneof(nastyText, hugeText, anyJson, fc.constant('<p>Dear {name}</p>')),
       cc: fc.oneof(fc.array(addresses(fixtures), { maxLength: 60 }), anyJson),
+      send_at: fc.oneof(sendAtValues, nastyText, anyJson),
       extra: anyJson,
     },
     { requiredKeys: [] },
@@ -132,6 +150,8 @@ const jobBody = (fixtures: Fixtures) =>
       ),
       { nil: undefined },
     ),
+    // Sent now, or scheduled two hours ahead.
+    send_at: fc.option(fc.constant(new Date(Date.now() + 2 * 3600_000).toISOString()), { nil: undefined }),
   });
 
 /**
@@ -180,7 +200,18 @@ const oneFieldOff = (route: string, fixtures: Fixtures) =>
   fc
     .tuple(
       validBody(route, fixtures),
-      fc.constantFrom('email', 'name', 'address', 'emails', 'template', 'subject', 'html', 'cc', 'extra'),
+      fc.constantFrom(
+        'email',
+        'name',
+        'address',
+        'emails',
+        'template',
+        'subject',
+        'html',
+        'cc',
+        'send_at',
+        'extra',
+      ),
       fc.oneof(nastyText, hugeText, anyJson),
     )
     // An import's body is an array of rows: the first row gets the bad field.

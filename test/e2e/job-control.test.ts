@@ -71,6 +71,81 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
+/**
+ * A job scheduled 70 s ahead by the file's first test; its last test sees it start. The wait is real
+ * time (the API takes `send_at` at least a minute ahead, and keeping that time is what is tested),
+ * so it runs beside the tests between rather than in a test of its own.
+ */
+let scheduled: { jobId: string; sendAt: Date; recipients: string[]; started: Promise<number> } | undefined;
+
+describe('scheduled sends (send_at)', () => {
+  it('accepts a job 70 s ahead as scheduled, told with its time, and sends nothing before it', async () => {
+    const recipients = [`later0@${VERIFIED_DOMAIN}`, `later1@${VERIFIED_DOMAIN}`];
+    await register(recipients);
+    const sendAt = new Date(Date.now() + 70_000);
+    const accepted = await api('POST', '/send-email', {
+      emails: recipients,
+      template: 'Hi {name}',
+      send_at: sendAt.toISOString(),
+    });
+    expect(accepted.status).toBe(202);
+    expect(accepted.body).toMatchObject({ status: 'scheduled', send_at: sendAt.toISOString() });
+    const jobId = String(accepted.body.job_id);
+    expect((await api('GET', `/jobs/${jobId}`)).body).toMatchObject({
+      status: 'scheduled',
+      send_at: sendAt.toISOString(),
+      sent: 0,
+    });
+    const listed = await api('GET', '/jobs?status=scheduled');
+    expect((listed.body.jobs as { job_id: string }[]).map((job) => job.job_id)).toContain(jobId);
+    expect(await toldEvents(runtime.eventsUrl, 'Job Accepted', { job_id: jobId })).toEqual([
+      expect.objectContaining({
+        detail: expect.objectContaining({ status: 'scheduled', send_at: sendAt.toISOString() }),
+      }),
+    ]);
+    // When it leaves `scheduled`, as a client polling it sees (every 250 ms, beside the other tests).
+    const started = waitFor(
+      async () => ((await status(jobId)).status === 'scheduled' ? undefined : Date.now()),
+      (at) => at !== undefined,
+      150_000,
+    ) as Promise<number>;
+    started.catch(() => undefined);
+    scheduled = { jobId, sendAt, recipients, started };
+  });
+
+  it('ends a scheduled job cancelled at its cancel: nothing sent, its quota given back, told once', async () => {
+    const recipients = [`never0@${VERIFIED_DOMAIN}`, `never1@${VERIFIED_DOMAIN}`];
+    await register(recipients);
+    const before = await recipientsUsed();
+    const accepted = await api('POST', '/send-email', {
+      emails: recipients,
+      template: 'Hi {name}',
+      send_at: new Date(Date.now() + 10 * 60_000).toISOString(),
+    });
+    const jobId = String(accepted.body.job_id);
+    expect(await recipientsUsed()).toBe(before + 2);
+
+    const cancel = await api('POST', `/jobs/${jobId}/cancel`);
+    expect(cancel.status).toBe(202);
+    expect(cancel.body).toMatchObject({
+      status: 'cancelled',
+      cancelled: 2,
+      sent: 0,
+      message: 'The job is cancelled.',
+    });
+    expect(await recipientsUsed()).toBe(before);
+    const emails = await api('GET', `/jobs/${jobId}/emails`);
+    expect((emails.body.emails as { status: string }[]).map((email) => email.status)).toEqual([
+      'cancelled',
+      'cancelled',
+    ]);
+    const told = await toldEvents(runtime.eventsUrl, 'Job Cancelled', { job_id: jobId });
+    expect(told).toHaveLength(1);
+    expect(told[0]?.detail).toMatchObject({ cancelled: 2, sent: 0, total_emails: 2 });
+    expect(await mailedTo(recipients)).toEqual([]);
+  });
+});
+
 describe('POST /jobs/{job_id}/cancel', () => {
   it('stops a job mid-way: no email starts more than a second after the cancel, and the rest are counted cancelled', async () => {
     const recipients = Array.from(
@@ -277,5 +352,27 @@ describe('the recipient quota (recipientQuotaPerDay)', () => {
     });
     expect(fits.status).toBe(202);
     expect((await api('GET', '/usage')).body.recipients).toEqual({ used: limit, limit, remaining: 0 });
+  });
+});
+
+describe('scheduled sends, at their time', () => {
+  it('starts the job scheduled at the start of the file within 15 s of its time, and completes it', async () => {
+    if (!scheduled) throw new Error('The job was not scheduled: the first test of this file failed');
+    const { jobId, sendAt, recipients, started } = scheduled;
+    const startedAt = await started;
+    expect(startedAt).toBeGreaterThanOrEqual(sendAt.getTime());
+    expect(startedAt - sendAt.getTime()).toBeLessThan(15_000);
+    const done = await waitFor(
+      () => status(jobId),
+      (job) => job.status === 'completed',
+      120_000,
+    );
+    expect(done).toMatchObject({ total_emails: 2, sent: 2, failed: 0 });
+    const sentAt = ((await api('GET', `/jobs/${jobId}/emails`)).body.emails as { sent_at: string }[]).map(
+      (email) => Date.parse(email.sent_at),
+    );
+    // Nothing before its time (the starter waits within its run for what falls due before the next).
+    expect(Math.min(...sentAt)).toBeGreaterThanOrEqual(sendAt.getTime());
+    expect(await mailedTo(recipients)).toHaveLength(2);
   });
 });

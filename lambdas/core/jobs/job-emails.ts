@@ -142,6 +142,9 @@ export async function listJobEmails(
   const emails: JobEmail[] = [];
   const content = await deps.contents.content(job.job_id);
   const cc = content?.cc ?? [];
+  // A cancelled job's recipients all have an outcome, `cancelled` among them, except those of a job
+  // cancelled while it was scheduled: nothing was enqueued, so none has a delivery. They were cancelled too.
+  const withoutOutcome: EmailStatus = job.status === 'cancelled' ? 'cancelled' : 'pending';
   let offset = query.offset;
   const scanLimit = query.status ? MAX_SCANNED_PER_REQUEST : query.limit;
   let scanned = 0;
@@ -186,7 +189,7 @@ export async function listJobEmails(
               subject: null,
               body: null,
               html: null,
-              status: 'pending',
+              status: withoutOutcome,
               message_id: null,
               attempts: outcome?.attempts ?? 0,
               error: null,

@@ -485,3 +485,51 @@ describe('POST /send-email', () => {
     log.mockRestore();
   });
 });
+
+describe('POST /send-email with send_at', () => {
+  const inAnHour = () => new Date(Date.now() + 3_600_000);
+
+  it('accepts a job for later: 202 scheduled with its time in UTC, counted and told now, nothing enqueued', async () => {
+    const at = inAnHour();
+    // Written with an offset: stored and answered in UTC, to the millisecond.
+    const local = new Date(at.getTime() + 2 * 3_600_000).toISOString().replace('Z', '+02:00');
+    const result = await post({ emails: ['a@example.org'], template: 'Hi {name}', send_at: local });
+
+    expect(result.statusCode).toBe(202);
+    expect(jsonBody(result)).toMatchObject({
+      status: 'scheduled',
+      total_emails: 1,
+      send_at: at.toISOString(),
+      message: expect.stringContaining('scheduled'),
+    });
+    const job = puts().find((put) => put.TableName === 'test-jobs')?.Item;
+    expect(job).toMatchObject({
+      status: 'scheduled',
+      send_at: at.toISOString(),
+      scheduled: expect.any(String),
+    });
+    expect(job).not.toHaveProperty('active');
+    expect(puts().find((put) => put.TableName === 'test-outbox')?.Item).toMatchObject({
+      detail: { status: 'scheduled', send_at: at.toISOString() },
+    });
+    expect(dynamo).toHaveReceivedCommandTimes(UpdateCommand, 1);
+    expect(sqs).not.toHaveReceivedAnyCommand();
+  });
+
+  it.each([
+    ['without a zone', '2031-01-01T09:00:00', 'with a zone'],
+    ['not a date', 'next tuesday', 'ISO 8601'],
+    ['an impossible date', '2031-02-30T09:00:00Z', 'ISO 8601'],
+    ['in the past', '2020-01-01T00:00:00Z', 'in the future'],
+    ['under a minute ahead', () => new Date(Date.now() + 30_000).toISOString(), 'at least one minute'],
+    ['over 30 days ahead', () => new Date(Date.now() + 31 * 24 * 3_600_000).toISOString(), 'at most 30 days'],
+    ['not a string', 1_900_000_000, 'string'],
+  ])('answers 400 naming send_at %s, storing and counting nothing', async (_, value, words) => {
+    const sendAt = typeof value === 'function' ? value() : value;
+    const result = await post({ emails: ['a@example.org'], template: 'Hi', send_at: sendAt });
+    expect(result.statusCode).toBe(400);
+    expect(jsonBody(result).details).toEqual([{ field: 'send_at', message: expect.stringContaining(words) }]);
+    expect(puts()).toEqual([]);
+    expect(dynamo).not.toHaveReceivedCommand(UpdateCommand);
+  });
+});
