@@ -22,7 +22,10 @@ import { registerNonprofits, UNTHROTTLED_IMPORTS } from '../support/seed';
 /**
  * Limits raised so the test's own traffic is never throttled (throttling has its own test), the
  * send rate raised so thousands of emails go through the local SES in seconds, and the consumer
- * slowed to two at a time so a restart lands mid-job. Recovery keeps its defaults.
+ * slowed to two at a time so a restart lands mid-job. Recovery is shortened as in the outage test:
+ * a `kill -9` can take an outcome's stream record with DynamoDB Local (written, never counted), and
+ * the sweeper then counts the job from its ledger after `ledgerCountAfterSeconds` (five minutes by
+ * default, longer than the test waits).
  */
 const CONTEXT = {
   usagePlanRateLimit: 2000,
@@ -33,6 +36,8 @@ const CONTEXT = {
   sesMaxSendRate: 2000,
   // A fresh /health report every second, so the health tests see DynamoDB Local's state soon.
   healthCacheSeconds: 1,
+  ledgerCountAfterSeconds: 30,
+  sweeperQueueSettleSeconds: 10,
   ...UNTHROTTLED_IMPORTS,
 };
 const DOMAIN = 'jobs-e2e.example.org';
