@@ -1,4 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { scheduledEvent } from './event-sources';
+
+/** How long stopping waits for scheduled runs under way. */
+const STOP_GRACE_MS = 2_000;
+
 import type { InvokeResult } from './functions';
 import { type CfnTemplate, type IntrinsicResolver, referencedLogicalId, resourcesOfType } from './template';
 
@@ -150,9 +155,13 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Stops the ticks and gives runs under way a moment to finish; one still running after that (a
+   * starter waiting for a job's time) ends when its function is closed, as a stopped environment.
+   */
   async stop(): Promise<void> {
     for (const timer of this.timers.splice(0)) clearInterval(timer);
-    await Promise.allSettled([...this.running]);
+    await Promise.race([Promise.allSettled([...this.running]), sleep(STOP_GRACE_MS)]);
   }
 
   private fire(schedule: ScheduleModel): void {

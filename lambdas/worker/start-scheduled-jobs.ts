@@ -19,6 +19,12 @@ export const makeStartScheduledJobs = (deps: Omit<StartScheduledDependencies, 'd
       metrics.addMetric(METRIC.scheduledJobsStarted, MetricUnit.Count, result.started.length);
       logger.info('Scheduled jobs started', { jobs: result.started });
     }
+    for (const failure of result.notStarted)
+      logger.warn('A scheduled job could not be started; the next run tries again', failure);
+    if (result.deferred.length > 0)
+      logger.info('Scheduled jobs left to the next run (too little time left in this one)', {
+        jobs: result.deferred,
+      });
     for (const failure of result.notEnqueued)
       logger.warn(
         'A scheduled job started but its recipients could not be enqueued; the sweeper will',

@@ -6,6 +6,7 @@ import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Construct } from 'constructs';
 import { INDEX, QUEUE, TABLE } from '../../lambdas/core/bindings';
+import { ENQUEUE_BUDGET_MS, START_AHEAD_MS } from '../../lambdas/core/jobs/scheduled-jobs';
 import { SETTING } from '../../lambdas/core/settings';
 import type { MailerConfig } from '../config';
 import { consumerScaling } from '../send-rate';
@@ -292,12 +293,13 @@ export class EmailJobs extends Construct {
     });
 
     // Scheduled jobs (`send_at`): every minute, the starter reads the sparse index of waiting jobs
-    // and starts each at its time, waiting within the run for those due before the next (hence a
-    // timeout past a minute). A job it started whose enqueue failed is the sweeper's, as at acceptance.
+    // and starts each at its time, waiting within the run for those due in the next two minutes
+    // (START_AHEAD_MS), with time kept to enqueue the last (hence the timeout). A job it started
+    // whose enqueue failed is the sweeper's, as at acceptance.
     this.starter = new ProjectFunction(this, 'StartScheduledJobs', {
       entry: 'worker/start-scheduled-jobs.ts',
       description: 'Starts scheduled jobs at their send_at: enqueues their recipients',
-      timeout: Duration.seconds(150),
+      timeout: Duration.millis(START_AHEAD_MS + ENQUEUE_BUDGET_MS + 60_000),
     })
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:UpdateItem'], {
         names: [INDEX.scheduledJobs],

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { STORED_LINK } from '../../lambdas/core/jobs/render-email';
 import { textFooter } from '../../lambdas/core/templates/footer';
 import { type InboxEmail, readInbox } from '../../local/ses';
@@ -70,6 +70,16 @@ beforeAll(async () => {
   const emails = Array.from({ length: 1501 }, (_, n) => `member${String(n).padStart(4, '0')}@${DOMAIN}`);
   await registerNonprofits(api, emails);
   registered.push(...emails);
+});
+
+// A failure here is often the runtime's to explain (a timed-out consumer, a failing stream batch):
+// its warnings and errors go with the failure.
+afterEach(({ task }) => {
+  if (task.result?.state !== 'fail' || !runtime) return;
+  const told = runtime.output.filter((line) =>
+    /\b(WARN|ERROR)\b|failed|timed out|handed over again/.test(line),
+  );
+  console.error(`The runtime's warnings and errors:\n${told.slice(-60).join('\n')}`);
 });
 
 afterAll(async () => {

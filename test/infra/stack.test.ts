@@ -622,10 +622,19 @@ describe('email pipeline', () => {
     });
   });
 
-  it('runs the sweeper on its configured rate', () => {
+  it('runs the sweeper on its configured rate, and the starter of scheduled jobs every minute', () => {
+    const [sweeperId] = functionByDescription(FUNCTION.sweeper);
+    const [starterId] = functionByDescription(
+      'Starts scheduled jobs at their send_at: enqueues their recipients',
+    );
     assertions.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'rate(1 minute)',
       State: 'ENABLED',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [sweeperId, 'Arn'] } })],
+    });
+    assertions.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 minute)',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [starterId, 'Arn'] } })],
     });
     const custom = synthesizeForTests({
       sweeperRateMinutes: 5,
@@ -634,7 +643,11 @@ describe('email pipeline', () => {
       consumerBatchSize: 50,
       sendEmailRequestsPerMinute: 60,
     });
-    custom.assertions.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)' });
+    const [customSweeperId] = queries.functionByDescription(custom.assertions, FUNCTION.sweeper);
+    custom.assertions.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [customSweeperId, 'Arn'] } })],
+    });
     custom.assertions.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 50 });
     custom.assertions.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
       ApiStages: [

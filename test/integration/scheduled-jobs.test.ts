@@ -47,7 +47,14 @@ async function register(count: number): Promise<string[]> {
 function setUp(start: Date) {
   const time = clock(start);
   const enqueued: EmailMessage[] = [];
-  const queue = { enqueue: async (messages: EmailMessage[]) => void enqueued.push(...messages) };
+  /** The clock's time at each enqueue: a job is never enqueued before its time. */
+  const enqueuedAt: number[] = [];
+  const queue = {
+    enqueue: async (messages: EmailMessage[]) => {
+      enqueuedAt.push(time.now().getTime());
+      enqueued.push(...messages);
+    },
+  };
   const apiKeyId = `scheduled-${randomUUID().slice(0, 8)}`;
   const accept = (emails: string[], sendAt: Date, cc?: string[]) =>
     acceptJob(
@@ -65,15 +72,15 @@ function setUp(start: Date) {
       queue,
       now: time.now,
       wait: time.wait,
-      deadline: new Date(time.now().getTime() + 120_000),
+      deadline: new Date(time.now().getTime() + 210_000),
     });
-  return { time, enqueued, accept, starter, apiKeyId };
+  return { time, enqueued, enqueuedAt, accept, starter, apiKeyId };
 }
 
 describe('scheduled sends, on DynamoDB Local', () => {
   it('enqueues nothing at acceptance, then starts the job at its time, once, however many runs overlap', async () => {
     const start = new Date(Date.UTC(2031, 0, 6, 9, 0, 0));
-    const { time, enqueued, accept, starter, apiKeyId } = setUp(start);
+    const { time, enqueued, enqueuedAt, accept, starter, apiKeyId } = setUp(start);
     const emails = await register(12);
     const sendAt = new Date(start.getTime() + 5 * 60_000);
     const { job } = await accept(emails, sendAt);
@@ -83,15 +90,16 @@ describe('scheduled sends, on DynamoDB Local', () => {
     expect((await quota.used(apiKeyId, start)).used).toBe(12);
     expect(await publishableEventIds(`job-accepted:${job.job_id}`)).toHaveLength(1);
 
-    // A run two minutes early does not look that far ahead; one a few seconds before waits for it.
-    time.set(new Date(sendAt.getTime() - 120_000));
+    // A run three minutes early does not look that far ahead; one a few seconds before waits for it.
+    time.set(new Date(sendAt.getTime() - 180_000));
     expect((await starter()).started).not.toContain(job.job_id);
     time.set(new Date(sendAt.getTime() - 20_000));
     const [first, second] = await Promise.all([starter(), starter()]);
     expect(
       [...(first?.started ?? []), ...(second?.started ?? [])].filter((id) => id === job.job_id),
     ).toHaveLength(1);
-    expect(time.now().getTime()).toBeGreaterThanOrEqual(sendAt.getTime());
+    expect(enqueuedAt).toHaveLength(1);
+    expect(enqueuedAt[0]).toBeGreaterThanOrEqual(sendAt.getTime());
 
     // Ten to a message, every recipient once, as at acceptance; the job runs as any other.
     const ours = enqueued.filter((message) => message.job_id === job.job_id);
@@ -148,5 +156,27 @@ describe('scheduled sends, on DynamoDB Local', () => {
       });
     }
     expect((await quota.used(apiKeyId, start)).used).toBe(0);
+  });
+});
+
+describe('the starter, on DynamoDB Local', () => {
+  it('leaves a job to the next run when too little of its own time is left to enqueue it', async () => {
+    const start = new Date(Date.UTC(2031, 0, 9, 9, 0, 0));
+    const { time, enqueued, accept } = setUp(start);
+    const emails = await register(1);
+    const sendAt = new Date(start.getTime() + 2 * 60_000);
+    const { job } = await accept(emails, sendAt);
+    time.set(new Date(sendAt.getTime() - 10_000));
+    // Ten seconds to its time, and twenty-five left to the run: not enough to start and enqueue it.
+    const short = await startScheduledJobs({
+      jobs,
+      contents,
+      queue: { enqueue: async (messages) => void enqueued.push(...messages) },
+      now: time.now,
+      wait: time.wait,
+      deadline: new Date(time.now().getTime() + 25_000),
+    });
+    expect(short.deferred).toContain(job.job_id);
+    expect((await jobs.get(job.job_id))?.status).toBe('scheduled');
   });
 });

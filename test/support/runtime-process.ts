@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRunning } from '../../local/processes';
 import { PROJECT_ROOT } from '../../local/synth';
@@ -83,6 +84,12 @@ export async function startRuntimeProcess(options: {
     );
     const onLine = (line: string) => {
       output.push(line);
+      // For a failure to look into: every line the runtime printed, in a file named by its state folder.
+      if (process.env.E2E_RUNTIME_LOG_DIR)
+        appendFileSync(
+          join(process.env.E2E_RUNTIME_LOG_DIR, `${basename(options.stateDir)}.log`),
+          `${line}\n`,
+        );
       url ??= /^\s+API:\s+(\S+)/.exec(line)?.[1];
       // `  API key <name> (scopes: <scopes>): <value>`, the operator's first.
       const key = /^\s+API key (\S+) \(scopes: ([^)]*)\):\s+(\S+)/.exec(line);

@@ -35,6 +35,8 @@ export async function cancelJob(
   for (let attempt = 1; ; attempt++) {
     if (cancelledAlready(job)) return job;
     if (job.status === 'scheduled') {
+      if (attempt > MAX_CANCEL_ATTEMPTS)
+        throw new ConflictError(`Job ${jobId} changed while it was being cancelled: send the cancel again.`);
       // Nothing was enqueued: the cancel ends it. Lost to its starter: it runs now, cancel that.
       if (await deps.jobs.cancelScheduled(job, deps.now?.() ?? new Date())) await refundScheduled(deps, job);
       job = await findOwnedJob(deps.jobs, jobId, apiKeyId);

@@ -184,15 +184,16 @@ const sendEmailFields = {
    * When to send: the job is accepted now and its recipients enqueued then. How far ahead it may be
    * is checked against the clock when the job is accepted (`checkSendAt`).
    */
-  send_at: z
-    .string({ message: 'Must be a string' })
-    .pipe(
-      z.iso.datetime({
-        offset: true,
-        message:
-          'Must be an ISO 8601 date and time with a zone, such as 2026-12-24T09:00:00Z or 2026-12-24T10:00:00+01:00',
-      }),
-    )
+  send_at: z.iso
+    .datetime({
+      offset: true,
+      message:
+        'Must be an ISO 8601 date and time with a zone, such as 2026-12-24T09:00:00Z or 2026-12-24T10:00:00+01:00',
+    })
+    .meta({
+      description: 'When to send (1 minute to 30 days ahead); the job is accepted now, `scheduled`',
+      example: '2026-12-24T09:00:00Z',
+    })
     .optional(),
 };
 

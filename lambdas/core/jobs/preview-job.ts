@@ -1,7 +1,13 @@
 import type { NonprofitRepository } from '../nonprofits/repository';
 import { compileTemplate } from '../templates/template';
 import { requireRegistered } from './accept-job';
-import { checkRenderedSize, type PreviewEmailRequest, readPreviewFor, worstCaseRenderedBytes } from './job';
+import {
+  checkRenderedSize,
+  checkSendAt,
+  type PreviewEmailRequest,
+  readPreviewFor,
+  worstCaseRenderedBytes,
+} from './job';
 import { answerBytes, MAX_PAGE_BYTES } from './job-emails';
 import { forReader, type RenderSettings, renderEmail, STORED_LINK } from './render-email';
 
@@ -41,6 +47,8 @@ export async function previewJob(
   settings: RenderSettings,
 ): Promise<JobPreview> {
   checkRenderedSize(request, settings);
+  // A time /send-email would refuse is refused here too.
+  if (request.send_at !== undefined) checkSendAt(request.send_at, new Date());
   const chosen = readPreviewFor(request);
   const nonprofits = await requireRegistered(deps.nonprofits, request.emails);
   const compiled = {

@@ -523,7 +523,7 @@ describe('POST /send-email with send_at', () => {
     ['in the past', '2020-01-01T00:00:00Z', 'in the future'],
     ['under a minute ahead', () => new Date(Date.now() + 30_000).toISOString(), 'at least one minute'],
     ['over 30 days ahead', () => new Date(Date.now() + 31 * 24 * 3_600_000).toISOString(), 'at most 30 days'],
-    ['not a string', 1_900_000_000, 'string'],
+    ['not a string', 1_900_000_000, 'ISO 8601'],
   ])('answers 400 naming send_at %s, storing and counting nothing', async (_, value, words) => {
     const sendAt = typeof value === 'function' ? value() : value;
     const result = await post({ emails: ['a@example.org'], template: 'Hi', send_at: sendAt });

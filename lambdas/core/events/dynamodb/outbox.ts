@@ -1,4 +1,8 @@
-import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  ConditionalCheckFailedException,
+  TransactionCanceledException,
+  TransactionConflictException,
+} from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   PutCommand,
@@ -40,7 +44,17 @@ export type ConditionalWrite =
   | { Put: PutCommandInput & { ConditionExpression: string } }
   | { Update: UpdateCommandInput & { UpdateExpression: string; ConditionExpression: string } };
 
-/** Tries at a transaction another writer of the same item cancelled (`TransactionConflict`). */
+/**
+ * Whether a write lost a race with a transaction on the same item: its own transaction cancelled
+ * for a conflict, or a plain write refused while another writer's transaction held the item.
+ */
+function conflicted(error: unknown): boolean {
+  if (error instanceof TransactionConflictException) return true;
+  if (!(error instanceof TransactionCanceledException)) return false;
+  return (error.CancellationReasons ?? []).some((reason) => reason.Code === 'TransactionConflict');
+}
+
+/** Tries at a write that lost a race with another writer's transaction on the same item. */
 const MAX_ATTEMPTS = 8;
 
 /**
@@ -66,13 +80,12 @@ export async function writeTelling(
       return true;
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return false;
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      const [reason] = error.CancellationReasons ?? [];
-      if (reason?.Code === 'ConditionalCheckFailed') return false;
-      const conflicted = (error.CancellationReasons ?? []).some(
-        (cancelled) => cancelled.Code === 'TransactionConflict',
-      );
-      if (!conflicted || attempt + 1 >= MAX_ATTEMPTS) throw error;
+      if (
+        error instanceof TransactionCanceledException &&
+        error.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed'
+      )
+        return false;
+      if (!conflicted(error) || attempt + 1 >= MAX_ATTEMPTS) throw error;
       await backoff(attempt);
     }
   }
