@@ -129,16 +129,27 @@ export function scheduledJob(
   sendAt: string,
 ): JobRecord {
   return {
-    ...fields,
+    ...newJob(fields, totalEmails),
     status: 'scheduled',
+    send_at: sendAt,
+    scheduled: SCHEDULED_MARKER,
+  };
+}
+
+/** A job as recorded at acceptance, nothing counted yet, every recipient remaining. */
+function newJob(
+  fields: Pick<JobRecord, 'job_id' | 'api_key_id' | 'request_hash' | 'created_at'> &
+    Partial<Pick<JobRecord, 'idempotency_key' | 'enqueue_deadline'>>,
+  totalEmails: number,
+): Omit<JobRecord, 'status'> {
+  return {
+    ...fields,
     total_emails: totalEmails,
     sent: 0,
     failed: 0,
     suppressed: 0,
     remaining: totalEmails,
     updated_at: fields.created_at,
-    send_at: sendAt,
-    scheduled: SCHEDULED_MARKER,
   };
 }
 
@@ -184,17 +195,7 @@ export function acceptedJob(
     Partial<Pick<JobRecord, 'idempotency_key'>>,
   totalEmails: number,
 ): JobRecord {
-  return {
-    ...fields,
-    status: 'queued',
-    total_emails: totalEmails,
-    sent: 0,
-    failed: 0,
-    suppressed: 0,
-    remaining: totalEmails,
-    updated_at: fields.created_at,
-    active: ACTIVE_MARKER,
-  };
+  return { ...newJob(fields, totalEmails), status: 'queued', active: ACTIVE_MARKER };
 }
 
 /**
