@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SEND_CONCURRENCY } from '../../lambdas/core/jobs/consumer/send-step';
 import { STORED_LINK } from '../../lambdas/core/jobs/render-email';
 import { textFooter } from '../../lambdas/core/templates/footer';
 import { type InboxEmail, readInbox } from '../../local/ses';
@@ -19,6 +20,8 @@ import {
 } from '../support/runtime-process';
 import { registerNonprofits, UNTHROTTLED_IMPORTS } from '../support/seed';
 
+/** The consumers at once (`consumerMaxConcurrency`), each with `SEND_CONCURRENCY` sends under way. */
+const CONSUMERS = 2;
 /**
  * Limits raised so the test's own traffic is never throttled (throttling has its own test), the
  * send rate raised so thousands of emails go through the local SES in seconds, and the consumer
@@ -32,7 +35,7 @@ const CONTEXT = {
   usagePlanBurstLimit: 2000,
   sendEmailRequestsPerMinute: 600,
   sendEmailBurstLimit: 100,
-  consumerMaxConcurrency: 2,
+  consumerMaxConcurrency: CONSUMERS,
   sesMaxSendRate: 2000,
   // A fresh /health report every second, so the health tests see DynamoDB Local's state soon.
   healthCacheSeconds: 1,
@@ -41,6 +44,8 @@ const CONTEXT = {
   ...UNTHROTTLED_IMPORTS,
 };
 const DOMAIN = 'jobs-e2e.example.org';
+/** A lost SES answer: the claim's lease (40 s), then the queue's visibility timeout (180 s), and a margin. */
+const SLOW_RECOVERY_MS = 240_000;
 /** The job of record: three pages of its emails (100 a page), each with a cc copy. */
 const JOB_SIZE = 250;
 
@@ -105,7 +110,9 @@ describe('email jobs over HTTP on the local runtime', () => {
     const jobId = String(accepted.body.job_id);
     expect(accepted.headers.get('location')).toBe(`/jobs/${jobId}`);
 
-    const done = await waitForEnd(jobId);
+    // A bound, not a target: on a loaded machine a send can outlast the SES client's 3 s timeout, and
+    // its message comes back only after its claim's lease and the queue's visibility timeout.
+    const done = await waitForEnd(jobId, SLOW_RECOVERY_MS);
     expect(done).toMatchObject({ status: 'completed', total_emails: JOB_SIZE, sent: JOB_SIZE, failed: 0 });
     expect(done.completed_at).toEqual(expect.any(String));
 
@@ -619,16 +626,21 @@ describe('email jobs over HTTP on the local runtime', () => {
       /\[sqs\] \d+ messages the previous run left in its queues were sent again/,
     );
 
-    const done = await waitForEnd(jobId, 120_000);
+    const done = await waitForEnd(jobId, SLOW_RECOVERY_MS);
     expect(done).toMatchObject({
       status: 'completed',
       total_emails: recipients.length,
       sent: recipients.length,
       failed: 0,
     });
-    // The local inbox lives in memory and restarted empty: it holds what was sent after the restart, none twice.
+    // The local inbox lives in memory and restarted empty: it holds what was sent after the restart,
+    // none twice. Besides those not sent before the kill, only emails being handed to SES at the kill
+    // (their message id not written yet: the README's window that can send twice) go again, at most
+    // the sends the consumers had under way.
     const resent = (await readInbox(runtime.inboxUrl)).flatMap((email) => email.destination.to);
-    expect(resent.length).toBeLessThanOrEqual(recipients.length - Number(midway.sent));
+    expect(resent.length).toBeLessThanOrEqual(
+      recipients.length - Number(midway.sent) + CONSUMERS * SEND_CONCURRENCY,
+    );
     expect(new Set(resent).size).toBe(resent.length);
     const pending = await api('GET', `/jobs/${jobId}/emails?status=pending&limit=100`);
     expect(pending.body.emails).toEqual([]);
