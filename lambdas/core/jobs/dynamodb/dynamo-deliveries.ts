@@ -39,6 +39,7 @@ import {
 } from '../deliveries';
 import { FEEDBACK_COUNTERS, failuresRequeued, feedbackRecorded } from '../job-status';
 import { STREAM_COUNTED } from '../outcome-counts';
+import { type RawItem, rawNumber, rawString } from './raw-item';
 
 /** The DynamoDB adapter of the delivery ports (`../deliveries.ts`): the deliveries table, with the job's counters where a retry or a report changes them. */
 /** A transaction holds at most 100 actions: 99 deliveries and the job. */
@@ -77,17 +78,6 @@ const asRecord = (jobId: string, item: Record<string, unknown>) =>
 
 /** Claims, or outcomes, written at once per batch: each is a single small conditional write. */
 const CONCURRENT_WRITES = 10;
-
-/** A delivery item as `ReturnValuesOnConditionCheckFailure` hands it back: the document client leaves it marshalled. */
-type RawItem = Record<string, unknown>;
-const attribute = (item: RawItem, name: string, type: 'S' | 'N'): string | undefined => {
-  const value = item[name];
-  if (typeof value === 'string' || typeof value === 'number') return String(value);
-  const marshalled = (value as Record<string, unknown> | undefined)?.[type];
-  return typeof marshalled === 'string' ? marshalled : undefined;
-};
-const stringAttribute = (item: RawItem, name: string) => attribute(item, name, 'S');
-const numberAttribute = (item: RawItem, name: string) => attribute(item, name, 'N');
 
 export class DynamoDeliveries
   implements ProgressRecorder, DeliveryClaims, ChunkClaims, DeliveryReader, FeedbackLedger, FailureRequeue
@@ -159,7 +149,7 @@ export class DynamoDeliveries
       return { state: 'claimed', token, found: await this.getMany(jobId, recipients, { consistent: true }) };
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      const leaseUntil = Number(numberAttribute((error.Item ?? {}) as RawItem, 'lease_until') ?? now);
+      const leaseUntil = rawNumber(error.Item as RawItem | undefined, 'lease_until') ?? now;
       return { state: 'held', leaseUntil };
     }
   }
@@ -257,18 +247,17 @@ export class DynamoDeliveries
 
   /** Reads what a refused claim found; a handed-over email is taken over, to be recorded as sent. */
   private async claimTaken(jobId: string, recipient: string, item: RawItem, token: string): Promise<Claim> {
-    const status = stringAttribute(item, 'status');
+    const status = rawString(item, 'status');
     // An item with no status is a chunk's recipient whose cc copies are out: its chunk's message
     // sends it (the sweeper enqueues that chunk if it was lost), never a message of its own.
-    if (status === undefined && stringAttribute(item, 'recipient') !== undefined) return { state: 'done' };
+    if (status === undefined && rawString(item, 'recipient') !== undefined) return { state: 'done' };
     // No item came back (DynamoDB returns the item that failed the condition, so only a table
     // that answers otherwise), or a retry queued it in between: never read that as done, look again in a second.
     if (status === undefined || status === 'queued')
       return { state: 'held', leaseUntil: this.now().getTime() };
     if (status !== 'sending') return { state: 'done' };
-    const messageId = stringAttribute(item, 'message_id');
-    if (messageId === undefined)
-      return { state: 'held', leaseUntil: Number(numberAttribute(item, 'lease_until') ?? 0) };
+    const messageId = rawString(item, 'message_id');
+    if (messageId === undefined) return { state: 'held', leaseUntil: rawNumber(item, 'lease_until') ?? 0 };
     try {
       await this.options.client.send(
         new UpdateCommand({
@@ -279,7 +268,7 @@ export class DynamoDeliveries
           ExpressionAttributeValues: { ':sending': 'sending', ':token': token, ':messageId': messageId },
         }),
       );
-      const snapshot = stringAttribute(item, 'snapshot');
+      const snapshot = rawString(item, 'snapshot');
       return { state: 'handedOver', token, messageId, ...(snapshot ? { snapshot } : {}) };
     } catch (error) {
       // Recorded in between by the consumer that sent it.
@@ -467,11 +456,11 @@ export class DynamoDeliveries
           // the write is being retried): the report is about this email, and is read again later.
           // (A chunk's recipient without cc has no item until its outcome: a report found before
           // that write is unmatched, as one about a cc copy is.)
-          const status = stringAttribute(found, 'status');
+          const status = rawString(found, 'status');
           if (
             Object.keys(found).length > 0 &&
             (status === 'sending' || status === undefined) &&
-            stringAttribute(found, 'message_id') === undefined
+            rawString(found, 'message_id') === undefined
           )
             return 'pending';
           return 'unmatched';
@@ -545,7 +534,7 @@ export class DynamoDeliveries
             const keys = (job.retry_keys as { SS?: string[] } | undefined)?.SS ?? [];
             if (first && retry.idempotencyKey !== undefined && keys.includes(retry.idempotencyKey))
               return { state: 'replayed' };
-            if (first) return { state: 'refused', status: stringAttribute(job, 'status') };
+            if (first) return { state: 'refused', status: rawString(job, 'status') };
             // The job ended under the retry (stray messages drained what it had requeued): what was
             // requeued stands and is enqueued; the failures left stay failed, for another retry.
             return { state: 'requeued', recipients: requeued };

@@ -13,6 +13,7 @@ import {
   type PartCounted,
   tallied,
 } from '../outcome-counts';
+import { type RawItem, rawNumber, rawString } from './raw-item';
 
 /** Attempts at one part's transaction (conflicts with another part of the same job, throttles). */
 const MAX_ATTEMPTS = 12;
@@ -21,15 +22,6 @@ const MAX_ATTEMPTS = 12;
  * longer hand the batch over again. DynamoDB's TTL deletes it later (within days).
  */
 const MARK_RETENTION_SECONDS = 2 * 24 * 3600;
-
-type RawItem = Record<string, unknown>;
-/** A number attribute as `ReturnValuesOnConditionCheckFailure` hands it back (the document client leaves it marshalled). */
-const numberOf = (item: RawItem | undefined, name: string): number | undefined => {
-  const value = item?.[name];
-  if (typeof value === 'number') return value;
-  const marshalled = (value as { N?: string } | undefined)?.N;
-  return marshalled === undefined ? undefined : Number(marshalled);
-};
 
 /**
  * The DynamoDB adapter of `OutcomeCounts`: each part is one transaction of two writes in the jobs
@@ -110,7 +102,7 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
         if (!(error instanceof TransactionCanceledException)) throw error;
         const [mark, job] = error.CancellationReasons ?? [];
         if (mark?.Code === 'ConditionalCheckFailed') {
-          const counted = numberOf(mark.Item as RawItem | undefined, 'counted_changes') ?? 0;
+          const counted = rawNumber(mark.Item as RawItem | undefined, 'counted_changes') ?? 0;
           // Handed over again with fewer records than counted before: Lambda does not do that while it
           // retries one batch; if it ever does, the records after these may be counted again.
           if (counted > part.changes.length) return { state: 'unchanged', shorter: true };
@@ -120,7 +112,7 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
         }
         if (job?.Code === 'ConditionalCheckFailed') {
           found = job.Item as RawItem | undefined;
-          const remaining = numberOf(found, 'remaining');
+          const remaining = rawNumber(found, 'remaining');
           if (remaining === undefined) return { state: 'gone' };
           // More outcomes than recipients left: some were counted before (a stream position lost and
           // read again). Throwing would stop the shard for a day; the part counts what is left, ends
@@ -139,25 +131,19 @@ export class DynamoOutcomeCounts implements OutcomeCounts {
   }
 }
 
-/** A string attribute as `ReturnValuesOnConditionCheckFailure` hands it back. */
-const stringOf = (item: RawItem, name: string): string => {
-  const value = item[name];
-  return typeof value === 'string' ? value : String((value as { S?: string } | undefined)?.S ?? '');
-};
-
 /**
  * The end of a job as the part that ends it writes it: the job as its condition was last found
  * (nothing else was counted since, or the write's exact-remaining condition would have failed)
  * plus this part's tally.
  */
 function endOf(jobId: string, found: RawItem, tally: OutcomeTally, cancelling: boolean, now: Date) {
-  const count = (status: keyof OutcomeTally) => (numberOf(found, status) ?? 0) + tally[status];
+  const count = (status: keyof OutcomeTally) => (rawNumber(found, status) ?? 0) + tally[status];
   return {
     job: {
       job_id: jobId,
-      api_key_id: stringOf(found, 'api_key_id'),
-      total_emails: numberOf(found, 'total_emails') ?? 0,
-      created_at: stringOf(found, 'created_at'),
+      api_key_id: rawString(found, 'api_key_id') ?? '',
+      total_emails: rawNumber(found, 'total_emails') ?? 0,
+      created_at: rawString(found, 'created_at') ?? '',
     },
     status: cancelling ? ('cancelled' as const) : ('completed' as const),
     completed_at: now.toISOString(),
