@@ -1,8 +1,6 @@
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { documentClient, secretsManagerClient, sesClient, sesSendClient, sqsClient } from './aws-clients';
 import { bound, QUEUE, TABLE } from './bindings';
 import { EventOutbox } from './events/dynamodb/outbox';
-import { EventBridgeBus } from './events/eventbridge-bus';
 import { DEFAULT_WAITS } from './jobs/consumer/pacing';
 import { DynamoDeliveries } from './jobs/dynamodb/dynamo-deliveries';
 import { DynamoJobContents } from './jobs/dynamodb/dynamo-job-contents';
@@ -37,10 +35,6 @@ export const nonprofitsFromEnv = () =>
  * functions that write them, so only those are bound to the outbox.
  */
 export const eventOutboxFromEnv = () => new EventOutbox(bound(TABLE.outbox));
-
-/** The bus the publisher puts the outbox's events on. */
-export const eventBusFromEnv = () =>
-  new EventBridgeBus(new EventBridgeClient({}), readSettings({ name: SETTING.eventBusName }).name);
 
 export const suppressionsFromEnv = (outbox?: EventOutbox) =>
   new DynamoSuppressionList({ client: documentClient, tableName: bound(TABLE.suppressions), outbox });

@@ -2,13 +2,15 @@
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { AttributeValue as SdkAttributeValue } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
-import { eventBusFromEnv } from '../core/adapters';
+import { EventBridgeBus } from '../core/events/eventbridge-bus';
 import type { OutboxEvent } from '../core/events/events';
 import { type PublishDependencies, publishEvents } from '../core/events/publish';
 import { METRIC } from '../core/observability/metric-names';
 import { logger, metrics } from '../core/observability/telemetry';
+import { readSettings, SETTING } from '../core/settings';
 import { workerHandler } from './support';
 
 /** The events a stream batch brings: each outbox item's first write (a rewrite or TTL's removal tells nothing new). */
@@ -51,4 +53,8 @@ export const makePublishEvents = (deps: Omit<PublishDependencies, 'timeLeft'>) =
     return { batchItemFailures: [{ itemIdentifier: first.sequenceNumber }] };
   });
 
-export const handler = makePublishEvents({ bus: eventBusFromEnv() });
+// Built here, not in core/adapters.ts: every function imports that, and only this one needs
+// EventBridge's client loaded at its cold start.
+export const handler = makePublishEvents({
+  bus: new EventBridgeBus(new EventBridgeClient({}), readSettings({ name: SETTING.eventBusName }).name),
+});
