@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -99,8 +99,11 @@ export class ManagedProcess {
     options: { pidFile?: string; marker: string; onOutput?: (line: string) => void },
   ): ManagedProcess {
     if (child.pid === undefined) throw new Error(`Could not start ${options.marker}`);
-    if (options.pidFile)
-      writeFileSync(options.pidFile, JSON.stringify({ pid: child.pid, marker: options.marker }));
+    if (options.pidFile) {
+      // Beside it, then renamed over it: a reader (a stale-process check, a test) never sees it half written.
+      writeFileSync(`${options.pidFile}.next`, JSON.stringify({ pid: child.pid, marker: options.marker }));
+      renameSync(`${options.pidFile}.next`, options.pidFile);
+    }
     for (const stream of [child.stdout, child.stderr]) {
       stream?.setEncoding('utf8');
       stream?.on('data', (chunk: string) => {
