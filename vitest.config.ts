@@ -33,9 +33,9 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/support/dynamodb-global-setup.ts'],
           setupFiles: ['test/support/lambda-env.ts'],
-          // One DynamoDB Local and one set of tables for all files: the sweeper's tests count every
-          // running job in the table, so another file's jobs must not be running meanwhile.
-          fileParallelism: false,
+          // One DynamoDB Local for all files, each file with its own set of tables, so they run at
+          // once: a project that ran one file at a time would run after all the others (vitest
+          // groups it apart), a serial tail on the suite's wall time.
           // Bounds on a hung test, not speed targets: a loaded 2-core machine runs these several times slower.
           testTimeout: 120_000,
           hookTimeout: 120_000,

@@ -219,17 +219,21 @@ interface TableProperties {
 /**
  * Creates every `AWS::DynamoDB::Table` of the template that does not exist yet, and adds the global
  * secondary indexes a kept table lacks (data survives restarts, the definition may have grown).
- * Registers each table's local name with the resolver; returns logical id → table name.
+ * Registers each table's local name with the resolver; returns logical id → table name. `namePrefix`
+ * gives one engine several independent sets of the template's tables (the integration files, which
+ * run at once).
  */
 export async function createTables(
   client: DynamoDBClient,
   template: CfnTemplate,
   resolver: IntrinsicResolver,
+  namePrefix = '',
 ): Promise<Map<string, string>> {
   const tables = new Map<string, string>();
   for (const [logicalId, resource] of resourcesOfType(template, 'AWS::DynamoDB::Table')) {
     const properties = resolver.resolve(resource.Properties) as TableProperties;
-    const tableName = typeof properties.TableName === 'string' ? properties.TableName : logicalId;
+    const tableName =
+      namePrefix + (typeof properties.TableName === 'string' ? properties.TableName : logicalId);
     tables.set(logicalId, tableName);
     const indexes = (properties.GlobalSecondaryIndexes ?? []).map((index) => ({
       IndexName: index.IndexName,

@@ -21,6 +21,7 @@ import {
   referencedLogicalId,
   resourcesOfType,
 } from '../../local/template';
+import { tableNamed, tablesOfThisFile } from '../support/local-tables';
 import { synthesizeForTests } from '../support/synth';
 
 const gates: ObservingProxy[] = [];
@@ -49,7 +50,7 @@ function synthesized() {
 /** A gate in front of the run's DynamoDB Local, for this template, and a client that signs as `functionId`. */
 async function gatedClient(template: CfnTemplate, functionId: string) {
   const resolver = new IntrinsicResolver(template);
-  for (const [logicalId, name] of Object.entries(inject('tableNames'))) {
+  for (const [logicalId, name] of Object.entries(tablesOfThisFile())) {
     resolver.register(logicalId, {
       ref: name,
       attributes: { Arn: resolver.arn('AWS::DynamoDB::Table', `table/${name}`) },
@@ -74,12 +75,7 @@ async function gatedClient(template: CfnTemplate, functionId: string) {
   return { client: DynamoDBDocumentClient.from(raw), denied };
 }
 
-const nonprofitsTable = () => {
-  const found = Object.entries(inject('tableNames')).find(([logicalId]) =>
-    logicalId.startsWith('DataNonprofits'),
-  );
-  return found?.[1] as string;
-};
+const nonprofitsTable = () => tableNamed('DataNonprofits');
 
 describe('IAM enforced locally, from the synthesized template', () => {
   it('lets a function do what its role allows, and answers AccessDeniedException for what it does not', async () => {

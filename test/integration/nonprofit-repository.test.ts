@@ -5,12 +5,10 @@ import { ConflictError, NotFoundError, ValidationError } from '../../lambdas/cor
 import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/dynamodb/dynamo-nonprofit-repository';
 
 import { dynamoDbClient } from '../../local/dynamodb';
+import { tableNamed } from '../support/local-tables';
 
 const client = dynamoDbClient(inject('dynamoDbEndpoint'));
-const tableName = Object.entries(inject('tableNames')).find(([logicalId]) =>
-  logicalId.includes('Nonprofits'),
-)?.[1];
-if (!tableName) throw new Error('No nonprofits table in the synthesized template');
+const tableName = tableNamed('DataNonprofits');
 const repository = new DynamoNonprofitRepository({
   client: DynamoDBDocumentClient.from(client),
   tableName,

@@ -4,12 +4,10 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ConflictError, NotFoundError, ValidationError } from '../../lambdas/core/errors';
 import { DynamoSuppressionList } from '../../lambdas/core/suppressions/dynamodb/dynamo-suppression-list';
 import { dynamoDbClient } from '../../local/dynamodb';
+import { tableNamed } from '../support/local-tables';
 
 const client = dynamoDbClient(inject('dynamoDbEndpoint'));
-const tableName = Object.entries(inject('tableNames')).find(([logicalId]) =>
-  logicalId.startsWith('DataSuppressions'),
-)?.[1];
-if (!tableName) throw new Error('No suppressions table in the synthesized template');
+const tableName = tableNamed('DataSuppressions');
 const list = new DynamoSuppressionList({ client: DynamoDBDocumentClient.from(client), tableName });
 
 afterAll(() => client.destroy());
