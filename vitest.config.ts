@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './test/support/longest-first';
 import { stopWithParent } from './test/support/stop-with-parent';
 
 stopWithParent();
@@ -13,6 +14,8 @@ export default defineConfig({
     // End-to-end files spend much of their time waiting on the runtime they started (a job's
     // progress, a restart): three files at once keep two cores busy where two would leave gaps.
     maxWorkers: 3,
+    // The longest files first, so no long file starts near the end (see the sequencer).
+    sequence: { sequencer: LongestFirst },
     projects: [
       {
         test: {

@@ -216,7 +216,7 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     });
   });
 
-  it('fails a recipient whose nonprofit was deleted after the job was accepted, without retrying it', async () => {
+  it('mails each nonprofit as the registry held it at acceptance: a rename or delete after it changes nothing sent', async () => {
     let enqueued: Parameters<EmailQueue['enqueue']>[0] = [];
     const holdBack = (): Pick<EmailQueue, 'enqueue'> => ({
       enqueue: async (messages) => {
@@ -226,8 +226,36 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     const p = await run({ queue: holdBack });
     const recipients = await p.registerNonprofits(4);
     const { job } = await p.submit(recipients);
-    await p.nonprofits.delete(recipients[2] as string);
+    const [renamed, deleted] = [recipients[1] as string, recipients[2] as string];
+    await p.nonprofits.update(renamed, { name: 'Renamed Later', address: '9 Elsewhere' });
+    await p.nonprofits.delete(deleted);
     await p.queue.enqueue(enqueued);
+
+    await expectExactlyOnce(p, job.job_id, recipients, { sent: 4, failed: 0 });
+    const inbox = await p.inbox();
+    const subjectTo = (to: string) => inbox.find((email) => email.destination.to.includes(to))?.subject;
+    expect(subjectTo(renamed)).toBe('For Member 1');
+    expect(subjectTo(deleted)).toBe('For Member 2');
+    // What the job's emails show is what was sent.
+    expect((await p.emails(job)).find((email) => email.to === renamed)?.subject).toBe('For Member 1');
+  });
+
+  it("reads the registry for a chunk queued without its values (the sweeper's), and fails one deleted since, without retrying it", async () => {
+    let enqueued: Parameters<EmailQueue['enqueue']>[0] = [];
+    const holdBack = (): Pick<EmailQueue, 'enqueue'> => ({
+      enqueue: async (messages) => {
+        enqueued = messages;
+      },
+    });
+    const p = await run({ queue: holdBack });
+    const recipients = await p.registerNonprofits(4);
+    const { job } = await p.submit(recipients);
+    await p.nonprofits.update(recipients[1] as string, { name: 'Renamed Later', address: '9 Elsewhere' });
+    await p.nonprofits.delete(recipients[2] as string);
+    // As the sweeper enqueues a lost chunk: its recipients only.
+    await p.queue.enqueue(
+      enqueued.map((message) => ('recipients' in message ? { ...message, nonprofits: undefined } : message)),
+    );
 
     const recorded = await expectExactlyOnce(p, job.job_id, recipients, { sent: 3, failed: 1 });
     expect(recorded.get(recipients[2] as string)).toMatchObject({
@@ -235,6 +263,10 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
       attempts: 1,
       error: 'The nonprofit was deleted after the job was accepted.',
     });
+    const inbox = await p.inbox();
+    expect(inbox.find((email) => email.destination.to.includes(recipients[1] as string))?.subject).toBe(
+      'For Renamed Later',
+    );
   });
 
   it('finishes a job that was recorded but never enqueued: the sweeper enqueues its recipients', async () => {

@@ -109,8 +109,10 @@ export async function requireRegistered(
 
 /**
  * POST /send-email: checks every recipient is a registered nonprofit, records the recipients and
- * the job (durably, before anything is answered), then enqueues its recipients ten to a message. If
- * enqueueing fails the job stays accepted: it is recorded, and the sweeper enqueues what is unsent.
+ * the job (durably, before anything is answered), then enqueues its recipients ten to a message,
+ * with the names and addresses the check read: a job mails the registry as it was when the job was
+ * accepted. If enqueueing fails the job stays accepted: it is recorded, and the sweeper enqueues
+ * what is unsent (without the values: the consumer reads them then).
  */
 export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInput): Promise<AcceptedJob> {
   const { apiKeyId, request, idempotencyKey, enqueueDeadline } = input;
@@ -124,7 +126,7 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
   const now = deps.now?.() ?? new Date();
   // Checked against the clock before anything is read or counted: a bad time changes nothing.
   const sendAt = request.send_at === undefined ? undefined : checkSendAt(request.send_at, now);
-  await requireRegistered(deps.nonprofits, request.emails);
+  const registered = await requireRegistered(deps.nonprofits, request.emails);
 
   const recipients = [...request.emails].sort();
   const createdAt = now.toISOString();
@@ -168,7 +170,9 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
   // A scheduled job's recipients are enqueued at its time, by its starter (scheduled-jobs.ts).
   if (sendAt !== undefined) return { job: accepted.job, replayed: false };
   try {
-    await deps.queue.enqueue(chunkMessages(jobId, recipients));
+    // The names and addresses just read travel with the recipients: the consumer renders from them
+    // and reads the registry no more (a read unit per two emails).
+    await deps.queue.enqueue(chunkMessages(jobId, recipients, { values: registered }));
   } catch (error) {
     deps.onEnqueueFailure?.(accepted.job, error);
   }

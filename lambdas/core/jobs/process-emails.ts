@@ -53,9 +53,10 @@ export async function processEmailBatch(
   const log = deps.log ?? (() => undefined);
   const result = emptyResult();
   const groups = await groupByJob(deps, messages, log);
-  const recipients = groups.flatMap(({ items }) => items.map(({ email }) => email.recipient));
-  // Eventually consistent: a nonprofit renamed a second ago may render with its former name, at half the read cost.
-  const nonprofits = await deps.nonprofits.getMany(recipients, { consistent: false });
+  const nonprofitOf = await nonprofitsOf(
+    deps,
+    groups.flatMap(({ items }) => items),
+  );
   const run: BatchRun = {
     deps,
     log,
@@ -68,7 +69,7 @@ export async function processEmailBatch(
     cancelLooks: new Map(),
     waiting: new Map(),
   };
-  for (const { job, items } of groups) await processJob(run, job, items, nonprofits);
+  for (const { job, items } of groups) await processJob(run, job, items, nonprofitOf);
   await returnWaitingChunks(run);
   // A chunk message is one message for all its recipients: named once, however many asked.
   settleRetries(
@@ -78,11 +79,29 @@ export async function processEmailBatch(
   return result;
 }
 
+/** The name, address and email each recipient's email is rendered with; undefined: not registered. */
+type NonprofitOf = (item: Item) => RenderedNonprofit | undefined;
+type RenderedNonprofit = Pick<Nonprofit, 'name' | 'address' | 'email'>;
+
+/**
+ * The values each item is rendered with: those its chunk carried from acceptance, else the
+ * registry's, read (eventually consistent, half the cost) only for the items that carried none.
+ */
+async function nonprofitsOf(
+  deps: Pick<ProcessEmailsDependencies, 'nonprofits'>,
+  items: Item[],
+): Promise<NonprofitOf> {
+  const unread = items.filter((item) => !item.queued).map(({ email }) => email.recipient);
+  const read = unread.length > 0 ? await deps.nonprofits.getMany(unread, { consistent: false }) : new Map();
+  return (item) =>
+    item.queued ? { ...item.queued, email: item.email.recipient } : read.get(item.email.recipient);
+}
+
 async function processJob(
   run: BatchRun,
   job: CompiledJob,
   items: Item[],
-  nonprofits: Map<string, Nonprofit>,
+  nonprofitOf: NonprofitOf,
 ): Promise<void> {
   const { deps, log } = run;
   const decided: Decided[] = [];
@@ -114,7 +133,7 @@ async function processJob(
       });
       continue;
     }
-    const nonprofit = nonprofits.get(item.email.recipient);
+    const nonprofit = nonprofitOf(item);
     if (!nonprofit) {
       const error = 'The nonprofit was deleted after the job was accepted.';
       decided.push({
@@ -129,13 +148,13 @@ async function processJob(
       decided.push({ outcome: { ...base, status: 'failed', error, reason: 'tooLarge' }, sqsMessageId });
       continue;
     }
-    toSend.push({ item, token: claim.token, base, body: rendered, copiesSent: claim.copies });
+    toSend.push({ item, token: claim.token, base, body: rendered, copiesSent: claim.copies, nonprofit });
   }
 
   let sendable = toSend;
   if (deps.rendered && toSend.length > 0) {
     try {
-      await keepSnapshots(deps.rendered, job, toSend, nonprofits);
+      await keepSnapshots(deps.rendered, job, toSend);
     } catch (error) {
       log(
         'ERROR',
@@ -169,17 +188,13 @@ async function keepSnapshots(
   rendered: Pick<RenderedEmailStore, 'putSnapshot'>,
   job: CompiledJob,
   toSend: ToSend[],
-  nonprofits: Map<string, Nonprofit>,
 ): Promise<void> {
   await Promise.all(
     chunks(toSend, MAX_SNAPSHOT_NONPROFITS).map(async (group) => {
       const snapshot: RenderSnapshot = {
         id: randomUUID(),
         nonprofits: Object.fromEntries(
-          group.map(({ item }) => {
-            const { name, address } = nonprofits.get(item.email.recipient) as Nonprofit;
-            return [item.email.recipient, { name, address }];
-          }),
+          group.map(({ item, nonprofit: { name, address } }) => [item.email.recipient, { name, address }]),
         ),
       };
       await rendered.putSnapshot(job.jobId, snapshot);

@@ -181,7 +181,7 @@ function lostMessages(
   });
   const inChunks = new Set(recipients.filter((recipient) => states.get(recipient) === undefined));
   return [
-    ...chunkMessages(jobId, recipients, inChunks),
+    ...chunkMessages(jobId, recipients, { only: inChunks }),
     ...alone.map((recipient) => ({ job_id: jobId, recipient })),
   ];
 }

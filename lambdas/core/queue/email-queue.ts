@@ -34,13 +34,29 @@ export const recipientMessage = z.strictObject({
 });
 export type RecipientMessage = z.output<typeof recipientMessage>;
 
-/** A chunk of a job's recipients: `chunk` is its number in the job (see `RECIPIENTS_PER_MESSAGE`). */
-export const chunkMessage = z.strictObject({
-  job_id: z.uuid(),
-  chunk: z.number().int().min(0),
-  recipients: z.array(z.string().min(3)).min(1).max(RECIPIENTS_PER_MESSAGE),
-  deferrals,
-});
+/**
+ * A recipient's name and postal address as the registry held them when its chunk was queued (at
+ * acceptance, or when a scheduled job started): the consumer renders from them, and reads the
+ * registry only for a recipient queued without them (a retry, a chunk the sweeper recovered).
+ */
+const queuedNonprofit = z.strictObject({ name: z.string(), address: z.string() });
+export type QueuedNonprofit = z.output<typeof queuedNonprofit>;
+
+/**
+ * A chunk of a job's recipients: `chunk` is its number in the job (see `RECIPIENTS_PER_MESSAGE`);
+ * `nonprofits`, when present, the recipients' values, in the same order.
+ */
+export const chunkMessage = z
+  .strictObject({
+    job_id: z.uuid(),
+    chunk: z.number().int().min(0),
+    recipients: z.array(z.string().min(3)).min(1).max(RECIPIENTS_PER_MESSAGE),
+    nonprofits: z.array(queuedNonprofit).max(RECIPIENTS_PER_MESSAGE).optional(),
+    deferrals,
+  })
+  .refine((message) => !message.nonprofits || message.nonprofits.length === message.recipients.length, {
+    message: 'nonprofits must match recipients one for one',
+  });
 export type ChunkMessage = z.output<typeof chunkMessage>;
 
 export const emailMessage = z.union([chunkMessage, recipientMessage]);
@@ -52,16 +68,24 @@ export const recipientsOf = (message: EmailMessage): string[] =>
 
 /**
  * A job's recipients as its chunk messages: the nth ten of `recipients` (the job's stored order) is
- * chunk n. With `only`, each chunk carries just those of its recipients, and a chunk with none is left out.
+ * chunk n. With `only`, each chunk carries just those of its recipients, and a chunk with none is
+ * left out. With `values`, a chunk carries its recipients' names and addresses (`QueuedNonprofit`)
+ * when it has them for every one of them; otherwise none, and the consumer reads the registry.
  */
 export function chunkMessages(
   jobId: string,
   recipients: readonly string[],
-  only?: ReadonlySet<string>,
+  { only, values }: { only?: ReadonlySet<string>; values?: ReadonlyMap<string, QueuedNonprofit> } = {},
 ): ChunkMessage[] {
   return chunks(recipients, RECIPIENTS_PER_MESSAGE).flatMap((part, chunk) => {
     const kept = only ? part.filter((recipient) => only.has(recipient)) : part;
-    return kept.length > 0 ? [{ job_id: jobId, chunk, recipients: kept }] : [];
+    if (kept.length === 0) return [];
+    const found = values && kept.map((recipient) => values.get(recipient));
+    // Only the two values: the registry's other fields are not the message's to carry.
+    const carried = found?.every((value) => value !== undefined)
+      ? found.map(({ name, address }) => ({ name, address }))
+      : undefined;
+    return [{ job_id: jobId, chunk, recipients: kept, ...(carried ? { nonprofits: carried } : {}) }];
   });
 }
 
@@ -87,8 +111,13 @@ export interface EmailQueue {
 /** SQS hides a message for at most 12 hours. */
 const MAX_VISIBILITY_SECONDS = 12 * 60 * 60;
 
-/** SendMessageBatch takes at most 10 entries. */
+/**
+ * SendMessageBatch takes at most 10 entries, of at most 256 KiB together. A chunk carrying its
+ * nonprofits' values is at most about 24 KB (ten of a 254-character address, and a name and postal
+ * address of 200 and 500 three-byte characters), so ten fit today; the size is checked all the same.
+ */
 const BATCH_SIZE = 10;
+const BATCH_MAX_BYTES = 256 * 1024;
 const CONCURRENT_BATCHES = 16;
 const MAX_ATTEMPTS = 5;
 
@@ -119,11 +148,9 @@ export class SqsEmailQueue implements EmailQueue {
   }
 
   async enqueue(messages: readonly EmailMessage[]): Promise<void> {
-    await mapConcurrently(chunks(messages, BATCH_SIZE), CONCURRENT_BATCHES, async (batch) => {
-      let entries = batch.map((message, index) => ({
-        Id: String(index),
-        MessageBody: JSON.stringify(message),
-      }));
+    const bodies = messages.map((message) => JSON.stringify(message));
+    await mapConcurrently(sendBatches(bodies), CONCURRENT_BATCHES, async (batch) => {
+      let entries = batch.map((body, index) => ({ Id: String(index), MessageBody: body }));
       for (let attempt = 0; entries.length > 0; attempt++) {
         if (attempt > 0) await backoff(attempt, 50);
         const result = await this.client.send(
@@ -137,4 +164,23 @@ export class SqsEmailQueue implements EmailQueue {
       }
     });
   }
+}
+
+/** Message bodies in SendMessageBatch calls: ten at most, and within SQS's size for one call. */
+function sendBatches(bodies: readonly string[]): string[][] {
+  const batches: string[][] = [];
+  let current: string[] = [];
+  let bytes = 0;
+  for (const body of bodies) {
+    const size = Buffer.byteLength(body);
+    if (current.length === BATCH_SIZE || (current.length > 0 && bytes + size > BATCH_MAX_BYTES)) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(body);
+    bytes += size;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
 }

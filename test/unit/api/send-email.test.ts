@@ -117,9 +117,18 @@ describe('POST /send-email', () => {
     const messages = sqs
       .commandCalls(SendMessageBatchCommand)
       .flatMap((call) => call.args[0].input.Entries ?? []);
-    // Ten recipients a message, chunk by chunk in the job's stored order.
+    // Ten recipients a message, chunk by chunk in the job's stored order, each with the name and
+    // address the check read (and nothing else of the registry's item).
     expect(messages.map((entry) => JSON.parse(entry.MessageBody ?? '{}'))).toEqual([
-      { job_id: body.job_id, chunk: 0, recipients: ['a@example.org', 'b@example.org'] },
+      {
+        job_id: body.job_id,
+        chunk: 0,
+        recipients: ['a@example.org', 'b@example.org'],
+        nonprofits: [
+          { name: 'N', address: 'A' },
+          { name: 'N', address: 'A' },
+        ],
+      },
     ]);
   });
 

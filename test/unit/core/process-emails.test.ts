@@ -1258,6 +1258,49 @@ describe('processEmailBatch with chunk messages', () => {
     expect(transport.send).toHaveBeenCalledTimes(3);
   });
 
+  it('renders a chunk from the values it carries and reads no registry; reads it for a chunk without them', async () => {
+    const transport = accepting();
+    const { deps, chunk } = consumer({
+      transport,
+      // The registry has moved on since acceptance: renamed, and one deleted.
+      nonprofits: [nonprofit('a@example.org', { name: 'Renamed' })],
+      total: 3,
+    });
+    const getMany = vi.spyOn(deps.nonprofits, 'getMany');
+    const carried = people.map((_email, n) => ({ name: `Accepted ${n}`, address: `${n} Main St` }));
+
+    const result = await processEmailBatch(deps, [
+      {
+        ...chunk('m1', 0, people),
+        body: JSON.stringify({ ...JSON.parse(chunk('m1', 0, people).body), nonprofits: carried }),
+      },
+    ]);
+
+    expect(result).toMatchObject({ sent: 3, failed: { nonprofitDeleted: 0 } });
+    expect(getMany).not.toHaveBeenCalled();
+    const bodies = transport.send.mock.calls.map(([email]) => (email as RenderedEmail).text);
+    for (const n of [0, 1, 2]) expect(bodies.some((text) => text.startsWith(`Hi Accepted ${n}`))).toBe(true);
+
+    const other = consumer({ nonprofits: [nonprofit('a@example.org', { name: 'Renamed' })], total: 3 });
+    const read = vi.spyOn(other.deps.nonprofits, 'getMany');
+    expect(await processEmailBatch(other.deps, [other.chunk('m1', 0, people)])).toMatchObject({
+      sent: 1,
+      failed: { nonprofitDeleted: 2 },
+    });
+    expect(read).toHaveBeenCalledWith(people, { consistent: false });
+  });
+
+  it('drops a chunk whose values do not match its recipients one for one, as any malformed message', async () => {
+    const { deps, chunk, transport } = consumer({ nonprofits: registry, total: 3 });
+    const body = {
+      ...JSON.parse(chunk('m1', 0, people).body),
+      nonprofits: [{ name: 'Only one', address: 'A' }],
+    };
+    const result = await processEmailBatch(deps, [{ ...chunk('m1', 0, people), body: JSON.stringify(body) }]);
+    expect(result).toMatchObject({ sent: 0, retry: [] });
+    expect(transport.send).not.toHaveBeenCalled();
+  });
+
   it('takes a chunk over after its lease: sends only what has no outcome, and no copy twice', async () => {
     const transport = accepting();
     const { deps, deliveries, jobId, chunk, advance } = consumer({
@@ -1341,14 +1384,20 @@ describe('processEmailBatch with chunk messages', () => {
     });
     const releaseChunk = vi.spyOn(deliveries, 'releaseChunk');
 
-    const result = await processEmailBatch(deps, [chunk('m1', 4, people, { deferrals: 1 })]);
+    const carried = people.map((email) => ({ name: `Then ${email}`, address: 'Then' }));
+    const sent = chunk('m1', 4, people, { deferrals: 1 });
+    const result = await processEmailBatch(deps, [
+      { ...sent, body: JSON.stringify({ ...JSON.parse(sent.body), nonprofits: carried }) },
+    ]);
 
     expect(result).toMatchObject({ sent: 1, deferred: 2, retry: [] });
     expect(deferred).toHaveLength(1);
+    // The values travel on with the recipients that wait, in their order.
     expect(deferred[0]?.message).toEqual({
       job_id: jobId,
       chunk: 4,
       recipients: ['b@example.org', 'c@example.org'],
+      nonprofits: [carried[1], carried[2]],
       deferrals: 2,
     });
     // Doubled from the base wait: the message's second deferral.

@@ -1,5 +1,5 @@
 import type { NonprofitRepository } from '../../nonprofits/repository';
-import type { EmailQueue } from '../../queue/email-queue';
+import type { EmailQueue, QueuedNonprofit } from '../../queue/email-queue';
 import type { RecipientQuota } from '../../quota/recipient-quota';
 import type { SuppressionList } from '../../suppressions/repository';
 import type { SigningSecret } from '../../suppressions/unsubscribe-token';
@@ -131,6 +131,8 @@ export interface ChunkWait {
   chunk: number;
   token: string;
   recipients: string[];
+  /** The values the chunk carried of each waiting recipient, in the same order (see `QueuedNonprofit`). */
+  nonprofits: (QueuedNonprofit | undefined)[];
   /** The longest wait any of them asked for, in seconds, and the deferrals the message carries on. */
   delaySeconds: number;
   deferrals: number;

@@ -45,11 +45,13 @@ export async function waitInQueue(
       chunk: item.chunk.chunk,
       token,
       recipients: [],
+      nonprofits: [],
       delaySeconds: 0,
       deferrals: 0,
       release: true,
     };
     wait.recipients.push(item.email.recipient);
+    wait.nonprofits.push(item.queued);
     wait.delaySeconds = Math.max(wait.delaySeconds, delaySeconds);
     wait.deferrals = Math.max(wait.deferrals, nextDeferrals ?? 0);
     wait.release &&= release;
@@ -89,6 +91,7 @@ export async function returnWaitingChunks(run: BatchRun): Promise<void> {
           job_id: wait.job,
           chunk: wait.chunk,
           recipients: wait.recipients,
+          ...(wait.nonprofits.every((value) => value !== undefined) ? { nonprofits: wait.nonprofits } : {}),
           ...(wait.deferrals > 0 ? { deferrals: wait.deferrals } : {}),
         },
         delaySeconds: wait.delaySeconds,

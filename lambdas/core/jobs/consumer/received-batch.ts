@@ -2,6 +2,7 @@ import {
   type ChunkMessage,
   type EmailMessage,
   emailMessage,
+  type QueuedNonprofit,
   type RecipientMessage,
 } from '../../queue/email-queue';
 import { compileTemplate, type TemplatePart } from '../../templates/template';
@@ -53,22 +54,32 @@ function parse(message: ReceivedMessage): EmailMessage | undefined {
 /**
  * One recipient of a received message. `email` is the recipient's part of it; `chunk`, when the
  * message carried a chunk of the job (see `ChunkClaims`), the whole of it: its items share the
- * message, the chunk's claim, and a fate when they must wait.
+ * message, the chunk's claim, and a fate when they must wait. `queued`: the nonprofit's values the
+ * chunk carried, when it did (otherwise the registry is read).
  */
-export type Item = { message: ReceivedMessage; email: RecipientMessage; chunk?: ChunkMessage };
+export type Item = {
+  message: ReceivedMessage;
+  email: RecipientMessage;
+  chunk?: ChunkMessage;
+  queued?: QueuedNonprofit;
+};
 
 /** A message's recipients, an item each. */
 function itemsOf(message: ReceivedMessage, email: EmailMessage): Item[] {
   if ('recipient' in email) return [{ message, email }];
-  return email.recipients.map((recipient) => ({
-    message,
-    email: {
-      job_id: email.job_id,
-      recipient,
-      ...(email.deferrals === undefined ? {} : { deferrals: email.deferrals }),
-    },
-    chunk: email,
-  }));
+  return email.recipients.map((recipient, index) => {
+    const queued = email.nonprofits?.[index];
+    return {
+      message,
+      email: {
+        job_id: email.job_id,
+        recipient,
+        ...(email.deferrals === undefined ? {} : { deferrals: email.deferrals }),
+      },
+      chunk: email,
+      ...(queued ? { queued } : {}),
+    };
+  });
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { Nonprofit } from '../../nonprofits/nonprofit';
 import type { Suppression } from '../../suppressions/suppression';
 import { signUnsubscribeToken } from '../../suppressions/unsubscribe-token';
 import { DeliveryError, type RenderedEmail } from '../../transport/transport';
@@ -52,6 +53,8 @@ export type ToSend = {
   base: OutcomeBase;
   body: RenderedBody;
   copiesSent: Readonly<Record<string, string>>;
+  /** The values it was rendered with (kept in the batch's snapshot when rendered emails are kept). */
+  nonprofit: Pick<Nonprofit, 'name' | 'address'>;
 };
 
 /**

@@ -1,0 +1,38 @@
+import { relative } from 'node:path';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/**
+ * The files that take longest, longest first, as measured in a clean-clone `.ci/run` (seconds on an
+ * idle 2-core machine). Without vitest's cache of durations (a clean clone has none) it starts files
+ * by size, and a three-minute file started last was the suite's tail. Starting the longest first
+ * (the classic longest-processing-time rule) keeps the workers evenly busy to the end. A file not
+ * listed runs after these; the list only orders, so a stale figure costs time, never a failure.
+ */
+const MEASURED_SECONDS: Record<string, number> = {
+  'test/e2e/email-jobs.test.ts': 178,
+  'test/e2e/dynamodb-outage.test.ts': 129,
+  'test/e2e/lifecycle.test.ts': 113,
+  'test/e2e/nonprofits-api.test.ts': 105,
+  'test/e2e/job-control.test.ts': 105,
+  'test/integration/email-pipeline.test.ts': 91,
+  'test/e2e/fuzz.test.ts': 76,
+  'test/e2e/usage-plan.test.ts': 45,
+  'test/infra/delivery.test.ts': 30,
+  'test/infra/sender-identity.test.ts': 26,
+  'test/infra/bundles.test.ts': 18,
+  'test/infra/stack.test.ts': 18,
+  'test/integration/iam-gate.test.ts': 17,
+};
+
+export default class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const seconds = (spec: TestSpecification) =>
+      MEASURED_SECONDS[relative(spec.project.config.root, spec.moduleId).split('\\').join('/')] ?? 0;
+    // Stable: files not listed keep the base sequencer's order among themselves.
+    return sorted
+      .map((spec, index) => ({ spec, index }))
+      .sort((a, b) => seconds(b.spec) - seconds(a.spec) || a.index - b.index)
+      .map(({ spec }) => spec);
+  }
+}
