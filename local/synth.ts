@@ -1,5 +1,15 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUNDLES_BY_INPUTS_CONTEXT, bundleFingerprint, fingerprintOf } from '../lib/bundle-fingerprint';
@@ -60,6 +70,14 @@ function localSenderDomain(projectContext: Record<string, unknown>): Record<stri
 /** Beside the assembly: what it was synthesized from, and the configuration the app read. */
 const MEMO_FILE = 'local-synthesis.json';
 
+/**
+ * Syntheses shared by every state folder on this machine, a file per synthesis key (the template
+ * and the configuration): a runtime started on a new folder (each end-to-end test's, a developer's
+ * second checkout of the same code) then loads neither the CDK nor cdk-nag, seconds of CPU each time.
+ */
+export const DEFAULT_SYNTHESIS_CACHE = join('node_modules', '.cache', 'nonprofit-mailer', 'syntheses');
+const SHARED_SYNTHESIS_KEPT_MS = 3 * 24 * 3600 * 1000;
+
 interface SynthesisMemo {
   key: string;
   config: MailerConfig;
@@ -79,12 +97,13 @@ interface SynthesisMemo {
 export async function synthesizeStack(
   outdir: string,
   bundles: BundleCache = new BundleCache(join(PROJECT_ROOT, DEFAULT_BUNDLE_CACHE)),
+  syntheses: string = join(PROJECT_ROOT, DEFAULT_SYNTHESIS_CACHE),
 ): Promise<SynthesizedStack> {
   const cdkJson = JSON.parse(readFileSync(`${PROJECT_ROOT}cdk.json`, 'utf8')) as {
     context?: Record<string, unknown>;
   };
   const key = synthesisKey(cdkJson.context ?? {});
-  const memo = readMemo(outdir, key);
+  const memo = readMemo(outdir, key) ?? sharedSynthesis(syntheses, key, outdir, bundles);
   if (memo) {
     // Marked as used, so a cache shared with other checkouts keeps them.
     bundles.touch(assetFolders(memo.template));
@@ -108,10 +127,58 @@ export async function synthesizeStack(
   bundles.keepFrom(assembly.directory, assetFolders(template));
   const config = readConfig(app.node);
   // Written whole, then renamed into place: a reader never sees half a memo.
-  const memoFile = join(assembly.directory, MEMO_FILE);
-  writeFileSync(`${memoFile}.${process.pid}`, JSON.stringify({ key, config } satisfies SynthesisMemo));
-  renameSync(`${memoFile}.${process.pid}`, memoFile);
+  writeWhole(join(assembly.directory, MEMO_FILE), JSON.stringify({ key, config } satisfies SynthesisMemo));
+  try {
+    mkdirSync(syntheses, { recursive: true });
+    writeWhole(
+      join(syntheses, `${key}.json`),
+      JSON.stringify({ key, config, template } satisfies SharedSynthesis),
+    );
+    // Each change of the code or context makes a new one: those unused for days go.
+    for (const name of readdirSync(syntheses)) {
+      const file = join(syntheses, name);
+      if (Date.now() - statSync(file).mtimeMs > SHARED_SYNTHESIS_KEPT_MS) rmSync(file, { force: true });
+    }
+  } catch {
+    // Only a saving: the next new folder synthesizes again.
+  }
   return { template, outdir: assembly.directory, config };
+}
+
+/** Written beside, then renamed into place: a reader (another runtime starting) never sees half a file. */
+function writeWhole(file: string, content: string): void {
+  writeFileSync(`${file}.${process.pid}`, content);
+  renameSync(`${file}.${process.pid}`, file);
+}
+
+interface SharedSynthesis extends SynthesisMemo {
+  template: CfnTemplate;
+}
+
+/**
+ * The synthesis of the same inputs made for another folder, set up in this one (its template, its
+ * memo, links to its bundles), when the shared cache holds it and every bundle it names is cached.
+ */
+function sharedSynthesis(
+  syntheses: string,
+  key: string,
+  outdir: string,
+  bundles: BundleCache,
+): Omit<SynthesizedStack, 'outdir'> | undefined {
+  let shared: SharedSynthesis;
+  try {
+    shared = JSON.parse(readFileSync(join(syntheses, `${key}.json`), 'utf8')) as SharedSynthesis;
+  } catch {
+    return undefined;
+  }
+  if (shared.key !== key) return undefined;
+  const now = new Date();
+  utimesSync(join(syntheses, `${key}.json`), now, now);
+  bundles.lendTo(outdir);
+  if (!assetFolders(shared.template).every((folder) => existsSync(join(outdir, folder)))) return undefined;
+  writeWhole(join(outdir, `${STACK_NAME}.template.json`), JSON.stringify(shared.template, undefined, 1));
+  writeWhole(join(outdir, MEMO_FILE), JSON.stringify({ key, config: shared.config } satisfies SynthesisMemo));
+  return { template: shared.template, config: shared.config };
 }
 
 /**
