@@ -165,20 +165,24 @@ function sharedSynthesis(
   outdir: string,
   bundles: BundleCache,
 ): Omit<SynthesizedStack, 'outdir'> | undefined {
-  let shared: SharedSynthesis;
   try {
-    shared = JSON.parse(readFileSync(join(syntheses, `${key}.json`), 'utf8')) as SharedSynthesis;
+    const file = join(syntheses, `${key}.json`);
+    const shared = JSON.parse(readFileSync(file, 'utf8')) as SharedSynthesis;
+    if (shared.key !== key || !shared.template?.Resources) return undefined;
+    const now = new Date();
+    utimesSync(file, now, now);
+    bundles.lendTo(outdir);
+    if (!assetFolders(shared.template).every((folder) => existsSync(join(outdir, folder)))) return undefined;
+    writeWhole(join(outdir, `${STACK_NAME}.template.json`), JSON.stringify(shared.template, undefined, 1));
+    writeWhole(
+      join(outdir, MEMO_FILE),
+      JSON.stringify({ key, config: shared.config } satisfies SynthesisMemo),
+    );
+    return { template: shared.template, config: shared.config };
   } catch {
+    // Gone (pruned by another process a moment ago) or unreadable: synthesize.
     return undefined;
   }
-  if (shared.key !== key) return undefined;
-  const now = new Date();
-  utimesSync(join(syntheses, `${key}.json`), now, now);
-  bundles.lendTo(outdir);
-  if (!assetFolders(shared.template).every((folder) => existsSync(join(outdir, folder)))) return undefined;
-  writeWhole(join(outdir, `${STACK_NAME}.template.json`), JSON.stringify(shared.template, undefined, 1));
-  writeWhole(join(outdir, MEMO_FILE), JSON.stringify({ key, config: shared.config } satisfies SynthesisMemo));
-  return { template: shared.template, config: shared.config };
 }
 
 /**
@@ -186,11 +190,14 @@ function sharedSynthesis(
  * esbuild), the project's context and the caller's `CDK_CONTEXT_JSON`.
  */
 function synthesisKey(projectContext: Record<string, unknown>): string {
-  return createHash('sha256')
-    .update(fingerprintOf(['lib', 'bin/app.ts', 'package.json']))
-    .update(bundleFingerprint())
-    .update(JSON.stringify({ LOCAL_CONTEXT, projectContext, env: process.env.CDK_CONTEXT_JSON ?? '' }))
-    .digest('hex');
+  return (
+    createHash('sha256')
+      // This file too: how it synthesizes (the context it adds) shapes the template a key names.
+      .update(fingerprintOf(['lib', 'bin/app.ts', 'package.json', 'local/synth.ts']))
+      .update(bundleFingerprint())
+      .update(JSON.stringify({ LOCAL_CONTEXT, projectContext, env: process.env.CDK_CONTEXT_JSON ?? '' }))
+      .digest('hex')
+  );
 }
 
 /** The synthesis already in the folder, if it was made from the same inputs and its bundles are all there. */

@@ -43,6 +43,21 @@ const PIPELINE_RENDER_SETTINGS = { maxRenderedBytes: 256 * 1024, defaultSubject:
 export const PIPELINE_LINK_SECRET = 'pipeline-link-secret-'.padEnd(64, 'x');
 export const PIPELINE_UNSUBSCRIBE_URL = 'https://mail.example.org/v1/unsubscribe';
 
+/**
+ * A consumer invocation's context with a real deadline, `timeoutMs` from now. As in the stack, a
+ * claim's lease outlasts the consumer's timeout (twice a timeout under 5 s): a consumer told it had
+ * time for ever could still be sending a chunk whose lease another consumer has taken over, on a
+ * machine slow enough, and mail its recipients twice.
+ */
+function invocationContext(timeoutMs: number): Context {
+  const endsAt = Date.now() + timeoutMs;
+  return {
+    ...lambdaContext,
+    awsRequestId: randomUUID(),
+    getRemainingTimeInMillis: () => Math.max(0, endsAt - Date.now()),
+  };
+}
+
 /** Where the pipeline sends from, as the stack's `fromAddress`. */
 export const PIPELINE_FROM = 'news@pipeline.example.org';
 
@@ -78,11 +93,12 @@ export async function startPipeline(options: PipelineOptions = {}) {
   });
   const jobs = new DynamoJobStore({ client, tableName: tableNamed('DataJobs') });
   const contents = new DynamoJobContents({ client, tableName: tableNamed('DataJobContents') });
+  const leaseMs = options.leaseMs ?? 3_000;
   const deliveries = new DynamoDeliveries({
     client,
     jobsTable: tableNamed('DataJobs'),
     deliveriesTable: tableNamed('DataDeliveries'),
-    leaseMs: options.leaseMs ?? 3_000,
+    leaseMs,
     // As the functions do: a large job's deliveries are spread over the keys its content names.
     shardsOf: async (jobId) => (await contents.content(jobId))?.delivery_shards ?? 1,
   });
@@ -139,7 +155,7 @@ export async function startPipeline(options: PipelineOptions = {}) {
       batchingWindowMs: 100,
       maxConcurrency: options.concurrency ?? 4,
       reportBatchItemFailures: true,
-      invoke: (event) => asInvocation(() => consumer(event as SQSEvent, lambdaContext)),
+      invoke: (event) => asInvocation(() => consumer(event as SQSEvent, invocationContext(leaseMs / 2))),
       log,
     }),
     new QueueEventSource({

@@ -76,7 +76,8 @@ function replayOrConflict(existing: JobRecord, hash: string, apiKeyId: string): 
  * Every recipient's nonprofit, or a 404 naming each address that is not registered (the message
  * names the first ten; `details` all of them, by their index in the request). Read eventually
  * consistent (half the cost), then strongly consistent for any not found: a nonprofit registered a
- * moment ago is found, and one deleted a moment ago fails at send time as one deleted later would.
+ * moment ago is found. One deleted a moment ago may still be read, and is then mailed with the
+ * values read, as one deleted after the acceptance would be.
  */
 export async function requireRegistered(
   nonprofits: Pick<NonprofitRepository, 'getMany'>,

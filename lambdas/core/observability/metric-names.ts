@@ -17,7 +17,7 @@ export const METRIC = {
   emailsCancelled: 'EmailsCancelled',
   /** Recipients a retry of a job's failures enqueued again. */
   recipientsRetried: 'RecipientsRetried',
-  /** Failed because the nonprofit was deleted after the job was accepted. */
+  /** Failed because the nonprofit was deleted before a recipient queued without its values was sent. */
   emailsFailedNonprofitDeleted: 'EmailsFailedNonprofitDeleted',
   /** Failed because the transport refused the email for good. */
   emailsFailedRejected: 'EmailsFailedRejected',

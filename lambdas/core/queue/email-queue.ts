@@ -35,9 +35,9 @@ export const recipientMessage = z.strictObject({
 export type RecipientMessage = z.output<typeof recipientMessage>;
 
 /**
- * A recipient's name and postal address as the registry held them when its chunk was queued (at
- * acceptance, or when a scheduled job started): the consumer renders from them, and reads the
- * registry only for a recipient queued without them (a retry, a chunk the sweeper recovered).
+ * A recipient's name and postal address as the registry held them when the job was accepted: the
+ * consumer renders from them, and reads the registry only for a recipient queued without them (a
+ * scheduled job's, a retry's, a chunk the sweeper recovered).
  */
 const queuedNonprofit = z.strictObject({ name: z.string(), address: z.string() });
 export type QueuedNonprofit = z.output<typeof queuedNonprofit>;
@@ -113,8 +113,9 @@ const MAX_VISIBILITY_SECONDS = 12 * 60 * 60;
 
 /**
  * SendMessageBatch takes at most 10 entries, of at most 256 KiB together. A chunk carrying its
- * nonprofits' values is at most about 24 KB (ten of a 254-character address, and a name and postal
- * address of 200 and 500 three-byte characters), so ten fit today; the size is checked all the same.
+ * nonprofits' values is about 24 KB at most in ordinary text (ten of a 254-character address, and a
+ * name and postal address of 200 and 500 three-byte characters), up to about 45 KB when every
+ * character is written as a six-byte escape: so the size is checked.
  */
 const BATCH_SIZE = 10;
 const BATCH_MAX_BYTES = 256 * 1024;
@@ -131,7 +132,7 @@ export class SqsEmailQueue implements EmailQueue {
     await this.client.send(
       new SendMessageCommand({
         QueueUrl: this.queueUrl,
-        MessageBody: JSON.stringify(message),
+        MessageBody: messageBody(message),
         DelaySeconds: Math.max(0, Math.min(MAX_DELAY_SECONDS, Math.round(delaySeconds))),
       }),
     );
@@ -148,7 +149,7 @@ export class SqsEmailQueue implements EmailQueue {
   }
 
   async enqueue(messages: readonly EmailMessage[]): Promise<void> {
-    const bodies = messages.map((message) => JSON.stringify(message));
+    const bodies = messages.map(messageBody);
     await mapConcurrently(sendBatches(bodies), CONCURRENT_BATCHES, async (batch) => {
       let entries = batch.map((body, index) => ({ Id: String(index), MessageBody: body }));
       for (let attempt = 0; entries.length > 0; attempt++) {
@@ -166,8 +167,15 @@ export class SqsEmailQueue implements EmailQueue {
   }
 }
 
+/**
+ * A message's body for SQS, which refuses U+FFFE and U+FFFF in a message (and with it the whole
+ * batch) though they are valid in a nonprofit's name: written as JSON escapes, which parse back the same.
+ */
+export const messageBody = (message: EmailMessage): string =>
+  JSON.stringify(message).replace(/[\uFFFE\uFFFF]/g, (found) => `\\u${found.charCodeAt(0).toString(16)}`);
+
 /** Message bodies in SendMessageBatch calls: ten at most, and within SQS's size for one call. */
-function sendBatches(bodies: readonly string[]): string[][] {
+export function sendBatches(bodies: readonly string[]): string[][] {
   const batches: string[][] = [];
   let current: string[] = [];
   let bytes = 0;

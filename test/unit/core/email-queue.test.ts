@@ -10,8 +10,10 @@ import {
   type ChunkMessage,
   chunkMessage,
   chunkMessages,
+  messageBody,
   RECIPIENTS_PER_MESSAGE,
   SqsEmailQueue,
+  sendBatches,
 } from '../../../lambdas/core/queue/email-queue';
 
 const JOB = '0b6f1c52-5f1e-4d0c-9a34-7d1b1f0c2a11';
@@ -91,5 +93,27 @@ describe('SqsEmailQueue.enqueue', () => {
       expect(bytes).toBeLessThanOrEqual(256 * 1024);
       expect(entries.length).toBeLessThanOrEqual(10);
     }
+  });
+});
+
+describe('sendBatches', () => {
+  it('starts a new batch before the bodies would pass 256 KiB, and at ten bodies', () => {
+    const big = 'x'.repeat(60 * 1024);
+    const batches = sendBatches([big, big, big, big, big, 'a', 'b']);
+    expect(batches.map((batch) => batch.length)).toEqual([4, 3]);
+    expect(sendBatches(Array.from({ length: 23 }, () => 'small')).map((batch) => batch.length)).toEqual([
+      10, 10, 3,
+    ]);
+  });
+});
+
+describe('messageBody', () => {
+  it('writes the two characters SQS refuses as JSON escapes, which parse back to the same values', () => {
+    const [message] = chunkMessages(JOB, ['a@example.org'], {
+      values: new Map([['a@example.org', { name: 'Odd \uFFFE name \uFFFF', address: 'A' }]]),
+    }) as [ChunkMessage];
+    const body = messageBody(message);
+    expect(body).not.toMatch(/[\uFFFE\uFFFF]/);
+    expect(JSON.parse(body)).toEqual(message);
   });
 });

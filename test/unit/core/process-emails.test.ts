@@ -1278,8 +1278,15 @@ describe('processEmailBatch with chunk messages', () => {
 
     expect(result).toMatchObject({ sent: 3, failed: { nonprofitDeleted: 0 } });
     expect(getMany).not.toHaveBeenCalled();
-    const bodies = transport.send.mock.calls.map(([email]) => (email as RenderedEmail).text);
-    for (const n of [0, 1, 2]) expect(bodies.some((text) => text.startsWith(`Hi Accepted ${n}`))).toBe(true);
+    // Each recipient with its own values, not a neighbour's.
+    const textTo = new Map(
+      transport.send.mock.calls.map(([email]) => [
+        (email as RenderedEmail).to,
+        (email as RenderedEmail).text,
+      ]),
+    );
+    for (const [n, person] of people.entries())
+      expect(textTo.get(person)?.startsWith(`Hi Accepted ${n}`)).toBe(true);
 
     const other = consumer({ nonprofits: [nonprofit('a@example.org', { name: 'Renamed' })], total: 3 });
     const read = vi.spyOn(other.deps.nonprofits, 'getMany');
