@@ -36,9 +36,11 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/support/dynamodb-global-setup.ts'],
           setupFiles: ['test/support/lambda-env.ts'],
-          // One DynamoDB Local for all files, each file with its own set of tables, so they run at
-          // once: a project that ran one file at a time would run after all the others (vitest
-          // groups it apart), a serial tail on the suite's wall time.
+          // One DynamoDB Local for all files, each file with its own set of tables. They still run
+          // one at a time, after the other projects (vitest groups such a project apart): run beside
+          // the end-to-end files, the pipeline's sweeper and lease tests took twice as long and
+          // failed on a loaded machine (two clean-clone runs), and the suite was no faster.
+          fileParallelism: false,
           // Bounds on a hung test, not speed targets: a loaded 2-core machine runs these several times slower.
           testTimeout: 120_000,
           hookTimeout: 120_000,

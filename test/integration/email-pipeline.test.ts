@@ -312,6 +312,9 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     let loseMessages = true;
     const p = await startPipeline({
       concurrency: 1,
+      // A consumer out of time puts what is left back as a new message, which this test would take
+      // for a copy: the one consumer (no other can take its chunks over) has time for its batches.
+      consumerTimeoutMs: 60_000,
       // This is about the sweeper and the queue: the ledger-only transport keeps the backlog quick.
       transport: () => new RecordTransport(),
       queue: (real) => ({

@@ -14,14 +14,12 @@ const MEASURED_SECONDS: Record<string, number> = {
   'test/e2e/lifecycle.test.ts': 113,
   'test/e2e/nonprofits-api.test.ts': 105,
   'test/e2e/job-control.test.ts': 105,
-  'test/integration/email-pipeline.test.ts': 91,
   'test/e2e/fuzz.test.ts': 76,
   'test/e2e/usage-plan.test.ts': 45,
   'test/infra/delivery.test.ts': 30,
   'test/infra/sender-identity.test.ts': 26,
   'test/infra/bundles.test.ts': 18,
   'test/infra/stack.test.ts': 18,
-  'test/integration/iam-gate.test.ts': 17,
 };
 
 export default class LongestFirst extends BaseSequencer {

@@ -75,6 +75,11 @@ export interface PipelineOptions {
   /** Wraps the consumer invocation, to make it fail after (or instead of) its work. */
   consumer?: (real: SqsHandler) => SqsHandler;
   concurrency?: number;
+  /**
+   * Each consumer invocation's timeout: half the lease by default, as in the stack. Longer only where
+   * one consumer runs (nothing can take its chunks over) and no email may wait for time.
+   */
+  consumerTimeoutMs?: number;
   /** Messages per consumer batch (10, as the stack's default). */
   batchSize?: number;
 }
@@ -155,7 +160,10 @@ export async function startPipeline(options: PipelineOptions = {}) {
       batchingWindowMs: 100,
       maxConcurrency: options.concurrency ?? 4,
       reportBatchItemFailures: true,
-      invoke: (event) => asInvocation(() => consumer(event as SQSEvent, invocationContext(leaseMs / 2))),
+      invoke: (event) =>
+        asInvocation(() =>
+          consumer(event as SQSEvent, invocationContext(options.consumerTimeoutMs ?? leaseMs / 2)),
+        ),
       log,
     }),
     new QueueEventSource({
