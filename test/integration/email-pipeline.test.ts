@@ -216,7 +216,11 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     });
   });
 
-  it('mails each nonprofit as the registry held it at acceptance: a rename or delete after it changes nothing sent', async () => {
+  /**
+   * A job of four accepted with its messages held back; then its second nonprofit renamed and its
+   * third deleted, before the messages are enqueued.
+   */
+  const acceptedThenChanged = async () => {
     let enqueued: Parameters<EmailQueue['enqueue']>[0] = [];
     const holdBack = (): Pick<EmailQueue, 'enqueue'> => ({
       enqueue: async (messages) => {
@@ -226,9 +230,14 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
     const p = await run({ queue: holdBack });
     const recipients = await p.registerNonprofits(4);
     const { job } = await p.submit(recipients);
+    await p.nonprofits.update(recipients[1] as string, { name: 'Renamed Later', address: '9 Elsewhere' });
+    await p.nonprofits.delete(recipients[2] as string);
+    return { p, recipients, job, enqueued };
+  };
+
+  it('mails each nonprofit as the registry held it at acceptance: a rename or delete after it changes nothing sent', async () => {
+    const { p, recipients, job, enqueued } = await acceptedThenChanged();
     const [renamed, deleted] = [recipients[1] as string, recipients[2] as string];
-    await p.nonprofits.update(renamed, { name: 'Renamed Later', address: '9 Elsewhere' });
-    await p.nonprofits.delete(deleted);
     await p.queue.enqueue(enqueued);
 
     await expectExactlyOnce(p, job.job_id, recipients, { sent: 4, failed: 0 });
@@ -241,17 +250,7 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
   });
 
   it("reads the registry for a chunk queued without its values (the sweeper's), and fails one deleted since, without retrying it", async () => {
-    let enqueued: Parameters<EmailQueue['enqueue']>[0] = [];
-    const holdBack = (): Pick<EmailQueue, 'enqueue'> => ({
-      enqueue: async (messages) => {
-        enqueued = messages;
-      },
-    });
-    const p = await run({ queue: holdBack });
-    const recipients = await p.registerNonprofits(4);
-    const { job } = await p.submit(recipients);
-    await p.nonprofits.update(recipients[1] as string, { name: 'Renamed Later', address: '9 Elsewhere' });
-    await p.nonprofits.delete(recipients[2] as string);
+    const { p, recipients, job, enqueued } = await acceptedThenChanged();
     // As the sweeper enqueues a lost chunk: its recipients only.
     await p.queue.enqueue(
       enqueued.map((message) => ('recipients' in message ? { ...message, nonprofits: undefined } : message)),
