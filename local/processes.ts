@@ -19,6 +19,17 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The port a server given port 0 listens on. The emulators take a port to listen on: given 0, the
+ * system picks one as it binds, so no other process can take it between a pick and the listen
+ * (`freePort`'s race, likelier with test files starting engines at once).
+ */
+export function listeningPort(server: Server, what: string): number {
+  const address = server.listening ? server.address() : null;
+  if (typeof address !== 'object' || address === null) throw new Error(`${what} is not listening`);
+  return address.port;
+}
+
 /** Closes an HTTP server now: open keep-alive connections would hold `close` until they time out. */
 export function closeServer(server: Server): Promise<void> {
   server.closeAllConnections();

@@ -4,7 +4,7 @@ import { SESv2Client } from '@aws-sdk/client-sesv2';
 import { LOCAL_CREDENTIALS } from './dynamodb';
 import { type InboxEmail, startInbox, type TakenSend } from './inbox';
 import { type LocalAnswer, startObservingProxy } from './observing-proxy';
-import { closeServer, freePort } from './processes';
+import { closeServer, listeningPort } from './processes';
 import { LOCAL_REGION } from './template';
 
 /**
@@ -90,10 +90,9 @@ export async function startLocalSes(options: LocalSesOptions = {}): Promise<Loca
     );
     process.env.AWS_SES_ACCOUNT = accountSetHere;
   }
-  const port = await freePort();
-  const server: Server = await createSesServer({ host: '127.0.0.1', port });
+  const server: Server = await createSesServer({ host: '127.0.0.1', port: 0 });
   // Express 5 hands a listen error to the callback, which the package resolves with all the same.
-  if (!server.listening) throw new Error(`Local SES could not listen on 127.0.0.1:${port}`);
+  const port = listeningPort(server, 'Local SES');
   const emulator = `http://127.0.0.1:${port}`;
   // The emulator keeps every email too (its viewer at its root): emptied with the inbox, so a long
   // run does not grow it without end.

@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { CreateQueueCommand, SetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { createSqsServer } from 'local-aws-sqs';
 import { LOCAL_CREDENTIALS } from './dynamodb';
-import { closeServer, freePort } from './processes';
+import { closeServer, listeningPort } from './processes';
 import {
   type CfnTemplate,
   type IntrinsicResolver,
@@ -25,15 +25,15 @@ export interface LocalQueue {
 
 /** local-aws-sqs: an in-process SQS speaking the SDK's JSON protocol. Its queues live in memory. */
 export async function startLocalSqs(): Promise<LocalSqs> {
-  const port = await freePort();
   const server: Server = await createSqsServer({
-    port,
+    port: 0,
     hostname: '127.0.0.1',
     accountId: LOCAL_ACCOUNT,
     region: LOCAL_REGION,
     // Queues are made anew at each start; AWS's 60-second wait before reusing a name would only slow that.
     emulateQueueCreationLifecycle: false,
   });
+  const port = listeningPort(server, 'Local SQS');
   return {
     endpoint: `http://127.0.0.1:${port}`,
     stop: () => closeServer(server),
