@@ -637,11 +637,17 @@ describe('email jobs over HTTP on the local runtime', () => {
     // none twice. Besides those not sent before the kill, only emails being handed to SES at the kill
     // (their message id not written yet: the README's window that can send twice) go again, at most
     // the sends the consumers had under way.
+    // The README's other window: a send SES did not answer in time (the local SES, on a loaded
+    // machine, past the client's 3 s) may have left, and goes again after its claim's lease. Only
+    // such a recipient may be in the inbox twice, each once more at most.
     const resent = (await readInbox(runtime.inboxUrl)).flatMap((email) => email.destination.to);
+    const unanswered = runtime.output.filter(
+      (line) => line.includes('The transport did not answer') && line.includes(jobId),
+    ).length;
     expect(resent.length).toBeLessThanOrEqual(
-      recipients.length - Number(midway.sent) + CONSUMERS * SEND_CONCURRENCY,
+      recipients.length - Number(midway.sent) + CONSUMERS * SEND_CONCURRENCY + unanswered,
     );
-    expect(new Set(resent).size).toBe(resent.length);
+    expect(resent.length - new Set(resent).size).toBeLessThanOrEqual(unanswered);
     const pending = await api('GET', `/jobs/${jobId}/emails?status=pending&limit=100`);
     expect(pending.body.emails).toEqual([]);
     // The event log is kept across the kill, as the outbox's stream position is: each fact told once.
