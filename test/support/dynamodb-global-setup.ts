@@ -16,9 +16,9 @@ const INTEGRATION_DIR = new URL('../integration/', import.meta.url);
 
 /**
  * One DynamoDB Local for the whole integration run (in memory: every test makes its own data), and
- * in it one set of the synthesized template's tables per test file. The files then run at once
- * without meeting: the sweeper's and the scheduled starter's tests see every running or scheduled job
- * of their table, the reputation guard keeps one record, and the outbox tests read a whole stream.
+ * in it one set of the synthesized template's tables per test file, so no file meets another's
+ * data: the sweeper's and the scheduled starter's tests see every running or scheduled job of their
+ * table, the reputation guard keeps one record, and the outbox tests read a whole stream.
  * Teardown stops the engine's process group.
  */
 export default async function setup(project: TestProject) {

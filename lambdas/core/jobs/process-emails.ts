@@ -42,8 +42,8 @@ export { recordDeadLetters } from './consumer/dead-letters';
  * recipient is claimed before it is sent (see `DeliveryClaims`), so a duplicate message, a retry
  * after a failed recording, a consumer that throws or times out, never sends an email twice. A
  * recipient queued without its nonprofit's values whose nonprofit was deleted since (see
- * `QueuedNonprofit`), or whose email renders too large, fails at once; a throttled, unavailable or paused transport makes the email wait in the
- * queue, uncounted.
+ * `QueuedNonprofit`), or whose email renders too large, fails at once; a throttled, unavailable or
+ * paused transport makes the email wait in the queue, uncounted.
  */
 export async function processEmailBatch(
   deps: ProcessEmailsDependencies,

@@ -80,13 +80,21 @@ export function chunkMessages(
   return chunks(recipients, RECIPIENTS_PER_MESSAGE).flatMap((part, chunk) => {
     const kept = only ? part.filter((recipient) => only.has(recipient)) : part;
     if (kept.length === 0) return [];
-    const found = values && kept.map((recipient) => values.get(recipient));
-    // Only the two values: the registry's other fields are not the message's to carry.
-    const carried = found?.every((value) => value !== undefined)
-      ? found.map(({ name, address }) => ({ name, address }))
-      : undefined;
+    const carried = values && carriedValues(kept.map((recipient) => values.get(recipient)));
     return [{ job_id: jobId, chunk, recipients: kept, ...(carried ? { nonprofits: carried } : {}) }];
   });
+}
+
+/**
+ * What a chunk carries of its recipients' values (in their order): all of them, or none (the
+ * consumer then reads the registry). Only the two values: a registry item's other fields are not
+ * the message's to carry.
+ */
+export function carriedValues(
+  values: readonly (QueuedNonprofit | undefined)[],
+): QueuedNonprofit[] | undefined {
+  if (!values.every((value) => value !== undefined)) return undefined;
+  return (values as QueuedNonprofit[]).map(({ name, address }) => ({ name, address }));
 }
 
 /** SQS delays a message by at most 15 minutes. */

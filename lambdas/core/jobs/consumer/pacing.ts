@@ -1,4 +1,4 @@
-import { type EmailMessage, MAX_DELAY_SECONDS } from '../../queue/email-queue';
+import { carriedValues, type EmailMessage, MAX_DELAY_SECONDS } from '../../queue/email-queue';
 import { type BatchRun, errorText } from './batch';
 import type { CompiledJob, Item } from './received-batch';
 
@@ -81,6 +81,7 @@ export async function returnWaitingChunks(run: BatchRun): Promise<void> {
   await Promise.all(
     [...run.waiting].map(async ([messageId, wait]) => {
       if (returning.has(messageId)) return;
+      const carried = carriedValues(wait.nonprofits);
       await putBack(run, {
         jobId: wait.job,
         messageId,
@@ -91,7 +92,7 @@ export async function returnWaitingChunks(run: BatchRun): Promise<void> {
           job_id: wait.job,
           chunk: wait.chunk,
           recipients: wait.recipients,
-          ...(wait.nonprofits.every((value) => value !== undefined) ? { nonprofits: wait.nonprofits } : {}),
+          ...(carried ? { nonprofits: carried } : {}),
           ...(wait.deferrals > 0 ? { deferrals: wait.deferrals } : {}),
         },
         delaySeconds: wait.delaySeconds,
