@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiResponsesObject } from 'zod-openapi';
+import { auditQuery } from '../lambdas/core/audit/audit';
 import { scopeOfRoute } from '../lambdas/core/auth/scopes';
 import {
   idempotencyKey,
@@ -370,6 +371,17 @@ const routes: Route[] = [
   },
   {
     method: 'get',
+    path: '/audit',
+    operation: {
+      operationId: 'listAuditRecords',
+      summary: 'The audit trail: changes to the registry, the suppression list and the sender, newest first',
+      tags: ['audit'],
+      requestParams: { query: auditQuery },
+      responses: { '200': { description: 'A page.', ...json(answer.auditPage) }, ...badInput },
+    },
+  },
+  {
+    method: 'get',
     path: '/suppressions',
     operation: {
       operationId: 'listSuppressions',
@@ -422,7 +434,9 @@ const routes: Route[] = [
         '204': { description: 'Lifted.' },
         ...badInput,
         ...notFound('The address is not suppressed'),
-        ...conflict('A complaint is lifted only with force=true and a reason'),
+        ...conflict(
+          "The lift lacks what the address's record takes (`details` names it): an unsubscribe or a complaint needs force=true and a reason of at least 10 characters recording the person's renewed consent; a bounce or a manual suppression, a reason",
+        ),
       },
     },
   },
@@ -538,6 +552,7 @@ export function openApiDocument() {
       { name: 'jobs', description: 'Sending, and following what was sent' },
       { name: 'suppressions', description: 'Who gets no email' },
       { name: 'usage', description: 'Quotas' },
+      { name: 'audit', description: 'Who changed what, and why' },
       { name: 'sending', description: 'The reputation guard: sending paused and resumed' },
       { name: 'operations', description: 'Health and this contract' },
     ],

@@ -293,6 +293,8 @@ const configSchema = z
     storeRenderedEmails: flag.default(true),
     /** Days a stored rendered email is kept before DynamoDB's TTL removes it. */
     renderedEmailRetentionDays: z.coerce.number().int().min(1).max(3650).default(30),
+    /** Days an audit record (a change to the registry, the suppression list or the sender) is kept. */
+    auditRetentionDays: z.coerce.number().int().min(30).max(3650).default(400),
   })
   .superRefine((config, context) => {
     if (config.storeRenderedEmails && config.maxRenderedEmailBytes > MAX_STORED_EMAIL_BYTES) {

@@ -2,6 +2,7 @@ import { Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { MailerConfig } from './config';
 import { MailerApi } from './constructs/api';
+import { AuditRoutes } from './constructs/audit-routes';
 import { MailerData } from './constructs/data';
 import { EmailJobs } from './constructs/email-jobs';
 import { MailerEvents } from './constructs/events';
@@ -42,7 +43,8 @@ export class MailerStack extends Stack {
     this.events = new MailerEvents(this, 'Events', { data: this.data, config: props.config });
     this.api = new MailerApi(this, 'Api', { config: props.config });
     new NonprofitsRoutes(this, 'Nonprofits', { api: this.api, data: this.data, config: props.config });
-    new SuppressionsRoutes(this, 'Suppressions', { api: this.api, data: this.data });
+    new SuppressionsRoutes(this, 'Suppressions', { api: this.api, data: this.data, config: props.config });
+    new AuditRoutes(this, 'Audit', { api: this.api, data: this.data });
     this.sesFeedback =
       props.config.transport === 'ses'
         ? new SesFeedback(this, 'SesFeedback', { data: this.data, config: props.config })

@@ -1,15 +1,15 @@
 // DELETE /nonprofits/{email}: handler --> nonprofit repository (DynamoDB)
 
-import { nonprofitsFromEnv } from '../core/adapters';
-import { apiHandler, noContent, parsePathParameter } from '../core/http';
+import { auditTrailFromEnv, nonprofitsFromEnv } from '../core/adapters';
+import { apiHandler, callerActor, noContent, parsePathParameter } from '../core/http';
 import { emailAddress } from '../core/nonprofits/nonprofit';
 import type { NonprofitRepository } from '../core/nonprofits/repository';
 
 export const makeDeleteNonprofit = ({ nonprofits }: { nonprofits: NonprofitRepository }) =>
   apiHandler(async (event) => {
     const email = parsePathParameter(event, 'email', emailAddress);
-    await nonprofits.delete(email);
+    await nonprofits.delete(email, callerActor(event));
     return noContent();
   });
 
-export const handler = makeDeleteNonprofit({ nonprofits: nonprofitsFromEnv() });
+export const handler = makeDeleteNonprofit({ nonprofits: nonprofitsFromEnv(auditTrailFromEnv()) });

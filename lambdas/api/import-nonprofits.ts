@@ -1,8 +1,9 @@
 // POST /nonprofits/import: handler --> nonprofit repository (DynamoDB)
 
-import { nonprofitsFromEnv } from '../core/adapters';
+import { auditTrailFromEnv, nonprofitsFromEnv } from '../core/adapters';
+import type { AuditTrailWriter } from '../core/audit/audit';
 import { ValidationError } from '../core/errors';
-import { apiHandler, bodyText, header, json, parseQuery } from '../core/http';
+import { apiHandler, bodyText, callerActor, header, json, parseQuery } from '../core/http';
 import {
   importNonprofits,
   importQuery,
@@ -10,7 +11,13 @@ import {
   readImportRows,
 } from '../core/nonprofits/import';
 
-export const makeImportNonprofits = ({ nonprofits }: { nonprofits: NonprofitImportStore }) =>
+export interface ImportNonprofitsDependencies {
+  /** The registry, without an audit trail: an import is recorded once, with its counts, not per row. */
+  nonprofits: NonprofitImportStore;
+  audit: AuditTrailWriter;
+}
+
+export const makeImportNonprofits = ({ nonprofits, audit }: ImportNonprofitsDependencies) =>
   apiHandler(async (event) => {
     const { on_conflict: onConflict = 'skip' } = parseQuery(event, importQuery);
     const body = bodyText(event, 'Request body is required: a JSON array of nonprofits, or text/csv');
@@ -30,7 +37,15 @@ export const makeImportNonprofits = ({ nonprofits }: { nonprofits: NonprofitImpo
         ),
       );
     }
+    // Recorded after the rows' writes: an import cut short by a crash leaves rows written and no
+    // record; the client's retry (an import is idempotent) is recorded with what it found.
+    const { rows: _rows, ...counts } = result;
+    await audit.append({
+      action: 'nonprofits.imported',
+      actor: callerActor(event),
+      details: { ...counts, on_conflict: onConflict },
+    });
     return json(200, result);
   });
 
-export const handler = makeImportNonprofits({ nonprofits: nonprofitsFromEnv() });
+export const handler = makeImportNonprofits({ nonprofits: nonprofitsFromEnv(), audit: auditTrailFromEnv() });

@@ -1,5 +1,5 @@
 // PUT /suppressions/{email}: handler --> suppression list (DynamoDB)
-import { suppressionsFromEnv } from '../core/adapters';
+import { auditTrailFromEnv, suppressionsFromEnv } from '../core/adapters';
 import { covers } from '../core/auth/scopes';
 import {
   apiHandler,
@@ -33,4 +33,6 @@ export const makePutSuppression = ({ suppressions }: { suppressions: Suppression
     return json(created ? 201 : 200, covers(callerScopes(event), 'suppressions:read') ? suppression : shown);
   });
 
-export const handler = makePutSuppression({ suppressions: suppressionsFromEnv() });
+export const handler = makePutSuppression({
+  suppressions: suppressionsFromEnv(undefined, auditTrailFromEnv()),
+});

@@ -1,5 +1,5 @@
 // POST /sending/resume (operator): handler --> SES configuration set switched on + the guard's record (DynamoDB)
-import { eventOutboxFromEnv, sendingControlsFromEnv } from '../core/adapters';
+import { auditTrailFromEnv, eventOutboxFromEnv, sendingControlsFromEnv } from '../core/adapters';
 import { apiHandler, callerApiKeyId, json, parseJsonBody } from '../core/http';
 import { logger } from '../core/observability/telemetry';
 import {
@@ -22,4 +22,4 @@ export const makeResumeSending = (deps: SendingControlsDependencies) =>
     return json(200, view);
   });
 
-export const handler = makeResumeSending(sendingControlsFromEnv(eventOutboxFromEnv()));
+export const handler = makeResumeSending(sendingControlsFromEnv(eventOutboxFromEnv(), auditTrailFromEnv()));

@@ -1,11 +1,21 @@
 // GET|POST /unsubscribe?token=: handler --> signing secret (Secrets Manager), suppression list and jobs (DynamoDB)
-import { eventOutboxFromEnv, jobsFromEnv, signingSecretFromEnv, suppressionsFromEnv } from '../core/adapters';
+import {
+  auditTrailFromEnv,
+  deliveriesFromEnv,
+  eventOutboxFromEnv,
+  jobsFromEnv,
+  signingSecretFromEnv,
+  suppressionsFromEnv,
+} from '../core/adapters';
 import { ValidationError } from '../core/errors';
 import { type ApiResult, apiHandler, parseQuery } from '../core/http';
+import type { FeedbackLedger } from '../core/jobs/deliveries';
 import type { JobStore } from '../core/jobs/job-store';
+import { logger } from '../core/observability/telemetry';
 import type { SuppressionList } from '../core/suppressions/repository';
 import {
   type SigningSecret,
+  type UnsubscribeClaim,
   unsubscribeQuery,
   verifyUnsubscribeToken,
 } from '../core/suppressions/unsubscribe-token';
@@ -31,7 +41,35 @@ export interface UnsubscribeDependencies {
   suppressions: Pick<SuppressionList, 'add'>;
   /** The job the link came with: its API key is recorded as the suppression's cause. */
   jobs: Pick<JobStore, 'get'>;
+  /** The ledger entry of the email whose link was used: it notes the unsubscribe, and its job counts it. */
+  ledger: FeedbackLedger;
   secret: SigningSecret;
+  now?: () => Date;
+}
+
+/**
+ * Notes the unsubscribe on the ledger entry of the email whose link was used (once per reader,
+ * however often the link is used), and counts it on the job. The suppression is what matters to the
+ * person and is made already: a failed note is logged, not answered as an error they would see.
+ */
+async function noteOnLedger(ledger: FeedbackLedger, jobId: string, claim: UnsubscribeClaim, at: Date) {
+  const recipient = claim.recipient ?? claim.email;
+  try {
+    const noted = await ledger.recordFeedback(jobId, recipient, {
+      kind: 'unsubscribe',
+      feedbackId: `unsubscribe:${claim.email}`,
+      detail:
+        recipient === claim.email
+          ? 'Unsubscribed by the link in this email'
+          : `Unsubscribed by the link in the copy to ${claim.email}`,
+      at: at.toISOString(),
+    });
+    // A job or email since gone, or noted before: nothing to do.
+    if (noted === 'pending')
+      logger.info('Unsubscribe not noted: the email is still being recorded', { job_id: jobId });
+  } catch (error) {
+    logger.error('Unsubscribe not noted on its email', { job_id: jobId, error });
+  }
 }
 
 /**
@@ -40,7 +78,13 @@ export interface UnsubscribeDependencies {
  * one-click request, suppresses the address and answers 200 whatever the body. A token this
  * deployment did not sign, whole, is a 400 and changes nothing.
  */
-export const makeUnsubscribe = ({ suppressions, jobs, secret }: UnsubscribeDependencies) =>
+export const makeUnsubscribe = ({
+  suppressions,
+  jobs,
+  ledger,
+  secret,
+  now = () => new Date(),
+}: UnsubscribeDependencies) =>
   apiHandler(async (event) => {
     const { token } = parseQuery(event, unsubscribeQuery);
     const claim = verifyUnsubscribeToken(await secret.get(), token);
@@ -67,6 +111,7 @@ export const makeUnsubscribe = ({ suppressions, jobs, secret }: UnsubscribeDepen
       ...(claim.jobId ? { job_id: claim.jobId } : {}),
       ...(apiKeyId ? { api_key_id: apiKeyId } : {}),
     });
+    if (claim.jobId) await noteOnLedger(ledger, claim.jobId, claim, now());
     return page(
       'Unsubscribed',
       `<h1>Unsubscribed</h1><p>No more emails will be sent to <strong>${address}</strong>.</p>`,
@@ -74,7 +119,9 @@ export const makeUnsubscribe = ({ suppressions, jobs, secret }: UnsubscribeDepen
   });
 
 export const handler = makeUnsubscribe({
-  suppressions: suppressionsFromEnv(eventOutboxFromEnv()),
+  suppressions: suppressionsFromEnv(eventOutboxFromEnv(), auditTrailFromEnv()),
   jobs: jobsFromEnv(),
+  // No outbox: the unsubscribe is told once, with the suppression.
+  ledger: deliveriesFromEnv(),
   secret: signingSecretFromEnv(),
 });

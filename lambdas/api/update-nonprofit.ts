@@ -1,7 +1,7 @@
 // PUT /nonprofits/{email}: handler --> nonprofit repository (DynamoDB)
 
-import { nonprofitsFromEnv } from '../core/adapters';
-import { apiHandler, json, parseJsonBody, parsePathParameter } from '../core/http';
+import { auditTrailFromEnv, nonprofitsFromEnv } from '../core/adapters';
+import { apiHandler, callerActor, json, parseJsonBody, parsePathParameter } from '../core/http';
 import { emailAddress, nonprofitDetails } from '../core/nonprofits/nonprofit';
 import type { NonprofitRepository } from '../core/nonprofits/repository';
 
@@ -9,7 +9,7 @@ export const makeUpdateNonprofit = ({ nonprofits }: { nonprofits: NonprofitRepos
   apiHandler(async (event) => {
     const email = parsePathParameter(event, 'email', emailAddress);
     const details = parseJsonBody(event, nonprofitDetails);
-    return json(200, await nonprofits.update(email, details));
+    return json(200, await nonprofits.update(email, details, callerActor(event)));
   });
 
-export const handler = makeUpdateNonprofit({ nonprofits: nonprofitsFromEnv() });
+export const handler = makeUpdateNonprofit({ nonprofits: nonprofitsFromEnv(auditTrailFromEnv()) });

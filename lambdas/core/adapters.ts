@@ -1,3 +1,4 @@
+import { DynamoAuditReader, DynamoAuditTrail } from './audit/dynamodb/dynamo-audit-trail';
 import { documentClient, secretsManagerClient, sesClient, sesSendClient, sqsClient } from './aws-clients';
 import { bound, QUEUE, TABLE } from './bindings';
 import { EventOutbox } from './events/dynamodb/outbox';
@@ -27,8 +28,19 @@ import { type EmailTransport, RecordTransport } from './transport/transport';
  * needs is required: a function the stack did not bind fails there, naming the variable.
  */
 
-export const nonprofitsFromEnv = () =>
-  new DynamoNonprofitRepository({ client: documentClient, tableName: bound(TABLE.nonprofits) });
+/** Where a function that changes the registry, the suppression list or the sender records it (core/audit). */
+export function auditTrailFromEnv() {
+  const { retentionDays } = readSettings({ retentionDays: SETTING.auditRetentionDays });
+  return new DynamoAuditTrail({ client: documentClient, tableName: bound(TABLE.audit), retentionDays });
+}
+
+/** The audit trail as `GET /audit` reads it. */
+export const auditReaderFromEnv = () =>
+  new DynamoAuditReader({ client: documentClient, tableName: bound(TABLE.audit) });
+
+/** The registry; a function that changes it is given the audit trail its changes are recorded in. */
+export const nonprofitsFromEnv = (audit?: DynamoAuditTrail) =>
+  new DynamoNonprofitRepository({ client: documentClient, tableName: bound(TABLE.nonprofits), audit });
 
 /**
  * Where a function that writes a fact tells it (core/events): given to the adapters of the
@@ -36,8 +48,8 @@ export const nonprofitsFromEnv = () =>
  */
 export const eventOutboxFromEnv = () => new EventOutbox(bound(TABLE.outbox));
 
-export const suppressionsFromEnv = (outbox?: EventOutbox) =>
-  new DynamoSuppressionList({ client: documentClient, tableName: bound(TABLE.suppressions), outbox });
+export const suppressionsFromEnv = (outbox?: EventOutbox, audit?: DynamoAuditTrail) =>
+  new DynamoSuppressionList({ client: documentClient, tableName: bound(TABLE.suppressions), outbox, audit });
 
 /** The secret that signs and checks unsubscribe links. */
 export const signingSecretFromEnv = () =>
@@ -174,7 +186,10 @@ export function sendSettingsFromEnv() {
  * The reputation guard's parts: the window and the record in the jobs table, the thresholds the
  * stack set, and, with the SES transport, the configuration set's switch and SES's state.
  */
-export function sendingControlsFromEnv(outbox?: EventOutbox): SendingControlsDependencies {
+export function sendingControlsFromEnv(
+  outbox?: EventOutbox,
+  audit?: DynamoAuditTrail,
+): SendingControlsDependencies {
   const settings = readSettings({
     transport: SETTING.emailTransport,
     configurationSet: SETTING.sesConfigurationSet,
@@ -188,7 +203,7 @@ export function sendingControlsFromEnv(outbox?: EventOutbox): SendingControlsDep
   return {
     // Read strongly consistent: the guard must see the bounce it was woken by.
     window: new DynamoReputationWindow({ client: documentClient, jobsTable, consistent: true }),
-    store: new DynamoGuardStore({ client: documentClient, jobsTable, outbox }),
+    store: new DynamoGuardStore({ client: documentClient, jobsTable, outbox, audit }),
     thresholds: {
       windowHours: settings.windowHours,
       minVolume: settings.minVolume,

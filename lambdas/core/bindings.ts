@@ -16,6 +16,8 @@ export const TABLE = {
   usage: 'USAGE_TABLE',
   /** Events waiting to be published, each written with its fact (see core/events). */
   outbox: 'OUTBOX_TABLE',
+  /** Append-only records of changes to the registry, the suppression list and the sender (core/audit). */
+  audit: 'AUDIT_TABLE',
 } as const;
 export type TableBinding = (typeof TABLE)[keyof typeof TABLE];
 
@@ -36,6 +38,10 @@ export const INDEX = {
   scheduledJobs: 'scheduled',
   /** Suppressed addresses by why: `GET /suppressions?reason=`. */
   suppressionsByReason: 'by-reason',
+  /** Audit records about one address, newest first: `GET /audit?email=`. */
+  auditByEmail: 'by-email',
+  /** Audit records of one action, newest first: `GET /audit?action=`. */
+  auditByAction: 'by-action',
 } as const;
 
 /**

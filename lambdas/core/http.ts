@@ -1,5 +1,6 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { Actor } from './audit/audit';
 import { isScope, type Scope } from './auth/scopes';
 import { AppError, type FieldProblem, ForbiddenError, ValidationError } from './errors';
 import { logger, telemetry } from './observability/telemetry';
@@ -182,6 +183,9 @@ export function callerApiKeyId(event: ApiEvent): string {
   if (!id) throw new ForbiddenError('The request was not made with an API key.');
   return id;
 }
+
+/** The actor an audit record names for a change this request makes: its API key. */
+export const callerActor = (event: ApiEvent): Actor => ({ source: 'api', api_key_id: callerApiKeyId(event) });
 
 /** A header by name, whatever its letter case (HTTP header names are case-insensitive). */
 export function header(event: ApiEvent, name: string): string | undefined {

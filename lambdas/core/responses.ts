@@ -1,3 +1,5 @@
+import { AUDIT_ACTIONS, AUDIT_SOURCES } from './audit/audit';
+import { FEEDBACK_KINDS } from './jobs/feedback-kinds';
 import { JOB_STATUSES, type JobContent, type JobRecord } from './jobs/job';
 import { EMAIL_STATUSES } from './jobs/job-emails';
 import { STORED_LINK } from './jobs/render-email';
@@ -92,6 +94,31 @@ export const suppressionPage = z
   .object({ suppressions: z.array(suppression), next_cursor: cursor })
   .meta({ id: 'SuppressionPage' });
 
+export const auditRecord = z
+  .object({
+    id: z.uuid(),
+    at: timestamp,
+    action: z.enum(AUDIT_ACTIONS),
+    email: z.string().optional().meta({ description: 'The address the change concerns' }),
+    actor: z.object({
+      source: z.enum(AUDIT_SOURCES).meta({
+        description:
+          "What made the change: a request with an API key, a person's unsubscribe link, an SES report, the reputation guard, or the configuration set switched on outside the API",
+      }),
+      api_key_id: z.string().optional().meta({ description: 'The key of the request (source api)' }),
+    }),
+    reason: z.string().optional().meta({ description: "Why, in the actor's words" }),
+    details: z.record(z.string(), z.unknown()).optional().meta({
+      description:
+        "What the change replaced or counted: a suppression's previous record, the fields an update changed, an import's counts",
+    }),
+  })
+  .meta({ id: 'AuditRecord' });
+
+export const auditPage = z
+  .object({ records: z.array(auditRecord), next_cursor: cursor })
+  .meta({ id: 'AuditPage' });
+
 export const jobAccepted = z
   .object({
     job_id: z.uuid(),
@@ -113,6 +140,7 @@ export const job = z
     bounced: count,
     transient_bounces: count,
     complained: count,
+    unsubscribed: count.meta({ description: "Readers who used an email's unsubscribe link, each once" }),
     cancelled: count,
     created_at: timestamp,
     send_at: timestamp.nullable().meta({ description: "A scheduled job's time (UTC); null: sent at once" }),
@@ -173,7 +201,7 @@ export const jobEmail = z
     sent_at: timestamp.nullable(),
     feedback: z.array(
       z.object({
-        type: z.enum(['bounce', 'transient_bounce', 'complaint', 'not_spam']),
+        type: z.enum(FEEDBACK_KINDS),
         at: z.string(),
         detail: z.string(),
       }),
@@ -301,6 +329,7 @@ export function jobView(record: JobRecord, content?: JobContent): z.output<typeo
     bounced: record.bounced ?? 0,
     transient_bounces: record.transient_bounces ?? 0,
     complained: record.complained ?? 0,
+    unsubscribed: record.unsubscribed ?? 0,
     cancelled: record.cancelled ?? 0,
     created_at: record.created_at,
     send_at: record.send_at ?? null,

@@ -40,6 +40,8 @@ export const SETTING = {
   senderPostalAddress: setting('SENDER_POSTAL_ADDRESS', z.string().min(1).optional()),
   storeRenderedEmails: setting('STORE_RENDERED_EMAILS', flag),
   renderedEmailRetentionDays: setting('RENDERED_EMAIL_RETENTION_DAYS', count.optional()),
+  /** Days an audit record is kept before DynamoDB's TTL removes it (core/audit). */
+  auditRetentionDays: setting('AUDIT_RETENTION_DAYS', count),
   recipientQuotaPerDay: setting('RECIPIENT_QUOTA_PER_DAY', count),
   usagePlanRateLimit: setting('USAGE_PLAN_RATE_LIMIT', z.coerce.number().positive()),
   usagePlanBurstLimit: setting('USAGE_PLAN_BURST_LIMIT', z.coerce.number().int().nonnegative()),

@@ -3,6 +3,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import {
+  auditTrailFromEnv,
   deliveriesFromEnv,
   eventOutboxFromEnv,
   jobsFromEnv,
@@ -40,11 +41,12 @@ export const makeRecordFeedback = (deps: RecordFeedbackDependencies, guard?: Gua
   });
 
 const outbox = eventOutboxFromEnv();
-const controls = sendingControlsFromEnv(outbox);
+const audit = auditTrailFromEnv();
+const controls = sendingControlsFromEnv(outbox, audit);
 
 export const handler = makeRecordFeedback(
   {
-    suppressions: suppressionsFromEnv(),
+    suppressions: suppressionsFromEnv(undefined, audit),
     ledger: deliveriesFromEnv(outbox),
     jobs: jobsFromEnv(),
     log: logLine,

@@ -39,6 +39,12 @@ export class MailerData extends Construct {
    * so unlike the other tables it goes with the stack.
    */
   readonly outbox: Table;
+  /**
+   * The audit trail (core/audit): one partition sorted by time, indexed by address and by action.
+   * Functions may only add to it (`ProjectFunction.keepsAudit`); DynamoDB's TTL removes a record
+   * after `auditRetentionDays`.
+   */
+  readonly audit: Table;
 
   constructor(scope: Construct, id: string, { storeRenderedEmails }: { storeRenderedEmails: boolean }) {
     super(scope, id);
@@ -99,6 +105,22 @@ export class MailerData extends Construct {
       },
       RemovalPolicy.DESTROY,
     );
+
+    this.audit = this.table('Audit', {
+      partitionKey: string('trail'),
+      sortKey: string('entry'),
+      timeToLiveAttribute: 'expires_at',
+    });
+    this.audit.addGlobalSecondaryIndex({
+      indexName: INDEX.auditByEmail,
+      partitionKey: string('email'),
+      sortKey: string('entry'),
+    });
+    this.audit.addGlobalSecondaryIndex({
+      indexName: INDEX.auditByAction,
+      partitionKey: string('action'),
+      sortKey: string('entry'),
+    });
 
     this.renderedEmails = storeRenderedEmails
       ? this.table('RenderedEmails', {

@@ -4,6 +4,7 @@ import { INDEX, TABLE } from '../../lambdas/core/bindings';
 import type { MailerConfig } from '../config';
 import type { MailerApi } from './api';
 import type { MailerData } from './data';
+import type { ProjectFunction } from './project-function';
 import { TableRoutes } from './table-routes';
 
 export interface NonprofitsRoutesProps {
@@ -18,7 +19,12 @@ export interface NonprofitsRoutesProps {
 export class NonprofitsRoutes extends TableRoutes {
   constructor(scope: Construct, id: string, { api, data, config }: NonprofitsRoutesProps) {
     super(scope, id, { api, binding: TABLE.nonprofits, table: data.nonprofits });
-    this.route('POST', '/nonprofits', 'CreateNonprofit', 'api/create-nonprofit.ts', ['dynamodb:PutItem']);
+    // Each change is recorded in the audit trail: a create, update and delete in its own transaction,
+    // an import once, with its counts.
+    const audited = (fn: ProjectFunction) => fn.keepsAudit(data.audit, config.auditRetentionDays);
+    audited(
+      this.route('POST', '/nonprofits', 'CreateNonprofit', 'api/create-nonprofit.ts', ['dynamodb:PutItem']),
+    );
     this.route(
       'GET',
       '/nonprofits',
@@ -29,7 +35,7 @@ export class NonprofitsRoutes extends TableRoutes {
       { names: [INDEX.nonprofitsByDomain], actions: ['dynamodb:Query'] },
     );
     // Up to 1,000 rows, each a conditional put (and, with on_conflict=update, a conditional update).
-    this.route(
+    const importer = this.route(
       'POST',
       '/nonprofits/import',
       'ImportNonprofits',
@@ -43,12 +49,19 @@ export class NonprofitsRoutes extends TableRoutes {
         throttle: { rateLimit: config.importRequestsPerSecond, burstLimit: config.importBurstLimit },
       },
     );
+    audited(importer);
     this.route('GET', '/nonprofits/{email}', 'GetNonprofit', 'api/get-nonprofit.ts', ['dynamodb:GetItem']);
-    this.route('PUT', '/nonprofits/{email}', 'UpdateNonprofit', 'api/update-nonprofit.ts', [
-      'dynamodb:UpdateItem',
-    ]);
-    this.route('DELETE', '/nonprofits/{email}', 'DeleteNonprofit', 'api/delete-nonprofit.ts', [
-      'dynamodb:DeleteItem',
-    ]);
+    // An update reads the item first: the audit record names the fields it changed.
+    audited(
+      this.route('PUT', '/nonprofits/{email}', 'UpdateNonprofit', 'api/update-nonprofit.ts', [
+        'dynamodb:GetItem',
+        'dynamodb:UpdateItem',
+      ]),
+    );
+    audited(
+      this.route('DELETE', '/nonprofits/{email}', 'DeleteNonprofit', 'api/delete-nonprofit.ts', [
+        'dynamodb:DeleteItem',
+      ]),
+    );
   }
 }

@@ -9,7 +9,7 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { type QueueBinding, TABLE, type TableBinding } from '../../lambdas/core/bindings';
-import { type Setting, settingProblem } from '../../lambdas/core/settings';
+import { SETTING, type Setting, settingProblem } from '../../lambdas/core/settings';
 import { BUNDLES_BY_INPUTS_CONTEXT, bundleFingerprint } from '../bundle-fingerprint';
 
 const LAMBDAS_DIR = fileURLToPath(new URL('../../lambdas/', import.meta.url));
@@ -95,18 +95,30 @@ export class ProjectFunction extends NodejsFunction {
   }
 
   /**
-   * Binds a table: sets the variable its adapter reads (see `lambdas/core/bindings.ts`) and grants
-   * exactly the actions the code calls: `actions` on the table, `indexes.actions` on the named
-   * indexes only (never `index/*`); what the code does to an index it is not granted on the table.
-   * Variable and grant are set together, so a function never holds one without the other.
-   */
-  /**
    * Lets the function tell the facts it writes (core/events): a put in the outbox, in the same
    * transaction as the write of the fact.
    */
   tellsEvents(outbox: ITable): this {
     return this.bindTable(TABLE.outbox, outbox, ['dynamodb:PutItem']);
   }
+
+  /**
+   * Lets the function record the changes it makes in the audit trail (core/audit): `PutItem` only,
+   * so no function can change or remove a record; the retention each record is written with.
+   */
+  keepsAudit(audit: ITable, retentionDays: number): this {
+    return this.bindTable(TABLE.audit, audit, ['dynamodb:PutItem']).setting(
+      SETTING.auditRetentionDays,
+      String(retentionDays),
+    );
+  }
+
+  /**
+   * Binds a table: sets the variable its adapter reads (see `lambdas/core/bindings.ts`) and grants
+   * exactly the actions the code calls: `actions` on the table, `indexes.actions` on the named
+   * indexes only (never `index/*`); what the code does to an index it is not granted on the table.
+   * Variable and grant are set together, so a function never holds one without the other.
+   */
 
   bindTable(
     variable: TableBinding,

@@ -42,6 +42,7 @@ export class SendingControls extends Construct {
       { window: true, switch: true, read: true },
     )
       .tellsEvents(data.outbox)
+      .keepsAudit(data.audit, config.auditRetentionDays)
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('GET', '/sending', view);
     api.addRoute('POST', '/sending/resume', resume);

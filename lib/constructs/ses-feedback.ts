@@ -96,6 +96,8 @@ export class SesFeedback extends Construct {
       .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem'])
       // Each report noted is told (Email Bounced, Email Complained), and a pause it makes.
       .tellsEvents(data.outbox)
+      // The suppressions it adds and the guard's pauses are recorded.
+      .keepsAudit(data.audit, config.auditRetentionDays)
       // A job's content says how many partition keys its deliveries are spread over.
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
       .acknowledgeNoDeadLetterTarget('queue');

@@ -1,5 +1,6 @@
 import type { Construct } from 'constructs';
 import { INDEX, TABLE } from '../../lambdas/core/bindings';
+import type { MailerConfig } from '../config';
 import type { MailerApi } from './api';
 import type { MailerData } from './data';
 import { TableRoutes } from './table-routes';
@@ -7,11 +8,12 @@ import { TableRoutes } from './table-routes';
 export interface SuppressionsRoutesProps {
   api: MailerApi;
   data: MailerData;
+  config: MailerConfig;
 }
 
 /** Operators' routes on the suppression list (API key): one function per route, each with only its table actions. */
 export class SuppressionsRoutes extends TableRoutes {
-  constructor(scope: Construct, id: string, { api, data }: SuppressionsRoutesProps) {
+  constructor(scope: Construct, id: string, { api, data, config }: SuppressionsRoutesProps) {
     super(scope, id, { api, binding: TABLE.suppressions, table: data.suppressions });
     this.route('GET', '/suppressions', 'ListSuppressions', 'api/list-suppressions.ts', ['dynamodb:Scan'], {
       names: [INDEX.suppressionsByReason],
@@ -20,15 +22,14 @@ export class SuppressionsRoutes extends TableRoutes {
     this.route('GET', '/suppressions/{email}', 'GetSuppression', 'api/get-suppression.ts', [
       'dynamodb:GetItem',
     ]);
-    // A manual add that finds the address suppressed reads the record it kept.
+    // A write reads the record first and is conditioned on it: the audit record names what it replaced.
     this.route('PUT', '/suppressions/{email}', 'PutSuppression', 'api/put-suppression.ts', [
       'dynamodb:PutItem',
       'dynamodb:GetItem',
-    ]);
-    // A refused lift reads the record to say why (not suppressed, or a complaint).
+    ]).keepsAudit(data.audit, config.auditRetentionDays);
     this.route('DELETE', '/suppressions/{email}', 'DeleteSuppression', 'api/delete-suppression.ts', [
       'dynamodb:DeleteItem',
       'dynamodb:GetItem',
-    ]);
+    ]).keepsAudit(data.audit, config.auditRetentionDays);
   }
 }

@@ -30,7 +30,7 @@ export abstract class TableRoutes extends Construct {
     indexes?: Parameters<ProjectFunction['bindTable']>[3],
     /** For a route that does more than one item's work: its time, memory and a per-key throttle. */
     heavy?: { timeout: Duration; memorySize: number; throttle: ThrottleSettings },
-  ): void {
+  ): ProjectFunction {
     const fn = new ProjectFunction(this, name, {
       entry,
       description: `${method} ${path}`,
@@ -40,5 +40,6 @@ export abstract class TableRoutes extends Construct {
       .acknowledgeNoDeadLetterTarget('api');
     this.target.api.addRoute(method, path, fn, heavy ? { throttle: heavy.throttle } : {});
     this.functions.push(fn);
+    return fn;
   }
 }

@@ -51,8 +51,12 @@ export class Unsubscribe extends Construct {
     })
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:PutItem', 'dynamodb:GetItem'])
       .tellsEvents(data.outbox)
-      // The job a link came with names the API key recorded as the suppression's cause.
-      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'])
+      .keepsAudit(data.audit, config.auditRetentionDays)
+      // The job a link came with names the API key recorded as the suppression's cause, and counts
+      // the unsubscribe noted on the email's ledger entry (whose partition its content names).
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
+      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:UpdateItem'])
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
       .bindSecret(SETTING.unsubscribeSecretArn, this.secret)
       .acknowledgeNoDeadLetterTarget('api');
     for (const method of ['GET', 'POST'] as const) {

@@ -214,10 +214,11 @@ describe('email jobs over HTTP on the local runtime', () => {
     expect(mailed).not.toContain(quiet);
     expect(mailed.filter((to) => to === other)).toHaveLength(1);
 
-    // Lifted: the next job mails it.
-    expect((await api('DELETE', `/suppressions/${quiet}`)).status).toBe(204);
+    // Lifted, with a reason: the next job mails it.
+    expect((await api('DELETE', `/suppressions/${quiet}`)).status).toBe(409);
+    expect((await api('DELETE', `/suppressions/${quiet}?reason=back+from+leave`)).status).toBe(204);
     expect((await api('GET', `/suppressions/${quiet}`)).status).toBe(404);
-    expect((await api('DELETE', `/suppressions/${quiet}`)).status).toBe(404);
+    expect((await api('DELETE', `/suppressions/${quiet}?reason=back+from+leave`)).status).toBe(404);
     const again = await api('POST', '/send-email', { emails: [quiet], template: 'Hello again {name}' });
     expect(await waitForEnd(String(again.body.job_id))).toMatchObject({ sent: 1, suppressed: 0 });
   });
@@ -229,7 +230,7 @@ describe('email jobs over HTTP on the local runtime', () => {
       await api('PUT', `/suppressions/${email}`, { note: 'a\r\nBcc: x@evil.example' }),
       await api('PUT', `/suppressions/${email}`, { reason: 'complained' }),
       await api('GET', '/suppressions?reason=spam'),
-      await api('DELETE', `/suppressions/${email}?force=true`),
+      await api('DELETE', `/suppressions/${email}?force=maybe&reason=asked+again+by+phone`),
     ];
     expect(bad.map(({ status }) => status)).toEqual([400, 400, 400, 400, 400]);
     for (const { body } of bad) expect(body.message).toEqual(expect.any(String));
@@ -290,13 +291,53 @@ describe('email jobs over HTTP on the local runtime', () => {
     expect(
       await toldEvents(runtime.eventsUrl, 'Recipient Unsubscribed', { email: leaving, job_id: firstJob }),
     ).toHaveLength(1);
+    // The email whose link was used notes the unsubscribe once (two clicks), and its job counts it.
+    const ledger = (await api('GET', `/jobs/${firstJob}/emails?limit=10`)).body.emails as {
+      to: string;
+      feedback: object[];
+    }[];
+    expect(ledger.find((entry) => entry.to === leaving)?.feedback).toMatchObject([
+      { type: 'unsubscribe', detail: 'Unsubscribed by the link in this email' },
+    ]);
+    expect((await api('GET', `/jobs/${firstJob}`)).body).toMatchObject({ unsubscribed: 1 });
 
     const second = await api('POST', '/send-email', { emails: recipients, template: 'Hello again {name}' });
     expect(await waitForEnd(String(second.body.job_id))).toMatchObject({ sent: 4, suppressed: 1, failed: 0 });
     expect(await mailedTo(leaving)).toHaveLength(1);
     expect(await mailedTo(recipients[1] as string)).toHaveLength(2);
-    // Lifted again, so the later tests of this file mail every registered nonprofit.
-    expect((await api('DELETE', `/suppressions/${leaving}`)).status).toBe(204);
+    // The person's own unsubscribe sticks: a bare lift, or one without their renewed consent, is a 409
+    // naming what it lacks, and changes nothing.
+    const bare = await api('DELETE', `/suppressions/${leaving}`);
+    expect(bare.status).toBe(409);
+    expect((bare.body.details as { field: string }[]).map(({ field }) => field)).toEqual([
+      'query.force',
+      'query.reason',
+    ]);
+    expect((await api('DELETE', `/suppressions/${leaving}?force=true&reason=yes`)).status).toBe(409);
+    expect((await api('GET', `/suppressions/${leaving}`)).status).toBe(200);
+    // Lifted with the person's consent recorded, so the later tests of this file mail every
+    // registered nonprofit; the audit trail keeps the unsubscribe and the lift, who and why.
+    const consent = 'She asked to be mailed again, by email on 3 Dec';
+    expect(
+      (await api('DELETE', `/suppressions/${leaving}?force=true&reason=${encodeURIComponent(consent)}`))
+        .status,
+    ).toBe(204);
+    const trail = await api('GET', `/audit?email=${encodeURIComponent(leaving)}`);
+    expect(trail.status).toBe(200);
+    expect(trail.body.records).toMatchObject([
+      {
+        action: 'suppression.lifted',
+        email: leaving,
+        actor: { source: 'api', api_key_id: expect.any(String) },
+        reason: consent,
+        details: { force: true, previous: { reason: 'unsubscribed', job_id: firstJob } },
+      },
+      {
+        action: 'suppression.added',
+        actor: { source: 'unsubscribe_link' },
+        details: { reason: 'unsubscribed' },
+      },
+    ]);
   });
 
   it('mails an HTML newsletter with its footer to the nonprofit and each cc reader apart, each link unsubscribing its own reader only', async () => {
@@ -386,7 +427,20 @@ describe('email jobs over HTTP on the local runtime', () => {
     });
     expect((await api('GET', `/suppressions/${cc[1]}`)).status).toBe(404);
     expect((await api('GET', `/suppressions/${address}`)).status).toBe(404);
-    expect((await api('DELETE', `/suppressions/${cc[0]}`)).status).toBe(204);
+    // The copy's reader's unsubscribe is noted on the nonprofit's email it copied, and counted on the job.
+    const [noted] = (await api('GET', `/jobs/${jobId}/emails`)).body.emails as { feedback: object[] }[];
+    expect(noted?.feedback).toMatchObject([
+      { type: 'unsubscribe', detail: `Unsubscribed by the link in the copy to ${cc[0]}` },
+    ]);
+    expect((await api('GET', `/jobs/${jobId}`)).body).toMatchObject({ unsubscribed: 1 });
+    expect(
+      (
+        await api(
+          'DELETE',
+          `/suppressions/${cc[0]}?force=true&reason=${encodeURIComponent('asked to be mailed again')}`,
+        )
+      ).status,
+    ).toBe(204);
   });
 
   it("suppresses the addresses SES's mailbox simulator bounces or complains about, counts each report on the job, and mails them nothing after", async () => {
@@ -501,7 +555,7 @@ describe('email jobs over HTTP on the local runtime', () => {
       await toldEvents(runtime.eventsUrl, 'Email Bounced', { feedback_id: `e2e-${jobId}` }),
     ).toHaveLength(1);
     // Lifted, so the later tests of this file mail every registered nonprofit.
-    expect((await api('DELETE', `/suppressions/${address}`)).status).toBe(204);
+    expect((await api('DELETE', `/suppressions/${address}?reason=test+bounce`)).status).toBe(204);
   });
 
   it('answers 404 listing every unknown recipient, and creates no job', async () => {

@@ -301,7 +301,7 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     expect(again.body).toMatchObject({ email: address, reason: 'manual', note: 'by the operator' });
     expect(again.body).not.toHaveProperty('api_key_id');
     expect((await suppressor('GET', `/suppressions/${address}`)).status).toBe(403);
-    expect((await suppressor('DELETE', `/suppressions/${address}`)).status).toBe(204);
+    expect((await suppressor('DELETE', `/suppressions/${address}?reason=added+by+mistake`)).status).toBe(204);
   });
 
   it('answers a valid request on every route the template declares, in its documented shape', async () => {
@@ -508,7 +508,27 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
         200,
         ['email', 'reason', 'suppressed_at'],
       ],
-      ['DELETE /suppressions/{email}', () => api('DELETE', `/suppressions/${quiet}`), 204, []],
+      [
+        'DELETE /suppressions/{email}',
+        () =>
+          api('DELETE', `/suppressions/${quiet}?reason=${encodeURIComponent('asked by phone to return')}`),
+        204,
+        [],
+      ],
+      [
+        // The lift just made, and the add before it.
+        'GET /audit',
+        async () => {
+          const answer = await api('GET', `/audit?email=${encodeURIComponent(quiet)}&limit=2`);
+          expect(answer.body.records).toMatchObject([
+            { action: 'suppression.lifted', reason: 'asked by phone to return' },
+            { action: 'suppression.added', reason: 'asked by phone' },
+          ]);
+          return answer;
+        },
+        200,
+        ['records', 'next_cursor'],
+      ],
       [
         'GET /sending',
         () => api('GET', '/sending'),

@@ -301,7 +301,7 @@ describe('rendered emails', () => {
       });
       expect(JSON.stringify(template)).not.toContain('RenderedEmails');
       // Nonprofits, jobs, job contents, deliveries, suppressions, usage and the events' outbox.
-      assertions.resourceCountIs('AWS::DynamoDB::Table', 7);
+      assertions.resourceCountIs('AWS::DynamoDB::Table', 8);
       for (const description of [FUNCTION.consumer, FUNCTION.listJobEmails]) {
         const environment = environmentOf(assertions, description);
         expect(environment.STORE_RENDERED_EMAILS).toBe('false');

@@ -8,7 +8,7 @@ import { readApiModel } from '../../local/api-model';
 import { IntrinsicResolver, resourcesOfType } from '../../local/template';
 import { synthesizeForTests } from '../support/synth';
 import * as queries from './template-queries';
-import { cdkJsonContext, FUNCTION } from './template-queries';
+import { cdkJsonContext, FUNCTION, logicalIdOf } from './template-queries';
 
 const { assertions, template, stack } = synthesizeForTests();
 
@@ -16,6 +16,7 @@ const { assertions, template, stack } = synthesizeForTests();
 const DOCUMENTED_ROUTES = [
   'DELETE /nonprofits/{email}',
   'DELETE /suppressions/{email}',
+  'GET /audit',
   'GET /health',
   'GET /jobs',
   'GET /jobs/{job_id}',
@@ -144,6 +145,9 @@ describe('functions', () => {
   /** Only puts, each in the transaction of the fact it tells (core/events). */
   const OUTBOX = 'DataOutbox';
   const TELLS = ['dynamodb:PutItem'];
+  /** Only puts, each in the transaction of the change it records (core/audit): nothing may change or remove one. */
+  const AUDIT = 'DataAudit';
+  const RECORDS = ['dynamodb:PutItem'];
   const EVENT_SOURCE = [
     'sqs:ChangeMessageVisibility',
     'sqs:DeleteMessage',
@@ -152,7 +156,7 @@ describe('functions', () => {
     'sqs:ReceiveMessage',
   ];
   it.each<[string, Record<string, string[]>]>([
-    ['POST /nonprofits', { [NONPROFITS]: ['dynamodb:PutItem'] }],
+    ['POST /nonprofits', { [NONPROFITS]: ['dynamodb:PutItem'], [AUDIT]: RECORDS }],
     [
       'GET /nonprofits',
       {
@@ -161,24 +165,51 @@ describe('functions', () => {
       },
     ],
     // A conditional put per row; with on_conflict=update, a conditional update of a changed one.
-    ['POST /nonprofits/import', { [NONPROFITS]: ['dynamodb:PutItem', 'dynamodb:UpdateItem'] }],
+    // The import is recorded once, with its counts.
+    [
+      'POST /nonprofits/import',
+      { [NONPROFITS]: ['dynamodb:PutItem', 'dynamodb:UpdateItem'], [AUDIT]: RECORDS },
+    ],
     ['GET /nonprofits/{email}', { [NONPROFITS]: ['dynamodb:GetItem'] }],
-    ['PUT /nonprofits/{email}', { [NONPROFITS]: ['dynamodb:UpdateItem'] }],
-    ['DELETE /nonprofits/{email}', { [NONPROFITS]: ['dynamodb:DeleteItem'] }],
+    // Read first: the audit record names the fields the update changed.
+    [
+      'PUT /nonprofits/{email}',
+      { [NONPROFITS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [AUDIT]: RECORDS },
+    ],
+    ['DELETE /nonprofits/{email}', { [NONPROFITS]: ['dynamodb:DeleteItem'], [AUDIT]: RECORDS }],
     [
       'GET /suppressions',
       { [SUPPRESSIONS]: ['dynamodb:Scan'], [`${SUPPRESSIONS}/index/by-reason`]: ['dynamodb:Query'] },
     ],
     ['GET /suppressions/{email}', { [SUPPRESSIONS]: ['dynamodb:GetItem'] }],
-    ['PUT /suppressions/{email}', { [SUPPRESSIONS]: ['dynamodb:GetItem', 'dynamodb:PutItem'] }],
-    ['DELETE /suppressions/{email}', { [SUPPRESSIONS]: ['dynamodb:DeleteItem', 'dynamodb:GetItem'] }],
-    // The link's job names the API key recorded as the suppression's cause.
+    // Read first, written only over the record read: the audit record names what it replaced.
+    [
+      'PUT /suppressions/{email}',
+      { [SUPPRESSIONS]: ['dynamodb:GetItem', 'dynamodb:PutItem'], [AUDIT]: RECORDS },
+    ],
+    [
+      'DELETE /suppressions/{email}',
+      { [SUPPRESSIONS]: ['dynamodb:DeleteItem', 'dynamodb:GetItem'], [AUDIT]: RECORDS },
+    ],
+    [
+      'GET /audit',
+      {
+        [AUDIT]: ['dynamodb:Query'],
+        [`${AUDIT}/index/by-email`]: ['dynamodb:Query'],
+        [`${AUDIT}/index/by-action`]: ['dynamodb:Query'],
+      },
+    ],
+    // The link's job names the API key recorded as the suppression's cause; the email's ledger entry
+    // notes the unsubscribe (its partition from the job's content), and the job counts it.
     [
       'GET|POST /unsubscribe',
       {
         [SUPPRESSIONS]: ['dynamodb:GetItem', 'dynamodb:PutItem'],
-        [JOBS]: ['dynamodb:GetItem'],
+        [JOBS]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        [CONTENTS]: ['dynamodb:GetItem'],
+        [DELIVERIES]: ['dynamodb:UpdateItem'],
         [OUTBOX]: TELLS,
+        [AUDIT]: RECORDS,
       },
     ],
     [
@@ -283,6 +314,8 @@ describe('functions', () => {
         // How many partition keys the job's deliveries are spread over.
         [CONTENTS]: ['dynamodb:GetItem'],
         [OUTBOX]: TELLS,
+        // The suppressions it adds and the guard's pauses.
+        [AUDIT]: RECORDS,
         [FEEDBACK]: EVENT_SOURCE,
       },
     ],
@@ -328,7 +361,11 @@ describe('functions', () => {
     ['GET /sending', { [JOBS]: ['dynamodb:BatchGetItem', 'dynamodb:GetItem'] }],
     [
       'POST /sending/resume',
-      { [JOBS]: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'], [OUTBOX]: TELLS },
+      {
+        [JOBS]: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        [OUTBOX]: TELLS,
+        [AUDIT]: RECORDS,
+      },
     ],
     [
       FUNCTION.publisher,
@@ -340,6 +377,29 @@ describe('functions', () => {
     ],
   ])('%s may call exactly these actions on each table, index and queue', (description, expected) => {
     expect(dataGrantsOf(description)).toEqual(expected);
+  });
+
+  it('lets no function change or remove an audit record: puts of new records and reads only', () => {
+    const auditArn = { 'Fn::GetAtt': [logicalIdOf(assertions, 'AWS::DynamoDB::Table', 'DataAudit'), 'Arn'] };
+    const touching = Object.values(assertions.findResources('AWS::IAM::Policy')).flatMap((policy) =>
+      (
+        policy.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]
+      ).filter((statement) => JSON.stringify(statement.Resource).includes(JSON.stringify(auditArn))),
+    );
+    const actions = new Set(touching.flatMap((statement) => [statement.Action].flat()));
+    expect(touching.length).toBeGreaterThan(5);
+    expect([...actions].sort()).toEqual(['dynamodb:PutItem', 'dynamodb:Query']);
+    // And the table keeps its records for their retention: TTL on, kept with the stack's deletion.
+    assertions.hasResource('AWS::DynamoDB::Table', {
+      Properties: Match.objectLike({
+        KeySchema: [
+          { AttributeName: 'trail', KeyType: 'HASH' },
+          { AttributeName: 'entry', KeyType: 'RANGE' },
+        ],
+        TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
+      }),
+      DeletionPolicy: 'Retain',
+    });
   });
 
   it('grants the domain index only to the function that queries it', () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { DynamoAuditReader, DynamoAuditTrail } from '../../lambdas/core/audit/dynamodb/dynamo-audit-trail';
 import { ConflictError, NotFoundError, ValidationError } from '../../lambdas/core/errors';
 import { DynamoSuppressionList } from '../../lambdas/core/suppressions/dynamodb/dynamo-suppression-list';
 import { dynamoDbClient } from '../../local/dynamodb';
@@ -8,7 +9,12 @@ import { tableNamed } from '../support/local-tables';
 
 const client = dynamoDbClient(inject('dynamoDbEndpoint'));
 const tableName = tableNamed('DataSuppressions');
-const list = new DynamoSuppressionList({ client: DynamoDBDocumentClient.from(client), tableName });
+const documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+const auditTable = tableNamed('DataAudit');
+const audit = new DynamoAuditTrail({ client: documents, tableName: auditTable, retentionDays: 400 });
+const auditReader = new DynamoAuditReader({ client: documents, tableName: auditTable });
+const list = new DynamoSuppressionList({ client: documents, tableName, audit });
+const recordsOf = async (email: string) => (await auditReader.list({ email, limit: 100 })).items;
 
 afterAll(() => client.destroy());
 
@@ -30,7 +36,7 @@ describe('DynamoSuppressionList against DynamoDB Local', () => {
     expect(await list.get(email)).toEqual(first.suppression);
   });
 
-  it('lets a complaint replace any other reason, and lifts a complaint only when forced', async () => {
+  it('lets a complaint replace any other reason, and lifts it only with force and a reason of consent', async () => {
     const email = address();
     await list.add({ email, reason: 'bounced' });
     const complaint = await list.add({ email, reason: 'complained', job_id: randomUUID() });
@@ -38,10 +44,60 @@ describe('DynamoSuppressionList against DynamoDB Local', () => {
     // A later unsubscribe does not turn the complaint into something easier to lift.
     expect((await list.add({ email, reason: 'unsubscribed' })).suppression.reason).toBe('complained');
 
-    await expect(list.remove(email, { force: false })).rejects.toBeInstanceOf(ConflictError);
+    const refusals = [
+      { force: false, reason: 'She asked us by phone to send again' },
+      { force: true },
+      { force: true, reason: 'too short' },
+    ];
+    for (const lift of refusals) await expect(list.remove(email, lift)).rejects.toBeInstanceOf(ConflictError);
     expect(await list.get(email)).toMatchObject({ reason: 'complained' });
-    expect(await list.remove(email, { force: true })).toMatchObject({ email, reason: 'complained' });
+    const lifted = await list.remove(email, {
+      force: true,
+      reason: 'She asked us by phone to send again',
+      api_key_id: 'key-ops',
+    });
+    expect(lifted).toMatchObject({ email, reason: 'complained' });
     expect(await list.get(email)).toBeUndefined();
+
+    // The trail holds each change, newest first: the lift (with who, why and what it lifted), the
+    // complaint over the bounce, the bounce. The refused lifts and the unsubscribe that changed nothing, nothing.
+    const [lift, complained, bounced, ...more] = await recordsOf(email);
+    expect(more).toEqual([]);
+    expect(lift).toMatchObject({
+      action: 'suppression.lifted',
+      email,
+      actor: { source: 'api', api_key_id: 'key-ops' },
+      reason: 'She asked us by phone to send again',
+      details: { force: true, previous: { reason: 'complained', job_id: complaint.suppression.job_id } },
+    });
+    expect(complained).toMatchObject({
+      action: 'suppression.added',
+      actor: { source: 'ses_feedback' },
+      details: { reason: 'complained', previous: { reason: 'bounced' } },
+    });
+    expect(bounced).toMatchObject({ action: 'suppression.added', details: { reason: 'bounced' } });
+    expect(bounced?.details).not.toHaveProperty('previous');
+  });
+
+  it('names what a lift lacks: an unsubscribe needs force and consent, a bounce or a manual add a reason', async () => {
+    const [unsubscribed, bounced] = [address(), address()];
+    await list.add({ email: unsubscribed, reason: 'unsubscribed', job_id: randomUUID() });
+    await list.add({ email: bounced, reason: 'bounced' });
+    const refusal = (email: string, lift: { force: boolean; reason?: string }) =>
+      list.remove(email, lift).then(
+        () => undefined,
+        (error: ConflictError) => error.details.map(({ field }) => field),
+      );
+    expect(await refusal(unsubscribed, { force: false })).toEqual(['query.force', 'query.reason']);
+    expect(await refusal(unsubscribed, { force: false, reason: 'asked again on the phone' })).toEqual([
+      'query.force',
+    ]);
+    expect(await refusal(unsubscribed, { force: true, reason: 'asked' })).toEqual(['query.reason']);
+    expect(await refusal(bounced, { force: false })).toEqual(['query.reason']);
+    // A bounce's lift needs no force: the address's owner never asked for it.
+    expect(await refusal(bounced, { force: false, reason: 'mailbox fixed' })).toBeUndefined();
+    expect(await list.get(unsubscribed)).toMatchObject({ reason: 'unsubscribed' });
+    expect(await list.get(bounced)).toBeUndefined();
   });
 
   it("keeps the strongest reason: an unsubscribe replaces an operator's add, a manual add never replaces an unsubscribe", async () => {
@@ -61,7 +117,9 @@ describe('DynamoSuppressionList against DynamoDB Local', () => {
 
   it('answers 404 for lifting an address that is not suppressed', async () => {
     await expect(list.remove(address(), { force: false })).rejects.toBeInstanceOf(NotFoundError);
-    await expect(list.remove(address(), { force: true })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(
+      list.remove(address(), { force: true, reason: 'asked again by email' }),
+    ).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it('reads many at once, and only those suppressed', async () => {

@@ -14,7 +14,7 @@ export const SCOPES = [
   'suppressions:read',
   /** Suppress an address, and lift a suppression (a complaint's, with `force`). */
   'suppressions:write',
-  /** Everything above, and the controls of the sender itself. */
+  /** Everything above, the controls of the sender itself, and the audit trail. */
   'operator',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -44,6 +44,7 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   'DELETE /suppressions/{email}': 'suppressions:write',
   'GET /sending': 'operator',
   'POST /sending/resume': 'operator',
+  'GET /audit': 'operator',
 };
 
 export const routeName = (method: string, resourcePath: string) => `${method} ${resourcePath}`;

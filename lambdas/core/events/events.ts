@@ -181,6 +181,8 @@ export function emailFeedback(
   recipient: string,
   report: FeedbackReport,
 ): OutboxEvent | undefined {
+  // Told when the link suppressed the address (`Recipient Unsubscribed`), once however often it is used.
+  if (report.kind === 'unsubscribe' || report.kind === 'not_spam') return undefined;
   const fields = {
     job_id: jobId,
     email: recipient,
@@ -189,19 +191,13 @@ export function emailFeedback(
     reported_at: report.at,
     diagnostic: report.detail,
   };
-  switch (report.kind) {
-    case 'bounce':
-    case 'transient_bounce':
-      // One report can name several recipients: each is a fact of its own.
-      return mailerEvent('Email Bounced', `${report.feedbackId}:${recipient}`, report.at, {
-        ...fields,
-        bounce_type: report.kind === 'bounce' ? 'permanent' : 'transient',
-      });
-    case 'complaint':
-      return mailerEvent('Email Complained', `${report.feedbackId}:${recipient}`, report.at, fields);
-    case 'not_spam':
-      return undefined;
-  }
+  // One report can name several recipients: each is a fact of its own.
+  const id = `${report.feedbackId}:${recipient}`;
+  if (report.kind === 'complaint') return mailerEvent('Email Complained', id, report.at, fields);
+  return mailerEvent('Email Bounced', id, report.at, {
+    ...fields,
+    bounce_type: report.kind === 'bounce' ? 'permanent' : 'transient',
+  });
 }
 
 export const recipientUnsubscribed = (suppression: {

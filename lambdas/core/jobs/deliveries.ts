@@ -288,8 +288,20 @@ export interface FeedbackLedger {
   recordFeedback(jobId: string, recipient: string, report: FeedbackReport): Promise<FeedbackNoted>;
 }
 
-export interface FeedbackReport {
-  kind: FeedbackKind;
+/** A report on an email: SES's (about the email with its message id), or an unsubscribe by its link. */
+export type FeedbackReport = SesReport | UnsubscribeReport;
+
+export interface UnsubscribeReport {
+  kind: 'unsubscribe';
+  /** One per reader: a reader's unsubscribe is noted once however often the link is used. */
+  feedbackId: string;
+  detail: string;
+  at: string;
+}
+
+export interface SesReport {
+  kind: Exclude<FeedbackKind, 'unsubscribe'>;
+  /** Its id: the report is noted once per delivery however often it is handed over. */
   feedbackId: string;
   messageId: string;
   detail: string;

@@ -301,6 +301,7 @@ export const FEEDBACK_COUNTERS = {
   transient_bounce: 'transient_bounces',
   complaint: 'complained',
   not_spam: undefined,
+  unsubscribe: 'unsubscribed',
 } as const satisfies Record<FeedbackKind, keyof JobRecord | undefined>;
 
 /** SES reported a bounce or complaint on one of the job's sent emails: counted once (the delivery's write decides). */

@@ -59,6 +59,8 @@ export interface JobRecord {
   bounced?: number;
   transient_bounces?: number;
   complained?: number;
+  /** Readers of the job's emails (a cc reader too) who used its unsubscribe link, each once; absent until the first. */
+  unsubscribed?: number;
   /** Recipients a cancel kept from being sent (absent until the first). */
   cancelled?: number;
   remaining: number;

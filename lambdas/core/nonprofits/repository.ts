@@ -1,3 +1,4 @@
+import type { Actor } from '../audit/audit';
 import type { Page } from '../cursor';
 import type { NewNonprofit, Nonprofit, NonprofitDetails } from './nonprofit';
 
@@ -10,10 +11,11 @@ export interface NonprofitQuery {
 
 /** The port the API handlers use; `dynamodb/dynamo-nonprofit-repository.ts` is the one production adapter. */
 export interface NonprofitRepository {
-  create(input: NewNonprofit): Promise<Nonprofit>;
+  /** Changes are recorded in the audit trail (where the adapter has one) as made by `actor`. */
+  create(input: NewNonprofit, actor?: Actor): Promise<Nonprofit>;
   get(email: string): Promise<Nonprofit | undefined>;
-  update(email: string, details: NonprofitDetails): Promise<Nonprofit>;
-  delete(email: string): Promise<void>;
+  update(email: string, details: NonprofitDetails, actor?: Actor): Promise<Nonprofit>;
+  delete(email: string, actor?: Actor): Promise<void>;
   list(query: NonprofitQuery): Promise<Page<Nonprofit>>;
   /**
    * The nonprofits among these (lower-case) emails that exist, by email. Reads are strongly

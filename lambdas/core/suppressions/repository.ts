@@ -1,5 +1,5 @@
 import type { Page } from '../cursor';
-import type { Suppression, SuppressionReason } from './suppression';
+import type { Lift, Suppression, SuppressionReason } from './suppression';
 
 export interface SuppressionQuery {
   reason?: SuppressionReason | undefined;
@@ -21,7 +21,10 @@ export interface SuppressionList {
    * a moment ago counts) unless `consistent: false` (half the read cost; one a second ago may not).
    */
   getMany(emails: readonly string[], options?: { consistent?: boolean }): Promise<Map<string, Suppression>>;
-  /** Lifts a suppression; a complaint only when `force`. 404 when the address is not suppressed. */
-  remove(email: string, options: { force: boolean }): Promise<Suppression>;
+  /**
+   * Lifts a suppression when the lift gives what its reason takes (`LIFT_RULES`), and returns the
+   * record lifted; 404 when the address is not suppressed, 409 naming what the lift lacks.
+   */
+  remove(email: string, lift: Lift): Promise<Suppression>;
   list(query: SuppressionQuery): Promise<Page<Suppression>>;
 }

@@ -10,9 +10,12 @@ import * as z from '../zod';
  * work (RFC 8058 asks that it keep working for as long as the email may be read).
  */
 export interface UnsubscribeClaim {
+  /** The reader the link unsubscribes. */
   email: string;
   jobId?: string | undefined;
   apiKeyId?: string | undefined;
+  /** The recipient whose email a cc reader's copy was (absent when the reader is the recipient): its ledger entry notes the unsubscribe. */
+  recipient?: string | undefined;
 }
 
 /** Where the signing secret comes from (Secrets Manager in AWS, the state folder locally). */
@@ -20,7 +23,7 @@ export interface SigningSecret {
   get(): Promise<string>;
 }
 
-/** Longer than any token this code makes (an address of 254 characters, a job id, a key id, the signature). */
+/** Longer than any token this code makes (two addresses of 254 characters, a job id, the signature). */
 export const MAX_TOKEN_LENGTH = 1_024;
 
 const payload = z.strictObject({
@@ -28,6 +31,7 @@ const payload = z.strictObject({
   e: emailAddress,
   j: z.uuid().optional(),
   k: z.string().min(1).max(128).optional(),
+  r: emailAddress.optional(),
 });
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
@@ -38,7 +42,7 @@ const signature = (secret: string, body: string) => createHmac('sha256', secret)
 
 export function signUnsubscribeToken(secret: string, claim: UnsubscribeClaim): string {
   const body = Buffer.from(
-    JSON.stringify({ v: 1, e: claim.email, j: claim.jobId, k: claim.apiKeyId }),
+    JSON.stringify({ v: 1, e: claim.email, j: claim.jobId, k: claim.apiKeyId, r: claim.recipient }),
     'utf8',
   ).toString('base64url');
   return `${body}.${signature(secret, body).toString('base64url')}`;
@@ -63,7 +67,7 @@ export function verifyUnsubscribeToken(secret: string, token: string): Unsubscri
   }
   const parsed = payload.safeParse(decoded);
   if (!parsed.success) return undefined;
-  return { email: parsed.data.e, jobId: parsed.data.j, apiKeyId: parsed.data.k };
+  return { email: parsed.data.e, jobId: parsed.data.j, apiKeyId: parsed.data.k, recipient: parsed.data.r };
 }
 
 // Not strict: a link rewriter or tracker may append parameters, and the recipient must still get out.

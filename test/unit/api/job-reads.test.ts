@@ -130,6 +130,8 @@ describe('GET /jobs/{job_id}', () => {
       bounced: 0,
       transient_bounces: 0,
       complained: 0,
+      // Nor of unsubscribes by its links, noted since the audit trail.
+      unsubscribed: 0,
       // Nor of cancels and retries, which came with job control.
       cancelled: 0,
       created_at: job.created_at,

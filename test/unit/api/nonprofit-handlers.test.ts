@@ -207,29 +207,51 @@ describe('PUT /nonprofits/{email}', () => {
       lambdaContext,
     );
 
-  it('replaces name and address of an existing nonprofit', async () => {
-    dynamo.on(UpdateCommand).resolves({ Attributes: { ...stored, name: 'New name', address: '9 Elm St' } });
+  it('replaces name and address of an existing nonprofit, while it still holds what was read', async () => {
+    dynamo.on(GetCommand).resolves({ Item: stored });
+    dynamo.on(UpdateCommand).resolves({});
 
     const result = await put({ name: '  New name ', address: '9 Elm St' });
 
     expect(result.statusCode).toBe(200);
-    expect(jsonBody(result)).toMatchObject({ name: 'New name', address: '9 Elm St' });
-    // What was written, not what the mock answers: the request's values, trimmed, and when.
+    expect(jsonBody(result)).toMatchObject({
+      name: 'New name',
+      address: '9 Elm St',
+      updated_at: NOW.toISOString(),
+    });
+    // What was written: the request's values, trimmed, and when, over the values read.
     expect(dynamo).toHaveReceivedCommandWith(UpdateCommand, {
       Key: { email: 'info@example.org' },
-      ConditionExpression: 'attribute_exists(email)',
+      ConditionExpression: '#name = :readName AND address = :readAddress',
       ExpressionAttributeValues: {
         ':name': 'New name',
         ':address': '9 Elm St',
         ':updated_at': NOW.toISOString(),
+        ':readName': stored.name,
+        ':readAddress': stored.address,
       },
     });
   });
 
-  it('answers 404 for an unknown email', async () => {
-    dynamo.on(UpdateCommand).rejects(conditionFailed());
+  it('answers 404 for an unknown email, writing nothing', async () => {
+    dynamo.on(GetCommand).resolves({});
 
     expect((await put({ name: 'A', address: 'B' })).statusCode).toBe(404);
+    expect(dynamo).not.toHaveReceivedCommand(UpdateCommand);
+  });
+
+  it('reads again when the nonprofit changed between its read and the write', async () => {
+    dynamo
+      .on(GetCommand)
+      .resolvesOnce({ Item: stored })
+      .resolves({ Item: { ...stored, name: 'Renamed meanwhile' } });
+    dynamo.on(UpdateCommand).rejectsOnce(conditionFailed()).resolves({});
+
+    expect((await put({ name: 'A', address: 'B' })).statusCode).toBe(200);
+    expect(dynamo).toHaveReceivedCommandTimes(UpdateCommand, 2);
+    expect(dynamo).toHaveReceivedNthCommandWith(UpdateCommand, 2, {
+      ExpressionAttributeValues: expect.objectContaining({ ':readName': 'Renamed meanwhile' }),
+    });
   });
 
   it('answers 400 for an address with a line break, updating nothing', async () => {

@@ -1,6 +1,7 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { makeUnsubscribe } from '../../../lambdas/api/unsubscribe';
+import type { FeedbackNoted } from '../../../lambdas/core/jobs/deliveries';
 import type { JobRecord } from '../../../lambdas/core/jobs/job';
 import { signUnsubscribeToken } from '../../../lambdas/core/suppressions/unsubscribe-token';
 import { apiEvent, lambdaContext } from '../../support/api-events';
@@ -8,16 +9,30 @@ import { apiEvent, lambdaContext } from '../../support/api-events';
 const SECRET = 's'.repeat(64);
 const JOB_ID = '7b0bfb6c-7e0e-4a8b-9d4e-1c7a4d3f2e10';
 
-/** The handler with fakes: the suppression list records what it is given; one job exists, sent by key-1. */
-function handler() {
+/**
+ * The handler with fakes: the suppression list and the ledger record what they are given; one job
+ * exists, sent by key-1. A failing ledger throws.
+ */
+function handler({ failingLedger = false } = {}) {
   const add = vi.fn(async (entry) => ({ suppression: { ...entry, suppressed_at: 'now' }, created: true }));
+  const recordFeedback = vi.fn(async (): Promise<FeedbackNoted> => {
+    if (failingLedger) throw new Error('DynamoDB is unavailable');
+    return 'recorded';
+  });
   const jobs = {
     get: async (id: string) =>
       id === JOB_ID ? ({ job_id: id, api_key_id: 'key-1' } as JobRecord) : undefined,
   };
   return {
     add,
-    handle: makeUnsubscribe({ suppressions: { add }, jobs, secret: { get: async () => SECRET } }),
+    recordFeedback,
+    handle: makeUnsubscribe({
+      suppressions: { add },
+      jobs,
+      ledger: { recordFeedback },
+      secret: { get: async () => SECRET },
+      now: () => new Date('2026-12-04T10:00:00Z'),
+    }),
   };
 }
 
@@ -28,7 +43,7 @@ const token = signUnsubscribeToken(SECRET, { email: 'info@example.org', jobId: J
 
 describe('GET|POST /unsubscribe', () => {
   it('shows a page with one button on GET, escaping the address, and suppresses nothing', async () => {
-    const { add, handle } = handler();
+    const { add, recordFeedback, handle } = handler();
     // An apostrophe is valid in an address's local part, and markup in an HTML attribute or text.
     const quoted = signUnsubscribeToken(SECRET, { email: "o'brien@example.org", jobId: JOB_ID });
     const result = await invoke(
@@ -42,10 +57,11 @@ describe('GET|POST /unsubscribe', () => {
     expect(result.body).not.toContain("o'brien");
     expect(result.body).toContain('<form method="post"');
     expect(add).not.toHaveBeenCalled();
+    expect(recordFeedback).not.toHaveBeenCalled();
   });
 
   it('suppresses the address named in the token on POST, with its job and the API key that sent it', async () => {
-    const { add, handle } = handler();
+    const { add, recordFeedback, handle } = handler();
     const result = await invoke(
       handle,
       apiEvent({ httpMethod: 'POST', queryStringParameters: { token }, body: 'List-Unsubscribe=One-Click' }),
@@ -57,6 +73,41 @@ describe('GET|POST /unsubscribe', () => {
       job_id: JOB_ID,
       api_key_id: 'key-1',
     });
+    // And notes it on the email's ledger entry, once per reader (the id), counted on its job.
+    expect(recordFeedback).toHaveBeenCalledWith(JOB_ID, 'info@example.org', {
+      kind: 'unsubscribe',
+      feedbackId: 'unsubscribe:info@example.org',
+      detail: 'Unsubscribed by the link in this email',
+      at: '2026-12-04T10:00:00.000Z',
+    });
+  });
+
+  it("notes a cc reader's unsubscribe on the recipient's entry, and still answers 200 when the note fails", async () => {
+    const { add, recordFeedback, handle } = handler({ failingLedger: true });
+    const copy = signUnsubscribeToken(SECRET, {
+      email: 'board@example.net',
+      jobId: JOB_ID,
+      recipient: 'info@example.org',
+    });
+    const result = await invoke(
+      handle,
+      apiEvent({
+        httpMethod: 'POST',
+        queryStringParameters: { token: copy },
+        body: 'List-Unsubscribe=One-Click',
+      }),
+    );
+    // The person is unsubscribed: that is what the page says, and what matters.
+    expect(result.statusCode).toBe(200);
+    expect(add).toHaveBeenCalledWith(expect.objectContaining({ email: 'board@example.net' }));
+    expect(recordFeedback).toHaveBeenCalledWith(
+      JOB_ID,
+      'info@example.org',
+      expect.objectContaining({
+        feedbackId: 'unsubscribe:board@example.net',
+        detail: 'Unsubscribed by the link in the copy to board@example.net',
+      }),
+    );
   });
 
   it('still suppresses when the job is gone, without a key', async () => {

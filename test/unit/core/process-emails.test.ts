@@ -949,10 +949,12 @@ describe('every reader its own message', () => {
     for (const email of sent) {
       expect(email).toMatchObject({ to: 'a@example.org', cc: ['boss@example.org', 'board@example.org'] });
       // The link in the header and in the footer unsubscribes this reader, and only this reader.
+      // A copy's link also names the recipient whose email it copies: its ledger entry notes the unsubscribe.
       expect(verifyUnsubscribeToken(SECRET, tokenOf(email.unsubscribe?.url))).toEqual({
         email: email.reader,
         jobId,
         apiKeyId: undefined,
+        recipient: email.reader === 'a@example.org' ? undefined : 'a@example.org',
       });
       expect(email.text).toContain(
         `This email was sent to ${email.reader} by Acme Relief, 1 Main St, Springfield.`,

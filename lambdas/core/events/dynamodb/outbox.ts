@@ -1,18 +1,8 @@
-import {
-  ConditionalCheckFailedException,
-  TransactionCanceledException,
-  TransactionConflictException,
-} from '@aws-sdk/client-dynamodb';
-import {
-  type DynamoDBDocumentClient,
-  PutCommand,
-  type PutCommandInput,
-  TransactWriteCommand,
-  UpdateCommand,
-  type UpdateCommandInput,
-} from '@aws-sdk/lib-dynamodb';
-import { backoff } from '../../concurrency';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type ConditionalWrite, writeAtomically } from '../../dynamo-writes';
 import type { OutboxEvent } from '../events';
+
+export type { ConditionalWrite } from '../../dynamo-writes';
 
 /**
  * How long an event stays in the outbox: past the stream's 24 hours, after which the publisher can
@@ -40,53 +30,16 @@ export class EventOutbox {
   }
 }
 
-export type ConditionalWrite =
-  | { Put: PutCommandInput & { ConditionExpression: string } }
-  | { Update: UpdateCommandInput & { UpdateExpression: string; ConditionExpression: string } };
-
-/**
- * Whether a write lost a race with a transaction on the same item: its own transaction cancelled
- * for a conflict, or a plain write refused while another writer's transaction held the item.
- */
-function conflicted(error: unknown): boolean {
-  if (error instanceof TransactionConflictException) return true;
-  if (!(error instanceof TransactionCanceledException)) return false;
-  return (error.CancellationReasons ?? []).some((reason) => reason.Code === 'TransactionConflict');
-}
-
-/** Tries at a write that lost a race with another writer's transaction on the same item. */
-const MAX_ATTEMPTS = 8;
-
 /**
  * A conditional write, with the event its success makes true written in the same transaction: both
- * or neither. Answers false when the write's condition failed (nothing written); without an outbox
- * or an event it is the plain write. Two writers racing on one item, which as plain writes would
- * give one success and one failed condition, may cancel each other's transactions: a cancel for a
- * conflict is tried again after a jittered wait, and then meets the condition as a plain write would.
+ * or neither (see `writeAtomically`). Answers false when the write's condition failed.
  */
-export async function writeTelling(
+export function writeTelling(
   client: DynamoDBDocumentClient,
   write: ConditionalWrite,
   outbox: EventOutbox | undefined,
   event: OutboxEvent | undefined,
   now?: Date,
 ): Promise<boolean> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      if (outbox && event)
-        await client.send(new TransactWriteCommand({ TransactItems: [write, outbox.put(event, now)] }));
-      else if ('Put' in write) await client.send(new PutCommand(write.Put));
-      else await client.send(new UpdateCommand(write.Update));
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      if (
-        error instanceof TransactionCanceledException &&
-        error.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed'
-      )
-        return false;
-      if (!conflicted(error) || attempt + 1 >= MAX_ATTEMPTS) throw error;
-      await backoff(attempt);
-    }
-  }
+  return writeAtomically(client, write, [outbox && event ? outbox.put(event, now) : undefined]);
 }

@@ -104,15 +104,23 @@ export async function prepareSending(
   }
 }
 
-/** The reader's own link: it unsubscribes only the address this message is delivered to. */
+/**
+ * The reader's own link: it unsubscribes only the address this message is delivered to, and names
+ * the recipient whose email a cc copy was, whose ledger entry notes the unsubscribe.
+ */
 export function unsubscribeLink(
   deps: ProcessEmailsDependencies,
   secret: string,
   job: CompiledJob,
   reader: string,
+  recipient: string,
 ): NonNullable<RenderedEmail['unsubscribe']> {
   const links = deps.unsubscribe as UnsubscribeLinks;
-  const token = signUnsubscribeToken(secret, { email: reader, jobId: job.jobId });
+  const token = signUnsubscribeToken(secret, {
+    email: reader,
+    jobId: job.jobId,
+    ...(reader === recipient ? {} : { recipient }),
+  });
   return { url: `${links.url}?token=${token}`, mailto: links.mailto };
 }
 
@@ -125,7 +133,9 @@ function messageFor(
   linkSecret: string | undefined,
 ): RenderedEmail {
   const unsubscribe =
-    linkSecret === undefined ? undefined : unsubscribeLink(run.deps, linkSecret, job, reader);
+    linkSecret === undefined
+      ? undefined
+      : unsubscribeLink(run.deps, linkSecret, job, reader, item.email.recipient);
   return {
     to: item.email.recipient,
     cc: base.cc,

@@ -403,13 +403,14 @@ export class DynamoDeliveries
         ...(await this.key(jobId, recipient)),
         UpdateExpression:
           'SET feedback = list_append(if_not_exists(feedback, :none), :entry) ADD feedback_ids :ids',
-        ConditionExpression:
-          'message_id = :messageId AND NOT contains(feedback_ids, :feedbackId) AND (attribute_not_exists(feedback) OR size(feedback) < :most)',
+        // SES's report is about the email with its message id; an unsubscribe, about a sent email of the delivery.
+        ConditionExpression: `${report.kind === 'unsubscribe' ? '#status = :sent' : 'message_id = :messageId'} AND NOT contains(feedback_ids, :feedbackId) AND (attribute_not_exists(feedback) OR size(feedback) < :most)`,
+        ...(report.kind === 'unsubscribe' ? { ExpressionAttributeNames: { '#status': 'status' } } : {}),
         ExpressionAttributeValues: {
           ':none': [],
           ':entry': [entry],
           ':ids': new Set([report.feedbackId]),
-          ':messageId': report.messageId,
+          ...(report.kind === 'unsubscribe' ? { ':sent': 'sent' } : { ':messageId': report.messageId }),
           ':feedbackId': report.feedbackId,
           ':most': MAX_FEEDBACK_PER_DELIVERY,
         },

@@ -1,16 +1,17 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
-  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
-  PutCommand,
   QueryCommand,
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import type { Actor } from '../../audit/audit';
+import type { DynamoAuditTrail } from '../../audit/dynamodb/dynamo-audit-trail';
 import { INDEX } from '../../bindings';
 import { decodeCursor, type Page, pageFrom } from '../../cursor';
 import { batchGetAll } from '../../dynamo-paging';
+import { writeAtomically } from '../../dynamo-writes';
 import { ConflictError, NotFoundError } from '../../errors';
 import * as z from '../../zod';
 import {
@@ -25,6 +26,11 @@ import type { NonprofitQuery, NonprofitRepository } from '../repository';
 export interface DynamoNonprofitRepositoryOptions {
   client: DynamoDBDocumentClient;
   tableName: string;
+  /**
+   * Where creates, updates and deletes are recorded, each in its change's transaction (core/audit).
+   * An import's repository has none: the import is recorded once, with its counts.
+   */
+  audit?: DynamoAuditTrail | undefined;
   now?: () => Date;
 }
 
@@ -42,20 +48,25 @@ function toNonprofit(item: Record<string, unknown>): Nonprofit {
   return { email, domain, name, address, created_at, updated_at };
 }
 
+/** A change whose caller did not say who made it: a request's, with no key known. */
+const API: Actor = { source: 'api' };
+
 const notFound = (email: string) => new NotFoundError(`Nonprofit with email ${email} not found.`);
 
 export class DynamoNonprofitRepository implements NonprofitRepository {
   private readonly client: DynamoDBDocumentClient;
   private readonly tableName: string;
   private readonly now: () => Date;
+  private readonly audit: DynamoAuditTrail | undefined;
 
   constructor(options: DynamoNonprofitRepositoryOptions) {
     this.client = options.client;
+    this.audit = options.audit;
     this.tableName = options.tableName;
     this.now = options.now ?? (() => new Date());
   }
 
-  async create(input: NewNonprofit): Promise<Nonprofit> {
+  async create(input: NewNonprofit, actor: Actor = API): Promise<Nonprofit> {
     const timestamp = this.now().toISOString();
     const nonprofit: Nonprofit = {
       email: input.email,
@@ -65,20 +76,18 @@ export class DynamoNonprofitRepository implements NonprofitRepository {
       created_at: timestamp,
       updated_at: timestamp,
     };
-    try {
-      await this.client.send(
-        new PutCommand({
+    const created = await writeAtomically(
+      this.client,
+      {
+        Put: {
           TableName: this.tableName,
           Item: nonprofit,
           ConditionExpression: 'attribute_not_exists(email)',
-        }),
-      );
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
-        throw new ConflictError(`Nonprofit with email ${input.email} already exists.`);
-      }
-      throw error;
-    }
+        },
+      },
+      [this.audit?.put({ action: 'nonprofit.created', email: input.email, actor })],
+    );
+    if (!created) throw new ConflictError(`Nonprofit with email ${input.email} already exists.`);
     return nonprofit;
   }
 
@@ -114,43 +123,50 @@ export class DynamoNonprofitRepository implements NonprofitRepository {
     return Item ? toNonprofit(Item) : undefined;
   }
 
-  async update(email: string, details: NonprofitDetails): Promise<Nonprofit> {
-    try {
-      const { Attributes } = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { email },
-          UpdateExpression: 'SET #name = :name, address = :address, updated_at = :updated_at',
-          ConditionExpression: 'attribute_exists(email)',
-          ExpressionAttributeNames: { '#name': 'name' },
-          ExpressionAttributeValues: {
-            ':name': details.name,
-            ':address': details.address,
-            ':updated_at': this.now().toISOString(),
+  /**
+   * Replaces the name and address. The item is read first and written only while it still holds
+   * what was read, so the audit record names the fields this update changed.
+   */
+  async update(email: string, details: NonprofitDetails, actor: Actor = API): Promise<Nonprofit> {
+    for (;;) {
+      const found = await this.get(email);
+      if (!found) throw notFound(email);
+      const updated: Nonprofit = { ...found, ...details, updated_at: this.now().toISOString() };
+      const changed = (['name', 'address'] as const).filter((field) => found[field] !== details[field]);
+      const written = await writeAtomically(
+        this.client,
+        {
+          Update: {
+            TableName: this.tableName,
+            Key: { email },
+            UpdateExpression: 'SET #name = :name, address = :address, updated_at = :updated_at',
+            ConditionExpression: '#name = :readName AND address = :readAddress',
+            ExpressionAttributeNames: { '#name': 'name' },
+            ExpressionAttributeValues: {
+              ':name': updated.name,
+              ':address': updated.address,
+              ':updated_at': updated.updated_at,
+              ':readName': found.name,
+              ':readAddress': found.address,
+            },
           },
-          ReturnValues: 'ALL_NEW',
-        }),
+        },
+        [this.audit?.put({ action: 'nonprofit.updated', email, actor, details: { fields: changed } })],
       );
-      return toNonprofit(Attributes ?? {});
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) throw notFound(email);
-      throw error;
+      if (written) return updated;
+      // Changed or deleted since the read: read again.
     }
   }
 
-  async delete(email: string): Promise<void> {
-    try {
-      await this.client.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: { email },
-          ConditionExpression: 'attribute_exists(email)',
-        }),
-      );
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) throw notFound(email);
-      throw error;
-    }
+  async delete(email: string, actor: Actor = API): Promise<void> {
+    const deleted = await writeAtomically(
+      this.client,
+      {
+        Delete: { TableName: this.tableName, Key: { email }, ConditionExpression: 'attribute_exists(email)' },
+      },
+      [this.audit?.put({ action: 'nonprofit.deleted', email, actor })],
+    );
+    if (!deleted) throw notFound(email);
   }
 
   /**

@@ -1,11 +1,14 @@
 import { type DynamoDBDocumentClient, GetCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import type { DynamoAuditTrail } from '../../audit/dynamodb/dynamo-audit-trail';
 import { batchGetAll } from '../../dynamo-paging';
-import { type EventOutbox, writeTelling } from '../../events/dynamodb/outbox';
+import { type RecordPut, writeAtomically } from '../../dynamo-writes';
+import type { EventOutbox } from '../../events/dynamodb/outbox';
 import { type OutboxEvent, sendingPaused, sendingResumed } from '../../events/events';
 import {
   type GuardRecord,
   type GuardStore,
   REPUTATION_SHARDS,
+  RESUMED_OUTSIDE,
   type ReputationCounts,
   type ReputationWindow,
   reputationHour,
@@ -69,6 +72,8 @@ export class DynamoGuardStore implements GuardStore {
       jobsTable: string;
       /** Where a pause and a resume are told (`Sending Paused`, `Sending Resumed`), with the record's change. */
       outbox?: EventOutbox | undefined;
+      /** Where a pause and a resume are recorded, in the same transaction (core/audit). */
+      audit?: DynamoAuditTrail | undefined;
     },
   ) {}
 
@@ -85,7 +90,13 @@ export class DynamoGuardStore implements GuardStore {
     record: Required<Pick<GuardRecord, 'paused_at' | 'reason' | 'window'>>,
     seen: GuardRecord | undefined,
   ): Promise<boolean> {
-    return this.conditionally(sendingPaused(record), {
+    const audited = this.options.audit?.put({
+      action: 'sending.paused',
+      actor: { source: 'reputation_guard' },
+      reason: record.reason,
+      details: { window: record.window },
+    });
+    return this.conditionally(sendingPaused(record), audited, {
       UpdateExpression:
         'SET paused = :yes, switched = :no, paused_at = :at, reason = :reason, #window = :window',
       // Not paused, and not resumed since the record was read.
@@ -105,7 +116,7 @@ export class DynamoGuardStore implements GuardStore {
   }
 
   async switched(pausedAt: string): Promise<void> {
-    await this.conditionally(undefined, {
+    await this.conditionally(undefined, undefined, {
       UpdateExpression: 'SET switched = :yes',
       ConditionExpression: 'paused_at = :at',
       ExpressionAttributeValues: { ':yes': true, ':at': pausedAt },
@@ -116,7 +127,14 @@ export class DynamoGuardStore implements GuardStore {
     record: Required<Pick<GuardRecord, 'resumed_at' | 'resumed_by' | 'resume_reason' | 'baseline'>>,
     seen: GuardRecord | undefined,
   ): Promise<boolean> {
-    return this.conditionally(sendingResumed(record), {
+    const outside = record.resumed_by === RESUMED_OUTSIDE;
+    const audited = this.options.audit?.put({
+      action: 'sending.resumed',
+      actor: outside ? { source: 'outside_api' } : { source: 'api', api_key_id: record.resumed_by },
+      reason: record.resume_reason,
+      ...(seen?.paused_at ? { details: { paused_at: seen.paused_at, paused_for: seen.reason } } : {}),
+    });
+    return this.conditionally(sendingResumed(record), audited, {
       UpdateExpression:
         'SET paused = :no, resumed_at = :at, resumed_by = :by, resume_reason = :reason, baseline = :baseline',
       // The pause that was read (or none): a pause recorded since is looked at before it is lifted.
@@ -132,19 +150,19 @@ export class DynamoGuardStore implements GuardStore {
     });
   }
 
-  /** An update of the record, with the event it makes true; false when its condition failed. */
+  /** An update of the record, with the event it makes true and its audit record; false when its condition failed. */
   private conditionally(
     event: OutboxEvent | undefined,
+    audited: RecordPut | undefined,
     update: Omit<UpdateCommandInput, 'TableName' | 'Key'> & {
       UpdateExpression: string;
       ConditionExpression: string;
     },
   ): Promise<boolean> {
-    return writeTelling(
+    return writeAtomically(
       this.options.client,
       { Update: { TableName: this.options.jobsTable, Key: { job_id: GUARD_KEY }, ...update } },
-      this.options.outbox,
-      event,
+      [event ? this.options.outbox?.put(event) : undefined, audited],
     );
   }
 }

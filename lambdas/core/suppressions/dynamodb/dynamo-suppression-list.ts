@@ -1,27 +1,32 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import {
-  DeleteCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  QueryCommand,
-  ScanCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoAuditTrail } from '../../audit/dynamodb/dynamo-audit-trail';
 import { INDEX } from '../../bindings';
 import { decodeCursor, type Page, pageFrom } from '../../cursor';
 import { batchGetAll } from '../../dynamo-paging';
+import { writeAtomically } from '../../dynamo-writes';
 import { ConflictError, NotFoundError } from '../../errors';
-import { type EventOutbox, writeTelling } from '../../events/dynamodb/outbox';
+import type { EventOutbox } from '../../events/dynamodb/outbox';
 import { recipientUnsubscribed } from '../../events/events';
 import { emailAddress } from '../../nonprofits/nonprofit';
 import * as z from '../../zod';
 import type { SuppressionList, SuppressionQuery } from '../repository';
-import { SUPPRESSION_REASONS, type Suppression, type SuppressionReason } from '../suppression';
+import {
+  describeLiftRule,
+  type Lift,
+  liftProblems,
+  SUPPRESSION_REASONS,
+  SUPPRESSION_SOURCES,
+  type Suppression,
+  type SuppressionReason,
+} from '../suppression';
 
 export interface DynamoSuppressionListOptions {
   client: DynamoDBDocumentClient;
   tableName: string;
   /** Where an unsubscribe is told (`Recipient Unsubscribed`), with the suppression that records it. */
   outbox?: EventOutbox | undefined;
+  /** Where each suppression added or lifted is recorded, in the same transaction (core/audit). */
+  audit?: DynamoAuditTrail | undefined;
   now?: () => Date;
 }
 
@@ -45,18 +50,26 @@ function toSuppression(item: Record<string, unknown>): Suppression {
 /** Weakest first: a reason replaces a record of any reason before it. */
 const REASON_STRENGTH: readonly SuppressionReason[] = ['manual', 'bounced', 'unsubscribed', 'complained'];
 
-/** The condition under which a suppression for `reason` is written: no record, or a weaker one. */
-function replaceableBy(reason: SuppressionReason) {
-  const weaker = REASON_STRENGTH.slice(0, REASON_STRENGTH.indexOf(reason));
-  if (weaker.length === 0) return { ConditionExpression: 'attribute_not_exists(email)' };
+const stronger = (reason: SuppressionReason, than: SuppressionReason) =>
+  REASON_STRENGTH.indexOf(reason) > REASON_STRENGTH.indexOf(than);
+
+/**
+ * The condition of a write decided on a read: the record read is still there, unchanged (or there
+ * is still none). A change in between fails it, and the caller reads again.
+ */
+function unchangedSince(read: Suppression | undefined) {
+  if (!read) return { ConditionExpression: 'attribute_not_exists(email)' };
   return {
-    ConditionExpression: `attribute_not_exists(email) OR #reason IN (${weaker.map((_, n) => `:weaker${n}`).join(', ')})`,
+    ConditionExpression: '#reason = :readReason AND suppressed_at = :readAt',
     ExpressionAttributeNames: { '#reason': 'reason' },
-    ExpressionAttributeValues: Object.fromEntries(weaker.map((weak, n) => [`:weaker${n}`, weak])),
+    ExpressionAttributeValues: { ':readReason': read.reason, ':readAt': read.suppressed_at },
   };
 }
 
 const notSuppressed = (email: string) => new NotFoundError(`The address ${email} is not suppressed.`);
+
+/** A record as an audit record keeps it: what it was, not who it was (the record names the address already). */
+const previousOf = ({ email, ...kept }: Suppression) => kept;
 
 export class DynamoSuppressionList implements SuppressionList {
   private readonly now: () => Date;
@@ -65,22 +78,47 @@ export class DynamoSuppressionList implements SuppressionList {
     this.now = options.now ?? (() => new Date());
   }
 
+  /**
+   * Written over no record or a weaker reason (an address unsubscribed once is told once), with its
+   * audit record and, for an unsubscribe, its event, in one transaction. The record is read first
+   * and the write conditioned on it, so the audit record names what it replaced.
+   */
   async add(
     entry: Omit<Suppression, 'suppressed_at'>,
   ): Promise<{ suppression: Suppression; created: boolean }> {
-    const suppression: Suppression = { ...entry, suppressed_at: this.now().toISOString() };
-    // Written only over no record or a weaker reason: an address unsubscribed once is told once.
-    const written = await writeTelling(
-      this.options.client,
-      { Put: { TableName: this.options.tableName, Item: suppression, ...replaceableBy(entry.reason) } },
-      this.options.outbox,
-      entry.reason === 'unsubscribed' ? recipientUnsubscribed(suppression) : undefined,
-    );
-    if (written) return { suppression, created: true };
-    const kept = await this.get(entry.email);
-    // Lifted in between: suppress again, as asked.
-    if (!kept) return this.add(entry);
-    return { suppression: kept, created: false };
+    for (;;) {
+      const previous = await this.get(entry.email);
+      if (previous && !stronger(entry.reason, previous.reason))
+        return { suppression: previous, created: false };
+      const now = this.now();
+      const suppression: Suppression = { ...entry, suppressed_at: now.toISOString() };
+      const written = await writeAtomically(
+        this.options.client,
+        { Put: { TableName: this.options.tableName, Item: suppression, ...unchangedSince(previous) } },
+        [
+          entry.reason === 'unsubscribed'
+            ? this.options.outbox?.put(recipientUnsubscribed(suppression), now)
+            : undefined,
+          this.options.audit?.put({
+            action: 'suppression.added',
+            email: entry.email,
+            actor: {
+              source: SUPPRESSION_SOURCES[entry.reason],
+              api_key_id: entry.reason === 'manual' ? entry.api_key_id : undefined,
+            },
+            reason: entry.note,
+            details: {
+              reason: entry.reason,
+              ...(entry.job_id ? { job_id: entry.job_id } : {}),
+              ...(entry.api_key_id ? { api_key_id: entry.api_key_id } : {}),
+              ...(previous ? { previous: previousOf(previous) } : {}),
+            },
+          }),
+        ],
+      );
+      if (written) return { suppression, created: true };
+      // Changed since the read (added, lifted or strengthened by another writer): decide again.
+    }
   }
 
   async get(email: string): Promise<Suppression | undefined> {
@@ -100,30 +138,34 @@ export class DynamoSuppressionList implements SuppressionList {
     return new Map(items.map((item) => [String(item.email), toSuppression(item)]));
   }
 
-  async remove(email: string, { force }: { force: boolean }): Promise<Suppression> {
-    try {
-      const { Attributes } = await this.options.client.send(
-        new DeleteCommand({
-          TableName: this.options.tableName,
-          Key: { email },
-          ...(force
-            ? { ConditionExpression: 'attribute_exists(email)' }
-            : {
-                ConditionExpression: 'attribute_exists(email) AND #reason <> :complained',
-                ExpressionAttributeNames: { '#reason': 'reason' },
-                ExpressionAttributeValues: { ':complained': 'complained' },
-              }),
-          ReturnValues: 'ALL_OLD',
-        }),
-      );
-      return toSuppression(Attributes ?? {});
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  /**
+   * Reads the record, checks the lift against it (`LIFT_RULES`), and deletes it only while it is
+   * still that record, with the audit record of the lift in the same transaction.
+   */
+  async remove(email: string, lift: Lift): Promise<Suppression> {
+    for (;;) {
       const found = await this.get(email);
       if (!found) throw notSuppressed(email);
-      throw new ConflictError(
-        `The address ${email} complained about an email (${found.suppressed_at}); lift it only with force=true and a reason.`,
+      const problems = liftProblems(found.reason, lift);
+      if (problems.length > 0)
+        throw new ConflictError(
+          `The address ${email} is suppressed (${found.reason}, ${found.suppressed_at}); lifting it takes ${describeLiftRule(found.reason)}.`,
+          problems,
+        );
+      const deleted = await writeAtomically(
+        this.options.client,
+        { Delete: { TableName: this.options.tableName, Key: { email }, ...unchangedSince(found) } },
+        [
+          this.options.audit?.put({
+            action: 'suppression.lifted',
+            email,
+            actor: { source: 'api', api_key_id: lift.api_key_id },
+            reason: lift.reason,
+            details: { force: lift.force, previous: previousOf(found) },
+          }),
+        ],
       );
+      if (deleted) return found;
     }
   }
 

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { makeImportNonprofits } from '../../../../lambdas/api/import-nonprofits';
+import type { AuditEntry } from '../../../../lambdas/core/audit/audit';
 import { ConflictError } from '../../../../lambdas/core/errors';
 import {
   importNonprofits,
@@ -166,8 +167,13 @@ describe('importNonprofits', () => {
 });
 
 describe('POST /nonprofits/import', () => {
+  let recorded: AuditEntry[] = [];
+  beforeEach(() => {
+    recorded = [];
+  });
+  const audit = { append: async (entry: AuditEntry) => void recorded.push(entry) };
   const post = (body: string, contentType: string, query: Record<string, string> | null = null) =>
-    makeImportNonprofits({ nonprofits: memoryStore().store })(
+    makeImportNonprofits({ nonprofits: memoryStore().store, audit })(
       apiEvent({
         httpMethod: 'POST',
         body,
@@ -181,11 +187,21 @@ describe('POST /nonprofits/import', () => {
     const result = await post('email,name,address\na@example.org,A,1 Main St\nbad,B,2\n', 'text/csv');
     expect(result.statusCode).toBe(200);
     expect(jsonBody(result)).toMatchObject({ created: 1, invalid: 1 });
+    // One audit record for the import, with its counts and the key that made it, not one per row.
+    expect(recorded).toEqual([
+      {
+        action: 'nonprofits.imported',
+        actor: { source: 'api', api_key_id: expect.any(String) },
+        details: { created: 1, updated: 0, exists: 0, invalid: 1, on_conflict: 'skip' },
+      },
+    ]);
   });
 
   it('answers 400 when no row is valid, naming each row, and for a bad on_conflict or no body', async () => {
     const none = await post('[{"email":"bad"},{"email":"worse"}]', 'application/json');
     expect(none.statusCode).toBe(400);
+    // Nothing changed, nothing recorded.
+    expect(recorded).toEqual([]);
     expect(jsonBody(none)).toMatchObject({
       message: 'No row of the import is valid',
       details: expect.arrayContaining([{ field: 'rows[2].email', message: 'Must be a valid email address' }]),

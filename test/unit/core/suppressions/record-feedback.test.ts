@@ -28,7 +28,7 @@ function setup(
         recipient,
         kind: report.kind,
         feedbackId: report.feedbackId,
-        messageId: report.messageId,
+        messageId: 'messageId' in report ? report.messageId : '',
       });
       return options.ledgerAnswer ?? 'recorded';
     },
