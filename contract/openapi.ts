@@ -276,6 +276,9 @@ const routes: Route[] = [
         '200': { description: 'A page.', ...json(answer.jobEmailsPage) },
         ...badInput,
         ...notFound('No job of yours with that id'),
+        '410': error(
+          "The job's emails are no longer kept: its ledger and recipient list are removed `ledgerRetentionDays` after it starts; `GET /jobs/{job_id}` still has its counts (`GONE`).",
+        ),
       },
     },
   },

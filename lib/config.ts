@@ -95,7 +95,7 @@ const footerValue = (key: string) =>
  * which arrives as a string and is coerced). The local runtime reads the synthesized template, so
  * these values reach it through the template and are never repeated there.
  */
-const configSchema = z
+export const configSchema = z
   .object({
     /** Steady requests per second each API key may make. */
     usagePlanRateLimit: z.coerce.number().positive().default(50),
@@ -293,6 +293,13 @@ const configSchema = z
     storeRenderedEmails: flag.default(true),
     /** Days a stored rendered email is kept before DynamoDB's TTL removes it. */
     renderedEmailRetentionDays: z.coerce.number().int().min(1).max(3650).default(30),
+    /**
+     * Days a job's ledger (each email's outcome, cc, message id and feedback), its recipient list and
+     * its content (template, subject, cc) are kept, from its start; DynamoDB's TTL removes them then.
+     */
+    ledgerRetentionDays: z.coerce.number().int().min(7).max(3650).default(90),
+    /** Days a job's summary (status and counts, no addresses) is kept, from its start. */
+    jobRetentionDays: z.coerce.number().int().min(7).max(3650).default(400),
     /** Days an audit record (a change to the registry, the suppression list or the sender) is kept. */
     auditRetentionDays: z.coerce.number().int().min(30).max(3650).default(400),
   })
@@ -302,6 +309,20 @@ const configSchema = z
         code: 'custom',
         path: ['maxRenderedEmailBytes'],
         message: `At most ${MAX_STORED_EMAIL_BYTES} while storeRenderedEmails is on (a DynamoDB item holds 400 KB)`,
+      });
+    }
+    if (config.jobRetentionDays < config.ledgerRetentionDays) {
+      context.addIssue({
+        code: 'custom',
+        path: ['jobRetentionDays'],
+        message: `At least ledgerRetentionDays (${config.ledgerRetentionDays}): a job's emails are never kept longer than the job`,
+      });
+    }
+    if (config.renderedEmailRetentionDays > config.ledgerRetentionDays) {
+      context.addIssue({
+        code: 'custom',
+        path: ['renderedEmailRetentionDays'],
+        message: `At most ledgerRetentionDays (${config.ledgerRetentionDays}): what an email was rendered from goes no later than its ledger entry`,
       });
     }
     if (config.transport === 'ses' && !config.fromAddress) {

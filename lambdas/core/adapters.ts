@@ -64,11 +64,22 @@ export function unsubscribeLinksFromEnv() {
   return { secret: signingSecretFromEnv(), url, mailto };
 }
 
+/** The jobs; the function that creates them (acceptance) is given their retention (`jobRetentionDays`). */
 export const jobsFromEnv = (outbox?: EventOutbox) =>
-  new DynamoJobStore({ client: documentClient, tableName: bound(TABLE.jobs), outbox });
+  new DynamoJobStore({
+    client: documentClient,
+    tableName: bound(TABLE.jobs),
+    outbox,
+    retentionDays: readSettings({ days: SETTING.jobRetentionDays }).days,
+  });
 
+/** The jobs' contents; the function that writes them (acceptance) is given their retention (`ledgerRetentionDays`). */
 export const jobContentsFromEnv = () =>
-  new DynamoJobContents({ client: documentClient, tableName: bound(TABLE.jobContents) });
+  new DynamoJobContents({
+    client: documentClient,
+    tableName: bound(TABLE.jobContents),
+    retentionDays: readSettings({ days: SETTING.ledgerRetentionDays }).days,
+  });
 
 /** Jobs whose shard count an environment keeps: it never changes, so it is read once per job. */
 const MAX_REMEMBERED_SHARD_COUNTS = 1_000;
@@ -98,6 +109,8 @@ export function deliveriesFromEnv(outbox?: EventOutbox) {
     deliveriesTable: bound(TABLE.deliveries),
     outbox,
     shardsOf,
+    // Set for the functions that write deliveries (the consumers): each item expires then.
+    retentionDays: readSettings({ days: SETTING.ledgerRetentionDays }).days,
     ...(leaseSeconds === undefined ? {} : { leaseMs: leaseSeconds * 1000 }),
   });
 }

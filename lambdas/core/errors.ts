@@ -42,6 +42,12 @@ export class NotFoundError extends AppError {
   readonly code = 'NOT_FOUND';
 }
 
+/** What was asked for existed, and its retention ended: it is no longer kept. */
+export class GoneError extends AppError {
+  readonly status = 410;
+  readonly code = 'GONE';
+}
+
 export class ConflictError extends AppError {
   readonly status = 409;
   readonly code = 'CONFLICT';

@@ -40,6 +40,10 @@ export const SETTING = {
   senderPostalAddress: setting('SENDER_POSTAL_ADDRESS', z.string().min(1).optional()),
   storeRenderedEmails: setting('STORE_RENDERED_EMAILS', flag),
   renderedEmailRetentionDays: setting('RENDERED_EMAIL_RETENTION_DAYS', count.optional()),
+  /** Days a job's ledger (its deliveries) and recipient lists are kept before DynamoDB's TTL removes them. */
+  ledgerRetentionDays: setting('LEDGER_RETENTION_DAYS', count.optional()),
+  /** Days a job's summary (counts, no addresses) is kept. */
+  jobRetentionDays: setting('JOB_RETENTION_DAYS', count.optional()),
   /** Days an audit record is kept before DynamoDB's TTL removes it (core/audit). */
   auditRetentionDays: setting('AUDIT_RETENTION_DAYS', count),
   recipientQuotaPerDay: setting('RECIPIENT_QUOTA_PER_DAY', count),

@@ -97,6 +97,15 @@ export class MailerApi extends Construct {
       },
     });
 
+    // API Gateway writes its execution logs (ERROR level) to a log group it names and would create
+    // itself, kept forever: declared here, before the stage, with a retention like the functions'.
+    const executionLogs = new LogGroup(this, 'ExecutionLogs', {
+      logGroupName: `API-Gateway-Execution-Logs_${this.restApi.restApiId}/${MailerApi.STAGE_NAME}`,
+      retention: RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.restApi.deploymentStage.node.addDependency(executionLogs);
+
     this.usagePlan = this.restApi.addUsagePlan('UsagePlan', {
       name: 'nonprofit-mailer-default',
       description: 'Default plan for API clients',

@@ -14,13 +14,17 @@ export class MailerData extends Construct {
    * `DynamoOutcomeCounts`), which DynamoDB's TTL removes.
    */
   readonly jobs: Table;
-  /** What a job sends (part 0) and its recipients, sorted, in chunks (parts 1…): recorded before the job. */
+  /**
+   * What a job sends (part 0) and its recipients, sorted, in chunks (parts 1…): recorded before the
+   * job; removed by DynamoDB's TTL `ledgerRetentionDays` after the job's start.
+   */
   readonly jobContents: Table;
   /**
    * One item per recipient: its outcome and SES's message id (with the claim of a recipient sent on
    * its own while it is sent), and one per chunk of ten recipients, its claim (`<job id>#chunks`). No
    * index: nothing reads deliveries but by job. Its stream (old and new images) feeds the jobs'
-   * counters: an outcome is one write here, counted on its job from the stream.
+   * counters: an outcome is one write here, counted on its job from the stream. Each item is
+   * removed by DynamoDB's TTL `ledgerRetentionDays` after its first write (a removal counts nothing).
    */
   readonly deliveries: Table;
   /**
@@ -75,12 +79,14 @@ export class MailerData extends Construct {
     this.jobContents = this.table('JobContents', {
       partitionKey: string('job_id'),
       sortKey: { name: 'part', type: AttributeType.NUMBER },
+      timeToLiveAttribute: 'expires_at',
     });
 
     this.deliveries = this.table('Deliveries', {
       partitionKey: string('job_id'),
       sortKey: string('recipient'),
       stream: StreamViewType.NEW_AND_OLD_IMAGES,
+      timeToLiveAttribute: 'expires_at',
     });
 
     this.suppressions = this.table('Suppressions', { partitionKey: string('email') });

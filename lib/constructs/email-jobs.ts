@@ -2,7 +2,7 @@ import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { FilterCriteria, FilterRule, StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Construct } from 'constructs';
 import { INDEX, QUEUE, TABLE } from '../../lambdas/core/bindings';
@@ -65,6 +65,9 @@ export class EmailJobs extends Construct {
       // The day's count is one conditional update; a job over the whole limit reads it to say what remains.
       .bindTable(TABLE.usage, data.usage, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])
       .setting(SETTING.recipientQuotaPerDay, String(config.recipientQuotaPerDay))
+      // The job's content and recipient lists, and its summary, expire then (README, "Personal data").
+      .setting(SETTING.ledgerRetentionDays, String(config.ledgerRetentionDays))
+      .setting(SETTING.jobRetentionDays, String(config.jobRetentionDays))
       .acknowledgeNoDeadLetterTarget('api');
     // It refuses a job whose emails could render too large: it sizes them as the consumer renders them.
     setRenderSettings(sendEmail, config);
@@ -186,6 +189,8 @@ export class EmailJobs extends Construct {
       // messages; one another consumer holds is hidden until that claim's lease ends.
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage', 'sqs:ChangeMessageVisibility'])
       .setting(SETTING.claimLeaseSeconds, String(claimLeaseSeconds(config)))
+      // Each delivery it writes expires then (personal data: the README's "Personal data").
+      .setting(SETTING.ledgerRetentionDays, String(config.ledgerRetentionDays))
       .setting(SETTING.sendingPausedWaitSeconds, String(config.sendingPausedWaitSeconds))
       .setting(SETTING.emailTransport, config.transport)
       .setting(SETTING.storeRenderedEmails, String(data.renderedEmails !== undefined))
@@ -223,6 +228,8 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.usage, data.usage, ['dynamodb:UpdateItem'])
       .setting(SETTING.recipientQuotaPerDay, String(config.recipientQuotaPerDay))
       .setting(SETTING.claimLeaseSeconds, String(claimLeaseSeconds(config)))
+      // Each delivery it writes expires then (personal data: the README's "Personal data").
+      .setting(SETTING.ledgerRetentionDays, String(config.ledgerRetentionDays))
       .acknowledgeNoDeadLetterTarget('queue');
     consumeQueue(
       this.deadLetterConsumer,
@@ -253,6 +260,8 @@ export class EmailJobs extends Construct {
         // names each job's part of it) nor dropped (a dropped outcome would leave its job running).
         bisectBatchOnError: false,
         retryAttempts: -1,
+        // Outcomes are writes; a delivery's removal (its retention's TTL) counts nothing and invokes nothing.
+        filters: [FilterCriteria.filter({ eventName: FilterRule.or('INSERT', 'MODIFY') })],
       }),
     );
     Validations.of(this.counter).acknowledge({

@@ -289,6 +289,30 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     for (const address of held) expect(mailed.filter((to) => to === address)).toHaveLength(1);
   }
 
+  it('never lifts a suppression by deleting, re-creating or re-importing the nonprofit, and records each change', async () => {
+    const email = `comes-back@${uniqueDomain()}`;
+    const nonprofit = { email, name: 'Comes Back', address: '3 Loop Rd' };
+    expect((await api('POST', '/nonprofits', nonprofit)).status).toBe(201);
+    expect((await api('PUT', `/suppressions/${email}`, { note: 'asked by letter' })).status).toBe(201);
+    expect((await api('DELETE', `/nonprofits/${email}`)).status).toBe(204);
+    expect((await api('POST', '/nonprofits', nonprofit)).status).toBe(201);
+    const imported = await api('POST', '/nonprofits/import?on_conflict=update', [
+      { ...nonprofit, name: 'Comes Back Again' },
+    ]);
+    expect(imported.body).toMatchObject({ updated: 1 });
+    expect((await api('GET', `/suppressions/${email}`)).body).toMatchObject({ reason: 'manual' });
+    const trail = await api('GET', `/audit?email=${encodeURIComponent(email)}`);
+    expect((trail.body.records as { action: string }[]).map(({ action }) => action)).toEqual([
+      'nonprofit.created',
+      'nonprofit.deleted',
+      'suppression.added',
+      'nonprofit.created',
+    ]);
+    // The import is one record, with its counts and no address.
+    const imports = await api('GET', '/audit?action=nonprofits.imported&limit=1');
+    expect(imports.body.records).toMatchObject([{ actor: { source: 'api' }, details: { updated: 1 } }]);
+  });
+
   it('shows the key and job behind a suppression only to a key that may read the list', async () => {
     const address = `least-disclosure@${uniqueDomain()}`;
     const suppressor = apiClient(runtime.url, runtime.keys.get('suppressor')?.value);

@@ -58,19 +58,30 @@ describe('the audit trail against DynamoDB Local', () => {
   });
 
   it('pages newest first by address, by action, by both, and by time, with cursors that hold', async () => {
-    const since = new Date().toISOString();
+    // A clock of its own, a second a record, in a year no other test writes: the range holds these only.
+    let clock = Date.parse('2031-01-01T00:00:00Z');
+    const timed = new DynamoAuditTrail({
+      client,
+      tableName: auditTable,
+      retentionDays: 400,
+      now: () => {
+        clock += 1_000;
+        return new Date(clock);
+      },
+    });
+    const since = new Date(clock).toISOString();
     const [a, b] = [address(), address()];
     for (const email of [a, b, a, b, a]) {
-      await audit.append({ action: 'suppression.added', email, actor: { source: 'unsubscribe_link' } });
+      await timed.append({ action: 'suppression.added', email, actor: { source: 'unsubscribe_link' } });
     }
-    await audit.append({
+    await timed.append({
       action: 'suppression.lifted',
       email: a,
       actor: operator,
       reason: 'asked again by phone',
     });
-    const until = new Date().toISOString();
-    await audit.append({ action: 'nonprofits.imported', actor: operator, details: { created: 3 } });
+    const until = new Date(clock).toISOString();
+    await timed.append({ action: 'nonprofits.imported', actor: operator, details: { created: 3 } });
 
     const ofA = (await list({ email: a })).items;
     expect(ofA.map(({ action }) => action)).toEqual([

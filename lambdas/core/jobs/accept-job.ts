@@ -222,6 +222,7 @@ async function recordJob(
     subject: request.subject ?? null,
     cc: request.cc ?? [],
     accepted_at: createdAt,
+    ...(sendAt === undefined ? {} : { starts_at: sendAt }),
     ...(job.quota ? { quota: job.quota } : {}),
     ...(deliveryShards(recipients.length) > 1 ? { delivery_shards: deliveryShards(recipients.length) } : {}),
     recipients,

@@ -1,4 +1,5 @@
 import { pageLimit } from '../cursor';
+import { GoneError } from '../errors';
 import { compileTemplate } from '../templates/template';
 import * as z from '../zod';
 import {
@@ -141,7 +142,12 @@ export async function listJobEmails(
 ): Promise<{ items: JobEmail[]; nextOffset: number | null }> {
   const emails: JobEmail[] = [];
   const content = await deps.contents.content(job.job_id);
-  const cc = content?.cc ?? [];
+  // Written before the job, so only its retention removes it, and the recipient list with it.
+  if (!content)
+    throw new GoneError(
+      `The emails of job ${job.job_id} are no longer kept: a job's ledger and recipient list are removed ledgerRetentionDays after it starts; its counts stay.`,
+    );
+  const { cc } = content;
   // A cancelled job's recipients all have an outcome, `cancelled` among them, except those of a job
   // cancelled while it was scheduled: nothing was enqueued, so none has a delivery. They were cancelled too.
   const withoutOutcome: EmailStatus = job.status === 'cancelled' ? 'cancelled' : 'pending';

@@ -64,6 +64,8 @@ export interface JobStore {
 /** What a job sends, and to whom, written before its job item so that a job that exists has both. */
 export interface NewJobContent extends JobContent {
   job_id: string;
+  /** When a scheduled job starts (not stored): its content's retention counts from then. */
+  starts_at?: string | undefined;
   /** Sorted and unique: the order `GET /jobs/{id}/emails` lists them in. */
   recipients: string[];
   request_hash: string;

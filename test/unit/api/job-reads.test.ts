@@ -212,6 +212,21 @@ describe('GET /jobs/{job_id}/emails', () => {
       lambdaContext,
     );
 
+  it("answers 410 once the job's ledger and recipient list are past their retention, its summary still kept", async () => {
+    const expired = makeListJobEmails({
+      jobs,
+      contents: { ...contents, content: async () => undefined, recipients: async () => [] },
+      deliveries,
+      settings,
+    });
+    const answer = await expired(asKey('key-1', { pathParameters: { job_id: JOB_ID } }), lambdaContext);
+    expect(answer.statusCode).toBe(410);
+    expect(jsonBody(answer)).toMatchObject({
+      code: 'GONE',
+      message: expect.stringContaining('ledgerRetentionDays'),
+    });
+  });
+
   it('lists every recipient with its outcome and rendered copy, pending where it has none, page by page', async () => {
     const first = jsonBody(await query({ limit: '2' }));
     expect(first.emails).toEqual([

@@ -62,8 +62,15 @@ export interface DynamoDeliveriesOptions {
    * unset, one: the job id.
    */
   shardsOf?: (jobId: string) => Promise<number>;
+  /**
+   * Days a delivery item is kept (the stack's `ledgerRetentionDays`): each write that may create one
+   * sets its `expires_at` if it has none, and DynamoDB's TTL removes it then. Only writers set it.
+   */
+  retentionDays?: number | undefined;
   now?: () => Date;
 }
+
+const DAY_SECONDS = 86_400;
 
 /**
  * Chunk claims live in the deliveries table beside the job's deliveries, under a partition of their
@@ -91,6 +98,19 @@ export class DynamoDeliveries
   }
 
   /** The key of a recipient's delivery item: under its job's shard (see `deliveryPartition`). */
+  /** The clause that sets an item's expiry on the write that makes it (none for a reader). */
+  private expirySet(): string {
+    return this.options.retentionDays === undefined
+      ? ''
+      : ', expires_at = if_not_exists(expires_at, :expires)';
+  }
+
+  private expiryValue(): Record<string, number> {
+    const days = this.options.retentionDays;
+    if (days === undefined) return {};
+    return { ':expires': Math.floor(this.now().getTime() / 1000) + days * DAY_SECONDS };
+  }
+
   private async key(jobId: string, recipient: string) {
     const shards = await this.shardsOf(jobId);
     return {
@@ -134,10 +154,15 @@ export class DynamoDeliveries
       const { Attributes } = await this.options.client.send(
         new UpdateCommand({
           ...this.chunkKey(jobId, chunk),
-          UpdateExpression: 'SET claim_token = :token, lease_until = :lease',
+          UpdateExpression: `SET claim_token = :token, lease_until = :lease${this.expirySet()}`,
           // Never claimed, or its holder's lease ended (it died, or gave the chunk back to wait).
           ConditionExpression: 'attribute_not_exists(recipient) OR lease_until < :now',
-          ExpressionAttributeValues: { ':token': token, ':lease': now + leaseMs, ':now': now },
+          ExpressionAttributeValues: {
+            ':token': token,
+            ':lease': now + leaseMs,
+            ':now': now,
+            ...this.expiryValue(),
+          },
           ReturnValues: 'ALL_OLD',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
@@ -214,8 +239,7 @@ export class DynamoDeliveries
           new UpdateCommand({
             ...(await this.key(jobId, recipient)),
             // The copies an earlier claim handed over stay, and come back with the claim (ALL_OLD).
-            UpdateExpression:
-              'SET #status = :sending, claim_token = :token, lease_until = :lease, attempts = :attempts, copy_ids = if_not_exists(copy_ids, :noCopies)',
+            UpdateExpression: `SET #status = :sending, claim_token = :token, lease_until = :lease, attempts = :attempts, copy_ids = if_not_exists(copy_ids, :noCopies)${this.expirySet()}`,
             // Free (never claimed, or queued again by a retry), or claimed by a consumer whose lease
             // ended before the transport took the email.
             ConditionExpression:
@@ -229,6 +253,7 @@ export class DynamoDeliveries
               ':now': now,
               ':attempts': attempts,
               ':noCopies': {},
+              ...this.expiryValue(),
             },
             ReturnValues: 'ALL_OLD',
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -370,7 +395,7 @@ export class DynamoDeliveries
     const chunked = outcome.chunk !== undefined;
     return {
       ...(await this.key(jobId, outcome.recipient)),
-      UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
+      UpdateExpression: `SET ${sets.join(', ')}${this.expirySet()} REMOVE ${removes.join(', ')}`,
       // A chunk's recipient: the first outcome stands (the chunk's claim kept others from sending).
       ConditionExpression: chunked ? 'attribute_not_exists(#status)' : 'claim_token = :token',
       ExpressionAttributeNames: {
@@ -390,6 +415,7 @@ export class DynamoDeliveries
         ...(outcome.reason === undefined ? {} : { ':reason': outcome.reason }),
         ...(outcome.messageId ? { ':messageId': outcome.messageId } : {}),
         ...(outcome.copyErrors ? { ':copyErrors': outcome.copyErrors } : {}),
+        ...this.expiryValue(),
         ...(outcome.snapshot ? { ':snapshot': outcome.snapshot } : {}),
       },
     };

@@ -15,11 +15,23 @@ export const RECIPIENTS_PER_CHUNK = 1_000;
 const CONTENT_PART = 0;
 const chunkPart = (chunk: number) => chunk + 1;
 
+/** The TTL attribute of an item kept `days` from `from` (none without a retention). */
+export const expiresAt = (from: string, days: number | undefined) =>
+  days === undefined ? {} : { expires_at: Math.floor(Date.parse(from) / 1000) + days * 86_400 };
+
 /** The job contents table: a job's template, subject and cc (part 0) and its sorted recipients in chunks. */
 export class DynamoJobContents implements JobContentStore {
-  constructor(private readonly options: { client: DynamoDBDocumentClient; tableName: string }) {}
+  constructor(
+    private readonly options: {
+      client: DynamoDBDocumentClient;
+      tableName: string;
+      /** Days the parts are kept from the job's start (`ledgerRetentionDays`); only the writer sets it. */
+      retentionDays?: number | undefined;
+    },
+  ) {}
 
-  async put({ job_id, recipients, request_hash, ...content }: NewJobContent): Promise<void> {
+  async put({ job_id, recipients, request_hash, starts_at, ...content }: NewJobContent): Promise<void> {
+    const expiry = expiresAt(starts_at ?? content.accepted_at, this.options.retentionDays);
     const parts = [
       { part: CONTENT_PART, ...content },
       ...chunks(recipients, RECIPIENTS_PER_CHUNK).map((chunk, index) => ({
@@ -34,7 +46,7 @@ export class DynamoJobContents implements JobContentStore {
         await this.options.client.send(
           new PutCommand({
             TableName: this.options.tableName,
-            Item: { job_id, ...part, request_hash },
+            Item: { job_id, ...part, request_hash, ...expiry },
             ConditionExpression: 'attribute_not_exists(job_id) OR request_hash = :hash',
             ExpressionAttributeValues: { ':hash': request_hash },
           }),

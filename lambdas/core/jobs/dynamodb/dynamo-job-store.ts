@@ -25,6 +25,7 @@ import {
   scheduledJobStarted,
 } from '../job-status';
 import type { JobQuery, JobStore } from '../job-store';
+import { expiresAt } from './dynamo-job-contents';
 
 /** How many index pages one listing request reads at most while a status filter skips items. */
 const MAX_PAGES_PER_LISTING = 10;
@@ -37,6 +38,8 @@ export class DynamoJobStore implements JobStore {
       tableName: string;
       /** Where a job's acceptance and its end are told (`Job Accepted`, `Job Completed`): a writer's. */
       outbox?: EventOutbox | undefined;
+      /** Days a job is kept from its start (`jobRetentionDays`), by DynamoDB's TTL; only the writer sets it. */
+      retentionDays?: number | undefined;
     },
   ) {}
 
@@ -46,7 +49,7 @@ export class DynamoJobStore implements JobStore {
       {
         Put: {
           TableName: this.options.tableName,
-          Item: job,
+          Item: { ...job, ...expiresAt(job.send_at ?? job.created_at, this.options.retentionDays) },
           ConditionExpression: 'attribute_not_exists(job_id)',
         },
       },
