@@ -324,6 +324,7 @@ const routes: Route[] = [
         ...badInput,
         ...notFound('No job of yours with that id'),
         ...conflict('Nothing to retry, or the job is running or was cancelled'),
+        '410': error("The job's content and recipient list are past `ledgerRetentionDays` (`GONE`)."),
       },
     },
   },

@@ -1,6 +1,12 @@
 // POST /jobs/{job_id}/retry: handler --> retry job (job store, deliveries, suppressions, email queue)
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { deliveriesFromEnv, emailQueueFromEnv, jobsFromEnv, suppressionsFromEnv } from '../core/adapters';
+import {
+  deliveriesFromEnv,
+  emailQueueFromEnv,
+  jobContentsFromEnv,
+  jobsFromEnv,
+  suppressionsFromEnv,
+} from '../core/adapters';
 import { apiHandler, callerApiKeyId, header, json, parsePathParameter } from '../core/http';
 import { jobId, readIdempotencyKey } from '../core/jobs/job';
 import { type RetryJobDependencies, retryJob } from '../core/jobs/retry-job';
@@ -47,6 +53,7 @@ export const makeRetryJob = (deps: RetryJobDependencies) =>
 
 export const handler = makeRetryJob({
   jobs: jobsFromEnv(),
+  contents: jobContentsFromEnv(),
   deliveries: deliveriesFromEnv(),
   suppressions: suppressionsFromEnv(),
   queue: emailQueueFromEnv(),

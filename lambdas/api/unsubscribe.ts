@@ -49,10 +49,16 @@ export interface UnsubscribeDependencies {
 
 /**
  * Notes the unsubscribe on the ledger entry of the email whose link was used (once per reader,
- * however often the link is used), and counts it on the job. The suppression is what matters to the
+ * however often the link is used), and counts it on the job when this click suppressed the reader
+ * (each reader once, whichever of their copies' links they use). The suppression is what matters to the
  * person and is made already: a failed note is logged, not answered as an error they would see.
  */
-async function noteOnLedger(ledger: FeedbackLedger, jobId: string, claim: UnsubscribeClaim, at: Date) {
+async function noteOnLedger(
+  ledger: FeedbackLedger,
+  jobId: string,
+  claim: UnsubscribeClaim,
+  { at, countOnJob }: { at: Date; countOnJob: boolean },
+) {
   const recipient = claim.recipient ?? claim.email;
   try {
     const noted = await ledger.recordFeedback(jobId, recipient, {
@@ -63,6 +69,7 @@ async function noteOnLedger(ledger: FeedbackLedger, jobId: string, claim: Unsubs
           ? 'Unsubscribed by the link in this email'
           : `Unsubscribed by the link in the copy to ${claim.email}`,
       at: at.toISOString(),
+      countOnJob,
     });
     // A job or email since gone, or noted before: nothing to do.
     if (noted === 'pending')
@@ -105,13 +112,13 @@ export const makeUnsubscribe = ({
     }
     // The sender of the job the email came with; a job since deleted leaves the key unknown.
     const apiKeyId = claim.apiKeyId ?? (claim.jobId ? (await jobs.get(claim.jobId))?.api_key_id : undefined);
-    await suppressions.add({
+    const { created } = await suppressions.add({
       email: claim.email,
       reason: 'unsubscribed',
       ...(claim.jobId ? { job_id: claim.jobId } : {}),
       ...(apiKeyId ? { api_key_id: apiKeyId } : {}),
     });
-    if (claim.jobId) await noteOnLedger(ledger, claim.jobId, claim, now());
+    if (claim.jobId) await noteOnLedger(ledger, claim.jobId, claim, { at: now(), countOnJob: created });
     return page(
       'Unsubscribed',
       `<h1>Unsubscribed</h1><p>No more emails will be sent to <strong>${address}</strong>.</p>`,

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AuditQuery } from '../../lambdas/core/audit/audit';
+import { type AuditQuery, auditQuery } from '../../lambdas/core/audit/audit';
 import { DynamoAuditReader, DynamoAuditTrail } from '../../lambdas/core/audit/dynamodb/dynamo-audit-trail';
+import { encodeCursor } from '../../lambdas/core/cursor';
 import { ConflictError, NotFoundError, ValidationError } from '../../lambdas/core/errors';
 import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/dynamodb/dynamo-nonprofit-repository';
 import { localDocumentClient, tableNamed } from '../support/local-tables';
@@ -108,6 +109,18 @@ describe('the audit trail against DynamoDB Local', () => {
     expect((await list({ action: 'nonprofits.imported', since })).items).toMatchObject([
       { actor: operator, details: { created: 3 } },
     ]);
+  });
+
+  it('answers bounds it cannot hold with a 400, and a cursor made by hand outside the range with nothing', async () => {
+    // Past year 9999 in UTC, a time would not sort as the records' keys do.
+    expect(auditQuery.safeParse({ until: '9999-12-31T23:59:59-23:59' }).success).toBe(false);
+    expect(
+      auditQuery.safeParse({ since: '2026-12-02T00:00:00Z', until: '2026-12-01T00:00:00Z' }).success,
+    ).toBe(false);
+    const since = '2030-01-01T00:00:00.000Z';
+    const scope = `audit:::${since}:`;
+    const below = encodeCursor({ entry: `2029-01-01T00:00:00.000Z#${randomUUID()}` }, scope);
+    expect(await list({ since, cursor: below })).toEqual({ items: [], nextCursor: null });
   });
 
   it('refuses a cursor issued for another query', async () => {

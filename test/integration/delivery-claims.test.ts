@@ -314,7 +314,7 @@ describe("SES's reports on sent emails, on DynamoDB Local", () => {
     expect(await one.recordFeedback(jobId, 'a@example.org', report('f-6'))).toBe('recorded');
   });
 
-  it('notes a not-spam report without counting it, and keeps at most 20 reports on a delivery', async () => {
+  it('notes a not-spam report without counting it, and keeps at most MAX_FEEDBACK_PER_DELIVERY reports on a delivery', async () => {
     const { deliveries, jobId } = await sentJob();
     expect(
       await deliveries.recordFeedback(jobId, 'a@example.org', { ...report('n-1'), kind: 'not_spam' }),

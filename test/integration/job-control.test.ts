@@ -37,6 +37,15 @@ const API_KEY = 'job-control-test';
 async function newJob(recipients: number): Promise<string> {
   const jobId = randomUUID();
   const at = new Date().toISOString();
+  await contents.put({
+    job_id: jobId,
+    template: 'Hi {name}',
+    subject: null,
+    cc: [],
+    accepted_at: at,
+    recipients: Array.from({ length: recipients }, (_, n) => `r${n}@example.org`),
+    request_hash: 'x',
+  });
   await jobs.create(
     acceptedJob(
       { job_id: jobId, api_key_id: API_KEY, request_hash: 'x', created_at: at, enqueue_deadline: at },
@@ -146,6 +155,7 @@ describe("retrying a job's failures, on DynamoDB Local", () => {
   const queued: EmailMessage[] = [];
   const deps = {
     jobs,
+    contents,
     deliveries,
     suppressions,
     queue: { enqueue: async (messages: EmailMessage[]) => void queued.push(...messages) },

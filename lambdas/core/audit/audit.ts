@@ -63,6 +63,20 @@ export interface AuditTrailWriter {
   append(entry: AuditEntry): Promise<void>;
 }
 
+/**
+ * A time bound of `GET /audit`: ISO 8601 with a zone, within years 1970 to 9999 (in UTC), so it
+ * sorts as the records' keys do.
+ */
+const auditTime = z.iso
+  .datetime({ offset: true, message: 'Must be an ISO 8601 date and time with a zone' })
+  .refine(
+    (value) => {
+      const at = Date.parse(value);
+      return at >= 0 && at <= Date.parse('9999-12-31T23:59:59.999Z');
+    },
+    { message: 'Must be between 1970 and 9999' },
+  );
+
 /** The trail's records, newest first (`GET /audit`). */
 export interface AuditTrailReader {
   list(query: AuditQuery): Promise<Page<AuditRecord>>;
@@ -73,12 +87,8 @@ export const auditQuery = z
   .strictObject({
     action: z.enum(AUDIT_ACTIONS, { message: `Must be one of ${AUDIT_ACTIONS.join(', ')}` }).optional(),
     email: emailAddress.optional(),
-    since: z.iso
-      .datetime({ offset: true, message: 'Must be an ISO 8601 date and time with a zone' })
-      .optional(),
-    until: z.iso
-      .datetime({ offset: true, message: 'Must be an ISO 8601 date and time with a zone' })
-      .optional(),
+    since: auditTime.optional(),
+    until: auditTime.optional(),
     limit: pageLimit(50, 100),
     cursor: z.string().min(1, 'Must not be empty').optional(),
   })

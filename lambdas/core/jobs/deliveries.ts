@@ -1,4 +1,5 @@
-import type { FeedbackKind } from './feedback-kinds';
+import type { FeedbackKind, SesFeedbackKind } from './feedback-kinds';
+import { MAX_CC } from './job';
 
 /**
  * A delivery item goes through `sending` (claimed by one consumer, under a lease) to `sent`,
@@ -295,12 +296,17 @@ export interface UnsubscribeReport {
   kind: 'unsubscribe';
   /** One per reader: a reader's unsubscribe is noted once however often the link is used. */
   feedbackId: string;
+  /**
+   * Whether the job counts it (`unsubscribed`): only the click that suppressed the reader, so a
+   * reader who uses the links of several copies is counted once.
+   */
+  countOnJob: boolean;
   detail: string;
   at: string;
 }
 
 export interface SesReport {
-  kind: Exclude<FeedbackKind, 'unsubscribe'>;
+  kind: SesFeedbackKind;
   /** Its id: the report is noted once per delivery however often it is handed over. */
   feedbackId: string;
   messageId: string;
@@ -317,8 +323,12 @@ export interface SesReport {
  */
 export type FeedbackNoted = 'recorded' | 'duplicate' | 'pending' | 'unmatched';
 
-/** Reports kept per delivery at most: a handful in practice; the cap keeps the item far from DynamoDB's 400 KB. */
-export const MAX_FEEDBACK_PER_DELIVERY = 20;
+/**
+ * Reports kept per delivery at most: a handful of SES's in practice, and one unsubscribe per reader
+ * (the recipient and each cc), so readers who unsubscribe never crowd out a bounce or complaint. The
+ * cap keeps the item far from DynamoDB's 400 KB.
+ */
+export const MAX_FEEDBACK_PER_DELIVERY = 20 + MAX_CC + 1;
 
 export class JobGoneError extends Error {
   constructor(jobId: string) {

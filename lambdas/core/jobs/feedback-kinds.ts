@@ -6,3 +6,5 @@
  */
 export const FEEDBACK_KINDS = ['bounce', 'transient_bounce', 'complaint', 'not_spam', 'unsubscribe'] as const;
 export type FeedbackKind = (typeof FEEDBACK_KINDS)[number];
+/** The kinds SES reports (all but an unsubscribe). */
+export type SesFeedbackKind = Exclude<FeedbackKind, 'unsubscribe'>;

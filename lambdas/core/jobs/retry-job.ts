@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { ConflictError } from '../errors';
+import { ConflictError, GoneError } from '../errors';
 import type { EmailQueue } from '../queue/email-queue';
 import type { SuppressionList } from '../suppressions/repository';
 import { type DeliveryReader, type FailureRequeue, RETRYABLE_FAILURES } from './deliveries';
 import type { JobRecord } from './job';
-import { findOwnedJob, type JobStore } from './job-store';
+import { findOwnedJob, type JobContentStore, type JobStore } from './job-store';
 
 /**
  * Retries a job may have. Each keeps its Idempotency-Key on the job item (at most 255 bytes), so
@@ -15,6 +15,8 @@ export const MAX_RETRIES_PER_JOB = 20;
 
 export interface RetryJobDependencies {
   jobs: Pick<JobStore, 'get'>;
+  /** A job's content: gone past its retention, and with it what a retry would send. */
+  contents: Pick<JobContentStore, 'content'>;
   deliveries: Pick<DeliveryReader, 'failures'> & FailureRequeue;
   suppressions: Pick<SuppressionList, 'getMany'>;
   queue: Pick<EmailQueue, 'enqueue'>;
@@ -55,6 +57,10 @@ export async function retryJob(deps: RetryJobDependencies, input: RetryJobInput)
   const job = await findOwnedJob(deps.jobs, jobId, apiKeyId);
   if (idempotencyKey !== undefined && job.retry_keys?.has(idempotencyKey)) return { job, replayed: true };
   refuseUnlessEnded(job);
+  if (!(await deps.contents.content(jobId)))
+    throw new GoneError(
+      `Job ${jobId} can no longer be retried: its content and recipient list were removed ledgerRetentionDays after it started.`,
+    );
   if ((job.retries ?? 0) >= MAX_RETRIES_PER_JOB) {
     throw new ConflictError(
       `Job ${jobId} was retried ${MAX_RETRIES_PER_JOB} times already, the most a job may be: send its failures as a new job.`,

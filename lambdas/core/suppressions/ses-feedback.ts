@@ -1,4 +1,4 @@
-import type { FeedbackKind } from '../jobs/feedback-kinds';
+import type { SesFeedbackKind } from '../jobs/feedback-kinds';
 import { jobId as jobIdSchema } from '../jobs/job';
 import { emailAddress } from '../nonprofits/nonprofit';
 import * as z from '../zod';
@@ -61,7 +61,7 @@ export interface Feedback {
    * - `complaint`: the recipient marked the email as spam: suppress it.
    * - `not_spam`: a complaint of the ARF type `not-spam` (the recipient took a spam mark back): noted only.
    */
-  kind: FeedbackKind;
+  kind: SesFeedbackKind;
   /** SES's id of this report; the same report delivered twice carries the same id. */
   feedbackId: string;
   /** SES's id of the email the report is about (the message id the consumer wrote on the claim). */

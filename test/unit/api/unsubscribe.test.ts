@@ -79,6 +79,8 @@ describe('GET|POST /unsubscribe', () => {
       feedbackId: 'unsubscribe:info@example.org',
       detail: 'Unsubscribed by the link in this email',
       at: '2026-12-04T10:00:00.000Z',
+      // This click suppressed the reader: the job counts it (a later click on another copy would not).
+      countOnJob: true,
     });
   });
 

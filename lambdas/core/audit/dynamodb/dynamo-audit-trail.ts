@@ -25,7 +25,14 @@ const TRAIL = 'audit';
 /** Sorts after every id character: an `until` of a time takes every record of that time. */
 const AFTER_ANY_ID = '~';
 
-const cursorKey = z.strictObject({ entry: z.string().regex(/^\d{4}-\d{2}-\d{2}T[^#]+#[0-9a-f-]{36}$/) });
+/** A record's sort key: its time in UTC (`toISOString`, years to 9999) and its id. */
+const cursorKey = z.strictObject({
+  entry: z
+    .string()
+    .regex(
+      /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+    ),
+});
 
 function toRecord(item: Record<string, unknown>): AuditRecord {
   const { id, at, action, email, actor, reason, details } = item as unknown as AuditRecord;
@@ -98,9 +105,11 @@ export class DynamoAuditReader implements AuditTrailReader {
     const scope = `audit:${query.action ?? ''}:${query.email ?? ''}:${query.since ?? ''}:${query.until ?? ''}`;
     const below = query.cursor === undefined ? undefined : decodeCursor(query.cursor, scope, cursorKey).entry;
     const lower = query.since === undefined ? '0' : new Date(query.since).toISOString();
-    const upper =
-      below ??
-      (query.until === undefined ? AFTER_ANY_ID : `${new Date(query.until).toISOString()}${AFTER_ANY_ID}`);
+    const until =
+      query.until === undefined ? AFTER_ANY_ID : `${new Date(query.until).toISOString()}${AFTER_ANY_ID}`;
+    // Never past `until`, whatever a cursor made by hand says; one below `since` has nothing after it.
+    const upper = below !== undefined && below < until ? below : until;
+    if (upper < lower) return { items: [], nextCursor: null };
     const [index, keyName, keyValue] =
       query.email !== undefined
         ? [INDEX.auditByEmail, 'email', query.email]
@@ -108,6 +117,8 @@ export class DynamoAuditReader implements AuditTrailReader {
           ? [INDEX.auditByAction, 'action', query.action]
           : [undefined, 'trail', TRAIL];
     const filterAction = query.email !== undefined && query.action !== undefined;
+    // Past its retention a record is gone, though DynamoDB's TTL may take days to remove it.
+    const filter = `expires_at > :now${filterAction ? ' AND #action = :action' : ''}`;
     const found: AuditRecord[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
@@ -116,12 +127,13 @@ export class DynamoAuditReader implements AuditTrailReader {
           TableName: this.options.tableName,
           ...(index ? { IndexName: index } : {}),
           KeyConditionExpression: '#key = :key AND entry BETWEEN :lower AND :upper',
-          ...(filterAction ? { FilterExpression: '#action = :action' } : {}),
+          FilterExpression: filter,
           ExpressionAttributeNames: { '#key': keyName, ...(filterAction ? { '#action': 'action' } : {}) },
           ExpressionAttributeValues: {
             ':key': keyValue,
             ':lower': lower,
             ':upper': upper,
+            ':now': Math.floor(Date.now() / 1000),
             ...(filterAction ? { ':action': query.action } : {}),
           },
           ScanIndexForward: false,

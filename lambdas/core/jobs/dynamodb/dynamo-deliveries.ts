@@ -202,10 +202,10 @@ export class DynamoDeliveries
   ): Promise<void> {
     await this.updateUnderClaim(jobId, recipient, {
       // The whole map, every copy sent so far: the first copy's write creates the item.
-      UpdateExpression: 'SET copy_ids = :copies',
+      UpdateExpression: `SET copy_ids = :copies${this.expirySet()}`,
       ConditionExpression: 'attribute_not_exists(#status)',
       ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: { ':copies': copies },
+      ExpressionAttributeValues: { ':copies': copies, ...this.expiryValue() },
     });
   }
 
@@ -423,7 +423,8 @@ export class DynamoDeliveries
 
   async recordFeedback(jobId: string, recipient: string, report: FeedbackReport): Promise<FeedbackNoted> {
     const entry: DeliveryFeedback = { type: report.kind, at: report.at, detail: report.detail };
-    const counter = FEEDBACK_COUNTERS[report.kind];
+    const counter =
+      report.kind === 'unsubscribe' && !report.countOnJob ? undefined : FEEDBACK_COUNTERS[report.kind];
     const delivery = {
       Update: {
         ...(await this.key(jobId, recipient)),

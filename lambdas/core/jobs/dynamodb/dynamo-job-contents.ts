@@ -65,11 +65,13 @@ export class DynamoJobContents implements JobContentStore {
       new GetCommand({
         TableName: this.options.tableName,
         Key: { job_id: jobId, part: CONTENT_PART },
-        ProjectionExpression: 'template, html, subject, cc, accepted_at, quota, delivery_shards',
+        ProjectionExpression: 'template, html, subject, cc, accepted_at, quota, delivery_shards, expires_at',
         ConsistentRead: true,
       }),
     );
-    if (!Item) return undefined;
+    // Past its retention it is gone, though DynamoDB's TTL may take days to remove it.
+    if (!Item || (typeof Item.expires_at === 'number' && Item.expires_at * 1000 <= Date.now()))
+      return undefined;
     return {
       template: String(Item.template),
       html: typeof Item.html === 'string' ? Item.html : null,
