@@ -3,6 +3,7 @@ import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/
 import { INDEX } from '../../bindings';
 import { decodeCursor, encodeCursor, type Page } from '../../cursor';
 import type { RecordPut } from '../../dynamo-writes';
+import { expiresAfter } from '../../ttl';
 import * as z from '../../zod';
 import type { AuditEntry, AuditQuery, AuditRecord, AuditTrailReader, AuditTrailWriter } from '../audit';
 
@@ -74,7 +75,7 @@ export class DynamoAuditTrail implements AuditTrailWriter {
       },
       ...(entry.reason ? { reason: entry.reason } : {}),
       ...(entry.details ? { details: entry.details } : {}),
-      expires_at: Math.floor(at.getTime() / 1000) + this.options.retentionDays * 86_400,
+      expires_at: expiresAfter(at, this.options.retentionDays),
     };
     return {
       Put: {

@@ -13,6 +13,7 @@ import { batchGetAll, queryAll } from '../../dynamo-paging';
 import type { EventOutbox } from '../../events/dynamodb/outbox';
 import { emailFeedback } from '../../events/events';
 import { reputationAdded } from '../../sending/dynamodb/dynamo-reputation';
+import { expiresAfter } from '../../ttl';
 import {
   type ChunkClaim,
   type ChunkClaims,
@@ -70,8 +71,6 @@ export interface DynamoDeliveriesOptions {
   now?: () => Date;
 }
 
-const DAY_SECONDS = 86_400;
-
 /**
  * Chunk claims live in the deliveries table beside the job's deliveries, under a partition of their
  * own (`<job id>#chunks`, sort key the chunk's number): a query of the job's deliveries never meets
@@ -108,7 +107,7 @@ export class DynamoDeliveries
   private expiryValue(): Record<string, number> {
     const days = this.options.retentionDays;
     if (days === undefined) return {};
-    return { ':expires': Math.floor(this.now().getTime() / 1000) + days * DAY_SECONDS };
+    return { ':expires': expiresAfter(this.now(), days) };
   }
 
   private async key(jobId: string, recipient: string) {

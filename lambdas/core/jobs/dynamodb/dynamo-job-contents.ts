@@ -3,6 +3,7 @@ import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/li
 import { chunks, mapConcurrently } from '../../concurrency';
 import { queryAll } from '../../dynamo-paging';
 import { ConflictError } from '../../errors';
+import { expiresAfter, isExpired } from '../../ttl';
 import type { JobContent } from '../job';
 import type { JobContentStore, NewJobContent } from '../job-store';
 
@@ -14,10 +15,6 @@ export const RECIPIENTS_PER_CHUNK = 1_000;
  */
 const CONTENT_PART = 0;
 const chunkPart = (chunk: number) => chunk + 1;
-
-/** The TTL attribute of an item kept `days` from `from` (none without a retention). */
-export const expiresAt = (from: string, days: number | undefined) =>
-  days === undefined ? {} : { expires_at: Math.floor(Date.parse(from) / 1000) + days * 86_400 };
 
 /** The job contents table: a job's template, subject and cc (part 0) and its sorted recipients in chunks. */
 export class DynamoJobContents implements JobContentStore {
@@ -31,7 +28,9 @@ export class DynamoJobContents implements JobContentStore {
   ) {}
 
   async put({ job_id, recipients, request_hash, starts_at, ...content }: NewJobContent): Promise<void> {
-    const expiry = expiresAt(starts_at ?? content.accepted_at, this.options.retentionDays);
+    const days = this.options.retentionDays;
+    const expiry =
+      days === undefined ? {} : { expires_at: expiresAfter(starts_at ?? content.accepted_at, days) };
     const parts = [
       { part: CONTENT_PART, ...content },
       ...chunks(recipients, RECIPIENTS_PER_CHUNK).map((chunk, index) => ({
@@ -70,8 +69,7 @@ export class DynamoJobContents implements JobContentStore {
       }),
     );
     // Past its retention it is gone, though DynamoDB's TTL may take days to remove it.
-    if (!Item || (typeof Item.expires_at === 'number' && Item.expires_at * 1000 <= Date.now()))
-      return undefined;
+    if (!Item || isExpired(Item.expires_at)) return undefined;
     return {
       template: String(Item.template),
       html: typeof Item.html === 'string' ? Item.html : null,

@@ -9,6 +9,7 @@ import { decodeCursor, encodeCursor, type Page } from '../../cursor';
 import { queryAll } from '../../dynamo-paging';
 import { type EventOutbox, writeTelling } from '../../events/dynamodb/outbox';
 import { jobAccepted, jobEnded, type OutboxEvent } from '../../events/events';
+import { expiresAfter } from '../../ttl';
 import * as z from '../../zod';
 import type { OutcomeStatus } from '../deliveries';
 import type { JobRecord } from '../job';
@@ -25,7 +26,6 @@ import {
   scheduledJobStarted,
 } from '../job-status';
 import type { JobQuery, JobStore } from '../job-store';
-import { expiresAt } from './dynamo-job-contents';
 
 /** How many index pages one listing request reads at most while a status filter skips items. */
 const MAX_PAGES_PER_LISTING = 10;
@@ -49,7 +49,12 @@ export class DynamoJobStore implements JobStore {
       {
         Put: {
           TableName: this.options.tableName,
-          Item: { ...job, ...expiresAt(job.send_at ?? job.created_at, this.options.retentionDays) },
+          Item: {
+            ...job,
+            ...(this.options.retentionDays === undefined
+              ? {}
+              : { expires_at: expiresAfter(job.send_at ?? job.created_at, this.options.retentionDays) }),
+          },
           ConditionExpression: 'attribute_not_exists(job_id)',
         },
       },
