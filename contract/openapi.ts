@@ -17,6 +17,7 @@ import {
   nonprofitDetails,
   nonprofitListQuery,
 } from '../lambdas/core/nonprofits/nonprofit';
+import { personRequestQuery } from '../lambdas/core/people/person-requests';
 import * as answer from '../lambdas/core/responses';
 import { resumeRequest } from '../lambdas/core/sending/sending-controls';
 import {
@@ -385,6 +386,50 @@ const routes: Route[] = [
     },
   },
   {
+    method: 'post',
+    path: '/people/{email}/export',
+    operation: {
+      operationId: 'requestExport',
+      summary: "Export what is on record about an address (a person's access request)",
+      description:
+        'Runs in the background: the registry entry, the suppression record, and every email on record to the address or with a copy to it. Read the result at the `Location` for 7 days.',
+      tags: ['people'],
+      requestParams: emailPath,
+      responses: {
+        '202': {
+          description: 'The request is recorded and queued.',
+          headers: z.object({ Location: LOCATION }),
+          ...json(answer.personRequestAccepted),
+        },
+        ...badInput,
+        '409': {
+          description:
+            'An export of the address is under way (`CONFLICT`): `request_id` and `Location` name it.',
+          headers: z.object({ Location: LOCATION }),
+          ...json(answer.requestUnderWay),
+        },
+      },
+    },
+  },
+  {
+    method: 'get',
+    path: '/people/requests/{request_id}',
+    operation: {
+      operationId: 'getPersonRequest',
+      summary: "A person request's progress and, once completed, its result (a page of emails)",
+      tags: ['people'],
+      requestParams: {
+        path: z.object({ request_id: z.uuid() }),
+        query: personRequestQuery,
+      },
+      responses: {
+        '200': { description: 'The request.', ...json(answer.personRequest) },
+        ...badInput,
+        ...notFound('No request with that id (requests are kept 7 days)'),
+      },
+    },
+  },
+  {
     method: 'get',
     path: '/suppressions',
     operation: {
@@ -557,6 +602,7 @@ export function openApiDocument() {
       { name: 'suppressions', description: 'Who gets no email' },
       { name: 'usage', description: 'Quotas' },
       { name: 'audit', description: 'Who changed what, and why' },
+      { name: 'people', description: "A person's data on request" },
       { name: 'sending', description: 'The reputation guard: sending paused and resumed' },
       { name: 'operations', description: 'Health and this contract' },
     ],

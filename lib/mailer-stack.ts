@@ -8,6 +8,7 @@ import { EmailJobs } from './constructs/email-jobs';
 import { MailerEvents } from './constructs/events';
 import { MailerMonitoring } from './constructs/monitoring';
 import { NonprofitsRoutes } from './constructs/nonprofits-routes';
+import { PersonRequests } from './constructs/person-requests';
 import { PublishedContract } from './constructs/published-contract';
 import { EmailQueue } from './constructs/queue';
 import { SenderIdentity } from './constructs/sender-identity';
@@ -28,6 +29,8 @@ export class MailerStack extends Stack {
   readonly emailJobs: EmailJobs;
   readonly monitoring: MailerMonitoring;
   readonly events: MailerEvents;
+  /** A person's data on request: exports (core/people). */
+  readonly personRequests: PersonRequests;
   /** Bounces and complaints from SES: only when emails go through SES. */
   readonly sesFeedback: SesFeedback | undefined;
   /** The sending domain's SES identity, when the stack sets it up (`senderDomain`). */
@@ -45,6 +48,7 @@ export class MailerStack extends Stack {
     new NonprofitsRoutes(this, 'Nonprofits', { api: this.api, data: this.data, config: props.config });
     new SuppressionsRoutes(this, 'Suppressions', { api: this.api, data: this.data, config: props.config });
     new AuditRoutes(this, 'Audit', { api: this.api, data: this.data });
+    this.personRequests = new PersonRequests(this, 'People', { api: this.api, data: this.data });
     this.sesFeedback =
       props.config.transport === 'ses'
         ? new SesFeedback(this, 'SesFeedback', { data: this.data, config: props.config })
@@ -85,6 +89,7 @@ export class MailerStack extends Stack {
       consumer: this.emailJobs.consumer,
       counter: this.emailJobs.counter,
       publisher: this.events.publisher,
+      personRequests: this.personRequests,
       sesFeedback: this.sesFeedback,
       senderIdentity: this.senderIdentity?.identityName,
       config: props.config,

@@ -6,9 +6,12 @@ import { DEFAULT_WAITS } from './jobs/consumer/pacing';
 import { DynamoDeliveries } from './jobs/dynamodb/dynamo-deliveries';
 import { DynamoJobContents } from './jobs/dynamodb/dynamo-job-contents';
 import { DynamoJobStore } from './jobs/dynamodb/dynamo-job-store';
+import { DynamoLedgerSearch } from './jobs/dynamodb/dynamo-ledger-search';
 import { DynamoOutcomeCounts } from './jobs/dynamodb/dynamo-outcome-counts';
 import { DynamoRenderedEmails } from './jobs/dynamodb/dynamo-rendered-emails';
 import { DynamoNonprofitRepository } from './nonprofits/dynamodb/dynamo-nonprofit-repository';
+import { DynamoPersonRequests } from './people/dynamodb/dynamo-person-requests';
+import { SqsPersonRequestQueue } from './people/sqs-person-request-queue';
 import { SqsEmailQueue } from './queue/email-queue';
 import { SqsQueueGauge } from './queue/queue-depth';
 import { DynamoRecipientQuota } from './quota/dynamodb/dynamo-recipient-quota';
@@ -226,3 +229,19 @@ export function sendingControlsFromEnv(
     ...(ses ? { switch: ses, sending: ses } : {}),
   };
 }
+
+/** A person's requests (core/people): the table of requests and findings. */
+export const personRequestsFromEnv = () =>
+  new DynamoPersonRequests({ client: documentClient, tableName: bound(TABLE.personRequests) });
+
+/** The queue of person requests' steps. */
+export const personRequestQueueFromEnv = () =>
+  new SqsPersonRequestQueue(sqsClient, bound(QUEUE.personRequests));
+
+/** The ledger as an export walks it: the deliveries table, each job's subject from its content. */
+export const ledgerSearchFromEnv = () =>
+  new DynamoLedgerSearch({
+    client: documentClient,
+    deliveriesTable: bound(TABLE.deliveries),
+    contents: new DynamoJobContents({ client: documentClient, tableName: bound(TABLE.jobContents) }),
+  });

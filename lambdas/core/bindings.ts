@@ -18,12 +18,16 @@ export const TABLE = {
   outbox: 'OUTBOX_TABLE',
   /** Append-only records of changes to the registry, the suppression list and the sender (core/audit). */
   audit: 'AUDIT_TABLE',
+  /** A person's requests about their data (exports) and what they found (core/people). */
+  personRequests: 'PERSON_REQUESTS_TABLE',
 } as const;
 export type TableBinding = (typeof TABLE)[keyof typeof TABLE];
 
 export const QUEUE = {
   emails: 'EMAIL_QUEUE_URL',
   deadLetters: 'DEAD_LETTER_QUEUE_URL',
+  /** The steps of person requests (core/people). */
+  personRequests: 'PERSON_REQUEST_QUEUE_URL',
 } as const;
 export type QueueBinding = (typeof QUEUE)[keyof typeof QUEUE];
 

@@ -1,8 +1,15 @@
 import { AUDIT_ACTIONS, AUDIT_SOURCES } from './audit/audit';
+import type { Page } from './cursor';
 import { FEEDBACK_KINDS } from './jobs/feedback-kinds';
 import { JOB_STATUSES, type JobContent, type JobRecord } from './jobs/job';
 import { EMAIL_STATUSES } from './jobs/job-emails';
 import { STORED_LINK } from './jobs/render-email';
+import {
+  type EmailOnRecord,
+  PERSON_REQUEST_KINDS,
+  PERSON_REQUEST_STATUSES,
+  type PersonRequest,
+} from './people/person-requests';
 import { SUPPRESSION_REASONS } from './suppressions/suppression';
 import * as z from './zod';
 
@@ -118,6 +125,62 @@ export const auditRecord = z
 export const auditPage = z
   .object({ records: z.array(auditRecord), next_cursor: cursor })
   .meta({ id: 'AuditPage' });
+
+export const requestUnderWay = errorBody
+  .extend({
+    code: z.literal('CONFLICT'),
+    request_id: z.uuid().meta({ description: 'The request of this kind under way for the address' }),
+  })
+  .meta({ id: 'PersonRequestUnderWay' });
+
+export const personRequestAccepted = z
+  .object({
+    request_id: z.uuid(),
+    status: z.enum(PERSON_REQUEST_STATUSES),
+    message: z.string(),
+  })
+  .meta({ id: 'PersonRequestAccepted' });
+
+export const emailOnRecord = z
+  .object({
+    job_id: z.uuid(),
+    role: z.enum(['recipient', 'cc']).meta({
+      description: '`recipient`: the email was to the address; `cc`: the address had a copy of it',
+    }),
+    subject: z.string().nullable().meta({ description: "The job's subject; null past the job's retention" }),
+    status: z.string().meta({ description: "The delivery's outcome (a cc copy: sent or failed)" }),
+    sent_at: timestamp.nullable(),
+    message_id: z.string().nullable().meta({ description: "SES's message id (a cc copy: its own)" }),
+    feedback: z.array(z.object({ type: z.enum(FEEDBACK_KINDS), at: timestamp, detail: z.string() })),
+  })
+  .meta({ id: 'EmailOnRecord' });
+
+export const personRequest = z
+  .object({
+    request_id: z.uuid(),
+    kind: z.enum(PERSON_REQUEST_KINDS),
+    email: z.string(),
+    status: z.enum(PERSON_REQUEST_STATUSES),
+    requested_at: timestamp,
+    completed_at: timestamp.optional(),
+    progress: z
+      .object({ segments_done: count, segments_total: count })
+      .meta({ description: 'Segments of the ledger walked, of how many (0 of 0 until the walk starts)' }),
+    result: z
+      .object({
+        nonprofit: nonprofit.nullable().meta({ description: 'The registry entry when the export started' }),
+        suppression: suppression
+          .nullable()
+          .meta({ description: 'The suppression record when the export started' }),
+        emails: z
+          .array(emailOnRecord)
+          .meta({ description: 'Every email on record to the address or cc to it: a page' }),
+        next_cursor: cursor,
+      })
+      .optional()
+      .meta({ description: "An export's result, once it is completed" }),
+  })
+  .meta({ id: 'PersonRequest' });
 
 export const jobAccepted = z
   .object({
@@ -341,6 +404,32 @@ export function jobView(record: JobRecord, content?: JobContent): z.output<typeo
     ...(record.error ? { error: record.error } : {}),
     ...(content
       ? { subject: content.subject, cc: content.cc, template: content.template, html: content.html ?? null }
+      : {}),
+  };
+}
+
+/** A person request as `GET /people/requests/{id}` answers it: an export's result once it is complete. */
+export function personRequestView(
+  request: PersonRequest,
+  emails?: Page<EmailOnRecord>,
+): z.input<typeof personRequest> {
+  return {
+    request_id: request.request_id,
+    kind: request.kind,
+    email: request.email,
+    status: request.status,
+    requested_at: request.requested_at,
+    ...(request.completed_at ? { completed_at: request.completed_at } : {}),
+    progress: { segments_done: request.segments_done, segments_total: request.segments_total },
+    ...(emails
+      ? {
+          result: {
+            nonprofit: request.nonprofit ?? null,
+            suppression: request.suppression ?? null,
+            emails: emails.items,
+            next_cursor: emails.nextCursor,
+          },
+        }
       : {}),
   };
 }

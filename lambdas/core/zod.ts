@@ -5,11 +5,12 @@
  * code imports it as `import * as z from '…/zod'` and reads as zod's own examples do.
  */
 
-export type { output, RefinementCtx, ZodRawShape, ZodType } from 'zod';
+export type { input, output, RefinementCtx, ZodRawShape, ZodType } from 'zod';
 export {
   array,
   boolean,
   coerce,
+  discriminatedUnion,
   email,
   enum,
   iso,

@@ -49,6 +49,12 @@ export class MailerData extends Construct {
    * after `auditRetentionDays`.
    */
   readonly audit: Table;
+  /**
+   * A person's requests about their data (core/people): each request, what its walk found, and
+   * the hold on its address while it runs. Personal data, kept `PERSON_REQUEST_RETENTION_DAYS`
+   * by TTL: long enough to read a result, not to keep a second copy of the ledger.
+   */
+  readonly personRequests: Table;
 
   constructor(scope: Construct, id: string, { storeRenderedEmails }: { storeRenderedEmails: boolean }) {
     super(scope, id);
@@ -126,6 +132,12 @@ export class MailerData extends Construct {
       indexName: INDEX.auditByAction,
       partitionKey: string('action'),
       sortKey: string('entry'),
+    });
+
+    this.personRequests = this.table('PersonRequests', {
+      partitionKey: string('request_id'),
+      sortKey: string('part'),
+      timeToLiveAttribute: 'expires_at',
     });
 
     this.renderedEmails = storeRenderedEmails

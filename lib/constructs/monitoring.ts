@@ -22,6 +22,7 @@ import type { MailerConfig } from '../config';
 import { PACKAGE_VERSION } from '../version';
 import type { MailerApi } from './api';
 import type { MailerData } from './data';
+import type { PersonRequests } from './person-requests';
 import { ProjectFunction } from './project-function';
 import type { EmailQueue } from './queue';
 import type { SesFeedback } from './ses-feedback';
@@ -36,6 +37,8 @@ export interface MonitoringProps {
   counter: ProjectFunction;
   /** The publisher of the outbox's events (core/events). */
   publisher: ProjectFunction;
+  /** A person's data requests: their steps' dead-letter queue is watched. */
+  personRequests: PersonRequests;
   /** SES's bounces and complaints, when emails go through SES. */
   sesFeedback?: SesFeedback | undefined;
   /** The sending domain's SES identity, when the stack created one: /health reports its verification. */
@@ -80,7 +83,18 @@ export class MailerMonitoring extends Construct {
   constructor(
     scope: Construct,
     id: string,
-    { api, data, queue, consumer, counter, publisher, sesFeedback, senderIdentity, config }: MonitoringProps,
+    {
+      api,
+      data,
+      queue,
+      consumer,
+      counter,
+      publisher,
+      personRequests,
+      sesFeedback,
+      senderIdentity,
+      config,
+    }: MonitoringProps,
   ) {
     super(scope, id);
     const stack = Stack.of(this);
@@ -162,7 +176,7 @@ export class MailerMonitoring extends Construct {
       .findAll()
       .filter((construct): construct is ProjectFunction => construct instanceof ProjectFunction);
     this.dashboard = this.buildDashboard(api, queue, functions);
-    this.buildAlarms(api, queue, consumer, functions, config);
+    this.buildAlarms(api, queue, personRequests, consumer, functions, config);
     // A stream batch is retried until it is counted: while it fails, jobs' counts and ends wait.
     this.alarm(
       'OutcomeCountingBehind',
@@ -431,6 +445,7 @@ export class MailerMonitoring extends Construct {
   private buildAlarms(
     api: MailerApi,
     queue: EmailQueue,
+    personRequests: PersonRequests,
     consumer: ProjectFunction,
     functions: ProjectFunction[],
     config: MailerConfig,
@@ -442,6 +457,17 @@ export class MailerMonitoring extends Construct {
       }),
       threshold: 1,
     });
+    this.alarm(
+      'PersonRequestDeadLetters',
+      "A step of a person's data request failed every try and waits in its dead-letter queue: the request stays running until the step is redriven",
+      {
+        metric: personRequests.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: FIVE_MINUTES,
+          statistic: 'Maximum',
+        }),
+        threshold: 1,
+      },
+    );
     this.alarm(
       'OldestEmailTooOld',
       `An email has waited in the queue more than ${config.alarmOldestMessageSeconds} s`,

@@ -336,7 +336,7 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     const email = `every-route@${uniqueDomain()}`;
     // Suppressed by hand on its own: `email` unsubscribes through its link.
     const quiet = `every-route-quiet@${uniqueDomain()}`;
-    const ids: { job?: string; link?: string } = {};
+    const ids: { job?: string; ccJob?: string; link?: string; request?: string } = {};
     // Enough recipients that a job to them is still running a moment after it is accepted, to be cancelled.
     const crowdDomain = uniqueDomain();
     const crowd = Array.from({ length: 50 }, (_, n) => `every-route-${n}@${crowdDomain}`);
@@ -421,6 +421,15 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
             subject: 'Hi {name}',
           });
           ids.job = String(answer.body.job_id);
+          // And a copy of another's email, for the export below to find.
+          const copied = await send('POST', '/send-email', {
+            emails: [crowd[0]],
+            cc: [email],
+            template: 'Dear {name}',
+            subject: 'Copied',
+          });
+          expect(copied.status).toBe(202);
+          ids.ccJob = String(copied.body.job_id);
           return answer;
         },
         202,
@@ -552,6 +561,54 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
         },
         200,
         ['records', 'next_cursor'],
+      ],
+      [
+        'POST /people/{email}/export',
+        async () => {
+          await waitFor(
+            async () => (await send('GET', `/jobs/${ids.ccJob}/status`)).body.status,
+            (status) => status === 'completed',
+          );
+          const answer = await api('POST', `/people/${encodeURIComponent(email)}/export`);
+          ids.request = String(answer.body.request_id);
+          expect(answer.headers.get('location')).toBe(`/people/requests/${ids.request}`);
+          return answer;
+        },
+        202,
+        ['request_id', 'status', 'message'],
+      ],
+      [
+        // Worked in the background: read until completed, then both emails are listed.
+        'GET /people/requests/{request_id}',
+        async () => {
+          const path = `/people/requests/${ids.request}`;
+          await waitFor(
+            async () => (await api('GET', path)).body.status,
+            (status) => status === 'completed',
+          );
+          const answer = await api('GET', path);
+          expect(answer.body.result).toMatchObject({
+            nonprofit: { email, name: 'Every Route Renamed' },
+            suppression: { email, reason: 'unsubscribed' },
+            next_cursor: null,
+          });
+          const emails = (answer.body.result as { emails: Record<string, unknown>[] }).emails;
+          expect(emails).toHaveLength(2);
+          expect(emails).toEqual(
+            expect.arrayContaining([
+              expect.objectContaining({
+                job_id: ids.job,
+                role: 'recipient',
+                subject: 'Hi {name}',
+                status: 'sent',
+              }),
+              expect.objectContaining({ job_id: ids.ccJob, role: 'cc', subject: 'Copied', status: 'sent' }),
+            ]),
+          );
+          return answer;
+        },
+        200,
+        ['request_id', 'kind', 'email', 'status', 'requested_at', 'completed_at', 'progress', 'result'],
       ],
       [
         'GET /sending',

@@ -300,8 +300,9 @@ describe('rendered emails', () => {
         maxRenderedEmailBytes: 500_000,
       });
       expect(JSON.stringify(template)).not.toContain('RenderedEmails');
-      // Nonprofits, jobs, job contents, deliveries, suppressions, usage and the events' outbox.
-      assertions.resourceCountIs('AWS::DynamoDB::Table', 8);
+      // Nonprofits, jobs, job contents, deliveries, suppressions, usage, the events' outbox, the
+      // audit trail and person requests.
+      assertions.resourceCountIs('AWS::DynamoDB::Table', 9);
       for (const description of [FUNCTION.consumer, FUNCTION.listJobEmails]) {
         const environment = environmentOf(assertions, description);
         expect(environment.STORE_RENDERED_EMAILS).toBe('false');

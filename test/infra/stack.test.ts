@@ -27,6 +27,7 @@ const DOCUMENTED_ROUTES = [
   'GET /nonprofits',
   'GET /nonprofits/{email}',
   'GET /openapi.json',
+  'GET /people/requests/{request_id}',
   'GET /sending',
   'GET /suppressions',
   'GET /suppressions/{email}',
@@ -36,6 +37,7 @@ const DOCUMENTED_ROUTES = [
   'POST /jobs/{job_id}/retry',
   'POST /nonprofits',
   'POST /nonprofits/import',
+  'POST /people/{email}/export',
   'POST /send-email',
   'POST /send-email/preview',
   'POST /sending/resume',
@@ -46,9 +48,10 @@ const DOCUMENTED_ROUTES = [
 /**
  * One function per route (both job reads share one, as do both unsubscribe methods), plus the
  * consumer, the dead-letter consumer, the outcome counter, the sweeper, the consumer of SES
- * feedback, the API keys' authorizer, the events' publisher and the starter of scheduled jobs.
+ * feedback, the API keys' authorizer, the events' publisher, the starter of scheduled jobs and
+ * the worker of person requests.
  */
-const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 8;
+const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 9;
 
 const functionByDescription = (description: string) => queries.functionByDescription(assertions, description);
 const actionsOf = (description: string, prefix?: string) =>
@@ -150,6 +153,8 @@ describe('functions', () => {
   /** Only puts, each in the transaction of the change it records (core/audit): nothing may change or remove one. */
   const AUDIT = 'DataAudit';
   const RECORDS = ['dynamodb:PutItem'];
+  const PEOPLE = 'DataPersonRequests';
+  const PEOPLE_STEPS = 'PeopleSteps';
   const EVENT_SOURCE = [
     'sqs:ChangeMessageVisibility',
     'sqs:DeleteMessage',
@@ -173,6 +178,34 @@ describe('functions', () => {
       { [NONPROFITS]: ['dynamodb:PutItem', 'dynamodb:UpdateItem'], [AUDIT]: RECORDS },
     ],
     ['GET /nonprofits/{email}', { [NONPROFITS]: ['dynamodb:GetItem'] }],
+    // The request and its hold in one transaction, the hold read when taken, both deleted when the
+    // start cannot be queued; the start queued.
+    [
+      'POST /people/{email}/export',
+      {
+        [PEOPLE]: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem'],
+        [PEOPLE_STEPS]: ['sqs:SendMessage'],
+      },
+    ],
+    ['GET /people/requests/{request_id}', { [PEOPLE]: ['dynamodb:GetItem', 'dynamodb:Query'] }],
+    // Reads: the ledger by Scan, a job's subject, the registry entry and the suppression record.
+    // Writes: only its own table, and its own next steps.
+    [
+      "Walks the ledger for a person's data request, a segment at a time",
+      {
+        [PEOPLE]: [
+          'dynamodb:BatchWriteItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:GetItem',
+          'dynamodb:UpdateItem',
+        ],
+        [DELIVERIES]: ['dynamodb:Scan'],
+        [CONTENTS]: ['dynamodb:GetItem'],
+        [NONPROFITS]: ['dynamodb:GetItem'],
+        [SUPPRESSIONS]: ['dynamodb:GetItem'],
+        [PEOPLE_STEPS]: [...EVENT_SOURCE, 'sqs:SendMessage'].sort(),
+      },
+    ],
     // Read first: the audit record names the fields the update changed.
     [
       'PUT /nonprofits/{email}',
@@ -623,9 +656,9 @@ describe('email pipeline', () => {
     });
   });
 
-  it('refuses plain-HTTP access to every queue (emails and SES feedback, each with its dead-letter queue)', () => {
+  it('refuses plain-HTTP access to every queue (emails, SES feedback and person requests, each with its dead-letter queue)', () => {
     const policies = Object.values(assertions.findResources('AWS::SQS::QueuePolicy'));
-    expect(policies).toHaveLength(4);
+    expect(policies).toHaveLength(6);
     for (const policy of policies) {
       expect(JSON.stringify(policy)).toContain('"aws:SecureTransport":"false"');
     }
@@ -641,8 +674,9 @@ describe('email pipeline', () => {
       ScalingConfig: { MaximumConcurrency: 2 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
-    // The consumer, the dead-letter consumer, the SES feedback consumer, the outcome counter and the events' publisher.
-    assertions.resourceCountIs('AWS::Lambda::EventSourceMapping', 5);
+    // The consumer, the dead-letter consumer, the SES feedback consumer, the outcome counter, the
+    // events' publisher and the person requests' worker.
+    assertions.resourceCountIs('AWS::Lambda::EventSourceMapping', 6);
   });
 
   it("counts outcomes from the deliveries table's stream: every change from the first, a batch retried whole until counted", () => {

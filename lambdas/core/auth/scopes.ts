@@ -14,7 +14,7 @@ export const SCOPES = [
   'suppressions:read',
   /** Suppress an address, and lift a suppression (a complaint's, with `force`). */
   'suppressions:write',
-  /** Everything above, the controls of the sender itself, and the audit trail. */
+  /** Everything above, the controls of the sender itself, the audit trail, and a person's data requests. */
   'operator',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -45,6 +45,8 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   'GET /sending': 'operator',
   'POST /sending/resume': 'operator',
   'GET /audit': 'operator',
+  'POST /people/{email}/export': 'operator',
+  'GET /people/requests/{request_id}': 'operator',
 };
 
 export const routeName = (method: string, resourcePath: string) => `${method} ${resourcePath}`;

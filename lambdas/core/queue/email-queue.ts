@@ -157,22 +157,27 @@ export class SqsEmailQueue implements EmailQueue {
   }
 
   async enqueue(messages: readonly EmailMessage[]): Promise<void> {
-    const bodies = messages.map(messageBody);
-    await mapConcurrently(sendBatches(bodies), CONCURRENT_BATCHES, async (batch) => {
-      let entries = batch.map((body, index) => ({ Id: String(index), MessageBody: body }));
-      for (let attempt = 0; entries.length > 0; attempt++) {
-        if (attempt > 0) await backoff(attempt, 50);
-        const result = await this.client.send(
-          new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }),
-        );
-        const failed = new Set((result.Failed ?? []).map((failure) => failure.Id));
-        entries = entries.filter((entry) => failed.has(entry.Id));
-        if (entries.length > 0 && attempt + 1 >= MAX_ATTEMPTS) {
-          throw new Error(`Could not enqueue ${entries.length} messages: ${JSON.stringify(result.Failed)}`);
-        }
-      }
-    });
+    await sendAll(this.client, this.queueUrl, messages.map(messageBody));
   }
+}
+
+/**
+ * Sends every body, in batches, several batches at once; entries SQS refuses are sent again with
+ * backoff, and what is still refused after `MAX_ATTEMPTS` throws, naming how many.
+ */
+export async function sendAll(client: SQSClient, queueUrl: string, bodies: readonly string[]): Promise<void> {
+  await mapConcurrently(sendBatches(bodies), CONCURRENT_BATCHES, async (batch) => {
+    let entries = batch.map((body, index) => ({ Id: String(index), MessageBody: body }));
+    for (let attempt = 0; entries.length > 0; attempt++) {
+      if (attempt > 0) await backoff(attempt, 50);
+      const result = await client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
+      const failed = new Set((result.Failed ?? []).map((failure) => failure.Id));
+      entries = entries.filter((entry) => failed.has(entry.Id));
+      if (entries.length > 0 && attempt + 1 >= MAX_ATTEMPTS) {
+        throw new Error(`Could not enqueue ${entries.length} messages: ${JSON.stringify(result.Failed)}`);
+      }
+    }
+  });
 }
 
 /**

@@ -1,0 +1,267 @@
+import { createHash } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { decodeCursor, type Page, pageFrom } from '../../cursor';
+import { batchPutAll } from '../../dynamo-paging';
+import { writeAtomically } from '../../dynamo-writes';
+import type { Nonprofit } from '../../nonprofits/nonprofit';
+import type { Suppression } from '../../suppressions/suppression';
+import { expiresAfter } from '../../ttl';
+import * as z from '../../zod';
+import {
+  type EmailOnRecord,
+  type Finding,
+  type NewPersonRequest,
+  PERSON_REQUEST_RETENTION_DAYS,
+  type PersonRequest,
+  type PersonRequestQuery,
+  type PersonRequestStore,
+  REQUEST_HOLD_MS,
+} from '../person-requests';
+
+/**
+ * The person requests table. Under each request's id (partition key `request_id`), sort key `part`:
+ * - `#request`: the request, its status and progress;
+ * - `email#<job id>#<role>#<digest>`: one email found on record (the digest names the delivery it
+ *   was found on without naming its recipient), so a step handed over twice stores it once.
+ * Beside them, `hold#<kind>#<address>` (part `#request`) names the request of that kind under way
+ * for the address, until it completes or `REQUEST_HOLD_MS` passes. Everything expires by TTL
+ * `PERSON_REQUEST_RETENTION_DAYS` after it is written.
+ */
+const REQUEST_PART = '#request';
+const FINDING_PREFIX = 'email#';
+
+const holdKey = ({ kind, email }: Pick<NewPersonRequest, 'kind' | 'email'>) => ({
+  request_id: `hold#${kind}#${email}`,
+  part: REQUEST_PART,
+});
+
+const findingPart = ({ key, email }: Finding) =>
+  `${FINDING_PREFIX}${email.job_id}#${email.role}#${createHash('sha256').update(key).digest('hex').slice(0, 24)}`;
+
+const findingKey = z.strictObject({ request_id: z.uuid(), part: z.string().startsWith(FINDING_PREFIX) });
+
+function toRequest(item: Record<string, unknown>): PersonRequest {
+  const done = item.segments_done instanceof Set ? item.segments_done.size : 0;
+  return {
+    request_id: String(item.request_id),
+    kind: item.kind as PersonRequest['kind'],
+    email: String(item.email),
+    status: item.status as PersonRequest['status'],
+    requested_at: String(item.requested_at),
+    api_key_id: String(item.api_key_id),
+    ...(typeof item.completed_at === 'string' ? { completed_at: item.completed_at } : {}),
+    segments_done: done,
+    segments_total: Number(item.segments_total ?? 0),
+    ...('nonprofit' in item ? { nonprofit: (item.nonprofit as Nonprofit | null) ?? null } : {}),
+    ...('suppression' in item ? { suppression: (item.suppression as Suppression | null) ?? null } : {}),
+  };
+}
+
+export class DynamoPersonRequests implements PersonRequestStore {
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly options: { client: DynamoDBDocumentClient; tableName: string; now?: () => Date },
+  ) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  private expiry(): number {
+    return expiresAfter(this.now(), PERSON_REQUEST_RETENTION_DAYS);
+  }
+
+  async create(request: NewPersonRequest) {
+    const { client, tableName } = this.options;
+    for (;;) {
+      const at = request.requested_at;
+      const taken = await writeAtomically(
+        client,
+        {
+          Put: {
+            TableName: tableName,
+            Item: {
+              ...holdKey(request),
+              held_by: request.request_id,
+              held_until: at.getTime() + REQUEST_HOLD_MS,
+              expires_at: this.expiry(),
+            },
+            ConditionExpression: 'attribute_not_exists(request_id) OR held_until < :now',
+            ExpressionAttributeValues: { ':now': at.getTime() },
+          },
+        },
+        [
+          {
+            Put: {
+              TableName: tableName,
+              Item: {
+                request_id: request.request_id,
+                part: REQUEST_PART,
+                kind: request.kind,
+                email: request.email,
+                status: 'queued',
+                requested_at: at.toISOString(),
+                api_key_id: request.api_key_id,
+                segments_total: 0,
+                expires_at: this.expiry(),
+              },
+              ConditionExpression: 'attribute_not_exists(request_id)',
+            },
+          },
+        ],
+      );
+      if (taken) return { created: true as const };
+      const { Item } = await client.send(
+        new GetCommand({ TableName: tableName, Key: holdKey(request), ConsistentRead: true }),
+      );
+      // Released between the write and the read: try to take it again.
+      if (Item && typeof Item.held_by === 'string') return { created: false as const, held_by: Item.held_by };
+    }
+  }
+
+  async discard(request: NewPersonRequest): Promise<void> {
+    await this.options.client.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Delete: {
+              TableName: this.options.tableName,
+              Key: { request_id: request.request_id, part: REQUEST_PART },
+            },
+          },
+          {
+            Delete: {
+              TableName: this.options.tableName,
+              Key: holdKey(request),
+              ConditionExpression: 'held_by = :id',
+              ExpressionAttributeValues: { ':id': request.request_id },
+            },
+          },
+        ],
+      }),
+    );
+  }
+
+  async get(requestId: string): Promise<PersonRequest | undefined> {
+    const { Item } = await this.options.client.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: { request_id: requestId, part: REQUEST_PART },
+        ConsistentRead: true,
+      }),
+    );
+    return Item ? toRequest(Item) : undefined;
+  }
+
+  async findings(requestId: string, { limit, cursor }: PersonRequestQuery): Promise<Page<EmailOnRecord>> {
+    const scope = `person-request:${requestId}`;
+    const page = await this.options.client.send(
+      new QueryCommand({
+        TableName: this.options.tableName,
+        KeyConditionExpression: 'request_id = :id AND begins_with(part, :prefix)',
+        ExpressionAttributeValues: { ':id': requestId, ':prefix': FINDING_PREFIX },
+        Limit: limit + 1,
+        ExclusiveStartKey: cursor === undefined ? undefined : decodeCursor(cursor, scope, findingKey),
+      }),
+    );
+    const items = page.Items ?? [];
+    const result = pageFrom(items, limit, page.LastEvaluatedKey, {
+      key: (item) => ({ request_id: requestId, part: item.part }),
+      scope,
+    });
+    return { ...result, items: result.items.map((item) => item.email as EmailOnRecord) };
+  }
+
+  async started(
+    requestId: string,
+    start: { segments: number; nonprofit: Nonprofit | null; suppression: Suppression | null },
+  ): Promise<void> {
+    await this.updateUnlessComplete(requestId, {
+      UpdateExpression:
+        'SET #status = :running, segments_total = :segments, nonprofit = :nonprofit, suppression = :suppression',
+      ExpressionAttributeValues: {
+        ':running': 'running',
+        ':segments': start.segments,
+        ':nonprofit': start.nonprofit,
+        ':suppression': start.suppression,
+      },
+    });
+  }
+
+  async addFindings(requestId: string, findings: readonly Finding[]): Promise<void> {
+    const expires_at = this.expiry();
+    await batchPutAll(
+      this.options.client,
+      this.options.tableName,
+      findings.map((finding) => ({
+        request_id: requestId,
+        part: findingPart(finding),
+        email: finding.email,
+        expires_at,
+      })),
+    );
+  }
+
+  async segmentDone(requestId: string, segment: number): Promise<{ allDone: boolean }> {
+    const { Attributes } = await this.options.client.send(
+      new UpdateCommand({
+        TableName: this.options.tableName,
+        Key: { request_id: requestId, part: REQUEST_PART },
+        UpdateExpression: 'ADD segments_done :segment',
+        ConditionExpression: 'attribute_exists(request_id)',
+        ExpressionAttributeValues: { ':segment': new Set([segment]) },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    const request = toRequest(Attributes ?? {});
+    return { allDone: request.segments_total > 0 && request.segments_done >= request.segments_total };
+  }
+
+  async complete(request: PersonRequest, at: Date): Promise<void> {
+    await this.updateUnlessComplete(request.request_id, {
+      UpdateExpression: 'SET #status = :completed, completed_at = :at',
+      ExpressionAttributeValues: { ':at': at.toISOString() },
+    });
+    try {
+      await this.options.client.send(
+        new DeleteCommand({
+          TableName: this.options.tableName,
+          Key: holdKey(request),
+          ConditionExpression: 'held_by = :id',
+          ExpressionAttributeValues: { ':id': request.request_id },
+        }),
+      );
+    } catch (error) {
+      // Held by a later request already (this one outlived its hold): that hold is not ours to release.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  /** An update of a request not yet complete; on a complete one (a step handed over late) it does nothing. */
+  private async updateUnlessComplete(
+    requestId: string,
+    update: { UpdateExpression: string; ExpressionAttributeValues: Record<string, unknown> },
+  ): Promise<void> {
+    try {
+      await this.options.client.send(
+        new UpdateCommand({
+          TableName: this.options.tableName,
+          Key: { request_id: requestId, part: REQUEST_PART },
+          ...update,
+          ConditionExpression: 'attribute_exists(request_id) AND #status <> :completed',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ':completed': 'completed' },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+}

@@ -1,0 +1,108 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { QUEUE, TABLE } from '../../lambdas/core/bindings';
+import { LEDGER_SEGMENTS } from '../../lambdas/core/people/person-requests';
+import type { MailerApi } from './api';
+import type { MailerData } from './data';
+import { consumeQueue } from './email-jobs';
+import { ProjectFunction } from './project-function';
+
+export interface PersonRequestsProps {
+  api: MailerApi;
+  data: MailerData;
+}
+
+/** A walk step's time: its reads stop `STEP_MARGIN_MS` before it, and the rest goes on in a new message. */
+const STEP_TIMEOUT = Duration.seconds(60);
+/** Tries of one step before it moves to the dead-letter queue (an alarm watches it). */
+const MAX_RECEIVES = 5;
+
+/**
+ * A person's data on request (GDPR Art. 15): `POST /people/{email}/export` records a request and
+ * queues its start, a worker walks the ledger in `LEDGER_SEGMENTS` parallel Scan segments, one
+ * queued step at a time, and `GET /people/requests/{id}` reads its progress and result. Nothing
+ * here is on the send path. Each function gets exactly the actions its code calls.
+ */
+export class PersonRequests extends Construct {
+  readonly queue: Queue;
+  readonly deadLetterQueue: Queue;
+  readonly worker: ProjectFunction;
+  readonly functions: ProjectFunction[];
+
+  constructor(scope: Construct, id: string, { api, data }: PersonRequestsProps) {
+    super(scope, id);
+    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'Serverless::Serverless-SQSRedrivePolicy',
+      reason:
+        'This is the dead-letter queue of person request steps: an alarm watches it, and an operator redrives a step once its cause is fixed.',
+    });
+    this.queue = new Queue(this, 'Steps', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(4),
+      visibilityTimeout: Duration.seconds(STEP_TIMEOUT.toSeconds() * 6),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVES },
+    });
+
+    this.worker = new ProjectFunction(this, 'Worker', {
+      entry: 'worker/person-requests.ts',
+      description: "Walks the ledger for a person's data request, a segment at a time",
+      timeout: STEP_TIMEOUT,
+    })
+      .bindTable(TABLE.personRequests, data.personRequests, [
+        'dynamodb:GetItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:BatchWriteItem',
+        'dynamodb:DeleteItem',
+      ])
+      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:Scan'])
+      // Each job's subject, once per job a step meets.
+      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
+      .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:GetItem'])
+      .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:GetItem'])
+      .bindQueue(QUEUE.personRequests, this.queue, ['sqs:SendMessage'])
+      .acknowledgeNoDeadLetterTarget('queue');
+    // One step per invocation, as many at once as there are segments: a walk reads that many Scan
+    // pages in parallel at most, whatever the size of the table.
+    consumeQueue(
+      this.worker,
+      new SqsEventSource(this.queue, {
+        batchSize: 1,
+        maxConcurrency: Math.max(2, LEDGER_SEGMENTS),
+        reportBatchItemFailures: true,
+      }),
+    );
+
+    const requestExport = new ProjectFunction(this, 'RequestExport', {
+      entry: 'api/request-export.ts',
+      description: 'POST /people/{email}/export',
+    })
+      // The request and its hold in one transaction; a held address's hold read; a request whose
+      // start could not be queued deleted.
+      .bindTable(TABLE.personRequests, data.personRequests, [
+        'dynamodb:PutItem',
+        'dynamodb:GetItem',
+        'dynamodb:DeleteItem',
+      ])
+      .bindQueue(QUEUE.personRequests, this.queue, ['sqs:SendMessage'])
+      .acknowledgeNoDeadLetterTarget('api');
+    api.addRoute('POST', '/people/{email}/export', requestExport);
+
+    const getRequest = new ProjectFunction(this, 'GetPersonRequest', {
+      entry: 'api/get-person-request.ts',
+      description: 'GET /people/requests/{request_id}',
+    })
+      .bindTable(TABLE.personRequests, data.personRequests, ['dynamodb:GetItem', 'dynamodb:Query'])
+      .acknowledgeNoDeadLetterTarget('api');
+    api.addRoute('GET', '/people/requests/{request_id}', getRequest);
+
+    this.functions = [this.worker, requestExport, getRequest];
+  }
+}
