@@ -33,29 +33,43 @@ export interface QueueEventSourceOptions {
  */
 export class QueueEventSource {
   private running = false;
-  private loops: Promise<void>[] = [];
+  /** The pollers running (each a loop, removed when it returns). */
+  private readonly pollers = new Set<Promise<void>>();
 
   constructor(private readonly options: QueueEventSourceOptions) {}
 
   start(): void {
     this.running = true;
-    this.loops = Array.from({ length: this.options.maxConcurrency }, () => this.poll());
+    this.startPoller(true);
   }
 
   /** Stops polling and waits for the invocations under way. */
   async stop(): Promise<void> {
     this.running = false;
-    await Promise.all(this.loops);
+    while (this.pollers.size > 0) await Promise.all(this.pollers);
   }
 
-  private async poll(): Promise<void> {
+  /**
+   * One poller while the queue is empty; each batch found starts one more, up to the maximum
+   * concurrency, and a poller other than the first stops when it finds none. So a backlog is
+   * worked at the mapping's full concurrency (as Lambda scales its pollers with the backlog) while
+   * an idle runtime's many sources cost one poll each every `IDLE_POLL_MS`, not one per concurrency.
+   */
+  private startPoller(first: boolean): void {
+    const poller: Promise<void> = this.pollUntilDone(first).finally(() => this.pollers.delete(poller));
+    this.pollers.add(poller);
+  }
+
+  private async pollUntilDone(first: boolean): Promise<void> {
     while (this.running) {
       try {
         const batch = await this.gather();
         if (batch.length === 0) {
+          if (!first) return;
           await sleep(IDLE_POLL_MS);
           continue;
         }
+        if (this.pollers.size < this.options.maxConcurrency) this.startPoller(false);
         await this.deliver(batch);
       } catch (error) {
         if (!this.running) return;
