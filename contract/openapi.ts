@@ -412,6 +412,32 @@ const routes: Route[] = [
     },
   },
   {
+    method: 'post',
+    path: '/people/{email}/erasure',
+    operation: {
+      operationId: 'requestErasure',
+      summary: "Erase an address from every table (a person's erasure request)",
+      description:
+        'At once: the address is suppressed (`erased`) and its registry entry deleted. In the background, once the jobs running now have ended: the address, its name and postal address are removed from every table, the address replaced by its keyed hash (`erased:…`) so counts stay exact. It stays suppressed without being stored: a later registry entry, import or cc of it is suppressed again.',
+      tags: ['people'],
+      requestParams: emailPath,
+      responses: {
+        '202': {
+          description: 'The address is suppressed and its entry deleted; the rest is queued.',
+          headers: z.object({ Location: LOCATION }),
+          ...json(answer.personRequestAccepted),
+        },
+        ...badInput,
+        '409': {
+          description:
+            'An erasure of the address is under way (`CONFLICT`): `request_id` and `Location` name it.',
+          headers: z.object({ Location: LOCATION }),
+          ...json(answer.requestUnderWay),
+        },
+      },
+    },
+  },
+  {
     method: 'get',
     path: '/people/requests/{request_id}',
     operation: {

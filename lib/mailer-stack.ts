@@ -48,7 +48,11 @@ export class MailerStack extends Stack {
     new NonprofitsRoutes(this, 'Nonprofits', { api: this.api, data: this.data, config: props.config });
     new SuppressionsRoutes(this, 'Suppressions', { api: this.api, data: this.data, config: props.config });
     new AuditRoutes(this, 'Audit', { api: this.api, data: this.data });
-    this.personRequests = new PersonRequests(this, 'People', { api: this.api, data: this.data });
+    this.personRequests = new PersonRequests(this, 'People', {
+      api: this.api,
+      data: this.data,
+      config: props.config,
+    });
     this.sesFeedback =
       props.config.transport === 'ses'
         ? new SesFeedback(this, 'SesFeedback', { data: this.data, config: props.config })

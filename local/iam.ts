@@ -272,9 +272,36 @@ function dynamoDbAuthorizations(call: Call): Authorization[] {
       );
     case 'ListTables':
       return [of(operation, '*')];
+    case 'UpdateItem':
+      return [
+        {
+          ...of(operation, table(body.TableName)),
+          context: { 'dynamodb:Attributes': updatedAttributes(body) },
+        },
+      ];
     default:
       return [of(operation, table(body.TableName, body.IndexName))];
   }
+}
+
+/**
+ * `dynamodb:Attributes` of an UpdateItem, as IAM reads it: the top-level attributes its key and
+ * expressions name, so a grant limited to some attributes (`ForAllValues:StringEquals`) is held
+ * to them here as in AWS.
+ */
+function updatedAttributes(body: Record<string, unknown>): string[] {
+  const names = (body.ExpressionAttributeNames as Record<string, string> | undefined) ?? {};
+  const expressions = [body.UpdateExpression, body.ConditionExpression].filter(
+    (expression): expression is string => typeof expression === 'string',
+  );
+  const named = expressions.flatMap((expression) =>
+    // A path's first part, before any `.` or `[`; values (`:x`) and functions (`name(`) are not attributes.
+    [...expression.matchAll(/(?<![:\w#.])(#?[A-Za-z_][\w]*)(?![\w(])/g)]
+      .map((found) => String(found[1]))
+      .filter((word) => !/^(SET|REMOVE|ADD|DELETE|AND|OR|NOT|BETWEEN|IN)$/i.test(word))
+      .map((word) => (word.startsWith('#') ? (names[word] ?? word) : word)),
+  );
+  return [...new Set([...Object.keys((body.Key as object | undefined) ?? {}), ...named])];
 }
 
 /** SQS (its JSON protocol): the queue named by the call's URL, batch calls checked as their single form. */

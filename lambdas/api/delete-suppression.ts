@@ -1,5 +1,5 @@
 // DELETE /suppressions/{email}?force=&reason=: handler --> suppression list (DynamoDB), audit trail
-import { auditTrailFromEnv, suppressionsFromEnv } from '../core/adapters';
+import { addressKeysFromEnv, auditTrailFromEnv, suppressionsFromEnv } from '../core/adapters';
 import { apiHandler, callerApiKeyId, noContent, parsePathParameter, parseQuery } from '../core/http';
 import { emailAddress } from '../core/nonprofits/nonprofit';
 import type { SuppressionList } from '../core/suppressions/repository';
@@ -23,5 +23,6 @@ export const makeDeleteSuppression = ({ suppressions }: { suppressions: Suppress
   });
 
 export const handler = makeDeleteSuppression({
-  suppressions: suppressionsFromEnv(undefined, auditTrailFromEnv()),
+  // An erased address's lift removes its key's record too: the key is made with the address key.
+  suppressions: suppressionsFromEnv(undefined, auditTrailFromEnv(), addressKeysFromEnv()),
 });

@@ -16,7 +16,10 @@ export const makeGetPersonRequest = ({
     const query = parseQuery(event, personRequestQuery);
     const request = await requests.get(id);
     if (!request) throw new NotFoundError(`No request ${id} (a request and its result are kept 7 days).`);
-    const emails = request.status === 'completed' ? await requests.findings(id, query) : undefined;
+    const emails =
+      request.status === 'completed' && request.kind === 'export'
+        ? await requests.findings(id, query)
+        : undefined;
     return json(200, personRequestView(request, emails));
   });
 

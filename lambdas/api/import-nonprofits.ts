@@ -1,27 +1,37 @@
 // POST /nonprofits/import: handler --> nonprofit repository (DynamoDB)
 
-import { auditTrailFromEnv, nonprofitsFromEnv } from '../core/adapters';
+import {
+  addressKeysFromEnv,
+  auditTrailFromEnv,
+  nonprofitsFromEnv,
+  suppressionsFromEnv,
+} from '../core/adapters';
 import type { AuditTrailWriter } from '../core/audit/audit';
 import { ValidationError } from '../core/errors';
 import { apiHandler, bodyText, callerActor, header, json, parseQuery } from '../core/http';
 import {
+  importedAddresses,
   importNonprofits,
   importQuery,
   type NonprofitImportStore,
   readImportRows,
 } from '../core/nonprofits/import';
+import type { SuppressionList } from '../core/suppressions/repository';
 
 export interface ImportNonprofitsDependencies {
   /** The registry, without an audit trail: an import is recorded once, with its counts, not per row. */
   nonprofits: NonprofitImportStore;
   audit: AuditTrailWriter;
+  /** Addresses erased before are suppressed again before their entries are made (see `rememberErased`). */
+  erased: Pick<SuppressionList, 'rememberErased'>;
 }
 
-export const makeImportNonprofits = ({ nonprofits, audit }: ImportNonprofitsDependencies) =>
+export const makeImportNonprofits = ({ nonprofits, audit, erased }: ImportNonprofitsDependencies) =>
   apiHandler(async (event) => {
     const { on_conflict: onConflict = 'skip' } = parseQuery(event, importQuery);
     const body = bodyText(event, 'Request body is required: a JSON array of nonprofits, or text/csv');
     const rows = readImportRows(body, header(event, 'content-type'));
+    await erased.rememberErased(importedAddresses(rows));
     const result = await importNonprofits(nonprofits, rows, onConflict);
     // Nothing in it could be registered: the request as a whole is bad input, and nothing changed.
     if (result.invalid === rows.length) {
@@ -48,4 +58,10 @@ export const makeImportNonprofits = ({ nonprofits, audit }: ImportNonprofitsDepe
     return json(200, result);
   });
 
-export const handler = makeImportNonprofits({ nonprofits: nonprofitsFromEnv(), audit: auditTrailFromEnv() });
+const audit = auditTrailFromEnv();
+
+export const handler = makeImportNonprofits({
+  nonprofits: nonprofitsFromEnv(),
+  audit,
+  erased: suppressionsFromEnv(undefined, audit, addressKeysFromEnv()),
+});

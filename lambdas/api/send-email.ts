@@ -2,6 +2,8 @@
 
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import {
+  addressKeysFromEnv,
+  auditTrailFromEnv,
   emailQueueFromEnv,
   eventOutboxFromEnv,
   jobContentsFromEnv,
@@ -9,6 +11,7 @@ import {
   nonprofitsFromEnv,
   RENDER_SETTINGS,
   recipientQuotaFromEnv,
+  suppressionsFromEnv,
 } from '../core/adapters';
 import { apiHandler, callerApiKeyId, header, json, parseJsonBody } from '../core/http';
 import { type AcceptJobDependencies, acceptJob } from '../core/jobs/accept-job';
@@ -65,6 +68,7 @@ export const handler = makeSendEmail({
   nonprofits: nonprofitsFromEnv(),
   queue: emailQueueFromEnv(),
   quota: recipientQuotaFromEnv(),
+  erased: suppressionsFromEnv(undefined, auditTrailFromEnv(), addressKeysFromEnv()),
   onEnqueueFailure: (job, error) =>
     logger.error('Job recorded but not enqueued; the sweeper will enqueue it', {
       job_id: job.job_id,

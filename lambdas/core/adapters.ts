@@ -10,6 +10,9 @@ import { DynamoLedgerSearch } from './jobs/dynamodb/dynamo-ledger-search';
 import { DynamoOutcomeCounts } from './jobs/dynamodb/dynamo-outcome-counts';
 import { DynamoRenderedEmails } from './jobs/dynamodb/dynamo-rendered-emails';
 import { DynamoNonprofitRepository } from './nonprofits/dynamodb/dynamo-nonprofit-repository';
+import type { AddressKeys } from './people/address-keys';
+import { SecretsManagerAddressKeys } from './people/address-keys';
+import { DynamoEraser } from './people/dynamodb/dynamo-eraser';
 import { DynamoPersonRequests } from './people/dynamodb/dynamo-person-requests';
 import { SqsPersonRequestQueue } from './people/sqs-person-request-queue';
 import { SqsEmailQueue } from './queue/email-queue';
@@ -51,8 +54,19 @@ export const nonprofitsFromEnv = (audit?: DynamoAuditTrail) =>
  */
 export const eventOutboxFromEnv = () => new EventOutbox(bound(TABLE.outbox));
 
-export const suppressionsFromEnv = (outbox?: EventOutbox, audit?: DynamoAuditTrail) =>
-  new DynamoSuppressionList({ client: documentClient, tableName: bound(TABLE.suppressions), outbox, audit });
+/** The suppression list; a function that lets an address in, or lifts an erased one, is given the address key. */
+export const suppressionsFromEnv = (outbox?: EventOutbox, audit?: DynamoAuditTrail, keys?: AddressKeys) =>
+  new DynamoSuppressionList({
+    client: documentClient,
+    tableName: bound(TABLE.suppressions),
+    outbox,
+    audit,
+    keys,
+  });
+
+/** The secret erased addresses' keys are made with. */
+export const addressKeysFromEnv = () =>
+  new SecretsManagerAddressKeys(readSettings({ arn: SETTING.addressKeySecretArn }).arn, secretsManagerClient);
 
 /** The secret that signs and checks unsubscribe links. */
 export const signingSecretFromEnv = () =>
@@ -230,9 +244,37 @@ export function sendingControlsFromEnv(
   };
 }
 
-/** A person's requests (core/people): the table of requests and findings. */
-export const personRequestsFromEnv = () =>
-  new DynamoPersonRequests({ client: documentClient, tableName: bound(TABLE.personRequests) });
+/**
+ * A person's requests (core/people): the table of requests and findings; a function that accepts
+ * or completes an erasure also writes the suppression list, the registry and the audit trail.
+ */
+export const personRequestsFromEnv = (erasure?: { audit: DynamoAuditTrail }) =>
+  new DynamoPersonRequests({
+    client: documentClient,
+    tableName: bound(TABLE.personRequests),
+    erasure: erasure && {
+      suppressionsTable: bound(TABLE.suppressions),
+      nonprofitsTable: bound(TABLE.nonprofits),
+      audit: erasure.audit,
+    },
+  });
+
+/** The tables an erasure walks: those the stack bound (the rendered emails' only where they are kept). */
+export function eraserFromEnv() {
+  const { storeRendered } = readSettings({ storeRendered: SETTING.storeRenderedEmails });
+  return new DynamoEraser({
+    client: documentClient,
+    tables: {
+      deliveries: bound(TABLE.deliveries),
+      job_contents: bound(TABLE.jobContents),
+      ...(storeRendered ? { rendered_emails: bound(TABLE.renderedEmails) } : {}),
+      audit: bound(TABLE.audit),
+      outbox: bound(TABLE.outbox),
+      person_requests: bound(TABLE.personRequests),
+    },
+    contents: new DynamoJobContents({ client: documentClient, tableName: bound(TABLE.jobContents) }),
+  });
+}
 
 /** The queue of person requests' steps. */
 export const personRequestQueueFromEnv = () =>

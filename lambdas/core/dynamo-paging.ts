@@ -46,13 +46,40 @@ export async function batchGetAll(
 const BATCH_WRITE_SIZE = 25;
 
 /** Puts items in batches; items DynamoDB leaves unprocessed are put again with backoff, never dropped. */
-export async function batchPutAll(
+export function batchPutAll(
   client: DynamoDBDocumentClient,
   tableName: string,
   items: readonly Item[],
 ): Promise<void> {
-  await mapConcurrently(chunks(items, BATCH_WRITE_SIZE), 4, async (batch) => {
-    let pending = batch.map((item) => ({ PutRequest: { Item: item } }));
+  return batchWriteAll(
+    client,
+    tableName,
+    items.map((item) => ({ PutRequest: { Item: item } })),
+  );
+}
+
+/** Deletes items by key in batches, as `batchPutAll` puts them. */
+export function batchDeleteAll(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  keys: readonly Item[],
+): Promise<void> {
+  return batchWriteAll(
+    client,
+    tableName,
+    keys.map((key) => ({ DeleteRequest: { Key: key } })),
+  );
+}
+
+type WriteRequest = { PutRequest: { Item: Item } } | { DeleteRequest: { Key: Item } };
+
+async function batchWriteAll(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  requests: readonly WriteRequest[],
+): Promise<void> {
+  await mapConcurrently(chunks(requests, BATCH_WRITE_SIZE), 4, async (batch) => {
+    let pending = batch;
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt > MAX_UNPROCESSED_RETRIES) throw new Error('DynamoDB left items unprocessed after retries');
       if (attempt > 0) await backoff(attempt);

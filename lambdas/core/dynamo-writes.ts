@@ -26,6 +26,9 @@ export interface RecordPut {
   Put: PutCommandInput;
 }
 
+/** What a decisive write may carry with it: records put, or items deleted, unconditionally. */
+export type RecordWrite = RecordPut | { Delete: DeleteCommandInput };
+
 /**
  * Whether a write lost a race with a transaction on the same item: its own transaction cancelled
  * for a conflict, or a plain write refused while another writer's transaction held the item.
@@ -56,9 +59,9 @@ async function writePlainly(client: DynamoDBDocumentClient, write: ConditionalWr
 export async function writeAtomically(
   client: DynamoDBDocumentClient,
   write: ConditionalWrite,
-  alongside: readonly (RecordPut | undefined)[],
+  alongside: readonly (RecordWrite | undefined)[],
 ): Promise<boolean> {
-  const records = alongside.filter((record): record is RecordPut => record !== undefined);
+  const records = alongside.filter((record): record is RecordWrite => record !== undefined);
   for (let attempt = 0; ; attempt++) {
     try {
       if (records.length > 0)

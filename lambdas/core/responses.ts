@@ -159,10 +159,22 @@ export const personRequest = z
   .object({
     request_id: z.uuid(),
     kind: z.enum(PERSON_REQUEST_KINDS),
-    email: z.string(),
+    email: z
+      .string()
+      .optional()
+      .meta({ description: 'The address; an erasure no longer holds it once completed' }),
+    address_key: z.string().optional().meta({
+      description: "An erasure's: what stands for the address wherever it was (`erased:` and a keyed hash)",
+    }),
     status: z.enum(PERSON_REQUEST_STATUSES),
     requested_at: timestamp,
     completed_at: timestamp.optional(),
+    waiting_for: z.array(z.uuid()).optional().meta({
+      description: "An erasure's: the jobs running when it started; it walks the tables once they have ended",
+    }),
+    erased: z.record(z.string(), count).optional().meta({
+      description: "An erasure's: items it rewrote or removed, by table (none for an address not held)",
+    }),
     progress: z
       .object({ segments_done: count, segments_total: count })
       .meta({ description: 'Segments of the ledger walked, of how many (0 of 0 until the walk starts)' }),
@@ -416,10 +428,14 @@ export function personRequestView(
   return {
     request_id: request.request_id,
     kind: request.kind,
-    email: request.email,
+    ...(request.email !== undefined ? { email: request.email } : {}),
+    ...(request.address_key !== undefined ? { address_key: request.address_key } : {}),
     status: request.status,
     requested_at: request.requested_at,
     ...(request.completed_at ? { completed_at: request.completed_at } : {}),
+    ...(request.kind === 'erasure'
+      ? { waiting_for: request.waiting_for ?? [], erased: request.erased ?? {} }
+      : {}),
     progress: { segments_done: request.segments_done, segments_total: request.segments_total },
     ...(emails
       ? {

@@ -61,6 +61,8 @@ export const SETTING = {
   unsubscribeMailto: setting('UNSUBSCRIBE_MAILTO', z.email().optional()),
   /** The secret that signs unsubscribe links (bound with its read grant, `ProjectFunction.bindSecret`). */
   unsubscribeSecretArn: setting('UNSUBSCRIBE_SECRET_ARN', z.string().min(1)),
+  /** The secret erased addresses' keys are made with (core/people/address-keys; bound with its read grant). */
+  addressKeySecretArn: setting('ADDRESS_KEY_SECRET_ARN', z.string().min(1)),
   /** How long an email waits before it is tried again while sending is paused. */
   sendingPausedWaitSeconds: setting('SENDING_PAUSED_WAIT_SECONDS', count.optional()),
   /** The reputation guard's window and thresholds (see `sending/reputation.ts`). */

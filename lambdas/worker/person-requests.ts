@@ -1,6 +1,9 @@
 // SQS event source on the person requests' queue: worker --> registry, suppression list, ledger (DynamoDB) + the queue
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import {
+  auditTrailFromEnv,
+  eraserFromEnv,
+  jobsFromEnv,
   ledgerSearchFromEnv,
   nonprofitsFromEnv,
   personRequestQueueFromEnv,
@@ -55,10 +58,11 @@ export const makePersonRequestWorker = (deps: PersonRequestWorkerDependencies) =
   });
 
 export const handler = makePersonRequestWorker({
-  requests: personRequestsFromEnv(),
+  requests: personRequestsFromEnv({ audit: auditTrailFromEnv() }),
   queue: personRequestQueueFromEnv(),
   ledger: ledgerSearchFromEnv(),
   nonprofits: nonprofitsFromEnv(),
   suppressions: suppressionsFromEnv(),
+  erasure: { eraser: eraserFromEnv(), jobs: jobsFromEnv() },
   log: logLine,
 });

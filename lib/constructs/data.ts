@@ -1,5 +1,6 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, StreamViewType, Table, type TableProps } from 'aws-cdk-lib/aws-dynamodb';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { INDEX } from '../../lambdas/core/bindings';
 
@@ -55,6 +56,12 @@ export class MailerData extends Construct {
    * by TTL: long enough to read a result, not to keep a second copy of the ledger.
    */
   readonly personRequests: Table;
+  /**
+   * The address key (core/people/address-keys): what an erased address's key is made with, so the
+   * address is known again where it comes back in and nowhere else. Generated at deploy, never in
+   * the template, and never rotated: a new key would make every erased address unknown again.
+   */
+  readonly addressKey: Secret;
 
   constructor(scope: Construct, id: string, { storeRenderedEmails }: { storeRenderedEmails: boolean }) {
     super(scope, id);
@@ -138,6 +145,17 @@ export class MailerData extends Construct {
       partitionKey: string('request_id'),
       sortKey: string('part'),
       timeToLiveAttribute: 'expires_at',
+    });
+
+    this.addressKey = new Secret(this, 'AddressKey', {
+      description: "Keys erased addresses in nonprofit-mailer's tables (an HMAC key)",
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(this.addressKey).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-SMG4',
+      reason:
+        'Rotating it would make every erased address unknown again: a re-import or a cc of one would be mailed. It keys a hash and opens nothing.',
     });
 
     this.renderedEmails = storeRenderedEmails

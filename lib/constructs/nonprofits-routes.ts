@@ -22,9 +22,10 @@ export class NonprofitsRoutes extends TableRoutes {
     // Each change is recorded in the audit trail: a create, update and delete in its own transaction,
     // an import once, with its counts.
     const audited = (fn: ProjectFunction) => fn.keepsAudit(data.audit, config.auditRetentionDays);
-    audited(
-      this.route('POST', '/nonprofits', 'CreateNonprofit', 'api/create-nonprofit.ts', ['dynamodb:PutItem']),
-    );
+    // An address erased before comes back suppressed (core/people): an entry made, or imported.
+    this.route('POST', '/nonprofits', 'CreateNonprofit', 'api/create-nonprofit.ts', [
+      'dynamodb:PutItem',
+    ]).remembersErased(data, config.auditRetentionDays);
     this.route(
       'GET',
       '/nonprofits',
@@ -49,7 +50,7 @@ export class NonprofitsRoutes extends TableRoutes {
         throttle: { rateLimit: config.importRequestsPerSecond, burstLimit: config.importBurstLimit },
       },
     );
-    audited(importer);
+    importer.remembersErased(data, config.auditRetentionDays);
     this.route('GET', '/nonprofits/{email}', 'GetNonprofit', 'api/get-nonprofit.ts', ['dynamodb:GetItem']);
     // An update reads the item first: the audit record names the fields it changed.
     audited(

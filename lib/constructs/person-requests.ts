@@ -1,9 +1,12 @@
 import { Duration, Validations } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { QUEUE, TABLE } from '../../lambdas/core/bindings';
+import { INDEX, QUEUE, TABLE } from '../../lambdas/core/bindings';
 import { LEDGER_SEGMENTS } from '../../lambdas/core/people/person-requests';
+import { SETTING } from '../../lambdas/core/settings';
+import type { MailerConfig } from '../config';
 import type { MailerApi } from './api';
 import type { MailerData } from './data';
 import { consumeQueue } from './email-jobs';
@@ -12,6 +15,7 @@ import { ProjectFunction } from './project-function';
 export interface PersonRequestsProps {
   api: MailerApi;
   data: MailerData;
+  config: MailerConfig;
 }
 
 /** A walk step's time: its reads stop `STEP_MARGIN_MS` before it, and the rest goes on in a new message. */
@@ -31,7 +35,7 @@ export class PersonRequests extends Construct {
   readonly worker: ProjectFunction;
   readonly functions: ProjectFunction[];
 
-  constructor(scope: Construct, id: string, { api, data }: PersonRequestsProps) {
+  constructor(scope: Construct, id: string, { api, data, config }: PersonRequestsProps) {
     super(scope, id);
     this.deadLetterQueue = new Queue(this, 'DeadLetters', {
       encryption: QueueEncryption.SQS_MANAGED,
@@ -56,19 +60,62 @@ export class PersonRequests extends Construct {
       description: "Walks the ledger for a person's data request, a segment at a time",
       timeout: STEP_TIMEOUT,
     })
+      // Its own requests and findings; an erasure walks it too, and deletes the person's exports.
       .bindTable(TABLE.personRequests, data.personRequests, [
         'dynamodb:GetItem',
         'dynamodb:UpdateItem',
         'dynamodb:BatchWriteItem',
         'dynamodb:DeleteItem',
+        'dynamodb:Scan',
+        'dynamodb:Query',
       ])
-      .bindTable(TABLE.deliveries, data.deliveries, ['dynamodb:Scan'])
-      // Each job's subject, once per job a step meets.
-      .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
+      // An export reads the ledger; an erasure moves the person's entries to their key (a delete
+      // and a put in one transaction) and rewrites the others that name them.
+      .bindTable(TABLE.deliveries, data.deliveries, [
+        'dynamodb:Scan',
+        'dynamodb:PutItem',
+        'dynamodb:DeleteItem',
+      ])
+      // Each job's subject and shard count, once per job a step meets; an erasure rewrites lists.
+      .bindTable(TABLE.jobContents, data.jobContents, [
+        'dynamodb:GetItem',
+        'dynamodb:Scan',
+        'dynamodb:PutItem',
+      ])
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:GetItem'])
-      .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:GetItem'])
+      // An export reads the record; an erasure's completion deletes the address's own.
+      .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:GetItem', 'dynamodb:DeleteItem'])
+      // An erasure waits out the jobs running when it starts.
+      .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'], {
+        names: [INDEX.activeJobs],
+        actions: ['dynamodb:Query'],
+      })
+      // Events still waiting that name the person are dropped.
+      .bindTable(TABLE.outbox, data.outbox, ['dynamodb:Scan', 'dynamodb:DeleteItem'])
+      // The erasure's completion is recorded; the trail is walked for the address (see below).
+      .keepsAudit(data.audit, config.auditRetentionDays)
+      .bindTable(TABLE.audit, data.audit, ['dynamodb:Scan'])
+      .setting(SETTING.storeRenderedEmails, String(data.renderedEmails !== undefined))
       .bindQueue(QUEUE.personRequests, this.queue, ['sqs:SendMessage'])
       .acknowledgeNoDeadLetterTarget('queue');
+    if (data.renderedEmails)
+      this.worker.bindTable(TABLE.renderedEmails, data.renderedEmails, [
+        'dynamodb:Scan',
+        'dynamodb:PutItem',
+        'dynamodb:DeleteItem',
+      ]);
+    // The one change any function may make to an audit record: an erasure rewrites its address to
+    // the address's key. IAM holds it to that attribute (and the key it names the record by).
+    this.worker.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:UpdateItem'],
+        resources: [data.audit.tableArn],
+        conditions: {
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['trail', 'entry', 'email'] },
+          StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE'] },
+        },
+      }),
+    );
     // One step per invocation, as many at once as there are segments: a walk reads that many Scan
     // pages in parallel at most, whatever the size of the table.
     consumeQueue(
@@ -95,6 +142,25 @@ export class PersonRequests extends Construct {
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('POST', '/people/{email}/export', requestExport);
 
+    const requestErasure = new ProjectFunction(this, 'RequestErasure', {
+      entry: 'api/request-erasure.ts',
+      description: 'POST /people/{email}/erasure',
+    })
+      // The request and its hold, with the address suppressed (under it and its key), its registry
+      // entry deleted and the acceptance recorded, in one transaction.
+      .bindTable(TABLE.personRequests, data.personRequests, [
+        'dynamodb:PutItem',
+        'dynamodb:GetItem',
+        'dynamodb:DeleteItem',
+      ])
+      .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:PutItem'])
+      .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:DeleteItem'])
+      .keepsAudit(data.audit, config.auditRetentionDays)
+      .bindSecret(SETTING.addressKeySecretArn, data.addressKey)
+      .bindQueue(QUEUE.personRequests, this.queue, ['sqs:SendMessage'])
+      .acknowledgeNoDeadLetterTarget('api');
+    api.addRoute('POST', '/people/{email}/erasure', requestErasure);
+
     const getRequest = new ProjectFunction(this, 'GetPersonRequest', {
       entry: 'api/get-person-request.ts',
       description: 'GET /people/requests/{request_id}',
@@ -103,6 +169,6 @@ export class PersonRequests extends Construct {
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('GET', '/people/requests/{request_id}', getRequest);
 
-    this.functions = [this.worker, requestExport, getRequest];
+    this.functions = [this.worker, requestExport, requestErasure, getRequest];
   }
 }

@@ -114,6 +114,24 @@ export class ProjectFunction extends NodejsFunction {
   }
 
   /**
+   * Lets the function suppress again an erased address that comes back in (a registry entry, a cc;
+   * core/people): the address key read, the erased keys' records read, and the address's own
+   * suppression written (read first, audited) when one was erased.
+   */
+  remembersErased(
+    erased: { suppressions: ITable; addressKey: ISecret; audit: ITable },
+    auditRetentionDays: number,
+  ): this {
+    return this.bindTable(TABLE.suppressions, erased.suppressions, [
+      'dynamodb:BatchGetItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+    ])
+      .bindSecret(SETTING.addressKeySecretArn, erased.addressKey)
+      .keepsAudit(erased.audit, auditRetentionDays);
+  }
+
+  /**
    * Binds a table: sets the variable its adapter reads (see `lambdas/core/bindings.ts`) and grants
    * exactly the actions the code calls: `actions` on the table, `indexes.actions` on the named
    * indexes only (never `index/*`); what the code does to an index it is not granted on the table.

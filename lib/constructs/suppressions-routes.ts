@@ -1,5 +1,6 @@
 import type { Construct } from 'constructs';
 import { INDEX, TABLE } from '../../lambdas/core/bindings';
+import { SETTING } from '../../lambdas/core/settings';
 import type { MailerConfig } from '../config';
 import type { MailerApi } from './api';
 import type { MailerData } from './data';
@@ -27,9 +28,12 @@ export class SuppressionsRoutes extends TableRoutes {
       'dynamodb:PutItem',
       'dynamodb:GetItem',
     ]).keepsAudit(data.audit, config.auditRetentionDays);
+    // Lifting an erased address (with the person's consent) deletes its key's record too.
     this.route('DELETE', '/suppressions/{email}', 'DeleteSuppression', 'api/delete-suppression.ts', [
       'dynamodb:DeleteItem',
       'dynamodb:GetItem',
-    ]).keepsAudit(data.audit, config.auditRetentionDays);
+    ])
+      .keepsAudit(data.audit, config.auditRetentionDays)
+      .bindSecret(SETTING.addressKeySecretArn, data.addressKey);
   }
 }

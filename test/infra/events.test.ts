@@ -52,7 +52,7 @@ describe('the events on EventBridge', () => {
     });
   });
 
-  it('binds the outbox to exactly the functions that write a fact, for puts only', () => {
+  it('binds the outbox to exactly the functions that write a fact, for puts only, and the erasure that drops one', () => {
     const bound = Object.values(assertions.findResources('AWS::Lambda::Function'))
       .filter((fn) => fn.Properties.Environment?.Variables?.[TABLE.outbox] !== undefined)
       .map((fn) => fn.Properties.Description as string)
@@ -66,8 +66,14 @@ describe('the events on EventBridge', () => {
         FUNCTION.feedbackConsumer,
         'GET|POST /unsubscribe',
         'POST /sending/resume',
+        FUNCTION.personRequests,
       ].sort(),
     );
+    // The erasure puts nothing there: it drops the events still waiting that name the person.
+    const outboxActions = statementsOf(assertions, FUNCTION.personRequests)
+      .filter((statement) => JSON.stringify(statement.Resource).includes('DataOutbox'))
+      .flatMap((statement) => [statement.Action].flat());
+    expect(outboxActions.sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:Scan']);
   });
 
   it('tells events on the bus `eventBusName` names instead of a bus of its own', () => {

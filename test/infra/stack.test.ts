@@ -37,6 +37,7 @@ const DOCUMENTED_ROUTES = [
   'POST /jobs/{job_id}/retry',
   'POST /nonprofits',
   'POST /nonprofits/import',
+  'POST /people/{email}/erasure',
   'POST /people/{email}/export',
   'POST /send-email',
   'POST /send-email/preview',
@@ -153,6 +154,8 @@ describe('functions', () => {
   /** Only puts, each in the transaction of the change it records (core/audit): nothing may change or remove one. */
   const AUDIT = 'DataAudit';
   const RECORDS = ['dynamodb:PutItem'];
+  /** Where an erased address comes back in: its key's record read, the address's own put (read first). */
+  const REMEMBERS = ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem'];
   const PEOPLE = 'DataPersonRequests';
   const PEOPLE_STEPS = 'PeopleSteps';
   const EVENT_SOURCE = [
@@ -163,7 +166,8 @@ describe('functions', () => {
     'sqs:ReceiveMessage',
   ];
   it.each<[string, Record<string, string[]>]>([
-    ['POST /nonprofits', { [NONPROFITS]: ['dynamodb:PutItem'], [AUDIT]: RECORDS }],
+    // An address erased before is suppressed again first: its key's record read, its own written.
+    ['POST /nonprofits', { [NONPROFITS]: ['dynamodb:PutItem'], [SUPPRESSIONS]: REMEMBERS, [AUDIT]: RECORDS }],
     [
       'GET /nonprofits',
       {
@@ -175,7 +179,11 @@ describe('functions', () => {
     // The import is recorded once, with its counts.
     [
       'POST /nonprofits/import',
-      { [NONPROFITS]: ['dynamodb:PutItem', 'dynamodb:UpdateItem'], [AUDIT]: RECORDS },
+      {
+        [NONPROFITS]: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        [SUPPRESSIONS]: REMEMBERS,
+        [AUDIT]: RECORDS,
+      },
     ],
     ['GET /nonprofits/{email}', { [NONPROFITS]: ['dynamodb:GetItem'] }],
     // The request and its hold in one transaction, the hold read when taken, both deleted when the
@@ -188,8 +196,8 @@ describe('functions', () => {
       },
     ],
     ['GET /people/requests/{request_id}', { [PEOPLE]: ['dynamodb:GetItem', 'dynamodb:Query'] }],
-    // Reads: the ledger by Scan, a job's subject, the registry entry and the suppression record.
-    // Writes: only its own table, and its own next steps.
+    // An export reads: the ledger by Scan, a job's subject, the registry entry and the suppression
+    // record. An erasure walks every table that can name a person.
     [
       "Walks the ledger for a person's data request, a segment at a time",
       {
@@ -197,13 +205,36 @@ describe('functions', () => {
           'dynamodb:BatchWriteItem',
           'dynamodb:DeleteItem',
           'dynamodb:GetItem',
+          'dynamodb:Query',
+          'dynamodb:Scan',
           'dynamodb:UpdateItem',
         ],
-        [DELIVERIES]: ['dynamodb:Scan'],
-        [CONTENTS]: ['dynamodb:GetItem'],
+        // An erasure moves the person's entries to their key, and rewrites those naming them.
+        [DELIVERIES]: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
+        [CONTENTS]: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
         [NONPROFITS]: ['dynamodb:GetItem'],
-        [SUPPRESSIONS]: ['dynamodb:GetItem'],
+        [SUPPRESSIONS]: ['dynamodb:DeleteItem', 'dynamodb:GetItem'],
+        // The jobs an erasure waits out.
+        [JOBS]: ['dynamodb:GetItem'],
+        [`${JOBS}/index/active`]: ['dynamodb:Query'],
+        [OUTBOX]: ['dynamodb:DeleteItem', 'dynamodb:Scan'],
+        // The person's rendered emails removed, their name and postal address taken out of snapshots.
+        [RENDERED]: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
+        // Its completion recorded; records naming the person rewritten to the key (that attribute
+        // alone: the audit test below holds the grant's condition).
+        [AUDIT]: ['dynamodb:PutItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
         [PEOPLE_STEPS]: [...EVENT_SOURCE, 'sqs:SendMessage'].sort(),
+      },
+    ],
+    [
+      'POST /people/{email}/erasure',
+      {
+        [PEOPLE]: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem'],
+        // Suppressed under the address and its key, the entry deleted, recorded: with the request.
+        [SUPPRESSIONS]: ['dynamodb:PutItem'],
+        [NONPROFITS]: ['dynamodb:DeleteItem'],
+        [AUDIT]: RECORDS,
+        [PEOPLE_STEPS]: ['sqs:SendMessage'],
       },
     ],
     // Read first: the audit record names the fields the update changed.
@@ -257,6 +288,9 @@ describe('functions', () => {
         [EMAILS]: ['sqs:SendMessage'],
         // The recipient quota: one conditional update; a job over the whole limit reads what remains.
         [USAGE]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        // A cc address erased before is suppressed again, and that is recorded.
+        [SUPPRESSIONS]: REMEMBERS,
+        [AUDIT]: RECORDS,
       },
     ],
     ['GET /usage', { [USAGE]: ['dynamodb:GetItem'] }],
@@ -414,16 +448,39 @@ describe('functions', () => {
     expect(dataGrantsOf(description)).toEqual(expected);
   });
 
-  it('lets no function change or remove an audit record: puts of new records and reads only', () => {
+  it('lets no function change or remove an audit record but an erasure rewriting its address: puts of new records and reads', () => {
     const auditArn = { 'Fn::GetAtt': [logicalIdOf(assertions, 'AWS::DynamoDB::Table', 'DataAudit'), 'Arn'] };
     const touching = Object.values(assertions.findResources('AWS::IAM::Policy')).flatMap((policy) =>
       (
-        policy.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]
+        policy.Properties.PolicyDocument.Statement as {
+          Action: string | string[];
+          Resource: unknown;
+          Condition?: unknown;
+        }[]
       ).filter((statement) => JSON.stringify(statement.Resource).includes(JSON.stringify(auditArn))),
     );
     const actions = new Set(touching.flatMap((statement) => [statement.Action].flat()));
     expect(touching.length).toBeGreaterThan(5);
-    expect([...actions].sort()).toEqual(['dynamodb:PutItem', 'dynamodb:Query']);
+    expect([...actions].sort()).toEqual([
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:Scan',
+      'dynamodb:UpdateItem',
+    ]);
+    // The one update: IAM allows it the record's key and its `email` only, and no values back.
+    const updates = touching.filter((statement) => [statement.Action].flat().includes('dynamodb:UpdateItem'));
+    expect(updates).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'dynamodb:UpdateItem',
+        Resource: auditArn,
+        Condition: {
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['trail', 'entry', 'email'] },
+          StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE'] },
+        },
+      },
+    ]);
+    expect(actions.has('dynamodb:DeleteItem')).toBe(false);
     // And the table keeps its records for their retention: TTL on, kept with the stack's deletion.
     assertions.hasResource('AWS::DynamoDB::Table', {
       Properties: Match.objectLike({
@@ -553,12 +610,37 @@ describe('API', () => {
     });
   });
 
-  it('lets only the consumer and the unsubscribe function read the link-signing secret', () => {
-    const [secretId] = Object.keys(assertions.findResources('AWS::SecretsManager::Secret'));
-    expect(secretId).toBeDefined();
-    const readers = Object.entries(assertions.findResources('AWS::IAM::Policy'))
+  /** The functions that read a secret: the roles whose policies name it. */
+  const readersOf = (secretId: string) =>
+    Object.entries(assertions.findResources('AWS::IAM::Policy'))
       .filter(([, policy]) => JSON.stringify(policy.Properties).includes(`"Ref":"${secretId}"`))
       .map(([, policy]) => (policy.Properties.Roles as { Ref: string }[]).map((role) => role.Ref).join());
+
+  it('lets only the functions that let an address back in, accept an erasure or lift one read the address key', () => {
+    const secretId = logicalIdOf(assertions, 'AWS::SecretsManager::Secret', 'DataAddressKey');
+    expect(
+      readersOf(secretId)
+        .map((role) => role.replace(/Role[0-9A-F]{8}$/, ''))
+        .sort(),
+    ).toEqual(
+      [
+        'EmailJobsSendEmail',
+        'NonprofitsCreateNonprofit',
+        'NonprofitsImportNonprofits',
+        'PeopleRequestErasure',
+        'SuppressionsDeleteSuppression',
+      ].sort(),
+    );
+    expect(assertions.findResources('AWS::SecretsManager::Secret')[secretId]).toMatchObject({
+      DeletionPolicy: 'Retain',
+      Properties: { GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true } },
+    });
+  });
+
+  it('lets only the consumer and the unsubscribe function read the link-signing secret', () => {
+    const secretId = logicalIdOf(assertions, 'AWS::SecretsManager::Secret', 'UnsubscribeSigningSecret');
+    expect(secretId).toBeDefined();
+    const readers = readersOf(secretId);
     expect(readers).toHaveLength(2);
     for (const description of ['GET|POST /unsubscribe', FUNCTION.consumer]) {
       const actions = actionsOf(description, 'secretsmanager:');

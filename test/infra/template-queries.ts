@@ -14,6 +14,7 @@ export const FUNCTION = {
   feedbackConsumer:
     'Suppresses addresses SES reports bounced or complaining, and notes each report on its job',
   publisher: "Puts the events the outbox table's stream brings on the EventBridge bus",
+  personRequests: "Walks the ledger for a person's data request, a segment at a time",
   listJobEmails: 'GET /jobs/{job_id}/emails',
   health: 'GET /health',
 } as const;

@@ -17,6 +17,7 @@ process.env.USAGE_PLAN_RATE_LIMIT = '50';
 process.env.USAGE_PLAN_BURST_LIMIT = '100';
 process.env.USAGE_PLAN_QUOTA_PER_DAY = '100000';
 process.env.UNSUBSCRIBE_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:000000000000:secret:test-signing';
+process.env.ADDRESS_KEY_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:000000000000:secret:test-address-key';
 process.env.UNSUBSCRIBE_URL = 'https://api.example.org/v1/unsubscribe';
 process.env.EMAIL_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/emails';
 process.env.SWEEPER_QUEUE_SETTLE_SECONDS = '60';

@@ -17,6 +17,8 @@ export const AUDIT_ACTIONS = [
   'suppression.lifted',
   'sending.paused',
   'sending.resumed',
+  'person.erasure_requested',
+  'person.erased',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -46,6 +46,7 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   'POST /sending/resume': 'operator',
   'GET /audit': 'operator',
   'POST /people/{email}/export': 'operator',
+  'POST /people/{email}/erasure': 'operator',
   'GET /people/requests/{request_id}': 'operator',
 };
 

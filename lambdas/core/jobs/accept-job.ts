@@ -4,6 +4,7 @@ import type { Nonprofit } from '../nonprofits/nonprofit';
 import type { NonprofitRepository } from '../nonprofits/repository';
 import { chunkMessages, type EmailQueue } from '../queue/email-queue';
 import type { RecipientQuota } from '../quota/recipient-quota';
+import type { SuppressionList } from '../suppressions/repository';
 import { deliveryShards } from './deliveries';
 import { checkSendAt, type JobContent, type JobRecord, jobVolume, type SendEmailRequest } from './job';
 import { acceptedJob, scheduledJob } from './job-status';
@@ -21,6 +22,11 @@ export interface AcceptJobDependencies {
   onEnqueueFailure?: (job: JobRecord, error: unknown) => void;
   /** Told when recipients could not be given back to the quota: the key keeps them counted today. */
   onRefundFailure?: (apiKeyId: string, recipients: number, error: unknown) => void;
+  /**
+   * Where a cc address that was erased is suppressed again (its copy then goes nowhere): a cc is
+   * not a registered nonprofit, so this is the one door a job opens to an erased address.
+   */
+  erased?: Pick<SuppressionList, 'rememberErased'> | undefined;
 }
 
 export interface AcceptJobInput {
@@ -128,6 +134,7 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
   // Checked against the clock before anything is read or counted: a bad time changes nothing.
   const sendAt = request.send_at === undefined ? undefined : checkSendAt(request.send_at, now);
   const registered = await requireRegistered(deps.nonprofits, request.emails);
+  if (request.cc && request.cc.length > 0) await deps.erased?.rememberErased(request.cc);
 
   const recipients = [...request.emails].sort();
   const createdAt = now.toISOString();

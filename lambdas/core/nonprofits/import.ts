@@ -99,6 +99,13 @@ function csvRows(body: string): unknown[] {
  * `update` has its name and address replaced (`updated`, or `exists` when they were the same), so
  * an import repeated changes nothing. An address twice in one import is invalid the second time.
  */
+/** The valid addresses of an import's rows, as they would be registered (lower case, trimmed). */
+export const importedAddresses = (rows: readonly unknown[]): string[] =>
+  rows.flatMap((row) => {
+    const parsed = newNonprofit.safeParse(row);
+    return parsed.success ? [parsed.data.email] : [];
+  });
+
 export async function importNonprofits(
   store: NonprofitImportStore,
   rows: readonly unknown[],

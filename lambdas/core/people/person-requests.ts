@@ -6,17 +6,18 @@ import type { Suppression } from '../suppressions/suppression';
 import * as z from '../zod';
 
 /**
- * A person's requests about the data held on them (GDPR Art. 15): an export of everything on
- * record to or about one address. A request is accepted by the API (`202`), worked in the
- * background by a worker fed from a queue, and read back with `GET /people/requests/{id}`.
+ * A person's requests about the data held on them: an export of everything on record to or about
+ * one address (GDPR Art. 15), and its erasure (Art. 17). A request is accepted by the API (`202`),
+ * worked in the background by a worker fed from a queue, and read back with
+ * `GET /people/requests/{id}`.
  *
- * The work is a walk of the ledger in parallel segments, each resumed from where the last step
+ * The work is a walk of tables in parallel segments, each resumed from where the last step
  * stopped, so no invocation outlives its timeout and the send path does no extra read or write.
- * Every step is idempotent (findings are keyed by what they found, segments finished are a set),
- * because the queue may hand a step over twice.
+ * Every step is idempotent (findings are keyed by what they found, segments finished are a set,
+ * an item erased no longer mentions the address), because the queue may hand a step over twice.
  */
 
-export const PERSON_REQUEST_KINDS = ['export'] as const;
+export const PERSON_REQUEST_KINDS = ['export', 'erasure'] as const;
 export type PersonRequestKind = (typeof PERSON_REQUEST_KINDS)[number];
 
 export const PERSON_REQUEST_STATUSES = ['queued', 'running', 'completed'] as const;
@@ -43,15 +44,47 @@ export const REQUEST_HOLD_MS = 60 * 60_000;
 /** Time a walk step leaves itself to write what it found and hand over the rest, before its timeout. */
 export const STEP_MARGIN_MS = 15_000;
 
+/**
+ * The tables an erasure walks, in this order of segments; the registry entry and the suppression
+ * record are handled when it is accepted and when it completes.
+ */
+export const ERASURE_TABLES = [
+  'deliveries',
+  'job_contents',
+  'rendered_emails',
+  'audit',
+  'outbox',
+  'person_requests',
+] as const;
+export type ErasureTable = (typeof ERASURE_TABLES)[number];
+
+/**
+ * Seconds an erasure's start waits after it is accepted: a job accepted in that second may have
+ * read the registry entry, deleted at acceptance, from an eventually consistent read. Its start
+ * then finds that job running and waits for it too.
+ */
+export const ERASURE_START_DELAY_SECONDS = 5;
+/** Seconds between an erasure's looks at the jobs it waits for. */
+export const ERASURE_RECHECK_SECONDS = 60;
+
 export interface PersonRequest {
   request_id: string;
   kind: PersonRequestKind;
-  email: string;
+  /** The address: an erasure's is removed when it completes, and only `address_key` stays. */
+  email?: string;
+  /** An erasure's: the key that stands for the address wherever it was (core/people/address-keys). */
+  address_key?: string;
+  /** An erasure's: the jobs running when it started, whose emails it waits out before it walks. */
+  waiting_for?: string[];
+  /** An erasure's: items it rewrote or removed, by table. */
+  erased?: Partial<Record<ErasureTable, number>>;
   status: PersonRequestStatus;
   requested_at: string;
   /** The key that asked. */
   api_key_id: string;
   completed_at?: string;
+  /** What holds the address against a second request of its kind (released when it completes). */
+  hold?: string;
   /** Segments of the walk finished, of how many (`0` of `0` until the walk starts). */
   segments_done: number;
   segments_total: number;
@@ -88,12 +121,17 @@ export interface SegmentPosition {
   after?: Record<string, unknown> | undefined;
 }
 
-/** The worker's messages: start a request, or walk a segment of the ledger on from a position. */
+/**
+ * The worker's messages: start a request; (an erasure) look again whether the jobs it waits for
+ * ended; walk a segment of a table (the ledger, for an export) on from a position.
+ */
 export const personRequestMessage = z.discriminatedUnion('step', [
   z.strictObject({ step: z.literal('start'), request_id: z.uuid() }),
+  z.strictObject({ step: z.literal('wait'), request_id: z.uuid() }),
   z.strictObject({
     step: z.literal('walk'),
     request_id: z.uuid(),
+    table: z.enum(ERASURE_TABLES).optional(),
     segment: z.number().int().min(0),
     segments: z.number().int().min(1).max(1_000),
     after: z.record(z.string(), z.unknown()).optional(),
@@ -108,12 +146,22 @@ export const personRequestQuery = z.strictObject({
 });
 export type PersonRequestQuery = z.output<typeof personRequestQuery>;
 
+/**
+ * The hold of a request of a kind on an address, the id of an item beside the requests: an
+ * export's names the address, an erasure's its key (no erasure stores the address past its run).
+ */
+export const holdOf = (kind: PersonRequestKind, addressOrKey: string) => `hold#${kind}#${addressOrKey}`;
+
 export interface NewPersonRequest {
   request_id: string;
   kind: PersonRequestKind;
   email: string;
   api_key_id: string;
   requested_at: Date;
+  /** What holds the address against a second request of the kind (an erasure's names no address). */
+  hold: string;
+  /** An erasure's key for the address: accepting it suppresses the address and deletes its entry. */
+  address_key?: string;
 }
 
 /** The requests table: each request, its findings, and the hold on its address while it runs. */
@@ -127,21 +175,47 @@ export interface PersonRequestStore {
   discard(request: NewPersonRequest): Promise<void>;
   get(requestId: string): Promise<PersonRequest | undefined>;
   findings(requestId: string, page: PersonRequestQuery): Promise<Page<EmailOnRecord>>;
-  /** Marks the walk started over `segments`, with the records read at its start (idempotent). */
+  /**
+   * Marks the walk started over `segments` (idempotent): an export's with the records read at its
+   * start, an erasure's with its counts made.
+   */
   started(
     requestId: string,
-    start: { segments: number; nonprofit: Nonprofit | null; suppression: Suppression | null },
+    start: { segments: number } & ({ nonprofit: Nonprofit | null; suppression: Suppression | null } | object),
   ): Promise<void>;
   addFindings(requestId: string, findings: readonly Finding[]): Promise<void>;
   /** Counts a segment finished (a set: twice is once); answers whether every segment is. */
   segmentDone(requestId: string, segment: number): Promise<{ allDone: boolean }>;
   /** Completes the request and releases its address. */
   complete(request: PersonRequest, at: Date): Promise<void>;
+  /** An erasure's: the jobs it waits out. */
+  waitFor(requestId: string, jobIds: readonly string[]): Promise<void>;
+  /** An erasure's: adds to its count of items erased from a table. */
+  countErased(requestId: string, table: ErasureTable, erased: number): Promise<void>;
+  /**
+   * Completes an erasure: the address's own suppression gives way to its key's (kept since the
+   * acceptance), the request keeps the key and loses the address, the audit trail records it, and
+   * the hold is released.
+   */
+  completeErasure(request: PersonRequest & { email: string; address_key: string }, at: Date): Promise<void>;
+}
+
+/** The tables, walked for an erasure a segment at a time. */
+export interface Eraser {
+  /** The tables this deployment has (the rendered emails' only where it keeps them). */
+  tables(): ErasureTable[];
+  walk(
+    table: ErasureTable,
+    person: { email: string; key: string; requestId: string },
+    position: SegmentPosition,
+    timeLeft: () => boolean,
+  ): Promise<{ erased: number; next?: Record<string, unknown> | undefined }>;
 }
 
 /** The queue that carries the worker's steps. */
 export interface PersonRequestQueue {
-  send(messages: readonly PersonRequestMessage[]): Promise<void>;
+  /** Sends the messages, visible after `delaySeconds` (at most 900, SQS's limit). */
+  send(messages: readonly PersonRequestMessage[], delaySeconds?: number): Promise<void>;
 }
 
 /** The ledger, walked a segment at a time for one address. */

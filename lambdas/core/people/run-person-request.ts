@@ -1,11 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { ConflictError } from '../errors';
+import type { JobStore } from '../jobs/job-store';
 import type { Log } from '../jobs/process-emails';
 import type { NonprofitRepository } from '../nonprofits/repository';
 import type { SuppressionList } from '../suppressions/repository';
+import type { AddressKeys } from './address-keys';
 import {
+  ERASURE_RECHECK_SECONDS,
+  ERASURE_START_DELAY_SECONDS,
+  ERASURE_TABLES,
+  type Eraser,
+  holdOf,
   LEDGER_SEGMENTS,
   type LedgerSearch,
+  type NewPersonRequest,
+  type PersonRequest,
   type PersonRequestKind,
   type PersonRequestMessage,
   type PersonRequestQueue,
@@ -30,22 +39,43 @@ export class RequestUnderWayError extends ConflictError {
 export interface AcceptPersonRequestDependencies {
   requests: Pick<PersonRequestStore, 'create' | 'discard'>;
   queue: PersonRequestQueue;
+  /** The address key: an erasure's hold and records name the address by it. */
+  keys?: AddressKeys | undefined;
   now?: () => Date;
 }
 
 /**
- * Records the request and queues its start. When the start cannot be queued the request is
- * discarded and the error thrown, so nothing is left that no worker will ever pick up.
+ * Records the request and queues its start. An erasure's acceptance suppresses the address at
+ * once, under the address and under its key, and deletes its registry entry, in the transaction
+ * of the request (see `PersonRequestStore.create`); its start waits a few seconds (see
+ * `ERASURE_START_DELAY_SECONDS`). When the start cannot be queued the request is discarded and the
+ * error thrown, so nothing is left that no worker will ever pick up.
  */
 export async function acceptPersonRequest(
   deps: AcceptPersonRequestDependencies,
   ask: { kind: PersonRequestKind; email: string; api_key_id: string },
 ): Promise<{ request_id: string }> {
-  const request = { ...ask, request_id: randomUUID(), requested_at: deps.now?.() ?? new Date() };
+  let hold = holdOf(ask.kind, ask.email);
+  let address_key: string | undefined;
+  if (ask.kind === 'erasure') {
+    if (!deps.keys) throw new Error('Accepting an erasure needs the address key');
+    address_key = await deps.keys.erasedKeyOf(ask.email);
+    hold = holdOf(ask.kind, address_key);
+  }
+  const request: NewPersonRequest = {
+    ...ask,
+    request_id: randomUUID(),
+    requested_at: deps.now?.() ?? new Date(),
+    hold,
+    ...(address_key ? { address_key } : {}),
+  };
   const created = await deps.requests.create(request);
   if (!created.created) throw new RequestUnderWayError(ask.kind, created.held_by);
   try {
-    await deps.queue.send([{ step: 'start', request_id: request.request_id }]);
+    await deps.queue.send(
+      [{ step: 'start', request_id: request.request_id }],
+      ask.kind === 'erasure' ? ERASURE_START_DELAY_SECONDS : 0,
+    );
   } catch (error) {
     await deps.requests.discard(request);
     throw error;
@@ -59,17 +89,30 @@ export interface PersonRequestWorkerDependencies {
   ledger: LedgerSearch;
   nonprofits: Pick<NonprofitRepository, 'get'>;
   suppressions: Pick<SuppressionList, 'get'>;
+  /** What an erasure walks, and the jobs it waits out. */
+  erasure?: { eraser: Eraser; jobs: Pick<JobStore, 'activeJobs' | 'get'> } | undefined;
   log: Log;
   now?: () => Date;
-  /** Segments the ledger is walked in (`LEDGER_SEGMENTS`; tests walk it in fewer or more). */
+  /** Segments each table is walked in (`LEDGER_SEGMENTS`; tests walk in fewer or more). */
   segments?: number;
 }
 
+type Walk = Extract<PersonRequestMessage, { step: 'walk' }>;
+
+/** A walk's number among the request's segments: the set of those done is counted against the total. */
+const segmentNumber = (message: Walk) =>
+  message.table === undefined
+    ? message.segment
+    : ERASURE_TABLES.indexOf(message.table) * message.segments + message.segment;
+
 /**
- * One step of a request. `start` reads the registry entry and the suppression record and sends
- * one walk message per ledger segment; `walk` reads its segment on while time is left, stores what
- * it found, and either sends the rest on or counts the segment done, completing the request after
- * the last one. A step of a request that is gone or complete does nothing.
+ * One step of a request. An export's `start` reads the registry entry and the suppression record
+ * and sends one walk message per ledger segment. An erasure's `start` notes the jobs running (their
+ * queued emails may still name the address) and `wait` looks again until they have ended, then
+ * sends one walk message per segment of each table. A `walk` reads its segment on while time is
+ * left, stores what it found (an export) or erases it (an erasure), and either sends the rest on or
+ * counts the segment done, completing the request after the last one. A step of a request that is
+ * gone or complete does nothing.
  */
 export async function runPersonRequestStep(
   deps: PersonRequestWorkerDependencies,
@@ -77,20 +120,22 @@ export async function runPersonRequestStep(
   timeLeft: () => boolean,
 ): Promise<void> {
   const request = await deps.requests.get(message.request_id);
-  if (!request || request.status === 'completed') {
+  if (!request || request.status === 'completed' || request.email === undefined) {
     deps.log('INFO', 'A step of a request that is gone or complete: nothing to do', {
       request_id: message.request_id,
       step: message.step,
     });
     return;
   }
+  const person = { ...request, email: request.email };
+  if (person.kind === 'erasure') return eraseStep(deps, person, message, timeLeft);
   if (message.step === 'start') {
     const segments = deps.segments ?? LEDGER_SEGMENTS;
     const [nonprofit, suppression] = await Promise.all([
-      deps.nonprofits.get(request.email),
-      deps.suppressions.get(request.email),
+      deps.nonprofits.get(person.email),
+      deps.suppressions.get(person.email),
     ]);
-    await deps.requests.started(request.request_id, {
+    await deps.requests.started(person.request_id, {
       segments,
       nonprofit: nonprofit ?? null,
       suppression: suppression ?? null,
@@ -98,24 +143,88 @@ export async function runPersonRequestStep(
     await deps.queue.send(
       Array.from({ length: segments }, (_, segment) => ({
         step: 'walk' as const,
-        request_id: request.request_id,
+        request_id: person.request_id,
         segment,
         segments,
       })),
     );
     return;
   }
+  if (message.step !== 'walk') return;
 
-  const { found, next } = await deps.ledger.walk(request.email, message, timeLeft);
+  const { found, next } = await deps.ledger.walk(person.email, message, timeLeft);
   // Stored before the hand-over: a step handed over again finds the same and stores it once.
-  if (found.length > 0) await deps.requests.addFindings(request.request_id, found);
+  if (found.length > 0) await deps.requests.addFindings(person.request_id, found);
   if (next) {
     await deps.queue.send([{ ...message, after: next }]);
     return;
   }
-  const { allDone } = await deps.requests.segmentDone(request.request_id, message.segment);
+  const { allDone } = await deps.requests.segmentDone(person.request_id, segmentNumber(message));
   if (allDone) {
-    await deps.requests.complete(request, deps.now?.() ?? new Date());
-    deps.log('INFO', 'A person request is complete', { request_id: request.request_id, kind: request.kind });
+    await deps.requests.complete(person, deps.now?.() ?? new Date());
+    deps.log('INFO', 'A person request is complete', { request_id: person.request_id, kind: person.kind });
   }
+}
+
+async function eraseStep(
+  deps: PersonRequestWorkerDependencies,
+  request: PersonRequest & { email: string },
+  message: PersonRequestMessage,
+  timeLeft: () => boolean,
+): Promise<void> {
+  const { erasure } = deps;
+  const key = request.address_key;
+  if (!erasure || !key) throw new Error('This worker was not given what an erasure needs');
+  if (message.step === 'start' || message.step === 'wait') {
+    const running =
+      message.step === 'start'
+        ? (await erasure.jobs.activeJobs()).map((job) => job.job_id)
+        : (
+            await Promise.all(
+              (request.waiting_for ?? []).map(async (jobId) =>
+                (await erasure.jobs.get(jobId))?.active ? [jobId] : [],
+              ),
+            )
+          ).flat();
+    await deps.requests.waitFor(request.request_id, running);
+    if (running.length > 0) {
+      await deps.queue.send([{ step: 'wait', request_id: request.request_id }], ERASURE_RECHECK_SECONDS);
+      return;
+    }
+    const segments = deps.segments ?? LEDGER_SEGMENTS;
+    const tables = erasure.eraser.tables();
+    await deps.requests.started(request.request_id, { segments: tables.length * segments });
+    await deps.queue.send(
+      tables.flatMap((table) =>
+        Array.from({ length: segments }, (_, segment) => ({
+          step: 'walk' as const,
+          request_id: request.request_id,
+          table,
+          segment,
+          segments,
+        })),
+      ),
+    );
+    return;
+  }
+  const table = message.table ?? 'deliveries';
+  const { erased, next } = await erasure.eraser.walk(
+    table,
+    { email: request.email, key, requestId: request.request_id },
+    message,
+    timeLeft,
+  );
+  await deps.requests.countErased(request.request_id, table, erased);
+  if (next) {
+    await deps.queue.send([{ ...message, after: next }]);
+    return;
+  }
+  const { allDone } = await deps.requests.segmentDone(request.request_id, segmentNumber(message));
+  if (!allDone) return;
+  const counted = (await deps.requests.get(request.request_id)) ?? request;
+  await deps.requests.completeErasure(
+    { ...counted, email: request.email, address_key: key },
+    deps.now?.() ?? new Date(),
+  );
+  deps.log('INFO', 'An erasure is complete', { request_id: request.request_id, erased: counted.erased });
 }

@@ -9,11 +9,12 @@ export class SqsPersonRequestQueue implements PersonRequestQueue {
     private readonly queueUrl: string,
   ) {}
 
-  async send(messages: readonly PersonRequestMessage[]): Promise<void> {
+  async send(messages: readonly PersonRequestMessage[], delaySeconds = 0): Promise<void> {
     await sendAll(
       this.client,
       this.queueUrl,
       messages.map((message) => JSON.stringify(message)),
+      delaySeconds,
     );
   }
 }

@@ -165,9 +165,19 @@ export class SqsEmailQueue implements EmailQueue {
  * Sends every body, in batches, several batches at once; entries SQS refuses are sent again with
  * backoff, and what is still refused after `MAX_ATTEMPTS` throws, naming how many.
  */
-export async function sendAll(client: SQSClient, queueUrl: string, bodies: readonly string[]): Promise<void> {
+export async function sendAll(
+  client: SQSClient,
+  queueUrl: string,
+  bodies: readonly string[],
+  delaySeconds = 0,
+): Promise<void> {
+  const DelaySeconds = Math.max(0, Math.min(MAX_DELAY_SECONDS, Math.round(delaySeconds)));
   await mapConcurrently(sendBatches(bodies), CONCURRENT_BATCHES, async (batch) => {
-    let entries = batch.map((body, index) => ({ Id: String(index), MessageBody: body }));
+    let entries = batch.map((body, index) => ({
+      Id: String(index),
+      MessageBody: body,
+      ...(DelaySeconds > 0 ? { DelaySeconds } : {}),
+    }));
     for (let attempt = 0; entries.length > 0; attempt++) {
       if (attempt > 0) await backoff(attempt, 50);
       const result = await client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));

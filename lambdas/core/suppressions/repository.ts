@@ -22,6 +22,11 @@ export interface SuppressionList {
    */
   getMany(emails: readonly string[], options?: { consistent?: boolean }): Promise<Map<string, Suppression>>;
   /**
+   * Suppresses again (`erased`, under the address) each of these addresses that was erased, where
+   * an address comes back in: a registry entry created or imported, a job's cc. Answers those.
+   */
+  rememberErased(emails: readonly string[]): Promise<string[]>;
+  /**
    * Lifts a suppression when the lift gives what its reason takes (`LIFT_RULES`), and returns the
    * record lifted; 404 when the address is not suppressed, 409 naming what the lift lacks.
    */

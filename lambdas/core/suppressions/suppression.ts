@@ -6,9 +6,11 @@ import * as z from '../zod';
 
 /**
  * Why an address gets no more email: it unsubscribed (the one-click link), its mailbox bounced for
- * good, its owner marked an email as spam (a complaint), or an operator added it.
+ * good, its owner marked an email as spam (a complaint), an operator added it, or the person asked
+ * to be erased (`POST /people/{email}/erasure`: the record is then kept under the address's erased
+ * key, `erased:…`, never the address; see core/people).
  */
-export const SUPPRESSION_REASONS = ['unsubscribed', 'bounced', 'complained', 'manual'] as const;
+export const SUPPRESSION_REASONS = ['unsubscribed', 'bounced', 'complained', 'manual', 'erased'] as const;
 export type SuppressionReason = (typeof SUPPRESSION_REASONS)[number];
 
 /** An address no job sends to, as stored (its key is the lower-case address). */
@@ -70,6 +72,7 @@ export const SUPPRESSION_SOURCES: Readonly<Record<SuppressionReason, AuditSource
   bounced: 'ses_feedback',
   complained: 'ses_feedback',
   manual: 'api',
+  erased: 'api',
 };
 
 /** The shortest reason that can record a person's renewed consent ("asked again by email on …"). */
@@ -83,8 +86,16 @@ export const MIN_CONSENT_REASON_LENGTH = 10;
 export const LIFT_RULES: Readonly<Record<SuppressionReason, { force: boolean; minReasonLength: number }>> = {
   unsubscribed: { force: true, minReasonLength: MIN_CONSENT_REASON_LENGTH },
   complained: { force: true, minReasonLength: MIN_CONSENT_REASON_LENGTH },
+  erased: { force: true, minReasonLength: MIN_CONSENT_REASON_LENGTH },
   bounced: { force: false, minReasonLength: 1 },
   manual: { force: false, minReasonLength: 1 },
+};
+
+/** What the person did themselves, for a reason only their consent lifts. */
+const OWN_REQUEST: Partial<Record<SuppressionReason, string>> = {
+  unsubscribed: 'the person unsubscribed',
+  complained: 'the person complained',
+  erased: 'the person asked to be erased',
 };
 
 /** What a lift lacks to lift a suppression of this reason (nothing: it may). */
@@ -94,7 +105,7 @@ export function liftProblems(suppressed: SuppressionReason, lift: Lift): FieldPr
   if (rule.force && !lift.force)
     problems.push({
       field: 'query.force',
-      message: `Must be true: the address ${suppressed === 'complained' ? 'complained' : 'unsubscribed'} itself, and only its renewed consent lifts that`,
+      message: `Must be true: ${OWN_REQUEST[suppressed]}, and only their renewed consent lifts that`,
     });
   const given = lift.reason?.length ?? 0;
   if (given < rule.minReasonLength)

@@ -1,7 +1,7 @@
 import type { SQSEvent } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { makeGetPersonRequest } from '../../../lambdas/api/get-person-request';
-import { makeRequestExport } from '../../../lambdas/api/request-export';
+import { makeRequestPersonRequest } from '../../../lambdas/api/person-request';
 import type { PersonRequest, PersonRequestStore } from '../../../lambdas/core/people/person-requests';
 import { makePersonRequestWorker } from '../../../lambdas/worker/person-requests';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
@@ -28,6 +28,9 @@ function store(overrides: Partial<PersonRequestStore> = {}): PersonRequestStore 
     addFindings: vi.fn(async () => {}),
     segmentDone: vi.fn(async () => ({ allDone: false })),
     complete: vi.fn(async () => {}),
+    waitFor: vi.fn(async () => {}),
+    countErased: vi.fn(async () => {}),
+    completeErasure: vi.fn(async () => {}),
     ...overrides,
   };
 }
@@ -39,7 +42,10 @@ describe('POST /people/{email}/export', () => {
   it('answers 202 with the request id and where to read it, the address lower-cased, the start queued', async () => {
     const requests = store();
     const queue = { send: vi.fn(async () => {}) };
-    const result = await makeRequestExport({ requests, queue })(exportOf(' Jane@Example.org'), lambdaContext);
+    const result = await makeRequestPersonRequest('export', { requests, queue })(
+      exportOf(' Jane@Example.org'),
+      lambdaContext,
+    );
     expect(result.statusCode).toBe(202);
     const body = jsonBody(result);
     expect(result.headers?.location).toBe(`/people/requests/${body.request_id}`);
@@ -47,12 +53,12 @@ describe('POST /people/{email}/export', () => {
     expect(requests.create).toHaveBeenCalledWith(
       expect.objectContaining({ kind: 'export', email: 'jane@example.org', api_key_id: 'key-1' }),
     );
-    expect(queue.send).toHaveBeenCalledWith([{ step: 'start', request_id: body.request_id }]);
+    expect(queue.send).toHaveBeenCalledWith([{ step: 'start', request_id: body.request_id }], 0);
   });
 
   it('refuses a malformed address with 400 naming it, and records nothing', async () => {
     const requests = store();
-    const result = await makeRequestExport({ requests, queue: { send: vi.fn() } })(
+    const result = await makeRequestPersonRequest('export', { requests, queue: { send: vi.fn() } })(
       exportOf('not-an-address'),
       lambdaContext,
     );
@@ -64,7 +70,10 @@ describe('POST /people/{email}/export', () => {
   it('answers 409 naming the export under way for the address, and queues nothing', async () => {
     const queue = { send: vi.fn(async () => {}) };
     const requests = store({ create: vi.fn(async () => ({ created: false as const, held_by: REQUEST_ID })) });
-    const result = await makeRequestExport({ requests, queue })(exportOf('jane@example.org'), lambdaContext);
+    const result = await makeRequestPersonRequest('export', { requests, queue })(
+      exportOf('jane@example.org'),
+      lambdaContext,
+    );
     expect(result.statusCode).toBe(409);
     expect(result.headers?.location).toBe(`/people/requests/${REQUEST_ID}`);
     expect(jsonBody(result)).toMatchObject({ code: 'CONFLICT', request_id: REQUEST_ID });

@@ -1,4 +1,5 @@
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import {
   BatchGetCommand,
@@ -24,6 +25,10 @@ const FOOTER_BYTES = worstCaseFooterBytes(
   false,
 );
 const sqs = mockClient(SQSClient);
+// The address key, read where a cc comes in (an erased address is suppressed again).
+mockClient(SecretsManagerClient)
+  .on(GetSecretValueCommand)
+  .resolves({ SecretString: 'k'.repeat(64) });
 
 const registered = new Set(['a@example.org', 'b@example.org', 'c@example.org']);
 

@@ -8,15 +8,17 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import type { DynamoAuditTrail } from '../../audit/dynamodb/dynamo-audit-trail';
 import { decodeCursor, type Page, pageFrom } from '../../cursor';
 import { batchPutAll } from '../../dynamo-paging';
-import { writeAtomically } from '../../dynamo-writes';
+import { type RecordWrite, writeAtomically } from '../../dynamo-writes';
 import type { Nonprofit } from '../../nonprofits/nonprofit';
 import type { Suppression } from '../../suppressions/suppression';
 import { expiresAfter } from '../../ttl';
 import * as z from '../../zod';
 import {
   type EmailOnRecord,
+  type ErasureTable,
   type Finding,
   type NewPersonRequest,
   PERSON_REQUEST_RETENTION_DAYS,
@@ -38,10 +40,7 @@ import {
 const REQUEST_PART = '#request';
 const FINDING_PREFIX = 'email#';
 
-const holdKey = ({ kind, email }: Pick<NewPersonRequest, 'kind' | 'email'>) => ({
-  request_id: `hold#${kind}#${email}`,
-  part: REQUEST_PART,
-});
+const holdKey = (hold: string) => ({ request_id: hold, part: REQUEST_PART });
 
 const findingPart = ({ key, email }: Finding) =>
   `${FINDING_PREFIX}${email.job_id}#${email.role}#${createHash('sha256').update(key).digest('hex').slice(0, 24)}`;
@@ -53,7 +52,11 @@ function toRequest(item: Record<string, unknown>): PersonRequest {
   return {
     request_id: String(item.request_id),
     kind: item.kind as PersonRequest['kind'],
-    email: String(item.email),
+    ...(typeof item.email === 'string' ? { email: item.email } : {}),
+    ...(typeof item.address_key === 'string' ? { address_key: item.address_key } : {}),
+    ...(Array.isArray(item.waiting_for) ? { waiting_for: item.waiting_for as string[] } : {}),
+    ...(item.erased ? { erased: item.erased as PersonRequest['erased'] } : {}),
+    ...(typeof item.hold === 'string' ? { hold: item.hold } : {}),
     status: item.status as PersonRequest['status'],
     requested_at: String(item.requested_at),
     api_key_id: String(item.api_key_id),
@@ -65,12 +68,21 @@ function toRequest(item: Record<string, unknown>): PersonRequest {
   };
 }
 
+export interface DynamoPersonRequestsOptions {
+  client: DynamoDBDocumentClient;
+  tableName: string;
+  /**
+   * What an erasure changes beside its request (the functions that accept and complete one): the
+   * suppression list, the registry, and the audit trail its acceptance and completion are recorded in.
+   */
+  erasure?: { suppressionsTable: string; nonprofitsTable: string; audit: DynamoAuditTrail } | undefined;
+  now?: () => Date;
+}
+
 export class DynamoPersonRequests implements PersonRequestStore {
   private readonly now: () => Date;
 
-  constructor(
-    private readonly options: { client: DynamoDBDocumentClient; tableName: string; now?: () => Date },
-  ) {
+  constructor(private readonly options: DynamoPersonRequestsOptions) {
     this.now = options.now ?? (() => new Date());
   }
 
@@ -88,7 +100,7 @@ export class DynamoPersonRequests implements PersonRequestStore {
           Put: {
             TableName: tableName,
             Item: {
-              ...holdKey(request),
+              ...holdKey(request.hold),
               held_by: request.request_id,
               held_until: at.getTime() + REQUEST_HOLD_MS,
               expires_at: this.expiry(),
@@ -109,17 +121,20 @@ export class DynamoPersonRequests implements PersonRequestStore {
                 status: 'queued',
                 requested_at: at.toISOString(),
                 api_key_id: request.api_key_id,
+                hold: request.hold,
+                ...(request.address_key ? { address_key: request.address_key } : {}),
                 segments_total: 0,
                 expires_at: this.expiry(),
               },
               ConditionExpression: 'attribute_not_exists(request_id)',
             },
           },
+          ...this.erasureAccepted(request),
         ],
       );
       if (taken) return { created: true as const };
       const { Item } = await client.send(
-        new GetCommand({ TableName: tableName, Key: holdKey(request), ConsistentRead: true }),
+        new GetCommand({ TableName: tableName, Key: holdKey(request.hold), ConsistentRead: true }),
       );
       // Released between the write and the read: try to take it again.
       if (Item && typeof Item.held_by === 'string') return { created: false as const, held_by: Item.held_by };
@@ -139,7 +154,7 @@ export class DynamoPersonRequests implements PersonRequestStore {
           {
             Delete: {
               TableName: this.options.tableName,
-              Key: holdKey(request),
+              Key: holdKey(request.hold),
               ConditionExpression: 'held_by = :id',
               ExpressionAttributeValues: { ':id': request.request_id },
             },
@@ -147,6 +162,8 @@ export class DynamoPersonRequests implements PersonRequestStore {
         ],
       }),
     );
+    // An erasure's acceptance suppressed the address and deleted its entry: those stand, as a
+    // suppression asked for should (a new request finds them done).
   }
 
   async get(requestId: string): Promise<PersonRequest | undefined> {
@@ -181,16 +198,20 @@ export class DynamoPersonRequests implements PersonRequestStore {
 
   async started(
     requestId: string,
-    start: { segments: number; nonprofit: Nonprofit | null; suppression: Suppression | null },
+    start: { segments: number } & ({ nonprofit: Nonprofit | null; suppression: Suppression | null } | object),
   ): Promise<void> {
     await this.updateUnlessComplete(requestId, {
-      UpdateExpression:
-        'SET #status = :running, segments_total = :segments, nonprofit = :nonprofit, suppression = :suppression',
+      UpdateExpression: `SET #status = :running, segments_total = :segments${
+        'nonprofit' in start
+          ? ', nonprofit = :nonprofit, suppression = :suppression'
+          : ', erased = if_not_exists(erased, :none)'
+      }`,
       ExpressionAttributeValues: {
         ':running': 'running',
         ':segments': start.segments,
-        ':nonprofit': start.nonprofit,
-        ':suppression': start.suppression,
+        ...('nonprofit' in start
+          ? { ':nonprofit': start.nonprofit, ':suppression': start.suppression }
+          : { ':none': {} }),
       },
     });
   }
@@ -229,11 +250,16 @@ export class DynamoPersonRequests implements PersonRequestStore {
       UpdateExpression: 'SET #status = :completed, completed_at = :at',
       ExpressionAttributeValues: { ':at': at.toISOString() },
     });
+    await this.release(request);
+  }
+
+  private async release(request: PersonRequest): Promise<void> {
+    if (!request.hold) return;
     try {
       await this.options.client.send(
         new DeleteCommand({
           TableName: this.options.tableName,
-          Key: holdKey(request),
+          Key: holdKey(request.hold),
           ConditionExpression: 'held_by = :id',
           ExpressionAttributeValues: { ':id': request.request_id },
         }),
@@ -242,6 +268,106 @@ export class DynamoPersonRequests implements PersonRequestStore {
       // Held by a later request already (this one outlived its hold): that hold is not ours to release.
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }
+  }
+
+  /**
+   * What an erasure's acceptance writes with its request, all or none: the address suppressed
+   * (`erased`, under the address, so every consumer of a job already running skips it at once) and
+   * under its key (what keeps it suppressed once the address is gone); its registry entry deleted
+   * (no new job can name it); and the acceptance recorded under the key.
+   */
+  private erasureAccepted(request: NewPersonRequest): RecordWrite[] {
+    const { erasure } = this.options;
+    if (request.kind !== 'erasure') return [];
+    if (!erasure || !request.address_key)
+      throw new Error('Accepting an erasure needs its key and its tables');
+    const suppressed_at = request.requested_at.toISOString();
+    return [
+      {
+        Put: {
+          TableName: erasure.suppressionsTable,
+          Item: { email: request.email, reason: 'erased', suppressed_at },
+        },
+      },
+      {
+        Put: {
+          TableName: erasure.suppressionsTable,
+          Item: { email: request.address_key, reason: 'erased', suppressed_at },
+        },
+      },
+      { Delete: { TableName: erasure.nonprofitsTable, Key: { email: request.email } } },
+      erasure.audit.put({
+        action: 'person.erasure_requested',
+        email: request.address_key,
+        actor: { source: 'api', api_key_id: request.api_key_id },
+        details: { request_id: request.request_id },
+      }),
+    ];
+  }
+
+  async waitFor(requestId: string, jobIds: readonly string[]): Promise<void> {
+    await this.updateUnlessComplete(requestId, {
+      UpdateExpression: 'SET #status = :running, waiting_for = :jobs',
+      ExpressionAttributeValues: { ':running': 'running', ':jobs': [...jobIds] },
+    });
+  }
+
+  async countErased(requestId: string, table: ErasureTable, erased: number): Promise<void> {
+    if (erased === 0) return;
+    await this.options.client.send(
+      new UpdateCommand({
+        TableName: this.options.tableName,
+        Key: { request_id: requestId, part: REQUEST_PART },
+        // The map is made with the request's start (`started`), so each table's count is a path in it.
+        UpdateExpression: 'ADD erased.#table :erased',
+        ExpressionAttributeNames: { '#table': table },
+        ExpressionAttributeValues: { ':erased': erased },
+      }),
+    );
+  }
+
+  async completeErasure(
+    request: PersonRequest & { email: string; address_key: string },
+    at: Date,
+  ): Promise<void> {
+    const { erasure, client, tableName } = this.options;
+    if (!erasure) throw new Error('Completing an erasure needs its tables');
+    try {
+      // The address's own record, unless an operator's lift (with the person's consent) replaced it.
+      await client.send(
+        new DeleteCommand({
+          TableName: erasure.suppressionsTable,
+          Key: { email: request.email },
+          ConditionExpression: '#reason = :erased',
+          ExpressionAttributeNames: { '#reason': 'reason' },
+          ExpressionAttributeValues: { ':erased': 'erased' },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+    await writeAtomically(
+      client,
+      {
+        Update: {
+          TableName: tableName,
+          Key: { request_id: request.request_id, part: REQUEST_PART },
+          UpdateExpression: 'SET #status = :completed, completed_at = :at REMOVE email',
+          ConditionExpression: 'attribute_exists(request_id) AND #status <> :completed',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':completed': 'completed', ':at': at.toISOString() },
+        },
+      },
+      [
+        erasure.audit.put({
+          action: 'person.erased',
+          email: request.address_key,
+          actor: { source: 'api', api_key_id: request.api_key_id },
+          details: { request_id: request.request_id, erased: request.erased ?? {} },
+        }),
+      ],
+    );
+    await this.release(request);
   }
 
   /** An update of a request not yet complete; on a complete one (a step handed over late) it does nothing. */

@@ -8,6 +8,7 @@ import { ConflictError, NotFoundError } from '../../errors';
 import type { EventOutbox } from '../../events/dynamodb/outbox';
 import { recipientUnsubscribed } from '../../events/events';
 import { emailAddress } from '../../nonprofits/nonprofit';
+import type { AddressKeys } from '../../people/address-keys';
 import * as z from '../../zod';
 import type { SuppressionList, SuppressionQuery } from '../repository';
 import {
@@ -27,13 +28,20 @@ export interface DynamoSuppressionListOptions {
   outbox?: EventOutbox | undefined;
   /** Where each suppression added or lifted is recorded, in the same transaction (core/audit). */
   audit?: DynamoAuditTrail | undefined;
+  /**
+   * The address key, for the functions that let an address in (a registry entry, a cc) or lift an
+   * erased one: an erased address is kept under its key alone (see `rememberErased`).
+   */
+  keys?: AddressKeys | undefined;
   now?: () => Date;
 }
 
 const reason = z.enum(SUPPRESSION_REASONS);
-const tableKey = z.strictObject({ email: emailAddress });
+/** A record's key: an address, or an erased address's key (core/people/address-keys). */
+const recordKey = z.union([emailAddress, z.string().regex(/^erased:[0-9a-f]{64}$/)]);
+const tableKey = z.strictObject({ email: recordKey });
 const reasonIndexKey = (wanted: SuppressionReason) =>
-  z.strictObject({ email: emailAddress, reason: reason.refine((found) => found === wanted) });
+  z.strictObject({ email: recordKey, reason: reason.refine((found) => found === wanted) });
 
 function toSuppression(item: Record<string, unknown>): Suppression {
   const { email, reason, suppressed_at, job_id, api_key_id, note } = item as unknown as Suppression;
@@ -48,7 +56,13 @@ function toSuppression(item: Record<string, unknown>): Suppression {
 }
 
 /** Weakest first: a reason replaces a record of any reason before it. */
-const REASON_STRENGTH: readonly SuppressionReason[] = ['manual', 'bounced', 'unsubscribed', 'complained'];
+const REASON_STRENGTH: readonly SuppressionReason[] = [
+  'manual',
+  'bounced',
+  'unsubscribed',
+  'complained',
+  'erased',
+];
 
 const stronger = (reason: SuppressionReason, than: SuppressionReason) =>
   REASON_STRENGTH.indexOf(reason) > REASON_STRENGTH.indexOf(than);
@@ -156,6 +170,8 @@ export class DynamoSuppressionList implements SuppressionList {
         this.options.client,
         { Delete: { TableName: this.options.tableName, Key: { email }, ...unchangedSince(found) } },
         [
+          // An erased address's consent renewed: the key that keeps it erased goes with it.
+          found.reason === 'erased' ? await this.markerDelete(email) : undefined,
           this.options.audit?.put({
             action: 'suppression.lifted',
             email,
@@ -167,6 +183,33 @@ export class DynamoSuppressionList implements SuppressionList {
       );
       if (deleted) return found;
     }
+  }
+
+  private async markerDelete(email: string) {
+    const { keys } = this.options;
+    if (!keys) throw new Error('Lifting an erased address needs the address key');
+    return { Delete: { TableName: this.options.tableName, Key: { email: await keys.erasedKeyOf(email) } } };
+  }
+
+  /**
+   * Suppresses again, under the address itself, each of these addresses that was erased: called
+   * where an address comes back in (a registry entry created or imported, a cc of a job), so that
+   * what is sent to it is suppressed as before, though the address was not kept. One read per
+   * address (its key's record); a write only for an erased one.
+   */
+  async rememberErased(emails: readonly string[]): Promise<string[]> {
+    const { keys } = this.options;
+    if (!keys) throw new Error('Telling erased addresses needs the address key');
+    const unique = [...new Set(emails)];
+    if (unique.length === 0) return [];
+    const byKey = new Map(
+      await Promise.all(unique.map(async (email) => [await keys.erasedKeyOf(email), email] as const)),
+    );
+    const markers = await this.getMany([...byKey.keys()], { consistent: false });
+    const erased = [...markers.keys()].flatMap((key) => byKey.get(key) ?? []);
+    // Recorded as any suppression is (audited), over a weaker record if there is one.
+    await Promise.all(erased.map((email) => this.add({ email, reason: 'erased' })));
+    return erased;
   }
 
   /** Like the registry's listing: a reason is a Query on its index, everything a Scan; one item more tells the last page. */

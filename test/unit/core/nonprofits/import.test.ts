@@ -173,7 +173,11 @@ describe('POST /nonprofits/import', () => {
   });
   const audit = { append: async (entry: AuditEntry) => void recorded.push(entry) };
   const post = (body: string, contentType: string, query: Record<string, string> | null = null) =>
-    makeImportNonprofits({ nonprofits: memoryStore().store, audit })(
+    makeImportNonprofits({
+      nonprofits: memoryStore().store,
+      audit,
+      erased: { rememberErased: async () => [] },
+    })(
       apiEvent({
         httpMethod: 'POST',
         body,

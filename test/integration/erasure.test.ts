@@ -1,0 +1,327 @@
+import { randomUUID } from 'node:crypto';
+import { PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DynamoAuditReader, DynamoAuditTrail } from '../../lambdas/core/audit/dynamodb/dynamo-audit-trail';
+import { ConflictError } from '../../lambdas/core/errors';
+import { EventOutbox } from '../../lambdas/core/events/dynamodb/outbox';
+import { recipientUnsubscribed } from '../../lambdas/core/events/events';
+import { deliveryPartition } from '../../lambdas/core/jobs/deliveries';
+import { DynamoJobContents } from '../../lambdas/core/jobs/dynamodb/dynamo-job-contents';
+import { DynamoJobStore } from '../../lambdas/core/jobs/dynamodb/dynamo-job-store';
+import { DynamoLedgerSearch } from '../../lambdas/core/jobs/dynamodb/dynamo-ledger-search';
+import { STREAM_COUNTED } from '../../lambdas/core/jobs/outcome-counts';
+import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/dynamodb/dynamo-nonprofit-repository';
+import { erasedKeyWith } from '../../lambdas/core/people/address-keys';
+import { DynamoEraser } from '../../lambdas/core/people/dynamodb/dynamo-eraser';
+import { DynamoPersonRequests } from '../../lambdas/core/people/dynamodb/dynamo-person-requests';
+import {
+  ERASURE_RECHECK_SECONDS,
+  ERASURE_START_DELAY_SECONDS,
+  type PersonRequestMessage,
+} from '../../lambdas/core/people/person-requests';
+import {
+  acceptPersonRequest,
+  type PersonRequestWorkerDependencies,
+  RequestUnderWayError,
+  runPersonRequestStep,
+} from '../../lambdas/core/people/run-person-request';
+import { DynamoSuppressionList } from '../../lambdas/core/suppressions/dynamodb/dynamo-suppression-list';
+import { localDocumentClient, tableNamed, tablesOfThisFile } from '../support/local-tables';
+
+const { client, destroy } = localDocumentClient();
+afterAll(() => destroy());
+
+const SECRET = 'k'.repeat(64);
+const keys = { erasedKeyOf: async (email: string) => erasedKeyWith(SECRET, email) };
+const tables = {
+  requests: tableNamed('DataPersonRequests'),
+  deliveries: tableNamed('DataDeliveries'),
+  contents: tableNamed('DataJobContents'),
+  nonprofits: tableNamed('DataNonprofits'),
+  suppressions: tableNamed('DataSuppressions'),
+  audit: tableNamed('DataAudit'),
+  outbox: tableNamed('DataOutbox'),
+  rendered: tableNamed('DataRenderedEmails'),
+  jobs: tableNamed('DataJobs'),
+};
+const audit = new DynamoAuditTrail({ client, tableName: tables.audit, retentionDays: 400 });
+const requests = new DynamoPersonRequests({
+  client,
+  tableName: tables.requests,
+  erasure: { suppressionsTable: tables.suppressions, nonprofitsTable: tables.nonprofits, audit },
+});
+const contents = new DynamoJobContents({ client, tableName: tables.contents });
+const nonprofits = new DynamoNonprofitRepository({ client, tableName: tables.nonprofits, audit });
+const suppressions = new DynamoSuppressionList({ client, tableName: tables.suppressions, audit, keys });
+const jobs = new DynamoJobStore({ client, tableName: tables.jobs });
+const operator = { source: 'api', api_key_id: 'key-ops' } as const;
+
+/** The queue as the worker sees it: each message with the delay it was sent with. */
+function memoryQueue() {
+  const sent: { message: PersonRequestMessage; delaySeconds: number }[] = [];
+  return {
+    sent,
+    send: async (messages: readonly PersonRequestMessage[], delaySeconds = 0) => {
+      sent.push(...messages.map((message) => ({ message, delaySeconds })));
+    },
+  };
+}
+
+function worker(queue: ReturnType<typeof memoryQueue>): PersonRequestWorkerDependencies {
+  return {
+    requests,
+    queue,
+    ledger: new DynamoLedgerSearch({ client, deliveriesTable: tables.deliveries, contents, pageSize: 2 }),
+    nonprofits,
+    suppressions,
+    erasure: {
+      eraser: new DynamoEraser({
+        client,
+        tables: {
+          deliveries: tables.deliveries,
+          job_contents: tables.contents,
+          rendered_emails: tables.rendered,
+          audit: tables.audit,
+          outbox: tables.outbox,
+          person_requests: tables.requests,
+        },
+        contents,
+        pageSize: 3,
+      }),
+      jobs,
+    },
+    log: () => {},
+    segments: 2,
+  };
+}
+
+/**
+ * Runs every queued step, each an invocation with time for two pages, until none is left but a
+ * look again at running jobs (sent for later): that one stays queued.
+ */
+async function drain(queue: ReturnType<typeof memoryQueue>, deps: PersonRequestWorkerDependencies) {
+  for (;;) {
+    const index = queue.sent.findIndex(({ delaySeconds }) => delaySeconds < ERASURE_RECHECK_SECONDS);
+    const next = queue.sent.splice(index, index < 0 ? 0 : 1)[0];
+    if (!next) return;
+    let pages = 0;
+    await runPersonRequestStep(deps, next.message, () => ++pages < 2);
+  }
+}
+
+/** Every item of every table of this file, as an independent client would read them. */
+async function everything(): Promise<string> {
+  const all = await Promise.all(
+    Object.values(tablesOfThisFile()).map(async (TableName) => {
+      const items: unknown[] = [];
+      let ExclusiveStartKey: Record<string, unknown> | undefined;
+      do {
+        const page = await client.send(new ScanCommand({ TableName, ExclusiveStartKey }));
+        items.push(...(page.Items ?? []));
+        ExclusiveStartKey = page.LastEvaluatedKey;
+      } while (ExclusiveStartKey);
+      return items;
+    }),
+  );
+  return JSON.stringify(all, (_name, value) => (value instanceof Set ? [...value] : value));
+}
+
+async function job(id: string, content: { cc?: string[]; recipients: string[]; delivery_shards?: number }) {
+  await contents.put({
+    job_id: id,
+    recipients: content.recipients,
+    request_hash: 'hash',
+    template: 'Dear {name} at {address}',
+    html: null,
+    subject: 'Spring appeal',
+    cc: content.cc ?? [],
+    accepted_at: new Date().toISOString(),
+    ...(content.delivery_shards ? { delivery_shards: content.delivery_shards } : {}),
+  });
+}
+
+const put = (TableName: string, Item: Record<string, unknown>) =>
+  client.send(new PutCommand({ TableName, Item }));
+
+describe('an erasure against DynamoDB Local', () => {
+  it('suppresses at once, waits out running jobs, then leaves no address, name or postal address in any table, with counts kept', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const person = `ann-${tag}@people.example.org`;
+    // Another person whose address ends with the first's: nothing of theirs may change.
+    const neighbour = `joann-${tag}@people.example.org`.replace(`joann-${tag}`, `jo.ann-${tag}`);
+    const name = `Ann Person ${tag}`;
+    const postal = `42 Private Lane ${tag}`;
+    const key = erasedKeyWith(SECRET, person);
+    await nonprofits.create({ email: person, name, address: postal }, operator);
+    await nonprofits.create({ email: neighbour, name: 'Jo Ann', address: '1 Other Rd' }, operator);
+    await suppressions.add({ email: person, reason: 'unsubscribed', job_id: 'j' });
+
+    // A job to the person, its deliveries spread over 4 partition keys; another where they had a copy.
+    const sent = randomUUID();
+    const copied = randomUUID();
+    await job(sent, { recipients: [neighbour, person].sort(), delivery_shards: 4 });
+    await job(copied, { recipients: [neighbour], cc: [person] });
+    const at = '2026-12-01T10:00:00.000Z';
+    await put(tables.deliveries, {
+      job_id: deliveryPartition(sent, person, 4),
+      recipient: person,
+      status: 'sent',
+      message_id: 'ses-1',
+      handed_over_at: at,
+      [STREAM_COUNTED]: true,
+      feedback: [{ type: 'unsubscribe', at, detail: `unsubscribed: ${person}` }],
+    });
+    await put(tables.deliveries, {
+      job_id: deliveryPartition(sent, neighbour, 4),
+      recipient: neighbour,
+      status: 'sent',
+      message_id: 'ses-2',
+      [STREAM_COUNTED]: true,
+    });
+    await put(tables.deliveries, {
+      job_id: copied,
+      recipient: neighbour,
+      status: 'sent',
+      message_id: 'ses-3',
+      copy_ids: { [person]: 'ses-copy' },
+      [STREAM_COUNTED]: true,
+      feedback: [{ type: 'bounce', at, detail: `${person}: mailbox full; ${neighbour}: fine` }],
+    });
+    await put(tables.rendered, {
+      job_id: sent,
+      recipient: 'snapshot#s1',
+      nonprofits: {
+        [person]: { name, address: postal },
+        [neighbour]: { name: 'Jo Ann', address: '1 Other Rd' },
+      },
+      expires_at: 9_999_999_999,
+    });
+    await put(tables.rendered, {
+      job_id: sent,
+      recipient: person,
+      subject: 'Spring appeal',
+      body: `Dear ${name} at ${postal}`,
+      expires_at: 9_999_999_999,
+    });
+    await client.send(
+      new PutCommand(
+        new EventOutbox(tables.outbox).put(recipientUnsubscribed({ email: person, suppressed_at: at })).Put,
+      ),
+    );
+    // An earlier export of the person, and what it found.
+    const exportQueue = memoryQueue();
+    const { request_id: exported } = await acceptPersonRequest(
+      { requests, queue: exportQueue },
+      { kind: 'export', email: person, api_key_id: 'key-ops' },
+    );
+    await drain(exportQueue, worker(exportQueue));
+    expect(await requests.get(exported)).toMatchObject({ status: 'completed' });
+    // A job still running: the erasure walks only once it has ended.
+    const running = randomUUID();
+    await put(tables.jobs, { job_id: running, status: 'processing', active: 'yes', created_at: at });
+
+    const queue = memoryQueue();
+    const { request_id } = await acceptPersonRequest(
+      { requests, queue, keys },
+      { kind: 'erasure', email: person, api_key_id: 'key-ops' },
+    );
+    // At once: suppressed under the address and its key, the entry gone.
+    expect(await suppressions.get(person)).toMatchObject({ reason: 'erased' });
+    expect(await suppressions.get(key)).toMatchObject({ email: key, reason: 'erased' });
+    expect(await nonprofits.get(person)).toBeUndefined();
+    expect(queue.sent).toEqual([
+      { message: { step: 'start', request_id }, delaySeconds: ERASURE_START_DELAY_SECONDS },
+    ]);
+    // A second erasure while it runs answers the first.
+    const second = acceptPersonRequest(
+      { requests, queue: memoryQueue(), keys },
+      { kind: 'erasure', email: person, api_key_id: 'key-other' },
+    );
+    await expect(second).rejects.toBeInstanceOf(RequestUnderWayError);
+    await expect(second).rejects.toMatchObject({ fields: { request_id } });
+
+    const deps = worker(queue);
+    await drain(queue, deps);
+    // It waits for the running job, looking again later; nothing is erased meanwhile.
+    expect(await requests.get(request_id)).toMatchObject({ status: 'running', waiting_for: [running] });
+    expect(queue.sent).toEqual([
+      { message: { step: 'wait', request_id }, delaySeconds: ERASURE_RECHECK_SECONDS },
+    ]);
+    expect(await everything()).toContain(postal);
+    await put(tables.jobs, { job_id: running, status: 'completed', created_at: at });
+    const look = queue.sent.splice(0, 1)[0]?.message as PersonRequestMessage;
+    await runPersonRequestStep(deps, look, () => true);
+    await drain(queue, deps);
+    expect(queue.sent).toEqual([]);
+
+    const done = await requests.get(request_id);
+    expect(done).toMatchObject({ status: 'completed', address_key: key });
+    expect(done).not.toHaveProperty('email');
+    expect(done?.erased).toMatchObject({ deliveries: 2, job_contents: 2, rendered_emails: 2, outbox: 1 });
+    expect(done?.erased?.audit).toBeGreaterThanOrEqual(2);
+
+    // An independent read of every table: neither the address nor the name nor the postal address.
+    const stored = await everything();
+    // The neighbour's address ends with the person's: only a whole address counts as theirs.
+    expect(stored.replaceAll(neighbour, '')).not.toContain(person);
+    expect(stored).not.toContain(name);
+    expect(stored).not.toContain(postal);
+    // The neighbour's data is untouched, whole.
+    expect(stored).toContain(neighbour);
+    expect(stored).toContain('1 Other Rd');
+    // The person stays suppressed under the key alone; the export is gone with what it found.
+    expect(await suppressions.get(key)).toMatchObject({ reason: 'erased' });
+    expect(await suppressions.get(person)).toBeUndefined();
+    expect(await requests.get(exported)).toBeUndefined();
+    // Counts stay exact: the delivery moved to the key, under the shard the key names, and is not
+    // counted again by the stream (no `stream_counted` on the copy).
+    const moved = JSON.parse(stored)
+      .flat()
+      .find((item: { recipient?: string }) => item.recipient === key);
+    expect(moved).toMatchObject({
+      job_id: deliveryPartition(sent, key, 4),
+      status: 'sent',
+      message_id: 'ses-1',
+    });
+    expect(moved).not.toHaveProperty(STREAM_COUNTED);
+    expect(await contents.allRecipients(sent)).toHaveLength(2);
+    expect((await contents.content(copied))?.cc).toEqual([key]);
+    // The trail keeps what was done, under the key; and records the erasure.
+    const trail = await new DynamoAuditReader({ client, tableName: tables.audit }).list({
+      email: key,
+      limit: 50,
+    });
+    expect(trail.items.map(({ action }) => action)).toEqual(
+      expect.arrayContaining([
+        'person.erased',
+        'person.erasure_requested',
+        'nonprofit.created',
+        'suppression.added',
+      ]),
+    );
+
+    // The address comes back in (a re-created entry, an import, a cc): it is suppressed again.
+    expect(await suppressions.rememberErased([person, neighbour])).toEqual([person]);
+    expect(await suppressions.get(person)).toMatchObject({ reason: 'erased' });
+    expect(await suppressions.get(neighbour)).toBeUndefined();
+    // Lifted only with the person's consent, and then the key's record goes too.
+    await expect(suppressions.remove(person, { force: false, api_key_id: 'k' })).rejects.toBeInstanceOf(
+      ConflictError,
+    );
+    await suppressions.remove(person, { force: true, reason: 'asked to be mailed again', api_key_id: 'k' });
+    expect(await suppressions.get(key)).toBeUndefined();
+  });
+
+  it('completes with zero counts for an address it does not hold', async () => {
+    const stranger = `${randomUUID().slice(0, 8)}@nowhere.example.org`;
+    const queue = memoryQueue();
+    const { request_id } = await acceptPersonRequest(
+      { requests, queue, keys },
+      { kind: 'erasure', email: stranger, api_key_id: 'key-ops' },
+    );
+    await drain(queue, worker(queue));
+    const done = await requests.get(request_id);
+    expect(done).toMatchObject({ status: 'completed', erased: {} });
+    expect(await everything()).not.toContain(stranger);
+  });
+});
