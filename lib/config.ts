@@ -302,6 +302,11 @@ export const configSchema = z
     jobRetentionDays: z.coerce.number().int().min(7).max(3650).default(400),
     /** Days an audit record (a change to the registry, the suppression list or the sender) is kept. */
     auditRetentionDays: z.coerce.number().int().min(30).max(3650).default(400),
+    /**
+     * Seconds between an erasure's looks at the jobs that were running when it started: it walks
+     * the tables once they have ended (their queued emails may still name the address).
+     */
+    erasureRecheckSeconds: z.coerce.number().int().min(1).max(900).default(60),
   })
   .superRefine((config, context) => {
     if (config.storeRenderedEmails && config.maxRenderedEmailBytes > MAX_STORED_EMAIL_BYTES) {

@@ -148,7 +148,10 @@ export const emailOnRecord = z
       description: '`recipient`: the email was to the address; `cc`: the address had a copy of it',
     }),
     subject: z.string().nullable().meta({ description: "The job's subject; null past the job's retention" }),
-    status: z.string().meta({ description: "The delivery's outcome (a cc copy: sent or failed)" }),
+    status: z.string().meta({
+      description:
+        "The delivery's outcome, `processing` while it has none; a cc copy: sent, failed, or not_sent (the email itself was suppressed, cancelled or failed)",
+    }),
     sent_at: timestamp.nullable(),
     message_id: z.string().nullable().meta({ description: "SES's message id (a cc copy: its own)" }),
     feedback: z.array(z.object({ type: z.enum(FEEDBACK_KINDS), at: timestamp, detail: z.string() })),

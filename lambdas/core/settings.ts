@@ -63,6 +63,8 @@ export const SETTING = {
   unsubscribeSecretArn: setting('UNSUBSCRIBE_SECRET_ARN', z.string().min(1)),
   /** The secret erased addresses' keys are made with (core/people/address-keys; bound with its read grant). */
   addressKeySecretArn: setting('ADDRESS_KEY_SECRET_ARN', z.string().min(1)),
+  /** Seconds between an erasure's looks at the jobs it waits out (`erasureRecheckSeconds`). */
+  erasureRecheckSeconds: setting('ERASURE_RECHECK_SECONDS', z.coerce.number().int().min(1).max(900)),
   /** How long an email waits before it is tried again while sending is paused. */
   sendingPausedWaitSeconds: setting('SENDING_PAUSED_WAIT_SECONDS', count.optional()),
   /** The reputation guard's window and thresholds (see `sending/reputation.ts`). */

@@ -15,6 +15,7 @@ import {
   type PersonRequestWorkerDependencies,
   runPersonRequestStep,
 } from '../core/people/run-person-request';
+import { readSettings, SETTING } from '../core/settings';
 import { logLine, workerHandler } from './support';
 
 /**
@@ -63,6 +64,10 @@ export const handler = makePersonRequestWorker({
   ledger: ledgerSearchFromEnv(),
   nonprofits: nonprofitsFromEnv(),
   suppressions: suppressionsFromEnv(),
-  erasure: { eraser: eraserFromEnv(), jobs: jobsFromEnv() },
+  erasure: {
+    eraser: eraserFromEnv(),
+    jobs: jobsFromEnv(),
+    recheckSeconds: readSettings({ seconds: SETTING.erasureRecheckSeconds }).seconds,
+  },
   log: logLine,
 });

@@ -96,6 +96,7 @@ export class PersonRequests extends Construct {
       .keepsAudit(data.audit, config.auditRetentionDays)
       .bindTable(TABLE.audit, data.audit, ['dynamodb:Scan'])
       .setting(SETTING.storeRenderedEmails, String(data.renderedEmails !== undefined))
+      .setting(SETTING.erasureRecheckSeconds, String(config.erasureRecheckSeconds))
       .bindQueue(QUEUE.personRequests, this.queue, ['sqs:SendMessage'])
       .acknowledgeNoDeadLetterTarget('queue');
     if (data.renderedEmails)

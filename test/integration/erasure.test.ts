@@ -15,7 +15,6 @@ import { erasedKeyWith } from '../../lambdas/core/people/address-keys';
 import { DynamoEraser } from '../../lambdas/core/people/dynamodb/dynamo-eraser';
 import { DynamoPersonRequests } from '../../lambdas/core/people/dynamodb/dynamo-person-requests';
 import {
-  ERASURE_RECHECK_SECONDS,
   ERASURE_START_DELAY_SECONDS,
   type PersonRequestMessage,
 } from '../../lambdas/core/people/person-requests';
@@ -55,6 +54,8 @@ const nonprofits = new DynamoNonprofitRepository({ client, tableName: tables.non
 const suppressions = new DynamoSuppressionList({ client, tableName: tables.suppressions, audit, keys });
 const jobs = new DynamoJobStore({ client, tableName: tables.jobs });
 const operator = { source: 'api', api_key_id: 'key-ops' } as const;
+/** The stack's default look again at running jobs: a message sent this late is left queued by `drain`. */
+const ERASURE_RECHECK_SECONDS = 60;
 
 /** The queue as the worker sees it: each message with the delay it was sent with. */
 function memoryQueue() {
@@ -89,6 +90,7 @@ function worker(queue: ReturnType<typeof memoryQueue>): PersonRequestWorkerDepen
         pageSize: 3,
       }),
       jobs,
+      recheckSeconds: ERASURE_RECHECK_SECONDS,
     },
     log: () => {},
     segments: 2,

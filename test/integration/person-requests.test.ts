@@ -112,7 +112,11 @@ describe("a person's data export against DynamoDB Local", () => {
       message_id: 'ses-1',
       handed_over_at: sentAt,
       processed_at: sentAt,
-      feedback: [{ type: 'unsubscribe', at: sentAt, detail: 'by the link' }],
+      feedback: [
+        { type: 'unsubscribe', at: sentAt, detail: 'Unsubscribed by the link in this email' },
+        // A cc reader's unsubscribe, noted on the email it copied: theirs, never in this export.
+        { type: 'unsubscribe', at: sentAt, detail: `Unsubscribed by the link in the copy to ${other}` },
+      ],
     });
     // A sharded job: the partition key is `<job>#<shard>`; the person had a copy of another's email.
     await delivery({
@@ -121,9 +125,16 @@ describe("a person's data export against DynamoDB Local", () => {
       status: 'sent',
       message_id: 'ses-2',
       handed_over_at: sentAt,
-      copy_ids: { [person]: 'ses-copy-2' },
-      feedback: [{ type: 'bounce', at: sentAt, detail: `${other}: mailbox full` }],
+      copy_ids: { [person]: 'ses-copy-2', [`jo${person}`]: 'ses-copy-3' },
+      feedback: [
+        { type: 'bounce', at: sentAt, detail: `${other}: mailbox full` },
+        { type: 'unsubscribe', at: sentAt, detail: `Unsubscribed by the link in the copy to ${person}` },
+        // Another reader whose address ends with the person's: not theirs.
+        { type: 'unsubscribe', at: sentAt, detail: `Unsubscribed by the link in the copy to jo${person}` },
+      ],
     });
+    // A cc on an email that was suppressed: no copy went.
+    await delivery({ job_id: failedCopy, recipient: `x${other}`, status: 'suppressed', cc: [person] });
     await delivery({
       job_id: failedCopy,
       recipient: other,
@@ -149,11 +160,14 @@ describe("a person's data export against DynamoDB Local", () => {
     await expect(second).rejects.toMatchObject({ fields: { request_id } });
 
     const deps = worker(queue);
-    // The first walk step is handed over twice (SQS delivers at least once): nothing is found twice.
-    await runPersonRequestStep(deps, queue.sent.shift() as PersonRequestMessage, () => true);
+    // The start and the first walk step are each handed over twice while the request runs (SQS
+    // delivers at least once): nothing is found twice, and the request completes once.
+    const start = queue.sent.shift() as PersonRequestMessage;
+    await runPersonRequestStep(deps, start, () => true);
     const firstWalk = queue.sent[0] as PersonRequestMessage;
-    const steps = await drain(queue, deps);
     await runPersonRequestStep(deps, firstWalk, () => true);
+    await runPersonRequestStep(deps, start, () => true);
+    const steps = await drain(queue, deps);
     expect(steps).toBeGreaterThan(3);
 
     const done = await requests.get(request_id);
@@ -163,7 +177,7 @@ describe("a person's data export against DynamoDB Local", () => {
     const pages = await allFindings(request_id);
     expect(pages.every((page) => page.length <= 1)).toBe(true);
     const emails = pages.flat();
-    expect(emails).toHaveLength(3);
+    expect(emails).toHaveLength(4);
     expect(emails).toEqual(
       expect.arrayContaining([
         {
@@ -173,7 +187,7 @@ describe("a person's data export against DynamoDB Local", () => {
           status: 'sent',
           sent_at: sentAt,
           message_id: 'ses-1',
-          feedback: [{ type: 'unsubscribe', at: sentAt, detail: 'by the link' }],
+          feedback: [{ type: 'unsubscribe', at: sentAt, detail: 'Unsubscribed by the link in this email' }],
         },
         {
           job_id: newsletter,
@@ -182,7 +196,18 @@ describe("a person's data export against DynamoDB Local", () => {
           status: 'sent',
           sent_at: sentAt,
           message_id: 'ses-copy-2',
-          // The bounce was the recipient's, not the copy's.
+          // The bounce was the recipient's; the reader's own unsubscribe is listed.
+          feedback: [
+            { type: 'unsubscribe', at: sentAt, detail: `Unsubscribed by the link in the copy to ${person}` },
+          ],
+        },
+        {
+          job_id: failedCopy,
+          role: 'cc',
+          subject: 'Gala',
+          status: 'not_sent',
+          sent_at: null,
+          message_id: null,
           feedback: [],
         },
         {
@@ -196,6 +221,18 @@ describe("a person's data export against DynamoDB Local", () => {
         },
       ]),
     );
+
+    // A cursor this request did not issue (another request's key, a part not made by it) is a 400
+    // before DynamoDB sees it.
+    const forged = (key: Record<string, unknown>) =>
+      Buffer.from(JSON.stringify({ v: 1, q: `person-request:${request_id}`, k: key })).toString('base64url');
+    for (const key of [
+      { request_id: randomUUID(), part: 'email#x' },
+      { request_id, part: `email#${'x'.repeat(2_000)}` },
+    ])
+      await expect(requests.findings(request_id, { limit: 5, cursor: forged(key) })).rejects.toMatchObject({
+        status: 400,
+      });
 
     // Complete, it releases the address: a new export may start.
     await expect(

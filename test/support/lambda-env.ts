@@ -10,6 +10,7 @@ process.env.OUTBOX_TABLE = 'test-outbox';
 process.env.AUDIT_TABLE = 'test-audit';
 process.env.AUDIT_RETENTION_DAYS = '400';
 process.env.PERSON_REQUESTS_TABLE = 'test-person-requests';
+process.env.ERASURE_RECHECK_SECONDS = '60';
 process.env.PERSON_REQUEST_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/000000000000/person-requests';
 process.env.EVENT_BUS_NAME = 'test-bus';
 process.env.RECIPIENT_QUOTA_PER_DAY = '100000';

@@ -72,6 +72,8 @@ export interface NewJobContent extends JobContent {
 }
 
 export interface JobContentStore {
+  /** A job's subject alone (an export names each email's), `null` when it has none or is past retention. */
+  subject(jobId: string): Promise<string | null>;
   /**
    * Writes the content and the recipient chunks. A part already written by the same request is
    * rewritten harmlessly; one written by another request under the same job id is a conflict.

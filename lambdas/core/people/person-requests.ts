@@ -64,8 +64,6 @@ export type ErasureTable = (typeof ERASURE_TABLES)[number];
  * then finds that job running and waits for it too.
  */
 export const ERASURE_START_DELAY_SECONDS = 5;
-/** Seconds between an erasure's looks at the jobs it waits for. */
-export const ERASURE_RECHECK_SECONDS = 60;
 
 export interface PersonRequest {
   request_id: string;
@@ -100,7 +98,10 @@ export interface EmailOnRecord {
   role: 'recipient' | 'cc';
   /** The job's subject (its template, as sent), `null` once the job's content is past retention. */
   subject: string | null;
-  /** The delivery's outcome (`processing` while it is being sent); a cc copy: `sent` or `failed`. */
+  /**
+   * The delivery's outcome (`processing` while it is being sent); a cc copy: `sent`, `failed`, or
+   * `not_sent` (the email itself was suppressed, cancelled or failed).
+   */
   status: string;
   sent_at: string | null;
   message_id: string | null;
@@ -125,18 +126,22 @@ export interface SegmentPosition {
  * The worker's messages: start a request; (an erasure) look again whether the jobs it waits for
  * ended; walk a segment of a table (the ledger, for an export) on from a position.
  */
-export const personRequestMessage = z.discriminatedUnion('step', [
-  z.strictObject({ step: z.literal('start'), request_id: z.uuid() }),
-  z.strictObject({ step: z.literal('wait'), request_id: z.uuid() }),
-  z.strictObject({
-    step: z.literal('walk'),
-    request_id: z.uuid(),
-    table: z.enum(ERASURE_TABLES).optional(),
-    segment: z.number().int().min(0),
-    segments: z.number().int().min(1).max(1_000),
-    after: z.record(z.string(), z.unknown()).optional(),
-  }),
-]);
+export const personRequestMessage = z
+  .discriminatedUnion('step', [
+    z.strictObject({ step: z.literal('start'), request_id: z.uuid() }),
+    z.strictObject({ step: z.literal('wait'), request_id: z.uuid() }),
+    z.strictObject({
+      step: z.literal('walk'),
+      request_id: z.uuid(),
+      table: z.enum(ERASURE_TABLES).optional(),
+      segment: z.number().int().min(0),
+      segments: z.number().int().min(1).max(1_000),
+      after: z.record(z.string(), z.unknown()).optional(),
+    }),
+  ])
+  .refine((message) => message.step !== 'walk' || message.segment < message.segments, {
+    message: 'segment must be below segments',
+  });
 export type PersonRequestMessage = z.output<typeof personRequestMessage>;
 
 /** The query of `GET /people/requests/{id}`: the page of an export's emails. */
@@ -188,6 +193,8 @@ export interface PersonRequestStore {
   segmentDone(requestId: string, segment: number): Promise<{ allDone: boolean }>;
   /** Completes the request and releases its address. */
   complete(request: PersonRequest, at: Date): Promise<void>;
+  /** Releases the request's hold on its address, if it still holds it (idempotent). */
+  release(request: PersonRequest): Promise<void>;
   /** An erasure's: the jobs it waits out. */
   waitFor(requestId: string, jobIds: readonly string[]): Promise<void>;
   /** An erasure's: adds to its count of items erased from a table. */
@@ -221,12 +228,14 @@ export interface PersonRequestQueue {
 /** The ledger, walked a segment at a time for one address. */
 export interface LedgerSearch {
   /**
-   * Reads the segment on from its position while `timeLeft()` holds (at least one page), and
-   * answers what it found and where to resume (`undefined`: the segment is finished).
+   * Reads the segment on from its position while `timeLeft()` holds (at least one page), gives
+   * what each page found to `store` before the next, and answers where to resume (`undefined`: the
+   * segment is finished).
    */
   walk(
     email: string,
     position: SegmentPosition,
     timeLeft: () => boolean,
-  ): Promise<{ found: Finding[]; next?: Record<string, unknown> | undefined }>;
+    store: (found: readonly Finding[]) => Promise<void>,
+  ): Promise<{ next?: Record<string, unknown> | undefined }>;
 }

@@ -6,7 +6,6 @@ import type { NonprofitRepository } from '../nonprofits/repository';
 import type { SuppressionList } from '../suppressions/repository';
 import type { AddressKeys } from './address-keys';
 import {
-  ERASURE_RECHECK_SECONDS,
   ERASURE_START_DELAY_SECONDS,
   ERASURE_TABLES,
   type Eraser,
@@ -89,8 +88,10 @@ export interface PersonRequestWorkerDependencies {
   ledger: LedgerSearch;
   nonprofits: Pick<NonprofitRepository, 'get'>;
   suppressions: Pick<SuppressionList, 'get'>;
-  /** What an erasure walks, and the jobs it waits out. */
-  erasure?: { eraser: Eraser; jobs: Pick<JobStore, 'activeJobs' | 'get'> } | undefined;
+  /** What an erasure walks, the jobs it waits out, and how long between its looks at them. */
+  erasure?:
+    | { eraser: Eraser; jobs: Pick<JobStore, 'activeJobs' | 'get'>; recheckSeconds: number }
+    | undefined;
   log: Log;
   now?: () => Date;
   /** Segments each table is walked in (`LEDGER_SEGMENTS`; tests walk in fewer or more). */
@@ -125,6 +126,8 @@ export async function runPersonRequestStep(
       request_id: message.request_id,
       step: message.step,
     });
+    // A completion whose release failed is handed over again: the hold goes now.
+    if (request?.status === 'completed') await deps.requests.release(request);
     return;
   }
   const person = { ...request, email: request.email };
@@ -152,9 +155,10 @@ export async function runPersonRequestStep(
   }
   if (message.step !== 'walk') return;
 
-  const { found, next } = await deps.ledger.walk(person.email, message, timeLeft);
-  // Stored before the hand-over: a step handed over again finds the same and stores it once.
-  if (found.length > 0) await deps.requests.addFindings(person.request_id, found);
+  // Stored page by page, before the hand-over: a step handed over again finds the same and stores it once.
+  const { next } = await deps.ledger.walk(person.email, message, timeLeft, (found) =>
+    deps.requests.addFindings(person.request_id, found),
+  );
   if (next) {
     await deps.queue.send([{ ...message, after: next }]);
     return;
@@ -188,7 +192,7 @@ async function eraseStep(
           ).flat();
     await deps.requests.waitFor(request.request_id, running);
     if (running.length > 0) {
-      await deps.queue.send([{ step: 'wait', request_id: request.request_id }], ERASURE_RECHECK_SECONDS);
+      await deps.queue.send([{ step: 'wait', request_id: request.request_id }], erasure.recheckSeconds);
       return;
     }
     const segments = deps.segments ?? LEDGER_SEGMENTS;

@@ -28,6 +28,7 @@ function store(overrides: Partial<PersonRequestStore> = {}): PersonRequestStore 
     addFindings: vi.fn(async () => {}),
     segmentDone: vi.fn(async () => ({ allDone: false })),
     complete: vi.fn(async () => {}),
+    release: vi.fn(async () => {}),
     waitFor: vi.fn(async () => {}),
     countErased: vi.fn(async () => {}),
     completeErasure: vi.fn(async () => {}),

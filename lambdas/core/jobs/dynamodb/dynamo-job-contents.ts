@@ -83,6 +83,19 @@ export class DynamoJobContents implements JobContentStore {
     };
   }
 
+  async subject(jobId: string): Promise<string | null> {
+    const { Item } = await this.options.client.send(
+      new GetCommand({
+        TableName: this.options.tableName,
+        Key: { job_id: jobId, part: CONTENT_PART },
+        // Its subject only, eventually consistent: a job's content never changes once written.
+        ProjectionExpression: 'subject, expires_at',
+      }),
+    );
+    if (!Item || isExpired(Item.expires_at)) return null;
+    return typeof Item.subject === 'string' ? Item.subject : null;
+  }
+
   async recipients(jobId: string, offset: number, count: number): Promise<string[]> {
     if (count <= 0) return [];
     const first = Math.floor(offset / RECIPIENTS_PER_CHUNK);

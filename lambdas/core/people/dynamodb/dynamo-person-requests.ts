@@ -14,7 +14,7 @@ import { batchPutAll } from '../../dynamo-paging';
 import { type RecordWrite, writeAtomically } from '../../dynamo-writes';
 import type { Nonprofit } from '../../nonprofits/nonprofit';
 import type { Suppression } from '../../suppressions/suppression';
-import { expiresAfter } from '../../ttl';
+import { expiresAfter, isExpired } from '../../ttl';
 import * as z from '../../zod';
 import {
   type EmailOnRecord,
@@ -45,7 +45,12 @@ const holdKey = (hold: string) => ({ request_id: hold, part: REQUEST_PART });
 const findingPart = ({ key, email }: Finding) =>
   `${FINDING_PREFIX}${email.job_id}#${email.role}#${createHash('sha256').update(key).digest('hex').slice(0, 24)}`;
 
-const findingKey = z.strictObject({ request_id: z.uuid(), part: z.string().startsWith(FINDING_PREFIX) });
+/** A findings cursor's key: this request's, and a part shaped as `findingPart` makes them (else a 400, never a 500). */
+const findingKey = (requestId: string) =>
+  z.strictObject({
+    request_id: z.literal(requestId),
+    part: z.string().regex(/^email#[0-9a-f-]{36}#(recipient|cc)#[0-9a-f]{24}$/),
+  });
 
 function toRequest(item: Record<string, unknown>): PersonRequest {
   const done = item.segments_done instanceof Set ? item.segments_done.size : 0;
@@ -174,7 +179,8 @@ export class DynamoPersonRequests implements PersonRequestStore {
         ConsistentRead: true,
       }),
     );
-    return Item ? toRequest(Item) : undefined;
+    // Past its retention a request is gone, though DynamoDB's TTL may take days to remove it.
+    return Item && !isExpired(Item.expires_at) ? toRequest(Item) : undefined;
   }
 
   async findings(requestId: string, { limit, cursor }: PersonRequestQuery): Promise<Page<EmailOnRecord>> {
@@ -185,10 +191,12 @@ export class DynamoPersonRequests implements PersonRequestStore {
         KeyConditionExpression: 'request_id = :id AND begins_with(part, :prefix)',
         ExpressionAttributeValues: { ':id': requestId, ':prefix': FINDING_PREFIX },
         Limit: limit + 1,
-        ExclusiveStartKey: cursor === undefined ? undefined : decodeCursor(cursor, scope, findingKey),
+        ExclusiveStartKey:
+          cursor === undefined ? undefined : decodeCursor(cursor, scope, findingKey(requestId)),
       }),
     );
-    const items = page.Items ?? [];
+    // Past its retention a finding is gone, though DynamoDB's TTL may take days to remove it.
+    const items = (page.Items ?? []).filter((item) => !isExpired(item.expires_at));
     const result = pageFrom(items, limit, page.LastEvaluatedKey, {
       key: (item) => ({ request_id: requestId, part: item.part }),
       scope,
@@ -253,7 +261,7 @@ export class DynamoPersonRequests implements PersonRequestStore {
     await this.release(request);
   }
 
-  private async release(request: PersonRequest): Promise<void> {
+  async release(request: PersonRequest): Promise<void> {
     if (!request.hold) return;
     try {
       await this.options.client.send(
