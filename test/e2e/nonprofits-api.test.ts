@@ -3,11 +3,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type AttributeValue, ListTablesCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTE_SCOPES } from '../../lambdas/core/auth/scopes';
 import { STORED_LINK } from '../../lambdas/core/jobs/render-email';
 import { textFooter } from '../../lambdas/core/templates/footer';
 import { readApiModel } from '../../local/api-model';
+import { dynamoDbClient } from '../../local/dynamodb';
 import { readInbox } from '../../local/ses';
 import { LOCAL_SENDER } from '../../local/synth';
 import { IntrinsicResolver } from '../../local/template';
@@ -33,7 +35,8 @@ const KEYS = [
   { name: 'reader', scopes: ['registry:read'] },
   { name: 'suppressor', scopes: ['suppressions:write'] },
 ];
-const CONTEXT = { apiKeys: KEYS, ...GUARD };
+/** An erasure looks again every second at the jobs it waits out (a minute by default). */
+const CONTEXT = { apiKeys: KEYS, ...GUARD, erasureRecheckSeconds: 1 };
 
 beforeAll(async () => {
   runtime = await startRuntimeProcess({ stateDir, context: CONTEXT });
@@ -328,6 +331,81 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     expect((await suppressor('DELETE', `/suppressions/${address}?reason=added+by+mistake`)).status).toBe(204);
   });
 
+  it('exports a nonprofit mailed by two jobs (once as a cc), then erases it from every table; it stays suppressed, as a cc and once re-imported', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const domain = uniqueDomain();
+    const person = {
+      email: `erase-me-${tag}@${domain}`,
+      name: `Erin Erased ${tag}`,
+      address: `9 Forget Way ${tag}`,
+    };
+    const other = { email: `stays-${tag}@${domain}`, name: 'Stays Put', address: '1 Kept Rd' };
+    for (const nonprofit of [person, other])
+      expect((await api('POST', '/nonprofits', nonprofit)).status).toBe(201);
+    // Sent with the operator's key: POST /send-email's per-key throttle (5 a minute) is the sender key's
+    // to spend in the tests after this one.
+    const completed = async (body: Record<string, unknown>) => {
+      const accepted = await api('POST', '/send-email', { template: 'Dear {name} at {address}', ...body });
+      expect(accepted.status).toBe(202);
+      return waitFor(
+        async () => (await api('GET', `/jobs/${String(accepted.body.job_id)}/status`)).body,
+        (job) => job.status === 'completed',
+      );
+    };
+    await completed({ emails: [person.email] });
+    await completed({ emails: [other.email], cc: [person.email] });
+    const readRequest = (id: unknown) =>
+      waitFor(
+        async () => (await api('GET', `/people/requests/${String(id)}`)).body,
+        (request) => request.status === 'completed',
+      );
+
+    const exported = await api('POST', `/people/${encodeURIComponent(person.email)}/export`);
+    expect(exported.status).toBe(202);
+    const result = (await readRequest(exported.body.request_id)).result as { emails: { role: string }[] };
+    expect(result.emails.map(({ role }) => role).sort()).toEqual(['cc', 'recipient']);
+
+    const erasure = await api('POST', `/people/${encodeURIComponent(person.email)}/erasure`);
+    expect(erasure.status).toBe(202);
+    // A second erasure while the first runs answers the first.
+    const again = await api('POST', `/people/${encodeURIComponent(person.email)}/erasure`);
+    expect(again).toMatchObject({ status: 409, body: { request_id: erasure.body.request_id } });
+    const erased = await readRequest(erasure.body.request_id);
+    expect(erased).not.toHaveProperty('email');
+    expect(erased.address_key).toMatch(/^erased:[0-9a-f]{64}$/);
+
+    // An independent client reads every table of DynamoDB Local: nothing of the person is left.
+    const raw = dynamoDbClient(runtime.dynamoDbEndpoint);
+    const { TableNames = [] } = await raw.send(new ListTablesCommand({}));
+    const everything: unknown[] = [];
+    for (const TableName of TableNames) {
+      let ExclusiveStartKey: Record<string, AttributeValue> | undefined;
+      do {
+        const page = await raw.send(new ScanCommand({ TableName, ExclusiveStartKey, ConsistentRead: true }));
+        everything.push(...(page.Items ?? []));
+        ExclusiveStartKey = page.LastEvaluatedKey;
+      } while (ExclusiveStartKey);
+    }
+    raw.destroy();
+    const stored = JSON.stringify(everything);
+    expect(stored).toContain(other.email);
+    for (const value of [person.email, person.name, person.address]) expect(stored).not.toContain(value);
+
+    // Still suppressed: a cc of it gets no copy; re-imported, its entry is made and its email suppressed.
+    const inboxBefore = (await readInbox(runtime.inboxUrl)).length;
+    await completed({ emails: [other.email], cc: [person.email] });
+    expect((await api('GET', `/suppressions/${encodeURIComponent(person.email)}`)).body).toMatchObject({
+      reason: 'erased',
+    });
+    const reimported = await api('POST', '/nonprofits/import', [person]);
+    expect(reimported.body).toMatchObject({ created: 1 });
+    expect(await completed({ emails: [person.email] })).toMatchObject({ suppressed: 1, sent: 0 });
+    const mailed = (await readInbox(runtime.inboxUrl)).slice(inboxBefore);
+    expect(
+      mailed.flatMap((email) => [...email.destination.to, ...(email.destination.cc ?? [])]),
+    ).not.toContain(person.email);
+  });
+
   it('answers a valid request on every route the template declares, in its documented shape', async () => {
     const { template } = synthesizeForTests();
     const declared = readApiModel(template, new IntrinsicResolver(template))
@@ -609,6 +687,17 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
         },
         200,
         ['request_id', 'kind', 'email', 'status', 'requested_at', 'completed_at', 'progress', 'result'],
+      ],
+      [
+        // An address held nowhere: the erasure is accepted (and completes with nothing erased).
+        'POST /people/{email}/erasure',
+        () =>
+          api(
+            'POST',
+            `/people/${encodeURIComponent(`nobody-${randomUUID().slice(0, 8)}@${uniqueDomain()}`)}/erasure`,
+          ),
+        202,
+        ['request_id', 'status', 'message'],
       ],
       [
         'GET /sending',
