@@ -271,6 +271,7 @@ export function eraserFromEnv() {
       audit: bound(TABLE.audit),
       outbox: bound(TABLE.outbox),
       person_requests: bound(TABLE.personRequests),
+      suppressions: bound(TABLE.suppressions),
     },
     contents: new DynamoJobContents({ client: documentClient, tableName: bound(TABLE.jobContents) }),
   });

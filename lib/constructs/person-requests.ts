@@ -3,6 +3,7 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { AUDIT_REWRITABLE } from '../../lambdas/core/audit/audit';
 import { INDEX, QUEUE, TABLE } from '../../lambdas/core/bindings';
 import { LEDGER_SEGMENTS } from '../../lambdas/core/people/person-requests';
 import { SETTING } from '../../lambdas/core/settings';
@@ -83,8 +84,14 @@ export class PersonRequests extends Construct {
         'dynamodb:PutItem',
       ])
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:GetItem'])
-      // An export reads the record; an erasure's completion deletes the address's own.
-      .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:GetItem', 'dynamodb:DeleteItem'])
+      // An export reads the record; an erasure rewrites another's note that names the person, and
+      // its completion deletes the address's own record.
+      .bindTable(TABLE.suppressions, data.suppressions, [
+        'dynamodb:GetItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:Scan',
+        'dynamodb:PutItem',
+      ])
       // An erasure waits out the jobs running when it starts.
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'], {
         names: [INDEX.activeJobs],
@@ -105,14 +112,14 @@ export class PersonRequests extends Construct {
         'dynamodb:PutItem',
         'dynamodb:DeleteItem',
       ]);
-    // The one change any function may make to an audit record: an erasure rewrites its address to
-    // the address's key. IAM holds it to that attribute (and the key it names the record by).
+    // The one change any function may make to an audit record: an erasure rewrites the address to
+    // its key where the record names it. IAM holds it to those attributes (and the record's key).
     this.worker.addToRolePolicy(
       new PolicyStatement({
         actions: ['dynamodb:UpdateItem'],
         resources: [data.audit.tableArn],
         conditions: {
-          'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['trail', 'entry', 'email'] },
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['trail', 'entry', ...AUDIT_REWRITABLE] },
           StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE'] },
         },
       }),

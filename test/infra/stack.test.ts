@@ -213,7 +213,7 @@ describe('functions', () => {
         [DELIVERIES]: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
         [CONTENTS]: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
         [NONPROFITS]: ['dynamodb:GetItem'],
-        [SUPPRESSIONS]: ['dynamodb:DeleteItem', 'dynamodb:GetItem'],
+        [SUPPRESSIONS]: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
         // The jobs an erasure waits out.
         [JOBS]: ['dynamodb:GetItem'],
         [`${JOBS}/index/active`]: ['dynamodb:Query'],
@@ -467,7 +467,8 @@ describe('functions', () => {
       'dynamodb:Scan',
       'dynamodb:UpdateItem',
     ]);
-    // The one update: IAM allows it the record's key and its `email` only, and no values back.
+    // The one update: IAM allows it the record's key and the attributes that may name a person
+    // (`email`, `reason`, `details`) only, and no values back.
     const updates = touching.filter((statement) => [statement.Action].flat().includes('dynamodb:UpdateItem'));
     expect(updates).toEqual([
       {
@@ -475,7 +476,9 @@ describe('functions', () => {
         Action: 'dynamodb:UpdateItem',
         Resource: auditArn,
         Condition: {
-          'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['trail', 'entry', 'email'] },
+          'ForAllValues:StringEquals': {
+            'dynamodb:Attributes': ['trail', 'entry', 'email', 'reason', 'details'],
+          },
           StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE'] },
         },
       },

@@ -23,6 +23,12 @@ export const AUDIT_ACTIONS = [
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /**
+ * The attributes of a record that may name a person (whom it is about, the reason given, what it
+ * replaced): an erasure rewrites the address to its key in these, and may change nothing else.
+ */
+export const AUDIT_REWRITABLE = ['email', 'reason', 'details'] as const;
+
+/**
  * What made a change: a request with an API key (`api`), a person's own unsubscribe link, SES's
  * report of a bounce or complaint, the reputation guard's pause, or the configuration set turned
  * on outside this API (the console, the CLI). Only `api` names a key as the actor.

@@ -38,10 +38,27 @@ export class SecretsManagerAddressKeys implements AddressKeys {
     this.provider = new SecretsProvider(client ? { awsSdkV3Client: client } : {});
   }
 
+  /** The read under way or done: an import's thousand keys wait for one read, not a thousand. */
+  private read: { secret: Promise<string>; at: number } | undefined;
+
   async erasedKeyOf(email: string): Promise<string> {
-    const secret = await this.provider.get(this.secretId, { maxAge: CACHE_SECONDS });
-    if (typeof secret !== 'string' || secret.length < 32)
-      throw new Error('The address key secret is missing or too short');
-    return erasedKeyWith(secret, email);
+    return erasedKeyWith(await this.secret(), email);
+  }
+
+  private secret(): Promise<string> {
+    if (!this.read || Date.now() - this.read.at > CACHE_SECONDS * 1000) {
+      const secret = this.provider.get(this.secretId, { maxAge: CACHE_SECONDS }).then((value) => {
+        if (typeof value !== 'string' || value.length < 32)
+          throw new Error('The address key secret is missing or too short');
+        return value;
+      });
+      const read = { secret, at: Date.now() };
+      this.read = read;
+      // A failed read is not kept: the next key asks again.
+      secret.catch(() => {
+        if (this.read === read) this.read = undefined;
+      });
+    }
+    return this.read.secret;
   }
 }

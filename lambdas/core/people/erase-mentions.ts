@@ -5,13 +5,19 @@
  * the address (a job's cc copies' message ids) is keyed by the key instead.
  */
 
-/** Characters an address may continue with on either side: a mention is bounded by none of them. */
-const ADDRESS_CHARACTER = "[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]";
+/**
+ * What an address is made of (the characters the API's address check lets into a local part or a
+ * domain): a mention is not preceded by one of them, and not followed by one, nor by a dot that
+ * goes on into more of it. So `hold#export#ann@x.org`, `<ann@x.org>:` and `ann@x.org.` are
+ * mentions, and `jo.ann@x.org` or `ann@x.org.uk` are not.
+ */
+const BEFORE = "(?<![A-Za-z0-9_'+.-])";
+const AFTER = "(?![A-Za-z0-9_'+-]|\\.[A-Za-z0-9])";
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 export function mentionPattern(email: string): RegExp {
-  return new RegExp(`(?<!${ADDRESS_CHARACTER})${escapeRegExp(email)}(?!${ADDRESS_CHARACTER})`, 'gi');
+  return new RegExp(`${BEFORE}${escapeRegExp(email)}${AFTER}`, 'gi');
 }
 
 /** The value with every mention of the address replaced by the key, keys of maps included. */

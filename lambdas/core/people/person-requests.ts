@@ -55,6 +55,7 @@ export const ERASURE_TABLES = [
   'audit',
   'outbox',
   'person_requests',
+  'suppressions',
 ] as const;
 export type ErasureTable = (typeof ERASURE_TABLES)[number];
 

@@ -1,3 +1,4 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
@@ -6,6 +7,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { AUDIT_REWRITABLE } from '../../audit/audit';
 import { mapConcurrently } from '../../concurrency';
 import { batchDeleteAll, queryAll } from '../../dynamo-paging';
 import { deliveryPartition, jobOfDeliveryPartition } from '../../jobs/deliveries';
@@ -162,16 +164,48 @@ export class DynamoEraser implements Eraser {
         );
         return true;
       }
-      case 'audit':
-        // The one change an erasure may make to a record: its address, to the key (the grant allows
-        // no other attribute); what was done, when, by whom and why stays.
+      case 'audit': {
+        // The one change an erasure may make to a record: the address, wherever the record names
+        // it (whom it is about, the reason given, what it replaced), becomes the key; what was done,
+        // when and by whom stays. The grant allows these attributes and no other.
+        const rewritten = replaceMentions(item, email, key);
+        const changed = AUDIT_REWRITABLE.filter(
+          (name) => JSON.stringify(item[name]) !== JSON.stringify(rewritten[name]),
+        );
+        if (changed.length === 0) return false;
+        try {
+          await client.send(
+            new UpdateCommand({
+              TableName: tableName,
+              Key: { trail: item.trail, entry: item.entry },
+              UpdateExpression: `SET ${changed.map((_, index) => `#a${index} = :new${index}`).join(', ')}`,
+              ConditionExpression: changed.map((_, index) => `#a${index} = :old${index}`).join(' AND '),
+              ExpressionAttributeNames: Object.fromEntries(
+                changed.map((name, index) => [`#a${index}`, name]),
+              ),
+              ExpressionAttributeValues: Object.fromEntries(
+                changed.flatMap((name, index) => [
+                  [`:new${index}`, rewritten[name]],
+                  [`:old${index}`, item[name]],
+                ]),
+              ),
+            }),
+          );
+          return true;
+        } catch (error) {
+          // Rewritten since it was read (by this erasure's step handed over twice): nothing left to do.
+          if (error instanceof ConditionalCheckFailedException) return false;
+          throw error;
+        }
+      }
+      case 'suppressions':
+        // The person's own record goes at the completion (the key's stays); another's note that
+        // names them is rewritten.
+        if (item.email === email) return false;
         await client.send(
-          new UpdateCommand({
+          new PutCommand({
             TableName: tableName,
-            Key: { trail: item.trail, entry: item.entry },
-            UpdateExpression: 'SET email = :key',
-            ConditionExpression: 'email = :email',
-            ExpressionAttributeValues: { ':key': key, ':email': email },
+            ...unchangedBut(replaceMentions(item, email, key), { email: 1 }),
           }),
         );
         return true;

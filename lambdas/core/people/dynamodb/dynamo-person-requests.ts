@@ -341,14 +341,16 @@ export class DynamoPersonRequests implements PersonRequestStore {
     const { erasure, client, tableName } = this.options;
     if (!erasure) throw new Error('Completing an erasure needs its tables');
     try {
-      // The address's own record, unless an operator's lift (with the person's consent) replaced it.
+      // The address's own record as the acceptance wrote it, and only that: one written again since
+      // (the address came back in during the run: a registry entry, an import, a cc) or an
+      // operator's change stays, and keeps the address suppressed.
       await client.send(
         new DeleteCommand({
           TableName: erasure.suppressionsTable,
           Key: { email: request.email },
-          ConditionExpression: '#reason = :erased',
+          ConditionExpression: '#reason = :erased AND suppressed_at = :acceptedAt',
           ExpressionAttributeNames: { '#reason': 'reason' },
-          ExpressionAttributeValues: { ':erased': 'erased' },
+          ExpressionAttributeValues: { ':erased': 'erased', ':acceptedAt': request.requested_at },
         }),
       );
     } catch (error) {

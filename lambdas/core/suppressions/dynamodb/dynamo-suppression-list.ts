@@ -1,6 +1,7 @@
 import { type DynamoDBDocumentClient, GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoAuditTrail } from '../../audit/dynamodb/dynamo-audit-trail';
 import { INDEX } from '../../bindings';
+import { mapConcurrently } from '../../concurrency';
 import { decodeCursor, type Page, pageFrom } from '../../cursor';
 import { batchGetAll } from '../../dynamo-paging';
 import { writeAtomically } from '../../dynamo-writes';
@@ -185,6 +186,26 @@ export class DynamoSuppressionList implements SuppressionList {
     }
   }
 
+  /** A record stamped with the time now, if it is still the one read. */
+  private async restamp(read: Suppression): Promise<void> {
+    await writeAtomically(
+      this.options.client,
+      {
+        Update: {
+          TableName: this.options.tableName,
+          Key: { email: read.email },
+          UpdateExpression: 'SET suppressed_at = :now',
+          ...unchangedSince(read),
+          ExpressionAttributeValues: {
+            ...unchangedSince(read).ExpressionAttributeValues,
+            ':now': this.now().toISOString(),
+          },
+        },
+      },
+      [],
+    );
+  }
+
   private async markerDelete(email: string) {
     const { keys } = this.options;
     if (!keys) throw new Error('Lifting an erased address needs the address key');
@@ -207,8 +228,13 @@ export class DynamoSuppressionList implements SuppressionList {
     );
     const markers = await this.getMany([...byKey.keys()], { consistent: false });
     const erased = [...markers.keys()].flatMap((key) => byKey.get(key) ?? []);
-    // Recorded as any suppression is (audited), over a weaker record if there is one.
-    await Promise.all(erased.map((email) => this.add({ email, reason: 'erased' })));
+    // Recorded as any suppression is (audited), over a weaker record if there is one. An `erased`
+    // record already there is the erasure's own, still running: it is stamped anew, so the
+    // erasure's completion (which removes only the record it wrote) leaves it.
+    await mapConcurrently(erased, 4, async (email) => {
+      const { suppression, created } = await this.add({ email, reason: 'erased' });
+      if (!created && suppression.reason === 'erased') await this.restamp(suppression);
+    });
     return erased;
   }
 
