@@ -1,7 +1,7 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { AUDIT_REWRITABLE } from '../../lambdas/core/audit/audit';
 import { INDEX, QUEUE, TABLE } from '../../lambdas/core/bindings';
@@ -12,6 +12,7 @@ import type { MailerApi } from './api';
 import type { MailerData } from './data';
 import { consumeQueue } from './email-jobs';
 import { ProjectFunction } from './project-function';
+import { workQueue } from './queue';
 
 export interface PersonRequestsProps {
   api: MailerApi;
@@ -38,23 +39,17 @@ export class PersonRequests extends Construct {
 
   constructor(scope: Construct, id: string, { api, data, config }: PersonRequestsProps) {
     super(scope, id);
-    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'Serverless::Serverless-SQSRedrivePolicy',
-      reason:
-        'This is the dead-letter queue of person request steps: an alarm watches it, and an operator redrives a step once its cause is fixed.',
-    });
-    this.queue = new Queue(this, 'Steps', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(4),
-      visibilityTimeout: Duration.seconds(STEP_TIMEOUT.toSeconds() * 6),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVES },
-    });
+    ({ queue: this.queue, deadLetterQueue: this.deadLetterQueue } = workQueue(
+      this,
+      { queue: 'Steps', deadLetters: 'DeadLetters' },
+      {
+        consumerTimeout: STEP_TIMEOUT,
+        retention: Duration.days(4),
+        maxReceiveCount: MAX_RECEIVES,
+        deadLetterReason:
+          'This is the dead-letter queue of person request steps: an alarm watches it, and an operator redrives a step once its cause is fixed.',
+      },
+    ));
 
     this.worker = new ProjectFunction(this, 'Worker', {
       entry: 'worker/person-requests.ts',

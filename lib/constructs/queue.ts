@@ -37,3 +37,37 @@ export class EmailQueue extends Construct {
     });
   }
 }
+
+/**
+ * A queue of work a function consumes, with its dead-letter queue: both encrypted and TLS-only,
+ * dead letters kept 14 days. The visibility timeout is six times the consumer's timeout, as AWS
+ * advises for event sources; `deadLetterReason` says who reads the dead letters (cdk-nag asks).
+ */
+export function workQueue(
+  scope: Construct,
+  ids: { queue: string; deadLetters: string },
+  props: {
+    consumerTimeout: Duration;
+    retention: Duration;
+    maxReceiveCount: number;
+    deadLetterReason: string;
+  },
+): { queue: Queue; deadLetterQueue: Queue } {
+  const deadLetterQueue = new Queue(scope, ids.deadLetters, {
+    encryption: QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+    retentionPeriod: Duration.days(14),
+  });
+  Validations.of(deadLetterQueue).acknowledge({
+    id: 'Serverless::Serverless-SQSRedrivePolicy',
+    reason: props.deadLetterReason,
+  });
+  const queue = new Queue(scope, ids.queue, {
+    encryption: QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+    retentionPeriod: props.retention,
+    visibilityTimeout: Duration.seconds(props.consumerTimeout.toSeconds() * 6),
+    deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
+  });
+  return { queue, deadLetterQueue };
+}

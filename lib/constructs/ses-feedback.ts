@@ -1,4 +1,4 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import {
   ConfigurationSet,
@@ -9,13 +9,14 @@ import {
 } from 'aws-cdk-lib/aws-ses';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { SqsSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { TABLE } from '../../lambdas/core/bindings';
 import type { MailerConfig } from '../config';
 import type { MailerData } from './data';
 import { consumeQueue } from './email-jobs';
 import { ProjectFunction } from './project-function';
+import { workQueue } from './queue';
 import { publisherTopicKey } from './topic-key';
 
 export interface SesFeedbackProps {
@@ -57,23 +58,17 @@ export class SesFeedback extends Construct {
       }),
       enforceSSL: true,
     });
-    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'Serverless::Serverless-SQSRedrivePolicy',
-      reason:
-        'This is the dead-letter queue of SES feedback: an operator reads what could not be recorded (an alarm watches its depth).',
-    });
-    this.queue = new Queue(this, 'Events', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-      visibilityTimeout: Duration.seconds(FEEDBACK_TIMEOUT.toSeconds() * 6),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVES },
-    });
+    ({ queue: this.queue, deadLetterQueue: this.deadLetterQueue } = workQueue(
+      this,
+      { queue: 'Events', deadLetters: 'DeadLetters' },
+      {
+        consumerTimeout: FEEDBACK_TIMEOUT,
+        retention: Duration.days(14),
+        maxReceiveCount: MAX_RECEIVES,
+        deadLetterReason:
+          'This is the dead-letter queue of SES feedback: an operator reads what could not be recorded (an alarm watches its depth).',
+      },
+    ));
     // Raw delivery: the message body is SES's event itself. What SNS cannot deliver goes to the same dead-letter queue.
     this.topic.addSubscription(
       new SqsSubscription(this.queue, { rawMessageDelivery: true, deadLetterQueue: this.deadLetterQueue }),

@@ -186,20 +186,15 @@ export class DynamoSuppressionList implements SuppressionList {
     }
   }
 
-  /** A record stamped with the time now, if it is still the one read. */
+  /** A record stamped with the time now, if it is still the one read (a put: the doors hold no update grant). */
   private async restamp(read: Suppression): Promise<void> {
     await writeAtomically(
       this.options.client,
       {
-        Update: {
+        Put: {
           TableName: this.options.tableName,
-          Key: { email: read.email },
-          UpdateExpression: 'SET suppressed_at = :now',
+          Item: { ...read, suppressed_at: this.now().toISOString() },
           ...unchangedSince(read),
-          ExpressionAttributeValues: {
-            ...unchangedSince(read).ExpressionAttributeValues,
-            ':now': this.now().toISOString(),
-          },
         },
       },
       [],
