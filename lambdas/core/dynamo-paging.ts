@@ -4,6 +4,8 @@ import {
   type DynamoDBDocumentClient,
   QueryCommand,
   type QueryCommandInput,
+  ScanCommand,
+  type ScanCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { backoff, chunks, mapConcurrently } from './concurrency';
 
@@ -99,4 +101,32 @@ export async function queryAll(client: DynamoDBDocumentClient, input: QueryComma
     startKey = result.LastEvaluatedKey;
   } while (startKey);
   return items;
+}
+
+/**
+ * One step of a parallel Scan segment: pages from `position.after` on, each handed to `onPage`
+ * (and its work done) before the next is read, for as long as `timeLeft()` holds (at least one
+ * page). Answers the key to resume after, `undefined` once the segment is finished.
+ */
+export async function scanSegmentStep(
+  client: DynamoDBDocumentClient,
+  input: Omit<ScanCommandInput, 'Segment' | 'TotalSegments' | 'ExclusiveStartKey'>,
+  position: { segment: number; segments: number; after?: Item | undefined },
+  timeLeft: () => boolean,
+  onPage: (items: Item[]) => Promise<void>,
+): Promise<Item | undefined> {
+  let after = position.after;
+  do {
+    const page = await client.send(
+      new ScanCommand({
+        ...input,
+        Segment: position.segment,
+        TotalSegments: position.segments,
+        ExclusiveStartKey: after,
+      }),
+    );
+    await onPage(page.Items ?? []);
+    after = page.LastEvaluatedKey;
+  } while (after && timeLeft());
+  return after;
 }

@@ -370,6 +370,8 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     // A second erasure while the first runs answers the first.
     const again = await api('POST', `/people/${encodeURIComponent(person.email)}/erasure`);
     expect(again).toMatchObject({ status: 409, body: { request_id: erasure.body.request_id } });
+    // Waits on real time: an erasure's start is delayed ERASURE_START_DELAY_SECONDS (5 s, a
+    // constant: jobs accepted in that window must be found running), and the runtime's jobs end first.
     const erased = await readRequest(erasure.body.request_id);
     expect(erased).not.toHaveProperty('email');
     expect(erased.address_key).toMatch(/^erased:[0-9a-f]{64}$/);

@@ -1,4 +1,5 @@
-import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { scanSegmentStep } from '../../dynamo-paging';
 import { mentions } from '../../people/erase-mentions';
 import type { EmailOnRecord, Finding, LedgerSearch, SegmentPosition } from '../../people/person-requests';
 import { type DeliveryFeedback, type DeliveryRecord, jobOfDeliveryPartition } from '../deliveries';
@@ -38,32 +39,30 @@ export class DynamoLedgerSearch implements LedgerSearch {
       }
       return subject;
     };
-    let after = position.after;
-    do {
-      const page = await this.options.client.send(
-        new ScanCommand({
-          TableName: this.options.deliveriesTable,
-          Segment: position.segment,
-          TotalSegments: position.segments,
-          ExclusiveStartKey: after,
-          Limit: this.options.pageSize,
-          // A cc copy is named by the keys of its maps (a path each); `cc` by its list.
-          FilterExpression:
-            'recipient = :email OR contains(cc, :email) OR attribute_exists(copy_ids.#address) OR attribute_exists(copy_errors.#address)',
-          ExpressionAttributeNames: { '#address': email },
-          ExpressionAttributeValues: { ':email': email },
-        }),
-      );
-      const found: Finding[] = [];
-      for (const item of page.Items ?? []) {
-        const record = item as unknown as DeliveryRecord;
-        const jobId = jobOfDeliveryPartition(record.job_id);
-        found.push(...emailsOf(record, jobId, await subjectOf(jobId), email));
-      }
-      if (found.length > 0) await store(found);
-      after = page.LastEvaluatedKey;
-    } while (after && timeLeft());
-    return { next: after };
+    const next = await scanSegmentStep(
+      this.options.client,
+      {
+        TableName: this.options.deliveriesTable,
+        Limit: this.options.pageSize,
+        // A cc copy is named by the keys of its maps (a path each); `cc` by its list.
+        FilterExpression:
+          'recipient = :email OR contains(cc, :email) OR attribute_exists(copy_ids.#address) OR attribute_exists(copy_errors.#address)',
+        ExpressionAttributeNames: { '#address': email },
+        ExpressionAttributeValues: { ':email': email },
+      },
+      position,
+      timeLeft,
+      async (items) => {
+        const found: Finding[] = [];
+        for (const item of items) {
+          const record = item as unknown as DeliveryRecord;
+          const jobId = jobOfDeliveryPartition(record.job_id);
+          found.push(...emailsOf(record, jobId, await subjectOf(jobId), email));
+        }
+        if (found.length > 0) await store(found);
+      },
+    );
+    return { next };
   }
 }
 

@@ -3,13 +3,12 @@ import {
   DeleteCommand,
   type DynamoDBDocumentClient,
   PutCommand,
-  ScanCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { AUDIT_REWRITABLE } from '../../audit/audit';
 import { mapConcurrently } from '../../concurrency';
-import { batchDeleteAll, queryAll } from '../../dynamo-paging';
+import { batchDeleteAll, queryAll, scanSegmentStep } from '../../dynamo-paging';
 import { deliveryPartition, jobOfDeliveryPartition } from '../../jobs/deliveries';
 import type { JobContentStore } from '../../jobs/job-store';
 import { STREAM_COUNTED } from '../../jobs/outcome-counts';
@@ -62,27 +61,22 @@ export class DynamoEraser implements Eraser {
     const tableName = this.options.tables[table];
     if (!tableName) return { erased: 0 };
     let erased = 0;
-    let after = position.after;
-    do {
-      const page = await this.options.client.send(
-        new ScanCommand({
-          TableName: tableName,
-          Segment: position.segment,
-          TotalSegments: position.segments,
-          ExclusiveStartKey: after,
-          Limit: this.options.pageSize,
-        }),
-      );
-      // Each item's writes are its own: ten at once, so a page where every item names the person
-      // (an address cc'd on every job) is erased well within a step's margin.
-      const named = (page.Items ?? []).filter((item) => mentions(item, person.email));
-      const done = await mapConcurrently(named, CONCURRENT_ERASURES, (item) =>
-        this.erase(table, tableName, item, person),
-      );
-      erased += done.filter(Boolean).length;
-      after = page.LastEvaluatedKey;
-    } while (after && timeLeft());
-    return { erased, next: after };
+    const next = await scanSegmentStep(
+      this.options.client,
+      { TableName: tableName, Limit: this.options.pageSize },
+      position,
+      timeLeft,
+      async (items) => {
+        // Each item's writes are its own: ten at once, so a page where every item names the person
+        // (an address cc'd on every job) is erased well within a step's margin.
+        const named = items.filter((item) => mentions(item, person.email));
+        const done = await mapConcurrently(named, CONCURRENT_ERASURES, (item) =>
+          this.erase(table, tableName, item, person),
+        );
+        erased += done.filter(Boolean).length;
+      },
+    );
+    return { erased, next };
   }
 
   /** Erases the address from one item; false when the item turned out to be the request's own. */

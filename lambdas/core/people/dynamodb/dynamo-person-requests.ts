@@ -156,14 +156,7 @@ export class DynamoPersonRequests implements PersonRequestStore {
               Key: { request_id: request.request_id, part: REQUEST_PART },
             },
           },
-          {
-            Delete: {
-              TableName: this.options.tableName,
-              Key: holdKey(request.hold),
-              ConditionExpression: 'held_by = :id',
-              ExpressionAttributeValues: { ':id': request.request_id },
-            },
-          },
+          { Delete: this.holdDelete(request.hold, request.request_id) },
         ],
       }),
     );
@@ -261,17 +254,20 @@ export class DynamoPersonRequests implements PersonRequestStore {
     await this.release(request);
   }
 
+  /** The delete of a hold, only while this request holds it. */
+  private holdDelete(hold: string, requestId: string) {
+    return {
+      TableName: this.options.tableName,
+      Key: holdKey(hold),
+      ConditionExpression: 'held_by = :id',
+      ExpressionAttributeValues: { ':id': requestId },
+    };
+  }
+
   async release(request: PersonRequest): Promise<void> {
     if (!request.hold) return;
     try {
-      await this.options.client.send(
-        new DeleteCommand({
-          TableName: this.options.tableName,
-          Key: holdKey(request.hold),
-          ConditionExpression: 'held_by = :id',
-          ExpressionAttributeValues: { ':id': request.request_id },
-        }),
-      );
+      await this.options.client.send(new DeleteCommand(this.holdDelete(request.hold, request.request_id)));
     } catch (error) {
       // Held by a later request already (this one outlived its hold): that hold is not ours to release.
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
