@@ -1,5 +1,5 @@
 // PUT /suppressions/{email}: handler --> suppression list (DynamoDB)
-import { auditTrailFromEnv, suppressionsFromEnv } from '../core/adapters';
+import { addressKeysFromEnv, auditTrailFromEnv, suppressionsFromEnv } from '../core/adapters';
 import { covers } from '../core/auth/scopes';
 import {
   apiHandler,
@@ -34,5 +34,5 @@ export const makePutSuppression = ({ suppressions }: { suppressions: Suppression
   });
 
 export const handler = makePutSuppression({
-  suppressions: suppressionsFromEnv(undefined, auditTrailFromEnv()),
+  suppressions: suppressionsFromEnv(undefined, auditTrailFromEnv(), addressKeysFromEnv()),
 });

@@ -3,7 +3,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import {
   addressKeysFromEnv,
-  auditTrailFromEnv,
   emailQueueFromEnv,
   eventOutboxFromEnv,
   jobContentsFromEnv,
@@ -68,7 +67,7 @@ export const handler = makeSendEmail({
   nonprofits: nonprofitsFromEnv(),
   queue: emailQueueFromEnv(),
   quota: recipientQuotaFromEnv(),
-  erased: suppressionsFromEnv(undefined, auditTrailFromEnv(), addressKeysFromEnv()),
+  erased: suppressionsFromEnv(undefined, undefined, addressKeysFromEnv()),
   onEnqueueFailure: (job, error) =>
     logger.error('Job recorded but not enqueued; the sweeper will enqueue it', {
       job_id: job.job_id,

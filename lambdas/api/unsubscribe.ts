@@ -1,5 +1,6 @@
 // GET|POST /unsubscribe?token=: handler --> signing secret (Secrets Manager), suppression list and jobs (DynamoDB)
 import {
+  addressKeysFromEnv,
   auditTrailFromEnv,
   deliveriesFromEnv,
   eventOutboxFromEnv,
@@ -126,7 +127,7 @@ export const makeUnsubscribe = ({
   });
 
 export const handler = makeUnsubscribe({
-  suppressions: suppressionsFromEnv(eventOutboxFromEnv(), auditTrailFromEnv()),
+  suppressions: suppressionsFromEnv(eventOutboxFromEnv(), auditTrailFromEnv(), addressKeysFromEnv()),
   jobs: jobsFromEnv(),
   // No outbox: the unsubscribe is told once, with the suppression.
   ledger: deliveriesFromEnv(),

@@ -10,6 +10,7 @@ import {
   PutCommand,
   type PutCommandInput,
   TransactWriteCommand,
+  type TransactWriteCommandInput,
   UpdateCommand,
   type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
@@ -28,6 +29,16 @@ export interface RecordPut {
 
 /** What a decisive write may carry with it: records put, or items deleted, unconditionally. */
 export type RecordWrite = RecordPut | { Delete: DeleteCommandInput };
+
+/**
+ * A condition on another item that the decisive write also needs: when it fails, the transaction
+ * is cancelled and the error thrown (its reason last among `CancellationReasons`, for the caller).
+ */
+export interface Guard {
+  ConditionCheck: NonNullable<TransactWriteCommandInput['TransactItems']>[number]['ConditionCheck'] & {
+    ConditionExpression: string;
+  };
+}
 
 /**
  * Whether a write lost a race with a transaction on the same item: its own transaction cancelled
@@ -59,9 +70,9 @@ async function writePlainly(client: DynamoDBDocumentClient, write: ConditionalWr
 export async function writeAtomically(
   client: DynamoDBDocumentClient,
   write: ConditionalWrite,
-  alongside: readonly (RecordWrite | undefined)[],
+  alongside: readonly (RecordWrite | Guard | undefined)[],
 ): Promise<boolean> {
-  const records = alongside.filter((record): record is RecordWrite => record !== undefined);
+  const records = alongside.filter((record): record is RecordWrite | Guard => record !== undefined);
   for (let attempt = 0; ; attempt++) {
     try {
       if (records.length > 0)

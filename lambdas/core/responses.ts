@@ -129,7 +129,11 @@ export const auditPage = z
 export const requestUnderWay = errorBody
   .extend({
     code: z.literal('CONFLICT'),
-    request_id: z.uuid().meta({ description: 'The request of this kind under way for the address' }),
+    request_id: z.uuid().meta({ description: 'The request under way for the address' }),
+    kind: z.enum(PERSON_REQUEST_KINDS).meta({
+      description:
+        'Its kind: a request of the same kind, or an erasure (an export waits while the address is being erased)',
+    }),
   })
   .meta({ id: 'PersonRequestUnderWay' });
 

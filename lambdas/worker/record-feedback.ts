@@ -3,6 +3,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import {
+  addressKeysFromEnv,
   auditTrailFromEnv,
   deliveriesFromEnv,
   eventOutboxFromEnv,
@@ -46,7 +47,7 @@ const controls = sendingControlsFromEnv(outbox, audit);
 
 export const handler = makeRecordFeedback(
   {
-    suppressions: suppressionsFromEnv(undefined, audit),
+    suppressions: suppressionsFromEnv(undefined, audit, addressKeysFromEnv()),
     ledger: deliveriesFromEnv(outbox),
     jobs: jobsFromEnv(),
     log: logLine,

@@ -61,8 +61,8 @@ export class EmailJobs extends Construct {
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:PutItem'])
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:PutItem'])
       .tellsEvents(data.outbox)
-      // A cc address erased before is suppressed again (core/people), so it gets no copy.
-      .remembersErased(data, config.auditRetentionDays)
+      // A cc address erased before is stored by its key (core/people), so it gets no copy.
+      .knowsErased(data)
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:SendMessage'])
       // The day's count is one conditional update; a job over the whole limit reads it to say what remains.
       .bindTable(TABLE.usage, data.usage, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])

@@ -66,17 +66,20 @@ export class PersonRequests extends Construct {
         'dynamodb:Query',
       ])
       // An export reads the ledger; an erasure moves the person's entries to their key (a delete
-      // and a put in one transaction) and rewrites the others that name them.
+      // and a put in one transaction) and rewrites, where still as read, those that name them
+      // (read again when changed since).
       .bindTable(TABLE.deliveries, data.deliveries, [
         'dynamodb:Scan',
+        'dynamodb:GetItem',
         'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
         'dynamodb:DeleteItem',
       ])
       // Each job's subject and shard count, once per job a step meets; an erasure rewrites lists.
       .bindTable(TABLE.jobContents, data.jobContents, [
         'dynamodb:GetItem',
         'dynamodb:Scan',
-        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
       ])
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:GetItem'])
       // An export reads the record; an erasure rewrites another's note that names the person, and
@@ -85,7 +88,7 @@ export class PersonRequests extends Construct {
         'dynamodb:GetItem',
         'dynamodb:DeleteItem',
         'dynamodb:Scan',
-        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
       ])
       // An erasure waits out the jobs running when it starts.
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'], {
@@ -96,7 +99,7 @@ export class PersonRequests extends Construct {
       .bindTable(TABLE.outbox, data.outbox, ['dynamodb:Scan', 'dynamodb:DeleteItem'])
       // The erasure's completion is recorded; the trail is walked for the address (see below).
       .keepsAudit(data.audit, config.auditRetentionDays)
-      .bindTable(TABLE.audit, data.audit, ['dynamodb:Scan'])
+      .bindTable(TABLE.audit, data.audit, ['dynamodb:Scan', 'dynamodb:GetItem'])
       .setting(SETTING.storeRenderedEmails, String(data.renderedEmails !== undefined))
       .setting(SETTING.erasureRecheckSeconds, String(config.erasureRecheckSeconds))
       .bindQueue(QUEUE.personRequests, this.queue, ['sqs:SendMessage'])
@@ -104,7 +107,8 @@ export class PersonRequests extends Construct {
     if (data.renderedEmails)
       this.worker.bindTable(TABLE.renderedEmails, data.renderedEmails, [
         'dynamodb:Scan',
-        'dynamodb:PutItem',
+        'dynamodb:GetItem',
+        'dynamodb:UpdateItem',
         'dynamodb:DeleteItem',
       ]);
     // The one change any function may make to an audit record: an erasure rewrites the address to
@@ -134,14 +138,17 @@ export class PersonRequests extends Construct {
       entry: 'api/request-export.ts',
       description: 'POST /people/{email}/export',
     })
-      // The request and its hold in one transaction; a held address's hold read; a request whose
-      // start could not be queued deleted.
+      // The request and its hold in one transaction, on the condition that no erasure holds the
+      // address; a held address's hold read; a request whose start could not be queued deleted.
       .bindTable(TABLE.personRequests, data.personRequests, [
         'dynamodb:PutItem',
+        'dynamodb:ConditionCheckItem',
         'dynamodb:GetItem',
         'dynamodb:DeleteItem',
       ])
       .bindQueue(QUEUE.personRequests, this.queue, ['sqs:SendMessage'])
+      // The key an erasure holds the address by: an export waits while one runs.
+      .bindSecret(SETTING.addressKeySecretArn, data.addressKey)
       .acknowledgeNoDeadLetterTarget('api');
     api.addRoute('POST', '/people/{email}/export', requestExport);
 

@@ -114,6 +114,18 @@ export class ProjectFunction extends NodejsFunction {
   }
 
   /**
+   * Lets the function tell an erased address (core/people): the address key read, and the erased
+   * keys' records read (a door that stores the key in the address's place, a suppression that
+   * finds the address erased already and stores nothing).
+   */
+  knowsErased(erased: { suppressions: ITable; addressKey: ISecret }): this {
+    return this.bindTable(TABLE.suppressions, erased.suppressions, ['dynamodb:BatchGetItem']).bindSecret(
+      SETTING.addressKeySecretArn,
+      erased.addressKey,
+    );
+  }
+
+  /**
    * Lets the function suppress again an erased address that comes back in (a registry entry, a cc;
    * core/people): the address key read, the erased keys' records read, and the address's own
    * suppression written (read first, audited) when one was erased.

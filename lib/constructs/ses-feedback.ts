@@ -12,6 +12,7 @@ import { SqsSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { TABLE } from '../../lambdas/core/bindings';
+import { SETTING } from '../../lambdas/core/settings';
 import type { MailerConfig } from '../config';
 import type { MailerData } from './data';
 import { consumeQueue } from './email-jobs';
@@ -93,6 +94,8 @@ export class SesFeedback extends Construct {
       .tellsEvents(data.outbox)
       // The suppressions it adds and the guard's pauses are recorded.
       .keepsAudit(data.audit, config.auditRetentionDays)
+      // A report on an erased address's earlier email finds it suppressed under its key: nothing stored.
+      .bindSecret(SETTING.addressKeySecretArn, data.addressKey)
       // A job's content says how many partition keys its deliveries are spread over.
       .bindTable(TABLE.jobContents, data.jobContents, ['dynamodb:GetItem'])
       .acknowledgeNoDeadLetterTarget('queue');

@@ -20,14 +20,18 @@ export class SuppressionsRoutes extends TableRoutes {
       names: [INDEX.suppressionsByReason],
       actions: ['dynamodb:Query'],
     });
+    // An erased address is found by its key's record.
     this.route('GET', '/suppressions/{email}', 'GetSuppression', 'api/get-suppression.ts', [
       'dynamodb:GetItem',
-    ]);
+    ]).bindSecret(SETTING.addressKeySecretArn, data.addressKey);
     // A write reads the record first and is conditioned on it: the audit record names what it replaced.
     this.route('PUT', '/suppressions/{email}', 'PutSuppression', 'api/put-suppression.ts', [
       'dynamodb:PutItem',
       'dynamodb:GetItem',
-    ]).keepsAudit(data.audit, config.auditRetentionDays);
+    ])
+      .keepsAudit(data.audit, config.auditRetentionDays)
+      // An erased address is suppressed under its key already: a put stores nothing of it.
+      .bindSecret(SETTING.addressKeySecretArn, data.addressKey);
     // Lifting an erased address (with the person's consent) deletes its key's record too.
     this.route('DELETE', '/suppressions/{email}', 'DeleteSuppression', 'api/delete-suppression.ts', [
       'dynamodb:DeleteItem',

@@ -52,6 +52,8 @@ export class Unsubscribe extends Construct {
       .bindTable(TABLE.suppressions, data.suppressions, ['dynamodb:PutItem', 'dynamodb:GetItem'])
       .tellsEvents(data.outbox)
       .keepsAudit(data.audit, config.auditRetentionDays)
+      // A link in an email sent before an erasure finds the address suppressed under its key: nothing stored.
+      .bindSecret(SETTING.addressKeySecretArn, data.addressKey)
       // The job a link came with names the API key recorded as the suppression's cause, and counts
       // the unsubscribe noted on the email's ledger entry (whose partition its content names).
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem', 'dynamodb:UpdateItem'])

@@ -360,6 +360,15 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
         (request) => request.status === 'completed',
       );
 
+    // The link in the person's email, used only after the erasure.
+    const sentToPerson = (await readInbox(runtime.inboxUrl)).find((email) =>
+      email.destination.to.includes(person.email),
+    );
+    const link = /^<([^>]+)>/.exec(
+      sentToPerson?.headers?.find((header) => header.name === 'List-Unsubscribe')?.value ?? '',
+    )?.[1];
+    expect(link).toBeDefined();
+
     const exported = await api('POST', `/people/${encodeURIComponent(person.email)}/export`);
     expect(exported.status).toBe(202);
     const result = (await readRequest(exported.body.request_id)).result as { emails: { role: string }[] };
@@ -370,11 +379,28 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     // A second erasure while the first runs answers the first.
     const again = await api('POST', `/people/${encodeURIComponent(person.email)}/erasure`);
     expect(again).toMatchObject({ status: 409, body: { request_id: erasure.body.request_id } });
+    // An export meanwhile would keep what the erasure takes away: refused, naming the erasure.
+    const exportMeanwhile = await api('POST', `/people/${encodeURIComponent(person.email)}/export`);
+    expect(exportMeanwhile).toMatchObject({
+      status: 409,
+      body: { request_id: erasure.body.request_id, kind: 'erasure' },
+    });
     // Waits on real time: an erasure's start is delayed ERASURE_START_DELAY_SECONDS (5 s, a
     // constant: jobs accepted in that window must be found running), and the runtime's jobs end first.
     const erased = await readRequest(erasure.body.request_id);
     expect(erased).not.toHaveProperty('email');
     expect(erased.address_key).toMatch(/^erased:[0-9a-f]{64}$/);
+
+    // Still suppressed, under its key alone: a cc of it gets no copy (the job keeps the key in its
+    // place), and its unsubscribe link, from an email sent before, stores nothing.
+    const inboxBefore = (await readInbox(runtime.inboxUrl)).length;
+    await completed({ emails: [other.email], cc: [person.email] });
+    expect((await api('GET', `/suppressions/${encodeURIComponent(person.email)}`)).body).toMatchObject({
+      email: person.email,
+      reason: 'erased',
+    });
+    const clicked = await fetch(link ?? '', { method: 'POST', body: 'List-Unsubscribe=One-Click' });
+    expect(clicked.status).toBe(200);
 
     // An independent client reads every table of DynamoDB Local: nothing of the person is left.
     const raw = dynamoDbClient(runtime.dynamoDbEndpoint);
@@ -393,12 +419,7 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     expect(stored).toContain(other.email);
     for (const value of [person.email, person.name, person.address]) expect(stored).not.toContain(value);
 
-    // Still suppressed: a cc of it gets no copy; re-imported, its entry is made and its email suppressed.
-    const inboxBefore = (await readInbox(runtime.inboxUrl)).length;
-    await completed({ emails: [other.email], cc: [person.email] });
-    expect((await api('GET', `/suppressions/${encodeURIComponent(person.email)}`)).body).toMatchObject({
-      reason: 'erased',
-    });
+    // Re-imported, its entry is made again and its email suppressed.
     const reimported = await api('POST', '/nonprofits/import', [person]);
     expect(reimported.body).toMatchObject({ created: 1 });
     expect(await completed({ emails: [person.email] })).toMatchObject({ suppressed: 1, sent: 0 });

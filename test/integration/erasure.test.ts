@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DynamoAuditReader, DynamoAuditTrail } from '../../lambdas/core/audit/dynamodb/dynamo-audit-trail';
 import { ConflictError } from '../../lambdas/core/errors';
@@ -221,7 +221,7 @@ describe('an erasure against DynamoDB Local', () => {
     // An earlier export of the person, and what it found.
     const exportQueue = memoryQueue();
     const { request_id: exported } = await acceptPersonRequest(
-      { requests, queue: exportQueue },
+      { requests, queue: exportQueue, keys },
       { kind: 'export', email: person, api_key_id: 'key-ops' },
     );
     await drain(exportQueue, worker(exportQueue));
@@ -255,6 +255,13 @@ describe('an erasure against DynamoDB Local', () => {
     );
     await expect(second).rejects.toBeInstanceOf(RequestUnderWayError);
     await expect(second).rejects.toMatchObject({ fields: { request_id } });
+    // So does an export: it would keep what the erasure takes away.
+    await expect(
+      acceptPersonRequest(
+        { requests, queue: memoryQueue(), keys },
+        { kind: 'export', email: person, api_key_id: 'key-other' },
+      ),
+    ).rejects.toMatchObject({ fields: { request_id, kind: 'erasure' } });
 
     const deps = worker(queue);
     await drain(queue, deps);
@@ -289,6 +296,13 @@ describe('an erasure against DynamoDB Local', () => {
     expect(await suppressions.get(key)).toMatchObject({ reason: 'erased' });
     expect(await suppressions.get(person)).toBeUndefined();
     expect(await requests.get(exported)).toBeUndefined();
+    // A link from an email sent before, or a late SES report, finds it suppressed and stores nothing.
+    expect(await suppressions.add({ email: person, reason: 'unsubscribed', job_id: sent })).toMatchObject({
+      created: false,
+      suppression: { email: person, reason: 'erased' },
+    });
+    expect(await suppressions.get(person)).toBeUndefined();
+    expect(await suppressions.lookUp(person)).toMatchObject({ email: person, reason: 'erased' });
     // Counts stay exact: the delivery moved to the key, under the shard the key names, and is not
     // counted again by the stream (no `stream_counted` on the copy).
     const moved = JSON.parse(stored)
@@ -330,6 +344,149 @@ describe('an erasure against DynamoDB Local', () => {
     );
     await suppressions.remove(person, { force: true, reason: 'asked to be mailed again', api_key_id: 'k' });
     expect(await suppressions.get(key)).toBeUndefined();
+  });
+
+  it('waits out, and walks again past, a job that started during its walk (a scheduled job, a retry)', async () => {
+    const person = `late-${randomUUID().slice(0, 8)}@people.example.org`;
+    const key = erasedKeyWith(SECRET, person);
+    const late = randomUUID();
+    const acceptedBefore = '2026-12-01T09:00:00.000Z';
+    const queue = memoryQueue();
+    const { request_id } = await acceptPersonRequest(
+      { requests, queue, keys },
+      { kind: 'erasure', email: person, api_key_id: 'key-ops' },
+    );
+    const base = worker(queue);
+    const erasure = base.erasure as NonNullable<PersonRequestWorkerDependencies['erasure']>;
+    let looks = 0;
+    const deps: PersonRequestWorkerDependencies = {
+      ...base,
+      erasure: {
+        ...erasure,
+        jobs: {
+          get: (jobId) => jobs.get(jobId),
+          activeJobs: async (until) => {
+            // By the look at the walk's end, a job accepted before the erasure has started and
+            // written the person's delivery behind the walk.
+            if (++looks === 2) {
+              await job(late, { recipients: [person] });
+              await put(tables.jobs, {
+                job_id: late,
+                status: 'processing',
+                active: 'yes',
+                created_at: acceptedBefore,
+              });
+              await put(tables.deliveries, { job_id: late, recipient: person, status: 'suppressed' });
+            }
+            return jobs.activeJobs(until);
+          },
+        },
+      },
+    };
+    await drain(queue, deps);
+    expect(await requests.get(request_id)).toMatchObject({
+      status: 'running',
+      waiting_for: [late],
+      walks: 1,
+    });
+    expect(queue.sent).toEqual([
+      { message: { step: 'wait', request_id }, delaySeconds: ERASURE_RECHECK_SECONDS },
+    ]);
+
+    await put(tables.jobs, { job_id: late, status: 'completed', created_at: acceptedBefore });
+    await runPersonRequestStep(deps, queue.sent.splice(0, 1)[0]?.message as PersonRequestMessage, () => true);
+    await drain(queue, deps);
+    expect(await requests.get(request_id)).toMatchObject({ status: 'completed', erased: { deliveries: 1 } });
+    expect(await everything()).not.toContain(person);
+    expect(await contents.allRecipients(late)).toEqual([key]);
+  });
+
+  it('never overwrites a write made between its read and its rewrite: it reads the item again', async () => {
+    const person = `raced-${randomUUID().slice(0, 8)}@people.example.org`;
+    const other = `stays-${randomUUID().slice(0, 8)}@people.example.org`;
+    const key = erasedKeyWith(SECRET, person);
+    const jobId = randomUUID();
+    const item = { job_id: jobId, recipient: other };
+    await put(tables.deliveries, { ...item, status: 'sent', message_id: 'ses-r', cc: [person] });
+    let raced = false;
+    const racing = {
+      send: async (command: Parameters<typeof client.send>[0]) => {
+        if (command instanceof UpdateCommand && !raced) {
+          raced = true;
+          // An SES report noted on the email, and its cc changed, after the erasure read it.
+          await client.send(
+            new UpdateCommand({
+              TableName: tables.deliveries,
+              Key: item,
+              UpdateExpression: 'SET feedback = :feedback, cc = :cc',
+              ExpressionAttributeValues: {
+                ':feedback': [{ type: 'delivery', at: 'now', detail: 'delivered' }],
+                ':cc': [person, 'board@people.example.org'],
+              },
+            }),
+          );
+        }
+        return client.send(command);
+      },
+    } as unknown as typeof client;
+    const eraser = new DynamoEraser({ client: racing, tables: { deliveries: tables.deliveries }, contents });
+    const person_ = { email: person, key, requestId: randomUUID() };
+    let after: Record<string, unknown> | undefined;
+    do
+      ({ next: after } = await eraser.walk(
+        'deliveries',
+        person_,
+        { segment: 0, segments: 1, after },
+        () => true,
+      ));
+    while (after);
+    const { Item } = await client.send(
+      new GetCommand({ TableName: tables.deliveries, Key: item, ConsistentRead: true }),
+    );
+    expect(raced).toBe(true);
+    expect(Item).toMatchObject({
+      feedback: [{ detail: 'delivered' }],
+      cc: [key, 'board@people.example.org'],
+      message_id: 'ses-r',
+    });
+  });
+
+  it("moves the person's delivery to its key; when the key has one of the job already, that one stands", async () => {
+    const person = `twice-${randomUUID().slice(0, 8)}@people.example.org`;
+    const key = erasedKeyWith(SECRET, person);
+    const jobId = randomUUID();
+    await job(jobId, { recipients: [person] });
+    await put(tables.deliveries, {
+      job_id: deliveryPartition(jobId, key, 1),
+      recipient: key,
+      status: 'sent',
+      message_id: 'ses-k',
+    });
+    await put(tables.deliveries, { job_id: jobId, recipient: person, status: 'sent', message_id: 'ses-p' });
+    const eraser = new DynamoEraser({ client, tables: { deliveries: tables.deliveries }, contents });
+    let after: Record<string, unknown> | undefined;
+    let erased = 0;
+    do {
+      const step = await eraser.walk(
+        'deliveries',
+        { email: person, key, requestId: randomUUID() },
+        { segment: 0, segments: 1, after },
+        () => true,
+      );
+      erased += step.erased;
+      after = step.next;
+    } while (after);
+    expect(erased).toBe(1);
+    const read = (recipient: string, partition: string) =>
+      client.send(
+        new GetCommand({
+          TableName: tables.deliveries,
+          Key: { job_id: partition, recipient },
+          ConsistentRead: true,
+        }),
+      );
+    expect((await read(person, jobId)).Item).toBeUndefined();
+    expect((await read(key, deliveryPartition(jobId, key, 1))).Item).toMatchObject({ message_id: 'ses-k' });
   });
 
   it('completes with zero counts for an address it does not hold', async () => {

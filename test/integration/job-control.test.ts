@@ -103,10 +103,10 @@ describe('cancelling a job, on DynamoDB Local', () => {
     const jobId = await newJob(3);
     await processed(jobId, { 'a@example.org': { status: 'sent' } });
 
-    expect(await jobs.cancelRequested(jobId)).toBe(false);
+    expect((await jobs.sendingLook(jobId)).cancelled).toBe(false);
     const cancelling = await cancelJob({ jobs, contents }, { jobId, apiKeyId: API_KEY });
     expect(cancelling.status).toBe('cancelling');
-    expect(await jobs.cancelRequested(jobId)).toBe(true);
+    expect((await jobs.sendingLook(jobId)).cancelled).toBe(true);
     // Cancelling again answers the job as it is, and changes nothing.
     const again = await cancelJob({ jobs, contents }, { jobId, apiKeyId: API_KEY });
     expect(again.cancel_requested_at).toBe(cancelling.cancel_requested_at);
@@ -147,7 +147,7 @@ describe('cancelling a job, on DynamoDB Local', () => {
     await expect(cancelJob({ jobs, contents }, { jobId, apiKeyId: 'another-key' })).rejects.toMatchObject({
       status: 404,
     });
-    expect(await jobs.cancelRequested(jobId)).toBe(false);
+    expect((await jobs.sendingLook(jobId)).cancelled).toBe(false);
   });
 });
 

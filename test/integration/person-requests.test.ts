@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DynamoJobContents } from '../../lambdas/core/jobs/dynamodb/dynamo-job-contents';
 import { DynamoLedgerSearch } from '../../lambdas/core/jobs/dynamodb/dynamo-ledger-search';
 import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/dynamodb/dynamo-nonprofit-repository';
+import { erasedKeyWith } from '../../lambdas/core/people/address-keys';
 import { DynamoPersonRequests } from '../../lambdas/core/people/dynamodb/dynamo-person-requests';
 import type { EmailOnRecord, PersonRequestMessage } from '../../lambdas/core/people/person-requests';
 import {
@@ -15,6 +16,8 @@ import {
 import { DynamoSuppressionList } from '../../lambdas/core/suppressions/dynamodb/dynamo-suppression-list';
 import { localDocumentClient, tableNamed } from '../support/local-tables';
 
+/** The address key, as the API's functions make it (an export looks for an erasure's hold by it). */
+const keys = { erasedKeyOf: async (email: string) => erasedKeyWith('test-address-key', email) };
 const { client, destroy } = localDocumentClient();
 afterAll(() => destroy());
 
@@ -147,13 +150,13 @@ describe("a person's data export against DynamoDB Local", () => {
 
     const queue = memoryQueue();
     const { request_id } = await acceptPersonRequest(
-      { requests, queue },
+      { requests, queue, keys },
       { kind: 'export', email: person, api_key_id: 'key-ops' },
     );
     expect(await requests.get(request_id)).toMatchObject({ status: 'queued', email: person });
     // A second export of the address while the first runs answers the first.
     const second = acceptPersonRequest(
-      { requests, queue: memoryQueue() },
+      { requests, queue: memoryQueue(), keys },
       { kind: 'export', email: person, api_key_id: 'key-other' },
     );
     await expect(second).rejects.toBeInstanceOf(RequestUnderWayError);
@@ -237,7 +240,7 @@ describe("a person's data export against DynamoDB Local", () => {
     // Complete, it releases the address: a new export may start.
     await expect(
       acceptPersonRequest(
-        { requests, queue: memoryQueue() },
+        { requests, queue: memoryQueue(), keys },
         { kind: 'export', email: person, api_key_id: 'key-ops' },
       ),
     ).resolves.toMatchObject({ request_id: expect.any(String) });
@@ -247,7 +250,7 @@ describe("a person's data export against DynamoDB Local", () => {
     const stranger = `${randomUUID().slice(0, 8)}@nowhere.example.org`;
     const queue = memoryQueue();
     const { request_id } = await acceptPersonRequest(
-      { requests, queue },
+      { requests, queue, keys },
       { kind: 'export', email: stranger, api_key_id: 'key-ops' },
     );
     await drain(queue, worker(queue, 2));
@@ -273,7 +276,10 @@ describe("a person's data export against DynamoDB Local", () => {
     const person = `${randomUUID().slice(0, 8)}@people.example.org`;
     const down = { send: async () => Promise.reject(new Error('SQS is down')) };
     await expect(
-      acceptPersonRequest({ requests, queue: down }, { kind: 'export', email: person, api_key_id: 'k' }),
+      acceptPersonRequest(
+        { requests, queue: down, keys },
+        { kind: 'export', email: person, api_key_id: 'k' },
+      ),
     ).rejects.toThrow('SQS is down');
     const { Items = [] } = await client.send(new ScanCommand({ TableName: tables.requests }));
     expect(Items.filter((item) => JSON.stringify(item).includes(person))).toEqual([]);

@@ -23,10 +23,11 @@ export interface AcceptJobDependencies {
   /** Told when recipients could not be given back to the quota: the key keeps them counted today. */
   onRefundFailure?: (apiKeyId: string, recipients: number, error: unknown) => void;
   /**
-   * Where a cc address that was erased is suppressed again (its copy then goes nowhere): a cc is
-   * not a registered nonprofit, so this is the one door a job opens to an erased address.
+   * Tells which cc addresses were erased: a cc is not a registered nonprofit, so it is the one door
+   * a job opens to an erased address, and the job keeps the address's key in its place (see
+   * `ccAsStored`).
    */
-  erased?: Pick<SuppressionList, 'rememberErased'> | undefined;
+  erased?: Pick<SuppressionList, 'erasedAmong'> | undefined;
 }
 
 export interface AcceptJobInput {
@@ -134,7 +135,7 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
   // Checked against the clock before anything is read or counted: a bad time changes nothing.
   const sendAt = request.send_at === undefined ? undefined : checkSendAt(request.send_at, now);
   const registered = await requireRegistered(deps.nonprofits, request.emails);
-  if (request.cc && request.cc.length > 0) await deps.erased?.rememberErased(request.cc);
+  const cc = await ccAsStored(deps, request.cc);
 
   const recipients = [...request.emails].sort();
   const createdAt = now.toISOString();
@@ -155,7 +156,7 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
     accepted = await recordJob(deps, {
       jobId,
       apiKeyId,
-      request,
+      request: { ...request, cc },
       recipients,
       hash,
       createdAt,
@@ -185,6 +186,20 @@ export async function acceptJob(deps: AcceptJobDependencies, input: AcceptJobInp
     deps.onEnqueueFailure?.(accepted.job, error);
   }
   return { job: accepted.job, replayed: false };
+}
+
+/**
+ * The job's cc as it is stored: an erased address is kept by its key, never by itself, so the job
+ * stores nothing an erasure took away, and its copy is suppressed under the key (the consumer reads
+ * the cc's suppressions). Read strongly consistent: an erasure accepted a moment ago counts.
+ */
+async function ccAsStored(
+  deps: Pick<AcceptJobDependencies, 'erased'>,
+  cc: readonly string[] | undefined,
+): Promise<string[] | undefined> {
+  if (!cc || cc.length === 0 || !deps.erased) return cc && [...cc];
+  const erased = await deps.erased.erasedAmong(cc, { consistent: true });
+  return cc.map((address) => erased.get(address) ?? address);
 }
 
 /**

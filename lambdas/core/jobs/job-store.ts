@@ -20,8 +20,8 @@ export interface JobStore {
   create(job: JobRecord): Promise<{ job: JobRecord; created: boolean }>;
   get(jobId: string): Promise<JobRecord | undefined>;
   listForKey(apiKeyId: string, query: JobQuery): Promise<Page<JobRecord>>;
-  /** Every running job (the sparse index of `active` jobs). */
-  activeJobs(): Promise<JobRecord[]>;
+  /** Every running job (the sparse index of `active` jobs); only those created by `createdUntil`, if given. */
+  activeJobs(createdUntil?: Date): Promise<JobRecord[]>;
   /**
    * Takes charge of enqueueing a running job's recipients again until `deadline`; false when the job
    * ended or another sweeper run moved its deadline first.
@@ -40,8 +40,8 @@ export interface JobStore {
   noticeRecovery(jobId: string, seenAt: Date): Promise<void>;
   /** Forgets that sighting: the queues held messages again since. */
   forgetRecovery(jobId: string): Promise<void>;
-  /** Whether a cancel was recorded on the job (read strongly consistent: a cancel is seen at once). */
-  cancelRequested(jobId: string): Promise<boolean>;
+  /** What a consumer must know of a job before it claims or sends (read strongly consistent: see `SendingLook`). */
+  sendingLook(jobId: string): Promise<SendingLook>;
   /**
    * Records a cancel on a running job that has none; false when the job ended, or was cancelled,
    * before (the caller reads it again to tell which).
@@ -94,4 +94,18 @@ export async function findOwnedJob(
   const job = await jobs.get(jobId);
   if (!job || job.api_key_id !== apiKeyId) throw new NotFoundError(`Job ${jobId} not found.`);
   return job;
+}
+
+/**
+ * A consumer's look at a job, one strongly consistent read: a cancel is seen at once; a job that
+ * ended has every recipient counted, so a message of it received now is a stray duplicate (SQS
+ * delivers at least once) and is dropped before it is claimed (a claim would write the recipient's
+ * address again, after an erasure too); `run` tells a content compiled in an earlier run (before a
+ * retry) from the current one, which an erasure may have rewritten since.
+ */
+export interface SendingLook {
+  cancelled: boolean;
+  ended: boolean;
+  /** Retries started so far (`retries`): 0 on the job's first run. */
+  run: number;
 }

@@ -52,7 +52,7 @@ export async function processEmailBatch(
 ): Promise<BatchResult> {
   const log = deps.log ?? (() => undefined);
   const result = emptyResult();
-  const groups = await groupByJob(deps, messages, log);
+  const groups = await groupByJob(deps, messages, result, log);
   const nonprofitOf = await nonprofitsOf(
     deps,
     groups.flatMap(({ items }) => items),
@@ -66,7 +66,13 @@ export async function processEmailBatch(
     marginMs: Math.min(SEND_MARGIN_MS, remainingMs() / 4),
     waits: deps.waits ?? DEFAULT_WAITS,
     cancelledJobs: new Set(),
-    cancelLooks: new Map(),
+    // The look each job's messages were grouped after is the first look at its cancel.
+    cancelLooks: new Map(
+      groups.map(({ job, look, lookedAt }) => [
+        job.jobId,
+        { askedAt: lookedAt, cancelled: Promise.resolve(look.cancelled) },
+      ]),
+    ),
     waiting: new Map(),
   };
   for (const { job, items } of groups) await processJob(run, job, items, nonprofitOf);

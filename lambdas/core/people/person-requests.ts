@@ -75,6 +75,8 @@ export interface PersonRequest {
   address_key?: string;
   /** An erasure's: the jobs running when it started, whose emails it waits out before it walks. */
   waiting_for?: string[];
+  /** An erasure's: times its walk started over for jobs that started during it (see `walkAgain`). */
+  walks?: number;
   /** An erasure's: items it rewrote or removed, by table. */
   erased?: Partial<Record<ErasureTable, number>>;
   status: PersonRequestStatus;
@@ -168,15 +170,21 @@ export interface NewPersonRequest {
   hold: string;
   /** An erasure's key for the address: accepting it suppresses the address and deletes its entry. */
   address_key?: string;
+  /** An export's: the hold of an erasure of the address; while it is held, the export is refused. */
+  unless_held?: string;
 }
+
+/** A request recorded, or the request under way that holds the address (of its kind, or an erasure). */
+export type CreatedRequest = { created: true } | { created: false; held_by: string; kind: PersonRequestKind };
 
 /** The requests table: each request, its findings, and the hold on its address while it runs. */
 export interface PersonRequestStore {
   /**
    * Records a request and holds its address for its kind; when a request of that kind holds it
-   * already, records nothing and answers that request's id.
+   * already (or, for an export, an erasure of the address), records nothing and answers that
+   * request's id and kind.
    */
-  create(request: NewPersonRequest): Promise<{ created: true } | { created: false; held_by: string }>;
+  create(request: NewPersonRequest): Promise<CreatedRequest>;
   /** Undoes `create` of a request whose start could not be queued: nothing of it is left. */
   discard(request: NewPersonRequest): Promise<void>;
   get(requestId: string): Promise<PersonRequest | undefined>;
@@ -198,6 +206,16 @@ export interface PersonRequestStore {
   release(request: PersonRequest): Promise<void>;
   /** An erasure's: the jobs it waits out. */
   waitFor(requestId: string, jobIds: readonly string[]): Promise<void>;
+  /**
+   * An erasure's: its walk starts over once these jobs (started during it) have ended; the
+   * segments done are forgotten, and the walks counted (`walks`).
+   */
+  walkAgain(requestId: string, jobIds: readonly string[]): Promise<void>;
+  /**
+   * Keeps a request under way from expiring: its hold on the address and its records' retention
+   * run again from now (a request complete, or whose hold another took, is left as it is).
+   */
+  keepAlive(request: PersonRequest): Promise<void>;
   /** An erasure's: adds to its count of items erased from a table. */
   countErased(requestId: string, table: ErasureTable, erased: number): Promise<void>;
   /**

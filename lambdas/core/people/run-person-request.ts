@@ -30,7 +30,7 @@ export class RequestUnderWayError extends ConflictError {
 
   constructor(kind: PersonRequestKind, requestId: string) {
     super(`An ${kind} of this address is under way: read request ${requestId}.`);
-    this.fields = { request_id: requestId };
+    this.fields = { request_id: requestId, kind };
     this.headers = { location: requestLocation(requestId) };
   }
 }
@@ -38,8 +38,8 @@ export class RequestUnderWayError extends ConflictError {
 export interface AcceptPersonRequestDependencies {
   requests: Pick<PersonRequestStore, 'create' | 'discard'>;
   queue: PersonRequestQueue;
-  /** The address key: an erasure's hold and records name the address by it. */
-  keys?: AddressKeys | undefined;
+  /** The address key: an erasure's hold and records name the address by it; an export looks for that hold. */
+  keys: AddressKeys;
   now?: () => Date;
 }
 
@@ -54,22 +54,20 @@ export async function acceptPersonRequest(
   deps: AcceptPersonRequestDependencies,
   ask: { kind: PersonRequestKind; email: string; api_key_id: string },
 ): Promise<{ request_id: string }> {
-  let hold = holdOf(ask.kind, ask.email);
-  let address_key: string | undefined;
-  if (ask.kind === 'erasure') {
-    if (!deps.keys) throw new Error('Accepting an erasure needs the address key');
-    address_key = await deps.keys.erasedKeyOf(ask.email);
-    hold = holdOf(ask.kind, address_key);
-  }
+  if (!deps.keys) throw new Error('Accepting a person request needs the address key');
+  // An erasure holds the address by its key (it stores no address past its run); an export by the
+  // address, and it is refused while an erasure holds the key.
+  const key = await deps.keys.erasedKeyOf(ask.email);
   const request: NewPersonRequest = {
     ...ask,
     request_id: randomUUID(),
     requested_at: deps.now?.() ?? new Date(),
-    hold,
-    ...(address_key ? { address_key } : {}),
+    ...(ask.kind === 'erasure'
+      ? { hold: holdOf('erasure', key), address_key: key }
+      : { hold: holdOf('export', ask.email), unless_held: holdOf('erasure', key) }),
   };
   const created = await deps.requests.create(request);
-  if (!created.created) throw new RequestUnderWayError(ask.kind, created.held_by);
+  if (!created.created) throw new RequestUnderWayError(created.kind, created.held_by);
   try {
     await deps.queue.send(
       [{ step: 'start', request_id: request.request_id }],
@@ -131,6 +129,9 @@ export async function runPersonRequestStep(
     return;
   }
   const person = { ...request, email: request.email };
+  // A long run (an erasure waiting out a long job, a walk of a large table) keeps its hold on the
+  // address and its records from expiring under it.
+  await deps.requests.keepAlive(person);
   if (person.kind === 'erasure') return eraseStep(deps, person, message, timeLeft);
   if (message.step === 'start') {
     const segments = deps.segments ?? LEDGER_SEGMENTS;
@@ -170,6 +171,19 @@ export async function runPersonRequestStep(
   }
 }
 
+/**
+ * The running jobs whose messages may carry the address: those accepted before the erasure was
+ * (and its start's delay, for a registry read just before it). A job accepted after cannot: the
+ * registry entry is gone, and a cc of the address is stored by its key (see `acceptJob`).
+ */
+async function jobsThatMayName(
+  jobs: Pick<JobStore, 'activeJobs'>,
+  request: Pick<PersonRequest, 'requested_at'>,
+): Promise<string[]> {
+  const until = new Date(Date.parse(request.requested_at) + ERASURE_START_DELAY_SECONDS * 1_000);
+  return (await jobs.activeJobs(until)).map((job) => job.job_id);
+}
+
 async function eraseStep(
   deps: PersonRequestWorkerDependencies,
   request: PersonRequest & { email: string },
@@ -182,7 +196,7 @@ async function eraseStep(
   if (message.step === 'start' || message.step === 'wait') {
     const running =
       message.step === 'start'
-        ? (await erasure.jobs.activeJobs()).map((job) => job.job_id)
+        ? await jobsThatMayName(erasure.jobs, request)
         : (
             await Promise.all(
               (request.waiting_for ?? []).map(async (jobId) =>
@@ -225,6 +239,18 @@ async function eraseStep(
   }
   const { allDone } = await deps.requests.segmentDone(request.request_id, segmentNumber(message));
   if (!allDone) return;
+  // A job that may name the person and started during the walk (a scheduled one, a retry) may have
+  // written the address behind it: the erasure waits it out and walks again.
+  const started = await jobsThatMayName(erasure.jobs, request);
+  if (started.length > 0) {
+    await deps.requests.walkAgain(request.request_id, started);
+    await deps.queue.send([{ step: 'wait', request_id: request.request_id }], erasure.recheckSeconds);
+    deps.log('INFO', 'Jobs started during the erasure: it waits them out and walks again', {
+      request_id: request.request_id,
+      jobs: started.length,
+    });
+    return;
+  }
   const counted = (await deps.requests.get(request.request_id)) ?? request;
   await deps.requests.completeErasure(
     { ...counted, email: request.email, address_key: key },

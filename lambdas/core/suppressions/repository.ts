@@ -17,13 +17,23 @@ export interface SuppressionList {
   add(entry: Omit<Suppression, 'suppressed_at'>): Promise<{ suppression: Suppression; created: boolean }>;
   get(email: string): Promise<Suppression | undefined>;
   /**
+   * The record that keeps the address suppressed: its own, or, for an address erased (where the
+   * function knows the key), its key's, answered under the address asked about.
+   */
+  lookUp(email: string): Promise<Suppression | undefined>;
+  /**
    * The suppressed addresses among these (lower-case) ones, read strongly consistent (an unsubscribe
    * a moment ago counts) unless `consistent: false` (half the read cost; one a second ago may not).
    */
   getMany(emails: readonly string[], options?: { consistent?: boolean }): Promise<Map<string, Suppression>>;
   /**
+   * The addresses among these that were erased, each with the key that stands for it (its record
+   * keeps the address suppressed): a door that lets no erased address in stores the key instead.
+   */
+  erasedAmong(emails: readonly string[], options?: { consistent?: boolean }): Promise<Map<string, string>>;
+  /**
    * Suppresses again (`erased`, under the address) each of these addresses that was erased, where
-   * an address comes back in: a registry entry created or imported, a job's cc. Answers those.
+   * the registry lets an address back in (an entry created or imported). Answers those.
    */
   rememberErased(emails: readonly string[]): Promise<string[]>;
   /**

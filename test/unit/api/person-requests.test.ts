@@ -2,11 +2,13 @@ import type { SQSEvent } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { makeGetPersonRequest } from '../../../lambdas/api/get-person-request';
 import { makeRequestPersonRequest } from '../../../lambdas/api/person-request';
+import { erasedKeyWith } from '../../../lambdas/core/people/address-keys';
 import type { PersonRequest, PersonRequestStore } from '../../../lambdas/core/people/person-requests';
 import { makePersonRequestWorker } from '../../../lambdas/worker/person-requests';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
 
 const REQUEST_ID = '5d0c2f44-9a55-4f4e-8a1e-6a1f1d3c2b10';
+const keys = { erasedKeyOf: async (email: string) => erasedKeyWith('test-address-key', email) };
 const queued: PersonRequest = {
   request_id: REQUEST_ID,
   kind: 'export',
@@ -30,6 +32,8 @@ function store(overrides: Partial<PersonRequestStore> = {}): PersonRequestStore 
     complete: vi.fn(async () => {}),
     release: vi.fn(async () => {}),
     waitFor: vi.fn(async () => {}),
+    walkAgain: vi.fn(async () => {}),
+    keepAlive: vi.fn(async () => {}),
     countErased: vi.fn(async () => {}),
     completeErasure: vi.fn(async () => {}),
     ...overrides,
@@ -43,7 +47,7 @@ describe('POST /people/{email}/export', () => {
   it('answers 202 with the request id and where to read it, the address lower-cased, the start queued', async () => {
     const requests = store();
     const queue = { send: vi.fn(async () => {}) };
-    const result = await makeRequestPersonRequest('export', { requests, queue })(
+    const result = await makeRequestPersonRequest('export', { requests, queue, keys })(
       exportOf(' Jane@Example.org'),
       lambdaContext,
     );
@@ -59,7 +63,7 @@ describe('POST /people/{email}/export', () => {
 
   it('refuses a malformed address with 400 naming it, and records nothing', async () => {
     const requests = store();
-    const result = await makeRequestPersonRequest('export', { requests, queue: { send: vi.fn() } })(
+    const result = await makeRequestPersonRequest('export', { requests, queue: { send: vi.fn() }, keys })(
       exportOf('not-an-address'),
       lambdaContext,
     );
@@ -70,14 +74,40 @@ describe('POST /people/{email}/export', () => {
 
   it('answers 409 naming the export under way for the address, and queues nothing', async () => {
     const queue = { send: vi.fn(async () => {}) };
-    const requests = store({ create: vi.fn(async () => ({ created: false as const, held_by: REQUEST_ID })) });
-    const result = await makeRequestPersonRequest('export', { requests, queue })(
+    const requests = store({
+      create: vi.fn(async () => ({ created: false as const, held_by: REQUEST_ID, kind: 'export' as const })),
+    });
+    const result = await makeRequestPersonRequest('export', { requests, queue, keys })(
       exportOf('jane@example.org'),
       lambdaContext,
     );
     expect(result.statusCode).toBe(409);
     expect(result.headers?.location).toBe(`/people/requests/${REQUEST_ID}`);
-    expect(jsonBody(result)).toMatchObject({ code: 'CONFLICT', request_id: REQUEST_ID });
+    expect(jsonBody(result)).toMatchObject({ code: 'CONFLICT', request_id: REQUEST_ID, kind: 'export' });
+    expect(queue.send).not.toHaveBeenCalled();
+  });
+
+  it("answers 409 naming an erasure under way for the address (held by the address's key), and queues nothing", async () => {
+    const queue = { send: vi.fn(async () => {}) };
+    const requests = store({
+      create: vi.fn(async () => ({ created: false as const, held_by: REQUEST_ID, kind: 'erasure' as const })),
+    });
+    const result = await makeRequestPersonRequest('export', { requests, queue, keys })(
+      exportOf('jane@example.org'),
+      lambdaContext,
+    );
+    expect(result.statusCode).toBe(409);
+    expect(jsonBody(result)).toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringContaining('An erasure of this address is under way'),
+      request_id: REQUEST_ID,
+      kind: 'erasure',
+    });
+    expect(requests.create).toHaveBeenCalledWith(
+      expect.objectContaining({
+        unless_held: `hold#erasure#${await keys.erasedKeyOf('jane@example.org')}`,
+      }),
+    );
     expect(queue.send).not.toHaveBeenCalled();
   });
 });

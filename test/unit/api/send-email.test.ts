@@ -14,6 +14,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../../lambdas/api/send-email';
 import { PLACEHOLDER_MAX_LENGTH } from '../../../lambdas/core/nonprofits/nonprofit';
 import { logger } from '../../../lambdas/core/observability/telemetry';
+import { erasedKeyWith } from '../../../lambdas/core/people/address-keys';
 import { worstCaseFooterBytes } from '../../../lambdas/core/templates/footer';
 import { apiEvent, jsonBody, lambdaContext } from '../../support/api-events';
 import { answerRegistryReads } from '../../support/registry-mock';
@@ -25,7 +26,7 @@ const FOOTER_BYTES = worstCaseFooterBytes(
   false,
 );
 const sqs = mockClient(SQSClient);
-// The address key, read where a cc comes in (an erased address is suppressed again).
+// The address key, read where a cc comes in (an erased address is stored by its key).
 mockClient(SecretsManagerClient)
   .on(GetSecretValueCommand)
   .resolves({ SecretString: 'k'.repeat(64) });
@@ -80,6 +81,32 @@ function anotherBodyWinsTheKey() {
 }
 
 describe('POST /send-email', () => {
+  it('stores an erased cc address by its key, never itself, and keeps the others as given', async () => {
+    const erasedKey = erasedKeyWith('k'.repeat(64), 'gone@example.org');
+    answerRegistryReads(dynamo, (email) =>
+      registered.has(email)
+        ? { email, name: 'N', address: 'A' }
+        : email === erasedKey
+          ? { email, reason: 'erased', suppressed_at: '2026-12-01T00:00:00.000Z' }
+          : undefined,
+    );
+    const result = await post({
+      emails: ['a@example.org'],
+      template: 'Hi',
+      cc: ['gone@example.org', 'boss@example.org'],
+    });
+    expect(result.statusCode).toBe(202);
+    expect(puts()[0]?.Item).toMatchObject({ cc: [erasedKey, 'boss@example.org'] });
+    expect(JSON.stringify(dynamo.calls().map((call) => call.args[0].input))).not.toContain(
+      'gone@example.org"]',
+    );
+    // The key's record read strongly consistent: an erasure accepted a moment ago counts.
+    const read = dynamo
+      .commandCalls(BatchGetCommand)
+      .find((call) => JSON.stringify(call.args[0].input).includes(erasedKey));
+    expect(read?.args[0].input.RequestItems?.['test-suppressions']).toMatchObject({ ConsistentRead: true });
+  });
+
   it('records the recipients and then the job, enqueues one message per recipient, and answers 202', async () => {
     const result = await post({
       emails: ['B@example.org', 'a@example.org'],

@@ -24,7 +24,7 @@ describe('logs', () => {
     }
     const handler = makeSendEmails({
       suppressions: { getMany: async () => new Map() },
-      jobs: { cancelRequested: async () => false },
+      jobs: { sendingLook: async () => ({ cancelled: false, ended: false, run: 0 }) },
       contents: {
         content: async () => ({
           template: TEMPLATE,

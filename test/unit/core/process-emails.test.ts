@@ -66,6 +66,9 @@ function consumer(
     suppressed?: string[];
     /** Whether the job was cancelled, asked at each look (once per batch, and before a send when the last look is over a second old). */
     cancelled?: () => boolean;
+    /** Whether the job has ended, and its run (retries started), asked at the same looks. */
+    ended?: () => boolean;
+    run?: () => number;
     overrides?: Partial<ProcessEmailsDependencies>;
   } = {},
 ) {
@@ -110,7 +113,13 @@ function consumer(
     },
     transport,
     deliveries,
-    jobs: { cancelRequested: vi.fn(async () => options.cancelled?.() ?? false) },
+    jobs: {
+      sendingLook: vi.fn(async () => ({
+        cancelled: options.cancelled?.() ?? false,
+        ended: options.ended?.() ?? false,
+        run: options.run?.() ?? 0,
+      })),
+    },
     suppressions: {
       getMany: vi.fn(
         async (emails: readonly string[]) =>
@@ -297,6 +306,48 @@ describe('each recipient is sent at most once', () => {
 
     expect(transport.send).toHaveBeenCalledTimes(1);
     expect(again).toMatchObject({ sent: 0, duplicates: 1, retry: [], deferred: 0 });
+  });
+
+  it('drops, unclaimed, a message of a job that has ended: every recipient is counted, so it is a stray duplicate', async () => {
+    const { deps, deliveries, jobId, message, transport } = consumer({ ended: () => true });
+
+    const result = await processEmailBatch(deps, [message('1', 'a@example.org', { receiveCount: 2 })]);
+
+    expect(transport.send).not.toHaveBeenCalled();
+    expect(result).toMatchObject({ sent: 0, duplicates: 1, retry: [] });
+    // No claim was written: an erased address is not stored again by a duplicate of its email.
+    expect(deliveries.isFree(jobId, 'a@example.org')).toBe(true);
+  });
+
+  it('compiles a job once per run: a retry reads the content again (an erasure may have rewritten its cc)', async () => {
+    let run = 0;
+    let cc = ['board@example.org'];
+    const content = vi.fn(async () => ({
+      template: 'Hi {name}',
+      subject: 'S',
+      cc,
+      accepted_at: ACCEPTED_AT,
+    }));
+    const { deps, message, transport } = consumer({
+      nonprofits: ['a', 'b', 'c'].map((name) => nonprofit(`${name}@example.org`)),
+      total: 3,
+      suppressed: ['erased:0123'],
+      run: () => run,
+      overrides: { contents: { content } },
+    });
+
+    await processEmailBatch(deps, [message('1', 'a@example.org')]);
+    cc = ['erased:0123'];
+    await processEmailBatch(deps, [message('2', 'b@example.org')]);
+    run = 1;
+    await processEmailBatch(deps, [message('3', 'c@example.org')]);
+
+    expect(content).toHaveBeenCalledTimes(2);
+    const ccOf = (recipient: string) =>
+      vi.mocked(transport.send).mock.calls.find(([email]) => email.to === recipient)?.[0].cc;
+    expect(ccOf('b@example.org')).toEqual(['board@example.org']);
+    // The erased cc, now its key, is suppressed under the key: no copy.
+    expect(ccOf('c@example.org')).toEqual([]);
   });
 
   it('leaves an email whose claim another consumer holds to come back just after the lease, without sending it', async () => {
@@ -738,7 +789,7 @@ describe('a cancelled job', () => {
     );
     expect(result.sent).toBe(10);
     expect(transport.send).toHaveBeenCalledTimes(10);
-    expect(deps.jobs.cancelRequested).toHaveBeenCalledTimes(1);
+    expect(deps.jobs.sendingLook).toHaveBeenCalledTimes(1);
   });
 
   it('once a sender finds the job cancelled, the rest of the batch does not wait a turn at the pacer', async () => {
@@ -772,10 +823,10 @@ describe('a cancelled job', () => {
   it('sends nothing and puts the email back when whether the job was cancelled cannot be read', async () => {
     const { deps, deferred, jobId, deliveries, message, transport, advance } = consumer({ total: 1 });
     // The batch's look answers and ages past a second; the look before the send fails.
-    vi.mocked(deps.jobs.cancelRequested)
+    vi.mocked(deps.jobs.sendingLook)
       .mockImplementationOnce(async () => {
         advance(1_001);
-        return false;
+        return { cancelled: false, ended: false, run: 0 };
       })
       .mockRejectedValueOnce(new Error('ProvisionedThroughputExceededException'));
 
@@ -1212,14 +1263,19 @@ describe('recordDeadLetters', () => {
     expect(refund).toHaveBeenCalledWith('key-1', '2026-11-28', 1);
   });
 
-  it('records a dead letter failed when whether its job was cancelled cannot be read', async () => {
+  it('leaves a dead letter to be retried, unclaimed, when its job cannot be read', async () => {
     const { deps, deliveries, jobId, message } = consumer();
-    vi.mocked(deps.jobs.cancelRequested).mockRejectedValue(
-      new Error('ProvisionedThroughputExceededException'),
-    );
+    vi.mocked(deps.jobs.sendingLook).mockRejectedValue(new Error('ProvisionedThroughputExceededException'));
     const result = await recordDeadLetters(deps, [message('1', 'a@example.org', { receiveCount: 5 })]);
-    expect(result.failed.deadLetter).toBe(1);
-    expect(deliveries.get(jobId, 'a@example.org')?.status).toBe('failed');
+    expect(result).toMatchObject({ retry: ['1'], failed: { deadLetter: 0 } });
+    expect(deliveries.isFree(jobId, 'a@example.org')).toBe(true);
+  });
+
+  it('drops a dead letter of a job that has ended, unclaimed', async () => {
+    const { deps, deliveries, jobId, message } = consumer({ ended: () => true });
+    const result = await recordDeadLetters(deps, [message('1', 'a@example.org', { receiveCount: 5 })]);
+    expect(result).toMatchObject({ retry: [], duplicates: 1, failed: { deadLetter: 0 } });
+    expect(deliveries.isFree(jobId, 'a@example.org')).toBe(true);
   });
 
   it('leaves a dead letter whose claim a consumer still holds to be retried, not failed', async () => {

@@ -31,8 +31,11 @@ export type Log = (
 
 export interface ProcessEmailsDependencies {
   contents: Pick<JobContentStore, 'content'>;
-  /** Asked whether a job was cancelled: once per job per batch, and again before an email is sent when that look is over a second old. */
-  jobs: Pick<JobStore, 'cancelRequested'>;
+  /**
+   * Looked at once per job per batch, before its recipients are claimed (a job that ended takes no
+   * more), and again for its cancel before an email is sent when that look is over a second old.
+   */
+  jobs: Pick<JobStore, 'sendingLook'>;
   nonprofits: Pick<NonprofitRepository, 'getMany'>;
   transport: EmailTransport;
   deliveries: ProgressRecorder & DeliveryClaims & ChunkClaims;

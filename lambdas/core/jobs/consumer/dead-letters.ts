@@ -20,11 +20,10 @@ export async function recordDeadLetters(
   messages: readonly ReceivedMessage[],
 ): Promise<BatchResult> {
   const result = emptyResult();
-  const groups = await groupByJob(deps, messages, deps.log ?? (() => undefined));
-  for (const { job, items } of groups) {
+  const groups = await groupByJob(deps, messages, result, deps.log ?? (() => undefined));
+  for (const { job, items, look } of groups) {
     const claimed = await claimAll(deps, result, job, items);
-    const cancelled =
-      claimed.some(({ claim }) => claim.state === 'claimed') && (await wasCancelled(deps, job));
+    const { cancelled } = look;
     const decided: Decided[] = claimed.map(({ item, claim }) => {
       const base = outcomeBase(job, item, claim);
       if (claim.state === 'handedOver') return handedOver(base, claim, item);
@@ -42,17 +41,4 @@ export async function recordDeadLetters(
     groups.flatMap(({ items }) => items),
   );
   return result;
-}
-
-/** Whether the job was cancelled; unknown (the read failing) counts as not: the email then failed. */
-async function wasCancelled(deps: Pick<ProcessEmailsDependencies, 'jobs' | 'log'>, job: CompiledJob) {
-  try {
-    return await deps.jobs.cancelRequested(job.jobId);
-  } catch (error) {
-    deps.log?.('WARN', 'Could not read whether the job was cancelled; its dead letters are recorded failed', {
-      job_id: job.jobId,
-      error: errorText(error),
-    });
-    return false;
-  }
 }

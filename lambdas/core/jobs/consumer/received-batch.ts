@@ -7,10 +7,16 @@ import {
 } from '../../queue/email-queue';
 import { compileTemplate, type TemplatePart } from '../../templates/template';
 import type { JobContent } from '../job';
-import type { JobContentStore } from '../job-store';
-import type { Log, ProcessEmailsDependencies, ReceivedMessage } from './batch';
+import type { JobContentStore, SendingLook } from '../job-store';
+import {
+  type BatchResult,
+  errorText,
+  type Log,
+  type ProcessEmailsDependencies,
+  type ReceivedMessage,
+} from './batch';
 
-/** What a consumer needs of a job, compiled once per execution environment (it never changes). */
+/** What a consumer needs of a job, compiled once per execution environment and run of the job. */
 export interface CompiledJob {
   jobId: string;
   content: JobContent;
@@ -19,15 +25,21 @@ export interface CompiledJob {
   subject: TemplatePart[] | null;
 }
 
-const compiledJobs = new Map<string, CompiledJob>();
+/**
+ * Compiled jobs, with the run they were read in: a job's content never changes within a run, but an
+ * erasure may rewrite it (the address in its cc and recipient lists becomes the key) before a
+ * retry starts another run, and a copy kept from before must not send to the address again.
+ */
+const compiledJobs = new Map<string, { run: number; job: CompiledJob }>();
 const MAX_CACHED_JOBS = 200;
 
 async function compiledJob(
   contents: Pick<JobContentStore, 'content'>,
   jobId: string,
+  run: number,
 ): Promise<CompiledJob | undefined> {
   const cached = compiledJobs.get(jobId);
-  if (cached) return cached;
+  if (cached?.run === run) return cached.job;
   const content = await contents.content(jobId);
   if (!content) return undefined;
   const compiled = {
@@ -37,8 +49,9 @@ async function compiledJob(
     html: content.html ? compileTemplate(content.html) : null,
     subject: content.subject === null ? null : compileTemplate(content.subject),
   };
+  compiledJobs.delete(jobId);
   if (compiledJobs.size >= MAX_CACHED_JOBS) compiledJobs.delete(compiledJobs.keys().next().value as string);
-  compiledJobs.set(jobId, compiled);
+  compiledJobs.set(jobId, { run, job: compiled });
   return compiled;
 }
 
@@ -82,15 +95,27 @@ function itemsOf(message: ReceivedMessage, email: EmailMessage): Item[] {
   });
 }
 
+/** A job's items in a batch, its compiled content, and the look at the job taken before any is claimed. */
+export interface JobGroup {
+  job: CompiledJob;
+  items: Item[];
+  look: SendingLook;
+  /** When the look was asked (ms since the epoch). */
+  lookedAt: number;
+}
+
 /**
- * Groups a batch by job, with each job's compiled content. A message that can never succeed (not
- * ours, or of a job that does not exist) is logged and left out rather than retried.
+ * Groups a batch by job, with each job's compiled content, after a look at the job (see
+ * `SendingLook`). A message that can never succeed (not ours, or of a job that does not exist) is
+ * logged and left out rather than retried; one of a job that has ended is a duplicate and is
+ * dropped unclaimed; when the look fails the job's messages are received again later.
  */
 export async function groupByJob(
-  deps: Pick<ProcessEmailsDependencies, 'contents'>,
+  deps: Pick<ProcessEmailsDependencies, 'contents' | 'jobs' | 'now'>,
   messages: readonly ReceivedMessage[],
+  result: BatchResult,
   log: Log,
-) {
+): Promise<JobGroup[]> {
   const byJob = new Map<string, Item[]>();
   for (const message of messages) {
     const email = parse(message);
@@ -102,10 +127,31 @@ export async function groupByJob(
     items.push(...itemsOf(message, email));
     byJob.set(email.job_id, items);
   }
-  const groups: { job: CompiledJob; items: Item[] }[] = [];
+  const groups: JobGroup[] = [];
   for (const [jobId, items] of byJob) {
-    const job = await compiledJob(deps.contents, jobId);
-    if (job) groups.push({ job, items });
+    const lookedAt = (deps.now?.() ?? new Date()).getTime();
+    let look: SendingLook;
+    try {
+      look = await deps.jobs.sendingLook(jobId);
+    } catch (error) {
+      log('ERROR', 'Could not read the job; its messages will be retried', {
+        job_id: jobId,
+        error: errorText(error),
+      });
+      result.retry.push(...new Set(items.map(({ message }) => message.messageId)));
+      continue;
+    }
+    if (look.ended) {
+      log('INFO', 'Dropping messages of a job that has ended: every recipient is counted', {
+        job_id: jobId,
+        recipients: items.length,
+      });
+      result.duplicates += items.length;
+      compiledJobs.delete(jobId);
+      continue;
+    }
+    const job = await compiledJob(deps.contents, jobId, look.run);
+    if (job) groups.push({ job, items, look, lookedAt });
     else
       log('ERROR', 'Dropping messages of a job that does not exist', {
         job_id: jobId,

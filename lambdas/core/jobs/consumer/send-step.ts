@@ -21,7 +21,10 @@ export function lookForCancel(run: BatchRun, job: CompiledJob): Promise<boolean>
   const now = (run.deps.now?.() ?? new Date()).getTime();
   const last = run.cancelLooks.get(job.jobId);
   if (last && now - last.askedAt <= CANCEL_LOOK_MAX_AGE_MS) return last.cancelled;
-  const look = { askedAt: now, cancelled: run.deps.jobs.cancelRequested(job.jobId) };
+  const look = {
+    askedAt: now,
+    cancelled: run.deps.jobs.sendingLook(job.jobId).then((look) => look.cancelled),
+  };
   run.cancelLooks.set(job.jobId, look);
   // A failed look is not kept: the next sender asks again.
   look.cancelled.catch(() => {
@@ -75,7 +78,8 @@ export async function prepareSending(
     .map(({ item }) => item.email.recipient);
   if (toCheck.length === 0) return { suppressed: new Map(), linkSecret: undefined, cancelled: false };
   try {
-    // Read after the claims were written: a cancel recorded before these claims is seen here.
+    // The job's look is the one its messages were grouped after, if it is at most
+    // `CANCEL_LOOK_MAX_AGE_MS` old, else a new one: a cancel stops what starts a second after it.
     // Suppressions eventually consistent, at half the cost: one recorded within the last second may
     // be missed, as one recorded just after this read would be.
     const [suppressed, linkSecret, cancelled] = await Promise.all([

@@ -25,7 +25,7 @@ import {
   scheduledJobCancelled,
   scheduledJobStarted,
 } from '../job-status';
-import type { JobQuery, JobStore } from '../job-store';
+import type { JobQuery, JobStore, SendingLook } from '../job-store';
 
 /** How many index pages one listing request reads at most while a status filter skips items. */
 const MAX_PAGES_PER_LISTING = 10;
@@ -122,12 +122,16 @@ export class DynamoJobStore implements JobStore {
     return { items: pageItems, nextCursor };
   }
 
-  async activeJobs(): Promise<JobRecord[]> {
+  async activeJobs(createdUntil?: Date): Promise<JobRecord[]> {
     const items = await queryAll(this.options.client, {
       TableName: this.options.tableName,
       IndexName: INDEX.activeJobs,
-      KeyConditionExpression: 'active = :active',
-      ExpressionAttributeValues: { ':active': ACTIVE_MARKER },
+      // The index is sorted by `created_at`.
+      KeyConditionExpression: `active = :active${createdUntil ? ' AND created_at <= :until' : ''}`,
+      ExpressionAttributeValues: {
+        ':active': ACTIVE_MARKER,
+        ...(createdUntil ? { ':until': createdUntil.toISOString() } : {}),
+      },
     });
     return items as unknown as JobRecord[];
   }
@@ -172,16 +176,22 @@ export class DynamoJobStore implements JobStore {
     );
   }
 
-  async cancelRequested(jobId: string): Promise<boolean> {
+  async sendingLook(jobId: string): Promise<SendingLook> {
     const { Item } = await this.options.client.send(
       new GetCommand({
         TableName: this.options.tableName,
         Key: { job_id: jobId },
-        ProjectionExpression: 'cancel_requested_at',
+        ProjectionExpression: 'cancel_requested_at, active, #status, retries',
+        ExpressionAttributeNames: { '#status': 'status' },
         ConsistentRead: true,
       }),
     );
-    return Item?.cancel_requested_at !== undefined;
+    return {
+      cancelled: Item?.cancel_requested_at !== undefined,
+      // A scheduled job has not started; a job not found is left to the content's absence.
+      ended: Item !== undefined && Item.active === undefined && Item.status !== 'scheduled',
+      run: Number(Item?.retries ?? 0),
+    };
   }
 
   requestCancel(jobId: string, now: Date): Promise<boolean> {

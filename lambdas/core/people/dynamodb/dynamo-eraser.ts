@@ -1,8 +1,8 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
-  PutCommand,
+  GetCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
@@ -30,14 +30,15 @@ export interface DynamoEraserOptions {
   pageSize?: number | undefined;
 }
 
-/** Every part of an item put back as it was but for the mentions: a write only if they are there. */
-const unchangedBut = (item: Item, key: Record<string, unknown>) => ({
-  ConditionExpression: Object.keys(key)
-    .map((_, index) => `attribute_exists(#k${index})`)
-    .join(' AND '),
-  ExpressionAttributeNames: Object.fromEntries(Object.keys(key).map((name, index) => [`#k${index}`, name])),
-  Item: item,
-});
+/** Attempts at rewriting an item that keeps changing under the erasure (each a fresh read). */
+const REWRITE_ATTEMPTS = 5;
+
+/** A value as DynamoDB compares it: sets by their members. */
+const canonical = (value: unknown) =>
+  JSON.stringify(value, (_name, inner) => (inner instanceof Set ? [...inner].sort() : inner));
+
+const pick = (item: Item, names: readonly string[]) =>
+  Object.fromEntries(names.map((name) => [name, item[name]]));
 
 /**
  * An erasure's walk of the tables, a Scan segment at a time: each item that mentions the address
@@ -90,50 +91,65 @@ export class DynamoEraser implements Eraser {
     const { email, key } = person;
     switch (table) {
       case 'deliveries': {
-        const rewritten = replaceMentions(item, email, key);
-        if (item.recipient !== email) {
-          await client.send(
-            new PutCommand({ TableName: tableName, ...unchangedBut(rewritten, { job_id: 1, recipient: 1 }) }),
+        if (item.recipient !== email)
+          return this.rewrite(tableName, ['job_id', 'recipient'], item, person, (read) =>
+            replaceMentions(read, email, key),
           );
-          return true;
-        }
         // The person's own delivery: moved to its key (the sort key, and the shard it names), in
         // one transaction. The copy carries no `stream_counted`, so the counter's stream consumer
         // does not count it again; the delete is not counted either (the mapping reads no REMOVE).
         const jobId = jobOfDeliveryPartition(String(item.job_id));
         const shards = (await this.options.contents.content(jobId))?.delivery_shards ?? 1;
-        const { [STREAM_COUNTED]: _counted, claim_token: _token, lease_until: _lease, ...kept } = rewritten;
-        await client.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                Delete: {
-                  TableName: tableName,
-                  Key: { job_id: item.job_id, recipient: email },
-                  ConditionExpression: 'attribute_exists(recipient)',
+        const {
+          [STREAM_COUNTED]: _counted,
+          claim_token: _token,
+          lease_until: _lease,
+          ...kept
+        } = replaceMentions(item, email, key);
+        try {
+          await client.send(
+            new TransactWriteCommand({
+              TransactItems: [
+                {
+                  Delete: {
+                    TableName: tableName,
+                    Key: { job_id: item.job_id, recipient: email },
+                    ConditionExpression: 'attribute_exists(recipient)',
+                  },
                 },
-              },
-              {
-                Put: {
-                  TableName: tableName,
-                  Item: { ...kept, job_id: deliveryPartition(jobId, key, shards), recipient: key },
-                  ConditionExpression: 'attribute_not_exists(recipient)',
+                {
+                  Put: {
+                    TableName: tableName,
+                    Item: { ...kept, job_id: deliveryPartition(jobId, key, shards), recipient: key },
+                    ConditionExpression: 'attribute_not_exists(recipient)',
+                  },
                 },
-              },
-            ],
-          }),
-        );
+              ],
+            }),
+          );
+        } catch (error) {
+          if (!(error instanceof TransactionCanceledException)) throw error;
+          const [deleted, put] = error.CancellationReasons ?? [];
+          // Moved already (this step handed over twice): nothing left to do.
+          if (deleted?.Code === 'ConditionalCheckFailed') return false;
+          if (put?.Code !== 'ConditionalCheckFailed') throw error;
+          // The key has a delivery of the job already (an earlier erasure of the address, whose
+          // owner came back): that one stands, counted, and this copy under the address goes.
+          await client.send(
+            new DeleteCommand({
+              TableName: tableName,
+              Key: { job_id: item.job_id, recipient: email },
+              ConditionExpression: 'attribute_exists(recipient)',
+            }),
+          );
+        }
         return true;
       }
       case 'job_contents':
         // A recipient list keeps its order (a chunk is read by offset) and its length (counts).
-        await client.send(
-          new PutCommand({
-            TableName: tableName,
-            ...unchangedBut(replaceMentions(item, email, key), { job_id: 1, part: 1 }),
-          }),
+        return this.rewrite(tableName, ['job_id', 'part'], item, person, (read) =>
+          replaceMentions(read, email, key),
         );
-        return true;
       case 'rendered_emails': {
         const nonprofits = item.nonprofits as Record<string, unknown> | undefined;
         if (item.recipient === email || !nonprofits) {
@@ -146,63 +162,28 @@ export class DynamoEraser implements Eraser {
           return true;
         }
         // A batch's snapshot: the person's name and postal address go, the others' stay.
-        const { [email]: _person, ...others } = nonprofits;
-        await client.send(
-          new PutCommand({
-            TableName: tableName,
-            ...unchangedBut(replaceMentions({ ...item, nonprofits: others }, email, key), {
-              job_id: 1,
-              recipient: 1,
-            }),
-          }),
-        );
-        return true;
+        return this.rewrite(tableName, ['job_id', 'recipient'], item, person, (read) => {
+          const { [email]: _person, ...others } = (read.nonprofits ?? {}) as Record<string, unknown>;
+          return replaceMentions({ ...read, nonprofits: others }, email, key);
+        });
       }
-      case 'audit': {
+      case 'audit':
         // The one change an erasure may make to a record: the address, wherever the record names
         // it (whom it is about, the reason given, what it replaced), becomes the key; what was done,
         // when and by whom stays. The grant allows these attributes and no other.
-        const rewritten = replaceMentions(item, email, key);
-        const changed = AUDIT_REWRITABLE.filter(
-          (name) => JSON.stringify(item[name]) !== JSON.stringify(rewritten[name]),
+        return this.rewrite(
+          tableName,
+          ['trail', 'entry'],
+          item,
+          person,
+          (read) => replaceMentions(read, email, key),
+          AUDIT_REWRITABLE,
         );
-        if (changed.length === 0) return false;
-        try {
-          await client.send(
-            new UpdateCommand({
-              TableName: tableName,
-              Key: { trail: item.trail, entry: item.entry },
-              UpdateExpression: `SET ${changed.map((_, index) => `#a${index} = :new${index}`).join(', ')}`,
-              ConditionExpression: changed.map((_, index) => `#a${index} = :old${index}`).join(' AND '),
-              ExpressionAttributeNames: Object.fromEntries(
-                changed.map((name, index) => [`#a${index}`, name]),
-              ),
-              ExpressionAttributeValues: Object.fromEntries(
-                changed.flatMap((name, index) => [
-                  [`:new${index}`, rewritten[name]],
-                  [`:old${index}`, item[name]],
-                ]),
-              ),
-            }),
-          );
-          return true;
-        } catch (error) {
-          // Rewritten since it was read (by this erasure's step handed over twice): nothing left to do.
-          if (error instanceof ConditionalCheckFailedException) return false;
-          throw error;
-        }
-      }
       case 'suppressions':
         // The person's own record goes at the completion (the key's stays); another's note that
         // names them is rewritten.
         if (item.email === email) return false;
-        await client.send(
-          new PutCommand({
-            TableName: tableName,
-            ...unchangedBut(replaceMentions(item, email, key), { email: 1 }),
-          }),
-        );
-        return true;
+        return this.rewrite(tableName, ['email'], item, person, (read) => replaceMentions(read, email, key));
       case 'outbox':
         // Events already on the bus are the rules' targets' to erase; one still waiting is dropped.
         await client.send(new DeleteCommand({ TableName: tableName, Key: { event_id: item.event_id } }));
@@ -225,5 +206,55 @@ export class DynamoEraser implements Eraser {
         return true;
       }
     }
+  }
+
+  /**
+   * Sets the attributes of an item that the erasure changes, each only if it is still as it was
+   * read, so a write in between (an SES report noted on a delivery, a note changed) is never
+   * overwritten: the item is read again and erased again. `only`: the attributes it may change.
+   * False when the item names the person no more (gone, or rewritten by this step handed over twice).
+   */
+  private async rewrite(
+    tableName: string,
+    keyNames: readonly string[],
+    read: Item,
+    person: { email: string },
+    change: (item: Item) => Item,
+    only?: readonly string[],
+  ): Promise<boolean> {
+    const { client } = this.options;
+    let item: Item | undefined = read;
+    for (let attempt = 1; item && mentions(item, person.email); attempt++) {
+      const current: Item = item;
+      const rewritten = change(current);
+      const changed = (only ?? Object.keys(rewritten)).filter(
+        (name) => !keyNames.includes(name) && canonical(current[name]) !== canonical(rewritten[name]),
+      );
+      if (changed.length === 0) return false;
+      try {
+        await client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: pick(current, keyNames),
+            UpdateExpression: `SET ${changed.map((_, index) => `#a${index} = :new${index}`).join(', ')}`,
+            ConditionExpression: changed.map((_, index) => `#a${index} = :old${index}`).join(' AND '),
+            ExpressionAttributeNames: Object.fromEntries(changed.map((name, index) => [`#a${index}`, name])),
+            ExpressionAttributeValues: Object.fromEntries(
+              changed.flatMap((name, index) => [
+                [`:new${index}`, rewritten[name]],
+                [`:old${index}`, current[name]],
+              ]),
+            ),
+          }),
+        );
+        return true;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException) || attempt >= REWRITE_ATTEMPTS) throw error;
+        ({ Item: item } = await client.send(
+          new GetCommand({ TableName: tableName, Key: pick(current, keyNames), ConsistentRead: true }),
+        ));
+      }
+    }
+    return false;
   }
 }

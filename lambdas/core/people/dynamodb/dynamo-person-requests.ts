@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
@@ -17,6 +17,7 @@ import type { Suppression } from '../../suppressions/suppression';
 import { expiresAfter, isExpired } from '../../ttl';
 import * as z from '../../zod';
 import {
+  type CreatedRequest,
   type EmailOnRecord,
   type ErasureTable,
   type Finding,
@@ -61,6 +62,7 @@ function toRequest(item: Record<string, unknown>): PersonRequest {
     ...(typeof item.address_key === 'string' ? { address_key: item.address_key } : {}),
     ...(Array.isArray(item.waiting_for) ? { waiting_for: item.waiting_for as string[] } : {}),
     ...(item.erased ? { erased: item.erased as PersonRequest['erased'] } : {}),
+    ...(typeof item.walks === 'number' ? { walks: item.walks } : {}),
     ...(typeof item.hold === 'string' ? { hold: item.hold } : {}),
     status: item.status as PersonRequest['status'],
     requested_at: String(item.requested_at),
@@ -95,54 +97,79 @@ export class DynamoPersonRequests implements PersonRequestStore {
     return expiresAfter(this.now(), PERSON_REQUEST_RETENTION_DAYS);
   }
 
-  async create(request: NewPersonRequest) {
+  async create(request: NewPersonRequest): Promise<CreatedRequest> {
     const { client, tableName } = this.options;
+    const notHeld = (at: Date) => ({
+      ConditionExpression: 'attribute_not_exists(request_id) OR held_until < :now',
+      ExpressionAttributeValues: { ':now': at.getTime() },
+    });
     for (;;) {
       const at = request.requested_at;
-      const taken = await writeAtomically(
-        client,
-        {
-          Put: {
-            TableName: tableName,
-            Item: {
-              ...holdKey(request.hold),
-              held_by: request.request_id,
-              held_until: at.getTime() + REQUEST_HOLD_MS,
-              expires_at: this.expiry(),
-            },
-            ConditionExpression: 'attribute_not_exists(request_id) OR held_until < :now',
-            ExpressionAttributeValues: { ':now': at.getTime() },
-          },
-        },
-        [
+      let taken: boolean;
+      try {
+        taken = await writeAtomically(
+          client,
           {
             Put: {
               TableName: tableName,
               Item: {
-                request_id: request.request_id,
-                part: REQUEST_PART,
-                kind: request.kind,
-                email: request.email,
-                status: 'queued',
-                requested_at: at.toISOString(),
-                api_key_id: request.api_key_id,
-                hold: request.hold,
-                ...(request.address_key ? { address_key: request.address_key } : {}),
-                segments_total: 0,
+                ...holdKey(request.hold),
+                held_by: request.request_id,
+                held_until: at.getTime() + REQUEST_HOLD_MS,
                 expires_at: this.expiry(),
               },
-              ConditionExpression: 'attribute_not_exists(request_id)',
+              ...notHeld(at),
             },
           },
-          ...this.erasureAccepted(request),
-        ],
-      );
-      if (taken) return { created: true as const };
-      const { Item } = await client.send(
-        new GetCommand({ TableName: tableName, Key: holdKey(request.hold), ConsistentRead: true }),
-      );
-      // Released between the write and the read: try to take it again.
-      if (Item && typeof Item.held_by === 'string') return { created: false as const, held_by: Item.held_by };
+          [
+            {
+              Put: {
+                TableName: tableName,
+                Item: {
+                  request_id: request.request_id,
+                  part: REQUEST_PART,
+                  kind: request.kind,
+                  email: request.email,
+                  status: 'queued',
+                  requested_at: at.toISOString(),
+                  api_key_id: request.api_key_id,
+                  hold: request.hold,
+                  ...(request.address_key ? { address_key: request.address_key } : {}),
+                  segments_total: 0,
+                  expires_at: this.expiry(),
+                },
+                ConditionExpression: 'attribute_not_exists(request_id)',
+              },
+            },
+            ...this.erasureAccepted(request),
+            // An export waits for an erasure of the address under way (it would find what the
+            // erasure is taking away, and keep it).
+            request.unless_held
+              ? {
+                  ConditionCheck: { TableName: tableName, Key: holdKey(request.unless_held), ...notHeld(at) },
+                }
+              : undefined,
+          ],
+        );
+      } catch (error) {
+        if (!(error instanceof TransactionCanceledException) || !request.unless_held) throw error;
+        const reasons = error.CancellationReasons ?? [];
+        if (reasons[reasons.length - 1]?.Code !== 'ConditionalCheckFailed') throw error;
+        taken = false;
+      }
+      if (taken) return { created: true };
+      // Held by a request of this kind, or (an export) by an erasure; released between the write
+      // and the reads: try to take it again.
+      for (const [hold, kind] of [
+        [request.hold, request.kind],
+        ...(request.unless_held ? [[request.unless_held, 'erasure'] as const] : []),
+      ] as const) {
+        const { Item } = await client.send(
+          new GetCommand({ TableName: tableName, Key: holdKey(hold), ConsistentRead: true }),
+        );
+        if (Item && typeof Item.held_by === 'string' && Number(Item.held_until) >= at.getTime())
+          return { created: false, held_by: Item.held_by, kind };
+      }
     }
   }
 
@@ -314,6 +341,40 @@ export class DynamoPersonRequests implements PersonRequestStore {
       UpdateExpression: 'SET #status = :running, waiting_for = :jobs',
       ExpressionAttributeValues: { ':running': 'running', ':jobs': [...jobIds] },
     });
+  }
+
+  async walkAgain(requestId: string, jobIds: readonly string[]): Promise<void> {
+    await this.updateUnlessComplete(requestId, {
+      UpdateExpression: 'SET waiting_for = :jobs, segments_total = :none REMOVE segments_done ADD walks :one',
+      ExpressionAttributeValues: { ':jobs': [...jobIds], ':none': 0, ':one': 1 },
+    });
+  }
+
+  async keepAlive(request: PersonRequest): Promise<void> {
+    const { client, tableName } = this.options;
+    await this.updateUnlessComplete(request.request_id, {
+      UpdateExpression: 'SET expires_at = :expires',
+      ExpressionAttributeValues: { ':expires': this.expiry() },
+    });
+    if (!request.hold) return;
+    try {
+      await client.send(
+        new UpdateCommand({
+          TableName: tableName,
+          Key: holdKey(request.hold),
+          UpdateExpression: 'SET held_until = :until, expires_at = :expires',
+          ConditionExpression: 'held_by = :id',
+          ExpressionAttributeValues: {
+            ':until': this.now().getTime() + REQUEST_HOLD_MS,
+            ':expires': this.expiry(),
+            ':id': request.request_id,
+          },
+        }),
+      );
+    } catch (error) {
+      // Released, or taken by a later request (this one outlived its hold): not ours to keep.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
   }
 
   async countErased(requestId: string, table: ErasureTable, erased: number): Promise<void> {

@@ -101,6 +101,10 @@ export class DynamoSuppressionList implements SuppressionList {
   async add(
     entry: Omit<Suppression, 'suppressed_at'>,
   ): Promise<{ suppression: Suppression; created: boolean }> {
+    // An erased address stays under its key alone: a link in an email sent before the erasure, a
+    // late SES report or an operator's put finds it suppressed already, and stores nothing of it.
+    const erased = entry.reason === 'erased' ? undefined : await this.erasedRecord(entry.email);
+    if (erased) return { suppression: { ...erased, email: entry.email }, created: false };
     for (;;) {
       const previous = await this.get(entry.email);
       if (previous && !stronger(entry.reason, previous.reason))
@@ -141,6 +145,13 @@ export class DynamoSuppressionList implements SuppressionList {
       new GetCommand({ TableName: this.options.tableName, Key: { email }, ConsistentRead: true }),
     );
     return Item ? toSuppression(Item) : undefined;
+  }
+
+  async lookUp(email: string): Promise<Suppression | undefined> {
+    const own = await this.get(email);
+    if (own) return own;
+    const erased = await this.erasedRecord(email);
+    return erased && { ...erased, email };
   }
 
   async getMany(
@@ -207,6 +218,36 @@ export class DynamoSuppressionList implements SuppressionList {
     return { Delete: { TableName: this.options.tableName, Key: { email: await keys.erasedKeyOf(email) } } };
   }
 
+  /** The record that keeps an address erased, when the function knows the key and one is there. */
+  private async erasedRecord(email: string): Promise<Suppression | undefined> {
+    const { keys } = this.options;
+    return keys ? this.get(await keys.erasedKeyOf(email)) : undefined;
+  }
+
+  /**
+   * The addresses among these that were erased, with their keys: one read per address (its key's
+   * record), strongly consistent when asked (a door that stores the key in the address's place).
+   */
+  async erasedAmong(
+    emails: readonly string[],
+    { consistent = false }: { consistent?: boolean } = {},
+  ): Promise<Map<string, string>> {
+    const { keys } = this.options;
+    if (!keys) throw new Error('Telling erased addresses needs the address key');
+    const unique = [...new Set(emails)];
+    if (unique.length === 0) return new Map();
+    const byKey = new Map(
+      await Promise.all(unique.map(async (email) => [await keys.erasedKeyOf(email), email] as const)),
+    );
+    const markers = await this.getMany([...byKey.keys()], { consistent });
+    return new Map(
+      [...markers.keys()].flatMap((key) => {
+        const email = byKey.get(key);
+        return email === undefined ? [] : [[email, key] as const];
+      }),
+    );
+  }
+
   /**
    * Suppresses again, under the address itself, each of these addresses that was erased: called
    * where an address comes back in (a registry entry created or imported, a cc of a job), so that
@@ -214,15 +255,7 @@ export class DynamoSuppressionList implements SuppressionList {
    * address (its key's record); a write only for an erased one.
    */
   async rememberErased(emails: readonly string[]): Promise<string[]> {
-    const { keys } = this.options;
-    if (!keys) throw new Error('Telling erased addresses needs the address key');
-    const unique = [...new Set(emails)];
-    if (unique.length === 0) return [];
-    const byKey = new Map(
-      await Promise.all(unique.map(async (email) => [await keys.erasedKeyOf(email), email] as const)),
-    );
-    const markers = await this.getMany([...byKey.keys()], { consistent: false });
-    const erased = [...markers.keys()].flatMap((key) => byKey.get(key) ?? []);
+    const erased = [...(await this.erasedAmong(emails)).keys()];
     // Recorded as any suppression is (audited), over a weaker record if there is one. An `erased`
     // record already there is the erasure's own, still running: it is stamped anew, so the
     // erasure's completion (which removes only the record it wrote) leaves it.
