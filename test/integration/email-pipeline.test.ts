@@ -180,7 +180,8 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
         return ses.send(email);
       },
     });
-    const p = await run({ transport });
+    // Five receives, each after the visibility timeout: a short lease (1 s, so 2 s) keeps it to seconds.
+    const p = await run({ transport, leaseMs: 1_000 });
     const recipients = await p.registerNonprofits(8);
     poison = recipients[5] as string;
     const { job } = await p.submit(recipients);

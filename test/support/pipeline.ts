@@ -68,7 +68,7 @@ export interface PipelineOptions {
   deliveries?: (real: Deliveries) => Deliveries;
   /** Paces the consumer's sends, as the stack's SEND_RATE_PER_ENVIRONMENT does. */
   pacer?: SendPacer;
-  /** How long a claim holds: as in the stack, past a consumer's run and within the visibility timeout (4 s here). */
+  /** How long a claim holds: as in the stack, past a consumer's run and within the visibility timeout (a second longer here). */
   leaseMs?: number;
   /** Wraps the queue the API enqueues to, to inject faults where messages are sent. */
   queue?: (real: EmailQueue) => Pick<EmailQueue, 'enqueue'>;
@@ -127,7 +127,10 @@ export async function startPipeline(options: PipelineOptions = {}) {
   // The template's redrive policy is kept; only the visibility timeout is cut so retries take seconds.
   // It stays longer than a claim's lease, as in the stack: a retried message finds its claim lapsed.
   await sqs.send(
-    new SetQueueAttributesCommand({ QueueUrl: main.url, Attributes: { VisibilityTimeout: '4' } }),
+    new SetQueueAttributesCommand({
+      QueueUrl: main.url,
+      Attributes: { VisibilityTimeout: String(Math.ceil(leaseMs / 1_000) + 1) },
+    }),
   );
 
   const realQueue = new SqsEmailQueue(sqs, main.url);
