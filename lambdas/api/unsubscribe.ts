@@ -113,13 +113,15 @@ export const makeUnsubscribe = ({
     }
     // The sender of the job the email came with; a job since deleted leaves the key unknown.
     const apiKeyId = claim.apiKeyId ?? (claim.jobId ? (await jobs.get(claim.jobId))?.api_key_id : undefined);
-    const { created } = await suppressions.add({
+    const { created, suppression } = await suppressions.add({
       email: claim.email,
       reason: 'unsubscribed',
       ...(claim.jobId ? { job_id: claim.jobId } : {}),
       ...(apiKeyId ? { api_key_id: apiKeyId } : {}),
     });
-    if (claim.jobId) await noteOnLedger(ledger, claim.jobId, claim, { at: now(), countOnJob: created });
+    // An erased address's link (from an email sent before the erasure) leaves no note naming it.
+    if (claim.jobId && suppression.reason !== 'erased')
+      await noteOnLedger(ledger, claim.jobId, claim, { at: now(), countOnJob: created });
     return page(
       'Unsubscribed',
       `<h1>Unsubscribed</h1><p>No more emails will be sent to <strong>${address}</strong>.</p>`,

@@ -177,7 +177,12 @@ export const personRequest = z
     requested_at: timestamp,
     completed_at: timestamp.optional(),
     waiting_for: z.array(z.uuid()).optional().meta({
-      description: "An erasure's: the jobs running when it started; it walks the tables once they have ended",
+      description:
+        "An erasure's: the jobs it waits out before it walks the tables (those running when it started; later, scheduled ones that started during a walk)",
+    }),
+    walks: count.optional().meta({
+      description:
+        "An erasure's: walks of the tables begun (more than one when a scheduled job started during a walk; `progress` counts the last)",
     }),
     erased: z.record(z.string(), count).optional().meta({
       description: "An erasure's: items it rewrote or removed, by table (none for an address not held)",
@@ -441,7 +446,7 @@ export function personRequestView(
     requested_at: request.requested_at,
     ...(request.completed_at ? { completed_at: request.completed_at } : {}),
     ...(request.kind === 'erasure'
-      ? { waiting_for: request.waiting_for ?? [], erased: request.erased ?? {} }
+      ? { waiting_for: request.waiting_for ?? [], walks: request.walks ?? 0, erased: request.erased ?? {} }
       : {}),
     progress: { segments_done: request.segments_done, segments_total: request.segments_total },
     ...(emails

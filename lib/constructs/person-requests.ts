@@ -90,9 +90,10 @@ export class PersonRequests extends Construct {
         'dynamodb:Scan',
         'dynamodb:UpdateItem',
       ])
-      // An erasure waits out the jobs running when it starts.
+      // An erasure waits out the jobs running when it starts, and those scheduled then that ran
+      // during a walk.
       .bindTable(TABLE.jobs, data.jobs, ['dynamodb:GetItem'], {
-        names: [INDEX.activeJobs],
+        names: [INDEX.activeJobs, INDEX.scheduledJobs],
         actions: ['dynamodb:Query'],
       })
       // Events still waiting that name the person are dropped.

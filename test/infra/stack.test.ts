@@ -225,9 +225,10 @@ describe('functions', () => {
         [CONTENTS]: ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
         [NONPROFITS]: ['dynamodb:GetItem'],
         [SUPPRESSIONS]: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
-        // The jobs an erasure waits out.
+        // The jobs an erasure waits out: those running at its start, those scheduled then that ran.
         [JOBS]: ['dynamodb:GetItem'],
         [`${JOBS}/index/active`]: ['dynamodb:Query'],
+        [`${JOBS}/index/scheduled`]: ['dynamodb:Query'],
         [OUTBOX]: ['dynamodb:DeleteItem', 'dynamodb:Scan'],
         // The person's rendered emails removed, their name and postal address taken out of snapshots.
         [RENDERED]: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'],

@@ -9,6 +9,7 @@ import { deliveryPartition } from '../../lambdas/core/jobs/deliveries';
 import { DynamoJobContents } from '../../lambdas/core/jobs/dynamodb/dynamo-job-contents';
 import { DynamoJobStore } from '../../lambdas/core/jobs/dynamodb/dynamo-job-store';
 import { DynamoLedgerSearch } from '../../lambdas/core/jobs/dynamodb/dynamo-ledger-search';
+import { SCHEDULED_MARKER } from '../../lambdas/core/jobs/job-status';
 import { STREAM_COUNTED } from '../../lambdas/core/jobs/outcome-counts';
 import { DynamoNonprofitRepository } from '../../lambdas/core/nonprofits/dynamodb/dynamo-nonprofit-repository';
 import { erasedKeyWith } from '../../lambdas/core/people/address-keys';
@@ -346,11 +347,23 @@ describe('an erasure against DynamoDB Local', () => {
     expect(await suppressions.get(key)).toBeUndefined();
   });
 
-  it('waits out, and walks again past, a job that started during its walk (a scheduled job, a retry)', async () => {
+  it('waits out, and walks again past, a scheduled job that ran during its walk, running or ended', async () => {
     const person = `late-${randomUUID().slice(0, 8)}@people.example.org`;
     const key = erasedKeyWith(SECRET, person);
-    const late = randomUUID();
     const acceptedBefore = '2026-12-01T09:00:00.000Z';
+    // Two jobs scheduled before the erasure, to the person: one runs and ends during the first walk,
+    // the other is still running when it ends. A third stays scheduled: its list is rewritten.
+    const [ended, running, later] = [randomUUID(), randomUUID(), randomUUID()];
+    for (const jobId of [ended, running, later]) {
+      await job(jobId, { recipients: [person] });
+      await put(tables.jobs, {
+        job_id: jobId,
+        status: 'scheduled',
+        scheduled: SCHEDULED_MARKER,
+        send_at: '2026-12-24T09:00:00.000Z',
+        created_at: acceptedBefore,
+      });
+    }
     const queue = memoryQueue();
     const { request_id } = await acceptPersonRequest(
       { requests, queue, keys },
@@ -358,27 +371,30 @@ describe('an erasure against DynamoDB Local', () => {
     );
     const base = worker(queue);
     const erasure = base.erasure as NonNullable<PersonRequestWorkerDependencies['erasure']>;
-    let looks = 0;
+    let ranBehind: Promise<void> | undefined;
     const deps: PersonRequestWorkerDependencies = {
       ...base,
       erasure: {
         ...erasure,
         jobs: {
-          get: (jobId) => jobs.get(jobId),
-          activeJobs: async (until) => {
-            // By the look at the walk's end, a job accepted before the erasure has started and
-            // written the person's delivery behind the walk.
-            if (++looks === 2) {
-              await job(late, { recipients: [person] });
-              await put(tables.jobs, {
-                job_id: late,
-                status: 'processing',
-                active: 'yes',
-                created_at: acceptedBefore,
-              });
-              await put(tables.deliveries, { job_id: late, recipient: person, status: 'suppressed' });
-            }
-            return jobs.activeJobs(until);
+          activeJobs: (until) => jobs.activeJobs(until),
+          scheduledBefore: (until) => jobs.scheduledBefore(until),
+          get: async (jobId) => {
+            // By the first walk's end, the two jobs have started (their recipient lists read before
+            // the walk rewrote them) and written the person's delivery behind it; one has ended.
+            ranBehind ??= (async () => {
+              for (const started of [ended, running]) {
+                await put(tables.deliveries, { job_id: started, recipient: person, status: 'suppressed' });
+                await put(tables.jobs, {
+                  job_id: started,
+                  status: started === ended ? 'completed' : 'processing',
+                  ...(started === ended ? { completed_at: new Date().toISOString() } : { active: 'yes' }),
+                  created_at: acceptedBefore,
+                });
+              }
+            })();
+            await ranBehind;
+            return jobs.get(jobId);
           },
         },
       },
@@ -386,19 +402,28 @@ describe('an erasure against DynamoDB Local', () => {
     await drain(queue, deps);
     expect(await requests.get(request_id)).toMatchObject({
       status: 'running',
-      waiting_for: [late],
+      waiting_for: [running],
       walks: 1,
     });
     expect(queue.sent).toEqual([
       { message: { step: 'wait', request_id }, delaySeconds: ERASURE_RECHECK_SECONDS },
     ]);
 
-    await put(tables.jobs, { job_id: late, status: 'completed', created_at: acceptedBefore });
+    await put(tables.jobs, {
+      job_id: running,
+      status: 'completed',
+      completed_at: new Date().toISOString(),
+      created_at: acceptedBefore,
+    });
     await runPersonRequestStep(deps, queue.sent.splice(0, 1)[0]?.message as PersonRequestMessage, () => true);
     await drain(queue, deps);
-    expect(await requests.get(request_id)).toMatchObject({ status: 'completed', erased: { deliveries: 1 } });
+    expect(await requests.get(request_id)).toMatchObject({
+      status: 'completed',
+      walks: 2,
+      erased: { deliveries: 2 },
+    });
     expect(await everything()).not.toContain(person);
-    expect(await contents.allRecipients(late)).toEqual([key]);
+    for (const jobId of [ended, running, later]) expect(await contents.allRecipients(jobId)).toEqual([key]);
   });
 
   it('never overwrites a write made between its read and its rewrite: it reads the item again', async () => {

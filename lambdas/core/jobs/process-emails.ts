@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { chunks, mapConcurrently } from '../concurrency';
 import type { Nonprofit } from '../nonprofits/nonprofit';
+import { isErasedKey } from '../people/address-keys';
 import { suppressedBecause } from '../suppressions/suppression';
 import {
   type BatchResult,
@@ -19,7 +20,7 @@ import {
   STORE_FAILURE_MAX_DELAY_SECONDS,
   waitInQueue,
 } from './consumer/pacing';
-import { type CompiledJob, groupByJob, type Item } from './consumer/received-batch';
+import { type CompiledJob, groupByJob, type Item, lookedAtJob } from './consumer/received-batch';
 import { prepareSending, SEND_CONCURRENCY, SEND_MARGIN_MS, sendOne, type ToSend } from './consumer/send-step';
 import { renderEmail } from './render-email';
 import { MAX_SNAPSHOT_NONPROFITS, type RenderedEmailStore, type RenderSnapshot } from './rendered-emails';
@@ -52,11 +53,9 @@ export async function processEmailBatch(
 ): Promise<BatchResult> {
   const log = deps.log ?? (() => undefined);
   const result = emptyResult();
-  const groups = await groupByJob(deps, messages, result, log);
-  const nonprofitOf = await nonprofitsOf(
-    deps,
-    groups.flatMap(({ items }) => items),
-  );
+  const groups = groupByJob(messages, log);
+  const items = [...groups.values()].flat();
+  const nonprofitOf = await nonprofitsOf(deps, items);
   const run: BatchRun = {
     deps,
     log,
@@ -66,22 +65,19 @@ export async function processEmailBatch(
     marginMs: Math.min(SEND_MARGIN_MS, remainingMs() / 4),
     waits: deps.waits ?? DEFAULT_WAITS,
     cancelledJobs: new Set(),
-    // The look each job's messages were grouped after is the first look at its cancel.
-    cancelLooks: new Map(
-      groups.map(({ job, look, lookedAt }) => [
-        job.jobId,
-        { askedAt: lookedAt, cancelled: Promise.resolve(look.cancelled) },
-      ]),
-    ),
+    cancelLooks: new Map(),
     waiting: new Map(),
   };
-  for (const { job, items } of groups) await processJob(run, job, items, nonprofitOf);
+  for (const [jobId, jobItems] of groups) {
+    const group = await lookedAtJob(deps, jobId, jobItems, result, log);
+    if (!group) continue;
+    // The look taken before the claims is the first look at the job's cancel.
+    run.cancelLooks.set(jobId, { askedAt: group.lookedAt, cancelled: Promise.resolve(group.look.cancelled) });
+    await processJob(run, group.job, group.items, nonprofitOf);
+  }
   await returnWaitingChunks(run);
   // A chunk message is one message for all its recipients: named once, however many asked.
-  settleRetries(
-    result,
-    groups.flatMap(({ items }) => items),
-  );
+  settleRetries(result, items);
   return result;
 }
 
@@ -118,8 +114,10 @@ async function processJob(
   const prepared = await prepareSending(run, job, claimed);
   if (!prepared) return;
   const { suppressed, linkSecret, cancelled } = prepared;
-  // A suppressed cc address gets no copy; the recipient still gets the email.
-  const cc = job.content.cc.filter((address) => !suppressed.has(address));
+  // A suppressed cc address gets no copy; the recipient still gets the email. An erased address's
+  // key (see `acceptJob`) is no address: never a copy, nor in the visible Cc, even once its
+  // suppression is lifted.
+  const cc = job.content.cc.filter((address) => !suppressed.has(address) && !isErasedKey(address));
   for (const { item, claim } of claimed) {
     const base = { ...outcomeBase(job, item, claim), cc };
     const sqsMessageId = item.message.messageId;

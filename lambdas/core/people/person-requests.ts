@@ -60,6 +60,19 @@ export const ERASURE_TABLES = [
 export type ErasureTable = (typeof ERASURE_TABLES)[number];
 
 /**
+ * A walk's segments are counted in a set shared by every walk of a request: walk `w`'s segment `n`
+ * is counted as `w * WALK_SEGMENT_SPACE + n` (every table's segments are fewer), so a message of an
+ * earlier walk, handed over late, never counts towards the current one.
+ */
+export const WALK_SEGMENT_SPACE = 10_000;
+
+/**
+ * Walks an erasure makes at most: each further one follows a scheduled job that ran during the
+ * last. Past it, the erasure completes, and logs the jobs it left (see README, "What it does not reach").
+ */
+export const MAX_WALKS = 5;
+
+/**
  * Seconds an erasure's start waits after it is accepted: a job accepted in that second may have
  * read the registry entry, deleted at acceptance, from an eventually consistent read. Its start
  * then finds that job running and waits for it too.
@@ -75,8 +88,15 @@ export interface PersonRequest {
   address_key?: string;
   /** An erasure's: the jobs running when it started, whose emails it waits out before it walks. */
   waiting_for?: string[];
-  /** An erasure's: times its walk started over for jobs that started during it (see `walkAgain`). */
+  /**
+   * An erasure's: walks of the tables begun, and when the last began. A walk ends by looking at the
+   * scheduled jobs noted at the start (`scheduled_jobs`): one that ran during the walk may have
+   * written the address behind it, so the erasure waits it out and walks again (see `MAX_WALKS`).
+   */
   walks?: number;
+  walk_started_at?: string;
+  /** An erasure's: the jobs scheduled (not started) when it started, accepted before it. */
+  scheduled_jobs?: string[];
   /** An erasure's: items it rewrote or removed, by table. */
   erased?: Partial<Record<ErasureTable, number>>;
   status: PersonRequestStatus;
@@ -137,6 +157,8 @@ export const personRequestMessage = z
       step: z.literal('walk'),
       request_id: z.uuid(),
       table: z.enum(ERASURE_TABLES).optional(),
+      /** An erasure's: which walk of the tables (see `WALK_SEGMENT_SPACE`). */
+      walk: z.number().int().min(1).max(MAX_WALKS).optional(),
       segment: z.number().int().min(0),
       segments: z.number().int().min(1).max(1_000),
       after: z.record(z.string(), z.unknown()).optional(),
@@ -191,26 +213,27 @@ export interface PersonRequestStore {
   findings(requestId: string, page: PersonRequestQuery): Promise<Page<EmailOnRecord>>;
   /**
    * Marks the walk started over `segments` (idempotent): an export's with the records read at its
-   * start, an erasure's with its counts made.
+   * start; an erasure's as its walk number `walk`, begun `at`, with its counts made.
    */
   started(
     requestId: string,
-    start: { segments: number } & ({ nonprofit: Nonprofit | null; suppression: Suppression | null } | object),
+    start: { segments: number } & (
+      | { nonprofit: Nonprofit | null; suppression: Suppression | null }
+      | { walk: number; at: Date }
+    ),
   ): Promise<void>;
   addFindings(requestId: string, findings: readonly Finding[]): Promise<void>;
-  /** Counts a segment finished (a set: twice is once); answers whether every segment is. */
-  segmentDone(requestId: string, segment: number): Promise<{ allDone: boolean }>;
+  /**
+   * Counts a segment of a walk finished (a set: twice is once); answers whether every segment of
+   * the request's current walk is (see `WALK_SEGMENT_SPACE`; an export's one walk is walk 0).
+   */
+  segmentDone(requestId: string, walk: number, segment: number): Promise<{ allDone: boolean }>;
   /** Completes the request and releases its address. */
   complete(request: PersonRequest, at: Date): Promise<void>;
   /** Releases the request's hold on its address, if it still holds it (idempotent). */
   release(request: PersonRequest): Promise<void>;
-  /** An erasure's: the jobs it waits out. */
-  waitFor(requestId: string, jobIds: readonly string[]): Promise<void>;
-  /**
-   * An erasure's: its walk starts over once these jobs (started during it) have ended; the
-   * segments done are forgotten, and the walks counted (`walks`).
-   */
-  walkAgain(requestId: string, jobIds: readonly string[]): Promise<void>;
+  /** An erasure's: the jobs it waits out, and (at its start) the scheduled jobs it looks at after each walk. */
+  waitFor(requestId: string, jobIds: readonly string[], scheduled?: readonly string[]): Promise<void>;
   /**
    * Keeps a request under way from expiring: its hold on the address and its records' retention
    * run again from now (a request complete, or whose hold another took, is left as it is).

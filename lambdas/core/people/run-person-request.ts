@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { mapConcurrently } from '../concurrency';
 import { ConflictError } from '../errors';
 import type { JobStore } from '../jobs/job-store';
 import type { Log } from '../jobs/process-emails';
@@ -12,6 +13,7 @@ import {
   holdOf,
   LEDGER_SEGMENTS,
   type LedgerSearch,
+  MAX_WALKS,
   type NewPersonRequest,
   type PersonRequest,
   type PersonRequestKind,
@@ -88,7 +90,11 @@ export interface PersonRequestWorkerDependencies {
   suppressions: Pick<SuppressionList, 'get'>;
   /** What an erasure walks, the jobs it waits out, and how long between its looks at them. */
   erasure?:
-    | { eraser: Eraser; jobs: Pick<JobStore, 'activeJobs' | 'get'>; recheckSeconds: number }
+    | {
+        eraser: Eraser;
+        jobs: Pick<JobStore, 'activeJobs' | 'scheduledBefore' | 'get'>;
+        recheckSeconds: number;
+      }
     | undefined;
   log: Log;
   now?: () => Date;
@@ -164,24 +170,65 @@ export async function runPersonRequestStep(
     await deps.queue.send([{ ...message, after: next }]);
     return;
   }
-  const { allDone } = await deps.requests.segmentDone(person.request_id, segmentNumber(message));
+  const { allDone } = await deps.requests.segmentDone(person.request_id, 0, segmentNumber(message));
   if (allDone) {
     await deps.requests.complete(person, deps.now?.() ?? new Date());
     deps.log('INFO', 'A person request is complete', { request_id: person.request_id, kind: person.kind });
   }
 }
 
+/** Until when a job may have been accepted with the address (see `ERASURE_START_DELAY_SECONDS`). */
+const acceptedUntil = (request: Pick<PersonRequest, 'requested_at'>) =>
+  new Date(Date.parse(request.requested_at) + ERASURE_START_DELAY_SECONDS * 1_000);
+
 /**
- * The running jobs whose messages may carry the address: those accepted before the erasure was
- * (and its start's delay, for a registry read just before it). A job accepted after cannot: the
- * registry entry is gone, and a cc of the address is stored by its key (see `acceptJob`).
+ * The jobs an erasure's start notes: those running, whose messages may carry the address, and
+ * those scheduled, whose recipient lists may (it looks at them again after each walk). Only jobs
+ * accepted before the erasure: one accepted after cannot name the person (the registry entry is
+ * gone, and a cc of the address is stored by its key, see `acceptJob`).
  */
-async function jobsThatMayName(
-  jobs: Pick<JobStore, 'activeJobs'>,
+async function jobsAtStart(
+  jobs: Pick<JobStore, 'activeJobs' | 'scheduledBefore'>,
   request: Pick<PersonRequest, 'requested_at'>,
-): Promise<string[]> {
-  const until = new Date(Date.parse(request.requested_at) + ERASURE_START_DELAY_SECONDS * 1_000);
-  return (await jobs.activeJobs(until)).map((job) => job.job_id);
+): Promise<{ running: string[]; scheduled: string[] }> {
+  const until = acceptedUntil(request);
+  const [running, scheduled] = await Promise.all([
+    jobs.activeJobs(until),
+    // Every scheduled job, whatever its time (the index sorts times as text: a year of four digits).
+    jobs.scheduledBefore(new Date('9999-12-31T23:59:59.999Z')),
+  ]);
+  return {
+    running: running.map((job) => job.job_id),
+    scheduled: scheduled.filter((job) => job.created_at <= until.toISOString()).map((job) => job.job_id),
+  };
+}
+
+/**
+ * The scheduled jobs noted at the start that ran during the walk that just ended: running now, or
+ * ended since it began. Each may have written the address behind the walk (its deliveries, from a
+ * recipient list read before the walk rewrote it); one that ended before the walk began did so
+ * before the walk, which found it. A retried job needs no such look: a retry leaves suppressed
+ * addresses out, and the erased address is suppressed from the acceptance on.
+ */
+async function ranDuringWalk(
+  jobs: Pick<JobStore, 'get'>,
+  request: PersonRequest,
+): Promise<{ ran: string[]; running: string[] }> {
+  const walkStarted = request.walk_started_at ?? request.requested_at;
+  const looked = await mapConcurrently(request.scheduled_jobs ?? [], 10, async (jobId) => ({
+    jobId,
+    job: await jobs.get(jobId),
+  }));
+  const ran = looked.filter(
+    ({ job }) =>
+      job !== undefined &&
+      job.status !== 'scheduled' &&
+      (job.active !== undefined || (job.completed_at !== undefined && job.completed_at >= walkStarted)),
+  );
+  return {
+    ran: ran.map(({ jobId }) => jobId),
+    running: ran.filter(({ job }) => job?.active !== undefined).map(({ jobId }) => jobId),
+  };
 }
 
 async function eraseStep(
@@ -193,25 +240,32 @@ async function eraseStep(
   const { erasure } = deps;
   const key = request.address_key;
   if (!erasure || !key) throw new Error('This worker was not given what an erasure needs');
+  const now = () => deps.now?.() ?? new Date();
   if (message.step === 'start' || message.step === 'wait') {
-    const running =
-      message.step === 'start'
-        ? await jobsThatMayName(erasure.jobs, request)
-        : (
-            await Promise.all(
-              (request.waiting_for ?? []).map(async (jobId) =>
-                (await erasure.jobs.get(jobId))?.active ? [jobId] : [],
-              ),
-            )
-          ).flat();
-    await deps.requests.waitFor(request.request_id, running);
+    let running: string[];
+    if (message.step === 'start') {
+      const noted = await jobsAtStart(erasure.jobs, request);
+      running = noted.running;
+      await deps.requests.waitFor(request.request_id, running, noted.scheduled);
+    } else {
+      running = (
+        await Promise.all(
+          (request.waiting_for ?? []).map(async (jobId) =>
+            (await erasure.jobs.get(jobId))?.active ? [jobId] : [],
+          ),
+        )
+      ).flat();
+      await deps.requests.waitFor(request.request_id, running);
+    }
     if (running.length > 0) {
       await deps.queue.send([{ step: 'wait', request_id: request.request_id }], erasure.recheckSeconds);
       return;
     }
+    // A walk of every table, numbered: a step handed over twice may begin two, and only the last counts.
+    const walk = (request.walks ?? 0) + 1;
     const segments = deps.segments ?? LEDGER_SEGMENTS;
     const tables = erasure.eraser.tables();
-    await deps.requests.started(request.request_id, { segments: tables.length * segments });
+    await deps.requests.started(request.request_id, { segments: tables.length * segments, walk, at: now() });
     await deps.queue.send(
       tables.flatMap((table) =>
         Array.from({ length: segments }, (_, segment) => ({
@@ -220,11 +274,15 @@ async function eraseStep(
           table,
           segment,
           segments,
+          walk,
         })),
       ),
     );
     return;
   }
+  // A message of an earlier walk, handed over late: the current walk covers its segment.
+  const walk = message.walk ?? request.walks ?? 1;
+  if (walk !== (request.walks ?? walk)) return;
   const table = message.table ?? 'deliveries';
   const { erased, next } = await erasure.eraser.walk(
     table,
@@ -237,24 +295,35 @@ async function eraseStep(
     await deps.queue.send([{ ...message, after: next }]);
     return;
   }
-  const { allDone } = await deps.requests.segmentDone(request.request_id, segmentNumber(message));
+  const { allDone } = await deps.requests.segmentDone(request.request_id, walk, segmentNumber(message));
   if (!allDone) return;
-  // A job that may name the person and started during the walk (a scheduled one, a retry) may have
-  // written the address behind it: the erasure waits it out and walks again.
-  const started = await jobsThatMayName(erasure.jobs, request);
-  if (started.length > 0) {
-    await deps.requests.walkAgain(request.request_id, started);
-    await deps.queue.send([{ step: 'wait', request_id: request.request_id }], erasure.recheckSeconds);
-    deps.log('INFO', 'Jobs started during the erasure: it waits them out and walks again', {
-      request_id: request.request_id,
-      jobs: started.length,
-    });
-    return;
-  }
   const counted = (await deps.requests.get(request.request_id)) ?? request;
-  await deps.requests.completeErasure(
-    { ...counted, email: request.email, address_key: key },
-    deps.now?.() ?? new Date(),
-  );
+  const { ran, running } = await ranDuringWalk(erasure.jobs, counted);
+  if (ran.length > 0) {
+    if (walk < MAX_WALKS) {
+      // Waited out, then walked again. Sent before it is noted: a step that fails between the two
+      // is handed over again and sends it again (a second walk begun is harmless; none, a stall).
+      await deps.queue.send(
+        [{ step: 'wait', request_id: request.request_id }],
+        running.length > 0 ? erasure.recheckSeconds : 0,
+      );
+      await deps.requests.waitFor(request.request_id, running);
+      deps.log('INFO', 'Scheduled jobs ran during the erasure: it waits them out and walks again', {
+        request_id: request.request_id,
+        jobs: ran.length,
+        walk,
+      });
+      return;
+    }
+    deps.log(
+      'WARN',
+      'Scheduled jobs ran during the last walk the erasure makes: it completes without another',
+      {
+        request_id: request.request_id,
+        jobs: ran,
+      },
+    );
+  }
+  await deps.requests.completeErasure({ ...counted, email: request.email, address_key: key }, now());
   deps.log('INFO', 'An erasure is complete', { request_id: request.request_id, erased: counted.erased });
 }

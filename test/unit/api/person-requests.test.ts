@@ -32,7 +32,6 @@ function store(overrides: Partial<PersonRequestStore> = {}): PersonRequestStore 
     complete: vi.fn(async () => {}),
     release: vi.fn(async () => {}),
     waitFor: vi.fn(async () => {}),
-    walkAgain: vi.fn(async () => {}),
     keepAlive: vi.fn(async () => {}),
     countErased: vi.fn(async () => {}),
     completeErasure: vi.fn(async () => {}),

@@ -112,6 +112,30 @@ describe('GET|POST /unsubscribe', () => {
     );
   });
 
+  it('leaves no note naming an erased cc reader whose link, from an email sent before, is used', async () => {
+    const { add, recordFeedback, handle } = handler();
+    // The suppression list finds the address erased: suppressed under its key, nothing stored.
+    add.mockImplementation(async (entry) => ({
+      suppression: { email: entry.email, reason: 'erased', suppressed_at: 'before' },
+      created: false,
+    }));
+    const copy = signUnsubscribeToken(SECRET, {
+      email: 'gone@example.net',
+      jobId: JOB_ID,
+      recipient: 'info@example.org',
+    });
+    const result = await invoke(
+      handle,
+      apiEvent({
+        httpMethod: 'POST',
+        queryStringParameters: { token: copy },
+        body: 'List-Unsubscribe=One-Click',
+      }),
+    );
+    expect(result.statusCode).toBe(200);
+    expect(recordFeedback).not.toHaveBeenCalled();
+  });
+
   it('still suppresses when the job is gone, without a key', async () => {
     const { add, handle } = handler();
     const orphan = signUnsubscribeToken(SECRET, {

@@ -8,7 +8,7 @@ import {
 } from './batch';
 import { claimAll } from './claim-lifecycle';
 import { cancelledOutcome, type Decided, handedOver, outcomeBase, record } from './outcomes';
-import { type CompiledJob, groupByJob } from './received-batch';
+import { type CompiledJob, groupByJob, lookedAtJob } from './received-batch';
 
 /**
  * Records messages that exhausted their receives as failed, so their jobs still end; an email an
@@ -20,8 +20,12 @@ export async function recordDeadLetters(
   messages: readonly ReceivedMessage[],
 ): Promise<BatchResult> {
   const result = emptyResult();
-  const groups = await groupByJob(deps, messages, result, deps.log ?? (() => undefined));
-  for (const { job, items, look } of groups) {
+  const log = deps.log ?? (() => undefined);
+  const groups = groupByJob(messages, log);
+  for (const [jobId, jobItems] of groups) {
+    const group = await lookedAtJob(deps, jobId, jobItems, result, log);
+    if (!group) continue;
+    const { job, items, look } = group;
     const claimed = await claimAll(deps, result, job, items);
     const { cancelled } = look;
     const decided: Decided[] = claimed.map(({ item, claim }) => {
@@ -36,9 +40,6 @@ export async function recordDeadLetters(
     });
     await record(deps, result, job, decided);
   }
-  settleRetries(
-    result,
-    groups.flatMap(({ items }) => items),
-  );
+  settleRetries(result, [...groups.values()].flat());
   return result;
 }

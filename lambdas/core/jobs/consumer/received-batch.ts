@@ -95,7 +95,7 @@ function itemsOf(message: ReceivedMessage, email: EmailMessage): Item[] {
   });
 }
 
-/** A job's items in a batch, its compiled content, and the look at the job taken before any is claimed. */
+/** A job's items in a batch, its compiled content, and the look at the job taken just before they are claimed. */
 export interface JobGroup {
   job: CompiledJob;
   items: Item[];
@@ -104,18 +104,8 @@ export interface JobGroup {
   lookedAt: number;
 }
 
-/**
- * Groups a batch by job, with each job's compiled content, after a look at the job (see
- * `SendingLook`). A message that can never succeed (not ours, or of a job that does not exist) is
- * logged and left out rather than retried; one of a job that has ended is a duplicate and is
- * dropped unclaimed; when the look fails the job's messages are received again later.
- */
-export async function groupByJob(
-  deps: Pick<ProcessEmailsDependencies, 'contents' | 'jobs' | 'now'>,
-  messages: readonly ReceivedMessage[],
-  result: BatchResult,
-  log: Log,
-): Promise<JobGroup[]> {
+/** Groups a batch's messages by job; a message that is not an email message is logged and left out. */
+export function groupByJob(messages: readonly ReceivedMessage[], log: Log): Map<string, Item[]> {
   const byJob = new Map<string, Item[]>();
   for (const message of messages) {
     const email = parse(message);
@@ -127,36 +117,46 @@ export async function groupByJob(
     items.push(...itemsOf(message, email));
     byJob.set(email.job_id, items);
   }
-  const groups: JobGroup[] = [];
-  for (const [jobId, items] of byJob) {
-    const lookedAt = (deps.now?.() ?? new Date()).getTime();
-    let look: SendingLook;
-    try {
-      look = await deps.jobs.sendingLook(jobId);
-    } catch (error) {
-      log('ERROR', 'Could not read the job; its messages will be retried', {
-        job_id: jobId,
-        error: errorText(error),
-      });
-      result.retry.push(...new Set(items.map(({ message }) => message.messageId)));
-      continue;
-    }
-    if (look.ended) {
-      log('INFO', 'Dropping messages of a job that has ended: every recipient is counted', {
-        job_id: jobId,
-        recipients: items.length,
-      });
-      result.duplicates += items.length;
-      compiledJobs.delete(jobId);
-      continue;
-    }
-    const job = await compiledJob(deps.contents, jobId, look.run);
-    if (job) groups.push({ job, items, look, lookedAt });
-    else
-      log('ERROR', 'Dropping messages of a job that does not exist', {
-        job_id: jobId,
-        messages: items.length,
-      });
+  return byJob;
+}
+
+/**
+ * A job's items, ready to be claimed: after a look at the job (see `SendingLook`), taken right
+ * before the claims (a batch's earlier jobs may have taken the consumer's whole run), and with the
+ * job's content compiled for its run. Messages of a job that ended are duplicates, dropped unclaimed;
+ * of a job that does not exist, logged and dropped; when the look fails they are received again
+ * later. `undefined`: nothing to claim.
+ */
+export async function lookedAtJob(
+  deps: Pick<ProcessEmailsDependencies, 'contents' | 'jobs' | 'now'>,
+  jobId: string,
+  items: Item[],
+  result: BatchResult,
+  log: Log,
+): Promise<JobGroup | undefined> {
+  const lookedAt = (deps.now?.() ?? new Date()).getTime();
+  let look: SendingLook;
+  try {
+    look = await deps.jobs.sendingLook(jobId);
+  } catch (error) {
+    log('ERROR', 'Could not read the job; its messages will be retried', {
+      job_id: jobId,
+      error: errorText(error),
+    });
+    result.retry.push(...new Set(items.map(({ message }) => message.messageId)));
+    return undefined;
   }
-  return groups;
+  if (look.ended) {
+    log('INFO', 'Dropping messages of a job that has ended: every recipient is counted', {
+      job_id: jobId,
+      recipients: items.length,
+    });
+    result.duplicates += items.length;
+    compiledJobs.delete(jobId);
+    return undefined;
+  }
+  const job = await compiledJob(deps.contents, jobId, look.run);
+  if (job) return { job, items, look, lookedAt };
+  log('ERROR', 'Dropping messages of a job that does not exist', { job_id: jobId, messages: items.length });
+  return undefined;
 }

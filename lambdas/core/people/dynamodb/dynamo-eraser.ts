@@ -95,55 +95,7 @@ export class DynamoEraser implements Eraser {
           return this.rewrite(tableName, ['job_id', 'recipient'], item, person, (read) =>
             replaceMentions(read, email, key),
           );
-        // The person's own delivery: moved to its key (the sort key, and the shard it names), in
-        // one transaction. The copy carries no `stream_counted`, so the counter's stream consumer
-        // does not count it again; the delete is not counted either (the mapping reads no REMOVE).
-        const jobId = jobOfDeliveryPartition(String(item.job_id));
-        const shards = (await this.options.contents.content(jobId))?.delivery_shards ?? 1;
-        const {
-          [STREAM_COUNTED]: _counted,
-          claim_token: _token,
-          lease_until: _lease,
-          ...kept
-        } = replaceMentions(item, email, key);
-        try {
-          await client.send(
-            new TransactWriteCommand({
-              TransactItems: [
-                {
-                  Delete: {
-                    TableName: tableName,
-                    Key: { job_id: item.job_id, recipient: email },
-                    ConditionExpression: 'attribute_exists(recipient)',
-                  },
-                },
-                {
-                  Put: {
-                    TableName: tableName,
-                    Item: { ...kept, job_id: deliveryPartition(jobId, key, shards), recipient: key },
-                    ConditionExpression: 'attribute_not_exists(recipient)',
-                  },
-                },
-              ],
-            }),
-          );
-        } catch (error) {
-          if (!(error instanceof TransactionCanceledException)) throw error;
-          const [deleted, put] = error.CancellationReasons ?? [];
-          // Moved already (this step handed over twice): nothing left to do.
-          if (deleted?.Code === 'ConditionalCheckFailed') return false;
-          if (put?.Code !== 'ConditionalCheckFailed') throw error;
-          // The key has a delivery of the job already (an earlier erasure of the address, whose
-          // owner came back): that one stands, counted, and this copy under the address goes.
-          await client.send(
-            new DeleteCommand({
-              TableName: tableName,
-              Key: { job_id: item.job_id, recipient: email },
-              ConditionExpression: 'attribute_exists(recipient)',
-            }),
-          );
-        }
-        return true;
+        return this.moveToKey(tableName, item, person);
       }
       case 'job_contents':
         // A recipient list keeps its order (a chunk is read by offset) and its length (counts).
@@ -206,6 +158,93 @@ export class DynamoEraser implements Eraser {
         return true;
       }
     }
+  }
+
+  /**
+   * The person's own delivery, moved to its key (the sort key, and the shard it names) in one
+   * transaction, only while it is as it was read: a write in between (an SES report noted, the
+   * counter's mark) makes it read again and move that. The copy carries no `stream_counted`, so the
+   * counter's stream consumer does not count it again; the delete is not counted either (the mapping
+   * reads no REMOVE). False when it was moved already (this step handed over twice).
+   */
+  private async moveToKey(
+    tableName: string,
+    read: Item,
+    person: { email: string; key: string },
+  ): Promise<boolean> {
+    const { client } = this.options;
+    const { email, key } = person;
+    const jobId = jobOfDeliveryPartition(String(read.job_id));
+    const shards = (await this.options.contents.content(jobId))?.delivery_shards ?? 1;
+    const itemKey = { job_id: read.job_id, recipient: email };
+    let item: Item | undefined = read;
+    for (let attempt = 1; item; attempt++) {
+      const current: Item = item;
+      const {
+        [STREAM_COUNTED]: _counted,
+        claim_token: _token,
+        lease_until: _lease,
+        ...kept
+      } = replaceMentions(current, email, key);
+      const compared = Object.keys(current).filter((name) => name !== 'job_id' && name !== 'recipient');
+      try {
+        await client.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Delete: {
+                  TableName: tableName,
+                  Key: itemKey,
+                  ConditionExpression: [
+                    'attribute_exists(recipient)',
+                    ...compared.map((_, i) => `#a${i} = :v${i}`),
+                  ].join(' AND '),
+                  ...(compared.length > 0
+                    ? {
+                        ExpressionAttributeNames: Object.fromEntries(
+                          compared.map((name, i) => [`#a${i}`, name]),
+                        ),
+                        ExpressionAttributeValues: Object.fromEntries(
+                          compared.map((name, i) => [`:v${i}`, current[name]]),
+                        ),
+                      }
+                    : {}),
+                },
+              },
+              {
+                Put: {
+                  TableName: tableName,
+                  Item: { ...kept, job_id: deliveryPartition(jobId, key, shards), recipient: key },
+                  ConditionExpression: 'attribute_not_exists(recipient)',
+                },
+              },
+            ],
+          }),
+        );
+        return true;
+      } catch (error) {
+        if (!(error instanceof TransactionCanceledException)) throw error;
+        const [deleted, put] = error.CancellationReasons ?? [];
+        if (deleted?.Code !== 'ConditionalCheckFailed' && put?.Code === 'ConditionalCheckFailed') {
+          // The key has a delivery of the job already (an earlier erasure of the address, whose
+          // owner came back): that one stands, counted, and this copy under the address goes.
+          await client.send(
+            new DeleteCommand({
+              TableName: tableName,
+              Key: itemKey,
+              ConditionExpression: 'attribute_exists(recipient)',
+            }),
+          );
+          return true;
+        }
+        if (deleted?.Code !== 'ConditionalCheckFailed' || attempt >= REWRITE_ATTEMPTS) throw error;
+        // Gone (moved by this step handed over twice), or changed since it was read: read it again.
+        ({ Item: item } = await client.send(
+          new GetCommand({ TableName: tableName, Key: itemKey, ConsistentRead: true }),
+        ));
+      }
+    }
+    return false;
   }
 
   /**

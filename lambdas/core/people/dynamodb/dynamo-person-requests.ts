@@ -27,6 +27,7 @@ import {
   type PersonRequestQuery,
   type PersonRequestStore,
   REQUEST_HOLD_MS,
+  WALK_SEGMENT_SPACE,
 } from '../person-requests';
 
 /**
@@ -53,8 +54,17 @@ const findingKey = (requestId: string) =>
     part: z.string().regex(/^email#[0-9a-f-]{36}#(recipient|cc)#[0-9a-f]{24}$/),
   });
 
+/** Segments of the request's current walk counted done (see `WALK_SEGMENT_SPACE`). */
+function segmentsOfWalk(item: Record<string, unknown>): number {
+  if (!(item.segments_done instanceof Set)) return 0;
+  const walk = typeof item.walks === 'number' ? item.walks : 0;
+  return [...(item.segments_done as Set<number>)].filter(
+    (segment) => Math.floor(segment / WALK_SEGMENT_SPACE) === walk,
+  ).length;
+}
+
 function toRequest(item: Record<string, unknown>): PersonRequest {
-  const done = item.segments_done instanceof Set ? item.segments_done.size : 0;
+  const done = segmentsOfWalk(item);
   return {
     request_id: String(item.request_id),
     kind: item.kind as PersonRequest['kind'],
@@ -63,6 +73,8 @@ function toRequest(item: Record<string, unknown>): PersonRequest {
     ...(Array.isArray(item.waiting_for) ? { waiting_for: item.waiting_for as string[] } : {}),
     ...(item.erased ? { erased: item.erased as PersonRequest['erased'] } : {}),
     ...(typeof item.walks === 'number' ? { walks: item.walks } : {}),
+    ...(typeof item.walk_started_at === 'string' ? { walk_started_at: item.walk_started_at } : {}),
+    ...(Array.isArray(item.scheduled_jobs) ? { scheduled_jobs: item.scheduled_jobs as string[] } : {}),
     ...(typeof item.hold === 'string' ? { hold: item.hold } : {}),
     status: item.status as PersonRequest['status'],
     requested_at: String(item.requested_at),
@@ -226,20 +238,23 @@ export class DynamoPersonRequests implements PersonRequestStore {
 
   async started(
     requestId: string,
-    start: { segments: number } & ({ nonprofit: Nonprofit | null; suppression: Suppression | null } | object),
+    start: { segments: number } & (
+      | { nonprofit: Nonprofit | null; suppression: Suppression | null }
+      | { walk: number; at: Date }
+    ),
   ): Promise<void> {
     await this.updateUnlessComplete(requestId, {
       UpdateExpression: `SET #status = :running, segments_total = :segments${
         'nonprofit' in start
           ? ', nonprofit = :nonprofit, suppression = :suppression'
-          : ', erased = if_not_exists(erased, :none)'
+          : ', erased = if_not_exists(erased, :none), walks = :walk, walk_started_at = :at'
       }`,
       ExpressionAttributeValues: {
         ':running': 'running',
         ':segments': start.segments,
         ...('nonprofit' in start
           ? { ':nonprofit': start.nonprofit, ':suppression': start.suppression }
-          : { ':none': {} }),
+          : { ':none': {}, ':walk': start.walk, ':at': start.at.toISOString() }),
       },
     });
   }
@@ -258,19 +273,21 @@ export class DynamoPersonRequests implements PersonRequestStore {
     );
   }
 
-  async segmentDone(requestId: string, segment: number): Promise<{ allDone: boolean }> {
+  async segmentDone(requestId: string, walk: number, segment: number): Promise<{ allDone: boolean }> {
     const { Attributes } = await this.options.client.send(
       new UpdateCommand({
         TableName: this.options.tableName,
         Key: { request_id: requestId, part: REQUEST_PART },
         UpdateExpression: 'ADD segments_done :segment',
         ConditionExpression: 'attribute_exists(request_id)',
-        ExpressionAttributeValues: { ':segment': new Set([segment]) },
+        ExpressionAttributeValues: { ':segment': new Set([walk * WALK_SEGMENT_SPACE + segment]) },
         ReturnValues: 'ALL_NEW',
       }),
     );
-    const request = toRequest(Attributes ?? {});
-    return { allDone: request.segments_total > 0 && request.segments_done >= request.segments_total };
+    const item = Attributes ?? {};
+    const total = Number(item.segments_total ?? 0);
+    const current = typeof item.walks === 'number' ? item.walks : 0;
+    return { allDone: current === walk && total > 0 && segmentsOfWalk(item) >= total };
   }
 
   async complete(request: PersonRequest, at: Date): Promise<void> {
@@ -336,17 +353,14 @@ export class DynamoPersonRequests implements PersonRequestStore {
     ];
   }
 
-  async waitFor(requestId: string, jobIds: readonly string[]): Promise<void> {
+  async waitFor(requestId: string, jobIds: readonly string[], scheduled?: readonly string[]): Promise<void> {
     await this.updateUnlessComplete(requestId, {
-      UpdateExpression: 'SET #status = :running, waiting_for = :jobs',
-      ExpressionAttributeValues: { ':running': 'running', ':jobs': [...jobIds] },
-    });
-  }
-
-  async walkAgain(requestId: string, jobIds: readonly string[]): Promise<void> {
-    await this.updateUnlessComplete(requestId, {
-      UpdateExpression: 'SET waiting_for = :jobs, segments_total = :none REMOVE segments_done ADD walks :one',
-      ExpressionAttributeValues: { ':jobs': [...jobIds], ':none': 0, ':one': 1 },
+      UpdateExpression: `SET #status = :running, waiting_for = :jobs${scheduled ? ', scheduled_jobs = :scheduled' : ''}`,
+      ExpressionAttributeValues: {
+        ':running': 'running',
+        ':jobs': [...jobIds],
+        ...(scheduled ? { ':scheduled': [...scheduled] } : {}),
+      },
     });
   }
 
