@@ -20,6 +20,9 @@ const MEASURED_SECONDS: Record<string, number> = {
   'test/infra/sender-identity.test.ts': 26,
   'test/infra/bundles.test.ts': 18,
   'test/infra/stack.test.ts': 18,
+  'test/integration/email-pipeline.test.ts': 47,
+  'test/integration/email-delivery-once.test.ts': 26,
+  'test/integration/job-control.test.ts': 6,
 };
 
 export default class LongestFirst extends BaseSequencer {
