@@ -41,6 +41,14 @@ const invoke = (handle: ReturnType<typeof makeUnsubscribe>, event: APIGatewayPro
 
 const token = signUnsubscribeToken(SECRET, { email: 'info@example.org', jobId: JOB_ID });
 
+/** The one-click POST a mailbox provider makes with a link's token (RFC 8058). */
+const oneClick = (linkToken: string) =>
+  apiEvent({
+    httpMethod: 'POST',
+    queryStringParameters: { token: linkToken },
+    body: 'List-Unsubscribe=One-Click',
+  });
+
 describe('GET|POST /unsubscribe', () => {
   it('shows a page with one button on GET, escaping the address, and suppresses nothing', async () => {
     const { add, recordFeedback, handle } = handler();
@@ -62,10 +70,7 @@ describe('GET|POST /unsubscribe', () => {
 
   it('suppresses the address named in the token on POST, with its job and the API key that sent it', async () => {
     const { add, recordFeedback, handle } = handler();
-    const result = await invoke(
-      handle,
-      apiEvent({ httpMethod: 'POST', queryStringParameters: { token }, body: 'List-Unsubscribe=One-Click' }),
-    );
+    const result = await invoke(handle, oneClick(token));
     expect(result.statusCode).toBe(200);
     expect(add).toHaveBeenCalledWith({
       email: 'info@example.org',
@@ -91,14 +96,7 @@ describe('GET|POST /unsubscribe', () => {
       jobId: JOB_ID,
       recipient: 'info@example.org',
     });
-    const result = await invoke(
-      handle,
-      apiEvent({
-        httpMethod: 'POST',
-        queryStringParameters: { token: copy },
-        body: 'List-Unsubscribe=One-Click',
-      }),
-    );
+    const result = await invoke(handle, oneClick(copy));
     // The person is unsubscribed: that is what the page says, and what matters.
     expect(result.statusCode).toBe(200);
     expect(add).toHaveBeenCalledWith(expect.objectContaining({ email: 'board@example.net' }));
@@ -124,14 +122,7 @@ describe('GET|POST /unsubscribe', () => {
       jobId: JOB_ID,
       recipient: 'info@example.org',
     });
-    const result = await invoke(
-      handle,
-      apiEvent({
-        httpMethod: 'POST',
-        queryStringParameters: { token: copy },
-        body: 'List-Unsubscribe=One-Click',
-      }),
-    );
+    const result = await invoke(handle, oneClick(copy));
     expect(result.statusCode).toBe(200);
     expect(recordFeedback).not.toHaveBeenCalled();
   });
