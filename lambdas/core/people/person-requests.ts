@@ -95,6 +95,12 @@ export interface PersonRequest {
    */
   walks?: number;
   walk_started_at?: string;
+  /**
+   * An erasure's: the walk it has asked for (1 at its start; the next after a walk that scheduled
+   * jobs ran behind). A step begins it only while `walks` is below it, so a step handed over twice
+   * never begins a walk nobody asked for.
+   */
+  walk_requested?: number;
   /** An erasure's: the jobs scheduled (not started) when it started, accepted before it. */
   scheduled_jobs?: string[];
   /** An erasure's: items it rewrote or removed, by table. */
@@ -158,7 +164,7 @@ export const personRequestMessage = z
       request_id: z.uuid(),
       table: z.enum(ERASURE_TABLES).optional(),
       /** An erasure's: which walk of the tables (see `WALK_SEGMENT_SPACE`). */
-      walk: z.number().int().min(1).max(MAX_WALKS).optional(),
+      walk: z.number().int().min(1).optional(),
       segment: z.number().int().min(0),
       segments: z.number().int().min(1).max(1_000),
       after: z.record(z.string(), z.unknown()).optional(),
@@ -232,8 +238,15 @@ export interface PersonRequestStore {
   complete(request: PersonRequest, at: Date): Promise<void>;
   /** Releases the request's hold on its address, if it still holds it (idempotent). */
   release(request: PersonRequest): Promise<void>;
-  /** An erasure's: the jobs it waits out, and (at its start) the scheduled jobs it looks at after each walk. */
-  waitFor(requestId: string, jobIds: readonly string[], scheduled?: readonly string[]): Promise<void>;
+  /**
+   * An erasure's: the jobs it waits out; at its start, also the scheduled jobs it looks at after
+   * each walk; and the walk it asks for once they have ended (`walk_requested`).
+   */
+  waitFor(
+    requestId: string,
+    jobIds: readonly string[],
+    next?: { scheduled?: readonly string[]; walk: number },
+  ): Promise<void>;
   /**
    * Keeps a request under way from expiring: its hold on the address and its records' retention
    * run again from now (a request complete, or whose hold another took, is left as it is).

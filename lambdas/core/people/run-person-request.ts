@@ -223,6 +223,8 @@ async function ranDuringWalk(
     ({ job }) =>
       job !== undefined &&
       job.status !== 'scheduled' &&
+      // Cancelled before it started: it sent nothing.
+      !(job.status === 'cancelled' && job.started_at === undefined) &&
       (job.active !== undefined || (job.completed_at !== undefined && job.completed_at >= walkStarted)),
   );
   return {
@@ -243,11 +245,12 @@ async function eraseStep(
   const now = () => deps.now?.() ?? new Date();
   if (message.step === 'start' || message.step === 'wait') {
     let running: string[];
-    if (message.step === 'start') {
+    if (message.step === 'start' && request.walk_requested === undefined) {
       const noted = await jobsAtStart(erasure.jobs, request);
       running = noted.running;
-      await deps.requests.waitFor(request.request_id, running, noted.scheduled);
+      await deps.requests.waitFor(request.request_id, running, { scheduled: noted.scheduled, walk: 1 });
     } else {
+      // A look again at the jobs waited for (a start handed over again is one too).
       running = (
         await Promise.all(
           (request.waiting_for ?? []).map(async (jobId) =>
@@ -261,11 +264,19 @@ async function eraseStep(
       await deps.queue.send([{ step: 'wait', request_id: request.request_id }], erasure.recheckSeconds);
       return;
     }
-    // A walk of every table, numbered: a step handed over twice may begin two, and only the last counts.
-    const walk = (request.walks ?? 0) + 1;
+    // The walk asked for, numbered, begun once (see `started`). Its messages are sent by every step
+    // that gets here: one handed over again after a failed send must send them, and a copy of a
+    // walk's message only walks its segment again.
+    const walk = request.walk_requested ?? 1;
+    if ((request.walks ?? 0) > walk) return;
     const segments = deps.segments ?? LEDGER_SEGMENTS;
     const tables = erasure.eraser.tables();
-    await deps.requests.started(request.request_id, { segments: tables.length * segments, walk, at: now() });
+    if ((request.walks ?? 0) < walk)
+      await deps.requests.started(request.request_id, {
+        segments: tables.length * segments,
+        walk,
+        at: now(),
+      });
     await deps.queue.send(
       tables.flatMap((table) =>
         Array.from({ length: segments }, (_, segment) => ({
@@ -280,9 +291,10 @@ async function eraseStep(
     );
     return;
   }
-  // A message of an earlier walk, handed over late: the current walk covers its segment.
-  const walk = message.walk ?? request.walks ?? 1;
-  if (walk !== (request.walks ?? walk)) return;
+  // A message of an earlier walk, handed over late: the current walk covers its segment. (A walk's
+  // message from before walks were numbered is walk 0, as its request's.)
+  const walk = message.walk ?? 0;
+  if (walk !== (request.walks ?? 0)) return;
   const table = message.table ?? 'deliveries';
   const { erased, next } = await erasure.eraser.walk(
     table,
@@ -301,13 +313,13 @@ async function eraseStep(
   const { ran, running } = await ranDuringWalk(erasure.jobs, counted);
   if (ran.length > 0) {
     if (walk < MAX_WALKS) {
-      // Waited out, then walked again. Sent before it is noted: a step that fails between the two
-      // is handed over again and sends it again (a second walk begun is harmless; none, a stall).
+      // Waited out, then walked again: noted, then sent. A step that fails between the two is
+      // handed over again, finds this walk still the current one, and does both again.
+      await deps.requests.waitFor(request.request_id, running, { walk: walk + 1 });
       await deps.queue.send(
         [{ step: 'wait', request_id: request.request_id }],
         running.length > 0 ? erasure.recheckSeconds : 0,
       );
-      await deps.requests.waitFor(request.request_id, running);
       deps.log('INFO', 'Scheduled jobs ran during the erasure: it waits them out and walks again', {
         request_id: request.request_id,
         jobs: ran.length,

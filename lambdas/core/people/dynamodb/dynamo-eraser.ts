@@ -33,6 +33,23 @@ export interface DynamoEraserOptions {
 /** Attempts at rewriting an item that keeps changing under the erasure (each a fresh read). */
 const REWRITE_ATTEMPTS = 5;
 
+/**
+ * Attributes a writer may add to a delivery after an erasure read it: the claim, the outcome and its
+ * message id, cc copies, SES reports, the counter's mark. Moving it requires them still absent.
+ */
+const LATER_DELIVERY_ATTRIBUTES = [
+  'status',
+  'message_id',
+  'claim_token',
+  'lease_until',
+  'handed_over_at',
+  'copy_ids',
+  'copy_errors',
+  'feedback',
+  'feedback_ids',
+  STREAM_COUNTED,
+] as const;
+
 /** A value as DynamoDB compares it: sets by their members. */
 const canonical = (value: unknown) =>
   JSON.stringify(value, (_name, inner) => (inner instanceof Set ? [...inner].sort() : inner));
@@ -187,6 +204,8 @@ export class DynamoEraser implements Eraser {
         ...kept
       } = replaceMentions(current, email, key);
       const compared = Object.keys(current).filter((name) => name !== 'job_id' && name !== 'recipient');
+      // What a writer may add to a delivery after it was read (an outcome, its id, a report): still absent.
+      const absent = LATER_DELIVERY_ATTRIBUTES.filter((name) => !(name in current));
       try {
         await client.send(
           new TransactWriteCommand({
@@ -198,15 +217,21 @@ export class DynamoEraser implements Eraser {
                   ConditionExpression: [
                     'attribute_exists(recipient)',
                     ...compared.map((_, i) => `#a${i} = :v${i}`),
+                    ...absent.map((_, i) => `attribute_not_exists(#n${i})`),
                   ].join(' AND '),
-                  ...(compared.length > 0
+                  ...(compared.length + absent.length > 0
                     ? {
-                        ExpressionAttributeNames: Object.fromEntries(
-                          compared.map((name, i) => [`#a${i}`, name]),
-                        ),
-                        ExpressionAttributeValues: Object.fromEntries(
-                          compared.map((name, i) => [`:v${i}`, current[name]]),
-                        ),
+                        ExpressionAttributeNames: Object.fromEntries([
+                          ...compared.map((name, i) => [`#a${i}`, name]),
+                          ...absent.map((name, i) => [`#n${i}`, name]),
+                        ]),
+                        ...(compared.length > 0
+                          ? {
+                              ExpressionAttributeValues: Object.fromEntries(
+                                compared.map((name, i) => [`:v${i}`, current[name]]),
+                              ),
+                            }
+                          : {}),
                       }
                     : {}),
                 },

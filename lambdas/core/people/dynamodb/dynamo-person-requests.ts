@@ -75,6 +75,7 @@ function toRequest(item: Record<string, unknown>): PersonRequest {
     ...(typeof item.walks === 'number' ? { walks: item.walks } : {}),
     ...(typeof item.walk_started_at === 'string' ? { walk_started_at: item.walk_started_at } : {}),
     ...(Array.isArray(item.scheduled_jobs) ? { scheduled_jobs: item.scheduled_jobs as string[] } : {}),
+    ...(typeof item.walk_requested === 'number' ? { walk_requested: item.walk_requested } : {}),
     ...(typeof item.hold === 'string' ? { hold: item.hold } : {}),
     status: item.status as PersonRequest['status'],
     requested_at: String(item.requested_at),
@@ -243,20 +244,25 @@ export class DynamoPersonRequests implements PersonRequestStore {
       | { walk: number; at: Date }
     ),
   ): Promise<void> {
-    await this.updateUnlessComplete(requestId, {
-      UpdateExpression: `SET #status = :running, segments_total = :segments${
-        'nonprofit' in start
-          ? ', nonprofit = :nonprofit, suppression = :suppression'
-          : ', erased = if_not_exists(erased, :none), walks = :walk, walk_started_at = :at'
-      }`,
-      ExpressionAttributeValues: {
-        ':running': 'running',
-        ':segments': start.segments,
-        ...('nonprofit' in start
-          ? { ':nonprofit': start.nonprofit, ':suppression': start.suppression }
-          : { ':none': {}, ':walk': start.walk, ':at': start.at.toISOString() }),
+    await this.updateUnlessComplete(
+      requestId,
+      {
+        UpdateExpression: `SET #status = :running, segments_total = :segments${
+          'nonprofit' in start
+            ? ', nonprofit = :nonprofit, suppression = :suppression'
+            : ', erased = if_not_exists(erased, :none), walks = :walk, walk_started_at = :at'
+        }`,
+        ExpressionAttributeValues: {
+          ':running': 'running',
+          ':segments': start.segments,
+          ...('nonprofit' in start
+            ? { ':nonprofit': start.nonprofit, ':suppression': start.suppression }
+            : { ':none': {}, ':walk': start.walk, ':at': start.at.toISOString() }),
+        },
       },
-    });
+      // A walk is begun once, and never one before the last begun (a step handed over late).
+      'walk' in start ? 'attribute_not_exists(walks) OR walks < :walk' : undefined,
+    );
   }
 
   async addFindings(requestId: string, findings: readonly Finding[]): Promise<void> {
@@ -353,13 +359,20 @@ export class DynamoPersonRequests implements PersonRequestStore {
     ];
   }
 
-  async waitFor(requestId: string, jobIds: readonly string[], scheduled?: readonly string[]): Promise<void> {
+  async waitFor(
+    requestId: string,
+    jobIds: readonly string[],
+    next?: { scheduled?: readonly string[]; walk: number },
+  ): Promise<void> {
     await this.updateUnlessComplete(requestId, {
-      UpdateExpression: `SET #status = :running, waiting_for = :jobs${scheduled ? ', scheduled_jobs = :scheduled' : ''}`,
+      UpdateExpression: `SET #status = :running, waiting_for = :jobs${next ? ', walk_requested = :walk' : ''}${
+        next?.scheduled ? ', scheduled_jobs = :scheduled' : ''
+      }`,
       ExpressionAttributeValues: {
         ':running': 'running',
         ':jobs': [...jobIds],
-        ...(scheduled ? { ':scheduled': [...scheduled] } : {}),
+        ...(next ? { ':walk': next.walk } : {}),
+        ...(next?.scheduled ? { ':scheduled': [...next.scheduled] } : {}),
       },
     });
   }
@@ -455,16 +468,19 @@ export class DynamoPersonRequests implements PersonRequestStore {
   private async updateUnlessComplete(
     requestId: string,
     update: { UpdateExpression: string; ExpressionAttributeValues: Record<string, unknown> },
+    /** A further condition; when it fails, nothing is written either. */
+    also?: string,
   ): Promise<void> {
+    const { UpdateExpression, ExpressionAttributeValues } = update;
     try {
       await this.options.client.send(
         new UpdateCommand({
           TableName: this.options.tableName,
           Key: { request_id: requestId, part: REQUEST_PART },
-          ...update,
-          ConditionExpression: 'attribute_exists(request_id) AND #status <> :completed',
+          UpdateExpression,
+          ConditionExpression: `attribute_exists(request_id) AND #status <> :completed${also ? ` AND (${also})` : ''}`,
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ':completed': 'completed' },
+          ExpressionAttributeValues: { ...ExpressionAttributeValues, ':completed': 'completed' },
         }),
       );
     } catch (error) {
