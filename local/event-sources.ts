@@ -9,8 +9,14 @@ import {
 import type { InvokeResult } from './functions';
 import { LOCAL_REGION } from './template';
 
-/** Poll short: local-aws-sqs's long polls wait their full time even with messages waiting. */
-const IDLE_POLL_MS = 150;
+/**
+ * An idle queue is long-polled as Lambda's pollers do (20 s), for one message: local-aws-sqs answers
+ * a long poll as soon as it holds as many messages as asked for, else only when the wait is over,
+ * so asking for one answers as soon as one arrives. The rest of a batch is gathered with short
+ * polls, `GATHER_POLL_MS` apart, while the batching window is open.
+ */
+const LONG_POLL_SECONDS = 20;
+const GATHER_POLL_MS = 150;
 
 export interface QueueEventSourceOptions {
   client: SQSClient;
@@ -35,6 +41,8 @@ export class QueueEventSource {
   private running = false;
   /** The pollers running (each a loop, removed when it returns). */
   private readonly pollers = new Set<Promise<void>>();
+  /** Ends the long poll under way when the source stops (else stopping would wait up to 20 s). */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly options: QueueEventSourceOptions) {}
 
@@ -46,6 +54,7 @@ export class QueueEventSource {
   /** Stops polling and waits for the invocations under way. */
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping.abort();
     while (this.pollers.size > 0) await Promise.all(this.pollers);
   }
 
@@ -53,7 +62,7 @@ export class QueueEventSource {
    * One poller while the queue is empty; each batch found starts one more, up to the maximum
    * concurrency, and a poller other than the first stops when it finds none. So a backlog is
    * worked at the mapping's full concurrency (as Lambda scales its pollers with the backlog) while
-   * an idle runtime's many sources cost one poll each every `IDLE_POLL_MS`, not one per concurrency.
+   * an idle runtime's many sources cost one long poll each, not one per concurrency.
    */
   private startPoller(first: boolean): void {
     const poller: Promise<void> = this.pollUntilDone(first).finally(() => this.pollers.delete(poller));
@@ -63,10 +72,9 @@ export class QueueEventSource {
   private async pollUntilDone(first: boolean): Promise<void> {
     while (this.running) {
       try {
-        const batch = await this.gather();
+        const batch = await this.gather(first);
         if (batch.length === 0) {
           if (!first) return;
-          await sleep(IDLE_POLL_MS);
           continue;
         }
         if (this.pollers.size < this.options.maxConcurrency) this.startPoller(false);
@@ -81,25 +89,28 @@ export class QueueEventSource {
     }
   }
 
-  private async gather(): Promise<Message[]> {
+  /** A batch, or none: the first poller waits (a long poll) for a message, the others do not. */
+  private async gather(waitForOne: boolean): Promise<Message[]> {
     const { client, queueUrl, batchSize, batchingWindowMs } = this.options;
     const batch: Message[] = [];
     let windowEnds: number | undefined;
     while (this.running && batch.length < batchSize) {
+      const longPoll = waitForOne && batch.length === 0;
       const { Messages = [] } = await client.send(
         new ReceiveMessageCommand({
           QueueUrl: queueUrl,
-          MaxNumberOfMessages: Math.min(10, batchSize - batch.length),
-          WaitTimeSeconds: 0,
+          MaxNumberOfMessages: longPoll ? 1 : Math.min(10, batchSize - batch.length),
+          WaitTimeSeconds: longPoll ? LONG_POLL_SECONDS : 0,
           AttributeNames: ['All'],
           MessageAttributeNames: ['All'],
         }),
+        { abortSignal: this.stopping.signal },
       );
       batch.push(...Messages);
       if (batch.length === 0) return batch;
       windowEnds ??= Date.now() + batchingWindowMs;
       if (Date.now() >= windowEnds) break;
-      if (Messages.length === 0) await sleep(Math.min(IDLE_POLL_MS, Math.max(0, windowEnds - Date.now())));
+      if (Messages.length === 0) await sleep(Math.min(GATHER_POLL_MS, Math.max(0, windowEnds - Date.now())));
     }
     return batch;
   }

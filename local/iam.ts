@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { type LocalAnswer, type ObservingProxy, startObservingProxy } from './observing-proxy';
+import { type Exchange, type LocalAnswer, type ObservingProxy, startObservingProxy } from './observing-proxy';
 import {
   type CfnTemplate,
   type IntrinsicResolver,
@@ -489,25 +489,23 @@ export async function startIamGate(options: {
   policies: Map<string, FunctionPolicy>;
   trustedAccessKeyId: string;
   onDenied: (line: string) => void;
+  /** Shown each call the engine answered (the gate's denials are not). */
+  observe?: (exchange: Exchange) => void;
 }): Promise<ObservingProxy> {
-  return startObservingProxy(
-    options.target,
-    () => undefined,
-    (call) => {
-      const accessKeyId = accessKeyIdIn(call.headers);
-      if (accessKeyId === options.trustedAccessKeyId) return undefined;
-      const policy = (accessKeyId ? options.policies.get(accessKeyId) : undefined) ?? {
-        ...NOBODY,
-        functionLogicalId: accessKeyId ?? 'anonymous',
-      };
-      const denied = authorizationsFor(options.service, call).find(
-        (authorization) => !isAllowed(policy, authorization),
-      );
-      if (!denied) return undefined;
-      options.onDenied(
-        `${policy.functionLogicalId} is not allowed ${denied.action} on ${denied.resources.join(' or ')}`,
-      );
-      return accessDenied(options.service, policy, denied);
-    },
-  );
+  return startObservingProxy(options.target, options.observe ?? (() => undefined), (call) => {
+    const accessKeyId = accessKeyIdIn(call.headers);
+    if (accessKeyId === options.trustedAccessKeyId) return undefined;
+    const policy = (accessKeyId ? options.policies.get(accessKeyId) : undefined) ?? {
+      ...NOBODY,
+      functionLogicalId: accessKeyId ?? 'anonymous',
+    };
+    const denied = authorizationsFor(options.service, call).find(
+      (authorization) => !isAllowed(policy, authorization),
+    );
+    if (!denied) return undefined;
+    options.onDenied(
+      `${policy.functionLogicalId} is not allowed ${denied.action} on ${denied.resources.join(' or ')}`,
+    );
+    return accessDenied(options.service, policy, denied);
+  });
 }

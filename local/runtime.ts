@@ -24,14 +24,14 @@ import {
 import { LocalGateway, UNSUPPORTED_SERVICE_PATH } from './gateway';
 import { accessKeyIdOf, type GatedService, readFunctionPolicies, startIamGate } from './iam';
 import { LocalMetrics, readableLogLine } from './metrics';
-import type { ObservingProxy } from './observing-proxy';
+import type { Exchange, ObservingProxy } from './observing-proxy';
 import { closeServer } from './processes';
 import { type LocalSecrets, startLocalSecrets } from './secrets';
 import { type LocalSes, startLocalSes } from './ses';
 import { LocalEventPublishing } from './ses-events';
 import { createQueues, type LocalSqs, sqsClient, startLocalSqs } from './sqs';
 import { type SqsJournal, startSqsJournal } from './sqs-journal';
-import { fileCheckpoints, StreamEventSource } from './stream-source';
+import { fileCheckpoints, StreamEventSource, TABLE_WRITE_OPERATIONS } from './stream-source';
 import { PROJECT_ROOT, synthesizeStack } from './synth';
 import { IntrinsicResolver, LOCAL_REGION, resourcesOfType } from './template';
 import { readEventSourceMappings, readSchedules, Scheduler } from './triggers';
@@ -226,13 +226,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
 
     // IAM: each function signs as itself, and a gate in front of each engine holds it to its role's policy.
     const policies = readFunctionPolicies(template, resolver);
-    const gated = async (service: GatedService, target: string) => {
+    const gated = async (service: GatedService, target: string, observe?: (exchange: Exchange) => void) => {
       const gate = await startIamGate({
         service,
         target,
         policies,
         trustedAccessKeyId: LOCAL_CREDENTIALS.accessKeyId,
         onDenied: (line) => log(`[iam] AccessDenied: ${line}`),
+        observe,
       });
       started.gates = [...(started.gates ?? []), gate];
       return gate.endpoint;
@@ -252,7 +253,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
         // Every other AWS service (CloudWatch, say) answers "unsupported" locally instead of reaching AWS.
         AWS_ENDPOINT_URL: `http://127.0.0.1:${port}${UNSUPPORTED_SERVICE_PATH}`,
-        AWS_ENDPOINT_URL_DYNAMODB: await gated('dynamodb', dynamoEndpoint),
+        // A function's write may put records on a table's stream: idle stream readers look at once.
+        AWS_ENDPOINT_URL_DYNAMODB: await gated('dynamodb', dynamoEndpoint, (exchange) => {
+          if (exchange.status === 200 && TABLE_WRITE_OPERATIONS.has(exchange.operation))
+            for (const source of started.eventSources ?? [])
+              if (source instanceof StreamEventSource) source.wake();
+        }),
         AWS_ENDPOINT_URL_SQS: sqsGate,
         AWS_ENDPOINT_URL_SESV2: await gated('ses', sesEndpoint),
         AWS_ENDPOINT_URL_SECRETS_MANAGER: await gated('secretsmanager', started.secrets.endpoint),

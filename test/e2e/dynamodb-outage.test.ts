@@ -5,27 +5,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEND_CONCURRENCY } from '../../lambdas/core/jobs/consumer/send-step';
 import { clearInbox, readInbox } from '../../local/ses';
+import { OUTAGE_CONTEXT } from '../support/e2e-contexts';
 import { apiClient, isRunning, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
-import { registerNonprofits, UNTHROTTLED_IMPORTS } from '../support/seed';
+import { registerNonprofits } from '../support/seed';
 
-/**
- * A short consumer timeout, so an outage longer than an invocation makes Lambda's timeout end the
- * consumers mid-batch and the recovery (leases of 15 s, a visibility timeout of 30 s) runs within
- * the test; two consumers, paced slowly enough that the outage lands mid-job. A crash can lose an
- * outcome's stream record (DynamoDB Local's, which AWS's streams do not): the sweeper then counts
- * the job from its ledger after the shortest wait the stack allows, not the deployed five minutes.
- */
-const CONSUMERS = 2;
-const CONTEXT = {
-  usagePlanRateLimit: 2000,
-  usagePlanBurstLimit: 2000,
-  consumerTimeoutSeconds: 5,
-  consumerMaxConcurrency: CONSUMERS,
-  sesMaxSendRate: 40,
-  sweeperQueueSettleSeconds: 10,
-  ledgerCountAfterSeconds: 30,
-  ...UNTHROTTLED_IMPORTS,
-};
+const CONTEXT = OUTAGE_CONTEXT;
+const CONSUMERS = CONTEXT.consumerMaxConcurrency;
 /** Emails one consumer has under way at once. */
 const SENDS_UNDER_WAY = SEND_CONCURRENCY;
 const RECIPIENTS = 200;

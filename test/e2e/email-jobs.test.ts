@@ -10,6 +10,7 @@ import { textFooter } from '../../lambdas/core/templates/footer';
 import { type InboxEmail, readInbox } from '../../local/ses';
 import { sqsClient } from '../../local/sqs';
 import { LOCAL_FROM_ADDRESS, LOCAL_SENDER } from '../../local/synth';
+import { EMAIL_JOBS_CONTEXT } from '../support/e2e-contexts';
 import { toldEvents } from '../support/events';
 import {
   apiClient,
@@ -18,34 +19,11 @@ import {
   startRuntimeProcess,
   waitFor,
 } from '../support/runtime-process';
-import { registerNonprofits, UNTHROTTLED_IMPORTS } from '../support/seed';
+import { registerNonprofits } from '../support/seed';
 
+const CONTEXT = EMAIL_JOBS_CONTEXT;
 /** The consumers at once (`consumerMaxConcurrency`), each with `SEND_CONCURRENCY` sends under way. */
-const CONSUMERS = 2;
-/**
- * Limits raised so the test's own traffic is never throttled (throttling has its own test), the
- * send rate raised so thousands of emails go through the local SES in seconds, and the consumer
- * slowed to two at a time so a restart lands mid-job. Recovery is shortened as in the outage test:
- * a `kill -9` can take an outcome's stream record with DynamoDB Local (written, never counted), and
- * the sweeper then counts the job from its ledger after `ledgerCountAfterSeconds` (five minutes by
- * default, longer than the test waits).
- */
-const CONTEXT = {
-  usagePlanRateLimit: 2000,
-  usagePlanBurstLimit: 2000,
-  sendEmailRequestsPerMinute: 600,
-  sendEmailBurstLimit: 100,
-  consumerMaxConcurrency: CONSUMERS,
-  sesMaxSendRate: 2000,
-  // The recovery after a kill waits out a dead consumer's claims and the queue's visibility
-  // timeout, both set by the consumer's timeout: 10 s (not 30) makes them 20 s and 60 s.
-  consumerTimeoutSeconds: 10,
-  // A fresh /health report every second, so the health tests see DynamoDB Local's state soon.
-  healthCacheSeconds: 1,
-  ledgerCountAfterSeconds: 30,
-  sweeperQueueSettleSeconds: 10,
-  ...UNTHROTTLED_IMPORTS,
-};
+const CONSUMERS = CONTEXT.consumerMaxConcurrency;
 const DOMAIN = 'jobs-e2e.example.org';
 /** A lost SES answer: the claim's lease (20 s), then the queue's visibility timeout (60 s), and a margin. */
 const SLOW_RECOVERY_MS = 120_000;

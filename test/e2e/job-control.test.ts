@@ -5,28 +5,13 @@ import { CreateEmailIdentityCommand } from '@aws-sdk/client-sesv2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEND_CONCURRENCY } from '../../lambdas/core/jobs/consumer/send-step';
 import { readInbox, sesClient } from '../../local/ses';
+import { JOB_CONTROL_CONTEXT } from '../support/e2e-contexts';
 import { toldEvents } from '../support/events';
 import { apiClient, type RuntimeProcess, startRuntimeProcess, waitFor } from '../support/runtime-process';
-import { registerNonprofits, UNTHROTTLED_IMPORTS } from '../support/seed';
+import { registerNonprofits } from '../support/seed';
 
-/**
- * An account in the SES sandbox, as a new user's is: the local SES then refuses mail to an address
- * that is not a verified identity (`MessageRejected`), which is the failure a retry exists for.
- * Sending is slow (4 emails a second over two consumers), so a cancel lands mid-job.
- */
-const CONSUMERS = 2;
-const CONTEXT = {
-  usagePlanRateLimit: 2000,
-  usagePlanBurstLimit: 2000,
-  sendEmailRequestsPerMinute: 600,
-  sendEmailBurstLimit: 100,
-  sesSandbox: true,
-  sesMaxSendRate: 4,
-  consumerMaxConcurrency: CONSUMERS,
-  // Small enough for the last test to reach, after what the others send.
-  recipientQuotaPerDay: 100,
-  ...UNTHROTTLED_IMPORTS,
-};
+const CONTEXT = JOB_CONTROL_CONTEXT;
+const CONSUMERS = CONTEXT.consumerMaxConcurrency;
 /** Emails one consumer has under way at once. */
 const SENDS_UNDER_WAY = SEND_CONCURRENCY;
 /** Verified as a whole domain at the start; the retry test's addresses are elsewhere. */

@@ -13,6 +13,7 @@ import { dynamoDbClient } from '../../local/dynamodb';
 import { readInbox } from '../../local/ses';
 import { LOCAL_SENDER } from '../../local/synth';
 import { IntrinsicResolver } from '../../local/template';
+import { NONPROFITS_API_CONTEXT } from '../support/e2e-contexts';
 import { toldEvents } from '../support/events';
 import { apiClient, type RuntimeProcess, startRuntimeProcess, waitFor } from '../support/runtime-process';
 import { synthesizeForTests } from '../support/synth';
@@ -23,20 +24,7 @@ let api: ReturnType<typeof apiClient>;
 /** A key that may only send, and one that may only read the registry: what the operator's scopes are split into. */
 let send: ReturnType<typeof apiClient>;
 let reader: ReturnType<typeof apiClient>;
-/**
- * The reputation guard pauses at a 10 % complaint rate over at least five emails (one complaint in
- * the guard's test trips it; nothing else here makes the simulator complain), and a paused email
- * waits 1 s, not a minute, before it is tried again (doubling each time).
- */
-const GUARD = { reputationMinVolume: 5, pauseComplaintRate: 0.1, sendingPausedWaitSeconds: 1 };
-const KEYS = [
-  { name: 'operator', scopes: ['operator'] },
-  { name: 'sender', scopes: ['send'] },
-  { name: 'reader', scopes: ['registry:read'] },
-  { name: 'suppressor', scopes: ['suppressions:write'] },
-];
-/** An erasure looks again every second at the jobs it waits out (a minute by default). */
-const CONTEXT = { apiKeys: KEYS, ...GUARD, erasureRecheckSeconds: 1 };
+const CONTEXT = NONPROFITS_API_CONTEXT;
 
 beforeAll(async () => {
   runtime = await startRuntimeProcess({ stateDir, context: CONTEXT });

@@ -3,16 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SMALL_PLAN_CONTEXT } from '../support/e2e-contexts';
 import { apiClient, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 
-/** A small plan, set the way a user sets it: CDK context, read through the synthesized template. */
-const PLAN = {
-  usagePlanRateLimit: 1,
-  usagePlanBurstLimit: 3,
-  usagePlanQuotaPerDay: 8,
-  sendEmailRequestsPerMinute: 1,
-  sendEmailBurstLimit: 2,
-};
+const PLAN = SMALL_PLAN_CONTEXT;
 
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-plan-'));
 let runtime: RuntimeProcess;
