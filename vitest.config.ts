@@ -23,9 +23,6 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           setupFiles: ['test/support/unit-setup.ts', 'test/support/cdk-outdir.ts'],
-          // Files share their worker's modules (the SDK, zod, the handlers), loaded once per worker
-          // instead of once per file: half the project's time was imports. No file mocks a module.
-          isolate: false,
           // A bound on a hang, not a speed target: a few unit tests start a process or parse
           // 300,000 fields, seconds on a 2-core machine running the end-to-end files beside them.
           testTimeout: 30_000,
@@ -48,11 +45,10 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/support/dynamodb-global-setup.ts'],
           setupFiles: ['test/support/lambda-env.ts'],
-          // One DynamoDB Local for all files, each file with its own set of tables. They still run
-          // one at a time, after the other projects (vitest groups such a project apart): run beside
-          // the end-to-end files, the pipeline's sweeper and lease tests took twice as long and
-          // failed on a loaded machine (two clean-clone runs), and the suite was no faster.
-          fileParallelism: false,
+          // One DynamoDB Local for all files, each file with its own set of tables, so files run
+          // beside each other and beside the end-to-end files (the shared pool of `maxWorkers`).
+          // Held to one at a time (`fileParallelism: false`), vitest ran the project apart, after
+          // the others, on one core of two for almost two minutes.
           // Bounds on a hung test, not speed targets: a loaded 2-core machine runs these several times slower.
           testTimeout: 120_000,
           hookTimeout: 120_000,
