@@ -15,10 +15,11 @@ import { readConfig } from '../lib/config';
 import { consumerScaling } from '../lib/send-rate';
 import { operatorFirst } from '../local/api-keys';
 import { dynamoDbClient } from '../local/dynamodb';
+import type { Exchange } from '../local/observing-proxy';
 import { type LocalService, startLocalRuntime } from '../local/runtime';
 import { contextDefaults, LOCAL_CONTEXT, PROJECT_ROOT } from '../local/synth';
+import { CallCounter } from './call-counter';
 import { costAtSendRate } from './cost-model';
-import { CountingProxy } from './counting-proxy';
 import { PRICES } from './prices';
 
 const MAX_RECIPIENTS_PER_JOB = 10_000;
@@ -50,7 +51,11 @@ const config = readConfig(new App({ context: { ...LOCAL_CONTEXT, ...projectConte
 const { batchSize, maxConcurrency: concurrency } = consumerScaling(config);
 
 const stateDir = mkdtempSync(join(tmpdir(), 'mailer-bench-'));
-const proxies: CountingProxy[] = [];
+const counters = {
+  dynamodb: new CallCounter('dynamodb'),
+  sqs: new CallCounter('sqs'),
+  ses: new CallCounter('ses'),
+};
 const errors: string[] = [];
 console.log(`Starting the local runtime (consumer: batches of ${batchSize}, ${concurrency} at once)…`);
 const runtime = await startLocalRuntime({
@@ -62,17 +67,9 @@ const runtime = await startLocalRuntime({
   // Counting costs the runtime's one main thread some time; --no-count measures speed alone.
   ...(values['no-count']
     ? {}
-    : {
-        wrapEndpoint: async (service: LocalService, endpoint: string) => {
-          const proxy = new CountingProxy(service, endpoint);
-          proxies.push(proxy);
-          return proxy.start();
-        },
-      }),
+    : { observe: (service: LocalService, exchange: Exchange) => counters[service].observe(exchange) }),
 });
-const proxyOf = (service: LocalService) =>
-  proxies.find((proxy) => proxy.service === service) ?? new CountingProxy(service, '');
-const [dynamoProxy, sqsProxy, sesProxy] = [proxyOf('dynamodb'), proxyOf('sqs'), proxyOf('ses')];
+const { dynamodb: dynamoCounter, sqs: sqsCounter, ses: sesCounter } = counters;
 const baseline: Record<string, { invocations: number; totalMs: number }> = {};
 const apiKey = operatorFirst(runtime.apiKeys)[0]?.value ?? '';
 const http = async (method: string, path: string, body?: unknown) => {
@@ -114,8 +111,8 @@ try {
       }),
     );
   });
-  await dynamoProxy.learnIndexes(tables.TableNames ?? []);
-  for (const proxy of proxies) proxy.reset();
+  await dynamoCounter.learnIndexes(runtime.dynamoDbEndpoint, tables.TableNames ?? []);
+  for (const counter of Object.values(counters)) counter.reset();
   for (const [name, stats] of runtime.functionStats()) Object.assign(baseline, { [name]: { ...stats } });
 
   console.log(`Submitting ${total} recipients in ${Math.ceil(total / MAX_RECIPIENTS_PER_JOB)} job(s)…`);
@@ -208,8 +205,8 @@ try {
   raw.destroy();
 
   const perEmail = (count: number) => count / total;
-  const dynamo = [...dynamoProxy.counts.entries()].sort();
-  const sqs = [...sqsProxy.counts.entries()].sort();
+  const dynamo = [...dynamoCounter.counts.entries()].sort();
+  const sqs = [...sqsCounter.counts.entries()].sort();
   const writeUnits = dynamo.reduce((sum, [, count]) => sum + count.writeUnits, 0);
   const readUnits = dynamo.reduce((sum, [, count]) => sum + count.readUnits, 0);
   const indexUnits = dynamo.reduce((sum, [, count]) => sum + count.indexWriteUnits, 0);
@@ -236,7 +233,7 @@ try {
   // The jobs have no cc: one SES recipient per email.
   const sesPerMillion = PRICES.sesRecipient * 1e6;
   // SES's rate, as SES would see it: the most sends answered in any one-second window.
-  const sends = sesProxy.answeredAt;
+  const sends = sesCounter.answeredAt;
   let busiestSecond = 0;
   for (let first = 0, last = 0; last < sends.length; last++) {
     while ((sends[last] as number) - (sends[first] as number) >= 1000) first++;
@@ -354,6 +351,5 @@ Errors logged         ${errors.length}${errors.length ? `: ${errors.slice(0, 3).
   );
 } finally {
   await runtime.stop();
-  await Promise.all(proxies.map((proxy) => proxy.stop()));
   rmSync(stateDir, { recursive: true, force: true });
 }

@@ -22,7 +22,13 @@ import {
   type LocalFunction,
 } from './functions';
 import { LocalGateway, UNSUPPORTED_SERVICE_PATH } from './gateway';
-import { accessKeyIdOf, type GatedService, readFunctionPolicies, startIamGate } from './iam';
+import {
+  accessKeyIdOf,
+  type FunctionPolicy,
+  type GatedService,
+  readFunctionPolicies,
+  startIamGate,
+} from './iam';
 import { LocalMetrics, readableLogLine } from './metrics';
 import type { Exchange, ObservingProxy } from './observing-proxy';
 import { closeServer } from './processes';
@@ -30,7 +36,7 @@ import { type LocalSecrets, startLocalSecrets } from './secrets';
 import { type LocalSes, startLocalSes } from './ses';
 import { LocalEventPublishing } from './ses-events';
 import { createQueues, type LocalSqs, sqsClient, startLocalSqs } from './sqs';
-import { type SqsJournal, startSqsJournal } from './sqs-journal';
+import { openSqsJournal } from './sqs-journal';
 import { fileCheckpoints, StreamEventSource, TABLE_WRITE_OPERATIONS } from './stream-source';
 import { PROJECT_ROOT, synthesizeStack } from './synth';
 import { IntrinsicResolver, LOCAL_REGION, resourcesOfType } from './template';
@@ -43,13 +49,13 @@ export interface LocalRuntimeOptions {
   port: number;
   log?: (line: string) => void;
   /**
-   * Lets a caller put something between the AWS side (functions, event source pollers) and an engine,
-   * such as the benchmark's request counter; returns the endpoint to use instead.
+   * Shown every call an engine answered for the AWS side (functions, event source pollers), at the
+   * IAM gate in front of it, before the caller gets the answer: the benchmark's request counter.
    */
-  wrapEndpoint?: (service: LocalService, endpoint: string) => Promise<string>;
+  observe?: (service: LocalService, exchange: Exchange) => void;
 }
 
-/** The engines standing in for AWS services, as `wrapEndpoint` names them. */
+/** The engines standing in for AWS services, as `observe` names them. */
 export type LocalService = 'dynamodb' | 'sqs' | 'ses';
 
 export interface LocalRuntime {
@@ -80,7 +86,6 @@ export interface LocalRuntime {
 interface Started {
   dynamoDb?: DynamoDbLocal;
   sqs?: LocalSqs;
-  sqsJournal?: SqsJournal;
   ses?: LocalSes;
   eventPublishing?: LocalEventPublishing;
   secrets?: LocalSecrets;
@@ -123,7 +128,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     await started.secrets?.stop();
     await started.apiGatewayKeys?.stop();
     await started.eventBus?.stop();
-    await started.sqsJournal?.stop();
     await started.sqs?.stop();
     await started.dynamoDb?.stop();
   };
@@ -142,18 +146,38 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     dynamo.destroy();
 
     started.sqs = await startLocalSqs();
-    // Local SQS forgets on restart; the journal in front of it keeps what was sent and not deleted.
-    started.sqsJournal = await startSqsJournal({
-      target: started.sqs.endpoint,
-      file: join(options.stateDir, 'sqs-journal.jsonl'),
-      log,
-    });
-    const wrap = options.wrapEndpoint ?? (async (_: string, endpoint: string) => endpoint);
-    const dynamoEndpoint = await wrap('dynamodb', started.dynamoDb.endpoint);
-    const sqsEndpoint = await wrap('sqs', started.sqsJournal.endpoint);
-    const sqs = sqsClient(sqsEndpoint);
-    const queues = await createQueues(sqs, template, resolver, sqsEndpoint);
-    const replayed = await started.sqsJournal.replay(queues.map((queue) => queue.url));
+
+    // IAM: each function signs as itself, and a gate in front of each engine holds it to its role's
+    // policy (filled in below, once the queues' ARNs resolve). The runtime's own calls (its pollers,
+    // standing for AWS) pass the gates too: what watches the calls (the SQS journal, a waking stream
+    // reader, `options.observe`) sits in the gate, one hop for every call.
+    const policies = new Map<string, FunctionPolicy>();
+    const gated = async (service: GatedService, target: string, observe?: (exchange: Exchange) => void) => {
+      const gate = await startIamGate({
+        service,
+        target,
+        policies,
+        trustedAccessKeyId: LOCAL_CREDENTIALS.accessKeyId,
+        onDenied: (line) => log(`[iam] AccessDenied: ${line}`),
+        observe: (exchange) => {
+          observe?.(exchange);
+          if (service === 'dynamodb' || service === 'sqs' || service === 'ses')
+            options.observe?.(service, exchange);
+        },
+      });
+      started.gates = [...(started.gates ?? []), gate];
+      return gate.endpoint;
+    };
+
+    // Local SQS forgets on restart; the journal at its gate keeps what was sent and not deleted.
+    const journal = openSqsJournal({ file: join(options.stateDir, 'sqs-journal.jsonl'), log });
+    const sqsGate = await gated('sqs', started.sqs.endpoint, journal.observe);
+    const sqs = sqsClient(sqsGate);
+    const queues = await createQueues(sqs, template, resolver, sqsGate);
+    const replayed = await journal.replay(
+      queues.map((queue) => queue.url),
+      started.sqs.endpoint,
+    );
     if (replayed > 0) log(`[sqs] ${replayed} messages the previous run left in its queues were sent again`);
 
     // SES's event publishing: bounces and complaints of the mailbox simulator's addresses, on the subscribed queues.
@@ -173,7 +197,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       // An account in the sandbox sends only between verified identities; the sender is one.
       sandbox: config.sesSandbox ? { verified: config.fromAddress ? [config.fromAddress] : [] } : undefined,
     });
-    const sesEndpoint = await wrap('ses', started.ses.endpoint);
     // The emulator forwards what it receives when this is set: say so, as emails then leave the machine.
     if (process.env.SMTP_TRANSPORT)
       log('[ses] SMTP_TRANSPORT is set: the local SES forwards every email it receives to that SMTP server');
@@ -224,27 +247,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const address = started.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
 
-    // IAM: each function signs as itself, and a gate in front of each engine holds it to its role's policy.
-    const policies = readFunctionPolicies(template, resolver);
-    const gated = async (service: GatedService, target: string, observe?: (exchange: Exchange) => void) => {
-      const gate = await startIamGate({
-        service,
-        target,
-        policies,
-        trustedAccessKeyId: LOCAL_CREDENTIALS.accessKeyId,
-        onDenied: (line) => log(`[iam] AccessDenied: ${line}`),
-        observe,
-      });
-      started.gates = [...(started.gates ?? []), gate];
-      return gate.endpoint;
-    };
+    for (const [functionLogicalId, policy] of readFunctionPolicies(template, resolver))
+      policies.set(functionLogicalId, policy);
     for (const policy of policies.values()) {
       if (policy.unreadable.length > 0)
         log(
           `[iam] ${policy.functionLogicalId}: managed policies ${policy.unreadable.join(', ')} cannot be read locally and allow nothing here`,
         );
     }
-    const sqsGate = await gated('sqs', sqsEndpoint);
     functions = functionsFromTemplate(template, resolver, {
       assemblyDir: outdir,
       baseEnvironment: {
@@ -254,29 +264,27 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         // Every other AWS service (CloudWatch, say) answers "unsupported" locally instead of reaching AWS.
         AWS_ENDPOINT_URL: `http://127.0.0.1:${port}${UNSUPPORTED_SERVICE_PATH}`,
         // A function's write may put records on a table's stream: idle stream readers look at once.
-        AWS_ENDPOINT_URL_DYNAMODB: await gated('dynamodb', dynamoEndpoint, (exchange) => {
+        AWS_ENDPOINT_URL_DYNAMODB: await gated('dynamodb', started.dynamoDb.endpoint, (exchange) => {
           if (exchange.status === 200 && TABLE_WRITE_OPERATIONS.has(exchange.operation))
             for (const source of started.eventSources ?? [])
               if (source instanceof StreamEventSource) source.wake();
         }),
         AWS_ENDPOINT_URL_SQS: sqsGate,
-        AWS_ENDPOINT_URL_SESV2: await gated('ses', sesEndpoint),
+        AWS_ENDPOINT_URL_SESV2: await gated('ses', started.ses.endpoint),
         AWS_ENDPOINT_URL_SECRETS_MANAGER: await gated('secretsmanager', started.secrets.endpoint),
         AWS_ENDPOINT_URL_API_GATEWAY: await gated('apigateway', started.apiGatewayKeys.endpoint),
         AWS_ENDPOINT_URL_EVENTBRIDGE: await gated('events', started.eventBus.endpoint),
         TZ: 'UTC',
       },
       environmentOf: (logicalId) => ({ AWS_ACCESS_KEY_ID: accessKeyIdOf(logicalId) }),
-      // A function that links to the API (an unsubscribe link) links to this gateway. A queue's URL
-      // leads through the SQS gate: the SQS client sends each call to its queue's URL, whatever
-      // endpoint it was given, so the URL itself must point at the gate.
+      // A function that links to the API (an unsubscribe link) links to this gateway. (A queue's URL
+      // already leads through the SQS gate, where the queues were created: the SQS client sends
+      // each call to its queue's URL, whatever endpoint it was given.)
       rewrite: (value) =>
-        value
-          .replaceAll(
-            `https://${model.restApiId}.execute-api.${LOCAL_REGION}.amazonaws.com/`,
-            `http://127.0.0.1:${port}/`,
-          )
-          .replaceAll(`${sqsEndpoint}/`, `${sqsGate}/`),
+        value.replaceAll(
+          `https://${model.restApiId}.execute-api.${LOCAL_REGION}.amazonaws.com/`,
+          `http://127.0.0.1:${port}/`,
+        ),
       // Metric lines are gathered for /_local/metrics; log lines are shown readably.
       onLog: (name, line) => {
         if (!metrics.record(line)) log(`[${name}] ${readableLogLine(line)}`);

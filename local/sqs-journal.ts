@@ -1,15 +1,16 @@
 import { appendFileSync, createReadStream, existsSync, renameSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { startObservingProxy } from './observing-proxy';
+import type { Exchange } from './observing-proxy';
 import { sqsClient } from './sqs';
 
 /**
  * SQS keeps what it accepted; local-aws-sqs keeps it in memory, so a restart of `npm start` would
- * lose every message in flight. This journal sits in front of it, on the SQS JSON protocol, and
- * notes on disk each message sent and each message deleted (append-only, one JSON line each). At
- * the next start, the messages sent and never deleted are sent again, so work resumes at once,
- * as it would in AWS, instead of waiting for the sweeper. Nothing in it knows this app's queues.
+ * lose every message in flight. This journal sees every call made to it (at the SQS gate in front
+ * of it), on the SQS JSON protocol, and notes on disk each message sent and each message deleted
+ * (append-only, one JSON line each). At the next start, the messages sent and never deleted are
+ * sent again, so work resumes at once, as it would in AWS, instead of waiting for the sweeper.
+ * Nothing in it knows this app's queues.
  *
  * A message is noted after local SQS accepted it and before the sender is answered: a crash in
  * between loses it exactly as it loses the sender, whose job the sweeper then recovers. A message
@@ -25,14 +26,18 @@ interface PendingMessage {
 type JournalEntry = ({ op: 'send'; id: string } & PendingMessage) | { op: 'delete'; id: string };
 
 export interface SqsJournal {
-  /** The endpoint to use instead of local SQS's own. */
-  endpoint: string;
+  /**
+   * Notes what a call local SQS answered did (a message sent, a message deleted). Given every
+   * exchange with local SQS before its caller is answered (the runtime's SQS gate calls it), so a
+   * message is on disk by the time its sender goes on.
+   */
+  observe(exchange: Exchange): void;
   /**
    * Sends again what the previous run left pending to the queues of the same name, straight to
-   * local SQS (this journal would note them a second time); answers how many messages that was.
+   * local SQS at `directEndpoint` (sent through the gate, the journal would note them a second
+   * time); answers how many messages that was.
    */
-  replay(queueUrls: readonly string[]): Promise<number>;
-  stop(): Promise<void>;
+  replay(queueUrls: readonly string[], directEndpoint: string): Promise<number>;
 }
 
 /** The queue's name, from its URL (`…/000000000000/NAME`): stable across restarts, unlike the port. */
@@ -87,15 +92,11 @@ function writeJournal(file: string, pending: Map<string, PendingMessage>): void 
 }
 
 /**
- * Starts the journal in front of `target` (local SQS). Once the queues exist, `replay` sends again
- * what the previous run left, to the queues of the same name, and rewrites the journal with only
- * what is pending. `log` hears of a journal that can no longer be written (it warns once).
+ * Opens the journal kept in `file`. Once the queues exist, `replay` sends again what the previous
+ * run left, to the queues of the same name, and rewrites the journal with only what is pending.
+ * `log` hears of a journal that can no longer be written (it warns once).
  */
-export async function startSqsJournal(options: {
-  target: string;
-  file: string;
-  log?: (line: string) => void;
-}): Promise<SqsJournal> {
+export function openSqsJournal(options: { file: string; log?: (line: string) => void }): SqsJournal {
   /** What the file holds, in memory too, so it can be rewritten without reading it back. */
   let pending = new Map<string, PendingMessage>();
   let appended = 0;
@@ -124,20 +125,19 @@ export async function startSqsJournal(options: {
   };
   /** Receipt handles of received messages → message ids, so a delete names the message it ends. */
   const received = new Map<string, string>();
-  const proxy = await startObservingProxy(options.target, ({ operation, request, answer, status }) => {
-    if (status < 300) note(journalEntries(operation, request, answer, received));
-  });
 
   return {
-    endpoint: proxy.endpoint,
-    replay: async (queueUrls) => {
-      const direct = sqsClient(options.target);
+    observe: ({ operation, request, answer, status }) => {
+      if (status < 300) note(journalEntries(operation, request, answer, received));
+    },
+    replay: async (queueUrls, directEndpoint) => {
+      const direct = sqsClient(directEndpoint);
       try {
         pending = await replay(
           await pendingMessages(options.file),
           direct,
           queueUrls,
-          options.target,
+          directEndpoint,
           options.log,
         );
       } finally {
@@ -146,7 +146,6 @@ export async function startSqsJournal(options: {
       writeJournal(options.file, pending);
       return pending.size;
     },
-    stop: () => proxy.stop(),
   };
 }
 

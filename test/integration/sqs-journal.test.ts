@@ -9,27 +9,32 @@ import {
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startObservingProxy } from '../../local/observing-proxy';
 import { sqsClient, startLocalSqs } from '../../local/sqs';
-import { startSqsJournal } from '../../local/sqs-journal';
+import { openSqsJournal } from '../../local/sqs-journal';
 
 const dir = mkdtempSync(join(tmpdir(), 'sqs-journal-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Local SQS with the journal in front, as the runtime starts them; the journal file survives a stop. */
+/**
+ * Local SQS with the journal watching every call at a proxy in front (the runtime's SQS gate, as it
+ * starts them); the journal file survives a stop.
+ */
 async function startQueues(file: string) {
   const sqs = await startLocalSqs();
-  const journal = await startSqsJournal({ target: sqs.endpoint, file });
-  const client = sqsClient(journal.endpoint);
+  const journal = openSqsJournal({ file });
+  const front = await startObservingProxy(sqs.endpoint, journal.observe);
+  const client = sqsClient(front.endpoint);
   const { QueueUrl } = await client.send(new CreateQueueCommand({ QueueName: 'emails' }));
-  const url = `${journal.endpoint}${new URL(String(QueueUrl)).pathname}`;
-  const replayed = await journal.replay([url]);
+  const url = `${front.endpoint}${new URL(String(QueueUrl)).pathname}`;
+  const replayed = await journal.replay([url], sqs.endpoint);
   return {
     client,
     url,
     replayed,
     stop: async () => {
       client.destroy();
-      await journal.stop();
+      await front.stop();
       await sqs.stop();
     },
   };

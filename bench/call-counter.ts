@@ -1,5 +1,5 @@
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { type ObservingProxy, startObservingProxy } from '../local/observing-proxy';
+import type { Exchange } from '../local/observing-proxy';
 import type { LocalService } from '../local/runtime';
 import { consumedUnits, type IndexShape, indexWriteUnits } from './capacity';
 
@@ -14,43 +14,32 @@ export interface OperationCount {
 }
 
 /**
- * Stands between the AWS side of the local runtime and one engine, forwarding every request and
- * counting it by operation (the `X-Amz-Target` of the JSON protocol), with the capacity DynamoDB
- * would bill for it. Counting on the wire sees every call the SDKs make, retries included.
+ * Counts every call the AWS side of the local runtime makes to one engine (shown it at the IAM gate
+ * in front of the engine, `observe` of the runtime's options) by operation (the `X-Amz-Target` of
+ * the JSON protocol), with the capacity DynamoDB would bill for it. Counting on the wire sees every
+ * call the SDKs make, retries included.
  */
-export class CountingProxy {
+export class CallCounter {
   readonly counts = new Map<string, OperationCount>();
   /** When each successful call was answered (ms, performance clock): SES's send rate is read from them. */
   readonly answeredAt: number[] = [];
-  private proxy?: ObservingProxy;
   /** Each table's global secondary indexes, read once from the engine (DescribeTable). */
   private readonly indexes = new Map<string, IndexShape[]>();
 
-  constructor(
-    readonly service: LocalService,
-    private readonly target: string,
-  ) {}
+  constructor(readonly service: LocalService) {}
 
-  async start(): Promise<string> {
-    this.proxy = await startObservingProxy(this.target, ({ operation, request, answer, status }) =>
-      this.count(operation, request, answer, status),
-    );
-    return this.proxy.endpoint;
-  }
-
-  async stop(): Promise<void> {
-    await this.proxy?.stop();
-  }
+  readonly observe = ({ operation, request, answer, status }: Exchange): void =>
+    this.count(operation, request, answer, status);
 
   reset(): void {
     this.counts.clear();
     this.answeredAt.length = 0;
   }
 
-  /** Learns the tables' indexes, so index writes are counted; call once the tables exist. */
-  async learnIndexes(tableNames: readonly string[]): Promise<void> {
+  /** Learns the tables' indexes from DynamoDB Local, so index writes are counted; call once the tables exist. */
+  async learnIndexes(endpoint: string, tableNames: readonly string[]): Promise<void> {
     const client = new DynamoDBClient({
-      endpoint: this.target,
+      endpoint,
       region: 'us-east-1',
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
