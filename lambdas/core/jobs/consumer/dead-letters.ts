@@ -1,14 +1,13 @@
 import {
   type BatchResult,
   emptyResult,
-  errorText,
   type ProcessEmailsDependencies,
   type ReceivedMessage,
   settleRetries,
 } from './batch';
 import { claimAll } from './claim-lifecycle';
 import { cancelledOutcome, type Decided, handedOver, outcomeBase, record } from './outcomes';
-import { type CompiledJob, groupByJob, lookedAtJob } from './received-batch';
+import { groupByJob, lookedAtJob } from './received-batch';
 
 /**
  * Records messages that exhausted their receives as failed, so their jobs still end; an email an
