@@ -263,11 +263,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
         // Every other AWS service (CloudWatch, say) answers "unsupported" locally instead of reaching AWS.
         AWS_ENDPOINT_URL: `http://127.0.0.1:${port}${UNSUPPORTED_SERVICE_PATH}`,
-        // A function's write may put records on a table's stream: idle stream readers look at once.
+        // A function's write may put records on its table's stream: that stream's idle readers look
+        // at once. (A byte search for the table's name: a false match costs one read.)
         AWS_ENDPOINT_URL_DYNAMODB: await gated('dynamodb', started.dynamoDb.endpoint, (exchange) => {
-          if (exchange.status === 200 && TABLE_WRITE_OPERATIONS.has(exchange.operation))
-            for (const source of started.eventSources ?? [])
-              if (source instanceof StreamEventSource) source.wake();
+          if (exchange.status !== 200 || !TABLE_WRITE_OPERATIONS.has(exchange.operation)) return;
+          for (const source of started.eventSources ?? [])
+            if (source instanceof StreamEventSource && exchange.request.includes(source.tableName))
+              source.wake();
         }),
         AWS_ENDPOINT_URL_SQS: sqsGate,
         AWS_ENDPOINT_URL_SESV2: await gated('ses', started.ses.endpoint),

@@ -127,7 +127,16 @@ export class StreamEventSource {
     await Promise.all(this.shards.values());
   }
 
-  /** Something may have been written to the table: idle shard readers read now, not at their next poll. */
+  /** The table whose stream this is (its name is in the stream's ARN: `…:table/NAME/stream/…`). */
+  get tableName(): string {
+    return /:table\/([^/]+)\/stream\//.exec(this.options.streamArn)?.[1] ?? '';
+  }
+
+  /**
+   * Something may have been written to the table: idle shard readers read now, not at their next
+   * poll (but never sooner than `POLL_MS` after their last read, so a busy table's writes cannot
+   * make them poll faster than while records come).
+   */
   wake(): void {
     this.nudge.abort();
     this.nudge = new AbortController();
@@ -220,8 +229,9 @@ export class StreamEventSource {
       }
       if (batch.length === 0) {
         if (closed) break;
-        if (Date.now() - lastRecordAt > IDLE_AFTER_MS) await this.pause(IDLE_POLL_MS, this.nudge.signal);
-        else await this.pause(POLL_MS);
+        await this.pause(POLL_MS);
+        if (Date.now() - lastRecordAt > IDLE_AFTER_MS)
+          await this.pause(IDLE_POLL_MS - POLL_MS, this.nudge.signal);
         continue;
       }
       if (!failed && batch.length < batchSize && !closed && Date.now() < windowEnds) {
