@@ -124,13 +124,22 @@ function statementsOf(document: unknown): Statement[] {
   });
 }
 
+/** Each pattern's expression, made once: every call through a gate tests several. */
+const patternExpressions = new Map<string, RegExp>();
+
 /** IAM's wildcard match: `*` any run of characters, `?` one. Actions compare without regard to case. */
 function matches(pattern: string, value: string, ignoreCase = false): boolean {
-  const source = pattern
-    .split('')
-    .map((char) => (char === '*' ? '.*' : char === '?' ? '.' : char.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
-    .join('');
-  return new RegExp(`^${source}$`, ignoreCase ? 'i' : '').test(value);
+  const key = `${ignoreCase ? 'i' : 's'}${pattern}`;
+  let expression = patternExpressions.get(key);
+  if (!expression) {
+    const source = pattern
+      .split('')
+      .map((char) => (char === '*' ? '.*' : char === '?' ? '.' : char.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+      .join('');
+    expression = new RegExp(`^${source}$`, ignoreCase ? 'i' : '');
+    patternExpressions.set(key, expression);
+  }
+  return expression.test(value);
 }
 
 const anyMatches = (patterns: string[], value: string, ignoreCase = false) =>

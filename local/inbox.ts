@@ -29,6 +29,8 @@ export interface InboxEmail {
 /** A send the local SES took: its message id, the call's `Destination` and content. */
 export interface TakenSend {
   messageId: string;
+  /** When SES took it. */
+  at: string;
   from: string;
   destination: InboxEmail['destination'];
   /** The raw message (Content.Raw), or the simple content SES would have built one from. */
@@ -39,8 +41,8 @@ export interface TakenSend {
 export interface LocalInbox {
   /** The inbox's page (`GET /`); `/messages` is its JSON, `/messages/<id>.eml` each raw message. */
   url: string;
-  /** Keeps a send; the promise settles with the email as the inbox shows it. */
-  take(send: TakenSend): Promise<InboxEmail>;
+  /** Keeps a send; it is parsed as a mail client would when the inbox is first read after it. */
+  take(send: TakenSend): void;
   /** Empties the inbox (and whatever `onClear` empties with it). */
   clear(): void;
   stop(): Promise<void>;
@@ -54,7 +56,7 @@ const addresses = (found: AddressObject | AddressObject[] | undefined): string[]
 async function parsed(send: TakenSend): Promise<InboxEmail> {
   const base = {
     messageId: send.messageId,
-    at: new Date().toISOString(),
+    at: send.at,
     from: send.from,
     destination: send.destination,
   };
@@ -103,6 +105,45 @@ async function parsed(send: TakenSend): Promise<InboxEmail> {
   };
 }
 
+/**
+ * One header of a raw message (the first of that name), unfolded, its RFC 2047 encoded words
+ * (`=?UTF-8?B?…?=`, `=?UTF-8?Q?…?=`) decoded; undefined when the message has none. Reads only the
+ * header block: what SES's events tell of an email, without parsing the whole message.
+ */
+export function headerValue(raw: Buffer, name: string): string | undefined {
+  const text = raw.toString('utf8');
+  const end = text.search(/\r?\n\r?\n/);
+  const headers = (end === -1 ? text : text.slice(0, end)).replace(/\r?\n[ \t]+/g, ' ');
+  const wanted = name.toLowerCase();
+  for (const line of headers.split(/\r?\n/)) {
+    const colon = line.indexOf(':');
+    if (colon === -1 || line.slice(0, colon).trim().toLowerCase() !== wanted) continue;
+    return line
+      .slice(colon + 1)
+      .trim()
+      .replace(/\?=\s+=\?/g, '?==?')
+      .replace(/=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g, (_, charset: string, encoding: string, data: string) => {
+        const bytes =
+          encoding.toUpperCase() === 'B'
+            ? Buffer.from(data, 'base64')
+            : Buffer.from(
+                data
+                  .replace(/_/g, ' ')
+                  .replace(/=([0-9A-Fa-f]{2})/g, (__, hex: string) =>
+                    String.fromCharCode(Number.parseInt(hex, 16)),
+                  ),
+                'latin1',
+              );
+        try {
+          return new TextDecoder(charset).decode(bytes);
+        } catch {
+          return data; // A charset Node does not know: left as written.
+        }
+      });
+  }
+  return undefined;
+}
+
 /** One email on the page: its headers, the text part, and the HTML part in a sandbox that runs nothing. */
 function emailView(email: InboxEmail): string {
   const headers = email.headers
@@ -130,14 +171,29 @@ export const MAX_KEPT_EMAILS = 10_000;
  */
 export async function startInbox(onClear: () => void = () => undefined): Promise<LocalInbox> {
   const emails: InboxEmail[] = [];
+  /** Sends taken and not parsed yet, in the order SES took them: parsed when the inbox is read. */
+  let unparsed: TakenSend[] = [];
   const clear = () => {
     emails.length = 0;
+    unparsed = [];
     onClear();
   };
-  // Parsing is asynchronous: a read waits for every send taken before it.
+  // Parsing is asynchronous: a read waits for every send taken before it, parsed in order.
   let parsing: Promise<unknown> = Promise.resolve();
+  const parseTaken = () => {
+    parsing = parsing.then(async () => {
+      while (unparsed.length > 0) {
+        const batch = unparsed;
+        unparsed = [];
+        for (const send of batch) emails.push(await parsed(send));
+        // A long local run keeps the newest emails only, so the runtime's memory stays bounded.
+        if (emails.length > MAX_KEPT_EMAILS) emails.splice(0, emails.length - MAX_KEPT_EMAILS);
+      }
+    });
+    return parsing;
+  };
   const server: Server = createServer((request, response) => {
-    void parsing.then(() => {
+    void parseTaken().then(() => {
       const path = (request.url ?? '/').split('?')[0] ?? '/';
       const raw = /^\/messages\/([^/]+)\.eml$/.exec(path);
       if (request.method === 'GET' && path === '/messages') {
@@ -173,16 +229,9 @@ export async function startInbox(onClear: () => void = () => undefined): Promise
   return {
     url: `http://127.0.0.1:${port}`,
     take(send) {
-      // One after another, so the inbox lists emails in the order SES took them.
-      const email = parsing.then(() => parsed(send));
-      const kept = email.then((found) => {
-        emails.push(found);
-        // A long local run keeps the newest emails only, so the runtime's memory stays bounded.
-        if (emails.length > MAX_KEPT_EMAILS) emails.splice(0, emails.length - MAX_KEPT_EMAILS);
-        return found;
-      });
-      parsing = kept.catch(() => undefined);
-      return kept;
+      unparsed.push(send);
+      // Unread, a long run keeps no more than the newest emails either.
+      if (unparsed.length > MAX_KEPT_EMAILS) unparsed.splice(0, unparsed.length - MAX_KEPT_EMAILS);
     },
     clear,
     stop: () => closeServer(server),

@@ -67,7 +67,7 @@ export interface LocalRuntime {
   apiKeys: { id: string; value: string; description?: string }[];
   dynamoDbEndpoint: string;
   /**
-   * The local SES's viewer of the emails the functions sent (a web page; JSON at `/store`, read by
+   * The local SES's inbox of the emails the functions sent (a web page; JSON at `/messages`, read by
    * `readInbox`). Nothing is delivered; the emails live in memory and are lost when the runtime stops.
    */
   inboxUrl: string;
