@@ -9,20 +9,20 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * listed runs after these; the list only orders, so a stale figure costs time, never a failure.
  */
 const MEASURED_SECONDS: Record<string, number> = {
-  'test/e2e/email-jobs.test.ts': 178,
-  'test/e2e/dynamodb-outage.test.ts': 129,
-  'test/e2e/lifecycle.test.ts': 113,
-  'test/e2e/nonprofits-api.test.ts': 105,
-  'test/e2e/job-control.test.ts': 105,
-  'test/e2e/fuzz.test.ts': 76,
-  'test/e2e/usage-plan.test.ts': 45,
-  'test/infra/delivery.test.ts': 30,
-  'test/infra/sender-identity.test.ts': 26,
-  'test/infra/bundles.test.ts': 18,
-  'test/infra/stack.test.ts': 18,
-  'test/integration/email-pipeline.test.ts': 47,
-  'test/integration/email-delivery-once.test.ts': 26,
-  'test/integration/job-control.test.ts': 6,
+  'test/e2e/email-jobs.test.ts': 127,
+  'test/e2e/dynamodb-outage.test.ts': 108,
+  'test/e2e/nonprofits-api.test.ts': 89,
+  'test/e2e/lifecycle.test.ts': 83,
+  'test/e2e/job-control.test.ts': 81,
+  'test/integration/email-pipeline.test.ts': 48,
+  'test/integration/email-delivery-once.test.ts': 32,
+  'test/e2e/fuzz.test.ts': 29,
+  'test/infra/sender-identity.test.ts': 20,
+  'test/e2e/usage-plan.test.ts': 18,
+  'test/infra/delivery.test.ts': 17,
+  'test/infra/stack.test.ts': 10,
+  'test/integration/iam-gate.test.ts': 10,
+  'test/integration/job-control.test.ts': 7,
 };
 
 export default class LongestFirst extends BaseSequencer {
