@@ -111,9 +111,14 @@ async function parsed(send: TakenSend): Promise<InboxEmail> {
  * header block: what SES's events tell of an email, without parsing the whole message.
  */
 export function headerValue(raw: Buffer, name: string): string | undefined {
-  const text = raw.toString('utf8');
-  const end = text.search(/\r?\n\r?\n/);
-  const headers = (end === -1 ? text : text.slice(0, end)).replace(/\r?\n[ \t]+/g, ' ');
+  // The header block alone is decoded: the body (most of the message) is never read here.
+  const crlf = raw.indexOf('\r\n\r\n');
+  const lf = raw.indexOf('\n\n');
+  const ends = [crlf, lf].filter((at) => at !== -1);
+  const headers = raw
+    .subarray(0, ends.length > 0 ? Math.min(...ends) : raw.length)
+    .toString('utf8')
+    .replace(/\r?\n[ \t]+/g, ' ');
   const wanted = name.toLowerCase();
   for (const line of headers.split(/\r?\n/)) {
     const colon = line.indexOf(':');

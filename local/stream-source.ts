@@ -110,7 +110,15 @@ export class StreamEventSource {
   /** Aborted (and replaced) by `wake()`: ends the idle readers' waits. */
   private nudge = new AbortController();
 
-  constructor(private readonly options: StreamEventSourceOptions) {}
+  /**
+   * The table whose stream this is (its name is in the stream's ARN: `…:table/NAME/stream/…`), read
+   * once: the runtime compares it with every write a function makes.
+   */
+  readonly tableName: string;
+
+  constructor(private readonly options: StreamEventSourceOptions) {
+    this.tableName = /:table\/([^/]+)\/stream\//.exec(options.streamArn)?.[1] ?? '';
+  }
 
   /** Starts reading; resolves once the shards there now are open (so no later change is missed). */
   async start(): Promise<void> {
@@ -125,11 +133,6 @@ export class StreamEventSource {
     this.stopping.abort();
     await this.discovery;
     await Promise.all(this.shards.values());
-  }
-
-  /** The table whose stream this is (its name is in the stream's ARN: `…:table/NAME/stream/…`). */
-  get tableName(): string {
-    return /:table\/([^/]+)\/stream\//.exec(this.options.streamArn)?.[1] ?? '';
   }
 
   /**
