@@ -23,17 +23,36 @@ export class CallCounter {
   readonly counts = new Map<string, OperationCount>();
   /** When each successful call was answered (ms, performance clock): SES's send rate is read from them. */
   readonly answeredAt: number[] = [];
+  /** The engine's time for each call, by operation (see `Exchange.engineMs`). */
+  readonly engineMs = new Map<string, number[]>();
   /** Each table's global secondary indexes, read once from the engine (DescribeTable). */
   private readonly indexes = new Map<string, IndexShape[]>();
 
   constructor(readonly service: LocalService) {}
 
-  readonly observe = ({ operation, request, answer, status }: Exchange): void =>
+  readonly observe = ({ operation, request, answer, status, engineMs }: Exchange): void => {
+    const times = this.engineMs.get(operation) ?? [];
+    times.push(engineMs);
+    this.engineMs.set(operation, times);
     this.count(operation, request, answer, status);
+  };
+
+  /** The engine's median and 90th-percentile time per operation so far, in ms (see `Exchange.engineMs`). */
+  engineTimes(): Record<string, { calls: number; p50: number; p90: number }> {
+    return Object.fromEntries(
+      [...this.engineMs].sort().map(([operation, times]) => {
+        const sorted = [...times].sort((a, b) => a - b);
+        const at = (quantile: number) =>
+          Number((sorted[Math.floor(quantile * (sorted.length - 1))] ?? 0).toFixed(1));
+        return [operation, { calls: sorted.length, p50: at(0.5), p90: at(0.9) }];
+      }),
+    );
+  }
 
   reset(): void {
     this.counts.clear();
     this.answeredAt.length = 0;
+    this.engineMs.clear();
   }
 
   /** Learns the tables' indexes from DynamoDB Local, so index writes are counted; call once the tables exist. */

@@ -145,6 +145,10 @@ try {
     }
   }
   const finished = performance.now();
+  // Taken now, before the raw writes: how long each engine took with the pipeline's calls, waiting included.
+  const engineTimes = Object.fromEntries(
+    Object.values(counters).map((counter) => [counter.service, counter.engineTimes()]),
+  );
   const pipelineRate = total / ((finished - started) / 1000);
 
   // The same writes, straight to the same DynamoDB Local: a claim per chunk of ten recipients, then
@@ -279,6 +283,8 @@ try {
       sqsEmptyReceives: sqs.reduce((sum, [, count]) => sum + count.empty, 0),
       lambdaInvocations: Number(perEmail(invocations).toFixed(3)),
     },
+    /** Per operation during the pipeline: the engine's time (DynamoDB Local, local SQS, the SES front) in ms, its queue included. */
+    engineTimeMs: counted && engineTimes,
     unitsPerEmail: {
       write: Number(perEmail(writeUnits).toFixed(3)),
       /** Of `write`, the writes to global secondary indexes. */
@@ -313,6 +319,7 @@ try {
       ? `AWS calls per email   DynamoDB ${JSON.stringify(callsPerEmail.dynamodb)}
                       SQS ${JSON.stringify(callsPerEmail.sqs)} (+${callsPerEmail.sqsEmptyReceives} empty short polls, not counted: Lambda long-polls in AWS)
                       Lambda invocations ${callsPerEmail.lambdaInvocations}
+Engine time p50/p90   ${busiestEngineCalls(results.engineTimeMs || {})} (waiting in the engine included)
 DynamoDB units/email  ${unitsPerEmail.write} write (${unitsPerEmail.indexWrite} of them to indexes), ${unitsPerEmail.read} read
 Cost per 1M emails    $${costPerMillionEmails.total} (DynamoDB $${costPerMillionEmails.dynamodb}, SQS $${costPerMillionEmails.sqs}, Lambda $${costPerMillionEmails.lambda}, API Gateway $${costPerMillionEmails.apiGateway}) before SES
                       SES $${costPerMillionEmails.ses.toFixed(2)} beside it: $${costPerMillionEmails.totalWithSes} in all
@@ -352,4 +359,17 @@ Errors logged         ${errors.length}${errors.length ? `: ${errors.slice(0, 3).
 } finally {
   await runtime.stop();
   rmSync(stateDir, { recursive: true, force: true });
+}
+
+/** The engine times of the operations the pipeline called most (at least once per ten emails), as text. */
+function busiestEngineCalls(
+  times: Record<string, Record<string, { calls: number; p50: number; p90: number }>>,
+): string {
+  return Object.entries(times)
+    .flatMap(([service, operations]) =>
+      Object.entries(operations)
+        .filter(([, time]) => time.calls >= total / 10)
+        .map(([operation, time]) => `${service} ${operation} ${time.p50}/${time.p90} ms`),
+    )
+    .join(', ');
 }

@@ -25,12 +25,19 @@ function compiledWorkerScript(): URL {
   );
   return workerScript;
 }
-const WORKER_EXEC_ARGV = process.execArgv.filter(
-  (option, index, all) =>
-    !/^--(import|require|loader)=tsx/.test(option) &&
-    !(option === 'tsx' && /^--(import|require|loader)$/.test(all[index - 1] ?? '')) &&
-    !(/^--(import|require|loader)$/.test(option) && all[index + 1] === 'tsx'),
-);
+/**
+ * The runtime's own Node options less any that load tsx: `node --import tsx` (npm start) and the
+ * `tsx` command (`npm run bench`), which passes `--require …/tsx/dist/preflight.cjs --import
+ * file:///…/tsx/dist/loader.mjs`. Its loader in a worker would run its hooks on every module the
+ * function imports, and the SDK's are many.
+ */
+const LOADS_TSX = /^(tsx$|tsx\/|.*[/\\]tsx[/\\])/;
+const WORKER_EXEC_ARGV = process.execArgv.filter((option, index, all) => {
+  const inline = /^--(import|require|loader)=(.*)$/.exec(option);
+  if (inline) return !LOADS_TSX.test(inline[2] ?? '');
+  if (/^--(import|require|loader)$/.test(option)) return !LOADS_TSX.test(all[index + 1] ?? '');
+  return !(/^--(import|require|loader)$/.test(all[index - 1] ?? '') && LOADS_TSX.test(option));
+});
 
 export type InvokeResult =
   | { ok: true; value: unknown }

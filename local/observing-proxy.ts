@@ -12,6 +12,8 @@ export interface Exchange {
   request: Buffer;
   answer: Buffer;
   status: number;
+  /** Milliseconds from the whole request being in to the engine's whole answer: the engine's time, queueing included. */
+  engineMs: number;
 }
 
 /** An answer the proxy gives itself, for a call the engine behind it does not know. */
@@ -53,18 +55,20 @@ export async function startObservingProxy(
     incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
     incoming.on('end', () => {
       const request = Buffer.concat(chunks);
-      const operation =
-        String(incoming.headers['x-amz-target'] ?? 'unknown')
-          .split('.')
-          .pop() ?? 'unknown';
       const method = incoming.method ?? 'GET';
       const path = incoming.url ?? '/';
+      // The JSON protocols name the operation in a header; a REST call (SES v2) is its method and path.
+      const target = incoming.headers['x-amz-target'];
+      const operation = target
+        ? (String(target).split('.').pop() ?? String(target))
+        : `${method} ${path.split('?')[0]}`;
       const own = answerLocally?.({ method, path, headers: incoming.headers, body: request });
       if (own) {
         outgoing.writeHead(own.status, own.headers);
         outgoing.end(own.body);
         return;
       }
+      const forwardedAt = performance.now();
       const send = (attempt: number) => {
         const forward = httpRequest(
           {
@@ -91,7 +95,15 @@ export async function startObservingProxy(
             response.on('end', () => {
               const answer = Buffer.concat(answerChunks);
               try {
-                observe({ operation, method, path, request, answer, status: response.statusCode ?? 0 });
+                observe({
+                  operation,
+                  method,
+                  path,
+                  request,
+                  answer,
+                  status: response.statusCode ?? 0,
+                  engineMs: performance.now() - forwardedAt,
+                });
               } catch {
                 // What an observer cannot read is forwarded all the same.
               }
