@@ -2,12 +2,12 @@
 
 import { auditTrailFromEnv, nonprofitsFromEnv } from '../core/adapters';
 import { apiHandler, callerActor, noContent, parsePathParameter } from '../core/http';
-import { emailAddress } from '../core/nonprofits/nonprofit';
+import { storedEmailAddress } from '../core/nonprofits/nonprofit';
 import type { NonprofitRepository } from '../core/nonprofits/repository';
 
 export const makeDeleteNonprofit = ({ nonprofits }: { nonprofits: NonprofitRepository }) =>
   apiHandler(async (event) => {
-    const email = parsePathParameter(event, 'email', emailAddress);
+    const email = parsePathParameter(event, 'email', storedEmailAddress);
     await nonprofits.delete(email, callerActor(event));
     return noContent();
   });

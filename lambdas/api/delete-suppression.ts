@@ -1,7 +1,7 @@
 // DELETE /suppressions/{email}?force=&reason=: handler --> suppression list (DynamoDB), audit trail
 import { addressKeysFromEnv, auditTrailFromEnv, suppressionsFromEnv } from '../core/adapters';
 import { apiHandler, callerApiKeyId, noContent, parsePathParameter, parseQuery } from '../core/http';
-import { emailAddress } from '../core/nonprofits/nonprofit';
+import { storedEmailAddress } from '../core/nonprofits/nonprofit';
 import type { SuppressionList } from '../core/suppressions/repository';
 import { liftQuery } from '../core/suppressions/suppression';
 
@@ -12,7 +12,7 @@ import { liftQuery } from '../core/suppressions/suppression';
  */
 export const makeDeleteSuppression = ({ suppressions }: { suppressions: SuppressionList }) =>
   apiHandler(async (event) => {
-    const email = parsePathParameter(event, 'email', emailAddress);
+    const email = parsePathParameter(event, 'email', storedEmailAddress);
     const query = parseQuery(event, liftQuery);
     await suppressions.remove(email, {
       force: query.force === 'true',

@@ -2,12 +2,12 @@
 import { addressKeysFromEnv, suppressionsFromEnv } from '../core/adapters';
 import { NotFoundError } from '../core/errors';
 import { apiHandler, json, parsePathParameter } from '../core/http';
-import { emailAddress } from '../core/nonprofits/nonprofit';
+import { storedEmailAddress } from '../core/nonprofits/nonprofit';
 import type { SuppressionList } from '../core/suppressions/repository';
 
 export const makeGetSuppression = ({ suppressions }: { suppressions: Pick<SuppressionList, 'lookUp'> }) =>
   apiHandler(async (event) => {
-    const email = parsePathParameter(event, 'email', emailAddress);
+    const email = parsePathParameter(event, 'email', storedEmailAddress);
     const found = await suppressions.lookUp(email);
     if (!found) throw new NotFoundError(`The address ${email} is not suppressed.`);
     return json(200, found);

@@ -1,6 +1,6 @@
 // POST /people/{email}/export and /erasure: the one handler both routes' functions are made from
 import { apiHandler, callerApiKeyId, json, parsePathParameter } from '../core/http';
-import { emailAddress } from '../core/nonprofits/nonprofit';
+import { storedEmailAddress } from '../core/nonprofits/nonprofit';
 import { logger } from '../core/observability/telemetry';
 import type { PersonRequestKind } from '../core/people/person-requests';
 import {
@@ -17,7 +17,7 @@ const ACCEPTED: Record<PersonRequestKind, string> = {
 
 export const makeRequestPersonRequest = (kind: PersonRequestKind, deps: AcceptPersonRequestDependencies) =>
   apiHandler(async (event) => {
-    const email = parsePathParameter(event, 'email', emailAddress);
+    const email = parsePathParameter(event, 'email', storedEmailAddress);
     const { request_id } = await acceptPersonRequest(deps, {
       kind,
       email,

@@ -96,6 +96,46 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
     expect((await api('GET', '/nonprofits?cursor=bm90LWEtY3Vyc29y')).status).toBe(400);
   });
 
+  it('refuses an address past the RFCs at every door that takes a new one (64 before the @, 63 a label), storing nothing', async () => {
+    const domain = uniqueDomain();
+    const longLocal = `${'a'.repeat(65)}@${domain}`;
+    const longLabel = `info@${'b'.repeat(64)}.${domain}`;
+    const fine = `${'a'.repeat(64)}@${domain}`;
+    const rfc5321 = /before the @ must be at most 64 characters \(RFC 5321\)/;
+    const rfc1035 = /domain must be at most 63 characters \(RFC 1035\)/;
+    for (const [address, rule] of [
+      [longLocal, rfc5321],
+      [longLabel, rfc1035],
+    ] as const) {
+      const doors = [
+        await api('POST', '/nonprofits', { email: address, name: 'A', address: 'B' }),
+        await api('PUT', `/nonprofits/${address}`, { name: 'A', address: 'B' }),
+        await api('POST', '/send-email', { emails: [address], template: 'Hello {name}' }),
+        await api('POST', '/send-email', { emails: [fine], cc: [address], template: 'Hello {name}' }),
+        await api('PUT', `/suppressions/${address}`, { note: 'asked by letter' }),
+      ];
+      for (const response of doors) {
+        expect(response.status, JSON.stringify(response.body)).toBe(400);
+        expect(JSON.stringify(response.body)).toMatch(rule);
+      }
+      expect((await api('GET', `/suppressions/${address}`)).status).toBe(404);
+    }
+    // An import reports each row it refused, with the same message, and registers the rest.
+    const imported = await api('POST', '/nonprofits/import', [
+      { email: longLocal, name: 'A', address: 'B' },
+      { email: longLabel, name: 'A', address: 'B' },
+      { email: fine, name: 'Fine', address: 'C' },
+    ]);
+    expect(imported.body).toMatchObject({ created: 1, invalid: 2 });
+    expect(JSON.stringify(imported.body)).toMatch(rfc5321);
+    expect(JSON.stringify(imported.body)).toMatch(rfc1035);
+    expect((await api('GET', `/nonprofits?domain=${domain}`)).body.nonprofits).toEqual([
+      expect.objectContaining({ email: fine }),
+    ]);
+    // The plan allows one import every two seconds per key: the CSV import below must not meet this one's.
+    await sleep(2_100);
+  });
+
   it('reads, updates and deletes by email, with 404 once it is gone', async () => {
     const email = `contact@${uniqueDomain()}`;
     await api('POST', '/nonprofits', { email, name: 'Before', address: 'Old St' });

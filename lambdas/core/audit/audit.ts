@@ -1,5 +1,5 @@
 import { type Page, pageLimit } from '../cursor';
-import { emailAddress } from '../nonprofits/nonprofit';
+import { storedEmailAddress } from '../nonprofits/nonprofit';
 import * as z from '../zod';
 
 /**
@@ -94,7 +94,7 @@ export interface AuditTrailReader {
 export const auditQuery = z
   .strictObject({
     action: z.enum(AUDIT_ACTIONS, { message: `Must be one of ${AUDIT_ACTIONS.join(', ')}` }).optional(),
-    email: emailAddress.optional(),
+    email: storedEmailAddress.optional(),
     since: auditTime.optional(),
     until: auditTime.optional(),
     limit: pageLimit(50, 100),

@@ -57,13 +57,48 @@ export function controlCharacter(value: string, allowed = ''): FoundControlChara
 export const controlCharacterMessage = ({ codePoint, position }: FoundControlCharacter) =>
   `Must not contain line breaks or other control characters (found ${codePoint} at position ${position})`;
 
-/** Emails are compared case-insensitively, so they are stored lower-cased. */
-export const emailAddress = z
+/** RFC 5321 (4.5.3.1.1): the part of an address before the @. */
+export const LOCAL_PART_MAX_OCTETS = 64;
+/** RFC 1035 (2.3.4): each dot-separated label of a domain name. */
+export const DOMAIN_LABEL_MAX_OCTETS = 63;
+
+/**
+ * An address as this API has always accepted it (stored lower-cased: emails are compared
+ * case-insensitively). What reads, finds or removes a stored record takes it: an address stored
+ * before the RFCs' limits on its parts were checked can still be looked up, deleted, erased and
+ * paged past, and the links already sent to it still work.
+ */
+export const storedEmailAddress = z
   .string({ message: 'Must be a string' })
   .trim()
   .max(EMAIL_MAX_LENGTH, `Must be at most ${EMAIL_MAX_LENGTH} characters`)
   .toLowerCase()
   .pipe(z.email({ message: 'Must be a valid email address' }));
+
+/**
+ * An address a client gives for something new (a nonprofit, a recipient, a cc, a suppression):
+ * also within RFC 5321's limit on the part before the @ and RFC 1035's on each domain label, as a
+ * mail server would require. (The pattern allows ASCII only, so characters are octets.)
+ */
+export const emailAddress = storedEmailAddress.superRefine((address, context) => {
+  const at = address.lastIndexOf('@');
+  if (at > LOCAL_PART_MAX_OCTETS)
+    context.addIssue({
+      code: 'custom',
+      message: `The part before the @ must be at most ${LOCAL_PART_MAX_OCTETS} characters (RFC 5321); it has ${at}`,
+    });
+  const long = address
+    .slice(at + 1)
+    .split('.')
+    .find((label) => label.length > DOMAIN_LABEL_MAX_OCTETS);
+  if (long)
+    context.addIssue({
+      code: 'custom',
+      message: `Each dot-separated part of the domain must be at most ${DOMAIN_LABEL_MAX_OCTETS} characters (RFC 1035); ${long.slice(0, 12)}… has ${long.length}`,
+    });
+}).meta({
+  description: `An email address: at most ${EMAIL_MAX_LENGTH} characters, ${LOCAL_PART_MAX_OCTETS} before the @ (RFC 5321) and ${DOMAIN_LABEL_MAX_OCTETS} in each part of the domain (RFC 1035). Stored lower-cased.`,
+});
 
 export const emailDomain = z
   .string({ message: 'Must be a string' })

@@ -1,6 +1,6 @@
 import type { SesFeedbackKind } from '../jobs/feedback-kinds';
 import { jobId as jobIdSchema } from '../jobs/job';
-import { emailAddress } from '../nonprofits/nonprofit';
+import { storedEmailAddress } from '../nonprofits/nonprofit';
 import * as z from '../zod';
 
 /**
@@ -183,7 +183,7 @@ function typeOf(event: unknown): string | undefined {
  */
 function addresses(recipients: readonly { emailAddress: string }[]): string[] {
   const valid = recipients.flatMap(({ emailAddress: written }) => {
-    const parsed = emailAddress.safeParse(/<([^>]+)>/.exec(written)?.[1] ?? written);
+    const parsed = storedEmailAddress.safeParse(/<([^>]+)>/.exec(written)?.[1] ?? written);
     return parsed.success ? [parsed.data] : [];
   });
   return [...new Set(valid)];

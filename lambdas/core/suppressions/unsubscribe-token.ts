@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { emailAddress } from '../nonprofits/nonprofit';
+import { storedEmailAddress } from '../nonprofits/nonprofit';
 import * as z from '../zod';
 
 /**
@@ -28,10 +28,10 @@ export const MAX_TOKEN_LENGTH = 1_024;
 
 const payload = z.strictObject({
   v: z.literal(1),
-  e: emailAddress,
+  e: storedEmailAddress,
   j: z.uuid().optional(),
   k: z.string().min(1).max(128).optional(),
-  r: emailAddress.optional(),
+  r: storedEmailAddress.optional(),
 });
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;

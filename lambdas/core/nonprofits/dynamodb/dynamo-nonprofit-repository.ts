@@ -16,7 +16,7 @@ import { ConflictError, NotFoundError } from '../../errors';
 import * as z from '../../zod';
 import {
   domainOf,
-  emailAddress,
+  storedEmailAddress,
   type NewNonprofit,
   type Nonprofit,
   type NonprofitDetails,
@@ -34,11 +34,11 @@ export interface DynamoNonprofitRepositoryOptions {
   now?: () => Date;
 }
 
-const tableKey = z.strictObject({ email: emailAddress });
+const tableKey = z.strictObject({ email: storedEmailAddress });
 /** A key of the domain index, valid only for the domain being queried. */
 const domainIndexKey = (domain: string) =>
   z.strictObject({
-    email: emailAddress.refine((email) => domainOf(email) === domain),
+    email: storedEmailAddress.refine((email) => domainOf(email) === domain),
     domain: z.literal(domain),
   });
 

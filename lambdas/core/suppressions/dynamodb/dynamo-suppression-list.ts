@@ -8,7 +8,7 @@ import { writeAtomically } from '../../dynamo-writes';
 import { ConflictError, NotFoundError } from '../../errors';
 import type { EventOutbox } from '../../events/dynamodb/outbox';
 import { recipientUnsubscribed } from '../../events/events';
-import { emailAddress } from '../../nonprofits/nonprofit';
+import { storedEmailAddress } from '../../nonprofits/nonprofit';
 import type { AddressKeys } from '../../people/address-keys';
 import * as z from '../../zod';
 import type { SuppressionList, SuppressionQuery } from '../repository';
@@ -39,7 +39,7 @@ export interface DynamoSuppressionListOptions {
 
 const reason = z.enum(SUPPRESSION_REASONS);
 /** A record's key: an address, or an erased address's key (core/people/address-keys). */
-const recordKey = z.union([emailAddress, z.string().regex(/^erased:[0-9a-f]{64}$/)]);
+const recordKey = z.union([storedEmailAddress, z.string().regex(/^erased:[0-9a-f]{64}$/)]);
 const tableKey = z.strictObject({ email: recordKey });
 const reasonIndexKey = (wanted: SuppressionReason) =>
   z.strictObject({ email: recordKey, reason: reason.refine((found) => found === wanted) });
