@@ -80,25 +80,27 @@ export const storedEmailAddress = z
  * also within RFC 5321's limit on the part before the @ and RFC 1035's on each domain label, as a
  * mail server would require. (The pattern allows ASCII only, so characters are octets.)
  */
-export const emailAddress = storedEmailAddress.superRefine((address, context) => {
-  const at = address.lastIndexOf('@');
-  if (at > LOCAL_PART_MAX_OCTETS)
-    context.addIssue({
-      code: 'custom',
-      message: `The part before the @ must be at most ${LOCAL_PART_MAX_OCTETS} characters (RFC 5321); it has ${at}`,
-    });
-  const long = address
-    .slice(at + 1)
-    .split('.')
-    .find((label) => label.length > DOMAIN_LABEL_MAX_OCTETS);
-  if (long)
-    context.addIssue({
-      code: 'custom',
-      message: `Each dot-separated part of the domain must be at most ${DOMAIN_LABEL_MAX_OCTETS} characters (RFC 1035); ${long.slice(0, 12)}… has ${long.length}`,
-    });
-}).meta({
-  description: `An email address: at most ${EMAIL_MAX_LENGTH} characters, ${LOCAL_PART_MAX_OCTETS} before the @ (RFC 5321) and ${DOMAIN_LABEL_MAX_OCTETS} in each part of the domain (RFC 1035). Stored lower-cased.`,
-});
+export const emailAddress = storedEmailAddress
+  .superRefine((address, context) => {
+    const at = address.lastIndexOf('@');
+    if (at > LOCAL_PART_MAX_OCTETS)
+      context.addIssue({
+        code: 'custom',
+        message: `The part before the @ must be at most ${LOCAL_PART_MAX_OCTETS} characters (RFC 5321); it has ${at}`,
+      });
+    const long = address
+      .slice(at + 1)
+      .split('.')
+      .find((label) => label.length > DOMAIN_LABEL_MAX_OCTETS);
+    if (long)
+      context.addIssue({
+        code: 'custom',
+        message: `Each dot-separated part of the domain must be at most ${DOMAIN_LABEL_MAX_OCTETS} characters (RFC 1035); ${long.slice(0, 12)}… has ${long.length}`,
+      });
+  })
+  .meta({
+    description: `An email address: at most ${EMAIL_MAX_LENGTH} characters, ${LOCAL_PART_MAX_OCTETS} before the @ (RFC 5321) and ${DOMAIN_LABEL_MAX_OCTETS} in each part of the domain (RFC 1035). Stored lower-cased.`,
+  });
 
 export const emailDomain = z
   .string({ message: 'Must be a string' })

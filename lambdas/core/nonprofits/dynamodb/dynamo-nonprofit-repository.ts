@@ -16,10 +16,10 @@ import { ConflictError, NotFoundError } from '../../errors';
 import * as z from '../../zod';
 import {
   domainOf,
-  storedEmailAddress,
   type NewNonprofit,
   type Nonprofit,
   type NonprofitDetails,
+  storedEmailAddress,
 } from '../nonprofit';
 import type { NonprofitQuery, NonprofitRepository } from '../repository';
 
