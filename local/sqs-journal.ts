@@ -87,6 +87,7 @@ function writeJournal(file: string, pending: Map<string, PendingMessage>): void 
   writeFileSync(
     compacted,
     [...pending].map(([id, message]) => `${JSON.stringify({ op: 'send', id, ...message })}\n`).join(''),
+    { mode: 0o600 },
   );
   renameSync(compacted, file);
 }
@@ -114,7 +115,10 @@ export function openSqsJournal(options: { file: string; log?: (line: string) => 
       if (appended >= COMPACT_EVERY) {
         writeJournal(options.file, pending);
         appended = 0;
-      } else appendFileSync(options.file, entries.map((entry) => `${JSON.stringify(entry)}\n`).join(''));
+      } else
+        appendFileSync(options.file, entries.map((entry) => `${JSON.stringify(entry)}\n`).join(''), {
+          mode: 0o600,
+        });
     } catch (error) {
       if (!warned)
         options.log?.(

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,6 +25,21 @@ async function start(): Promise<RuntimeProcess> {
 async function waitUntilGone(pid: number): Promise<boolean> {
   for (let waited = 0; waited < 10_000 && isRunning(pid); waited += 100) await sleep(100);
   return !isRunning(pid);
+}
+
+/** Every process below `pid`, children first found first (Linux's /proc). */
+function descendants(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    // Gone already: no children to find.
+  }
+  return children.flatMap((child) => [child, ...descendants(child)]);
 }
 
 /** Polls for a value (a printed pid, the banner): a runtime starts in seconds, two minutes on a loaded machine. */
@@ -115,6 +130,40 @@ describe('the local runtime as a process', () => {
     shell.kill('SIGKILL');
     expect(await waitUntilGone(runtimePid)).toBe(true);
     expect(await waitUntilGone(java)).toBe(true);
+  });
+
+  it('as `npm start`, keeps its state private and stops every process on SIGTERM to npm itself', async () => {
+    // A state directory as an older version (or a user) left it: readable by everyone.
+    chmodSync(stateDir, 0o755);
+    writeFileSync(join(stateDir, 'left-behind.txt'), 'someone@example.org', { mode: 0o644 });
+    const npm = spawn('npm', ['start'], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, PORT: '0', LOCAL_STATE_DIR: stateDir, CDK_CONTEXT_JSON: runtimeContextJson() },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const lines: string[] = [];
+    npm.stdout?.setEncoding('utf8').on('data', (chunk: string) => lines.push(...chunk.split('\n')));
+    await waitUntil(() => {
+      if (npm.exitCode !== null) throw new Error('npm start exited before the runtime was ready');
+      return lines.some((line) => line.includes('Ctrl-C stops everything')) || undefined;
+    });
+
+    const loose: string[] = [];
+    const walk = (path: string) => {
+      const stat = lstatSync(path);
+      if (stat.isSymbolicLink()) return;
+      const wanted = stat.isDirectory() ? 0o700 : 0o600;
+      if ((stat.mode & 0o777 & ~wanted) !== 0) loose.push(`${path} ${(stat.mode & 0o777).toString(8)}`);
+      if (stat.isDirectory()) for (const entry of readdirSync(path)) walk(join(path, entry));
+    };
+    walk(stateDir);
+    expect(loose).toEqual([]);
+
+    // What a supervisor or a container's stop does: SIGTERM to the process it started, npm.
+    const processes = descendants(npm.pid as number);
+    expect(processes.length).toBeGreaterThanOrEqual(3); // the shell, the runtime, Java (and its watchdog)
+    npm.kill('SIGTERM');
+    for (const pid of processes) expect(await waitUntilGone(pid), `process ${pid}`).toBe(true);
   });
 
   it('stops everything on SIGHUP, as when its terminal is closed', async () => {
