@@ -556,7 +556,25 @@ const routes: Route[] = [
     public: true,
     operation: {
       operationId: 'getHealth',
-      summary: 'Whether the system works',
+      summary: 'Whether the system works (the verdict only)',
+      description:
+        'Answers anyone, without a key: the verdict and when it was reached. What was checked, and why a check failed, is in `GET /health/details`.',
+      tags: ['operations'],
+      responses: {
+        '200': { description: '`healthy` or `degraded`.', ...json(answer.healthVerdict) },
+        '503': {
+          description: '`unhealthy`: a backend does not answer, or SES will not send.',
+          ...json(answer.healthVerdict),
+        },
+      },
+    },
+  },
+  {
+    method: 'get',
+    path: '/health/details',
+    operation: {
+      operationId: 'getHealthDetails',
+      summary: 'Every health check, with a stable code for each that could not be made',
       tags: ['operations'],
       responses: {
         '200': { description: '`healthy` or `degraded`.', ...json(answer.health) },

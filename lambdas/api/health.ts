@@ -1,4 +1,5 @@
-// GET /health (no API key): handler --> health probes (DynamoDB, SQS, CloudWatch, SES), cached a few seconds
+// GET /health (no API key: the verdict alone) and GET /health/details (the operator's key: every
+// check): handler --> health probes (DynamoDB, SQS, CloudWatch, SES), cached a few seconds
 import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import { GetEmailIdentityCommand } from '@aws-sdk/client-sesv2';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
@@ -8,21 +9,35 @@ import { bound, TABLE } from '../core/bindings';
 import {
   CachedHealth,
   checkHealth,
+  type HealthCheck,
   type HealthProbes,
   type IdentityState,
+  publicHealth,
   type SendingState,
   type VerificationState,
 } from '../core/health/health';
 import { apiHandler, json } from '../core/http';
+import { logger } from '../core/observability/telemetry';
 import { DynamoGuardStore } from '../core/sending/dynamodb/dynamo-reputation';
 import { SesSending } from '../core/sending/ses-sending';
 import { readSettings, SETTING } from '../core/settings';
 
+/** The keyed route: every check, each failure as a stable code. */
+export const HEALTH_DETAILS_RESOURCE = '/health/details';
+
 export const makeHealth = (health: Pick<CachedHealth, 'get'>) =>
-  apiHandler(async () => {
-    const report = await health.get();
-    return json(report.status === 'unhealthy' ? 503 : 200, report, { 'cache-control': 'no-store' });
+  apiHandler(async (event) => {
+    const { report } = await health.get();
+    // Anyone may ask /health: it tells whether the system works and when that was checked, not what
+    // it runs on, what fails or why. The details take a key that may see them.
+    const body = event.resource === HEALTH_DETAILS_RESOURCE ? report : publicHealth(report);
+    return json(report.status === 'unhealthy' ? 503 : 200, body, { 'cache-control': 'no-store' });
   });
+
+/** Each check that could not be made, logged once per report (not once per answer of a cached one). */
+export function logProblems({ problems }: HealthCheck): void {
+  for (const problem of problems) logger.warn('A health check could not be made', { ...problem });
+}
 
 const nonprofitsTable = bound(TABLE.nonprofits);
 const gauges = queueGaugesFromEnv();
@@ -88,5 +103,9 @@ async function sesSending(ses: SesSending, guard: DynamoGuardStore): Promise<Sen
 }
 
 export const handler = makeHealth(
-  new CachedHealth(() => checkHealth(probes, env.serviceVersion), env.cacheSeconds * 1000),
+  new CachedHealth(async () => {
+    const result = await checkHealth(probes, env.serviceVersion);
+    logProblems(result);
+    return result;
+  }, env.cacheSeconds * 1000),
 );

@@ -374,9 +374,23 @@ export const sendingStillOver = errorBody
   .extend({ code: z.literal('CONFLICT'), window: z.object(windowCounts) })
   .meta({ id: 'SendingStillOver' });
 
-const check = <S extends z.ZodRawShape>(statuses: readonly [string, ...string[]], shape: S) =>
-  z.object({ status: z.enum(statuses), error: z.string().optional(), ...shape });
+/** Why a check could not be made, never the error's own text (that is in the logs). */
+const problemCode = z
+  .enum(['timeout', 'access_denied', 'not_found', 'throttled', 'unavailable', 'unsupported', 'failed'])
+  .meta({
+    description:
+      "Why the check could not be made: no answer in time, a permission missing, the resource gone, throttled, the service failing or unreachable, no such service (locally), or anything else. The error itself is in the function's logs.",
+  });
 
+const check = <S extends z.ZodRawShape>(statuses: readonly [string, ...string[]], shape: S) =>
+  z.object({ status: z.enum(statuses), code: problemCode.optional(), ...shape });
+
+/** `GET /health`, which answers anyone: the verdict and when it was reached. */
+export const healthVerdict = z
+  .object({ status: z.enum(['healthy', 'degraded', 'unhealthy']), checked_at: timestamp })
+  .meta({ id: 'HealthVerdict' });
+
+/** `GET /health/details`: every check. */
 export const health = z
   .object({
     status: z.enum(['healthy', 'degraded', 'unhealthy']),
@@ -402,7 +416,7 @@ export const health = z
     version: z.string(),
     checked_at: timestamp,
   })
-  .meta({ id: 'Health' });
+  .meta({ id: 'HealthDetails' });
 
 /** What clients see of a job: its progress (and its content where given), never its owner's key or bookkeeping. */
 export function jobView(record: JobRecord, content?: JobContent): z.output<typeof job> {

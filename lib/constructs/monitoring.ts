@@ -100,7 +100,10 @@ export class MailerMonitoring extends Construct {
     const stack = Stack.of(this);
     this.alarmNamePrefix = `${stack.stackName}-`;
 
-    this.health = new ProjectFunction(this, 'Health', { entry: 'api/health.ts', description: 'GET /health' })
+    this.health = new ProjectFunction(this, 'Health', {
+      entry: 'api/health.ts',
+      description: 'GET /health and GET /health/details',
+    })
       .bindTable(TABLE.nonprofits, data.nonprofits, ['dynamodb:GetItem'])
       .bindQueue(QUEUE.emails, queue.queue, ['sqs:GetQueueAttributes'])
       .bindQueue(QUEUE.deadLetters, queue.deadLetterQueue, ['sqs:GetQueueAttributes'])
@@ -141,8 +144,10 @@ export class MailerMonitoring extends Construct {
       );
     }
     api.addRoute('GET', '/health', this.health, {
-      public: 'Monitors call /health without a key; it answers only whether each dependency works.',
+      public: 'Monitors call /health without a key; it answers only the verdict and when it was reached.',
     });
+    // Every check, with stable codes for what failed: what the system runs on is the operator's to see.
+    api.addRoute('GET', '/health/details', this.health);
 
     this.topic = new Topic(this, 'Alarms', {
       displayName: 'nonprofit-mailer alarms',

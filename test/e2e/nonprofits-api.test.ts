@@ -259,7 +259,7 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
       thresholds: { min_volume: 5, pause_complaint_rate: 0.1 },
     });
     const health = await waitFor(
-      () => apiClient(runtime.url)('GET', '/health'),
+      () => api('GET', '/health/details'),
       (answer) => answer.status === 503,
     );
     expect(JSON.stringify(health.body)).toContain('The reputation guard paused sending');
@@ -767,7 +767,8 @@ describe('the nonprofits API over HTTP on the local runtime', () => {
         409,
         ['message', 'code'],
       ],
-      ['GET /health', () => apiClient(runtime.url)('GET', '/health'), 200, ['status', 'checks', 'version']],
+      ['GET /health', () => apiClient(runtime.url)('GET', '/health'), 200, ['status', 'checked_at']],
+      ['GET /health/details', () => api('GET', '/health/details'), 200, ['status', 'checks', 'version']],
       ['GET /usage', () => send('GET', '/usage'), 200, ['day', 'resets_at', 'recipients', 'requests']],
       [
         'GET /openapi.json',

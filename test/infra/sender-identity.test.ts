@@ -109,7 +109,7 @@ describe('the sender identity (senderDomain)', () => {
       },
     });
     assertions.hasResourceProperties('AWS::Lambda::Function', {
-      Description: 'GET /health',
+      Description: 'GET /health and GET /health/details',
       Environment: { Variables: Match.objectLike({ SENDER_IDENTITY: 'example.org' }) },
     });
   });

@@ -20,6 +20,7 @@ const DOCUMENTED_ROUTES = [
   'DELETE /suppressions/{email}',
   'GET /audit',
   'GET /health',
+  'GET /health/details',
   'GET /jobs',
   'GET /jobs/{job_id}',
   'GET /jobs/{job_id}/emails',
@@ -47,12 +48,13 @@ const DOCUMENTED_ROUTES = [
   'PUT /suppressions/{email}',
 ];
 /**
- * One function per route (both job reads share one, as do both unsubscribe methods), plus the
+ * One function per route (both job reads share one, as do both unsubscribe methods and both health
+ * routes), plus the
  * consumer, the dead-letter consumer, the outcome counter, the sweeper, the consumer of SES
  * feedback, the API keys' authorizer, the events' publisher, the starter of scheduled jobs and
  * the worker of person requests.
  */
-const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 2 + 9;
+const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 3 + 9;
 
 const functionByDescription = (description: string) => queries.functionByDescription(assertions, description);
 const actionsOf = (description: string, prefix?: string) =>
@@ -428,7 +430,7 @@ describe('functions', () => {
       },
     ],
     [
-      'GET /health',
+      FUNCTION.health,
       {
         [NONPROFITS]: ['dynamodb:GetItem'],
         // The reputation guard's record: why sending is off.
@@ -687,7 +689,7 @@ describe('API', () => {
     const served = model.routes.map((route) => `${route.method} ${route.resourcePath}`).sort();
     expect(served).toEqual(DOCUMENTED_ROUTES);
     expect(new Set(model.routes.map((route) => route.functionLogicalId)).size).toBe(
-      DOCUMENTED_ROUTES.length - 2,
+      DOCUMENTED_ROUTES.length - 3,
     );
     expect(resourcesOfType(template, 'AWS::ApiGateway::Method')).toHaveLength(DOCUMENTED_ROUTES.length);
   });
@@ -1017,7 +1019,7 @@ describe('monitoring', () => {
   });
 
   it("lets /health read only this stack's alarms", () => {
-    expect(actionsOf('GET /health', 'cloudwatch:')).toEqual(['cloudwatch:DescribeAlarms']);
+    expect(actionsOf(FUNCTION.health, 'cloudwatch:')).toEqual(['cloudwatch:DescribeAlarms']);
     expect(JSON.stringify(template)).toContain(':alarm:NonprofitMailer-*');
   });
 });

@@ -16,7 +16,7 @@ export const FUNCTION = {
   publisher: "Puts the events the outbox table's stream brings on the EventBridge bus",
   personRequests: "Walks the ledger for a person's data request, a segment at a time",
   listJobEmails: 'GET /jobs/{job_id}/emails',
-  health: 'GET /health',
+  health: 'GET /health and GET /health/details',
 } as const;
 
 /** cdk.json's context alone, as the CLI reads it (no test defaults such as the local From address). */

@@ -14,7 +14,7 @@ export const SCOPES = [
   'suppressions:read',
   /** Suppress an address, and lift a suppression (a complaint's, with `force`). */
   'suppressions:write',
-  /** Everything above, the controls of the sender itself, the audit trail, and a person's data requests. */
+  /** Everything above, the controls of the sender itself, the audit trail, a person's data requests and the health details. */
   'operator',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -48,6 +48,7 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   'POST /people/{email}/export': 'operator',
   'POST /people/{email}/erasure': 'operator',
   'GET /people/requests/{request_id}': 'operator',
+  'GET /health/details': 'operator',
 };
 
 export const routeName = (method: string, resourcePath: string) => `${method} ${resourcePath}`;
