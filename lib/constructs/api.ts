@@ -27,6 +27,7 @@ import { FORBIDDEN } from '../../lambdas/core/auth/authorize';
 import { type DeclaredKey, scopeOfRoute } from '../../lambdas/core/auth/scopes';
 import { SETTING } from '../../lambdas/core/settings';
 import type { MailerConfig } from '../config';
+import { ApiGatewayAccountLogRole } from './api-gateway-account';
 import { ProjectFunction } from './project-function';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -78,9 +79,10 @@ export class MailerApi extends Construct {
       restApiName: 'nonprofit-mailer',
       description: 'Registry of nonprofits and bulk templated email jobs',
       endpointTypes: [EndpointType.REGIONAL],
-      // Access logs need the account-level CloudWatch role; the stack creates it.
-      cloudWatchRole: true,
-      cloudWatchRoleRemovalPolicy: RemovalPolicy.DESTROY,
+      // Access logs need the account-level CloudWatch role: set below only if the account has none.
+      cloudWatchRole: false,
+      // Behind a custom domain (and its web ACL), the default execute-api URL would be a way around them.
+      disableExecuteApiEndpoint: config.publicApiUrl !== undefined,
       defaultMethodOptions: { apiKeyRequired: true },
       // The key comes from the authorizer's `usageIdentifierKey`: the one it checked the scopes of.
       apiKeySourceType: ApiKeySourceType.AUTHORIZER,
@@ -105,6 +107,9 @@ export class MailerApi extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
     });
     this.restApi.deploymentStage.node.addDependency(executionLogs);
+    this.restApi.deploymentStage.node.addDependency(
+      new ApiGatewayAccountLogRole(this, 'AccountLogRole').setting,
+    );
 
     this.usagePlan = this.restApi.addUsagePlan('UsagePlan', {
       name: 'nonprofit-mailer-default',
@@ -134,7 +139,11 @@ export class MailerApi extends Construct {
 
     this.acknowledgeApiFindings();
 
-    new CfnOutput(scope, 'ApiUrl', { value: this.restApi.url, description: 'Base URL of the API' });
+    new CfnOutput(scope, 'ApiUrl', {
+      // With a custom domain the stage's own URL answers nothing (its endpoint is disabled).
+      value: config.publicApiUrl ?? this.restApi.url,
+      description: 'Base URL of the API',
+    });
     // `ApiKeyId` is the operator key's (or, without one, the first key's), as it was before keys were declared.
     const named = this.apiKeys.find(({ first }) => first) ?? this.apiKeys[0];
     for (const { key, name, scopes } of this.apiKeys) {
@@ -292,13 +301,5 @@ export class MailerApi extends Construct {
       reason:
         'A WAF web ACL is an account-level choice with its own cost; attach one to the stage where needed.',
     });
-    const cloudWatchRole = this.restApi.node.tryFindChild('CloudWatchRole');
-    if (cloudWatchRole) {
-      Validations.of(cloudWatchRole).acknowledge({
-        id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
-        reason:
-          "API Gateway's account-level logging role; AWS maintains this policy for exactly this purpose.",
-      });
-    }
   }
 }

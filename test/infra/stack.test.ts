@@ -52,9 +52,9 @@ const DOCUMENTED_ROUTES = [
  * routes), plus the
  * consumer, the dead-letter consumer, the outcome counter, the sweeper, the consumer of SES
  * feedback, the API keys' authorizer, the events' publisher, the starter of scheduled jobs and
- * the worker of person requests.
+ * the worker of person requests, and the custom resource that sets API Gateway's account logging role.
  */
-const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 3 + 9;
+const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 3 + 10;
 
 const functionByDescription = (description: string) => queries.functionByDescription(assertions, description);
 const actionsOf = (description: string, prefix?: string) =>
@@ -578,6 +578,37 @@ describe('API', () => {
     assertions.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 2);
     const outputs = assertions.toJSON().Outputs as Record<string, unknown>;
     expect(Object.keys(outputs)).toEqual(expect.arrayContaining(['ApiUrl', 'ApiKeyId']));
+  });
+
+  it("leaves the account's API Gateway logging role alone: set only if the account has none, never deleted", () => {
+    // No AWS::ApiGateway::Account: CloudFormation would overwrite the account's setting with it.
+    assertions.resourceCountIs('AWS::ApiGateway::Account', 0);
+    const settings = resourcesOfType(template, 'Custom::ApiGatewayAccountLogRole');
+    const roles = resourcesOfType(template, 'AWS::IAM::Role').filter(([, resource]) =>
+      JSON.stringify(resource.Properties?.AssumeRolePolicyDocument).includes('apigateway.amazonaws.com'),
+    );
+    expect(settings).toHaveLength(1);
+    expect(roles).toHaveLength(1);
+    const [settingId, setting] = settings[0] ?? [];
+    const [roleId, role] = roles[0] ?? [];
+    // The setting may still name the role once the stack is gone: it stays.
+    expect(role).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    expect(setting?.Properties).toMatchObject({ RoleArn: { 'Fn::GetAtt': [roleId, 'Arn'] } });
+    // The stage (with its logs) waits for the setting.
+    const [, stage] = resourcesOfType(template, 'AWS::ApiGateway::Stage')[0] ?? [];
+    expect(stage?.DependsOn).toEqual(expect.arrayContaining([settingId]));
+    // Its function may read and patch the account setting and pass that role, nothing more.
+    const setter = "Sets API Gateway's account logging role when the account has none";
+    expect(actionsOf(setter, 'apigateway:')).toEqual(['apigateway:GET', 'apigateway:PATCH']);
+    expect(actionsOf(setter, 'iam:')).toEqual(['iam:PassRole']);
+    expect(actionsOf(setter, 'dynamodb:')).toEqual([]);
+  });
+
+  it('disables the execute-api endpoint behind a custom domain (publicApiUrl), so nothing goes around it', () => {
+    assertions.hasResourceProperties('AWS::ApiGateway::RestApi', { DisableExecuteApiEndpoint: false });
+    const custom = synthesizeForTests({ publicApiUrl: 'https://mail-api.example.org/v1' });
+    custom.assertions.hasResourceProperties('AWS::ApiGateway::RestApi', { DisableExecuteApiEndpoint: true });
+    expect(custom.assertions.toJSON().Outputs.ApiUrl.Value).toBe('https://mail-api.example.org/v1');
   });
 
   it('caps the whole stage with its own throttle, logs access and traces', () => {
