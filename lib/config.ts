@@ -291,6 +291,17 @@ export const configSchema = z
       .default(256 * 1024),
     /** Whether each rendered subject and body is kept for `GET /jobs/{id}/emails` (personal data, most of the cost). */
     storeRenderedEmails: flag.default(true),
+    /**
+     * A KMS key of your own (its key ARN) for the tables and queues that hold addresses. Unset, the
+     * stack creates one, with yearly rotation, kept when the stack is deleted.
+     */
+    dataKeyArn: z
+      .string()
+      .regex(
+        /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]{36}$/,
+        'Must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias',
+      )
+      .optional(),
     /** Days a stored rendered email is kept before DynamoDB's TTL removes it. */
     renderedEmailRetentionDays: z.coerce.number().int().min(1).max(3650).default(30),
     /**

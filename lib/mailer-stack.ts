@@ -38,8 +38,12 @@ export class MailerStack extends Stack {
 
   constructor(scope: Construct, id: string, props: MailerStackProps) {
     super(scope, id, props);
-    this.data = new MailerData(this, 'Data', { storeRenderedEmails: props.config.storeRenderedEmails });
+    this.data = new MailerData(this, 'Data', {
+      storeRenderedEmails: props.config.storeRenderedEmails,
+      dataKeyArn: props.config.dataKeyArn,
+    });
     this.queue = new EmailQueue(this, 'Queue', {
+      encryptionKey: this.data.key,
       consumerTimeout: Duration.seconds(props.config.consumerTimeoutSeconds),
       maxReceiveCount: props.config.maxReceiveCount,
     });

@@ -1,5 +1,13 @@
-import { RemovalPolicy, Validations } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, StreamViewType, Table, type TableProps } from 'aws-cdk-lib/aws-dynamodb';
+import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import {
+  AttributeType,
+  BillingMode,
+  StreamViewType,
+  Table,
+  TableEncryption,
+  type TableProps,
+} from 'aws-cdk-lib/aws-dynamodb';
+import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { INDEX } from '../../lambdas/core/bindings';
@@ -62,9 +70,27 @@ export class MailerData extends Construct {
    * the template, and never rotated: a new key would make every erased address unknown again.
    */
   readonly addressKey: Secret;
+  /**
+   * The owner's key for personal data: every table here, and the queues that carry addresses
+   * (`EmailQueue`, `workQueue`), are encrypted with it.
+   */
+  readonly key: IKey;
 
-  constructor(scope: Construct, id: string, { storeRenderedEmails }: { storeRenderedEmails: boolean }) {
+  constructor(
+    scope: Construct,
+    id: string,
+    { storeRenderedEmails, dataKeyArn }: { storeRenderedEmails: boolean; dataKeyArn?: string | undefined },
+  ) {
     super(scope, id);
+    this.key = dataKeyArn
+      ? Key.fromKeyArn(this, 'Key', dataKeyArn)
+      : new Key(this, 'Key', {
+          description: 'Encrypts the nonprofit-mailer tables and queues that hold email addresses',
+          alias: `${Stack.of(this).stackName}-data`,
+          enableKeyRotation: true,
+          // The retained tables cannot be read without it.
+          removalPolicy: RemovalPolicy.RETAIN,
+        });
     this.nonprofits = this.table('Nonprofits', { partitionKey: string('email') });
     this.nonprofits.addGlobalSecondaryIndex({
       indexName: INDEX.nonprofitsByDomain,
@@ -177,7 +203,11 @@ export class MailerData extends Construct {
       ...keys,
       billingMode: BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: TableEncryption.CUSTOMER_MANAGED,
+      encryptionKey: this.key,
       removalPolicy,
+      // A table the stack keeps cannot be deleted by a slip either (a console click, a changed template).
+      deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
     });
   }
 }

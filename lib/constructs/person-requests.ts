@@ -48,6 +48,7 @@ export class PersonRequests extends Construct {
         maxReceiveCount: MAX_RECEIVES,
         deadLetterReason:
           'This is the dead-letter queue of person request steps: an alarm watches it, and an operator redrives a step once its cause is fixed.',
+        encryptionKey: data.key,
       },
     ));
 

@@ -15,6 +15,19 @@ import { BUNDLES_BY_INPUTS_CONTEXT, bundleFingerprint } from '../bundle-fingerpr
 const LAMBDAS_DIR = fileURLToPath(new URL('../../lambdas/', import.meta.url));
 
 export type DynamoDbAction = `dynamodb:${string}`;
+
+/** What reading, and writing, a table or queue under a customer managed key needs of the key. */
+const KEY_READS = ['kms:Decrypt', 'kms:DescribeKey'];
+const KEY_WRITES = [...KEY_READS, 'kms:Encrypt', 'kms:GenerateDataKey'];
+
+/** The table actions that write an item (and so encrypt it, under a customer managed key). */
+const TABLE_WRITES = new Set<string>([
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchWriteItem',
+  'dynamodb:TransactWriteItems',
+]);
 export type SqsAction = 'sqs:SendMessage' | 'sqs:GetQueueAttributes' | 'sqs:ChangeMessageVisibility';
 
 const NO_DLQ_REASONS = {
@@ -162,6 +175,14 @@ export class ProjectFunction extends NodejsFunction {
     if (actions.length > 0) {
       this.addToRolePolicy(new PolicyStatement({ actions: [...actions], resources: [table.tableArn] }));
     }
+    // A table under the owner's key: reads need the key to decrypt, writes to encrypt as well (named
+    // actions: CDK's grantEncryptDecrypt holds wildcards).
+    const all = [...actions, ...(indexes?.actions ?? [])];
+    if (table.encryptionKey && all.length > 0)
+      table.encryptionKey.grant(
+        this,
+        ...(all.some((action) => TABLE_WRITES.has(action)) ? KEY_WRITES : KEY_READS),
+      );
     if (indexes) {
       this.addToRolePolicy(
         new PolicyStatement({
@@ -177,6 +198,10 @@ export class ProjectFunction extends NodejsFunction {
   bindQueue(variable: QueueBinding, queue: IQueue, actions: readonly SqsAction[]): this {
     this.addEnvironment(variable, queue.queueUrl);
     queue.grant(this, ...actions);
+    // A producer of a queue under the owner's key makes (and reads) its data keys; reading a queue's
+    // attributes or changing a message's visibility needs no key.
+    if (queue.encryptionMasterKey && actions.includes('sqs:SendMessage'))
+      queue.encryptionMasterKey.grant(this, 'kms:GenerateDataKey', 'kms:Decrypt');
     return this;
   }
 

@@ -68,6 +68,7 @@ export class SesFeedback extends Construct {
         maxReceiveCount: MAX_RECEIVES,
         deadLetterReason:
           'This is the dead-letter queue of SES feedback: an operator reads what could not be recorded (an alarm watches its depth).',
+        encryptionKey: data.key,
       },
     ));
     // Raw delivery: the message body is SES's event itself. What SNS cannot deliver goes to the same dead-letter queue.

@@ -68,6 +68,77 @@ const alarmTopicId = () => {
   return id;
 };
 
+describe("personal data under the owner's key", () => {
+  const keyId = () => logicalIdOf(assertions, 'AWS::KMS::Key', 'DataKey');
+
+  it('makes one customer managed key, rotated yearly and kept with the tables it opens', () => {
+    const key = template.Resources?.[keyId()];
+    expect(key).toMatchObject({
+      DeletionPolicy: 'Retain',
+      Properties: { EnableKeyRotation: true },
+    });
+  });
+
+  it('encrypts every table with it, and protects each table the stack keeps from deletion', () => {
+    const tables = resourcesOfType(template, 'AWS::DynamoDB::Table');
+    expect(tables.length).toBeGreaterThanOrEqual(10);
+    for (const [id, table] of tables) {
+      expect(table.Properties?.SSESpecification, id).toEqual({
+        SSEEnabled: true,
+        SSEType: 'KMS',
+        KMSMasterKeyId: { 'Fn::GetAtt': [keyId(), 'Arn'] },
+      });
+      // The outbox (events on their way out, kept a day) goes with the stack; the rest stay.
+      const { DeletionPolicy } = table as { DeletionPolicy?: string };
+      expect(table.Properties?.DeletionProtectionEnabled, id).toBe(DeletionPolicy === 'Retain');
+    }
+    expect(tables.filter(([, table]) => table.Properties?.DeletionProtectionEnabled)).toHaveLength(
+      tables.length - 1,
+    );
+  });
+
+  it('encrypts every queue with it (each carries addresses), a data key reused for an hour', () => {
+    const queues = resourcesOfType(template, 'AWS::SQS::Queue');
+    expect(queues).toHaveLength(6);
+    for (const [id, queue] of queues) {
+      expect(queue.Properties, id).toMatchObject({
+        KmsMasterKeyId: { 'Fn::GetAtt': [keyId(), 'Arn'] },
+        KmsDataKeyReusePeriodSeconds: 3600,
+      });
+    }
+  });
+
+  it('lets a function use the key as it uses the data: reads decrypt, writes and sends encrypt, by named actions', () => {
+    const keyActions = (description: string) => actionsOf(description, 'kms:');
+    expect(keyActions(FUNCTION.health)).toEqual(['kms:Decrypt', 'kms:DescribeKey']);
+    expect(keyActions('POST /nonprofits')).toEqual([
+      'kms:Decrypt',
+      'kms:DescribeKey',
+      'kms:Encrypt',
+      'kms:GenerateDataKey',
+    ]);
+    // The consumer reads its queue (the event source decrypts) and writes the ledger.
+    expect(keyActions(FUNCTION.consumer)).toEqual(
+      expect.arrayContaining(['kms:Decrypt', 'kms:GenerateDataKey']),
+    );
+    // No role's policy holds a wildcard action on a key (the key policy's own kms:* is the account's).
+    const policies = resourcesOfType(template, 'AWS::IAM::Policy').map(([, policy]) =>
+      JSON.stringify(policy),
+    );
+    for (const policy of policies) expect(policy).not.toMatch(/"kms:[A-Za-z]*\*"/);
+  });
+
+  it('takes a key of your own instead (dataKeyArn), making none', () => {
+    const arn = 'arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555';
+    const own = synthesizeForTests({ dataKeyArn: arn });
+    own.assertions.resourceCountIs('AWS::KMS::Key', 2); // the two SNS topics' keys, not the data key
+    own.assertions.hasResourceProperties('AWS::DynamoDB::Table', {
+      SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: arn },
+    });
+    expect(() => synthesizeForTests({ dataKeyArn: 'alias/mine' })).toThrow(/dataKeyArn/);
+  });
+});
+
 describe('data', () => {
   it('keys nonprofits by email, with a domain index sorted by email, on demand, with PITR', () => {
     assertions.hasResourceProperties('AWS::DynamoDB::Table', {
@@ -789,7 +860,7 @@ describe('email pipeline', () => {
     assertions.hasResourceProperties('AWS::SQS::Queue', {
       VisibilityTimeout: consumer.Properties.Timeout * 6,
       RedrivePolicy: { maxReceiveCount: 5, deadLetterTargetArn: Match.anyValue() },
-      SqsManagedSseEnabled: true,
+      KmsMasterKeyId: Match.anyValue(),
     });
   });
 
