@@ -130,9 +130,13 @@ export const configSchema = z
      * accepted, given back for recipients a cancel kept from being sent.
      */
     recipientQuotaPerDay: z.coerce.number().int().positive().default(100_000),
-    /** Steady requests per second the whole stage takes, all keys together: a ceiling that keeps one API from using the account's shared limit. */
+    /**
+     * Steady requests per second each method of the stage takes, all keys together (API Gateway
+     * applies a stage's default throttle per method): a ceiling that keeps one API from using the
+     * account's shared limit.
+     */
     stageRateLimit: z.coerce.number().positive().default(500),
-    /** Burst the whole stage takes, all keys together. */
+    /** Burst each method of the stage takes, all keys together. */
     stageBurstLimit: z.coerce.number().int().nonnegative().default(1000),
     /** `POST /send-email` requests each API key may make per minute (the original API allowed 5). */
     sendEmailRequestsPerMinute: z.coerce.number().positive().default(5),

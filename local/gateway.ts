@@ -274,7 +274,8 @@ export class LocalGateway {
 
   /**
    * Quota first (a request past it answers `Limit Exceeded`), then the key's bucket for this method
-   * or its plan, then the stage's buckets shared by all clients. Only admitted requests are counted.
+   * or its plan, then the stage's bucket for this method, shared by all clients. Only admitted
+   * requests are counted.
    */
   private admit(
     route: Route,
@@ -296,8 +297,10 @@ export class LocalGateway {
           : [`plan:${plan.id}:${apiKey.id}`, plan.throttle],
       );
     }
+    // As API Gateway applies a stage's method settings: the default (`/*/*`) gives each method a
+    // bucket of its own at that rate, and a method's own setting takes its place for that method.
     const stage = this.options.model.stageThrottles;
-    limits.push([`stage:${methodKey}`, stage.get(methodKey)], ['stage:*', stage.get('*')]);
+    limits.push([`stage:${methodKey}`, stage.get(methodKey) ?? stage.get('*')]);
     for (const [id, throttle] of limits) {
       if (throttle && !this.bucket(id, throttle).tryTake()) return ANSWERS.throttled;
     }

@@ -266,13 +266,32 @@ describe('LocalGateway', () => {
     expect((await instance.handle(request('/v1/items', { key: KEY }))).statusCode).toBe(200);
   });
 
-  it('applies the stage throttle to all clients together', async () => {
+  it('applies the stage throttle to all clients together, per method as API Gateway does', async () => {
     const { instance } = gateway({
       model: model({ stageThrottles: new Map([['*', { rateLimit: 1, burstLimit: 1 }]]) }),
     });
 
     expect((await instance.handle(request('/v1/items', { key: KEY }))).statusCode).toBe(200);
     expect((await instance.handle(request('/v1/items', { key: OTHER_KEY }))).statusCode).toBe(429);
+    // Another method has a bucket of its own at the default rate: the flood above does not take it.
+    expect((await instance.handle(request('/v1/items/1', { key: KEY }))).statusCode).toBe(200);
+    expect((await instance.handle(request('/v1/items/2', { key: OTHER_KEY }))).statusCode).toBe(429);
+  });
+
+  it("lets a method's own stage setting take the default's place for that method", async () => {
+    const { instance } = gateway({
+      model: model({
+        stageThrottles: new Map([
+          ['*', { rateLimit: 1, burstLimit: 1 }],
+          ['/items/GET', { rateLimit: 1, burstLimit: 3 }],
+        ]),
+      }),
+    });
+    const statuses: number[] = [];
+    // Two keys in turn, each within its plan's burst of 2: only the stage's method bucket (3) says no.
+    for (const key of [KEY, OTHER_KEY, KEY, OTHER_KEY])
+      statuses.push((await instance.handle(request('/v1/items', { key }))).statusCode);
+    expect(statuses).toEqual([200, 200, 200, 429]);
   });
 
   it('answers 429 Limit Exceeded past the quota, counting only admitted requests', async () => {
