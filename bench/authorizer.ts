@@ -24,6 +24,8 @@ const LIMITS = {
   usagePlanBurstLimit: 10_000,
   stageRateLimit: 10_000,
   stageBurstLimit: 10_000,
+  // Every request comes from this machine's one address: WAF's per-address limit is not measured here.
+  wafRequestsPerIp: 2_000_000_000,
 };
 const given = contextDefaults({});
 

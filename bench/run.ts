@@ -40,6 +40,7 @@ const projectContext = (
   JSON.parse(readFileSync(`${PROJECT_ROOT}cdk.json`, 'utf8')) as { context: Record<string, number> }
 ).context;
 const context = contextDefaults({
+  wafRequestsPerIp: 2_000_000_000,
   usagePlanRateLimit: 10_000,
   usagePlanBurstLimit: 10_000,
   sendEmailRequestsPerMinute: 6_000,

@@ -20,6 +20,8 @@ export const UNTHROTTLED_CONTEXT = {
   previewBurstLimit: 10_000,
   importRequestsPerSecond: 10_000,
   importBurstLimit: 10_000,
+  wafRequestsPerIp: 2_000_000_000,
+  wafUnsubscribeRequestsPerIp: 2_000_000_000,
   sesMaxSendRate: 2_000,
 };
 

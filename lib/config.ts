@@ -256,6 +256,35 @@ export const configSchema = z
       .max(100, 'Must be at most 100 characters (it goes in a header SES limits)')
       .optional(),
     /** Requests per second, and burst, the public unsubscribe routes take from everyone together. */
+    /**
+     * A WAF web ACL in front of the stage (AWS managed rule groups, per-IP rate-based rules, redacted
+     * logs). `false` for an API already behind an ACL of your own.
+     */
+    waf: flag.default(true),
+    /**
+     * Requests one client address may make to the API in each `wafRateWindowSeconds` before WAF
+     * answers it 429: 100 a second by default, above the usage plan's rate, so the plan binds first.
+     */
+    wafRequestsPerIp: z.coerce.number().int().min(10).max(2_000_000_000).default(6000),
+    /**
+     * Requests one client address may make to `/unsubscribe` in each window: below the stage's
+     * `unsubscribeBurstLimit`, so no one address can drain the bucket a real one-click POST needs.
+     * Mailbox providers send one-click POSTs from their own servers: a very large list whose
+     * unsubscribes arrive from a few provider addresses may need it raised.
+     */
+    wafUnsubscribeRequestsPerIp: z.coerce.number().int().min(10).max(2_000_000_000).default(20),
+    /** The window WAF's rate-based rules count requests in, in seconds (60, 120, 300 or 600). */
+    wafRateWindowSeconds: z.coerce
+      .number()
+      .refine((value) => [60, 120, 300, 600].includes(value), 'Must be 60, 120, 300 or 600')
+      .default(60),
+    /**
+     * Concurrent executions reserved for (and the most taken by) each function of a public route
+     * (`/unsubscribe`, `GET /health`, `/openapi.json`): a flood of them cannot take the account's
+     * concurrency from the consumer. 0 reserves none (an account whose Lambda concurrency limit is
+     * 10, as new accounts' may be, cannot reserve any).
+     */
+    publicFunctionConcurrency: z.coerce.number().int().min(0).max(1000).default(5),
     unsubscribeRateLimit: z.coerce.number().positive().default(20),
     unsubscribeBurstLimit: z.coerce.number().int().positive().default(40),
     /**

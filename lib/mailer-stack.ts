@@ -16,6 +16,7 @@ import { SendingControls } from './constructs/sending-controls';
 import { SesFeedback } from './constructs/ses-feedback';
 import { SuppressionsRoutes } from './constructs/suppressions-routes';
 import { Unsubscribe } from './constructs/unsubscribe';
+import { ApiWebAcl } from './constructs/web-acl';
 
 export interface MailerStackProps extends StackProps {
   config: MailerConfig;
@@ -49,6 +50,7 @@ export class MailerStack extends Stack {
     });
     this.events = new MailerEvents(this, 'Events', { data: this.data, config: props.config });
     this.api = new MailerApi(this, 'Api', { config: props.config });
+    if (props.config.waf) new ApiWebAcl(this, 'Waf', { api: this.api, config: props.config });
     new NonprofitsRoutes(this, 'Nonprofits', { api: this.api, data: this.data, config: props.config });
     new SuppressionsRoutes(this, 'Suppressions', { api: this.api, data: this.data, config: props.config });
     new AuditRoutes(this, 'Audit', { api: this.api, data: this.data });

@@ -1,5 +1,6 @@
 import { type CfnTemplate, type IntrinsicResolver, referencedLogicalId, resourcesOfType } from './template';
 import type { QuotaPeriod } from './token-bucket';
+import { type RateRuleModel, readRateRules } from './waf';
 
 /**
  * What the local gateway serves, read from the template's `AWS::ApiGateway::*` resources: routes,
@@ -62,6 +63,8 @@ export interface ApiModel {
   authorizers: Map<string, AuthorizerModel>;
   /** The template's gateway responses by type (`THROTTLED`, `DEFAULT_4XX`, …): their status, static headers and body template. */
   gatewayResponses: Map<string, GatewayResponseModel>;
+  /** The rate-based rules of the stage's web ACL (WAF), applied in front of everything else. */
+  rateRules: RateRuleModel[];
 }
 
 export interface GatewayResponseModel {
@@ -244,6 +247,7 @@ export function readApiModel(template: CfnTemplate, resolver: IntrinsicResolver)
     apiKeySource: props(restApi[1]).ApiKeySourceType === 'AUTHORIZER' ? 'AUTHORIZER' : 'HEADER',
     authorizers,
     gatewayResponses: readGatewayResponses(template),
+    rateRules: readRateRules(template),
   };
 }
 

@@ -367,6 +367,7 @@ export class LocalFunction {
 
 interface FunctionProperties {
   FunctionName?: string;
+  ReservedConcurrentExecutions?: number;
   Handler?: string;
   Timeout?: number;
   MemorySize?: number;
@@ -416,6 +417,11 @@ export function functionsFromTemplate(
         handler: properties.Handler ?? 'index.handler',
         timeoutSeconds,
         memorySize,
+        // A reserved concurrency caps the environments, as in Lambda (locally, the invocations past
+        // it wait for one instead of being throttled).
+        ...(properties.ReservedConcurrentExecutions !== undefined
+          ? { maxConcurrency: Math.min(properties.ReservedConcurrentExecutions, 10) }
+          : {}),
         environment: {
           ...options.baseEnvironment,
           ...Object.fromEntries(

@@ -12,6 +12,7 @@ import { type AuthorizerDecision, LocalAuthorizers } from './authorizers';
 import type { InvokeResult } from './functions';
 import { LOCAL_ACCOUNT, LOCAL_REGION } from './template';
 import { Quota, TokenBucket } from './token-bucket';
+import { RateRules } from './waf';
 
 /** API Gateway's limits and its own answers, as clients meet them in AWS. */
 const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
@@ -106,9 +107,11 @@ export class LocalGateway {
   private readonly quotas = new Map<string, Quota>();
   private readonly now: () => number;
   private readonly authorizers: LocalAuthorizers;
+  private readonly waf: RateRules;
 
   constructor(private readonly options: GatewayOptions) {
     this.now = options.now ?? Date.now;
+    this.waf = new RateRules(options.model.rateRules, this.now);
     this.authorizers = new LocalAuthorizers(options.model.authorizers, options.invoke, this.now);
     for (const key of options.model.apiKeys) {
       const value = options.keyValues.get(key.id);
@@ -138,6 +141,14 @@ export class LocalGateway {
         ),
       };
     }
+    // WAF stands in front of API Gateway: a client over a rate-based rule's limit is answered there.
+    const blocked = this.waf.check(request.sourceIp, url.pathname);
+    if (blocked)
+      return {
+        statusCode: blocked.answer.statusCode,
+        headers: { ...blocked.answer.headers },
+        body: Buffer.from(blocked.answer.body),
+      };
     const stagePrefix = `/${model.stageName}`;
     const inStage = url.pathname === stagePrefix || url.pathname.startsWith(`${stagePrefix}/`);
     const path = inStage ? url.pathname.slice(stagePrefix.length) || '/' : url.pathname;

@@ -20,7 +20,7 @@ import {
   type UsagePlan,
 } from 'aws-cdk-lib/aws-apigateway';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { type CfnFunction, type IFunction, Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { FORBIDDEN } from '../../lambdas/core/auth/authorize';
@@ -68,9 +68,11 @@ export class MailerApi extends Construct {
   readonly authorizerFunction: ProjectFunction;
   private readonly authorizer: RequestAuthorizer;
   private readonly methodThrottles: ThrottlingPerMethod[] = [];
+  private readonly publicConcurrency: number;
 
   constructor(scope: Construct, id: string, { config }: MailerApiProps) {
     super(scope, id);
+    this.publicConcurrency = config.publicFunctionConcurrency;
     const accessLogs = new LogGroup(this, 'AccessLogs', {
       retention: RetentionDays.THREE_MONTHS,
       removalPolicy: RemovalPolicy.DESTROY,
@@ -137,7 +139,7 @@ export class MailerApi extends Construct {
     this.sayWhenToComeBack(config);
     this.sayForbiddenAsBefore();
 
-    this.acknowledgeApiFindings();
+    this.acknowledgeApiFindings(config);
 
     new CfnOutput(scope, 'ApiUrl', {
       // With a custom domain the stage's own URL answers nothing (its endpoint is disabled).
@@ -228,6 +230,10 @@ export class MailerApi extends Construct {
     // A keyed route no scope covers would be open to no key at all: synthesis fails, naming it.
     const keyed = options.public === undefined;
     if (keyed) scopeOfRoute(method, path);
+    // Anyone may call a public route: its function's concurrency is reserved and capped, so a flood
+    // of it neither takes the account's concurrency from the rest nor is starved by it.
+    else if (this.publicConcurrency > 0 && handler instanceof LambdaFunction)
+      (handler.node.defaultChild as CfnFunction).reservedConcurrentExecutions = this.publicConcurrency;
     const resource = path
       .split('/')
       .filter(Boolean)
@@ -290,16 +296,18 @@ export class MailerApi extends Construct {
     return Math.max(1, ...rates.map((rate) => Math.ceil(1 / rate)));
   }
 
-  private acknowledgeApiFindings(): void {
+  private acknowledgeApiFindings(config: MailerConfig): void {
     Validations.of(this.restApi).acknowledge({
       id: 'AwsSolutions::AwsSolutions-APIG2',
       reason:
         'Each handler validates its input to answer a 400 naming every bad field; a gateway model would answer less precisely.',
     });
-    Validations.of(this.restApi.deploymentStage).acknowledge({
-      id: 'AwsSolutions::AwsSolutions-APIG3',
-      reason:
-        'A WAF web ACL is an account-level choice with its own cost; attach one to the stage where needed.',
-    });
+    // With `waf` (the default) the stack's own web ACL guards the stage (ApiWebAcl).
+    if (!config.waf)
+      Validations.of(this.restApi.deploymentStage).acknowledge({
+        id: 'AwsSolutions::AwsSolutions-APIG3',
+        reason:
+          'waf is false: the API sits behind a web ACL of its own (a CloudFront distribution, or one attached by hand).',
+      });
   }
 }

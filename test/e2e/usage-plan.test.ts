@@ -1,8 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signUnsubscribeToken } from '../../lambdas/core/suppressions/unsubscribe-token';
 import { SMALL_PLAN_CONTEXT } from '../support/e2e-contexts';
 import { apiClient, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 
@@ -77,5 +80,43 @@ describe('the usage plan on the local runtime', () => {
     // Each key has its own buckets and quota: the authorizer hands the plan the key it checked.
     const sender = apiClient(runtime.url, runtime.keys.get('sender')?.value);
     expect((await sender('GET', '/usage')).status).toBe(200);
+  });
+
+  it("blocks one address flooding /unsubscribe at the web ACL, while another address's one-click POST goes through", async () => {
+    // A valid link, signed with the runtime's own secret (kept in its state directory), for a job
+    // that no longer exists: the click still unsubscribes.
+    const secrets = JSON.parse(readFileSync(join(stateDir, 'secrets.json'), 'utf8')) as Record<
+      string,
+      string
+    >;
+    const secret = Object.entries(secrets).find(([id]) => id.startsWith('UnsubscribeSigningSecret'))?.[1];
+    expect(secret).toBeDefined();
+    const token = signUnsubscribeToken(secret as string, {
+      email: 'leaving@waf.example.org',
+      jobId: randomUUID(),
+    });
+    // The one-click POST of RFC 8058, from a given local address (127.0.0.0/8 is all loopback).
+    const oneClick = (localAddress: string, tokenValue: string) =>
+      new Promise<number>((resolve, reject) => {
+        const post = httpRequest(
+          `${runtime.url}/unsubscribe?token=${encodeURIComponent(tokenValue)}`,
+          { method: 'POST', localAddress, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+          (answer) => {
+            answer.resume();
+            answer.on('end', () => resolve(answer.statusCode ?? 0));
+          },
+        );
+        post.on('error', reject);
+        post.end('List-Unsubscribe=One-Click');
+      });
+
+    // The flood: junk tokens from 127.0.0.2. The first ten reach the function (400, not a link of
+    // this deployment); past the rule's 10 a minute, the web ACL answers 429 and the function never runs.
+    const flood: number[] = [];
+    for (let n = 0; n < 15; n++) flood.push(await oneClick('127.0.0.2', `junk-${n}`));
+    expect(flood).toEqual([...Array(10).fill(400), ...Array(5).fill(429)]);
+    // A person's click from another address meanwhile: unsubscribed.
+    expect(await oneClick('127.0.0.1', token)).toBe(200);
+    expect(await oneClick('127.0.0.2', token)).toBe(429);
   });
 });

@@ -682,6 +682,85 @@ describe('API', () => {
     expect(custom.assertions.toJSON().Outputs.ApiUrl.Value).toBe('https://mail-api.example.org/v1');
   });
 
+  it('puts a web ACL on the stage: AWS managed groups, per-address rate rules (a tight one on /unsubscribe), redacted logs', () => {
+    const acls = resourcesOfType(template, 'AWS::WAFv2::WebACL');
+    expect(acls).toHaveLength(1);
+    const [aclId, acl] = acls[0] ?? [];
+    const rules = (acl?.Properties?.Rules ?? []) as {
+      Name: string;
+      Statement: Record<string, Record<string, unknown>>;
+      Action?: { Block?: { CustomResponse?: { ResponseCode: number } } };
+    }[];
+    const groups = rules.flatMap((rule) => {
+      const group = rule.Statement.ManagedRuleGroupStatement;
+      return group ? [group.Name] : [];
+    });
+    expect(groups).toEqual([
+      'AWSManagedRulesAmazonIpReputationList',
+      'AWSManagedRulesKnownBadInputsRuleSet',
+      'AWSManagedRulesCommonRuleSet',
+    ]);
+    // The core rule set's body-size and cross-site scripting rules count: a 10,000-recipient job or
+    // an HTML template is what this API takes.
+    const common = rules.find((rule) => rule.Name === 'CoreRuleSet')?.Statement.ManagedRuleGroupStatement;
+    expect(common?.RuleActionOverrides).toEqual([
+      { Name: 'SizeRestrictions_BODY', ActionToUse: { Count: {} } },
+      { Name: 'CrossSiteScripting_BODY', ActionToUse: { Count: {} } },
+    ]);
+    const rate = (name: string) => rules.find((rule) => rule.Name === name);
+    expect(rate('ApiPerIp')?.Statement.RateBasedStatement).toEqual({
+      Limit: 6000,
+      EvaluationWindowSec: 60,
+      AggregateKeyType: 'IP',
+    });
+    expect(rate('UnsubscribePerIp')?.Statement.RateBasedStatement).toMatchObject({
+      Limit: 20,
+      ScopeDownStatement: {
+        ByteMatchStatement: { PositionalConstraint: 'ENDS_WITH', SearchString: '/unsubscribe' },
+      },
+    });
+    // Below the stage's burst for the one-click POST: one address can never drain what a real click needs.
+    const [, stage] = resourcesOfType(template, 'AWS::ApiGateway::Stage')[0] ?? [];
+    const oneClick = ((stage?.Properties?.MethodSettings ?? []) as Record<string, unknown>[]).find(
+      (setting) => setting.ResourcePath === '/~1unsubscribe' && setting.HttpMethod === 'POST',
+    );
+    const perAddress = rate('UnsubscribePerIp')?.Statement.RateBasedStatement?.Limit as number;
+    expect(perAddress).toBeLessThan(oneClick?.ThrottlingBurstLimit as number);
+    expect(rate('UnsubscribePerIp')?.Action?.Block?.CustomResponse?.ResponseCode).toBe(429);
+    assertions.hasResourceProperties('AWS::WAFv2::WebACLAssociation', {
+      WebACLArn: { 'Fn::GetAtt': [aclId, 'Arn'] },
+    });
+    assertions.hasResourceProperties('AWS::WAFv2::LoggingConfiguration', {
+      ResourceArn: { 'Fn::GetAtt': [aclId, 'Arn'] },
+      RedactedFields: [{ SingleHeader: { Name: 'x-api-key' } }, { QueryString: {} }],
+    });
+    const [, logs] =
+      resourcesOfType(template, 'AWS::Logs::LogGroup').find(([id]) => baseId(id) === 'WafLogs') ?? [];
+    expect(String(logs?.Properties?.LogGroupName)).toMatch(/^aws-waf-logs-/);
+    expect(logs?.Properties?.RetentionInDays).toBe(30);
+  });
+
+  it('leaves the web ACL out with waf=false (an API behind an ACL of its own)', () => {
+    const without = synthesizeForTests({ waf: false });
+    without.assertions.resourceCountIs('AWS::WAFv2::WebACL', 0);
+    without.assertions.resourceCountIs('AWS::WAFv2::WebACLAssociation', 0);
+  });
+
+  it('reserves (and caps) the concurrency of the functions anyone may call, and only theirs', () => {
+    const reserved = resourcesOfType(template, 'AWS::Lambda::Function')
+      .filter(([, fn]) => fn.Properties?.ReservedConcurrentExecutions !== undefined)
+      .map(([, fn]) => [fn.Properties?.Description, fn.Properties?.ReservedConcurrentExecutions])
+      .sort();
+    expect(reserved).toEqual([
+      ['GET /health and GET /health/details', 5],
+      ['GET /openapi.json', 5],
+      ['GET|POST /unsubscribe', 5],
+    ]);
+    const none = synthesizeForTests({ publicFunctionConcurrency: 0 });
+    for (const [, fn] of resourcesOfType(none.template, 'AWS::Lambda::Function'))
+      expect(fn.Properties?.ReservedConcurrentExecutions).toBeUndefined();
+  });
+
   it('caps the whole stage with its own throttle, logs access and traces', () => {
     assertions.hasResourceProperties('AWS::ApiGateway::Stage', {
       StageName: 'v1',
@@ -1136,6 +1215,8 @@ describe('cdk-nag', () => {
       .flatMap((entry) => Object.entries(entry.data as Record<string, string>))
       .map(([id, reason]) => ({ id, reason }));
     expect(acknowledgements.length).toBeGreaterThan(0);
+    // The web ACL is there: no finding about its absence is acknowledged.
+    expect(acknowledgements.map(({ id }) => id)).not.toContainEqual(expect.stringContaining('APIG3'));
     for (const { id, reason } of acknowledgements) {
       expect(id).toMatch(/^(AwsSolutions|Serverless)::/);
       expect(reason.length).toBeGreaterThan(30);
@@ -1261,6 +1342,7 @@ describe(`the README's "Personal data" table`, () => {
     // API Gateway's execution logs go to the group it names for the stage: the stack declares it first.
     const execution = groups.find(([logicalId]) => baseId(logicalId) === 'ApiExecutionLogs')?.[1];
     expect(JSON.stringify(execution?.Properties?.LogGroupName)).toContain('API-Gateway-Execution-Logs_');
-    expect(groups.length).toBe(functions.length + 2);
+    // Beside the functions': the API's access and execution logs, and the web ACL's.
+    expect(groups.length).toBe(functions.length + 3);
   });
 });

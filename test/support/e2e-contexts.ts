@@ -9,6 +9,12 @@ import { UNTHROTTLED_IMPORTS } from './seed';
  */
 
 /**
+ * WAF's per-address limits out of the way: every test's requests come from 127.0.0.1, many a
+ * minute. The web ACL's own test (usage-plan.test.ts) floods from another address with small ones.
+ */
+const UNLIMITED_WAF = { wafRequestsPerIp: 2_000_000_000, wafUnsubscribeRequestsPerIp: 2_000_000_000 };
+
+/**
  * Jobs over HTTP: limits raised so the test's own traffic is never throttled (throttling has its
  * own test), the send rate raised so thousands of emails go through the local SES in seconds, and
  * the consumer slowed to two at a time so a restart lands mid-job. Recovery is shortened as in the
@@ -31,6 +37,7 @@ export const EMAIL_JOBS_CONTEXT = {
   ledgerCountAfterSeconds: 30,
   sweeperQueueSettleSeconds: 10,
   ...UNTHROTTLED_IMPORTS,
+  ...UNLIMITED_WAF,
 };
 
 /**
@@ -50,6 +57,7 @@ export const OUTAGE_CONTEXT = {
   sweeperQueueSettleSeconds: 10,
   ledgerCountAfterSeconds: 30,
   ...UNTHROTTLED_IMPORTS,
+  ...UNLIMITED_WAF,
 };
 
 /**
@@ -68,6 +76,7 @@ export const JOB_CONTROL_CONTEXT = {
   // Small enough for the last test to reach, after what the others send.
   recipientQuotaPerDay: 100,
   ...UNTHROTTLED_IMPORTS,
+  ...UNLIMITED_WAF,
 };
 
 /**
@@ -88,6 +97,7 @@ export const NONPROFITS_API_CONTEXT = {
   pauseComplaintRate: 0.1,
   sendingPausedWaitSeconds: 1,
   erasureRecheckSeconds: 1,
+  ...UNLIMITED_WAF,
 };
 
 /** A small plan, set the way a user sets it: CDK context, read through the synthesized template. */
@@ -97,6 +107,9 @@ export const SMALL_PLAN_CONTEXT = {
   usagePlanQuotaPerDay: 8,
   sendEmailRequestsPerMinute: 1,
   sendEmailBurstLimit: 2,
+  // WAF's least: 10 requests to /unsubscribe a minute from one address.
+  wafUnsubscribeRequestsPerIp: 10,
+  wafRateWindowSeconds: 60,
 };
 
 /** Every context above, the fuzzer's, and none (the lifecycle's runtime, as `npm start` runs). */

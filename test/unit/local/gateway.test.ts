@@ -41,6 +41,7 @@ function model(overrides: Partial<ApiModel> = {}): ApiModel {
       },
     ],
     stageThrottles: new Map(),
+    rateRules: [],
     apiKeys: [
       { logicalId: 'Key', id: 'key', enabled: true },
       { logicalId: 'Other', id: 'other', enabled: true },
@@ -276,6 +277,45 @@ describe('LocalGateway', () => {
     // Another method has a bucket of its own at the default rate: the flood above does not take it.
     expect((await instance.handle(request('/v1/items/1', { key: KEY }))).statusCode).toBe(200);
     expect((await instance.handle(request('/v1/items/2', { key: OTHER_KEY }))).statusCode).toBe(429);
+  });
+
+  it("applies the web ACL's rate-based rules per client address, before anything else, until the window lets it go", async () => {
+    let now = 0;
+    const flooded = model({
+      rateRules: [
+        {
+          name: 'ItemsPerIp',
+          priority: 1,
+          limit: 3,
+          windowSeconds: 60,
+          pathEndsWith: '/items',
+          answer: {
+            statusCode: 429,
+            headers: { 'retry-after': '60', 'content-type': 'application/json' },
+            body: '{"message":"Too Many Requests"}',
+          },
+        },
+      ],
+    });
+    const { instance, invoke } = gateway({ model: flooded, now: () => now });
+    // A second apart: the key's plan (1 a second) never says no here; only the rule does.
+    const from = (sourceIp: string, path = '/v1/items') => {
+      now += 1_000;
+      return instance.handle({ ...request(path, { key: KEY }), sourceIp });
+    };
+    const statuses: number[] = [];
+    for (let n = 0; n < 5; n++) statuses.push((await from('127.0.0.2')).statusCode);
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    const blocked = await from('127.0.0.2');
+    expect(blocked.headers).toMatchObject({ 'retry-after': '60' });
+    expect(parse(blocked)).toEqual({ message: 'Too Many Requests' });
+    // Another client is not held back, nor is the same client on a path outside the rule's scope.
+    expect((await from('127.0.0.1')).statusCode).toBe(200);
+    expect((await from('127.0.0.2', '/v1/items/1')).statusCode).toBe(200);
+    expect(invoke).toHaveBeenCalledTimes(5);
+    // Once its requests in the window are under the limit again, it is let through.
+    now += 60_000;
+    expect((await from('127.0.0.2')).statusCode).toBe(200);
   });
 
   it("lets a method's own stage setting take the default's place for that method", async () => {

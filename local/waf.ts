@@ -1,0 +1,115 @@
+import { type CfnTemplate, resourcesOfType } from './template';
+
+/**
+ * A WAF rate-based rule as the local gateway applies it: requests counted per client address over a
+ * sliding window, optionally only those whose path matches, and the answer once a client is over.
+ * The template's managed rule groups (AWS's lists and signatures) have no local stand-in.
+ */
+export interface RateRuleModel {
+  name: string;
+  priority: number;
+  limit: number;
+  windowSeconds: number;
+  /** Only requests whose path (lower-cased) ends with this are counted; none: every request. */
+  pathEndsWith?: string;
+  answer: { statusCode: number; headers: Record<string, string>; body: string };
+}
+
+type Props = Record<string, unknown>;
+
+/**
+ * The rate-based rules of every web ACL associated with the stage. Only what WAF's rate-based
+ * statement says that this reader knows is taken (per-IP aggregation, a path scope-down); a rule
+ * it cannot read fails loudly rather than being skipped, so the local gateway never guards less
+ * than the template says without saying so.
+ */
+export function readRateRules(template: CfnTemplate): RateRuleModel[] {
+  const acls = new Map(resourcesOfType(template, 'AWS::WAFv2::WebACL'));
+  const rules: RateRuleModel[] = [];
+  for (const [, association] of resourcesOfType(template, 'AWS::WAFv2::WebACLAssociation')) {
+    const arn = (association.Properties?.WebACLArn ?? {}) as { 'Fn::GetAtt'?: [string, string] };
+    const aclId = arn['Fn::GetAtt']?.[0];
+    const acl = aclId ? acls.get(aclId) : undefined;
+    if (!acl) continue;
+    const properties = (acl.Properties ?? {}) as Props;
+    const bodies = (properties.CustomResponseBodies ?? {}) as Record<
+      string,
+      { Content?: string; ContentType?: string }
+    >;
+    for (const rule of (properties.Rules ?? []) as Props[]) {
+      const rate = ((rule.Statement ?? {}) as Props).RateBasedStatement as Props | undefined;
+      if (!rate) continue;
+      const name = String(rule.Name);
+      if ((rate.AggregateKeyType ?? 'IP') !== 'IP')
+        throw new Error(`WAF rule ${name}: only per-IP rate-based rules are applied locally`);
+      const block = ((rule.Action ?? {}) as Props).Block as Props | undefined;
+      const custom = (block?.CustomResponse ?? undefined) as Props | undefined;
+      const body = custom?.CustomResponseBodyKey ? bodies[String(custom.CustomResponseBodyKey)] : undefined;
+      rules.push({
+        name,
+        priority: Number(rule.Priority ?? 0),
+        limit: Number(rate.Limit),
+        windowSeconds: Number(rate.EvaluationWindowSec ?? 300),
+        ...scopeOf(name, rate.ScopeDownStatement as Props | undefined),
+        answer: {
+          statusCode: Number(custom?.ResponseCode ?? 403),
+          headers: {
+            ...Object.fromEntries(
+              ((custom?.ResponseHeaders ?? []) as { Name: string; Value: string }[]).map((header) => [
+                header.Name.toLowerCase(),
+                header.Value,
+              ]),
+            ),
+            ...(body
+              ? {
+                  'content-type': body.ContentType === 'APPLICATION_JSON' ? 'application/json' : 'text/plain',
+                }
+              : {}),
+          },
+          body: body?.Content ?? '',
+        },
+      });
+    }
+  }
+  return rules.sort((a, b) => a.priority - b.priority);
+}
+
+function scopeOf(name: string, statement: Props | undefined): { pathEndsWith?: string } {
+  if (!statement) return {};
+  const match = statement.ByteMatchStatement as Props | undefined;
+  const field = (match?.FieldToMatch ?? {}) as Props;
+  if (!match || !('UriPath' in field) || match.PositionalConstraint !== 'ENDS_WITH')
+    throw new Error(`WAF rule ${name}: only a scope-down on the path's end is applied locally`);
+  return { pathEndsWith: String(match.SearchString).toLowerCase() };
+}
+
+/**
+ * Counts each client address's requests for each rule, as WAF's rate-based rules do: a client over
+ * a rule's limit within its window is blocked until its rate drops below it; another client is not
+ * held back by it. Rules are evaluated by priority, and the first to block ends the evaluation
+ * (later rules do not count the request), as in WAF.
+ */
+export class RateRules {
+  private readonly seen = new Map<string, number[]>();
+
+  constructor(
+    private readonly rules: readonly RateRuleModel[],
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The rule that blocks this request, or undefined; counts it toward each rule it reaches. */
+  check(sourceIp: string, path: string): RateRuleModel | undefined {
+    const lower = path.toLowerCase();
+    const at = this.now();
+    for (const rule of this.rules) {
+      if (rule.pathEndsWith !== undefined && !lower.endsWith(rule.pathEndsWith)) continue;
+      const key = `${rule.name}\u0000${sourceIp}`;
+      const since = at - rule.windowSeconds * 1000;
+      const times = (this.seen.get(key) ?? []).filter((time) => time > since);
+      times.push(at);
+      this.seen.set(key, times);
+      if (times.length > rule.limit) return rule;
+    }
+    return undefined;
+  }
+}
