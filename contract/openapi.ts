@@ -70,6 +70,12 @@ const badInput = {
 const notFound = (what: string) => ({ '404': error(`${what} (\`NOT_FOUND\`).`) });
 const conflict = (what: string) => ({ '409': error(`${what} (\`CONFLICT\`).`) });
 
+/** Both health routes answer 200 while the system works and 503 when it does not, in their own shape. */
+const healthAnswers = (schema: z.ZodType) => ({
+  '200': { description: '`healthy` or `degraded`.', ...json(schema) },
+  '503': { description: '`unhealthy`: a backend does not answer, or SES will not send.', ...json(schema) },
+});
+
 const emailPath = {
   path: z.object({ email: emailAddress.meta({ description: 'The address, percent-encoded.' }) }),
 };
@@ -560,13 +566,7 @@ const routes: Route[] = [
       description:
         'Answers anyone, without a key: the verdict and when it was reached. What was checked, and why a check failed, is in `GET /health/details`.',
       tags: ['operations'],
-      responses: {
-        '200': { description: '`healthy` or `degraded`.', ...json(answer.healthVerdict) },
-        '503': {
-          description: '`unhealthy`: a backend does not answer, or SES will not send.',
-          ...json(answer.healthVerdict),
-        },
-      },
+      responses: healthAnswers(answer.healthVerdict),
     },
   },
   {
@@ -576,13 +576,7 @@ const routes: Route[] = [
       operationId: 'getHealthDetails',
       summary: 'Every health check, with a stable code for each that could not be made',
       tags: ['operations'],
-      responses: {
-        '200': { description: '`healthy` or `degraded`.', ...json(answer.health) },
-        '503': {
-          description: '`unhealthy`: a backend does not answer, or SES will not send.',
-          ...json(answer.health),
-        },
-      },
+      responses: healthAnswers(answer.health),
     },
   },
   {
