@@ -7,15 +7,26 @@ const PRIVATE_DIR = 0o700;
 const PRIVATE_FILE = 0o600;
 
 /**
- * Makes the local runtime's state directory (`.local/`) private, and everything already in it: it
+ * Makes the local runtime's state directory (`.local/`) private, and what the runtime keeps in it: it
  * holds addresses, API keys, secrets and queued messages, and a state directory left by an older
  * version (or made by hand) may be readable by every user of the machine. Symbolic links are left
  * as they are (what they point to is not the runtime's).
  */
 export function preparePrivateStateDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
-  tighten(dir);
+  const stat = lstatSync(dir);
+  // A shared directory (sticky, like /tmp) named as the state directory is left as it is.
+  if ((stat.mode & 0o1000) === 0 && (stat.mode & 0o777) !== PRIVATE_DIR) chmodSync(dir, PRIVATE_DIR);
+  // Its files, and the folders the runtime keeps in it: nothing else (a state directory named `.`
+  // must not make a checkout's node_modules or .git private).
+  for (const entry of readdirSync(dir)) {
+    const path = join(dir, entry);
+    if (lstatSync(path).isFile() || RUNTIME_FOLDERS.has(entry)) tighten(path);
+  }
 }
+
+/** The folders the runtime makes in its state directory. */
+const RUNTIME_FOLDERS = new Set(['dynamodb', 'cdk.out']);
 
 function tighten(path: string): void {
   const stat = lstatSync(path);

@@ -3,6 +3,7 @@
 // CloudFormation --> handler --> API Gateway GetAccount / UpdateAccount --> the answer PUT to CloudFormation
 import { request } from 'node:https';
 import { APIGatewayClient } from '@aws-sdk/client-api-gateway';
+import { GetRoleCommand, IAMClient, NoSuchEntityException } from '@aws-sdk/client-iam';
 import { ensureAccountLogRole } from '../core/deploy/api-gateway-account';
 
 interface CustomResourceEvent {
@@ -12,10 +13,21 @@ interface CustomResourceEvent {
   RequestId: string;
   LogicalResourceId: string;
   PhysicalResourceId?: string;
-  ResourceProperties: { RoleArn?: string };
+  ResourceProperties: { RoleArn?: string; ReplacedRoleNamePrefix?: string };
 }
 
 const apiGateway = new APIGatewayClient({});
+const iam = new IAMClient({});
+
+async function roleExists(roleArn: string): Promise<boolean> {
+  try {
+    await iam.send(new GetRoleCommand({ RoleName: roleArn.slice(roleArn.lastIndexOf('/') + 1) }));
+    return true;
+  } catch (error) {
+    if (error instanceof NoSuchEntityException) return false;
+    throw error;
+  }
+}
 const PHYSICAL_ID = 'api-gateway-account-log-role';
 
 export async function handler(event: CustomResourceEvent): Promise<void> {
@@ -25,7 +37,13 @@ export async function handler(event: CustomResourceEvent): Promise<void> {
     const roleArn = event.ResourceProperties.RoleArn;
     if (event.RequestType === 'Delete') answer = { Status: 'SUCCESS', Data: { Outcome: 'kept' } };
     else if (!roleArn) answer = { Status: 'FAILED', Reason: 'The resource has no RoleArn property' };
-    else answer = { Status: 'SUCCESS', Data: { Outcome: await ensureAccountLogRole(apiGateway, roleArn) } };
+    else {
+      const outcome = await ensureAccountLogRole(apiGateway, roleArn, {
+        exists: roleExists,
+        replacedNamePrefix: event.ResourceProperties.ReplacedRoleNamePrefix,
+      });
+      answer = { Status: 'SUCCESS', Data: { Outcome: outcome } };
+    }
   } catch (error) {
     answer = { Status: 'FAILED', Reason: error instanceof Error ? error.message : String(error) };
   }
@@ -50,10 +68,16 @@ function respond(event: CustomResourceEvent, body: Record<string, unknown>): Pro
       { method: 'PUT', headers: { 'content-type': '', 'content-length': Buffer.byteLength(payload) } },
       (response) => {
         response.resume();
-        response.on('end', () => resolve());
+        response.on('end', () =>
+          (response.statusCode ?? 0) < 300
+            ? resolve()
+            : reject(new Error(`CloudFormation refused the answer: ${response.statusCode}`)),
+        );
       },
     );
     put.on('error', reject);
+    // CloudFormation would wait an hour for an answer that never came: fail this invocation instead.
+    put.setTimeout(30_000, () => put.destroy(new Error('No answer from CloudFormation within 30 s')));
     put.end(payload);
   });
 }

@@ -48,11 +48,23 @@ export class ApiGatewayAccountLogRole extends Construct {
       new PolicyStatement({ actions: ['apigateway:GET', 'apigateway:PATCH'], resources: [account] }),
     );
     handler.addToRolePolicy(new PolicyStatement({ actions: ['iam:PassRole'], resources: [role.roleArn] }));
+    // Whether the role the account names still exists: any role of the account may be the one.
+    const anyRole = stack.formatArn({ service: 'iam', region: '', resource: 'role', resourceName: '*' });
+    handler.addToRolePolicy(new PolicyStatement({ actions: ['iam:GetRole'], resources: [anyRole] }));
+    Validations.of(handler.role ?? handler).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*]',
+      reason:
+        "iam:GetRole only, to learn whether the role the account's API Gateway setting names (any role) still exists before keeping it.",
+    });
 
     this.setting = new CustomResource(this, 'Setting', {
       serviceToken: handler.functionArn,
       resourceType: 'Custom::ApiGatewayAccountLogRole',
-      properties: { RoleArn: role.roleArn },
+      // Earlier versions set CDK's own role (deleted by this upgrade's cleanup): that one is replaced.
+      properties: {
+        RoleArn: role.roleArn,
+        ReplacedRoleNamePrefix: `${stack.stackName}-ApiRestApiCloudWatchRole`,
+      },
     });
   }
 }

@@ -109,6 +109,10 @@ export class MailerApi extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
     });
     this.restApi.deploymentStage.node.addDependency(executionLogs);
+    // The endpoint setting takes effect at the stage's next deployment: a change of it alone makes one.
+    this.restApi.latestDeployment?.addToLogicalId({
+      disableExecuteApiEndpoint: config.publicApiUrl !== undefined,
+    });
     this.restApi.deploymentStage.node.addDependency(
       new ApiGatewayAccountLogRole(this, 'AccountLogRole').setting,
     );

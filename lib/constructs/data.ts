@@ -1,4 +1,4 @@
-import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Annotations, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import {
   AttributeType,
   BillingMode,
@@ -82,6 +82,10 @@ export class MailerData extends Construct {
     { storeRenderedEmails, dataKeyArn }: { storeRenderedEmails: boolean; dataKeyArn?: string | undefined },
   ) {
     super(scope, id);
+    if (dataKeyArn)
+      Annotations.of(this).addWarning(
+        "dataKeyArn: the stack cannot change your key's policy. It must let sns.amazonaws.com call kms:GenerateDataKey and kms:Decrypt, or SES bounces and complaints never reach their queue (and no address is suppressed for them).",
+      );
     this.key = dataKeyArn
       ? Key.fromKeyArn(this, 'Key', dataKeyArn)
       : new Key(this, 'Key', {

@@ -23,6 +23,8 @@ export const WAF_RULE = {
 const COUNTED_CORE_RULES = ['SizeRestrictions_BODY', 'CrossSiteScripting_BODY'];
 
 const TOO_MANY_REQUESTS = 'too-many-requests';
+/** The unsubscribe route's path, whatever the stage or custom domain before it. */
+const UNSUBSCRIBE_PATH_PATTERN = '/unsubscribe/?$';
 
 const visibility = (metricName: string): CfnWebACL.VisibilityConfigProperty => ({
   cloudWatchMetricsEnabled: true,
@@ -95,12 +97,16 @@ export class ApiWebAcl extends Construct {
               limit: config.wafUnsubscribeRequestsPerIp,
               evaluationWindowSec: window,
               aggregateKeyType: 'IP',
+              // Decoded and lower-cased first, a trailing slash allowed: `/unsubscrib%65/` is the same
+              // route to API Gateway, and must not be a way around this rule.
               scopeDownStatement: {
-                byteMatchStatement: {
+                regexMatchStatement: {
                   fieldToMatch: { uriPath: {} },
-                  positionalConstraint: 'ENDS_WITH',
-                  searchString: '/unsubscribe',
-                  textTransformations: [{ priority: 0, type: 'LOWERCASE' }],
+                  regexString: UNSUBSCRIBE_PATH_PATTERN,
+                  textTransformations: [
+                    { priority: 0, type: 'URL_DECODE' },
+                    { priority: 1, type: 'LOWERCASE' },
+                  ],
                 },
               },
             },

@@ -8,6 +8,7 @@ import { createApp } from '../../lib/app';
 import { configSchema } from '../../lib/config';
 import { readApiModel } from '../../local/api-model';
 import { IntrinsicResolver, resourcesOfType } from '../../local/template';
+import { readRateRules } from '../../local/waf';
 import { synthesizeForTests } from '../support/synth';
 import * as queries from './template-queries';
 import { baseId, cdkJsonContext, FUNCTION, logicalIdOf } from './template-queries';
@@ -671,7 +672,8 @@ describe('API', () => {
     // Its function may read and patch the account setting and pass that role, nothing more.
     const setter = "Sets API Gateway's account logging role when the account has none";
     expect(actionsOf(setter, 'apigateway:')).toEqual(['apigateway:GET', 'apigateway:PATCH']);
-    expect(actionsOf(setter, 'iam:')).toEqual(['iam:PassRole']);
+    // PassRole on its own role; GetRole (any role) to learn whether the one the account names still exists.
+    expect(actionsOf(setter, 'iam:')).toEqual(['iam:GetRole', 'iam:PassRole']);
     expect(actionsOf(setter, 'dynamodb:')).toEqual([]);
   });
 
@@ -715,8 +717,15 @@ describe('API', () => {
     });
     expect(rate('UnsubscribePerIp')?.Statement.RateBasedStatement).toMatchObject({
       Limit: 20,
+      // Decoded and lower-cased before the match: `/unsubscrib%65/` is no way around it.
       ScopeDownStatement: {
-        ByteMatchStatement: { PositionalConstraint: 'ENDS_WITH', SearchString: '/unsubscribe' },
+        RegexMatchStatement: {
+          RegexString: '/unsubscribe/?$',
+          TextTransformations: [
+            { Priority: 0, Type: 'URL_DECODE' },
+            { Priority: 1, Type: 'LOWERCASE' },
+          ],
+        },
       },
     });
     // Below the stage's burst for the one-click POST: one address can never drain what a real click needs.
@@ -734,6 +743,10 @@ describe('API', () => {
       ResourceArn: { 'Fn::GetAtt': [aclId, 'Arn'] },
       RedactedFields: [{ SingleHeader: { Name: 'x-api-key' } }, { QueryString: {} }],
     });
+    // The rule's pattern, as the local gateway reads it, takes every spelling of the route.
+    const pattern = readRateRules(template).find((rule) => rule.name === 'UnsubscribePerIp')?.pathPattern;
+    for (const path of ['/v1/unsubscribe', '/unsubscribe/']) expect(pattern?.test(path)).toBe(true);
+    expect(pattern?.test('/v1/unsubscribe/other')).toBe(false);
     const [, logs] =
       resourcesOfType(template, 'AWS::Logs::LogGroup').find(([id]) => baseId(id) === 'WafLogs') ?? [];
     expect(String(logs?.Properties?.LogGroupName)).toMatch(/^aws-waf-logs-/);

@@ -9,6 +9,17 @@ import { GetAccountCommand, UpdateAccountCommand } from '@aws-sdk/client-api-gat
  */
 export type AccountRoleOutcome = 'kept' | 'set';
 
+/** What the setting's role must be checked against before it is kept. */
+export interface CurrentRoleCheck {
+  /** Whether the role still exists: a setting naming a deleted role logs nothing for any API. */
+  exists(roleArn: string): Promise<boolean>;
+  /**
+   * The name of the role earlier versions of this stack set (CDK's `<stack>-ApiRestApiCloudWatchRole…`),
+   * deleted by the upgrade's cleanup right after this runs: replaced, not kept.
+   */
+  replacedNamePrefix?: string | undefined;
+}
+
 export interface AccountRoleOptions {
   /** Waits between tries: a role just created takes seconds before API Gateway may assume it. */
   retryDelaysMs?: readonly number[];
@@ -20,10 +31,15 @@ const IAM_PROPAGATION_DELAYS_MS = [2_000, 4_000, 8_000, 16_000, 30_000];
 export async function ensureAccountLogRole(
   apiGateway: Pick<APIGatewayClient, 'send'>,
   roleArn: string,
+  current: CurrentRoleCheck,
   { retryDelaysMs = IAM_PROPAGATION_DELAYS_MS, sleep = defaultSleep }: AccountRoleOptions = {},
 ): Promise<AccountRoleOutcome> {
   const { cloudwatchRoleArn } = await apiGateway.send(new GetAccountCommand({}));
-  if (cloudwatchRoleArn) return 'kept';
+  if (cloudwatchRoleArn && cloudwatchRoleArn !== roleArn) {
+    const name = cloudwatchRoleArn.slice(cloudwatchRoleArn.lastIndexOf('/') + 1);
+    const replaced = current.replacedNamePrefix !== undefined && name.startsWith(current.replacedNamePrefix);
+    if (!replaced && (await current.exists(cloudwatchRoleArn))) return 'kept';
+  } else if (cloudwatchRoleArn) return 'kept';
   for (let attempt = 0; ; attempt++) {
     try {
       await apiGateway.send(

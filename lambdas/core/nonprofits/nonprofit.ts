@@ -83,6 +83,8 @@ export const storedEmailAddress = z
 export const emailAddress = storedEmailAddress
   .superRefine((address, context) => {
     const at = address.lastIndexOf('@');
+    // Not an address at all: that problem is named already, and its parts have no length to check.
+    if (at < 1) return;
     if (at > LOCAL_PART_MAX_OCTETS)
       context.addIssue({
         code: 'custom',

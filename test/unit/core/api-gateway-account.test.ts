@@ -19,16 +19,32 @@ const notYet = () =>
 
 beforeEach(() => apiGateway.reset());
 
+/** Every role the account names exists; earlier versions' role was `NonprofitMailer-ApiRestApiCloudWatchRole…`. */
+const EXISTS = { exists: async () => true, replacedNamePrefix: 'NonprofitMailer-ApiRestApiCloudWatchRole' };
+
 describe("API Gateway's account logging role", () => {
   it('keeps a role the account already has: another API may log with it', async () => {
     apiGateway.on(GetAccountCommand).resolves({ cloudwatchRoleArn: 'arn:aws:iam::123456789012:role/Theirs' });
-    expect(await ensureAccountLogRole(client, ROLE)).toBe('kept');
+    expect(await ensureAccountLogRole(client, ROLE, EXISTS)).toBe('kept');
     expect(apiGateway.commandCalls(UpdateAccountCommand)).toHaveLength(0);
+  });
+
+  it('replaces a role that no longer exists (no API of the account logs with it), and the role earlier versions set', async () => {
+    apiGateway.on(GetAccountCommand).resolves({ cloudwatchRoleArn: 'arn:aws:iam::123456789012:role/Gone' });
+    expect(await ensureAccountLogRole(client, ROLE, { exists: async () => false })).toBe('set');
+    apiGateway.reset();
+    apiGateway.on(GetAccountCommand).resolves({
+      cloudwatchRoleArn:
+        'arn:aws:iam::123456789012:role/NonprofitMailer-ApiRestApiCloudWatchRole1A2B3C4D-AbC',
+    });
+    // It still exists as this runs; the upgrade's cleanup deletes it right after.
+    expect(await ensureAccountLogRole(client, ROLE, EXISTS)).toBe('set');
+    expect(apiGateway.commandCalls(UpdateAccountCommand)).toHaveLength(1);
   });
 
   it("sets the stack's role when the account has none", async () => {
     apiGateway.on(GetAccountCommand).resolves({});
-    expect(await ensureAccountLogRole(client, ROLE)).toBe('set');
+    expect(await ensureAccountLogRole(client, ROLE, EXISTS)).toBe('set');
     expect(apiGateway.commandCalls(UpdateAccountCommand)[0]?.args[0].input).toEqual({
       patchOperations: [{ op: 'replace', path: '/cloudwatchRoleArn', value: ROLE }],
     });
@@ -41,11 +57,11 @@ describe("API Gateway's account logging role", () => {
     };
     apiGateway.on(GetAccountCommand).resolves({});
     apiGateway.on(UpdateAccountCommand).rejectsOnce(notYet()).rejectsOnce(notYet()).resolves({});
-    expect(await ensureAccountLogRole(client, ROLE, { retryDelaysMs: [1, 2, 3], sleep })).toBe('set');
+    expect(await ensureAccountLogRole(client, ROLE, EXISTS, { retryDelaysMs: [1, 2, 3], sleep })).toBe('set');
     expect(waits).toEqual([1, 2]);
 
     apiGateway.on(UpdateAccountCommand).rejects(notYet());
-    await expect(ensureAccountLogRole(client, ROLE, { retryDelaysMs: [1], sleep })).rejects.toThrow(
+    await expect(ensureAccountLogRole(client, ROLE, EXISTS, { retryDelaysMs: [1], sleep })).rejects.toThrow(
       /does not have required permissions/,
     );
   });
@@ -55,7 +71,7 @@ describe("API Gateway's account logging role", () => {
     apiGateway
       .on(UpdateAccountCommand)
       .rejects(new BadRequestException({ message: 'Invalid ARN', $metadata: {} }));
-    await expect(ensureAccountLogRole(client, ROLE, { retryDelaysMs: [1, 2] })).rejects.toThrow(
+    await expect(ensureAccountLogRole(client, ROLE, EXISTS, { retryDelaysMs: [1, 2] })).rejects.toThrow(
       'Invalid ARN',
     );
     expect(apiGateway.commandCalls(UpdateAccountCommand)).toHaveLength(1);

@@ -288,7 +288,7 @@ describe('LocalGateway', () => {
           priority: 1,
           limit: 3,
           windowSeconds: 60,
-          pathEndsWith: '/items',
+          pathPattern: /\/items\/?$/,
           answer: {
             statusCode: 429,
             headers: { 'retry-after': '60', 'content-type': 'application/json' },
@@ -304,7 +304,9 @@ describe('LocalGateway', () => {
       return instance.handle({ ...request(path, { key: KEY }), sourceIp });
     };
     const statuses: number[] = [];
-    for (let n = 0; n < 5; n++) statuses.push((await from('127.0.0.2')).statusCode);
+    for (let n = 0; n < 4; n++) statuses.push((await from('127.0.0.2')).statusCode);
+    // Written another way (an escape, capitals, a trailing slash): the same path to the rule.
+    statuses.push((await from('127.0.0.2', '/v1/IT%45MS/')).statusCode);
     expect(statuses).toEqual([200, 200, 200, 429, 429]);
     const blocked = await from('127.0.0.2');
     expect(blocked.headers).toMatchObject({ 'retry-after': '60' });

@@ -30,6 +30,8 @@ describe('an email address given for something new', () => {
 
   it('still refuses what was never an address, and anything over 254 characters, once', () => {
     expect(messages('nope')).toEqual(['Must be a valid email address']);
+    // Long, but no address: one message, not the parts' lengths too.
+    expect(messages('x'.repeat(70))).toEqual(['Must be a valid email address']);
     expect(messages(`${'a'.repeat(64)}@${'b.'.repeat(95)}org`)).toEqual(['Must be at most 254 characters']);
   });
 });
