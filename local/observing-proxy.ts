@@ -62,7 +62,17 @@ export async function startObservingProxy(
       const operation = target
         ? (String(target).split('.').pop() ?? String(target))
         : `${method} ${path.split('?')[0]}`;
-      const own = answerLocally?.({ method, path, headers: incoming.headers, body: request });
+      let own: LocalAnswer | undefined;
+      try {
+        own = answerLocally?.({ method, path, headers: incoming.headers, body: request });
+      } catch (error) {
+        // A call the local answer could not read is the caller's fault: a 400, never the runtime's end.
+        own = {
+          status: 400,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ message: `Could not read the request: ${String(error)}` }),
+        };
+      }
       if (own) {
         outgoing.writeHead(own.status, own.headers);
         outgoing.end(own.body);

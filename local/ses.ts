@@ -328,16 +328,27 @@ class ConfigurationSets {
 function isPlainSend(call: SendEmailCall): boolean {
   const strings = (values: unknown) =>
     values === undefined || (Array.isArray(values) && values.every((value) => typeof value === 'string'));
+  const filled = (value: unknown) => typeof value === 'string' && value.length > 0;
+  /** Name and value pairs (headers, tags), as SES takes them. */
+  const pairs = (values: unknown) =>
+    values === undefined ||
+    (Array.isArray(values) &&
+      values.every((pair) => typeof pair?.Name === 'string' && typeof pair?.Value === 'string'));
   const { Raw, Simple } = call.Content ?? {};
+  // Raw content names its sender in its From header; simple content needs FromEmailAddress. What
+  // lacks one (or has an empty subject, body or message) is the emulator's to refuse, as SES does.
   const content =
     Raw !== undefined
-      ? typeof Raw.Data === 'string' && Simple === undefined
+      ? filled(Raw.Data) && Simple === undefined
       : Simple !== undefined &&
-        typeof Simple.Subject?.Data === 'string' &&
-        (typeof Simple.Body?.Text?.Data === 'string' || typeof Simple.Body?.Html?.Data === 'string') &&
+        filled(call.FromEmailAddress) &&
+        filled(Simple.Subject?.Data) &&
+        (filled(Simple.Body?.Text?.Data) || filled(Simple.Body?.Html?.Data)) &&
+        pairs((Simple as { Headers?: unknown }).Headers) &&
         (Simple as { Attachments?: unknown }).Attachments === undefined;
   return (
     content &&
+    pairs((call as { EmailTags?: unknown }).EmailTags) &&
     (call.FromEmailAddress === undefined || typeof call.FromEmailAddress === 'string') &&
     strings(call.Destination?.ToAddresses) &&
     strings(call.Destination?.CcAddresses) &&

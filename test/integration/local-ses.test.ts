@@ -64,6 +64,46 @@ describe('the local SES', () => {
     await ses.stop();
   });
 
+  it('answers a malformed or incomplete SendEmail with a 400 and takes nothing, as SES does (never a crash)', async () => {
+    const before = sentEmails.length;
+    const send = (body: unknown) =>
+      fetch(`${ses.endpoint}/v2/email/outbound-emails`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization:
+            'AWS4-HMAC-SHA256 Credential=local/20261205/us-east-1/ses/aws4_request, SignedHeaders=host, Signature=0',
+        },
+        body: JSON.stringify(body),
+      });
+    const simple = { Subject: { Data: 'Hi' }, Body: { Text: { Data: 'Hello' } } };
+    const to = { ToAddresses: ['member@to.example.org'] };
+    for (const call of [
+      {
+        FromEmailAddress: 'mailer@nonprofit-mailer.localhost',
+        Destination: to,
+        EmailTags: {},
+        Content: { Simple: simple },
+      },
+      {
+        FromEmailAddress: 'mailer@nonprofit-mailer.localhost',
+        Destination: to,
+        Content: { Simple: { ...simple, Headers: [null] } },
+      },
+      { Destination: to, Content: { Simple: simple } },
+      {
+        FromEmailAddress: 'mailer@nonprofit-mailer.localhost',
+        Destination: to,
+        Content: { Raw: { Data: '' } },
+      },
+    ]) {
+      const answer = await send(call);
+      expect(answer.status, JSON.stringify(call)).toBeGreaterThanOrEqual(400);
+      expect(answer.status, JSON.stringify(call)).toBeLessThan(500);
+    }
+    expect(sentEmails.length).toBe(before);
+  });
+
   it('keeps an email sent with SendEmail, addresses, content and custom headers as sent', async () => {
     const { MessageId } = await client.send(
       new SendEmailCommand({
