@@ -9,20 +9,22 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * listed runs after these; the list only orders, so a stale figure costs time, never a failure.
  */
 const MEASURED_SECONDS: Record<string, number> = {
-  'test/e2e/email-jobs.test.ts': 127,
-  'test/e2e/dynamodb-outage.test.ts': 108,
-  'test/e2e/nonprofits-api.test.ts': 89,
-  'test/e2e/lifecycle.test.ts': 83,
-  'test/e2e/job-control.test.ts': 81,
-  'test/integration/email-pipeline.test.ts': 48,
-  'test/integration/email-delivery-once.test.ts': 32,
-  'test/e2e/fuzz.test.ts': 29,
-  'test/infra/sender-identity.test.ts': 20,
-  'test/e2e/usage-plan.test.ts': 18,
-  'test/infra/delivery.test.ts': 17,
-  'test/infra/stack.test.ts': 10,
-  'test/integration/iam-gate.test.ts': 10,
-  'test/integration/job-control.test.ts': 7,
+  'test/e2e/email-jobs.test.ts': 143,
+  'test/e2e/nonprofits-api.test.ts': 126,
+  'test/e2e/dynamodb-outage.test.ts': 115,
+  'test/e2e/lifecycle.test.ts': 98,
+  'test/e2e/job-control.test.ts': 86,
+  'test/integration/email-pipeline.test.ts': 60,
+  'test/e2e/fuzz.test.ts': 49,
+  'test/integration/email-delivery-once.test.ts': 41,
+  'test/infra/sender-identity.test.ts': 25,
+  'test/e2e/usage-plan.test.ts': 24,
+  'test/infra/delivery.test.ts': 20,
+  'test/infra/stack.test.ts': 17,
+  'test/integration/iam-gate.test.ts': 11,
+  'test/integration/job-control.test.ts': 8,
+  'test/integration/delivery-claims.test.ts': 6,
+  'test/infra/cold-start.test.ts': 5,
 };
 
 export default class LongestFirst extends BaseSequencer {
