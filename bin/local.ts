@@ -87,6 +87,7 @@ ${keys.map((each) => `  ${each.description ?? `API key ${each.id}`}: ${each.valu
   SES API:  ${runtime.sesEndpoint} (aws sesv2 --endpoint-url; with sesSandbox set, verify recipients here)
   SES events: ${runtime.sesEventQueues.join(' ') || '(none: the record transport sends nothing)'}
   Events:   ${runtime.eventsUrl} (what the stack put on its EventBridge bus; also ${stateDir}/events.jsonl)
+  Secrets:  ${runtime.secretsEndpoint} (rotate: aws secretsmanager rotate-secret --endpoint-url ${runtime.secretsEndpoint} --secret-id ${runtime.rotatableSecrets.join('|') || '(none)'})
   DynamoDB: ${runtime.dynamoDbEndpoint} (data in ${stateDir}/dynamodb)
 
 Try:

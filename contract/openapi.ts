@@ -551,7 +551,9 @@ const routes: Route[] = [
             description: method === 'get' ? 'A page with one button.' : 'Unsubscribed: a page saying so.',
             content: { 'text/html': { schema: z.string() } },
           },
-          '400': error('Not a link this deployment signed, or not all of it.'),
+          '400': error(
+            'Not a link this deployment made, or not all of it, or one sealed under a version of its secret retired by two rotations.',
+          ),
         },
       },
     }),

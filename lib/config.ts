@@ -255,7 +255,6 @@ export const configSchema = z
       .email({ message: 'Must be an email address' })
       .max(100, 'Must be at most 100 characters (it goes in a header SES limits)')
       .optional(),
-    /** Requests per second, and burst, the public unsubscribe routes take from everyone together. */
     /**
      * A WAF web ACL in front of the stage (AWS managed rule groups, per-IP rate-based rules, redacted
      * logs). `false` for an API already behind an ACL of your own.
@@ -285,8 +284,15 @@ export const configSchema = z
      * 10, as new accounts' may be, cannot reserve any).
      */
     publicFunctionConcurrency: z.coerce.number().int().min(0).max(1000).default(5),
+    /** Requests per second, and burst, the public unsubscribe routes take from everyone together. */
     unsubscribeRateLimit: z.coerce.number().positive().default(20),
     unsubscribeBurstLimit: z.coerce.number().int().positive().default(40),
+    /**
+     * Days between rotations of the secret unsubscribe links are sealed with. A link is accepted
+     * under the current and the previous version, so it works for at least one period after it was
+     * sent: at least 30 days, as CAN-SPAM asks of an opt-out mechanism.
+     */
+    unsubscribeSecretRotationDays: z.coerce.number().int().min(30).max(1000).default(90),
     /**
      * An existing SES configuration set to send with (dedicated IPs, destinations of your own): the
      * stack adds its bounce and complaint destination to it. Unset, the stack creates its own set.

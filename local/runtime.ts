@@ -78,6 +78,10 @@ export interface LocalRuntime {
   sesEventQueues: string[];
   /** The events the stack put on its EventBridge bus, as JSON (`?detail-type=` narrows them). */
   eventsUrl: string;
+  /** The local Secrets Manager, for `aws secretsmanager --endpoint-url` (a rotation, say). */
+  secretsEndpoint: string;
+  /** The secrets that rotate (by name): `rotate-secret` runs the template's rotation function. */
+  rotatableSecrets: string[];
   /** Invocations and time spent per function, by function name. */
   functionStats(): Map<string, FunctionStats>;
   stop(): Promise<void>;
@@ -202,11 +206,19 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     if (process.env.SMTP_TRANSPORT)
       log('[ses] SMTP_TRANSPORT is set: the local SES forwards every email it receives to that SMTP server');
 
-    // Before the functions: their environments name the secrets' ARNs.
+    let functions = new Map<string, LocalFunction>();
+    const invoke = async (logicalId: string, event: unknown): Promise<InvokeResult> => {
+      const fn = functions.get(logicalId);
+      if (!fn) throw new Error(`No local function for ${logicalId}`);
+      return fn.invoke(event);
+    };
+    // Before the functions: their environments name the secrets' ARNs. (A rotation runs a function:
+    // the functions exist by the time one is asked for.)
     started.secrets = await startLocalSecrets({
       template,
       resolver,
       file: join(options.stateDir, 'secrets.json'),
+      invoke,
     });
 
     // Before the functions too: they name the bus.
@@ -220,12 +232,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const keyValues = loadKeyValues(model.apiKeys, join(options.stateDir, 'api-keys.json'));
     // What an authorizer reads keys from: API Gateway's GetApiKey, answered from the same values.
     started.apiGatewayKeys = await startLocalApiGatewayKeys(model.apiKeys, keyValues);
-    let functions = new Map<string, LocalFunction>();
-    const invoke = async (logicalId: string, event: unknown): Promise<InvokeResult> => {
-      const fn = functions.get(logicalId);
-      if (!fn) throw new Error(`No local function for ${logicalId}`);
-      return fn.invoke(event);
-    };
     const metrics = new LocalMetrics();
     const gateway = new LocalGateway({
       model,
@@ -349,6 +355,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       sesEndpoint: started.ses.endpoint,
       sesEventQueues: publishing.queueUrls(),
       eventsUrl: started.eventBus.eventsUrl,
+      secretsEndpoint: started.secrets.endpoint,
+      rotatableSecrets: started.secrets.rotatable,
       functionStats: () => new Map([...functions.values()].map((fn) => [fn.name, fn.stats()])),
       stop,
     };

@@ -15,10 +15,10 @@ import type { JobStore } from '../core/jobs/job-store';
 import { logger } from '../core/observability/telemetry';
 import type { SuppressionList } from '../core/suppressions/repository';
 import {
+  openUnsubscribeToken,
   type SigningSecret,
   type UnsubscribeClaim,
   unsubscribeQuery,
-  verifyUnsubscribeToken,
 } from '../core/suppressions/unsubscribe-token';
 import { escapeHtml } from '../core/templates/html';
 
@@ -84,7 +84,8 @@ async function noteOnLedger(
  * The link in every email (RFC 8058). `GET` shows the address and one button (mail scanners follow
  * links, so a GET changes nothing); `POST`, from that button or from the mailbox provider's
  * one-click request, suppresses the address and answers 200 whatever the body. A token this
- * deployment did not sign, whole, is a 400 and changes nothing.
+ * deployment did not make, whole, under the current or previous version of its secret, is a 400
+ * and changes nothing.
  */
 export const makeUnsubscribe = ({
   suppressions,
@@ -95,7 +96,7 @@ export const makeUnsubscribe = ({
 }: UnsubscribeDependencies) =>
   apiHandler(async (event) => {
     const { token } = parseQuery(event, unsubscribeQuery);
-    const claim = verifyUnsubscribeToken(await secret.get(), token);
+    const claim = await openUnsubscribeToken(secret, token);
     if (!claim) {
       throw new ValidationError('Invalid unsubscribe link', [
         {

@@ -38,6 +38,8 @@ const NO_DLQ_REASONS = {
     'Invoked on a schedule; each run does all outstanding work, so a failed run is covered by the next one.',
   stream:
     'Invoked by a DynamoDB stream event source mapping: a failed batch is retried from the same record, a dead-letter queue applies only to asynchronous invocations.',
+  rotation:
+    'Invoked by Secrets Manager for each step of a rotation: a failed step leaves the new version pending and the current one in use, and the next rotation (scheduled or asked for) tries again.',
   cloudformation:
     'Invoked by CloudFormation as a custom resource: a failure is answered to CloudFormation, which fails and rolls back the deployment.',
 } as const;

@@ -6,12 +6,14 @@ import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-s
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SEND_CONCURRENCY } from '../../lambdas/core/jobs/consumer/send-step';
 import { STORED_LINK } from '../../lambdas/core/jobs/render-email';
+import { signUnsubscribeToken } from '../../lambdas/core/suppressions/unsubscribe-token';
 import { textFooter } from '../../lambdas/core/templates/footer';
 import { type InboxEmail, readInbox } from '../../local/ses';
 import { sqsClient } from '../../local/sqs';
 import { LOCAL_FROM_ADDRESS, LOCAL_SENDER } from '../../local/synth';
 import { EMAIL_JOBS_CONTEXT } from '../support/e2e-contexts';
 import { toldEvents } from '../support/events';
+import { localLinkSecret, signVersion1Token } from '../support/link-tokens';
 import {
   apiClient,
   isRunning,
@@ -319,6 +321,66 @@ describe('email jobs over HTTP on the local runtime', () => {
         details: { reason: 'unsubscribed' },
       },
     ]);
+  });
+
+  it('keeps a link already sent working after its secret rotates; a link says nothing of its reader; a forged key id is refused', async () => {
+    const recipients = registered.slice(1110, 1113);
+    const [sentBefore, sentAfter, fromVersion1] = recipients as [string, string, string];
+    const accepted = await api('POST', '/send-email', { emails: [sentBefore], template: 'Hello {name}' });
+    const jobId = String(accepted.body.job_id);
+    await waitForEnd(jobId);
+    const [email] = (await readInbox(runtime.inboxUrl)).filter((each) =>
+      each.destination.to.includes(sentBefore),
+    );
+    const link =
+      /^<([^>]+)>$/.exec(
+        email?.headers?.find((found) => found.name === 'List-Unsubscribe')?.value ?? '',
+      )?.[1] ?? '';
+    const token = new URL(link).searchParams.get('token') ?? '';
+    // Nothing in the link names the reader or the job, read as it is or decoded.
+    for (const part of token.split('.'))
+      for (const text of [part, Buffer.from(part, 'base64url').toString('latin1')])
+        for (const secretPart of [sentBefore, sentBefore.split('@')[0] as string, jobId])
+          expect(text).not.toContain(secretPart);
+
+    // The unsubscribe function reads the secret (its page shows the reader), then the secret rotates.
+    expect(await (await fetch(link)).text()).toContain(sentBefore);
+    const secret = localLinkSecret(runtime);
+    const before = await secret.current();
+    await secret.rotate();
+    expect(await secret.previous()).toBe(before);
+    const after = await secret.current();
+    expect(after).not.toBe(before);
+    expect(Object.values(await secret.stages()).sort()).toEqual([['AWSCURRENT'], ['AWSPREVIOUS']]);
+
+    const oneClick = async (value: string) =>
+      (
+        await fetch(`${runtime.url}/unsubscribe?token=${encodeURIComponent(value)}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'List-Unsubscribe=One-Click',
+        })
+      ).status;
+    const [, oldKeyId, sealed] = token.split('.') as [string, string, string];
+    const newLink = signUnsubscribeToken(after, { email: sentAfter, jobId });
+    const [, newKeyId] = newLink.split('.');
+    expect(newKeyId).not.toBe(oldKeyId);
+    // The unsubscribe function reads the secret afresh at most once a second: this waits that out.
+    await sleep(1_100);
+    // A link sealed under the new version (as consumers make them once they read it) is accepted,
+    // by an environment that read the secret before the rotation too: it reads afresh for a key id
+    // it has not seen.
+    expect(await oneClick(newLink)).toBe(200);
+    // A forged key id on a real link's ciphertext, and the new version's id on the old one's: refused.
+    for (const forged of [`v2.AAAAAAAAAAA.${sealed}`, `v2.${newKeyId}.${sealed}`])
+      expect(await oneClick(forged)).toBe(400);
+    expect((await api('GET', `/suppressions/${sentBefore}`)).status).toBe(404);
+    // The link sent before the rotation: its version is AWSPREVIOUS, and it still unsubscribes.
+    expect(await oneClick(token)).toBe(200);
+    // A link from before encryption (version 1, signed with the secret now previous) too.
+    expect(await oneClick(signVersion1Token(before, { email: fromVersion1, jobId }))).toBe(200);
+    for (const address of recipients)
+      expect((await api('GET', `/suppressions/${address}`)).body).toMatchObject({ reason: 'unsubscribed' });
   });
 
   it('mails an HTML newsletter with its footer to the nonprofit and each cc reader apart, each link unsubscribing its own reader only', async () => {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signUnsubscribeToken } from '../../lambdas/core/suppressions/unsubscribe-token';
 import { SMALL_PLAN_CONTEXT } from '../support/e2e-contexts';
+import { localLinkSecret } from '../support/link-tokens';
 import { apiClient, type RuntimeProcess, startRuntimeProcess } from '../support/runtime-process';
 
 const PLAN = SMALL_PLAN_CONTEXT;
@@ -83,15 +84,9 @@ describe('the usage plan on the local runtime', () => {
   });
 
   it("blocks one address flooding /unsubscribe at the web ACL, while another address's one-click POST goes through", async () => {
-    // A valid link, signed with the runtime's own secret (kept in its state directory), for a job
-    // that no longer exists: the click still unsubscribes.
-    const secrets = JSON.parse(readFileSync(join(stateDir, 'secrets.json'), 'utf8')) as Record<
-      string,
-      string
-    >;
-    const secret = Object.entries(secrets).find(([id]) => id.startsWith('UnsubscribeSigningSecret'))?.[1];
-    expect(secret).toBeDefined();
-    const token = signUnsubscribeToken(secret as string, {
+    // A valid link, sealed with the runtime's own secret, for a job that no longer exists: the
+    // click still unsubscribes.
+    const token = signUnsubscribeToken(await localLinkSecret(runtime).current(), {
       email: 'leaving@waf.example.org',
       jobId: randomUUID(),
     });

@@ -50,12 +50,12 @@ const DOCUMENTED_ROUTES = [
 ];
 /**
  * One function per route (both job reads share one, as do both unsubscribe methods and both health
- * routes), plus the
- * consumer, the dead-letter consumer, the outcome counter, the sweeper, the consumer of SES
- * feedback, the API keys' authorizer, the events' publisher, the starter of scheduled jobs and
- * the worker of person requests, and the custom resource that sets API Gateway's account logging role.
+ * routes), plus the consumer, the dead-letter consumer, the outcome counter, the sweeper, the
+ * consumer of SES feedback, the API keys' authorizer, the events' publisher, the starter of
+ * scheduled jobs, the worker of person requests, the custom resource that sets API Gateway's
+ * account logging role, and the link secret's rotation function.
  */
-const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 3 + 10;
+const FUNCTION_COUNT = DOCUMENTED_ROUTES.length - 3 + 11;
 
 const functionByDescription = (description: string) => queries.functionByDescription(assertions, description);
 const actionsOf = (description: string, prefix?: string) =>
@@ -855,15 +855,39 @@ describe('API', () => {
     });
   });
 
-  it('lets only the consumer and the unsubscribe function read the link-signing secret', () => {
+  it('lets only the consumer and the unsubscribe function read the link secret, and only its rotation function change it', () => {
     const secretId = logicalIdOf(assertions, 'AWS::SecretsManager::Secret', 'UnsubscribeSigningSecret');
     expect(secretId).toBeDefined();
-    const readers = readersOf(secretId);
-    expect(readers).toHaveLength(2);
+    expect(readersOf(secretId)).toHaveLength(3);
     for (const description of ['GET|POST /unsubscribe', FUNCTION.consumer]) {
       const actions = actionsOf(description, 'secretsmanager:');
       expect(actions).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
     }
+    const rotation = 'Rotates the unsubscribe link secret (Secrets Manager rotation function)';
+    expect(actionsOf(rotation, 'secretsmanager:')).toEqual([
+      'secretsmanager:DescribeSecret',
+      'secretsmanager:GetRandomPassword',
+      'secretsmanager:GetSecretValue',
+      'secretsmanager:PutSecretValue',
+      'secretsmanager:UpdateSecretVersionStage',
+    ]);
+    // Rotated on the configured schedule by that function, not at deploy (a secret kept by an
+    // upgrade keeps its links working for a whole period).
+    assertions.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+      SecretId: { Ref: secretId },
+      RotationLambdaARN: {
+        'Fn::GetAtt': [
+          logicalIdOf(assertions, 'AWS::Lambda::Function', 'UnsubscribeRotateSigningSecret'),
+          'Arn',
+        ],
+      },
+      RotationRules: { ScheduleExpression: 'rate(90 days)' },
+      RotateImmediatelyOnUpdate: false,
+    });
+    assertions.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 'secretsmanager.amazonaws.com',
+    });
     // Kept when the stack goes, as the tables are: a new secret would break every link already sent.
     expect(assertions.findResources('AWS::SecretsManager::Secret')[secretId as string]).toMatchObject({
       DeletionPolicy: 'Retain',
@@ -876,6 +900,12 @@ describe('API', () => {
       GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true },
     });
     expect(JSON.stringify(template)).not.toMatch(/"SecretString"\s*:/);
+  });
+
+  it('rotates the link secret as often as configured, never more often than every 30 days', () => {
+    expect(() => synthesizeForTests({ unsubscribeSecretRotationDays: 29 })).toThrow(
+      /unsubscribeSecretRotationDays/,
+    );
   });
 
   it('serves locally exactly the documented routes, each integrated with its own function', () => {
@@ -1230,6 +1260,19 @@ describe('cdk-nag', () => {
     expect(acknowledgements.length).toBeGreaterThan(0);
     // The web ACL is there: no finding about its absence is acknowledged.
     expect(acknowledgements.map(({ id }) => id)).not.toContainEqual(expect.stringContaining('APIG3'));
+    // The link secret rotates; the address key is the one secret that may not (it keys erased
+    // addresses: a new key would make each of them unknown again).
+    const unrotated = stack.node
+      .findAll()
+      .filter((construct) =>
+        construct.node.metadata.some(
+          (entry) =>
+            entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY &&
+            Object.keys(entry.data as Record<string, string>).some((id) => id.includes('SMG4')),
+        ),
+      )
+      .map((construct) => construct.node.path);
+    expect(unrotated).toEqual([expect.stringMatching(/\/AddressKey$/)]);
     for (const { id, reason } of acknowledgements) {
       expect(id).toMatch(/^(AwsSolutions|Serverless)::/);
       expect(reason.length).toBeGreaterThan(30);

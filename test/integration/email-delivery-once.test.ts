@@ -83,7 +83,9 @@ describe('each recipient mailed at most once through the local SES, whatever SQS
         email.headers.find((found) => found.name === 'List-Unsubscribe')?.value ?? '',
       )?.[1];
       const token = new URL(link ?? 'https://x').searchParams.get('token') ?? '';
-      expect(verifyUnsubscribeToken(PIPELINE_LINK_SECRET, token)?.email).toBe(email.destination.to[0]);
+      expect(verifyUnsubscribeToken({ current: PIPELINE_LINK_SECRET }, token)?.email).toBe(
+        email.destination.to[0],
+      );
       expect(email.body.text).toContain(`Unsubscribe: ${link}`);
     }
   });

@@ -43,7 +43,7 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
       const link = /^<([^>]+)>$/.exec(header('List-Unsubscribe') ?? '')?.[1] ?? '';
       expect(link.startsWith(`${PIPELINE_UNSUBSCRIBE_URL}?token=`)).toBe(true);
       const token = new URL(link).searchParams.get('token') ?? '';
-      expect(verifyUnsubscribeToken(PIPELINE_LINK_SECRET, token)).toEqual({
+      expect(verifyUnsubscribeToken({ current: PIPELINE_LINK_SECRET }, token)).toEqual({
         email: recipient,
         jobId: job.job_id,
         apiKeyId: undefined,

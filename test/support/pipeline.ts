@@ -143,7 +143,10 @@ export async function startPipeline(options: PipelineOptions = {}) {
     transport: options.transport ? options.transport(sesTransport) : sesTransport,
     deliveries: consumerDeliveries,
     suppressions,
-    unsubscribe: { secret: { get: async () => PIPELINE_LINK_SECRET }, url: PIPELINE_UNSUBSCRIBE_URL },
+    unsubscribe: {
+      secret: { versions: async () => ({ current: PIPELINE_LINK_SECRET }) },
+      url: PIPELINE_UNSUBSCRIBE_URL,
+    },
     queue: realQueue,
     rendered,
     settings: PIPELINE_RENDER_SETTINGS,

@@ -24,6 +24,10 @@ export interface RuntimeProcess {
   sesEventQueues: string[];
   /** The local EventBridge's list of the events the stack put on its bus (`readEvents` reads it). */
   eventsUrl: string;
+  /** The local Secrets Manager (`rotate-secret` runs the template's rotation function). */
+  secretsEndpoint: string;
+  /** The secrets that rotate, by name: the unsubscribe link secret. */
+  rotatableSecrets: string[];
   child: ChildProcess;
   output: string[];
   /** The DynamoDB Local (Java) process the runtime started, from the pid file it keeps. */
@@ -71,6 +75,8 @@ export async function startRuntimeProcess(options: {
     dynamoDbEndpoint: string;
     sesEventQueues: string[];
     eventsUrl: string;
+    secretsEndpoint: string;
+    rotatableSecrets: string[];
   }>((resolve, reject) => {
     let url: string | undefined;
     let apiKey: string | undefined;
@@ -78,6 +84,7 @@ export async function startRuntimeProcess(options: {
     let sesEndpoint: string | undefined;
     let sesEventQueues: string[] = [];
     let eventsUrl: string | undefined;
+    let secrets: { endpoint: string; rotatable: string[] } | undefined;
     const timer = setTimeout(
       () => reject(new Error(`The runtime did not start:\n${output.join('\n')}`)),
       150_000,
@@ -102,11 +109,24 @@ export async function startRuntimeProcess(options: {
       const events = /^\s+SES events:\s+(.+)$/.exec(line)?.[1];
       if (events?.startsWith('http')) sesEventQueues = events.trim().split(/\s+/);
       eventsUrl ??= /^\s+Events:\s+(\S+)/.exec(line)?.[1];
+      const secretsLine = /^\s+Secrets:\s+(\S+) \(rotate: .* --secret-id (\S+)\)$/.exec(line);
+      if (secretsLine?.[1] && secretsLine[2])
+        secrets ??= { endpoint: secretsLine[1], rotatable: secretsLine[2].split('|') };
       // The banner prints DynamoDB last: once it is read, so have the others been.
       const dynamoDbEndpoint = /^\s+DynamoDB:\s+(\S+)/.exec(line)?.[1];
-      if (url && apiKey && inboxUrl && sesEndpoint && eventsUrl && dynamoDbEndpoint) {
+      if (url && apiKey && inboxUrl && sesEndpoint && eventsUrl && secrets && dynamoDbEndpoint) {
         clearTimeout(timer);
-        resolve({ url, apiKey, inboxUrl, sesEndpoint, dynamoDbEndpoint, sesEventQueues, eventsUrl });
+        resolve({
+          url,
+          apiKey,
+          inboxUrl,
+          sesEndpoint,
+          dynamoDbEndpoint,
+          sesEventQueues,
+          eventsUrl,
+          secretsEndpoint: secrets.endpoint,
+          rotatableSecrets: secrets.rotatable,
+        });
       }
     };
     for (const stream of [child.stdout, child.stderr]) {
@@ -120,16 +140,10 @@ export async function startRuntimeProcess(options: {
       reject(new Error(`The runtime exited before it was ready:\n${output.join('\n')}`));
     });
   });
-  const { url, apiKey, inboxUrl, sesEndpoint, dynamoDbEndpoint, sesEventQueues, eventsUrl } = await ready;
+  const started = await ready;
   return {
-    url,
-    apiKey,
+    ...started,
     keys,
-    inboxUrl,
-    sesEndpoint,
-    dynamoDbEndpoint,
-    sesEventQueues,
-    eventsUrl,
     child,
     output,
     javaPid: () => {

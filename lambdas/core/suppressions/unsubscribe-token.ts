@@ -1,32 +1,158 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { storedEmailAddress } from '../nonprofits/nonprofit';
 import * as z from '../zod';
 
 /**
- * The token in an email's unsubscribe link: who it was sent to, which job sent it and under which
- * API key, signed with a secret only the deployment holds (HMAC-SHA256). Anyone holding the link
- * can unsubscribe that one address, and nobody can make a link for another: changing, cutting or
- * forging any part breaks the signature. It carries no expiry: a link in an old email must still
- * work (RFC 8058 asks that it keep working for as long as the email may be read).
+ * The token in an email's unsubscribe link: who it was sent to and which job sent it, sealed with a
+ * key only the deployment holds. Anyone holding the link can unsubscribe that one address, nobody
+ * can make a link for another, and nobody can read the address or the job from the link (a link is
+ * logged by proxies and mail scanners, and shared by forwarding): AES-256-GCM encrypts and
+ * authenticates it.
+ *
+ * The key comes from the signing secret, which rotates (Secrets Manager, every
+ * `unsubscribeSecretRotationDays`). A token names its key by an id derived from the secret, and is
+ * accepted under the secret's current and previous versions: a link works for at least one
+ * rotation period after it was sent. Links carry no expiry of their own (RFC 8058 asks that a link
+ * keep working for as long as the email may be read, CAN-SPAM at least 30 days).
+ *
+ * Tokens from before encryption (version 1: the claim in clear, HMAC-SHA256 signed) are still
+ * accepted under either version of the secret, so links already sent keep working until their
+ * secret is retired by the second rotation. None is made any more.
  */
 export interface UnsubscribeClaim {
   /** The reader the link unsubscribes. */
   email: string;
   jobId?: string | undefined;
+  /** Version 1 tokens only: the API key that sent the job (now read from the job). */
   apiKeyId?: string | undefined;
   /** The recipient whose email a cc reader's copy was (absent when the reader is the recipient): its ledger entry notes the unsubscribe. */
   recipient?: string | undefined;
 }
 
-/** Where the signing secret comes from (Secrets Manager in AWS, the state folder locally). */
-export interface SigningSecret {
-  get(): Promise<string>;
+/** The versions of the signing secret a link may have been sealed with. */
+export interface SecretVersions {
+  /** AWSCURRENT: what new links are sealed with. */
+  current: string;
+  /** AWSPREVIOUS, once the secret has rotated: links sealed before the last rotation. */
+  previous?: string | undefined;
 }
 
-/** Longer than any token this code makes (two addresses of 254 characters, a job id, the signature). */
+/** Where the signing secret comes from (Secrets Manager in AWS and in the local runtime). */
+export interface SigningSecret {
+  /**
+   * The current and previous versions, from a cache. `fresh` asks to read past the cache (a token
+   * names a key this environment has not seen: the secret may have rotated since it was read); the
+   * source may still answer from the cache if it read very recently.
+   */
+  versions(options?: { fresh?: boolean }): Promise<SecretVersions>;
+}
+
+/** Longer than any token this code makes or made (two addresses of 254 characters, a job id, the tag). */
 export const MAX_TOKEN_LENGTH = 1_024;
 
-const payload = z.strictObject({
+// ---------------------------------------------------------------------------------------------
+// Version 2: `v2.<key id>.<base64url(iv | ciphertext | tag)>`
+// ---------------------------------------------------------------------------------------------
+
+const V2_PREFIX = 'v2';
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+/** The plaintext is padded to a multiple of this: a token's length tells little of the address's. */
+const PAD_TO = 32;
+const V2_TOKEN = /^v2\.([A-Za-z0-9_-]{11})\.([A-Za-z0-9_-]+)$/;
+
+interface LinkKey {
+  /** 8 bytes, base64url: names the secret's version in a token without telling anything of it. */
+  id: string;
+  encryption: Buffer;
+  /** Makes the IV from the plaintext (below). */
+  iv: Buffer;
+}
+
+/** Keys are derived once per secret value: an environment sees two or three values in its life. */
+const derived = new Map<string, LinkKey>();
+
+function linkKey(secret: string): LinkKey {
+  let key = derived.get(secret);
+  if (!key) {
+    // HKDF-SHA256 with a label per use: the three are independent, and none tells the secret.
+    const part = (label: string, bytes: number) =>
+      Buffer.from(
+        hkdfSync('sha256', secret, Buffer.alloc(0), `nonprofit-mailer unsubscribe ${label}`, bytes),
+      );
+    key = {
+      id: part('key id', 8).toString('base64url'),
+      encryption: part('aes-256-gcm', 32),
+      iv: part('synthetic iv', 32),
+    };
+    if (derived.size >= 8) derived.clear();
+    derived.set(secret, key);
+  }
+  return key;
+}
+
+// The claim's fields by one letter: a link's length is worth keeping short.
+const claimV2 = z.strictObject({
+  e: storedEmailAddress,
+  j: z.uuid().optional(),
+  r: storedEmailAddress.optional(),
+});
+
+/**
+ * Seals a claim under the secret's current version. The IV is an HMAC of the plaintext (a synthetic
+ * IV, as in SIV modes) rather than random: a random 96-bit IV may repeat after about 2^32 links
+ * under one key (NIST SP 800-38D's bound), within reach of a large sender in one rotation period,
+ * and a repeated GCM IV gives away the authentication key. A synthetic IV repeats only for the same
+ * claim, which then gives the same token. The header is authenticated with it.
+ */
+export function signUnsubscribeToken(secret: string, claim: UnsubscribeClaim): string {
+  const key = linkKey(secret);
+  const json = JSON.stringify({ e: claim.email, j: claim.jobId, r: claim.recipient });
+  // JSON allows trailing spaces: the padding needs no length of its own.
+  const plaintext = Buffer.from(json.padEnd(Math.ceil(json.length / PAD_TO) * PAD_TO, ' '), 'utf8');
+  const header = `${V2_PREFIX}.${key.id}`;
+  const iv = createHmac('sha256', key.iv).update(header).update(plaintext).digest().subarray(0, IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key.encryption, iv, { authTagLength: TAG_BYTES });
+  cipher.setAAD(Buffer.from(header, 'utf8'));
+  const sealed = Buffer.concat([iv, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  return `${header}.${sealed.toString('base64url')}`;
+}
+
+function openV2(versions: SecretVersions, keyId: string, text: string): UnsubscribeClaim | undefined {
+  const secret = [versions.current, versions.previous].find(
+    (candidate) => candidate !== undefined && linkKey(candidate).id === keyId,
+  );
+  if (secret === undefined) return undefined;
+  const sealed = Buffer.from(text, 'base64url');
+  // Base64url decoding skips what it cannot read: only the exact encoding of the bytes is accepted.
+  if (sealed.toString('base64url') !== text || sealed.length < IV_BYTES + TAG_BYTES + PAD_TO)
+    return undefined;
+  const key = linkKey(secret);
+  let plaintext: string;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key.encryption, sealed.subarray(0, IV_BYTES), {
+      authTagLength: TAG_BYTES,
+    });
+    decipher.setAAD(Buffer.from(`${V2_PREFIX}.${keyId}`, 'utf8'));
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    plaintext = Buffer.concat([
+      decipher.update(sealed.subarray(IV_BYTES, sealed.length - TAG_BYTES)),
+      decipher.final(),
+    ]).toString('utf8');
+  } catch {
+    // The tag does not match: altered, cut, or sealed with another key.
+    return undefined;
+  }
+  const parsed = claimV2.safeParse(parseJson(plaintext));
+  if (!parsed.success) return undefined;
+  return { email: parsed.data.e, jobId: parsed.data.j, recipient: parsed.data.r };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Version 1 (until December 2026): `<base64url(JSON claim)>.<base64url(HMAC-SHA256)>`
+// ---------------------------------------------------------------------------------------------
+
+const claimV1 = z.strictObject({
   v: z.literal(1),
   e: storedEmailAddress,
   j: z.uuid().optional(),
@@ -38,36 +164,64 @@ const BASE64URL = /^[A-Za-z0-9_-]+$/;
 /** HMAC-SHA256's 32 bytes in base64url, unpadded. */
 const SIGNATURE = /^[A-Za-z0-9_-]{43}$/;
 
-const signature = (secret: string, body: string) => createHmac('sha256', secret).update(body).digest();
+const macOf = (secret: string, body: string) =>
+  Buffer.from(createHmac('sha256', secret).update(body).digest().toString('base64url'), 'utf8');
 
-export function signUnsubscribeToken(secret: string, claim: UnsubscribeClaim): string {
-  const body = Buffer.from(
-    JSON.stringify({ v: 1, e: claim.email, j: claim.jobId, k: claim.apiKeyId, r: claim.recipient }),
-    'utf8',
-  ).toString('base64url');
-  return `${body}.${signature(secret, body).toString('base64url')}`;
-}
-
-/** The claim a token carries, or undefined when it is not one this deployment signed, whole. */
-export function verifyUnsubscribeToken(secret: string, token: string): UnsubscribeClaim | undefined {
-  if (token.length > MAX_TOKEN_LENGTH) return undefined;
-  const [body, mac, extra] = token.split('.');
-  // Base64url decoding skips characters outside its alphabet: only the exact text is accepted.
-  if (!body || !mac || extra !== undefined || !BASE64URL.test(body) || !SIGNATURE.test(mac)) return undefined;
+function openV1(versions: SecretVersions, body: string, mac: string): UnsubscribeClaim | undefined {
+  if (!BASE64URL.test(body) || !SIGNATURE.test(mac)) return undefined;
   // The signature's text is compared, not its decoded bytes: base64url's last character has bits
   // no byte uses, so two texts can decode alike. In constant time, so a refusal's timing tells nothing.
-  const expected = Buffer.from(signature(secret, body).toString('base64url'), 'utf8');
   const given = Buffer.from(mac, 'utf8');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-  let decoded: unknown;
+  const signed = [versions.current, versions.previous].some((secret) => {
+    if (secret === undefined) return false;
+    const expected = macOf(secret, body);
+    return expected.length === given.length && timingSafeEqual(given, expected);
+  });
+  if (!signed) return undefined;
+  const parsed = claimV1.safeParse(parseJson(Buffer.from(body, 'base64url').toString('utf8')));
+  if (!parsed.success) return undefined;
+  return { email: parsed.data.e, jobId: parsed.data.j, apiKeyId: parsed.data.k, recipient: parsed.data.r };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function parseJson(text: string): unknown {
   try {
-    decoded = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+    return JSON.parse(text);
   } catch {
     return undefined;
   }
-  const parsed = payload.safeParse(decoded);
-  if (!parsed.success) return undefined;
-  return { email: parsed.data.e, jobId: parsed.data.j, apiKeyId: parsed.data.k, recipient: parsed.data.r };
+}
+
+/** The claim a token carries, or undefined when it is not one this deployment made, whole, under these versions. */
+export function verifyUnsubscribeToken(
+  versions: SecretVersions,
+  token: string,
+): UnsubscribeClaim | undefined {
+  if (token.length > MAX_TOKEN_LENGTH) return undefined;
+  const v2 = V2_TOKEN.exec(token);
+  if (v2?.[1] && v2[2]) return openV2(versions, v2[1], v2[2]);
+  const [body, mac, extra] = token.split('.');
+  if (!body || !mac || extra !== undefined) return undefined;
+  return openV1(versions, body, mac);
+}
+
+/**
+ * The claim a token carries, under the versions the source holds. A token naming a key neither
+ * version has is checked once more with the versions read afresh: this environment may have read
+ * the secret before its last rotation. (A forged key id costs at most that one read; the source
+ * decides how often it really reads.)
+ */
+export async function openUnsubscribeToken(
+  secret: SigningSecret,
+  token: string,
+): Promise<UnsubscribeClaim | undefined> {
+  const versions = await secret.versions();
+  const claim = verifyUnsubscribeToken(versions, token);
+  const keyId = V2_TOKEN.exec(token)?.[1];
+  if (claim || keyId === undefined || token.length > MAX_TOKEN_LENGTH) return claim;
+  const known = [versions.current, versions.previous].some((s) => s !== undefined && linkKey(s).id === keyId);
+  return known ? undefined : verifyUnsubscribeToken(await secret.versions({ fresh: true }), token);
 }
 
 // Not strict: a link rewriter or tracker may append parameters, and the recipient must still get out.

@@ -30,7 +30,7 @@ function handler({ failingLedger = false } = {}) {
       suppressions: { add },
       jobs,
       ledger: { recordFeedback },
-      secret: { get: async () => SECRET },
+      secret: { versions: async () => ({ current: SECRET }) },
       now: () => new Date('2026-12-04T10:00:00Z'),
     }),
   };

@@ -974,7 +974,7 @@ describe('every reader its own message', () => {
   const SECRET = 'test-link-secret';
   const links = {
     unsubscribe: {
-      secret: { get: async () => SECRET },
+      secret: { versions: async () => ({ current: SECRET }) },
       url: 'https://api.example.org/v1/unsubscribe',
       mailto: 'out@example.org',
     },
@@ -1001,7 +1001,7 @@ describe('every reader its own message', () => {
       expect(email).toMatchObject({ to: 'a@example.org', cc: ['boss@example.org', 'board@example.org'] });
       // The link in the header and in the footer unsubscribes this reader, and only this reader.
       // A copy's link also names the recipient whose email it copies: its ledger entry notes the unsubscribe.
-      expect(verifyUnsubscribeToken(SECRET, tokenOf(email.unsubscribe?.url))).toEqual({
+      expect(verifyUnsubscribeToken({ current: SECRET }, tokenOf(email.unsubscribe?.url))).toEqual({
         email: email.reader,
         jobId,
         apiKeyId: undefined,

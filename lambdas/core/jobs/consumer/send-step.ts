@@ -84,7 +84,8 @@ export async function prepareSending(
     // be missed, as one recorded just after this read would be.
     const [suppressed, linkSecret, cancelled] = await Promise.all([
       run.deps.suppressions.getMany([...toCheck, ...job.content.cc], { consistent: false }),
-      run.deps.unsubscribe?.secret.get(),
+      // Links are sealed with the secret's current version.
+      run.deps.unsubscribe?.secret.versions().then((versions) => versions.current),
       lookForCancel(run, job),
     ]);
     return { suppressed, linkSecret, cancelled };
