@@ -49,7 +49,7 @@ const error = (description: string) => ({ description, ...json(answer.errorBody)
 const common: ZodOpenApiResponsesObject = {
   '429': {
     description:
-      "API Gateway's throttle (`Too Many Requests`: the key or the route is above its rate and burst) or quota (`Limit Exceeded`: the usage plan's requests per day).",
+      "API Gateway's throttle (`Too Many Requests`: the key or the route is above its rate and burst) or quota (`Limit Exceeded`: the usage plan's requests per day); or the web ACL's per-address rate rule (`Too Many Requests`: this client address made more than `wafRequestsPerIp`, or `wafUnsubscribeRequestsPerIp` to `/unsubscribe`, in the window).",
     headers: z.object({ 'Retry-After': RETRY_AFTER }),
     ...json(answer.errorBody),
   },
@@ -61,7 +61,13 @@ const common: ZodOpenApiResponsesObject = {
 /** What a route that needs an API key answers without a valid one, or to a key its scopes do not cover. */
 const keyed: ZodOpenApiResponsesObject = {
   '403': error(
-    'No `x-api-key` header, one sent twice, or one that is unknown or in no usage plan (`Forbidden`); or a key whose scopes do not cover the route: `message` names the scope it needs.',
+    'No `x-api-key` header, one sent twice, or one that is unknown or in no usage plan (`Forbidden`); or a key whose scopes do not cover the route: `message` names the scope it needs; or the web ACL blocked the request (`Forbidden`: an AWS managed rule matched it).',
+  ),
+};
+/** What a public route answers when the web ACL blocks a request (unless `waf` is false). */
+const wafBlocked: ZodOpenApiResponsesObject = {
+  '403': error(
+    'The web ACL blocked the request (`Forbidden`): an AWS managed rule matched it (a known bad input, an address on the IP reputation list).',
   ),
 };
 const badInput = {
@@ -612,7 +618,7 @@ export function openApiDocument() {
       // The route's own answers first (the document lists them first) and over the common ones.
       responses: {
         ...route.operation.responses,
-        ...(route.public ? {} : keyed),
+        ...(route.public ? wafBlocked : keyed),
         ...common,
         ...route.operation.responses,
       },
