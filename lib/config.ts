@@ -290,9 +290,10 @@ export const configSchema = z
     /**
      * Days between rotations of the secret unsubscribe links are sealed with. A link is accepted
      * under the current and the previous version, so it works for at least one period after it was
-     * sent: at least 30 days, as CAN-SPAM asks of an opt-out mechanism.
+     * sent, less the rotation's two-hour window: at least 31, so a link always works 30 days, as
+     * CAN-SPAM asks of an opt-out mechanism.
      */
-    unsubscribeSecretRotationDays: z.coerce.number().int().min(30).max(1000).default(90),
+    unsubscribeSecretRotationDays: z.coerce.number().int().min(31).max(1000).default(90),
     /**
      * An existing SES configuration set to send with (dedicated IPs, destinations of your own): the
      * stack adds its bounce and complaint destination to it. Unset, the stack creates its own set.

@@ -85,11 +85,12 @@ export class MailerStack extends Stack {
       config: props.config,
       configurationSetName: this.sesFeedback?.configurationSetName,
     });
-    new Unsubscribe(this, 'Unsubscribe', {
+    const unsubscribe = new Unsubscribe(this, 'Unsubscribe', {
       api: this.api,
       data: this.data,
       config: props.config,
-    }).enableLinks(this.emailJobs.consumer, props.config.unsubscribeMailto);
+    });
+    unsubscribe.enableLinks(this.emailJobs.consumer, props.config.unsubscribeMailto);
     new PublishedContract(this, 'Contract', { api: this.api });
     // Last: it watches every function the stack has.
     this.monitoring = new MailerMonitoring(this, 'Monitoring', {
@@ -99,6 +100,7 @@ export class MailerStack extends Stack {
       consumer: this.emailJobs.consumer,
       counter: this.emailJobs.counter,
       publisher: this.events.publisher,
+      linkSecretRotation: unsubscribe.rotation,
       personRequests: this.personRequests,
       sesFeedback: this.sesFeedback,
       senderIdentity: this.senderIdentity?.identityName,

@@ -128,12 +128,12 @@ export async function startLocalSecrets(options: {
     secrets.push({
       logicalId,
       arn,
-      ...(typeof kept === 'object'
+      ...(typeof kept === 'object' && kept !== null && Array.isArray(kept.versions)
         ? kept
         : {
             versions: [
               first(
-                kept ??
+                (typeof kept === 'string' ? kept : undefined) ??
                   (typeof properties.SecretString === 'string'
                     ? properties.SecretString
                     : generate((properties.GenerateSecretString ?? {}) as GenerateSecretString)),
@@ -209,6 +209,16 @@ export async function startLocalSecrets(options: {
     rotationFunction: string,
     requested: unknown,
   ): Promise<string> => {
+    // A request sent again (an SDK's retry) for a rotation already done: the same answer.
+    if (
+      typeof requested === 'string' &&
+      secret.versions.some((version) => version.id === requested && version.stages.includes('AWSCURRENT'))
+    )
+      return requested;
+    // A finished rotation whose version kept its AWSPENDING label is no rotation to finish.
+    for (const version of secret.versions)
+      if (version.stages.includes('AWSCURRENT'))
+        version.stages = version.stages.filter((name) => name !== 'AWSPENDING');
     // A rotation that failed left its pending version: it is tried again, as in AWS.
     let pending = secret.versions.find((version) => version.stages.includes('AWSPENDING'));
     if (!pending) {

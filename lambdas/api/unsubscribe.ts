@@ -15,6 +15,7 @@ import type { JobStore } from '../core/jobs/job-store';
 import { logger } from '../core/observability/telemetry';
 import type { SuppressionList } from '../core/suppressions/repository';
 import {
+  maskAddress,
   openUnsubscribeToken,
   type SigningSecret,
   type UnsubscribeClaim,
@@ -81,7 +82,7 @@ async function noteOnLedger(
 }
 
 /**
- * The link in every email (RFC 8058). `GET` shows the address and one button (mail scanners follow
+ * The link in every email (RFC 8058). `GET` shows the address, masked, and one button (mail scanners follow
  * links, so a GET changes nothing); `POST`, from that button or from the mailbox provider's
  * one-click request, suppresses the address and answers 200 whatever the body. A token this
  * deployment did not make, whole, under the current or previous version of its secret, is a 400
@@ -105,7 +106,7 @@ export const makeUnsubscribe = ({
         },
       ]);
     }
-    const address = escapeHtml(claim.email);
+    const address = escapeHtml(maskAddress(claim.email));
     if (event.httpMethod === 'GET') {
       return page(
         'Unsubscribe',

@@ -23,7 +23,11 @@ import type { SendingControlsDependencies } from './sending/sending-controls';
 import { SesSending } from './sending/ses-sending';
 import { readSettings, SETTING } from './settings';
 import { DynamoSuppressionList } from './suppressions/dynamodb/dynamo-suppression-list';
-import { SecretsManagerSigningSecret } from './suppressions/signing-secret';
+import {
+  SEALING_SECRET_MAX_AGE_SECONDS,
+  SecretsManagerSigningSecret,
+  type SigningSecretOptions,
+} from './suppressions/signing-secret';
 import { SendPacer } from './transport/send-pacer';
 import { SesTransport } from './transport/ses-transport';
 import { type EmailTransport, RecordTransport } from './transport/transport';
@@ -68,17 +72,20 @@ export const suppressionsFromEnv = (outbox?: EventOutbox, audit?: DynamoAuditTra
 export const addressKeysFromEnv = () =>
   new SecretsManagerAddressKeys(readSettings({ arn: SETTING.addressKeySecretArn }).arn, secretsManagerClient);
 
-/** The secret that signs and checks unsubscribe links. */
-export const signingSecretFromEnv = () =>
+/** The secret that seals and opens unsubscribe links. */
+export const signingSecretFromEnv = (options: SigningSecretOptions = {}) =>
   new SecretsManagerSigningSecret(
     readSettings({ arn: SETTING.unsubscribeSecretArn }).arn,
     secretsManagerClient,
+    options,
   );
 
 /** What the consumer needs to give each email its unsubscribe link. */
 export function unsubscribeLinksFromEnv() {
   const { url, mailto } = readSettings({ url: SETTING.unsubscribeUrl, mailto: SETTING.unsubscribeMailto });
-  return { secret: signingSecretFromEnv(), url, mailto };
+  // Read each minute, not each five: after a rotation, links sealed with the version it made
+  // previous go out for at most a minute (and so live a minute less than a full period).
+  return { secret: signingSecretFromEnv({ maxAgeSeconds: SEALING_SECRET_MAX_AGE_SECONDS }), url, mailto };
 }
 
 /** The jobs; the function that creates them (acceptance) is given their retention (`jobRetentionDays`). */

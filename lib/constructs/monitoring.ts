@@ -37,6 +37,8 @@ export interface MonitoringProps {
   counter: ProjectFunction;
   /** The publisher of the outbox's events (core/events). */
   publisher: ProjectFunction;
+  /** The unsubscribe link secret's rotation function. */
+  linkSecretRotation: ProjectFunction;
   /** A person's data requests: their steps' dead-letter queue is watched. */
   personRequests: PersonRequests;
   /** SES's bounces and complaints, when emails go through SES. */
@@ -90,6 +92,7 @@ export class MailerMonitoring extends Construct {
       consumer,
       counter,
       publisher,
+      linkSecretRotation,
       personRequests,
       sesFeedback,
       senderIdentity,
@@ -181,7 +184,7 @@ export class MailerMonitoring extends Construct {
       .findAll()
       .filter((construct): construct is ProjectFunction => construct instanceof ProjectFunction);
     this.dashboard = this.buildDashboard(api, queue, functions);
-    this.buildAlarms(api, queue, personRequests, consumer, functions, config);
+    this.buildAlarms(api, queue, personRequests, { consumer, linkSecretRotation }, functions, config);
     // A stream batch is retried until it is counted: while it fails, jobs' counts and ends wait.
     this.alarm(
       'OutcomeCountingBehind',
@@ -451,7 +454,7 @@ export class MailerMonitoring extends Construct {
     api: MailerApi,
     queue: EmailQueue,
     personRequests: PersonRequests,
-    consumer: ProjectFunction,
+    { consumer, linkSecretRotation }: { consumer: ProjectFunction; linkSecretRotation: ProjectFunction },
     functions: ProjectFunction[],
     config: MailerConfig,
   ): void {
@@ -511,6 +514,15 @@ export class MailerMonitoring extends Construct {
       metric: consumer.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }),
       threshold: 1,
     });
+    // A failed step leaves the rotation pending; one that keeps failing stops the secret rotating.
+    this.alarm(
+      'LinkSecretRotationErrors',
+      'A step of rotating the unsubscribe link secret failed: the secret keeps its versions until a rotation succeeds',
+      {
+        metric: linkSecretRotation.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }),
+        threshold: 1,
+      },
+    );
     // A metric math alarm takes at most 10 metrics: one alarm per group of ten functions.
     for (let start = 0; start < functions.length; start += 10) {
       const group = functions.slice(start, start + 10);

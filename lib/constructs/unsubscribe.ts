@@ -1,6 +1,7 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { CfnStage } from 'aws-cdk-lib/aws-apigateway';
-import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { CfnPermission } from 'aws-cdk-lib/aws-lambda';
+import { type CfnRotationSchedule, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { TABLE } from '../../lambdas/core/bindings';
 import { SETTING } from '../../lambdas/core/settings';
@@ -15,6 +16,9 @@ export interface UnsubscribeProps {
   config: MailerConfig;
 }
 
+/** Hours in which a scheduled rotation happens (from midnight UTC of its day). */
+const ROTATION_WINDOW_HOURS = 2;
+
 /** The path of the public unsubscribe routes, below the stage. */
 export const UNSUBSCRIBE_PATH = '/unsubscribe';
 
@@ -27,6 +31,8 @@ export const UNSUBSCRIBE_PATH = '/unsubscribe';
 export class Unsubscribe extends Construct {
   readonly secret: Secret;
   readonly handler: ProjectFunction;
+  /** Rotates the secret: watched, as a rotation that keeps failing stops rotating it. */
+  readonly rotation: ProjectFunction;
   private readonly linkBase: string;
 
   constructor(scope: Construct, id: string, { api, data, config }: UnsubscribeProps) {
@@ -38,7 +44,7 @@ export class Unsubscribe extends Construct {
       // Kept with the tables: a new secret would make every link already sent answer 400.
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    this.rotate(config.unsubscribeSecretRotationDays);
+    this.rotation = this.rotate(config.unsubscribeSecretRotationDays);
     this.linkBase = `${config.publicApiUrl ?? api.restApi.url.replace(/\/$/, '')}${UNSUBSCRIBE_PATH}`;
 
     this.handler = new ProjectFunction(this, 'Unsubscribe', {
@@ -74,7 +80,7 @@ export class Unsubscribe extends Construct {
    * replaces becomes AWSPREVIOUS, under which links already sent are still accepted until the next
    * rotation. Not at deploy: a stack updated to this version keeps its secret for a whole period.
    */
-  private rotate(days: number): void {
+  private rotate(days: number): ProjectFunction {
     const rotation = new ProjectFunction(this, 'RotateSigningSecret', {
       entry: 'worker/rotate-link-secret.ts',
       description: 'Rotates the unsubscribe link secret (Secrets Manager rotation function)',
@@ -82,16 +88,28 @@ export class Unsubscribe extends Construct {
       timeout: Duration.seconds(30),
     }).acknowledgeNoDeadLetterTarget('rotation');
     // Grants the function read, put and stage changes on this secret, and Secrets Manager the invoke.
-    this.secret.addRotationSchedule('Rotation', {
+    const schedule = this.secret.addRotationSchedule('Rotation', {
       rotationLambda: rotation,
       automaticallyAfter: Duration.days(days),
       rotateImmediatelyOnUpdate: false,
     });
+    // Without a duration, a `rate(N days)` rotation may fall anywhere in its UTC day, so two may come
+    // almost a day less than N days apart; within two hours, a link lives at least the period less
+    // two hours (and the minute a consumer may seal with the version it read before).
+    (schedule.node.defaultChild as CfnRotationSchedule).addPropertyOverride(
+      'RotationRules.Duration',
+      `${ROTATION_WINDOW_HOURS}h`,
+    );
+    // Only this account's Secrets Manager may invoke it (CDK's grant names the service alone).
+    for (const permission of rotation.node.findAll())
+      if (permission instanceof CfnPermission && permission.principal === 'secretsmanager.amazonaws.com')
+        permission.sourceAccount = Stack.of(this).account;
     Validations.of(rotation.role ?? rotation).acknowledge({
       id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
       reason:
         'secretsmanager:GetRandomPassword (the new value) and X-Ray tracing support no resource-level permissions.',
     });
+    return rotation;
   }
 
   /** Lets a function sign links: the secret, the link's base URL and the optional mailbox. */

@@ -881,12 +881,14 @@ describe('API', () => {
           'Arn',
         ],
       },
-      RotationRules: { ScheduleExpression: 'rate(90 days)' },
+      // Within two hours of its day's start: two rotations are never closer than the period less two hours.
+      RotationRules: { ScheduleExpression: 'rate(90 days)', Duration: '2h' },
       RotateImmediatelyOnUpdate: false,
     });
     assertions.hasResourceProperties('AWS::Lambda::Permission', {
       Action: 'lambda:InvokeFunction',
       Principal: 'secretsmanager.amazonaws.com',
+      SourceAccount: { Ref: 'AWS::AccountId' },
     });
     // Kept when the stack goes, as the tables are: a new secret would break every link already sent.
     expect(assertions.findResources('AWS::SecretsManager::Secret')[secretId as string]).toMatchObject({
@@ -902,8 +904,8 @@ describe('API', () => {
     expect(JSON.stringify(template)).not.toMatch(/"SecretString"\s*:/);
   });
 
-  it('rotates the link secret as often as configured, never more often than every 30 days', () => {
-    expect(() => synthesizeForTests({ unsubscribeSecretRotationDays: 29 })).toThrow(
+  it('rotates the link secret as often as configured, never more often than every 31 days (a link lives 30)', () => {
+    expect(() => synthesizeForTests({ unsubscribeSecretRotationDays: 30 })).toThrow(
       /unsubscribeSecretRotationDays/,
     );
   });
@@ -1144,6 +1146,7 @@ describe('monitoring', () => {
     ['DeadLettersWaiting', 'ApproximateNumberOfMessagesVisible', 1, 'GreaterThanOrEqualToThreshold'],
     ['OldestEmailTooOld', 'ApproximateAgeOfOldestMessage', 900, 'GreaterThanThreshold'],
     ['ConsumerErrors', 'Errors', 1, 'GreaterThanOrEqualToThreshold'],
+    ['LinkSecretRotationErrors', 'Errors', 1, 'GreaterThanOrEqualToThreshold'],
     ['SendingPaused', METRIC.sendingPaused, 1, 'GreaterThanOrEqualToThreshold'],
   ])('alarms %s on %s at %d', (name, metricName, threshold, comparison) => {
     assertions.hasResourceProperties('AWS::CloudWatch::Alarm', {

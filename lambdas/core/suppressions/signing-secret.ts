@@ -1,5 +1,12 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { logger } from '../observability/telemetry';
 import type { SecretVersions, SigningSecret } from './unsubscribe-token';
+
+/** How long a consumer seals links with the current version it read (see `unsubscribeLinksFromEnv`). */
+export const SEALING_SECRET_MAX_AGE_SECONDS = 60;
+
+/** After a failed read, how long the versions read before serve until Secrets Manager is asked again. */
+const RETRY_AFTER_FAILURE_MS = 5_000;
 
 export interface SigningSecretOptions {
   /** How long read versions are used: one pair of Secrets Manager calls per five minutes, not per email. */
@@ -33,20 +40,53 @@ export class SecretsManagerSigningSecret implements SigningSecret {
   }
 
   versions({ fresh = false }: { fresh?: boolean } = {}): Promise<SecretVersions> {
+    const now = this.now();
     const kept = this.read;
-    const age = kept ? this.now() - kept.at : Number.POSITIVE_INFINITY;
-    if (kept && age <= this.maxAgeMs && !(fresh && age > this.minRefreshMs)) return kept.versions;
-    const read = { versions: this.load(), at: this.now() };
+    // A read is due when the versions are old or a caller asks afresh, and made at most once per
+    // `minRefreshSeconds` whatever asks: callers meanwhile share the read under way or the last.
+    const due = !kept || now - kept.at > this.maxAgeMs || fresh;
+    const allowed = !kept || now - this.lastAttempt > this.minRefreshMs;
+    if (kept && !(due && allowed)) return kept.versions;
+    this.lastAttempt = now;
+    const read: { versions: Promise<SecretVersions>; at: number } = {
+      versions: Promise.resolve({ current: '' }),
+      at: now,
+    };
+    read.versions = this.load().then(
+      (versions) => {
+        this.lastGood = versions;
+        return versions;
+      },
+      (error: unknown) => {
+        const stale = this.lastGood;
+        if (!stale) {
+          // Nothing known to fall back on: the caller fails, and the next one asks again.
+          if (this.read === read) this.read = undefined;
+          throw error;
+        }
+        // Secrets Manager did not answer (throttled, unreachable): the versions known go on
+        // serving (a flood of forged key ids is judged, not answered 500), and it is asked again
+        // after a short wait rather than by every caller.
+        logger.warn('Could not read the unsubscribe link secret; using the versions read before', { error });
+        read.at = this.now() - this.maxAgeMs + RETRY_AFTER_FAILURE_MS;
+        return stale;
+      },
+    );
     this.read = read;
-    // A failed read is not kept: the next caller asks again.
-    read.versions.catch(() => {
-      if (this.read === read) this.read = undefined;
-    });
     return read.versions;
   }
 
+  /** When Secrets Manager was last asked. */
+  private lastAttempt = Number.NEGATIVE_INFINITY;
+  /** The versions of the last read that succeeded. */
+  private lastGood: SecretVersions | undefined;
+
   private async load(): Promise<SecretVersions> {
-    const [current, previous] = await Promise.all([this.stage('AWSCURRENT'), this.stage('AWSPREVIOUS')]);
+    // In turn, not at once: a rotation between two reads at once could give the new current version
+    // beside the one it retired, missing the one it made previous. Read in this order, a rotation
+    // between them can only miss the version it retires.
+    const current = await this.stage('AWSCURRENT');
+    const previous = await this.stage('AWSPREVIOUS');
     if (current === undefined || current.length < 32)
       throw new Error('The unsubscribe signing secret is missing or too short');
     // A previous version that is not a usable secret opens nothing: links are checked under the current one.

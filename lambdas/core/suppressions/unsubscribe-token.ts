@@ -57,8 +57,14 @@ export const MAX_TOKEN_LENGTH = 1_024;
 const V2_PREFIX = 'v2';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-/** The plaintext is padded to a multiple of this: a token's length tells little of the address's. */
-const PAD_TO = 32;
+/**
+ * The sizes the plaintext is padded to: nearly every claim fits the first (an address of up to
+ * about 70 characters, or a cc reader's copy with two short ones), so a token's length tells
+ * almost nothing of the address or whether it was a cc copy. Longer claims take the next size.
+ */
+const PADDED_SIZES = [128, 256, 640] as const;
+const paddedSize = (length: number) =>
+  PADDED_SIZES.find((size) => size >= length) ?? Math.ceil(length / 128) * 128;
 const V2_TOKEN = /^v2\.([A-Za-z0-9_-]{11})\.([A-Za-z0-9_-]+)$/;
 
 interface LinkKey {
@@ -109,7 +115,8 @@ export function signUnsubscribeToken(secret: string, claim: UnsubscribeClaim): s
   const key = linkKey(secret);
   const json = JSON.stringify({ e: claim.email, j: claim.jobId, r: claim.recipient });
   // JSON allows trailing spaces: the padding needs no length of its own.
-  const plaintext = Buffer.from(json.padEnd(Math.ceil(json.length / PAD_TO) * PAD_TO, ' '), 'utf8');
+  const bytes = Buffer.byteLength(json, 'utf8');
+  const plaintext = Buffer.from(json + ' '.repeat(paddedSize(bytes) - bytes), 'utf8');
   const header = `${V2_PREFIX}.${key.id}`;
   const iv = createHmac('sha256', key.iv).update(header).update(plaintext).digest().subarray(0, IV_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key.encryption, iv, { authTagLength: TAG_BYTES });
@@ -125,7 +132,7 @@ function openV2(versions: SecretVersions, keyId: string, text: string): Unsubscr
   if (secret === undefined) return undefined;
   const sealed = Buffer.from(text, 'base64url');
   // Base64url decoding skips what it cannot read: only the exact encoding of the bytes is accepted.
-  if (sealed.toString('base64url') !== text || sealed.length < IV_BYTES + TAG_BYTES + PAD_TO)
+  if (sealed.toString('base64url') !== text || sealed.length < IV_BYTES + TAG_BYTES + PADDED_SIZES[0])
     return undefined;
   const key = linkKey(secret);
   let plaintext: string;
@@ -222,6 +229,20 @@ export async function openUnsubscribeToken(
   if (claim || keyId === undefined || token.length > MAX_TOKEN_LENGTH) return claim;
   const known = [versions.current, versions.previous].some((s) => s !== undefined && linkKey(s).id === keyId);
   return known ? undefined : verifyUnsubscribeToken(await secret.versions({ fresh: true }), token);
+}
+
+/**
+ * The address as the page shows it: its first characters and top-level domain only. Whoever holds
+ * a link (a forwarded email, a proxy's log, a link scanner) can open its page; the person it
+ * unsubscribes knows their own address from this much.
+ */
+export function maskAddress(email: string): string {
+  const at = email.lastIndexOf('@');
+  const local = email.slice(0, at);
+  const domain = email.slice(at + 1);
+  const dot = domain.lastIndexOf('.');
+  const top = dot > 0 ? domain.slice(dot) : '';
+  return `${[...local][0] ?? ''}•••@${[...domain][0] ?? ''}•••${top}`;
 }
 
 // Not strict: a link rewriter or tracker may append parameters, and the recipient must still get out.

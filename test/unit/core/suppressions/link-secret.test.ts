@@ -68,6 +68,23 @@ describe('the signing secret read from Secrets Manager', () => {
     expect(secretsManager.commandCalls(GetSecretValueCommand)).toHaveLength(4);
   });
 
+  it('goes on with the versions it read when Secrets Manager fails, and asks again five seconds later', async () => {
+    const secret = source();
+    await secret.versions();
+    secretsManager.on(GetSecretValueCommand).rejects(new Error('Rate exceeded'));
+    clock.now += 2_000;
+    // A token naming an unknown key id asks afresh: judged under the versions known, not a 500.
+    expect(await secret.versions({ fresh: true })).toEqual({ current: CURRENT, previous: PREVIOUS });
+    expect(await secret.versions({ fresh: true })).toEqual({ current: CURRENT, previous: PREVIOUS });
+    expect(secretsManager.commandCalls(GetSecretValueCommand)).toHaveLength(3);
+    secretsManager.on(GetSecretValueCommand).resolves({ SecretString: 'n'.repeat(64) });
+    clock.now += 4_000;
+    await secret.versions();
+    expect(secretsManager.commandCalls(GetSecretValueCommand)).toHaveLength(3);
+    clock.now += 2_000;
+    expect(await secret.versions()).toEqual({ current: 'n'.repeat(64), previous: 'n'.repeat(64) });
+  });
+
   it('fails, and keeps nothing, when the current version is missing or too short', async () => {
     const values = ['short', CURRENT];
     secretsManager
