@@ -48,32 +48,33 @@ export class SecretsManagerSigningSecret implements SigningSecret {
     const allowed = !kept || now - this.lastAttempt > this.minRefreshMs;
     if (kept && !(due && allowed)) return kept.versions;
     this.lastAttempt = now;
-    const read: { versions: Promise<SecretVersions>; at: number } = {
-      versions: Promise.resolve({ current: '' }),
-      at: now,
-    };
-    read.versions = this.load().then(
-      (versions) => {
-        this.lastGood = versions;
-        return versions;
+    const versions: Promise<SecretVersions> = this.load().then(
+      (read) => {
+        this.lastGood = read;
+        return read;
       },
       (error: unknown) => {
         const stale = this.lastGood;
+        const current = this.read?.versions === versions;
         if (!stale) {
           // Nothing known to fall back on: the caller fails, and the next one asks again.
-          if (this.read === read) this.read = undefined;
+          if (current) this.read = undefined;
           throw error;
         }
         // Secrets Manager did not answer (throttled, unreachable): the versions known go on
         // serving (a flood of forged key ids is judged, not answered 500), and it is asked again
         // after a short wait rather than by every caller.
         logger.warn('Could not read the unsubscribe link secret; using the versions read before', { error });
-        read.at = this.now() - this.maxAgeMs + RETRY_AFTER_FAILURE_MS;
+        if (current)
+          this.read = {
+            versions: Promise.resolve(stale),
+            at: this.now() - this.maxAgeMs + RETRY_AFTER_FAILURE_MS,
+          };
         return stale;
       },
     );
-    this.read = read;
-    return read.versions;
+    this.read = { versions, at: now };
+    return versions;
   }
 
   /** When Secrets Manager was last asked. */

@@ -125,10 +125,14 @@ export function signUnsubscribeToken(secret: string, claim: UnsubscribeClaim): s
   return `${header}.${sealed.toString('base64url')}`;
 }
 
-function openV2(versions: SecretVersions, keyId: string, text: string): UnsubscribeClaim | undefined {
-  const secret = [versions.current, versions.previous].find(
-    (candidate) => candidate !== undefined && linkKey(candidate).id === keyId,
+/** The version of the secret whose key a token names, if either is. */
+const versionNamed = (versions: SecretVersions, keyId: string) =>
+  [versions.current, versions.previous].find(
+    (secret) => secret !== undefined && linkKey(secret).id === keyId,
   );
+
+function openV2(versions: SecretVersions, keyId: string, text: string): UnsubscribeClaim | undefined {
+  const secret = versionNamed(versions, keyId);
   if (secret === undefined) return undefined;
   const sealed = Buffer.from(text, 'base64url');
   // Base64url decoding skips what it cannot read: only the exact encoding of the bytes is accepted.
@@ -227,8 +231,9 @@ export async function openUnsubscribeToken(
   const claim = verifyUnsubscribeToken(versions, token);
   const keyId = V2_TOKEN.exec(token)?.[1];
   if (claim || keyId === undefined || token.length > MAX_TOKEN_LENGTH) return claim;
-  const known = [versions.current, versions.previous].some((s) => s !== undefined && linkKey(s).id === keyId);
-  return known ? undefined : verifyUnsubscribeToken(await secret.versions({ fresh: true }), token);
+  return versionNamed(versions, keyId) !== undefined
+    ? undefined
+    : verifyUnsubscribeToken(await secret.versions({ fresh: true }), token);
 }
 
 /**
