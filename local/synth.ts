@@ -16,6 +16,7 @@ import { BUNDLES_BY_INPUTS_CONTEXT, bundleFingerprint, fingerprintOf } from '../
 import type { MailerConfig } from '../lib/config';
 import { STACK_NAME } from '../lib/stack-name';
 import { BundleCache, DEFAULT_BUNDLE_CACHE } from './bundle-cache';
+import { withEsbuildCalledDirectly } from './esbuild-direct';
 import type { CfnTemplate } from './template';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -75,7 +76,9 @@ const MEMO_FILE = 'local-synthesis.json';
  * and the configuration): a runtime started on a new folder (each end-to-end test's, a developer's
  * second checkout of the same code) then loads neither the CDK nor cdk-nag, seconds of CPU each time.
  */
-export const DEFAULT_SYNTHESIS_CACHE = join('node_modules', '.cache', 'nonprofit-mailer', 'syntheses');
+/** What the local runtime keeps between runs, under the installed dependencies. */
+const LOCAL_CACHE = join('node_modules', '.cache', 'nonprofit-mailer');
+export const DEFAULT_SYNTHESIS_CACHE = join(LOCAL_CACHE, 'syntheses');
 const SHARED_SYNTHESIS_KEPT_MS = 3 * 24 * 3600 * 1000;
 
 interface SynthesisMemo {
@@ -117,12 +120,15 @@ export async function synthesizeStack(
   // Loaded only when needed: the CDK and cdk-nag take seconds to load.
   const { createApp } = await import('../lib/app');
   const { readConfig } = await import('../lib/config');
-  const { app } = createApp({
-    outdir,
-    context: { ...LOCAL_CONTEXT, ...localSenderDomain(cdkJson.context ?? {}), ...cdkJson.context },
-    postCliContext: { 'aws:cdk:enable-asset-metadata': true, [BUNDLES_BY_INPUTS_CONTEXT]: true },
+  // Functions are bundled as their constructs are made, so the whole app is built under it.
+  const { app, assembly } = withEsbuildCalledDirectly(PROJECT_ROOT, join(PROJECT_ROOT, LOCAL_CACHE), () => {
+    const { app } = createApp({
+      outdir,
+      context: { ...LOCAL_CONTEXT, ...localSenderDomain(cdkJson.context ?? {}), ...cdkJson.context },
+      postCliContext: { 'aws:cdk:enable-asset-metadata': true, [BUNDLES_BY_INPUTS_CONTEXT]: true },
+    });
+    return { app, assembly: app.synth() };
   });
-  const assembly = app.synth();
   const template = assembly.getStackByName(STACK_NAME).template as CfnTemplate;
   bundles.keepFrom(assembly.directory, assetFolders(template));
   const config = readConfig(app.node);
