@@ -106,7 +106,7 @@ describe('the email pipeline on DynamoDB Local and local SQS', () => {
         }
         return result;
       };
-    // A message a batch: six messages of ten, so several invocations, more than one failing.
+    // A message a batch: six messages of ten, so several invocations, some of them failing.
     const p = await run({ deliveries: writtenThenFail, consumer: throwAfterWork, batchSize: 1 });
     const recipients = await p.registerNonprofits(60);
     const { job } = await p.submit(recipients);
