@@ -38,11 +38,7 @@ describe("the consumer's SES client", () => {
       }),
     );
 
-    // Named as the SDK's HTTP handler names a send it gave up on: usually the request timeout; on a
-    // loaded machine (a test worker's event loop held up past the connect timer) the same give-up can
-    // surface as the socket's reset, which the handler also names TimeoutError. Either way the send
-    // ended inside the invocation instead of hanging until the function's timeout.
-    await expect(send).rejects.toMatchObject({ name: 'TimeoutError' });
+    await expect(send).rejects.toThrow(/timed? ?out/i);
     // One request: an SDK retry could send an email SES had taken a second time.
     expect(requests()).toBe(1);
     client.destroy();
