@@ -1,6 +1,9 @@
 import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
+/** The PATH without the stand-in, for the calls it hands to the real npx. */
+const REAL_PATH = 'NONPROFIT_MAILER_NPX_PATH';
+
 /**
  * Runs a synthesis with CDK's esbuild calls going straight to the project's esbuild.
  *
@@ -12,33 +15,50 @@ import { delimiter, join } from 'node:path';
  * call to the real npx, so the bundles and their options are CDK's own. Should CDK change how it
  * calls esbuild, the stand-in passes the call through unchanged: slower, never different.
  *
- * Not on Windows (the stand-in is a shell script); there CDK runs npx as usual.
+ * The stand-in runs this checkout's esbuild, the one CDK's npx finds when the runtime is started
+ * from the project (as `npm start` does). Not on Windows (the stand-in is a shell script): there CDK
+ * runs npx as usual.
  */
 export function withEsbuildCalledDirectly<T>(projectRoot: string, cacheDir: string, run: () => T): T {
   const esbuild = join(projectRoot, 'node_modules', '.bin', 'esbuild');
-  if (process.platform === 'win32' || !existsSync(esbuild)) return run();
+  // A ':' in the folder would split the PATH entry: then CDK runs npx as usual.
+  if (process.platform === 'win32' || !existsSync(esbuild) || cacheDir.includes(delimiter)) return run();
   const binDir = join(cacheDir, 'bin');
-  const previousPath = process.env.PATH ?? '';
-  writeStandIn(binDir, esbuild, previousPath);
-  process.env.PATH = [binDir, previousPath].filter(Boolean).join(delimiter);
+  try {
+    writeStandIn(binDir, esbuild);
+  } catch {
+    // Only a saving: without the stand-in CDK bundles as it always does.
+    return run();
+  }
+  const previous = { path: process.env.PATH, realPath: process.env[REAL_PATH] };
+  // The PATH to hand other calls to npx on with travels beside it, not in the shared script, so
+  // processes synthesizing at once with different PATHs each keep their own.
+  process.env[REAL_PATH] = previous.path ?? '';
+  process.env.PATH = [binDir, previous.path].filter(Boolean).join(delimiter);
   try {
     return run();
   } finally {
-    process.env.PATH = previousPath;
+    restore('PATH', previous.path);
+    restore(REAL_PATH, previous.realPath);
   }
 }
 
-function writeStandIn(binDir: string, esbuild: string, pathWithoutStandIn: string): void {
+function restore(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+}
+
+function writeStandIn(binDir: string, esbuild: string): void {
   mkdirSync(binDir, { recursive: true });
   const quote = (value: string) => `'${value.replaceAll("'", `'\\''`)}'`;
   const script = [
     '#!/bin/sh',
-    '# Written by local/esbuild-direct.ts for the length of a local synthesis.',
+    '# Written by local/esbuild-direct.ts; first on PATH only while a local synthesis runs.',
     'if [ "$1" = "--no-install" ] && [ "$2" = "esbuild" ]; then',
     '  shift 2',
     `  exec ${quote(esbuild)} "$@"`,
     'fi',
-    `PATH=${quote(pathWithoutStandIn)} exec npx "$@"`,
+    `PATH="$${REAL_PATH}" exec npx "$@"`,
     '',
   ].join('\n');
   // Written beside, then renamed: another runtime synthesizing at the same moment runs a whole script.

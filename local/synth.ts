@@ -71,13 +71,13 @@ function localSenderDomain(projectContext: Record<string, unknown>): Record<stri
 /** Beside the assembly: what it was synthesized from, and the configuration the app read. */
 const MEMO_FILE = 'local-synthesis.json';
 
+/** What the local runtime keeps between runs, under the installed dependencies. */
+const LOCAL_CACHE = join('node_modules', '.cache', 'nonprofit-mailer');
 /**
  * Syntheses shared by every state folder on this machine, a file per synthesis key (the template
  * and the configuration): a runtime started on a new folder (each end-to-end test's, a developer's
  * second checkout of the same code) then loads neither the CDK nor cdk-nag, seconds of CPU each time.
  */
-/** What the local runtime keeps between runs, under the installed dependencies. */
-const LOCAL_CACHE = join('node_modules', '.cache', 'nonprofit-mailer');
 export const DEFAULT_SYNTHESIS_CACHE = join(LOCAL_CACHE, 'syntheses');
 const SHARED_SYNTHESIS_KEPT_MS = 3 * 24 * 3600 * 1000;
 
