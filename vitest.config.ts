@@ -27,8 +27,8 @@ export default defineConfig({
           // 300,000 fields, seconds on a 2-core machine running the end-to-end files beside them.
           testTimeout: 30_000,
           // Files share their worker's modules (the AWS SDK, zod, Powertools load once per worker):
-          // 33 s of CPU became 19 here. Each file mocks what it uses and resets it; setup files still
-          // run per file.
+          // 33 s of CPU became 19 here. Each file mocks what it uses and resets it, and the setup file
+          // (run per file) restores every client mock as the file ends.
           isolate: false,
         },
       },

@@ -13,12 +13,15 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 
+/** What the local runtime keeps between runs (bundles, syntheses), under the installed dependencies. */
+export const LOCAL_CACHE = join('node_modules', '.cache', 'nonprofit-mailer');
+
 /**
  * Where bundles outlive a synthesis: under `node_modules`, so it goes with the installed
  * dependencies, and so a bundle linked from here still finds the AWS SDK (left external) by Node's
  * usual walk up to the project's `node_modules`.
  */
-export const DEFAULT_BUNDLE_CACHE = join('node_modules', '.cache', 'nonprofit-mailer', 'bundles');
+export const DEFAULT_BUNDLE_CACHE = join(LOCAL_CACHE, 'bundles');
 
 /** A bundle no synthesis has used for this long is removed from the cache. */
 const UNUSED_FOR_MS = 3 * 24 * 3600 * 1000;

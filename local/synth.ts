@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { BUNDLES_BY_INPUTS_CONTEXT, bundleFingerprint, fingerprintOf } from '../lib/bundle-fingerprint';
 import type { MailerConfig } from '../lib/config';
 import { STACK_NAME } from '../lib/stack-name';
-import { BundleCache, DEFAULT_BUNDLE_CACHE } from './bundle-cache';
+import { BundleCache, DEFAULT_BUNDLE_CACHE, LOCAL_CACHE } from './bundle-cache';
 import { withEsbuildCalledDirectly } from './esbuild-direct';
 import type { CfnTemplate } from './template';
 
@@ -71,8 +71,6 @@ function localSenderDomain(projectContext: Record<string, unknown>): Record<stri
 /** Beside the assembly: what it was synthesized from, and the configuration the app read. */
 const MEMO_FILE = 'local-synthesis.json';
 
-/** What the local runtime keeps between runs, under the installed dependencies. */
-const LOCAL_CACHE = join('node_modules', '.cache', 'nonprofit-mailer');
 /**
  * Syntheses shared by every state folder on this machine, a file per synthesis key (the template
  * and the configuration): a runtime started on a new folder (each end-to-end test's, a developer's
